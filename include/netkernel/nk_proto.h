@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: (GPL-2.0 WITH Linux-syscall-note) OR BSD-3-Clause */
+/*
+ * NetKernel wire protocol: the nk virtio device and the messages that cross
+ * it.  Shared, unchanged, by af_netkernel.ko (guest), nsm_kernel.ko (network
+ * stack module) and the host engine.  Documentation/netkernel/protocol.rst
+ * explains every field; this header is the single source of truth for their
+ * layout and values.
+ *
+ * All multi-byte fields are little endian, except port, flowinfo and
+ * address bytes in struct nk_addr, which are in network order as in a
+ * struct sockaddr_in/sockaddr_in6.  Every structure has a fixed size that is
+ * asserted below; none has implicit padding.
+ */
+#ifndef _NETKERNEL_NK_PROTO_H
+#define _NETKERNEL_NK_PROTO_H
+
+#include <linux/types.h>
+
+#define NK_PROTO_VERSION	1
+
+/* ------------------------------------------------------------------ */
+/* The device                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Virtio device IDs the nk device is presented under.  On QEMU 7.2 to 10.1
+ * the carrier is vhost-user-gpio-pci, a pure pass-through frontend with
+ * device ID 41.  On QEMU 10.2 and later vhost-user-test-device-pci takes
+ * any ID: NK_VIRTIO_ID (63) is the last ID a modern virtio-pci function
+ * can carry (PCI device 0x1040 + 63 = 0x107f) and is far above the IDs the
+ * virtio specification has assigned, so no other driver claims it.
+ * Drivers bind under either ID only when struct nk_config carries the magic.
+ */
+#define NK_VIRTIO_ID_GPIO	41
+#define NK_VIRTIO_ID		63
+
+/* Virtio feature bits the device offers and the drivers accept. */
+#define NK_VIRTIO_FEATURES	(1ULL << 32)	/* VIRTIO_F_VERSION_1 */
+
+/* Virtqueue layout: pair q uses virtqueue 2q (requestq) and 2q+1 (eventq). */
+#define NK_VQ_REQUEST(q)	(2 * (q))
+#define NK_VQ_EVENT(q)		(2 * (q) + 1)
+#define NK_MAX_QPAIRS		16
+
+enum nk_role {
+	NK_ROLE_GUEST	= 1,	/* af_netkernel.ko: issues socket requests */
+	NK_ROLE_NSM	= 2,	/* nsm_kernel.ko: serves them */
+};
+
+#define NK_CONFIG_MAGIC0	'N'
+#define NK_CONFIG_MAGIC1	'K'
+#define NK_CONFIG_MAGIC2	'D'
+
+/*
+ * The 8-byte device configuration space, read-only for the driver.  The
+ * first u16 is zero so that a virtio-gpio driver (whose ngpio sits there)
+ * refuses the device; bytes 4..7 carry the magic and the protocol version.
+ */
+struct nk_config {
+	__le16	zero;		/* always 0 */
+	__u8	role;		/* enum nk_role */
+	__u8	max_qpairs;	/* queue pairs the device offers, >= 1 */
+	__u8	magic[3];	/* 'N', 'K', 'D' */
+	__u8	version;	/* NK_PROTO_VERSION */
+};
+
+/* ------------------------------------------------------------------ */
+/* Messages                                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every message is one struct nk_hdr followed by hdr.len bytes of payload,
+ * carried in one descriptor chain.  On the requestq the chain is
+ * device-readable only and its total length equals sizeof(hdr) + hdr.len;
+ * on the eventq the driver posts device-writable chains of at least
+ * sizeof(hdr) + the max_payload agreed in HELLO, and the used length tells
+ * how much was written.
+ *
+ * A guest's requestq carries its requests; its eventq carries replies and
+ * events.  An NSM's eventq carries the guests' requests (socket ids
+ * translated) and its requestq carries its replies and events.
+ */
+struct nk_hdr {
+	__le16	op;		/* enum nk_op */
+	__le16	flags;		/* NK_F_* */
+	__le32	len;		/* payload bytes after the header */
+	__le32	sock;		/* socket id in the namespace of this link's endpoint; 0: none */
+	__le32	status;		/* replies and error events: 0 or a negative errno (s32) */
+	__le64	req_id;		/* chosen by the requester, echoed in the reply */
+	__le32	buf_alloc;	/* credit: sender's receive buffer for this socket */
+	__le32	fwd_cnt;	/* credit: bytes the sender has consumed, mod 2^32 */
+	__le64	arg[4];		/* per-operation arguments, see enum nk_op */
+};
+
+/* nk_hdr.flags */
+#define NK_F_REPLY	0x0001	/* a reply to the request with this req_id */
+#define NK_F_ADDR	0x0002	/* payload starts with a struct nk_addr (datagrams) */
+#define NK_F_CREDIT	0x0004	/* buf_alloc and fwd_cnt are valid */
+#define NK_F_MORE	0x0008	/* SEND: more data follows (MSG_MORE) */
+#define NK_F_KNOWN	(NK_F_REPLY | NK_F_ADDR | NK_F_CREDIT | NK_F_MORE)
+
+/*
+ * Operations.  "G" is the guest, "E" the host engine, "N" the NSM.  A
+ * request travels G -> E -> N (socket id translated), its reply N -> E -> G
+ * with the same op and NK_F_REPLY.  Every request gets exactly one reply,
+ * except SEND and CREDIT, which are answered only when they fail.  The NSM
+ * never blocks on a request: blocking semantics live in the guest, which
+ * waits for events.
+ *
+ *  op            arguments (request)              reply
+ *  HELLO         a0 version, a1 features,         a0 version, a1 features,
+ *                a2 max_payload, a3 role           a2 max_payload, a3 endpoint
+ *                (endpoint <-> engine only)        id; payload: endpoint name
+ *  SOCKET        a0 family (2, 10), a1 type        status
+ *                (1 stream, 2 dgram), a2 protocol
+ *                (0, 6, 17), a3 NK_SOCK_* flags.
+ *                E -> N adds a3 bits 32..63: guest
+ *                endpoint id, payload: nk_addr of
+ *                the guest's source address
+ *  BIND          payload nk_addr                   status
+ *  LISTEN        a0 backlog                        status
+ *  ACCEPT        a0 new socket id, a1 NK_SOCK_*    status, payload peer nk_addr;
+ *                (never blocks: -EAGAIN if none)   the new socket exists on 0
+ *  CONNECT       payload nk_addr                   status 0, -EINPROGRESS (then
+ *                                                  EV_CONNECTED or EV_ERROR)
+ *  SEND          a0 NK_MSG_* flags; payload data,  none unless it fails
+ *                NK_F_ADDR: nk_addr then data
+ *  SHUTDOWN      a0 how (0 RD, 1 WR, 2 RDWR)       status
+ *  CLOSE         none                              status; the id is free after
+ *  SETSOCKOPT    a0 level, a1 optname,             status
+ *                payload option value
+ *  GETSOCKOPT    a0 level, a1 optname, a2 optlen   status, payload value
+ *  GETSOCKNAME   none                              status, payload nk_addr
+ *  GETPEERNAME   none                              status, payload nk_addr
+ *  IOCTL         a0 NK_IOC_*                       status, a0 value
+ *  CREDIT        buf_alloc, fwd_cnt (NK_F_CREDIT)  none unless it fails
+ *
+ * Events travel N -> E -> G (or E -> any endpoint for EV_RESET and
+ * EV_PROTO_ERROR), with req_id 0:
+ *  EV_DATA       payload data (NK_F_ADDR: nk_addr first), counted by credit
+ *  EV_ACCEPT     a0 connections waiting in the accept queue
+ *  EV_CONNECTED  a non-blocking CONNECT completed
+ *  EV_WRITABLE   the NSM socket has send space again
+ *  EV_HUP        a0 NK_SHUT_* mask: the peer shut down (EOF for RD)
+ *  EV_ERROR      status -errno: a socket error (sk_err)
+ *  EV_RESET      status -errno: the socket is gone (peer reset, NSM lost,
+ *                guest detached); the id stays allocated until CLOSE
+ *  EV_PROTO_ERROR status -errno, a0 enum nk_proto_err, a1 descriptor head,
+ *                a2 op, req_id: the message could not be handled and had no
+ *                request to answer (descriptor errors, stray replies)
+ */
+enum nk_op {
+	NK_OP_HELLO		= 1,
+	NK_OP_SOCKET		= 2,
+	NK_OP_BIND		= 3,
+	NK_OP_LISTEN		= 4,
+	NK_OP_ACCEPT		= 5,
+	NK_OP_CONNECT		= 6,
+	NK_OP_SEND		= 7,
+	NK_OP_SHUTDOWN		= 8,
+	NK_OP_CLOSE		= 9,
+	NK_OP_SETSOCKOPT	= 10,
+	NK_OP_GETSOCKOPT	= 11,
+	NK_OP_GETSOCKNAME	= 12,
+	NK_OP_GETPEERNAME	= 13,
+	NK_OP_IOCTL		= 14,
+	NK_OP_CREDIT		= 15,
+	NK_OP_MAX_REQUEST	= NK_OP_CREDIT,
+
+	NK_EV_DATA		= 0x101,
+	NK_EV_ACCEPT		= 0x102,
+	NK_EV_CONNECTED		= 0x103,
+	NK_EV_WRITABLE		= 0x104,
+	NK_EV_HUP		= 0x105,
+	NK_EV_ERROR		= 0x106,
+	NK_EV_RESET		= 0x107,
+	NK_EV_PROTO_ERROR	= 0x1ff,
+};
+
+/* HELLO a1: protocol features. */
+#define NK_FEAT_INET6		(1ULL << 0)	/* AF_INET6 sockets */
+#define NK_FEAT_DGRAM		(1ULL << 1)	/* SOCK_DGRAM sockets */
+#define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM)
+
+/* Largest payload any endpoint may send or be sent; HELLO agrees on less. */
+#define NK_MAX_PAYLOAD		65536
+#define NK_MIN_PAYLOAD		2048
+#define NK_NAME_MAX		64	/* endpoint names, NUL included */
+
+/* SOCKET and ACCEPT a3/a1 flags. */
+#define NK_SOCK_V6ONLY		0x1	/* IPV6_V6ONLY at creation */
+
+/* SEND a0 flags: the subset of MSG_* that crosses the wire. */
+#define NK_MSG_OOB		0x1
+#define NK_MSG_DONTROUTE	0x2
+#define NK_MSG_EOR		0x4
+#define NK_MSG_KNOWN		(NK_MSG_OOB | NK_MSG_DONTROUTE | NK_MSG_EOR)
+
+/* EV_HUP a0 */
+#define NK_SHUT_RD		0x1	/* peer will send no more: EOF after queued data */
+#define NK_SHUT_WR		0x2	/* our side can send no more */
+
+/* IOCTL a0 */
+enum nk_ioc {
+	NK_IOC_OUTQ		= 1,	/* SIOCOUTQ: bytes not yet acked by the peer */
+	NK_IOC_OUTQNSD		= 2,	/* SIOCOUTQNSD: bytes not yet sent */
+};
+
+/* EV_PROTO_ERROR a0 */
+enum nk_proto_err {
+	NK_PERR_DESC_RANGE	= 1,	/* descriptor outside the endpoint's memory (-EFAULT) */
+	NK_PERR_DESC_LOOP	= 2,	/* descriptor chain loops or is too long (-ELOOP) */
+	NK_PERR_DESC_DIR	= 3,	/* writable descriptor on requestq (-EINVAL) */
+	NK_PERR_TRUNCATED	= 4,	/* chain shorter than a header (-EBADMSG) */
+	NK_PERR_LENGTH		= 5,	/* hdr.len disagrees with the chain (-EMSGSIZE) */
+	NK_PERR_STRAY_REPLY	= 6,	/* reply for no outstanding request (-ENOENT) */
+	NK_PERR_EVENT_BUF	= 7,	/* eventq buffer too small or readable (-ENOBUFS) */
+};
+
+/*
+ * A socket address on the wire.  family is 2 (AF_INET) or 10 (AF_INET6),
+ * as in Linux.  IPv4 addresses use addr[0..3]; the rest is zero.
+ */
+struct nk_addr {
+	__le16	family;
+	__be16	port;
+	__be32	flowinfo;
+	__u8	addr[16];
+	__le32	scope_id;
+};
+
+/*
+ * Credits (per socket and direction, as virtio-vsock's buf_alloc/fwd_cnt):
+ * a receiver announces buf_alloc, the bytes it will hold for the socket, and
+ * fwd_cnt, the bytes it has consumed so far.  A sender that has sent tx_cnt
+ * bytes may send n more only if (u32)(tx_cnt + n - fwd_cnt) <= buf_alloc.
+ * Only SEND and EV_DATA payload (nk_addr excluded) is counted.  The engine
+ * checks every data message against the credit the receiver announced and
+ * refuses what exceeds it, so no party, the engine included, ever holds more
+ * than buf_alloc bytes for a socket that stops reading.
+ */
+#define NK_CREDIT_MAX		(4U << 20)	/* buf_alloc above this is clamped */
+
+static inline int nk_credit_ok(__u32 tx_cnt, __u32 n, __u32 peer_fwd_cnt,
+			       __u32 peer_buf_alloc)
+{
+	__u32 in_flight = tx_cnt - peer_fwd_cnt;
+
+	return in_flight <= peer_buf_alloc && n <= peer_buf_alloc - in_flight;
+}
+
+_Static_assert(sizeof(struct nk_config) == 8, "nk_config is 8 bytes");
+_Static_assert(sizeof(struct nk_hdr) == 64, "nk_hdr is one cache line");
+_Static_assert(sizeof(struct nk_addr) == 28, "nk_addr is 28 bytes");
+
+#endif /* _NETKERNEL_NK_PROTO_H */
