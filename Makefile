@@ -1,0 +1,38 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# NetKernel top-level Makefile.
+#
+#   make          install missing Debian packages, build everything that exists
+#   make check    build, then run every test suite (what CI runs)
+#   make demo     build, then show a request crossing the host engine
+#
+# Kernel modules are built by Kbuild against Debian's headers; see Kbuild.
+
+MAKEFLAGS += --no-print-directory -j2
+
+SUBDIRS := hostengine tools/vufront tools/nkctl
+
+.PHONY: all deps $(SUBDIRS) tests check demo clean
+
+all: $(SUBDIRS)
+
+deps:
+	@tools/install-deps.sh
+
+$(SUBDIRS): deps
+	$(MAKE) -C $@
+
+tests: all
+	$(MAKE) -C hostengine/tests
+
+# Every suite prints TAP/KTAP; tools/run-tests.sh runs them in order and
+# closes with "N passed, N failed".
+check: tests
+	tools/run-tests.sh
+
+demo: all
+	tools/demo.sh
+
+clean:
+	for d in $(SUBDIRS) hostengine/tests; do $(MAKE) -C $$d clean; done
+	rm -rf build results
