@@ -37,7 +37,12 @@
 /* Virtio feature bits the device offers and the drivers accept. */
 #define NK_VIRTIO_FEATURES	(1ULL << 32)	/* VIRTIO_F_VERSION_1 */
 
-/* Virtqueue layout: pair q uses virtqueue 2q (requestq) and 2q+1 (eventq). */
+/*
+ * Virtqueue layout: pair q uses virtqueue 2q (requestq) and 2q+1 (eventq).
+ * Every message about socket s travels on pair (s % pairs) of its link, so
+ * a socket's messages stay in order; messages without a socket (HELLO,
+ * EV_PROTO_ERROR) use pair 0.  One pair is always enough.
+ */
 #define NK_VQ_REQUEST(q)	(2 * (q))
 #define NK_VQ_EVENT(q)		(2 * (q) + 1)
 #define NK_MAX_QPAIRS		16
@@ -74,7 +79,8 @@ struct nk_config {
  * device-readable only and its total length equals sizeof(hdr) + hdr.len;
  * on the eventq the driver posts device-writable chains of at least
  * sizeof(hdr) + the max_payload agreed in HELLO, and the used length tells
- * how much was written.
+ * how much was written.  Buffers must be posted before HELLO, sized for
+ * the max_payload the endpoint offers in it.
  *
  * A guest's requestq carries its requests; its eventq carries replies and
  * events.  An NSM's eventq carries the guests' requests (socket ids
@@ -111,12 +117,14 @@ struct nk_hdr {
  *  HELLO         a0 version, a1 features,         a0 version, a1 features,
  *                a2 max_payload, a3 role           a2 max_payload, a3 endpoint
  *                (endpoint <-> engine only)        id; payload: endpoint name
+ *                                                  with its NUL
  *  SOCKET        a0 family (2, 10), a1 type        status
  *                (1 stream, 2 dgram), a2 protocol
  *                (0, 6, 17), a3 NK_SOCK_* flags.
  *                E -> N adds a3 bits 32..63: guest
- *                endpoint id, payload: nk_addr of
- *                the guest's source address
+ *                endpoint id, payload: the guest's
+ *                source addresses as nk_addr, its
+ *                IPv4 one first (0 to 2 of them)
  *  BIND          payload nk_addr                   status
  *  LISTEN        a0 backlog                        status
  *  ACCEPT        a0 new socket id, a1 NK_SOCK_*    status, payload peer nk_addr;
@@ -133,7 +141,9 @@ struct nk_hdr {
  *  GETSOCKNAME   none                              status, payload nk_addr
  *  GETPEERNAME   none                              status, payload nk_addr
  *  IOCTL         a0 NK_IOC_*                       status, a0 value
- *  CREDIT        buf_alloc, fwd_cnt (NK_F_CREDIT)  none unless it fails
+ *  CREDIT        buf_alloc, fwd_cnt (NK_F_CREDIT)  none unless it fails;
+ *                sent by either side (N -> E -> G
+ *                too, as an event with req_id 0)
  *
  * Events travel N -> E -> G (or E -> any endpoint for EV_RESET and
  * EV_PROTO_ERROR), with req_id 0:
@@ -148,6 +158,21 @@ struct nk_hdr {
  *  EV_PROTO_ERROR status -errno, a0 enum nk_proto_err, a1 descriptor head,
  *                a2 op, req_id: the message could not be handled and had no
  *                request to answer (descriptor errors, stray replies)
+ *
+ * Size rules: max_payload is agreed per endpoint in HELLO (at least
+ * NK_MIN_PAYLOAD, or -EINVAL).  Stream data larger than the receiver's
+ * max_payload is split by the engine; a datagram larger than it is refused
+ * (SEND: -EMSGSIZE; EV_DATA: dropped and counted).
+ *
+ * Reset sockets: after EV_RESET the engine answers every request on the id
+ * itself with -ECONNRESET, and CLOSE with 0, which frees the id.  EV_RESET
+ * carries -ECONNRESET (NSM lost or peer reset), -ENETDOWN (guest detached)
+ * or -ENOBUFS (the guest's pending limit or its credit was exceeded).
+ *
+ * Other answers: a second HELLO -EALREADY; a HELLO whose role differs from
+ * the configuration space -EINVAL; NK_F_ADDR or NK_F_MORE on an op they do
+ * not apply to -EINVAL; socket id 0 as a new id -EINVAL; a guest setting
+ * SOCKET a3 bits 32..63 -EINVAL.
  */
 enum nk_op {
 	NK_OP_HELLO		= 1,
@@ -215,6 +240,8 @@ enum nk_proto_err {
 	NK_PERR_LENGTH		= 5,	/* hdr.len disagrees with the chain (-EMSGSIZE) */
 	NK_PERR_STRAY_REPLY	= 6,	/* reply for no outstanding request (-ENOENT) */
 	NK_PERR_EVENT_BUF	= 7,	/* eventq buffer too small or readable (-ENOBUFS) */
+	NK_PERR_CREDIT		= 8,	/* EV_DATA beyond the guest's credit (-ENOBUFS) */
+	NK_PERR_DESC_INDIRECT	= 9,	/* indirect descriptor, not negotiated (-EINVAL) */
 };
 
 /*
@@ -237,7 +264,9 @@ struct nk_addr {
  * Only SEND and EV_DATA payload (nk_addr excluded) is counted.  The engine
  * checks every data message against the credit the receiver announced and
  * refuses what exceeds it, so no party, the engine included, ever holds more
- * than buf_alloc bytes for a socket that stops reading.
+ * than buf_alloc bytes for a socket that stops reading.  EV_DATA beyond the
+ * guest's credit resets the socket (EV_RESET -ENOBUFS to the guest, CLOSE to
+ * the NSM, EV_PROTO_ERROR NK_PERR_CREDIT to the NSM).
  */
 #define NK_CREDIT_MAX		(4U << 20)	/* buf_alloc above this is clamped */
 
