@@ -165,7 +165,7 @@ struct nk_hdr {
  * (SEND: -EMSGSIZE; EV_DATA: dropped and counted).
  *
  * Reset sockets: after EV_RESET the engine answers every request on the id
- * itself with -ECONNRESET, and CLOSE with 0, which frees the id.  EV_RESET
+ * itself with the EV_RESET's errno, and CLOSE with 0, which frees the id.  EV_RESET
  * carries -ECONNRESET (NSM lost or peer reset), -ENETDOWN (guest detached)
  * or -ENOBUFS (the guest's pending limit or its credit was exceeded).
  *

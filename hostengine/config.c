@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The configuration file (Documentation/netkernel/hostengine.rst,
+ * "Configuration"), parsed with libinih.
+ *
+ * Threading: runs once on the main thread before EAL starts; the result is
+ * read-only afterwards (except the data-plane parts of struct he_ep, which
+ * only switch.c touches).
+ *
+ * Line numbers: inih's handler is not told the line, so the file is fed
+ * through our own reader, which counts lines and also sees section headers
+ * (an endpoint section may have no keys at all).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include <ini.h>
+
+#include "he.h"
+
+struct parse {
+	struct he_config *cfg;
+	const char *file;
+	FILE *f;
+	unsigned int line;
+	char *buf;
+	size_t bufsz;
+	char err[512];
+	unsigned int err_line;
+	struct he_ep *cur;		/* endpoint section being read */
+	bool in_engine;
+	unsigned int *nsm_line;		/* per endpoint: line of its nsm key */
+};
+
+static void perr(struct parse *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->err[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->err, sizeof(p->err), fmt, ap);
+	va_end(ap);
+	p->err_line = p->line;
+}
+
+static bool name_ok(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (!n || n >= NK_NAME_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+			return false;
+	return true;
+}
+
+struct he_ep *he_ep_by_name(const struct he_config *cfg, const char *name)
+{
+	unsigned int i;
+
+	for (i = 0; i < cfg->nr_eps; i++)
+		if (!strcmp(cfg->eps[i]->name, name))
+			return cfg->eps[i];
+	return NULL;
+}
+
+static void section(struct parse *p, const char *name)
+{
+	struct he_config *cfg = p->cfg;
+	enum nk_role role;
+	struct he_ep *ep, **eps;
+	unsigned int *lines;
+	const char *n;
+
+	p->cur = NULL;
+	p->in_engine = !strcmp(name, "engine");
+	if (p->in_engine)
+		return;
+	if (!strncmp(name, "nsm:", 4)) {
+		role = NK_ROLE_NSM;
+		n = name + 4;
+	} else if (!strncmp(name, "guest:", 6)) {
+		role = NK_ROLE_GUEST;
+		n = name + 6;
+	} else {
+		return perr(p, "unknown section [%s]", name);
+	}
+	if (!name_ok(n))
+		return perr(p, "bad endpoint name '%s' (1 to 63 of [A-Za-z0-9_.-])", n);
+	if (he_ep_by_name(cfg, n))
+		return perr(p, "endpoint '%s' defined twice", n);
+	ep = calloc(1, sizeof(*ep));
+	eps = realloc(cfg->eps, (cfg->nr_eps + 1) * sizeof(*eps));
+	lines = realloc(p->nsm_line, (cfg->nr_eps + 1) * sizeof(*lines));
+	if (eps)
+		cfg->eps = eps;
+	if (lines)
+		p->nsm_line = lines;
+	if (!ep || !eps || !lines) {
+		free(ep);
+		return perr(p, "out of memory");
+	}
+	snprintf(ep->name, sizeof(ep->name), "%s", n);
+	ep->role = role;
+	ep->id = cfg->nr_eps + 1;
+	ep->weight = 1;
+	ep->queue_pairs = 1;
+	snprintf(ep->sock_path, sizeof(ep->sock_path), "%s.sock", n);
+	p->nsm_line[cfg->nr_eps] = 0;
+	cfg->eps[cfg->nr_eps++] = ep;
+	p->cur = ep;
+}
+
+/* inih reader: one line per call; counts lines and sees section headers. */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse *p = stream;
+	ssize_t n = getline(&p->buf, &p->bufsz, p->f);
+	char *end;
+
+	if (n < 0)
+		return NULL;
+	p->line++;
+	if (n >= num)
+		perr(p, "line longer than %d characters", num - 1);
+	snprintf(str, num, "%s", p->buf);
+	if (p->buf[0] == '[') {
+		end = strchr(p->buf, ']');
+		if (end) {
+			*end = '\0';
+			section(p, p->buf + 1);
+		} else {
+			perr(p, "section header without ']'");
+		}
+	} else if (isspace((unsigned char)p->buf[0]) && strchr(p->buf, '[') &&
+		   p->buf[strspn(p->buf, " \t")] == '[') {
+		perr(p, "indented section header");
+	}
+	return str;
+}
+
+static bool parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long x;
+	char *end;
+
+	if (!isdigit((unsigned char)*v))
+		return false;
+	errno = 0;
+	x = strtoull(v, &end, 0);
+	if (errno || *end || x < min || x > max)
+		return false;
+	*out = x;
+	return true;
+}
+
+static bool parse_u32(const char *v, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t x;
+
+	if (!parse_u64(v, min, max, &x))
+		return false;
+	*out = x;
+	return true;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+static bool parse_path(const char *v, char *out, size_t size)
+{
+	return *v && (size_t)snprintf(out, size, "%s", v) < size;
+}
+
+static int engine_key(struct parse *p, const char *k, const char *v)
+{
+	struct he_config *cfg = p->cfg;
+	bool ok;
+
+	if (!strcmp(k, "name")) {
+		ok = name_ok(v) && parse_path(v, cfg->name, sizeof(cfg->name));
+	} else if (!strcmp(k, "run_dir")) {
+		ok = parse_path(v, cfg->run_dir, sizeof(cfg->run_dir));
+	} else if (!strcmp(k, "hugepages")) {
+		ok = parse_bool(v, &cfg->hugepages);
+	} else if (!strcmp(k, "main_lcore")) {
+		ok = parse_u32(v, 0, RTE_MAX_LCORE - 1, &cfg->main_lcore);
+	} else if (!strcmp(k, "dataplane_lcore")) {
+		ok = parse_u32(v, 0, RTE_MAX_LCORE - 1, &cfg->dataplane_lcore);
+	} else if (!strcmp(k, "poll")) {
+		ok = true;
+		if (!strcmp(v, "adaptive"))
+			cfg->poll = HE_POLL_ADAPTIVE;
+		else if (!strcmp(v, "busy"))
+			cfg->poll = HE_POLL_BUSY;
+		else
+			ok = false;
+	} else if (!strcmp(k, "idle_polls")) {
+		ok = parse_u32(v, 1, UINT32_MAX, &cfg->idle_polls);
+	} else if (!strcmp(k, "batch")) {
+		ok = parse_u32(v, 1, 4096, &cfg->batch);
+	} else if (!strcmp(k, "max_payload")) {
+		ok = parse_u32(v, NK_MIN_PAYLOAD, NK_MAX_PAYLOAD, &cfg->max_payload);
+	} else if (!strcmp(k, "pending_limit")) {
+		ok = parse_u64(v, 1, UINT64_MAX / 2, &cfg->pending_limit);
+	} else {
+		perr(p, "unknown key '%s' in [engine]", k);
+		return 0;
+	}
+	if (!ok)
+		perr(p, "bad value '%s' for %s", v, k);
+	return ok;
+}
+
+static int ep_key(struct parse *p, const char *k, const char *v)
+{
+	struct he_ep *ep = p->cur;
+	bool guest = ep->role == NK_ROLE_GUEST;
+	bool ok;
+
+	if (!strcmp(k, "socket")) {
+		ok = parse_path(v, ep->sock_path, sizeof(ep->sock_path) - 1);
+	} else if (guest && !strcmp(k, "nsm")) {
+		ok = !*v || name_ok(v);
+		snprintf(ep->cfg_nsm, sizeof(ep->cfg_nsm), "%s", ok ? v : "");
+		p->nsm_line[ep->id - 1] = p->line;
+	} else if (!strcmp(k, "queue_pairs")) {
+		ok = parse_u32(v, 1, NK_MAX_QPAIRS, &ep->queue_pairs);
+	} else if (guest && !strcmp(k, "address")) {
+		ok = inet_pton(AF_INET, v, &ep->addr4) == 1;
+		ep->has_addr4 = ok;
+	} else if (guest && !strcmp(k, "address6")) {
+		ok = inet_pton(AF_INET6, v, &ep->addr6) == 1;
+		ep->has_addr6 = ok;
+	} else if (guest && !strcmp(k, "weight")) {
+		ok = parse_u32(v, 1, 1000, &ep->weight);
+	} else {
+		perr(p, "unknown key '%s' in [%s:%s]", k, guest ? "guest" : "nsm", ep->name);
+		return 0;
+	}
+	if (!ok)
+		perr(p, "bad value '%s' for %s", v, k);
+	return ok;
+}
+
+static int handler(void *user, const char *sect, const char *key, const char *value)
+{
+	struct parse *p = user;
+
+	RTE_SET_USED(sect);
+	if (p->in_engine)
+		return engine_key(p, key, value);
+	if (p->cur)
+		return ep_key(p, key, value);
+	if (!p->err[0])
+		perr(p, "key '%s' outside a known section", key);
+	return 0;
+}
+
+/* Checks that need the whole file. */
+static void finish(struct parse *p)
+{
+	struct he_config *cfg = p->cfg;
+	unsigned int i;
+
+	if (cfg->main_lcore == cfg->dataplane_lcore) {
+		p->line = 0;
+		return perr(p, "main_lcore and dataplane_lcore must differ");
+	}
+	for (i = 0; i < cfg->nr_eps; i++) {
+		struct he_ep *ep = cfg->eps[i];
+		struct he_ep *nsm;
+		char path[PATH_MAX];
+
+		if (ep->sock_path[0] != '/') {
+			if ((size_t)snprintf(path, sizeof(path), "%s/%s", cfg->run_dir,
+					     ep->sock_path) >= sizeof(path)) {
+				p->line = 0;
+				return perr(p, "%s: socket path too long", ep->name);
+			}
+			memcpy(ep->sock_path, path, sizeof(path));
+		}
+		if (strlen(ep->sock_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+			p->line = 0;
+			return perr(p, "%s: socket path %s too long for a Unix socket", ep->name,
+				    ep->sock_path);
+		}
+		if (ep->role != NK_ROLE_GUEST || !ep->cfg_nsm[0])
+			continue;
+		nsm = he_ep_by_name(cfg, ep->cfg_nsm);
+		if (!nsm || nsm->role != NK_ROLE_NSM) {
+			p->line = p->nsm_line[i];
+			return perr(p, "nsm '%s' of guest '%s' is not an [nsm:] section",
+				    ep->cfg_nsm, ep->name);
+		}
+	}
+	if ((size_t)snprintf(cfg->ctl_path, sizeof(cfg->ctl_path), "%s/control.sock",
+			     cfg->run_dir) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		p->line = 0;
+		perr(p, "run_dir %s too long for a Unix socket path", cfg->run_dir);
+	}
+}
+
+int he_config_load(struct he_config *cfg, const char *file)
+{
+	struct parse p = { .cfg = cfg, .file = file };
+	int ret;
+
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->name, sizeof(cfg->name), "netkernel");
+	snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/run/netkernel");
+	cfg->hugepages = true;
+	cfg->main_lcore = 0;
+	cfg->dataplane_lcore = 1;
+	cfg->poll = HE_POLL_ADAPTIVE;
+	cfg->idle_polls = 2048;
+	cfg->batch = 32;
+	cfg->max_payload = NK_MAX_PAYLOAD;
+	cfg->pending_limit = 8U << 20;
+
+	p.f = fopen(file, "r");
+	if (!p.f) {
+		fprintf(stderr, "%s: %s\n", file, strerror(errno));
+		return -1;
+	}
+	ret = ini_parse_stream(reader, &p, handler, &p);
+	fclose(p.f);
+	free(p.buf);
+	if (ret && !p.err[0]) {
+		p.line = ret > 0 ? (unsigned int)ret : 0;
+		perr(&p, "syntax error");
+	}
+	if (!p.err[0])
+		finish(&p);
+	free(p.nsm_line);
+	if (p.err[0]) {
+		fprintf(stderr, "%s:%u: %s\n", file, p.err_line, p.err);
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The control socket: <run_dir>/control.sock, one JSON object per line in
+ * each direction (Documentation/netkernel/hostengine.rst, "Control
+ * socket"), served with poll() on the main lcore.
+ *
+ * Threading: everything here runs on the main lcore.  Endpoint
+ * configuration is read directly (immutable); counters, states and the
+ * attached NSM are read with relaxed atomic loads; attach, detach and the
+ * socket listing go through the data plane's command queue (he_dp_*),
+ * which waits for the data plane to carry them out.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <json-c/json.h>
+
+#include "he.h"
+
+#define CTL_LINE_MAX	4096
+#define CTL_CLIENTS	16
+
+struct client {
+	int fd;
+	size_t len;
+	bool discard;		/* skipping the rest of an over-long line */
+	char buf[CTL_LINE_MAX];
+};
+
+static struct he_config *cfg;
+static int listen_fd = -1;
+static struct client clients[CTL_CLIENTS];
+static struct timespec started;
+
+static const char *const state_names[] = {
+	[HE_EP_WAITING] = "waiting",
+	[HE_EP_CONNECTED] = "connected",
+	[HE_EP_READY] = "ready",
+};
+
+static json_object *error_reply(int err, const char *msg)
+{
+	json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "ok", json_object_new_boolean(0));
+	json_object_object_add(r, "errno", json_object_new_int(err));
+	json_object_object_add(r, "error", json_object_new_string(msg));
+	return r;
+}
+
+static json_object *ok_reply(void)
+{
+	json_object *r = json_object_new_object();
+
+	json_object_object_add(r, "ok", json_object_new_boolean(1));
+	return r;
+}
+
+static void add_u64(json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+/* The endpoint named by @key in @req, of @role (0: any). */
+static struct he_ep *req_ep(json_object *req, const char *key, enum nk_role role,
+			    json_object **err)
+{
+	json_object *v;
+	struct he_ep *ep;
+
+	if (!json_object_object_get_ex(req, key, &v) || !json_object_is_type(v, json_type_string)) {
+		*err = error_reply(EINVAL, "missing endpoint name");
+		return NULL;
+	}
+	ep = he_ep_by_name(cfg, json_object_get_string(v));
+	if (!ep) {
+		*err = error_reply(ENOENT, "unknown endpoint");
+		return NULL;
+	}
+	if (role && ep->role != role) {
+		*err = error_reply(EINVAL, "wrong role");
+		return NULL;
+	}
+	return ep;
+}
+
+static json_object *addr_json(int af, bool has, const void *a)
+{
+	char s[INET6_ADDRSTRLEN];
+
+	if (!has || !inet_ntop(af, a, s, sizeof(s)))
+		return NULL;
+	return json_object_new_string(s);
+}
+
+static json_object *cmd_list(void)
+{
+	json_object *r = ok_reply(), *arr = json_object_new_array();
+	unsigned int i;
+
+	for (i = 0; i < cfg->nr_eps; i++) {
+		struct he_ep *ep = cfg->eps[i];
+		json_object *e = json_object_new_object();
+		uint32_t st = __atomic_load_n(&ep->state, __ATOMIC_RELAXED);
+		bool guest = ep->role == NK_ROLE_GUEST;
+
+		json_object_object_add(e, "name", json_object_new_string(ep->name));
+		json_object_object_add(e, "id", json_object_new_int(ep->id));
+		json_object_object_add(e, "role", json_object_new_string(guest ? "guest" : "nsm"));
+		json_object_object_add(e, "state", json_object_new_string(state_names[st]));
+		json_object_object_add(e, "socket", json_object_new_string(ep->sock_path));
+		add_u64(e, "sockets", he_cnt_get(ep, HE_C_SOCKETS));
+		if (guest) {
+			uint32_t id = __atomic_load_n(&ep->attached_id, __ATOMIC_RELAXED);
+
+			json_object_object_add(e, "nsm", id ? json_object_new_string(
+						       cfg->eps[id - 1]->name) : NULL);
+			json_object_object_add(e, "address",
+					       addr_json(AF_INET, ep->has_addr4, &ep->addr4));
+			json_object_object_add(e, "address6",
+					       addr_json(AF_INET6, ep->has_addr6, &ep->addr6));
+			json_object_object_add(e, "weight", json_object_new_int(ep->weight));
+		}
+		json_object_array_add(arr, e);
+	}
+	json_object_object_add(r, "endpoints", arr);
+	return r;
+}
+
+static json_object *ep_counters(const struct he_ep *ep)
+{
+	json_object *e = json_object_new_object(), *c = json_object_new_object();
+	unsigned int i;
+
+	for (i = 0; i < HE_C_NR; i++)
+		add_u64(c, he_counter_names[i], he_cnt_get(ep, i));
+	json_object_object_add(e, "name", json_object_new_string(ep->name));
+	json_object_object_add(e, "counters", c);
+	return e;
+}
+
+static json_object *cmd_stats(json_object *req)
+{
+	json_object *r, *arr, *err = NULL;
+	struct he_ep *ep = NULL;
+	unsigned int i;
+
+	if (json_object_object_get_ex(req, "endpoint", NULL)) {
+		ep = req_ep(req, "endpoint", 0, &err);
+		if (!ep)
+			return err;
+	}
+	r = ok_reply();
+	arr = json_object_new_array();
+	for (i = 0; i < cfg->nr_eps; i++)
+		if (!ep || ep == cfg->eps[i])
+			json_object_array_add(arr, ep_counters(cfg->eps[i]));
+	json_object_object_add(r, "endpoints", arr);
+	return r;
+}
+
+static json_object *cmd_sockets(json_object *req)
+{
+	json_object *r, *arr, *err = NULL;
+	struct he_sock_info *s;
+	struct he_ep *ep;
+	int n, i;
+
+	ep = req_ep(req, "endpoint", 0, &err);
+	if (!ep)
+		return err;
+	n = he_dp_sockets(ep, &s);
+	if (n < 0)
+		return error_reply(-n, strerror(-n));
+	r = ok_reply();
+	arr = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "guest", json_object_new_string(s[i].guest));
+		add_u64(o, "guest_sock", s[i].guest_sock);
+		json_object_object_add(o, "nsm", json_object_new_string(s[i].nsm));
+		add_u64(o, "nsm_sock", s[i].nsm_sock);
+		json_object_object_add(o, "state", json_object_new_string(s[i].state));
+		add_u64(o, "tx_bytes", s[i].tx_bytes);
+		add_u64(o, "rx_bytes", s[i].rx_bytes);
+		add_u64(o, "guest_buf_alloc", s[i].guest_buf_alloc);
+		add_u64(o, "guest_fwd_cnt", s[i].guest_fwd_cnt);
+		add_u64(o, "nsm_buf_alloc", s[i].nsm_buf_alloc);
+		add_u64(o, "nsm_fwd_cnt", s[i].nsm_fwd_cnt);
+		add_u64(o, "guest_tx_cnt", s[i].guest_tx_cnt);
+		add_u64(o, "nsm_tx_cnt", s[i].nsm_tx_cnt);
+		json_object_array_add(arr, o);
+	}
+	free(s);
+	json_object_object_add(r, "sockets", arr);
+	return r;
+}
+
+static json_object *cmd_engine(void)
+{
+	json_object *r = ok_reply();
+	struct he_engine_stats st;
+	struct timespec now;
+	uint64_t pending = 0;
+	unsigned int i;
+
+	he_dp_stats(&st);
+	for (i = 0; i < cfg->nr_eps; i++)
+		pending += he_cnt_get(cfg->eps[i], HE_C_PENDING_BYTES);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	json_object_object_add(r, "version", json_object_new_string(HE_VERSION));
+	add_u64(r, "uptime_s", now.tv_sec - started.tv_sec);
+	json_object_object_add(r, "poll", json_object_new_string(
+				       cfg->poll == HE_POLL_BUSY ? "busy" : "adaptive"));
+	add_u64(r, "dataplane_loops", st.loops);
+	add_u64(r, "dataplane_sleeps", st.sleeps);
+	add_u64(r, "sockets", st.sockets);
+	add_u64(r, "pending_bytes", pending);
+	return r;
+}
+
+static json_object *handle(const char *line)
+{
+	enum json_tokener_error jerr;
+	json_object *req, *cmd, *r, *err = NULL;
+	struct he_ep *g, *nsm;
+	const char *c;
+
+	req = json_tokener_parse_verbose(line, &jerr);
+	if (!req)
+		return error_reply(EBADMSG, json_tokener_error_desc(jerr));
+	if (!json_object_is_type(req, json_type_object) ||
+	    !json_object_object_get_ex(req, "cmd", &cmd) ||
+	    !json_object_is_type(cmd, json_type_string)) {
+		json_object_put(req);
+		return error_reply(EINVAL, "request must be an object with a \"cmd\" string");
+	}
+	c = json_object_get_string(cmd);
+	if (!strcmp(c, "list")) {
+		r = cmd_list();
+	} else if (!strcmp(c, "stats")) {
+		r = cmd_stats(req);
+	} else if (!strcmp(c, "sockets")) {
+		r = cmd_sockets(req);
+	} else if (!strcmp(c, "engine")) {
+		r = cmd_engine();
+	} else if (!strcmp(c, "attach")) {
+		g = req_ep(req, "guest", NK_ROLE_GUEST, &err);
+		nsm = g ? req_ep(req, "nsm", NK_ROLE_NSM, &err) : NULL;
+		r = nsm && !he_dp_attach(g, nsm) ? ok_reply() : err;
+		if (nsm)
+			he_log(INFO, "control: %s attached to %s", g->name, nsm->name);
+	} else if (!strcmp(c, "detach")) {
+		g = req_ep(req, "guest", NK_ROLE_GUEST, &err);
+		r = g && !he_dp_detach(g) ? ok_reply() : err;
+		if (g)
+			he_log(INFO, "control: %s detached", g->name);
+	} else {
+		r = error_reply(EINVAL, "unknown command");
+	}
+	json_object_put(req);
+	return r;
+}
+
+static void client_close(struct client *cl)
+{
+	close(cl->fd);
+	cl->fd = -1;
+}
+
+static void client_send(struct client *cl, json_object *r)
+{
+	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN |
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
+	size_t len = strlen(s), off = 0;
+	ssize_t n;
+
+	while (cl->fd >= 0 && off <= len) {
+		/* the terminating NUL's slot is sent as the newline */
+		if (off == len)
+			n = send(cl->fd, "\n", 1, MSG_NOSIGNAL);
+		else
+			n = send(cl->fd, s + off, len - off, MSG_NOSIGNAL);
+		if (n <= 0) {
+			client_close(cl);
+			break;
+		}
+		off += n;
+	}
+	json_object_put(r);
+}
+
+static void client_read(struct client *cl)
+{
+	ssize_t n = recv(cl->fd, cl->buf + cl->len, sizeof(cl->buf) - cl->len, 0);
+	char *nl;
+
+	if (n <= 0) {
+		client_close(cl);
+		return;
+	}
+	cl->len += n;
+	while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
+		size_t used = nl - cl->buf + 1;
+
+		*nl = '\0';
+		if (!cl->discard)
+			client_send(cl, handle(cl->buf));
+		cl->discard = false;
+		memmove(cl->buf, cl->buf + used, cl->len - used);
+		cl->len -= used;
+	}
+	if (cl->fd >= 0 && cl->len == sizeof(cl->buf)) {
+		if (!cl->discard)
+			client_send(cl, error_reply(EMSGSIZE, "request line over 4 KiB"));
+		cl->discard = true;
+		cl->len = 0;
+	}
+}
+
+static void client_accept(void)
+{
+	struct timeval tv = { .tv_sec = 1 };
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	unsigned int i;
+
+	if (fd < 0)
+		return;
+	for (i = 0; i < CTL_CLIENTS; i++) {
+		if (clients[i].fd < 0) {
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			clients[i].fd = fd;
+			clients[i].len = 0;
+			clients[i].discard = false;
+			return;
+		}
+	}
+	he_log(WARNING, "control: too many clients");
+	close(fd);
+}
+
+int he_ctl_open(struct he_config *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	unsigned int i;
+
+	cfg = c;
+	clock_gettime(CLOCK_MONOTONIC, &started);
+	for (i = 0; i < CTL_CLIENTS; i++)
+		clients[i].fd = -1;
+	/* he_config_load checked that it fits */
+	memcpy(sa.sun_path, cfg->ctl_path, strlen(cfg->ctl_path));
+	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (listen_fd < 0)
+		return -errno;
+	unlink(cfg->ctl_path);
+	if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(cfg->ctl_path, 0600) < 0 || listen(listen_fd, 8) < 0) {
+		int err = -errno;
+
+		close(listen_fd);
+		listen_fd = -1;
+		return err;
+	}
+	he_log(INFO, "control socket %s", cfg->ctl_path);
+	return 0;
+}
+
+void he_ctl_close(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < CTL_CLIENTS; i++)
+		if (clients[i].fd >= 0)
+			client_close(&clients[i]);
+	if (listen_fd >= 0) {
+		close(listen_fd);
+		listen_fd = -1;
+		unlink(cfg->ctl_path);
+	}
+}
+
+void he_ctl_run(int sigfd)
+{
+	struct pollfd pfd[CTL_CLIENTS + 2];
+	struct signalfd_siginfo si;
+	unsigned int i;
+
+	for (;;) {
+		pfd[0].fd = sigfd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = listen_fd;
+		pfd[1].events = POLLIN;
+		for (i = 0; i < CTL_CLIENTS; i++) {
+			pfd[i + 2].fd = clients[i].fd;
+			pfd[i + 2].events = POLLIN;
+		}
+		if (poll(pfd, RTE_DIM(pfd), -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			he_log(ERR, "control: poll: %s", strerror(errno));
+			return;
+		}
+		if (pfd[0].revents & POLLIN) {
+			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
+				he_log(NOTICE, "signal %u: shutting down", si.ssi_signo);
+			return;
+		}
+		if (pfd[1].revents & POLLIN)
+			client_accept();
+		for (i = 0; i < CTL_CLIENTS; i++) {
+			if (clients[i].fd < 0 || !pfd[i + 2].revents)
+				continue;
+			if (pfd[i + 2].revents & POLLIN)
+				client_read(&clients[i]);
+			else
+				client_close(&clients[i]);
+		}
+	}
+}

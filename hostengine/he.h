@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * NetKernel host engine: internal interfaces.
+ *
+ * Threads and ownership (every file repeats the rules that concern it):
+ *  - the main lcore ("control"): configuration, EAL start, the control
+ *    socket, telemetry registration, signals, shutdown;
+ *  - the rte_vhost threads (vhost-user message handling): vhost.c callbacks,
+ *    which hand devices to the data plane through the command queue;
+ *  - the data-plane lcore: owns every endpoint's runtime state (rings,
+ *    sockets, outstanding requests, pending queues).  Nobody else touches it
+ *    while the data plane runs;
+ *  - the telemetry thread: reads configuration and counters only.
+ *
+ * struct he_ep has three parts: configuration (immutable after
+ * he_config_load, readable by anyone), counters and gauges (written by the
+ * data plane with relaxed atomic stores, read by anyone with relaxed atomic
+ * loads), and data-plane state.
+ */
+#ifndef _HE_H
+#define _HE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <limits.h>
+#include <sys/queue.h>
+#include <netinet/in.h>
+
+#include <rte_log.h>
+#include <rte_vhost.h>
+
+#include "netkernel/nk_proto.h"
+
+#define HE_VERSION		"0.1.0"
+
+#define HE_MAX_SEGS		256	/* guest memory segments per chain */
+#define HE_MAX_REQS_PER_GUEST	1024	/* outstanding requests at the NSM */
+#define HE_HASH_BITS		10
+#define HE_HASH_BUCKETS		(1U << HE_HASH_BITS)	/* per endpoint tables */
+#define HE_SLEEP_MS		100	/* adaptive sleep timeout */
+
+/* ------------------------------------------------------------------ */
+/* Logging                                                             */
+/* ------------------------------------------------------------------ */
+
+extern int he_logtype;
+#define RTE_LOGTYPE_HE he_logtype
+
+#define he_log(level, fmt, ...) \
+	RTE_LOG(level, HE, fmt "\n", ##__VA_ARGS__)
+
+/* Token bucket: HE_LOG_RATE lines per second, bursts of HE_LOG_RATE. */
+#define HE_LOG_RATE		10
+struct he_ratelimit {
+	uint64_t last_tsc;
+	uint32_t tokens;
+	uint64_t suppressed;
+};
+
+struct he_ep;
+bool he_ratelimit_ok(struct he_ep *ep);
+#define he_ep_log(ep, level, fmt, ...) do {					\
+	if (he_ratelimit_ok(ep))						\
+		RTE_LOG(level, HE, "%s: " fmt "\n", (ep)->name, ##__VA_ARGS__);	\
+} while (0)
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+/* ------------------------------------------------------------------ */
+
+enum he_poll {
+	HE_POLL_ADAPTIVE,
+	HE_POLL_BUSY,
+};
+
+struct he_config {
+	char name[NK_NAME_MAX];
+	char run_dir[PATH_MAX];
+	bool hugepages;
+	unsigned int main_lcore;
+	unsigned int dataplane_lcore;
+	enum he_poll poll;
+	uint32_t idle_polls;
+	uint32_t batch;
+	uint32_t max_payload;
+	uint64_t pending_limit;
+	char ctl_path[PATH_MAX];
+
+	struct he_ep **eps;		/* in file order; eps[i]->id == i + 1 */
+	unsigned int nr_eps;
+};
+
+int he_config_load(struct he_config *cfg, const char *path);
+struct he_ep *he_ep_by_name(const struct he_config *cfg, const char *name);
+
+/* ------------------------------------------------------------------ */
+/* Counters                                                            */
+/* ------------------------------------------------------------------ */
+
+enum he_counter {
+	HE_C_REQUESTS,
+	HE_C_REPLIES,
+	HE_C_EVENTS,
+	HE_C_BYTES_IN,
+	HE_C_BYTES_OUT,
+	HE_C_ERRORS,
+	HE_C_PROTO_ERRORS,
+	HE_C_CREDIT_VIOLATIONS,
+	HE_C_DROPS,
+	HE_C_RESETS,
+	HE_C_PENDING_BYTES,	/* gauge */
+	HE_C_PENDING_MAX,
+	HE_C_SOCKETS,		/* gauge */
+	HE_C_NR,
+};
+
+extern const char *const he_counter_names[HE_C_NR];
+
+/* ------------------------------------------------------------------ */
+/* Guest memory and virtqueues (vring.c)                               */
+/* ------------------------------------------------------------------ */
+
+struct he_seg {
+	uint8_t *va;
+	uint32_t len;
+};
+
+/* A scatter list over guest (or engine) memory. */
+struct he_iov {
+	struct he_seg *seg;
+	uint32_t nseg;
+	uint32_t len;
+};
+
+struct he_vq {
+	struct rte_vhost_vring vr;
+	uint16_t qid;
+	uint16_t last_avail;
+	uint16_t last_used;
+	bool broken;		/* avail ring corrupt: no longer served */
+	bool need_call;		/* used entries added since the last call */
+};
+
+/* One descriptor chain taken from an avail ring. */
+struct he_chain {
+	uint16_t head;
+	struct he_iov iov;
+	struct he_seg seg[HE_MAX_SEGS];
+};
+
+/* he_vq_pop() results besides 1 (a chain) and 0 (ring empty). */
+#define HE_VQ_BROKEN	(-1000)
+
+int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
+	      struct he_chain *c, int *err);
+void he_vq_push(struct he_vq *vq, uint16_t head, uint32_t len);
+bool he_vq_pending(const struct he_vq *vq);
+void he_vq_notify(struct he_vq *vq, bool enable);
+void he_vq_call(int vid, struct he_vq *vq);
+
+static inline void he_iov_flat(struct he_iov *iov, struct he_seg *seg, const void *buf,
+			       uint32_t len)
+{
+	seg->va = (uint8_t *)(uintptr_t)buf;
+	seg->len = len;
+	iov->seg = seg;
+	iov->nseg = 1;
+	iov->len = len;
+}
+
+void he_iov_read(const struct he_iov *iov, uint32_t off, void *buf, uint32_t len);
+void he_iov_copy(const struct he_iov *dst, uint32_t doff, const struct he_iov *src,
+		 uint32_t soff, uint32_t len);
+
+/* ------------------------------------------------------------------ */
+/* Endpoints                                                           */
+/* ------------------------------------------------------------------ */
+
+enum he_ep_state {
+	HE_EP_WAITING,		/* no frontend */
+	HE_EP_CONNECTED,	/* rings set up, no HELLO yet */
+	HE_EP_READY,		/* HELLO done */
+};
+
+/* Intrusive hash node keyed by a u64. */
+struct he_hnode {
+	struct he_hnode *next;
+	uint64_t key;
+};
+
+struct he_htab {
+	struct he_hnode *b[HE_HASH_BUCKETS];
+	uint32_t count;
+};
+
+struct he_pmsg;
+struct he_req;
+TAILQ_HEAD(he_pmsg_list, he_pmsg);
+TAILQ_HEAD(he_req_list, he_req);
+
+struct he_ep {
+	/* Configuration: immutable once loaded. */
+	char name[NK_NAME_MAX];
+	uint32_t id;
+	enum nk_role role;
+	char sock_path[PATH_MAX];
+	char cfg_nsm[NK_NAME_MAX];	/* guests: NSM at start, "" detached */
+	bool has_addr4, has_addr6;
+	struct in_addr addr4;
+	struct in6_addr addr6;
+	uint32_t weight;		/* guests; NSMs 1 */
+	uint32_t queue_pairs;		/* offered in the config space */
+
+	/* Counters and gauges: data plane writes, anyone reads (relaxed). */
+	uint64_t cnt[HE_C_NR];
+	uint32_t state;			/* enum he_ep_state */
+	uint32_t attached_id;		/* guests: id of the NSM, 0 detached */
+
+	/* vhost.c state, under its mutex: the live vhost-user connection. */
+	int conn_vid;			/* -1: none */
+
+	/* Data-plane state. */
+	int vid;
+	bool running;
+	struct rte_vhost_memory *mem;
+	uint16_t nr_pairs;
+	struct he_vq vq[2 * NK_MAX_QPAIRS];
+	uint16_t rr_pair;		/* next requestq to serve first */
+	uint32_t max_payload;		/* agreed in HELLO */
+	uint64_t features;		/* agreed in HELLO */
+	struct he_ep *nsm;		/* guests: attached NSM */
+	uint32_t guest_weight;		/* NSMs: sum of attached guests' weights */
+	struct he_htab socks;		/* guest: by guest id; NSM: by NSM id */
+	struct he_htab reqs;		/* NSM: outstanding requests by engine id */
+	struct he_req_list my_reqs;	/* guest: its outstanding requests */
+	uint32_t nr_reqs;		/* guest: entries in my_reqs */
+	uint32_t next_sock;		/* NSM: next NSM socket id to try */
+	struct he_pmsg_list pending;
+	struct he_ratelimit rl;
+};
+
+static inline uint64_t he_cnt_get(const struct he_ep *ep, enum he_counter c)
+{
+	return __atomic_load_n(&ep->cnt[c], __ATOMIC_RELAXED);
+}
+
+/* Data plane only (single writer). */
+static inline void he_cnt_add(struct he_ep *ep, enum he_counter c, uint64_t n)
+{
+	__atomic_store_n(&ep->cnt[c], ep->cnt[c] + n, __ATOMIC_RELAXED);
+}
+
+static inline void he_cnt_set(struct he_ep *ep, enum he_counter c, uint64_t v)
+{
+	__atomic_store_n(&ep->cnt[c], v, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* Data plane (switch.c) and its command queue                         */
+/* ------------------------------------------------------------------ */
+
+/* A device handed to the data plane by new_device. */
+struct he_dev_start {
+	int vid;
+	struct rte_vhost_memory *mem;
+	uint16_t nr_vqs;
+	struct rte_vhost_vring vr[2 * NK_MAX_QPAIRS];
+	uint16_t last_avail[2 * NK_MAX_QPAIRS];
+	uint16_t last_used[2 * NK_MAX_QPAIRS];
+};
+
+/* One socket as the "sockets" control command reports it. */
+struct he_sock_info {
+	char guest[NK_NAME_MAX];
+	char nsm[NK_NAME_MAX];
+	uint32_t guest_sock, nsm_sock;
+	const char *state;
+	uint64_t tx_bytes, rx_bytes;
+	uint32_t guest_buf_alloc, guest_fwd_cnt, nsm_buf_alloc, nsm_fwd_cnt;
+	uint32_t guest_tx_cnt, nsm_tx_cnt;
+};
+
+struct he_engine_stats {
+	uint64_t loops;
+	uint64_t sleeps;
+	uint64_t sockets;	/* gauge */
+};
+
+int he_dp_init(struct he_config *cfg);
+int he_dp_launch(void);
+void he_dp_stop(void);
+void he_dp_stats(struct he_engine_stats *st);
+
+/* Synchronous requests to the data plane (any thread but the data plane). */
+int he_dp_dev_start(struct he_ep *ep, struct he_dev_start *ds);
+/*
+ * Returns once the data plane no longer touches the device's memory, with
+ * the ring indices to save and the memory table to free (NULL if the device
+ * was not running).
+ */
+struct rte_vhost_memory *he_dp_dev_stop(struct he_ep *ep, int vid, uint16_t *nr_vqs,
+					 uint16_t *last_avail, uint16_t *last_used);
+int he_dp_attach(struct he_ep *guest, struct he_ep *nsm);
+int he_dp_detach(struct he_ep *guest);
+/* Returns the number of entries in *out (malloc'ed), or -errno. */
+int he_dp_sockets(struct he_ep *ep, struct he_sock_info **out);
+
+/* ------------------------------------------------------------------ */
+/* vhost-user (vhost.c), control socket (ctl.c), telemetry             */
+/* ------------------------------------------------------------------ */
+
+int he_vhost_start(struct he_config *cfg);
+void he_vhost_stop(struct he_config *cfg);
+
+int he_ctl_open(struct he_config *cfg);
+void he_ctl_close(void);
+/* Serves the control socket until a signal arrives on @sigfd. */
+void he_ctl_run(int sigfd);
+
+int he_telemetry_register(struct he_config *cfg);
+
+#endif /* _HE_H */

@@ -1,0 +1,1563 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The data plane: message validation and routing between guests and NSMs,
+ * socket id and request id translation, credits, pending queues, the
+ * scheduler and adaptive sleeping.
+ *
+ * Threading and locking:
+ *  - Everything in this file except the command-queue entry points
+ *    (he_dp_dev_start/stop, he_dp_attach/detach, he_dp_sockets, he_dp_stats)
+ *    runs on the data-plane lcore, which owns all endpoints' data-plane
+ *    state, every he_map, he_req and he_pmsg, and the endpoints' rings and
+ *    guest memory while they are running.  No lock protects that state.
+ *  - Other threads reach the data plane through the command queue
+ *    (cmd_lock, cmd_cond, cmd_efd): they append a command, wake the data
+ *    plane and wait for it to be executed; the data plane drains the queue
+ *    at the top of every loop and while sleeping.  When the data plane is
+ *    not running (before launch, after stop) commands execute in the
+ *    caller, under cmd_lock, which keeps them serialised.
+ *  - Counters are written here with relaxed atomic stores (he_cnt_*);
+ *    other threads only read them.
+ *
+ * Scheduling (also in Documentation/netkernel/hostengine.rst, "Data
+ * plane"): the data plane makes passes over all running endpoints, starting
+ * one endpoint later on each pass.  On its visit an endpoint first gets its
+ * pending queue written into its eventq as far as buffers allow, then,
+ * unless its own pending bytes are at or over pending_limit, up to
+ * batch * weight messages are taken from its requestqs (pairs served in
+ * turn, starting one pair later on each visit).  A guest's weight is its
+ * configured weight; an NSM's is the sum of the weights of the guests
+ * attached to it (at least 1), because it answers for all of them.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <rte_atomic.h>
+#include <rte_common.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+
+#include "he.h"
+
+#if RTE_BYTE_ORDER != RTE_LITTLE_ENDIAN
+#error "nk_hdr fields are used natively: little-endian hosts only"
+#endif
+
+#define HDR_LEN		((uint32_t)sizeof(struct nk_hdr))
+#define ADDR_LEN	((uint32_t)sizeof(struct nk_addr))
+
+/*
+ * One guest socket and its NSM socket.  It sits in the guest's table while
+ * guest != NULL and in the NSM's table while nsm != NULL, and is freed when
+ * it is in neither.
+ */
+struct he_map {
+	struct he_hnode gnode;		/* guest->socks, key guest_sock */
+	struct he_hnode nnode;		/* nsm->socks, key nsm_sock */
+	struct he_ep *guest;
+	struct he_ep *nsm;
+	uint32_t guest_sock;
+	uint32_t nsm_sock;
+	bool stream;
+	bool opening;			/* SOCKET/ACCEPT reply outstanding */
+	bool closing;			/* a CLOSE is outstanding at the NSM */
+	bool reset;			/* guest view: gone (EV_RESET sent) */
+	int reset_err;
+	uint64_t tx_bytes, rx_bytes;
+	uint32_t guest_buf_alloc, guest_fwd_cnt;
+	uint32_t nsm_buf_alloc, nsm_fwd_cnt;
+	uint32_t guest_tx_cnt, nsm_tx_cnt;
+};
+
+/* A request outstanding at an NSM, keyed by the engine's request id. */
+struct he_req {
+	struct he_hnode node;		/* nsm->reqs */
+	TAILQ_ENTRY(he_req) glink;	/* guest->my_reqs while guest != NULL */
+	struct he_ep *guest;		/* NULL: the engine's own, or guest gone */
+	uint64_t guest_req_id;
+	uint32_t guest_sock;
+	uint32_t nsm_sock;
+	uint32_t new_guest_sock;	/* ACCEPT */
+	uint32_t new_nsm_sock;		/* ACCEPT */
+	uint16_t op;
+};
+
+/* A message held for an endpoint whose eventq has no buffer. */
+struct he_pmsg {
+	TAILQ_ENTRY(he_pmsg) link;
+	struct nk_hdr h;
+	uint8_t data[];
+};
+
+enum he_cmd_type {
+	CMD_START,
+	CMD_STOP,
+	CMD_ATTACH,
+	CMD_DETACH,
+	CMD_SOCKETS,
+};
+
+struct he_cmd {
+	STAILQ_ENTRY(he_cmd) link;
+	enum he_cmd_type type;
+	struct he_ep *ep;
+	struct he_ep *ep2;
+	int vid;
+	struct he_dev_start *ds;
+	uint16_t nr_vqs;
+	uint16_t *last_avail;
+	uint16_t *last_used;
+	struct rte_vhost_memory *mem;
+	struct he_sock_info *socks;
+	int ret;
+	bool done;
+};
+
+static struct he_config *cfg;
+static uint64_t next_req_id = 1;
+static int epfd = -1;
+static int cmd_efd = -1;
+static bool dp_quit;
+static struct he_chain rq_chain;	/* the requestq chain being handled */
+static struct he_chain ev_chain;	/* the eventq chain being filled */
+static uint16_t cur_head;		/* head of rq_chain, for EV_PROTO_ERROR */
+static struct he_engine_stats dp_stats;
+
+static pthread_mutex_t cmd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cmd_cond = PTHREAD_COND_INITIALIZER;
+static STAILQ_HEAD(, he_cmd) cmd_q = STAILQ_HEAD_INITIALIZER(cmd_q);
+static uint32_t cmd_nr;			/* commands queued (atomic hint) */
+static bool dp_running;			/* under cmd_lock */
+
+static void stat_add(uint64_t *v, int64_t n)
+{
+	__atomic_store_n(v, *v + n, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* Hash tables                                                         */
+/* ------------------------------------------------------------------ */
+
+static inline uint32_t ht_bucket(uint64_t key)
+{
+	return (key * 0x9e3779b97f4a7c15ULL) >> (64 - HE_HASH_BITS);
+}
+
+static struct he_hnode *ht_find(const struct he_htab *t, uint64_t key)
+{
+	struct he_hnode *n;
+
+	for (n = t->b[ht_bucket(key)]; n; n = n->next)
+		if (n->key == key)
+			return n;
+	return NULL;
+}
+
+static void ht_add(struct he_htab *t, struct he_hnode *n, uint64_t key)
+{
+	struct he_hnode **b = &t->b[ht_bucket(key)];
+
+	n->key = key;
+	n->next = *b;
+	*b = n;
+	t->count++;
+}
+
+static void ht_del(struct he_htab *t, struct he_hnode *n)
+{
+	struct he_hnode **p;
+
+	for (p = &t->b[ht_bucket(n->key)]; *p; p = &(*p)->next) {
+		if (*p == n) {
+			*p = n->next;
+			t->count--;
+			return;
+		}
+	}
+}
+
+/* Empty the table; returns its nodes linked through ->next. */
+static struct he_hnode *ht_take_all(struct he_htab *t)
+{
+	struct he_hnode *all = NULL, *n;
+	unsigned int i;
+
+	for (i = 0; i < HE_HASH_BUCKETS; i++) {
+		while ((n = t->b[i])) {
+			t->b[i] = n->next;
+			n->next = all;
+			all = n;
+		}
+	}
+	t->count = 0;
+	return all;
+}
+
+/* ------------------------------------------------------------------ */
+/* Delivery into eventqs and pending queues                            */
+/* ------------------------------------------------------------------ */
+
+static struct he_vq *event_vq(struct he_ep *ep, uint32_t sock)
+{
+	return &ep->vq[NK_VQ_EVENT(sock % ep->nr_pairs)];
+}
+
+static void pend_account(struct he_ep *ep, int64_t delta)
+{
+	uint64_t v = ep->cnt[HE_C_PENDING_BYTES] + delta;
+
+	he_cnt_set(ep, HE_C_PENDING_BYTES, v);
+	if (v > ep->cnt[HE_C_PENDING_MAX])
+		he_cnt_set(ep, HE_C_PENDING_MAX, v);
+}
+
+static int pend_add(struct he_ep *ep, const struct nk_hdr *h, const struct he_iov *src,
+		    uint32_t soff)
+{
+	struct he_pmsg *pm = malloc(sizeof(*pm) + h->len);
+
+	if (!pm)
+		return -ENOMEM;
+	pm->h = *h;
+	if (h->len)
+		he_iov_read(src, soff, pm->data, h->len);
+	TAILQ_INSERT_TAIL(&ep->pending, pm, link);
+	pend_account(ep, HDR_LEN + h->len);
+	return 0;
+}
+
+static void pend_free_all(struct he_ep *ep)
+{
+	struct he_pmsg *pm;
+
+	while ((pm = TAILQ_FIRST(&ep->pending))) {
+		TAILQ_REMOVE(&ep->pending, pm, link);
+		free(pm);
+	}
+	he_cnt_set(ep, HE_C_PENDING_BYTES, 0);
+}
+
+static bool over_limit(const struct he_ep *ep, uint64_t add)
+{
+	return ep->cnt[HE_C_PENDING_BYTES] + add > cfg->pending_limit;
+}
+
+/*
+ * Report a protocol error to @ep.  @queue_only: called while an eventq
+ * chain is being taken, so the event goes to the pending queue.
+ */
+static void proto_error(struct he_ep *ep, int perr, int err, uint16_t head, uint16_t op,
+			uint64_t req_id, bool queue_only);
+
+static void ring_broken(struct he_ep *ep, struct he_vq *vq, uint16_t bad)
+{
+	he_ep_log(ep, ERR, "virtqueue %u: avail ring corrupt (%u), queue stopped", vq->qid, bad);
+	proto_error(ep, NK_PERR_DESC_RANGE, -EFAULT, bad, 0, 0, true);
+}
+
+/*
+ * Take an eventq chain that can hold @h: device-writable only and at least
+ * a header plus the agreed max_payload (before HELLO: plus h->len).  Bad
+ * chains are returned with length 0 and reported.  1: ev_chain holds it.
+ */
+static int event_chain(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h)
+{
+	uint32_t need = HDR_LEN + (ep->state == HE_EP_READY ? ep->max_payload : h->len);
+
+	for (;;) {
+		int err = 0, r = he_vq_pop(ep->mem, vq, true, &ev_chain, &err);
+
+		if (!r)
+			return 0;
+		if (r == HE_VQ_BROKEN) {
+			ring_broken(ep, vq, ev_chain.head);
+			return 0;
+		}
+		if (r == 1) {
+			if (ev_chain.iov.len >= need)
+				return 1;
+			r = -NK_PERR_EVENT_BUF;
+			err = -ENOBUFS;
+		}
+		he_vq_push(vq, ev_chain.head, 0);
+		proto_error(ep, -r, err, ev_chain.head, 0, 0, true);
+	}
+}
+
+static void write_msg(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h,
+		      const struct he_iov *src, uint32_t soff)
+{
+	struct he_seg hs;
+	struct he_iov hi;
+
+	he_iov_flat(&hi, &hs, h, HDR_LEN);
+	he_iov_copy(&ev_chain.iov, 0, &hi, 0, HDR_LEN);
+	if (h->len)
+		he_iov_copy(&ev_chain.iov, HDR_LEN, src, soff, h->len);
+	he_vq_push(vq, ev_chain.head, HDR_LEN + h->len);
+	he_cnt_add(ep, h->flags & NK_F_REPLY ? HE_C_REPLIES : HE_C_EVENTS, 1);
+	he_cnt_add(ep, HE_C_BYTES_OUT, h->len);
+}
+
+/*
+ * Deliver @h and h->len payload bytes from @src at @soff to @dst: straight
+ * into its eventq (guest memory to guest memory) when nothing is pending
+ * and a buffer is there, else into its pending queue.  Unless @must, the
+ * pending queue's limit applies.  0, -ENOBUFS (over the limit), -ENOTCONN
+ * (@dst has no device) or -ENOMEM.
+ */
+static int deliver(struct he_ep *dst, const struct nk_hdr *h, const struct he_iov *src,
+		   uint32_t soff, bool must)
+{
+	struct he_vq *vq;
+
+	if (!dst->running)
+		return -ENOTCONN;
+	if (!must && over_limit(dst, HDR_LEN + h->len))
+		return -ENOBUFS;
+	if (TAILQ_EMPTY(&dst->pending)) {
+		vq = event_vq(dst, h->sock);
+		if (event_chain(dst, vq, h)) {
+			write_msg(dst, vq, h, src, soff);
+			return 0;
+		}
+	}
+	return pend_add(dst, h, src, soff);
+}
+
+/*
+ * Deliver SEND or EV_DATA: a stream message larger than the receiver's
+ * max_payload is split (SEND parts but the last get NK_F_MORE); any other
+ * too large message gives -EMSGSIZE.  All parts or none are accepted.
+ */
+static int deliver_data(struct he_ep *dst, const struct nk_hdr *h, const struct he_iov *src,
+			uint32_t soff, bool stream)
+{
+	uint32_t max = dst->max_payload, off, n, parts;
+	struct nk_hdr p;
+	int err;
+
+	if (!dst->running)
+		return -ENOTCONN;
+	if (h->len <= max)
+		return deliver(dst, h, src, soff, false);
+	if (!stream || (h->flags & NK_F_ADDR))
+		return -EMSGSIZE;
+	parts = (h->len + max - 1) / max;
+	if (over_limit(dst, (uint64_t)parts * HDR_LEN + h->len))
+		return -ENOBUFS;
+	for (off = 0; off < h->len; off += n) {
+		n = RTE_MIN(max, h->len - off);
+		p = *h;
+		p.len = n;
+		if (h->op == NK_OP_SEND && off + n < h->len)
+			p.flags |= NK_F_MORE;
+		err = deliver(dst, &p, src, soff + off, true);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Write pending messages into the eventq, in order, while buffers last. */
+static unsigned int flush_pending(struct he_ep *ep)
+{
+	unsigned int n = 0;
+	struct he_pmsg *pm;
+	struct he_seg seg;
+	struct he_iov iov;
+	struct he_vq *vq;
+
+	while ((pm = TAILQ_FIRST(&ep->pending))) {
+		vq = event_vq(ep, pm->h.sock);
+		if (!event_chain(ep, vq, &pm->h))
+			break;
+		he_iov_flat(&iov, &seg, pm->data, pm->h.len);
+		write_msg(ep, vq, &pm->h, &iov, 0);
+		TAILQ_REMOVE(&ep->pending, pm, link);
+		pend_account(ep, -(int64_t)(HDR_LEN + pm->h.len));
+		free(pm);
+		n++;
+	}
+	return n;
+}
+
+static void proto_error(struct he_ep *ep, int perr, int err, uint16_t head, uint16_t op,
+			uint64_t req_id, bool queue_only)
+{
+	struct nk_hdr e = {
+		.op = NK_EV_PROTO_ERROR,
+		.status = (uint32_t)err,
+		.req_id = req_id,
+		.arg = { perr, head, op },
+	};
+	int ret;
+
+	he_cnt_add(ep, HE_C_PROTO_ERRORS, 1);
+	he_ep_log(ep, WARNING, "protocol error %d (%d) head %u op %#x", perr, err, head, op);
+	if (queue_only)
+		ret = over_limit(ep, HDR_LEN) ? -ENOBUFS : pend_add(ep, &e, NULL, 0);
+	else
+		ret = deliver(ep, &e, NULL, 0, false);
+	if (ret)
+		he_cnt_add(ep, HE_C_DROPS, 1);
+}
+
+/* Reply to @h on behalf of the engine. */
+static void reply(struct he_ep *ep, const struct nk_hdr *h, int status)
+{
+	struct nk_hdr r = {
+		.op = h->op,
+		.flags = NK_F_REPLY,
+		.sock = h->sock,
+		.status = (uint32_t)status,
+		.req_id = h->req_id,
+	};
+
+	if (status)
+		he_cnt_add(ep, HE_C_ERRORS, 1);
+	if (deliver(ep, &r, NULL, 0, true))
+		he_cnt_add(ep, HE_C_DROPS, 1);
+}
+
+/* Refuse a message: an error reply, or EV_PROTO_ERROR if it was a reply. */
+static void refuse(struct he_ep *ep, const struct nk_hdr *h, int err)
+{
+	if (h->flags & NK_F_REPLY)
+		proto_error(ep, NK_PERR_STRAY_REPLY, err, cur_head, h->op, h->req_id, false);
+	else
+		reply(ep, h, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sockets and requests                                                */
+/* ------------------------------------------------------------------ */
+
+static void socks_gauge(struct he_ep *ep)
+{
+	he_cnt_set(ep, HE_C_SOCKETS, ep->socks.count);
+}
+
+static struct he_map *map_by_guest(struct he_ep *g, uint64_t sock)
+{
+	struct he_hnode *n = sock ? ht_find(&g->socks, sock) : NULL;
+
+	return n ? container_of(n, struct he_map, gnode) : NULL;
+}
+
+static struct he_map *map_by_nsm(struct he_ep *nsm, uint64_t sock)
+{
+	struct he_hnode *n = sock ? ht_find(&nsm->socks, sock) : NULL;
+
+	return n ? container_of(n, struct he_map, nnode) : NULL;
+}
+
+static struct he_map *map_new(struct he_ep *g, uint32_t gsock, struct he_ep *nsm, bool stream)
+{
+	struct he_map *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return NULL;
+	/* NSM ids: never 0, never one still in the NSM's table. */
+	do {
+		m->nsm_sock = nsm->next_sock++;
+	} while (!m->nsm_sock || ht_find(&nsm->socks, m->nsm_sock));
+	m->guest = g;
+	m->nsm = nsm;
+	m->guest_sock = gsock;
+	m->stream = stream;
+	m->opening = true;
+	ht_add(&g->socks, &m->gnode, gsock);
+	ht_add(&nsm->socks, &m->nnode, m->nsm_sock);
+	socks_gauge(g);
+	socks_gauge(nsm);
+	stat_add(&dp_stats.sockets, 1);
+	return m;
+}
+
+/* Take @m out of the guest's and/or the NSM's table; free it when in none. */
+static void map_drop(struct he_map *m, bool gside, bool nside)
+{
+	if (gside && m->guest) {
+		ht_del(&m->guest->socks, &m->gnode);
+		socks_gauge(m->guest);
+		m->guest = NULL;
+	}
+	if (nside && m->nsm) {
+		ht_del(&m->nsm->socks, &m->nnode);
+		socks_gauge(m->nsm);
+		m->nsm = NULL;
+	}
+	if (!m->guest && !m->nsm) {
+		free(m);
+		stat_add(&dp_stats.sockets, -1);
+	}
+}
+
+static struct he_req *req_new(struct he_ep *g, uint16_t op)
+{
+	struct he_req *r = calloc(1, sizeof(*r));
+
+	if (r) {
+		r->guest = g;
+		r->op = op;
+	}
+	return r;
+}
+
+static void req_track(struct he_ep *nsm, struct he_req *r)
+{
+	ht_add(&nsm->reqs, &r->node, r->node.key);
+	if (r->guest) {
+		TAILQ_INSERT_TAIL(&r->guest->my_reqs, r, glink);
+		r->guest->nr_reqs++;
+	}
+}
+
+/*
+ * The engine's own CLOSE of @m's NSM socket (the guest side is gone or
+ * reset).  @m may be freed.
+ */
+static void nsm_close(struct he_map *m)
+{
+	struct nk_hdr f = { .op = NK_OP_CLOSE, .sock = m->nsm_sock };
+	struct he_req *r = req_new(NULL, NK_OP_CLOSE);
+
+	m->closing = true;
+	if (r) {
+		r->nsm_sock = m->nsm_sock;
+		r->node.key = f.req_id = next_req_id++;
+		if (!deliver(m->nsm, &f, NULL, 0, true)) {
+			req_track(m->nsm, r);
+			return;
+		}
+		free(r);
+	}
+	he_ep_log(m->nsm, ERR, "cannot close socket %u: forgotten", m->nsm_sock);
+	map_drop(m, false, true);
+}
+
+/*
+ * The socket is gone for the guest: EV_RESET(@err) and, if the NSM side
+ * still exists, the engine's CLOSE.  The guest id stays allocated until the
+ * guest's CLOSE, which the engine then answers itself.  @m may be freed.
+ */
+static void map_reset(struct he_map *m, int err)
+{
+	struct nk_hdr ev = {
+		.op = NK_EV_RESET,
+		.sock = m->guest_sock,
+		.status = (uint32_t)err,
+	};
+
+	if (!m->guest || m->reset || m->closing)
+		return;
+	m->reset = true;
+	m->reset_err = err;
+	if (deliver(m->guest, &ev, NULL, 0, true))
+		he_cnt_add(m->guest, HE_C_DROPS, 1);
+	if (m->nsm)
+		nsm_close(m);
+}
+
+/* @dst's pending queue is over its limit: drop the message, reset @m. */
+static void overflow(struct he_ep *dst, struct he_map *m)
+{
+	he_cnt_add(dst, HE_C_DROPS, 1);
+	he_ep_log(dst, WARNING, "pending queue over limit, socket reset");
+	if (m && m->guest && !m->reset && !m->closing) {
+		he_cnt_add(dst, HE_C_RESETS, 1);
+		map_reset(m, -ENOBUFS);
+	}
+}
+
+static void credit_take(struct nk_hdr *h, uint32_t *buf_alloc, uint32_t *fwd_cnt)
+{
+	if (!(h->flags & NK_F_CREDIT))
+		return;
+	h->buf_alloc = RTE_MIN(h->buf_alloc, NK_CREDIT_MAX);
+	*buf_alloc = h->buf_alloc;
+	*fwd_cnt = h->fwd_cnt;
+}
+
+/* Payload bytes counted by credit, or -1 if NK_F_ADDR has no room for one. */
+static int64_t data_len(const struct nk_hdr *h)
+{
+	if (!(h->flags & NK_F_ADDR))
+		return h->len;
+	return h->len < ADDR_LEN ? -1 : (int64_t)h->len - ADDR_LEN;
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest -> NSM                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Forward guest request @h, translated into @f, to @nsm and remember it so
+ * that the reply finds its way back.  @nm: the socket an ACCEPT creates.
+ */
+static int fwd_tracked(struct he_ep *g, const struct nk_hdr *h, struct he_ep *nsm,
+		       struct nk_hdr *f, const struct he_iov *src, uint32_t soff,
+		       const struct he_map *nm)
+{
+	struct he_req *r;
+	int err;
+
+	if (g->nr_reqs >= HE_MAX_REQS_PER_GUEST)
+		return -EBUSY;
+	r = req_new(g, h->op);
+	if (!r)
+		return -ENOMEM;
+	r->guest_req_id = h->req_id;
+	r->guest_sock = h->sock;
+	r->nsm_sock = f->sock;
+	if (nm) {
+		r->new_guest_sock = nm->guest_sock;
+		r->new_nsm_sock = nm->nsm_sock;
+	}
+	r->node.key = f->req_id = next_req_id++;
+	err = deliver(nsm, f, src, soff, false);
+	if (err) {
+		free(r);
+		return err;
+	}
+	req_track(nsm, r);
+	return 0;
+}
+
+/* Forwarding @h to @nsm failed with @err: answer, and reset @m on overflow. */
+static void fwd_failed(struct he_ep *g, const struct nk_hdr *h, struct he_ep *nsm,
+		       struct he_map *m, int err)
+{
+	reply(g, h, err == -ENOTCONN ? -ECONNRESET : err);
+	if (err == -ENOBUFS)
+		overflow(nsm, m);
+}
+
+static void guest_socket(struct he_ep *g, struct nk_hdr *h)
+{
+	struct he_ep *nsm = g->nsm;
+	struct nk_addr a[2] = { 0 };
+	unsigned int na = 0;
+	uint64_t feat;
+	struct he_seg seg;
+	struct he_iov ai;
+	struct he_map *m;
+	struct nk_hdr f;
+	int err;
+
+	if (!h->sock || (h->arg[3] & ~(uint64_t)NK_SOCK_V6ONLY))
+		return reply(g, h, -EINVAL);
+	if (map_by_guest(g, h->sock))
+		return reply(g, h, -EEXIST);
+	if (!nsm || !nsm->running || nsm->state != HE_EP_READY)
+		return reply(g, h, -ENETUNREACH);
+	feat = g->features & nsm->features;
+	if (h->arg[0] != AF_INET && !(h->arg[0] == AF_INET6 && (feat & NK_FEAT_INET6)))
+		return reply(g, h, -EAFNOSUPPORT);
+	/*
+	 * The guest's source addresses, IPv4 first: an AF_INET6 socket that
+	 * is not V6ONLY may reach IPv4 peers through mapped addresses.
+	 */
+	if (g->has_addr4 && (h->arg[0] == AF_INET || !(h->arg[3] & NK_SOCK_V6ONLY))) {
+		a[na].family = AF_INET;
+		memcpy(a[na++].addr, &g->addr4, sizeof(g->addr4));
+	}
+	if (g->has_addr6 && h->arg[0] == AF_INET6) {
+		a[na].family = AF_INET6;
+		memcpy(a[na++].addr, &g->addr6, sizeof(g->addr6));
+	}
+	if (!na)
+		return reply(g, h, -EAFNOSUPPORT);
+	if (h->arg[1] != SOCK_STREAM && !(h->arg[1] == SOCK_DGRAM && (feat & NK_FEAT_DGRAM)))
+		return reply(g, h, -ESOCKTNOSUPPORT);
+
+	m = map_new(g, h->sock, nsm, h->arg[1] == SOCK_STREAM);
+	if (!m)
+		return reply(g, h, -ENOMEM);
+	credit_take(h, &m->guest_buf_alloc, &m->guest_fwd_cnt);
+	f = *h;
+	f.sock = m->nsm_sock;
+	f.arg[3] = h->arg[3] | (uint64_t)g->id << 32;
+	f.len = na * ADDR_LEN;
+	he_iov_flat(&ai, &seg, a, f.len);
+	err = fwd_tracked(g, h, nsm, &f, &ai, 0, NULL);
+	if (err) {
+		map_drop(m, true, true);
+		fwd_failed(g, h, nsm, NULL, err);
+	}
+}
+
+static void guest_accept(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
+			 struct he_map *m)
+{
+	struct he_map *nm;
+	struct nk_hdr f;
+	int err;
+
+	if (!h->arg[0] || h->arg[0] > UINT32_MAX)
+		return reply(g, h, -EINVAL);
+	if (map_by_guest(g, h->arg[0]))
+		return reply(g, h, -EEXIST);
+	nm = map_new(g, h->arg[0], m->nsm, m->stream);
+	if (!nm)
+		return reply(g, h, -ENOMEM);
+	credit_take(h, &nm->guest_buf_alloc, &nm->guest_fwd_cnt);
+	f = *h;
+	f.sock = m->nsm_sock;
+	f.arg[0] = nm->nsm_sock;
+	err = fwd_tracked(g, h, m->nsm, &f, iov, HDR_LEN, nm);
+	if (err) {
+		map_drop(nm, true, true);
+		fwd_failed(g, h, m->nsm, m, err);
+	}
+}
+
+static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
+		       struct he_map *m)
+{
+	int64_t n = data_len(h);
+	struct he_ep *nsm = m->nsm;
+	struct nk_hdr f;
+	int err;
+
+	if (n < 0)
+		return reply(g, h, -EINVAL);
+	if (!nk_credit_ok(m->guest_tx_cnt, n, m->nsm_fwd_cnt, m->nsm_buf_alloc)) {
+		he_cnt_add(g, HE_C_CREDIT_VIOLATIONS, 1);
+		he_ep_log(g, NOTICE, "socket %u: SEND of %" PRId64 " bytes beyond credit",
+			  m->guest_sock, n);
+		return reply(g, h, -ENOBUFS);
+	}
+	f = *h;
+	f.sock = m->nsm_sock;
+	err = deliver_data(nsm, &f, iov, HDR_LEN, m->stream);
+	if (err == -EMSGSIZE) {
+		he_cnt_add(nsm, HE_C_DROPS, 1);
+		return reply(g, h, -EMSGSIZE);
+	}
+	if (err)
+		return fwd_failed(g, h, nsm, m, err);
+	m->guest_tx_cnt += n;
+	m->tx_bytes += n;
+}
+
+static void guest_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov)
+{
+	struct he_map *m;
+	struct nk_hdr f;
+	int err;
+
+	if ((h->flags & (NK_F_ADDR | NK_F_MORE)) && h->op != NK_OP_SEND)
+		return reply(g, h, -EINVAL);
+	if (h->op == NK_OP_SOCKET)
+		return guest_socket(g, h);
+	m = map_by_guest(g, h->sock);
+	if (!m)
+		return reply(g, h, -EBADF);
+	if (h->op != NK_OP_ACCEPT)
+		credit_take(h, &m->guest_buf_alloc, &m->guest_fwd_cnt);
+	if (m->reset) {
+		if (h->op != NK_OP_CLOSE)
+			return reply(g, h, m->reset_err);
+		map_drop(m, true, false);
+		return reply(g, h, 0);
+	}
+	if (m->closing)
+		return reply(g, h, -EBADF);
+
+	switch (h->op) {
+	case NK_OP_ACCEPT:
+		return guest_accept(g, h, iov, m);
+	case NK_OP_SEND:
+		return guest_send(g, h, iov, m);
+	case NK_OP_CREDIT:
+		f = *h;
+		f.sock = m->nsm_sock;
+		err = deliver(m->nsm, &f, iov, HDR_LEN, false);
+		break;
+	default:
+		f = *h;
+		f.sock = m->nsm_sock;
+		err = fwd_tracked(g, h, m->nsm, &f, iov, HDR_LEN, NULL);
+		if (!err && h->op == NK_OP_CLOSE)
+			m->closing = true;
+		break;
+	}
+	if (err)
+		fwd_failed(g, h, m->nsm, m, err);
+}
+
+/* ------------------------------------------------------------------ */
+/* NSM -> guest                                                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Complete request @r (already out of the NSM's table) with reply @h:
+ * socket state changes, then the reply goes to the guest with its own ids.
+ */
+static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
+			 const struct he_iov *iov)
+{
+	struct he_ep *g = r->guest;
+	struct he_map *m;
+	struct nk_hdr f;
+
+	if (g) {
+		TAILQ_REMOVE(&g->my_reqs, r, glink);
+		g->nr_reqs--;
+	}
+	m = map_by_nsm(nsm, r->op == NK_OP_ACCEPT ? r->new_nsm_sock : r->nsm_sock);
+	if (m) {
+		switch (r->op) {
+		case NK_OP_SOCKET:
+		case NK_OP_ACCEPT:
+			credit_take(h, &m->nsm_buf_alloc, &m->nsm_fwd_cnt);
+			if ((int32_t)h->status >= 0)
+				m->opening = false;
+			else if (m->opening && !m->closing && !m->reset)
+				map_drop(m, true, true);
+			break;
+		case NK_OP_CLOSE:
+			map_drop(m, g != NULL, true);
+			break;
+		default:
+			credit_take(h, &m->nsm_buf_alloc, &m->nsm_fwd_cnt);
+			break;
+		}
+	}
+	if (g) {
+		f = *h;
+		f.sock = r->guest_sock;
+		f.req_id = r->guest_req_id;
+		if (r->op == NK_OP_ACCEPT)
+			f.arg[0] = r->new_guest_sock;
+		if (deliver(g, &f, iov, HDR_LEN, true))
+			he_cnt_add(g, HE_C_DROPS, 1);
+	}
+	free(r);
+}
+
+/* The NSM's answer to a failed SEND or CREDIT: routed by socket. */
+static void nsm_data_reply(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *iov)
+{
+	struct he_map *m = map_by_nsm(nsm, h->sock);
+	struct nk_hdr f;
+
+	if (!m || (int32_t)h->status >= 0)
+		return proto_error(nsm, NK_PERR_STRAY_REPLY, -ENOENT, cur_head, h->op,
+				   h->req_id, false);
+	credit_take(h, &m->nsm_buf_alloc, &m->nsm_fwd_cnt);
+	if (!m->guest || m->reset || m->closing)
+		return;
+	f = *h;
+	f.sock = m->guest_sock;
+	if (deliver(m->guest, &f, iov, HDR_LEN, true))
+		he_cnt_add(m->guest, HE_C_DROPS, 1);
+}
+
+static void nsm_reply(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *iov)
+{
+	struct he_hnode *n;
+	struct he_req *r;
+
+	if (h->op == NK_OP_SEND || h->op == NK_OP_CREDIT)
+		return nsm_data_reply(nsm, h, iov);
+	n = ht_find(&nsm->reqs, h->req_id);
+	r = n ? container_of(n, struct he_req, node) : NULL;
+	if (!r || r->op != h->op)
+		return proto_error(nsm, NK_PERR_STRAY_REPLY, -ENOENT, cur_head, h->op,
+				   h->req_id, false);
+	ht_del(&nsm->reqs, &r->node);
+	req_complete(nsm, r, h, iov);
+}
+
+static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *iov)
+{
+	struct he_map *m = map_by_nsm(nsm, h->sock);
+	struct he_ep *g;
+	struct nk_hdr f;
+	int64_t n;
+	int err;
+
+	if (!m) {
+		he_cnt_add(nsm, HE_C_DROPS, 1);
+		he_ep_log(nsm, NOTICE, "event %#x for unknown socket %u dropped", h->op, h->sock);
+		return;
+	}
+	credit_take(h, &m->nsm_buf_alloc, &m->nsm_fwd_cnt);
+	g = m->guest;
+	if (!g || m->reset || m->closing)
+		return;
+	f = *h;
+	f.sock = m->guest_sock;
+	if (h->op != NK_EV_DATA) {
+		if (deliver(g, &f, iov, HDR_LEN, false))
+			overflow(g, m);
+		return;
+	}
+	n = data_len(h);
+	if (n < 0)
+		return proto_error(nsm, NK_PERR_LENGTH, -EMSGSIZE, cur_head, h->op, 0, false);
+	if (!nk_credit_ok(m->nsm_tx_cnt, n, m->guest_fwd_cnt, m->guest_buf_alloc)) {
+		/* A stream with a hole is worth nothing: reset the socket. */
+		he_cnt_add(nsm, HE_C_CREDIT_VIOLATIONS, 1);
+		proto_error(nsm, NK_PERR_CREDIT, -ENOBUFS, cur_head, h->op, 0, false);
+		he_cnt_add(nsm, HE_C_RESETS, 1);
+		return map_reset(m, -ENOBUFS);
+	}
+	err = deliver_data(g, &f, iov, HDR_LEN, m->stream);
+	if (err == -EMSGSIZE) {
+		he_cnt_add(g, HE_C_DROPS, 1);
+		return;
+	}
+	if (err)
+		return overflow(g, m);
+	m->nsm_tx_cnt += n;
+	m->rx_bytes += n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sessions                                                            */
+/* ------------------------------------------------------------------ */
+
+/* The guest is gone (device stopped or new HELLO): close its NSM sockets. */
+static void guest_down(struct he_ep *g)
+{
+	struct he_hnode *n, *next;
+	struct he_req *r;
+
+	while ((r = TAILQ_FIRST(&g->my_reqs))) {
+		TAILQ_REMOVE(&g->my_reqs, r, glink);
+		r->guest = NULL;
+	}
+	g->nr_reqs = 0;
+	for (n = ht_take_all(&g->socks); n; n = next) {
+		struct he_map *m = container_of(n, struct he_map, gnode);
+
+		next = n->next;
+		m->guest = NULL;
+		if (!m->nsm)
+			map_drop(m, false, false);
+		else if (!m->closing)
+			nsm_close(m);
+	}
+	socks_gauge(g);
+}
+
+/*
+ * The NSM is gone: its outstanding requests fail with @err (a CLOSE
+ * succeeds), every socket it served is reset for its guest.
+ */
+static void nsm_down(struct he_ep *nsm, int err)
+{
+	struct he_hnode *n, *next;
+
+	for (n = ht_take_all(&nsm->reqs); n; n = next) {
+		struct he_req *r = container_of(n, struct he_req, node);
+		struct nk_hdr h = {
+			.op = r->op,
+			.flags = NK_F_REPLY,
+			.status = r->op == NK_OP_CLOSE ? 0 : (uint32_t)err,
+		};
+
+		next = n->next;
+		if (r->guest && h.status)
+			he_cnt_add(r->guest, HE_C_ERRORS, 1);
+		req_complete(nsm, r, &h, NULL);
+	}
+	for (n = ht_take_all(&nsm->socks); n; n = next) {
+		struct he_map *m = container_of(n, struct he_map, nnode);
+
+		next = n->next;
+		m->nsm = NULL;
+		if (m->guest && !m->reset && !m->closing) {
+			he_cnt_add(nsm, HE_C_RESETS, 1);
+			map_reset(m, err);
+		}
+		map_drop(m, false, false);
+	}
+	socks_gauge(nsm);
+}
+
+static void session_end(struct he_ep *ep)
+{
+	if (ep->role == NK_ROLE_GUEST)
+		guest_down(ep);
+	else
+		nsm_down(ep, -ECONNRESET);
+}
+
+static void hello(struct he_ep *ep, const struct nk_hdr *h)
+{
+	uint64_t mp = RTE_MIN(h->arg[2], (uint64_t)cfg->max_payload);
+	struct nk_hdr r = {
+		.op = NK_OP_HELLO,
+		.flags = NK_F_REPLY,
+		.req_id = h->req_id,
+		.len = strlen(ep->name) + 1,
+	};
+	struct he_seg seg;
+	struct he_iov iov;
+
+	if (h->arg[0] != NK_PROTO_VERSION)
+		return reply(ep, h, -EPROTONOSUPPORT);
+	if (h->arg[3] != ep->role || mp < NK_MIN_PAYLOAD)
+		return reply(ep, h, -EINVAL);
+	if (ep->state == HE_EP_READY)
+		return reply(ep, h, -EALREADY);
+	ep->max_payload = mp;
+	ep->features = h->arg[1] & NK_FEAT_ALL;
+	__atomic_store_n(&ep->state, HE_EP_READY, __ATOMIC_RELAXED);
+	r.arg[0] = NK_PROTO_VERSION;
+	r.arg[1] = ep->features;
+	r.arg[2] = mp;
+	r.arg[3] = ep->id;
+	he_iov_flat(&iov, &seg, ep->name, r.len);
+	if (deliver(ep, &r, &iov, 0, true))
+		he_cnt_add(ep, HE_C_DROPS, 1);
+	he_log(INFO, "%s: HELLO: max_payload %u features %#" PRIx64, ep->name,
+	       ep->max_payload, ep->features);
+}
+
+/* ------------------------------------------------------------------ */
+/* Requestq service                                                    */
+/* ------------------------------------------------------------------ */
+
+static void dispatch(struct he_ep *ep, struct nk_hdr *h, const struct he_iov *iov)
+{
+	bool is_reply = h->flags & NK_F_REPLY;
+
+	if (h->flags & ~NK_F_KNOWN)
+		return refuse(ep, h, -EINVAL);
+	if (h->op == NK_OP_HELLO && !is_reply)
+		return hello(ep, h);
+	if (ep->state != HE_EP_READY)
+		return refuse(ep, h, -EPROTO);
+	if (ep->role == NK_ROLE_GUEST) {
+		if (!is_reply && h->op >= NK_OP_SOCKET && h->op <= NK_OP_MAX_REQUEST)
+			return guest_request(ep, h, iov);
+	} else if (is_reply) {
+		if (h->op >= NK_OP_SOCKET && h->op <= NK_OP_MAX_REQUEST)
+			return nsm_reply(ep, h, iov);
+	} else if ((h->op >= NK_EV_DATA && h->op <= NK_EV_ERROR) || h->op == NK_OP_CREDIT) {
+		return nsm_event(ep, h, iov);
+	}
+	refuse(ep, h, -EOPNOTSUPP);
+}
+
+/* Handle one chain taken from a requestq (r, err: he_vq_pop's results). */
+static void take(struct he_ep *ep, struct he_vq *vq, int r, int err)
+{
+	struct he_chain *c = &rq_chain;
+	uint32_t limit;
+	struct nk_hdr h;
+
+	cur_head = c->head;
+	he_cnt_add(ep, HE_C_REQUESTS, 1);
+	if (r < 0) {
+		proto_error(ep, -r, err, c->head, 0, 0, false);
+		goto done;
+	}
+	if (c->iov.len < HDR_LEN) {
+		proto_error(ep, NK_PERR_TRUNCATED, -EBADMSG, c->head, 0, 0, false);
+		goto done;
+	}
+	/* One copy out of guest memory; only the copy is looked at. */
+	he_iov_read(&c->iov, 0, &h, HDR_LEN);
+	limit = ep->state == HE_EP_READY ? ep->max_payload : cfg->max_payload;
+	if (h.len != c->iov.len - HDR_LEN || h.len > limit) {
+		proto_error(ep, NK_PERR_LENGTH, -EMSGSIZE, c->head, h.op, h.req_id, false);
+		goto done;
+	}
+	he_cnt_add(ep, HE_C_BYTES_IN, h.len);
+	dispatch(ep, &h, &c->iov);
+done:
+	he_vq_push(vq, c->head, 0);
+}
+
+static unsigned int visit(struct he_ep *ep)
+{
+	unsigned int work = flush_pending(ep), quota, i;
+	int r, err;
+
+	if (ep->cnt[HE_C_PENDING_BYTES] >= cfg->pending_limit)
+		return work;
+	quota = cfg->batch * (ep->role == NK_ROLE_GUEST ? ep->weight :
+			      RTE_MAX(ep->guest_weight, 1U));
+	for (i = 0; i < ep->nr_pairs && quota; i++) {
+		struct he_vq *vq = &ep->vq[NK_VQ_REQUEST((ep->rr_pair + i) % ep->nr_pairs)];
+
+		while (quota) {
+			r = he_vq_pop(ep->mem, vq, false, &rq_chain, &err);
+			if (!r)
+				break;
+			if (r == HE_VQ_BROKEN) {
+				ring_broken(ep, vq, rq_chain.head);
+				break;
+			}
+			take(ep, vq, r, err);
+			quota--;
+			work++;
+		}
+	}
+	ep->rr_pair++;
+	return work;
+}
+
+/* ------------------------------------------------------------------ */
+/* Commands                                                            */
+/* ------------------------------------------------------------------ */
+
+static void epoll_kick(struct he_ep *ep, int op)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	unsigned int q;
+
+	for (q = 0; q < 2U * ep->nr_pairs; q++) {
+		ev.data.fd = ep->vq[q].vr.kickfd;
+		if (ev.data.fd >= 0 && epoll_ctl(epfd, op, ev.data.fd, &ev) < 0)
+			he_log(WARNING, "%s: epoll_ctl(kick fd %d): %s", ep->name, ev.data.fd,
+			       strerror(errno));
+	}
+}
+
+static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
+{
+	unsigned int q;
+
+	if (ep->running)
+		return -EBUSY;
+	ep->vid = ds->vid;
+	ep->mem = ds->mem;
+	ep->nr_pairs = ds->nr_vqs / 2;
+	ep->rr_pair = 0;
+	for (q = 0; q < ds->nr_vqs; q++) {
+		struct he_vq *vq = &ep->vq[q];
+
+		memset(vq, 0, sizeof(*vq));
+		vq->vr = ds->vr[q];
+		vq->qid = q;
+		vq->last_avail = ds->last_avail[q];
+		vq->last_used = ds->last_used[q];
+		he_vq_notify(vq, false);
+	}
+	ep->max_payload = 0;
+	ep->features = 0;
+	epoll_kick(ep, EPOLL_CTL_ADD);
+	ep->running = true;
+	__atomic_store_n(&ep->state, HE_EP_CONNECTED, __ATOMIC_RELAXED);
+	he_log(INFO, "%s: device started, %u queue pair(s)", ep->name, ep->nr_pairs);
+	return 0;
+}
+
+static void cmd_stop(struct he_cmd *c)
+{
+	struct he_ep *ep = c->ep;
+	unsigned int q;
+
+	c->mem = NULL;
+	c->nr_vqs = 0;
+	if (!ep->running || ep->vid != c->vid)
+		return;
+	/* From here on nothing is written to this device. */
+	ep->running = false;
+	if (ep->state == HE_EP_READY)
+		session_end(ep);
+	epoll_kick(ep, EPOLL_CTL_DEL);
+	pend_free_all(ep);
+	c->nr_vqs = 2 * ep->nr_pairs;
+	for (q = 0; q < c->nr_vqs; q++) {
+		c->last_avail[q] = ep->vq[q].last_avail;
+		c->last_used[q] = ep->vq[q].last_used;
+	}
+	c->mem = ep->mem;
+	ep->mem = NULL;
+	ep->nr_pairs = 0;
+	__atomic_store_n(&ep->state, HE_EP_WAITING, __ATOMIC_RELAXED);
+	he_log(INFO, "%s: device stopped", ep->name);
+}
+
+static void detach(struct he_ep *g)
+{
+	struct he_hnode *n, *next;
+	unsigned int i;
+
+	if (!g->nsm)
+		return;
+	for (i = 0; i < HE_HASH_BUCKETS; i++) {
+		for (n = g->socks.b[i]; n; n = next) {
+			struct he_map *m = container_of(n, struct he_map, gnode);
+
+			next = n->next;
+			if (!m->reset && !m->closing) {
+				he_cnt_add(g, HE_C_RESETS, 1);
+				map_reset(m, -ENETDOWN);
+			}
+		}
+	}
+	g->nsm->guest_weight -= g->weight;
+	g->nsm = NULL;
+	__atomic_store_n(&g->attached_id, 0, __ATOMIC_RELAXED);
+}
+
+static void attach(struct he_ep *g, struct he_ep *nsm)
+{
+	if (g->nsm == nsm)
+		return;
+	detach(g);
+	g->nsm = nsm;
+	nsm->guest_weight += g->weight;
+	__atomic_store_n(&g->attached_id, nsm->id, __ATOMIC_RELAXED);
+}
+
+static const char *map_state(const struct he_map *m)
+{
+	if (m->reset)
+		return "reset";
+	if (!m->guest)
+		return "orphan";
+	if (m->closing)
+		return "closing";
+	return m->opening ? "opening" : "open";
+}
+
+static int cmd_sockets(struct he_ep *ep, struct he_sock_info **out)
+{
+	struct he_sock_info *s = calloc(ep->socks.count + 1, sizeof(*s));
+	bool guest = ep->role == NK_ROLE_GUEST;
+	struct he_hnode *n;
+	unsigned int i, k = 0;
+
+	if (!s)
+		return -ENOMEM;
+	for (i = 0; i < HE_HASH_BUCKETS; i++) {
+		for (n = ep->socks.b[i]; n; n = n->next) {
+			const struct he_map *m = guest ? container_of(n, struct he_map, gnode) :
+							 container_of(n, struct he_map, nnode);
+
+			snprintf(s[k].guest, sizeof(s[k].guest), "%s",
+				 m->guest ? m->guest->name : "");
+			snprintf(s[k].nsm, sizeof(s[k].nsm), "%s", m->nsm ? m->nsm->name : "");
+			s[k].guest_sock = m->guest_sock;
+			s[k].nsm_sock = m->nsm_sock;
+			s[k].state = map_state(m);
+			s[k].tx_bytes = m->tx_bytes;
+			s[k].rx_bytes = m->rx_bytes;
+			s[k].guest_buf_alloc = m->guest_buf_alloc;
+			s[k].guest_fwd_cnt = m->guest_fwd_cnt;
+			s[k].nsm_buf_alloc = m->nsm_buf_alloc;
+			s[k].nsm_fwd_cnt = m->nsm_fwd_cnt;
+			s[k].guest_tx_cnt = m->guest_tx_cnt;
+			s[k].nsm_tx_cnt = m->nsm_tx_cnt;
+			k++;
+		}
+	}
+	*out = s;
+	return k;
+}
+
+static void cmd_exec(struct he_cmd *c)
+{
+	switch (c->type) {
+	case CMD_START:
+		c->ret = cmd_start(c->ep, c->ds);
+		break;
+	case CMD_STOP:
+		cmd_stop(c);
+		break;
+	case CMD_ATTACH:
+		attach(c->ep, c->ep2);
+		break;
+	case CMD_DETACH:
+		detach(c->ep);
+		break;
+	case CMD_SOCKETS:
+		c->ret = cmd_sockets(c->ep, &c->socks);
+		break;
+	}
+}
+
+/* Run @c on the data plane (or here if it is not running) and wait. */
+static void cmd_submit(struct he_cmd *c)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&cmd_lock);
+	if (!dp_running) {
+		cmd_exec(c);
+	} else {
+		STAILQ_INSERT_TAIL(&cmd_q, c, link);
+		__atomic_add_fetch(&cmd_nr, 1, __ATOMIC_RELEASE);
+		if (write(cmd_efd, &one, sizeof(one)) < 0)
+			he_log(ERR, "command eventfd: %s", strerror(errno));
+		while (!c->done)
+			pthread_cond_wait(&cmd_cond, &cmd_lock);
+	}
+	pthread_mutex_unlock(&cmd_lock);
+}
+
+/* Data plane: execute queued commands.  Returns how many. */
+static unsigned int cmd_drain(void)
+{
+	unsigned int n = 0;
+	struct he_cmd *c;
+
+	if (!__atomic_load_n(&cmd_nr, __ATOMIC_ACQUIRE))
+		return 0;
+	pthread_mutex_lock(&cmd_lock);
+	while ((c = STAILQ_FIRST(&cmd_q))) {
+		STAILQ_REMOVE_HEAD(&cmd_q, link);
+		__atomic_sub_fetch(&cmd_nr, 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&cmd_lock);
+		cmd_exec(c);
+		pthread_mutex_lock(&cmd_lock);
+		c->done = true;
+		n++;
+	}
+	pthread_cond_broadcast(&cmd_cond);
+	pthread_mutex_unlock(&cmd_lock);
+	return n;
+}
+
+int he_dp_dev_start(struct he_ep *ep, struct he_dev_start *ds)
+{
+	struct he_cmd c = { .type = CMD_START, .ep = ep, .ds = ds };
+
+	cmd_submit(&c);
+	return c.ret;
+}
+
+struct rte_vhost_memory *he_dp_dev_stop(struct he_ep *ep, int vid, uint16_t *nr_vqs,
+					 uint16_t *last_avail, uint16_t *last_used)
+{
+	struct he_cmd c = {
+		.type = CMD_STOP,
+		.ep = ep,
+		.vid = vid,
+		.last_avail = last_avail,
+		.last_used = last_used,
+	};
+
+	cmd_submit(&c);
+	*nr_vqs = c.nr_vqs;
+	return c.mem;
+}
+
+int he_dp_attach(struct he_ep *guest, struct he_ep *nsm)
+{
+	struct he_cmd c = { .type = CMD_ATTACH, .ep = guest, .ep2 = nsm };
+
+	if (guest->role != NK_ROLE_GUEST || nsm->role != NK_ROLE_NSM)
+		return -EINVAL;
+	cmd_submit(&c);
+	return 0;
+}
+
+int he_dp_detach(struct he_ep *guest)
+{
+	struct he_cmd c = { .type = CMD_DETACH, .ep = guest };
+
+	if (guest->role != NK_ROLE_GUEST)
+		return -EINVAL;
+	cmd_submit(&c);
+	return 0;
+}
+
+int he_dp_sockets(struct he_ep *ep, struct he_sock_info **out)
+{
+	struct he_cmd c = { .type = CMD_SOCKETS, .ep = ep };
+
+	cmd_submit(&c);
+	*out = c.socks;
+	return c.ret;
+}
+
+void he_dp_stats(struct he_engine_stats *st)
+{
+	st->loops = __atomic_load_n(&dp_stats.loops, __ATOMIC_RELAXED);
+	st->sleeps = __atomic_load_n(&dp_stats.sleeps, __ATOMIC_RELAXED);
+	st->sockets = __atomic_load_n(&dp_stats.sockets, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------------ */
+/* The loop                                                            */
+/* ------------------------------------------------------------------ */
+
+static void calls_flush(void)
+{
+	unsigned int i, q;
+
+	for (i = 0; i < cfg->nr_eps; i++) {
+		struct he_ep *ep = cfg->eps[i];
+
+		for (q = 0; ep->running && q < 2U * ep->nr_pairs; q++)
+			he_vq_call(ep->vid, &ep->vq[q]);
+	}
+}
+
+static void notify_all(bool enable)
+{
+	unsigned int i, q;
+
+	for (i = 0; i < cfg->nr_eps; i++) {
+		struct he_ep *ep = cfg->eps[i];
+
+		for (q = 0; ep->running && q < 2U * ep->nr_pairs; q++)
+			he_vq_notify(&ep->vq[q], enable);
+	}
+	rte_smp_mb();
+}
+
+/* Would a pass find anything to do? */
+static bool work_available(void)
+{
+	unsigned int i, p;
+
+	if (__atomic_load_n(&cmd_nr, __ATOMIC_ACQUIRE))
+		return true;
+	for (i = 0; i < cfg->nr_eps; i++) {
+		struct he_ep *ep = cfg->eps[i];
+		struct he_pmsg *pm = TAILQ_FIRST(&ep->pending);
+
+		if (!ep->running)
+			continue;
+		if (pm && he_vq_pending(event_vq(ep, pm->h.sock)))
+			return true;
+		if (ep->cnt[HE_C_PENDING_BYTES] >= cfg->pending_limit)
+			continue;
+		for (p = 0; p < ep->nr_pairs; p++)
+			if (he_vq_pending(&ep->vq[NK_VQ_REQUEST(p)]))
+				return true;
+	}
+	return false;
+}
+
+/*
+ * Adaptive mode, idle: ask for kicks, look once more, then sleep on all
+ * kick eventfds and the command eventfd; suppress kicks again afterwards.
+ */
+static void dp_sleep(void)
+{
+	struct epoll_event ev[64];
+	uint64_t v;
+	int i, n;
+
+	notify_all(true);
+	if (!work_available()) {
+		n = epoll_wait(epfd, ev, RTE_DIM(ev), HE_SLEEP_MS);
+		for (i = 0; i < n; i++)
+			if (read(ev[i].data.fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				he_log(DEBUG, "read(kick fd): %s", strerror(errno));
+		stat_add(&dp_stats.sleeps, 1);
+	}
+	notify_all(false);
+}
+
+static int dp_main(void *arg)
+{
+	uint32_t idle = 0, start = 0;
+	unsigned int i, work;
+	struct he_cmd *c;
+
+	RTE_SET_USED(arg);
+	he_log(INFO, "data plane running on lcore %u, poll %s", rte_lcore_id(),
+	       cfg->poll == HE_POLL_BUSY ? "busy" : "adaptive");
+	while (!__atomic_load_n(&dp_quit, __ATOMIC_ACQUIRE)) {
+		work = cmd_drain();
+		for (i = 0; i < cfg->nr_eps; i++) {
+			struct he_ep *ep = cfg->eps[(start + i) % cfg->nr_eps];
+
+			if (ep->running)
+				work += visit(ep);
+		}
+		if (cfg->nr_eps)
+			start = (start + 1) % cfg->nr_eps;
+		calls_flush();
+		stat_add(&dp_stats.loops, 1);
+		if (work) {
+			idle = 0;
+		} else if (cfg->poll == HE_POLL_ADAPTIVE && ++idle >= cfg->idle_polls) {
+			dp_sleep();
+			idle = 0;
+		}
+	}
+
+	/* Hand over: later commands run in their callers. */
+	pthread_mutex_lock(&cmd_lock);
+	dp_running = false;
+	while ((c = STAILQ_FIRST(&cmd_q))) {
+		STAILQ_REMOVE_HEAD(&cmd_q, link);
+		cmd_exec(c);
+		c->done = true;
+	}
+	cmd_nr = 0;
+	pthread_cond_broadcast(&cmd_cond);
+	pthread_mutex_unlock(&cmd_lock);
+	he_log(INFO, "data plane stopped");
+	return 0;
+}
+
+int he_dp_init(struct he_config *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	unsigned int i;
+
+	cfg = c;
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	cmd_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (epfd < 0 || cmd_efd < 0)
+		return -errno;
+	ev.data.fd = cmd_efd;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, cmd_efd, &ev) < 0)
+		return -errno;
+	for (i = 0; i < cfg->nr_eps; i++) {
+		struct he_ep *ep = cfg->eps[i];
+
+		ep->vid = -1;
+		ep->conn_vid = -1;
+		ep->next_sock = 1;
+		TAILQ_INIT(&ep->pending);
+		TAILQ_INIT(&ep->my_reqs);
+	}
+	for (i = 0; i < cfg->nr_eps; i++) {
+		struct he_ep *ep = cfg->eps[i];
+
+		if (ep->role == NK_ROLE_GUEST && ep->cfg_nsm[0])
+			attach(ep, he_ep_by_name(cfg, ep->cfg_nsm));
+	}
+	return 0;
+}
+
+int he_dp_launch(void)
+{
+	int ret;
+
+	pthread_mutex_lock(&cmd_lock);
+	dp_running = true;
+	pthread_mutex_unlock(&cmd_lock);
+	ret = rte_eal_remote_launch(dp_main, NULL, cfg->dataplane_lcore);
+	if (ret) {
+		pthread_mutex_lock(&cmd_lock);
+		dp_running = false;
+		pthread_mutex_unlock(&cmd_lock);
+	}
+	return ret;
+}
+
+void he_dp_stop(void)
+{
+	uint64_t one = 1;
+
+	__atomic_store_n(&dp_quit, true, __ATOMIC_RELEASE);
+	if (write(cmd_efd, &one, sizeof(one)) < 0)
+		he_log(ERR, "command eventfd: %s", strerror(errno));
+	rte_eal_wait_lcore(cfg->dataplane_lcore);
+}

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vhost-user: one rte_vhost server socket per endpoint, feature and
+ * protocol-feature setup, the device configuration space (GET_CONFIG) and
+ * the device life cycle callbacks.
+ *
+ * Threading and locking:
+ *  - he_vhost_start/he_vhost_stop run on the main lcore, before the control
+ *    loop and at shutdown.  rte_vhost_driver_unregister may call
+ *    destroy_device from the main lcore; the data plane is stopped by then
+ *    and the command then runs in the caller (see switch.c).
+ *  - The callbacks run on rte_vhost's threads.  They touch no data-plane
+ *    state: new_device collects the rings and memory table and hands them
+ *    to the data plane with he_dp_dev_start; destroy_device waits in
+ *    he_dp_dev_stop until the data plane has stopped touching the device,
+ *    then saves the ring indices and frees the memory table.
+ *  - ep->conn_vid is protected by conn_lock: one frontend per endpoint.
+ *  - Configuration (cfg, endpoints' names and roles) is read-only here.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <linux/virtio_config.h>
+
+#include "he.h"
+#include "vhost_msg.h"
+
+#define HE_VIRTIO_FEATURES	((1ULL << VIRTIO_F_VERSION_1) | \
+				 (1ULL << VHOST_USER_F_PROTOCOL_FEATURES))
+
+static struct he_config *cfg;
+static bool *registered;
+static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct he_ep *ep_by_vid(int vid)
+{
+	char path[PATH_MAX];
+	unsigned int i;
+
+	if (rte_vhost_get_ifname(vid, path, sizeof(path)) < 0)
+		return NULL;
+	for (i = 0; i < cfg->nr_eps; i++)
+		if (!strcmp(cfg->eps[i]->sock_path, path))
+			return cfg->eps[i];
+	return NULL;
+}
+
+/*
+ * VHOST_USER_GET_CONFIG: bytes of struct nk_config at offset..offset+size;
+ * bytes past the 8-byte config space read as zero.  A request larger than
+ * a vhost-user config region, or too short to carry offset and size, gets
+ * a reply with size 0.
+ */
+static enum rte_vhost_msg_result pre_msg_handle(int vid, void *msg)
+{
+	struct he_vu_msg *m = msg;
+	struct nk_config nc = {
+		.zero = 0,
+		.magic = { NK_CONFIG_MAGIC0, NK_CONFIG_MAGIC1, NK_CONFIG_MAGIC2 },
+		.version = NK_PROTO_VERSION,
+	};
+	const uint8_t *src = (const uint8_t *)&nc;
+	uint32_t size = 0, i;
+	struct he_ep *ep;
+
+	if (m->request != HE_VHOST_USER_GET_CONFIG)
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	ep = ep_by_vid(vid);
+	if (!ep)
+		return RTE_VHOST_MSG_RESULT_ERR;
+	nc.role = ep->role;
+	nc.max_qpairs = ep->queue_pairs;
+	if (m->size >= HE_VU_CONFIG_HDR_SIZE &&
+	    m->payload.cfg.size <= HE_VHOST_USER_MAX_CONFIG_SIZE)
+		size = m->payload.cfg.size;
+	else
+		m->payload.cfg.offset = m->payload.cfg.flags = 0;
+	for (i = 0; i < size; i++) {
+		uint64_t off = (uint64_t)m->payload.cfg.offset + i;
+
+		m->payload.cfg.region[i] = off < sizeof(nc) ? src[off] : 0;
+	}
+	m->payload.cfg.size = size;
+	m->size = HE_VU_CONFIG_HDR_SIZE + size;
+	he_log(DEBUG, "%s: GET_CONFIG offset %u size %u", ep->name, m->payload.cfg.offset, size);
+	return RTE_VHOST_MSG_RESULT_REPLY;
+}
+
+static const struct rte_vhost_user_extern_ops extern_ops = {
+	.pre_msg_handle = pre_msg_handle,
+};
+
+static int new_connection(int vid)
+{
+	struct he_ep *ep = ep_by_vid(vid);
+	int ret = -1;
+
+	if (!ep)
+		return -1;
+	pthread_mutex_lock(&conn_lock);
+	if (ep->conn_vid < 0 && !rte_vhost_extern_callback_register(vid, &extern_ops, ep)) {
+		ep->conn_vid = vid;
+		ret = 0;
+	}
+	pthread_mutex_unlock(&conn_lock);
+	if (ret)
+		he_log(WARNING, "%s: connection refused (already connected?)", ep->name);
+	else
+		he_log(INFO, "%s: frontend connected (vid %d)", ep->name, vid);
+	return ret;
+}
+
+static void destroy_connection(int vid)
+{
+	struct he_ep *ep = ep_by_vid(vid);
+
+	if (!ep)
+		return;
+	pthread_mutex_lock(&conn_lock);
+	if (ep->conn_vid == vid)
+		ep->conn_vid = -1;
+	pthread_mutex_unlock(&conn_lock);
+	he_log(INFO, "%s: frontend disconnected (vid %d)", ep->name, vid);
+}
+
+static int new_device(int vid)
+{
+	struct he_ep *ep = ep_by_vid(vid);
+	struct he_dev_start *ds;
+	uint16_t nr, q;
+	int ret = -1;
+
+	if (!ep)
+		return -1;
+	ds = calloc(1, sizeof(*ds));
+	if (!ds)
+		return -1;
+	ds->vid = vid;
+	nr = rte_vhost_get_vring_num(vid);
+	if (nr < 2) {
+		he_log(ERR, "%s: %u virtqueues, need a pair", ep->name, nr);
+		goto out;
+	}
+	ds->nr_vqs = RTE_MIN(nr, 2 * NK_MAX_QPAIRS) & ~1;
+	if (rte_vhost_get_mem_table(vid, &ds->mem)) {
+		he_log(ERR, "%s: no memory table", ep->name);
+		goto out;
+	}
+	for (q = 0; q < ds->nr_vqs; q++) {
+		struct rte_vhost_vring *vr = &ds->vr[q];
+
+		if (rte_vhost_get_vhost_vring(vid, q, vr) ||
+		    rte_vhost_get_vring_base(vid, q, &ds->last_avail[q], &ds->last_used[q]) ||
+		    !vr->desc || !vr->avail || !vr->used) {
+			he_log(ERR, "%s: virtqueue %u not set up", ep->name, q);
+			goto out;
+		}
+		if (!vr->size || (vr->size & (vr->size - 1))) {
+			he_log(ERR, "%s: virtqueue %u size %u not a power of 2", ep->name, q,
+			       vr->size);
+			goto out;
+		}
+	}
+	ret = he_dp_dev_start(ep, ds);
+	if (ret)
+		he_log(ERR, "%s: device refused: %s", ep->name, strerror(-ret));
+out:
+	if (ret)
+		free(ds->mem);
+	free(ds);
+	return ret ? -1 : 0;
+}
+
+static void destroy_device(int vid)
+{
+	uint16_t last_avail[2 * NK_MAX_QPAIRS], last_used[2 * NK_MAX_QPAIRS], nr, q;
+	struct he_ep *ep = ep_by_vid(vid);
+	struct rte_vhost_memory *mem;
+
+	if (!ep)
+		return;
+	mem = he_dp_dev_stop(ep, vid, &nr, last_avail, last_used);
+	for (q = 0; q < nr; q++)
+		rte_vhost_set_vring_base(vid, q, last_avail[q], last_used[q]);
+	free(mem);
+}
+
+static const struct rte_vhost_device_ops dev_ops = {
+	.new_device = new_device,
+	.destroy_device = destroy_device,
+	.new_connection = new_connection,
+	.destroy_connection = destroy_connection,
+};
+
+static int register_ep(struct he_ep *ep, bool *registered_ep)
+{
+	const char *path = ep->sock_path;
+	uint64_t pf;
+	struct stat st;
+
+	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
+		unlink(path);
+	if (rte_vhost_driver_register(path, 0))
+		return -1;
+	*registered_ep = true;
+	if (rte_vhost_driver_set_features(path, HE_VIRTIO_FEATURES) ||
+	    rte_vhost_driver_get_protocol_features(path, &pf))
+		return -1;
+	pf |= 1ULL << VHOST_USER_PROTOCOL_F_CONFIG;
+	pf &= ~(1ULL << VHOST_USER_PROTOCOL_F_STATUS);
+	if (rte_vhost_driver_set_protocol_features(path, pf) ||
+	    rte_vhost_driver_callback_register(path, &dev_ops) ||
+	    rte_vhost_driver_start(path))
+		return -1;
+	return 0;
+}
+
+int he_vhost_start(struct he_config *c)
+{
+	unsigned int i;
+
+	cfg = c;
+	registered = calloc(cfg->nr_eps, sizeof(*registered));
+	if (!registered)
+		return -ENOMEM;
+	for (i = 0; i < cfg->nr_eps; i++) {
+		struct he_ep *ep = cfg->eps[i];
+
+		if (register_ep(ep, &registered[i])) {
+			he_log(ERR, "%s: cannot serve vhost-user socket %s", ep->name,
+			       ep->sock_path);
+			return -EIO;
+		}
+		he_log(INFO, "%s: %s on %s", ep->name,
+		       ep->role == NK_ROLE_GUEST ? "guest" : "nsm", ep->sock_path);
+	}
+	return 0;
+}
+
+void he_vhost_stop(struct he_config *c)
+{
+	unsigned int i;
+
+	for (i = 0; registered && i < c->nr_eps; i++) {
+		if (!registered[i])
+			continue;
+		rte_vhost_driver_unregister(c->eps[i]->sock_path);
+		unlink(c->eps[i]->sock_path);
+		registered[i] = false;
+	}
+	free(registered);
+	registered = NULL;
+}

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Device side of split virtqueues: taking descriptor chains from the avail
+ * ring with full validation, returning them on the used ring, notification
+ * suppression and interrupts, and copying between scatter lists.
+ *
+ * Threading: only the data-plane lcore calls these functions, on queues of
+ * devices it currently owns (between he_dp_dev_start and he_dp_dev_stop).
+ * The rings live in guest memory that the guest changes concurrently:
+ * every field is read exactly once into local memory before it is
+ * validated and used, and indices are read with acquire / written with
+ * release ordering.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include <rte_atomic.h>
+
+#include "he.h"
+
+static inline uint16_t ring_load16(const uint16_t *p, int order)
+{
+	return __atomic_load_n(p, order);
+}
+
+/*
+ * Take the next chain.  Returns 1 with *c filled, 0 when the ring is empty,
+ * HE_VQ_BROKEN when the avail ring itself is corrupt (index too far ahead,
+ * head out of range: the queue is then no longer served; c->head holds the
+ * bad value) or -enum nk_proto_err with *err set to -errno when the chain
+ * is malformed: the caller must then return c->head with length 0.
+ *
+ * @writable selects the direction every descriptor must have: device
+ * writable (eventq) or device readable (requestq).
+ */
+int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
+	      struct he_chain *c, int *err)
+{
+	const uint16_t size = vq->vr.size;
+	uint16_t avail_idx, idx, ndesc = 0;
+	uint64_t total = 0;
+
+	if (vq->broken)
+		return 0;
+	avail_idx = ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE);
+	if (avail_idx == vq->last_avail)
+		return 0;
+	if ((uint16_t)(avail_idx - vq->last_avail) > size) {
+		vq->broken = true;
+		c->head = avail_idx;
+		return HE_VQ_BROKEN;
+	}
+	c->head = ring_load16(&vq->vr.avail->ring[vq->last_avail & (size - 1)],
+			      __ATOMIC_RELAXED);
+	if (c->head >= size) {
+		vq->broken = true;
+		return HE_VQ_BROKEN;
+	}
+	vq->last_avail++;
+
+	c->iov.seg = c->seg;
+	c->iov.nseg = 0;
+	c->iov.len = 0;
+	idx = c->head;
+	for (;;) {
+		struct vring_desc d;
+		uint64_t gpa, rem;
+
+		if (idx >= size) {
+			*err = -EFAULT;
+			return -NK_PERR_DESC_RANGE;
+		}
+		if (++ndesc > size) {
+			*err = -ELOOP;
+			return -NK_PERR_DESC_LOOP;
+		}
+		/* One read of the descriptor; only the copy is used. */
+		d.addr = __atomic_load_n(&vq->vr.desc[idx].addr, __ATOMIC_RELAXED);
+		d.len = __atomic_load_n(&vq->vr.desc[idx].len, __ATOMIC_RELAXED);
+		d.flags = __atomic_load_n(&vq->vr.desc[idx].flags, __ATOMIC_RELAXED);
+		d.next = __atomic_load_n(&vq->vr.desc[idx].next, __ATOMIC_RELAXED);
+
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			/* VIRTIO_F_INDIRECT_DESC is never negotiated. */
+			*err = -EINVAL;
+			return -NK_PERR_DESC_INDIRECT;
+		}
+		if (!!(d.flags & VRING_DESC_F_WRITE) != writable) {
+			if (writable) {
+				*err = -ENOBUFS;
+				return -NK_PERR_EVENT_BUF;
+			}
+			*err = -EINVAL;
+			return -NK_PERR_DESC_DIR;
+		}
+		total += d.len;
+		if (total > UINT32_MAX) {
+			*err = -EMSGSIZE;
+			return -NK_PERR_LENGTH;
+		}
+		if (d.addr + d.len < d.addr) {
+			*err = -EFAULT;
+			return -NK_PERR_DESC_RANGE;
+		}
+		/* Translate piecewise: a descriptor may span memory regions. */
+		for (gpa = d.addr, rem = d.len; rem; ) {
+			uint64_t len = rem;
+			uint64_t va = rte_vhost_va_from_guest_pa(mem, gpa, &len);
+
+			if (!va || !len) {
+				*err = -EFAULT;
+				return -NK_PERR_DESC_RANGE;
+			}
+			if (c->iov.nseg == HE_MAX_SEGS) {
+				*err = -ELOOP;
+				return -NK_PERR_DESC_LOOP;
+			}
+			c->seg[c->iov.nseg].va = (uint8_t *)(uintptr_t)va;
+			c->seg[c->iov.nseg].len = len;
+			c->iov.nseg++;
+			gpa += len;
+			rem -= len;
+		}
+		if (!(d.flags & VRING_DESC_F_NEXT))
+			break;
+		idx = d.next;
+	}
+	c->iov.len = total;
+	return 1;
+}
+
+void he_vq_push(struct he_vq *vq, uint16_t head, uint32_t len)
+{
+	struct vring_used_elem *e;
+
+	e = &vq->vr.used->ring[vq->last_used & (vq->vr.size - 1)];
+	e->id = head;
+	e->len = len;
+	vq->last_used++;
+	__atomic_store_n(&vq->vr.used->idx, vq->last_used, __ATOMIC_RELEASE);
+	vq->need_call = true;
+}
+
+bool he_vq_pending(const struct he_vq *vq)
+{
+	return !vq->broken &&
+	       ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail;
+}
+
+/*
+ * Ask for kicks (enable) or suppress them.  The caller issues a full
+ * barrier before looking at the avail ring again.
+ */
+void he_vq_notify(struct he_vq *vq, bool enable)
+{
+	__atomic_store_n(&vq->vr.used->flags, enable ? 0 : VRING_USED_F_NO_NOTIFY,
+			 __ATOMIC_RELAXED);
+}
+
+/* Interrupt the driver if used entries were added and it wants to know. */
+void he_vq_call(int vid, struct he_vq *vq)
+{
+	if (!vq->need_call)
+		return;
+	vq->need_call = false;
+	rte_smp_mb();
+	if (ring_load16(&vq->vr.avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT)
+		return;
+	rte_vhost_vring_call(vid, vq->qid);
+}
+
+/* Find the segment holding byte @off; returns the offset inside it. */
+static uint32_t iov_seek(const struct he_iov *iov, uint32_t off, uint32_t *i)
+{
+	for (*i = 0; *i < iov->nseg && off >= iov->seg[*i].len; (*i)++)
+		off -= iov->seg[*i].len;
+	return off;
+}
+
+/* Copy @len bytes from @src at @soff to @dst at @doff; both must hold them. */
+void he_iov_copy(const struct he_iov *dst, uint32_t doff, const struct he_iov *src,
+		 uint32_t soff, uint32_t len)
+{
+	uint32_t di, si;
+
+	doff = iov_seek(dst, doff, &di);
+	soff = iov_seek(src, soff, &si);
+	while (len) {
+		uint32_t n = RTE_MIN(len, RTE_MIN(dst->seg[di].len - doff,
+						  src->seg[si].len - soff));
+
+		memcpy(dst->seg[di].va + doff, src->seg[si].va + soff, n);
+		len -= n;
+		doff += n;
+		soff += n;
+		if (doff == dst->seg[di].len) {
+			di++;
+			doff = 0;
+		}
+		if (soff == src->seg[si].len) {
+			si++;
+			soff = 0;
+		}
+	}
+}
+
+void he_iov_read(const struct he_iov *iov, uint32_t off, void *buf, uint32_t len)
+{
+	struct he_seg seg;
+	struct he_iov dst;
+
+	he_iov_flat(&dst, &seg, buf, len);
+	he_iov_copy(&dst, 0, iov, off, len);
+}
