@@ -108,7 +108,11 @@ struct nk_hdr {
 /*
  * Operations.  "G" is the guest, "E" the host engine, "N" the NSM.  A
  * request travels G -> E -> N (socket id translated), its reply N -> E -> G
- * with the same op and NK_F_REPLY.  Every request gets exactly one reply,
+ * with the same op, NK_F_REPLY and the request's socket id (each link's
+ * own).  The credit on an ACCEPT reply is the new socket's.  Replies to
+ * SOCKET, ACCEPT and CONNECT and EV_WRITABLE carry the NSM's credit
+ * (NK_F_CREDIT); until a socket's first announcement its credit is 0.
+ * Every request gets exactly one reply,
  * except SEND and CREDIT, which are answered only when they fail.  The NSM
  * never blocks on a request: blocking semantics live in the guest, which
  * waits for events.

@@ -1,0 +1,1807 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * NetKernel guest sockets: AF_NETKERNEL, and the AF_INET/AF_INET6 TCP and
+ * UDP sockets taken over by nk_takeover.c, served by a network stack module
+ * (NSM) in another VM through the nk device.
+ *
+ * Implementation notes:
+ *
+ * - Every socket operation becomes a request on the nk device (see
+ *   include/netkernel/nk_proto.h).  The NSM never blocks on a request:
+ *   ACCEPT answers -EAGAIN when no connection waits, CONNECT -EINPROGRESS.
+ *   Blocking is done here, on the socket's wait queue, until the event the
+ *   operation needs arrives (EV_ACCEPT, EV_CONNECTED/EV_ERROR, EV_DATA,
+ *   credit), so signals, SO_RCVTIMEO/SO_SNDTIMEO and O_NONBLOCK behave as on
+ *   a local socket.
+ *
+ * - Received data is pushed by the NSM (EV_DATA) within the credit this
+ *   socket announced, and queued as skbs on sk_receive_queue: recv(),
+ *   MSG_PEEK, FIONREAD and poll() are served locally.  The credit announced
+ *   (buf_alloc) is sk_rcvbuf at the time, clamped to NK_CREDIT_MAX, and
+ *   never shrinks.  Consumption is announced (CREDIT, or any request
+ *   carrying NK_F_CREDIT) once the free space the NSM believes in falls
+ *   below half the buffer, and always before recv() sleeps.
+ *
+ * - Sending is bounded by the NSM's credit; a SEND is never answered unless
+ *   it fails, and a failure reaches the socket as an asynchronous error.
+ *
+ * - Socket ids are allocated here (nk_socks, cyclic, 1..INT_MAX) before the
+ *   SOCKET or ACCEPT request goes out, so that events arriving right after
+ *   the reply find their socket.  An id is freed when CLOSE is answered; if
+ *   the answer does not come in time the id stays reserved until it does.
+ *
+ * - Destinations and bind addresses on 127.0.0.0/8 and ::1 (v4-mapped
+ *   included) are refused here (-ENETUNREACH for connect and sendto,
+ *   -EADDRNOTAVAIL for bind): they would reach the NSM's own loopback, not
+ *   this guest's.  Local switching is future work.
+ *
+ * - setsockopt(SOL_SOCKET) never reaches a protocol family in 6.1 (the
+ *   socket layer applies it to struct sock itself), and getsockopt
+ *   (SOL_SOCKET) is always answered from struct sock.  So the local socket
+ *   keeps those options, and the ones that change the NSM's socket
+ *   (SO_REUSEADDR, SO_REUSEPORT, SO_KEEPALIVE, SO_LINGER, SO_RCVBUF,
+ *   SO_SNDBUF, SO_OOBINLINE, SO_BROADCAST, SO_DONTROUTE) are forwarded by
+ *   nk_sock_sync_opts() before the next operation that can depend on them
+ *   (bind, listen, connect, send, recv, shutdown, close, any forwarded
+ *   option).  Every other level is forwarded at once, so TCP_INFO and
+ *   friends come from the NSM's real socket.
+ *
+ * - sk_family is AF_NETKERNEL, not the family the application asked for,
+ *   so that no generic code mistakes a struct nk_sock for an inet_sock;
+ *   getsockopt(SO_DOMAIN) therefore reports AF_NETKERNEL.
+ *
+ * - When the device goes away, every socket is reset with ENETDOWN and
+ *   requests in flight fail with ENETDOWN.
+ *
+ * Locking:
+ *   lock_sock(sk)     serialises the socket calls of the application
+ *   nks->lock         credits, counters, accept state and the sk_state,
+ *                     sk_shutdown and sk_err changes; taken by the event
+ *                     handlers, which run in the transport's rx work and
+ *                     never take lock_sock
+ *   sk_receive_queue.lock  the skb queue itself
+ *   xa_lock(nk_socks) the id table
+ * Order: lock_sock -> xa_lock -> nks->lock -> sk_receive_queue.lock.  No
+ * spinlock is held across a transport call, and the rx work (transport
+ * rx_lock) takes only nks->lock, the queue lock and xa_lock.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <asm/ioctls.h>
+#include <linux/init.h>
+#include <linux/ip.h>
+#include <linux/module.h>
+#include <linux/net.h>
+#include <linux/poll.h>
+#include <linux/sched/signal.h>
+#include <linux/skbuff.h>
+#include <linux/sockios.h>
+#include <linux/version.h>
+#include <net/ipv6.h>
+#include <net/tcp_states.h>
+
+#include "nk_guest.h"
+
+/* Wire values of SOCKET a1 (Linux x86 values, fixed by the protocol). */
+#define NK_WIRE_STREAM	1
+#define NK_WIRE_DGRAM	2
+
+DEFINE_XARRAY_ALLOC1(nk_socks);
+static u32 nk_next_id;
+
+static struct proto nk_proto = {
+	.name = "NETKERNEL",
+	.owner = THIS_MODULE,
+	.obj_size = sizeof(struct nk_sock),
+};
+
+static const struct proto_ops nk_stream_ops;
+static const struct proto_ops nk_dgram_ops;
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Errors from the transport as the application sees them. */
+static int nk_err(int err)
+{
+	return err == -ENODEV ? -ENETDOWN : err;
+}
+
+static bool nk_is_stream(const struct sock *sk)
+{
+	return sk->sk_type == SOCK_STREAM;
+}
+
+/* Attach our receive credit to an outgoing header.  Takes nks->lock. */
+static void nk_sock_fill_credit(struct nk_sock *nks, struct nk_hdr *hdr)
+{
+	spin_lock(&nks->lock);
+	nk_hdr_set_credit(hdr, nks->rx.buf_alloc, nks->rx.fwd_cnt);
+	nks->rx.fwd_sent = nks->rx.fwd_cnt;
+	spin_unlock(&nks->lock);
+}
+
+/* A request about @nks with @len bytes of payload and our credit. */
+static struct nk_txbuf *nk_req_alloc(struct nk_sock *nks, u16 op, u32 len)
+{
+	struct nk_txbuf *tb;
+
+	tb = nk_txbuf_alloc(len, GFP_KERNEL);
+	if (!tb)
+		return NULL;
+	nk_hdr_init(&tb->hdr, op, 0, nks->id, 0);
+	tb->hdr.len = cpu_to_le32(len);
+	nk_sock_fill_credit(nks, &tb->hdr);
+	return tb;
+}
+
+/*
+ * Record the NSM's credit from a message about @nks.  Takes nks->lock.
+ * Returns true when the send space grew.
+ */
+static bool nk_sock_apply_credit(struct nk_sock *nks, const struct nk_hdr *hdr)
+{
+	u32 before, after;
+	int err;
+
+	if (!(le16_to_cpu(hdr->flags) & NK_F_CREDIT))
+		return false;
+	spin_lock(&nks->lock);
+	before = nk_credit_tx_space(&nks->tx);
+	err = nk_credit_tx_update(&nks->tx, le32_to_cpu(hdr->buf_alloc),
+				  le32_to_cpu(hdr->fwd_cnt));
+	after = nk_credit_tx_space(&nks->tx);
+	spin_unlock(&nks->lock);
+	if (err)
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: %s announces fwd_cnt %u beyond the bytes sent, ignored\n",
+				     nks->id, nk_op_name(le16_to_cpu(hdr->op)),
+				     le32_to_cpu(hdr->fwd_cnt));
+	return after > before;
+}
+
+/* Send a request and wait for its reply; the reply's credit is applied. */
+static int nk_sock_call(struct nk_sock *nks, struct nk_txbuf *tb,
+			struct nk_reply *reply, unsigned int flags)
+{
+	int err;
+
+	err = nk_call(nks->nd, tb, reply, flags);
+	if ((le16_to_cpu(reply->hdr.flags) & NK_F_REPLY) &&
+	    nk_sock_apply_credit(nks, &reply->hdr))
+		nks->sk.sk_write_space(&nks->sk);
+	return nk_err(err);
+}
+
+/* A request whose reply carries only a status. */
+static int nk_sock_simple(struct nk_sock *nks, struct nk_txbuf *tb)
+{
+	struct nk_reply reply = {};
+
+	if (!tb)
+		return -ENOMEM;
+	return nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
+}
+
+/* Tell the NSM what we consumed.  Waits for ring space unless killed. */
+static void nk_sock_send_credit(struct nk_sock *nks)
+{
+	long timeo = MAX_SCHEDULE_TIMEOUT;
+	struct nk_txbuf *tb;
+
+	tb = nk_req_alloc(nks, NK_OP_CREDIT, 0);
+	if (tb)
+		nk_send(nks->nd, tb, 0, &timeo);
+}
+
+static void nk_sock_credit_consumed(struct nk_sock *nks, u32 n, bool flush)
+{
+	bool update;
+
+	spin_lock(&nks->lock);
+	nks->rx.fwd_cnt += n;
+	update = nks->rx.fwd_cnt != nks->rx.fwd_sent &&
+		 (flush || nk_credit_rx_need_update(&nks->rx));
+	spin_unlock(&nks->lock);
+	if (update)
+		nk_sock_send_credit(nks);
+}
+
+/* The socket is gone on the NSM side (or the device is). */
+static void nk_sock_reset(struct nk_sock *nks, int err)
+{
+	struct sock *sk = &nks->sk;
+
+	spin_lock(&nks->lock);
+	nks->reset = true;
+	WRITE_ONCE(sk->sk_err, err);
+	sk->sk_state = TCP_CLOSE;
+	WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
+	spin_unlock(&nks->lock);
+	sk_error_report(sk);
+	sk->sk_state_change(sk);
+}
+
+/*
+ * Refresh the cached local address from the NSM.  Callers that only
+ * refresh the cache ignore errors; getsockname() reports them.
+ */
+static int nk_sock_getsockname(struct nk_sock *nks, struct nk_addr *out)
+{
+	struct nk_addr na;
+	struct nk_reply reply = { .buf = &na, .buf_len = sizeof(na) };
+	struct nk_txbuf *tb;
+	int err;
+
+	tb = nk_req_alloc(nks, NK_OP_GETSOCKNAME, 0);
+	if (!tb)
+		return -ENOMEM;
+	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
+	if (err)
+		return err;
+	if (reply.len != sizeof(na) || nk_addr_check(&na))
+		return -EPROTO;
+	nks->local = na;
+	if (out)
+		*out = na;
+	return 0;
+}
+
+/* Convert and check a user address for @nks; @bind selects the errno. */
+static int nk_sock_addr(struct nk_sock *nks, struct sockaddr *addr, int len,
+			struct nk_addr *na, bool bind)
+{
+	int err;
+
+	if (len < (int)sizeof(addr->sa_family))
+		return -EINVAL;
+	if (addr->sa_family != nks->family)
+		return -EAFNOSUPPORT;
+	err = nk_addr_from_sockaddr(na, addr, len);
+	if (err)
+		return err;
+	if (nk_addr_is_loopback(na))
+		return bind ? -EADDRNOTAVAIL : -ENETUNREACH;
+	return 0;
+}
+
+/* Forward one int SOL_SOCKET option if it changed since last time. */
+static void nk_sync_opt(struct nk_sock *nks, int optname, int val,
+			int *sent)
+{
+	struct nk_txbuf *tb;
+	int err;
+
+	if (val == *sent)
+		return;
+	tb = nk_req_alloc(nks, NK_OP_SETSOCKOPT, sizeof(val));
+	if (tb) {
+		memcpy(tb->payload, &val, sizeof(val));
+		tb->hdr.arg[0] = cpu_to_le64(SOL_SOCKET);
+		tb->hdr.arg[1] = cpu_to_le64(optname);
+	}
+	err = nk_sock_simple(nks, tb);
+	if (err)
+		dev_dbg_ratelimited(nk_dev_device(nks->nd),
+				    "socket %u: SOL_SOCKET option %d not forwarded: %d\n",
+				    nks->id, optname, err);
+	else
+		*sent = val;
+}
+
+/*
+ * Forward the SOL_SOCKET options that matter to the NSM's socket and
+ * changed locally, and grow the receive credit with SO_RCVBUF.  Caller
+ * holds lock_sock.
+ */
+static void nk_sock_sync_opts(struct nk_sock *nks)
+{
+	struct nk_sol_opts *sent = &nks->sol_sent;
+	struct sock *sk = &nks->sk;
+	struct linger ling = {};
+	struct nk_txbuf *tb;
+
+	nk_sync_opt(nks, SO_REUSEADDR, sk->sk_reuse != SK_NO_REUSE,
+		    &sent->reuseaddr);
+	nk_sync_opt(nks, SO_REUSEPORT, sk->sk_reuseport, &sent->reuseport);
+	nk_sync_opt(nks, SO_KEEPALIVE, sock_flag(sk, SOCK_KEEPOPEN),
+		    &sent->keepalive);
+	nk_sync_opt(nks, SO_OOBINLINE, sock_flag(sk, SOCK_URGINLINE),
+		    &sent->oobinline);
+	nk_sync_opt(nks, SO_BROADCAST, sock_flag(sk, SOCK_BROADCAST),
+		    &sent->broadcast);
+	nk_sync_opt(nks, SO_DONTROUTE, sock_flag(sk, SOCK_LOCALROUTE),
+		    &sent->dontroute);
+	/* setsockopt() doubled the value; the NSM's kernel doubles it again */
+	if (sk->sk_userlocks & SOCK_SNDBUF_LOCK)
+		nk_sync_opt(nks, SO_SNDBUF, READ_ONCE(sk->sk_sndbuf) / 2,
+			    &sent->sndbuf);
+	if (sk->sk_userlocks & SOCK_RCVBUF_LOCK) {
+		nk_sync_opt(nks, SO_RCVBUF, READ_ONCE(sk->sk_rcvbuf) / 2,
+			    &sent->rcvbuf);
+		spin_lock(&nks->lock);
+		nks->rx.buf_alloc = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf),
+					    nks->rx.buf_alloc, NK_CREDIT_MAX);
+		spin_unlock(&nks->lock);
+	}
+
+	if (sock_flag(sk, SOCK_LINGER)) {
+		ling.l_onoff = 1;
+		ling.l_linger = min_t(unsigned long, sk->sk_lingertime / HZ,
+				      INT_MAX);
+	}
+	if (ling.l_onoff == sent->linger.l_onoff &&
+	    ling.l_linger == sent->linger.l_linger)
+		return;
+	tb = nk_req_alloc(nks, NK_OP_SETSOCKOPT, sizeof(ling));
+	if (tb) {
+		memcpy(tb->payload, &ling, sizeof(ling));
+		tb->hdr.arg[0] = cpu_to_le64(SOL_SOCKET);
+		tb->hdr.arg[1] = cpu_to_le64(SO_LINGER);
+	}
+	if (!nk_sock_simple(nks, tb))
+		sent->linger = ling;
+}
+
+/* ------------------------------------------------------------------ */
+/* Socket life cycle                                                   */
+/* ------------------------------------------------------------------ */
+
+static void nk_sk_destruct(struct sock *sk)
+{
+	struct nk_sock *nks = nk_sk(sk);
+
+	skb_queue_purge(&sk->sk_receive_queue);
+	if (nks->nd)
+		nk_dev_put(nks->nd);
+}
+
+/* Allocate an nk_sock with an id; @nd's reference passes to it. */
+static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
+				     int family, struct nk_dev *nd, int kern)
+{
+	struct nk_sock *nks;
+	struct sock *sk;
+	int err;
+
+	sk = sk_alloc(net, PF_NETKERNEL, GFP_KERNEL, &nk_proto, kern);
+	if (!sk) {
+		nk_dev_put(nd);
+		return NULL;
+	}
+	sock_init_data(NULL, sk);
+	sk->sk_type = type;
+	sk->sk_protocol = protocol;
+	sk->sk_destruct = nk_sk_destruct;
+	sk->sk_state = TCP_CLOSE;
+
+	nks = nk_sk(sk);
+	nks->nd = nd;
+	nks->family = family;
+	spin_lock_init(&nks->lock);
+	nks->rx.buf_alloc = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf),
+				    nk_dev_max_payload(nd), NK_CREDIT_MAX);
+
+	err = xa_alloc_cyclic(&nk_socks, &nks->id, nks, XA_LIMIT(1, INT_MAX),
+			      &nk_next_id, GFP_KERNEL);
+	if (err < 0) {
+		sk_free(sk);
+		return NULL;
+	}
+	return nks;
+}
+
+/* Free an nk_sock whose socket the NSM never had. */
+static void nk_sock_discard(struct nk_sock *nks)
+{
+	xa_erase(&nk_socks, nks->id);
+	sock_orphan(&nks->sk);
+	sock_put(&nks->sk);
+}
+
+bool nk_sock_wanted(struct nk_dev *nd, int family, int type, int protocol)
+{
+	u64 features = nk_dev_features(nd);
+
+	if (family == AF_INET6 && !(features & NK_FEAT_INET6))
+		return false;
+	switch (type) {
+	case SOCK_STREAM:
+		return protocol == 0 || protocol == IPPROTO_TCP;
+	case SOCK_DGRAM:
+		return (features & NK_FEAT_DGRAM) &&
+		       (protocol == 0 || protocol == IPPROTO_UDP);
+	default:
+		return false;
+	}
+}
+
+/*
+ * Create a NetKernel socket for @sock (type already checked by
+ * nk_sock_wanted()).  @nd's reference passes to the socket.
+ */
+int nk_sock_create(struct net *net, struct socket *sock, int protocol,
+		   int family, struct nk_dev *nd)
+{
+	struct nk_reply reply = {};
+	struct nk_sock *nks;
+	struct nk_txbuf *tb;
+	bool stream = sock->type == SOCK_STREAM;
+	int err;
+
+	nks = nk_sock_alloc(net, sock->type,
+			    protocol ?: (stream ? IPPROTO_TCP : IPPROTO_UDP),
+			    family, nd, 0);
+	if (!nks)
+		return -ENOMEM;
+
+	tb = nk_req_alloc(nks, NK_OP_SOCKET, 0);
+	if (!tb) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	tb->hdr.arg[0] = cpu_to_le64(family);
+	tb->hdr.arg[1] = cpu_to_le64(stream ? NK_WIRE_STREAM : NK_WIRE_DGRAM);
+	tb->hdr.arg[2] = cpu_to_le64(nks->sk.sk_protocol);
+	if (family == AF_INET6 && READ_ONCE(net->ipv6.sysctl.bindv6only))
+		tb->hdr.arg[3] = cpu_to_le64(NK_SOCK_V6ONLY);
+	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
+	if (err)
+		goto fail;
+
+	nks->created = true;
+	sock->state = SS_UNCONNECTED;
+	sock->ops = stream ? &nk_stream_ops : &nk_dgram_ops;
+	sock_graft(&nks->sk, sock);
+	return 0;
+
+fail:
+	nk_sock_discard(nks);
+	return err;
+}
+
+/* Tell the NSM the socket is closed; keep the id reserved if unanswered. */
+static void nk_sock_close(struct nk_sock *nks)
+{
+	struct nk_reply reply = {};
+	struct nk_txbuf *tb;
+	int err = -ENOMEM;
+
+	tb = nk_req_alloc(nks, NK_OP_CLOSE, 0);
+	if (tb)
+		err = nk_call(nks->nd, tb, &reply, 0);
+	if (err == -ETIMEDOUT || err == -EINTR) {
+		/* Late answers release the id (nk_rx_reply()). */
+		xa_store(&nk_socks, nks->id, NULL, GFP_KERNEL);
+		return;
+	}
+	if (err && err != -ENODEV)
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: CLOSE failed: %d\n", nks->id,
+				     err);
+	xa_erase(&nk_socks, nks->id);
+}
+
+static int nk_release(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks;
+
+	if (!sk)
+		return 0;
+	nks = nk_sk(sk);
+
+	lock_sock(sk);
+	if (nks->created && nk_dev_alive(nks->nd)) {
+		nk_sock_sync_opts(nks);
+		nk_sock_close(nks);
+	} else {
+		xa_erase(&nk_socks, nks->id);
+	}
+
+	spin_lock(&nks->lock);
+	sk->sk_state = TCP_CLOSE;
+	WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
+	spin_unlock(&nks->lock);
+	sock_orphan(sk);
+	skb_queue_purge(&sk->sk_receive_queue);
+	release_sock(sk);
+
+	sock->sk = NULL;
+	sock_put(sk);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Operations common to both types                                     */
+/* ------------------------------------------------------------------ */
+
+static int nk_bind(struct socket *sock, struct sockaddr *addr, int addr_len)
+{
+	struct nk_sock *nks = nk_sk(sock->sk);
+	struct nk_txbuf *tb;
+	struct nk_addr na;
+	int err;
+
+	err = nk_sock_addr(nks, addr, addr_len, &na, true);
+	if (err)
+		return err;
+
+	lock_sock(sock->sk);
+	nk_sock_sync_opts(nks);
+	tb = nk_req_alloc(nks, NK_OP_BIND, sizeof(na));
+	if (tb)
+		memcpy(tb->payload, &na, sizeof(na));
+	err = nk_sock_simple(nks, tb);
+	if (!err)
+		nk_sock_getsockname(nks, NULL);
+	release_sock(sock->sk);
+	return err;
+}
+
+static int nk_getname(struct socket *sock, struct sockaddr *addr, int peer)
+{
+	struct nk_sock *nks = nk_sk(sock->sk);
+	struct sockaddr_storage ss;
+	struct nk_addr na;
+	int err;
+
+	lock_sock(sock->sk);
+	if (peer) {
+		na = nks->peer;
+		err = na.family && sock->sk->sk_state != TCP_CLOSE ?
+		      0 : -ENOTCONN;
+	} else {
+		err = nk_sock_getsockname(nks, &na);
+	}
+	release_sock(sock->sk);
+	if (err == -EPROTO)
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: bad address in GETSOCKNAME reply\n",
+				     nks->id);
+	if (err)
+		return err;
+
+	err = nk_addr_to_sockaddr(&na, &ss, nks->family);
+	if (err < 0)
+		return -EPROTO;
+	memcpy(addr, &ss, err);
+	return err;
+}
+
+static int nk_setsockopt(struct socket *sock, int level, int optname,
+			 sockptr_t optval, unsigned int optlen)
+{
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	struct nk_txbuf *tb;
+	int err = 0;
+
+	if (optlen > nk_dev_max_payload(nks->nd))
+		return -EINVAL;
+
+	lock_sock(sk);
+	nk_sock_sync_opts(nks);
+	tb = nk_req_alloc(nks, NK_OP_SETSOCKOPT, optlen);
+	if (!tb) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (copy_from_sockptr(tb->payload, optval, optlen)) {
+		kfree(tb);
+		err = -EFAULT;
+		goto out;
+	}
+	tb->hdr.arg[0] = cpu_to_le64((s64)level);
+	tb->hdr.arg[1] = cpu_to_le64((s64)optname);
+	err = nk_sock_simple(nks, tb);
+out:
+	release_sock(sk);
+	return err;
+}
+
+static int nk_getsockopt(struct socket *sock, int level, int optname,
+			 char __user *optval, int __user *optlen)
+{
+	struct nk_sock *nks = nk_sk(sock->sk);
+	struct nk_reply reply = {};
+	struct nk_txbuf *tb;
+	int len, err;
+
+	if (get_user(len, optlen))
+		return -EFAULT;
+	if (len < 0)
+		return -EINVAL;
+	len = min_t(u32, len, nk_dev_max_payload(nks->nd));
+
+	reply.buf = kmalloc(len ?: 1, GFP_KERNEL);
+	if (!reply.buf)
+		return -ENOMEM;
+	reply.buf_len = len;
+
+	lock_sock(sock->sk);
+	nk_sock_sync_opts(nks);
+	tb = nk_req_alloc(nks, NK_OP_GETSOCKOPT, 0);
+	if (tb) {
+		tb->hdr.arg[0] = cpu_to_le64((s64)level);
+		tb->hdr.arg[1] = cpu_to_le64((s64)optname);
+		tb->hdr.arg[2] = cpu_to_le64(len);
+		err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
+	} else {
+		err = -ENOMEM;
+	}
+	release_sock(sock->sk);
+
+	if (!err && (copy_to_user(optval, reply.buf, reply.len) ||
+		     put_user(reply.len, optlen)))
+		err = -EFAULT;
+	kfree(reply.buf);
+	return err;
+}
+
+static int nk_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg)
+{
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	struct nk_reply reply = {};
+	struct sk_buff *skb;
+	struct nk_txbuf *tb;
+	u64 val;
+	int err;
+
+	switch (cmd) {
+	case SIOCINQ:
+		if (sk->sk_state == TCP_LISTEN)
+			return -EINVAL;
+		if (nk_is_stream(sk)) {
+			spin_lock(&nks->lock);
+			val = nk_credit_rx_unread(&nks->rx);
+			spin_unlock(&nks->lock);
+		} else {
+			/* UDP: the size of the next datagram */
+			spin_lock_irq(&sk->sk_receive_queue.lock);
+			skb = skb_peek(&sk->sk_receive_queue);
+			val = skb ? skb->len : 0;
+			spin_unlock_irq(&sk->sk_receive_queue.lock);
+		}
+		break;
+	case SIOCOUTQ:
+	case SIOCOUTQNSD:
+		if (sk->sk_state == TCP_LISTEN)
+			return -EINVAL;
+		lock_sock(sk);
+		tb = nk_req_alloc(nks, NK_OP_IOCTL, 0);
+		err = -ENOMEM;
+		if (tb) {
+			tb->hdr.arg[0] = cpu_to_le64(cmd == SIOCOUTQ ?
+						     NK_IOC_OUTQ :
+						     NK_IOC_OUTQNSD);
+			err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
+		}
+		release_sock(sk);
+		if (err)
+			return err;
+		/* Plus what is on its way to the NSM's socket. */
+		spin_lock(&nks->lock);
+		val = le64_to_cpu(reply.hdr.arg[0]) +
+		      (u32)(nks->tx.tx_cnt - nks->tx.peer_fwd_cnt);
+		spin_unlock(&nks->lock);
+		break;
+	default:
+		return -ENOIOCTLCMD;
+	}
+	return put_user((int)min_t(u64, val, INT_MAX), (int __user *)arg);
+}
+
+static int nk_shutdown(struct socket *sock, int how)
+{
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	struct nk_txbuf *tb;
+	int mask, err;
+
+	/* SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2 -> RCV_SHUTDOWN/SEND_SHUTDOWN bits */
+	mask = how + 1;
+	if ((mask & ~SHUTDOWN_MASK) || !mask)
+		return -EINVAL;
+
+	lock_sock(sk);
+	nk_sock_sync_opts(nks);
+	if (nk_is_stream(sk) &&
+	    !((1 << sk->sk_state) &
+	      (TCPF_ESTABLISHED | TCPF_SYN_SENT | TCPF_LISTEN))) {
+		err = -ENOTCONN;
+		goto out;
+	}
+	tb = nk_req_alloc(nks, NK_OP_SHUTDOWN, 0);
+	if (tb)
+		tb->hdr.arg[0] = cpu_to_le64(how);
+	err = nk_sock_simple(nks, tb);
+	if (err)
+		goto out;
+
+	spin_lock(&nks->lock);
+	WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown | mask);
+	/* A listener shut down for reading stops listening, as in TCP. */
+	if (sk->sk_state == TCP_LISTEN && (mask & RCV_SHUTDOWN))
+		sk->sk_state = TCP_CLOSE;
+	spin_unlock(&nks->lock);
+	sk->sk_state_change(sk);
+out:
+	release_sock(sk);
+	return err;
+}
+
+/* Wait until the NSM gives credit; 0, or an error to return. */
+static int nk_wait_credit(struct sock *sk, long *timeo, u32 need)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+	struct nk_sock *nks = nk_sk(sk);
+	int err = 0;
+
+	add_wait_queue(sk_sleep(sk), &wait);
+	for (;;) {
+		if (READ_ONCE(sk->sk_err)) {
+			err = sock_error(sk);
+			break;
+		}
+		if (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN ||
+		    READ_ONCE(nks->reset)) {
+			err = -EPIPE;
+			break;
+		}
+		if (!nk_dev_alive(nks->nd)) {
+			err = -ENETDOWN;
+			break;
+		}
+		spin_lock(&nks->lock);
+		if (nk_credit_tx_space(&nks->tx) >= need) {
+			spin_unlock(&nks->lock);
+			break;
+		}
+		spin_unlock(&nks->lock);
+		if (!*timeo) {
+			err = -EAGAIN;
+			break;
+		}
+		if (signal_pending(current)) {
+			err = sock_intr_errno(*timeo);
+			break;
+		}
+		sk_set_bit(SOCKWQ_ASYNC_NOSPACE, sk);
+		set_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
+		sk_wait_event(sk, timeo,
+			      nk_credit_tx_space(&nks->tx) >= need ||
+			      READ_ONCE(sk->sk_err) || READ_ONCE(nks->reset) ||
+			      !nk_dev_alive(nks->nd) ||
+			      READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN,
+			      &wait);
+	}
+	remove_wait_queue(sk_sleep(sk), &wait);
+	return err;
+}
+
+/*
+ * Send @len bytes from @msg as one SEND (with @dest for datagrams).  The
+ * caller checked the credit; the bytes are accounted here.
+ */
+static int nk_send_chunk(struct nk_sock *nks, struct msghdr *msg, u32 len,
+			 const struct nk_addr *dest, u16 flags, long *timeo)
+{
+	u32 off = dest ? sizeof(*dest) : 0;
+	struct nk_txbuf *tb;
+	u64 wire_flags = 0;
+	int err;
+
+	tb = nk_req_alloc(nks, NK_OP_SEND, off + len);
+	if (!tb)
+		return -ENOMEM;
+	if (dest) {
+		memcpy(tb->payload, dest, sizeof(*dest));
+		tb->hdr.flags |= cpu_to_le16(NK_F_ADDR);
+	}
+	if (copy_from_iter(tb->payload + off, len, &msg->msg_iter) != len) {
+		kfree(tb);
+		return -EFAULT;
+	}
+	if (msg->msg_flags & MSG_OOB)
+		wire_flags |= NK_MSG_OOB;
+	if (msg->msg_flags & MSG_DONTROUTE)
+		wire_flags |= NK_MSG_DONTROUTE;
+	if (msg->msg_flags & MSG_EOR)
+		wire_flags |= NK_MSG_EOR;
+	tb->hdr.arg[0] = cpu_to_le64(wire_flags);
+	tb->hdr.flags |= cpu_to_le16(flags);
+
+	err = nk_send(nks->nd, tb, NK_XMIT_INTR, timeo);
+	if (err)
+		return nk_err(err);
+	spin_lock(&nks->lock);
+	nks->tx.tx_cnt += len;
+	nks->bytes_sent += len;
+	spin_unlock(&nks->lock);
+	return 0;
+}
+
+/* EPIPE raises SIGPIPE unless MSG_NOSIGNAL, as sk_stream_error() does. */
+static int nk_send_error(struct msghdr *msg, int err)
+{
+	if (err == -EPIPE && !(msg->msg_flags & MSG_NOSIGNAL))
+		send_sig(SIGPIPE, current, 0);
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* SOCK_STREAM                                                         */
+/* ------------------------------------------------------------------ */
+
+static int nk_listen(struct socket *sock, int backlog)
+{
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	struct nk_txbuf *tb;
+	int err;
+
+	lock_sock(sk);
+	nk_sock_sync_opts(nks);
+	if (sock->state != SS_UNCONNECTED ||
+	    !((1 << sk->sk_state) & (TCPF_CLOSE | TCPF_LISTEN))) {
+		err = -EINVAL;
+		goto out;
+	}
+	tb = nk_req_alloc(nks, NK_OP_LISTEN, 0);
+	if (tb)
+		tb->hdr.arg[0] = cpu_to_le64((s64)backlog);
+	err = nk_sock_simple(nks, tb);
+	if (err)
+		goto out;
+	spin_lock(&nks->lock);
+	sk->sk_state = TCP_LISTEN;
+	WRITE_ONCE(sk->sk_shutdown, 0);
+	spin_unlock(&nks->lock);
+	nk_sock_getsockname(nks, NULL);
+out:
+	release_sock(sk);
+	return err;
+}
+
+/* One ACCEPT request; -EAGAIN when no connection waits. */
+static int nk_accept_one(struct sock *sk, struct socket *newsock)
+{
+	struct nk_sock *nks = nk_sk(sk), *child;
+	struct nk_addr peer;
+	struct nk_reply reply = { .buf = &peer, .buf_len = sizeof(peer) };
+	struct nk_txbuf *tb;
+	int err;
+
+	nk_dev_hold(nks->nd);
+	child = nk_sock_alloc(sock_net(sk), sk->sk_type, sk->sk_protocol,
+			      nks->family, nks->nd, 0);
+	if (!child)
+		return -ENOMEM;
+
+	tb = nk_req_alloc(nks, NK_OP_ACCEPT, 0);
+	if (!tb) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	tb->hdr.arg[0] = cpu_to_le64(child->id);
+	/* The new socket's receive credit rides in the ACCEPT itself. */
+	nk_sock_fill_credit(child, &tb->hdr);
+	err = nk_call(nks->nd, tb, &reply, NK_XMIT_INTR);
+	if (err) {
+		err = nk_err(err);
+		goto fail;
+	}
+	if (reply.len != sizeof(peer) || nk_addr_check(&peer)) {
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: bad peer address in ACCEPT reply\n",
+				     nks->id);
+		memset(&peer, 0, sizeof(peer));
+	}
+
+	nk_sock_apply_credit(child, &reply.hdr);
+	child->created = true;
+	child->peer = peer;
+	spin_lock(&child->lock);
+	if (!child->reset)
+		child->sk.sk_state = TCP_ESTABLISHED;
+	spin_unlock(&child->lock);
+
+	spin_lock(&nks->lock);
+	if (nks->accept_pending)
+		nks->accept_pending--;
+	spin_unlock(&nks->lock);
+
+	sock_graft(&child->sk, newsock);
+	newsock->state = SS_CONNECTED;
+	nk_sock_getsockname(child, NULL);
+	return 0;
+
+fail:
+	if (err == -EAGAIN) {
+		spin_lock(&nks->lock);
+		nks->accept_pending = 0;
+		spin_unlock(&nks->lock);
+	}
+	nk_sock_discard(child);
+	return err;
+}
+
+static int nk_do_accept(struct socket *sock, struct socket *newsock,
+			int flags)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	long timeo;
+	u32 seq;
+	int err;
+
+	lock_sock(sk);
+	timeo = sock_rcvtimeo(sk, flags & O_NONBLOCK);
+	add_wait_queue(sk_sleep(sk), &wait);
+	for (;;) {
+		if (sk->sk_state != TCP_LISTEN) {
+			err = -EINVAL;
+			break;
+		}
+		seq = READ_ONCE(nks->accept_seq);
+		err = nk_accept_one(sk, newsock);
+		if (err != -EAGAIN)
+			break;
+		if (!timeo)
+			break;
+		if (signal_pending(current)) {
+			err = sock_intr_errno(timeo);
+			break;
+		}
+		sk_wait_event(sk, &timeo,
+			      READ_ONCE(nks->accept_seq) != seq ||
+			      READ_ONCE(sk->sk_state) != TCP_LISTEN ||
+			      !nk_dev_alive(nks->nd), &wait);
+		if (signal_pending(current)) {
+			err = sock_intr_errno(timeo);
+			break;
+		}
+		if (!nk_dev_alive(nks->nd)) {
+			err = -ENETDOWN;
+			break;
+		}
+	}
+	remove_wait_queue(sk_sleep(sk), &wait);
+	release_sock(sk);
+	return err;
+}
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 10, 0)
+static int nk_accept(struct socket *sock, struct socket *newsock,
+		     struct proto_accept_arg *arg)
+{
+	return nk_do_accept(sock, newsock, arg->flags);
+}
+#else
+static int nk_accept(struct socket *sock, struct socket *newsock, int flags,
+		     bool kern)
+{
+	return nk_do_accept(sock, newsock, flags);
+}
+#endif
+
+static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
+			     int addr_len, int flags)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	struct nk_reply reply = {};
+	struct nk_txbuf *tb;
+	struct nk_addr na;
+	long timeo;
+	int err;
+
+	lock_sock(sk);
+	switch (sock->state) {
+	case SS_CONNECTED:
+		err = -EISCONN;
+		goto out;
+	case SS_CONNECTING:
+		/* A connect() in progress, or completed since. */
+		err = -EALREADY;
+		if (sk->sk_state == TCP_SYN_SENT && !(flags & O_NONBLOCK))
+			goto wait;
+		if (sk->sk_state != TCP_SYN_SENT)
+			goto done;
+		goto out;
+	default:
+		break;
+	}
+	if (sk->sk_state != TCP_CLOSE) {
+		err = -EISCONN;
+		goto out;
+	}
+	err = nk_sock_addr(nks, addr, addr_len, &na, false);
+	if (err)
+		goto out;
+
+	nk_sock_sync_opts(nks);
+	tb = nk_req_alloc(nks, NK_OP_CONNECT, sizeof(na));
+	if (!tb) {
+		err = -ENOMEM;
+		goto out;
+	}
+	memcpy(tb->payload, &na, sizeof(na));
+	/* Events may overtake our wake-up: be SYN_SENT before asking. */
+	spin_lock(&nks->lock);
+	sk->sk_state = TCP_SYN_SENT;
+	WRITE_ONCE(sk->sk_shutdown, 0);
+	spin_unlock(&nks->lock);
+	nks->peer = na;
+
+	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
+	if (err && err != -EINPROGRESS) {
+		spin_lock(&nks->lock);
+		if (sk->sk_state == TCP_SYN_SENT)
+			sk->sk_state = TCP_CLOSE;
+		spin_unlock(&nks->lock);
+		memset(&nks->peer, 0, sizeof(nks->peer));
+		goto out;
+	}
+	if (!err) {
+		spin_lock(&nks->lock);
+		if (sk->sk_state == TCP_SYN_SENT)
+			sk->sk_state = TCP_ESTABLISHED;
+		spin_unlock(&nks->lock);
+	}
+	sock->state = SS_CONNECTING;
+	err = -EINPROGRESS;
+
+wait:
+	timeo = sock_sndtimeo(sk, flags & O_NONBLOCK);
+	if (sk->sk_state == TCP_SYN_SENT) {
+		if (!timeo)
+			goto out;
+		add_wait_queue(sk_sleep(sk), &wait);
+		while (READ_ONCE(sk->sk_state) == TCP_SYN_SENT) {
+			if (!timeo || signal_pending(current))
+				break;
+			sk_wait_event(sk, &timeo,
+				      READ_ONCE(sk->sk_state) != TCP_SYN_SENT,
+				      &wait);
+		}
+		remove_wait_queue(sk_sleep(sk), &wait);
+		if (sk->sk_state == TCP_SYN_SENT) {
+			/* Still connecting: -EINPROGRESS on timeout, as TCP. */
+			if (signal_pending(current))
+				err = sock_intr_errno(timeo);
+			goto out;
+		}
+	}
+done:
+	if (sk->sk_state != TCP_ESTABLISHED) {
+		err = sock_error(sk) ?: -ECONNABORTED;
+		sock->state = SS_UNCONNECTED;
+		memset(&nks->peer, 0, sizeof(nks->peer));
+		goto out;
+	}
+	sock->state = SS_CONNECTED;
+	err = 0;
+	nk_sock_getsockname(nks, NULL);
+out:
+	release_sock(sk);
+	return err;
+}
+
+static __poll_t nk_stream_poll(struct file *file, struct socket *sock,
+			       poll_table *wait)
+{
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	int state, shutdown;
+	__poll_t mask = 0;
+	u32 unread, space;
+
+	sock_poll_wait(file, sock, wait);
+	state = READ_ONCE(sk->sk_state);
+	shutdown = READ_ONCE(sk->sk_shutdown);
+
+	if (state == TCP_LISTEN)
+		return READ_ONCE(nks->accept_pending) ?
+		       EPOLLIN | EPOLLRDNORM : 0;
+
+	if (READ_ONCE(sk->sk_err))
+		mask |= EPOLLERR;
+	if (shutdown == SHUTDOWN_MASK || state == TCP_CLOSE)
+		mask |= EPOLLHUP;
+	if (shutdown & RCV_SHUTDOWN)
+		mask |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP;
+	if (state == TCP_SYN_SENT)
+		return mask;
+
+	spin_lock(&nks->lock);
+	unread = nk_credit_rx_unread(&nks->rx);
+	space = nk_credit_tx_space(&nks->tx);
+	spin_unlock(&nks->lock);
+
+	if (unread && unread >= sock_rcvlowat(sk, 0, INT_MAX))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if (shutdown & SEND_SHUTDOWN || state != TCP_ESTABLISHED || space) {
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	} else {
+		sk_set_bit(SOCKWQ_ASYNC_NOSPACE, sk);
+		set_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
+	}
+	return mask;
+}
+
+static int nk_stream_sendmsg(struct socket *sock, struct msghdr *msg,
+			     size_t len)
+{
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	u32 max = nk_dev_max_payload(nks->nd);
+	size_t copied = 0;
+	long timeo;
+	u32 chunk;
+	u16 more;
+	int err = 0;
+
+	lock_sock(sk);
+	nk_sock_sync_opts(nks);
+	timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
+
+	if (sk->sk_state == TCP_SYN_SENT) {
+		DEFINE_WAIT_FUNC(wait, woken_wake_function);
+
+		add_wait_queue(sk_sleep(sk), &wait);
+		while (READ_ONCE(sk->sk_state) == TCP_SYN_SENT && timeo &&
+		       !signal_pending(current))
+			sk_wait_event(sk, &timeo,
+				      READ_ONCE(sk->sk_state) != TCP_SYN_SENT,
+				      &wait);
+		remove_wait_queue(sk_sleep(sk), &wait);
+		if (sk->sk_state == TCP_SYN_SENT) {
+			err = timeo ? sock_intr_errno(timeo) : -EAGAIN;
+			goto out;
+		}
+	}
+
+	while (copied < len) {
+		if (READ_ONCE(sk->sk_err)) {
+			err = sock_error(sk);
+			break;
+		}
+		if (sk->sk_state != TCP_ESTABLISHED ||
+		    READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) {
+			err = -EPIPE;
+			break;
+		}
+		err = nk_wait_credit(sk, &timeo, 1);
+		if (err)
+			break;
+
+		spin_lock(&nks->lock);
+		chunk = min_t(size_t, len - copied,
+			      min(max, nk_credit_tx_space(&nks->tx)));
+		spin_unlock(&nks->lock);
+		more = copied + chunk < len || msg->msg_flags & MSG_MORE ?
+		       NK_F_MORE : 0;
+		err = nk_send_chunk(nks, msg, chunk, NULL, more, &timeo);
+		if (err)
+			break;
+		copied += chunk;
+	}
+out:
+	release_sock(sk);
+	if (copied)
+		return copied;
+	return nk_send_error(msg, err);
+}
+
+/* The next skb to read: after @skb when peeking, else the head. */
+static struct sk_buff *nk_rxq_next(struct sock *sk, struct sk_buff *skb)
+{
+	struct sk_buff_head *q = &sk->sk_receive_queue;
+	unsigned long flags;
+
+	spin_lock_irqsave(&q->lock, flags);
+	skb = skb ? skb_peek_next(skb, q) : skb_peek(q);
+	spin_unlock_irqrestore(&q->lock, flags);
+	return skb;
+}
+
+static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
+			     size_t len, int flags)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	struct sk_buff *skb, *peeked = NULL;
+	bool peek = flags & MSG_PEEK;
+	size_t copied = 0;
+	u32 consumed = 0, rx_seen;
+	int target, err = 0;
+	long timeo;
+	u32 chunk;
+
+	if (flags & (MSG_OOB | MSG_ERRQUEUE))
+		return flags & MSG_OOB ? -EINVAL : -EAGAIN;
+
+	lock_sock(sk);
+	nk_sock_sync_opts(nks);
+	if (sk->sk_state == TCP_LISTEN) {
+		err = -ENOTCONN;
+		goto out;
+	}
+	target = sock_rcvlowat(sk, flags & MSG_WAITALL, len);
+	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+
+	while (copied < len) {
+		rx_seen = READ_ONCE(nks->rx.rx_cnt);
+		skb = nk_rxq_next(sk, peek ? peeked : NULL);
+		if (skb) {
+			chunk = min_t(size_t, skb->len, len - copied);
+			if (!(flags & MSG_TRUNC) &&
+			    skb_copy_datagram_msg(skb, 0, msg, chunk)) {
+				err = -EFAULT;
+				break;
+			}
+			copied += chunk;
+			if (peek) {
+				peeked = skb;
+			} else if (chunk == skb->len) {
+				skb_unlink(skb, &sk->sk_receive_queue);
+				consume_skb(skb);
+				consumed += chunk;
+			} else {
+				skb_pull(skb, chunk);
+				consumed += chunk;
+			}
+			continue;
+		}
+		if (copied >= target)
+			break;
+		if (READ_ONCE(sk->sk_err)) {
+			if (!copied)
+				err = sock_error(sk);
+			break;
+		}
+		if (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN)
+			break;
+		if (sk->sk_state == TCP_CLOSE) {
+			if (!copied && !sock_flag(sk, SOCK_DONE))
+				err = -ENOTCONN;
+			break;
+		}
+		if (!timeo) {
+			err = -EAGAIN;
+			break;
+		}
+		if (signal_pending(current)) {
+			err = sock_intr_errno(timeo);
+			break;
+		}
+		/* Announce what was consumed before sleeping on more. */
+		nk_sock_credit_consumed(nks, consumed, true);
+		consumed = 0;
+		add_wait_queue(sk_sleep(sk), &wait);
+		sk_wait_event(sk, &timeo,
+			      READ_ONCE(nks->rx.rx_cnt) != rx_seen ||
+			      READ_ONCE(sk->sk_err) ||
+			      READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN ||
+			      READ_ONCE(sk->sk_state) == TCP_CLOSE, &wait);
+		remove_wait_queue(sk_sleep(sk), &wait);
+	}
+	nk_sock_credit_consumed(nks, consumed, false);
+out:
+	release_sock(sk);
+	if (copied)
+		return copied;
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* SOCK_DGRAM                                                          */
+/* ------------------------------------------------------------------ */
+
+static int nk_dgram_connect(struct socket *sock, struct sockaddr *addr,
+			    int addr_len, int flags)
+{
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	struct nk_txbuf *tb;
+	struct nk_addr na;
+	int err;
+
+	if (addr_len >= (int)sizeof(addr->sa_family) &&
+	    addr->sa_family == AF_UNSPEC) {
+		/* Dissolve the association. */
+		memset(&na, 0, sizeof(na));
+		na.family = cpu_to_le16(AF_UNSPEC);
+	} else {
+		err = nk_sock_addr(nks, addr, addr_len, &na, false);
+		if (err)
+			return err;
+	}
+
+	lock_sock(sk);
+	nk_sock_sync_opts(nks);
+	tb = nk_req_alloc(nks, NK_OP_CONNECT, sizeof(na));
+	if (tb)
+		memcpy(tb->payload, &na, sizeof(na));
+	err = nk_sock_simple(nks, tb);
+	if (!err) {
+		bool connected = na.family != cpu_to_le16(AF_UNSPEC);
+
+		nks->peer = connected ? na : (struct nk_addr){};
+		spin_lock(&nks->lock);
+		sk->sk_state = connected ? TCP_ESTABLISHED : TCP_CLOSE;
+		spin_unlock(&nks->lock);
+		sock->state = connected ? SS_CONNECTED : SS_UNCONNECTED;
+		nk_sock_getsockname(nks, NULL);
+	}
+	release_sock(sk);
+	return err;
+}
+
+static __poll_t nk_dgram_poll(struct file *file, struct socket *sock,
+			      poll_table *wait)
+{
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	__poll_t mask = 0;
+	int shutdown;
+
+	sock_poll_wait(file, sock, wait);
+	shutdown = READ_ONCE(sk->sk_shutdown);
+	if (READ_ONCE(sk->sk_err))
+		mask |= EPOLLERR;
+	if (shutdown == SHUTDOWN_MASK)
+		mask |= EPOLLHUP;
+	if (shutdown & RCV_SHUTDOWN)
+		mask |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP;
+	if (!skb_queue_empty_lockless(&sk->sk_receive_queue))
+		mask |= EPOLLIN | EPOLLRDNORM;
+
+	spin_lock(&nks->lock);
+	if (nk_credit_tx_space(&nks->tx) >= nk_dev_max_payload(nks->nd) ||
+	    nks->reset)
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	else
+		sk_set_bit(SOCKWQ_ASYNC_NOSPACE, sk);
+	spin_unlock(&nks->lock);
+	return mask;
+}
+
+static int nk_dgram_sendmsg(struct socket *sock, struct msghdr *msg,
+			    size_t len)
+{
+	DECLARE_SOCKADDR(struct sockaddr *, addr, msg->msg_name);
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	struct nk_addr dest, *destp = NULL;
+	long timeo;
+	int err;
+
+	if (msg->msg_flags & MSG_OOB)
+		return -EOPNOTSUPP;
+	if (len > nk_dev_max_payload(nks->nd) - sizeof(dest))
+		return -EMSGSIZE;
+	if (addr) {
+		err = nk_sock_addr(nks, addr, msg->msg_namelen, &dest, false);
+		if (err)
+			return err;
+		destp = &dest;
+	}
+
+	lock_sock(sk);
+	nk_sock_sync_opts(nks);
+	if (!destp && sk->sk_state != TCP_ESTABLISHED) {
+		err = -EDESTADDRREQ;
+		goto out;
+	}
+	if (READ_ONCE(nks->reset)) {
+		err = -EPIPE;
+		goto out;
+	}
+	timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
+	err = nk_wait_credit(sk, &timeo, len);
+	if (!err)
+		err = nk_send_chunk(nks, msg, len, destp,
+				    msg->msg_flags & MSG_MORE ? NK_F_MORE : 0,
+				    &timeo);
+out:
+	release_sock(sk);
+	return err ? nk_send_error(msg, err) : len;
+}
+
+static int nk_dgram_recvmsg(struct socket *sock, struct msghdr *msg,
+			    size_t len, int flags)
+{
+	DECLARE_SOCKADDR(struct sockaddr *, addr, msg->msg_name);
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	struct sockaddr_storage ss;
+	struct nk_addr *from;
+	struct sk_buff *skb;
+	int err, namelen;
+	size_t copied;
+
+	if (flags & (MSG_OOB | MSG_ERRQUEUE))
+		return flags & MSG_OOB ? -EOPNOTSUPP : -EAGAIN;
+
+	skb = skb_recv_datagram(sk, flags, &err);
+	if (!skb)
+		return err;
+
+	copied = min_t(size_t, skb->len, len);
+	if (copied < skb->len)
+		msg->msg_flags |= MSG_TRUNC;
+	err = skb_copy_datagram_msg(skb, 0, msg, copied);
+	if (!err && addr) {
+		from = (struct nk_addr *)skb->cb;
+		namelen = nk_addr_to_sockaddr(from, &ss, nks->family);
+		if (namelen > 0) {
+			memcpy(addr, &ss, namelen);
+			msg->msg_namelen = namelen;
+		}
+	}
+	if (!err && flags & MSG_TRUNC)
+		copied = skb->len;
+	if (!(flags & MSG_PEEK))
+		nk_sock_credit_consumed(nks, skb->len, false);
+	skb_free_datagram(sk, skb);
+	return err ?: copied;
+}
+
+/* ------------------------------------------------------------------ */
+/* proto_ops and the family                                            */
+/* ------------------------------------------------------------------ */
+
+static const struct proto_ops nk_stream_ops = {
+	.family = PF_NETKERNEL,
+	.owner = THIS_MODULE,
+	.release = nk_release,
+	.bind = nk_bind,
+	.connect = nk_stream_connect,
+	.socketpair = sock_no_socketpair,
+	.accept = nk_accept,
+	.getname = nk_getname,
+	.poll = nk_stream_poll,
+	.ioctl = nk_ioctl,
+	.listen = nk_listen,
+	.shutdown = nk_shutdown,
+	.setsockopt = nk_setsockopt,
+	.getsockopt = nk_getsockopt,
+	.sendmsg = nk_stream_sendmsg,
+	.recvmsg = nk_stream_recvmsg,
+	.mmap = sock_no_mmap,
+};
+
+static const struct proto_ops nk_dgram_ops = {
+	.family = PF_NETKERNEL,
+	.owner = THIS_MODULE,
+	.release = nk_release,
+	.bind = nk_bind,
+	.connect = nk_dgram_connect,
+	.socketpair = sock_no_socketpair,
+	.accept = sock_no_accept,
+	.getname = nk_getname,
+	.poll = nk_dgram_poll,
+	.ioctl = nk_ioctl,
+	.listen = sock_no_listen,
+	.shutdown = nk_shutdown,
+	.setsockopt = nk_setsockopt,
+	.getsockopt = nk_getsockopt,
+	.sendmsg = nk_dgram_sendmsg,
+	.recvmsg = nk_dgram_recvmsg,
+	.mmap = sock_no_mmap,
+};
+
+/*
+ * socket(AF_NETKERNEL, type, protocol): an IPv4 TCP or UDP socket on the
+ * NSM, whether or not AF_INET is taken over.
+ */
+static int nk_family_create(struct net *net, struct socket *sock,
+			    int protocol, int kern)
+{
+	struct nk_dev *nd;
+
+	nd = nk_dev_get();
+	if (!nd)
+		return -ENETDOWN;
+	if (!nk_sock_wanted(nd, AF_INET, sock->type, protocol)) {
+		nk_dev_put(nd);
+		return sock->type == SOCK_STREAM || sock->type == SOCK_DGRAM ?
+		       -EPROTONOSUPPORT : -ESOCKTNOSUPPORT;
+	}
+	return nk_sock_create(net, sock, protocol, AF_INET, nd);
+}
+
+static const struct net_proto_family nk_family = {
+	.family = PF_NETKERNEL,
+	.create = nk_family_create,
+	.owner = THIS_MODULE,
+};
+
+/* ------------------------------------------------------------------ */
+/* Events from the NSM                                                 */
+/* ------------------------------------------------------------------ */
+
+static struct nk_sock *nk_sock_lookup(u32 id)
+{
+	struct nk_sock *nks;
+
+	xa_lock(&nk_socks);
+	nks = xa_load(&nk_socks, id);
+	if (nks)
+		sock_hold(&nks->sk);
+	xa_unlock(&nk_socks);
+	return nks;
+}
+
+static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
+		       const void *payload)
+{
+	bool addr = le16_to_cpu(hdr->flags) & NK_F_ADDR;
+	u32 len = le32_to_cpu(hdr->len);
+	struct sock *sk = &nks->sk;
+	const struct nk_addr *from = payload;
+	struct sk_buff *skb;
+	int err;
+
+	if (addr != !nk_is_stream(sk) ||
+	    (addr && (len < sizeof(*from) || nk_addr_check(from)))) {
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: malformed EV_DATA dropped\n",
+				     nks->id);
+		return;
+	}
+	if (addr) {
+		payload = from + 1;
+		len -= sizeof(*from);
+	}
+	if (!len && nk_is_stream(sk))
+		return;
+
+	skb = alloc_skb(len, GFP_KERNEL);
+	if (skb) {
+		skb_put_data(skb, payload, len);
+		if (addr)
+			memcpy(skb->cb, from, sizeof(*from));
+	}
+
+	spin_lock(&nks->lock);
+	if (nks->reset || READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN) {
+		spin_unlock(&nks->lock);
+		kfree_skb(skb);
+		return;
+	}
+	err = skb ? nk_credit_rx_accept(&nks->rx, len) : -ENOMEM;
+	if (!err) {
+		nks->bytes_rcvd += len;
+		skb_queue_tail(&sk->sk_receive_queue, skb);
+	}
+	spin_unlock(&nks->lock);
+
+	if (!err) {
+		sk->sk_data_ready(sk);
+		return;
+	}
+	kfree_skb(skb);
+	if (err == -ENOBUFS)
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: EV_DATA of %u bytes beyond the credit announced\n",
+				     nks->id, len);
+	/* A stream with a hole is worse than a reset one. */
+	if (nk_is_stream(sk))
+		nk_sock_reset(nks, err == -ENOBUFS ? EPROTO : ENOMEM);
+}
+
+static void nk_ev_status(struct nk_sock *nks, u16 op, int status,
+			 u64 arg0)
+{
+	struct sock *sk = &nks->sk;
+	int shut = 0;
+
+	switch (op) {
+	case NK_EV_ACCEPT:
+		spin_lock(&nks->lock);
+		if (sk->sk_state == TCP_LISTEN) {
+			nks->accept_pending = min_t(u64, arg0, U32_MAX);
+			nks->accept_seq++;
+		}
+		spin_unlock(&nks->lock);
+		sk->sk_data_ready(sk);
+		break;
+	case NK_EV_CONNECTED:
+		spin_lock(&nks->lock);
+		if (sk->sk_state == TCP_SYN_SENT)
+			sk->sk_state = TCP_ESTABLISHED;
+		spin_unlock(&nks->lock);
+		sk->sk_state_change(sk);
+		break;
+	case NK_EV_WRITABLE:
+		sk->sk_write_space(sk);
+		break;
+	case NK_EV_HUP:
+		if (arg0 & NK_SHUT_RD)
+			shut |= RCV_SHUTDOWN;
+		if (arg0 & NK_SHUT_WR)
+			shut |= SEND_SHUTDOWN;
+		spin_lock(&nks->lock);
+		WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown | shut);
+		sock_set_flag(sk, SOCK_DONE);
+		spin_unlock(&nks->lock);
+		sk->sk_state_change(sk);
+		break;
+	case NK_EV_ERROR:
+		spin_lock(&nks->lock);
+		WRITE_ONCE(sk->sk_err, -status);
+		if (sk->sk_state == TCP_SYN_SENT) {
+			/* The connect() failed, as tcp_done() would. */
+			sk->sk_state = TCP_CLOSE;
+			WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
+		}
+		spin_unlock(&nks->lock);
+		sk_error_report(sk);
+		sk->sk_state_change(sk);
+		break;
+	case NK_EV_RESET:
+		nk_sock_reset(nks, -status);
+		break;
+	}
+}
+
+/* A reply no nk_call() waited for. */
+static void nk_rx_reply(struct nk_dev *nd, const struct nk_hdr *hdr)
+{
+	u16 op = le16_to_cpu(hdr->op);
+	u32 id = le32_to_cpu(hdr->sock);
+	int status = nk_hdr_status(hdr);
+	struct nk_sock *nks;
+
+	if (op == NK_OP_CLOSE) {
+		/* A CLOSE answered after nk_sock_close() gave up. */
+		xa_release(&nk_socks, id);
+		return;
+	}
+	if ((op != NK_OP_SEND && op != NK_OP_CREDIT) || !status) {
+		dev_dbg_ratelimited(nk_dev_device(nd),
+				    "late %s reply for socket %u dropped\n",
+				    nk_op_name(op), id);
+		return;
+	}
+	nks = nk_sock_lookup(id);
+	if (!nks)
+		return;
+	dev_dbg_ratelimited(nk_dev_device(nd), "socket %u: %s failed: %d\n",
+			    id, nk_op_name(op), status);
+	WRITE_ONCE(nks->sk.sk_err, -status);
+	sk_error_report(&nks->sk);
+	sock_put(&nks->sk);
+}
+
+static void nk_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
+		  const void *payload)
+{
+	u16 op = le16_to_cpu(hdr->op);
+	u32 id = le32_to_cpu(hdr->sock);
+	int status = nk_hdr_status(hdr);
+	struct nk_sock *nks;
+
+	if (le16_to_cpu(hdr->flags) & NK_F_REPLY) {
+		nk_rx_reply(nd, hdr);
+		return;
+	}
+	/* EV_PROTO_ERROR without a waiting call: logged by the transport. */
+	if (op == NK_EV_PROTO_ERROR)
+		return;
+	if ((op == NK_EV_ERROR || op == NK_EV_RESET) && !status) {
+		dev_warn_ratelimited(nk_dev_device(nd),
+				     "socket %u: %s without an error, dropped\n",
+				     id, nk_op_name(op));
+		return;
+	}
+
+	nks = nk_sock_lookup(id);
+	if (!nks) {
+		/* Normal after close: events may cross the CLOSE. */
+		dev_dbg_ratelimited(nk_dev_device(nd),
+				    "%s for unknown socket %u dropped\n",
+				    nk_op_name(op), id);
+		return;
+	}
+	if (nk_sock_apply_credit(nks, hdr))
+		nks->sk.sk_write_space(&nks->sk);
+	if (op == NK_EV_DATA)
+		nk_ev_data(nks, hdr, payload);
+	else
+		nk_ev_status(nks, op, status, le64_to_cpu(hdr->arg[0]));
+	sock_put(&nks->sk);
+}
+
+static int nk_attach(struct nk_dev *nd)
+{
+	return 0;
+}
+
+/* The device is going away: every socket on it is reset. */
+static void nk_detach(struct nk_dev *nd)
+{
+	struct nk_sock *nks;
+	unsigned long id;
+
+	/* An entry in nk_socks holds a live socket while xa_lock is held. */
+	xa_lock(&nk_socks);
+	xa_for_each(&nk_socks, id, nks)
+		if (nks->nd == nd)
+			nk_sock_reset(nks, ENETDOWN);
+	xa_unlock(&nk_socks);
+}
+
+static const struct nk_transport_ops nk_guest_ops = {
+	.name = "af_netkernel",
+	.role = NK_ROLE_GUEST,
+	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM,
+	.attach = nk_attach,
+	.detach = nk_detach,
+	.rx = nk_rx,
+};
+
+/* ------------------------------------------------------------------ */
+/* Module                                                              */
+/* ------------------------------------------------------------------ */
+
+static int __init nk_init(void)
+{
+	int err;
+
+	err = proto_register(&nk_proto, 1);
+	if (err)
+		return err;
+	err = sock_register(&nk_family);
+	if (err) {
+		pr_err("cannot register AF_NETKERNEL (%d): %d; is another module using family %d?\n",
+		       PF_NETKERNEL, err, PF_NETKERNEL);
+		goto err_proto;
+	}
+	err = nk_proc_init();
+	if (err)
+		goto err_family;
+	err = nk_transport_register(&nk_guest_ops);
+	if (err)
+		goto err_proc;
+	err = nk_takeover_init();
+	if (err)
+		goto err_transport;
+	return 0;
+
+err_transport:
+	nk_transport_unregister();
+err_proc:
+	nk_proc_exit();
+err_family:
+	sock_unregister(PF_NETKERNEL);
+err_proto:
+	proto_unregister(&nk_proto);
+	return err;
+}
+
+static void __exit nk_exit(void)
+{
+	nk_takeover_exit();
+	nk_transport_unregister();
+	nk_proc_exit();
+	sock_unregister(PF_NETKERNEL);
+	proto_unregister(&nk_proto);
+}
+
+module_init(nk_init);
+module_exit(nk_exit);
+
+MODULE_AUTHOR("NetKernel project");
+MODULE_DESCRIPTION("NetKernel guest sockets: TCP/UDP served by a network stack VM");
+MODULE_LICENSE("GPL");
+MODULE_ALIAS_NETPROTO(PF_NETKERNEL);

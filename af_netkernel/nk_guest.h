@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * af_netkernel.ko internals shared by its files.  See nk_af.c for the
+ * implementation notes and the locking rules.
+ */
+#ifndef _NK_GUEST_H
+#define _NK_GUEST_H
+
+#include <linux/spinlock.h>
+#include <linux/xarray.h>
+#include <net/sock.h>
+
+#include "../lib/nk_transport.h"
+
+/*
+ * AF_NETKERNEL takes the number of AF_ECONET, whose implementation was
+ * removed in Linux 3.5; no code in 6.1 or 6.12 registers it.
+ */
+#define AF_NETKERNEL	AF_ECONET
+#define PF_NETKERNEL	AF_NETKERNEL
+
+/* SOL_SOCKET option values last forwarded to the NSM (nk_sock_sync_opts()). */
+struct nk_sol_opts {
+	int reuseaddr;
+	int reuseport;
+	int keepalive;
+	int oobinline;
+	int broadcast;
+	int dontroute;
+	int sndbuf;
+	int rcvbuf;
+	struct linger linger;
+};
+
+/**
+ * struct nk_sock - a NetKernel socket
+ * @sk: the socket; first, as sk_alloc() with nk_proto expects
+ * @nd: the device the socket lives on (referenced)
+ * @id: socket id on the nk link, a key of nk_socks
+ * @family: AF_INET or AF_INET6: the family the application and the NSM see
+ * @created: the NSM has the socket (SOCKET or ACCEPT succeeded)
+ * @local: cached local address (family 0 while unknown)
+ * @peer: remote address of a connected socket (family 0 while unknown)
+ * @sol_sent: SOL_SOCKET options as the NSM has them
+ * @lock: protects the fields below and sk_state/sk_shutdown transitions,
+ *        shared with the event handlers
+ * @tx: credit of the guest-to-world direction
+ * @rx: credit of the world-to-guest direction
+ * @bytes_sent: payload bytes sent
+ * @bytes_rcvd: payload bytes received
+ * @accept_pending: connections the NSM said wait in the accept queue
+ * @accept_seq: EV_ACCEPT events seen
+ * @reset: the socket is gone on the NSM side (EV_RESET or device removal)
+ */
+struct nk_sock {
+	struct sock sk;
+	struct nk_dev *nd;
+	u32 id;
+	int family;
+	bool created;
+	struct nk_addr local;
+	struct nk_addr peer;
+	struct nk_sol_opts sol_sent;
+
+	spinlock_t lock;
+	struct nk_credit_tx tx;
+	struct nk_credit_rx rx;
+	u64 bytes_sent;
+	u64 bytes_rcvd;
+	u32 accept_pending;
+	u32 accept_seq;
+	bool reset;
+};
+
+static inline struct nk_sock *nk_sk(const struct sock *sk)
+{
+	return container_of(sk, struct nk_sock, sk);
+}
+
+/* All NetKernel sockets by id; xa_lock nests outside nk_sock.lock. */
+extern struct xarray nk_socks;
+
+/* nk_af.c */
+int nk_sock_create(struct net *net, struct socket *sock, int protocol,
+		   int family, struct nk_dev *nd);
+bool nk_sock_wanted(struct nk_dev *nd, int family, int type, int protocol);
+
+/* nk_takeover.c */
+int nk_takeover_init(void);
+void nk_takeover_exit(void);
+
+/* nk_proc.c */
+int nk_proc_init(void);
+void nk_proc_exit(void);
+
+#endif /* _NK_GUEST_H */

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /proc/net/netkernel: one line per NetKernel socket of the reader's
+ * network namespace, in the spirit of /proc/net/tcp:
+ *
+ *   id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd \
+ *   rx_cnt buf_alloc fwd_cnt
+ *
+ * st is the TCP state number as in /proc/net/tcp (01 established,
+ * 02 syn-sent, 07 close, 0A listen); a reset socket shows "R" after it.
+ * tx_cnt, peer_buf and peer_fwd are the guest-to-world credit (bytes sent,
+ * and the NSM's last buf_alloc and fwd_cnt); rx_cnt, buf_alloc and fwd_cnt
+ * the world-to-guest one (bytes received, and what this guest announced).
+ * An address not known yet shows as "*".
+ *
+ * Locking: xa_lock(nk_socks) from start to stop (entries stay alive under
+ * it), nks->lock for each line.
+ */
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <net/net_namespace.h>
+
+#include "nk_guest.h"
+
+static void nk_proc_addr(struct seq_file *seq, const struct nk_addr *na)
+{
+	struct sockaddr_storage ss;
+	int family = le16_to_cpu(na->family);
+
+	if (!family || nk_addr_to_sockaddr(na, &ss, family) < 0)
+		seq_puts(seq, " *");
+	else
+		seq_printf(seq, " %pISpc", &ss);
+}
+
+static void *nk_proc_find(struct seq_file *seq, unsigned long index)
+{
+	struct nk_sock *nks;
+
+	for (;;) {
+		nks = xa_find(&nk_socks, &index, ULONG_MAX, XA_PRESENT);
+		if (!nks || net_eq(sock_net(&nks->sk), seq_file_net(seq)))
+			break;
+		index++;
+	}
+	if (nks)
+		seq->index = index;
+	return nks;
+}
+
+static void *nk_proc_start(struct seq_file *seq, loff_t *pos)
+	__acquires(nk_socks.xa_lock)
+{
+	xa_lock(&nk_socks);
+	if (!*pos)
+		return SEQ_START_TOKEN;
+	return nk_proc_find(seq, *pos);
+}
+
+static void *nk_proc_next(struct seq_file *seq, void *v, loff_t *pos)
+{
+	void *next;
+
+	next = nk_proc_find(seq, v == SEQ_START_TOKEN ? 0 : seq->index + 1);
+	*pos = next ? seq->index : *pos + 1;
+	return next;
+}
+
+static void nk_proc_stop(struct seq_file *seq, void *v)
+	__releases(nk_socks.xa_lock)
+{
+	xa_unlock(&nk_socks);
+}
+
+static int nk_proc_show(struct seq_file *seq, void *v)
+{
+	struct nk_sock *nks = v;
+	struct sock *sk;
+
+	if (v == SEQ_START_TOKEN) {
+		seq_puts(seq, "id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd rx_cnt buf_alloc fwd_cnt\n");
+		return 0;
+	}
+	sk = &nks->sk;
+	spin_lock(&nks->lock);
+	seq_printf(seq, "%u %s%c %02X%s", nks->id,
+		   sk->sk_type == SOCK_STREAM ? "tcp" : "udp",
+		   nks->family == AF_INET6 ? '6' : ' ', sk->sk_state,
+		   nks->reset ? "R" : "");
+	nk_proc_addr(seq, &nks->local);
+	nk_proc_addr(seq, &nks->peer);
+	seq_printf(seq, " %llu %llu %u %u %u %u %u %u\n",
+		   nks->bytes_sent, nks->bytes_rcvd, nks->tx.tx_cnt,
+		   nks->tx.peer_buf_alloc, nks->tx.peer_fwd_cnt,
+		   nks->rx.rx_cnt, nks->rx.buf_alloc, nks->rx.fwd_cnt);
+	spin_unlock(&nks->lock);
+	return 0;
+}
+
+static const struct seq_operations nk_proc_ops = {
+	.start = nk_proc_start,
+	.next = nk_proc_next,
+	.stop = nk_proc_stop,
+	.show = nk_proc_show,
+};
+
+static int __net_init nk_proc_net_init(struct net *net)
+{
+	if (!proc_create_net("netkernel", 0444, net->proc_net, &nk_proc_ops,
+			     sizeof(struct seq_net_private)))
+		return -ENOMEM;
+	return 0;
+}
+
+static void __net_exit nk_proc_net_exit(struct net *net)
+{
+	remove_proc_entry("netkernel", net->proc_net);
+}
+
+static struct pernet_operations nk_proc_net_ops = {
+	.init = nk_proc_net_init,
+	.exit = nk_proc_net_exit,
+};
+
+int nk_proc_init(void)
+{
+	return register_pernet_subsys(&nk_proc_net_ops);
+}
+
+void nk_proc_exit(void)
+{
+	unregister_pernet_subsys(&nk_proc_net_ops);
+}

@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Taking AF_INET and AF_INET6 over.
+ *
+ * The socket layer calls the create() of the struct net_proto_family
+ * registered for a family.  At load, the kernel's inet_family_ops (and
+ * inet6_family_ops) are replaced by families of this module whose create()
+ * makes a NetKernel socket when it should (nk_takeover_create()), and calls
+ * the kernel's own create() (inet_create, inet6_create) otherwise.  At
+ * unload the kernel's own structures are registered again: a family
+ * structure living in module memory must never stay registered, since
+ * __sock_create() would use it after the module is gone.
+ *
+ * The kernel's structures are not exported.  kallsyms_lookup_name() finds
+ * them (CONFIG_KALLSYMS_ALL=y in Debian's kernels); it is not exported
+ * either, and a kprobe on it gives its address.  With IBT (Debian's 6.12
+ * has CONFIG_X86_KERNEL_IBT=y) a kprobe sits after the function's ENDBR
+ * instruction, so the address is moved back onto the ENDBR for the
+ * indirect call to land on it; if the function's ENDBR was sealed at boot
+ * and the CPU enforces IBT, an indirect call would fault, and the takeover
+ * is refused instead.  inet_create() itself is never looked up: it is the
+ * create() of the kernel's own family structure, a pointer the kernel
+ * calls indirectly, so it is always a valid indirect call target.
+ *
+ * Sockets created while no nk device is ready, sockets created by the
+ * kernel (kern=1), and every type and protocol but TCP and UDP go to the
+ * kernel's create().  While the families are swapped (module load and
+ * unload, a few microseconds), socket(AF_INET) fails with EAFNOSUPPORT.
+ *
+ * Locking: none of its own.  Install and remove run from module init and
+ * exit only; create() runs with the family referenced by __sock_create().
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/kprobes.h>
+#include <linux/module.h>
+#include <linux/net.h>
+#include <linux/uaccess.h>
+#include <net/sock.h>
+#ifdef CONFIG_X86_KERNEL_IBT
+#include <asm/ibt.h>
+#endif
+
+#include "nk_guest.h"
+
+static bool inet = true;
+module_param(inet, bool, 0444);
+MODULE_PARM_DESC(inet,
+		 "Serve user-space AF_INET TCP and UDP sockets through NetKernel while an nk device is ready (default Y)");
+
+static bool inet6 = true;
+module_param(inet6, bool, 0444);
+MODULE_PARM_DESC(inet6,
+		 "Serve user-space AF_INET6 TCP and UDP sockets through NetKernel while an nk device is ready (default Y)");
+
+struct nk_hook {
+	int family;
+	const char *symbol;
+	const bool *enabled;
+	const struct net_proto_family *kernel_ops;
+	struct net_proto_family ops;
+	bool installed;
+};
+
+static int nk_inet_create(struct net *net, struct socket *sock, int protocol,
+			  int kern);
+static int nk_inet6_create(struct net *net, struct socket *sock, int protocol,
+			   int kern);
+
+static struct nk_hook nk_hooks[] = {
+	{
+		.family = PF_INET,
+		.symbol = "inet_family_ops",
+		.enabled = &inet,
+		.ops = {
+			.family = PF_INET,
+			.create = nk_inet_create,
+			.owner = THIS_MODULE,
+		},
+	},
+	{
+		.family = PF_INET6,
+		.symbol = "inet6_family_ops",
+		.enabled = &inet6,
+		.ops = {
+			.family = PF_INET6,
+			.create = nk_inet6_create,
+			.owner = THIS_MODULE,
+		},
+	},
+};
+
+static int nk_takeover_create(struct nk_hook *hook, struct net *net,
+			      struct socket *sock, int protocol, int kern)
+{
+	struct nk_dev *nd;
+
+	if (!kern && nk_dev_bound()) {
+		nd = nk_dev_get();
+		if (nd && nk_sock_wanted(nd, hook->family, sock->type, protocol))
+			return nk_sock_create(net, sock, protocol, hook->family,
+					      nd);
+		if (nd)
+			nk_dev_put(nd);
+	}
+	return hook->kernel_ops->create(net, sock, protocol, kern);
+}
+
+static int nk_inet_create(struct net *net, struct socket *sock, int protocol,
+			  int kern)
+{
+	return nk_takeover_create(&nk_hooks[0], net, sock, protocol, kern);
+}
+
+static int nk_inet6_create(struct net *net, struct socket *sock, int protocol,
+			   int kern)
+{
+	return nk_takeover_create(&nk_hooks[1], net, sock, protocol, kern);
+}
+
+/* Make a kprobe address callable indirectly; 0 if it cannot be. */
+static unsigned long nk_call_target(unsigned long addr)
+{
+#ifdef CONFIG_X86_KERNEL_IBT
+	u32 insn;
+
+	if (copy_from_kernel_nofault(&insn, (void *)(addr - ENDBR_INSN_SIZE),
+				     sizeof(insn)))
+		return addr;
+	if (insn == gen_endbr())
+		return addr - ENDBR_INSN_SIZE;
+	if (insn == gen_endbr_poison())
+		return cpu_feature_enabled(X86_FEATURE_IBT) ?
+		       0 : addr - ENDBR_INSN_SIZE;
+#endif
+	return addr;
+}
+
+static unsigned long (*nk_find_lookup(void))(const char *)
+{
+	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };
+	unsigned long addr;
+	int err;
+
+	err = register_kprobe(&kp);
+	if (err) {
+		pr_err("cannot find kallsyms_lookup_name with a kprobe: %d\n",
+		       err);
+		return NULL;
+	}
+	addr = (unsigned long)kp.addr;
+	unregister_kprobe(&kp);
+
+	addr = nk_call_target(addr);
+	if (!addr)
+		pr_err("kallsyms_lookup_name is sealed against indirect calls (IBT)\n");
+	return (unsigned long (*)(const char *))addr;
+}
+
+static void nk_hook_remove(struct nk_hook *hook)
+{
+	int err;
+
+	if (!hook->installed)
+		return;
+	sock_unregister(hook->family);
+	err = sock_register(hook->kernel_ops);
+	if (err)
+		pr_crit("cannot give family %d back to the kernel: %d\n",
+			hook->family, err);
+	hook->installed = false;
+}
+
+static int nk_hook_install(struct nk_hook *hook)
+{
+	int err;
+
+	sock_unregister(hook->family);
+	err = sock_register(&hook->ops);
+	if (err) {
+		pr_err("cannot take family %d over: %d\n", hook->family, err);
+		if (sock_register(hook->kernel_ops))
+			pr_crit("cannot give family %d back to the kernel\n",
+				hook->family);
+		return err;
+	}
+	hook->installed = true;
+	return 0;
+}
+
+int nk_takeover_init(void)
+{
+	unsigned long (*lookup)(const char *name);
+	const struct net_proto_family *ops;
+	struct nk_hook *hook;
+	int i, err;
+
+	if (!inet && !inet6)
+		return 0;
+	lookup = nk_find_lookup();
+	if (!lookup)
+		goto unavailable;
+
+	for (i = 0; i < ARRAY_SIZE(nk_hooks); i++) {
+		hook = &nk_hooks[i];
+		if (!*hook->enabled)
+			continue;
+		ops = (const struct net_proto_family *)lookup(hook->symbol);
+		if (!ops || ops->family != hook->family || !ops->create ||
+		    ops->owner) {
+			pr_err("%s not found or not the kernel's own\n",
+			       hook->symbol);
+			goto unavailable;
+		}
+		hook->kernel_ops = ops;
+	}
+
+	for (i = 0; i < ARRAY_SIZE(nk_hooks); i++) {
+		if (!*nk_hooks[i].enabled)
+			continue;
+		err = nk_hook_install(&nk_hooks[i]);
+		if (err) {
+			nk_takeover_exit();
+			return err;
+		}
+	}
+	pr_info("serving user-space TCP and UDP sockets of%s%s while an nk device is ready\n",
+		inet ? " AF_INET" : "", inet6 ? " AF_INET6" : "");
+	return 0;
+
+unavailable:
+	pr_err("cannot take AF_INET/AF_INET6 over; load with inet=0 inet6=0 to use AF_NETKERNEL (%d) only\n",
+	       PF_NETKERNEL);
+	return -ENOENT;
+}
+
+void nk_takeover_exit(void)
+{
+	int i;
+
+	for (i = ARRAY_SIZE(nk_hooks) - 1; i >= 0; i--)
+		nk_hook_remove(&nk_hooks[i]);
+}

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * nk message helpers shared by af_netkernel.ko and nsm_kernel.ko.
+ *
+ * Pure functions: no virtio, no sockets, no locking, no allocation.  They
+ * build headers, validate what arrives from the host engine (which neither
+ * module trusts), convert addresses between struct nk_addr and struct
+ * sockaddr_in/sockaddr_in6, and do the credit arithmetic of nk_proto.h.
+ * Each function is safe in any context.
+ *
+ * Every function that takes input from the wire returns 0 or a negative
+ * errno and never trusts a length, an op, a flag or an address it has not
+ * checked itself.
+ */
+#ifndef _NK_MSG_H
+#define _NK_MSG_H
+
+#include <linux/socket.h>
+#include <linux/types.h>
+
+#include "../include/netkernel/nk_proto.h"
+
+/**
+ * nk_hdr_init() - zero a header and fill in the fields every message has
+ * @hdr: the header
+ * @op: enum nk_op
+ * @flags: NK_F_*
+ * @sock: socket id, 0 for none
+ * @req_id: request id (0 for events and unanswered requests)
+ *
+ * len is left 0; the sender sets it when the payload is known.
+ */
+void nk_hdr_init(struct nk_hdr *hdr, u16 op, u16 flags, u32 sock, u64 req_id);
+
+/**
+ * nk_hdr_set_credit() - add a credit announcement to a header
+ * @hdr: the header
+ * @buf_alloc: receive buffer for the socket (clamped to NK_CREDIT_MAX)
+ * @fwd_cnt: bytes consumed so far
+ *
+ * Sets NK_F_CREDIT.
+ */
+void nk_hdr_set_credit(struct nk_hdr *hdr, u32 buf_alloc, u32 fwd_cnt);
+
+/**
+ * nk_hdr_check() - validate a header received by an endpoint
+ * @hdr: the header, as it arrived
+ * @len: bytes the device wrote into the buffer (header included)
+ * @role: role of the receiving endpoint (enum nk_role)
+ * @max_payload: largest payload the receiver accepts
+ *
+ * Checks that @len covers the header and exactly hdr.len bytes of payload,
+ * that hdr.len does not exceed @max_payload, that no unknown flag is set,
+ * that the op is one the receiving role may be sent (a guest gets replies
+ * and events; an NSM gets requests, the HELLO reply and engine events),
+ * that NK_F_REPLY is set exactly on replies, and that the status of a
+ * reply or event is 0 or a negative errno.
+ *
+ * Return: 0, -EBADMSG (truncated), -EMSGSIZE (length), -EINVAL (flags or
+ * status) or -EOPNOTSUPP (op not allowed for @role).
+ */
+int nk_hdr_check(const struct nk_hdr *hdr, u32 len, int role, u32 max_payload);
+
+/**
+ * nk_hdr_status() - the status field of a checked header as an int
+ * @hdr: a header that passed nk_hdr_check()
+ *
+ * Return: 0 or a negative errno.
+ */
+int nk_hdr_status(const struct nk_hdr *hdr);
+
+/**
+ * nk_op_name() - printable name of an op, for logs
+ * @op: enum nk_op value (anything)
+ *
+ * Return: a static string, "?" for unknown values.
+ */
+const char *nk_op_name(u16 op);
+
+/**
+ * struct nk_hello - the result of a HELLO exchange
+ * @version: protocol version the engine speaks
+ * @features: features agreed (NK_FEAT_*)
+ * @max_payload: payload limit agreed
+ * @endpoint_id: id the engine gave this endpoint
+ * @name: endpoint name, NUL terminated, printable ASCII only
+ */
+struct nk_hello {
+	u32 version;
+	u64 features;
+	u32 max_payload;
+	u32 endpoint_id;
+	char name[NK_NAME_MAX];
+};
+
+/**
+ * nk_hello_reply_parse() - validate a HELLO reply against the proposal
+ * @hdr: the reply header (passed nk_hdr_check())
+ * @payload: the payload (the endpoint name)
+ * @plen: bytes of it available (less than hdr.len if it was truncated)
+ * @features: features proposed
+ * @max_payload: max_payload proposed
+ * @out: filled on success
+ *
+ * Return: 0, the reply's own error status, -EPROTONOSUPPORT for another
+ * version, or -EPROTO for a reply that breaks the HELLO rules (features
+ * not proposed, payload size out of range, endpoint id 0, bad name).
+ */
+int nk_hello_reply_parse(const struct nk_hdr *hdr, const void *payload,
+			 u32 plen, u64 features, u32 max_payload,
+			 struct nk_hello *out);
+
+/**
+ * nk_addr_check() - validate an address received from the wire
+ * @na: the address
+ *
+ * family must be AF_INET or AF_INET6; an IPv4 address must have flowinfo,
+ * scope_id and addr[4..15] zero.
+ *
+ * Return: 0 or -EINVAL.
+ */
+int nk_addr_check(const struct nk_addr *na);
+
+/**
+ * nk_addr_from_sockaddr() - convert a user's socket address
+ * @na: result
+ * @sa: struct sockaddr_in or sockaddr_in6 (kernel copy)
+ * @len: its length as passed by the user
+ *
+ * Return: 0, -EINVAL for a short length or -EAFNOSUPPORT for another
+ * family.
+ */
+int nk_addr_from_sockaddr(struct nk_addr *na, const struct sockaddr *sa,
+			  int len);
+
+/**
+ * nk_addr_to_sockaddr() - convert a checked wire address for a user
+ * @na: address that passed nk_addr_check()
+ * @ss: result, a struct sockaddr_in or sockaddr_in6
+ * @family: family of the socket the user sees: an AF_INET address shown to
+ *          an AF_INET6 socket becomes a v4-mapped address
+ *
+ * Return: the sockaddr length, or -EINVAL when @na cannot be shown to a
+ * socket of @family (an IPv6 address on an AF_INET socket).
+ */
+int nk_addr_to_sockaddr(const struct nk_addr *na,
+			struct sockaddr_storage *ss, int family);
+
+/**
+ * nk_addr_is_loopback() - whether an address is on a loopback network
+ * @na: a checked address
+ *
+ * True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104.
+ */
+bool nk_addr_is_loopback(const struct nk_addr *na);
+
+/*
+ * Credit arithmetic (see "Flow control" in protocol.rst).  One struct per
+ * socket and direction; the caller provides the locking.
+ */
+
+/**
+ * struct nk_credit_tx - what a sender knows about its peer's buffer
+ * @tx_cnt: bytes sent so far, mod 2^32
+ * @peer_buf_alloc: last buf_alloc the receiver announced (clamped)
+ * @peer_fwd_cnt: last fwd_cnt the receiver announced
+ */
+struct nk_credit_tx {
+	u32 tx_cnt;
+	u32 peer_buf_alloc;
+	u32 peer_fwd_cnt;
+};
+
+/**
+ * struct nk_credit_rx - what a receiver has announced and consumed
+ * @buf_alloc: receive buffer it announces (at most NK_CREDIT_MAX)
+ * @rx_cnt: bytes received so far, mod 2^32
+ * @fwd_cnt: bytes consumed (handed to the application) so far
+ * @fwd_sent: fwd_cnt as last announced to the sender
+ */
+struct nk_credit_rx {
+	u32 buf_alloc;
+	u32 rx_cnt;
+	u32 fwd_cnt;
+	u32 fwd_sent;
+};
+
+/**
+ * nk_credit_tx_space() - bytes the sender may send now
+ * @c: sender state
+ */
+u32 nk_credit_tx_space(const struct nk_credit_tx *c);
+
+/**
+ * nk_credit_tx_update() - record a credit announcement from the receiver
+ * @c: sender state
+ * @buf_alloc: announced buf_alloc (clamped to NK_CREDIT_MAX)
+ * @fwd_cnt: announced fwd_cnt
+ *
+ * An fwd_cnt beyond tx_cnt (the receiver claims to have consumed bytes
+ * never sent) is refused; an older fwd_cnt than the one recorded is
+ * ignored.
+ *
+ * Return: 0 or -EPROTO (state unchanged).
+ */
+int nk_credit_tx_update(struct nk_credit_tx *c, u32 buf_alloc, u32 fwd_cnt);
+
+/**
+ * nk_credit_rx_accept() - account @n received bytes against the credit
+ * @c: receiver state
+ * @n: payload bytes that arrived
+ *
+ * Return: 0, or -ENOBUFS when the sender exceeded the credit announced
+ * (state unchanged).
+ */
+int nk_credit_rx_accept(struct nk_credit_rx *c, u32 n);
+
+/**
+ * nk_credit_rx_unread() - bytes received and not consumed yet
+ * @c: receiver state
+ */
+u32 nk_credit_rx_unread(const struct nk_credit_rx *c);
+
+/**
+ * nk_credit_rx_need_update() - whether the sender should be told more credit
+ * @c: receiver state
+ *
+ * True when the free space the sender believes in has fallen below half of
+ * buf_alloc and consumption was not announced yet.
+ */
+bool nk_credit_rx_need_update(const struct nk_credit_rx *c);
+
+#endif /* _NK_MSG_H */

@@ -1,0 +1,924 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nk transport: virtio driver core for the nk device, shared by the guest
+ * and the NSM module.  The API is documented in nk_transport.h.
+ *
+ * Virtqueues.  Queue pair 0 only: virtqueue 0 is the requestq (driver to
+ * device), virtqueue 1 the eventq (device to driver).  Pairs are an
+ * optimisation the protocol does not require; QEMU 7.2's carrier has one.
+ *
+ * Interrupt callbacks only queue work.  The tx work returns used requestq
+ * buffers and wakes senders waiting for ring space; senders also reclaim
+ * before adding.  The rx work takes eventq buffers, validates and dispatches
+ * each message, and posts the buffer again at once (messages are copied out
+ * by their consumer), topping the ring up to event_bufs when an allocation
+ * failed earlier.  Each eventq buffer is one kmalloc'ed block of a header
+ * plus the payload size proposed in HELLO.
+ *
+ * Locking:
+ *   rx_lock (mutex)   the eventq, rx_run, rx_posted; ops->rx() runs under it
+ *   call_lock (spin)  the list of nk_call()s waiting for replies, next_req_id
+ *   tx_lock (spin)    the requestq, tx_free
+ *   dead              set with call_lock and tx_lock held; read under either
+ * Order: rx_lock -> call_lock -> tx_lock.  nk_dev_lock (mutex) serialises
+ * probe and remove and protects nk_bound; the published device pointer
+ * nk_cur is RCU protected and holds a reference.
+ *
+ * Teardown (remove, or a probe that fails after the queues exist): unpublish
+ * (RCU), ops->detach(), mark dead (pending calls complete with -ENODEV,
+ * senders wake), stop the works, reset the device, free every buffer still
+ * on a ring, delete the virtqueues.  The struct nk_dev is freed with its
+ * last reference.
+ */
+#include <linux/kernel.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/rcupdate.h>
+#include <linux/scatterlist.h>
+#include <linux/slab.h>
+#include <linux/version.h>
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "nk_transport.h"
+
+static unsigned int reply_timeout_ms = 10000;
+module_param(reply_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(reply_timeout_ms,
+		 "Milliseconds to wait for the host engine to answer a request (default 10000)");
+
+static unsigned int max_payload = 16384 - sizeof(struct nk_hdr);
+module_param(max_payload, uint, 0444);
+MODULE_PARM_DESC(max_payload,
+		 "Payload size proposed in HELLO, 2048..65536 (default 16320: eventq buffers of 16 KiB)");
+
+static unsigned int event_bufs = 64;
+module_param(event_bufs, uint, 0444);
+MODULE_PARM_DESC(event_bufs,
+		 "Eventq buffers kept posted, 1..ring size (default 64)");
+
+/* Messages the rx work handles before giving the CPU back. */
+#define NK_RX_BUDGET	128
+
+struct nk_stats {
+	atomic64_t tx_msgs;
+	atomic64_t tx_bytes;
+	atomic64_t tx_ring_full;
+	atomic64_t rx_msgs;
+	atomic64_t rx_bytes;
+	atomic64_t rx_replies;
+	atomic64_t rx_invalid;
+	atomic64_t rx_dropped;
+	atomic64_t rx_proto_errors;
+	atomic64_t rx_buf_alloc_fail;
+	atomic64_t call_timeouts;
+};
+
+struct nk_dev {
+	struct kref ref;
+	struct virtio_device *vdev;
+	const struct nk_transport_ops *ops;
+	struct virtqueue *reqq;
+	struct virtqueue *evq;
+
+	spinlock_t tx_lock;
+	wait_queue_head_t tx_wait;
+	unsigned int tx_free;
+	bool dead;
+	struct work_struct tx_work;
+
+	struct mutex rx_lock;
+	bool rx_run;
+	bool ready;			/* HELLO done, ops->attach() succeeded */
+	unsigned int rx_posted;
+	unsigned int rx_target;
+	u32 rx_buf_size;
+	u32 payload_limit;		/* proposal until HELLO, then agreed */
+	struct work_struct rx_work;
+
+	spinlock_t call_lock;
+	struct list_head calls;
+	u64 next_req_id;
+
+	struct nk_hello hello;
+	void *priv;
+	struct nk_stats stats;
+};
+
+struct nk_pending {
+	struct list_head node;
+	u64 req_id;
+	struct nk_reply *reply;
+	struct completion done;
+	int err;
+};
+
+static const struct nk_transport_ops *nk_ops;
+static struct workqueue_struct *nk_wq;
+static DEFINE_MUTEX(nk_dev_lock);
+static struct nk_dev *nk_bound;		/* under nk_dev_lock */
+static struct nk_dev __rcu *nk_cur;	/* the ready device, holds a reference */
+
+/* ------------------------------------------------------------------ */
+/* References and accessors                                           */
+/* ------------------------------------------------------------------ */
+
+static void nk_dev_release(struct kref *ref)
+{
+	kfree(container_of(ref, struct nk_dev, ref));
+}
+
+void nk_dev_hold(struct nk_dev *nd)
+{
+	kref_get(&nd->ref);
+}
+
+void nk_dev_put(struct nk_dev *nd)
+{
+	kref_put(&nd->ref, nk_dev_release);
+}
+
+struct nk_dev *nk_dev_get(void)
+{
+	struct nk_dev *nd;
+
+	rcu_read_lock();
+	nd = rcu_dereference(nk_cur);
+	if (nd)
+		nk_dev_hold(nd);
+	rcu_read_unlock();
+	return nd;
+}
+
+bool nk_dev_bound(void)
+{
+	return rcu_access_pointer(nk_cur);
+}
+
+bool nk_dev_alive(struct nk_dev *nd)
+{
+	return !READ_ONCE(nd->dead);
+}
+
+u32 nk_dev_max_payload(const struct nk_dev *nd)
+{
+	return nd->hello.max_payload;
+}
+
+u64 nk_dev_features(const struct nk_dev *nd)
+{
+	return nd->hello.features;
+}
+
+u32 nk_dev_endpoint_id(const struct nk_dev *nd)
+{
+	return nd->hello.endpoint_id;
+}
+
+const char *nk_dev_name(const struct nk_dev *nd)
+{
+	return nd->hello.name;
+}
+
+struct device *nk_dev_device(struct nk_dev *nd)
+{
+	return &nd->vdev->dev;
+}
+
+void nk_dev_set_priv(struct nk_dev *nd, void *priv)
+{
+	nd->priv = priv;
+}
+
+void *nk_dev_priv(const struct nk_dev *nd)
+{
+	return nd->priv;
+}
+
+/* ------------------------------------------------------------------ */
+/* requestq                                                            */
+/* ------------------------------------------------------------------ */
+
+struct nk_txbuf *nk_txbuf_alloc(u32 len, gfp_t gfp)
+{
+	struct nk_txbuf *tb;
+
+	tb = kmalloc(struct_size(tb, payload, len), gfp);
+	if (!tb)
+		return NULL;
+	memset(&tb->hdr, 0, sizeof(tb->hdr));
+	tb->hdr.len = cpu_to_le32(len);
+	return tb;
+}
+
+/* Return used requestq buffers.  Caller holds tx_lock; the device is alive. */
+static void nk_tx_reclaim(struct nk_dev *nd)
+{
+	struct nk_txbuf *tb;
+	unsigned int len;
+
+	while ((tb = virtqueue_get_buf(nd->reqq, &len)))
+		kfree(tb);
+	nd->tx_free = nd->reqq->num_free;
+}
+
+static void nk_tx_work(struct work_struct *work)
+{
+	struct nk_dev *nd = container_of(work, struct nk_dev, tx_work);
+
+	spin_lock(&nd->tx_lock);
+	if (nd->dead) {
+		spin_unlock(&nd->tx_lock);
+		return;
+	}
+	do {
+		virtqueue_disable_cb(nd->reqq);
+		nk_tx_reclaim(nd);
+	} while (!virtqueue_enable_cb(nd->reqq));
+	spin_unlock(&nd->tx_lock);
+	wake_up_all(&nd->tx_wait);
+}
+
+static void nk_reqq_done(struct virtqueue *vq)
+{
+	struct nk_dev *nd = vq->vdev->priv;
+
+	queue_work(nk_wq, &nd->tx_work);
+}
+
+static bool nk_tx_can_try(struct nk_dev *nd)
+{
+	return READ_ONCE(nd->dead) || READ_ONCE(nd->tx_free);
+}
+
+int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
+	    long *timeo)
+{
+	u32 len = le32_to_cpu(tb->hdr.len);
+	struct scatterlist sg;
+	bool kick;
+	long left;
+	int err;
+
+	if (len > nd->payload_limit) {
+		err = -EMSGSIZE;
+		goto out;
+	}
+	sg_init_one(&sg, tb, sizeof(tb->hdr) + len);
+
+	for (;;) {
+		spin_lock(&nd->tx_lock);
+		if (nd->dead) {
+			spin_unlock(&nd->tx_lock);
+			err = -ENODEV;
+			goto out;
+		}
+		nk_tx_reclaim(nd);
+		err = virtqueue_add_outbuf(nd->reqq, &sg, 1, tb, GFP_ATOMIC);
+		if (!err) {
+			nd->tx_free = nd->reqq->num_free;
+			kick = virtqueue_kick_prepare(nd->reqq);
+			spin_unlock(&nd->tx_lock);
+			if (kick)
+				virtqueue_notify(nd->reqq);
+			atomic64_inc(&nd->stats.tx_msgs);
+			atomic64_add(len, &nd->stats.tx_bytes);
+			return 0;
+		}
+		spin_unlock(&nd->tx_lock);
+		if (err != -ENOSPC)
+			goto out;
+
+		atomic64_inc(&nd->stats.tx_ring_full);
+		if (!timeo || !*timeo) {
+			err = -EAGAIN;
+			goto out;
+		}
+		if (flags & NK_XMIT_INTR)
+			left = wait_event_interruptible_timeout(nd->tx_wait,
+					nk_tx_can_try(nd), *timeo);
+		else
+			left = wait_event_killable_timeout(nd->tx_wait,
+					nk_tx_can_try(nd), *timeo);
+		if (left < 0) {
+			err = left;
+			goto out;
+		}
+		/* On timeout, *timeo is 0: one more try, then -EAGAIN. */
+		*timeo = left;
+	}
+out:
+	kfree(tb);
+	return err;
+}
+
+/* Complete the call waiting for @req_id with @hdr; false if there is none. */
+static bool nk_call_complete(struct nk_dev *nd, u64 req_id,
+			     const struct nk_hdr *hdr, const void *payload)
+{
+	struct nk_pending *p;
+	u32 len;
+
+	spin_lock(&nd->call_lock);
+	list_for_each_entry(p, &nd->calls, node) {
+		if (p->req_id != req_id)
+			continue;
+		list_del_init(&p->node);
+		p->reply->hdr = *hdr;
+		len = min(le32_to_cpu(hdr->len), p->reply->buf_len);
+		if (len)
+			memcpy(p->reply->buf, payload, len);
+		p->reply->len = len;
+		p->err = 0;
+		complete(&p->done);
+		spin_unlock(&nd->call_lock);
+		return true;
+	}
+	spin_unlock(&nd->call_lock);
+	return false;
+}
+
+int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
+	    unsigned int flags)
+{
+	long timeo = msecs_to_jiffies(reply_timeout_ms);
+	struct nk_pending p = { .reply = reply, .err = -ETIMEDOUT };
+	long left;
+	int err;
+
+	memset(&reply->hdr, 0, sizeof(reply->hdr));
+	reply->len = 0;
+	init_completion(&p.done);
+
+	spin_lock(&nd->call_lock);
+	if (nd->dead) {
+		spin_unlock(&nd->call_lock);
+		kfree(tb);
+		return -ENODEV;
+	}
+	p.req_id = ++nd->next_req_id;
+	list_add_tail(&p.node, &nd->calls);
+	spin_unlock(&nd->call_lock);
+
+	tb->hdr.req_id = cpu_to_le64(p.req_id);
+	err = nk_send(nd, tb, flags, &timeo);
+	if (!err) {
+		left = wait_for_completion_killable_timeout(&p.done,
+							    max(timeo, 1L));
+		if (left < 0)
+			err = -EINTR;
+	}
+
+	/* The completer works under call_lock: after this, it is done or never runs. */
+	spin_lock(&nd->call_lock);
+	if (!list_empty(&p.node)) {
+		list_del(&p.node);
+		if (!err) {
+			err = -ETIMEDOUT;
+			atomic64_inc(&nd->stats.call_timeouts);
+		}
+	} else if (!err) {
+		err = p.err ?: nk_hdr_status(&reply->hdr);
+	}
+	spin_unlock(&nd->call_lock);
+
+	if (err == -ETIMEDOUT && !reply->hdr.op)
+		dev_warn_ratelimited(&nd->vdev->dev,
+				     "no reply to request %llu within %u ms\n",
+				     p.req_id, reply_timeout_ms);
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* eventq                                                              */
+/* ------------------------------------------------------------------ */
+
+/* Post one eventq buffer.  Caller holds rx_lock. */
+static int nk_rx_post(struct nk_dev *nd, void *buf)
+{
+	struct scatterlist sg;
+	int err;
+
+	sg_init_one(&sg, buf, nd->rx_buf_size);
+	err = virtqueue_add_inbuf(nd->evq, &sg, 1, buf, GFP_KERNEL);
+	if (err)
+		return err;
+	nd->rx_posted++;
+	return 0;
+}
+
+/* Top the eventq up to rx_target buffers.  Caller holds rx_lock. */
+static void nk_rx_fill(struct nk_dev *nd)
+{
+	void *buf;
+
+	while (nd->rx_posted < nd->rx_target) {
+		buf = kmalloc(nd->rx_buf_size, GFP_KERNEL | __GFP_NOWARN);
+		if (!buf) {
+			atomic64_inc(&nd->stats.rx_buf_alloc_fail);
+			return;
+		}
+		if (nk_rx_post(nd, buf)) {
+			kfree(buf);
+			return;
+		}
+	}
+}
+
+static void nk_rx_one(struct nk_dev *nd, const struct nk_hdr *hdr, u32 len)
+{
+	const void *payload = hdr + 1;
+	u16 flags, op;
+	int err;
+
+	if (len > nd->rx_buf_size) {
+		err = -EMSGSIZE;
+		goto invalid;
+	}
+	err = nk_hdr_check(hdr, len, nd->ops->role, nd->payload_limit);
+	if (err)
+		goto invalid;
+
+	atomic64_inc(&nd->stats.rx_msgs);
+	atomic64_add(len - sizeof(*hdr), &nd->stats.rx_bytes);
+	op = le16_to_cpu(hdr->op);
+	flags = le16_to_cpu(hdr->flags);
+
+	if ((flags & NK_F_REPLY) &&
+	    nk_call_complete(nd, le64_to_cpu(hdr->req_id), hdr, payload)) {
+		atomic64_inc(&nd->stats.rx_replies);
+		return;
+	}
+	if (op == NK_EV_PROTO_ERROR) {
+		atomic64_inc(&nd->stats.rx_proto_errors);
+		dev_warn_ratelimited(&nd->vdev->dev,
+				     "engine refused a message: %d (code %llu, op %s, req %llu)\n",
+				     nk_hdr_status(hdr), le64_to_cpu(hdr->arg[0]),
+				     nk_op_name(le64_to_cpu(hdr->arg[2])),
+				     le64_to_cpu(hdr->req_id));
+		if (hdr->req_id &&
+		    nk_call_complete(nd, le64_to_cpu(hdr->req_id), hdr, NULL))
+			return;
+	}
+	if (!nd->ready) {
+		atomic64_inc(&nd->stats.rx_dropped);
+		dev_warn_ratelimited(&nd->vdev->dev,
+				     "%s before the device is ready, dropped\n",
+				     nk_op_name(op));
+		return;
+	}
+	nd->ops->rx(nd, hdr, payload);
+	return;
+
+invalid:
+	atomic64_inc(&nd->stats.rx_invalid);
+	dev_warn_ratelimited(&nd->vdev->dev,
+			     "invalid message dropped (%d): op %#x flags %#x len %u, %u bytes used\n",
+			     err, le16_to_cpu(hdr->op), le16_to_cpu(hdr->flags),
+			     le32_to_cpu(hdr->len), len);
+}
+
+static void nk_rx_work(struct work_struct *work)
+{
+	struct nk_dev *nd = container_of(work, struct nk_dev, rx_work);
+	unsigned int budget = NK_RX_BUDGET;
+	unsigned int len;
+	void *buf;
+
+	mutex_lock(&nd->rx_lock);
+	if (!nd->rx_run)
+		goto out;
+
+	do {
+		virtqueue_disable_cb(nd->evq);
+		while ((buf = virtqueue_get_buf(nd->evq, &len))) {
+			nd->rx_posted--;
+			if (len < sizeof(struct nk_hdr)) {
+				atomic64_inc(&nd->stats.rx_invalid);
+				dev_warn_ratelimited(&nd->vdev->dev,
+						     "eventq buffer with %u bytes used, dropped\n",
+						     len);
+			} else {
+				nk_rx_one(nd, buf, len);
+			}
+			if (nk_rx_post(nd, buf))
+				kfree(buf);
+			if (!--budget) {
+				queue_work(nk_wq, &nd->rx_work);
+				goto kick;
+			}
+		}
+	} while (!virtqueue_enable_cb(nd->evq));
+kick:
+	nk_rx_fill(nd);
+	virtqueue_kick(nd->evq);
+out:
+	mutex_unlock(&nd->rx_lock);
+}
+
+static void nk_evq_done(struct virtqueue *vq)
+{
+	struct nk_dev *nd = vq->vdev->priv;
+
+	queue_work(nk_wq, &nd->rx_work);
+}
+
+/* ------------------------------------------------------------------ */
+/* Probe and remove                                                    */
+/* ------------------------------------------------------------------ */
+
+static int nk_config_check(struct virtio_device *vdev)
+{
+	static const char * const roles[] = {
+		[NK_ROLE_GUEST] = "guest", [NK_ROLE_NSM] = "nsm",
+	};
+	int role = nk_ops->role;
+	struct nk_config cfg;
+
+	virtio_cread_bytes(vdev, 0, &cfg, sizeof(cfg));
+	if (le16_to_cpu(cfg.zero) || cfg.magic[0] != NK_CONFIG_MAGIC0 ||
+	    cfg.magic[1] != NK_CONFIG_MAGIC1 ||
+	    cfg.magic[2] != NK_CONFIG_MAGIC2) {
+		dev_err(&vdev->dev,
+			"virtio device %u is not an nk device (no NKD magic in its config space); not binding\n",
+			vdev->id.device);
+		return -ENODEV;
+	}
+	if (cfg.version != NK_PROTO_VERSION) {
+		dev_err(&vdev->dev,
+			"nk device speaks protocol version %u, this driver %u; not binding\n",
+			cfg.version, NK_PROTO_VERSION);
+		return -ENODEV;
+	}
+	if (cfg.role != role) {
+		dev_err(&vdev->dev,
+			"nk device has role %u (%s); %s binds only %s devices\n",
+			cfg.role,
+			cfg.role == NK_ROLE_GUEST || cfg.role == NK_ROLE_NSM ?
+			roles[cfg.role] : "unknown",
+			nk_ops->name, roles[role]);
+		return -ENODEV;
+	}
+	if (!cfg.max_qpairs || cfg.max_qpairs > NK_MAX_QPAIRS) {
+		dev_err(&vdev->dev,
+			"nk device offers %u queue pairs (1..%u allowed); not binding\n",
+			cfg.max_qpairs, NK_MAX_QPAIRS);
+		return -ENODEV;
+	}
+	return 0;
+}
+
+static int nk_find_vqs(struct nk_dev *nd)
+{
+	struct virtqueue *vqs[2];
+	int err;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 11, 0)
+	struct virtqueue_info info[2] = {
+		[0] = { .name = "requestq", .callback = nk_reqq_done },
+		[1] = { .name = "eventq", .callback = nk_evq_done },
+	};
+
+	err = virtio_find_vqs(nd->vdev, 2, vqs, info, NULL);
+#else
+	vq_callback_t *callbacks[2] = { nk_reqq_done, nk_evq_done };
+	static const char * const names[2] = { "requestq", "eventq" };
+
+	err = virtio_find_vqs(nd->vdev, 2, vqs, callbacks, names, NULL);
+#endif
+	if (err)
+		return err;
+	nd->reqq = vqs[NK_VQ_REQUEST(0)];
+	nd->evq = vqs[NK_VQ_EVENT(0)];
+	nd->tx_free = nd->reqq->num_free;
+	return 0;
+}
+
+/* Stop using the device and free everything on its rings. */
+static void nk_dev_shutdown(struct nk_dev *nd)
+{
+	struct nk_pending *p, *tmp;
+	void *buf;
+
+	spin_lock(&nd->call_lock);
+	spin_lock(&nd->tx_lock);
+	WRITE_ONCE(nd->dead, true);
+	spin_unlock(&nd->tx_lock);
+	list_for_each_entry_safe(p, tmp, &nd->calls, node) {
+		list_del_init(&p->node);
+		p->err = -ENODEV;
+		complete(&p->done);
+	}
+	spin_unlock(&nd->call_lock);
+	wake_up_all(&nd->tx_wait);
+
+	mutex_lock(&nd->rx_lock);
+	nd->rx_run = false;
+	mutex_unlock(&nd->rx_lock);
+
+	/* No interrupts after the reset: the works cannot be queued again. */
+	virtio_reset_device(nd->vdev);
+	cancel_work_sync(&nd->rx_work);
+	cancel_work_sync(&nd->tx_work);
+
+	while ((buf = virtqueue_detach_unused_buf(nd->evq)))
+		kfree(buf);
+	while ((buf = virtqueue_get_buf(nd->reqq, &(unsigned int){ 0 })))
+		kfree(buf);
+	while ((buf = virtqueue_detach_unused_buf(nd->reqq)))
+		kfree(buf);
+	nd->vdev->config->del_vqs(nd->vdev);
+	nd->reqq = NULL;
+	nd->evq = NULL;
+}
+
+static int nk_hello(struct nk_dev *nd)
+{
+	u64 features = nd->ops->features;
+	char name[NK_NAME_MAX];
+	struct nk_reply reply = { .buf = name, .buf_len = sizeof(name) };
+	struct nk_txbuf *tb;
+	int err;
+
+	tb = nk_txbuf_alloc(0, GFP_KERNEL);
+	if (!tb)
+		return -ENOMEM;
+	nk_hdr_init(&tb->hdr, NK_OP_HELLO, 0, 0, 0);
+	tb->hdr.arg[0] = cpu_to_le64(NK_PROTO_VERSION);
+	tb->hdr.arg[1] = cpu_to_le64(features);
+	tb->hdr.arg[2] = cpu_to_le64(nd->payload_limit);
+	tb->hdr.arg[3] = cpu_to_le64(nd->ops->role);
+
+	err = nk_call(nd, tb, &reply, 0);
+	if (le16_to_cpu(reply.hdr.op) == NK_OP_HELLO)
+		err = nk_hello_reply_parse(&reply.hdr, name, reply.len,
+					   features, nd->payload_limit,
+					   &nd->hello);
+	if (err == -EPROTONOSUPPORT)
+		dev_err(&nd->vdev->dev,
+			"HELLO refused: the engine speaks protocol version %u, this driver %u\n",
+			nd->hello.version, NK_PROTO_VERSION);
+	else if (err)
+		dev_err(&nd->vdev->dev, "HELLO failed: %d\n", err);
+	return err;
+}
+
+static int nk_validate(struct virtio_device *vdev)
+{
+	if (!virtio_has_feature(vdev, VIRTIO_F_VERSION_1)) {
+		dev_err(&vdev->dev,
+			"nk device without VIRTIO_F_VERSION_1; not binding\n");
+		return -ENODEV;
+	}
+	/* Split rings of direct descriptors only (protocol.rst, Features). */
+	vdev->features &= BIT_ULL(VIRTIO_F_VERSION_1);
+	return 0;
+}
+
+static int nk_probe(struct virtio_device *vdev)
+{
+	struct nk_dev *nd;
+	int err;
+
+	err = nk_config_check(vdev);
+	if (err)
+		return err;
+	if (max_payload < NK_MIN_PAYLOAD || max_payload > NK_MAX_PAYLOAD) {
+		dev_err(&vdev->dev, "max_payload=%u is outside %u..%u\n",
+			max_payload, NK_MIN_PAYLOAD, NK_MAX_PAYLOAD);
+		return -EINVAL;
+	}
+
+	mutex_lock(&nk_dev_lock);
+	if (nk_bound) {
+		dev_err(&vdev->dev,
+			"%s already serves %s; one nk device per VM\n",
+			nk_ops->name, dev_name(&nk_bound->vdev->dev));
+		err = -EBUSY;
+		goto out_unlock;
+	}
+
+	nd = kzalloc(sizeof(*nd), GFP_KERNEL);
+	if (!nd) {
+		err = -ENOMEM;
+		goto out_unlock;
+	}
+	kref_init(&nd->ref);
+	nd->vdev = vdev;
+	nd->ops = nk_ops;
+	spin_lock_init(&nd->tx_lock);
+	init_waitqueue_head(&nd->tx_wait);
+	INIT_WORK(&nd->tx_work, nk_tx_work);
+	mutex_init(&nd->rx_lock);
+	INIT_WORK(&nd->rx_work, nk_rx_work);
+	spin_lock_init(&nd->call_lock);
+	INIT_LIST_HEAD(&nd->calls);
+	nd->payload_limit = max_payload;
+	nd->rx_buf_size = sizeof(struct nk_hdr) + max_payload;
+	vdev->priv = nd;
+
+	err = nk_find_vqs(nd);
+	if (err) {
+		dev_err(&vdev->dev, "cannot set up the virtqueues: %d\n", err);
+		goto out_free;
+	}
+
+	mutex_lock(&nd->rx_lock);
+	nd->rx_target = clamp(event_bufs, 1U,
+			      virtqueue_get_vring_size(nd->evq));
+	nk_rx_fill(nd);
+	nd->rx_run = nd->rx_posted > 0;
+	mutex_unlock(&nd->rx_lock);
+	if (!nd->rx_run) {
+		err = -ENOMEM;
+		goto out_shutdown;
+	}
+
+	virtio_device_ready(vdev);
+	virtqueue_kick(nd->evq);
+
+	err = nk_hello(nd);
+	if (err)
+		goto out_shutdown;
+	nd->payload_limit = nd->hello.max_payload;
+
+	err = nk_ops->attach(nd);
+	if (err) {
+		dev_err(&vdev->dev, "%s refused the device: %d\n",
+			nk_ops->name, err);
+		goto out_shutdown;
+	}
+	mutex_lock(&nd->rx_lock);
+	nd->ready = true;
+	mutex_unlock(&nd->rx_lock);
+
+	nk_bound = nd;
+	nk_dev_hold(nd);
+	rcu_assign_pointer(nk_cur, nd);
+	mutex_unlock(&nk_dev_lock);
+
+	dev_info(&vdev->dev,
+		 "nk %s endpoint %u \"%s\" ready: max_payload %u, features %#llx, %u eventq buffers\n",
+		 nk_ops->role == NK_ROLE_GUEST ? "guest" : "nsm",
+		 nd->hello.endpoint_id, nd->hello.name, nd->hello.max_payload,
+		 nd->hello.features, nd->rx_posted);
+	return 0;
+
+out_shutdown:
+	nk_dev_shutdown(nd);
+out_free:
+	vdev->priv = NULL;
+	nk_dev_put(nd);
+out_unlock:
+	mutex_unlock(&nk_dev_lock);
+	return err;
+}
+
+static void nk_remove(struct virtio_device *vdev)
+{
+	struct nk_dev *nd = vdev->priv;
+
+	mutex_lock(&nk_dev_lock);
+	RCU_INIT_POINTER(nk_cur, NULL);
+	nk_bound = NULL;
+	mutex_unlock(&nk_dev_lock);
+	synchronize_rcu();
+	/* nk_cur's reference: nobody can take a new one now. */
+	nk_dev_put(nd);
+
+	nd->ops->detach(nd);
+	nk_dev_shutdown(nd);
+	dev_info(&vdev->dev, "nk endpoint %u removed\n", nd->hello.endpoint_id);
+	vdev->priv = NULL;
+	nk_dev_put(nd);
+}
+
+/* ------------------------------------------------------------------ */
+/* sysfs: device counters                                              */
+/* ------------------------------------------------------------------ */
+
+static struct nk_dev *nk_attr_dev(struct device *dev)
+{
+	return dev_to_virtio(dev)->priv;
+}
+
+#define NK_STAT_ATTR(field)						\
+static ssize_t field##_show(struct device *dev,				\
+			    struct device_attribute *attr, char *buf)	\
+{									\
+	return sysfs_emit(buf, "%lld\n",				\
+			  atomic64_read(&nk_attr_dev(dev)->stats.field)); \
+}									\
+static DEVICE_ATTR_RO(field)
+
+NK_STAT_ATTR(tx_msgs);
+NK_STAT_ATTR(tx_bytes);
+NK_STAT_ATTR(tx_ring_full);
+NK_STAT_ATTR(rx_msgs);
+NK_STAT_ATTR(rx_bytes);
+NK_STAT_ATTR(rx_replies);
+NK_STAT_ATTR(rx_invalid);
+NK_STAT_ATTR(rx_dropped);
+NK_STAT_ATTR(rx_proto_errors);
+NK_STAT_ATTR(rx_buf_alloc_fail);
+NK_STAT_ATTR(call_timeouts);
+
+static ssize_t endpoint_id_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", nk_attr_dev(dev)->hello.endpoint_id);
+}
+static DEVICE_ATTR_RO(endpoint_id);
+
+static ssize_t endpoint_name_show(struct device *dev,
+				  struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%s\n", nk_attr_dev(dev)->hello.name);
+}
+static DEVICE_ATTR_RO(endpoint_name);
+
+static ssize_t max_payload_show(struct device *dev,
+				struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%u\n", nk_attr_dev(dev)->hello.max_payload);
+}
+static DEVICE_ATTR_RO(max_payload);
+
+static ssize_t features_show(struct device *dev,
+			     struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%#llx\n", nk_attr_dev(dev)->hello.features);
+}
+static DEVICE_ATTR_RO(features);
+
+/* Everything in one directory, .../virtio<N>/nk/, clear of virtio's own attributes. */
+static struct attribute *nk_dev_attrs[] = {
+	&dev_attr_endpoint_id.attr,
+	&dev_attr_endpoint_name.attr,
+	&dev_attr_max_payload.attr,
+	&dev_attr_features.attr,
+	&dev_attr_tx_msgs.attr,
+	&dev_attr_tx_bytes.attr,
+	&dev_attr_tx_ring_full.attr,
+	&dev_attr_rx_msgs.attr,
+	&dev_attr_rx_bytes.attr,
+	&dev_attr_rx_replies.attr,
+	&dev_attr_rx_invalid.attr,
+	&dev_attr_rx_dropped.attr,
+	&dev_attr_rx_proto_errors.attr,
+	&dev_attr_rx_buf_alloc_fail.attr,
+	&dev_attr_call_timeouts.attr,
+	NULL
+};
+
+static const struct attribute_group nk_dev_group = {
+	.name = "nk",
+	.attrs = nk_dev_attrs,
+};
+
+static const struct attribute_group *nk_dev_groups[] = {
+	&nk_dev_group,
+	NULL
+};
+
+/* ------------------------------------------------------------------ */
+/* Registration                                                        */
+/* ------------------------------------------------------------------ */
+
+static const struct virtio_device_id nk_id_table[] = {
+	{ NK_VIRTIO_ID_GPIO, VIRTIO_DEV_ANY_ID },
+	{ NK_VIRTIO_ID, VIRTIO_DEV_ANY_ID },
+	{ 0 },
+};
+MODULE_DEVICE_TABLE(virtio, nk_id_table);
+
+static struct virtio_driver nk_driver = {
+	.driver.owner = THIS_MODULE,
+	.driver.dev_groups = nk_dev_groups,
+	.id_table = nk_id_table,
+	.validate = nk_validate,
+	.probe = nk_probe,
+	.remove = nk_remove,
+};
+
+int nk_transport_register(const struct nk_transport_ops *ops)
+{
+	int err;
+
+	nk_wq = alloc_workqueue("%s", 0, 0, ops->name);
+	if (!nk_wq)
+		return -ENOMEM;
+	nk_ops = ops;
+	nk_driver.driver.name = ops->name;
+	err = register_virtio_driver(&nk_driver);
+	if (err)
+		destroy_workqueue(nk_wq);
+	return err;
+}
+
+void nk_transport_unregister(void)
+{
+	unregister_virtio_driver(&nk_driver);
+	destroy_workqueue(nk_wq);
+}

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * nk transport: the virtio side of an nk endpoint, shared by
+ * af_netkernel.ko (NK_ROLE_GUEST) and nsm_kernel.ko (NK_ROLE_NSM).
+ *
+ * A module describes itself with a struct nk_transport_ops and calls
+ * nk_transport_register() at init.  For every nk device whose config space
+ * matches (magic, version, role), the transport sets up queue pair 0
+ * (requestq and eventq), keeps the eventq filled, exchanges HELLO with the
+ * host engine, then publishes the device and calls ops->attach().  Only one
+ * device per module is served; a second one is refused.
+ *
+ * Using a device:
+ *   nd = nk_dev_get();          reference to the ready device, or NULL
+ *   tb = nk_txbuf_alloc(len);   header + @len bytes of payload
+ *   nk_hdr_init(&tb->hdr, ...); fill tb->payload
+ *   nk_send(nd, tb, ...)        one-way message (SEND, CREDIT, replies)
+ *   nk_call(nd, tb, &reply...)  request + wait for its reply
+ *   nk_dev_put(nd);
+ *
+ * Messages from the device are validated (nk_hdr_check() for the module's
+ * role) and then: a reply that matches an nk_call() in progress completes
+ * it; everything else goes to ops->rx().  Invalid messages are counted and
+ * dropped with a rate-limited log line.
+ *
+ * Contexts: ops->rx(), ops->attach() and ops->detach() run in process
+ * context.  ops->rx() runs from the eventq work item with the eventq lock
+ * held: it must not sleep waiting for the device (no nk_call(), and
+ * nk_send() only with a zero timeout).  The other functions may sleep
+ * unless said otherwise.
+ *
+ * sysfs: /sys/bus/virtio/devices/virtio<N>/nk/ holds the HELLO results
+ * (endpoint_id, endpoint_name, max_payload, features) and the device
+ * counters (tx_msgs, tx_bytes, tx_ring_full, rx_msgs, rx_bytes, rx_replies,
+ * rx_invalid, rx_dropped, rx_proto_errors, rx_buf_alloc_fail, call_timeouts).
+ *
+ * Removal: ops->detach() runs first (the device is already unpublished, so
+ * nk_dev_get() returns NULL); then every nk_send()/nk_call() waiting or
+ * started afterwards fails with -ENODEV, and the virtqueues are torn down.
+ * The struct nk_dev itself lives until its last reference is put.
+ *
+ * Lock order: eventq lock (mutex, ops->rx() runs under it) -> call_lock
+ * -> tx_lock.  tx_lock and call_lock are spinlocks and nest inside nothing
+ * else of the transport.
+ */
+#ifndef _NK_TRANSPORT_H
+#define _NK_TRANSPORT_H
+
+#include <linux/kref.h>
+#include <linux/types.h>
+
+#include "nk_msg.h"
+
+struct nk_dev;
+
+/**
+ * struct nk_transport_ops - what a module tells the transport
+ * @name: driver name (shows in sysfs)
+ * @role: NK_ROLE_GUEST or NK_ROLE_NSM; devices of the other role are refused
+ * @features: NK_FEAT_* proposed in HELLO
+ * @attach: the device is ready (HELLO done); an error fails the probe
+ * @detach: the device is going away; wake everything that waits on it
+ * @rx: a validated message that is not the reply to an nk_call()
+ */
+struct nk_transport_ops {
+	const char *name;
+	int role;
+	u64 features;
+	int (*attach)(struct nk_dev *nd);
+	void (*detach)(struct nk_dev *nd);
+	void (*rx)(struct nk_dev *nd, const struct nk_hdr *hdr,
+		   const void *payload);
+};
+
+/**
+ * struct nk_txbuf - one outgoing message
+ * @hdr: the header; hdr.len is set by nk_txbuf_alloc()
+ * @payload: hdr.len bytes
+ *
+ * Owned by the caller until passed to nk_send() or nk_call(), which always
+ * consume it (on error too).
+ */
+struct nk_txbuf {
+	struct nk_hdr hdr;
+	u8 payload[];
+};
+
+/**
+ * struct nk_reply - where nk_call() puts a reply
+ * @hdr: the reply header (op, flags, status, credit, args)
+ * @buf: buffer for the payload, may be NULL when @buf_len is 0
+ * @buf_len: its size; a longer payload is truncated to it
+ * @len: payload bytes copied
+ */
+struct nk_reply {
+	struct nk_hdr hdr;
+	void *buf;
+	u32 buf_len;
+	u32 len;
+};
+
+int nk_transport_register(const struct nk_transport_ops *ops);
+void nk_transport_unregister(void);
+
+/**
+ * nk_dev_get() - the ready device of this module
+ *
+ * Safe in any context.  Return: a referenced device or NULL.
+ */
+struct nk_dev *nk_dev_get(void);
+/**
+ * nk_dev_bound() - whether a ready device exists (no reference taken)
+ *
+ * A hint only; safe in any context.
+ */
+bool nk_dev_bound(void);
+void nk_dev_hold(struct nk_dev *nd);
+void nk_dev_put(struct nk_dev *nd);
+
+/* Whether @nd is still usable (not removed).  Any context. */
+bool nk_dev_alive(struct nk_dev *nd);
+/* The HELLO results. */
+u32 nk_dev_max_payload(const struct nk_dev *nd);
+u64 nk_dev_features(const struct nk_dev *nd);
+u32 nk_dev_endpoint_id(const struct nk_dev *nd);
+const char *nk_dev_name(const struct nk_dev *nd);
+struct device *nk_dev_device(struct nk_dev *nd);
+
+/*
+ * Module-private pointer, set by the module in ops->attach() and read in
+ * ops->rx(); the transport never touches it.
+ */
+void nk_dev_set_priv(struct nk_dev *nd, void *priv);
+void *nk_dev_priv(const struct nk_dev *nd);
+
+/**
+ * nk_txbuf_alloc() - allocate a message with @len bytes of payload
+ * @len: payload bytes, at most nk_dev_max_payload()
+ * @gfp: allocation flags
+ *
+ * The header is zeroed but for len.  Free with kfree() if never sent.
+ */
+struct nk_txbuf *nk_txbuf_alloc(u32 len, gfp_t gfp);
+
+/* nk_send() and nk_call() flags */
+#define NK_XMIT_INTR	0x1	/* any signal interrupts a wait (else only fatal ones) */
+
+/**
+ * nk_send() - put one message on the requestq
+ * @nd: the device
+ * @tb: the message, consumed
+ * @flags: NK_XMIT_*
+ * @timeo: jiffies to wait for ring space; updated with what is left.  NULL
+ *         or 0: do not wait.
+ *
+ * Return: 0; -EAGAIN when the ring stays full; -ERESTARTSYS on a signal
+ * (with NK_XMIT_INTR) or a fatal signal; -ENODEV when the device is gone;
+ * -EMSGSIZE when the payload exceeds max_payload.
+ */
+int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
+	    long *timeo);
+
+/**
+ * nk_call() - send a request and wait for its reply
+ * @nd: the device
+ * @tb: the request, consumed; its req_id is assigned here
+ * @reply: filled with the reply; reply->hdr.op stays 0 if none came
+ * @flags: NK_XMIT_*, for the wait for ring space
+ *
+ * Waiting for ring space and for the reply together is bounded by the
+ * reply timeout (module parameter reply_timeout_ms); the reply itself is
+ * awaited killably, since the peer answers every request at once (the NSM
+ * never blocks).  An EV_PROTO_ERROR naming the request's req_id ends the
+ * call with its status.
+ *
+ * Return: the reply's status (0 or -errno from the peer), or a local error
+ * as for nk_send(), -ETIMEDOUT when no reply came, -ENODEV when the device
+ * went away, -EINTR on a fatal signal.  A reply arriving after the call
+ * gave up goes to ops->rx().
+ */
+int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
+	    unsigned int flags);
+
+#endif /* _NK_TRANSPORT_H */
