@@ -14,10 +14,11 @@ logs=$top/build/test-logs
 mkdir -p "$logs"
 
 declare -A suite_cmd=(
+	[kernel-build]="$top/tools/check-kernel.sh"
 	[hostengine]="make -s -C $top/hostengine/tests check"
 	[qemu-smoke]="$top/tools/lab/qemu-smoke.sh"
 )
-order=(hostengine qemu-smoke)
+order=(kernel-build hostengine qemu-smoke)
 [ $# -gt 0 ] && order=("$@")
 
 passed=0
