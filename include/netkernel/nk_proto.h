@@ -149,8 +149,11 @@ struct nk_hdr {
  *                sent by either side (N -> E -> G
  *                too, as an event with req_id 0)
  *
- * Events travel N -> E -> G (or E -> any endpoint for EV_RESET and
- * EV_PROTO_ERROR), with req_id 0:
+ * Events travel N -> E -> G with req_id 0, except EV_RESET and
+ * EV_PROTO_ERROR, which only the engine sends.  An NSM reports a connection
+ * reset by its peer as EV_ERROR -ECONNRESET then EV_HUP; EV_ERROR hands
+ * the socket's pending error over (the NSM's SO_ERROR reads 0 afterwards),
+ * so the guest answers SO_ERROR itself:
  *  EV_DATA       payload data (NK_F_ADDR: nk_addr first), counted by credit
  *  EV_ACCEPT     a0 connections waiting in the accept queue
  *  EV_CONNECTED  a non-blocking CONNECT completed

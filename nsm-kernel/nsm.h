@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * nsm_kernel.ko internals shared by its files.  The implementation notes
+ * and the lock order are at the top of nsm_main.c.
+ */
+#ifndef _NSM_H
+#define _NSM_H
+
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/net.h>
+#include <linux/refcount.h>
+#include <linux/socket.h>
+#include <linux/spinlock.h>
+#include <linux/workqueue.h>
+#include <linux/xarray.h>
+
+#include "../lib/nk_transport.h"
+
+enum nsm_stat {
+	NSM_S_REQUESTS,		/* requests taken from the eventq */
+	NSM_S_REPLIES,		/* replies queued for the requestq */
+	NSM_S_ERROR_REPLIES,	/* of which with a negative status */
+	NSM_S_INVALID,		/* requests refused by validation */
+	NSM_S_EVENTS,		/* events (and CREDIT) queued */
+	NSM_S_BYTES_FROM_GUESTS,	/* SEND payload taken */
+	NSM_S_BYTES_TO_GUESTS,	/* EV_DATA payload sent */
+	NSM_S_DGRAM_DROPS,	/* datagrams too large for max_payload */
+	NSM_S_SOCKETS_OPENED,	/* SOCKET and ACCEPT that succeeded */
+	NSM_S_SOCKETS_CLOSED,	/* kernel sockets released */
+	NSM_S_XMIT_FAILED,	/* messages the transport refused */
+	NSM_S_THROTTLED,	/* times socket reading paused for the requestq */
+	NSM_S_ENGINE_ERRORS,	/* EV_PROTO_ERROR and EV_RESET from the engine */
+	NSM_S_SRC_FALLBACKS,	/* binds that used the NSM's own address */
+	NSM_S_NR
+};
+
+/**
+ * struct nsm_dev - the NSM side of one ready nk device
+ * @nd: the transport device (referenced)
+ * @net: network namespace the kernel sockets live in (referenced)
+ * @max_payload: payload limit agreed in HELLO
+ * @rx_lock: serialises request handling with detach; held while the
+ *           socket table is changed
+ * @dying: detach has started; requests are dropped (under @rx_lock)
+ * @socks: socket id -> struct nsm_sock, each entry holding a reference
+ * @drain_lock: protects @draining
+ * @draining: closed sockets still pushing queued guest data, each holding
+ *            the reference the table had
+ * @ready_lock: protects @ready, nsm_sock.queued, @ev_stop, @ev_throttled;
+ *              taken from socket callbacks (softirq), so always _bh
+ * @ready: sockets waiting for @ev_work, each holding a reference
+ * @ev_stop: no socket is queued any more (detach)
+ * @ev_throttled: @ev_work paused because @out_bytes was over the limit
+ * @ev_work: reads sockets and turns their state into events
+ * @out_lock: protects @outq, @out_bytes and @out_dead
+ * @outq: struct nsm_out waiting for @tx_work to put them on the requestq
+ * @out_bytes: bytes (headers included) in @outq
+ * @out_dead: messages are freed instead of queued (detach)
+ * @tx_work: moves @outq to the transport
+ * @nsocks: kernel sockets currently open
+ * @stats: counters, see enum nsm_stat
+ * @debugfs: this device's debugfs directory
+ */
+struct nsm_dev {
+	struct nk_dev *nd;
+	struct net *net;
+	u32 max_payload;
+
+	struct mutex rx_lock;
+	bool dying;
+	struct xarray socks;
+
+	spinlock_t drain_lock;
+	struct list_head draining;
+
+	spinlock_t ready_lock;
+	struct list_head ready;
+	bool ev_stop;
+	bool ev_throttled;
+	struct work_struct ev_work;
+
+	spinlock_t out_lock;
+	struct list_head outq;
+	size_t out_bytes;
+	bool out_dead;
+	struct work_struct tx_work;
+
+	atomic_t nsocks;
+	atomic64_t stats[NSM_S_NR];
+	struct dentry *debugfs;
+};
+
+/* The socket callbacks a kernel socket had before ours. */
+struct nsm_sk_cbs {
+	void (*data_ready)(struct sock *sk);
+	void (*write_space)(struct sock *sk);
+	void (*state_change)(struct sock *sk);
+	void (*error_report)(struct sock *sk);
+};
+
+/**
+ * struct nsm_sock - one guest socket served by a kernel socket
+ * @nsm: the device
+ * @id: socket id on the NSM link (chosen by the engine)
+ * @guest: endpoint id of the guest that owns it
+ * @family: AF_INET or AF_INET6
+ * @type: SOCK_STREAM or SOCK_DGRAM
+ * @ref: references: table or draining list, ready list, callers
+ * @lock: serialises everything below and every call on @sock; held while
+ *        a reply or event about the socket is queued, which keeps them in
+ *        order
+ * @sock: the kernel socket, NULL once released
+ * @src4: the guest's IPv4 source address (family 0: none)
+ * @src6: the guest's IPv6 source address (family 0: none)
+ * @bound: bound by BIND or implicitly
+ * @bound_any: the guest bound to the wildcard address
+ * @listening: LISTEN succeeded
+ * @connecting: CONNECT answered -EINPROGRESS, no EV_CONNECTED/EV_ERROR yet
+ * @connected: a stream socket that reached ESTABLISHED
+ * @closed: CLOSE answered; the socket only drains @txq
+ * @shut_wr_pending: SHUTDOWN WR waits for @txq to drain
+ * @hup_sent: NK_SHUT_* bits already reported with EV_HUP
+ * @accept_sent: accept queue length last reported with EV_ACCEPT
+ * @tx_blocked: @txq is not empty; write_space must queue the socket
+ * @rx: credit of the guest-to-world direction (this side receives)
+ * @tx: credit of the world-to-guest direction (this side sends)
+ * @txq: struct nsm_chunk of guest data the kernel socket did not take yet
+ * @txq_bytes: payload bytes in @txq
+ * @bytes_in: SEND payload taken from the guest
+ * @bytes_out: EV_DATA payload sent to the guest
+ * @sk: the sock our callbacks are installed on, NULL before
+ * @orig: callbacks to restore (under sk_callback_lock)
+ * @ready_node: on nsm_dev.ready (under ready_lock)
+ * @queued: on nsm_dev.ready (under ready_lock)
+ * @drain_node: on nsm_dev.draining (under drain_lock)
+ */
+struct nsm_sock {
+	struct nsm_dev *nsm;
+	u32 id;
+	u32 guest;
+	int family;
+	int type;
+	refcount_t ref;
+
+	struct mutex lock;
+	struct socket *sock;
+	struct nk_addr src4;
+	struct nk_addr src6;
+	bool bound;
+	bool bound_any;
+	bool listening;
+	bool connecting;
+	bool connected;
+	bool closed;
+	bool shut_wr_pending;
+	u8 hup_sent;
+	u32 accept_sent;
+	bool tx_blocked;
+	struct nk_credit_rx rx;
+	struct nk_credit_tx tx;
+	struct list_head txq;
+	u32 txq_bytes;
+	u64 bytes_in;
+	u64 bytes_out;
+
+	struct sock *sk;
+	struct nsm_sk_cbs orig;
+
+	struct list_head ready_node;
+	bool queued;
+	struct list_head drain_node;
+};
+
+/* One queued outgoing message. */
+struct nsm_out {
+	struct list_head node;
+	struct nk_txbuf *tb;
+};
+
+static inline void nsm_count(struct nsm_dev *nsm, enum nsm_stat s, u64 n)
+{
+	atomic64_add(n, &nsm->stats[s]);
+}
+
+/* @n bytes of guest data are gone (sent or dropped): the guest may reuse them. */
+static inline void nsm_sock_consumed(struct nsm_sock *ns, u32 n)
+{
+	ns->rx.fwd_cnt += n;
+}
+
+/* nsm_main.c */
+extern struct workqueue_struct *nsm_wq;
+struct nsm_out *nsm_msg_new(u32 id, u16 op, u16 flags, u64 req_id, u32 len);
+void nsm_out_free(struct nsm_out *out);
+void nsm_xmit(struct nsm_dev *nsm, struct nsm_sock *ns, struct nsm_out *out);
+void nsm_msg(struct nsm_dev *nsm, struct nsm_sock *ns, u32 id, u16 op,
+	     u16 flags, u64 req_id, int status, u64 a0, const void *payload,
+	     u32 len);
+void nsm_event(struct nsm_sock *ns, u16 op, int status, u64 a0);
+void nsm_sock_put(struct nsm_sock *ns);
+bool nsm_ev_throttle(struct nsm_dev *nsm);
+void nsm_ev_unthrottle(struct nsm_dev *nsm);
+
+/* nsm_sock.c */
+void nsm_sock_kick(struct nsm_sock *ns);
+void nsm_sock_set_callbacks(struct nsm_sock *ns, const struct nsm_sk_cbs *orig);
+void nsm_sock_release(struct nsm_sock *ns);
+int nsm_sock_write(struct nsm_sock *ns, const void *data, u32 len,
+		   unsigned int msg_flags, const struct sockaddr_storage *to,
+		   int tolen);
+void nsm_sock_credit(struct nsm_sock *ns);
+void nsm_ev_work(struct work_struct *work);
+
+/* nsm_ops.c */
+void nsm_request(struct nsm_dev *nsm, const struct nk_hdr *hdr,
+		 const void *payload);
+
+#endif /* _NSM_H */

@@ -1,0 +1,598 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nsm_kernel.ko: a NetKernel network stack module (NSM) built on the
+ * kernel's own TCP/IP stack.  It binds the nk device in the NSM role and
+ * serves the guests' socket requests, which the host engine forwards with
+ * socket ids translated, with kernel sockets; what happens on those sockets
+ * goes back to the guests as events.
+ *
+ * Implementation notes:
+ *
+ * - Requests arrive in the transport's eventq work (ops->rx) and are served
+ *   there, one at a time, without blocking: every kernel socket call is
+ *   non-blocking (O_NONBLOCK, MSG_DONTWAIT).  ACCEPT answers -EAGAIN when no
+ *   connection waits, CONNECT -EINPROGRESS; the guest waits for the events.
+ *
+ * - Nothing is sent to the transport directly.  Replies and events are
+ *   queued on nsm_dev.outq, in order, and tx_work hands them to nk_send(),
+ *   waiting for requestq space when the ring is full: ops->rx may not wait
+ *   for the device, and nk_send() frees a message it could not queue.  A
+ *   reply or event about a socket is queued with nsm_sock.lock held, so the
+ *   guest sees them in the order they happened (the CONNECT reply before
+ *   EV_CONNECTED, the ACCEPT reply before the new socket's EV_DATA).
+ *
+ * - Socket callbacks (data_ready, write_space, state_change, error_report)
+ *   only queue the socket on nsm_dev.ready and kick ev_work, then call the
+ *   callback they replaced.  ev_work takes sockets in turn, gives each a
+ *   byte budget (module parameter sock_budget) and puts it back at the tail
+ *   when the budget ran out, so one busy or stalled socket never delays the
+ *   others.  There is no thread per socket and no polling.
+ *
+ * - Memory is bounded by credits in both directions.  World to guest: data
+ *   is read from a kernel socket only as far as the guest's credit allows
+ *   (nsm_sock.tx); the rest stays in the socket's receive queue, so TCP's
+ *   window closes.  Guest to world: each socket announces buf_alloc (module
+ *   parameter) and keeps what the kernel socket did not take on its txq;
+ *   fwd_cnt advances as the kernel takes bytes.  ev_work also stops reading
+ *   while more than out_limit bytes wait for the requestq.
+ *
+ * - Source addresses.  SOCKET carries the guest's source addresses.  BIND
+ *   to the wildcard or to one of them, and the implicit bind before
+ *   CONNECT, LISTEN or an unbound datagram SEND, bind the kernel socket to
+ *   the guest's address, so guests are told apart on the wire.  A guest
+ *   address that is not configured on the NSM is not used: the socket is
+ *   bound to the wildcard (or, with port 0, left for the kernel to bind),
+ *   so it goes out with the NSM's own address; source_fallbacks counts
+ *   these, and the first one is logged.
+ *   BIND to any other address answers -EADDRNOTAVAIL.  A guest that bound
+ *   to the wildcard sees the wildcard in GETSOCKNAME until it connects.
+ *
+ * - Destinations.  CONNECT and datagram SEND to a loopback or unspecified
+ *   address answer -ENETUNREACH, to an address of the NSM itself (which
+ *   includes other guests' addresses configured here) -EADDRNOTAVAIL, so a
+ *   guest reaches neither the NSM's services nor another tenant's.
+ *   Datagram sockets are created with multicast loopback off.
+ *
+ * - CLOSE frees the id at once.  A stream socket whose txq still holds
+ *   guest data keeps draining it (nsm_dev.draining) and is released when it
+ *   is empty or fails.  SO_LINGER with a zero timeout gives an abortive
+ *   close (RST); with a non-zero timeout the close is the ordinary graceful
+ *   one, since nobody in the NSM may wait for it: the guest's close() is
+ *   where lingering can block.
+ *
+ * - The device going away (ops->detach) stops requests and events,
+ *   restores every socket's callbacks, releases every kernel socket and
+ *   frees what waits for the requestq.  tx_work may still be inside
+ *   nk_send() for one message until the transport marks the device dead;
+ *   the struct nsm_dev is freed on the next attach or at module exit, after
+ *   flushing tx_work.
+ *
+ * Locking:
+ *   nsm_dev.rx_lock (mutex)     request handling vs detach; the socket table
+ *   nsm_sock.lock (mutex)       one socket's state, its txq and credits, and
+ *                               every call on its kernel socket
+ *   sk->sk_callback_lock (rw)   sk_user_data and the callbacks
+ *   nsm_dev.ready_lock (spin, _bh)  the ready list
+ *   nsm_dev.drain_lock (spin)   the draining list
+ *   nsm_dev.out_lock (spin)     the outgoing queue
+ * Order: rx_lock -> nsm_sock.lock (a listener's before its new socket's)
+ * -> lock_sock -> sk_callback_lock -> ready_lock; drain_lock and out_lock
+ * nest inside nsm_sock.lock and take nothing.  Socket callbacks run in
+ * softirq context and take only sk_callback_lock (read) and ready_lock.
+ * No lock is held across nk_send().
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/debugfs.h>
+#include <linux/module.h>
+#include <linux/nsproxy.h>
+#include <linux/sched.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <net/net_namespace.h>
+#include <net/sock.h>
+
+#include "nsm.h"
+
+static int netns_pid;
+module_param(netns_pid, int, 0444);
+MODULE_PARM_DESC(netns_pid,
+		 "Serve sockets in the network namespace of this process (default 0: the initial namespace)");
+
+static unsigned int out_limit = 4 << 20;
+module_param(out_limit, uint, 0644);
+MODULE_PARM_DESC(out_limit,
+		 "Bytes waiting for the requestq above which sockets are not read (default 4 MiB)");
+
+static struct dentry *nsm_debugfs_root;
+struct workqueue_struct *nsm_wq;
+
+/* ------------------------------------------------------------------ */
+/* Outgoing messages                                                   */
+/* ------------------------------------------------------------------ */
+
+/**
+ * nsm_msg_new() - allocate a message
+ * @id: socket id of the message (0: none)
+ * @op: enum nk_op
+ * @flags: NK_F_*
+ * @req_id: request id (0 for events)
+ * @len: payload bytes; hdr.len may be lowered before nsm_xmit()
+ *
+ * Return: the message or NULL.
+ */
+struct nsm_out *nsm_msg_new(u32 id, u16 op, u16 flags, u64 req_id, u32 len)
+{
+	struct nsm_out *out;
+
+	out = kmalloc(sizeof(*out), GFP_KERNEL);
+	if (!out)
+		return NULL;
+	out->tb = nk_txbuf_alloc(len, GFP_KERNEL);
+	if (!out->tb) {
+		kfree(out);
+		return NULL;
+	}
+	nk_hdr_init(&out->tb->hdr, op, flags, id, req_id);
+	out->tb->hdr.len = cpu_to_le32(len);
+	return out;
+}
+
+static u32 nsm_out_size(const struct nsm_out *out)
+{
+	return sizeof(out->tb->hdr) + le32_to_cpu(out->tb->hdr.len);
+}
+
+void nsm_out_free(struct nsm_out *out)
+{
+	kfree(out->tb);
+	kfree(out);
+}
+
+/**
+ * nsm_xmit() - queue a message for the requestq
+ * @nsm: the device
+ * @ns: socket whose receive credit the message announces, or NULL; its
+ *      lock is held
+ * @out: the message, consumed
+ */
+void nsm_xmit(struct nsm_dev *nsm, struct nsm_sock *ns, struct nsm_out *out)
+{
+	struct nk_hdr *hdr = &out->tb->hdr;
+	u16 flags = le16_to_cpu(hdr->flags);
+	u16 op = le16_to_cpu(hdr->op);
+
+	if (ns) {
+		nk_hdr_set_credit(hdr, ns->rx.buf_alloc, ns->rx.fwd_cnt);
+		ns->rx.fwd_sent = ns->rx.fwd_cnt;
+	}
+	if (flags & NK_F_REPLY) {
+		nsm_count(nsm, NSM_S_REPLIES, 1);
+		if (nk_hdr_status(hdr))
+			nsm_count(nsm, NSM_S_ERROR_REPLIES, 1);
+	} else {
+		nsm_count(nsm, NSM_S_EVENTS, 1);
+		if (op == NK_EV_DATA)
+			nsm_count(nsm, NSM_S_BYTES_TO_GUESTS,
+				  le32_to_cpu(hdr->len) -
+				  (flags & NK_F_ADDR ? sizeof(struct nk_addr) : 0));
+	}
+
+	spin_lock(&nsm->out_lock);
+	if (nsm->out_dead) {
+		spin_unlock(&nsm->out_lock);
+		nsm_out_free(out);
+		return;
+	}
+	list_add_tail(&out->node, &nsm->outq);
+	nsm->out_bytes += nsm_out_size(out);
+	spin_unlock(&nsm->out_lock);
+	queue_work(nsm_wq, &nsm->tx_work);
+}
+
+/**
+ * nsm_msg() - queue a reply or an event
+ * @nsm: the device
+ * @ns: socket whose credit the message carries, or NULL (see nsm_xmit())
+ * @id: socket id
+ * @op: enum nk_op
+ * @flags: NK_F_*
+ * @req_id: request id (0 for events)
+ * @status: 0 or -errno
+ * @a0: argument 0
+ * @payload: @len bytes of payload, or NULL
+ * @len: payload length
+ */
+void nsm_msg(struct nsm_dev *nsm, struct nsm_sock *ns, u32 id, u16 op,
+	     u16 flags, u64 req_id, int status, u64 a0, const void *payload,
+	     u32 len)
+{
+	struct nsm_out *out;
+
+	out = nsm_msg_new(id, op, flags, req_id, len);
+	if (!out) {
+		pr_warn_ratelimited("socket %u: no memory for %s%s\n", id,
+				    nk_op_name(op),
+				    flags & NK_F_REPLY ? " reply" : "");
+		return;
+	}
+	out->tb->hdr.status = cpu_to_le32(status);
+	out->tb->hdr.arg[0] = cpu_to_le64(a0);
+	if (len)
+		memcpy(out->tb->payload, payload, len);
+	nsm_xmit(nsm, ns, out);
+}
+
+/* Queue event @op about @ns, whose lock is held. */
+void nsm_event(struct nsm_sock *ns, u16 op, int status, u64 a0)
+{
+	nsm_msg(ns->nsm, ns, ns->id, op, 0, 0, status, a0, NULL, 0);
+}
+
+/* Whether ev_work must wait for the requestq to drain. */
+static bool nsm_out_over(struct nsm_dev *nsm, size_t limit)
+{
+	return READ_ONCE(nsm->out_bytes) > limit;
+}
+
+static void nsm_tx_work(struct work_struct *work)
+{
+	struct nsm_dev *nsm = container_of(work, struct nsm_dev, tx_work);
+	struct nsm_out *out;
+	long timeo;
+	int err;
+
+	for (;;) {
+		spin_lock(&nsm->out_lock);
+		out = list_first_entry_or_null(&nsm->outq, struct nsm_out,
+					       node);
+		if (out) {
+			list_del(&out->node);
+			nsm->out_bytes -= nsm_out_size(out);
+		}
+		spin_unlock(&nsm->out_lock);
+		if (!out)
+			break;
+
+		/* A killable wait, woken when the device dies. */
+		timeo = MAX_SCHEDULE_TIMEOUT;
+		err = nk_send(nsm->nd, out->tb, 0, &timeo);
+		kfree(out);
+		if (err) {
+			nsm_count(nsm, NSM_S_XMIT_FAILED, 1);
+			if (err != -ENODEV)
+				pr_warn_ratelimited("cannot queue a message on the requestq: %d\n",
+						    err);
+		}
+		if (READ_ONCE(nsm->ev_throttled) &&
+		    !nsm_out_over(nsm, READ_ONCE(out_limit) / 2))
+			nsm_ev_unthrottle(nsm);
+		cond_resched();
+	}
+}
+
+/**
+ * nsm_ev_throttle() - pause ev_work while the requestq lags
+ * @nsm: the device
+ *
+ * Called by ev_work before it reads a socket; tx_work resumes it once the
+ * outgoing queue is below half the limit.
+ *
+ * Return: true when ev_work must stop.
+ */
+bool nsm_ev_throttle(struct nsm_dev *nsm)
+{
+	if (!nsm_out_over(nsm, READ_ONCE(out_limit)))
+		return false;
+	spin_lock_bh(&nsm->ready_lock);
+	nsm->ev_throttled = true;
+	spin_unlock_bh(&nsm->ready_lock);
+	nsm_count(nsm, NSM_S_THROTTLED, 1);
+	/* tx_work may have emptied the queue before it could see the flag. */
+	if (!nsm_out_over(nsm, READ_ONCE(out_limit) / 2))
+		nsm_ev_unthrottle(nsm);
+	return true;
+}
+
+void nsm_ev_unthrottle(struct nsm_dev *nsm)
+{
+	spin_lock_bh(&nsm->ready_lock);
+	if (nsm->ev_throttled && !nsm->ev_stop) {
+		nsm->ev_throttled = false;
+		queue_work(nsm_wq, &nsm->ev_work);
+	}
+	spin_unlock_bh(&nsm->ready_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sockets                                                             */
+/* ------------------------------------------------------------------ */
+
+void nsm_sock_put(struct nsm_sock *ns)
+{
+	if (!refcount_dec_and_test(&ns->ref))
+		return;
+	WARN_ON_ONCE(ns->sock || !list_empty(&ns->txq));
+	mutex_destroy(&ns->lock);
+	kfree(ns);
+}
+
+/* ------------------------------------------------------------------ */
+/* debugfs                                                             */
+/* ------------------------------------------------------------------ */
+
+static const char * const nsm_stat_names[NSM_S_NR] = {
+	[NSM_S_REQUESTS]	= "requests",
+	[NSM_S_REPLIES]		= "replies",
+	[NSM_S_ERROR_REPLIES]	= "error_replies",
+	[NSM_S_INVALID]		= "invalid",
+	[NSM_S_EVENTS]		= "events",
+	[NSM_S_BYTES_FROM_GUESTS] = "bytes_from_guests",
+	[NSM_S_BYTES_TO_GUESTS]	= "bytes_to_guests",
+	[NSM_S_DGRAM_DROPS]	= "dgram_drops",
+	[NSM_S_SOCKETS_OPENED]	= "sockets_opened",
+	[NSM_S_SOCKETS_CLOSED]	= "sockets_closed",
+	[NSM_S_XMIT_FAILED]	= "xmit_failed",
+	[NSM_S_THROTTLED]	= "throttled",
+	[NSM_S_ENGINE_ERRORS]	= "engine_errors",
+	[NSM_S_SRC_FALLBACKS]	= "source_fallbacks",
+};
+
+static int nsm_stats_show(struct seq_file *m, void *v)
+{
+	struct nsm_dev *nsm = m->private;
+	int i;
+
+	for (i = 0; i < NSM_S_NR; i++)
+		seq_printf(m, "%s %lld\n", nsm_stat_names[i],
+			   atomic64_read(&nsm->stats[i]));
+	seq_printf(m, "sockets %d\n", atomic_read(&nsm->nsocks));
+	seq_printf(m, "out_bytes %zu\n", READ_ONCE(nsm->out_bytes));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(nsm_stats);
+
+static int nsm_sockets_show(struct seq_file *m, void *v)
+{
+	struct nsm_dev *nsm = m->private;
+	struct nsm_sock *ns;
+	unsigned long id;
+
+	seq_puts(m, "id guest family type state bytes_in bytes_out txq rx_buf_alloc rx_fwd_cnt tx_cnt peer_buf_alloc peer_fwd_cnt\n");
+	mutex_lock(&nsm->rx_lock);
+	xa_for_each(&nsm->socks, id, ns) {
+		mutex_lock(&ns->lock);
+		seq_printf(m, "%u %u %d %d %u %llu %llu %u %u %u %u %u %u\n",
+			   ns->id, ns->guest, ns->family, ns->type,
+			   ns->sock ? ns->sock->sk->sk_state : 0,
+			   ns->bytes_in, ns->bytes_out, ns->txq_bytes,
+			   ns->rx.buf_alloc, ns->rx.fwd_cnt, ns->tx.tx_cnt,
+			   ns->tx.peer_buf_alloc, ns->tx.peer_fwd_cnt);
+		mutex_unlock(&ns->lock);
+	}
+	mutex_unlock(&nsm->rx_lock);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(nsm_sockets);
+
+/* ------------------------------------------------------------------ */
+/* The device                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Devices attached so far and not freed yet, under nsm_devs_lock. */
+static LIST_HEAD(nsm_devs);
+static DEFINE_MUTEX(nsm_devs_lock);
+
+/**
+ * struct nsm_dev_node - bookkeeping for freeing a detached device
+ * @node: on nsm_devs
+ * @nsm: the device
+ * @detached: nsm_detach() has finished
+ */
+struct nsm_dev_node {
+	struct list_head node;
+	struct nsm_dev *nsm;
+	bool detached;
+};
+
+/* Free every detached device; tx_work ends once the transport is dead. */
+static void nsm_devs_reap(void)
+{
+	struct nsm_dev_node *dn, *tmp;
+
+	mutex_lock(&nsm_devs_lock);
+	list_for_each_entry_safe(dn, tmp, &nsm_devs, node) {
+		if (!dn->detached)
+			continue;
+		flush_work(&dn->nsm->tx_work);
+		WARN_ON_ONCE(!list_empty(&dn->nsm->outq));
+		nk_dev_put(dn->nsm->nd);
+		mutex_destroy(&dn->nsm->rx_lock);
+		kfree(dn->nsm);
+		list_del(&dn->node);
+		kfree(dn);
+	}
+	mutex_unlock(&nsm_devs_lock);
+}
+
+static int nsm_attach(struct nk_dev *nd)
+{
+	struct nsm_dev_node *dn;
+	struct nsm_dev *nsm;
+	struct net *net;
+	int i;
+
+	nsm_devs_reap();
+
+	net = netns_pid ? get_net_ns_by_pid(netns_pid) : get_net(&init_net);
+	if (IS_ERR(net)) {
+		dev_err(nk_dev_device(nd), "no network namespace for pid %d: %ld\n",
+			netns_pid, PTR_ERR(net));
+		return PTR_ERR(net);
+	}
+	nsm = kzalloc(sizeof(*nsm), GFP_KERNEL);
+	dn = kzalloc(sizeof(*dn), GFP_KERNEL);
+	if (!nsm || !dn) {
+		kfree(nsm);
+		kfree(dn);
+		put_net(net);
+		return -ENOMEM;
+	}
+
+	nsm->net = net;
+	nsm->max_payload = nk_dev_max_payload(nd);
+	mutex_init(&nsm->rx_lock);
+	xa_init(&nsm->socks);
+	spin_lock_init(&nsm->drain_lock);
+	INIT_LIST_HEAD(&nsm->draining);
+	spin_lock_init(&nsm->ready_lock);
+	INIT_LIST_HEAD(&nsm->ready);
+	INIT_WORK(&nsm->ev_work, nsm_ev_work);
+	spin_lock_init(&nsm->out_lock);
+	INIT_LIST_HEAD(&nsm->outq);
+	INIT_WORK(&nsm->tx_work, nsm_tx_work);
+	for (i = 0; i < NSM_S_NR; i++)
+		atomic64_set(&nsm->stats[i], 0);
+	nk_dev_hold(nd);
+	nsm->nd = nd;
+
+	nsm->debugfs = debugfs_create_dir(nk_dev_name(nd), nsm_debugfs_root);
+	debugfs_create_file("stats", 0444, nsm->debugfs, nsm, &nsm_stats_fops);
+	debugfs_create_file("sockets", 0400, nsm->debugfs, nsm,
+			    &nsm_sockets_fops);
+
+	dn->nsm = nsm;
+	mutex_lock(&nsm_devs_lock);
+	list_add_tail(&dn->node, &nsm_devs);
+	mutex_unlock(&nsm_devs_lock);
+	nk_dev_set_priv(nd, nsm);
+
+	dev_info(nk_dev_device(nd),
+		 "serving guest sockets in network namespace %u\n",
+		 net->ns.inum);
+	return 0;
+}
+
+static void nsm_detach(struct nk_dev *nd)
+{
+	struct nsm_dev *nsm = nk_dev_priv(nd);
+	struct nsm_sock *ns, *tmp;
+	struct nsm_dev_node *dn;
+	struct nsm_out *out, *otmp;
+	LIST_HEAD(list);
+	unsigned long id;
+
+	mutex_lock(&nsm->rx_lock);
+	nsm->dying = true;
+	mutex_unlock(&nsm->rx_lock);
+	debugfs_remove_recursive(nsm->debugfs);
+
+	/* No socket is queued after this, and ev_work is idle. */
+	spin_lock_bh(&nsm->ready_lock);
+	nsm->ev_stop = true;
+	spin_unlock_bh(&nsm->ready_lock);
+	cancel_work_sync(&nsm->ev_work);
+	spin_lock_bh(&nsm->ready_lock);
+	list_splice_init(&nsm->ready, &list);
+	list_for_each_entry(ns, &list, ready_node)
+		ns->queued = false;
+	spin_unlock_bh(&nsm->ready_lock);
+	list_for_each_entry_safe(ns, tmp, &list, ready_node) {
+		list_del_init(&ns->ready_node);
+		nsm_sock_put(ns);
+	}
+
+	/* Requests are stopped: nothing else changes the table now. */
+	xa_for_each(&nsm->socks, id, ns) {
+		xa_erase(&nsm->socks, id);
+		mutex_lock(&ns->lock);
+		nsm_sock_release(ns);
+		mutex_unlock(&ns->lock);
+		nsm_sock_put(ns);
+	}
+	xa_destroy(&nsm->socks);
+
+	spin_lock(&nsm->drain_lock);
+	list_splice_init(&nsm->draining, &list);
+	spin_unlock(&nsm->drain_lock);
+	list_for_each_entry_safe(ns, tmp, &list, drain_node) {
+		list_del_init(&ns->drain_node);
+		mutex_lock(&ns->lock);
+		nsm_sock_release(ns);
+		mutex_unlock(&ns->lock);
+		nsm_sock_put(ns);
+	}
+
+	spin_lock(&nsm->out_lock);
+	nsm->out_dead = true;
+	list_for_each_entry_safe(out, otmp, &nsm->outq, node) {
+		list_del(&out->node);
+		nsm_out_free(out);
+	}
+	nsm->out_bytes = 0;
+	spin_unlock(&nsm->out_lock);
+
+	put_net(nsm->net);
+	nsm->net = NULL;
+
+	mutex_lock(&nsm_devs_lock);
+	list_for_each_entry(dn, &nsm_devs, node)
+		if (dn->nsm == nsm)
+			dn->detached = true;
+	mutex_unlock(&nsm_devs_lock);
+}
+
+static void nsm_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
+		   const void *payload)
+{
+	struct nsm_dev *nsm = nk_dev_priv(nd);
+
+	mutex_lock(&nsm->rx_lock);
+	if (!nsm->dying)
+		nsm_request(nsm, hdr, payload);
+	mutex_unlock(&nsm->rx_lock);
+}
+
+static const struct nk_transport_ops nsm_ops = {
+	.name = "nsm_kernel",
+	.role = NK_ROLE_NSM,
+	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM,
+	.attach = nsm_attach,
+	.detach = nsm_detach,
+	.rx = nsm_rx,
+};
+
+/* ------------------------------------------------------------------ */
+/* Module                                                              */
+/* ------------------------------------------------------------------ */
+
+static int __init nsm_init(void)
+{
+	int err;
+
+	nsm_wq = alloc_workqueue("nsm_kernel", 0, 0);
+	if (!nsm_wq)
+		return -ENOMEM;
+	nsm_debugfs_root = debugfs_create_dir("nsm_kernel", NULL);
+	err = nk_transport_register(&nsm_ops);
+	if (err) {
+		debugfs_remove_recursive(nsm_debugfs_root);
+		destroy_workqueue(nsm_wq);
+	}
+	return err;
+}
+
+static void __exit nsm_exit(void)
+{
+	nk_transport_unregister();
+	nsm_devs_reap();
+	debugfs_remove_recursive(nsm_debugfs_root);
+	destroy_workqueue(nsm_wq);
+}
+
+module_init(nsm_init);
+module_exit(nsm_exit);
+
+MODULE_AUTHOR("NetKernel project");
+MODULE_DESCRIPTION("NetKernel network stack module: guest sockets served by the kernel's TCP/IP stack");
+MODULE_LICENSE("GPL");

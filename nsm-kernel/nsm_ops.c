@@ -1,0 +1,983 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nsm_kernel.ko: the requests.  The transport has checked the framing, the
+ * flags and that the op is one an NSM may be sent (nk_hdr_check()); this
+ * file checks everything else a request carries (ids, arguments, payload
+ * lengths, addresses, options) before a kernel socket sees it, and answers
+ * a bad request with an error reply and a rate-limited log line.  The
+ * implementation notes, including the source address and destination
+ * rules, are at the top of nsm_main.c.
+ *
+ * Locking (order in nsm_main.c): nsm_request() runs with nsm_dev.rx_lock
+ * held, which keeps the socket table stable.  It takes the socket's
+ * nsm_sock.lock for the handler and the reply; a socket created by SOCKET
+ * or ACCEPT gets its callbacks only after its reply is queued, with its own
+ * lock held (nested inside a listener's).
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/tcp.h>
+#include <net/addrconf.h>
+#include <net/ipv6.h>
+#include <net/route.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+
+#include "nsm.h"
+
+static unsigned int buf_alloc = 256 << 10;
+module_param(buf_alloc, uint, 0644);
+MODULE_PARM_DESC(buf_alloc,
+		 "Credit each socket announces for guest data, in bytes, 4096..4194304 (default 262144)");
+
+#define NSM_MIN_BUF_ALLOC	4096
+
+/* One request being served. */
+struct nsm_req {
+	struct nsm_dev *nsm;
+	const struct nk_hdr *hdr;
+	const void *payload;
+	u32 len;
+	u16 op;
+	u16 flags;
+	u32 id;
+	bool put;		/* drop the table's reference afterwards */
+};
+
+/* What a reply carries besides its status. */
+struct nsm_reply {
+	u64 a0;
+	u32 len;
+	struct nsm_sock *attach;	/* new socket: callbacks after the reply */
+	const struct nsm_sk_cbs *attach_cbs;
+	union {
+		struct nk_addr addr;
+		struct tcp_info info;
+		struct linger linger;
+		int val;
+	} u;
+};
+
+static int nsm_invalid(struct nsm_req *rq, const char *what)
+{
+	nsm_count(rq->nsm, NSM_S_INVALID, 1);
+	pr_warn_ratelimited("socket %u: %s refused: %s\n", rq->id,
+			    nk_op_name(rq->op), what);
+	return -EINVAL;
+}
+
+static u64 nsm_arg(const struct nsm_req *rq, int i)
+{
+	return le64_to_cpu(rq->hdr->arg[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Whether @na is IPv4 or v4-mapped IPv6; its IPv4 address in *@a4 if so. */
+static bool nsm_addr_v4(const struct nk_addr *na, __be32 *a4)
+{
+	struct in6_addr a6;
+
+	if (le16_to_cpu(na->family) == AF_INET) {
+		memcpy(a4, na->addr, sizeof(*a4));
+		return true;
+	}
+	memcpy(&a6, na->addr, sizeof(a6));
+	if (!ipv6_addr_v4mapped(&a6))
+		return false;
+	*a4 = a6.s6_addr32[3];
+	return true;
+}
+
+static bool nsm_addr_is_any(const struct nk_addr *na)
+{
+	__be32 a4;
+
+	if (nsm_addr_v4(na, &a4))
+		return a4 == htonl(INADDR_ANY);
+	return !memchr_inv(na->addr, 0, sizeof(na->addr));
+}
+
+/* Whether @na is one of the NSM's own addresses. */
+static bool nsm_addr_is_local(struct net *net, const struct nk_addr *na)
+{
+	struct in6_addr a6;
+	__be32 a4;
+
+	if (nsm_addr_v4(na, &a4))
+		return inet_addr_type(net, a4) == RTN_LOCAL;
+	memcpy(&a6, na->addr, sizeof(a6));
+	return ipv6_chk_addr(net, &a6, NULL, 0);
+}
+
+/* Whether @a names the same host address as @b (ports aside). */
+static bool nsm_addr_same(const struct nk_addr *a, const struct nk_addr *b)
+{
+	__be32 a4, b4;
+	bool v4 = nsm_addr_v4(a, &a4);
+
+	if (v4 != nsm_addr_v4(b, &b4))
+		return false;
+	if (v4)
+		return a4 == b4;
+	return !memcmp(a->addr, b->addr, sizeof(a->addr));
+}
+
+/* The guest's source address towards IPv4 (@v4) or IPv6 peers, or NULL. */
+static const struct nk_addr *nsm_src(struct nsm_sock *ns, bool v4)
+{
+	if (v4) {
+		if (!ns->src4.family ||
+		    (ns->family == AF_INET6 && ns->sock->sk->sk_ipv6only))
+			return NULL;
+		return &ns->src4;
+	}
+	if (ns->family != AF_INET6 || !ns->src6.family)
+		return NULL;
+	return &ns->src6;
+}
+
+/*
+ * The source for a wildcard bind: IPv4 when the socket can use it, since
+ * an AF_INET6 socket bound to one address serves one family only.
+ */
+static const struct nk_addr *nsm_src_default(struct nsm_sock *ns)
+{
+	return nsm_src(ns, true) ?: nsm_src(ns, false);
+}
+
+/*
+ * Bind to the guest's source address @src with @port.  An address the NSM
+ * does not have is replaced by the wildcard, or left to the kernel's
+ * implicit bind when @port is 0.
+ */
+static int nsm_bind_src(struct nsm_sock *ns, const struct nk_addr *src,
+			__be16 port)
+{
+	struct sockaddr_storage ss;
+	struct nk_addr a = *src;
+	int len;
+
+	a.port = port;
+	len = nk_addr_to_sockaddr(&a, &ss, ns->family);
+	if (len < 0)
+		return -EADDRNOTAVAIL;
+	if (!nsm_addr_is_local(ns->nsm->net, src)) {
+		nsm_count(ns->nsm, NSM_S_SRC_FALLBACKS, 1);
+		pr_info_once("guest %u: source address %pISc is not configured on this NSM; its sockets use the NSM's own\n",
+			     ns->guest, &ss);
+		if (!port)
+			return 0;
+		memset(&a, 0, sizeof(a));
+		a.family = cpu_to_le16(ns->family);
+		a.port = port;
+		len = nk_addr_to_sockaddr(&a, &ss, ns->family);
+	}
+	return kernel_bind(ns->sock, (struct sockaddr *)&ss, len);
+}
+
+/* Bind an unbound socket before it talks to @peer (NULL: before LISTEN). */
+static int nsm_autobind(struct nsm_sock *ns, const struct nk_addr *peer)
+{
+	const struct nk_addr *src;
+	__be32 a4;
+	int err;
+
+	if (ns->bound)
+		return 0;
+	src = peer ? nsm_src(ns, nsm_addr_v4(peer, &a4)) : nsm_src_default(ns);
+	if (!src)
+		return peer ? -ENETUNREACH : -EADDRNOTAVAIL;
+	err = nsm_bind_src(ns, src, 0);
+	if (err)
+		return err;
+	ns->bound = true;
+	ns->bound_any = !peer;
+	return 0;
+}
+
+/* Destinations a guest may not reach through the NSM. */
+static int nsm_dest_check(struct nsm_sock *ns, const struct nk_addr *na)
+{
+	if (nk_addr_is_loopback(na) || nsm_addr_is_any(na))
+		return -ENETUNREACH;
+	if (nsm_addr_is_local(ns->nsm->net, na))
+		return -EADDRNOTAVAIL;
+	return 0;
+}
+
+/* The nk_addr payload of BIND and CONNECT, of the socket's own family. */
+static int nsm_req_addr(struct nsm_req *rq, struct nsm_sock *ns,
+			struct nk_addr *na)
+{
+	if (rq->len != sizeof(*na))
+		return nsm_invalid(rq, "payload is not one address");
+	memcpy(na, rq->payload, sizeof(*na));
+	if (nk_addr_check(na))
+		return nsm_invalid(rq, "malformed address");
+	if (le16_to_cpu(na->family) != ns->family)
+		return -EAFNOSUPPORT;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Socket creation                                                     */
+/* ------------------------------------------------------------------ */
+
+static struct nsm_sock *nsm_sock_alloc(struct nsm_dev *nsm, u32 id,
+				       u32 guest, int family, int type)
+{
+	struct nsm_sock *ns;
+
+	ns = kzalloc(sizeof(*ns), GFP_KERNEL);
+	if (!ns)
+		return NULL;
+	ns->nsm = nsm;
+	ns->id = id;
+	ns->guest = guest;
+	ns->family = family;
+	ns->type = type;
+	refcount_set(&ns->ref, 1);
+	mutex_init(&ns->lock);
+	INIT_LIST_HEAD(&ns->txq);
+	INIT_LIST_HEAD(&ns->ready_node);
+	INIT_LIST_HEAD(&ns->drain_node);
+	ns->rx.buf_alloc = clamp_t(u32, READ_ONCE(buf_alloc),
+				   NSM_MIN_BUF_ALLOC, NK_CREDIT_MAX);
+	return ns;
+}
+
+/* Record the credit the guest announced in @hdr for @ns. */
+static void nsm_take_credit(struct nsm_sock *ns, const struct nk_hdr *hdr)
+{
+	u32 before = nk_credit_tx_space(&ns->tx);
+
+	if (!(le16_to_cpu(hdr->flags) & NK_F_CREDIT))
+		return;
+	if (nk_credit_tx_update(&ns->tx, le32_to_cpu(hdr->buf_alloc),
+				le32_to_cpu(hdr->fwd_cnt))) {
+		pr_warn_ratelimited("socket %u: fwd_cnt %u beyond the %u bytes sent, ignored\n",
+				    ns->id, le32_to_cpu(hdr->fwd_cnt),
+				    ns->tx.tx_cnt);
+		return;
+	}
+	/* A socket without callbacks yet is looked at once they are set. */
+	if (ns->sk && nk_credit_tx_space(&ns->tx) > before)
+		nsm_sock_kick(ns);
+}
+
+static int nsm_setsockopt(struct socket *sock, int level, int name,
+			  void *val, unsigned int len)
+{
+	if (level == SOL_SOCKET)
+		return sock_setsockopt(sock, level, name, KERNEL_SOCKPTR(val),
+				       len);
+	return sock->ops->setsockopt(sock, level, name, KERNEL_SOCKPTR(val),
+				     len);
+}
+
+static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
+{
+	u64 family = nsm_arg(rq, 0), type = nsm_arg(rq, 1);
+	u64 proto = nsm_arg(rq, 2), a3 = nsm_arg(rq, 3);
+	const struct nk_addr *na = rq->payload;
+	struct nsm_dev *nsm = rq->nsm;
+	struct nk_addr *src;
+	struct nsm_sock *ns;
+	u32 flags = lower_32_bits(a3);
+	int off = 0, i, err;
+
+	if (!rq->id)
+		return nsm_invalid(rq, "socket id 0");
+	if (family != AF_INET && family != AF_INET6)
+		return -EAFNOSUPPORT;
+	if (type != SOCK_STREAM && type != SOCK_DGRAM)
+		return -ESOCKTNOSUPPORT;
+	if (proto && proto != (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
+		return -EPROTONOSUPPORT;
+	if ((flags & ~NK_SOCK_V6ONLY) ||
+	    ((flags & NK_SOCK_V6ONLY) && family != AF_INET6))
+		return nsm_invalid(rq, "bad NK_SOCK_* flags");
+	if (rq->len % sizeof(*na) || rq->len > 2 * sizeof(*na))
+		return nsm_invalid(rq, "bad source address list");
+	if (xa_load(&nsm->socks, rq->id))
+		return -EEXIST;
+
+	ns = nsm_sock_alloc(nsm, rq->id, upper_32_bits(a3), family, type);
+	if (!ns)
+		return -ENOMEM;
+	for (i = 0; i < rq->len / sizeof(*na); i++) {
+		src = le16_to_cpu(na[i].family) == AF_INET ? &ns->src4 :
+							     &ns->src6;
+		if (nk_addr_check(&na[i]) || src->family) {
+			err = nsm_invalid(rq, "bad source address");
+			goto err_free;
+		}
+		*src = na[i];
+		src->port = 0;
+	}
+
+	err = sock_create_kern(nsm->net, family, type, proto, &ns->sock);
+	if (err)
+		goto err_free;
+	if (flags & NK_SOCK_V6ONLY)
+		err = ip6_sock_set_v6only(ns->sock->sk);
+	/* A guest's multicast must not loop back to the NSM's listeners. */
+	if (!err && type == SOCK_DGRAM)
+		err = nsm_setsockopt(ns->sock,
+				     family == AF_INET ? SOL_IP : SOL_IPV6,
+				     family == AF_INET ? IP_MULTICAST_LOOP :
+							 IPV6_MULTICAST_LOOP,
+				     &off, sizeof(off));
+	if (!err)
+		err = xa_insert(&nsm->socks, rq->id, ns, GFP_KERNEL);
+	if (err)
+		goto err_release;
+
+	nsm_take_credit(ns, rq->hdr);
+	atomic_inc(&nsm->nsocks);
+	nsm_count(nsm, NSM_S_SOCKETS_OPENED, 1);
+	rp->attach = ns;
+	return 0;
+
+err_release:
+	sock_release(ns->sock);
+	ns->sock = NULL;
+err_free:
+	nsm_sock_put(ns);
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Operations on a socket (ns->lock held)                              */
+/* ------------------------------------------------------------------ */
+
+static int nsm_op_bind(struct nsm_req *rq, struct nsm_sock *ns,
+		       struct nsm_reply *rp)
+{
+	const struct nk_addr *src;
+	struct nk_addr na;
+	bool any, v4;
+	__be32 a4;
+	int err;
+
+	err = nsm_req_addr(rq, ns, &na);
+	if (err)
+		return err;
+	if (ns->bound)
+		return -EINVAL;
+	any = nsm_addr_is_any(&na);
+	v4 = nsm_addr_v4(&na, &a4);
+	if (any && !(v4 && ns->family == AF_INET6))
+		src = nsm_src_default(ns);
+	else
+		src = nsm_src(ns, v4);
+	if (!src || (!any && !nsm_addr_same(&na, src)))
+		return -EADDRNOTAVAIL;
+	err = nsm_bind_src(ns, src, na.port);
+	if (err)
+		return err;
+	ns->bound = true;
+	ns->bound_any = any;
+	return 0;
+}
+
+static int nsm_op_listen(struct nsm_req *rq, struct nsm_sock *ns,
+			 struct nsm_reply *rp)
+{
+	int somaxconn = READ_ONCE(ns->nsm->net->core.sysctl_somaxconn);
+	u64 backlog = nsm_arg(rq, 0);
+	int err;
+
+	if (rq->len)
+		return nsm_invalid(rq, "unexpected payload");
+	/* As listen(2): a negative or huge backlog means somaxconn. */
+	if (backlog > somaxconn)
+		backlog = somaxconn;
+	err = nsm_autobind(ns, NULL);
+	if (!err)
+		err = kernel_listen(ns->sock, backlog);
+	if (err)
+		return err;
+	ns->listening = true;
+	ns->accept_sent = 0;
+	nsm_sock_kick(ns);
+	return 0;
+}
+
+static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
+			 struct nsm_reply *rp)
+{
+	struct nsm_dev *nsm = rq->nsm;
+	u64 nid = nsm_arg(rq, 0);
+	struct sockaddr_storage ss;
+	struct socket *newsock;
+	struct nsm_sock *nns;
+	int err;
+
+	if (!nid || nid > U32_MAX)
+		return nsm_invalid(rq, "bad new socket id");
+	if ((nsm_arg(rq, 1) & ~NK_SOCK_V6ONLY) || rq->len)
+		return nsm_invalid(rq, "bad flags or payload");
+	if (!ns->listening)
+		return -EINVAL;
+	if (xa_load(&nsm->socks, nid))
+		return -EEXIST;
+
+	/* Allocate first: a connection taken from the queue is never lost. */
+	nns = nsm_sock_alloc(nsm, nid, ns->guest, ns->family, ns->type);
+	if (!nns)
+		return -ENOMEM;
+	err = kernel_accept(ns->sock, &newsock, O_NONBLOCK);
+	/* Whatever is left in the queue gets a new EV_ACCEPT. */
+	ns->accept_sent = 0;
+	nsm_sock_kick(ns);
+	if (err)
+		goto err_free;
+
+	nns->sock = newsock;
+	err = xa_insert(&nsm->socks, nid, nns, GFP_KERNEL);
+	if (err)
+		goto err_release;
+	nns->src4 = ns->src4;
+	nns->src6 = ns->src6;
+	nns->bound = true;
+	nns->connected = true;
+	nsm_take_credit(nns, rq->hdr);
+	atomic_inc(&nsm->nsocks);
+	nsm_count(nsm, NSM_S_SOCKETS_OPENED, 1);
+
+	/* The peer may already be gone: the socket is still accepted. */
+	memset(&rp->u.addr, 0, sizeof(rp->u.addr));
+	rp->u.addr.family = cpu_to_le16(ns->family);
+	err = kernel_getpeername(newsock, (struct sockaddr *)&ss);
+	if (err >= 0)
+		nk_addr_from_sockaddr(&rp->u.addr, (struct sockaddr *)&ss, err);
+	rp->len = sizeof(rp->u.addr);
+	rp->a0 = nid;
+	rp->attach = nns;
+	rp->attach_cbs = &ns->orig;
+	return 0;
+
+err_release:
+	sock_release(newsock);
+	nns->sock = NULL;
+err_free:
+	nsm_sock_put(nns);
+	return err;
+}
+
+static int nsm_op_connect(struct nsm_req *rq, struct nsm_sock *ns,
+			  struct nsm_reply *rp)
+{
+	struct sockaddr_storage ss;
+	struct nk_addr na;
+	int len, err;
+
+	err = nsm_req_addr(rq, ns, &na);
+	if (!err)
+		err = nsm_dest_check(ns, &na);
+	if (err)
+		return err;
+	len = nk_addr_to_sockaddr(&na, &ss, ns->family);
+	err = nsm_autobind(ns, &na);
+	if (err)
+		return err;
+	err = kernel_connect(ns->sock, (struct sockaddr *)&ss, len,
+			     O_NONBLOCK);
+	if (ns->type == SOCK_STREAM) {
+		if (err == -EINPROGRESS)
+			ns->connecting = true;
+		else if (!err)
+			ns->connected = true;
+	}
+	/* Whatever completed already is reported after this reply. */
+	if (!err || err == -EINPROGRESS)
+		nsm_sock_kick(ns);
+	return err;
+}
+
+static int nsm_op_send(struct nsm_req *rq, struct nsm_sock *ns,
+		       struct nsm_reply *rp)
+{
+	u64 nk_flags = nsm_arg(rq, 0);
+	const u8 *data = rq->payload;
+	struct sockaddr_storage ss;
+	unsigned int msg_flags = 0;
+	u32 n = rq->len;
+	struct nk_addr na;
+	int tolen = 0;
+	int err;
+
+	if (nk_flags & ~(u64)NK_MSG_KNOWN)
+		return nsm_invalid(rq, "unknown NK_MSG_* flags");
+	if (rq->flags & NK_F_ADDR) {
+		if (n < sizeof(na))
+			return nsm_invalid(rq, "no room for the address");
+		memcpy(&na, data, sizeof(na));
+		if (nk_addr_check(&na))
+			return nsm_invalid(rq, "malformed address");
+		data += sizeof(na);
+		n -= sizeof(na);
+	}
+	if (nk_credit_rx_accept(&ns->rx, n)) {
+		pr_warn_ratelimited("socket %u: SEND of %u bytes beyond the credit announced\n",
+				    ns->id, n);
+		/* Keep counting as the engine does, and drop the data. */
+		ns->rx.rx_cnt += n;
+		nsm_sock_consumed(ns, n);
+		return -ENOBUFS;
+	}
+	ns->bytes_in += n;
+	nsm_count(rq->nsm, NSM_S_BYTES_FROM_GUESTS, n);
+
+	if (ns->shut_wr_pending) {
+		err = -EPIPE;
+		goto drop;
+	}
+	if ((rq->flags & NK_F_ADDR) && ns->type == SOCK_DGRAM) {
+		err = nsm_dest_check(ns, &na);
+		if (err)
+			goto drop;
+		tolen = nk_addr_to_sockaddr(&na, &ss, ns->family);
+		if (tolen < 0) {
+			err = -EAFNOSUPPORT;
+			goto drop;
+		}
+		err = nsm_autobind(ns, &na);
+		if (err)
+			goto drop;
+	}
+	if (nk_flags & NK_MSG_OOB)
+		msg_flags |= MSG_OOB;
+	if (nk_flags & NK_MSG_DONTROUTE)
+		msg_flags |= MSG_DONTROUTE;
+	if (nk_flags & NK_MSG_EOR)
+		msg_flags |= MSG_EOR;
+	if (rq->flags & NK_F_MORE)
+		msg_flags |= MSG_MORE;
+
+	err = nsm_sock_write(ns, data, n, msg_flags, &ss, tolen);
+	nsm_sock_credit(ns);
+	return err;
+
+drop:
+	nsm_sock_consumed(ns, n);
+	nsm_sock_credit(ns);
+	return err;
+}
+
+static int nsm_op_shutdown(struct nsm_req *rq, struct nsm_sock *ns,
+			   struct nsm_reply *rp)
+{
+	u64 how = nsm_arg(rq, 0);
+
+	if (how > SHUT_RDWR || rq->len)
+		return nsm_invalid(rq, "bad how or payload");
+	/* Guest data still queued goes out before the FIN. */
+	if (how != SHUT_RD && ns->type == SOCK_STREAM &&
+	    !list_empty(&ns->txq)) {
+		ns->shut_wr_pending = true;
+		return how == SHUT_RDWR ? kernel_sock_shutdown(ns->sock, SHUT_RD)
+					: 0;
+	}
+	return kernel_sock_shutdown(ns->sock, how);
+}
+
+static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
+			struct nsm_reply *rp)
+{
+	struct nsm_dev *nsm = rq->nsm;
+	struct sock *sk = ns->sock->sk;
+	bool abort;
+
+	/* The engine frees the id whatever the answer: always close. */
+	if (rq->len)
+		nsm_invalid(rq, "unexpected payload, closing anyway");
+	xa_erase(&nsm->socks, ns->id);
+	ns->closed = true;
+	abort = sock_flag(sk, SOCK_LINGER) && !READ_ONCE(sk->sk_lingertime);
+	if (ns->type == SOCK_STREAM && !list_empty(&ns->txq) && !abort) {
+		/* The table's reference moves to the draining list. */
+		spin_lock(&nsm->drain_lock);
+		list_add_tail(&ns->drain_node, &nsm->draining);
+		spin_unlock(&nsm->drain_lock);
+		nsm_sock_kick(ns);
+		return 0;
+	}
+	nsm_sock_release(ns);
+	rq->put = true;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+#define NSM_OPT_GET_ONLY	0x1
+#define NSM_OPT_STREAM		0x2	/* TCP sockets only */
+#define NSM_OPT_INET6		0x4	/* AF_INET6 sockets only */
+
+struct nsm_opt {
+	int level;
+	int name;
+	unsigned int flags;
+};
+
+/* The options the NSM applies to its sockets; others: -ENOPROTOOPT. */
+static const struct nsm_opt nsm_opts[] = {
+	{ SOL_SOCKET, SO_REUSEADDR, 0 },
+	{ SOL_SOCKET, SO_REUSEPORT, 0 },
+	{ SOL_SOCKET, SO_KEEPALIVE, 0 },
+	{ SOL_SOCKET, SO_LINGER, 0 },
+	{ SOL_SOCKET, SO_RCVBUF, 0 },
+	{ SOL_SOCKET, SO_SNDBUF, 0 },
+	{ SOL_SOCKET, SO_ERROR, NSM_OPT_GET_ONLY },
+	{ SOL_SOCKET, SO_BROADCAST, 0 },
+	{ SOL_SOCKET, SO_OOBINLINE, 0 },
+	{ SOL_SOCKET, SO_DONTROUTE, 0 },
+	{ SOL_TCP, TCP_NODELAY, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_INFO, NSM_OPT_STREAM | NSM_OPT_GET_ONLY },
+	{ SOL_TCP, TCP_KEEPIDLE, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_KEEPINTVL, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_KEEPCNT, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_MAXSEG, NSM_OPT_STREAM },
+	{ SOL_IPV6, IPV6_V6ONLY, NSM_OPT_INET6 },
+};
+
+static const struct nsm_opt *nsm_opt_find(struct nsm_req *rq,
+					  struct nsm_sock *ns, bool set)
+{
+	u64 level = nsm_arg(rq, 0), name = nsm_arg(rq, 1);
+	const struct nsm_opt *o;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(nsm_opts); i++) {
+		o = &nsm_opts[i];
+		if (o->level != level || o->name != name)
+			continue;
+		if ((set && (o->flags & NSM_OPT_GET_ONLY)) ||
+		    ((o->flags & NSM_OPT_STREAM) && ns->type != SOCK_STREAM) ||
+		    ((o->flags & NSM_OPT_INET6) && ns->family != AF_INET6))
+			return NULL;
+		return o;
+	}
+	return NULL;
+}
+
+static int nsm_op_setsockopt(struct nsm_req *rq, struct nsm_sock *ns,
+			     struct nsm_reply *rp)
+{
+	const struct nsm_opt *o = nsm_opt_find(rq, ns, true);
+	u8 val[16] = {};
+	u32 len = min_t(u32, rq->len, sizeof(val));
+
+	if (!o)
+		return -ENOPROTOOPT;
+	/* Every allowed option is at most a struct linger. */
+	memcpy(val, rq->payload, len);
+	return nsm_setsockopt(ns->sock, o->level, o->name, val, len);
+}
+
+/*
+ * Read an option as getsockopt(2) would.  6.1 and 6.12 have no in-kernel
+ * getsockopt for TCP (their proto getsockopt takes user pointers), so the
+ * values are read from the socket the way the kernel's own code does.
+ * Return: the value's size.
+ */
+static int nsm_getsockopt(struct nsm_sock *ns, const struct nsm_opt *o,
+			  struct nsm_reply *rp)
+{
+	struct sock *sk = ns->sock->sk;
+	int *v = &rp->u.val;
+
+	if (o->level == SOL_TCP && o->name == TCP_INFO) {
+		tcp_get_info(sk, &rp->u.info);
+		return sizeof(rp->u.info);
+	}
+
+	lock_sock(sk);
+	switch (o->level << 16 | o->name) {
+	case SOL_SOCKET << 16 | SO_REUSEADDR:
+		*v = sk->sk_reuse;
+		break;
+	case SOL_SOCKET << 16 | SO_REUSEPORT:
+		*v = sk->sk_reuseport;
+		break;
+	case SOL_SOCKET << 16 | SO_KEEPALIVE:
+		*v = sock_flag(sk, SOCK_KEEPOPEN);
+		break;
+	case SOL_SOCKET << 16 | SO_LINGER:
+		rp->u.linger.l_onoff = sock_flag(sk, SOCK_LINGER);
+		rp->u.linger.l_linger = sk->sk_lingertime / HZ;
+		release_sock(sk);
+		return sizeof(rp->u.linger);
+	case SOL_SOCKET << 16 | SO_RCVBUF:
+		*v = READ_ONCE(sk->sk_rcvbuf);
+		break;
+	case SOL_SOCKET << 16 | SO_SNDBUF:
+		*v = READ_ONCE(sk->sk_sndbuf);
+		break;
+	case SOL_SOCKET << 16 | SO_ERROR:
+		*v = -sock_error(sk) ?: xchg(&sk->sk_err_soft, 0);
+		break;
+	case SOL_SOCKET << 16 | SO_BROADCAST:
+		*v = sock_flag(sk, SOCK_BROADCAST);
+		break;
+	case SOL_SOCKET << 16 | SO_OOBINLINE:
+		*v = sock_flag(sk, SOCK_URGINLINE);
+		break;
+	case SOL_SOCKET << 16 | SO_DONTROUTE:
+		*v = sock_flag(sk, SOCK_LOCALROUTE);
+		break;
+	case SOL_TCP << 16 | TCP_NODELAY:
+		*v = !!(tcp_sk(sk)->nonagle & TCP_NAGLE_OFF);
+		break;
+	case SOL_TCP << 16 | TCP_KEEPIDLE:
+		*v = keepalive_time_when(tcp_sk(sk)) / HZ;
+		break;
+	case SOL_TCP << 16 | TCP_KEEPINTVL:
+		*v = keepalive_intvl_when(tcp_sk(sk)) / HZ;
+		break;
+	case SOL_TCP << 16 | TCP_KEEPCNT:
+		*v = keepalive_probes(tcp_sk(sk));
+		break;
+	case SOL_TCP << 16 | TCP_MAXSEG:
+		*v = tcp_sk(sk)->mss_cache;
+		if (tcp_sk(sk)->rx_opt.user_mss &&
+		    (1 << sk->sk_state) & (TCPF_CLOSE | TCPF_LISTEN))
+			*v = tcp_sk(sk)->rx_opt.user_mss;
+		break;
+	case SOL_IPV6 << 16 | IPV6_V6ONLY:
+		*v = sk->sk_ipv6only;
+		break;
+	}
+	release_sock(sk);
+	return sizeof(*v);
+}
+
+static int nsm_op_getsockopt(struct nsm_req *rq, struct nsm_sock *ns,
+			     struct nsm_reply *rp)
+{
+	const struct nsm_opt *o = nsm_opt_find(rq, ns, false);
+	u64 optlen = nsm_arg(rq, 2);
+
+	if (rq->len)
+		return nsm_invalid(rq, "unexpected payload");
+	if (optlen > INT_MAX)
+		return -EINVAL;
+	if (!o)
+		return -ENOPROTOOPT;
+	rp->len = min_t(u64, optlen, nsm_getsockopt(ns, o, rp));
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Names, ioctls, credit                                               */
+/* ------------------------------------------------------------------ */
+
+static int nsm_op_getsockname(struct nsm_req *rq, struct nsm_sock *ns,
+			      struct nsm_reply *rp)
+{
+	struct sockaddr_storage ss, peer;
+	int len;
+
+	if (rq->len)
+		return nsm_invalid(rq, "unexpected payload");
+	len = kernel_getsockname(ns->sock, (struct sockaddr *)&ss);
+	if (len < 0)
+		return len;
+	len = nk_addr_from_sockaddr(&rp->u.addr, (struct sockaddr *)&ss, len);
+	if (len)
+		return len;
+	/* The guest bound to the wildcard: it sees the wildcard until connected. */
+	if (ns->bound_any &&
+	    kernel_getpeername(ns->sock, (struct sockaddr *)&peer) < 0) {
+		memset(rp->u.addr.addr, 0, sizeof(rp->u.addr.addr));
+		rp->u.addr.flowinfo = 0;
+		rp->u.addr.scope_id = 0;
+	}
+	rp->len = sizeof(rp->u.addr);
+	return 0;
+}
+
+static int nsm_op_getpeername(struct nsm_req *rq, struct nsm_sock *ns,
+			      struct nsm_reply *rp)
+{
+	struct sockaddr_storage ss;
+	int len;
+
+	if (rq->len)
+		return nsm_invalid(rq, "unexpected payload");
+	len = kernel_getpeername(ns->sock, (struct sockaddr *)&ss);
+	if (len < 0)
+		return len;
+	rp->len = sizeof(rp->u.addr);
+	return nk_addr_from_sockaddr(&rp->u.addr, (struct sockaddr *)&ss, len);
+}
+
+static int nsm_op_ioctl(struct nsm_req *rq, struct nsm_sock *ns,
+			struct nsm_reply *rp)
+{
+	u64 cmd = nsm_arg(rq, 0);
+	struct sock *sk = ns->sock->sk;
+	struct tcp_sock *tp;
+	int state;
+	u32 v;
+
+	if (rq->len || (cmd != NK_IOC_OUTQ && cmd != NK_IOC_OUTQNSD))
+		return nsm_invalid(rq, "bad ioctl or payload");
+	if (ns->type == SOCK_DGRAM) {
+		if (cmd == NK_IOC_OUTQNSD)
+			return -ENOTTY;
+		v = sk_wmem_alloc_get(sk);
+	} else {
+		/* As tcp_ioctl(), which takes a user pointer in 6.1. */
+		tp = tcp_sk(sk);
+		state = READ_ONCE(sk->sk_state);
+		if (state == TCP_LISTEN)
+			return -EINVAL;
+		if ((1 << state) & (TCPF_SYN_SENT | TCPF_SYN_RECV))
+			v = 0;
+		else if (cmd == NK_IOC_OUTQ)
+			v = READ_ONCE(tp->write_seq) - READ_ONCE(tp->snd_una);
+		else
+			v = READ_ONCE(tp->write_seq) - READ_ONCE(tp->snd_nxt);
+	}
+	/* Guest data waiting here is not sent either. */
+	rp->a0 = v + ns->txq_bytes;
+	return 0;
+}
+
+static int nsm_op_credit(struct nsm_req *rq, struct nsm_sock *ns,
+			 struct nsm_reply *rp)
+{
+	if (!(rq->flags & NK_F_CREDIT) || rq->len)
+		return nsm_invalid(rq, "CREDIT without credit");
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Dispatch                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef int (*nsm_handler_t)(struct nsm_req *rq, struct nsm_sock *ns,
+			     struct nsm_reply *rp);
+
+static const nsm_handler_t nsm_handlers[NK_OP_MAX_REQUEST + 1] = {
+	[NK_OP_BIND]		= nsm_op_bind,
+	[NK_OP_LISTEN]		= nsm_op_listen,
+	[NK_OP_ACCEPT]		= nsm_op_accept,
+	[NK_OP_CONNECT]		= nsm_op_connect,
+	[NK_OP_SEND]		= nsm_op_send,
+	[NK_OP_SHUTDOWN]	= nsm_op_shutdown,
+	[NK_OP_CLOSE]		= nsm_op_close,
+	[NK_OP_SETSOCKOPT]	= nsm_op_setsockopt,
+	[NK_OP_GETSOCKOPT]	= nsm_op_getsockopt,
+	[NK_OP_GETSOCKNAME]	= nsm_op_getsockname,
+	[NK_OP_GETPEERNAME]	= nsm_op_getpeername,
+	[NK_OP_IOCTL]		= nsm_op_ioctl,
+	[NK_OP_CREDIT]		= nsm_op_credit,
+};
+
+/*
+ * Answer @rq (SEND and CREDIT only when they failed); @ns is the socket
+ * whose credit goes with it.  A new socket then gets its callbacks.
+ */
+static void nsm_answer(struct nsm_req *rq, struct nsm_sock *ns, int err,
+		       struct nsm_reply *rp)
+{
+	struct nsm_sock *nns = err ? NULL : rp->attach;
+
+	if (!err && (rq->op == NK_OP_SEND || rq->op == NK_OP_CREDIT))
+		return;
+	if (nns) {
+		mutex_lock_nested(&nns->lock, SINGLE_DEPTH_NESTING);
+		ns = nns;
+	}
+	nsm_msg(rq->nsm, ns && !ns->closed ? ns : NULL, rq->id, rq->op,
+		NK_F_REPLY, le64_to_cpu(rq->hdr->req_id), err, rp->a0,
+		&rp->u, err ? 0 : rp->len);
+	if (nns) {
+		nsm_sock_set_callbacks(nns, rp->attach_cbs);
+		nsm_sock_kick(nns);
+		mutex_unlock(&nns->lock);
+	}
+}
+
+/* An event the engine sent us: nothing to do but note it. */
+static void nsm_engine_event(struct nsm_req *rq)
+{
+	nsm_count(rq->nsm, NSM_S_ENGINE_ERRORS, 1);
+	if (rq->op == NK_EV_RESET)
+		pr_info_ratelimited("socket %u: the engine reset it (%d); its CLOSE follows\n",
+				    rq->id, nk_hdr_status(rq->hdr));
+}
+
+/**
+ * nsm_request() - serve one message from the engine
+ * @nsm: the device
+ * @hdr: the header, checked by the transport
+ * @payload: hdr.len bytes
+ *
+ * Called with nsm->rx_lock held.
+ */
+void nsm_request(struct nsm_dev *nsm, const struct nk_hdr *hdr,
+		 const void *payload)
+{
+	struct nsm_req rq = {
+		.nsm = nsm,
+		.hdr = hdr,
+		.payload = payload,
+		.len = le32_to_cpu(hdr->len),
+		.op = le16_to_cpu(hdr->op),
+		.flags = le16_to_cpu(hdr->flags),
+		.id = le32_to_cpu(hdr->sock),
+	};
+	struct nsm_reply rp = {};
+	struct nsm_sock *ns;
+	int err;
+
+	nsm_count(nsm, NSM_S_REQUESTS, 1);
+	if (rq.flags & NK_F_REPLY) {
+		/* Only the HELLO reply comes here, after nk_call() gave up. */
+		pr_warn_ratelimited("late %s reply ignored\n", nk_op_name(rq.op));
+		return;
+	}
+	if (rq.op == NK_EV_RESET || rq.op == NK_EV_PROTO_ERROR) {
+		nsm_engine_event(&rq);
+		return;
+	}
+	if (rq.op == NK_OP_SOCKET) {
+		err = nsm_op_socket(&rq, &rp);
+		nsm_answer(&rq, NULL, err, &rp);
+		return;
+	}
+	if (rq.op > NK_OP_MAX_REQUEST || !nsm_handlers[rq.op]) {
+		nsm_invalid(&rq, "unexpected op");
+		nsm_answer(&rq, NULL, -EOPNOTSUPP, &rp);
+		return;
+	}
+
+	ns = xa_load(&nsm->socks, rq.id);
+	if (!ns) {
+		pr_debug("socket %u: %s for an unknown id\n", rq.id,
+			 nk_op_name(rq.op));
+		nsm_answer(&rq, NULL, -EBADF, &rp);
+		return;
+	}
+	mutex_lock(&ns->lock);
+	if (rq.op != NK_OP_ACCEPT)
+		nsm_take_credit(ns, hdr);
+	err = nsm_handlers[rq.op](&rq, ns, &rp);
+	nsm_answer(&rq, ns, err, &rp);
+	mutex_unlock(&ns->lock);
+	if (rq.put)
+		nsm_sock_put(ns);
+}

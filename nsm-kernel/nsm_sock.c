@@ -1,0 +1,629 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nsm_kernel.ko: the kernel sockets' side.  Socket callbacks, the event
+ * work that turns what happened on a socket into events, guest data waiting
+ * for send space, and releasing a socket.  The implementation notes are at
+ * the top of nsm_main.c.
+ *
+ * Locking (order in nsm_main.c): the callbacks run in softirq context with
+ * sk_callback_lock read-held and take only ready_lock; they never sleep
+ * and never touch the socket's state.  ev_work holds one nsm_sock.lock at a
+ * time, and ready_lock only to take a socket off the ready list.  Every
+ * other function here is called with nsm_sock.lock held.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+
+#include "nsm.h"
+
+static unsigned int sock_budget = 65536;
+module_param(sock_budget, uint, 0644);
+MODULE_PARM_DESC(sock_budget,
+		 "Bytes ev_work reads from one socket before it turns to the next (default 65536)");
+
+/* Sockets ev_work serves before it requeues itself. */
+#define NSM_EV_BATCH	64
+
+/* Guest data the kernel socket has not taken yet. */
+struct nsm_chunk {
+	struct list_head node;
+	u32 len;
+	u32 off;
+	unsigned int msg_flags;
+	int tolen;			/* 0: no destination address */
+	struct sockaddr_storage to;
+	u8 data[];
+};
+
+/* ------------------------------------------------------------------ */
+/* Callbacks                                                           */
+/* ------------------------------------------------------------------ */
+
+/**
+ * nsm_sock_kick() - have ev_work look at @ns
+ * @ns: a socket with callbacks installed, or one the caller holds
+ *
+ * Any context but hard interrupts.
+ */
+void nsm_sock_kick(struct nsm_sock *ns)
+{
+	struct nsm_dev *nsm = ns->nsm;
+
+	spin_lock_bh(&nsm->ready_lock);
+	if (!ns->queued && !nsm->ev_stop) {
+		ns->queued = true;
+		refcount_inc(&ns->ref);
+		list_add_tail(&ns->ready_node, &nsm->ready);
+		if (!nsm->ev_throttled)
+			queue_work(nsm_wq, &nsm->ev_work);
+	}
+	spin_unlock_bh(&nsm->ready_lock);
+}
+
+/*
+ * The nsm_sock behind @sk; sk_callback_lock is read-held.  A connection
+ * waiting in our listener's accept queue inherited the listener's
+ * callbacks and sk_user_data: it is not ns->sk, so it chains to the
+ * listener's saved callbacks (the same functions) without queueing
+ * anything.  An orphaned child may outlive the listener: never look at it.
+ */
+static struct nsm_sock *nsm_sk_ns(struct sock *sk)
+{
+	if (sock_flag(sk, SOCK_DEAD))
+		return NULL;
+	return sk->sk_user_data;
+}
+
+static void nsm_data_ready(struct sock *sk)
+{
+	void (*orig)(struct sock *sk) = NULL;
+	struct nsm_sock *ns;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	ns = nsm_sk_ns(sk);
+	if (ns) {
+		orig = ns->orig.data_ready;
+		if (ns->sk == sk)
+			nsm_sock_kick(ns);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+	if (orig)
+		orig(sk);
+}
+
+static void nsm_write_space(struct sock *sk)
+{
+	void (*orig)(struct sock *sk) = NULL;
+	struct nsm_sock *ns;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	ns = nsm_sk_ns(sk);
+	if (ns) {
+		orig = ns->orig.write_space;
+		/* UDP calls this for every packet freed: only when it matters. */
+		if (ns->sk == sk && READ_ONCE(ns->tx_blocked))
+			nsm_sock_kick(ns);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+	if (orig)
+		orig(sk);
+}
+
+static void nsm_state_change(struct sock *sk)
+{
+	void (*orig)(struct sock *sk) = NULL;
+	struct nsm_sock *ns;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	ns = nsm_sk_ns(sk);
+	if (ns) {
+		orig = ns->orig.state_change;
+		if (ns->sk == sk)
+			nsm_sock_kick(ns);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+	if (orig)
+		orig(sk);
+}
+
+static void nsm_error_report(struct sock *sk)
+{
+	void (*orig)(struct sock *sk) = NULL;
+	struct nsm_sock *ns;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	ns = nsm_sk_ns(sk);
+	if (ns) {
+		orig = ns->orig.error_report;
+		if (ns->sk == sk)
+			nsm_sock_kick(ns);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+	if (orig)
+		orig(sk);
+}
+
+/**
+ * nsm_sock_set_callbacks() - install our callbacks on ns->sock
+ * @ns: the socket, locked
+ * @orig: the callbacks to restore on release, or NULL for the socket's
+ *        current ones.  A socket from kernel_accept() carries its
+ *        listener's callbacks (ours): it gets the listener's saved ones.
+ */
+void nsm_sock_set_callbacks(struct nsm_sock *ns, const struct nsm_sk_cbs *orig)
+{
+	struct sock *sk = ns->sock->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (orig) {
+		ns->orig = *orig;
+	} else {
+		ns->orig.data_ready = sk->sk_data_ready;
+		ns->orig.write_space = sk->sk_write_space;
+		ns->orig.state_change = sk->sk_state_change;
+		ns->orig.error_report = sk->sk_error_report;
+	}
+	ns->sk = sk;
+	sk->sk_user_data = ns;
+	sk->sk_data_ready = nsm_data_ready;
+	sk->sk_write_space = nsm_write_space;
+	sk->sk_state_change = nsm_state_change;
+	sk->sk_error_report = nsm_error_report;
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+static void nsm_sock_restore_callbacks(struct nsm_sock *ns)
+{
+	struct sock *sk = ns->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	sk->sk_user_data = NULL;
+	sk->sk_data_ready = ns->orig.data_ready;
+	sk->sk_write_space = ns->orig.write_space;
+	sk->sk_state_change = ns->orig.state_change;
+	sk->sk_error_report = ns->orig.error_report;
+	write_unlock_bh(&sk->sk_callback_lock);
+	ns->sk = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest data towards the world                                        */
+/* ------------------------------------------------------------------ */
+
+static int nsm_sock_send(struct nsm_sock *ns, const void *data, u32 len,
+			 unsigned int msg_flags,
+			 const struct sockaddr_storage *to, int tolen)
+{
+	struct msghdr msg = {
+		.msg_flags = msg_flags | MSG_DONTWAIT | MSG_NOSIGNAL,
+	};
+	struct kvec kv = { .iov_base = (void *)data, .iov_len = len };
+
+	if (tolen) {
+		msg.msg_name = (void *)to;
+		msg.msg_namelen = tolen;
+	}
+	return kernel_sendmsg(ns->sock, &msg, &kv, 1, len);
+}
+
+static void nsm_txq_purge(struct nsm_sock *ns)
+{
+	struct nsm_chunk *c, *tmp;
+
+	list_for_each_entry_safe(c, tmp, &ns->txq, node) {
+		nsm_sock_consumed(ns, c->len - c->off);
+		list_del(&c->node);
+		kfree(c);
+	}
+	ns->txq_bytes = 0;
+	WRITE_ONCE(ns->tx_blocked, false);
+}
+
+/* A SEND failed after it was accepted: tell the guest (SEND replies only fail). */
+static void nsm_sock_send_failed(struct nsm_sock *ns, int err)
+{
+	if (!ns->closed)
+		nsm_msg(ns->nsm, ns, ns->id, NK_OP_SEND, NK_F_REPLY, 0, err, 0,
+			NULL, 0);
+}
+
+/*
+ * Push the txq into the kernel socket.  Return: 0 when it is empty,
+ * -EAGAIN when the socket is full (write_space queues the socket again), or
+ * the error that made a stream socket drop its queue.
+ */
+static int nsm_txq_push(struct nsm_sock *ns)
+{
+	struct nsm_chunk *c;
+	int r;
+
+	/* Set before trying, so that no write_space can slip in between. */
+	WRITE_ONCE(ns->tx_blocked, true);
+	while ((c = list_first_entry_or_null(&ns->txq, struct nsm_chunk,
+					     node))) {
+		r = nsm_sock_send(ns, c->data + c->off, c->len - c->off,
+				  c->msg_flags, &c->to, c->tolen);
+		if (r == -EAGAIN)
+			return r;
+		if (r < 0) {
+			nsm_sock_send_failed(ns, r);
+			if (ns->type == SOCK_STREAM) {
+				nsm_txq_purge(ns);
+				return r;
+			}
+			/* A datagram that failed is dropped; the others go on. */
+			r = c->len - c->off;
+		}
+		c->off += r;
+		ns->txq_bytes -= r;
+		nsm_sock_consumed(ns, r);
+		if (c->off < c->len)
+			return -EAGAIN;
+		list_del(&c->node);
+		kfree(c);
+	}
+	WRITE_ONCE(ns->tx_blocked, false);
+	return 0;
+}
+
+/**
+ * nsm_sock_write() - send guest data, keeping what does not fit
+ * @ns: the socket, locked; the bytes are within the credit it announced
+ * @data: the data
+ * @len: its length
+ * @msg_flags: MSG_* flags from the SEND
+ * @to: destination, used when @tolen is not 0
+ * @tolen: its length
+ *
+ * Return: 0 when the data was sent or queued, or the error of the SEND
+ * (the bytes then count as consumed).
+ */
+int nsm_sock_write(struct nsm_sock *ns, const void *data, u32 len,
+		   unsigned int msg_flags, const struct sockaddr_storage *to,
+		   int tolen)
+{
+	struct nsm_chunk *c;
+	int r;
+
+	if (list_empty(&ns->txq)) {
+		r = nsm_sock_send(ns, data, len, msg_flags, to, tolen);
+		if (r < 0 && r != -EAGAIN) {
+			nsm_sock_consumed(ns, len);
+			return r;
+		}
+		if (r >= 0) {
+			nsm_sock_consumed(ns, r);
+			data += r;
+			len -= r;
+			if (!len)
+				return 0;
+		}
+	}
+
+	c = kmalloc(struct_size(c, data, len), GFP_KERNEL);
+	if (!c) {
+		nsm_sock_consumed(ns, len);
+		return -ENOMEM;
+	}
+	c->len = len;
+	c->off = 0;
+	c->msg_flags = msg_flags;
+	c->tolen = tolen;
+	if (tolen)
+		memcpy(&c->to, to, tolen);
+	memcpy(c->data, data, len);
+	list_add_tail(&c->node, &ns->txq);
+	ns->txq_bytes += len;
+	/* ev_work retries with tx_blocked set: no write_space is lost. */
+	WRITE_ONCE(ns->tx_blocked, true);
+	nsm_sock_kick(ns);
+	return 0;
+}
+
+/* Tell the guest about consumed data once it matters (nk_msg.h). */
+void nsm_sock_credit(struct nsm_sock *ns)
+{
+	if (!ns->closed && nk_credit_rx_need_update(&ns->rx))
+		nsm_event(ns, NK_OP_CREDIT, 0, 0);
+}
+
+/* ev_work: the txq, and what waited for it to drain. */
+static void nsm_sock_flush(struct nsm_sock *ns)
+{
+	int err;
+
+	err = nsm_txq_push(ns);
+	if (err == -EAGAIN)
+		return;
+	if (ns->shut_wr_pending) {
+		ns->shut_wr_pending = false;
+		kernel_sock_shutdown(ns->sock, SHUT_WR);
+	}
+	if (!err && !ns->closed)
+		nsm_event(ns, NK_EV_WRITABLE, 0, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The world towards the guest                                         */
+/* ------------------------------------------------------------------ */
+
+static int nsm_recv(struct nsm_sock *ns, struct msghdr *msg, void *buf,
+		    u32 len, int flags)
+{
+	struct kvec kv = { .iov_base = buf, .iov_len = len };
+
+	return kernel_recvmsg(ns->sock, msg, &kv, len ? 1 : 0, len,
+			      flags | MSG_DONTWAIT);
+}
+
+static void nsm_check_connect(struct nsm_sock *ns)
+{
+	int state = READ_ONCE(ns->sock->sk->sk_state);
+	int err;
+
+	if (state == TCP_SYN_SENT || state == TCP_SYN_RECV)
+		return;
+	ns->connecting = false;
+	if (state == TCP_CLOSE) {
+		err = sock_error(ns->sock->sk);
+		nsm_event(ns, NK_EV_ERROR, err ?: -ECONNREFUSED, 0);
+		return;
+	}
+	ns->connected = true;
+	nsm_event(ns, NK_EV_CONNECTED, 0, 0);
+}
+
+static void nsm_check_accept(struct nsm_sock *ns)
+{
+	u32 n = READ_ONCE(ns->sock->sk->sk_ack_backlog);
+
+	if (n == ns->accept_sent)
+		return;
+	ns->accept_sent = n;
+	if (n)
+		nsm_event(ns, NK_EV_ACCEPT, 0, n);
+}
+
+/* A stream socket with nothing left to read: errors, then EOF. */
+static void nsm_check_stream_state(struct nsm_sock *ns)
+{
+	struct sock *sk = ns->sock->sk;
+	u8 shutdown, hup = 0;
+	int err;
+
+	err = sock_error(sk);
+	if (err)
+		nsm_event(ns, NK_EV_ERROR, err, 0);
+	shutdown = READ_ONCE(sk->sk_shutdown);
+	if (shutdown & RCV_SHUTDOWN)
+		hup |= NK_SHUT_RD;
+	if (shutdown & SEND_SHUTDOWN)
+		hup |= NK_SHUT_WR;
+	hup &= ~ns->hup_sent;
+	if (hup) {
+		ns->hup_sent |= hup;
+		nsm_event(ns, NK_EV_HUP, 0, hup);
+	}
+}
+
+/* Read stream data within the guest's credit.  Return: budget exhausted. */
+static bool nsm_read_stream(struct nsm_sock *ns)
+{
+	u32 budget = max(READ_ONCE(sock_budget), 1U);
+	struct sock *sk = ns->sock->sk;
+	struct msghdr msg = {};
+	struct nsm_out *out;
+	u32 space, avail, n;
+	bool slow;
+	int r;
+
+	for (;;) {
+		slow = lock_sock_fast(sk);
+		avail = tcp_inq(sk);
+		unlock_sock_fast(sk, slow);
+		if (!avail)
+			break;
+		space = nk_credit_tx_space(&ns->tx);
+		if (!space)
+			return false;	/* the guest's CREDIT queues us again */
+		if (!budget)
+			return true;
+
+		n = min3(avail, space, budget);
+		n = min(n, ns->nsm->max_payload);
+		out = nsm_msg_new(ns->id, NK_EV_DATA, 0, 0, n);
+		if (!out)
+			return true;
+		r = nsm_recv(ns, &msg, out->tb->payload, n, 0);
+		if (r <= 0) {
+			nsm_out_free(out);
+			if (r < 0 && r != -EAGAIN)
+				nsm_event(ns, NK_EV_ERROR, r, 0);
+			break;
+		}
+		out->tb->hdr.len = cpu_to_le32(r);
+		ns->tx.tx_cnt += r;
+		ns->bytes_out += r;
+		budget -= r;
+		nsm_xmit(ns->nsm, ns, out);
+	}
+	nsm_check_stream_state(ns);
+	return false;
+}
+
+/*
+ * Read datagrams within the guest's credit, each with its source address.
+ * Return: budget exhausted.
+ */
+static bool nsm_read_dgram(struct nsm_sock *ns)
+{
+	u32 room = ns->nsm->max_payload - sizeof(struct nk_addr);
+	u32 budget = max(READ_ONCE(sock_budget), 1U);
+	struct sockaddr_storage ss;
+	struct msghdr msg;
+	struct nsm_out *out;
+	struct nk_addr *na;
+	int size, r;
+
+	while (budget) {
+		memset(&msg, 0, sizeof(msg));
+		size = nsm_recv(ns, &msg, NULL, 0, MSG_PEEK | MSG_TRUNC);
+		if (size == -EAGAIN)
+			return false;
+		budget -= min(budget, (u32)max(size, 0) + 1);
+		if (size < 0) {
+			/* A queued ICMP error, as recvmsg() reports it. */
+			nsm_event(ns, NK_EV_ERROR, size, 0);
+			continue;
+		}
+		if (size > room) {
+			memset(&msg, 0, sizeof(msg));
+			nsm_recv(ns, &msg, NULL, 0, 0);
+			nsm_count(ns->nsm, NSM_S_DGRAM_DROPS, 1);
+			continue;
+		}
+		if (nk_credit_tx_space(&ns->tx) < size)
+			return false;
+
+		out = nsm_msg_new(ns->id, NK_EV_DATA, NK_F_ADDR, 0,
+				  sizeof(*na) + size);
+		if (!out)
+			return true;
+		na = (struct nk_addr *)out->tb->payload;
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_name = &ss;
+		msg.msg_namelen = sizeof(ss);
+		r = nsm_recv(ns, &msg, na + 1, size, 0);
+		if (r < 0 || (msg.msg_flags & MSG_TRUNC) ||
+		    nk_addr_from_sockaddr(na, (struct sockaddr *)&ss,
+					  msg.msg_namelen)) {
+			nsm_out_free(out);
+			if (r == -EAGAIN)
+				return false;
+			if (r < 0)
+				nsm_event(ns, NK_EV_ERROR, r, 0);
+			else
+				nsm_count(ns->nsm, NSM_S_DGRAM_DROPS, 1);
+			continue;
+		}
+		out->tb->hdr.len = cpu_to_le32(sizeof(*na) + r);
+		ns->tx.tx_cnt += r;
+		ns->bytes_out += r;
+		nsm_xmit(ns->nsm, ns, out);
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Release                                                             */
+/* ------------------------------------------------------------------ */
+
+/**
+ * nsm_sock_release() - restore the callbacks and release the kernel socket
+ * @ns: the socket, locked; nothing happens if it is released already
+ *
+ * SO_LINGER with a timeout would make the release wait: the NSM does not
+ * wait (see nsm_main.c), the close stays graceful.  SO_LINGER 0 still
+ * resets the connection.
+ */
+void nsm_sock_release(struct nsm_sock *ns)
+{
+	struct socket *sock = ns->sock;
+	struct sock *sk;
+
+	if (!sock)
+		return;
+	sk = sock->sk;
+	if (ns->sk)
+		nsm_sock_restore_callbacks(ns);
+	nsm_txq_purge(ns);
+
+	lock_sock(sk);
+	if (sock_flag(sk, SOCK_LINGER) && sk->sk_lingertime)
+		sock_reset_flag(sk, SOCK_LINGER);
+	release_sock(sk);
+
+	ns->sock = NULL;
+	sock_release(sock);
+	atomic_dec(&ns->nsm->nsocks);
+	nsm_count(ns->nsm, NSM_S_SOCKETS_CLOSED, 1);
+}
+
+/* A closed socket drained its txq (or failed): release it for good. */
+static void nsm_sock_drained(struct nsm_sock *ns)
+{
+	struct nsm_dev *nsm = ns->nsm;
+
+	nsm_sock_release(ns);
+	spin_lock(&nsm->drain_lock);
+	list_del_init(&ns->drain_node);
+	spin_unlock(&nsm->drain_lock);
+	/* The draining list's reference; ev_work still holds another. */
+	nsm_sock_put(ns);
+}
+
+/* ------------------------------------------------------------------ */
+/* ev_work                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Look at everything about @ns.  Return: it has more to do right away. */
+static bool nsm_sock_process(struct nsm_sock *ns)
+{
+	bool more = false;
+
+	mutex_lock(&ns->lock);
+	if (!ns->sock)
+		goto out;
+	if (!list_empty(&ns->txq))
+		nsm_sock_flush(ns);
+	if (ns->closed) {
+		if (list_empty(&ns->txq))
+			nsm_sock_drained(ns);
+		goto out;
+	}
+	if (ns->connecting)
+		nsm_check_connect(ns);
+	if (ns->listening)
+		nsm_check_accept(ns);
+	else if (ns->type == SOCK_DGRAM)
+		more = nsm_read_dgram(ns);
+	else if (ns->connected)
+		more = nsm_read_stream(ns);
+	nsm_sock_credit(ns);
+out:
+	mutex_unlock(&ns->lock);
+	return more;
+}
+
+void nsm_ev_work(struct work_struct *work)
+{
+	struct nsm_dev *nsm = container_of(work, struct nsm_dev, ev_work);
+	struct nsm_sock *ns;
+	unsigned int n;
+
+	for (n = 0; n < NSM_EV_BATCH; n++) {
+		if (nsm_ev_throttle(nsm))
+			return;
+		spin_lock_bh(&nsm->ready_lock);
+		ns = list_first_entry_or_null(&nsm->ready, struct nsm_sock,
+					      ready_node);
+		if (!ns || nsm->ev_stop) {
+			spin_unlock_bh(&nsm->ready_lock);
+			return;
+		}
+		list_del_init(&ns->ready_node);
+		ns->queued = false;
+		spin_unlock_bh(&nsm->ready_lock);
+
+		/* Round robin: a socket with more to do goes to the tail. */
+		if (nsm_sock_process(ns))
+			nsm_sock_kick(ns);
+		nsm_sock_put(ns);
+		cond_resched();
+	}
+	queue_work(nsm_wq, &nsm->ev_work);
+}
