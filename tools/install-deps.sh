@@ -1,0 +1,142 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Install the Debian 12 packages NetKernel needs, only those missing.
+#
+# usage: tools/install-deps.sh [--check] [--quiet]
+#   (none)    install what is missing (root; apt-get update runs only then)
+#   --check   list what is missing and exit 1 if anything is; install nothing
+#   --quiet   say nothing when everything is installed
+#
+# Besides the fixed list it wants one Debian 6.12 kernel (image and
+# headers; bookworm has no meta-package for it): tools/check-kernel.sh
+# builds the modules against 6.12 too.  When none is installed, the newest
+# linux-image-6.12.*+deb12-amd64 apt knows of is chosen.
+#
+# At the end it prints the Debian kernels the lab will boot
+# (tools/lab/lib.sh: lab_kernel_version 6.1, 6.12).
+set -euo pipefail
+
+top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+PACKAGES=(
+	# build
+	build-essential pkg-config
+	# host engine: DPDK 22.11 rte_vhost, config, control socket, unit tests
+	dpdk-dev libdpdk-dev libinih-dev libjson-c-dev libcmocka-dev
+	# kernel modules: Debian 6.1 kernel and headers, KUnit under UML
+	linux-image-amd64 linux-headers-amd64 linux-source-6.1
+	bc flex bison libelf-dev libssl-dev
+	# VM lab: QEMU 7.2, busybox initramfs, modules (6.12's are .ko.xz),
+	# namespaces and taps, control-socket pokes
+	qemu-system-x86 busybox-static cpio kmod xz-utils zstd iproute2
+	socat python3
+)
+# Kernel series wanted besides linux-image-amd64's (which is 6.1).
+EXTRA_SERIES=(6.12)
+
+check=0 quiet=0
+for arg in "$@"; do
+	case $arg in
+	--check) check=1 ;;
+	--quiet) quiet=1 ;;
+	-h | --help) sed -n 's/^# \{0,1\}//; 6,9p' "${BASH_SOURCE[0]}"; exit 0 ;;
+	*) echo "install-deps: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+	esac
+done
+
+installed() {	# PKG: 0 if dpkg has it installed
+	[[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
+}
+
+# The newest installed version string of a kernel series, e.g.
+# 6.12 -> 6.12.107+deb12-amd64, from linux-image-* and linux-headers-*
+# both installed; empty if none.
+series_installed() {
+	local s=$1 img ver
+	while read -r img; do
+		ver=${img#linux-image-}
+		if installed "linux-headers-$ver"; then
+			echo "$ver"
+		fi
+	done < <(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' "linux-image-$s.*-amd64" 2>/dev/null |
+		awk '$1 == "ii" { print $2 }' | grep -E "^linux-image-${s//./\\.}\.[0-9]+[^ ]*-amd64$" |
+		grep -vE -- '-(cloud|rt)-amd64$' | sort -V) | tail -n 1
+}
+
+# The newest candidate of a series apt knows of (after apt-get update).
+series_candidate() {
+	local s=$1
+	apt-cache search --names-only "^linux-image-${s//./\\.}\.[0-9]+.*-amd64\$" 2>/dev/null |
+		awk '{ print $1 }' | grep -vE -- '-(cloud|rt)-amd64$|-unsigned$|-dbg$' |
+		sed 's/^linux-image-//' | sort -V | tail -n 1
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	installed "$p" || missing+=("$p")
+done
+missing_series=()
+for s in "${EXTRA_SERIES[@]}"; do
+	[[ -n $(series_installed "$s") ]] || missing_series+=("$s")
+done
+
+report_kernels() {
+	local s ver
+	# shellcheck source-path=SCRIPTDIR source=lab/lib.sh
+	. "$top/tools/lab/lib.sh"
+	for s in 6.1 "${EXTRA_SERIES[@]}"; do
+		if ver=$(lab_kernel_version "$s" 2>/dev/null); then
+			echo "install-deps: Debian $s kernel for the lab: $ver"
+		else
+			echo "install-deps: no Debian $s kernel installed" >&2
+		fi
+	done
+}
+
+if ((${#missing[@]} == 0 && ${#missing_series[@]} == 0)); then
+	if ((!quiet)); then
+		echo "install-deps: all ${#PACKAGES[@]} packages and the ${EXTRA_SERIES[*]} kernel installed"
+		report_kernels
+	fi
+	exit 0
+fi
+
+want=("${missing[@]}")
+for s in "${missing_series[@]}"; do
+	want+=("linux-image-$s.*-amd64 + headers")
+done
+if ((check)); then
+	echo "install-deps: missing: ${want[*]}"
+	exit 1
+fi
+if [[ $(id -u) -ne 0 ]]; then
+	echo "install-deps: error: missing packages: ${want[*]}" >&2
+	echo "install-deps: run as root to install them: sudo $0" >&2
+	exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: apt-get update"
+apt-get update -q
+for s in "${missing_series[@]}"; do
+	ver=$(series_candidate "$s")
+	if [[ -z $ver ]]; then
+		echo "install-deps: error: apt knows no linux-image-$s.*-amd64" >&2
+		exit 1
+	fi
+	missing+=("linux-image-$ver" "linux-headers-$ver")
+done
+echo "install-deps: installing: ${missing[*]}"
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+still=()
+for p in "${missing[@]}"; do
+	installed "$p" || still+=("$p")
+done
+if ((${#still[@]})); then
+	echo "install-deps: error: still missing after apt-get: ${still[*]}" >&2
+	exit 1
+fi
+echo "install-deps: done"
+report_kernels
