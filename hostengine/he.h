@@ -217,7 +217,6 @@ struct he_ep {
 	uint32_t attached_id;		/* guests: id of the NSM, 0 detached */
 
 	/* vhost.c state, under its mutex: the live vhost-user connection. */
-	int conn_vid;			/* -1: none */
 
 	/* Data-plane state. */
 	int vid;

@@ -432,6 +432,9 @@ static void refuse(struct he_ep *ep, const struct nk_hdr *h, int err)
 {
 	if (h->flags & NK_F_REPLY)
 		proto_error(ep, NK_PERR_STRAY_REPLY, err, cur_head, h->op, h->req_id, false);
+	else if (ep->role == NK_ROLE_NSM && h->op != NK_OP_HELLO)
+		/* An NSM takes no reply but HELLO's. */
+		proto_error(ep, NK_PERR_REFUSED, err, cur_head, h->op, h->req_id, false);
 	else
 		reply(ep, h, err);
 }
@@ -1522,7 +1525,6 @@ int he_dp_init(struct he_config *c)
 		struct he_ep *ep = cfg->eps[i];
 
 		ep->vid = -1;
-		ep->conn_vid = -1;
 		ep->next_sock = 1;
 		TAILQ_INIT(&ep->pending);
 		TAILQ_INIT(&ep->my_reqs);

@@ -14,11 +14,13 @@
  *    to the data plane with he_dp_dev_start; destroy_device waits in
  *    he_dp_dev_stop until the data plane has stopped touching the device,
  *    then saves the ring indices and frees the memory table.
- *  - ep->conn_vid is protected by conn_lock: one frontend per endpoint.
+ *  - Every connection is accepted: rte_vhost may see a reconnecting
+ *    frontend before it has torn the previous connection down.  One device
+ *    per endpoint runs at a time: the data plane refuses a second
+ *    new_device (-EBUSY) while the first runs.
  *  - Configuration (cfg, endpoints' names and roles) is read-only here.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,7 +35,6 @@
 
 static struct he_config *cfg;
 static bool *registered;
-static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static struct he_ep *ep_by_vid(int vid)
 {
@@ -96,34 +97,19 @@ static const struct rte_vhost_user_extern_ops extern_ops = {
 static int new_connection(int vid)
 {
 	struct he_ep *ep = ep_by_vid(vid);
-	int ret = -1;
 
-	if (!ep)
+	if (!ep || rte_vhost_extern_callback_register(vid, &extern_ops, ep))
 		return -1;
-	pthread_mutex_lock(&conn_lock);
-	if (ep->conn_vid < 0 && !rte_vhost_extern_callback_register(vid, &extern_ops, ep)) {
-		ep->conn_vid = vid;
-		ret = 0;
-	}
-	pthread_mutex_unlock(&conn_lock);
-	if (ret)
-		he_log(WARNING, "%s: connection refused (already connected?)", ep->name);
-	else
-		he_log(INFO, "%s: frontend connected (vid %d)", ep->name, vid);
-	return ret;
+	he_log(INFO, "%s: frontend connected (vid %d)", ep->name, vid);
+	return 0;
 }
 
 static void destroy_connection(int vid)
 {
 	struct he_ep *ep = ep_by_vid(vid);
 
-	if (!ep)
-		return;
-	pthread_mutex_lock(&conn_lock);
-	if (ep->conn_vid == vid)
-		ep->conn_vid = -1;
-	pthread_mutex_unlock(&conn_lock);
-	he_log(INFO, "%s: frontend disconnected (vid %d)", ep->name, vid);
+	if (ep)
+		he_log(INFO, "%s: frontend disconnected (vid %d)", ep->name, vid);
 }
 
 static int new_device(int vid)

@@ -249,6 +249,7 @@ enum nk_proto_err {
 	NK_PERR_EVENT_BUF	= 7,	/* eventq buffer too small or readable (-ENOBUFS) */
 	NK_PERR_CREDIT		= 8,	/* EV_DATA beyond the guest's credit (-ENOBUFS) */
 	NK_PERR_DESC_INDIRECT	= 9,	/* indirect descriptor, not negotiated (-EINVAL) */
+	NK_PERR_REFUSED		= 10,	/* an NSM's message refused; status says why */
 };
 
 /*
