@@ -43,8 +43,10 @@ static bool nk_op_allowed(int role, u16 op, bool reply)
 {
 	switch (role) {
 	case NK_ROLE_GUEST:
-		/* replies to its requests, and events */
-		return reply ? nk_op_is_request(op) : nk_op_is_event(op);
+		/* replies to its requests, events, and the NSM's CREDIT */
+		if (reply)
+			return nk_op_is_request(op);
+		return nk_op_is_event(op) || op == NK_OP_CREDIT;
 	case NK_ROLE_NSM:
 		/* the HELLO reply, the guests' requests, the engine's events */
 		if (reply)
