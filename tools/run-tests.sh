@@ -16,9 +16,10 @@ mkdir -p "$logs"
 declare -A suite_cmd=(
 	[kernel-build]="$top/tools/check-kernel.sh"
 	[hostengine]="make -s -C $top/hostengine/tests check"
+	[kunit]="$top/selftests/kunit/run.sh"
 	[qemu-smoke]="$top/tools/lab/qemu-smoke.sh"
 )
-order=(kernel-build hostengine qemu-smoke)
+order=(kernel-build kunit hostengine qemu-smoke)
 [ $# -gt 0 ] && order=("$@")
 
 passed=0
