@@ -7,6 +7,7 @@
  * reply on one line and prints it as tables, or as pretty JSON with --json.
  */
 #include <ctype.h>
+#include <err.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -59,17 +60,6 @@ struct column {
 };
 
 static const char *progname = "nkctl";
-
-static void __printf(1, 2) errmsg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", progname);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 /* ------------------------------------------------------------------ */
 /* Formatting values                                                  */
@@ -284,14 +274,14 @@ static struct json_object *object_array(struct json_object *reply,
 
 	if (!json_object_object_get_ex(reply, key, &arr) ||
 	    !json_object_is_type(arr, json_type_array)) {
-		errmsg("malformed reply: no \"%s\" array", key);
+		warnx("malformed reply: no \"%s\" array", key);
 		return NULL;
 	}
 	n = json_object_array_length(arr);
 	for (i = 0; i < n; i++) {
 		if (!json_object_is_type(json_object_array_get_idx(arr, i),
 					 json_type_object)) {
-			errmsg("malformed reply: \"%s\"[%zu] is not an object",
+			warnx("malformed reply: \"%s\"[%zu] is not an object",
 			       key, i);
 			return NULL;
 		}
@@ -348,7 +338,7 @@ static int show_stats(struct json_object *reply, char **argv)
 
 		if (!json_object_object_get_ex(ep, "counters", &counters) ||
 		    !json_object_is_type(counters, json_type_object)) {
-			errmsg("malformed reply: endpoint %zu has no counters",
+			warnx("malformed reply: endpoint %zu has no counters",
 			       i);
 			return NKCTL_EXIT_REPLY;
 		}
@@ -453,7 +443,7 @@ static struct json_object *build_request(const struct command *cmd,
 	return req;
 fail:
 	json_object_put(req);
-	errmsg("out of memory");
+	warnx("out of memory");
 	return NULL;
 }
 
@@ -467,19 +457,19 @@ static int connect_engine(const char *path, int *fdp)
 	int fd, err;
 
 	if (strlen(path) >= sizeof(addr.sun_path)) {
-		errmsg("cannot connect to %s: %s", path, strerror(ENAMETOOLONG));
+		warnx("cannot connect to %s: %s", path, strerror(ENAMETOOLONG));
 		return NKCTL_EXIT_CONNECT;
 	}
 	strcpy(addr.sun_path, path);
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		errmsg("socket: %s", strerror(errno));
+		warnx("socket: %s", strerror(errno));
 		return NKCTL_EXIT_CONNECT;
 	}
 	/* Bounds connect() on a full backlog and send() on a full buffer. */
 	if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv))) {
-		errmsg("setsockopt: %s", strerror(errno));
+		warnx("setsockopt: %s", strerror(errno));
 		close(fd);
 		return NKCTL_EXIT_CONNECT;
 	}
@@ -487,10 +477,10 @@ static int connect_engine(const char *path, int *fdp)
 		err = errno;
 		close(fd);
 		if (err == EAGAIN) {
-			errmsg("timed out connecting to %s", path);
+			warnx("timed out connecting to %s", path);
 			return NKCTL_EXIT_REPLY;
 		}
-		errmsg("cannot connect to %s: %s", path, strerror(err));
+		warnx("cannot connect to %s: %s", path, strerror(err));
 		fprintf(stderr, "%s: is hostengine running? (set the socket with -s or $%s)\n",
 			progname, NKCTL_SOCKET_ENV);
 		return NKCTL_EXIT_CONNECT;
@@ -510,7 +500,7 @@ static int send_request(int fd, struct json_object *req)
 	len = strlen(s);
 	line = malloc(len + 1);
 	if (!line) {
-		errmsg("out of memory");
+		warnx("out of memory");
 		return NKCTL_EXIT_REPLY;
 	}
 	memcpy(line, s, len);
@@ -523,9 +513,9 @@ static int send_request(int fd, struct json_object *req)
 			continue;
 		if (n < 0) {
 			if (errno == EAGAIN)
-				errmsg("timed out sending to the engine");
+				warnx("timed out sending to the engine");
 			else
-				errmsg("cannot send to the engine: %s",
+				warnx("cannot send to the engine: %s",
 				       strerror(errno));
 			ret = NKCTL_EXIT_REPLY;
 			break;
@@ -567,7 +557,7 @@ static int read_reply_line(int fd, char **linep)
 		int r;
 
 		if (ms <= 0) {
-			errmsg("no reply from the engine within %d s",
+			warnx("no reply from the engine within %d s",
 			       NKCTL_TIMEOUT_MS / 1000);
 			goto fail;
 		}
@@ -575,7 +565,7 @@ static int read_reply_line(int fd, char **linep)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			errmsg("poll: %s", strerror(errno));
+			warnx("poll: %s", strerror(errno));
 			goto fail;
 		}
 		if (!r)
@@ -585,7 +575,7 @@ static int read_reply_line(int fd, char **linep)
 			char *nbuf;
 
 			if (cap > NKCTL_REPLY_MAX) {
-				errmsg("reply longer than %d bytes",
+				warnx("reply longer than %d bytes",
 				       NKCTL_REPLY_MAX);
 				goto fail;
 			}
@@ -594,7 +584,7 @@ static int read_reply_line(int fd, char **linep)
 				cap = NKCTL_REPLY_MAX + 1;
 			nbuf = realloc(buf, cap + 1);
 			if (!nbuf) {
-				errmsg("out of memory");
+				warnx("out of memory");
 				goto fail;
 			}
 			buf = nbuf;
@@ -604,13 +594,13 @@ static int read_reply_line(int fd, char **linep)
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0) {
-			errmsg("cannot read from the engine: %s",
+			warnx("cannot read from the engine: %s",
 			       strerror(errno));
 			goto fail;
 		}
 		if (!n) {
 			if (!len) {
-				errmsg("the engine closed the connection without a reply");
+				warnx("the engine closed the connection without a reply");
 				goto fail;
 			}
 			break;
@@ -623,7 +613,7 @@ static int read_reply_line(int fd, char **linep)
 		len += n;
 	}
 	if (len > NKCTL_REPLY_MAX) {
-		errmsg("reply longer than %d bytes", NKCTL_REPLY_MAX);
+		warnx("reply longer than %d bytes", NKCTL_REPLY_MAX);
 		goto fail;
 	}
 	buf[len] = '\0';
@@ -644,7 +634,7 @@ static struct json_object *parse_reply(const char *line)
 	struct json_object *obj;
 
 	if (!tok) {
-		errmsg("out of memory");
+		warnx("out of memory");
 		return NULL;
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
@@ -652,13 +642,13 @@ static struct json_object *parse_reply(const char *line)
 	if (!obj) {
 		enum json_tokener_error jerr = json_tokener_get_error(tok);
 
-		errmsg("malformed reply: not JSON (%s)",
+		warnx("malformed reply: not JSON (%s)",
 		       jerr == json_tokener_continue ?
 		       "incomplete" : json_tokener_error_desc(jerr));
 		goto out;
 	}
 	if (!json_object_is_type(obj, json_type_object)) {
-		errmsg("malformed reply: not a JSON object");
+		warnx("malformed reply: not a JSON object");
 		json_object_put(obj);
 		obj = NULL;
 	}
@@ -678,12 +668,12 @@ static void report_engine_error(struct json_object *reply)
 
 		snprintf(text, sizeof(text), "%s", json_object_get_string(msg));
 		sanitize(text);
-		errmsg("%s", text);
+		warnx("%s", text);
 	} else if (json_object_object_get_ex(reply, "errno", &eno) &&
 		   json_object_is_type(eno, json_type_int)) {
-		errmsg("%s", strerror(json_object_get_int(eno)));
+		warnx("%s", strerror(json_object_get_int(eno)));
 	} else {
-		errmsg("the engine reported an unspecified error");
+		warnx("the engine reported an unspecified error");
 	}
 }
 
@@ -714,7 +704,7 @@ static int run(const char *path, const struct command *cmd, char **argv,
 		goto out;
 	if (!json_object_object_get_ex(reply, "ok", &ok) ||
 	    !json_object_is_type(ok, json_type_boolean)) {
-		errmsg("malformed reply: no boolean \"ok\"");
+		warnx("malformed reply: no boolean \"ok\"");
 		goto out;
 	}
 

@@ -14,6 +14,7 @@
  * Threading: single-threaded.  SIGINT and SIGTERM only set a flag, which
  * the NSM loop checks between waits (the signal also cuts a wait short).
  */
+#include <err.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -49,17 +50,6 @@ enum {
 
 static const char *progname = "nkfront";
 static volatile sig_atomic_t stop;
-
-static void __printf(1, 2) errmsg(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "%s: ", progname);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static void usage(FILE *f)
 {
@@ -131,13 +121,13 @@ static int front_open(struct front *f, const char *path, enum nk_role role)
 
 	f->ep = nk_ep_open(path, &o);
 	if (!f->ep) {
-		errmsg("%s: cannot open the nk device: %s", path, strerror(errno));
+		warnx("%s: cannot open the nk device: %s", path, strerror(errno));
 		return -1;
 	}
 	f->max_payload = nk_ep_max_payload(f->ep);
 	f->buf = malloc(f->max_payload);
 	if (!f->buf) {
-		errmsg("out of memory");
+		warnx("out of memory");
 		nk_ep_close(f->ep);
 		return -1;
 	}
@@ -156,7 +146,7 @@ static int front_send(struct front *f, struct nk_hdr *h, const void *p, size_t l
 	int r = nk_ep_send(f->ep, h, p, len);
 
 	if (r)
-		errmsg("cannot send %s on socket %u: %s", op_name(h->op), h->sock, strerror(-r));
+		warnx("cannot send %s on socket %u: %s", op_name(h->op), h->sock, strerror(-r));
 	else
 		f->sent[op_index(h->op)]++;
 	return r;
@@ -171,7 +161,7 @@ static int front_recv(struct front *f, struct nk_hdr *h, int timeout_ms)
 		return r;
 	f->rcvd[op_index(h->op)]++;
 	if ((uint32_t)r > f->max_payload) {
-		errmsg("%s on socket %u carries %d bytes, over max_payload %u",
+		warnx("%s on socket %u carries %d bytes, over max_payload %u",
 		       op_name(h->op), h->sock, r, f->max_payload);
 		return -EMSGSIZE;
 	}
@@ -382,7 +372,7 @@ static int guest_open_socket(struct guest *g, struct gsock *s, const struct nk_a
 	rx_stamp(&s->rxc, &h);
 	r = front_call(&g->f, &h, NULL, 0, &rep);
 	if (r) {
-		errmsg("SOCKET %u: %s", s->id, strerror(-r));
+		warnx("SOCKET %u: %s", s->id, strerror(-r));
 		return r;
 	}
 	tx_update(&s->txc, &rep);
@@ -391,7 +381,7 @@ static int guest_open_socket(struct guest *g, struct gsock *s, const struct nk_a
 	rx_stamp(&s->rxc, &h);
 	r = front_call(&g->f, &h, to, sizeof(*to), &rep);
 	if (r && r != -EINPROGRESS) {
-		errmsg("CONNECT %u to %s: %s", s->id, addr_str(to, abuf, sizeof(abuf)),
+		warnx("CONNECT %u to %s: %s", s->id, addr_str(to, abuf, sizeof(abuf)),
 		       strerror(-r));
 		return r;
 	}
@@ -443,24 +433,24 @@ static int guest_handle(struct guest *g, const struct nk_hdr *h, int len)
 	int status = (int32_t)h->status;
 
 	if (h->op == NK_EV_PROTO_ERROR) {
-		errmsg("engine reports a protocol error: %s, code %" PRIu64 ", op %" PRIu64
+		warnx("engine reports a protocol error: %s, code %" PRIu64 ", op %" PRIu64
 		       ", descriptor %" PRIu64, strerror(-status), (uint64_t)h->arg[0],
 		       (uint64_t)h->arg[2], (uint64_t)h->arg[1]);
 		return -EPROTO;
 	}
 	if (!s) {
-		errmsg("%s for unknown socket %u", op_name(h->op), h->sock);
+		warnx("%s for unknown socket %u", op_name(h->op), h->sock);
 		return -EPROTO;
 	}
 	tx_update(&s->txc, h);
 	if (h->flags & NK_F_REPLY) {
-		errmsg("%s on socket %u failed: %s", op_name(h->op), s->id, strerror(-status));
+		warnx("%s on socket %u failed: %s", op_name(h->op), s->id, strerror(-status));
 		return -EPROTO;
 	}
 	switch (h->op) {
 	case NK_EV_DATA:
 		if (s->rx + len > g->bytes) {
-			errmsg("socket %u: more data back than was sent", s->id);
+			warnx("socket %u: more data back than was sent", s->id);
 			return -EPROTO;
 		}
 		s->rx_sum = fnv(s->rx_sum, g->f.buf, len);
@@ -475,10 +465,10 @@ static int guest_handle(struct guest *g, const struct nk_hdr *h, int len)
 		return 0;
 	case NK_EV_ERROR:
 	case NK_EV_RESET:
-		errmsg("socket %u: %s: %s", s->id, op_name(h->op), strerror(-status));
+		warnx("socket %u: %s: %s", s->id, op_name(h->op), strerror(-status));
 		return -EPROTO;
 	default:
-		errmsg("socket %u: unexpected %s", s->id, op_name(h->op));
+		warnx("socket %u: unexpected %s", s->id, op_name(h->op));
 		return -EPROTO;
 	}
 }
@@ -548,7 +538,7 @@ static int guest_run(struct guest *g, const struct nk_addr *to)
 		if (r == -ETIMEDOUT && sent)
 			continue;
 		if (r == -ETIMEDOUT)
-			errmsg("stalled: no credit from the NSM for %d ms", WAIT_MS);
+			warnx("stalled: no credit from the NSM for %d ms", WAIT_MS);
 		if (r)
 			return r;
 	}
@@ -563,7 +553,7 @@ static int guest_run(struct guest *g, const struct nk_addr *to)
 		h.arg[0] = NK_IOC_OUTQ;
 		r = front_call(f, &h, NULL, 0, &rep);
 		if (r) {
-			errmsg("IOCTL on socket %u: %s", g->socks[i].id, strerror(-r));
+			warnx("IOCTL on socket %u: %s", g->socks[i].id, strerror(-r));
 			return r;
 		}
 	}
@@ -574,7 +564,7 @@ static int guest_run(struct guest *g, const struct nk_addr *to)
 	while (echo && guest_total(g, true) < guest_total(g, false)) {
 		r = guest_events(g, WAIT_MS);
 		if (r == -ETIMEDOUT)
-			errmsg("echo stalled at %" PRIu64 " of %" PRIu64 " bytes",
+			warnx("echo stalled at %" PRIu64 " of %" PRIu64 " bytes",
 			       guest_total(g, true), guest_total(g, false));
 		if (r)
 			return r;
@@ -586,11 +576,11 @@ static int guest_run(struct guest *g, const struct nk_addr *to)
 		nk_hdr_init(&h, NK_OP_CLOSE, s->id);
 		r = front_call(f, &h, NULL, 0, &rep);
 		if (r) {
-			errmsg("CLOSE %u: %s", s->id, strerror(-r));
+			warnx("CLOSE %u: %s", s->id, strerror(-r));
 			return r;
 		}
 		if (echo && s->rx_sum != s->tx_sum) {
-			errmsg("socket %u: checksum mismatch: sent %#" PRIx64 ", received %#"
+			warnx("socket %u: checksum mismatch: sent %#" PRIx64 ", received %#"
 			       PRIx64, s->id, s->tx_sum, s->rx_sum);
 			return -EPROTO;
 		}
@@ -631,13 +621,13 @@ static int cmd_guest(int argc, char **argv)
 			break;
 		case 'b':
 			if (parse_size(optarg, UINT64_MAX >> 1, &g.bytes)) {
-				errmsg("--bytes: not a size: %s", optarg);
+				warnx("--bytes: not a size: %s", optarg);
 				return EXIT_USAGE;
 			}
 			break;
 		case 'k':
 			if (parse_size(optarg, MAX_SOCKETS, &v) || !v) {
-				errmsg("--sockets: 1 to %d", MAX_SOCKETS);
+				warnx("--sockets: 1 to %d", MAX_SOCKETS);
 				return EXIT_USAGE;
 			}
 			g.nr_socks = v;
@@ -658,12 +648,12 @@ static int cmd_guest(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (parse_ip_port(connect, &to)) {
-		errmsg("--connect: not IP:PORT: %s", connect);
+		warnx("--connect: not IP:PORT: %s", connect);
 		return EXIT_USAGE;
 	}
 	g.socks = calloc(g.nr_socks, sizeof(*g.socks));
 	if (!g.socks) {
-		errmsg("out of memory");
+		warnx("out of memory");
 		return EXIT_FAIL;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -688,7 +678,7 @@ static int cmd_guest(int argc, char **argv)
 		       r ? "echo checksum ok" : "nothing echoed (the NSM sinks)", secs,
 		       (guest_total(&g, false) + guest_total(&g, true)) / secs / 1e6);
 	} else {
-		errmsg("%s: failed", nk_ep_name(g.f.ep));
+		warnx("%s: failed", nk_ep_name(g.f.ep));
 	}
 	front_close(&g.f);
 	free(g.socks);
@@ -822,7 +812,7 @@ static int nsm_data(struct nsm *n, const struct nk_hdr *h, struct nsock *s, int 
 	if (!n->echo)
 		return rx_consumed(&n->f, s->id, &s->rxc, len, 0);
 	if ((uint32_t)len > n->credit - s->qlen) {
-		errmsg("socket %u: %d bytes beyond the credit announced (%u held): engine bug",
+		warnx("socket %u: %d bytes beyond the credit announced (%u held): engine bug",
 		       s->id, len, s->qlen);
 		n->errors++;
 		return 0;
@@ -926,20 +916,20 @@ static int nsm_request(struct nsm *n, struct nk_hdr *h, int len)
 static int nsm_message(struct nsm *n, struct nk_hdr *h, int len)
 {
 	if (h->op == NK_EV_PROTO_ERROR) {
-		errmsg("engine reports a protocol error: %s, code %" PRIu64 ", op %" PRIu64
+		warnx("engine reports a protocol error: %s, code %" PRIu64 ", op %" PRIu64
 		       ", socket %u", strerror(-(int32_t)h->status), (uint64_t)h->arg[0],
 		       (uint64_t)h->arg[2], h->sock);
 		n->errors++;
 		return 0;
 	}
 	if (h->flags & NK_F_REPLY) {
-		errmsg("engine refused %s on socket %u: %s", op_name(h->op), h->sock,
+		warnx("engine refused %s on socket %u: %s", op_name(h->op), h->sock,
 		       strerror(-(int32_t)h->status));
 		n->errors++;
 		return 0;
 	}
 	if (h->op < NK_OP_SOCKET || h->op > NK_OP_MAX_REQUEST) {
-		errmsg("unexpected %s on socket %u", op_name(h->op), h->sock);
+		warnx("unexpected %s on socket %u", op_name(h->op), h->sock);
 		n->errors++;
 		return 0;
 	}
@@ -964,7 +954,7 @@ static int nsm_run(struct nsm *n)
 		if (r >= 0)
 			r = nsm_message(n, &h, r);
 		if (r) {
-			errmsg("%s", strerror(-r));
+			warnx("%s", strerror(-r));
 			return r;
 		}
 	}
@@ -999,7 +989,7 @@ static int cmd_nsm(int argc, char **argv)
 			break;
 		case 'c':
 			if (parse_size(optarg, NK_CREDIT_MAX, &v) || !v) {
-				errmsg("--credit: 1 to %u bytes", NK_CREDIT_MAX);
+				warnx("--credit: 1 to %u bytes", NK_CREDIT_MAX);
 				return EXIT_USAGE;
 			}
 			n.credit = v;
@@ -1018,7 +1008,7 @@ static int cmd_nsm(int argc, char **argv)
 	}
 	/* No SA_RESTART: a signal ends the current wait. */
 	if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL)) {
-		errmsg("sigaction: %s", strerror(errno));
+		warnx("sigaction: %s", strerror(errno));
 		return EXIT_FAIL;
 	}
 	if (front_open(&n.f, path, NK_ROLE_NSM))
@@ -1075,7 +1065,7 @@ static int cmd_config(int argc, char **argv)
 	}
 	d = vuf_connect(path, NULL);
 	if (!d) {
-		errmsg("%s: %s", path, strerror(errno));
+		warnx("%s: %s", path, strerror(errno));
 		return EXIT_FAIL;
 	}
 	cfg = vuf_config(d);
@@ -1115,7 +1105,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < ARRAY_SIZE(cmds); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].run(argc - 1, argv + 1);
-	errmsg("unknown command: %s", argv[1]);
+	warnx("unknown command: %s", argv[1]);
 	usage(stderr);
 	return EXIT_USAGE;
 }
