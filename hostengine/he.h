@@ -111,6 +111,7 @@ enum he_counter {
 	HE_C_PENDING_BYTES,	/* gauge */
 	HE_C_PENDING_MAX,
 	HE_C_SOCKETS,		/* gauge */
+	HE_C_CONFIG_ERRORS,	/* written by the vhost-user message thread */
 	HE_C_NR,
 };
 

@@ -705,7 +705,7 @@ static void guest_accept(struct he_ep *g, struct nk_hdr *h, const struct he_iov 
 	struct nk_hdr f;
 	int err;
 
-	if (!h->arg[0] || h->arg[0] > UINT32_MAX)
+	if (!h->arg[0] || h->arg[0] > UINT32_MAX || (h->arg[1] & ~(uint64_t)NK_SOCK_V6ONLY))
 		return reply(g, h, -EINVAL);
 	if (map_by_guest(g, h->arg[0]))
 		return reply(g, h, -EEXIST);
@@ -731,7 +731,7 @@ static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *i
 	struct nk_hdr f;
 	int err;
 
-	if (n < 0)
+	if (n < 0 || (h->arg[0] & ~(uint64_t)NK_MSG_KNOWN))
 		return reply(g, h, -EINVAL);
 	if (!nk_credit_ok(m->guest_tx_cnt, n, m->nsm_fwd_cnt, m->nsm_buf_alloc)) {
 		he_cnt_add(g, HE_C_CREDIT_VIOLATIONS, 1);
@@ -890,11 +890,8 @@ static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *
 	int64_t n;
 	int err;
 
-	if (!m) {
-		he_cnt_add(nsm, HE_C_DROPS, 1);
-		he_ep_log(nsm, NOTICE, "event %#x for unknown socket %u dropped", h->op, h->sock);
-		return;
-	}
+	if (!m)
+		return refuse(nsm, h, -EBADF);
 	credit_take(h, &m->nsm_buf_alloc, &m->nsm_fwd_cnt);
 	g = m->guest;
 	if (!g || m->reset || m->closing)
@@ -1010,8 +1007,16 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 	struct he_seg seg;
 	struct he_iov iov;
 
-	if (h->arg[0] != NK_PROTO_VERSION)
-		return reply(ep, h, -EPROTONOSUPPORT);
+	if (h->arg[0] != NK_PROTO_VERSION) {
+		/* The reply says which version the engine speaks. */
+		r.status = (uint32_t)-EPROTONOSUPPORT;
+		r.arg[0] = NK_PROTO_VERSION;
+		r.len = 0;
+		he_cnt_add(ep, HE_C_ERRORS, 1);
+		if (deliver(ep, &r, NULL, 0, true))
+			he_cnt_add(ep, HE_C_DROPS, 1);
+		return;
+	}
 	if (h->arg[3] != ep->role || mp < NK_MIN_PAYLOAD)
 		return reply(ep, h, -EINVAL);
 	if (ep->state == HE_EP_READY)
@@ -1045,7 +1050,9 @@ static void dispatch(struct he_ep *ep, struct nk_hdr *h, const struct he_iov *io
 	if (ep->state != HE_EP_READY)
 		return refuse(ep, h, -EPROTO);
 	if (ep->role == NK_ROLE_GUEST) {
-		if (!is_reply && h->op >= NK_OP_SOCKET && h->op <= NK_OP_MAX_REQUEST)
+		if (is_reply)	/* a guest answers no request */
+			return refuse(ep, h, -ENOENT);
+		if (h->op >= NK_OP_SOCKET && h->op <= NK_OP_MAX_REQUEST)
 			return guest_request(ep, h, iov);
 	} else if (is_reply) {
 		if (h->op >= NK_OP_SOCKET && h->op <= NK_OP_MAX_REQUEST)

@@ -27,6 +27,7 @@ const char *const he_counter_names[HE_C_NR] = {
 	[HE_C_PENDING_BYTES] = "pending_bytes",
 	[HE_C_PENDING_MAX] = "pending_max",
 	[HE_C_SOCKETS] = "sockets",
+	[HE_C_CONFIG_ERRORS] = "config_errors",
 };
 
 static struct he_config *cfg;

@@ -84,6 +84,10 @@ static enum rte_vhost_msg_result pre_msg_handle(int vid, void *msg)
 
 		m->payload.cfg.region[i] = off < sizeof(nc) ? src[off] : 0;
 	}
+	/* The message thread is this counter's only writer. */
+	if (size != m->payload.cfg.size ||
+	    (uint64_t)m->payload.cfg.offset + size > sizeof(nc))
+		he_cnt_add(ep, HE_C_CONFIG_ERRORS, 1);
 	m->payload.cfg.size = size;
 	m->size = HE_VU_CONFIG_HDR_SIZE + size;
 	he_log(DEBUG, "%s: GET_CONFIG offset %u size %u", ep->name, m->payload.cfg.offset, size);
