@@ -12,9 +12,17 @@ MAKEFLAGS += --no-print-directory -j2
 
 SUBDIRS := hostengine tools/vufront tools/nkctl
 
-.PHONY: all deps $(SUBDIRS) tests check demo kunit clean
+# The kernel the modules are built for: Debian's newest 6.1 by default.
+KVER ?= $(notdir $(lastword $(sort $(wildcard /usr/src/linux-headers-6.1.*-amd64))))
+KVER := $(patsubst linux-headers-%,%,$(KVER))
+KDIR ?= /usr/src/linux-headers-$(KVER)
 
-all: $(SUBDIRS)
+.PHONY: all deps $(SUBDIRS) modules tests check demo kunit clean
+
+all: $(SUBDIRS) modules
+
+modules: deps
+	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
 deps:
 	@tools/install-deps.sh
@@ -40,4 +48,5 @@ kunit: deps
 
 clean:
 	for d in $(SUBDIRS) hostengine/tests; do $(MAKE) -C $$d clean; done
+	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 	rm -rf build results
