@@ -73,3 +73,51 @@ nk_result() {
 nk_fail() {
 	nk_result fail "$@"
 }
+
+# nk_cmdline KEY: the value of KEY=VALUE on the kernel command line (empty
+# when absent), e.g. nk_cmdline nk.role.
+nk_cmdline() {
+	read -r _nk_cmdline </proc/cmdline
+	for w in $_nk_cmdline; do
+		case $w in
+		"$1"=*) echo "${w#*=}"; return 0 ;;
+		esac
+	done
+	return 0
+}
+
+# nk_agent [TTY]: serve the host's commands on TTY (default /dev/ttyS1, the
+# second serial port; the host side is lib.sh's lab_vm_exec) until the VM
+# powers off.  The host writes one line per command:
+#     ID TIMEOUT BASE64-OF-A-SH-SCRIPT
+# and the agent runs the script with sh under `timeout -s KILL TIMEOUT`,
+# stdin from /dev/null, stdout and stderr on TTY, then writes
+#     NK-CMD-END ID STATUS
+# on a line of its own.  Commands run one after the other; a command may
+# start background work (redirected away from TTY) for later commands.
+nk_agent() {
+	tty=${1:-/dev/ttyS1}
+	[ -c "$tty" ] || nk_fail "nk_agent: no $tty"
+	stty -F "$tty" raw -echo clocal 115200 || nk_fail "nk_agent: stty $tty failed"
+	exec 3<>"$tty" 4>&3
+	mkdir -p /tmp/nk-agent
+	nk_log "agent ready on $tty"
+	echo "NK-AGENT-READY" >&4
+	while IFS= read -r line <&3; do
+		id=${line%% *}
+		rest=${line#* }
+		tmo=${rest%% *}
+		b64=${rest#* }
+		[ -n "$id" ] || continue
+		f=/tmp/nk-agent/cmd.$id
+		if echo "$b64" | base64 -d >"$f" 2>/dev/null; then
+			(cd /root && exec timeout -s KILL "$tmo" sh "$f") </dev/null >&4 2>&4
+			rc=$?
+		else
+			echo "nk_agent: command $id: bad base64" >&4
+			rc=127
+		fi
+		printf '\nNK-CMD-END %s %s\n' "$id" "$rc" >&4
+	done
+	nk_result fail "nk_agent: $tty closed"
+}

@@ -41,6 +41,9 @@ LAB_NETNS=()		# every network namespace the lab created
 LAB_CLEANUP_CMDS=()	# extra commands run (eval'd) at cleanup, last first
 declare -gA LAB_VM_PID=()	# VM name -> QEMU pid
 declare -gA LAB_VM_LOG=()	# VM name -> serial console log
+declare -gA LAB_VM_AGENT=()	# VM name -> its agent FIFOs (PATH.in, PATH.out)
+LAB_TMP=		# lab_tmpdir: scratch directory, removed at cleanup
+LAB_CMD_SEQ=0		# lab_vm_exec: last command id
 LAB_LAST_PID=
 _LAB_KVM=		# cached: yes | no
 
@@ -276,6 +279,15 @@ lab_stop_pid() {
 	return "$rc"
 }
 
+# lab_tmpdir: create LAB_TMP (a private directory under /tmp, removed at
+# cleanup) unless it exists.  Call it in the script's shell.
+lab_tmpdir() {
+	if [[ -z $LAB_TMP ]]; then
+		LAB_TMP=$(mktemp -d /tmp/nk-lab.XXXXXX)
+		lab_on_cleanup "rm -rf '$LAB_TMP'"
+	fi
+}
+
 # lab_on_cleanup CMD: run CMD (a string, eval'd) at cleanup, before the
 # namespaces are deleted; later registrations run first.
 lab_on_cleanup() {
@@ -375,11 +387,15 @@ lab_tap_add() {
 #   --tap IFNAME      a virtio-net NIC on tap IFNAME (in --netns, if given)
 #   --mac MAC         its MAC (default 52:54:00:12:34:56)
 #   --qemu ARG        one extra QEMU argument (repeatable)
+#   --agent           a second serial port (the guest's ttyS1) on a pair of
+#                     FIFOs, for guest-lib.sh's nk_agent: lab_vm_exec runs
+#                     commands in the guest through it, and everything the
+#                     agent writes is kept in $LAB_LOG_DIR/NAME.agent.log
 # The serial console goes to $LAB_LOG_DIR/NAME.console, QEMU's own
 # messages to $LAB_LOG_DIR/NAME.qemu.log.  QEMU's PID: LAB_VM_PID[NAME].
 lab_vm_start() {
 	local name=$1 ver='' initrd='' mem=512 smp=1 append='' netns='' tap='' mac=52:54:00:12:34:56
-	local reconnect='' accel i
+	local reconnect='' accel i agent='' pipe=''
 	local -a nks=() extra=() args=() cmd=()
 	shift
 	while (($#)); do
@@ -395,6 +411,7 @@ lab_vm_start() {
 		--tap) tap=$2; shift ;;
 		--mac) mac=$2; shift ;;
 		--qemu) extra+=("$2"); shift ;;
+		--agent) agent=1 ;;
 		*) lab_die "lab_vm_start: unknown option $1" ;;
 		esac
 		shift
@@ -426,6 +443,15 @@ lab_vm_start() {
 		args+=(-netdev "tap,id=net0,ifname=$tap,script=no,downscript=no,vhost=off"
 			-device "virtio-net-pci,netdev=net0,mac=$mac")
 	fi
+	if [[ -n $agent ]]; then
+		# QEMU opens PATH.in and PATH.out read-write, so neither side's
+		# open() ever waits for the other.
+		lab_tmpdir
+		pipe=$LAB_TMP/$name.agent
+		rm -f "$pipe.in" "$pipe.out"
+		mkfifo -m 600 "$pipe.in" "$pipe.out"
+		args+=(-serial "pipe:$pipe")
+	fi
 	args+=("${extra[@]}")
 
 	cmd=("$LAB_QEMU" "${args[@]}")
@@ -439,6 +465,12 @@ lab_vm_start() {
 	LAB_VM_PID[$name]=$LAB_LAST_PID
 	LAB_VM_LOG[$name]=$LAB_LOG_DIR/$name.console
 	lab_msg "vm $name: pid $LAB_LAST_PID, kernel $ver, $accel, console $LAB_LOG_DIR/$name.console"
+	if [[ -n $agent ]]; then
+		: >"$LAB_LOG_DIR/$name.agent.log"
+		LAB_VM_AGENT[$name]=$pipe
+		# The reader sees EOF when QEMU, the FIFO's last writer, exits.
+		lab_spawn "$LAB_LOG_DIR/$name.agent.log" cat "$pipe.out"
+	fi
 }
 
 # lab_vm_console NAME: path of NAME's console log.
@@ -512,4 +544,91 @@ lab_console_result() {
 # lab_console_tail LOG [N]: last N (20) lines of LOG as "# " diagnostics.
 lab_console_tail() {
 	lab_console_text "$1" | tail -n "${2:-20}" | sed 's/^/#   /'
+}
+
+# ------------------------------------------------------------ guest agent
+#
+# A VM started with --agent runs guest-lib.sh's nk_agent on its ttyS1; the
+# host writes "ID TIMEOUT BASE64" lines into NAME.agent.in and a reader
+# copies everything the guest writes into $LAB_LOG_DIR/NAME.agent.log.
+
+# lab_vm_agent_wait NAME TIMEOUT: wait for the guest's NK-AGENT-READY.
+# Returns 1 if QEMU exited first, 124 on timeout.
+lab_vm_agent_wait() {
+	[[ -n ${LAB_VM_AGENT[$1]:-} ]] || lab_die "lab_vm_agent_wait: $1 has no agent"
+	lab_wait_for "$LAB_LOG_DIR/$1.agent.log" '^NK-AGENT-READY' "$2" "${LAB_VM_PID[$1]}"
+}
+
+# lab_vm_exec NAME TIMEOUT SCRIPT: run SCRIPT (sh, may be several lines)
+# in guest NAME, killed after TIMEOUT seconds; print its output (stdout
+# and stderr together) and return its exit status: 137 when the guest's
+# timeout killed it, 124 when no answer came (the guest hangs), 125 when
+# QEMU is gone.  Commands to one guest run one after the other.
+lab_vm_exec() {
+	local name=$1 tmo=$2 script=$3 pipe log id off fd content rc
+	pipe=${LAB_VM_AGENT[$name]:-}
+	[[ -n $pipe ]] || lab_die "lab_vm_exec: $name has no agent"
+	log=$LAB_LOG_DIR/$name.agent.log
+	lab_alive "${LAB_VM_PID[$name]}" || { echo "lab: vm $name is not running" >&2; return 125; }
+	LAB_CMD_SEQ=$((LAB_CMD_SEQ + 1))
+	id=$BASHPID.$LAB_CMD_SEQ
+	off=$(stat -c %s "$log")
+	# Read-write: the open never blocks, even if QEMU is gone.
+	exec {fd}<>"$pipe.in"
+	printf '%s %s %s\n' "$id" "$tmo" "$(printf '%s\n' "$script" | base64 -w 0)" >&"$fd"
+	exec {fd}>&-
+	rc=0
+	lab_wait_for "$log" "^NK-CMD-END ${id//./\\.} -?[0-9]+\$" $((tmo + 30)) "${LAB_VM_PID[$name]}" || rc=$?
+	content=$(tail -c +$((off + 1)) "$log")
+	if ((rc)); then
+		printf '%s\n' "$content"
+		if ((rc == 124)); then
+			echo "lab: vm $name: no answer to command $id within $((tmo + 30)) s" >&2
+			return 124
+		fi
+		echo "lab: vm $name exited while running command $id" >&2
+		return 125
+	fi
+	rc=${content##*$'\n'NK-CMD-END "$id" }
+	rc=${rc%%$'\n'*}
+	content=${content%$'\n'NK-CMD-END "$id" *}
+	if [[ -z $content || $content == *$'\n' ]]; then
+		printf '%s' "$content"
+	else
+		printf '%s\n' "$content"
+	fi
+	return "$rc"
+}
+
+# lab_vm_dmesg NAME: save guest NAME's whole kernel log (through its agent)
+# as $LAB_LOG_DIR/NAME.dmesg.
+lab_vm_dmesg() {
+	lab_vm_exec "$1" 30 dmesg >"$LAB_LOG_DIR/$1.dmesg" 2>&1
+}
+
+# lab_vm_poweroff NAME [TIMEOUT]: ask guest NAME's agent to power off and
+# wait (default 30 s) for QEMU to exit; kill it after that.
+lab_vm_poweroff() {
+	local name=$1 pipe fd
+	pipe=${LAB_VM_AGENT[$name]:-}
+	if [[ -n $pipe ]] && lab_alive "${LAB_VM_PID[$name]}"; then
+		exec {fd}<>"$pipe.in"
+		printf '%s %s %s\n' "off.$BASHPID" 10 "$(printf 'sync; poweroff -f\n' | base64 -w 0)" >&"$fd"
+		exec {fd}>&-
+	fi
+	lab_vm_wait "$name" "${2:-30}" >/dev/null 2>&1 || true
+}
+
+# lab_scan_console NAME: lab_console_trouble on guest NAME's console log
+# and, when saved (lab_vm_dmesg), its kernel log: print "# trouble: ..."
+# lines and return 1 on any WARN, BUG, oops, panic, hung task or lockdep
+# report.
+lab_scan_console() {
+	local rc=0 f
+	lab_console_trouble "$(lab_vm_console "$1")" || rc=1
+	f=$LAB_LOG_DIR/$1.dmesg
+	if [[ -s $f ]]; then
+		lab_console_trouble "$f" || rc=1
+	fi
+	return "$rc"
 }

@@ -1,0 +1,339 @@
+# shellcheck shell=bash disable=SC2034 # TOPO_* are for the scripts sourcing this
+# SPDX-License-Identifier: GPL-2.0
+#
+# NetKernel VM lab: the whole topology, as a library sourced after lib.sh
+# (tools/lab/lab.sh is its command line; selftests/netkernel/run-vm.sh and
+# tools/demo.sh use it directly).
+#
+#            world network namespace nklab-<pid> (created and deleted here)
+#   +----------------------------------------------------------------+
+#   |  br0 10.0.0.1/24   busybox httpd :8000 (TOPO_FILE, 10 MiB)     |
+#   |   |         |      test servers: topo_world CMD...              |
+#   | tap-nsm   tap-base                                              |
+#   +---|---------|---------------------------------------------------+
+#       |         |
+#   NSM VM "nsm"  baseline VM "base"          NetKernel guest VM "vm1"...
+#   eth0 10.0.0.2/24 + 10.0.0.11/32 (and      no NIC; nk device only;
+#   one /32 per guest), nk device,            af_netkernel.ko; its sockets
+#   nsm_kernel.ko                             leave from 10.0.0.11
+#       ^                                         ^
+#       +------ hostengine [nsm:nsm0] [guest:vm1 address 10.0.0.11] ------+
+#
+# Every VM boots Debian's kernel (TOPO_KVER, default the newest 6.1) with
+# the same vCPUs and memory (TOPO_SMP, TOPO_MEM) and one initramfs
+# (tools/lab/lab-init.sh as /init; its role comes from the kernel command
+# line), and runs nk_agent on its second serial port: topo_exec VM TIMEOUT
+# SCRIPT runs commands in it, so one boot serves any number of tests.
+#
+#   . tools/lab/lib.sh; . tools/lab/topology.sh
+#   lab_init "$logdir"
+#   TOPO_INITRD_ARGS+=(--bin /usr/bin/curl)     # optional extras
+#   topo_build                  # modules, engine, nkctl, initramfs
+#   topo_up --guests 1          # world, engine, VMs; waits until ready
+#   topo_exec vm1 60 'wget -O /tmp/f http://10.0.0.1:8000/file'
+#   topo_world busybox nc 10.0.0.11 8080 </dev/null
+#   topo_nkctl stats
+#   topo_down                   # dmesg of each VM, power off, engine stop;
+#                               # 1 if any console shows kernel trouble
+# lab_cleanup (lib.sh's trap) stops whatever is left and deletes the
+# namespace, also on failure.
+
+TOPO_KVER=${TOPO_KVER:-}
+TOPO_MEM=${TOPO_MEM:-512}
+TOPO_SMP=${TOPO_SMP:-1}
+TOPO_BOOT_TIMEOUT=${TOPO_BOOT_TIMEOUT:-240}
+TOPO_NET=10.0.0
+TOPO_WORLD_IP=$TOPO_NET.1
+TOPO_NSM_IP=$TOPO_NET.2
+TOPO_BASE_IP=$TOPO_NET.3
+TOPO_HTTP_PORT=8000
+TOPO_NSM=nsm		# the NSM VM (engine endpoint nsm0)
+TOPO_BASE=		# the baseline VM ("base") when topo_up started one
+TOPO_GUESTS=()		# the NetKernel guest VMs: vm1, vm2, ...
+TOPO_VMS=()		# every VM, in start order
+TOPO_NS=		# the world namespace
+TOPO_RUN=		# engine config, its run_dir, the web root
+TOPO_CTL=		# the engine's control socket
+TOPO_FILE=		# the 10 MiB file served by httpd, and its sha256:
+TOPO_FILE_URL=
+TOPO_FILE_SHA=
+TOPO_ENGINE_PID=
+TOPO_HTTPD_PID=
+TOPO_NSM_MODARGS=${TOPO_NSM_MODARGS:-}	# nsm_kernel.ko parameters, a=1,b=2
+TOPO_INITRD=
+TOPO_INITRD_ARGS=()	# extra mkinitramfs.sh arguments (--add, --bin); curl,
+			# a dynamically linked Debian program, is always in
+if [[ -x /usr/bin/curl ]]; then
+	TOPO_INITRD_ARGS+=(--bin /usr/bin/curl)
+fi
+TOPO_KO_AF=
+TOPO_KO_NSM=
+TOPO_ENGINE=${HOSTENGINE:-$LAB_TOP/hostengine/hostengine}
+TOPO_NKCTL=$LAB_TOP/tools/nkctl/nkctl
+
+# topo_guest_ip VM: the source address of NetKernel guest vmN (10.0.0.1N).
+topo_guest_ip() {
+	local n=${1#vm}
+	printf '%s.%d\n' "$TOPO_NET" $((10 + n))
+}
+
+# topo_vm_ip VM: the address the world reaches VM's sockets at.
+topo_vm_ip() {
+	case $1 in
+	"$TOPO_NSM") echo "$TOPO_NSM_IP" ;;
+	base) echo "$TOPO_BASE_IP" ;;
+	vm*) topo_guest_ip "$1" ;;
+	*) lab_die "topo_vm_ip: no VM $1" ;;
+	esac
+}
+
+_topo_step() {	# LOG CMD...: run CMD, output to LOG; on failure show LOG's end
+	local log=$1
+	shift
+	if ! "$@" >"$log" 2>&1; then
+		printf 'lab: error: %s failed; the end of %s:\n' "$*" "$log" >&2
+		tail -n 25 "$log" | sed 's/^/lab:   /' >&2
+		return 1
+	fi
+}
+
+# topo_build_modules VER: build af_netkernel.ko and nsm_kernel.ko against
+# Debian's linux-headers-VER in build/lab/kbuild/VER (a copy of the
+# sources, timestamps kept so that a rebuild is incremental); sets
+# TOPO_KO_AF and TOPO_KO_NSM.
+topo_build_modules() {
+	local ver=$1 dir hdr
+	local -a files
+	hdr=/usr/src/linux-headers-$ver
+	[[ -d $hdr ]] || { echo "lab: error: $hdr missing (linux-headers-$ver)" >&2; return 1; }
+	dir=$LAB_TOP/build/lab/kbuild/$ver
+	mkdir -p "$dir"
+	mapfile -t files < <(cd "$LAB_TOP" && git ls-files -co --exclude-standard \
+		Kbuild 'include/*' 'af_netkernel/*.[ch]' 'nsm-kernel/*.[ch]' 'lib/*.[ch]' \
+		af_netkernel/Kbuild nsm-kernel/Kbuild)
+	(cd "$LAB_TOP" && cp -p --parents "${files[@]}" "$dir")
+	_topo_step "$dir/build.log" make -C "$hdr" M="$dir" modules -j2 || return 1
+	TOPO_KO_AF=$dir/af_netkernel/af_netkernel.ko
+	TOPO_KO_NSM=$dir/nsm-kernel/nsm_kernel.ko
+	[[ -r $TOPO_KO_AF && -r $TOPO_KO_NSM ]] ||
+		{ echo "lab: error: the build left no af_netkernel.ko or nsm_kernel.ko in $dir" >&2; return 1; }
+}
+
+# topo_build: the modules, hostengine, nkctl and the lab's initramfs
+# (build/lab/topology-VER.cpio.gz, rebuilt only when an input changed).
+# Logs in $LAB_LOG_DIR/build-*.log.
+topo_build() {
+	local t0=$SECONDS
+	[[ -n $TOPO_KVER ]] || TOPO_KVER=$(lab_kernel_version 6.1) || return 1
+	topo_build_modules "$TOPO_KVER" || return 1
+	if [[ -z ${HOSTENGINE:-} ]]; then
+		_topo_step "$LAB_LOG_DIR/build-hostengine.log" make -C "$LAB_TOP/hostengine" -j2 || return 1
+	fi
+	_topo_step "$LAB_LOG_DIR/build-nkctl.log" make -C "$LAB_TOP/tools/nkctl" -j2 || return 1
+	TOPO_INITRD=$LAB_TOP/build/lab/topology-$TOPO_KVER.cpio.gz
+	_topo_step "$LAB_LOG_DIR/build-initramfs.log" "$LAB_DIR/mkinitramfs.sh" -k "$TOPO_KVER" \
+		--init "$LAB_DIR/lab-init.sh" -o "$TOPO_INITRD" --module virtio_net \
+		--ko "$TOPO_KO_AF" --ko "$TOPO_KO_NSM" "${TOPO_INITRD_ARGS[@]}" || return 1
+	lab_msg "built modules, engine, nkctl and initramfs for $TOPO_KVER in $((SECONDS - t0)) s"
+}
+
+# topo_world CMD...: run CMD in the world namespace.
+topo_world() {
+	ip netns exec "$TOPO_NS" "$@"
+}
+
+# topo_world_spawn LOG CMD...: start CMD in the background in the world
+# namespace (stopped at cleanup; PID in LAB_LAST_PID).
+topo_world_spawn() {
+	local log=$1
+	shift
+	lab_spawn "$log" ip netns exec "$TOPO_NS" "$@"
+}
+
+# topo_exec VM TIMEOUT SCRIPT: lab_vm_exec.
+topo_exec() {
+	lab_vm_exec "$@"
+}
+
+# topo_nkctl ARGS...: nkctl on this lab's engine.
+topo_nkctl() {
+	"$TOPO_NKCTL" -s "$TOPO_CTL" "$@"
+}
+
+# _topo_ep_ready NAME: 0 when the engine lists endpoint NAME as ready.
+_topo_ep_ready() {
+	topo_nkctl list 2>/dev/null | awk -v ep="$1" '$1 == ep && $4 == "ready" { f = 1 } END { exit !f }'
+}
+
+# topo_up [--guests N] [--no-base]: bring the topology up and wait until
+# every VM's agent answers, every nk endpoint is ready and the world
+# reaches the NSM and the baseline guest.  N NetKernel guests (default 1).
+topo_up() {
+	local nguests=1 base=1 t0=$SECONDS t i vm addrs ep deadline
+	while (($#)); do
+		case $1 in
+		--guests) nguests=$2; shift ;;
+		--no-base) base= ;;
+		*) lab_die "topo_up: unknown option $1" ;;
+		esac
+		shift
+	done
+	((nguests >= 0 && nguests <= 8)) || lab_die "topo_up: 0 to 8 guests"
+	[[ -n $TOPO_INITRD ]] || lab_die "topo_up: run topo_build first"
+	[[ -x $TOPO_ENGINE ]] || lab_die "topo_up: no engine binary $TOPO_ENGINE"
+	lab_tmpdir
+	TOPO_RUN=$LAB_TMP
+	TOPO_NS=nklab-$$
+	TOPO_CTL=$TOPO_RUN/run/control.sock
+	lab_accel_select
+
+	# --- the world: a bridge with the world's address, one tap per NIC VM
+	lab_netns_add "$TOPO_NS"
+	ip -n "$TOPO_NS" link add br0 type bridge
+	ip -n "$TOPO_NS" addr add "$TOPO_WORLD_IP/24" dev br0
+	ip -n "$TOPO_NS" link set br0 up
+	for t in tap-nsm ${base:+tap-base}; do
+		lab_tap_add "$TOPO_NS" "$t"
+		ip -n "$TOPO_NS" link set "$t" master br0
+	done
+	mkdir -p "$TOPO_RUN/www"
+	TOPO_FILE=$TOPO_RUN/www/file
+	head -c $((10 << 20)) /dev/urandom >"$TOPO_FILE"
+	TOPO_FILE_SHA=$(sha256sum "$TOPO_FILE" | cut -d' ' -f1)
+	TOPO_FILE_URL=http://$TOPO_WORLD_IP:$TOPO_HTTP_PORT/file
+	topo_world_spawn "$LAB_LOG_DIR/httpd.log" busybox httpd -f -v \
+		-p "$TOPO_WORLD_IP:$TOPO_HTTP_PORT" -h "$TOPO_RUN/www"
+	TOPO_HTTPD_PID=$LAB_LAST_PID
+	lab_msg "world: namespace $TOPO_NS, br0 $TOPO_WORLD_IP/24, httpd $TOPO_FILE_URL (sha256 ${TOPO_FILE_SHA:0:16}...)"
+
+	# --- the engine
+	TOPO_GUESTS=()
+	for ((i = 1; i <= nguests; i++)); do
+		TOPO_GUESTS+=("vm$i")
+	done
+	{
+		cat <<-EOF
+		[engine]
+		name = lab$$
+		run_dir = $TOPO_RUN/run
+		hugepages = no
+		main_lcore = 0
+		dataplane_lcore = 1
+		poll = adaptive
+
+		[nsm:nsm0]
+		socket = nsm0.sock
+		EOF
+		for vm in "${TOPO_GUESTS[@]}"; do
+			printf '\n[guest:%s]\nsocket = %s.sock\nnsm = nsm0\naddress = %s\n' \
+				"$vm" "$vm" "$(topo_guest_ip "$vm")"
+		done
+	} >"$TOPO_RUN/engine.ini"
+	cp "$TOPO_RUN/engine.ini" "$LAB_LOG_DIR/engine.ini"
+	lab_on_cleanup "rm -rf '/var/run/dpdk/netkernel-lab$$' '${XDG_RUNTIME_DIR:-/nonexistent}/dpdk/netkernel-lab$$'"
+	lab_spawn "$LAB_LOG_DIR/engine.log" "$TOPO_ENGINE" -c "$TOPO_RUN/engine.ini" -f
+	TOPO_ENGINE_PID=$LAB_LAST_PID
+	for ep in nsm0 "${TOPO_GUESTS[@]}" control; do
+		lab_wait_socket "$TOPO_RUN/run/$ep.sock" 30 "$TOPO_ENGINE_PID" || {
+			tail -n 20 "$LAB_LOG_DIR/engine.log" | sed 's/^/lab:   /' >&2
+			echo "lab: error: hostengine did not create $ep.sock" >&2
+			return 1
+		}
+	done
+	lab_msg "hostengine: pid $TOPO_ENGINE_PID, nsm0 + ${TOPO_GUESTS[*]:-no guests}, $TOPO_CTL"
+
+	# --- the VMs, all at once (TCG boots share the cores either way)
+	addrs=$TOPO_NSM_IP/24
+	for vm in "${TOPO_GUESTS[@]}"; do
+		addrs+=,$(topo_guest_ip "$vm")/32
+	done
+	TOPO_VMS=()
+	lab_vm_start "$TOPO_NSM" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
+		--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent \
+		--netns "$TOPO_NS" --tap tap-nsm --mac 52:54:00:0a:00:02 \
+		--nk "$TOPO_RUN/run/nsm0.sock" \
+		--append "nk.role=nsm nk.addrs=$addrs${TOPO_NSM_MODARGS:+ nk.modargs=$TOPO_NSM_MODARGS}"
+	TOPO_VMS+=("$TOPO_NSM")
+	for vm in "${TOPO_GUESTS[@]}"; do
+		lab_vm_start "$vm" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
+			--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent \
+			--nk "$TOPO_RUN/run/$vm.sock" --append "nk.role=guest"
+		TOPO_VMS+=("$vm")
+	done
+	TOPO_BASE=
+	if [[ -n $base ]]; then
+		TOPO_BASE=base
+		lab_vm_start base --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
+			--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent \
+			--netns "$TOPO_NS" --tap tap-base --mac 52:54:00:0a:00:03 \
+			--append "nk.role=base nk.addrs=$TOPO_BASE_IP/24"
+		TOPO_VMS+=(base)
+	fi
+
+	for vm in "${TOPO_VMS[@]}"; do
+		if ! lab_vm_agent_wait "$vm" "$TOPO_BOOT_TIMEOUT"; then
+			echo "lab: error: vm $vm did not come up; its console ends:" >&2
+			lab_console_tail "$(lab_vm_console "$vm")" 25 >&2
+			return 1
+		fi
+		lab_msg "vm $vm: agent ready after $((SECONDS - t0)) s"
+	done
+	deadline=$((SECONDS + 60))
+	for ep in nsm0 "${TOPO_GUESTS[@]}"; do
+		until _topo_ep_ready "$ep"; do
+			if ((SECONDS >= deadline)); then
+				echo "lab: error: engine endpoint $ep not ready:" >&2
+				topo_nkctl list >&2 || true
+				return 1
+			fi
+			sleep 0.5
+		done
+	done
+	for vm in "$TOPO_NSM" ${TOPO_BASE:+"$TOPO_BASE"}; do
+		if ! topo_world busybox ping -c 1 -W 5 "$(topo_vm_ip "$vm")" >/dev/null 2>&1; then
+			echo "lab: error: the world does not reach $vm at $(topo_vm_ip "$vm")" >&2
+			return 1
+		fi
+	done
+	lab_msg "lab up in $((SECONDS - t0)) s ($LAB_ACCEL_USED): ${TOPO_VMS[*]}; logs in $LAB_LOG_DIR"
+}
+
+# topo_down [--no-scan]: save every running VM's kernel log (NAME.dmesg),
+# power the VMs off, stop the engine (SIGTERM; it must exit 0), then scan
+# every console and kernel log (lab_scan_console; not with --no-scan).
+# Returns 1 on kernel trouble in any VM or an engine that did not stop
+# cleanly (TOPO_ENGINE_RC: its exit status).  lab_cleanup removes the rest.
+TOPO_ENGINE_RC=
+# shellcheck disable=SC2120 # callers may pass no argument
+topo_down() {
+	local vm rc=0 erc=0 scan=1
+	[[ ${1:-} != --no-scan ]] || scan=
+	for vm in "${TOPO_VMS[@]}"; do
+		if lab_alive "${LAB_VM_PID[$vm]}"; then
+			lab_vm_dmesg "$vm" || lab_msg "vm $vm: could not save its dmesg"
+		fi
+	done
+	for vm in "${TOPO_VMS[@]}"; do
+		lab_vm_poweroff "$vm" 30
+	done
+	if [[ -n $TOPO_HTTPD_PID ]]; then
+		lab_stop_pid "$TOPO_HTTPD_PID" 5 || true
+		TOPO_HTTPD_PID=
+	fi
+	if [[ -n $TOPO_ENGINE_PID ]]; then
+		kill -TERM "$TOPO_ENGINE_PID" 2>/dev/null || true
+		lab_wait_pid "$TOPO_ENGINE_PID" 30 || erc=$?
+		TOPO_ENGINE_RC=$erc
+		if ((erc)); then
+			lab_msg "hostengine exited $erc on SIGTERM (124: killed)"
+			((erc != 124)) || lab_stop_pid "$TOPO_ENGINE_PID" 1 || true
+			rc=1
+		fi
+		TOPO_ENGINE_PID=
+	fi
+	for vm in "${TOPO_VMS[@]}"; do
+		[[ -n $scan ]] || break
+		lab_scan_console "$vm" || { rc=1; lab_msg "vm $vm: kernel trouble (lines above)"; }
+	done
+	return "$rc"
+}
