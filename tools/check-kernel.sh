@@ -55,9 +55,12 @@ for series in "${versions[@]}"; do
 	mkdir -p "$dir"
 	(cd "$top" && cp -r --parents Kbuild include "${ksrc[@]}" "${kbuild[@]}" "$dir")
 	log=$dir/build.log
-	make -C "/usr/src/linux-headers-$ver" M="$dir" modules -j2 >"$log" 2>&1
+	# A build of its own, not a sub-make of make check's jobserver.
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		make -C "/usr/src/linux-headers-$ver" M="$dir" modules -j2 >"$log" 2>&1
 	rc=$?
-	warnings=$(grep -E 'warning:|error:' "$log")
+	# Compiler and modpost diagnostics, not make's own notes.
+	warnings=$(grep -E '\.[ch]:[0-9]+(:[0-9]+)?: (warning|error):|^(WARNING|ERROR): modpost' "$log")
 	mods=$(cd "$dir" && find . -name '*.ko' | sort | tr '\n' ' ')
 	if [ $rc -eq 0 ] && [ -z "$warnings" ] && [ -n "$mods" ]; then
 		echo "ok $n - build against $ver: $mods"
