@@ -4,7 +4,11 @@
 #
 #   make          install missing Debian packages, build everything that exists
 #   make check    build, then run every test suite (what CI runs)
-#   make demo     build, then show a request crossing the host engine
+#   make demo     build, then show unmodified programs in a guest VM with no
+#                 NIC reaching the world through NetKernel (tools/demo.sh)
+#   make kselftest  the socket-semantics suite in the VM lab (NetKernel and
+#                 baseline guests, both directions), KTAP
+#   make lab-up / lab-down  the VM lab in the background (tools/lab/lab.sh)
 #
 # Kernel modules are built by Kbuild against Debian's headers; see Kbuild.
 
@@ -40,6 +44,18 @@ check: tests
 
 demo: all
 	tools/demo.sh
+
+# nk_sockets in the VM lab: client and server sides, in a NetKernel guest
+# and unchanged in a baseline guest (selftests/netkernel/run-vm.sh).
+kselftest: all
+	selftests/netkernel/run-vm.sh
+
+# The VM lab left running for hands-on work: tools/lab/lab.sh exec vm1 ...
+lab-up: all
+	tools/lab/lab.sh up
+
+lab-down:
+	tools/lab/lab.sh down
 
 # KUnit suites of lib/ in a User-Mode Linux kernel built from Debian's
 # linux-source-6.1 (about 6 minutes the first time, seconds after).

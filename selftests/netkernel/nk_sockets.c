@@ -1,0 +1,2445 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nk_sockets - socket semantics test suite for NetKernel
+ *
+ * Two processes, a server and a client, usually on two hosts; one of them
+ * (or both, in turn) on a NetKernel guest.  The client connects a TCP
+ * control channel to the server, and both walk the same table of test
+ * cases: for each one the client names the case, both sides run their
+ * function of it in a child process of their own (bounded by an alarm and
+ * killed when it overruns), and both parents exchange the result.  Every
+ * case asserts the behaviour of the native Linux stack; the one intended
+ * difference of NetKernel, the loopback case, asserts each side's own
+ * stack (see README).
+ *
+ * usage: nk_sockets server [--bind ADDR] [--port N]
+ *        nk_sockets client --server ADDR [--port N] [--run NAME]...
+ *                          [--skip NAME]... [--timeout SECS] [--list]
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define DEFAULT_PORT		7000
+#define CASE_TIMEOUT		30	/* seconds, unless the case says */
+#define RUN_TIMEOUT		180	/* seconds for the whole client run */
+#define BULK_LEN		(16U << 20)
+#define NCONN			64
+
+struct test_case {
+	const char *name;
+	void (*client)(void);
+	void (*server)(void);
+	int timeout;		/* seconds; 0: CASE_TIMEOUT */
+	bool passive;		/* the client listens (".passive") */
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static bool listen_here(void)
+{
+	return cur->client == cur->passive;
+}
+
+static void xclose(int fd)
+{
+	CHECK_OK(close(fd), "close");
+}
+
+static void send_str(int fd, const char *s)
+{
+	send_all(fd, s, strlen(s));
+}
+
+/* Receive exactly strlen(@want) bytes and compare. */
+static void recv_str(int fd, const char *want)
+{
+	size_t len = strlen(want);
+	char buf[256];
+
+	recv_all(fd, buf, len);
+	buf[len] = '\0';
+	CHECK(!strcmp(buf, want), "received \"%s\", expected \"%s\"", buf, want);
+}
+
+/*
+ * Fill the send buffer (the peer does not read) until even a 4 KiB
+ * MSG_DONTWAIT send on the blocking socket returns EAGAIN, at once.
+ */
+static uint64_t fill_full(int fd, struct pstream *ps)
+{
+	uint64_t total = fill_sndbuf(fd, ps);
+	long long t0 = now_ms();
+	ssize_t ret;
+	int i;
+
+	for (i = 0; ; i++) {
+		ret = ps_send(fd, ps, 4096, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (ret < 0)
+			break;
+		total += ret;
+		CHECK(i < 4096, "send MSG_DONTWAIT on a full socket: still taking data");
+	}
+	CHECK(errno == EAGAIN, "send MSG_DONTWAIT on a full socket: %m");
+	CHECK(now_ms() - t0 < 1000, "send MSG_DONTWAIT blocked for %lld ms", now_ms() - t0);
+	return total;
+}
+
+/* poll() until every event of @mask is reported; returns the revents. */
+static short wait_mask(int fd, short events, short mask)
+{
+	long long end = now_ms() + io_timeout_ms;
+	short rev;
+
+	for (;;) {
+		rev = wait_fd(fd, events, 200);
+		if ((rev & mask) == mask)
+			return rev;
+		CHECK(now_ms() < end, "fd %d: poll events %#x, still not all of %#x after %d ms",
+		      fd, rev, mask, io_timeout_ms);
+		sleep_ms(10);
+	}
+}
+
+static short poll_now(int fd, short events)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+
+	CHECK_OK(poll(&pfd, 1, 0), "poll");
+	return pfd.revents;
+}
+
+static int ioctl_int(int fd, unsigned long req, const char *what)
+{
+	int val = -1;
+
+	CHECK(ioctl(fd, req, &val) == 0, "ioctl %s: %m", what);
+	return val;
+}
+
+/* Wait until ioctl @req reports @want. */
+static void wait_ioctl(int fd, unsigned long req, const char *what, int want)
+{
+	long long end = now_ms() + io_timeout_ms;
+	int val;
+
+	for (;;) {
+		val = ioctl_int(fd, req, what);
+		if (val == want)
+			return;
+		CHECK(now_ms() < end, "%s is %d, not %d after %d ms", what, val,
+		      want, io_timeout_ms);
+		sleep_ms(10);
+	}
+}
+
+static int tcp_state(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	CHECK_OK(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), "TCP_INFO");
+	CHECK(len >= 8, "TCP_INFO: length %u", len);
+	return ti.tcpi_state;
+}
+
+static void set_linger0(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)),
+		 "SO_LINGER 0");
+}
+
+/* An AF_INET socket of @type bound to INADDR_ANY:@port (0: any). */
+static int bound_socket(int type, uint16_t *port)
+{
+	struct sockaddr_in sin = sin4((struct in_addr){ INADDR_ANY }, *port);
+	int fd = xsocket(AF_INET, type);
+
+	CHECK_OK(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), "bind");
+	sin = sock_name4(fd, false);
+	*port = ntohs(sin.sin_port);
+	CHECK(*port, "bound to port 0");
+	return fd;
+}
+
+static struct sockaddr_in peer_port(uint16_t port)
+{
+	return sin4(cur->peer.sin_addr, port);
+}
+
+static int connect_port(uint16_t port)
+{
+	struct sockaddr_in sin = peer_port(port);
+
+	return tcp_connect(&sin);
+}
+
+static void ctl_parse(const char *key, char *out, size_t size)
+{
+	char buf[CTL_LINE_MAX];
+	size_t klen = strlen(key);
+
+	ctl_recv(buf, sizeof(buf));
+	CHECK(!strncmp(buf, key, klen) && buf[klen] == ' ',
+	      "control channel: expected \"%s ...\", got \"%s\"", key, buf);
+	snprintf(out, size, "%s", buf + klen + 1);
+}
+
+/* ------------------------------------------------------ TCP: connections */
+
+/* The listening side accepts with a blocking accept() (bounded by alarm). */
+static void tcp_connect_accept(void)
+{
+	char mine[32], theirs[32];
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	uint16_t port;
+	int lfd, fd;
+
+	if (listen_here()) {
+		lfd = tcp_listener(AF_INET, &port);
+		ctl_send("PORT %u", port);
+		step = "blocking accept";
+		fd = accept(lfd, (struct sockaddr *)&sin, &len);
+		CHECK(fd >= 0, "accept: %m");
+		CHECK(len == sizeof(sin) && sin.sin_family == AF_INET,
+		      "accept: address length %u family %d", len, sin.sin_family);
+		CHECK(sin.sin_addr.s_addr == cur->peer.sin_addr.s_addr,
+		      "accepted a connection from %s, expected %s", addr_str(&sin),
+		      addr_str(&cur->peer));
+		xclose(lfd);
+	} else {
+		port = ctl_recv_long("PORT");
+		fd = connect_port(port);
+	}
+	step = "exchange";
+	snprintf(mine, sizeof(mine), "hello from %s", cur->client ? "client" : "server");
+	snprintf(theirs, sizeof(theirs), "hello from %s", cur->client ? "server" : "client");
+	send_str(fd, mine);
+	recv_str(fd, theirs);
+	CHECK_OK(shutdown(fd, SHUT_WR), "shutdown");
+	expect_eof(fd);
+	xclose(fd);
+}
+
+/* Both ends agree on both addresses of the connection. */
+static void tcp_names(void)
+{
+	struct sockaddr_in me, them;
+	char a[64], b[64], line[CTL_LINE_MAX], *sp;
+	int fd = pair_open();
+
+	me = sock_name4(fd, false);
+	them = sock_name4(fd, true);
+	snprintf(a, sizeof(a), "%s", addr_str(&me));
+	snprintf(b, sizeof(b), "%s", addr_str(&them));
+	ctl_send("NAMES %s %s", a, b);
+	ctl_parse("NAMES", line, sizeof(line));
+	sp = strchr(line, ' ');
+	CHECK(sp, "bad NAMES line");
+	*sp++ = '\0';
+	CHECK(!strcmp(line, b), "getpeername %s, but the peer's getsockname is %s",
+	      b, line);
+	CHECK(!strcmp(sp, a), "getsockname %s, but the peer's getpeername is %s",
+	      a, sp);
+	CHECK(them.sin_addr.s_addr == cur->peer.sin_addr.s_addr,
+	      "getpeername %s, the peer is %s", b, addr_str(&cur->peer));
+	xclose(fd);
+}
+
+/* The client listens on an explicit port, the server connects from one. */
+static void tcp_bind_explicit_client(void)
+{
+	struct sockaddr_in sin;
+	uint16_t port = 0;
+	int lfd, fd, i;
+
+	for (i = 0; ; i++) {
+		fd = bound_socket(SOCK_STREAM, &port);
+		xclose(fd);
+		sin = sin4((struct in_addr){ INADDR_ANY }, port);
+		lfd = xsocket(AF_INET, SOCK_STREAM);
+		if (!bind(lfd, (struct sockaddr *)&sin, sizeof(sin)))
+			break;
+		CHECK(errno == EADDRINUSE && i < 5, "bind port %u: %m", port);
+		xclose(lfd);
+		port = 0;
+	}
+	sin = sock_name4(lfd, false);
+	CHECK(ntohs(sin.sin_port) == port, "bound port %u, getsockname says %u",
+	      port, ntohs(sin.sin_port));
+	CHECK_OK(listen(lfd, 4), "listen");
+	ctl_send("PORT %u", port);
+	port = ctl_recv_long("SRC");
+	fd = accept_wait(lfd, &sin);
+	CHECK(ntohs(sin.sin_port) == port, "peer port %u, the peer bound %u",
+	      ntohs(sin.sin_port), port);
+	recv_str(fd, "bound");
+	xclose(fd);
+	xclose(lfd);
+}
+
+static void tcp_bind_explicit_server(void)
+{
+	struct sockaddr_in sin;
+	uint16_t port = 0, src = 0;
+	int fd;
+
+	port = ctl_recv_long("PORT");
+	fd = bound_socket(SOCK_STREAM, &src);
+	ctl_send("SRC %u", src);
+	sin = peer_port(port);
+	CHECK(!connect(fd, (struct sockaddr *)&sin, sizeof(sin)),
+	      "connect from port %u: %m", src);
+	sin = sock_name4(fd, false);
+	CHECK(ntohs(sin.sin_port) == src, "connected from %u, bound %u",
+	      ntohs(sin.sin_port), src);
+	send_str(fd, "bound");
+	xclose(fd);
+}
+
+/* Port 0: distinct ephemeral ports; connect() without bind() autobinds. */
+static void tcp_bind_port0_client(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	uint16_t p1 = 0, p2 = 0;
+	int a, b, fd;
+
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	memset(&sin, 0xff, sizeof(sin));
+	CHECK_OK(getsockname(fd, (struct sockaddr *)&sin, &len), "getsockname");
+	CHECK(sin.sin_family == AF_INET && !sin.sin_port && !sin.sin_addr.s_addr,
+	      "unbound socket: getsockname %s", addr_str(&sin));
+	a = bound_socket(SOCK_STREAM, &p1);
+	b = bound_socket(SOCK_STREAM, &p2);
+	CHECK(p1 != p2, "two binds to port 0 both got port %u", p1);
+	xclose(a);
+	xclose(b);
+	fd = connect_port(ctl_recv_long("PORT"));
+	sin = sock_name4(fd, false);
+	CHECK(sin.sin_port, "connected socket has local port 0");
+	ctl_send("SRC %u", ntohs(sin.sin_port));
+	recv_str(fd, "ok");
+	xclose(fd);
+}
+
+static void tcp_bind_port0_server(void)
+{
+	struct sockaddr_in sin;
+	uint16_t port;
+	int lfd = tcp_listener(AF_INET, &port);
+	int fd;
+
+	ctl_send("PORT %u", port);
+	fd = accept_wait(lfd, &sin);
+	port = ctl_recv_long("SRC");
+	CHECK(ntohs(sin.sin_port) == port, "peer port %u, its getsockname %u",
+	      ntohs(sin.sin_port), port);
+	send_str(fd, "ok");
+	xclose(fd);
+	xclose(lfd);
+}
+
+/* Local: a listening port is taken, with and without SO_REUSEADDR. */
+static void tcp_eaddrinuse(void)
+{
+	struct sockaddr_in sin;
+	uint16_t port;
+	int lfd, fd;
+
+	lfd = tcp_listener(AF_INET, &port);
+	sin = sin4((struct in_addr){ INADDR_ANY }, port);
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_ERR(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), EADDRINUSE,
+		  "bind to a listening port");
+	set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_REUSEADDR) == 1, "SO_REUSEADDR not set");
+	CHECK_ERR(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), EADDRINUSE,
+		  "bind with SO_REUSEADDR to a listening port");
+	xclose(fd);
+	xclose(lfd);
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_OK(bind(fd, (struct sockaddr *)&sin, sizeof(sin)),
+		 "bind after the listener closed");
+	xclose(fd);
+}
+
+/*
+ * SO_REUSEADDR: the client closes a connection on its listening port
+ * first; a new listener then needs SO_REUSEADDR for that port.
+ */
+static void tcp_reuseaddr_client(void)
+{
+	struct sockaddr_in sin;
+	uint16_t port = 0;
+	int lfd, fd;
+
+	lfd = xsocket(AF_INET, SOCK_STREAM);
+	set_int_opt(lfd, SOL_SOCKET, SO_REUSEADDR, 1);
+	sin = sin4((struct in_addr){ INADDR_ANY }, 0);
+	CHECK_OK(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), "bind");
+	port = ntohs(sock_name4(lfd, false).sin_port);
+	CHECK_OK(listen(lfd, 4), "listen");
+	ctl_send("PORT %u", port);
+	fd = accept_wait(lfd, NULL);
+	xclose(lfd);
+	xclose(fd);		/* we close first: TIME_WAIT is ours */
+	ctl_expect("CLOSED");
+	sleep_ms(100);
+
+	sin = sin4((struct in_addr){ INADDR_ANY }, port);
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_ERR(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), EADDRINUSE,
+		  "bind without SO_REUSEADDR to a port in TIME_WAIT");
+	xclose(fd);
+	lfd = xsocket(AF_INET, SOCK_STREAM);
+	set_int_opt(lfd, SOL_SOCKET, SO_REUSEADDR, 1);
+	CHECK_OK(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)),
+		 "bind with SO_REUSEADDR to a port in TIME_WAIT");
+	CHECK_OK(listen(lfd, 4), "listen");
+	ctl_send("PORT %u", port);
+	fd = accept_wait(lfd, NULL);
+	recv_str(fd, "again");
+	xclose(fd);
+	xclose(lfd);
+}
+
+static void tcp_reuseaddr_server(void)
+{
+	int fd = connect_port(ctl_recv_long("PORT"));
+
+	expect_eof(fd);
+	xclose(fd);
+	ctl_send("CLOSED");
+	fd = connect_port(ctl_recv_long("PORT"));
+	send_str(fd, "again");
+	xclose(fd);
+}
+
+static void tcp_refused_client(void)
+{
+	struct sockaddr_in sin = peer_port(ctl_recv_long("PORT"));
+	int fd;
+
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	step = "blocking connect";
+	CHECK_ERR(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), ECONNREFUSED,
+		  "connect to a closed port");
+	xclose(fd);
+
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	set_nonblock(fd, true);
+	step = "non-blocking connect";
+	CHECK_ERR(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), EINPROGRESS,
+		  "non-blocking connect to a closed port");
+	wait_ev(fd, POLLOUT);
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_ERROR) == ECONNREFUSED,
+	      "SO_ERROR is not ECONNREFUSED");
+	xclose(fd);
+	ctl_send("DONE");
+}
+
+static void tcp_refused_server(void)
+{
+	uint16_t port = 0;
+	int fd = bound_socket(SOCK_STREAM, &port);	/* bound, not listening */
+
+	ctl_send("PORT %u", port);
+	ctl_expect("DONE");
+	xclose(fd);
+}
+
+static void tcp_nb_connect_client(void)
+{
+	struct sockaddr_in sin = peer_port(ctl_recv_long("PORT"));
+	short rev;
+	int fd;
+
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	set_nonblock(fd, true);
+	CHECK_ERR(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), EINPROGRESS,
+		  "non-blocking connect");
+	rev = wait_ev(fd, POLLOUT);
+	CHECK(!(rev & (POLLERR | POLLHUP)), "poll after connect: %#x", rev);
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_ERROR) == 0, "SO_ERROR not 0");
+	/* Linux: the first connect() after completion reports success */
+	CHECK_RET(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0,
+		  "connect again after completion");
+	CHECK_ERR(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), EISCONN,
+		  "connect on a connected socket");
+	sin = sock_name4(fd, true);
+	CHECK(sin.sin_addr.s_addr == cur->peer.sin_addr.s_addr,
+	      "getpeername %s", addr_str(&sin));
+	send_str(fd, "nb");
+	recv_str(fd, "nb-ok");
+	xclose(fd);
+}
+
+static void tcp_nb_connect_server(void)
+{
+	uint16_t port;
+	int lfd = tcp_listener(AF_INET, &port);
+	int fd;
+
+	ctl_send("PORT %u", port);
+	fd = accept_wait(lfd, NULL);
+	recv_str(fd, "nb");
+	send_str(fd, "nb-ok");
+	xclose(fd);
+	xclose(lfd);
+}
+
+static void tcp_accept4_client(void)
+{
+	uint16_t port;
+	int lfd = tcp_listener(AF_INET, &port);
+	char ch;
+	int fd;
+
+	set_nonblock(lfd, true);
+	CHECK_ERR(accept(lfd, NULL, NULL), EAGAIN, "accept with nothing pending");
+	ctl_send("PORT %u", port);
+	wait_ev(lfd, POLLIN);
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	CHECK(fd >= 0, "accept4: %m");
+	CHECK(fcntl(fd, F_GETFL) & O_NONBLOCK, "accept4: no O_NONBLOCK");
+	CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC, "accept4: no FD_CLOEXEC");
+	CHECK_ERR(recv(fd, &ch, 1, 0), EAGAIN, "recv on a SOCK_NONBLOCK socket");
+	ctl_send("SEND");
+	recv_str(fd, "x");
+	xclose(fd);
+	fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0, "plain accept: %m");
+	CHECK(!(fcntl(fd, F_GETFL) & O_NONBLOCK), "accept: O_NONBLOCK inherited");
+	CHECK(!(fcntl(fd, F_GETFD) & FD_CLOEXEC), "accept: FD_CLOEXEC set");
+	xclose(fd);
+	xclose(lfd);
+}
+
+static void tcp_accept4_server(void)
+{
+	struct sockaddr_in sin = peer_port(ctl_recv_long("PORT"));
+	int fd = tcp_connect(&sin);
+	int fd2;
+
+	fd2 = tcp_connect(&sin);
+	ctl_expect("SEND");
+	send_str(fd, "x");
+	xclose(fd);
+	xclose(fd2);
+}
+
+/* ------------------------------------------------------------ TCP: data */
+
+/* 16 MiB each way at once, verified byte by byte and by CRC. */
+static void tcp_bulk(void)
+{
+	static uint8_t buf[1 << 16];
+	uint64_t sent = 0, got = 0;
+	struct pstream tx, rx;
+	bool eof = false;
+	short rev, ev;
+	ssize_t ret;
+	int fd = pair_open();
+
+	ps_init(&tx, cur->client ? 11 : 12);
+	ps_init(&rx, cur->client ? 12 : 11);
+	set_nonblock(fd, true);
+	step = "bulk transfer";
+	while (sent < BULK_LEN || !eof) {
+		ev = POLLIN | (sent < BULK_LEN ? POLLOUT : 0);
+		rev = wait_ev(fd, ev);
+		if (sent < BULK_LEN && (rev & POLLOUT)) {
+			ret = ps_send(fd, &tx, BULK_LEN - sent, MSG_NOSIGNAL);
+			CHECK(ret > 0 || errno == EAGAIN, "send: %m");
+			if (ret > 0)
+				sent += ret;
+			if (sent == BULK_LEN)
+				CHECK_OK(shutdown(fd, SHUT_WR), "shutdown");
+		}
+		if (rev & (POLLIN | POLLHUP | POLLERR)) {
+			ret = recv(fd, buf, sizeof(buf), 0);
+			CHECK(ret >= 0 || errno == EAGAIN, "recv after %llu bytes: %m",
+			      (unsigned long long)got);
+			if (!ret)
+				eof = true;
+			if (ret > 0) {
+				ps_check(&rx, buf, ret);
+				got += ret;
+				CHECK(got <= BULK_LEN, "more than %u bytes", BULK_LEN);
+			}
+		}
+	}
+	CHECK(got == BULK_LEN, "EOF after %llu bytes of %u",
+	      (unsigned long long)got, BULK_LEN);
+	ctl_send("CRC %u", tx.crc);
+	CHECK((uint32_t)ctl_recv_long("CRC") == rx.crc,
+	      "CRC of the received data differs from the sender's");
+	xclose(fd);
+}
+
+static void tcp_dontwait_client(void)
+{
+	struct pstream ps;
+	uint64_t total;
+	char ch = 0;
+	int fd = pair_open();
+
+	CHECK_ERR(recv(fd, &ch, 1, MSG_DONTWAIT), EAGAIN, "recv MSG_DONTWAIT, no data");
+	ctl_send("SEND");
+	wait_ev(fd, POLLIN);
+	CHECK_RET(recv(fd, &ch, 1, MSG_DONTWAIT), 1, "recv MSG_DONTWAIT");
+	CHECK(ch == 'd', "received %#x", ch);
+	ps_init(&ps, 21);
+	total = fill_full(fd, &ps);
+	CHECK_ERR(ps_send(fd, &ps, 1, MSG_DONTWAIT | MSG_NOSIGNAL), EAGAIN,
+		  "send MSG_DONTWAIT on a full socket");
+	ctl_send("DRAIN %llu", (unsigned long long)total);
+	ctl_expect("DRAINED");
+	xclose(fd);
+}
+
+static void tcp_dontwait_server(void)
+{
+	struct pstream ps;
+	int fd = pair_open();
+
+	ctl_expect("SEND");
+	send_str(fd, "d");
+	ps_init(&ps, 21);
+	ps_recv(fd, &ps, ctl_recv_long("DRAIN"));
+	ctl_send("DRAINED");
+	xclose(fd);
+}
+
+static void tcp_peek_client(void)
+{
+	uint8_t a[100], b[100], c[100];
+	int fd = pair_open();
+
+	ctl_send("SEND");
+	wait_ioctl(fd, FIONREAD, "FIONREAD", 100);
+	CHECK_RET(recv(fd, a, 50, MSG_PEEK), 50, "recv MSG_PEEK");
+	CHECK_RET(recv(fd, b, 100, MSG_PEEK), 100, "recv MSG_PEEK again");
+	CHECK(!memcmp(a, b, 50), "two peeks differ");
+	CHECK(ioctl_int(fd, FIONREAD, "FIONREAD") == 100, "peek consumed data");
+	CHECK_RET(recv(fd, c, 100, 0), 100, "recv");
+	CHECK(!memcmp(b, c, 100), "peeked and received data differ");
+	CHECK(c[0] == 'p' && c[99] == 'q', "wrong data");
+	CHECK_ERR(recv(fd, c, 1, MSG_DONTWAIT | MSG_PEEK), EAGAIN, "peek at nothing");
+	ctl_send("DONE");
+	xclose(fd);
+}
+
+static void tcp_peek_server(void)
+{
+	char buf[100];
+	int fd = pair_open();
+
+	memset(buf, 'p', sizeof(buf));
+	buf[99] = 'q';
+	ctl_expect("SEND");
+	send_all(fd, buf, sizeof(buf));
+	ctl_expect("DONE");
+	xclose(fd);
+}
+
+static void tcp_waitall_client(void)
+{
+	struct pstream ps;
+	uint8_t buf[4000];
+	int fd = pair_open();
+
+	ctl_send("SEND");
+	step = "recv MSG_WAITALL";
+	CHECK_RET(recv(fd, buf, sizeof(buf), MSG_WAITALL), sizeof(buf),
+		  "recv MSG_WAITALL of 4 sends 100 ms apart");
+	ps_init(&ps, 31);
+	ps_check(&ps, buf, sizeof(buf));
+	xclose(fd);
+}
+
+static void tcp_waitall_server(void)
+{
+	struct pstream ps;
+	int i, fd = pair_open();
+
+	ctl_expect("SEND");
+	ps_init(&ps, 31);
+	CHECK_OK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int)),
+		 "TCP_NODELAY");
+	for (i = 0; i < 4; i++) {
+		CHECK_RET(ps_send(fd, &ps, 1000, MSG_NOSIGNAL), 1000, "send");
+		sleep_ms(100);
+	}
+	xclose(fd);
+}
+
+/* writev and sendmsg one way, recvmsg and readv the other; both ways. */
+static void tcp_iovec(void)
+{
+	static uint8_t out[9010], in[9010];
+	struct iovec iov[3];
+	struct msghdr msg;
+	struct pstream ps;
+	size_t got;
+	ssize_t ret;
+	int fd = pair_open();
+
+	ps_init(&ps, cur->client ? 41 : 42);
+	ps_fill(&ps, out, sizeof(out));
+	iov[0] = (struct iovec){ out, 10 };
+	iov[1] = (struct iovec){ out + 10, 1000 };
+	iov[2] = (struct iovec){ out + 1010, 5000 };
+	CHECK_RET(writev(fd, iov, 3), 6010, "writev");
+	iov[0] = (struct iovec){ out + 6010, 1 };
+	iov[1] = (struct iovec){ out + 6011, 2999 };
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = 2;
+	CHECK_RET(sendmsg(fd, &msg, MSG_NOSIGNAL), 3000, "sendmsg");
+
+	iov[0] = (struct iovec){ in, 3000 };
+	iov[1] = (struct iovec){ in + 3000, 3000 };
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = iov;
+	msg.msg_iovlen = 2;
+	step = "recvmsg";
+	CHECK_RET(recvmsg(fd, &msg, MSG_WAITALL), 6000, "recvmsg MSG_WAITALL");
+	CHECK(!msg.msg_flags, "recvmsg flags %#x", msg.msg_flags);
+	for (got = 6000; got < sizeof(in); got += ret) {
+		iov[0] = (struct iovec){ in + got, 7 };
+		iov[1] = (struct iovec){ in + got + 7, sizeof(in) - got - 7 };
+		wait_ev(fd, POLLIN);
+		step = "readv";
+		ret = readv(fd, iov, sizeof(in) - got > 7 ? 2 : 1);
+		CHECK(ret > 0, "readv: %zd: %m", ret);
+	}
+	ps_init(&ps, cur->client ? 42 : 41);
+	ps_check(&ps, in, sizeof(in));
+	CHECK_OK(shutdown(fd, SHUT_WR), "shutdown");
+	expect_eof(fd);
+	xclose(fd);
+}
+
+/* ------------------------------------------------------ TCP: shutdown */
+
+static void tcp_shut_wr_client(void)
+{
+	short rev;
+	int fd = pair_open();
+
+	send_str(fd, "request");
+	CHECK_OK(shutdown(fd, SHUT_WR), "shutdown SHUT_WR");
+	CHECK_ERR(send(fd, "x", 1, MSG_NOSIGNAL), EPIPE, "send after SHUT_WR");
+	rev = poll_now(fd, POLLIN | POLLOUT | POLLRDHUP);
+	CHECK(!(rev & (POLLRDHUP | POLLHUP)), "poll after own SHUT_WR: %#x", rev);
+	ctl_send("POLLED");
+	recv_str(fd, "reply after EOF");
+	expect_eof(fd);
+	rev = poll_now(fd, POLLIN | POLLRDHUP);
+	CHECK((rev & POLLHUP) && (rev & POLLRDHUP), "poll after both FINs: %#x", rev);
+	xclose(fd);
+}
+
+static void tcp_shut_wr_server(void)
+{
+	short rev;
+	int fd = pair_open();
+
+	recv_str(fd, "request");
+	expect_eof(fd);
+	rev = poll_now(fd, POLLIN | POLLOUT | POLLRDHUP);
+	CHECK((rev & POLLRDHUP) && (rev & POLLOUT) && !(rev & POLLHUP),
+	      "poll after the peer's SHUT_WR: %#x", rev);
+	CHECK(tcp_state(fd) == TCP_CLOSE_WAIT, "TCP state %d, not CLOSE_WAIT",
+	      tcp_state(fd));
+	ctl_expect("POLLED");
+	send_str(fd, "reply after EOF");
+	xclose(fd);
+}
+
+static void tcp_shut_rd_client(void)
+{
+	char buf[8];
+	short rev;
+	int fd = pair_open();
+
+	CHECK_OK(shutdown(fd, SHUT_RD), "shutdown SHUT_RD");
+	CHECK_RET(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), 0, "recv after SHUT_RD");
+	rev = poll_now(fd, POLLIN | POLLOUT | POLLRDHUP);
+	CHECK((rev & POLLIN) && (rev & POLLRDHUP) && (rev & POLLOUT),
+	      "poll after SHUT_RD: %#x", rev);
+	send_str(fd, "still sending");
+	ctl_expect("GOT");
+	xclose(fd);
+}
+
+static void tcp_shut_rd_server(void)
+{
+	int fd = pair_open();
+
+	recv_str(fd, "still sending");
+	ctl_send("GOT");
+	xclose(fd);
+}
+
+static void tcp_shut_rdwr_client(void)
+{
+	int fd = pair_open();
+
+	CHECK_OK(shutdown(fd, SHUT_RDWR), "shutdown SHUT_RDWR");
+	CHECK_ERR(send(fd, "x", 1, MSG_NOSIGNAL), EPIPE, "send after SHUT_RDWR");
+	CHECK_RET(recv(fd, &(char){ 0 }, 1, MSG_DONTWAIT), 0, "recv after SHUT_RDWR");
+	ctl_expect("EOF");
+	xclose(fd);
+}
+
+static void tcp_shut_rdwr_server(void)
+{
+	int fd = pair_open();
+
+	expect_eof(fd);
+	ctl_send("EOF");
+	xclose(fd);
+}
+
+/* The sender closes with a full send queue: all of it arrives. */
+static void tcp_close_queued_client(void)
+{
+	struct pstream ps;
+	uint64_t len;
+	int fd = pair_open();
+
+	len = ctl_recv_long("CLOSED");
+	ps_init(&ps, 51);
+	ps_recv(fd, &ps, len);
+	expect_eof(fd);
+	xclose(fd);
+}
+
+static void tcp_close_queued_server(void)
+{
+	struct pstream ps;
+	uint64_t len;
+	int fd = pair_open();
+
+	ps_init(&ps, 51);
+	len = fill_sndbuf(fd, &ps);
+	xclose(fd);
+	ctl_send("CLOSED %llu", (unsigned long long)len);
+}
+
+static void tcp_linger0_client(void)
+{
+	char ch;
+	int fd = pair_open();
+
+	ctl_send("GO");
+	ctl_expect("CLOSED");
+	wait_mask(fd, POLLIN, POLLERR);
+	CHECK_ERR(recv(fd, &ch, 1, 0), ECONNRESET, "recv after the peer's abortive close");
+	CHECK_RET(recv(fd, &ch, 1, MSG_DONTWAIT), 0, "recv after the reset was reported");
+	xclose(fd);
+}
+
+static void tcp_linger0_server(void)
+{
+	struct linger lg;
+	socklen_t len = sizeof(lg);
+	int fd = pair_open();
+
+	set_linger0(fd);
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, &len), "get SO_LINGER");
+	CHECK(lg.l_onoff && !lg.l_linger, "SO_LINGER is {%d, %d}", lg.l_onoff,
+	      lg.l_linger);
+	ctl_expect("GO");
+	xclose(fd);
+	ctl_send("CLOSED");
+}
+
+static sig_atomic_t sigpipes;
+
+static void on_sigpipe(int sig)
+{
+	(void)sig;
+	sigpipes++;
+}
+
+static void tcp_epipe_client(void)
+{
+	struct sigaction sa = { .sa_handler = on_sigpipe };
+	long long end;
+	ssize_t ret;
+	int fd;
+
+	CHECK_OK(sigaction(SIGPIPE, &sa, NULL), "sigaction");
+	/* our own SHUT_WR */
+	fd = pair_open();
+	CHECK_OK(shutdown(fd, SHUT_WR), "shutdown");
+	CHECK_ERR(send(fd, "x", 1, MSG_NOSIGNAL), EPIPE, "send MSG_NOSIGNAL after SHUT_WR");
+	CHECK(!sigpipes, "SIGPIPE despite MSG_NOSIGNAL");
+	CHECK_ERR(send(fd, "x", 1, 0), EPIPE, "send after SHUT_WR");
+	CHECK(sigpipes == 1, "%d SIGPIPEs, expected 1", (int)sigpipes);
+	CHECK_ERR(write(fd, "x", 1), EPIPE, "write after SHUT_WR");
+	CHECK(sigpipes == 2, "%d SIGPIPEs, expected 2", (int)sigpipes);
+	xclose(fd);
+
+	/* the peer closed: the first send draws a reset, then EPIPE */
+	fd = pair_open();
+	expect_eof(fd);
+	end = now_ms() + io_timeout_ms;
+	step = "send until the reset";
+	for (;;) {
+		ret = send(fd, "y", 1, MSG_NOSIGNAL);
+		if (ret < 0)
+			break;
+		CHECK(now_ms() < end, "send to a closed peer keeps succeeding");
+		sleep_ms(20);
+	}
+	CHECK(errno == EPIPE || errno == ECONNRESET, "send to a closed peer: %m");
+	CHECK_ERR(send(fd, "y", 1, MSG_NOSIGNAL), EPIPE, "send after the reset");
+	CHECK(sigpipes == 2, "SIGPIPE despite MSG_NOSIGNAL");
+	CHECK_ERR(send(fd, "y", 1, 0), EPIPE, "send after the reset");
+	CHECK(sigpipes == 3, "%d SIGPIPEs, expected 3", (int)sigpipes);
+	xclose(fd);
+}
+
+static void tcp_epipe_server(void)
+{
+	int fd = pair_open();
+
+	expect_eof(fd);
+	xclose(fd);
+	fd = pair_open();
+	xclose(fd);
+}
+
+/* ------------------------------------------------ TCP: ioctls, options */
+
+static void tcp_ioctl_client(void)
+{
+	struct pstream ps;
+	char buf[1234];
+	uint64_t total;
+	int outq, fd = pair_open();
+
+	CHECK(ioctl_int(fd, FIONREAD, "FIONREAD") == 0, "FIONREAD not 0");
+	CHECK(ioctl_int(fd, SIOCOUTQ, "SIOCOUTQ") == 0, "SIOCOUTQ not 0");
+	ctl_send("SEND");
+	wait_ioctl(fd, FIONREAD, "FIONREAD", sizeof(buf));
+	recv_all(fd, buf, sizeof(buf));
+	CHECK(ioctl_int(fd, FIONREAD, "FIONREAD") == 0, "FIONREAD not 0 after recv");
+	ps_init(&ps, 61);
+	total = fill_sndbuf(fd, &ps);
+	outq = ioctl_int(fd, SIOCOUTQ, "SIOCOUTQ");
+	CHECK(outq > 0 && (uint64_t)outq <= total,
+	      "SIOCOUTQ %d with %llu bytes sent to a peer that does not read", outq,
+	      (unsigned long long)total);
+	ctl_send("DRAIN %llu", (unsigned long long)total);
+	wait_ioctl(fd, SIOCOUTQ, "SIOCOUTQ", 0);
+	ctl_expect("DRAINED");
+	xclose(fd);
+}
+
+static void tcp_ioctl_server(void)
+{
+	struct pstream ps;
+	char buf[1234];
+	int fd = pair_open();
+
+	memset(buf, 'i', sizeof(buf));
+	ctl_expect("SEND");
+	send_all(fd, buf, sizeof(buf));
+	ps_init(&ps, 61);
+	ps_recv(fd, &ps, ctl_recv_long("DRAIN"));
+	ctl_send("DRAINED");
+	xclose(fd);
+}
+
+static void tcp_timeo_client(void)
+{
+	struct timeval tv = { 0, 300000 };
+	socklen_t len = sizeof(tv);
+	struct pstream ps;
+	long long t0, dt;
+	uint64_t total;
+	ssize_t ret;
+	char ch;
+	int fd = pair_open();
+
+	CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), "SO_RCVTIMEO");
+	memset(&tv, 0, sizeof(tv));
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len), "get SO_RCVTIMEO");
+	CHECK(!tv.tv_sec && tv.tv_usec >= 290000 && tv.tv_usec <= 310000,
+	      "SO_RCVTIMEO reads back as %ld.%06ld", (long)tv.tv_sec, (long)tv.tv_usec);
+	t0 = now_ms();
+	step = "recv with SO_RCVTIMEO";
+	CHECK_ERR(recv(fd, &ch, 1, 0), EAGAIN, "recv with SO_RCVTIMEO, no data");
+	dt = now_ms() - t0;
+	CHECK(dt >= 250 && dt < 5000, "recv timed out after %lld ms, not 300", dt);
+
+	tv = (struct timeval){ 0, 300000 };
+	CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), "SO_SNDTIMEO");
+	ps_init(&ps, 71);
+	total = fill_full(fd, &ps);
+	t0 = now_ms();
+	step = "send with SO_SNDTIMEO";
+	ret = ps_send(fd, &ps, 65536, MSG_NOSIGNAL);
+	dt = now_ms() - t0;
+	CHECK(ret < 0 || ret < 65536, "send into a full buffer took all %zd bytes", ret);
+	if (ret < 0)
+		CHECK(errno == EAGAIN, "send with SO_SNDTIMEO: %m");
+	else
+		total += ret;
+	CHECK(dt >= 250 && dt < 5000, "send timed out after %lld ms, not 300", dt);
+	ctl_send("DRAIN %llu", (unsigned long long)total);
+	ctl_expect("DRAINED");
+	xclose(fd);
+}
+
+static void tcp_timeo_server(void)
+{
+	struct pstream ps;
+	int fd = pair_open();
+
+	ps_init(&ps, 71);
+	ps_recv(fd, &ps, ctl_recv_long("DRAIN"));
+	ctl_send("DRAINED");
+	xclose(fd);
+}
+
+/* Symmetric: TCP_NODELAY reads back, and 50 one-byte round trips work. */
+static void tcp_nodelay(void)
+{
+	char ch;
+	int i, fd = pair_open();
+
+	CHECK(!get_int_opt(fd, IPPROTO_TCP, TCP_NODELAY), "TCP_NODELAY set by default");
+	set_int_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+	CHECK(get_int_opt(fd, IPPROTO_TCP, TCP_NODELAY), "TCP_NODELAY does not read back");
+	for (i = 0; i < 50; i++) {
+		ch = 'a' + i % 26;
+		if (cur->client) {
+			send_all(fd, &ch, 1);
+			recv_str(fd, (char[]){ ch + 1 - 'a' + 'A', 0 });
+		} else {
+			recv_str(fd, (char[]){ ch, 0 });
+			ch = ch + 1 - 'a' + 'A';
+			send_all(fd, &ch, 1);
+		}
+	}
+	xclose(fd);
+}
+
+static void tcp_info_client(void)
+{
+	uint16_t port;
+	int lfd = tcp_listener(AF_INET, &port);
+	int fd;
+
+	CHECK(tcp_state(lfd) == TCP_LISTEN, "listener: TCP state %d", tcp_state(lfd));
+	ctl_send("PORT %u", port);
+	fd = accept_wait(lfd, NULL);
+	CHECK(tcp_state(fd) == TCP_ESTABLISHED, "accepted: TCP state %d", tcp_state(fd));
+	ctl_send("SHUT");
+	expect_eof(fd);
+	CHECK(tcp_state(fd) == TCP_CLOSE_WAIT, "after EOF: TCP state %d", tcp_state(fd));
+	xclose(fd);
+	xclose(lfd);
+}
+
+static void tcp_info_server(void)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+	int fd = connect_port(ctl_recv_long("PORT"));
+
+	CHECK_OK(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), "TCP_INFO");
+	CHECK(ti.tcpi_state == TCP_ESTABLISHED, "connected: TCP state %d", ti.tcpi_state);
+	CHECK(ti.tcpi_snd_mss > 0, "connected: snd_mss 0");
+	ctl_expect("SHUT");
+	CHECK_OK(shutdown(fd, SHUT_WR), "shutdown");
+	wait_ev(fd, POLLIN);
+	xclose(fd);
+}
+
+/* Symmetric: keepalive options read back. */
+static void tcp_keepalive(void)
+{
+	int fd = pair_open();
+
+	CHECK(!get_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE), "SO_KEEPALIVE on by default");
+	set_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE) == 1, "SO_KEEPALIVE not set");
+	set_int_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE, 7);
+	set_int_opt(fd, IPPROTO_TCP, TCP_KEEPINTVL, 3);
+	set_int_opt(fd, IPPROTO_TCP, TCP_KEEPCNT, 4);
+	CHECK(get_int_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE) == 7, "TCP_KEEPIDLE");
+	CHECK(get_int_opt(fd, IPPROTO_TCP, TCP_KEEPINTVL) == 3, "TCP_KEEPINTVL");
+	CHECK(get_int_opt(fd, IPPROTO_TCP, TCP_KEEPCNT) == 4, "TCP_KEEPCNT");
+	set_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE, 0);
+	CHECK(!get_int_opt(fd, SOL_SOCKET, SO_KEEPALIVE), "SO_KEEPALIVE not cleared");
+	CHECK_ERR(setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &(int){ 0 }, sizeof(int)),
+		  EINVAL, "TCP_KEEPIDLE 0");
+	send_str(fd, "k");
+	recv_str(fd, "k");
+	xclose(fd);
+}
+
+/* Symmetric: Linux doubles SO_RCVBUF and SO_SNDBUF. */
+static void tcp_bufsize(void)
+{
+	int fd = pair_open();
+
+	set_int_opt(fd, SOL_SOCKET, SO_RCVBUF, 65536);
+	set_int_opt(fd, SOL_SOCKET, SO_SNDBUF, 65536);
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_RCVBUF) == 131072, "SO_RCVBUF 65536 reads %d",
+	      get_int_opt(fd, SOL_SOCKET, SO_RCVBUF));
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_SNDBUF) == 131072, "SO_SNDBUF 65536 reads %d",
+	      get_int_opt(fd, SOL_SOCKET, SO_SNDBUF));
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_TYPE) == SOCK_STREAM, "SO_TYPE");
+	send_str(fd, "b");
+	recv_str(fd, "b");
+	xclose(fd);
+}
+
+/* ---------------------------------------------------- poll, epoll, select */
+
+static void poll_events_client(void)
+{
+	short rev;
+	char ch;
+	int fd = pair_open();
+
+	rev = wait_ev(fd, POLLOUT);
+	CHECK(rev == POLLOUT, "fresh connection: revents %#x, want POLLOUT", rev);
+	CHECK(!poll_now(fd, POLLIN | POLLRDHUP), "fresh connection readable");
+	ctl_send("SEND");
+	rev = wait_ev(fd, POLLIN | POLLRDHUP);
+	CHECK(rev == POLLIN, "data: revents %#x, want POLLIN", rev);
+	CHECK_RET(recv(fd, &ch, 1, 0), 1, "recv");
+	ctl_send("RESET");
+	rev = wait_mask(fd, POLLIN | POLLOUT, POLLERR | POLLHUP);
+	CHECK(rev & POLLERR, "after a reset: revents %#x", rev);
+	CHECK_ERR(recv(fd, &ch, 1, 0), ECONNRESET, "recv after the reset");
+	xclose(fd);
+}
+
+static void poll_events_server(void)
+{
+	int fd = pair_open();
+
+	ctl_expect("SEND");
+	send_str(fd, "e");
+	ctl_expect("RESET");
+	set_linger0(fd);
+	xclose(fd);
+}
+
+static uint32_t epoll_once(int ep, int timeout_ms)
+{
+	struct epoll_event ev;
+	int n;
+
+	do
+		n = epoll_wait(ep, &ev, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	CHECK_OK(n, "epoll_wait");
+	return n ? ev.events : 0;
+}
+
+static int epoll_for(int fd, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.fd = fd };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	CHECK_OK(ep, "epoll_create1");
+	CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev), "EPOLL_CTL_ADD");
+	return ep;
+}
+
+/* EPOLLOUT, EPOLLIN, EPOLLRDHUP (peer's SHUT_WR), EPOLLHUP (both). */
+static void epoll_events_client(void)
+{
+	uint32_t ev;
+	char ch;
+	int fd = pair_open();
+	int ep = epoll_for(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+
+	ev = epoll_once(ep, io_timeout_ms);
+	CHECK(ev == EPOLLOUT, "fresh connection: events %#x, want EPOLLOUT", ev);
+	ctl_send("SEND");
+	wait_ev(fd, POLLIN);
+	ev = epoll_once(ep, 0);
+	CHECK(ev == (EPOLLIN | EPOLLOUT), "data: events %#x", ev);
+	CHECK_RET(recv(fd, &ch, 1, 0), 1, "recv");
+	ctl_send("SHUT");
+	wait_ev(fd, POLLRDHUP);
+	ev = epoll_once(ep, 0);
+	CHECK(ev == (EPOLLIN | EPOLLOUT | EPOLLRDHUP), "peer's SHUT_WR: events %#x", ev);
+	CHECK_OK(shutdown(fd, SHUT_WR), "shutdown");
+	wait_mask(fd, POLLIN, POLLHUP);
+	ev = epoll_once(ep, 0);
+	CHECK((ev & EPOLLHUP) && (ev & EPOLLRDHUP) && !(ev & EPOLLERR),
+	      "both shut down: events %#x", ev);
+	xclose(ep);
+	xclose(fd);
+}
+
+static void epoll_events_server(void)
+{
+	int fd = pair_open();
+
+	ctl_expect("SEND");
+	send_str(fd, "e");
+	ctl_expect("SHUT");
+	CHECK_OK(shutdown(fd, SHUT_WR), "shutdown");
+	expect_eof(fd);
+	xclose(fd);
+}
+
+static void epoll_err_client(void)
+{
+	uint32_t ev;
+	int fd = pair_open();
+	int ep = epoll_for(fd, EPOLLIN | EPOLLRDHUP);
+
+	CHECK(!epoll_once(ep, 0), "fresh connection has events");
+	ctl_send("RESET");
+	ev = epoll_once(ep, io_timeout_ms);
+	CHECK(ev, "no epoll event after a reset within %d ms", io_timeout_ms);
+	wait_mask(fd, POLLIN, POLLERR | POLLHUP);
+	ev = epoll_once(ep, 0);
+	CHECK((ev & EPOLLERR) && (ev & EPOLLHUP), "after a reset: events %#x", ev);
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_ERROR) == ECONNRESET,
+	      "SO_ERROR is not ECONNRESET");
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_ERROR) == 0, "SO_ERROR not cleared");
+	xclose(ep);
+	xclose(fd);
+}
+
+static void epoll_err_server(void)
+{
+	int fd = pair_open();
+
+	ctl_expect("RESET");
+	set_linger0(fd);
+	xclose(fd);
+}
+
+/* Level and edge triggered EPOLLIN, edge triggered EPOLLOUT. */
+static void epoll_lt_et_client(void)
+{
+	struct pstream ps;
+	uint64_t total;
+	char buf[16];
+	int fd = pair_open();
+	int lt = epoll_for(fd, EPOLLIN);
+	int et = epoll_for(fd, EPOLLIN | EPOLLET);
+	int eo;
+
+	ctl_send("SEND");
+	CHECK(epoll_once(lt, io_timeout_ms) == EPOLLIN, "level: no EPOLLIN");
+	wait_ioctl(fd, FIONREAD, "FIONREAD", 10);
+	CHECK(epoll_once(lt, 0) == EPOLLIN, "level: EPOLLIN not repeated");
+	CHECK(epoll_once(et, 0) == EPOLLIN, "edge: no EPOLLIN");
+	CHECK(!epoll_once(et, 0), "edge: EPOLLIN repeated without new data");
+	CHECK_RET(recv(fd, buf, 5, 0), 5, "recv");
+	CHECK(epoll_once(lt, 0) == EPOLLIN, "level: no EPOLLIN with 5 bytes left");
+	CHECK(!epoll_once(et, 0), "edge: EPOLLIN after a partial read");
+	ctl_send("MORE");
+	CHECK(epoll_once(et, io_timeout_ms) == EPOLLIN, "edge: no EPOLLIN on new data");
+	CHECK(!epoll_once(et, 0), "edge: EPOLLIN repeated");
+	wait_ioctl(fd, FIONREAD, "FIONREAD", 10);
+	CHECK_RET(recv(fd, buf, 16, 0), 10, "recv");
+	CHECK(!epoll_once(lt, 0), "level: EPOLLIN with nothing to read");
+
+	eo = epoll_for(fd, EPOLLOUT | EPOLLET);
+	CHECK(epoll_once(eo, io_timeout_ms) == EPOLLOUT, "edge: no EPOLLOUT");
+	CHECK(!epoll_once(eo, 0), "edge: EPOLLOUT repeated");
+	ps_init(&ps, 81);
+	total = fill_sndbuf(fd, &ps);
+	CHECK(!epoll_once(eo, 0), "edge: EPOLLOUT with a full buffer");
+	ctl_send("DRAIN %llu", (unsigned long long)total);
+	CHECK(epoll_once(eo, io_timeout_ms) == EPOLLOUT, "edge: no EPOLLOUT after the drain");
+	ctl_expect("DRAINED");
+	xclose(eo);
+	xclose(et);
+	xclose(lt);
+	xclose(fd);
+}
+
+static void epoll_lt_et_server(void)
+{
+	struct pstream ps;
+	int fd = pair_open();
+
+	ctl_expect("SEND");
+	send_str(fd, "0123456789");
+	ctl_expect("MORE");
+	send_str(fd, "abcde");
+	ps_init(&ps, 81);
+	ps_recv(fd, &ps, ctl_recv_long("DRAIN"));
+	ctl_send("DRAINED");
+	xclose(fd);
+}
+
+/* NCONN connections in one epoll set: data and EOF on each, once. */
+static void epoll_many_client(void)
+{
+	struct epoll_event evs[NCONN];
+	struct sockaddr_in sin = peer_port(ctl_recv_long("PORT"));
+	int fds[NCONN], data[NCONN], eofs[NCONN];
+	int i, n, k, ep, ndata = 0, neof = 0;
+	unsigned char ch;
+	ssize_t ret;
+
+	ep = epoll_create1(0);
+	CHECK_OK(ep, "epoll_create1");
+	for (i = 0; i < NCONN; i++) {
+		fds[i] = tcp_connect(&sin);
+		ch = i;
+		send_all(fds[i], &ch, 1);
+		evs[0] = (struct epoll_event){ .events = EPOLLIN | EPOLLRDHUP,
+					       .data.u32 = i };
+		CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &evs[0]), "EPOLL_CTL_ADD");
+		data[i] = 0;
+		eofs[i] = 0;
+	}
+	step = "epoll";
+	while (neof < NCONN) {
+		n = epoll_wait(ep, evs, NCONN, io_timeout_ms);
+		CHECK(n > 0, "epoll_wait: %d (%d with data, %d at EOF): %m", n, ndata, neof);
+		for (k = 0; k < n; k++) {
+			i = evs[k].data.u32;
+			CHECK(i < NCONN, "bad epoll data %d", i);
+			ret = recv(fds[i], &ch, 1, MSG_DONTWAIT);
+			if (ret == 1) {
+				CHECK(ch == (unsigned char)(i ^ 0x5a) && !data[i],
+				      "connection %d: byte %#x (%d before)", i, ch, data[i]);
+				data[i]++;
+				ndata++;
+				if (ndata == NCONN)
+					ctl_send("CLOSE");
+			} else if (ret == 0) {
+				CHECK(data[i] && !eofs[i], "connection %d: EOF, data %d",
+				      i, data[i]);
+				CHECK(evs[k].events & EPOLLRDHUP, "EOF without EPOLLRDHUP");
+				eofs[i] = 1;
+				neof++;
+				CHECK_OK(epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL),
+					 "EPOLL_CTL_DEL");
+			} else {
+				CHECK(errno == EAGAIN, "connection %d: recv: %m", i);
+			}
+		}
+	}
+	for (i = 0; i < NCONN; i++)
+		xclose(fds[i]);
+	xclose(ep);
+}
+
+static void epoll_many_server(void)
+{
+	int fds[NCONN], i, idx;
+	unsigned char ch;
+	uint16_t port;
+	int lfd = tcp_listener(AF_INET, &port);
+
+	ctl_send("PORT %u", port);
+	for (i = 0; i < NCONN; i++)
+		fds[i] = -1;
+	for (i = 0; i < NCONN; i++) {
+		static char what[48];
+		int fd;
+
+		snprintf(what, sizeof(what), "accept %d of %d", i + 1, NCONN);
+		step = what;
+		wait_ev(lfd, POLLIN);
+		fd = accept(lfd, NULL, NULL);
+		CHECK(fd >= 0, "accept: %m");
+		recv_all(fd, &ch, 1);
+		idx = ch;
+		CHECK(idx < NCONN && fds[idx] < 0, "connection index %d", idx);
+		fds[idx] = fd;
+	}
+	for (i = NCONN - 1; i >= 0; i--) {	/* the other order */
+		ch = i ^ 0x5a;
+		send_all(fds[i], &ch, 1);
+	}
+	ctl_expect("CLOSE");
+	for (i = 0; i < NCONN; i += 2)
+		xclose(fds[i]);
+	for (i = 1; i < NCONN; i += 2)
+		xclose(fds[i]);
+	xclose(lfd);
+}
+
+static void select_client(void)
+{
+	struct timeval tv;
+	fd_set rd, wr;
+	long long t0;
+	char ch;
+	int fd = pair_open();
+
+	FD_ZERO(&rd);
+	FD_ZERO(&wr);
+	FD_SET(fd, &rd);
+	FD_SET(fd, &wr);
+	tv = (struct timeval){ 5, 0 };
+	CHECK_RET(select(fd + 1, &rd, &wr, NULL, &tv), 1, "select read+write");
+	CHECK(FD_ISSET(fd, &wr) && !FD_ISSET(fd, &rd), "select: not just writable");
+	FD_ZERO(&rd);
+	FD_SET(fd, &rd);
+	tv = (struct timeval){ 0, 200000 };
+	t0 = now_ms();
+	CHECK_RET(select(fd + 1, &rd, NULL, NULL, &tv), 0, "select read, no data");
+	CHECK(now_ms() - t0 >= 150, "select returned early");
+	ctl_send("SEND");
+	FD_ZERO(&rd);
+	FD_SET(fd, &rd);
+	tv = (struct timeval){ io_timeout_ms / 1000, 0 };
+	CHECK_RET(select(fd + 1, &rd, NULL, NULL, &tv), 1, "select read, data sent");
+	CHECK(FD_ISSET(fd, &rd), "select: not readable");
+	CHECK_RET(recv(fd, &ch, 1, 0), 1, "recv");
+	FD_ZERO(&rd);
+	FD_SET(fd, &rd);
+	tv = (struct timeval){ io_timeout_ms / 1000, 0 };
+	CHECK_RET(select(fd + 1, &rd, NULL, NULL, &tv), 1, "select read, peer closed");
+	CHECK_RET(recv(fd, &ch, 1, 0), 0, "recv at EOF");
+	xclose(fd);
+}
+
+static void select_server(void)
+{
+	int fd = pair_open();
+
+	ctl_expect("SEND");
+	send_str(fd, "s");
+	sleep_ms(100);
+	xclose(fd);
+}
+
+/* ------------------------------------------------------------------ UDP */
+
+static ssize_t udp_recv(int fd, void *buf, size_t len, int flags, struct sockaddr_in *from)
+{
+	socklen_t alen = sizeof(*from);
+
+	wait_ev(fd, POLLIN);
+	return recvfrom(fd, buf, len, flags, (struct sockaddr *)from, from ? &alen : NULL);
+}
+
+static const int udp_sizes[] = { 1, 100, 1400, 0, 3000 };
+#define NSIZES	((int)ARRAY_SIZE(udp_sizes))
+
+static void udp_sendto_client(void)
+{
+	struct sockaddr_in srv, from;
+	static uint8_t buf[4096];
+	struct pstream ps;
+	uint16_t port = 0;
+	int i, fd;
+
+	srv = peer_port(ctl_recv_long("PORT"));
+	fd = bound_socket(SOCK_DGRAM, &port);
+	ctl_send("SRC %u", port);
+	for (i = 0; i < NSIZES; i++) {
+		ps_init(&ps, 90 + i);
+		ps_fill(&ps, buf, udp_sizes[i]);
+		CHECK_RET(sendto(fd, buf, udp_sizes[i], 0, (struct sockaddr *)&srv,
+				 sizeof(srv)), udp_sizes[i], "sendto");
+		sleep_ms(5);
+	}
+	CHECK_RET(udp_recv(fd, buf, sizeof(buf), 0, &from), 4, "recvfrom the reply");
+	CHECK(!memcmp(buf, "pong", 4), "wrong reply");
+	CHECK(same_addr(&from, &srv), "reply from %s, expected %s", addr_str(&from),
+	      addr_str(&srv));
+	xclose(fd);
+}
+
+static void udp_sendto_server(void)
+{
+	static uint8_t buf[4096];
+	struct sockaddr_in from;
+	struct pstream ps;
+	uint16_t port = 0;
+	int i, src, fd;
+
+	fd = bound_socket(SOCK_DGRAM, &port);
+	ctl_send("PORT %u", port);
+	src = ctl_recv_long("SRC");
+	for (i = 0; i < NSIZES; i++) {
+		CHECK_RET(udp_recv(fd, buf, sizeof(buf), 0, &from), udp_sizes[i],
+			  "recvfrom: datagram size");
+		ps_init(&ps, 90 + i);
+		ps_check(&ps, buf, udp_sizes[i]);
+		CHECK(from.sin_family == AF_INET && ntohs(from.sin_port) == src &&
+		      from.sin_addr.s_addr == cur->peer.sin_addr.s_addr,
+		      "datagram from %s, expected port %d of %s", addr_str(&from), src,
+		      addr_str(&cur->peer));
+	}
+	CHECK_RET(sendto(fd, "pong", 4, 0, (struct sockaddr *)&from, sizeof(from)), 4,
+		  "sendto");
+	xclose(fd);
+}
+
+/* Connected UDP: send/recv, and datagrams from other ports filtered. */
+static void udp_connected_client(void)
+{
+	struct sockaddr_in srv, sin;
+	char buf[64];
+	int i, fd;
+
+	srv = peer_port(ctl_recv_long("PORT"));
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_OK(connect(fd, (struct sockaddr *)&srv, sizeof(srv)), "connect");
+	sin = sock_name4(fd, true);
+	CHECK(same_addr(&sin, &srv), "getpeername %s", addr_str(&sin));
+	sin = sock_name4(fd, false);
+	CHECK(sin.sin_port, "connected UDP socket not bound");
+	ctl_send("SRC %u", ntohs(sin.sin_port));
+	for (i = 0; i < 3; i++) {
+		snprintf(buf, sizeof(buf), "msg%d", i);
+		CHECK_RET(send(fd, buf, 4, 0), 4, "send");
+	}
+	ctl_send("SENT");
+	for (i = 0; i < 3; i++) {
+		CHECK_RET(udp_recv(fd, buf, sizeof(buf), 0, NULL), 4, "recv");
+		CHECK(!memcmp(buf, "echo", 4), "received \"%.4s\", a datagram from another port?",
+		      buf);
+	}
+	sleep_ms(100);
+	CHECK_ERR(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), EAGAIN, "recv, nothing more");
+	xclose(fd);
+}
+
+static void udp_connected_server(void)
+{
+	struct sockaddr_in to;
+	uint16_t port = 0, other = 0;
+	char buf[64];
+	int i, fd, fd2;
+
+	fd = bound_socket(SOCK_DGRAM, &port);
+	fd2 = bound_socket(SOCK_DGRAM, &other);
+	ctl_send("PORT %u", port);
+	to = peer_port(ctl_recv_long("SRC"));
+	ctl_expect("SENT");
+	for (i = 0; i < 3; i++) {
+		CHECK_RET(udp_recv(fd, buf, sizeof(buf), 0, NULL), 4, "recv");
+		CHECK_RET(sendto(fd2, "other", 5, 0, (struct sockaddr *)&to, sizeof(to)), 5,
+			  "sendto from another port");
+		CHECK_RET(sendto(fd, "echo", 4, 0, (struct sockaddr *)&to, sizeof(to)), 4,
+			  "sendto");
+	}
+	xclose(fd2);
+	xclose(fd);
+}
+
+/* Datagram boundaries, MSG_PEEK and MSG_TRUNC on the receiving side. */
+static void udp_trunc_client(void)
+{
+	struct sockaddr_in sin;
+	uint8_t buf[300], want[300];
+	struct pstream ps;
+	struct msghdr msg;
+	struct iovec iov;
+	uint16_t port = 0;
+	int i, fd;
+
+	fd = bound_socket(SOCK_DGRAM, &port);
+	ctl_send("PORT %u", port);
+	ctl_expect("SENT");
+	for (i = 0; i < NSIZES; i++) {
+		CHECK_RET(udp_recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_TRUNC, &sin),
+			  udp_sizes[i], "recv MSG_PEEK|MSG_TRUNC: datagram size");
+		CHECK(sin.sin_addr.s_addr == cur->peer.sin_addr.s_addr,
+		      "datagram from %s", addr_str(&sin));
+		ps_init(&ps, 100 + i);
+		ps_fill(&ps, want, udp_sizes[i] < 50 ? udp_sizes[i] : 50);
+		if (i % 2) {
+			CHECK_RET(recv(fd, buf, 50, MSG_TRUNC), udp_sizes[i],
+				  "recv MSG_TRUNC into 50 bytes");
+		} else {
+			iov = (struct iovec){ buf, 50 };
+			memset(&msg, 0, sizeof(msg));
+			msg.msg_iov = &iov;
+			msg.msg_iovlen = 1;
+			CHECK_RET(recvmsg(fd, &msg, 0), udp_sizes[i] < 50 ? udp_sizes[i] : 50,
+				  "recvmsg into 50 bytes");
+			CHECK(!!(msg.msg_flags & MSG_TRUNC) == (udp_sizes[i] > 50),
+			      "recvmsg of %d bytes: flags %#x", udp_sizes[i], msg.msg_flags);
+		}
+		CHECK(!memcmp(buf, want, udp_sizes[i] < 50 ? udp_sizes[i] : 50),
+		      "datagram %d: wrong data", i);
+	}
+	CHECK_ERR(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), EAGAIN, "recv, nothing more");
+	xclose(fd);
+}
+
+static void udp_trunc_server(void)
+{
+	struct sockaddr_in to;
+	static uint8_t buf[4096];
+	struct pstream ps;
+	int i, fd;
+
+	to = peer_port(ctl_recv_long("PORT"));
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_OK(connect(fd, (struct sockaddr *)&to, sizeof(to)), "connect");
+	for (i = 0; i < NSIZES; i++) {
+		ps_init(&ps, 100 + i);
+		ps_fill(&ps, buf, udp_sizes[i]);
+		CHECK_RET(send(fd, buf, udp_sizes[i], 0), udp_sizes[i], "send");
+	}
+	sleep_ms(200);
+	ctl_send("SENT");
+	xclose(fd);
+}
+
+/* ICMP port unreachable: ECONNREFUSED on a connected socket only. */
+static void udp_refused_client(void)
+{
+	struct sockaddr_in srv = peer_port(ctl_recv_long("PORT"));
+	long long end = now_ms() + io_timeout_ms;
+	char buf[8];
+	short rev;
+	int fd;
+
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_OK(sendto(fd, "u", 1, 0, (struct sockaddr *)&srv, sizeof(srv)),
+		 "sendto a closed port");
+	sleep_ms(300);
+	CHECK_ERR(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), EAGAIN,
+		  "unconnected socket after an ICMP unreachable");
+	xclose(fd);
+
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_OK(connect(fd, (struct sockaddr *)&srv, sizeof(srv)), "connect");
+	step = "send until ICMP port unreachable";
+	for (;;) {
+		CHECK(now_ms() < end, "no error on a connected socket after %d ms",
+		      io_timeout_ms);
+		if (send(fd, "u", 1, 0) < 0) {
+			CHECK(errno == ECONNREFUSED, "send: %m");
+			break;
+		}
+		rev = wait_fd(fd, POLLIN, 300);
+		if (rev & POLLERR) {
+			CHECK_ERR(recv(fd, buf, sizeof(buf), 0), ECONNREFUSED,
+				  "recv after ICMP port unreachable");
+			break;
+		}
+		CHECK(!rev, "poll: %#x", rev);
+	}
+	xclose(fd);
+	ctl_send("DONE");
+}
+
+static void udp_refused_server(void)
+{
+	uint16_t port = 0;
+	int fd = bound_socket(SOCK_DGRAM, &port);
+
+	xclose(fd);			/* the port is closed now */
+	ctl_send("PORT %u", port);
+	ctl_expect("DONE");
+}
+
+/* ----------------------------------------------------------------- IPv6 */
+
+static struct sockaddr_in6 mapped(struct in_addr a, uint16_t port)
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+
+	s6.sin6_addr.s6_addr[10] = 0xff;
+	s6.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&s6.sin6_addr.s6_addr[12], &a, 4);
+	return s6;
+}
+
+static int v6_listener(int v6only, uint16_t *port)
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	socklen_t len = sizeof(s6);
+	int fd = xsocket(AF_INET6, SOCK_STREAM);
+
+	set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only);
+	CHECK(get_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY) == v6only, "IPV6_V6ONLY");
+	s6.sin6_port = htons(*port);
+	CHECK_OK(bind(fd, (struct sockaddr *)&s6, sizeof(s6)), "bind [::]");
+	CHECK_OK(getsockname(fd, (struct sockaddr *)&s6, &len), "getsockname");
+	CHECK(s6.sin6_family == AF_INET6 && len == sizeof(s6), "getsockname: family %d",
+	      s6.sin6_family);
+	*port = ntohs(s6.sin6_port);
+	CHECK_OK(listen(fd, 8), "listen");
+	return fd;
+}
+
+/* A dual-stack AF_INET6 listener accepts IPv4: a v4-mapped peer. */
+static void ipv6_dual_listen(void)
+{
+	struct sockaddr_in6 s6, want;
+	socklen_t len = sizeof(s6);
+	uint16_t port = 0;
+	int lfd, fd;
+
+	if (listen_here()) {
+		lfd = v6_listener(0, &port);
+		ctl_send("PORT %u", port);
+		port = ctl_recv_long("SRC");
+		step = "accept";
+		wait_ev(lfd, POLLIN);
+		fd = accept(lfd, (struct sockaddr *)&s6, &len);
+		CHECK(fd >= 0, "accept: %m");
+		want = mapped(cur->peer.sin_addr, port);
+		CHECK(len == sizeof(s6) && same_addr(&s6, &want),
+		      "accepted peer %s (length %u), expected %s", addr_str(&s6), len,
+		      addr_str(&want));
+		len = sizeof(s6);
+		CHECK_OK(getsockname(fd, (struct sockaddr *)&s6, &len), "getsockname");
+		CHECK(s6.sin6_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr),
+		      "accepted socket's name %s is not v4-mapped", addr_str(&s6));
+		send_str(fd, "dual");
+		xclose(fd);
+		xclose(lfd);
+	} else {
+		fd = connect_port(ctl_recv_long("PORT"));
+		ctl_send("SRC %u", ntohs(sock_name4(fd, false).sin_port));
+		recv_str(fd, "dual");
+		xclose(fd);
+	}
+}
+
+/* An AF_INET6 socket connects to a v4-mapped address. */
+static void ipv6_mapped_connect(void)
+{
+	struct sockaddr_in6 s6, want;
+	socklen_t len = sizeof(s6);
+	uint16_t port;
+	int lfd, fd;
+
+	if (listen_here()) {
+		lfd = tcp_listener(AF_INET, &port);
+		ctl_send("PORT %u", port);
+		fd = accept_wait(lfd, NULL);
+		send_str(fd, "mapped");
+		xclose(fd);
+		xclose(lfd);
+		return;
+	}
+	want = mapped(cur->peer.sin_addr, ctl_recv_long("PORT"));
+	fd = tcp_connect(&want);
+	CHECK_OK(getpeername(fd, (struct sockaddr *)&s6, &len), "getpeername");
+	CHECK(same_addr(&s6, &want), "getpeername %s, expected %s", addr_str(&s6),
+	      addr_str(&want));
+	recv_str(fd, "mapped");
+	xclose(fd);
+}
+
+/* IPV6_V6ONLY: IPv4 is refused, and the IPv4 port stays free. */
+static void ipv6_v6only(void)
+{
+	struct sockaddr_in sin;
+	uint16_t port = 0;
+	int lfd, fd;
+
+	if (listen_here()) {
+		lfd = v6_listener(1, &port);
+		sin = sin4((struct in_addr){ INADDR_ANY }, port);
+		fd = xsocket(AF_INET, SOCK_STREAM);
+		CHECK_OK(bind(fd, (struct sockaddr *)&sin, sizeof(sin)),
+			 "bind AF_INET to the port of a V6ONLY listener");
+		ctl_send("PORT %u", port);
+		ctl_expect("DONE");
+		set_nonblock(lfd, true);
+		CHECK_ERR(accept(lfd, NULL, NULL), EAGAIN, "accept on the V6ONLY listener");
+		xclose(fd);
+		xclose(lfd);
+		return;
+	}
+	sin = peer_port(ctl_recv_long("PORT"));
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	step = "connect";
+	CHECK_ERR(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), ECONNREFUSED,
+		  "IPv4 connect to a V6ONLY listener");
+	xclose(fd);
+	ctl_send("DONE");
+}
+
+/* --------------------------------------------------- signals, fork, dup */
+
+static sig_atomic_t sigusr1s;
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+	sigusr1s++;
+}
+
+/* A helper process sends us SIGUSR1 after @ms. */
+static pid_t signal_later(int ms)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+
+	CHECK_OK(pid, "fork");
+	if (!pid) {
+		sleep_ms(ms);
+		kill(parent, SIGUSR1);
+		_exit(0);
+	}
+	return pid;
+}
+
+static void sig_eintr_client(void)
+{
+	struct sigaction sa = { .sa_handler = on_sigusr1 };
+	char buf[8];
+	pid_t pid;
+	int fd = pair_open();
+
+	CHECK_OK(sigaction(SIGUSR1, &sa, NULL), "sigaction");
+	pid = signal_later(200);
+	step = "blocking recv, SIGUSR1 without SA_RESTART";
+	CHECK_ERR(recv(fd, buf, sizeof(buf), 0), EINTR, "recv interrupted by a signal");
+	CHECK(sigusr1s == 1, "handler ran %d times", (int)sigusr1s);
+	waitpid(pid, NULL, 0);
+
+	sa.sa_flags = SA_RESTART;
+	CHECK_OK(sigaction(SIGUSR1, &sa, NULL), "sigaction");
+	ctl_send("SEND");
+	pid = signal_later(100);
+	step = "blocking recv, SIGUSR1 with SA_RESTART";
+	CHECK_RET(recv(fd, buf, 4, MSG_WAITALL), 4, "recv restarted after a signal");
+	CHECK(!memcmp(buf, "late", 4), "wrong data");
+	CHECK(sigusr1s == 2, "handler ran %d times", (int)sigusr1s);
+	waitpid(pid, NULL, 0);
+	xclose(fd);
+}
+
+static void sig_eintr_server(void)
+{
+	int fd = pair_open();
+
+	ctl_expect("SEND");
+	sleep_ms(600);
+	send_str(fd, "late");
+	expect_eof(fd);
+	xclose(fd);
+}
+
+/* dup() and fork() share one connection: EOF only when the last fd goes. */
+static void fork_dup_client(void)
+{
+	int status, fd = pair_open();
+	int dfd = dup(fd);
+	pid_t pid;
+
+	CHECK_OK(dfd, "dup");
+	xclose(fd);
+	send_str(dfd, "A");
+	pid = fork();
+	CHECK_OK(pid, "fork");
+	if (!pid)
+		_exit(send(dfd, "B", 1, MSG_NOSIGNAL) == 1 ? 0 : 1);
+	CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	      !WEXITSTATUS(status), "the child's send failed");
+	ctl_send("CHILD EXITED");
+	recv_str(dfd, "C");
+	ctl_expect("OPEN");
+	xclose(dfd);
+}
+
+static void fork_dup_server(void)
+{
+	int fd = pair_open();
+
+	recv_str(fd, "AB");
+	ctl_expect("CHILD EXITED");
+	CHECK(!wait_fd(fd, POLLIN | POLLRDHUP, 300),
+	      "the connection ended when one of its two fds was closed");
+	send_str(fd, "C");
+	ctl_send("OPEN");
+	expect_eof(fd);
+	xclose(fd);
+}
+
+/* ------------------------------------------------------------- loopback */
+
+/*
+ * The one intended difference: NetKernel never reaches a loopback, so
+ * connect() to 127.0.0.1 is ENETUNREACH and bind() EADDRNOTAVAIL; on the
+ * native stack loopback works.  Each side asserts its own stack.
+ */
+static void loopback(void)
+{
+	struct sockaddr_in sin = sin4((struct in_addr){ htonl(INADDR_LOOPBACK) }, 0);
+	uint16_t port;
+	int lfd, fd, afd;
+
+	if (cur->netkernel) {
+		fd = xsocket(AF_INET, SOCK_STREAM);
+		sin.sin_port = htons(cur->client ? 9 : 7);
+		CHECK_ERR(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), ENETUNREACH,
+			  "NetKernel: connect to 127.0.0.1");
+		xclose(fd);
+		fd = xsocket(AF_INET, SOCK_STREAM);
+		sin.sin_port = 0;
+		CHECK_ERR(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), EADDRNOTAVAIL,
+			  "NetKernel: bind to 127.0.0.1");
+		xclose(fd);
+		diag("NetKernel: 127.0.0.1 refused as intended");
+		return;
+	}
+	lfd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_OK(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), "bind 127.0.0.1");
+	CHECK_OK(listen(lfd, 1), "listen");
+	port = ntohs(sock_name4(lfd, false).sin_port);
+	sin.sin_port = htons(port);
+	fd = tcp_connect(&sin);
+	afd = accept_wait(lfd, NULL);
+	send_str(fd, "lo");
+	recv_str(afd, "lo");
+	xclose(afd);
+	xclose(fd);
+	xclose(lfd);
+}
+
+/* ---------------------------------------------------------------- table */
+
+#define CASE(n, c, s)		{ .name = n, .client = c, .server = s }
+#define CASE_T(n, c, s, t)	{ .name = n, .client = c, .server = s, .timeout = t }
+#define CASE_P(n, c, s)		{ .name = n, .client = c, .server = s, .passive = true }
+
+static const struct test_case cases[] = {
+	CASE("tcp_connect_accept.active", tcp_connect_accept, tcp_connect_accept),
+	CASE_P("tcp_connect_accept.passive", tcp_connect_accept, tcp_connect_accept),
+	CASE("tcp_sockname_peername.active", tcp_names, tcp_names),
+	CASE_P("tcp_sockname_peername.passive", tcp_names, tcp_names),
+	CASE("tcp_bind_explicit_port", tcp_bind_explicit_client, tcp_bind_explicit_server),
+	CASE("tcp_bind_port0", tcp_bind_port0_client, tcp_bind_port0_server),
+	CASE("tcp_bind_eaddrinuse", tcp_eaddrinuse, tcp_eaddrinuse),
+	CASE("tcp_so_reuseaddr", tcp_reuseaddr_client, tcp_reuseaddr_server),
+	CASE("tcp_econnrefused", tcp_refused_client, tcp_refused_server),
+	CASE("tcp_nonblocking_connect", tcp_nb_connect_client, tcp_nb_connect_server),
+	CASE("tcp_accept4_flags", tcp_accept4_client, tcp_accept4_server),
+	CASE_T("tcp_bulk_16m.active", tcp_bulk, tcp_bulk, 120),
+	{ .name = "tcp_bulk_16m.passive", .client = tcp_bulk, .server = tcp_bulk,
+	  .timeout = 120, .passive = true },
+	CASE("tcp_msg_dontwait", tcp_dontwait_client, tcp_dontwait_server),
+	CASE("tcp_msg_peek", tcp_peek_client, tcp_peek_server),
+	CASE("tcp_msg_waitall", tcp_waitall_client, tcp_waitall_server),
+	CASE("tcp_iovec", tcp_iovec, tcp_iovec),
+	CASE("tcp_shutdown_wr.active", tcp_shut_wr_client, tcp_shut_wr_server),
+	CASE_P("tcp_shutdown_wr.passive", tcp_shut_wr_client, tcp_shut_wr_server),
+	CASE("tcp_shutdown_rd", tcp_shut_rd_client, tcp_shut_rd_server),
+	CASE("tcp_shutdown_rdwr", tcp_shut_rdwr_client, tcp_shut_rdwr_server),
+	CASE("tcp_close_queued.active", tcp_close_queued_client, tcp_close_queued_server),
+	CASE_P("tcp_close_queued.passive", tcp_close_queued_client, tcp_close_queued_server),
+	CASE("tcp_linger0_reset.active", tcp_linger0_client, tcp_linger0_server),
+	CASE_P("tcp_linger0_reset.passive", tcp_linger0_client, tcp_linger0_server),
+	CASE("tcp_epipe_sigpipe", tcp_epipe_client, tcp_epipe_server),
+	CASE("tcp_fionread_siocoutq", tcp_ioctl_client, tcp_ioctl_server),
+	CASE("tcp_so_rcvtimeo_sndtimeo", tcp_timeo_client, tcp_timeo_server),
+	CASE("tcp_nodelay", tcp_nodelay, tcp_nodelay),
+	CASE("tcp_info_state", tcp_info_client, tcp_info_server),
+	CASE("tcp_keepalive", tcp_keepalive, tcp_keepalive),
+	CASE("tcp_rcvbuf_sndbuf", tcp_bufsize, tcp_bufsize),
+	CASE("poll_events", poll_events_client, poll_events_server),
+	CASE("epoll_in_out_rdhup_hup", epoll_events_client, epoll_events_server),
+	CASE("epoll_err", epoll_err_client, epoll_err_server),
+	CASE("epoll_level_edge", epoll_lt_et_client, epoll_lt_et_server),
+	CASE("epoll_64_sockets", epoll_many_client, epoll_many_server),
+	CASE("select", select_client, select_server),
+	CASE("udp_sendto_recvfrom", udp_sendto_client, udp_sendto_server),
+	CASE("udp_connected", udp_connected_client, udp_connected_server),
+	CASE("udp_boundaries_msg_trunc", udp_trunc_client, udp_trunc_server),
+	CASE("udp_econnrefused", udp_refused_client, udp_refused_server),
+	CASE("ipv6_dualstack_listen.active", ipv6_dual_listen, ipv6_dual_listen),
+	CASE_P("ipv6_dualstack_listen.passive", ipv6_dual_listen, ipv6_dual_listen),
+	CASE("ipv6_v4mapped_connect", ipv6_mapped_connect, ipv6_mapped_connect),
+	CASE("ipv6_v6only.active", ipv6_v6only, ipv6_v6only),
+	CASE_P("ipv6_v6only.passive", ipv6_v6only, ipv6_v6only),
+	CASE("signal_eintr", sig_eintr_client, sig_eintr_server),
+	CASE("fork_dup_shared", fork_dup_client, fork_dup_server),
+	CASE("loopback", loopback, loopback),
+};
+
+#define NCASES	((int)ARRAY_SIZE(cases))
+
+/* ------------------------------------------------------------ the runner */
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	FAIL("timed out (alarm)");
+}
+
+/*
+ * Run one side of case @idx in a child process of its own (its own
+ * process group, so helpers die with it); at most @timeout seconds.
+ * Returns a CASE_* code, the reason in @reason.
+ */
+static int run_child(struct ctx *base, int idx, int timeout, char *reason, size_t size)
+{
+	const struct test_case *tc = &cases[idx];
+	struct sigaction sa = { .sa_handler = on_alarm };
+	long long end = now_ms() + (timeout + 5) * 1000LL;
+	int pfd[2], status = 0, code;
+	ssize_t n;
+	pid_t pid;
+
+	reason[0] = '\0';
+	if (pipe(pfd)) {
+		snprintf(reason, size, "pipe: %m");
+		return CASE_FAIL;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(reason, size, "fork: %m");
+		close(pfd[0]);
+		close(pfd[1]);
+		return CASE_FAIL;
+	}
+	if (!pid) {
+		struct ctx c = *base;
+
+		close(pfd[0]);
+		setpgid(0, 0);
+		c.name = tc->name;
+		c.passive = tc->passive;
+		c.resfd = pfd[1];
+		cur = &c;
+		step = "start";
+		sigaction(SIGALRM, &sa, NULL);
+		signal(SIGPIPE, SIG_IGN);
+		alarm(timeout);
+		if (c.client)
+			tc->client();
+		else
+			tc->server();
+		fflush(stdout);
+		_exit(CASE_PASS);
+	}
+	close(pfd[1]);
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (now_ms() > end) {
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			snprintf(reason, size, "killed after %d s", timeout + 5);
+			close(pfd[0]);
+			return CASE_FAIL;
+		}
+		sleep_ms(5);
+	}
+	kill(-pid, SIGKILL);		/* helpers left behind */
+	n = read(pfd[0], reason, size - 1);
+	reason[n > 0 ? n : 0] = '\0';
+	close(pfd[0]);
+	if (WIFSIGNALED(status)) {
+		snprintf(reason, size, "killed by signal %d", WTERMSIG(status));
+		return CASE_FAIL;
+	}
+	code = WEXITSTATUS(status);
+	if (code != CASE_PASS && code != CASE_SKIP)
+		code = CASE_FAIL;
+	return code;
+}
+
+/*
+ * Both parents: run the case, send "END idx code reason", and read up to
+ * the other side's END (discarding what its child left unread).  Returns
+ * our code; *@peer_code is the other side's, -1 if the connection is lost.
+ */
+static int run_case(struct ctx *base, int idx, int timeout, char *reason, size_t size,
+		    int *peer_code, char *peer_reason, size_t psize)
+{
+	char line[CTL_LINE_MAX], head[32];
+	size_t hlen;
+	int code;
+
+	code = run_child(base, idx, timeout, reason, size);
+	*peer_code = -1;
+	peer_reason[0] = '\0';
+	snprintf(line, sizeof(line), "END %d %d %s", idx, code, reason);
+	if (ctl_raw_send(base->ctl, line))
+		return code;
+	hlen = snprintf(head, sizeof(head), "END %d ", idx);
+	for (;;) {
+		if (ctl_raw_recv(base->ctl, line, sizeof(line),
+				 (timeout + 20) * 1000) < 0)
+			return code;
+		if (!strncmp(line, head, hlen))
+			break;
+	}
+	*peer_code = atoi(line + hlen);
+	snprintf(peer_reason, psize, "%s", strchrnul(line + hlen, ' ') +
+		 (strchr(line + hlen, ' ') ? 1 : 0));
+	return code;
+}
+
+static bool on_netkernel(void)
+{
+	return access("/proc/net/netkernel", F_OK) == 0;
+}
+
+static int find_case(const char *name)
+{
+	int i;
+
+	for (i = 0; i < NCASES; i++)
+		if (!strcmp(cases[i].name, name))
+			return i;
+	return -1;
+}
+
+static int serve_one(int ctl)
+{
+	char line[CTL_LINE_MAX], reason[CTL_LINE_MAX], preason[CTL_LINE_MAX];
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	struct ctx base;
+	int idx, pcode, code;
+	char *sp;
+
+	memset(&base, 0, sizeof(base));
+	base.ctl = ctl;
+	base.resfd = -1;
+	base.netkernel = on_netkernel();
+	if (getpeername(ctl, (struct sockaddr *)&base.peer, &len))
+		return -1;
+	len = sizeof(sin);
+	if (getsockname(ctl, (struct sockaddr *)&base.self, &len))
+		return -1;
+	if (ctl_raw_recv(ctl, line, sizeof(line), 10000) < 0 ||
+	    strncmp(line, "HELLO nk_sockets", 16))
+		return -1;
+	snprintf(line, sizeof(line), "HELLO %s", addr_str(&base.peer));
+	if (ctl_raw_send(ctl, line))
+		return -1;
+	fprintf(stderr, "nk_sockets server: client %s%s\n", addr_str(&base.peer),
+		base.netkernel ? " (this side on NetKernel)" : "");
+	for (;;) {
+		if (ctl_raw_recv(ctl, line, sizeof(line), 3600 * 1000) < 0)
+			return -1;
+		if (!strcmp(line, "BYE"))
+			return 0;
+		if (sscanf(line, "CASE %d", &idx) != 1)
+			return -1;
+		sp = strchr(line + 5, ' ');
+		if (!sp || idx < 0 || find_case(sp + 1) != idx) {
+			snprintf(line, sizeof(line), "NOCASE %d", idx);
+			ctl_raw_send(ctl, line);
+			continue;
+		}
+		snprintf(line, sizeof(line), "GO %d", idx);
+		if (ctl_raw_send(ctl, line))
+			return -1;
+		idx = find_case(sp + 1);
+		code = run_case(&base, idx, cases[idx].timeout ?: CASE_TIMEOUT, reason,
+				sizeof(reason), &pcode, preason, sizeof(preason));
+		if (pcode < 0)
+			return -1;
+		if (code == CASE_FAIL && strncmp(reason, "line ", 5))
+			fprintf(stderr, "nk_sockets server: %s: FAIL %s\n", cases[idx].name,
+				reason);
+	}
+}
+
+static int ctl_listen(const char *bind_addr, int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd, one = 1;
+
+	if (inet_pton(AF_INET, bind_addr, &sin.sin_addr) != 1) {
+		fprintf(stderr, "nk_sockets: bad address %s\n", bind_addr);
+		return -1;
+	}
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) || listen(fd, 4)) {
+		perror("nk_sockets: control listener");
+		return -1;
+	}
+	return fd;
+}
+
+static int server_main(const char *bind_addr, int port)
+{
+	int lfd = ctl_listen(bind_addr, port);
+	int fd;
+
+	if (lfd < 0)
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	fprintf(stderr, "nk_sockets server: listening on %s:%d\n", bind_addr, port);
+	for (;;) {
+		fd = accept(lfd, NULL, NULL);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			perror("nk_sockets: accept");
+			return 1;
+		}
+		if (serve_one(fd))
+			fprintf(stderr, "nk_sockets server: the client run ended abnormally\n");
+		else
+			fprintf(stderr, "nk_sockets server: client run done\n");
+		close(fd);
+	}
+}
+
+struct selection {
+	const char *run[32];
+	int nrun;
+	const char *skip[32];
+	int nskip;
+};
+
+static bool selected(const struct selection *sel, const char *name)
+{
+	int i;
+
+	for (i = 0; i < sel->nskip; i++)
+		if (strstr(name, sel->skip[i]))
+			return false;
+	if (!sel->nrun)
+		return true;
+	for (i = 0; i < sel->nrun; i++)
+		if (strstr(name, sel->run[i]))
+			return true;
+	return false;
+}
+
+static int client_connect(const char *server, int port, struct ctx *base)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+	char line[CTL_LINE_MAX];
+	int fd, i;
+
+	if (inet_pton(AF_INET, server, &sin.sin_addr) != 1) {
+		fprintf(stderr, "nk_sockets: bad address %s\n", server);
+		return -1;
+	}
+	for (i = 0; ; i++) {		/* the server may be starting */
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			return -1;
+		if (!connect(fd, (struct sockaddr *)&sin, sizeof(sin)))
+			break;
+		close(fd);
+		if (i == 50) {
+			printf("# cannot connect to the server %s:%d: %m\n", server, port);
+			return -1;
+		}
+		sleep_ms(200);
+	}
+	base->ctl = fd;
+	base->peer = sin;
+	if (ctl_raw_send(fd, "HELLO nk_sockets 1") ||
+	    ctl_raw_recv(fd, line, sizeof(line), 10000) < 0 ||
+	    strncmp(line, "HELLO ", 6)) {
+		printf("# no HELLO from the server\n");
+		return -1;
+	}
+	/* our address as the server sees it: "HELLO a.b.c.d:port" */
+	*strchrnul(line, ':') = '\0';
+	base->self.sin_family = AF_INET;
+	if (inet_pton(AF_INET, line + 6, &base->self.sin_addr) != 1) {
+		printf("# bad HELLO from the server\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int client_main(const char *server, int port, const struct selection *sel,
+		       int run_timeout)
+{
+	char line[CTL_LINE_MAX], reason[CTL_LINE_MAX], preason[CTL_LINE_MAX];
+	int i, n = 0, num = 0, pass = 0, fail = 0, skip = 0, code, pcode, timeout;
+	long long end = now_ms() + run_timeout * 1000LL;
+	bool broken = false;
+	struct ctx base;
+
+	for (i = 0; i < NCASES; i++)
+		n += selected(sel, cases[i].name);
+	memset(&base, 0, sizeof(base));
+	base.client = true;
+	base.resfd = -1;
+	base.netkernel = on_netkernel();
+	signal(SIGPIPE, SIG_IGN);
+	printf("KTAP version 1\n1..%d\n", n);
+	if (client_connect(server, port, &base)) {
+		printf("Bail out! no control connection to %s:%d\n", server, port);
+		return 1;
+	}
+	printf("# nk_sockets: server %s, this side %s (seen as %s)\n", addr_str(&base.peer),
+	       base.netkernel ? "on NetKernel" : "native", inet_ntoa(base.self.sin_addr));
+	fflush(stdout);
+	for (i = 0; i < NCASES; i++) {
+		const struct test_case *tc = &cases[i];
+		long long left = (end - now_ms()) / 1000;
+
+		if (!selected(sel, tc->name))
+			continue;
+		num++;
+		if (broken || left < 5) {
+			printf("not ok %d %s # %s\n", num, tc->name, broken ?
+			       "control connection lost" : "run time limit reached");
+			fail++;
+			continue;
+		}
+		timeout = tc->timeout ?: CASE_TIMEOUT;
+		if (timeout > left)
+			timeout = left;
+		snprintf(line, sizeof(line), "CASE %d %s", i, tc->name);
+		if (ctl_raw_send(base.ctl, line) ||
+		    ctl_raw_recv(base.ctl, line, sizeof(line), 10000) < 0) {
+			broken = true;
+			i--;
+			num--;
+			continue;
+		}
+		if (strncmp(line, "GO ", 3) || atoi(line + 3) != i) {
+			printf("# %s: the server does not know this case (%s)\n", tc->name,
+			       line);
+			printf("not ok %d %s\n", num, tc->name);
+			fail++;
+			continue;
+		}
+		code = run_case(&base, i, timeout, reason, sizeof(reason), &pcode, preason,
+				sizeof(preason));
+		if (code == CASE_FAIL && reason[0] && strncmp(reason, "line ", 5))
+			printf("# %s: %s\n", tc->name, reason);
+		if (pcode < 0) {
+			printf("# %s: control connection lost\n", tc->name);
+			printf("not ok %d %s\n", num, tc->name);
+			fail++;
+			broken = true;
+			continue;
+		}
+		if (pcode == CASE_FAIL && !strstr(preason, "the other side failed"))
+			printf("# %s: server: %s\n", tc->name, preason);
+		if (code == CASE_FAIL || pcode == CASE_FAIL) {
+			printf("not ok %d %s\n", num, tc->name);
+			fail++;
+		} else if (code == CASE_SKIP || pcode == CASE_SKIP) {
+			printf("ok %d %s # SKIP %s\n", num, tc->name,
+			       code == CASE_SKIP ? reason : preason);
+			skip++;
+		} else {
+			printf("ok %d %s\n", num, tc->name);
+			pass++;
+		}
+		fflush(stdout);
+	}
+	if (!broken)
+		ctl_raw_send(base.ctl, "BYE");
+	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0\n", pass, fail,
+	       skip);
+	return fail ? 1 : 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"Usage: nk_sockets server [--bind ADDR] [--port N] [--io-timeout MS]\n"
+		"       nk_sockets client --server ADDR [--port N] [--run NAME]...\n"
+		"                         [--skip NAME]... [--timeout SECS] [--io-timeout MS]\n"
+		"       nk_sockets list\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "bind", required_argument, NULL, 'b' },
+		{ "server", required_argument, NULL, 's' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "run", required_argument, NULL, 'r' },
+		{ "skip", required_argument, NULL, 'x' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "io-timeout", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *bind_addr = "0.0.0.0", *server = NULL, *mode;
+	int opt, port = DEFAULT_PORT, run_timeout = RUN_TIMEOUT, i;
+	struct selection sel;
+
+	memset(&sel, 0, sizeof(sel));
+	if (argc < 2)
+		usage();
+	mode = argv[1];
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "b:s:p:r:x:t:i:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'b':
+			bind_addr = optarg;
+			break;
+		case 's':
+			server = optarg;
+			break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'r':
+			if (sel.nrun < 32)
+				sel.run[sel.nrun++] = optarg;
+			break;
+		case 'x':
+			if (sel.nskip < 32)
+				sel.skip[sel.nskip++] = optarg;
+			break;
+		case 't':
+			run_timeout = atoi(optarg);
+			break;
+		case 'i':
+			io_timeout_ms = atoi(optarg);
+			break;
+		default:
+			usage();
+		}
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(mode, "list")) {
+		for (i = 0; i < NCASES; i++)
+			printf("%s\n", cases[i].name);
+		return 0;
+	}
+	if (!strcmp(mode, "server"))
+		return server_main(bind_addr, port);
+	if (!strcmp(mode, "client") && server)
+		return client_main(server, port, &sel, run_timeout);
+	usage();
+	return 2;
+}

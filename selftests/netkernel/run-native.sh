@@ -1,0 +1,89 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The nk_sockets suite on the native stack: two network namespaces joined
+# by a veth pair made for this run (10.99.0.1/24 and 10.99.0.2/24), the
+# server in one and the client in the other, then the other way round.
+# Prints KTAP; exits non-zero on any failure.  Needs root, ip(8).
+#
+# usage: selftests/netkernel/run-native.sh [nk_sockets client options...]
+# Environment: NK_SOCKETS (a prebuilt nk_sockets: no make).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+bin=${NK_SOCKETS:-$here/nk_sockets}
+ns_a=nkst-w-$$
+ns_b=nkst-g-$$
+ip_a=10.99.0.1
+ip_b=10.99.0.2
+logdir=$(mktemp -d /tmp/nk_sockets-native.XXXXXX)
+server_pid=
+
+cleanup() {
+	if [[ -n $server_pid ]]; then
+		kill "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	ip netns del "$ns_a" 2>/dev/null || true
+	ip netns del "$ns_b" 2>/dev/null || true
+	rm -rf "$logdir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [[ -z ${NK_SOCKETS:-} ]]; then
+	make -C "$here" -j2 >"$logdir/build.log" 2>&1 || {
+		cat "$logdir/build.log"
+		echo "Bail out! make -C selftests/netkernel failed"
+		exit 1
+	}
+fi
+
+ip netns add "$ns_a"
+ip netns add "$ns_b"
+ip link add "nkw$$" netns "$ns_a" type veth peer name "nkg$$" netns "$ns_b"
+ip -n "$ns_a" addr add "$ip_a/24" dev "nkw$$"
+ip -n "$ns_b" addr add "$ip_b/24" dev "nkg$$"
+for ns in "$ns_a" "$ns_b"; do
+	ip -n "$ns" link set lo up
+	ip -n "$ns" link set "nk${ns:5:1}$$" up
+done
+
+# run NAME SERVER-NS BIND-ADDR SERVER-IP CLIENT-NS [client options]
+run() {
+	local name=$1 sns=$2 bind=$3 sip=$4 cns=$5 out status=0
+	shift 5
+	ip netns exec "$sns" "$bin" server --bind "$bind" >"$logdir/server.log" 2>&1 &
+	server_pid=$!
+	out=$(timeout -k 5 240 ip netns exec "$cns" "$bin" client --server "$sip" "$@") ||
+		status=$?
+	kill "$server_pid" 2>/dev/null || true
+	wait "$server_pid" 2>/dev/null || true
+	server_pid=
+	echo "    KTAP version 1"
+	echo "    # Subtest: $name"
+	printf '%s\n' "$out" | grep -v '^KTAP version' | sed 's/^/    /'
+	if ((status)); then
+		echo "# $name: client exit $status; server log:"
+		sed 's/^/#   /' "$logdir/server.log"
+	fi
+	ntest=$((ntest + 1))
+	if ((status == 0)) && grep -q '^ok ' <<<"$out" && ! grep -q '^not ok ' <<<"$out"; then
+		echo "ok $ntest - $name"
+	else
+		echo "not ok $ntest - $name"
+		nfail=$((nfail + 1))
+	fi
+}
+
+ntest=0
+nfail=0
+echo "KTAP version 1"
+echo "1..2"
+run "native: server $ip_a, client $ip_b" "$ns_a" "$ip_a" "$ip_a" "$ns_b" "$@"
+run "native: server $ip_b (0.0.0.0), client $ip_a" "$ns_b" 0.0.0.0 "$ip_b" "$ns_a" "$@"
+if ((nfail)); then
+	echo "# $nfail of 2 failed"
+	exit 1
+fi
+echo "# all 2 passed"

@@ -1,0 +1,245 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make kselftest: the socket-semantics suite (nk_sockets, see its header
+# comment and README) in real VMs, printing KTAP.
+#
+# One boot of the lab (tools/lab/topology.sh: world namespace, hostengine,
+# NSM VM, NetKernel guest vm1 without a NIC, baseline guest with an
+# ordinary NIC) serves every run:
+#
+#   netkernel guest: client side   nk_sockets client in vm1, server in the world
+#   netkernel guest: server side   nk_sockets server in vm1, client in the world
+#   baseline guest: client side    the same, unchanged, in the baseline guest
+#   baseline guest: server side
+#   console clean: <vm>            no WARN, BUG, oops, hung task, lockdep
+#                                  report on any VM's console or kernel log
+#   hostengine stopped cleanly     exit 0 on SIGTERM
+#
+# Each suite run's own KTAP is printed indented, as a subtest of its test
+# point.  Exits non-zero on any failure.
+#
+# usage: selftests/netkernel/run-vm.sh
+# Environment: NK_SUITE_TIMEOUT (seconds per suite run, default 300),
+# NK_SOCKETS (a prebuilt static nk_sockets: no make),
+# TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/lab).
+# Logs: build/lab/kselftest/ (consoles, dmesg, agent logs, engine, servers).
+# Scripts for the guests in single quotes are expanded by the guest.
+# shellcheck disable=SC2016
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../../tools/lab/lib.sh
+. "$top/tools/lab/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/lab/topology.sh
+. "$top/tools/lab/topology.sh"
+
+logdir=$top/build/lab/kselftest
+suite_timeout=${NK_SUITE_TIMEOUT:-300}
+suite_bin=${NK_SOCKETS:-$here/nk_sockets}	# built by make -C selftests/netkernel
+guest_bin=/usr/bin/nk_sockets		# where the initramfs has it
+
+# ----------------------------------------------- the suite's command line
+# (selftests/netkernel/README): a server that serves client runs until it
+# is killed, and a client that prints KTAP and exits 0 when every case
+# passed.  ADDR is the address the server listens on / the client reaches.
+suite_server() {	# BIN LISTEN-ADDR
+	printf '%s server --bind %s' "$1" "$2"
+}
+suite_client() {	# BIN SERVER-ADDR
+	printf '%s client --server %s' "$1" "$2"
+}
+suite_port=${NK_SUITE_PORT:-7000}	# its control port, to wait for
+
+rm -rf "$logdir"
+lab_init "$logdir"
+t_start=$SECONDS
+
+# ------------------------------------------------------------ KTAP output
+
+NTESTS=8
+ntest=0
+nfail=0
+echo "KTAP version 1"
+echo "1..$NTESTS"
+
+diag() {
+	printf '# %s\n' "$@"
+}
+
+ok() {		# STATUS DESCRIPTION
+	ntest=$((ntest + 1))
+	if [[ $1 -eq 0 ]]; then
+		echo "ok $ntest - $2"
+	else
+		echo "not ok $ntest - $2"
+		nfail=$((nfail + 1))
+	fi
+}
+
+fail_rest() {	# REASON: every remaining test point fails
+	while ((ntest < NTESTS)); do
+		ok 1 "$1"
+	done
+}
+
+finish() {
+	diag "logs: $logdir" "total $((SECONDS - t_start)) s"
+	if ((nfail)); then
+		diag "$nfail of $NTESTS failed"
+		exit 1
+	fi
+	diag "all $NTESTS passed"
+	exit 0
+}
+
+# subtest NAME STATUS OUTPUT: OUTPUT (the suite's KTAP) indented as the
+# subtest of one test point; the point passes when STATUS is 0 and the
+# suite reported no failed case at its top level.
+subtest() {
+	local name=$1 status=$2 out=$3
+	echo "    KTAP version 1"
+	echo "    # Subtest: $name"
+	printf '%s\n' "$out" | grep -v '^KTAP version' | sed 's/^/    /'
+	if grep -q '^not ok ' <<<"$out"; then
+		status=1
+	fi
+	if ! grep -q '^ok ' <<<"$out"; then
+		diag "$name: the suite reported no passing case"
+		status=1
+	fi
+	ok "$status" "$name"
+}
+
+# ------------------------------------------------------------------ build
+
+t0=$SECONDS
+if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.log" 2>&1; then
+	diag "make -C selftests/netkernel failed:"
+	tail -n 20 "$logdir/build-nk_sockets.log" | sed 's/^/#   /'
+	fail_rest "prerequisite failed: nk_sockets does not build"
+	finish
+fi
+if [[ ! -x $suite_bin ]] || ldd "$suite_bin" >/dev/null 2>&1; then
+	diag "$suite_bin: missing or not a static binary"
+	fail_rest "prerequisite failed: no static nk_sockets"
+	finish
+fi
+TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin")
+if ! topo_build 2>"$logdir/build.err"; then
+	sed 's/^/# /' "$logdir/build.err"
+	fail_rest "prerequisite failed: the lab does not build"
+	finish
+fi
+diag "build: $((SECONDS - t0)) s"
+
+# ------------------------------------------------------------------- boot
+
+t0=$SECONDS
+if ! topo_up --guests 1 2>"$logdir/up.err"; then
+	sed 's/^/# /' "$logdir/up.err"
+	fail_rest "prerequisite failed: the lab did not come up"
+	finish
+fi
+diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+
+# ------------------------------------------------------------ suite runs
+
+# wait_world_port PORT: the world has a TCP listener on PORT (up to 20 s).
+wait_world_port() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		if topo_world ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
+# client_side KIND VM: the server in the world, the client in VM.
+client_side() {
+	local vm=$2 name="$1 guest: client side" spid out status=0 t=$SECONDS
+	local slog=$logdir/server-world-$vm.log
+	# shellcheck disable=SC2046 # the command line is words
+	topo_world_spawn "$slog" $(suite_server "$suite_bin" "$TOPO_WORLD_IP")
+	spid=$LAB_LAST_PID
+	if ! wait_world_port "$suite_port"; then
+		diag "$name: the server in the world did not listen on $suite_port:"
+		tail -n 10 "$slog" | sed 's/^/#   /'
+		lab_stop_pid "$spid" 5 || true
+		ok 1 "$name"
+		return
+	fi
+	out=$(lab_vm_exec "$vm" "$suite_timeout" "$(suite_client "$guest_bin" "$TOPO_WORLD_IP")") || status=$?
+	lab_stop_pid "$spid" 5 >/dev/null 2>&1 || true
+	diag "$name: exit $status, $((SECONDS - t)) s"
+	if ((status)); then
+		diag "server log (world), its end:"
+		tail -n 10 "$slog" | sed 's/^/#   /'
+	fi
+	subtest "$name" "$status" "$out"
+}
+
+# server_side KIND VM: the server in VM, the client in the world.
+server_side() {
+	local vm=$2 name="$1 guest: server side" out status=0 t=$SECONDS ip port_hex
+	ip=$(topo_vm_ip "$vm")
+	port_hex=$(printf '%04X' "$suite_port")
+	# The server runs in the background in the guest; wait until it
+	# listens (its NetKernel socket, or a native one on the baseline).
+	if ! lab_vm_exec "$vm" 60 "$(suite_server "$guest_bin" 0.0.0.0) >/tmp/nk_sockets-server.log 2>&1 &
+echo \$! >/tmp/nk_sockets-server.pid
+i=0
+until grep -Eqs ':$suite_port |:$port_hex [0-9A-F]+:0000 0A' /proc/net/netkernel /proc/net/tcp /proc/net/tcp6; do
+	[ \$i -lt 100 ] || { echo 'the server does not listen'; cat /tmp/nk_sockets-server.log; exit 1; }
+	sleep 0.2; i=\$((i + 1))
+done" >"$logdir/server-$vm.start.log" 2>&1; then
+		diag "$name: the server in $vm did not start:"
+		sed 's/^/#   /' "$logdir/server-$vm.start.log"
+		ok 1 "$name"
+		return
+	fi
+	# shellcheck disable=SC2046 # the command line is words
+	out=$(timeout -k 5 "$suite_timeout" ip netns exec "$TOPO_NS" \
+		$(suite_client "$suite_bin" "$ip") 2>&1) || status=$?
+	lab_vm_exec "$vm" 30 'kill $(cat /tmp/nk_sockets-server.pid) 2>/dev/null; sleep 0.5; cat /tmp/nk_sockets-server.log' \
+		>"$logdir/server-$vm.log" 2>&1 || true
+	diag "$name: exit $status, $((SECONDS - t)) s"
+	if ((status)); then
+		diag "server log ($vm), its end:"
+		tail -n 10 "$logdir/server-$vm.log" | sed 's/^/#   /'
+	fi
+	subtest "$name" "$status" "$out"
+}
+
+client_side netkernel vm1
+server_side netkernel vm1
+client_side baseline base
+server_side baseline base
+
+diag "engine counters after the runs:"
+topo_nkctl stats 2>&1 | sed 's/^/#   /' || true
+diag "nsm_kernel counters:"
+lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/stats' 2>&1 |
+	paste -d' ' - - - - | sed 's/^/#   /' || true
+
+# ------------------------------------------------------- consoles, engine
+
+t0=$SECONDS
+topo_down --no-scan || true
+for vm in "${TOPO_VMS[@]}"; do
+	rc=0
+	lab_scan_console "$vm" || rc=1
+	if [[ ! -s $logdir/$vm.dmesg ]]; then
+		diag "$vm: its kernel log could not be saved (the VM did not answer)"
+		rc=1
+	fi
+	ok "$rc" "console clean: $vm"
+done
+rc=0
+[[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
+ok "$rc" "hostengine stopped cleanly"
+diag "teardown: $((SECONDS - t0)) s"
+finish
