@@ -15,8 +15,21 @@
  * failed earlier.  Each eventq buffer is one kmalloc'ed block of a header
  * plus the payload size proposed in HELLO.
  *
+ * Messages for ops->rx() that arrive before ops->attach() has returned
+ * (the engine forwards requests to an endpoint as soon as its HELLO is
+ * answered) are held, in their buffers and in order, in the rx_held FIFO
+ * (one slot per eventq buffer, allocated at probe); the rx work dispatches
+ * them first once the device is ready.  Held buffers are
+ * not posted again until then, and the ring is topped up only to
+ * event_bufs counting them, so holding costs no memory beyond the ring and
+ * a flood before attach only fills the ring.  Replies are never held: an
+ * nk_call() made by ops->attach() completes as usual while buffers remain.
+ *
  * Locking:
- *   rx_lock (mutex)   the eventq, rx_run, rx_posted; ops->rx() runs under it
+ *   rx_lock (mutex)   the eventq, rx_run, ready, rx_posted, rx_held;
+ *                     ops->rx() runs under it.  payload_limit is written
+ *                     under it (before the device is published) and read
+ *                     with READ_ONCE() by senders
  *   call_lock (spin)  the list of nk_call()s waiting for replies, next_req_id
  *   tx_lock (spin)    the requestq, tx_free
  *   dead              set with call_lock and tx_lock held; read under either
@@ -24,11 +37,14 @@
  * probe and remove and protects nk_bound; the published device pointer
  * nk_cur is RCU protected and holds a reference.
  *
- * Teardown (remove, or a probe that fails after the queues exist): unpublish
- * (RCU), ops->detach(), mark dead (pending calls complete with -ENODEV,
- * senders wake), stop the works, reset the device, free every buffer still
- * on a ring, delete the virtqueues.  The struct nk_dev is freed with its
- * last reference.
+ * Teardown (remove, or a probe that fails after the queues exist):
+ * unpublish (RCU), mark dead (pending calls complete with -ENODEV, senders
+ * wake and every later nk_send()/nk_call() fails with -ENODEV), stop the rx
+ * work (ops->rx() has returned and is not called again), then ops->detach()
+ * (remove only; it may wait for its own workers that are inside nk_send(),
+ * since they return at once now), reset the device, cancel the works, free
+ * every buffer still on a ring or held, delete the virtqueues.  The struct
+ * nk_dev is freed with its last reference.
  */
 #include <linux/kernel.h>
 #include <linux/module.h>
@@ -70,10 +86,16 @@ struct nk_stats {
 	atomic64_t rx_bytes;
 	atomic64_t rx_replies;
 	atomic64_t rx_invalid;
-	atomic64_t rx_dropped;
+	atomic64_t rx_held_early;
 	atomic64_t rx_proto_errors;
 	atomic64_t rx_buf_alloc_fail;
 	atomic64_t call_timeouts;
+};
+
+/* An eventq buffer held until the device is ready. */
+struct nk_rx_held {
+	void *buf;
+	u32 len;			/* bytes the device wrote */
 };
 
 struct nk_dev {
@@ -94,6 +116,9 @@ struct nk_dev {
 	bool ready;			/* HELLO done, ops->attach() succeeded */
 	unsigned int rx_posted;
 	unsigned int rx_target;
+	struct nk_rx_held *rx_held;	/* FIFO of rx_target slots */
+	unsigned int rx_held_first;
+	unsigned int rx_nheld;
 	u32 rx_buf_size;
 	u32 payload_limit;		/* proposal until HELLO, then agreed */
 	struct work_struct rx_work;
@@ -127,7 +152,10 @@ static struct nk_dev __rcu *nk_cur;	/* the ready device, holds a reference */
 
 static void nk_dev_release(struct kref *ref)
 {
-	kfree(container_of(ref, struct nk_dev, ref));
+	struct nk_dev *nd = container_of(ref, struct nk_dev, ref);
+
+	kfree(nd->rx_held);
+	kfree(nd);
 }
 
 void nk_dev_hold(struct nk_dev *nd)
@@ -262,7 +290,7 @@ int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 	long left;
 	int err;
 
-	if (len > nd->payload_limit) {
+	if (len > READ_ONCE(nd->payload_limit)) {
 		err = -EMSGSIZE;
 		goto out;
 	}
@@ -414,7 +442,7 @@ static void nk_rx_fill(struct nk_dev *nd)
 {
 	void *buf;
 
-	while (nd->rx_posted < nd->rx_target) {
+	while (nd->rx_posted + nd->rx_nheld < nd->rx_target) {
 		buf = kmalloc(nd->rx_buf_size, GFP_KERNEL | __GFP_NOWARN);
 		if (!buf) {
 			atomic64_inc(&nd->stats.rx_buf_alloc_fail);
@@ -427,9 +455,51 @@ static void nk_rx_fill(struct nk_dev *nd)
 	}
 }
 
-static void nk_rx_one(struct nk_dev *nd, const struct nk_hdr *hdr, u32 len)
+static void nk_rx_invalid(struct nk_dev *nd, const struct nk_hdr *hdr,
+			  u32 len, int err)
+{
+	atomic64_inc(&nd->stats.rx_invalid);
+	dev_warn_ratelimited(&nd->vdev->dev,
+			     "invalid message dropped (%d): op %#x flags %#x len %u, %u bytes used\n",
+			     err, le16_to_cpu(hdr->op), le16_to_cpu(hdr->flags),
+			     le32_to_cpu(hdr->len), len);
+}
+
+/*
+ * Hand the held messages to ops->rx(), oldest first, and post their
+ * buffers again.  Caller holds rx_lock; the device is ready.
+ */
+static void nk_rx_release_held(struct nk_dev *nd)
+{
+	struct nk_rx_held *h;
+	struct nk_hdr *hdr;
+	int err;
+
+	while (nd->rx_nheld) {
+		h = &nd->rx_held[nd->rx_held_first];
+		nd->rx_held_first = (nd->rx_held_first + 1) % nd->rx_target;
+		nd->rx_nheld--;
+		hdr = h->buf;
+		/* Checked against the proposal; HELLO may have agreed on less. */
+		err = nk_hdr_check(hdr, h->len, nd->ops->role,
+				   nd->payload_limit);
+		if (err)
+			nk_rx_invalid(nd, hdr, h->len, err);
+		else
+			nd->ops->rx(nd, hdr, hdr + 1);
+		if (nk_rx_post(nd, hdr))
+			kfree(hdr);
+	}
+}
+
+/*
+ * Validate and dispatch one eventq buffer.  Caller holds rx_lock.
+ * Return: true when the buffer was held for later (not to be posted).
+ */
+static bool nk_rx_one(struct nk_dev *nd, struct nk_hdr *hdr, u32 len)
 {
 	const void *payload = hdr + 1;
+	struct nk_rx_held *h;
 	u16 flags, op;
 	int err;
 
@@ -449,7 +519,7 @@ static void nk_rx_one(struct nk_dev *nd, const struct nk_hdr *hdr, u32 len)
 	if ((flags & NK_F_REPLY) &&
 	    nk_call_complete(nd, le64_to_cpu(hdr->req_id), hdr, payload)) {
 		atomic64_inc(&nd->stats.rx_replies);
-		return;
+		return false;
 	}
 	if (op == NK_EV_PROTO_ERROR) {
 		atomic64_inc(&nd->stats.rx_proto_errors);
@@ -460,24 +530,25 @@ static void nk_rx_one(struct nk_dev *nd, const struct nk_hdr *hdr, u32 len)
 				     le64_to_cpu(hdr->req_id));
 		if (hdr->req_id &&
 		    nk_call_complete(nd, le64_to_cpu(hdr->req_id), hdr, NULL))
-			return;
+			return false;
 	}
 	if (!nd->ready) {
-		atomic64_inc(&nd->stats.rx_dropped);
-		dev_warn_ratelimited(&nd->vdev->dev,
-				     "%s before the device is ready, dropped\n",
-				     nk_op_name(op));
-		return;
+		/* ops->attach() has not returned: keep it, in order. */
+		/* Never full: held and posted buffers are at most rx_target. */
+		h = &nd->rx_held[(nd->rx_held_first + nd->rx_nheld) %
+				 nd->rx_target];
+		h->buf = hdr;
+		h->len = len;
+		nd->rx_nheld++;
+		atomic64_inc(&nd->stats.rx_held_early);
+		return true;
 	}
 	nd->ops->rx(nd, hdr, payload);
-	return;
+	return false;
 
 invalid:
-	atomic64_inc(&nd->stats.rx_invalid);
-	dev_warn_ratelimited(&nd->vdev->dev,
-			     "invalid message dropped (%d): op %#x flags %#x len %u, %u bytes used\n",
-			     err, le16_to_cpu(hdr->op), le16_to_cpu(hdr->flags),
-			     le32_to_cpu(hdr->len), len);
+	nk_rx_invalid(nd, hdr, len, err);
+	return false;
 }
 
 static void nk_rx_work(struct work_struct *work)
@@ -490,10 +561,14 @@ static void nk_rx_work(struct work_struct *work)
 	mutex_lock(&nd->rx_lock);
 	if (!nd->rx_run)
 		goto out;
+	if (nd->ready && nd->rx_nheld)
+		nk_rx_release_held(nd);
 
 	do {
 		virtqueue_disable_cb(nd->evq);
 		while ((buf = virtqueue_get_buf(nd->evq, &len))) {
+			bool held = false;
+
 			nd->rx_posted--;
 			if (len < sizeof(struct nk_hdr)) {
 				atomic64_inc(&nd->stats.rx_invalid);
@@ -501,9 +576,9 @@ static void nk_rx_work(struct work_struct *work)
 						     "eventq buffer with %u bytes used, dropped\n",
 						     len);
 			} else {
-				nk_rx_one(nd, buf, len);
+				held = nk_rx_one(nd, buf, len);
 			}
-			if (nk_rx_post(nd, buf))
+			if (!held && nk_rx_post(nd, buf))
 				kfree(buf);
 			if (!--budget) {
 				queue_work(nk_wq, &nd->rx_work);
@@ -595,11 +670,14 @@ static int nk_find_vqs(struct nk_dev *nd)
 	return 0;
 }
 
-/* Stop using the device and free everything on its rings. */
-static void nk_dev_shutdown(struct nk_dev *nd)
+/*
+ * Mark the device dead: pending calls complete with -ENODEV, senders wake,
+ * and every later nk_send()/nk_call() fails at once.  Then stop the rx
+ * work: once this returns, ops->rx() is not running and never runs again.
+ */
+static void nk_dev_kill(struct nk_dev *nd)
 {
 	struct nk_pending *p, *tmp;
-	void *buf;
 
 	spin_lock(&nd->call_lock);
 	spin_lock(&nd->tx_lock);
@@ -616,12 +694,22 @@ static void nk_dev_shutdown(struct nk_dev *nd)
 	mutex_lock(&nd->rx_lock);
 	nd->rx_run = false;
 	mutex_unlock(&nd->rx_lock);
+}
+
+/* After nk_dev_kill(): stop the device and free everything on its rings. */
+static void nk_dev_shutdown(struct nk_dev *nd)
+{
+	void *buf;
 
 	/* No interrupts after the reset: the works cannot be queued again. */
 	virtio_reset_device(nd->vdev);
 	cancel_work_sync(&nd->rx_work);
 	cancel_work_sync(&nd->tx_work);
 
+	for (; nd->rx_nheld; nd->rx_nheld--) {
+		kfree(nd->rx_held[nd->rx_held_first].buf);
+		nd->rx_held_first = (nd->rx_held_first + 1) % nd->rx_target;
+	}
 	while ((buf = virtqueue_detach_unused_buf(nd->evq)))
 		kfree(buf);
 	while ((buf = virtqueue_get_buf(nd->reqq, &(unsigned int){ 0 })))
@@ -724,12 +812,16 @@ static int nk_probe(struct virtio_device *vdev)
 		goto out_free;
 	}
 
-	mutex_lock(&nd->rx_lock);
 	nd->rx_target = clamp(event_bufs, 1U,
 			      virtqueue_get_vring_size(nd->evq));
-	nk_rx_fill(nd);
-	nd->rx_run = nd->rx_posted > 0;
-	mutex_unlock(&nd->rx_lock);
+	nd->rx_held = kcalloc(nd->rx_target, sizeof(*nd->rx_held),
+			      GFP_KERNEL);
+	if (nd->rx_held) {
+		mutex_lock(&nd->rx_lock);
+		nk_rx_fill(nd);
+		nd->rx_run = nd->rx_posted > 0;
+		mutex_unlock(&nd->rx_lock);
+	}
 	if (!nd->rx_run) {
 		err = -ENOMEM;
 		goto out_shutdown;
@@ -741,7 +833,9 @@ static int nk_probe(struct virtio_device *vdev)
 	err = nk_hello(nd);
 	if (err)
 		goto out_shutdown;
-	nd->payload_limit = nd->hello.max_payload;
+	mutex_lock(&nd->rx_lock);
+	WRITE_ONCE(nd->payload_limit, nd->hello.max_payload);
+	mutex_unlock(&nd->rx_lock);
 
 	err = nk_ops->attach(nd);
 	if (err) {
@@ -749,8 +843,11 @@ static int nk_probe(struct virtio_device *vdev)
 			nk_ops->name, err);
 		goto out_shutdown;
 	}
+	/* What arrived during attach goes to ops->rx() first, in order. */
 	mutex_lock(&nd->rx_lock);
 	nd->ready = true;
+	if (nd->rx_nheld)
+		queue_work(nk_wq, &nd->rx_work);
 	mutex_unlock(&nd->rx_lock);
 
 	nk_bound = nd;
@@ -766,6 +863,7 @@ static int nk_probe(struct virtio_device *vdev)
 	return 0;
 
 out_shutdown:
+	nk_dev_kill(nd);
 	nk_dev_shutdown(nd);
 out_free:
 	vdev->priv = NULL;
@@ -787,6 +885,8 @@ static void nk_remove(struct virtio_device *vdev)
 	/* nk_cur's reference: nobody can take a new one now. */
 	nk_dev_put(nd);
 
+	/* Dead first, so that detach may wait for its own senders. */
+	nk_dev_kill(nd);
 	nd->ops->detach(nd);
 	nk_dev_shutdown(nd);
 	dev_info(&vdev->dev, "nk endpoint %u removed\n", nd->hello.endpoint_id);
@@ -819,7 +919,7 @@ NK_STAT_ATTR(rx_msgs);
 NK_STAT_ATTR(rx_bytes);
 NK_STAT_ATTR(rx_replies);
 NK_STAT_ATTR(rx_invalid);
-NK_STAT_ATTR(rx_dropped);
+NK_STAT_ATTR(rx_held_early);
 NK_STAT_ATTR(rx_proto_errors);
 NK_STAT_ATTR(rx_buf_alloc_fail);
 NK_STAT_ATTR(call_timeouts);
@@ -865,7 +965,7 @@ static struct attribute *nk_dev_attrs[] = {
 	&dev_attr_rx_bytes.attr,
 	&dev_attr_rx_replies.attr,
 	&dev_attr_rx_invalid.attr,
-	&dev_attr_rx_dropped.attr,
+	&dev_attr_rx_held_early.attr,
 	&dev_attr_rx_proto_errors.attr,
 	&dev_attr_rx_buf_alloc_fail.attr,
 	&dev_attr_call_timeouts.attr,

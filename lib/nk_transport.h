@@ -21,7 +21,12 @@
  * Messages from the device are validated (nk_hdr_check() for the module's
  * role) and then: a reply that matches an nk_call() in progress completes
  * it; everything else goes to ops->rx().  Invalid messages are counted and
- * dropped with a rate-limited log line.
+ * dropped with a rate-limited log line.  ops->rx() is never called before
+ * ops->attach() has returned 0: messages that arrive earlier (the engine
+ * forwards requests as soon as HELLO is answered) are held, in order, and
+ * dispatched first once attach returns; none is dropped.  Held messages
+ * occupy eventq buffers, so an nk_call() from ops->attach() can starve if
+ * the engine sends event_bufs messages first.
  *
  * Contexts: ops->rx(), ops->attach() and ops->detach() run in process
  * context.  ops->rx() runs from the eventq work item with the eventq lock
@@ -32,12 +37,16 @@
  * sysfs: /sys/bus/virtio/devices/virtio<N>/nk/ holds the HELLO results
  * (endpoint_id, endpoint_name, max_payload, features) and the device
  * counters (tx_msgs, tx_bytes, tx_ring_full, rx_msgs, rx_bytes, rx_replies,
- * rx_invalid, rx_dropped, rx_proto_errors, rx_buf_alloc_fail, call_timeouts).
+ * rx_invalid, rx_held_early (messages held until attach returned),
+ * rx_proto_errors, rx_buf_alloc_fail, call_timeouts).
  *
- * Removal: ops->detach() runs first (the device is already unpublished, so
- * nk_dev_get() returns NULL); then every nk_send()/nk_call() waiting or
- * started afterwards fails with -ENODEV, and the virtqueues are torn down.
- * The struct nk_dev itself lives until its last reference is put.
+ * Removal: the device is unpublished (nk_dev_get() returns NULL), then
+ * marked dead: every nk_send()/nk_call() waiting or started afterwards
+ * fails with -ENODEV at once, and ops->rx() has returned and is not called
+ * again.  Only then does ops->detach() run, so it may flush its own workers
+ * that send (they cannot stay blocked in nk_send()) and free the module's
+ * state.  Then the virtqueues are torn down.  The struct nk_dev itself
+ * lives until its last reference is put.
  *
  * Lock order: eventq lock (mutex, ops->rx() runs under it) -> call_lock
  * -> tx_lock.  tx_lock and call_lock are spinlocks and nest inside nothing
@@ -58,8 +67,11 @@ struct nk_dev;
  * @name: driver name (shows in sysfs)
  * @role: NK_ROLE_GUEST or NK_ROLE_NSM; devices of the other role are refused
  * @features: NK_FEAT_* proposed in HELLO
- * @attach: the device is ready (HELLO done); an error fails the probe
- * @detach: the device is going away; wake everything that waits on it
+ * @attach: the device is ready (HELLO done); an error fails the probe.
+ *          ops->rx() is not called before it returns.
+ * @detach: the device is going away and already dead (sends fail with
+ *          -ENODEV, ops->rx() is stopped); wake everything that waits on
+ *          it and free what attach set up
  * @rx: a validated message that is not the reply to an nk_call()
  */
 struct nk_transport_ops {
