@@ -40,9 +40,9 @@ enum nsm_stat {
  * @nd: the transport device (referenced)
  * @net: network namespace the kernel sockets live in (referenced)
  * @max_payload: payload limit agreed in HELLO
- * @rx_lock: serialises request handling with detach; held while the
- *           socket table is changed
- * @dying: detach has started; requests are dropped (under @rx_lock)
+ * @rx_lock: serialises request handling with the debugfs socket list;
+ *           held while the socket table is changed (detach runs after the
+ *           transport stopped ops->rx, so it needs no lock for the table)
  * @socks: socket id -> struct nsm_sock, each entry holding a reference
  * @drain_lock: protects @draining
  * @draining: closed sockets still pushing queued guest data, each holding
@@ -68,7 +68,6 @@ struct nsm_dev {
 	u32 max_payload;
 
 	struct mutex rx_lock;
-	bool dying;
 	struct xarray socks;
 
 	spinlock_t drain_lock;
@@ -131,6 +130,11 @@ struct nsm_sk_cbs {
  * @bytes_out: EV_DATA payload sent to the guest
  * @sk: the sock our callbacks are installed on, NULL before
  * @orig: callbacks to restore (under sk_callback_lock)
+ * @sock6: a dual-stack wildcard socket's second kernel socket (see
+ *         nsm_bind6()): AF_INET6, IPV6_V6ONLY, bound to @src6 and the same
+ *         port, or NULL
+ * @sk6: the sock of @sock6 while our callbacks are installed on it
+ * @orig6: its callbacks to restore
  * @ready_node: on nsm_dev.ready (under ready_lock)
  * @queued: on nsm_dev.ready (under ready_lock)
  * @drain_node: on nsm_dev.draining (under drain_lock)
@@ -166,6 +170,9 @@ struct nsm_sock {
 
 	struct sock *sk;
 	struct nsm_sk_cbs orig;
+	struct socket *sock6;
+	struct sock *sk6;
+	struct nsm_sk_cbs orig6;
 
 	struct list_head ready_node;
 	bool queued;
@@ -205,6 +212,8 @@ void nsm_ev_unthrottle(struct nsm_dev *nsm);
 /* nsm_sock.c */
 void nsm_sock_kick(struct nsm_sock *ns);
 void nsm_sock_set_callbacks(struct nsm_sock *ns, const struct nsm_sk_cbs *orig);
+void nsm_sock_set_callbacks6(struct nsm_sock *ns);
+void nsm_sock_release6(struct nsm_sock *ns);
 void nsm_sock_release(struct nsm_sock *ns);
 int nsm_sock_write(struct nsm_sock *ns, const void *data, u32 len,
 		   unsigned int msg_flags, const struct sockaddr_storage *to,

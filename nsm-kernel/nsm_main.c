@@ -46,6 +46,13 @@
  *   these, and the first one is logged.
  *   BIND to any other address answers -EADDRNOTAVAIL.  A guest that bound
  *   to the wildcard sees the wildcard in GETSOCKNAME until it connects.
+ *   A datagram socket's implicit bind is to the wildcard, as in UDP.
+ *   A dual-stack AF_INET6 socket bound to the wildcard is bound to the
+ *   guest's IPv4 address; when the guest also has an IPv6 address here, a
+ *   second kernel socket (nsm_sock.sock6, IPV6_V6ONLY, same port) serves
+ *   IPv6, so it is reachable over both as in Linux: a stream socket gets
+ *   it at LISTEN (ACCEPT takes from both), a datagram socket at bind
+ *   (datagrams are read from both, IPv6 destinations are sent from it).
  *
  * - Destinations.  CONNECT and datagram SEND to a loopback or unspecified
  *   address answer -ENETUNREACH, to an address of the NSM itself (which
@@ -60,15 +67,17 @@
  *   one, since nobody in the NSM may wait for it: the guest's close() is
  *   where lingering can block.
  *
- * - The device going away (ops->detach) stops requests and events,
- *   restores every socket's callbacks, releases every kernel socket and
- *   frees what waits for the requestq.  tx_work may still be inside
- *   nk_send() for one message until the transport marks the device dead;
- *   the struct nsm_dev is freed on the next attach or at module exit, after
- *   flushing tx_work.
+ * - The device going away (ops->detach) stops events, restores every
+ *   socket's callbacks, releases every kernel socket, frees what waits for
+ *   the requestq, flushes tx_work and frees the struct nsm_dev.  The
+ *   transport has already marked the device dead (tx_work's nk_send()
+ *   returns -ENODEV at once instead of waiting for ring space) and stopped
+ *   ops->rx, so nothing else uses the nsm_dev.
  *
  * Locking:
- *   nsm_dev.rx_lock (mutex)     request handling vs detach; the socket table
+ *   nsm_dev.rx_lock (mutex)     request handling vs the debugfs socket list;
+ *                               the socket table (detach runs after ops->rx
+ *                               has stopped for good and needs no lock)
  *   nsm_sock.lock (mutex)       one socket's state, its txq and credits, and
  *                               every call on its kernel socket
  *   sk->sk_callback_lock (rw)   sk_user_data and the callbacks
@@ -312,7 +321,7 @@ void nsm_sock_put(struct nsm_sock *ns)
 {
 	if (!refcount_dec_and_test(&ns->ref))
 		return;
-	WARN_ON_ONCE(ns->sock || !list_empty(&ns->txq));
+	WARN_ON_ONCE(ns->sock || ns->sock6 || !list_empty(&ns->txq));
 	mutex_destroy(&ns->lock);
 	kfree(ns);
 }
@@ -379,50 +388,11 @@ DEFINE_SHOW_ATTRIBUTE(nsm_sockets);
 /* The device                                                          */
 /* ------------------------------------------------------------------ */
 
-/* Devices attached so far and not freed yet, under nsm_devs_lock. */
-static LIST_HEAD(nsm_devs);
-static DEFINE_MUTEX(nsm_devs_lock);
-
-/**
- * struct nsm_dev_node - bookkeeping for freeing a detached device
- * @node: on nsm_devs
- * @nsm: the device
- * @detached: nsm_detach() has finished
- */
-struct nsm_dev_node {
-	struct list_head node;
-	struct nsm_dev *nsm;
-	bool detached;
-};
-
-/* Free every detached device; tx_work ends once the transport is dead. */
-static void nsm_devs_reap(void)
-{
-	struct nsm_dev_node *dn, *tmp;
-
-	mutex_lock(&nsm_devs_lock);
-	list_for_each_entry_safe(dn, tmp, &nsm_devs, node) {
-		if (!dn->detached)
-			continue;
-		flush_work(&dn->nsm->tx_work);
-		WARN_ON_ONCE(!list_empty(&dn->nsm->outq));
-		nk_dev_put(dn->nsm->nd);
-		mutex_destroy(&dn->nsm->rx_lock);
-		kfree(dn->nsm);
-		list_del(&dn->node);
-		kfree(dn);
-	}
-	mutex_unlock(&nsm_devs_lock);
-}
-
 static int nsm_attach(struct nk_dev *nd)
 {
-	struct nsm_dev_node *dn;
 	struct nsm_dev *nsm;
 	struct net *net;
 	int i;
-
-	nsm_devs_reap();
 
 	net = netns_pid ? get_net_ns_by_pid(netns_pid) : get_net(&init_net);
 	if (IS_ERR(net)) {
@@ -431,10 +401,7 @@ static int nsm_attach(struct nk_dev *nd)
 		return PTR_ERR(net);
 	}
 	nsm = kzalloc(sizeof(*nsm), GFP_KERNEL);
-	dn = kzalloc(sizeof(*dn), GFP_KERNEL);
-	if (!nsm || !dn) {
-		kfree(nsm);
-		kfree(dn);
+	if (!nsm) {
 		put_net(net);
 		return -ENOMEM;
 	}
@@ -461,10 +428,6 @@ static int nsm_attach(struct nk_dev *nd)
 	debugfs_create_file("sockets", 0400, nsm->debugfs, nsm,
 			    &nsm_sockets_fops);
 
-	dn->nsm = nsm;
-	mutex_lock(&nsm_devs_lock);
-	list_add_tail(&dn->node, &nsm_devs);
-	mutex_unlock(&nsm_devs_lock);
 	nk_dev_set_priv(nd, nsm);
 
 	dev_info(nk_dev_device(nd),
@@ -473,18 +436,18 @@ static int nsm_attach(struct nk_dev *nd)
 	return 0;
 }
 
+/*
+ * The transport has marked the device dead and stopped ops->rx: no request
+ * comes any more, and nk_send() fails at once, so tx_work can be flushed.
+ */
 static void nsm_detach(struct nk_dev *nd)
 {
 	struct nsm_dev *nsm = nk_dev_priv(nd);
 	struct nsm_sock *ns, *tmp;
-	struct nsm_dev_node *dn;
 	struct nsm_out *out, *otmp;
 	LIST_HEAD(list);
 	unsigned long id;
 
-	mutex_lock(&nsm->rx_lock);
-	nsm->dying = true;
-	mutex_unlock(&nsm->rx_lock);
 	debugfs_remove_recursive(nsm->debugfs);
 
 	/* No socket is queued after this, and ev_work is idle. */
@@ -532,14 +495,14 @@ static void nsm_detach(struct nk_dev *nd)
 	nsm->out_bytes = 0;
 	spin_unlock(&nsm->out_lock);
 
-	put_net(nsm->net);
-	nsm->net = NULL;
+	/* Nothing queues tx_work now, and nk_send() returns -ENODEV at once. */
+	flush_work(&nsm->tx_work);
 
-	mutex_lock(&nsm_devs_lock);
-	list_for_each_entry(dn, &nsm_devs, node)
-		if (dn->nsm == nsm)
-			dn->detached = true;
-	mutex_unlock(&nsm_devs_lock);
+	put_net(nsm->net);
+	nk_dev_set_priv(nd, NULL);
+	nk_dev_put(nsm->nd);
+	mutex_destroy(&nsm->rx_lock);
+	kfree(nsm);
 }
 
 static void nsm_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
@@ -548,8 +511,7 @@ static void nsm_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 	struct nsm_dev *nsm = nk_dev_priv(nd);
 
 	mutex_lock(&nsm->rx_lock);
-	if (!nsm->dying)
-		nsm_request(nsm, hdr, payload);
+	nsm_request(nsm, hdr, payload);
 	mutex_unlock(&nsm->rx_lock);
 }
 
@@ -585,7 +547,6 @@ static int __init nsm_init(void)
 static void __exit nsm_exit(void)
 {
 	nk_transport_unregister();
-	nsm_devs_reap();
 	debugfs_remove_recursive(nsm_debugfs_root);
 	destroy_workqueue(nsm_wq);
 }

@@ -182,7 +182,72 @@ static int nsm_bind_src(struct nsm_sock *ns, const struct nk_addr *src,
 	return kernel_bind(ns->sock, (struct sockaddr *)&ss, len);
 }
 
-/* Bind an unbound socket before it talks to @peer (NULL: before LISTEN). */
+static int nsm_setsockopt(struct socket *sock, int level, int name,
+			  void *val, unsigned int len)
+{
+	if (level == SOL_SOCKET)
+		return sock_setsockopt(sock, level, name, KERNEL_SOCKPTR(val),
+				       len);
+	return sock->ops->setsockopt(sock, level, name, KERNEL_SOCKPTR(val),
+				     len);
+}
+
+/*
+ * A dual-stack AF_INET6 socket bound to the wildcard hears both families
+ * in Linux.  The NSM's socket is bound to the guest's IPv4 address
+ * (nsm_src_default()), so it only hears IPv4: when the guest has an IPv6
+ * address here too, a second socket (ns->sock6), IPV6_V6ONLY on that
+ * address and the same port, serves IPv6.  Called once the primary socket
+ * is bound; a stream socket gets it at LISTEN, a datagram socket at once.
+ */
+static int nsm_bind6(struct nsm_sock *ns)
+{
+	const struct nk_addr *src6 = nsm_src(ns, false);
+	struct sock *sk = ns->sock->sk;
+	struct sockaddr_storage ss;
+	struct socket *sock;
+	struct nk_addr a;
+	int len, err;
+
+	if (ns->family != AF_INET6 || !ns->bound_any || sk->sk_ipv6only ||
+	    ns->sock6 || !src6 || !nsm_addr_is_local(ns->nsm->net, src6))
+		return 0;
+	/* Bound to the wildcard itself (fallback): it hears both already. */
+	if (!ipv6_addr_v4mapped(&sk->sk_v6_rcv_saddr))
+		return 0;
+
+	a = *src6;
+	a.port = inet_sk(sk)->inet_sport;
+	len = nk_addr_to_sockaddr(&a, &ss, AF_INET6);
+	if (len < 0)
+		return -EADDRNOTAVAIL;
+	err = sock_create_kern(ns->nsm->net, AF_INET6, ns->type,
+			       ns->type == SOCK_STREAM ? IPPROTO_TCP :
+							 IPPROTO_UDP, &sock);
+	if (err)
+		return err;
+	err = ip6_sock_set_v6only(sock->sk);
+	sock->sk->sk_reuse = sk->sk_reuse;
+	sock->sk->sk_reuseport = sk->sk_reuseport;
+	if (!err && ns->type == SOCK_DGRAM)
+		err = nsm_setsockopt(sock, SOL_IPV6, IPV6_MULTICAST_LOOP,
+				     &(int){ 0 }, sizeof(int));
+	if (!err)
+		err = kernel_bind(sock, (struct sockaddr *)&ss, len);
+	if (err) {
+		sock_release(sock);
+		return err;
+	}
+	ns->sock6 = sock;
+	if (ns->type == SOCK_DGRAM)
+		nsm_sock_set_callbacks6(ns);
+	return 0;
+}
+
+/*
+ * Bind an unbound socket before it talks to @peer; NULL: to the wildcard
+ * (before LISTEN, or a datagram's first SEND).
+ */
 static int nsm_autobind(struct nsm_sock *ns, const struct nk_addr *peer)
 {
 	const struct nk_addr *src;
@@ -199,7 +264,7 @@ static int nsm_autobind(struct nsm_sock *ns, const struct nk_addr *peer)
 		return err;
 	ns->bound = true;
 	ns->bound_any = !peer;
-	return 0;
+	return ns->type == SOCK_DGRAM ? nsm_bind6(ns) : 0;
 }
 
 /* Destinations a guest may not reach through the NSM. */
@@ -270,16 +335,6 @@ static void nsm_take_credit(struct nsm_sock *ns, const struct nk_hdr *hdr)
 	/* A socket without callbacks yet is looked at once they are set. */
 	if (ns->sk && nk_credit_tx_space(&ns->tx) > before)
 		nsm_sock_kick(ns);
-}
-
-static int nsm_setsockopt(struct socket *sock, int level, int name,
-			  void *val, unsigned int len)
-{
-	if (level == SOL_SOCKET)
-		return sock_setsockopt(sock, level, name, KERNEL_SOCKPTR(val),
-				       len);
-	return sock->ops->setsockopt(sock, level, name, KERNEL_SOCKPTR(val),
-				     len);
 }
 
 static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
@@ -385,7 +440,7 @@ static int nsm_op_bind(struct nsm_req *rq, struct nsm_sock *ns,
 		return err;
 	ns->bound = true;
 	ns->bound_any = any;
-	return 0;
+	return ns->type == SOCK_DGRAM ? nsm_bind6(ns) : 0;
 }
 
 static int nsm_op_listen(struct nsm_req *rq, struct nsm_sock *ns,
@@ -403,6 +458,15 @@ static int nsm_op_listen(struct nsm_req *rq, struct nsm_sock *ns,
 	err = nsm_autobind(ns, NULL);
 	if (!err)
 		err = kernel_listen(ns->sock, backlog);
+	if (!err)
+		err = nsm_bind6(ns);
+	if (!err && ns->sock6) {
+		err = kernel_listen(ns->sock6, backlog);
+		if (!err)
+			nsm_sock_set_callbacks6(ns);
+		else
+			nsm_sock_release6(ns);
+	}
 	if (err)
 		return err;
 	ns->listening = true;
@@ -435,6 +499,8 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 	if (!nns)
 		return -ENOMEM;
 	err = kernel_accept(ns->sock, &newsock, O_NONBLOCK);
+	if (err == -EAGAIN && ns->sock6)
+		err = kernel_accept(ns->sock6, &newsock, O_NONBLOCK);
 	/* Whatever is left in the queue gets a new EV_ACCEPT. */
 	ns->accept_sent = 0;
 	nsm_sock_kick(ns);
@@ -512,6 +578,7 @@ static int nsm_op_send(struct nsm_req *rq, struct nsm_sock *ns,
 	unsigned int msg_flags = 0;
 	u32 n = rq->len;
 	struct nk_addr na;
+	__be32 a4;
 	int tolen = 0;
 	int err;
 
@@ -550,7 +617,9 @@ static int nsm_op_send(struct nsm_req *rq, struct nsm_sock *ns,
 			err = -EAFNOSUPPORT;
 			goto drop;
 		}
-		err = nsm_autobind(ns, &na);
+		/* Unbound: the wildcard, as udp's implicit bind does. */
+		err = nsm_autobind(ns, nsm_src(ns, nsm_addr_v4(&na, &a4)) ?
+				   NULL : &na);
 		if (err)
 			goto drop;
 	}
@@ -587,6 +656,9 @@ static int nsm_op_shutdown(struct nsm_req *rq, struct nsm_sock *ns,
 		return how == SHUT_RDWR ? kernel_sock_shutdown(ns->sock, SHUT_RD)
 					: 0;
 	}
+	/* A listener shut down for reading stops listening, both sockets. */
+	if (ns->sock6 && how != SHUT_WR)
+		kernel_sock_shutdown(ns->sock6, how);
 	return kernel_sock_shutdown(ns->sock, how);
 }
 

@@ -78,6 +78,13 @@ static struct nsm_sock *nsm_sk_ns(struct sock *sk)
 	return sk->sk_user_data;
 }
 
+/* The callbacks to chain to from @sk: a second listener has its own. */
+static const struct nsm_sk_cbs *nsm_sk_cbs(struct nsm_sock *ns,
+					   struct sock *sk)
+{
+	return sk == ns->sk6 ? &ns->orig6 : &ns->orig;
+}
+
 static void nsm_data_ready(struct sock *sk)
 {
 	void (*orig)(struct sock *sk) = NULL;
@@ -86,8 +93,8 @@ static void nsm_data_ready(struct sock *sk)
 	read_lock_bh(&sk->sk_callback_lock);
 	ns = nsm_sk_ns(sk);
 	if (ns) {
-		orig = ns->orig.data_ready;
-		if (ns->sk == sk)
+		orig = nsm_sk_cbs(ns, sk)->data_ready;
+		if (ns->sk == sk || ns->sk6 == sk)
 			nsm_sock_kick(ns);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
@@ -103,9 +110,10 @@ static void nsm_write_space(struct sock *sk)
 	read_lock_bh(&sk->sk_callback_lock);
 	ns = nsm_sk_ns(sk);
 	if (ns) {
-		orig = ns->orig.write_space;
+		orig = nsm_sk_cbs(ns, sk)->write_space;
 		/* UDP calls this for every packet freed: only when it matters. */
-		if (ns->sk == sk && READ_ONCE(ns->tx_blocked))
+		if ((ns->sk == sk || ns->sk6 == sk) &&
+		    READ_ONCE(ns->tx_blocked))
 			nsm_sock_kick(ns);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
@@ -121,8 +129,8 @@ static void nsm_state_change(struct sock *sk)
 	read_lock_bh(&sk->sk_callback_lock);
 	ns = nsm_sk_ns(sk);
 	if (ns) {
-		orig = ns->orig.state_change;
-		if (ns->sk == sk)
+		orig = nsm_sk_cbs(ns, sk)->state_change;
+		if (ns->sk == sk || ns->sk6 == sk)
 			nsm_sock_kick(ns);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
@@ -138,8 +146,8 @@ static void nsm_error_report(struct sock *sk)
 	read_lock_bh(&sk->sk_callback_lock);
 	ns = nsm_sk_ns(sk);
 	if (ns) {
-		orig = ns->orig.error_report;
-		if (ns->sk == sk)
+		orig = nsm_sk_cbs(ns, sk)->error_report;
+		if (ns->sk == sk || ns->sk6 == sk)
 			nsm_sock_kick(ns);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
@@ -176,6 +184,49 @@ void nsm_sock_set_callbacks(struct nsm_sock *ns, const struct nsm_sk_cbs *orig)
 	write_unlock_bh(&sk->sk_callback_lock);
 }
 
+/**
+ * nsm_sock_set_callbacks6() - install our callbacks on ns->sock6
+ * @ns: the socket, locked
+ */
+void nsm_sock_set_callbacks6(struct nsm_sock *ns)
+{
+	struct sock *sk = ns->sock6->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	ns->orig6.data_ready = sk->sk_data_ready;
+	ns->orig6.write_space = sk->sk_write_space;
+	ns->orig6.state_change = sk->sk_state_change;
+	ns->orig6.error_report = sk->sk_error_report;
+	ns->sk6 = sk;
+	sk->sk_user_data = ns;
+	sk->sk_data_ready = nsm_data_ready;
+	sk->sk_write_space = nsm_write_space;
+	sk->sk_state_change = nsm_state_change;
+	sk->sk_error_report = nsm_error_report;
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+/* Release ns->sock6, if any, with its callbacks restored.  @ns is locked. */
+void nsm_sock_release6(struct nsm_sock *ns)
+{
+	struct sock *sk = ns->sk6;
+
+	if (!ns->sock6)
+		return;
+	if (sk) {
+		write_lock_bh(&sk->sk_callback_lock);
+		sk->sk_user_data = NULL;
+		sk->sk_data_ready = ns->orig6.data_ready;
+		sk->sk_write_space = ns->orig6.write_space;
+		sk->sk_state_change = ns->orig6.state_change;
+		sk->sk_error_report = ns->orig6.error_report;
+		write_unlock_bh(&sk->sk_callback_lock);
+		ns->sk6 = NULL;
+	}
+	sock_release(ns->sock6);
+	ns->sock6 = NULL;
+}
+
 static void nsm_sock_restore_callbacks(struct nsm_sock *ns)
 {
 	struct sock *sk = ns->sk;
@@ -203,11 +254,17 @@ static int nsm_sock_send(struct nsm_sock *ns, const void *data, u32 len,
 	};
 	struct kvec kv = { .iov_base = (void *)data, .iov_len = len };
 
+	struct socket *sock = ns->sock;
+
 	if (tolen) {
 		msg.msg_name = (void *)to;
 		msg.msg_namelen = tolen;
+		/* A dual-stack datagram socket's IPv6 peers: see nsm_bind6(). */
+		if (ns->sock6 && to->ss_family == AF_INET6 &&
+		    !ipv6_addr_v4mapped(&((struct sockaddr_in6 *)to)->sin6_addr))
+			sock = ns->sock6;
 	}
-	return kernel_sendmsg(ns->sock, &msg, &kv, 1, len);
+	return kernel_sendmsg(sock, &msg, &kv, 1, len);
 }
 
 static void nsm_txq_purge(struct nsm_sock *ns)
@@ -351,13 +408,19 @@ static void nsm_sock_flush(struct nsm_sock *ns)
 /* The world towards the guest                                         */
 /* ------------------------------------------------------------------ */
 
-static int nsm_recv(struct nsm_sock *ns, struct msghdr *msg, void *buf,
-		    u32 len, int flags)
+static int nsm_recv_from(struct socket *sock, struct msghdr *msg, void *buf,
+			 u32 len, int flags)
 {
 	struct kvec kv = { .iov_base = buf, .iov_len = len };
 
-	return kernel_recvmsg(ns->sock, msg, &kv, len ? 1 : 0, len,
+	return kernel_recvmsg(sock, msg, &kv, len ? 1 : 0, len,
 			      flags | MSG_DONTWAIT);
+}
+
+static int nsm_recv(struct nsm_sock *ns, struct msghdr *msg, void *buf,
+		    u32 len, int flags)
+{
+	return nsm_recv_from(ns->sock, msg, buf, len, flags);
 }
 
 static void nsm_check_connect(struct nsm_sock *ns)
@@ -380,6 +443,9 @@ static void nsm_check_connect(struct nsm_sock *ns)
 static void nsm_check_accept(struct nsm_sock *ns)
 {
 	u32 n = READ_ONCE(ns->sock->sk->sk_ack_backlog);
+
+	if (ns->sock6)
+		n += READ_ONCE(ns->sock6->sk->sk_ack_backlog);
 
 	if (n == ns->accept_sent)
 		return;
@@ -456,10 +522,11 @@ static bool nsm_read_stream(struct nsm_sock *ns)
 }
 
 /*
- * Read datagrams within the guest's credit, each with its source address.
+ * Read datagrams from @sock (ns->sock or ns->sock6) within the guest's
+ * credit, each with its source address.
  * Return: budget exhausted.
  */
-static bool nsm_read_dgram(struct nsm_sock *ns)
+static bool nsm_read_dgram(struct nsm_sock *ns, struct socket *sock)
 {
 	u32 room = ns->nsm->max_payload - sizeof(struct nk_addr);
 	u32 budget = max(READ_ONCE(sock_budget), 1U);
@@ -471,7 +538,7 @@ static bool nsm_read_dgram(struct nsm_sock *ns)
 
 	while (budget) {
 		memset(&msg, 0, sizeof(msg));
-		size = nsm_recv(ns, &msg, NULL, 0, MSG_PEEK | MSG_TRUNC);
+		size = nsm_recv_from(sock, &msg, NULL, 0, MSG_PEEK | MSG_TRUNC);
 		if (size == -EAGAIN)
 			return false;
 		budget -= min(budget, (u32)max(size, 0) + 1);
@@ -482,7 +549,7 @@ static bool nsm_read_dgram(struct nsm_sock *ns)
 		}
 		if (size > room) {
 			memset(&msg, 0, sizeof(msg));
-			nsm_recv(ns, &msg, NULL, 0, 0);
+			nsm_recv_from(sock, &msg, NULL, 0, 0);
 			nsm_count(ns->nsm, NSM_S_DGRAM_DROPS, 1);
 			continue;
 		}
@@ -497,7 +564,7 @@ static bool nsm_read_dgram(struct nsm_sock *ns)
 		memset(&msg, 0, sizeof(msg));
 		msg.msg_name = &ss;
 		msg.msg_namelen = sizeof(ss);
-		r = nsm_recv(ns, &msg, na + 1, size, 0);
+		r = nsm_recv_from(sock, &msg, na + 1, size, 0);
 		if (r < 0 || (msg.msg_flags & MSG_TRUNC) ||
 		    nk_addr_from_sockaddr(na, (struct sockaddr *)&ss,
 					  msg.msg_namelen)) {
@@ -538,6 +605,7 @@ void nsm_sock_release(struct nsm_sock *ns)
 	if (!sock)
 		return;
 	sk = sock->sk;
+	nsm_sock_release6(ns);
 	if (ns->sk)
 		nsm_sock_restore_callbacks(ns);
 	nsm_txq_purge(ns);
@@ -590,7 +658,8 @@ static bool nsm_sock_process(struct nsm_sock *ns)
 	if (ns->listening)
 		nsm_check_accept(ns);
 	else if (ns->type == SOCK_DGRAM)
-		more = nsm_read_dgram(ns);
+		more = nsm_read_dgram(ns, ns->sock) |
+		       (ns->sock6 && nsm_read_dgram(ns, ns->sock6));
 	else if (ns->connected)
 		more = nsm_read_stream(ns);
 	nsm_sock_credit(ns);
