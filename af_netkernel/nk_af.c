@@ -47,8 +47,25 @@
  *   friends come from the NSM's real socket.
  *
  * - sk_family is AF_NETKERNEL, not the family the application asked for,
- *   so that no generic code mistakes a struct nk_sock for an inet_sock;
- *   getsockopt(SO_DOMAIN) therefore reports AF_NETKERNEL.
+ *   so that no generic code mistakes a struct nk_sock for an inet_sock or
+ *   a tcp_sock; getsockopt(SO_DOMAIN) therefore reports AF_NETKERNEL (19)
+ *   where Linux reports AF_INET/AF_INET6 (an intended difference:
+ *   SOL_SOCKET getsockopt never reaches a family, so it cannot be answered
+ *   here).  With AF_INET and sk_protocol IPPROTO_TCP, sk_is_tcp() holds,
+ *   and generic code casts: setsockopt(SO_TIMESTAMPING) with
+ *   SOF_TIMESTAMPING_OPT_ID on a connected socket reads
+ *   tcp_sk(sk)->snd_una (an out-of-bounds read any user could trigger),
+ *   SO_ZEROCOPY is accepted, and BPF helpers that check only the family
+ *   and protocol (bpf_skc_to_tcp6_sock(), bpf_skc_to_udp6_sock(),
+ *   reuseport arrays, cgroup sock_addr hooks) treat it as an inet socket.
+ *   SO_PROTOCOL and SO_TYPE report what Linux reports.
+ *
+ * - A datagram must fit one message: max_payload minus the 28-byte
+ *   struct nk_addr (16292 bytes with the default max_payload; 65444 with
+ *   max_payload=65472 on both modules).  Larger ones fail with -EMSGSIZE
+ *   on send, and the NSM drops larger incoming ones (counted), where Linux
+ *   allows 65507 (IPv4) and 65527 (IPv6) bytes: protocol v1's
+ *   NK_MAX_PAYLOAD (65536) cannot carry those with their address.
  *
  * - When the device goes away, every socket is reset with ENETDOWN and
  *   requests in flight fail with ENETDOWN.
@@ -682,11 +699,12 @@ static int nk_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg)
 		release_sock(sk);
 		if (err)
 			return err;
-		/* Plus what is on its way to the NSM's socket. */
-		spin_lock(&nks->lock);
-		val = le64_to_cpu(reply.hdr.arg[0]) +
-		      (u32)(nks->tx.tx_cnt - nks->tx.peer_fwd_cnt);
-		spin_unlock(&nks->lock);
+		/*
+		 * The NSM counts its socket's queue and the guest data it
+		 * holds; every SEND before this request reached it first (a
+		 * socket's messages stay in order), so nothing is in flight.
+		 */
+		val = le64_to_cpu(reply.hdr.arg[0]);
 		break;
 	default:
 		return -ENOIOCTLCMD;
@@ -944,7 +962,12 @@ static int nk_do_accept(struct socket *sock, struct socket *newsock,
 	add_wait_queue(sk_sleep(sk), &wait);
 	for (;;) {
 		if (sk->sk_state != TCP_LISTEN) {
-			err = -EINVAL;
+			/*
+			 * Not listening (any more): -EINVAL as in TCP, or why
+			 * the listener was reset (the NSM or the device lost).
+			 */
+			err = READ_ONCE(nks->reset) ? sock_error(sk) : 0;
+			err = err ?: -EINVAL;
 			break;
 		}
 		seq = READ_ONCE(nks->accept_seq);
@@ -1055,6 +1078,14 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 		spin_unlock(&nks->lock);
 	}
 	sock->state = SS_CONNECTING;
+	/*
+	 * The NSM's connect() did not complete at once: a non-blocking
+	 * caller gets -EINPROGRESS, as from TCP over a network, even when
+	 * EV_CONNECTED or EV_ERROR has already arrived; poll() and SO_ERROR
+	 * report the outcome.
+	 */
+	if (err == -EINPROGRESS && !sock_sndtimeo(sk, flags & O_NONBLOCK))
+		goto out;
 	err = -EINPROGRESS;
 
 wait:
