@@ -891,8 +891,16 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock)
 	struct nk_addr peer;
 	struct nk_reply reply = { .buf = &peer, .buf_len = sizeof(peer) };
 	struct nk_txbuf *tb;
+	u32 seq;
 	int err;
 
+	/*
+	 * An EV_ACCEPT that arrives while the request is out may count the
+	 * queue before or after this ACCEPT took its connection: its count
+	 * is kept then, since too high a count costs one -EAGAIN but too
+	 * low a one hides a waiting connection from poll().
+	 */
+	seq = READ_ONCE(nks->accept_seq);
 	nk_dev_hold(nks->nd);
 	child = nk_sock_alloc(sock_net(sk), sk->sk_type, sk->sk_protocol,
 			      nks->family, nks->nd, 0);
@@ -928,7 +936,7 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock)
 	spin_unlock(&child->lock);
 
 	spin_lock(&nks->lock);
-	if (nks->accept_pending)
+	if (nks->accept_seq == seq && nks->accept_pending)
 		nks->accept_pending--;
 	spin_unlock(&nks->lock);
 
@@ -940,7 +948,8 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock)
 fail:
 	if (err == -EAGAIN) {
 		spin_lock(&nks->lock);
-		nks->accept_pending = 0;
+		if (nks->accept_seq == seq)
+			nks->accept_pending = 0;
 		spin_unlock(&nks->lock);
 	}
 	nk_sock_discard(child);

@@ -429,13 +429,31 @@ static int nsm_op_bind(struct nsm_req *rq, struct nsm_sock *ns,
 		return -EINVAL;
 	any = nsm_addr_is_any(&na);
 	v4 = nsm_addr_v4(&na, &a4);
-	if (any && !(v4 && ns->family == AF_INET6))
+	if (any && ns->family == AF_INET6 && ns->sock->sk->sk_ipv6only)
+		src = nsm_src(ns, false);
+	else if (any && !(v4 && ns->family == AF_INET6))
 		src = nsm_src_default(ns);
 	else
 		src = nsm_src(ns, v4);
-	if (!src || (!any && !nsm_addr_same(&na, src)))
+	if (src && (any || nsm_addr_same(&na, src))) {
+		err = nsm_bind_src(ns, src, na.port);
+	} else if (any && ns->family == AF_INET6 && ns->sock->sk->sk_ipv6only) {
+		/*
+		 * An IPV6_V6ONLY wildcard of a guest with no IPv6 address:
+		 * the NSM's own addresses, as for a source address the NSM
+		 * does not have (nsm_bind_src()).
+		 */
+		struct sockaddr_in6 sin6 = {
+			.sin6_family = AF_INET6,
+			.sin6_port = na.port,
+		};
+
+		nsm_count(ns->nsm, NSM_S_SRC_FALLBACKS, 1);
+		err = kernel_bind(ns->sock, (struct sockaddr *)&sin6,
+				  sizeof(sin6));
+	} else {
 		return -EADDRNOTAVAIL;
-	err = nsm_bind_src(ns, src, na.port);
+	}
 	if (err)
 		return err;
 	ns->bound = true;
