@@ -18,8 +18,9 @@ declare -A suite_cmd=(
 	[hostengine]="make -s -C $top/hostengine/tests check"
 	[kunit]="$top/selftests/kunit/run.sh"
 	[qemu-smoke]="$top/tools/lab/qemu-smoke.sh"
+	[kselftest]="$top/selftests/netkernel/run-vm.sh"
 )
-order=(kernel-build kunit hostengine qemu-smoke)
+order=(kernel-build kunit hostengine qemu-smoke kselftest)
 [ $# -gt 0 ] && order=("$@")
 
 passed=0
