@@ -68,22 +68,6 @@ diag() {
 	printf '# %s\n' "$@"
 }
 
-ok() {		# STATUS DESCRIPTION
-	ntest=$((ntest + 1))
-	if [[ $1 -eq 0 ]]; then
-		echo "ok $ntest - $2"
-	else
-		echo "not ok $ntest - $2"
-		nfail=$((nfail + 1))
-	fi
-}
-
-fail_rest() {	# REASON: every remaining test point fails
-	while ((ntest < NTESTS)); do
-		ok 1 "$1"
-	done
-}
-
 finish() {
 	diag "logs: $logdir" "total $((SECONDS - t_start)) s"
 	if ((nfail)); then
@@ -109,7 +93,7 @@ subtest() {
 		diag "$name: the suite reported no passing case"
 		status=1
 	fi
-	ok "$status" "$name"
+	lab_ok "$status" "$name"
 }
 
 # ------------------------------------------------------------------ build
@@ -118,18 +102,18 @@ t0=$SECONDS
 if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.log" 2>&1; then
 	diag "make -C selftests/netkernel failed:"
 	tail -n 20 "$logdir/build-nk_sockets.log" | sed 's/^/#   /'
-	fail_rest "prerequisite failed: nk_sockets does not build"
+	lab_fail_rest "prerequisite failed: nk_sockets does not build"
 	finish
 fi
 if [[ ! -x $suite_bin ]] || ldd "$suite_bin" >/dev/null 2>&1; then
 	diag "$suite_bin: missing or not a static binary"
-	fail_rest "prerequisite failed: no static nk_sockets"
+	lab_fail_rest "prerequisite failed: no static nk_sockets"
 	finish
 fi
 TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin")
 if ! topo_build 2>"$logdir/build.err"; then
 	sed 's/^/# /' "$logdir/build.err"
-	fail_rest "prerequisite failed: the lab does not build"
+	lab_fail_rest "prerequisite failed: the lab does not build"
 	finish
 fi
 diag "build: $((SECONDS - t0)) s"
@@ -139,7 +123,7 @@ diag "build: $((SECONDS - t0)) s"
 t0=$SECONDS
 if ! topo_up --guests 1 2>"$logdir/up.err"; then
 	sed 's/^/# /' "$logdir/up.err"
-	fail_rest "prerequisite failed: the lab did not come up"
+	lab_fail_rest "prerequisite failed: the lab did not come up"
 	finish
 fi
 diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
@@ -169,7 +153,7 @@ client_side() {
 		diag "$name: the server in the world did not listen on $suite_port:"
 		tail -n 10 "$slog" | sed 's/^/#   /'
 		lab_stop_pid "$spid" 5 || true
-		ok 1 "$name"
+		lab_ok 1 "$name"
 		return
 	fi
 	out=$(lab_vm_exec "$vm" "$suite_timeout" "$(suite_client "$guest_bin" "$TOPO_WORLD_IP")") || status=$?
@@ -198,7 +182,7 @@ until grep -Eqs ':$suite_port |:$port_hex [0-9A-F]+:0000 0A' /proc/net/netkernel
 done" >"$logdir/server-$vm.start.log" 2>&1; then
 		diag "$name: the server in $vm did not start:"
 		sed 's/^/#   /' "$logdir/server-$vm.start.log"
-		ok 1 "$name"
+		lab_ok 1 "$name"
 		return
 	fi
 	# shellcheck disable=SC2046 # the command line is words
@@ -236,10 +220,10 @@ for vm in "${TOPO_VMS[@]}"; do
 		diag "$vm: its kernel log could not be saved (the VM did not answer)"
 		rc=1
 	fi
-	ok "$rc" "console clean: $vm"
+	lab_ok "$rc" "console clean: $vm"
 done
 rc=0
 [[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
-ok "$rc" "hostengine stopped cleanly"
+lab_ok "$rc" "hostengine stopped cleanly"
 diag "teardown: $((SECONDS - t0)) s"
 finish

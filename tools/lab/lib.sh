@@ -632,3 +632,23 @@ lab_scan_console() {
 	fi
 	return "$rc"
 }
+
+# ------------------------------------------------------------ KTAP points
+# For the lab's test scripts, which set NTESTS, ntest=0 and nfail=0 and
+# print the plan themselves.
+
+lab_ok() {	# STATUS DESCRIPTION: the next test point, ok when STATUS is 0
+	ntest=$((ntest + 1))
+	if [[ $1 -eq 0 ]]; then
+		echo "ok $ntest - $2"
+	else
+		echo "not ok $ntest - $2"
+		nfail=$((nfail + 1))
+	fi
+}
+
+lab_fail_rest() {	# REASON: every remaining test point fails
+	while ((ntest < NTESTS)); do
+		lab_ok 1 "$1"
+	done
+}

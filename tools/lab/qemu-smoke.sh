@@ -41,29 +41,12 @@ nfail=0
 echo "TAP version 13"
 echo "1..$NTESTS"
 
-ok() {		# ok PASSED DESCRIPTION
-	ntest=$((ntest + 1))
-	if [[ $1 -eq 0 ]]; then
-		echo "ok $ntest - $2"
-	else
-		echo "not ok $ntest - $2"
-		nfail=$((nfail + 1))
-	fi
-}
-
 diag() {
 	printf '# %s\n' "$@"
 }
 
 diag_file() {	# FILE [N]: its last N lines as diagnostics
 	tr -d '\r' <"$1" 2>/dev/null | tail -n "${2:-15}" | sed 's/^/#   /' || true
-}
-
-# The remaining test points, failed because a prerequisite failed.
-fail_rest() {
-	while ((ntest < NTESTS)); do
-		ok 1 "$1"
-	done
 }
 
 finish() {
@@ -87,17 +70,17 @@ if [[ -z ${HOSTENGINE:-} ]]; then
 	if ! make -C "$top/hostengine" -j2 >"$logdir/build.log" 2>&1; then
 		diag "make -C hostengine failed:"
 		diag_file "$logdir/build.log"
-		fail_rest "prerequisite failed: the engine does not build"
+		lab_fail_rest "prerequisite failed: the engine does not build"
 		finish
 	fi
 fi
 if [[ ! -x $engine ]]; then
 	diag "$engine: no engine binary"
-	fail_rest "prerequisite failed: no engine binary"
+	lab_fail_rest "prerequisite failed: no engine binary"
 	finish
 fi
 
-kver=$(lab_kernel_version 6.1) || { fail_rest "prerequisite failed: no Debian 6.1 kernel"; finish; }
+kver=$(lab_kernel_version 6.1) || { lab_fail_rest "prerequisite failed: no Debian 6.1 kernel"; finish; }
 lab_accel_select
 if [[ $LAB_ACCEL_USED == kvm ]]; then
 	diag "kernel $kver, accelerator kvm${LAB_KVM_CPU:+ (-cpu $LAB_KVM_CPU)}"
@@ -140,7 +123,7 @@ if ! "$here/mkinitramfs.sh" -k "$kver" --init "$run/init" -o "$initrd" \
 	>"$logdir/mkinitramfs.log" 2>&1; then
 	diag "mkinitramfs.sh failed:"
 	diag_file "$logdir/mkinitramfs.log"
-	fail_rest "prerequisite failed: no initramfs"
+	lab_fail_rest "prerequisite failed: no initramfs"
 	finish
 fi
 
@@ -176,9 +159,9 @@ if ((rc)); then
 	lab_alive "$epid" || diag "the engine exited"
 	diag_file "$elog"
 fi
-ok "$rc" "engine started and created its sockets ($guest.sock, nsm0.sock, control.sock)"
+lab_ok "$rc" "engine started and created its sockets ($guest.sock, nsm0.sock, control.sock)"
 if ((rc)); then
-	fail_rest "prerequisite failed: the engine did not start"
+	lab_fail_rest "prerequisite failed: the engine did not start"
 	finish
 fi
 
@@ -203,7 +186,7 @@ if ((rc)); then
 else
 	diag "${init_line#NK-LAB: }"
 fi
-ok "$rc" "guest booted to /init"
+lab_ok "$rc" "guest booted to /init"
 
 rc=0
 verdict=$(lab_console_result "$con") || rc=1
@@ -214,7 +197,7 @@ if ((rc)); then
 else
 	diag "${check#NK-CHECK: }"
 fi
-ok "$rc" "virtio device 41 (PCI 1af4:1069) present in guest sysfs"
+lab_ok "$rc" "virtio device 41 (PCI 1af4:1069) present in guest sysfs"
 
 # -------------------------------------------------- 4: GET_CONFIG served
 
@@ -228,7 +211,7 @@ if ((rc)); then
 else
 	printf '%s\n' "$served" | sed 's/^/#   /'
 fi
-ok "$rc" "engine served GET_CONFIG to $guest"
+lab_ok "$rc" "engine served GET_CONFIG to $guest"
 
 # --------------------------------------------------- 5: kernel trouble
 
@@ -238,7 +221,7 @@ if ! lab_console_marker "$con" 'NK-DMESG-END' >/dev/null; then
 	rc=1
 fi
 lab_console_trouble "$con" || rc=1
-ok "$rc" "no kernel trouble in the guest console log"
+lab_ok "$rc" "no kernel trouble in the guest console log"
 
 # ------------------------------------------------ 6: engine shutdown
 
@@ -276,6 +259,6 @@ done
 if ((rc)); then
 	diag_file "$elog" 10
 fi
-ok "$rc" "engine exited 0 on SIGTERM and left no process behind"
+lab_ok "$rc" "engine exited 0 on SIGTERM and left no process behind"
 
 finish
