@@ -472,6 +472,37 @@ static void tcp_refused_server(void)
 	xclose(fd);
 }
 
+/*
+ * A blocking connect() with SO_SNDTIMEO to an address of the peer's subnet
+ * that no host answers (.250): EINPROGRESS once the timeout has passed, as
+ * Linux's inet_stream_connect() reports it.
+ */
+static void tcp_connect_timeout_client(void)
+{
+	struct sockaddr_in sin = peer_port(9);
+	struct timeval tv = { .tv_sec = 1 };
+	long long t0, dt;
+	int fd;
+
+	sin.sin_addr.s_addr = htonl((ntohl(sin.sin_addr.s_addr) & ~0xffU) | 250);
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)),
+		 "SO_SNDTIMEO");
+	step = "connect";
+	t0 = now_ms();
+	CHECK_ERR(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), EINPROGRESS,
+		  "connect to an address nobody answers");
+	dt = now_ms() - t0;
+	CHECK(dt >= 900 && dt < 10000, "connect returned after %lld ms", dt);
+	xclose(fd);
+	ctl_send("DONE");
+}
+
+static void tcp_connect_timeout_server(void)
+{
+	ctl_expect("DONE");
+}
+
 static void tcp_nb_connect_client(void)
 {
 	struct sockaddr_in sin = peer_port(ctl_recv_long("PORT"));
@@ -1948,6 +1979,7 @@ static const struct test_case cases[] = {
 	CASE("tcp_bind_eaddrinuse", tcp_eaddrinuse, tcp_eaddrinuse),
 	CASE("tcp_so_reuseaddr", tcp_reuseaddr_client, tcp_reuseaddr_server),
 	CASE("tcp_econnrefused", tcp_refused_client, tcp_refused_server),
+	CASE("tcp_connect_timeout", tcp_connect_timeout_client, tcp_connect_timeout_server),
 	CASE("tcp_nonblocking_connect", tcp_nb_connect_client, tcp_nb_connect_server),
 	CASE("tcp_accept4_flags", tcp_accept4_client, tcp_accept4_server),
 	CASE_T("tcp_bulk_16m.active", tcp_bulk, tcp_bulk, 120),
