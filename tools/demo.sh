@@ -84,15 +84,20 @@ if [[ $(lab_vm_exec vm1 30 'ls /sys/class/net') != lo ]]; then
 fi
 nkctl list
 
+# The guest's sha256sum output in $OUT against the world's; t0 set before.
+check_sha() {	# FILE PROGRAM
+	echo "world's sha256: $TOPO_FILE_SHA"
+	[[ $OUT == *"$TOPO_FILE_SHA  $1"* ]] || fail "sha256 of the file fetched by $2 differs"
+	echo "=> sha256 matches ($((SECONDS - t0)) s)"
+}
+
 # ----------------------------------------------------------------- 2
 section "2. busybox wget in the guest fetches 10 MiB from the world" \
 	"An unmodified, statically linked busybox wget connects to 10.0.0.1:$TOPO_HTTP_PORT. The HTTP server in the world namespace sees a client at 10.0.0.11 (its log below), which is the NSM's socket acting for vm1. The sha256 of the file received in the guest must equal the one computed in the world."
 t0=$SECONDS
 in_guest vm1 180 "time wget -q -O /tmp/file.wget $TOPO_FILE_URL && sha256sum /tmp/file.wget" ||
 	fail "wget in vm1 failed"
-echo "world's sha256: $TOPO_FILE_SHA"
-[[ $OUT == *"$TOPO_FILE_SHA  /tmp/file.wget"* ]] || fail "sha256 of the file fetched by wget differs"
-echo "=> sha256 matches ($((SECONDS - t0)) s)"
+check_sha /tmp/file.wget wget
 echo "the HTTP server's log in the world (client address:port: what it saw):"
 tail -n 2 "$logdir/httpd.log" | sed 's/^/  /'
 grep -q "^$(topo_guest_ip vm1):" "$logdir/httpd.log" || fail "the HTTP server did not see vm1's address $(topo_guest_ip vm1)"
@@ -121,9 +126,7 @@ section "4. curl, a dynamically linked Debian program" \
 t0=$SECONDS
 in_guest vm1 180 "curl -sS -o /tmp/file.curl -w 'HTTP %{http_code}, %{size_download} bytes, %{speed_download} bytes/s, from %{local_ip} to %{remote_ip}\n' $TOPO_FILE_URL && sha256sum /tmp/file.curl" ||
 	fail "curl in vm1 failed"
-echo "world's sha256: $TOPO_FILE_SHA"
-[[ $OUT == *"$TOPO_FILE_SHA  /tmp/file.curl"* ]] || fail "sha256 of the file fetched by curl differs"
-echo "=> sha256 matches ($((SECONDS - t0)) s)"
+check_sha /tmp/file.curl curl
 
 # ----------------------------------------------------------------- 5
 section "5. The counters" \
