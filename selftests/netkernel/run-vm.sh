@@ -130,18 +130,6 @@ diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOP
 
 # ------------------------------------------------------------ suite runs
 
-# wait_world_port PORT: the world has a TCP listener on PORT (up to 20 s).
-wait_world_port() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		if topo_world ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; then
-			return 0
-		fi
-		sleep 0.2
-	done
-	return 1
-}
-
 # client_side KIND VM: the server in the world, the client in VM.
 client_side() {
 	local vm=$2 name="$1 guest: client side" spid out status=0 t=$SECONDS
@@ -149,7 +137,7 @@ client_side() {
 	# shellcheck disable=SC2046 # the command line is words
 	topo_world_spawn "$slog" $(suite_server "$suite_bin" "$TOPO_WORLD_IP")
 	spid=$LAB_LAST_PID
-	if ! wait_world_port "$suite_port"; then
+	if ! topo_world_wait_port "$suite_port"; then
 		diag "$name: the server in the world did not listen on $suite_port:"
 		tail -n 10 "$slog" | sed 's/^/#   /'
 		lab_stop_pid "$spid" 5 || true

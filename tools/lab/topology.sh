@@ -150,6 +150,19 @@ topo_world_spawn() {
 	lab_spawn "$log" ip netns exec "$TOPO_NS" "$@"
 }
 
+# topo_world_wait_port PORT: 0 once the world has a TCP listener on PORT
+# (up to 20 s), 1 otherwise.
+topo_world_wait_port() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		if topo_world ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
 # topo_exec VM TIMEOUT SCRIPT: lab_vm_exec.
 topo_exec() {
 	lab_vm_exec "$@"
