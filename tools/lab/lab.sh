@@ -6,7 +6,7 @@
 # server and room for test servers; hostengine; an NSM VM; NetKernel guest
 # VMs without a NIC; a baseline guest VM with an ordinary NIC.
 #
-# usage: tools/lab/lab.sh up [--guests N] [--no-base]
+# usage: tools/lab/lab.sh up [--guests N] [--bases M | --no-base]
 #            build what is needed, start the lab in the background and
 #            return once every VM answers (make lab-up)
 #        tools/lab/lab.sh down
@@ -15,11 +15,11 @@
 #            (make lab-down)
 #        tools/lab/lab.sh status
 #        tools/lab/lab.sh exec VM [-t SECONDS] SCRIPT...
-#            run a sh script in VM (nsm, vm1..., base); its output and exit
+#            run a sh script in VM (nsm, vm1..., base, base2...); its output and exit
 #            status are the command's (default timeout 60 s)
 #        tools/lab/lab.sh world CMD...     run CMD in the world namespace
 #        tools/lab/lab.sh nkctl ARGS...    nkctl on the lab's engine
-#        tools/lab/lab.sh run [--guests N] [--no-base] CMD...
+#        tools/lab/lab.sh run [--guests N] [--bases M | --no-base] CMD...
 #            bring the lab up in this process, run CMD (it finds the lab
 #            through $LAB_STATE: `lab.sh exec` etc. work inside it), tear
 #            it down; exits with CMD's status, or 1 on kernel trouble
@@ -52,7 +52,7 @@ write_state() {	# FILE SERVE_PID
 	{
 		echo "LAB_SERVE_PID=$2"
 		declare -p TOPO_NS TOPO_RUN TOPO_CTL TOPO_KVER TOPO_FILE TOPO_FILE_URL \
-			TOPO_FILE_SHA TOPO_BASE TOPO_GUESTS TOPO_VMS LAB_LOG_DIR \
+			TOPO_FILE_SHA TOPO_BASE TOPO_BASES TOPO_GUESTS TOPO_VMS LAB_LOG_DIR \
 			LAB_VM_PID LAB_VM_AGENT LAB_VM_LOG
 	} >"$tmp"
 	mv -f "$tmp" "$1"
@@ -183,7 +183,7 @@ run)
 	opts=()
 	while (($#)); do
 		case $1 in
-		--guests) opts+=("$1" "${2:?}"); shift 2 ;;
+		--guests | --bases) opts+=("$1" "${2:?}"); shift 2 ;;
 		--no-base) opts+=("$1"); shift ;;
 		--) shift; break ;;
 		*) break ;;

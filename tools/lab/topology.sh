@@ -16,6 +16,9 @@
 #   eth0 10.0.0.2/24 + 10.0.0.11/32 (and      no NIC; nk device only;
 #   one /32 per guest), nk device,            af_netkernel.ko; its sockets
 #   nsm_kernel.ko                             leave from 10.0.0.11
+#                 10.0.0.3/24 (more with
+#                 --bases N: base2 10.0.0.22,
+#                 base3 10.0.0.23, ...)
 #       ^                                         ^
 #       +------ hostengine [nsm:nsm0] [guest:vm1 address 10.0.0.11] ------+
 #
@@ -49,6 +52,7 @@ TOPO_BASE_IP=$TOPO_NET.3
 TOPO_HTTP_PORT=8000
 TOPO_NSM=nsm		# the NSM VM (engine endpoint nsm0)
 TOPO_BASE=		# the baseline VM ("base") when topo_up started one
+TOPO_BASES=()		# every baseline VM: base, base2, ...
 TOPO_GUESTS=()		# the NetKernel guest VMs: vm1, vm2, ...
 TOPO_VMS=()		# every VM, in start order
 TOPO_NS=		# the world namespace
@@ -82,6 +86,7 @@ topo_vm_ip() {
 	case $1 in
 	"$TOPO_NSM") echo "$TOPO_NSM_IP" ;;
 	base) echo "$TOPO_BASE_IP" ;;
+	base[2-9]) printf '%s.%d\n' "$TOPO_NET" $((20 + ${1#base})) ;;
 	vm*) topo_guest_ip "$1" ;;
 	*) lab_die "topo_vm_ip: no VM $1" ;;
 	esac
@@ -178,20 +183,31 @@ _topo_ep_ready() {
 	topo_nkctl list 2>/dev/null | awk -v ep="$1" '$1 == ep && $4 == "ready" { f = 1 } END { exit !f }'
 }
 
-# topo_up [--guests N] [--no-base]: bring the topology up and wait until
-# every VM's agent answers, every nk endpoint is ready and the world
-# reaches the NSM and the baseline guest.  N NetKernel guests (default 1).
+# topo_up [--guests N] [--bases M | --no-base]: bring the topology up and
+# wait until every VM's agent answers, every nk endpoint is ready and the
+# world reaches the NSM and every baseline guest.  N NetKernel guests
+# (default 1), M baseline guests (default 1; --no-base is --bases 0).
 topo_up() {
-	local nguests=1 base=1 t0=$SECONDS t i vm addrs ep deadline
+	local nguests=1 nbases=1 t0=$SECONDS t i vm addrs ep deadline
 	while (($#)); do
 		case $1 in
 		--guests) nguests=$2; shift ;;
-		--no-base) base= ;;
+		--bases) nbases=$2; shift ;;
+		--no-base) nbases=0 ;;
 		*) lab_die "topo_up: unknown option $1" ;;
 		esac
 		shift
 	done
 	((nguests >= 0 && nguests <= 8)) || lab_die "topo_up: 0 to 8 guests"
+	((nbases >= 0 && nbases <= 8)) || lab_die "topo_up: 0 to 8 baseline guests"
+	TOPO_BASES=()
+	for ((i = 1; i <= nbases; i++)); do
+		if ((i == 1)); then
+			TOPO_BASES+=(base)
+		else
+			TOPO_BASES+=("base$i")
+		fi
+	done
 	[[ -n $TOPO_INITRD ]] || lab_die "topo_up: run topo_build first"
 	[[ -x $TOPO_ENGINE ]] || lab_die "topo_up: no engine binary $TOPO_ENGINE"
 	lab_tmpdir
@@ -205,7 +221,7 @@ topo_up() {
 	ip -n "$TOPO_NS" link add br0 type bridge
 	ip -n "$TOPO_NS" addr add "$TOPO_WORLD_IP/24" dev br0
 	ip -n "$TOPO_NS" link set br0 up
-	for t in tap-nsm ${base:+tap-base}; do
+	for t in tap-nsm "${TOPO_BASES[@]/#/tap-}"; do
 		lab_tap_add "$TOPO_NS" "$t"
 		ip -n "$TOPO_NS" link set "$t" master br0
 	done
@@ -273,15 +289,16 @@ topo_up() {
 			--nk "$TOPO_RUN/run/$vm.sock" --append "nk.role=guest"
 		TOPO_VMS+=("$vm")
 	done
-	TOPO_BASE=
-	if [[ -n $base ]]; then
-		TOPO_BASE=base
-		lab_vm_start base --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
+	TOPO_BASE=${TOPO_BASES[0]:-}
+	for vm in "${TOPO_BASES[@]}"; do
+		addrs=$(topo_vm_ip "$vm")
+		lab_vm_start "$vm" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
 			--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent \
-			--netns "$TOPO_NS" --tap tap-base --mac 52:54:00:0a:00:03 \
-			--append "nk.role=base nk.addrs=$TOPO_BASE_IP/24"
-		TOPO_VMS+=(base)
-	fi
+			--netns "$TOPO_NS" --tap "tap-$vm" \
+			--mac "$(printf '52:54:00:0a:00:%02x' "${addrs##*.}")" \
+			--append "nk.role=base nk.addrs=$addrs/24"
+		TOPO_VMS+=("$vm")
+	done
 
 	for vm in "${TOPO_VMS[@]}"; do
 		if ! lab_vm_agent_wait "$vm" "$TOPO_BOOT_TIMEOUT"; then
@@ -302,7 +319,7 @@ topo_up() {
 			sleep 0.5
 		done
 	done
-	for vm in "$TOPO_NSM" ${TOPO_BASE:+"$TOPO_BASE"}; do
+	for vm in "$TOPO_NSM" "${TOPO_BASES[@]}"; do
 		if ! topo_world busybox ping -c 1 -W 5 "$(topo_vm_ip "$vm")" >/dev/null 2>&1; then
 			echo "lab: error: the world does not reach $vm at $(topo_vm_ip "$vm")" >&2
 			return 1
