@@ -25,10 +25,12 @@
  * - Sending is bounded by the NSM's credit; a SEND is never answered unless
  *   it fails, and a failure reaches the socket as an asynchronous error.
  *
- * - Socket ids are allocated here (nk_socks, cyclic, 1..INT_MAX) before the
- *   SOCKET or ACCEPT request goes out, so that events arriving right after
- *   the reply find their socket.  An id is freed when CLOSE is answered; if
- *   the answer does not come in time the id stays reserved until it does.
+ * - Socket ids are allocated here (nk_socks, lib/nk_sockid.c: cyclic,
+ *   1..INT_MAX) and published before the SOCKET or ACCEPT request goes out,
+ *   so that events arriving right after the reply find their socket.  The
+ *   socket is retired from the table (its id stays reserved, events for it
+ *   are dropped) before CLOSE goes out, and the id is freed when CLOSE is
+ *   answered, even when the answer comes after nk_call() gave up.
  *
  * - Destinations and bind addresses on 127.0.0.0/8 and ::1 (v4-mapped
  *   included) are refused here (-ENETUNREACH for connect and sendto,
@@ -77,10 +79,10 @@
  *                     handlers, which run in the transport's rx work and
  *                     never take lock_sock
  *   sk_receive_queue.lock  the skb queue itself
- *   xa_lock(nk_socks) the id table
- * Order: lock_sock -> xa_lock -> nks->lock -> sk_receive_queue.lock.  No
- * spinlock is held across a transport call, and the rx work (transport
- * rx_lock) takes only nks->lock, the queue lock and xa_lock.
+ *   nk_socks lock     the id table (nk_sockid_lock())
+ * Order: lock_sock -> nk_socks lock -> nks->lock -> sk_receive_queue.lock.
+ * No spinlock is held across a transport call, and the rx work (transport
+ * rx_lock) takes only nks->lock, the queue lock and the nk_socks lock.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -103,8 +105,7 @@
 #define NK_WIRE_STREAM	1
 #define NK_WIRE_DGRAM	2
 
-DEFINE_XARRAY_ALLOC1(nk_socks);
-static u32 nk_next_id;
+struct nk_sockid_table nk_socks;
 
 static struct proto nk_proto = {
 	.name = "NETKERNEL",
@@ -400,9 +401,8 @@ static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
 	nks->rx.buf_alloc = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf),
 				    nk_dev_max_payload(nd), NK_CREDIT_MAX);
 
-	err = xa_alloc_cyclic(&nk_socks, &nks->id, nks, XA_LIMIT(1, INT_MAX),
-			      &nk_next_id, GFP_KERNEL);
-	if (err < 0) {
+	err = nk_sockid_alloc(&nk_socks, nks, &nks->id, GFP_KERNEL);
+	if (err) {
 		sk_free(sk);
 		return NULL;
 	}
@@ -412,7 +412,7 @@ static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
 /* Free an nk_sock whose socket the NSM never had. */
 static void nk_sock_discard(struct nk_sock *nks)
 {
-	xa_erase(&nk_socks, nks->id);
+	nk_sockid_remove(&nk_socks, nks->id);
 	sock_orphan(&nks->sk);
 	sock_put(&nks->sk);
 }
@@ -485,19 +485,22 @@ static void nk_sock_close(struct nk_sock *nks)
 	struct nk_txbuf *tb;
 	int err = -ENOMEM;
 
+	/*
+	 * Reserved before CLOSE goes out, so that an answer arriving after
+	 * nk_call() gave up always finds the reservation it frees
+	 * (nk_rx_reply()).
+	 */
+	nk_sockid_retire(&nk_socks, nks->id);
 	tb = nk_req_alloc(nks, NK_OP_CLOSE, 0);
 	if (tb)
 		err = nk_call(nks->nd, tb, &reply, 0);
-	if (err == -ETIMEDOUT || err == -EINTR) {
-		/* Late answers release the id (nk_rx_reply()). */
-		xa_store(&nk_socks, nks->id, NULL, GFP_KERNEL);
+	if (err == -ETIMEDOUT || err == -EINTR)
 		return;
-	}
 	if (err && err != -ENODEV)
 		dev_warn_ratelimited(nk_dev_device(nks->nd),
 				     "socket %u: CLOSE failed: %d\n", nks->id,
 				     err);
-	xa_erase(&nk_socks, nks->id);
+	nk_sockid_remove(&nk_socks, nks->id);
 }
 
 static int nk_release(struct socket *sock)
@@ -514,7 +517,7 @@ static int nk_release(struct socket *sock)
 		nk_sock_sync_opts(nks);
 		nk_sock_close(nks);
 	} else {
-		xa_erase(&nk_socks, nks->id);
+		nk_sockid_remove(&nk_socks, nks->id);
 	}
 
 	spin_lock(&nks->lock);
@@ -1569,18 +1572,6 @@ static const struct net_proto_family nk_family = {
 /* Events from the NSM                                                 */
 /* ------------------------------------------------------------------ */
 
-static struct nk_sock *nk_sock_lookup(u32 id)
-{
-	struct nk_sock *nks;
-
-	xa_lock(&nk_socks);
-	nks = xa_load(&nk_socks, id);
-	if (nks)
-		sock_hold(&nks->sk);
-	xa_unlock(&nk_socks);
-	return nks;
-}
-
 static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 		       const void *payload)
 {
@@ -1704,7 +1695,7 @@ static void nk_rx_reply(struct nk_dev *nd, const struct nk_hdr *hdr)
 
 	if (op == NK_OP_CLOSE) {
 		/* A CLOSE answered after nk_sock_close() gave up. */
-		xa_release(&nk_socks, id);
+		nk_sockid_release(&nk_socks, id);
 		return;
 	}
 	if ((op != NK_OP_SEND && op != NK_OP_CREDIT) || !status) {
@@ -1713,7 +1704,7 @@ static void nk_rx_reply(struct nk_dev *nd, const struct nk_hdr *hdr)
 				    nk_op_name(op), id);
 		return;
 	}
-	nks = nk_sock_lookup(id);
+	nks = nk_sockid_get(&nk_socks, id);
 	if (!nks)
 		return;
 	dev_dbg_ratelimited(nk_dev_device(nd), "socket %u: %s failed: %d\n",
@@ -1745,7 +1736,7 @@ static void nk_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 		return;
 	}
 
-	nks = nk_sock_lookup(id);
+	nks = nk_sockid_get(&nk_socks, id);
 	if (!nks) {
 		/* Normal after close: events may cross the CLOSE. */
 		dev_dbg_ratelimited(nk_dev_device(nd),
@@ -1773,12 +1764,12 @@ static void nk_detach(struct nk_dev *nd)
 	struct nk_sock *nks;
 	unsigned long id;
 
-	/* An entry in nk_socks holds a live socket while xa_lock is held. */
-	xa_lock(&nk_socks);
-	xa_for_each(&nk_socks, id, nks)
+	/* A socket in nk_socks is alive while the table is locked. */
+	nk_sockid_lock(&nk_socks);
+	nk_sockid_for_each(&nk_socks, id, nks)
 		if (nks->nd == nd)
 			nk_sock_reset(nks, ENETDOWN);
-	xa_unlock(&nk_socks);
+	nk_sockid_unlock(&nk_socks);
 }
 
 static const struct nk_transport_ops nk_guest_ops = {
@@ -1794,10 +1785,19 @@ static const struct nk_transport_ops nk_guest_ops = {
 /* Module                                                              */
 /* ------------------------------------------------------------------ */
 
+/* nk_socks' hold function: nk_sockid_get() takes a socket reference. */
+static void nk_sock_hold(void *entry)
+{
+	struct nk_sock *nks = entry;
+
+	sock_hold(&nks->sk);
+}
+
 static int __init nk_init(void)
 {
 	int err;
 
+	nk_sockid_init(&nk_socks, INT_MAX, nk_sock_hold);
 	err = proto_register(&nk_proto, 1);
 	if (err)
 		return err;
@@ -1826,6 +1826,7 @@ err_family:
 	sock_unregister(PF_NETKERNEL);
 err_proto:
 	proto_unregister(&nk_proto);
+	nk_sockid_destroy(&nk_socks);
 	return err;
 }
 
@@ -1836,6 +1837,8 @@ static void __exit nk_exit(void)
 	nk_proc_exit();
 	sock_unregister(PF_NETKERNEL);
 	proto_unregister(&nk_proto);
+	/* Ids of CLOSE requests never answered may still be reserved. */
+	nk_sockid_destroy(&nk_socks);
 }
 
 module_init(nk_init);

@@ -7,9 +7,9 @@
 #define _NK_GUEST_H
 
 #include <linux/spinlock.h>
-#include <linux/xarray.h>
 #include <net/sock.h>
 
+#include "../lib/nk_sockid.h"
 #include "../lib/nk_transport.h"
 
 /*
@@ -77,8 +77,11 @@ static inline struct nk_sock *nk_sk(const struct sock *sk)
 	return container_of(sk, struct nk_sock, sk);
 }
 
-/* All NetKernel sockets by id; xa_lock nests outside nk_sock.lock. */
-extern struct xarray nk_socks;
+/*
+ * All NetKernel sockets by id (1..INT_MAX); the table lock nests outside
+ * nk_sock.lock.  A published socket is alive while the lock is held.
+ */
+extern struct nk_sockid_table nk_socks;
 
 /* nk_af.c */
 int nk_sock_create(struct net *net, struct socket *sock, int protocol,

@@ -13,8 +13,8 @@
  * the world-to-guest one (bytes received, and what this guest announced).
  * An address not known yet shows as "*".
  *
- * Locking: xa_lock(nk_socks) from start to stop (entries stay alive under
- * it), nks->lock for each line.
+ * Locking: the nk_socks lock from start to stop (sockets in the table stay
+ * alive under it), nks->lock for each line.
  */
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
@@ -38,7 +38,7 @@ static void *nk_proc_find(struct seq_file *seq, unsigned long index)
 	struct nk_sock *nks;
 
 	for (;;) {
-		nks = xa_find(&nk_socks, &index, ULONG_MAX, XA_PRESENT);
+		nks = nk_sockid_find(&nk_socks, &index);
 		if (!nks || net_eq(sock_net(&nks->sk), seq_file_net(seq)))
 			break;
 		index++;
@@ -49,9 +49,9 @@ static void *nk_proc_find(struct seq_file *seq, unsigned long index)
 }
 
 static void *nk_proc_start(struct seq_file *seq, loff_t *pos)
-	__acquires(nk_socks.xa_lock)
+	__acquires(nk_socks.xa.xa_lock)
 {
-	xa_lock(&nk_socks);
+	nk_sockid_lock(&nk_socks);
 	if (!*pos)
 		return SEQ_START_TOKEN;
 	return nk_proc_find(seq, *pos);
@@ -67,9 +67,9 @@ static void *nk_proc_next(struct seq_file *seq, void *v, loff_t *pos)
 }
 
 static void nk_proc_stop(struct seq_file *seq, void *v)
-	__releases(nk_socks.xa_lock)
+	__releases(nk_socks.xa.xa_lock)
 {
-	xa_unlock(&nk_socks);
+	nk_sockid_unlock(&nk_socks);
 }
 
 static int nk_proc_show(struct seq_file *seq, void *v)

@@ -13,8 +13,8 @@
 #include <linux/socket.h>
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
-#include <linux/xarray.h>
 
+#include "../lib/nk_sockid.h"
 #include "../lib/nk_transport.h"
 
 enum nsm_stat {
@@ -43,7 +43,8 @@ enum nsm_stat {
  * @rx_lock: serialises request handling with the debugfs socket list;
  *           held while the socket table is changed (detach runs after the
  *           transport stopped ops->rx, so it needs no lock for the table)
- * @socks: socket id -> struct nsm_sock, each entry holding a reference
+ * @socks: socket id (1..U32_MAX, chosen by the engine) -> struct nsm_sock,
+ *         each published entry holding a reference
  * @drain_lock: protects @draining
  * @draining: closed sockets still pushing queued guest data, each holding
  *            the reference the table had
@@ -68,7 +69,7 @@ struct nsm_dev {
 	u32 max_payload;
 
 	struct mutex rx_lock;
-	struct xarray socks;
+	struct nk_sockid_table socks;
 
 	spinlock_t drain_lock;
 	struct list_head draining;

@@ -76,8 +76,10 @@
  *
  * Locking:
  *   nsm_dev.rx_lock (mutex)     request handling vs the debugfs socket list;
- *                               the socket table (detach runs after ops->rx
- *                               has stopped for good and needs no lock)
+ *                               the socket table's changes (detach runs
+ *                               after ops->rx has stopped for good and needs
+ *                               no lock).  The table's own spinlock is held
+ *                               only inside the lib/nk_sockid.c calls.
  *   nsm_sock.lock (mutex)       one socket's state, its txq and credits, and
  *                               every call on its kernel socket
  *   sk->sk_callback_lock (rw)   sk_user_data and the callbacks
@@ -317,6 +319,14 @@ void nsm_ev_unthrottle(struct nsm_dev *nsm)
 /* Sockets                                                             */
 /* ------------------------------------------------------------------ */
 
+/* The socket table's hold function: nk_sockid_get() takes a reference. */
+static void nsm_sock_hold(void *entry)
+{
+	struct nsm_sock *ns = entry;
+
+	refcount_inc(&ns->ref);
+}
+
 void nsm_sock_put(struct nsm_sock *ns)
 {
 	if (!refcount_dec_and_test(&ns->ref))
@@ -369,7 +379,7 @@ static int nsm_sockets_show(struct seq_file *m, void *v)
 
 	seq_puts(m, "id guest family type state bytes_in bytes_out txq rx_buf_alloc rx_fwd_cnt tx_cnt peer_buf_alloc peer_fwd_cnt\n");
 	mutex_lock(&nsm->rx_lock);
-	xa_for_each(&nsm->socks, id, ns) {
+	nk_sockid_for_each(&nsm->socks, id, ns) {
 		mutex_lock(&ns->lock);
 		seq_printf(m, "%u %u %d %d %u %llu %llu %u %u %u %u %u %u\n",
 			   ns->id, ns->guest, ns->family, ns->type,
@@ -409,7 +419,7 @@ static int nsm_attach(struct nk_dev *nd)
 	nsm->net = net;
 	nsm->max_payload = nk_dev_max_payload(nd);
 	mutex_init(&nsm->rx_lock);
-	xa_init(&nsm->socks);
+	nk_sockid_init(&nsm->socks, U32_MAX, nsm_sock_hold);
 	spin_lock_init(&nsm->drain_lock);
 	INIT_LIST_HEAD(&nsm->draining);
 	spin_lock_init(&nsm->ready_lock);
@@ -466,14 +476,14 @@ static void nsm_detach(struct nk_dev *nd)
 	}
 
 	/* Requests are stopped: nothing else changes the table now. */
-	xa_for_each(&nsm->socks, id, ns) {
-		xa_erase(&nsm->socks, id);
+	nk_sockid_for_each(&nsm->socks, id, ns) {
+		nk_sockid_remove(&nsm->socks, id);
 		mutex_lock(&ns->lock);
 		nsm_sock_release(ns);
 		mutex_unlock(&ns->lock);
 		nsm_sock_put(ns);
 	}
-	xa_destroy(&nsm->socks);
+	nk_sockid_destroy(&nsm->socks);
 
 	spin_lock(&nsm->drain_lock);
 	list_splice_init(&nsm->draining, &list);

@@ -9,10 +9,13 @@
  * rules, are at the top of nsm_main.c.
  *
  * Locking (order in nsm_main.c): nsm_request() runs with nsm_dev.rx_lock
- * held, which keeps the socket table stable.  It takes the socket's
- * nsm_sock.lock for the handler and the reply; a socket created by SOCKET
- * or ACCEPT gets its callbacks only after its reply is queued, with its own
- * lock held (nested inside a listener's).
+ * held, which keeps the socket table stable.  It takes a reference to the
+ * socket (nk_sockid_get()), so a handler may drop the table's, and the
+ * socket's nsm_sock.lock for the handler and the reply.  New ids are
+ * reserved before anything is created for them and published once nothing
+ * can fail any more.  A socket created by SOCKET or ACCEPT gets its
+ * callbacks only after its reply is queued, with its own lock held (nested
+ * inside a listener's).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -45,7 +48,6 @@ struct nsm_req {
 	u16 op;
 	u16 flags;
 	u32 id;
-	bool put;		/* drop the table's reference afterwards */
 };
 
 /* What a reply carries besides its status. */
@@ -348,7 +350,7 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 	u32 flags = lower_32_bits(a3);
 	int off = 0, i, err;
 
-	if (!rq->id)
+	if (!nk_sockid_valid(&nsm->socks, rq->id))
 		return nsm_invalid(rq, "socket id 0");
 	if (family != AF_INET && family != AF_INET6)
 		return -EAFNOSUPPORT;
@@ -361,12 +363,16 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		return nsm_invalid(rq, "bad NK_SOCK_* flags");
 	if (rq->len % sizeof(*na) || rq->len > 2 * sizeof(*na))
 		return nsm_invalid(rq, "bad source address list");
-	if (xa_load(&nsm->socks, rq->id))
-		return -EEXIST;
+	/* Taken now, so that nothing can fail once the socket exists. */
+	err = nk_sockid_reserve(&nsm->socks, rq->id, GFP_KERNEL);
+	if (err)
+		return err;
 
 	ns = nsm_sock_alloc(nsm, rq->id, upper_32_bits(a3), family, type);
-	if (!ns)
-		return -ENOMEM;
+	if (!ns) {
+		err = -ENOMEM;
+		goto err_unreserve;
+	}
 	for (i = 0; i < rq->len / sizeof(*na); i++) {
 		src = le16_to_cpu(na[i].family) == AF_INET ? &ns->src4 :
 							     &ns->src6;
@@ -390,11 +396,10 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 				     family == AF_INET ? IP_MULTICAST_LOOP :
 							 IPV6_MULTICAST_LOOP,
 				     &off, sizeof(off));
-	if (!err)
-		err = xa_insert(&nsm->socks, rq->id, ns, GFP_KERNEL);
 	if (err)
 		goto err_release;
 
+	nk_sockid_publish(&nsm->socks, rq->id, ns);
 	nsm_take_credit(ns, rq->hdr);
 	atomic_inc(&nsm->nsocks);
 	nsm_count(nsm, NSM_S_SOCKETS_OPENED, 1);
@@ -406,6 +411,8 @@ err_release:
 	ns->sock = NULL;
 err_free:
 	nsm_sock_put(ns);
+err_unreserve:
+	nk_sockid_release(&nsm->socks, rq->id);
 	return err;
 }
 
@@ -503,19 +510,24 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 	struct nsm_sock *nns;
 	int err;
 
-	if (!nid || nid > U32_MAX)
+	if (!nk_sockid_valid(&nsm->socks, nid))
 		return nsm_invalid(rq, "bad new socket id");
 	if ((nsm_arg(rq, 1) & ~NK_SOCK_V6ONLY) || rq->len)
 		return nsm_invalid(rq, "bad flags or payload");
 	if (!ns->listening)
 		return -EINVAL;
-	if (xa_load(&nsm->socks, nid))
-		return -EEXIST;
-
-	/* Allocate first: a connection taken from the queue is never lost. */
+	/*
+	 * Reserve and allocate first: a connection taken from the queue is
+	 * never lost.
+	 */
+	err = nk_sockid_reserve(&nsm->socks, nid, GFP_KERNEL);
+	if (err)
+		return err;
 	nns = nsm_sock_alloc(nsm, nid, ns->guest, ns->family, ns->type);
-	if (!nns)
-		return -ENOMEM;
+	if (!nns) {
+		err = -ENOMEM;
+		goto err_unreserve;
+	}
 	err = kernel_accept(ns->sock, &newsock, O_NONBLOCK);
 	if (err == -EAGAIN && ns->sock6)
 		err = kernel_accept(ns->sock6, &newsock, O_NONBLOCK);
@@ -526,9 +538,7 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 		goto err_free;
 
 	nns->sock = newsock;
-	err = xa_insert(&nsm->socks, nid, nns, GFP_KERNEL);
-	if (err)
-		goto err_release;
+	nk_sockid_publish(&nsm->socks, nid, nns);
 	nns->src4 = ns->src4;
 	nns->src6 = ns->src6;
 	nns->bound = true;
@@ -549,11 +559,10 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 	rp->attach_cbs = &ns->orig;
 	return 0;
 
-err_release:
-	sock_release(newsock);
-	nns->sock = NULL;
 err_free:
 	nsm_sock_put(nns);
+err_unreserve:
+	nk_sockid_release(&nsm->socks, nid);
 	return err;
 }
 
@@ -690,7 +699,7 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
 	/* The engine frees the id whatever the answer: always close. */
 	if (rq->len)
 		nsm_invalid(rq, "unexpected payload, closing anyway");
-	xa_erase(&nsm->socks, ns->id);
+	nk_sockid_remove(&nsm->socks, ns->id);
 	ns->closed = true;
 	abort = sock_flag(sk, SOCK_LINGER) && !READ_ONCE(sk->sk_lingertime);
 	if (ns->type == SOCK_STREAM && !list_empty(&ns->txq) && !abort) {
@@ -702,7 +711,8 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
 		return 0;
 	}
 	nsm_sock_release(ns);
-	rq->put = true;
+	/* The table's reference; nsm_request() holds one of its own. */
+	nsm_sock_put(ns);
 	return 0;
 }
 
@@ -1055,7 +1065,7 @@ void nsm_request(struct nsm_dev *nsm, const struct nk_hdr *hdr,
 		return;
 	}
 
-	ns = xa_load(&nsm->socks, rq.id);
+	ns = nk_sockid_get(&nsm->socks, rq.id);
 	if (!ns) {
 		pr_debug("socket %u: %s for an unknown id\n", rq.id,
 			 nk_op_name(rq.op));
@@ -1068,6 +1078,5 @@ void nsm_request(struct nsm_dev *nsm, const struct nk_hdr *hdr,
 	err = nsm_handlers[rq.op](&rq, ns, &rp);
 	nsm_answer(&rq, ns, err, &rp);
 	mutex_unlock(&ns->lock);
-	if (rq.put)
-		nsm_sock_put(ns);
+	nsm_sock_put(ns);
 }
