@@ -1,11 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Run NetKernel's KUnit suites (nk_msg_test.c) in a User-Mode Linux kernel
-# built from Debian's linux-source-6.1, and print their KTAP.
+# Run NetKernel's KUnit suites (nk_msg_test.c, nk_sockid_test.c) in a
+# User-Mode Linux kernel built from Debian's linux-source-6.1, and print
+# their KTAP.
 #
 #   selftests/kunit/run.sh [kunit.py run options...]
-#   e.g. selftests/kunit/run.sh --filter_glob='netkernel_credit.*'
+#   e.g. selftests/kunit/run.sh 'netkernel_credit.*'
+#        selftests/kunit/run.sh 'netkernel_sockid.*'
 #
 # The first run unpacks /usr/src/linux-source-6.1.tar.xz into
 # build/kunit/linux-source-6.1 (about 20 s) and builds a UML kernel in
@@ -81,8 +83,9 @@ fi
 kconfig_line='source "net/netkernel_kunit/Kconfig"'
 grep -qxF "$kconfig_line" "$src/net/Kconfig" ||
 	printf '\n%s\n' "$kconfig_line" >>"$src/net/Kconfig"
+# Entered with KUnit; the Kbuild there picks the suites (.kunitconfig).
 # shellcheck disable=SC2016 # a make variable, not a shell one
-make_line='obj-$(CONFIG_NETKERNEL_KUNIT_TEST) += netkernel_kunit/'
+make_line='obj-$(CONFIG_KUNIT) += netkernel_kunit/'
 grep -qxF "$make_line" "$src/net/Makefile" ||
 	printf '%s\n' "$make_line" >>"$src/net/Makefile"
 
