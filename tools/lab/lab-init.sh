@@ -6,7 +6,8 @@
 #
 #   nk.role=nsm     load nsm_kernel.ko (nk.modargs=a=1,b=2 are its
 #                   parameters), configure eth0 with nk.addrs
-#   nk.role=guest   a NetKernel guest: no NIC, load af_netkernel.ko
+#   nk.role=guest   a NetKernel guest: no NIC, load af_netkernel.ko (with
+#                   nk.modargs as its parameters)
 #   nk.role=base    a baseline guest: eth0 with nk.addrs, no NetKernel
 #   nk.addrs=A/N,B/N,...   addresses for eth0 (the first is the primary)
 #   nk.gw=ADDR      a default route (optional)
@@ -62,7 +63,9 @@ nsm)
 	;;
 guest)
 	[ ! -e /sys/class/net/eth0 ] || nk_fail "a NetKernel guest must have no NIC"
-	insmod "/lib/modules/$kver/extra/af_netkernel.ko" || nk_fail "insmod af_netkernel.ko failed"
+	# shellcheck disable=SC2046 # one word per parameter
+	insmod "/lib/modules/$kver/extra/af_netkernel.ko" $(echo "$modargs" | tr , ' ') ||
+		nk_fail "insmod af_netkernel.ko failed"
 	;;
 base)
 	net_setup

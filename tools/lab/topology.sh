@@ -64,11 +64,17 @@ TOPO_FILE_SHA=
 TOPO_ENGINE_PID=
 TOPO_HTTPD_PID=
 TOPO_NSM_MODARGS=${TOPO_NSM_MODARGS:-}	# nsm_kernel.ko parameters, a=1,b=2
+TOPO_GUEST_MODARGS=${TOPO_GUEST_MODARGS:-}	# af_netkernel.ko parameters, a=1,b=2
 TOPO_INITRD=
 TOPO_INITRD_ARGS=()	# extra mkinitramfs.sh arguments (--add, --bin); curl,
-			# a dynamically linked Debian program, is always in
+			# a dynamically linked Debian program, is always in,
+			# and nkperf when built
 if [[ -x /usr/bin/curl ]]; then
 	TOPO_INITRD_ARGS+=(--bin /usr/bin/curl)
+fi
+# nkperf (tools/bench), the benchmarks' client, when it is built.
+if [[ -x $LAB_TOP/tools/bench/nkperf ]]; then
+	TOPO_INITRD_ARGS+=(--add "$LAB_TOP/tools/bench/nkperf:/usr/bin/nkperf")
 fi
 TOPO_KO_AF=
 TOPO_KO_NSM=
@@ -286,7 +292,8 @@ topo_up() {
 	for vm in "${TOPO_GUESTS[@]}"; do
 		lab_vm_start "$vm" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
 			--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent \
-			--nk "$TOPO_RUN/run/$vm.sock" --append "nk.role=guest"
+			--nk "$TOPO_RUN/run/$vm.sock" \
+			--append "nk.role=guest${TOPO_GUEST_MODARGS:+ nk.modargs=$TOPO_GUEST_MODARGS}"
 		TOPO_VMS+=("$vm")
 	done
 	TOPO_BASE=${TOPO_BASES[0]:-}
