@@ -454,17 +454,20 @@ static void nsm_check_accept(struct nsm_sock *ns)
 		nsm_event(ns, NK_EV_ACCEPT, 0, n);
 }
 
-/* A stream socket with nothing left to read: errors, then EOF. */
-static void nsm_check_stream_state(struct nsm_sock *ns)
+/*
+ * A stream socket with nothing left to read: errors, then EOF.  @shutdown
+ * is sk_shutdown as it was when the receive queue was seen empty: read
+ * now, it could announce a FIN that arrived after data still unread.
+ */
+static void nsm_check_stream_state(struct nsm_sock *ns, u8 shutdown)
 {
 	struct sock *sk = ns->sock->sk;
-	u8 shutdown, hup = 0;
+	u8 hup = 0;
 	int err;
 
 	err = sock_error(sk);
 	if (err)
 		nsm_event(ns, NK_EV_ERROR, err, 0);
-	shutdown = READ_ONCE(sk->sk_shutdown);
 	if (shutdown & RCV_SHUTDOWN)
 		hup |= NK_SHUT_RD;
 	if (shutdown & SEND_SHUTDOWN)
@@ -484,11 +487,14 @@ static bool nsm_read_stream(struct nsm_sock *ns)
 	struct msghdr msg = {};
 	struct nsm_out *out;
 	u32 space, avail, n;
+	u8 shutdown;
 	bool slow;
 	int r;
 
 	for (;;) {
+		/* Owning the socket keeps the two consistent. */
 		slow = lock_sock_fast(sk);
+		shutdown = READ_ONCE(sk->sk_shutdown);
 		avail = tcp_inq(sk);
 		unlock_sock_fast(sk, slow);
 		if (!avail)
@@ -517,7 +523,7 @@ static bool nsm_read_stream(struct nsm_sock *ns)
 		budget -= r;
 		nsm_xmit(ns->nsm, ns, out);
 	}
-	nsm_check_stream_state(ns);
+	nsm_check_stream_state(ns, shutdown);
 	return false;
 }
 
