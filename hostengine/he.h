@@ -137,7 +137,8 @@ struct he_vq {
 	struct rte_vhost_vring vr;
 	uint16_t qid;
 	uint16_t last_avail;
-	uint16_t last_used;
+	uint16_t avail_seen;	/* avail->idx as last read */
+	uint16_t last_used;	/* published by he_vq_call / he_vq_publish */
 	bool broken;		/* avail ring corrupt: no longer served */
 	bool need_call;		/* used entries added since the last call */
 };
@@ -155,6 +156,7 @@ struct he_chain {
 int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
 	      struct he_chain *c, int *err);
 void he_vq_push(struct he_vq *vq, uint16_t head, uint32_t len);
+void he_vq_publish(struct he_vq *vq);
 bool he_vq_pending(const struct he_vq *vq);
 void he_vq_notify(struct he_vq *vq, bool enable);
 void he_vq_call(int vid, struct he_vq *vq);

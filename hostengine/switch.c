@@ -1156,6 +1156,7 @@ static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
 		vq->vr = ds->vr[q];
 		vq->qid = q;
 		vq->last_avail = ds->last_avail[q];
+		vq->avail_seen = vq->last_avail;
 		vq->last_used = ds->last_used[q];
 		he_vq_notify(vq, false);
 	}
@@ -1185,6 +1186,7 @@ static void cmd_stop(struct he_cmd *c)
 	pend_free_all(ep);
 	c->nr_vqs = 2 * ep->nr_pairs;
 	for (q = 0; q < c->nr_vqs; q++) {
+		he_vq_publish(&ep->vq[q]);
 		c->last_avail[q] = ep->vq[q].last_avail;
 		c->last_used[q] = ep->vq[q].last_used;
 	}

@@ -10,6 +10,13 @@
  * every field is read exactly once into local memory before it is
  * validated and used, and indices are read with acquire / written with
  * release ordering.
+ *
+ * Index traffic: each index is a cache line the driver writes or polls
+ * from another core.  The avail index is read again only once the chains
+ * it announced are all taken (avail_seen), and the used index is written
+ * once per pass of the data plane (he_vq_call), not once per chain: the
+ * driver sees a pass's chains together, as it sees them with the
+ * interrupt that follows.
  */
 #include <errno.h>
 #include <string.h>
@@ -42,13 +49,16 @@ int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
 
 	if (vq->broken)
 		return 0;
-	avail_idx = ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE);
-	if (avail_idx == vq->last_avail)
-		return 0;
-	if ((uint16_t)(avail_idx - vq->last_avail) > size) {
-		vq->broken = true;
-		c->head = avail_idx;
-		return HE_VQ_BROKEN;
+	if (vq->avail_seen == vq->last_avail) {
+		avail_idx = ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE);
+		if (avail_idx == vq->last_avail)
+			return 0;
+		if ((uint16_t)(avail_idx - vq->last_avail) > size) {
+			vq->broken = true;
+			c->head = avail_idx;
+			return HE_VQ_BROKEN;
+		}
+		vq->avail_seen = avail_idx;
 	}
 	c->head = ring_load16(&vq->vr.avail->ring[vq->last_avail & (size - 1)],
 			      __ATOMIC_RELAXED);
@@ -137,14 +147,19 @@ void he_vq_push(struct he_vq *vq, uint16_t head, uint32_t len)
 	e->id = head;
 	e->len = len;
 	vq->last_used++;
-	__atomic_store_n(&vq->vr.used->idx, vq->last_used, __ATOMIC_RELEASE);
 	vq->need_call = true;
+}
+
+/* Make the chains he_vq_push() returned visible to the driver. */
+void he_vq_publish(struct he_vq *vq)
+{
+	__atomic_store_n(&vq->vr.used->idx, vq->last_used, __ATOMIC_RELEASE);
 }
 
 bool he_vq_pending(const struct he_vq *vq)
 {
-	return !vq->broken &&
-	       ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail;
+	return !vq->broken && (vq->avail_seen != vq->last_avail ||
+			       ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail);
 }
 
 /*
@@ -157,12 +172,16 @@ void he_vq_notify(struct he_vq *vq, bool enable)
 			 __ATOMIC_RELAXED);
 }
 
-/* Interrupt the driver if used entries were added and it wants to know. */
+/*
+ * Publish the used entries added since the last call and interrupt the
+ * driver if it wants to know.
+ */
 void he_vq_call(int vid, struct he_vq *vq)
 {
 	if (!vq->need_call)
 		return;
 	vq->need_call = false;
+	he_vq_publish(vq);
 	rte_smp_mb();
 	if (ring_load16(&vq->vr.avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT)
 		return;
