@@ -114,6 +114,14 @@ void nk_hdr_init(struct nk_hdr *h, uint16_t op, uint32_t sock)
 	h->sock = sock;
 }
 
+void nk_hdr_reply(struct nk_hdr *h, const struct nk_hdr *req, int status)
+{
+	nk_hdr_init(h, req->op, req->sock);
+	h->flags = NK_F_REPLY;
+	h->req_id = req->req_id;
+	h->status = status;
+}
+
 int nk_addr_parse(struct nk_addr *a, const char *ip, uint16_t port)
 {
 	memset(a, 0, sizeof(*a));

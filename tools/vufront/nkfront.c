@@ -736,10 +736,7 @@ static int nsm_reply(struct nsm *n, const struct nk_hdr *req, struct nsock *s, i
 {
 	struct nk_hdr h;
 
-	nk_hdr_init(&h, req->op, req->sock);
-	h.flags = NK_F_REPLY;
-	h.req_id = req->req_id;
-	h.status = status;
+	nk_hdr_reply(&h, req, status);
 	if (s)
 		rx_stamp(&s->rxc, &h);
 	return front_send(&n->f, &h, p, len);

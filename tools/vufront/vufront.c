@@ -157,6 +157,7 @@ struct vuf_vq {
 	uint16_t free_head;
 	unsigned int num_free;
 	bool no_interrupt;
+	bool taken;		/* handed over by vuf_vq_take */
 	struct vuf_slot *slot;
 };
 
@@ -175,7 +176,7 @@ struct vuf_dev {
 
 static struct vuf_vq *vq_of(const struct vuf_dev *d, unsigned int vq)
 {
-	return vq < d->nr_vqs ? &d->vq[vq] : NULL;
+	return vq < d->nr_vqs && !d->vq[vq].taken ? &d->vq[vq] : NULL;
 }
 
 static int64_t now_ms(void)
@@ -604,22 +605,50 @@ void vuf_vq_set_avail_idx(struct vuf_dev *d, unsigned int vq, uint16_t idx)
 	__atomic_store_n(&q->avail->idx, idx, __ATOMIC_RELEASE);
 }
 
-void vuf_vq_kick(struct vuf_dev *d, unsigned int vq)
+static void kick(int fd, const struct vring_used *used)
 {
-	struct vuf_vq *q = vq_of(d, vq);
 	uint64_t one = 1;
 
-	if (!q)
-		return;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&q->used->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY)
+	if (fd < 0 || (__atomic_load_n(&used->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY))
 		return;
 	/*
 	 * A non-blocking eventfd write fails only when the counter would
 	 * overflow, and then a kick is pending anyway.
 	 */
-	if (write(q->kick_fd, &one, sizeof(one)) < 0)
+	if (write(fd, &one, sizeof(one)) < 0)
 		assert(errno == EAGAIN);
+}
+
+void vuf_vq_kick(struct vuf_dev *d, unsigned int vq)
+{
+	struct vuf_vq *q = vq_of(d, vq);
+
+	if (q)
+		kick(q->kick_fd, q->used);
+}
+
+void vuf_ring_kick(const struct vuf_ring *r)
+{
+	kick(r->kick_fd, r->vr.used);
+}
+
+int vuf_vq_take(struct vuf_dev *d, unsigned int vq, struct vuf_ring *r)
+{
+	struct vuf_vq *q = vq_of(d, vq);
+
+	if (!q)
+		return -EINVAL;
+	while (vuf_vq_get_used(d, vq, NULL, NULL) > 0)
+		;
+	q->taken = true;
+	*r = (struct vuf_ring) {
+		.vr = { .num = q->size, .desc = q->desc, .avail = q->avail, .used = q->used },
+		.avail_idx = q->avail_idx,
+		.last_used = q->last_used,
+		.kick_fd = q->kick_fd,
+	};
+	return 0;
 }
 
 void vuf_vq_set_interrupts(struct vuf_dev *d, unsigned int vq, int enable)

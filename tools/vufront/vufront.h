@@ -97,6 +97,45 @@ void vuf_vq_set_avail_idx(struct vuf_dev *d, unsigned int vq, uint16_t idx);
 void vuf_vq_kick(struct vuf_dev *d, unsigned int vq);
 
 /*
+ * Raw rings, for a caller that drives a virtqueue itself with no per-call
+ * bookkeeping (the benchmarks: fixed descriptor chains recycled in place,
+ * one avail index store per batch).  vuf_vq_take() takes the used
+ * elements already there (freeing their chains), then hands the virtqueue
+ * over: from then on the caller owns its descriptor table and both rings,
+ * and every other vuf_vq_* call on it fails (-EINVAL) or does nothing.
+ * Chains still held by the device come back on the used ring, to the
+ * caller.  A struct vuf_ring may also describe rings in plain memory, with
+ * descriptor addresses the caller's own and kick_fd -1.
+ */
+struct vuf_ring {
+	struct vring vr;		/* num, desc, avail, used */
+	uint16_t avail_idx;		/* next avail index to publish */
+	uint16_t last_used;		/* next used element to take */
+	int kick_fd;			/* -1: never kicked */
+};
+
+/* Hand @vq over to the caller, its state in @r: 0 or -EINVAL. */
+int vuf_vq_take(struct vuf_dev *d, unsigned int vq, struct vuf_ring *r);
+
+/* Make the avail entries written up to r->avail_idx visible (release). */
+static inline void vuf_ring_publish(struct vuf_ring *r)
+{
+	__atomic_store_n(&r->vr.avail->idx, r->avail_idx, __ATOMIC_RELEASE);
+}
+
+/* The device's used index (acquire: the elements before it are readable). */
+static inline uint16_t vuf_ring_used_idx(const struct vuf_ring *r)
+{
+	return __atomic_load_n(&r->vr.used->idx, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * After publishing: a full fence, then a kick unless the device set
+ * VRING_USED_F_NO_NOTIFY or kick_fd is -1 (what vuf_vq_kick does).
+ */
+void vuf_ring_kick(const struct vuf_ring *r);
+
+/*
  * Take one used element: returns 1 and fills @len and @token, 0 if none.
  * The chain's descriptors go back to the free list.  -EPROTO, without
  * consuming it, when the element names no head we published (a backend
@@ -195,6 +234,8 @@ int nk_ep_call(struct nk_ep *ep, struct nk_hdr *req, const void *payload, size_t
 
 /* Helpers */
 void nk_hdr_init(struct nk_hdr *h, uint16_t op, uint32_t sock);
+/* @h: the reply to @req (its op, sock and req_id, NK_F_REPLY) with @status. */
+void nk_hdr_reply(struct nk_hdr *h, const struct nk_hdr *req, int status);
 /* "1.2.3.4" or "fd00::1" and a port (host order) into an nk_addr: 0 or -EINVAL. */
 int nk_addr_parse(struct nk_addr *a, const char *ip, uint16_t port);
 
