@@ -9,19 +9,23 @@
 #   make kselftest  the socket-semantics suite in the VM lab (NetKernel and
 #                 baseline guests, both directions), KTAP
 #   make lab-up / lab-down  the VM lab in the background (tools/lab/lab.sh)
+#   make bench    the benchmarks: the host engine alone and end to end in the
+#                 VM lab, NetKernel beside the native virtio-net path, with a
+#                 table, results/bench-DATE/results.{json,csv,png}
+#   make bench-smoke  the same, short, asserting only sane numbers (in check)
 #
 # Kernel modules are built by Kbuild against Debian's headers; see Kbuild.
 
 MAKEFLAGS += --no-print-directory -j2
 
-SUBDIRS := hostengine tools/vufront tools/nkctl
+SUBDIRS := hostengine tools/vufront tools/nkctl tools/bench
 
 # The kernel the modules are built for: Debian's newest 6.1 by default.
 KVER ?= $(notdir $(lastword $(sort $(wildcard /usr/src/linux-headers-6.1.*-amd64))))
 KVER := $(patsubst linux-headers-%,%,$(KVER))
 KDIR ?= /usr/src/linux-headers-$(KVER)
 
-.PHONY: all deps $(SUBDIRS) modules tests check demo kunit clean
+.PHONY: all deps $(SUBDIRS) modules tests check demo kunit bench bench-smoke clean
 
 all: $(SUBDIRS) modules
 
@@ -33,6 +37,8 @@ deps:
 
 $(SUBDIRS): deps
 	$(MAKE) -C $@
+
+tools/bench: tools/vufront
 
 tests: all
 	$(MAKE) -C hostengine/tests
@@ -61,6 +67,13 @@ lab-down:
 # linux-source-6.1 (about 6 minutes the first time, seconds after).
 kunit: deps
 	selftests/kunit/run.sh
+
+# Documentation/netkernel/performance.rst; BENCH_ARGS, e.g. --reps 5.
+bench: all
+	tools/bench/bench.sh $(BENCH_ARGS)
+
+bench-smoke: all
+	tools/bench/bench.sh --smoke
 
 clean:
 	for d in $(SUBDIRS) hostengine/tests; do $(MAKE) -C $$d clean; done

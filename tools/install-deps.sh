@@ -31,6 +31,8 @@ PACKAGES=(
 	# namespaces and taps, control-socket pokes
 	qemu-system-x86 busybox-static cpio kmod xz-utils zstd iproute2
 	socat python3
+	# benchmarks: the plot
+	gnuplot-nox
 )
 # Kernel series wanted besides linux-image-amd64's (which is 6.1).
 EXTRA_SERIES=(6.12)

@@ -279,6 +279,20 @@ lab_stop_pid() {
 	return "$rc"
 }
 
+# lab_cpu_ticks PID...: the user and system CPU time the processes (all
+# their threads) used so far, in clock ticks (getconf CLK_TCK); a process
+# that is gone counts 0.
+lab_cpu_ticks() {
+	local pid total=0 f
+	local -a st
+	for pid in "$@"; do
+		f=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+		read -ra st <<<"${f##*) }"
+		total=$((total + st[11] + st[12]))
+	done
+	echo "$total"
+}
+
 # lab_tmpdir: create LAB_TMP (a private directory under /tmp, removed at
 # cleanup) unless it exists.  Call it in the script's shell.
 lab_tmpdir() {

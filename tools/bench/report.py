@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""The report of a benchmark run (tools/bench/bench.sh).
+
+  report.py DIR                  table on stdout; DIR/results.json,
+                                 DIR/results.csv and DIR/results.png
+  report.py --validate RECORD    one lab measurement (a records.jsonl line)
+  report.py --validate-engine F  nkbench's JSON
+
+DIR holds engine.json (nkbench --json) and records.jsonl (one line per lab
+measurement: test, path, rep, vms, wall_s, cpu_s and the JSON of every
+nkperf client).  Every figure is summarised by its median and its range
+(min..max) over the repetitions; a ratio netkernel / baseline is computed
+for each repetition from its two neighbouring measurements, then
+summarised the same way.  Absolute figures are reported, never judged:
+validation asks only that every measurement ran, verified its data and
+gave positive, finite numbers.
+"""
+import csv
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+
+PATHS = ("netkernel", "baseline")
+
+# Lab metrics: (name, unit, better, how to compute it from a record).
+# better: +1 higher is better, -1 lower is better.
+
+
+def _sum(rec, key):
+    return sum(r[key] for r in rec["results"])
+
+
+def _stream_bytes(rec):
+    return _sum(rec, "bytes")
+
+
+def _gbit_s(rec):
+    return _sum(rec, "gbps")
+
+
+def _cpu_per_gb(rec):
+    return rec["cpu_s"] / (_stream_bytes(rec) / 1e9)
+
+
+STREAM_METRICS = (
+    ("throughput", "Gbit/s", +1, _gbit_s),
+    ("host_cpu_per_gb", "CPU s/GB", -1, _cpu_per_gb),
+)
+METRICS = {
+    "stream": STREAM_METRICS,
+    "mux": STREAM_METRICS,
+    "rr": (
+        ("p50", "us", -1, lambda r: statistics.median(x["p50_us"] for x in r["results"])),
+        ("p99", "us", -1, lambda r: statistics.median(x["p99_us"] for x in r["results"])),
+        ("transactions", "1/s", +1, lambda r: _sum(r, "tps")),
+    ),
+    "crr": (
+        ("connections", "1/s", +1, lambda r: _sum(r, "conns_per_s")),
+        ("p50", "us", -1, lambda r: statistics.median(x["p50_us"] for x in r["results"])),
+    ),
+}
+
+
+def kind(test):
+    return test.split("_")[0]
+
+
+def sane(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and \
+        math.isfinite(v) and v > 0
+
+
+def validate_record(rec):
+    problems = []
+    what = "%s %s rep %s" % (rec.get("test"), rec.get("path"), rec.get("rep"))
+    results = rec.get("results") or []
+    if len(results) != rec.get("vms"):
+        problems.append("%s: %d results from %s VMs" % (what, len(results), rec.get("vms")))
+    for r in results:
+        if r.get("verified") is not True or r.get("errors") != 0:
+            problems.append("%s: data not verified or errors: %s" % (what, json.dumps(r)))
+    if not sane(rec.get("cpu_s")) or not sane(rec.get("wall_s")):
+        problems.append("%s: cpu_s %s wall_s %s" % (what, rec.get("cpu_s"), rec.get("wall_s")))
+    if not problems:
+        for name, _, _, fn in METRICS[kind(rec["test"])]:
+            try:
+                v = fn(rec)
+            except (KeyError, TypeError, ZeroDivisionError) as e:
+                v = "missing %s" % e
+            if not sane(v):
+                problems.append("%s: %s = %s" % (what, name, v))
+    return problems
+
+
+def validate_engine(eng):
+    problems = []
+    if eng.get("verified") is not True:
+        problems.append("nkbench: data not verified")
+    phases = eng.get("phases") or []
+    if not phases:
+        problems.append("nkbench: no phases")
+    for p in phases:
+        for side in ("engine", "baseline"):
+            vals = p.get(side) or []
+            if not vals or not all(sane(v) for v in vals):
+                problems.append("nkbench %s %s: %s" % (p.get("name"), side, vals))
+    return problems
+
+
+def summary(vals):
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals),
+            "values": vals}
+
+
+def lab_results(records):
+    """{(test, metric): {unit, better, netkernel, baseline, ratio}}"""
+    by = {}
+    for rec in records:
+        by.setdefault(rec["test"], {}).setdefault(rec["path"], {})[rec["rep"]] = rec
+    out = []
+    for test, paths in by.items():
+        reps = sorted(set(paths.get("netkernel", ())) & set(paths.get("baseline", ())))
+        if not reps:
+            continue
+        for name, unit, better, fn in METRICS[kind(test)]:
+            row = {"test": test, "metric": name, "unit": unit, "better": better,
+                   "vms": next(iter(paths[PATHS[0]].values()))["vms"]}
+            for p in PATHS:
+                row[p] = summary([fn(paths[p][k]) for k in sorted(paths[p])])
+            row["ratio"] = summary([fn(paths["netkernel"][k]) / fn(paths["baseline"][k])
+                                    for k in reps])
+            out.append(row)
+    return out
+
+
+def engine_results(eng):
+    out = []
+    for p in eng["phases"]:
+        ratios = [e / b for e, b in zip(p["engine"], p["baseline"])]
+        out.append({"test": p["name"], "metric": p.get("metric", p["name"]),
+                    "unit": p["unit"], "baseline_name": p.get("baseline_name", "baseline"),
+                    "engine": summary(p["engine"]), "baseline": summary(p["baseline"]),
+                    "ratio": summary(ratios)})
+    return out
+
+
+def fmt(s):
+    def num(v):
+        return "%.4g" % v
+    return "%s [%s..%s]" % (num(s["median"]), num(s["min"]), num(s["max"]))
+
+
+def table(engine, lab):
+    lines = []
+    w = "%-12s %-22s %-9s %-32s %-40s %s"
+    if engine:
+        lines.append("host engine alone (median [min..max])")
+        lines.append(w % ("phase", "metric", "unit", "engine", "machine limit", "engine / limit"))
+        for r in engine:
+            lines.append(w % (r["test"], r["metric"], r["unit"], fmt(r["engine"]),
+                              fmt(r["baseline"]) + " " + r["baseline_name"], fmt(r["ratio"])))
+        lines.append("")
+    if lab:
+        lines.append("end to end (median [min..max]; ratio from neighbouring runs)")
+        lines.append(w % ("test", "metric", "unit", "netkernel", "baseline", "netkernel / baseline"))
+        for r in lab:
+            lines.append(w % (r["test"], r["metric"], r["unit"], fmt(r["netkernel"]),
+                              fmt(r["baseline"]), fmt(r["ratio"])))
+    return "\n".join(lines)
+
+
+def write_csv(path, engine, lab):
+    with open(path, "w", newline="") as f:
+        cw = csv.writer(f)
+        cw.writerow(["section", "test", "metric", "unit", "side", "median", "min", "max",
+                     "values"])
+        for sec, rows, sides in (("engine", engine, ("engine", "baseline", "ratio")),
+                                 ("lab", lab, PATHS + ("ratio",))):
+            for r in rows:
+                for s in sides:
+                    v = r[s]
+                    cw.writerow([sec, r["test"], r["metric"], r["unit"], s, v["median"],
+                                 v["min"], v["max"], " ".join("%g" % x for x in v["values"])])
+
+
+GNUPLOT = r"""
+set terminal pngcairo size 1600,1100 font "sans,10"
+set output '{out}/results.png'
+set termoption noenhanced
+set multiplot layout 2,2 title "NetKernel benchmarks ({title})"
+set style fill solid 0.6 border -1
+set boxwidth 0.35
+set grid ytics
+set key top left
+set xtics rotate by -30
+set yrange [0:*]
+set title "Bulk TCP throughput (median, min..max)"
+set ylabel "Gbit/s"
+plot '{out}/plot-tput.dat' using ($0-0.18):2:xtic(1) with boxes title "netkernel", \
+     '' using ($0-0.18):2:3:4 with yerrorbars lc black pt 0 notitle, \
+     '' using ($0+0.18):5 with boxes title "baseline", \
+     '' using ($0+0.18):5:6:7 with yerrorbars lc black pt 0 notitle
+set title "netkernel / baseline, every figure (median, min..max); 1 = equal"
+set ylabel "ratio"
+set xtics font ",8"
+set yrange [0:*]
+plot '{out}/plot-ratio.dat' using 0:2:xtic(1) with boxes lc rgb "#4477aa" notitle, \
+     '' using 0:2:3:4 with yerrorbars lc black pt 0 notitle, \
+     1 with lines lc rgb "red" dt 2 notitle
+set title "Multiplexing: guests streaming at once"
+set xtics norotate 1 font ",10"
+set xlabel "guests"
+set ylabel "aggregate Gbit/s"
+set y2label "host CPU s per GB"
+set y2tics
+set y2range [0:*]
+plot '{out}/plot-mux.dat' using 1:2 with linespoints lw 2 title "netkernel Gbit/s", \
+     '' using 1:3 with linespoints lw 2 title "baseline Gbit/s", \
+     '' using 1:4 axes x1y2 with linespoints dt 2 title "netkernel CPU s/GB", \
+     '' using 1:5 axes x1y2 with linespoints dt 2 title "baseline CPU s/GB"
+unset y2tics
+unset y2label
+unset xlabel
+set xtics rotate by -30
+set title "Host engine alone: engine / machine limit measured in the same run"
+set ylabel "ratio"
+plot '{out}/plot-engine.dat' using 0:2:xtic(1) with boxes lc rgb "#228833" notitle, \
+     '' using 0:2:3:4 with yerrorbars lc black pt 0 notitle, \
+     1 with lines lc rgb "red" dt 2 notitle
+unset multiplot
+"""
+
+
+def plot(out, engine, lab, title):
+    def med(s):
+        return "%g %g %g" % (s["median"], s["min"], s["max"])
+    with open(os.path.join(out, "plot-tput.dat"), "w") as f:
+        for r in lab:
+            if kind(r["test"]) == "stream" and r["metric"] == "throughput":
+                f.write("%s %s %s\n" % (r["test"], med(r["netkernel"]), med(r["baseline"])))
+    with open(os.path.join(out, "plot-ratio.dat"), "w") as f:
+        for r in lab:
+            f.write("%s:%s %s\n" % (r["test"], r["metric"], med(r["ratio"])))
+    with open(os.path.join(out, "plot-mux.dat"), "w") as f:
+        mux = {}
+        for r in lab:
+            if kind(r["test"]) == "mux":
+                mux.setdefault(r["vms"], {})[r["metric"]] = r
+        for n in sorted(mux):
+            t, c = mux[n]["throughput"], mux[n]["host_cpu_per_gb"]
+            f.write("%d %g %g %g %g\n" % (n, t["netkernel"]["median"], t["baseline"]["median"],
+                                          c["netkernel"]["median"], c["baseline"]["median"]))
+    with open(os.path.join(out, "plot-engine.dat"), "w") as f:
+        for r in engine:
+            f.write("%s %s\n" % (r["test"], med(r["ratio"])))
+    gp = os.path.join(out, "results.gp")
+    with open(gp, "w") as f:
+        f.write(GNUPLOT.format(out=out, title=title))
+    subprocess.run(["gnuplot", gp], check=True)
+
+
+def load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] in ("--validate", "--validate-engine"):
+        try:
+            data = load(argv[2])
+            problems = (validate_record if argv[1] == "--validate" else validate_engine)(data)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            problems = ["%s: %s" % (argv[2], e)]
+        for p in problems:
+            print("invalid:", p)
+        return 1 if problems else 0
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    out = argv[1]
+    problems = []
+    engine = []
+    if os.path.exists(os.path.join(out, "engine.json")):
+        eng = load(os.path.join(out, "engine.json"))
+        problems += validate_engine(eng)
+        engine = engine_results(eng) if not problems else []
+    with open(os.path.join(out, "records.jsonl")) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    for rec in records:
+        problems += validate_record(rec)
+    for p in problems:
+        print("invalid:", p)
+    records = [r for r in records if not validate_record(r)]
+    lab = lab_results(records)
+    print(table(engine, lab))
+    title = os.path.basename(os.path.normpath(out))
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"run": title, "engine": engine, "lab": lab,
+                   "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}},
+                  f, indent=1)
+    write_csv(os.path.join(out, "results.csv"), engine, lab)
+    plot(out, engine, lab, title)
+    return 1 if problems or not lab or not engine else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
