@@ -23,7 +23,8 @@
  * plane"): the data plane makes passes over all running endpoints, starting
  * one endpoint later on each pass.  On its visit an endpoint first gets its
  * pending queue written into its eventq as far as buffers allow, then,
- * unless its own pending bytes are at or over pending_limit, up to
+ * unless it is held back (its own pending bytes at or over pending_limit;
+ * for a guest, also its NSM's at or over half of it), up to
  * batch * weight messages are taken from its requestqs (pairs served in
  * turn, starting one pair later on each visit).  A guest's weight is its
  * configured weight; an NSM's is the sum of the weights of the guests
@@ -1093,12 +1094,26 @@ done:
 	he_vq_push(vq, c->head, 0);
 }
 
+/*
+ * Is @ep not to be served from its requestqs now?  When it is not reading
+ * its own eventq (pending_limit reached), and, for a guest, while its NSM
+ * holds half of pending_limit that the NSM has not taken yet: the guest's
+ * SENDs would only add to it, up to resets of sockets that did nothing
+ * wrong, where waiting costs nothing but time.
+ */
+static bool held_back(const struct he_ep *ep)
+{
+	return ep->cnt[HE_C_PENDING_BYTES] >= cfg->pending_limit ||
+	       (ep->role == NK_ROLE_GUEST && ep->nsm &&
+		ep->nsm->cnt[HE_C_PENDING_BYTES] >= cfg->pending_limit / 2);
+}
+
 static unsigned int visit(struct he_ep *ep)
 {
 	unsigned int work = flush_pending(ep), quota, i;
 	int r, err;
 
-	if (ep->cnt[HE_C_PENDING_BYTES] >= cfg->pending_limit)
+	if (held_back(ep))
 		return work;
 	quota = cfg->batch * (ep->role == NK_ROLE_GUEST ? ep->weight :
 			      RTE_MAX(ep->guest_weight, 1U));
@@ -1443,7 +1458,7 @@ static bool work_available(void)
 			continue;
 		if (pm && he_vq_pending(event_vq(ep, pm->h.sock)))
 			return true;
-		if (ep->cnt[HE_C_PENDING_BYTES] >= cfg->pending_limit)
+		if (held_back(ep))
 			continue;
 		for (p = 0; p < ep->nr_pairs; p++)
 			if (he_vq_pending(&ep->vq[NK_VQ_REQUEST(p)]))
