@@ -63,8 +63,8 @@
  *   SO_PROTOCOL and SO_TYPE report what Linux reports.
  *
  * - A datagram must fit one message: max_payload minus the 28-byte
- *   struct nk_addr (16292 bytes with the default max_payload; 65444 with
- *   max_payload=65472 on both modules).  Larger ones fail with -EMSGSIZE
+ *   struct nk_addr (65444 bytes with the default max_payload of 65472 on
+ *   both modules).  Larger ones fail with -EMSGSIZE
  *   on send, and the NSM drops larger incoming ones (counted), where Linux
  *   allows 65507 (IPv4) and 65527 (IPv6) bytes: protocol v1's
  *   NK_MAX_PAYLOAD (65536) cannot carry those with their address.

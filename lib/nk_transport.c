@@ -65,10 +65,10 @@ module_param(reply_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(reply_timeout_ms,
 		 "Milliseconds to wait for the host engine to answer a request (default 10000)");
 
-static unsigned int max_payload = 16384 - sizeof(struct nk_hdr);
+static unsigned int max_payload = 65536 - sizeof(struct nk_hdr);
 module_param(max_payload, uint, 0444);
 MODULE_PARM_DESC(max_payload,
-		 "Payload size proposed in HELLO, 2048..65536 (default 16320: eventq buffers of 16 KiB)");
+		 "Payload size proposed in HELLO, 2048..65536 (default 65472: eventq buffers of 64 KiB)");
 
 static unsigned int event_bufs = 64;
 module_param(event_bufs, uint, 0444);

@@ -32,10 +32,10 @@
 
 #include "nsm.h"
 
-static unsigned int buf_alloc = 256 << 10;
+static unsigned int buf_alloc = 2 << 20;
 module_param(buf_alloc, uint, 0644);
 MODULE_PARM_DESC(buf_alloc,
-		 "Credit each socket announces for guest data, in bytes, 4096..4194304 (default 262144)");
+		 "Credit each socket announces for guest data, in bytes, 4096..4194304 (default 2097152)");
 
 #define NSM_MIN_BUF_ALLOC	4096
 
