@@ -20,7 +20,11 @@
  *   (buf_alloc) is sk_rcvbuf at the time, clamped to NK_CREDIT_MAX, and
  *   never shrinks.  Consumption is announced (CREDIT, or any request
  *   carrying NK_F_CREDIT) once the free space the NSM believes in falls
- *   below half the buffer, and always before recv() sleeps.
+ *   below half the buffer, and always before recv() sleeps.  A stream
+ *   socket without SO_RCVBUF autotunes it as native TCP does: when its
+ *   reader has taken everything and waits while the NSM had used all its
+ *   credit, the window was the limit, and buf_alloc (and sk_rcvbuf)
+ *   doubles, up to tcp_rmem[2] (nk_credit_rx_autotune()).
  *
  * - Sending is bounded by the NSM's credit; a SEND is never answered unless
  *   it fails, and a failure reaches the socket as an asynchronous error.
@@ -213,14 +217,36 @@ static void nk_sock_send_credit(struct nk_sock *nks)
 		nk_send(nks->nd, tb, 0, &timeo);
 }
 
-static void nk_sock_credit_consumed(struct nk_sock *nks, u32 n, bool flush)
-{
-	bool update;
+/* How nk_sock_credit_consumed() was called. */
+#define NK_RX_DRAINED	0x1	/* a stream reader found the queue empty */
+#define NK_RX_FLUSH	0x2	/* announce now: the reader will sleep */
 
+/*
+ * Account @n bytes handed to the application, and announce them when
+ * needed.  A drained stream socket whose NSM ran out of credit meanwhile
+ * was held back by the window, not by its reader: the window grows
+ * (receive buffer autotuning, as native TCP does up to tcp_rmem[2], unless
+ * SO_RCVBUF fixed the size) and is announced.
+ */
+static void nk_sock_credit_consumed(struct nk_sock *nks, u32 n,
+				    unsigned int how)
+{
+	struct sock *sk = &nks->sk;
+	bool update, grew = false;
+	u32 limit;
+
+	limit = READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_rmem[2]);
 	spin_lock(&nks->lock);
 	nks->rx.fwd_cnt += n;
-	update = nks->rx.fwd_cnt != nks->rx.fwd_sent &&
-		 (flush || nk_credit_rx_need_update(&nks->rx));
+	if (how & NK_RX_DRAINED && !(sk->sk_userlocks & SOCK_RCVBUF_LOCK) &&
+	    !nk_credit_rx_unread(&nks->rx) &&
+	    nk_credit_rx_autotune(&nks->rx, limit)) {
+		WRITE_ONCE(sk->sk_rcvbuf, nks->rx.buf_alloc);
+		grew = true;
+	}
+	update = grew || (nks->rx.fwd_cnt != nks->rx.fwd_sent &&
+			  (how & NK_RX_FLUSH ||
+			   nk_credit_rx_need_update(&nks->rx)));
 	spin_unlock(&nks->lock);
 	if (update)
 		nk_sock_send_credit(nks);
@@ -1260,7 +1286,7 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 	struct sock *sk = sock->sk;
 	struct nk_sock *nks = nk_sk(sk);
-	struct sk_buff *skb, *peeked = NULL;
+	struct sk_buff *skb = NULL, *peeked = NULL;
 	bool peek = flags & MSG_PEEK;
 	size_t copied = 0;
 	u32 consumed = 0, rx_seen;
@@ -1326,7 +1352,8 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 			break;
 		}
 		/* Announce what was consumed before sleeping on more. */
-		nk_sock_credit_consumed(nks, consumed, true);
+		nk_sock_credit_consumed(nks, consumed,
+					NK_RX_DRAINED | NK_RX_FLUSH);
 		consumed = 0;
 		add_wait_queue(sk_sleep(sk), &wait);
 		sk_wait_event(sk, &timeo,
@@ -1336,7 +1363,7 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 			      READ_ONCE(sk->sk_state) == TCP_CLOSE, &wait);
 		remove_wait_queue(sk_sleep(sk), &wait);
 	}
-	nk_sock_credit_consumed(nks, consumed, false);
+	nk_sock_credit_consumed(nks, consumed, skb ? 0 : NK_RX_DRAINED);
 out:
 	release_sock(sk);
 	if (copied)
@@ -1493,7 +1520,7 @@ static int nk_dgram_recvmsg(struct socket *sock, struct msghdr *msg,
 	if (!err && flags & MSG_TRUNC)
 		copied = skb->len;
 	if (!(flags & MSG_PEEK))
-		nk_sock_credit_consumed(nks, skb->len, false);
+		nk_sock_credit_consumed(nks, skb->len, 0);
 	skb_free_datagram(sk, skb);
 	return err ?: copied;
 }

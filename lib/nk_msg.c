@@ -296,6 +296,8 @@ int nk_credit_rx_accept(struct nk_credit_rx *c, u32 n)
 	if (!nk_credit_ok(c->rx_cnt, n, c->fwd_sent, c->buf_alloc))
 		return -ENOBUFS;
 	c->rx_cnt += n;
+	if (n && c->rx_cnt - c->fwd_sent >= c->buf_alloc)
+		c->starved = true;
 	return 0;
 }
 
@@ -310,4 +312,17 @@ bool nk_credit_rx_need_update(const struct nk_credit_rx *c)
 	u32 seen_free = seen_used < c->buf_alloc ? c->buf_alloc - seen_used : 0;
 
 	return c->fwd_cnt != c->fwd_sent && seen_free < c->buf_alloc / 2;
+}
+
+bool nk_credit_rx_autotune(struct nk_credit_rx *c, u32 limit)
+{
+	bool starved = c->starved;
+	u32 old = c->buf_alloc;
+
+	c->starved = false;
+	limit = min(limit, NK_CREDIT_MAX);
+	if (!starved || old >= limit)
+		return false;
+	c->buf_alloc = old > limit / 2 ? limit : max(2 * old, 1U);
+	return true;
 }

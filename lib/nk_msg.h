@@ -177,12 +177,15 @@ struct nk_credit_tx {
  * @rx_cnt: bytes received so far, mod 2^32
  * @fwd_cnt: bytes consumed (handed to the application) so far
  * @fwd_sent: fwd_cnt as last announced to the sender
+ * @starved: the sender has used all the credit announced to it since
+ *           nk_credit_rx_autotune() last looked (set by nk_credit_rx_accept())
  */
 struct nk_credit_rx {
 	u32 buf_alloc;
 	u32 rx_cnt;
 	u32 fwd_cnt;
 	u32 fwd_sent;
+	bool starved;
 };
 
 /**
@@ -229,5 +232,20 @@ u32 nk_credit_rx_unread(const struct nk_credit_rx *c);
  * buf_alloc and consumption was not announced yet.
  */
 bool nk_credit_rx_need_update(const struct nk_credit_rx *c);
+
+/**
+ * nk_credit_rx_autotune() - grow buf_alloc for a receiver that keeps up
+ * @c: receiver state
+ * @limit: the largest buf_alloc to grow to (clamped to NK_CREDIT_MAX)
+ *
+ * Called when the receiver has consumed everything and waits for more.  If
+ * the sender ran out of credit meanwhile (it waited for us while we waited
+ * for it), the credit window, not the application, limits the stream:
+ * buf_alloc doubles, up to @limit.  The starved mark is cleared either way.
+ * The caller announces the new buf_alloc.
+ *
+ * Return: true when buf_alloc grew.
+ */
+bool nk_credit_rx_autotune(struct nk_credit_rx *c, u32 limit);
 
 #endif /* _NK_MSG_H */

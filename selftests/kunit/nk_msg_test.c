@@ -1242,6 +1242,67 @@ static void credit_rx_need_update_table(struct kunit *test)
 			    c->s.fwd_sent);
 }
 
+/* The sender starves only when it used every byte of the credit it knew. */
+static void credit_rx_accept_marks_starved(struct kunit *test)
+{
+	struct nk_credit_rx s = { .buf_alloc = 65536 };
+
+	KUNIT_EXPECT_EQ(test, nk_credit_rx_accept(&s, 65535), 0);
+	KUNIT_EXPECT_FALSE(test, s.starved);
+	KUNIT_EXPECT_EQ(test, nk_credit_rx_accept(&s, 1), 0);
+	KUNIT_EXPECT_TRUE(test, s.starved);
+	/* the mark stays until autotune looks, across announcements */
+	s.fwd_cnt = s.rx_cnt;
+	s.fwd_sent = s.fwd_cnt;
+	KUNIT_EXPECT_EQ(test, nk_credit_rx_accept(&s, 100), 0);
+	KUNIT_EXPECT_TRUE(test, s.starved);
+	/* a refused accept changes nothing */
+	s.starved = false;
+	KUNIT_EXPECT_EQ(test, nk_credit_rx_accept(&s, 65537), -ENOBUFS);
+	KUNIT_EXPECT_FALSE(test, s.starved);
+	/* with the counters wrapped */
+	s = (struct nk_credit_rx){ .buf_alloc = 0x1000, .rx_cnt = 0xfffff800,
+				   .fwd_cnt = 0xfffff800, .fwd_sent = 0xfffff800 };
+	KUNIT_EXPECT_EQ(test, nk_credit_rx_accept(&s, 0xfff), 0);
+	KUNIT_EXPECT_FALSE(test, s.starved);
+	KUNIT_EXPECT_EQ(test, nk_credit_rx_accept(&s, 1), 0);
+	KUNIT_EXPECT_TRUE(test, s.starved);
+	KUNIT_EXPECT_EQ(test, s.rx_cnt, 0x800U);
+}
+
+static void credit_rx_autotune(struct kunit *test)
+{
+	struct nk_credit_rx s = { .buf_alloc = 212992 };
+
+	/* not starved: no growth */
+	KUNIT_EXPECT_FALSE(test, nk_credit_rx_autotune(&s, 4 << 20));
+	KUNIT_EXPECT_EQ(test, s.buf_alloc, 212992U);
+	/* starved: doubles, and the mark is consumed */
+	s.starved = true;
+	KUNIT_EXPECT_TRUE(test, nk_credit_rx_autotune(&s, 4 << 20));
+	KUNIT_EXPECT_EQ(test, s.buf_alloc, 425984U);
+	KUNIT_EXPECT_FALSE(test, s.starved);
+	KUNIT_EXPECT_FALSE(test, nk_credit_rx_autotune(&s, 4 << 20));
+	/* the last step stops at max, then nothing more */
+	s.buf_alloc = 3 << 20;
+	s.starved = true;
+	KUNIT_EXPECT_TRUE(test, nk_credit_rx_autotune(&s, 4 << 20));
+	KUNIT_EXPECT_EQ(test, s.buf_alloc, 4U << 20);
+	s.starved = true;
+	KUNIT_EXPECT_FALSE(test, nk_credit_rx_autotune(&s, 4 << 20));
+	KUNIT_EXPECT_EQ(test, s.buf_alloc, 4U << 20);
+	KUNIT_EXPECT_FALSE(test, s.starved);
+	/* max is clamped to NK_CREDIT_MAX; never shrinks below buf_alloc */
+	s.buf_alloc = NK_CREDIT_MAX / 2 + 1;
+	s.starved = true;
+	KUNIT_EXPECT_TRUE(test, nk_credit_rx_autotune(&s, U32_MAX));
+	KUNIT_EXPECT_EQ(test, s.buf_alloc, NK_CREDIT_MAX);
+	s.buf_alloc = 65536;
+	s.starved = true;
+	KUNIT_EXPECT_FALSE(test, nk_credit_rx_autotune(&s, 4096));
+	KUNIT_EXPECT_EQ(test, s.buf_alloc, 65536U);
+}
+
 /* protocol.rst, "Flow control", worked example (world to guest), step by step. */
 static void credit_spec_worked_example(struct kunit *test)
 {
@@ -1356,6 +1417,8 @@ static struct kunit_case netkernel_credit_cases[] = {
 	KUNIT_CASE_PARAM(credit_rx_accept_table, rx_gen_params),
 	KUNIT_CASE(credit_rx_unread),
 	KUNIT_CASE_PARAM(credit_rx_need_update_table, upd_gen_params),
+	KUNIT_CASE(credit_rx_accept_marks_starved),
+	KUNIT_CASE(credit_rx_autotune),
 	KUNIT_CASE(credit_spec_worked_example),
 	KUNIT_CASE(credit_stream_across_wraparound),
 	{}

@@ -72,6 +72,12 @@ TOPO_INITRD_ARGS=()	# extra mkinitramfs.sh arguments (--add, --bin); curl,
 if [[ -x /usr/bin/curl ]]; then
 	TOPO_INITRD_ARGS+=(--bin /usr/bin/curl)
 fi
+# TOPO_BINS: more host programs for the initramfs, with their libraries
+# (TOPO_BINS="/usr/bin/perf /usr/bin/strace" for profiling in the VMs).
+for _b in ${TOPO_BINS:-}; do
+	TOPO_INITRD_ARGS+=(--bin "$_b")
+done
+unset _b
 # nkperf (tools/bench), the benchmarks' client, when it is built.
 if [[ -x $LAB_TOP/tools/bench/nkperf ]]; then
 	TOPO_INITRD_ARGS+=(--add "$LAB_TOP/tools/bench/nkperf:/usr/bin/nkperf")
