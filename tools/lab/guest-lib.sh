@@ -95,8 +95,10 @@ nk_cmdline() {
 #     NK-CMD-END ID STATUS
 # on a line of its own.  Commands run one after the other; a command may
 # start background work (redirected away from TTY) for later commands.
+# PAGER=cat: a pager (perf report, say) would read the agent's own TTY.
 nk_agent() {
 	tty=${1:-/dev/ttyS1}
+	export PAGER=cat
 	[ -c "$tty" ] || nk_fail "nk_agent: no $tty"
 	stty -F "$tty" raw -echo clocal 115200 || nk_fail "nk_agent: stty $tty failed"
 	exec 3<>"$tty" 4>&3
