@@ -635,7 +635,7 @@ static int nk_setsockopt(struct socket *sock, int level, int optname,
 		goto out;
 	}
 	if (copy_from_sockptr(tb->payload, optval, optlen)) {
-		kfree(tb);
+		nk_txbuf_free(tb);
 		err = -EFAULT;
 		goto out;
 	}
@@ -849,7 +849,7 @@ static int nk_send_chunk(struct nk_sock *nks, struct msghdr *msg, u32 len,
 		tb->hdr.flags |= cpu_to_le16(NK_F_ADDR);
 	}
 	if (copy_from_iter(tb->payload + off, len, &msg->msg_iter) != len) {
-		kfree(tb);
+		nk_txbuf_free(tb);
 		return -EFAULT;
 	}
 	if (msg->msg_flags & MSG_OOB)
@@ -1268,6 +1268,17 @@ out:
 	return nk_send_error(msg, err);
 }
 
+/*
+ * A stream skb's read offset: recvmsg() consumed the bytes before it.  (An
+ * skb may be an eventq buffer lent by the transport, whose data is in a
+ * fragment, so it is not pulled.)
+ */
+struct nk_skb_cb {
+	u32 off;
+};
+
+#define NK_SKB_CB(skb)	((struct nk_skb_cb *)(skb)->cb)
+
 /* The next skb to read: after @skb when peeking, else the head. */
 static struct sk_buff *nk_rxq_next(struct sock *sk, struct sk_buff *skb)
 {
@@ -1289,7 +1300,7 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 	struct sk_buff *skb = NULL, *peeked = NULL;
 	bool peek = flags & MSG_PEEK;
 	size_t copied = 0;
-	u32 consumed = 0, rx_seen;
+	u32 consumed = 0, rx_seen, off;
 	int target, err = 0;
 	long timeo;
 	u32 chunk;
@@ -1310,21 +1321,22 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 		rx_seen = READ_ONCE(nks->rx.rx_cnt);
 		skb = nk_rxq_next(sk, peek ? peeked : NULL);
 		if (skb) {
-			chunk = min_t(size_t, skb->len, len - copied);
+			off = NK_SKB_CB(skb)->off;
+			chunk = min_t(size_t, skb->len - off, len - copied);
 			if (!(flags & MSG_TRUNC) &&
-			    skb_copy_datagram_msg(skb, 0, msg, chunk)) {
+			    skb_copy_datagram_msg(skb, off, msg, chunk)) {
 				err = -EFAULT;
 				break;
 			}
 			copied += chunk;
 			if (peek) {
 				peeked = skb;
-			} else if (chunk == skb->len) {
+			} else if (off + chunk == skb->len) {
 				skb_unlink(skb, &sk->sk_receive_queue);
 				consume_skb(skb);
 				consumed += chunk;
 			} else {
-				skb_pull(skb, chunk);
+				NK_SKB_CB(skb)->off += chunk;
 				consumed += chunk;
 			}
 			continue;
@@ -1623,12 +1635,15 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 	if (!len && nk_is_stream(sk))
 		return;
 
-	skb = alloc_skb(len, GFP_KERNEL);
-	if (skb) {
-		skb_put_data(skb, payload, len);
-		if (addr)
-			memcpy(skb->cb, from, sizeof(*from));
+	/* Bulk stream data keeps its eventq buffer; the rest is copied. */
+	skb = addr ? NULL : nk_rx_skb(nks->nd, payload, len);
+	if (!skb) {
+		skb = alloc_skb(len, GFP_KERNEL);
+		if (skb)
+			skb_put_data(skb, payload, len);
 	}
+	if (skb && addr)
+		memcpy(skb->cb, from, sizeof(*from));
 
 	spin_lock(&nks->lock);
 	if (nks->reset || READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN) {

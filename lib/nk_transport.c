@@ -12,8 +12,24 @@
  * before adding.  The rx work takes eventq buffers, validates and dispatches
  * each message, and posts the buffer again at once (messages are copied out
  * by their consumer), topping the ring up to event_bufs when an allocation
- * failed earlier.  Each eventq buffer is one kmalloc'ed block of a header
- * plus the payload size proposed in HELLO.
+ * failed earlier.  Each eventq buffer is one (compound) page of a page_pool,
+ * large enough for a header plus the payload size proposed in HELLO.
+ *
+ * Lending (nk_rx_skb()).  ops->rx() may turn a message that fills at least
+ * half its buffer into an skb whose fragment is the buffer itself, so bulk
+ * data is not copied again; the buffer is not posted again, the rx work
+ * posts a new one from the pool, and the skb's free returns the page to
+ * the pool (skb_mark_for_recycle()).  The pool keeps at most event_bufs
+ * returned pages.  Recycling matters as much as the copy: with
+ * init_on_alloc (Debian's default) every fresh page is zeroed first.
+ *
+ * Large messages to send are recycled the same way: nk_txbuf_free() and
+ * the requestq's reclaim keep up to NK_TXCACHE_MAX buffers of the largest
+ * size (4 MiB by default) for nk_txbuf_alloc() of anything larger than the
+ * slab caches serve (nk_txcache, one per module, as the device is).
+ *
+ * Kicks.  nk_send() with NK_XMIT_MORE adds to the requestq without telling
+ * the device; the caller's next nk_send() without it, or nk_kick(), does.
  *
  * Messages for ops->rx() that arrive before ops->attach() has returned
  * (the engine forwards requests to an endpoint as soon as its HELLO is
@@ -26,12 +42,15 @@
  * nk_call() made by ops->attach() completes as usual while buffers remain.
  *
  * Locking:
- *   rx_lock (mutex)   the eventq, rx_run, ready, rx_posted, rx_held;
- *                     ops->rx() runs under it.  payload_limit is written
+ *   rx_lock (mutex)   the eventq, rx_run, ready, rx_posted, rx_held,
+ *                     rx_cur and allocations from rx_pool (page_pool
+ *                     allocation wants one context); ops->rx() runs
+ *                     under it.  payload_limit is written
  *                     under it (before the device is published) and read
  *                     with READ_ONCE() by senders
  *   call_lock (spin)  the list of nk_call()s waiting for replies, next_req_id
- *   tx_lock (spin)    the requestq, tx_free
+ *   tx_lock (spin)    the requestq, tx_free, tx_unkicked
+ *   nk_txcache.lock (spin)  the txbuf cache; nests inside tx_lock
  *   dead              set with call_lock and tx_lock held; read under either
  * Order: rx_lock -> call_lock -> tx_lock.  nk_dev_lock (mutex) serialises
  * probe and remove and protects nk_bound; the published device pointer
@@ -57,6 +76,11 @@
 #include <linux/virtio_config.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+#include <net/page_pool/helpers.h>
+#else
+#include <net/page_pool.h>
+#endif
 
 #include "nk_transport.h"
 
@@ -89,6 +113,7 @@ struct nk_stats {
 	atomic64_t rx_held_early;
 	atomic64_t rx_proto_errors;
 	atomic64_t rx_buf_alloc_fail;
+	atomic64_t rx_lent;
 	atomic64_t call_timeouts;
 };
 
@@ -108,6 +133,7 @@ struct nk_dev {
 	spinlock_t tx_lock;
 	wait_queue_head_t tx_wait;
 	unsigned int tx_free;
+	bool tx_unkicked;		/* added with NK_XMIT_MORE, not kicked */
 	bool dead;
 	struct work_struct tx_work;
 
@@ -120,6 +146,9 @@ struct nk_dev {
 	unsigned int rx_held_first;
 	unsigned int rx_nheld;
 	u32 rx_buf_size;
+	struct page_pool *rx_pool;	/* the eventq buffers */
+	unsigned int rx_order;		/* their page order */
+	void *rx_cur;			/* the buffer in ops->rx(); NULL once lent */
 	u32 payload_limit;		/* proposal until HELLO, then agreed */
 	struct work_struct rx_work;
 
@@ -229,16 +258,88 @@ void *nk_dev_priv(const struct nk_dev *nd)
 /* requestq                                                            */
 /* ------------------------------------------------------------------ */
 
-struct nk_txbuf *nk_txbuf_alloc(u32 len, gfp_t gfp)
+/*
+ * The txbuf cache: free buffers of max_payload bytes, linked through their
+ * first word.  A request too large for the slab caches (which would come
+ * zeroed from the page allocator) takes one.
+ */
+#define NK_TXCACHE_MAX	64
+
+static struct {
+	spinlock_t lock;
+	void *free;
+	unsigned int nfree;
+} nk_txcache = { .lock = __SPIN_LOCK_UNLOCKED(nk_txcache.lock) };
+
+static u32 nk_txcache_len(void)
+{
+	return max_payload;
+}
+
+static struct nk_txbuf *nk_txcache_get(void)
+{
+	void *buf;
+
+	spin_lock(&nk_txcache.lock);
+	buf = nk_txcache.free;
+	if (buf) {
+		nk_txcache.free = *(void **)buf;
+		nk_txcache.nfree--;
+	}
+	spin_unlock(&nk_txcache.lock);
+	return buf;
+}
+
+/* Keep @tb for reuse if it is of the cached size and there is room. */
+static bool nk_txcache_put(struct nk_txbuf *tb)
+{
+	bool kept = false;
+
+	if (tb->cap != nk_txcache_len())
+		return false;
+	spin_lock(&nk_txcache.lock);
+	if (nk_txcache.nfree < NK_TXCACHE_MAX) {
+		*(void **)tb = nk_txcache.free;
+		nk_txcache.free = tb;
+		nk_txcache.nfree++;
+		kept = true;
+	}
+	spin_unlock(&nk_txcache.lock);
+	return kept;
+}
+
+static void nk_txcache_drain(void)
 {
 	struct nk_txbuf *tb;
 
-	tb = kmalloc(struct_size(tb, payload, len), gfp);
+	while ((tb = nk_txcache_get()))
+		kfree(tb);
+}
+
+struct nk_txbuf *nk_txbuf_alloc(u32 len, gfp_t gfp)
+{
+	struct nk_txbuf *tb = NULL;
+	u32 cap = len;
+
+	if (struct_size(tb, payload, len) > KMALLOC_MAX_CACHE_SIZE &&
+	    len <= nk_txcache_len()) {
+		cap = nk_txcache_len();
+		tb = nk_txcache_get();
+	}
+	if (!tb)
+		tb = kmalloc(struct_size(tb, payload, cap), gfp);
 	if (!tb)
 		return NULL;
+	tb->cap = cap;
 	memset(&tb->hdr, 0, sizeof(tb->hdr));
 	tb->hdr.len = cpu_to_le32(len);
 	return tb;
+}
+
+void nk_txbuf_free(struct nk_txbuf *tb)
+{
+	if (tb && !nk_txcache_put(tb))
+		kfree(tb);
 }
 
 /* Return used requestq buffers.  Caller holds tx_lock; the device is alive. */
@@ -248,7 +349,7 @@ static void nk_tx_reclaim(struct nk_dev *nd)
 	unsigned int len;
 
 	while ((tb = virtqueue_get_buf(nd->reqq, &len)))
-		kfree(tb);
+		nk_txbuf_free(tb);
 	nd->tx_free = nd->reqq->num_free;
 }
 
@@ -294,7 +395,7 @@ int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 		err = -EMSGSIZE;
 		goto out;
 	}
-	sg_init_one(&sg, tb, sizeof(tb->hdr) + len);
+	sg_init_one(&sg, &tb->hdr, sizeof(tb->hdr) + len);
 
 	for (;;) {
 		spin_lock(&nd->tx_lock);
@@ -307,7 +408,9 @@ int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 		err = virtqueue_add_outbuf(nd->reqq, &sg, 1, tb, GFP_ATOMIC);
 		if (!err) {
 			nd->tx_free = nd->reqq->num_free;
-			kick = virtqueue_kick_prepare(nd->reqq);
+			nd->tx_unkicked = flags & NK_XMIT_MORE;
+			kick = !nd->tx_unkicked &&
+			       virtqueue_kick_prepare(nd->reqq);
 			spin_unlock(&nd->tx_lock);
 			if (kick)
 				virtqueue_notify(nd->reqq);
@@ -315,7 +418,12 @@ int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 			atomic64_add(len, &nd->stats.tx_bytes);
 			return 0;
 		}
+		/* What was added without a kick must reach the device first. */
+		kick = nd->tx_unkicked && virtqueue_kick_prepare(nd->reqq);
+		nd->tx_unkicked = false;
 		spin_unlock(&nd->tx_lock);
+		if (kick)
+			virtqueue_notify(nd->reqq);
 		if (err != -ENOSPC)
 			goto out;
 
@@ -338,8 +446,21 @@ int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 		*timeo = left;
 	}
 out:
-	kfree(tb);
+	nk_txbuf_free(tb);
 	return err;
+}
+
+void nk_kick(struct nk_dev *nd)
+{
+	bool kick = false;
+
+	spin_lock(&nd->tx_lock);
+	if (!nd->dead && nd->tx_unkicked)
+		kick = virtqueue_kick_prepare(nd->reqq);
+	nd->tx_unkicked = false;
+	spin_unlock(&nd->tx_lock);
+	if (kick)
+		virtqueue_notify(nd->reqq);
 }
 
 /* Complete the call waiting for @req_id with @hdr; false if there is none. */
@@ -383,7 +504,7 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 	spin_lock(&nd->call_lock);
 	if (nd->dead) {
 		spin_unlock(&nd->call_lock);
-		kfree(tb);
+		nk_txbuf_free(tb);
 		return -ENODEV;
 	}
 	p.req_id = ++nd->next_req_id;
@@ -423,6 +544,21 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 /* eventq                                                              */
 /* ------------------------------------------------------------------ */
 
+/* A new eventq buffer from the pool, or NULL.  Caller holds rx_lock. */
+static void *nk_rx_buf_alloc(struct nk_dev *nd)
+{
+	struct page *page;
+
+	page = page_pool_alloc_pages(nd->rx_pool, GFP_KERNEL | __GFP_NOWARN);
+	return page ? page_address(page) : NULL;
+}
+
+/* Give an eventq buffer back to the pool.  Any context. */
+static void nk_rx_buf_free(struct nk_dev *nd, void *buf)
+{
+	page_pool_put_full_page(nd->rx_pool, virt_to_head_page(buf), false);
+}
+
 /* Post one eventq buffer.  Caller holds rx_lock. */
 static int nk_rx_post(struct nk_dev *nd, void *buf)
 {
@@ -443,13 +579,13 @@ static void nk_rx_fill(struct nk_dev *nd)
 	void *buf;
 
 	while (nd->rx_posted + nd->rx_nheld < nd->rx_target) {
-		buf = kmalloc(nd->rx_buf_size, GFP_KERNEL | __GFP_NOWARN);
+		buf = nk_rx_buf_alloc(nd);
 		if (!buf) {
 			atomic64_inc(&nd->stats.rx_buf_alloc_fail);
 			return;
 		}
 		if (nk_rx_post(nd, buf)) {
-			kfree(buf);
+			nk_rx_buf_free(nd, buf);
 			return;
 		}
 	}
@@ -463,6 +599,43 @@ static void nk_rx_invalid(struct nk_dev *nd, const struct nk_hdr *hdr,
 			     "invalid message dropped (%d): op %#x flags %#x len %u, %u bytes used\n",
 			     err, le16_to_cpu(hdr->op), le16_to_cpu(hdr->flags),
 			     le32_to_cpu(hdr->len), len);
+}
+
+/*
+ * ops->rx() on the message at the start of its eventq buffer @hdr.
+ * Return: false when ops->rx() took the buffer (nk_rx_skb()).
+ */
+static bool nk_rx_deliver(struct nk_dev *nd, struct nk_hdr *hdr)
+{
+	nd->rx_cur = hdr;
+	nd->ops->rx(nd, hdr, hdr + 1);
+	if (!nd->rx_cur)
+		return false;
+	nd->rx_cur = NULL;
+	return true;
+}
+
+struct sk_buff *nk_rx_skb(struct nk_dev *nd, const void *data, u32 len)
+{
+	const u8 *buf = nd->rx_cur;
+	struct sk_buff *skb;
+	struct page *page;
+
+	lockdep_assert_held(&nd->rx_lock);
+	if (!buf || len < nd->rx_buf_size / 2 ||
+	    (const u8 *)data < buf || len > nd->rx_buf_size ||
+	    (const u8 *)data - buf > nd->rx_buf_size - len)
+		return NULL;
+	skb = alloc_skb(0, GFP_KERNEL);
+	if (!skb)
+		return NULL;
+	page = virt_to_head_page(buf);
+	skb_add_rx_frag(skb, 0, page, (const u8 *)data - buf, len,
+			PAGE_SIZE << nd->rx_order);
+	skb_mark_for_recycle(skb);
+	nd->rx_cur = NULL;
+	atomic64_inc(&nd->stats.rx_lent);
+	return skb;
 }
 
 /*
@@ -485,16 +658,17 @@ static void nk_rx_release_held(struct nk_dev *nd)
 				   nd->payload_limit);
 		if (err)
 			nk_rx_invalid(nd, hdr, h->len, err);
-		else
-			nd->ops->rx(nd, hdr, hdr + 1);
+		else if (!nk_rx_deliver(nd, hdr))
+			continue;
 		if (nk_rx_post(nd, hdr))
-			kfree(hdr);
+			nk_rx_buf_free(nd, hdr);
 	}
 }
 
 /*
  * Validate and dispatch one eventq buffer.  Caller holds rx_lock.
- * Return: true when the buffer was held for later (not to be posted).
+ * Return: true when the buffer is not to be posted again: held for later,
+ * or lent by ops->rx().
  */
 static bool nk_rx_one(struct nk_dev *nd, struct nk_hdr *hdr, u32 len)
 {
@@ -543,8 +717,7 @@ static bool nk_rx_one(struct nk_dev *nd, struct nk_hdr *hdr, u32 len)
 		atomic64_inc(&nd->stats.rx_held_early);
 		return true;
 	}
-	nd->ops->rx(nd, hdr, payload);
-	return false;
+	return !nk_rx_deliver(nd, hdr);
 
 invalid:
 	nk_rx_invalid(nd, hdr, len, err);
@@ -579,7 +752,7 @@ static void nk_rx_work(struct work_struct *work)
 				held = nk_rx_one(nd, buf, len);
 			}
 			if (!held && nk_rx_post(nd, buf))
-				kfree(buf);
+				nk_rx_buf_free(nd, buf);
 			if (!--budget) {
 				queue_work(nk_wq, &nd->rx_work);
 				goto kick;
@@ -707,18 +880,21 @@ static void nk_dev_shutdown(struct nk_dev *nd)
 	cancel_work_sync(&nd->tx_work);
 
 	for (; nd->rx_nheld; nd->rx_nheld--) {
-		kfree(nd->rx_held[nd->rx_held_first].buf);
+		nk_rx_buf_free(nd, nd->rx_held[nd->rx_held_first].buf);
 		nd->rx_held_first = (nd->rx_held_first + 1) % nd->rx_target;
 	}
 	while ((buf = virtqueue_detach_unused_buf(nd->evq)))
-		kfree(buf);
+		nk_rx_buf_free(nd, buf);
 	while ((buf = virtqueue_get_buf(nd->reqq, &(unsigned int){ 0 })))
-		kfree(buf);
+		nk_txbuf_free(buf);
 	while ((buf = virtqueue_detach_unused_buf(nd->reqq)))
-		kfree(buf);
+		nk_txbuf_free(buf);
 	nd->vdev->config->del_vqs(nd->vdev);
 	nd->reqq = NULL;
 	nd->evq = NULL;
+	/* Pages lent to skbs come back later; the pool waits for them. */
+	page_pool_destroy(nd->rx_pool);
+	nd->rx_pool = NULL;
 }
 
 static int nk_hello(struct nk_dev *nd)
@@ -766,6 +942,7 @@ static int nk_validate(struct virtio_device *vdev)
 
 static int nk_probe(struct virtio_device *vdev)
 {
+	struct page_pool_params pp = { .nid = NUMA_NO_NODE };
 	struct nk_dev *nd;
 	int err;
 
@@ -814,6 +991,15 @@ static int nk_probe(struct virtio_device *vdev)
 
 	nd->rx_target = clamp(event_bufs, 1U,
 			      virtqueue_get_vring_size(nd->evq));
+	nd->rx_order = get_order(nd->rx_buf_size);
+	pp.order = nd->rx_order;
+	pp.pool_size = nd->rx_target;
+	nd->rx_pool = page_pool_create(&pp);
+	if (IS_ERR(nd->rx_pool)) {
+		err = PTR_ERR(nd->rx_pool);
+		nd->rx_pool = NULL;
+		goto out_shutdown;
+	}
 	nd->rx_held = kcalloc(nd->rx_target, sizeof(*nd->rx_held),
 			      GFP_KERNEL);
 	if (nd->rx_held) {
@@ -922,6 +1108,7 @@ NK_STAT_ATTR(rx_invalid);
 NK_STAT_ATTR(rx_held_early);
 NK_STAT_ATTR(rx_proto_errors);
 NK_STAT_ATTR(rx_buf_alloc_fail);
+NK_STAT_ATTR(rx_lent);
 NK_STAT_ATTR(call_timeouts);
 
 static ssize_t endpoint_id_show(struct device *dev,
@@ -968,6 +1155,7 @@ static struct attribute *nk_dev_attrs[] = {
 	&dev_attr_rx_held_early.attr,
 	&dev_attr_rx_proto_errors.attr,
 	&dev_attr_rx_buf_alloc_fail.attr,
+	&dev_attr_rx_lent.attr,
 	&dev_attr_call_timeouts.attr,
 	NULL
 };
@@ -1021,4 +1209,5 @@ void nk_transport_unregister(void)
 {
 	unregister_virtio_driver(&nk_driver);
 	destroy_workqueue(nk_wq);
+	nk_txcache_drain();
 }

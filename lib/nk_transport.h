@@ -38,7 +38,8 @@
  * (endpoint_id, endpoint_name, max_payload, features) and the device
  * counters (tx_msgs, tx_bytes, tx_ring_full, rx_msgs, rx_bytes, rx_replies,
  * rx_invalid, rx_held_early (messages held until attach returned),
- * rx_proto_errors, rx_buf_alloc_fail, call_timeouts).
+ * rx_proto_errors, rx_buf_alloc_fail, rx_lent (eventq buffers lent to
+ * skbs by nk_rx_skb()), call_timeouts).
  *
  * Removal: the device is unpublished (nk_dev_get() returns NULL), then
  * marked dead: every nk_send()/nk_call() waiting or started afterwards
@@ -56,6 +57,7 @@
 #define _NK_TRANSPORT_H
 
 #include <linux/kref.h>
+#include <linux/skbuff.h>
 #include <linux/types.h>
 
 #include "nk_msg.h"
@@ -86,13 +88,15 @@ struct nk_transport_ops {
 
 /**
  * struct nk_txbuf - one outgoing message
+ * @cap: payload bytes allocated (the transport's; hdr.len may be lowered)
  * @hdr: the header; hdr.len is set by nk_txbuf_alloc()
  * @payload: hdr.len bytes
  *
  * Owned by the caller until passed to nk_send() or nk_call(), which always
- * consume it (on error too).
+ * consume it (on error too).  Only @hdr and the payload go on the wire.
  */
 struct nk_txbuf {
+	u32 cap;
 	struct nk_hdr hdr;
 	u8 payload[];
 };
@@ -150,12 +154,41 @@ void *nk_dev_priv(const struct nk_dev *nd);
  * @len: payload bytes, at most nk_dev_max_payload()
  * @gfp: allocation flags
  *
- * The header is zeroed but for len.  Free with kfree() if never sent.
+ * The header is zeroed but for len, the payload is not initialised.  Free
+ * with nk_txbuf_free() if never sent.  Large ones come from a cache of
+ * recycled buffers.
  */
 struct nk_txbuf *nk_txbuf_alloc(u32 len, gfp_t gfp);
 
+/* nk_txbuf_free() - free (or keep for reuse) a message never sent; NULL is fine */
+void nk_txbuf_free(struct nk_txbuf *tb);
+
 /* nk_send() and nk_call() flags */
 #define NK_XMIT_INTR	0x1	/* any signal interrupts a wait (else only fatal ones) */
+#define NK_XMIT_MORE	0x2	/* nk_send(): more follows, do not kick yet */
+
+/**
+ * nk_kick() - tell the device about messages sent with NK_XMIT_MORE
+ * @nd: the device
+ *
+ * A later nk_send() without NK_XMIT_MORE does the same.
+ */
+void nk_kick(struct nk_dev *nd);
+
+/**
+ * nk_rx_skb() - the message being dispatched as an skb, without a copy
+ * @nd: the device; only from inside ops->rx()
+ * @data: the bytes the skb is to hold, within the message's payload
+ * @len: how many
+ *
+ * For bulk data: the skb's one fragment is the eventq buffer itself, which
+ * the transport replaces on the ring; freeing the skb recycles it.  Only a
+ * message filling at least half its buffer is lent, so a queue of such skbs
+ * costs at most twice its bytes.  At most one skb per message.
+ *
+ * Return: the skb (len, data_len and truesize set), or NULL: copy instead.
+ */
+struct sk_buff *nk_rx_skb(struct nk_dev *nd, const void *data, u32 len);
 
 /**
  * nk_send() - put one message on the requestq

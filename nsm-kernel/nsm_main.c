@@ -156,7 +156,7 @@ static u32 nsm_out_size(const struct nsm_out *out)
 
 void nsm_out_free(struct nsm_out *out)
 {
-	kfree(out->tb);
+	nk_txbuf_free(out->tb);
 	kfree(out);
 }
 
@@ -250,6 +250,7 @@ static void nsm_tx_work(struct work_struct *work)
 {
 	struct nsm_dev *nsm = container_of(work, struct nsm_dev, tx_work);
 	struct nsm_out *out;
+	bool more = false;
 	long timeo;
 	int err;
 
@@ -260,14 +261,18 @@ static void nsm_tx_work(struct work_struct *work)
 		if (out) {
 			list_del(&out->node);
 			nsm->out_bytes -= nsm_out_size(out);
+			more = !list_empty(&nsm->outq);
 		}
 		spin_unlock(&nsm->out_lock);
 		if (!out)
 			break;
 
-		/* A killable wait, woken when the device dies. */
+		/* A killable wait, woken when the device dies.  One kick for
+		 * what is queued now: only this work takes from outq.
+		 */
 		timeo = MAX_SCHEDULE_TIMEOUT;
-		err = nk_send(nsm->nd, out->tb, 0, &timeo);
+		err = nk_send(nsm->nd, out->tb, more ? NK_XMIT_MORE : 0,
+			      &timeo);
 		kfree(out);
 		if (err) {
 			nsm_count(nsm, NSM_S_XMIT_FAILED, 1);
@@ -280,6 +285,7 @@ static void nsm_tx_work(struct work_struct *work)
 			nsm_ev_unthrottle(nsm);
 		cond_resched();
 	}
+	nk_kick(nsm->nd);
 }
 
 /**
