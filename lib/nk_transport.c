@@ -7,9 +7,12 @@
  * device), virtqueue 1 the eventq (device to driver).  Pairs are an
  * optimisation the protocol does not require; QEMU 7.2's carrier has one.
  *
- * Interrupt callbacks only queue work.  The tx work returns used requestq
- * buffers and wakes senders waiting for ring space; senders also reclaim
- * before adding.  The rx work takes eventq buffers, validates and dispatches
+ * Interrupt callbacks only queue work.  Used requestq buffers are
+ * reclaimed by senders before they add, and by the rx work after each
+ * pass (a request's reply, a CREDIT, comes back there); the requestq's
+ * interrupt stays disabled, since each one would cost the VM an interrupt
+ * and a work item per request, except while a sender waits for ring space:
+ * then the tx work reclaims and wakes it.  The rx work takes eventq buffers, validates and dispatches
  * each message, and posts the buffer again at once (messages are copied out
  * by their consumer), topping the ring up to event_bufs when an allocation
  * failed earlier.  Each eventq buffer is one (compound) page of a page_pool,
@@ -353,21 +356,30 @@ static void nk_tx_reclaim(struct nk_dev *nd)
 	nd->tx_free = nd->reqq->num_free;
 }
 
-static void nk_tx_work(struct work_struct *work)
+/*
+ * Reclaim the requestq and wake senders waiting for space.  The interrupt
+ * is left off: a sender that finds the ring full turns it on again.
+ */
+static void nk_tx_reclaim_wake(struct nk_dev *nd)
 {
-	struct nk_dev *nd = container_of(work, struct nk_dev, tx_work);
+	bool wake;
 
 	spin_lock(&nd->tx_lock);
 	if (nd->dead) {
 		spin_unlock(&nd->tx_lock);
 		return;
 	}
-	do {
-		virtqueue_disable_cb(nd->reqq);
-		nk_tx_reclaim(nd);
-	} while (!virtqueue_enable_cb(nd->reqq));
+	virtqueue_disable_cb(nd->reqq);
+	nk_tx_reclaim(nd);
+	wake = nd->tx_free;
 	spin_unlock(&nd->tx_lock);
-	wake_up_all(&nd->tx_wait);
+	if (wake)
+		wake_up_all(&nd->tx_wait);
+}
+
+static void nk_tx_work(struct work_struct *work)
+{
+	nk_tx_reclaim_wake(container_of(work, struct nk_dev, tx_work));
 }
 
 static void nk_reqq_done(struct virtqueue *vq)
@@ -421,6 +433,20 @@ int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 		/* What was added without a kick must reach the device first. */
 		kick = nd->tx_unkicked && virtqueue_kick_prepare(nd->reqq);
 		nd->tx_unkicked = false;
+		/*
+		 * Full: be told when buffers come back.  False means some came
+		 * back already; take them and try again.
+		 */
+		if (err == -ENOSPC && !virtqueue_enable_cb(nd->reqq)) {
+			virtqueue_disable_cb(nd->reqq);
+			nk_tx_reclaim(nd);
+			if (nd->tx_free) {
+				spin_unlock(&nd->tx_lock);
+				if (kick)
+					virtqueue_notify(nd->reqq);
+				continue;
+			}
+		}
 		spin_unlock(&nd->tx_lock);
 		if (kick)
 			virtqueue_notify(nd->reqq);
@@ -487,6 +513,15 @@ static bool nk_call_complete(struct nk_dev *nd, u64 req_id,
 	}
 	spin_unlock(&nd->call_lock);
 	return false;
+}
+
+int nk_post(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
+	    long *timeo)
+{
+	spin_lock(&nd->call_lock);
+	tb->hdr.req_id = cpu_to_le64(++nd->next_req_id);
+	spin_unlock(&nd->call_lock);
+	return nk_send(nd, tb, flags, timeo);
 }
 
 int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
@@ -762,6 +797,7 @@ static void nk_rx_work(struct work_struct *work)
 kick:
 	nk_rx_fill(nd);
 	virtqueue_kick(nd->evq);
+	nk_tx_reclaim_wake(nd);
 out:
 	mutex_unlock(&nd->rx_lock);
 }
@@ -840,6 +876,7 @@ static int nk_find_vqs(struct nk_dev *nd)
 	nd->reqq = vqs[NK_VQ_REQUEST(0)];
 	nd->evq = vqs[NK_VQ_EVENT(0)];
 	nd->tx_free = nd->reqq->num_free;
+	virtqueue_disable_cb(nd->reqq);
 	return 0;
 }
 

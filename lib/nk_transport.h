@@ -206,6 +206,21 @@ int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 	    long *timeo);
 
 /**
+ * nk_post() - send a request without waiting for its reply
+ * @nd: the device
+ * @tb: the request, consumed; its req_id is assigned here
+ * @flags: NK_XMIT_*
+ * @timeo: as for nk_send()
+ *
+ * The reply, when it comes, goes to ops->rx() like any reply no nk_call()
+ * waits for.
+ *
+ * Return: as nk_send().
+ */
+int nk_post(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
+	    long *timeo);
+
+/**
  * nk_call() - send a request and wait for its reply
  * @nd: the device
  * @tb: the request, consumed; its req_id is assigned here
