@@ -34,7 +34,12 @@
  *   so that events arriving right after the reply find their socket.  The
  *   socket is retired from the table (its id stays reserved, events for it
  *   are dropped) before CLOSE goes out, and the id is freed when CLOSE is
- *   answered, even when the answer comes after nk_call() gave up.
+ *   answered; close() does not wait for that answer (nk_post()).
+ *
+ * - The local address is cached (nks->local) for /proc/net/netkernel;
+ *   getsockname() always asks the NSM.  A connect() learns it from the
+ *   EV_CONNECTED that ends it, which carries it, and asks only when it
+ *   did not come (a CONNECT that completed at once).
  *
  * - Destinations and bind addresses on 127.0.0.0/8 and ::1 (v4-mapped
  *   included) are refused here (-ENETUNREACH for connect and sendto,
@@ -504,27 +509,27 @@ fail:
 	return err;
 }
 
-/* Tell the NSM the socket is closed; keep the id reserved if unanswered. */
+/*
+ * Tell the NSM the socket is closed.  close() does not wait for the
+ * answer, as it does not wait for TCP's FIN exchange: the id stays
+ * reserved until the answer frees it (nk_rx_reply()).
+ */
 static void nk_sock_close(struct nk_sock *nks)
 {
-	struct nk_reply reply = {};
+	long timeo = MAX_SCHEDULE_TIMEOUT;
 	struct nk_txbuf *tb;
 	int err = -ENOMEM;
 
-	/*
-	 * Reserved before CLOSE goes out, so that an answer arriving after
-	 * nk_call() gave up always finds the reservation it frees
-	 * (nk_rx_reply()).
-	 */
+	/* Reserved before CLOSE goes out: the answer finds the reservation. */
 	nk_sockid_retire(&nk_socks, nks->id);
 	tb = nk_req_alloc(nks, NK_OP_CLOSE, 0);
 	if (tb)
-		err = nk_call(nks->nd, tb, &reply, 0);
-	if (err == -ETIMEDOUT || err == -EINTR)
+		err = nk_post(nks->nd, tb, 0, &timeo);
+	if (!err)
 		return;
-	if (err && err != -ENODEV)
+	if (err != -ENODEV)
 		dev_warn_ratelimited(nk_dev_device(nks->nd),
-				     "socket %u: CLOSE failed: %d\n", nks->id,
+				     "socket %u: CLOSE not sent: %d\n", nks->id,
 				     err);
 	nk_sockid_remove(&nk_socks, nks->id);
 }
@@ -1060,6 +1065,7 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 	struct nk_txbuf *tb;
 	struct nk_addr na;
 	long timeo;
+	u16 known;
 	int err;
 
 	lock_sock(sk);
@@ -1093,10 +1099,14 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 		goto out;
 	}
 	memcpy(tb->payload, &na, sizeof(na));
-	/* Events may overtake our wake-up: be SYN_SENT before asking. */
+	/*
+	 * Events may overtake our wake-up: be SYN_SENT before asking.  The
+	 * local address changes now; EV_CONNECTED tells the new one.
+	 */
 	spin_lock(&nks->lock);
 	sk->sk_state = TCP_SYN_SENT;
 	WRITE_ONCE(sk->sk_shutdown, 0);
+	memset(&nks->local, 0, sizeof(nks->local));
 	spin_unlock(&nks->lock);
 	nks->peer = na;
 
@@ -1156,7 +1166,11 @@ done:
 	}
 	sock->state = SS_CONNECTED;
 	err = 0;
-	nk_sock_getsockname(nks, NULL);
+	spin_lock(&nks->lock);
+	known = nks->local.family;
+	spin_unlock(&nks->lock);
+	if (!known)
+		nk_sock_getsockname(nks, NULL);
 out:
 	release_sock(sk);
 	return err;
@@ -1672,9 +1686,14 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 		nk_sock_reset(nks, err == -ENOBUFS ? EPROTO : ENOMEM);
 }
 
-static void nk_ev_status(struct nk_sock *nks, u16 op, int status,
-			 u64 arg0)
+static void nk_ev_status(struct nk_sock *nks, const struct nk_hdr *hdr,
+			 const void *payload)
 {
+	u16 op = le16_to_cpu(hdr->op);
+	int status = nk_hdr_status(hdr);
+	u64 arg0 = le64_to_cpu(hdr->arg[0]);
+	const struct nk_addr *local = payload;
+	u32 len = le32_to_cpu(hdr->len);
 	struct sock *sk = &nks->sk;
 	int shut = 0;
 
@@ -1689,9 +1708,19 @@ static void nk_ev_status(struct nk_sock *nks, u16 op, int status,
 		sk->sk_data_ready(sk);
 		break;
 	case NK_EV_CONNECTED:
+		/* Optional payload: the local address the connection has. */
+		if (len && (len != sizeof(*local) || nk_addr_check(local))) {
+			dev_warn_ratelimited(nk_dev_device(nks->nd),
+					     "socket %u: bad address in EV_CONNECTED, ignored\n",
+					     nks->id);
+			len = 0;
+		}
 		spin_lock(&nks->lock);
-		if (sk->sk_state == TCP_SYN_SENT)
+		if (sk->sk_state == TCP_SYN_SENT) {
 			sk->sk_state = TCP_ESTABLISHED;
+			if (len)
+				nks->local = *local;
+		}
 		spin_unlock(&nks->lock);
 		sk->sk_state_change(sk);
 		break;
@@ -1736,7 +1765,11 @@ static void nk_rx_reply(struct nk_dev *nd, const struct nk_hdr *hdr)
 	struct nk_sock *nks;
 
 	if (op == NK_OP_CLOSE) {
-		/* A CLOSE answered after nk_sock_close() gave up. */
+		/* nk_sock_close() does not wait for its answer. */
+		if (status && status != -ENODEV)
+			dev_warn_ratelimited(nk_dev_device(nd),
+					     "socket %u: CLOSE failed: %d\n",
+					     id, status);
 		nk_sockid_release(&nk_socks, id);
 		return;
 	}
@@ -1791,7 +1824,7 @@ static void nk_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 	if (op == NK_EV_DATA)
 		nk_ev_data(nks, hdr, payload);
 	else
-		nk_ev_status(nks, op, status, le64_to_cpu(hdr->arg[0]));
+		nk_ev_status(nks, hdr, payload);
 	sock_put(&nks->sk);
 }
 

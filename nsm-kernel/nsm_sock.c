@@ -426,7 +426,9 @@ static int nsm_recv(struct nsm_sock *ns, struct msghdr *msg, void *buf,
 static void nsm_check_connect(struct nsm_sock *ns)
 {
 	int state = READ_ONCE(ns->sock->sk->sk_state);
-	int err;
+	struct sockaddr_storage ss;
+	struct nk_addr local;
+	int err, len;
 
 	if (state == TCP_SYN_SENT || state == TCP_SYN_RECV)
 		return;
@@ -437,7 +439,12 @@ static void nsm_check_connect(struct nsm_sock *ns)
 		return;
 	}
 	ns->connected = true;
-	nsm_event(ns, NK_EV_CONNECTED, 0, 0);
+	/* With the local address, so that the guest need not ask for it. */
+	len = kernel_getsockname(ns->sock, (struct sockaddr *)&ss);
+	if (len < 0 || nk_addr_from_sockaddr(&local, (struct sockaddr *)&ss, len))
+		len = 0;
+	nsm_msg(ns->nsm, ns, ns->id, NK_EV_CONNECTED, 0, 0, 0, 0, &local,
+		len ? sizeof(local) : 0);
 }
 
 static void nsm_check_accept(struct nsm_sock *ns)

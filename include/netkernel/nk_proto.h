@@ -156,7 +156,8 @@ struct nk_hdr {
  * so the guest answers SO_ERROR itself:
  *  EV_DATA       payload data (NK_F_ADDR: nk_addr first), counted by credit
  *  EV_ACCEPT     a0 connections waiting in the accept queue
- *  EV_CONNECTED  a non-blocking CONNECT completed
+ *  EV_CONNECTED  a non-blocking CONNECT completed; payload: none, or the
+ *                socket's local nk_addr (what GETSOCKNAME would answer)
  *  EV_WRITABLE   the NSM socket has send space again
  *  EV_HUP        a0 NK_SHUT_* mask: the peer shut down (EOF for RD)
  *  EV_ERROR      status -errno: a socket error (sk_err)
