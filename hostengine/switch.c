@@ -1430,15 +1430,22 @@ static void calls_flush(void)
 	}
 }
 
+/*
+ * Kicks on or off for the sleep.  An eventq's kick (new buffers) matters
+ * only while messages wait for its buffers: otherwise every refill would
+ * cost the VM an exit and the engine a wakeup.
+ */
 static void notify_all(bool enable)
 {
 	unsigned int i, q;
 
 	for (i = 0; i < cfg->nr_eps; i++) {
 		struct he_ep *ep = cfg->eps[i];
+		bool waiting = !TAILQ_EMPTY(&ep->pending);
 
 		for (q = 0; ep->running && q < 2U * ep->nr_pairs; q++)
-			he_vq_notify(&ep->vq[q], enable);
+			he_vq_notify(&ep->vq[q], enable &&
+				     (q % 2 == 0 || waiting));	/* requestq */
 	}
 	rte_smp_mb();
 }

@@ -65,6 +65,7 @@ TOPO_ENGINE_PID=
 TOPO_HTTPD_PID=
 TOPO_NSM_MODARGS=${TOPO_NSM_MODARGS:-}	# nsm_kernel.ko parameters, a=1,b=2
 TOPO_GUEST_MODARGS=${TOPO_GUEST_MODARGS:-}	# af_netkernel.ko parameters, a=1,b=2
+TOPO_ENGINE_OPTS=${TOPO_ENGINE_OPTS:-}	# more [engine] settings, "idle_polls=4096 poll=busy"
 TOPO_INITRD=
 TOPO_INITRD_ARGS=()	# extra mkinitramfs.sh arguments (--add, --bin); curl,
 			# a dynamically linked Debian program, is always in,
@@ -261,6 +262,11 @@ topo_up() {
 		main_lcore = 0
 		dataplane_lcore = 1
 		poll = adaptive
+		EOF
+		for kv in ${TOPO_ENGINE_OPTS:-}; do
+			printf '%s = %s\n' "${kv%%=*}" "${kv#*=}"
+		done
+		cat <<-EOF
 
 		[nsm:nsm0]
 		socket = nsm0.sock
