@@ -4,7 +4,7 @@
  * (Documentation/netkernel/performance.rst, part 1 of "make bench").
  *
  *   nkbench (--engine PATH | --run-dir DIR) [--smoke] [--seconds S]
- *           [--reps N] [--json FILE]
+ *           [--reps N] [--json FILE | --only NAME]
  *
  * One process plays two guests (vm1, vm2) and their NSM (nsm0) over
  * vhost-user with libvufront, and measures, each beside a baseline taken
@@ -1241,6 +1241,9 @@ static void usage(FILE *f)
 		"  --seconds S    length of each measurement (default 2)\n"
 		"  --reps N       engine and baseline alternated N times (default 3)\n"
 		"  --json FILE    the results as JSON\n"
+		"  --only NAME    just one measurement (small_b1, small_b8, small_b32, fwd_64,\n"
+		"                 fwd_1k, fwd_16k, fwd_64k, lat_idle_p50, lat_load_p50), no\n"
+		"                 --json: for profiling the engine under it\n"
 		"Exit status: 0 every phase ran with sane figures and verified data, 1\n"
 		"failure, 2 usage.\n", ENGINE_CPU, FRONT_CPU, ENGINE_CPU);
 }
@@ -1254,10 +1257,11 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 't' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "json", required_argument, NULL, 'j' },
+		{ "only", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *engine = NULL, *run_dir = NULL, *json = NULL;
+	const char *engine = NULL, *run_dir = NULL, *json = NULL, *only = NULL;
 	static struct bench eng, plain;
 	double secs = 2, vals[3];
 	unsigned int reps = 3, i, k, rep;
@@ -1294,6 +1298,9 @@ int main(int argc, char **argv)
 		case 'j':
 			json = optarg;
 			break;
+		case 'o':
+			only = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -1302,8 +1309,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc || !engine == !run_dir) {
+	if (optind != argc || !engine == !run_dir || (only && json)) {
 		usage(stderr);
+		return 2;
+	}
+	for (i = 0; only && i < ARRAY_SIZE(tests); i++)
+		if (!strcmp(only, phases[tests[i].phase].name))
+			break;
+	if (only && i == ARRAY_SIZE(tests)) {
+		fprintf(stderr, "nkbench: --only: no measurement %s\n", only);
 		return 2;
 	}
 	if (smoke && !secs_set)
@@ -1333,6 +1347,8 @@ int main(int argc, char **argv)
 		const struct test *t = &tests[i];
 		unsigned int np = t->kind == T_LAT ? 3 : 1;
 
+		if (only && strcmp(only, phases[t->phase].name))
+			continue;
 		for (rep = 0; rep < reps; rep++) {
 			measure(t, &eng, vals);
 			for (k = 0; k < np; k++)
