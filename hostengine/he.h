@@ -23,9 +23,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <limits.h>
+#include <string.h>
 #include <sys/queue.h>
 #include <netinet/in.h>
 
+#include <rte_branch_prediction.h>
 #include <rte_log.h>
 #include <rte_vhost.h>
 
@@ -172,8 +174,44 @@ static inline void he_iov_flat(struct he_iov *iov, struct he_seg *seg, const voi
 }
 
 void he_iov_read(const struct he_iov *iov, uint32_t off, void *buf, uint32_t len);
-void he_iov_copy(const struct he_iov *dst, uint32_t doff, const struct he_iov *src,
-		 uint32_t soff, uint32_t len);
+void he_iov_copy_segs(const struct he_iov *dst, uint32_t doff, const struct he_iov *src,
+		      uint32_t soff, uint32_t len);
+
+/*
+ * Copy @len bytes from @src at @soff to @dst at @doff; both must hold them.
+ * Inline for the usual case, both ranges inside a first segment.
+ */
+static inline void he_iov_copy(const struct he_iov *dst, uint32_t doff,
+			       const struct he_iov *src, uint32_t soff, uint32_t len)
+{
+	if (likely(dst->nseg && src->nseg && doff + len <= dst->seg[0].len &&
+		   soff + len <= src->seg[0].len))
+		memcpy(dst->seg[0].va + doff, src->seg[0].va + soff, len);
+	else
+		he_iov_copy_segs(dst, doff, src, soff, len);
+}
+
+/* A message header to the start of @dst, from the start of @src: fixed size. */
+static inline void he_iov_put_hdr(const struct he_iov *dst, const struct nk_hdr *h)
+{
+	struct he_seg seg;
+	struct he_iov hi;
+
+	if (likely(dst->nseg && dst->seg[0].len >= sizeof(*h))) {
+		memcpy(dst->seg[0].va, h, sizeof(*h));
+		return;
+	}
+	he_iov_flat(&hi, &seg, h, sizeof(*h));
+	he_iov_copy_segs(dst, 0, &hi, 0, sizeof(*h));
+}
+
+static inline void he_iov_get_hdr(const struct he_iov *src, struct nk_hdr *h)
+{
+	if (likely(src->nseg && src->seg[0].len >= sizeof(*h)))
+		memcpy(h, src->seg[0].va, sizeof(*h));
+	else
+		he_iov_read(src, 0, h, sizeof(*h));
+}
 
 /* ------------------------------------------------------------------ */
 /* Endpoints                                                           */

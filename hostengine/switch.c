@@ -207,7 +207,8 @@ static struct he_hnode *ht_take_all(struct he_htab *t)
 
 static struct he_vq *event_vq(struct he_ep *ep, uint32_t sock)
 {
-	return &ep->vq[NK_VQ_EVENT(sock % ep->nr_pairs)];
+	/* No division on the usual single pair: this runs per message. */
+	return &ep->vq[NK_VQ_EVENT(ep->nr_pairs == 1 ? 0 : sock % ep->nr_pairs)];
 }
 
 static void pend_account(struct he_ep *ep, int64_t delta)
@@ -295,11 +296,7 @@ static int event_chain(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *
 static void write_msg(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h,
 		      const struct he_iov *src, uint32_t soff)
 {
-	struct he_seg hs;
-	struct he_iov hi;
-
-	he_iov_flat(&hi, &hs, h, HDR_LEN);
-	he_iov_copy(&ev_chain.iov, 0, &hi, 0, HDR_LEN);
+	he_iov_put_hdr(&ev_chain.iov, h);
 	if (h->len)
 		he_iov_copy(&ev_chain.iov, HDR_LEN, src, soff, h->len);
 	he_vq_push(vq, ev_chain.head, HDR_LEN + h->len);
@@ -1082,7 +1079,7 @@ static void take(struct he_ep *ep, struct he_vq *vq, int r, int err)
 		goto done;
 	}
 	/* One copy out of guest memory; only the copy is looked at. */
-	he_iov_read(&c->iov, 0, &h, HDR_LEN);
+	he_iov_get_hdr(&c->iov, &h);
 	limit = ep->state == HE_EP_READY ? ep->max_payload : cfg->max_payload;
 	if (h.len != c->iov.len - HDR_LEN || h.len > limit) {
 		proto_error(ep, NK_PERR_LENGTH, -EMSGSIZE, c->head, h.op, h.req_id, false);

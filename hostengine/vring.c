@@ -72,6 +72,33 @@ int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
 	c->iov.nseg = 0;
 	c->iov.len = 0;
 	idx = c->head;
+
+	/*
+	 * The usual chain: one direct descriptor in one memory region.  The
+	 * checks are those of the loop below, which takes every other chain
+	 * (and this one again, from the start, when a check fails).
+	 */
+	{
+		struct vring_desc d;
+		uint64_t len;
+		uint64_t va;
+
+		d.addr = __atomic_load_n(&vq->vr.desc[idx].addr, __ATOMIC_RELAXED);
+		d.len = __atomic_load_n(&vq->vr.desc[idx].len, __ATOMIC_RELAXED);
+		d.flags = __atomic_load_n(&vq->vr.desc[idx].flags, __ATOMIC_RELAXED);
+		len = d.len;
+		if (likely(d.flags == (writable ? VRING_DESC_F_WRITE : 0) && len &&
+			   d.addr + len > d.addr)) {
+			va = rte_vhost_va_from_guest_pa(mem, d.addr, &len);
+			if (likely(va && len == d.len)) {
+				c->seg[0].va = (uint8_t *)(uintptr_t)va;
+				c->seg[0].len = len;
+				c->iov.nseg = 1;
+				c->iov.len = len;
+				return 1;
+			}
+		}
+	}
 	for (;;) {
 		struct vring_desc d;
 		uint64_t gpa, rem;
@@ -196,9 +223,9 @@ static uint32_t iov_seek(const struct he_iov *iov, uint32_t off, uint32_t *i)
 	return off;
 }
 
-/* Copy @len bytes from @src at @soff to @dst at @doff; both must hold them. */
-void he_iov_copy(const struct he_iov *dst, uint32_t doff, const struct he_iov *src,
-		 uint32_t soff, uint32_t len)
+/* he_iov_copy() across segments. */
+void he_iov_copy_segs(const struct he_iov *dst, uint32_t doff, const struct he_iov *src,
+		      uint32_t soff, uint32_t len)
 {
 	uint32_t di, si;
 
