@@ -24,7 +24,10 @@
  *   socket without SO_RCVBUF autotunes it as native TCP does: when its
  *   reader has taken everything and waits while the NSM had used all its
  *   credit, the window was the limit, and buf_alloc (and sk_rcvbuf)
- *   doubles, up to tcp_rmem[2] (nk_credit_rx_autotune()).
+ *   doubles, up to tcp_rmem[2] (nk_credit_rx_autotune()), while the
+ *   module-wide budget autotune_total lasts: the engine resets sockets of
+ *   a guest for which it holds more than its pending_limit, so what all
+ *   windows together promise must stay near what the guest takes in.
  *
  * - Sending is bounded by the NSM's credit; a SEND is never answered unless
  *   it fails, and a failure reaches the socket as an asynchronous error.
@@ -89,7 +92,9 @@
  *                     never take lock_sock
  *   sk_receive_queue.lock  the skb queue itself
  *   nk_socks lock     the id table (nk_sockid_lock())
- * Order: lock_sock -> nk_socks lock -> nks->lock -> sk_receive_queue.lock.
+ *   nk_autotune_lock  the autotune budget; innermost, takes nothing
+ * Order: lock_sock -> nk_socks lock -> nks->lock -> sk_receive_queue.lock,
+ * nks->lock -> nk_autotune_lock.
  * No spinlock is held across a transport call, and the rx work (transport
  * rx_lock) takes only nks->lock, the queue lock and the nk_socks lock.
  */
@@ -115,6 +120,41 @@
 #define NK_WIRE_DGRAM	2
 
 struct nk_sockid_table nk_socks;
+
+/*
+ * Receive autotuning's budget: what all sockets together may add to their
+ * windows.  The engine holds what a guest has not taken off its eventq up
+ * to its pending_limit (8 MiB by default) and resets sockets beyond it, so
+ * the windows of all sockets together must not promise much more than the
+ * guest takes in while the NSM sends: untuned windows plus this budget.
+ */
+static unsigned int autotune_total = 4 << 20;
+module_param(autotune_total, uint, 0644);
+MODULE_PARM_DESC(autotune_total,
+		 "Bytes receive-window autotuning may add over all sockets together (default 4 MiB; keep the sum of all windows below the engine's pending_limit)");
+
+static DEFINE_SPINLOCK(nk_autotune_lock);
+static unsigned long nk_autotune_used;	/* under nk_autotune_lock */
+
+/* Take up to @want bytes of the autotune budget; returns what it got. */
+static u32 nk_autotune_take(u32 want)
+{
+	unsigned long max = READ_ONCE(autotune_total);
+	u32 got;
+
+	spin_lock(&nk_autotune_lock);
+	got = nk_autotune_used < max ? min_t(unsigned long, want, max - nk_autotune_used) : 0;
+	nk_autotune_used += got;
+	spin_unlock(&nk_autotune_lock);
+	return got;
+}
+
+static void nk_autotune_put(u32 n)
+{
+	spin_lock(&nk_autotune_lock);
+	nk_autotune_used -= min_t(unsigned long, n, nk_autotune_used);
+	spin_unlock(&nk_autotune_lock);
+}
 
 static struct proto nk_proto = {
 	.name = "NETKERNEL",
@@ -231,23 +271,31 @@ static void nk_sock_send_credit(struct nk_sock *nks)
  * needed.  A drained stream socket whose NSM ran out of credit meanwhile
  * was held back by the window, not by its reader: the window grows
  * (receive buffer autotuning, as native TCP does up to tcp_rmem[2], unless
- * SO_RCVBUF fixed the size) and is announced.
+ * SO_RCVBUF fixed the size), within what is left of autotune_total, and
+ * is announced.
  */
 static void nk_sock_credit_consumed(struct nk_sock *nks, u32 n,
 				    unsigned int how)
 {
 	struct sock *sk = &nks->sk;
 	bool update, grew = false;
-	u32 limit;
+	u32 limit, old, got;
 
 	limit = READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_rmem[2]);
 	spin_lock(&nks->lock);
 	nks->rx.fwd_cnt += n;
-	if (how & NK_RX_DRAINED && !(sk->sk_userlocks & SOCK_RCVBUF_LOCK) &&
-	    !nk_credit_rx_unread(&nks->rx) &&
-	    nk_credit_rx_autotune(&nks->rx, limit)) {
-		WRITE_ONCE(sk->sk_rcvbuf, nks->rx.buf_alloc);
-		grew = true;
+	old = nks->rx.buf_alloc;
+	if (how & NK_RX_DRAINED && nks->rx.starved &&
+	    !(sk->sk_userlocks & SOCK_RCVBUF_LOCK) &&
+	    !nk_credit_rx_unread(&nks->rx) && old < limit) {
+		/* Doubling asks for @old more; take what the budget has. */
+		got = nk_autotune_take(min(old, limit - old));
+		if (nk_credit_rx_autotune(&nks->rx, old + got)) {
+			nks->rx_grown += nks->rx.buf_alloc - old;
+			WRITE_ONCE(sk->sk_rcvbuf, nks->rx.buf_alloc);
+			grew = true;
+		}
+		nk_autotune_put(got - (nks->rx.buf_alloc - old));
 	}
 	update = grew || (nks->rx.fwd_cnt != nks->rx.fwd_sent &&
 			  (how & NK_RX_FLUSH ||
@@ -401,6 +449,7 @@ static void nk_sk_destruct(struct sock *sk)
 {
 	struct nk_sock *nks = nk_sk(sk);
 
+	nk_autotune_put(nks->rx_grown);
 	skb_queue_purge(&sk->sk_receive_queue);
 	if (nks->nd)
 		nk_dev_put(nks->nd);
