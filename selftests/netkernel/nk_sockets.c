@@ -13,7 +13,7 @@
  * stack (see README).
  *
  * usage: nk_sockets server [--bind ADDR] [--port N]
- *        nk_sockets client --server ADDR [--port N] [--run NAME]...
+ *        nk_sockets client --server ADDR [--server6 ADDR6] [--port N] [--run NAME]...
  *                          [--skip NAME]... [--timeout SECS] [--list]
  */
 #include <arpa/inet.h>
@@ -1824,6 +1824,120 @@ static void ipv6_v6only(void)
 	ctl_send("DONE");
 }
 
+/*
+ * IPv6 proper (not v4-mapped): the client reaches the server's IPv6 address
+ * (--server6).  Both sides see real IPv6 addresses, and the server sees
+ * the client at the address the client's getsockname() reports.  Without
+ * --server6 both sides skip.
+ */
+static void ipv6_agree(void)
+{
+	char line[CTL_LINE_MAX];
+
+	if (cur->client) {
+		ctl_send("V6 %d", cur->have_peer6);
+		if (!cur->have_peer6)
+			skip_case("no --server6: no IPv6 path to the server");
+		return;
+	}
+	ctl_recv(line, sizeof(line));
+	if (!strcmp(line, "V6 0"))
+		skip_case("the client has no IPv6 path to us");
+	CHECK(!strcmp(line, "V6 1"), "expected V6 0|1, got \"%s\"", line);
+}
+
+static void check_real_v6(const struct sockaddr_in6 *s6, socklen_t len, const char *what)
+{
+	CHECK(len == sizeof(*s6) && s6->sin6_family == AF_INET6, "%s: family %d, length %u",
+	      what, s6->sin6_family, len);
+	CHECK(!IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) && !IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr),
+	      "%s: %s is not an IPv6 address of its own", what, addr_str(s6));
+}
+
+static void ipv6_tcp(void)
+{
+	struct sockaddr_in6 s6, want;
+	socklen_t len = sizeof(s6);
+	char line[CTL_LINE_MAX];
+	uint16_t port = 0;
+	int lfd, fd;
+
+	ipv6_agree();
+	if (!cur->client) {
+		lfd = v6_listener(1, &port);
+		ctl_send("PORT %u", port);
+		fd = accept_wait(lfd, NULL);
+		CHECK_OK(getpeername(fd, (struct sockaddr *)&s6, &len), "getpeername");
+		check_real_v6(&s6, len, "the accepted peer");
+		ctl_send("PEER %s", addr_str(&s6));
+		len = sizeof(s6);
+		CHECK_OK(getsockname(fd, (struct sockaddr *)&s6, &len), "getsockname");
+		check_real_v6(&s6, len, "the accepted socket's name");
+		send_str(fd, "over ipv6");
+		recv_str(fd, "and back");
+		xclose(fd);
+		xclose(lfd);
+		return;
+	}
+	want = cur->peer6;
+	want.sin6_port = htons(ctl_recv_long("PORT"));
+	fd = tcp_connect(&want);
+	CHECK_OK(getpeername(fd, (struct sockaddr *)&s6, &len), "getpeername");
+	CHECK(same_addr(&s6, &want), "getpeername %s, expected %s", addr_str(&s6),
+	      addr_str(&want));
+	len = sizeof(s6);
+	CHECK_OK(getsockname(fd, (struct sockaddr *)&s6, &len), "getsockname");
+	check_real_v6(&s6, len, "getsockname");
+	ctl_recv(line, sizeof(line));
+	CHECK(!strncmp(line, "PEER ", 5) && !strcmp(line + 5, addr_str(&s6)),
+	      "the server sees us as %s, getsockname says %s", line, addr_str(&s6));
+	recv_str(fd, "over ipv6");
+	send_str(fd, "and back");
+	expect_eof(fd);
+	xclose(fd);
+}
+
+static void ipv6_udp(void)
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	struct sockaddr_in6 from, want;
+	socklen_t len = sizeof(s6);
+	char buf[64];
+	int fd;
+
+	ipv6_agree();
+	fd = xsocket(AF_INET6, SOCK_DGRAM);
+	set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+	if (!cur->client) {
+		CHECK_OK(bind(fd, (struct sockaddr *)&s6, sizeof(s6)), "bind [::]");
+		CHECK_OK(getsockname(fd, (struct sockaddr *)&s6, &len), "getsockname");
+		ctl_send("PORT %u", ntohs(s6.sin6_port));
+		wait_ev(fd, POLLIN);
+		len = sizeof(from);
+		CHECK_RET(recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len), 4,
+			  "recvfrom");
+		CHECK(!memcmp(buf, "ping", 4), "received \"%.4s\", expected \"ping\"", buf);
+		check_real_v6(&from, len, "the datagram's source");
+		CHECK_RET(sendto(fd, "pong", 4, 0, (struct sockaddr *)&from, len), 4, "sendto");
+		ctl_expect("DONE");
+		xclose(fd);
+		return;
+	}
+	want = cur->peer6;
+	want.sin6_port = htons(ctl_recv_long("PORT"));
+	CHECK_RET(sendto(fd, "ping", 4, 0, (struct sockaddr *)&want, sizeof(want)), 4,
+		  "sendto");
+	wait_ev(fd, POLLIN);
+	len = sizeof(from);
+	CHECK_RET(recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len), 4,
+		  "recvfrom");
+	CHECK(!memcmp(buf, "pong", 4), "received \"%.4s\", expected \"pong\"", buf);
+	CHECK(len == sizeof(from) && same_addr(&from, &want), "reply from %s, expected %s",
+	      addr_str(&from), addr_str(&want));
+	ctl_send("DONE");
+	xclose(fd);
+}
+
 /* --------------------------------------------------- signals, fork, dup */
 
 static sig_atomic_t sigusr1s;
@@ -2019,6 +2133,8 @@ static const struct test_case cases[] = {
 	CASE("ipv6_v4mapped_connect", ipv6_mapped_connect, ipv6_mapped_connect),
 	CASE("ipv6_v6only.active", ipv6_v6only, ipv6_v6only),
 	CASE_P("ipv6_v6only.passive", ipv6_v6only, ipv6_v6only),
+	CASE("ipv6_tcp", ipv6_tcp, ipv6_tcp),
+	CASE("ipv6_udp", ipv6_udp, ipv6_udp),
 	CASE("signal_eintr", sig_eintr_client, sig_eintr_server),
 	CASE("fork_dup_shared", fork_dup_client, fork_dup_server),
 	CASE("loopback", loopback, loopback),
@@ -2313,8 +2429,8 @@ static int client_connect(const char *server, int port, struct ctx *base)
 	return 0;
 }
 
-static int client_main(const char *server, int port, const struct selection *sel,
-		       int run_timeout)
+static int client_main(const char *server, const char *server6, int port,
+		       const struct selection *sel, int run_timeout)
 {
 	char line[CTL_LINE_MAX], reason[CTL_LINE_MAX], preason[CTL_LINE_MAX];
 	int i, n = 0, num = 0, pass = 0, fail = 0, skip = 0, code, pcode, timeout;
@@ -2328,6 +2444,14 @@ static int client_main(const char *server, int port, const struct selection *sel
 	base.client = true;
 	base.resfd = -1;
 	base.netkernel = on_netkernel();
+	if (server6) {
+		base.peer6.sin6_family = AF_INET6;
+		if (inet_pton(AF_INET6, server6, &base.peer6.sin6_addr) != 1) {
+			fprintf(stderr, "nk_sockets: bad IPv6 address %s\n", server6);
+			return 2;
+		}
+		base.have_peer6 = true;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	printf("KTAP version 1\n1..%d\n", n);
 	if (client_connect(server, port, &base)) {
@@ -2405,7 +2529,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"Usage: nk_sockets server [--bind ADDR] [--port N] [--io-timeout MS]\n"
-		"       nk_sockets client --server ADDR [--port N] [--run NAME]...\n"
+		"       nk_sockets client --server ADDR [--server6 ADDR6] [--port N] [--run NAME]...\n"
 		"                         [--skip NAME]... [--timeout SECS] [--io-timeout MS]\n"
 		"       nk_sockets list\n");
 	exit(2);
@@ -2416,6 +2540,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "bind", required_argument, NULL, 'b' },
 		{ "server", required_argument, NULL, 's' },
+		{ "server6", required_argument, NULL, '6' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "run", required_argument, NULL, 'r' },
 		{ "skip", required_argument, NULL, 'x' },
@@ -2424,7 +2549,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *bind_addr = "0.0.0.0", *server = NULL, *mode;
+	const char *bind_addr = "0.0.0.0", *server = NULL, *server6 = NULL, *mode;
 	int opt, port = DEFAULT_PORT, run_timeout = RUN_TIMEOUT, i;
 	struct selection sel;
 
@@ -2433,13 +2558,16 @@ int main(int argc, char **argv)
 		usage();
 	mode = argv[1];
 	optind = 2;
-	while ((opt = getopt_long(argc, argv, "b:s:p:r:x:t:i:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "b:s:6:p:r:x:t:i:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'b':
 			bind_addr = optarg;
 			break;
 		case 's':
 			server = optarg;
+			break;
+		case '6':
+			server6 = optarg;
 			break;
 		case 'p':
 			port = atoi(optarg);
@@ -2471,7 +2599,7 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "server"))
 		return server_main(bind_addr, port);
 	if (!strcmp(mode, "client") && server)
-		return client_main(server, port, &sel, run_timeout);
+		return client_main(server, server6, port, &sel, run_timeout);
 	usage();
 	return 2;
 }

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The nk_sockets suite on the native stack: two network namespaces joined
-# by a veth pair made for this run (10.99.0.1/24 and 10.99.0.2/24), the
+# by a veth pair made for this run (10.99.0.1/24 and 10.99.0.2/24, and
+# fd99::1/64 and fd99::2/64 for the IPv6 cases), the
 # server in one and the client in the other, then the other way round.
 # Prints KTAP; exits non-zero on any failure.  Needs root, ip(8).
 #
@@ -16,6 +17,8 @@ ns_a=nkst-w-$$
 ns_b=nkst-g-$$
 ip_a=10.99.0.1
 ip_b=10.99.0.2
+ip6_a=fd99::1
+ip6_b=fd99::2
 logdir=$(mktemp -d /tmp/nk_sockets-native.XXXXXX)
 server_pid=
 
@@ -44,18 +47,21 @@ ip netns add "$ns_b"
 ip link add "nkw$$" netns "$ns_a" type veth peer name "nkg$$" netns "$ns_b"
 ip -n "$ns_a" addr add "$ip_a/24" dev "nkw$$"
 ip -n "$ns_b" addr add "$ip_b/24" dev "nkg$$"
+ip -n "$ns_a" addr add "$ip6_a/64" dev "nkw$$" nodad
+ip -n "$ns_b" addr add "$ip6_b/64" dev "nkg$$" nodad
 for ns in "$ns_a" "$ns_b"; do
 	ip -n "$ns" link set lo up
 	ip -n "$ns" link set "nk${ns:5:1}$$" up
 done
 
-# run NAME SERVER-NS BIND-ADDR SERVER-IP CLIENT-NS [client options]
+# run NAME SERVER-NS BIND-ADDR SERVER-IP SERVER-IP6 CLIENT-NS [client options]
 run() {
-	local name=$1 sns=$2 bind=$3 sip=$4 cns=$5 out status=0
-	shift 5
+	local name=$1 sns=$2 bind=$3 sip=$4 sip6=$5 cns=$6 out status=0
+	shift 6
 	ip netns exec "$sns" "$bin" server --bind "$bind" >"$logdir/server.log" 2>&1 &
 	server_pid=$!
-	out=$(timeout -k 5 240 ip netns exec "$cns" "$bin" client --server "$sip" "$@") ||
+	out=$(timeout -k 5 240 ip netns exec "$cns" "$bin" client --server "$sip" \
+		--server6 "$sip6" "$@") ||
 		status=$?
 	kill "$server_pid" 2>/dev/null || true
 	wait "$server_pid" 2>/dev/null || true
@@ -80,8 +86,8 @@ ntest=0
 nfail=0
 echo "KTAP version 1"
 echo "1..2"
-run "native: server $ip_a, client $ip_b" "$ns_a" "$ip_a" "$ip_a" "$ns_b" "$@"
-run "native: server $ip_b (0.0.0.0), client $ip_a" "$ns_b" 0.0.0.0 "$ip_b" "$ns_a" "$@"
+run "native: server $ip_a, client $ip_b" "$ns_a" "$ip_a" "$ip_a" "$ip6_a" "$ns_b" "$@"
+run "native: server $ip_b (0.0.0.0), client $ip_a" "$ns_b" 0.0.0.0 "$ip_b" "$ip6_b" "$ns_a" "$@"
 if ((nfail)); then
 	echo "# $nfail of 2 failed"
 	exit 1

@@ -43,12 +43,13 @@ guest_bin=/usr/bin/nk_sockets		# where the initramfs has it
 # ----------------------------------------------- the suite's command line
 # (selftests/netkernel/README): a server that serves client runs until it
 # is killed, and a client that prints KTAP and exits 0 when every case
-# passed.  ADDR is the address the server listens on / the client reaches.
+# passed.  ADDR is the address the server listens on / the client reaches,
+# ADDR6 the server's IPv6 address for the ipv6_tcp and ipv6_udp cases.
 suite_server() {	# BIN LISTEN-ADDR
 	printf '%s server --bind %s' "$1" "$2"
 }
-suite_client() {	# BIN SERVER-ADDR
-	printf '%s client --server %s' "$1" "$2"
+suite_client() {	# BIN SERVER-ADDR SERVER-ADDR6
+	printf '%s client --server %s --server6 %s' "$1" "$2" "$3"
 }
 suite_port=${NK_SUITE_PORT:-7000}	# its control port, to wait for
 
@@ -144,7 +145,8 @@ client_side() {
 		lab_ok 1 "$name"
 		return
 	fi
-	out=$(lab_vm_exec "$vm" "$suite_timeout" "$(suite_client "$guest_bin" "$TOPO_WORLD_IP")") || status=$?
+	out=$(lab_vm_exec "$vm" "$suite_timeout" \
+		"$(suite_client "$guest_bin" "$TOPO_WORLD_IP" "$TOPO_WORLD_IP6")") || status=$?
 	lab_stop_pid "$spid" 5 >/dev/null 2>&1 || true
 	diag "$name: exit $status, $((SECONDS - t)) s"
 	if ((status)); then
@@ -175,7 +177,7 @@ done" >"$logdir/server-$vm.start.log" 2>&1; then
 	fi
 	# shellcheck disable=SC2046 # the command line is words
 	out=$(timeout -k 5 "$suite_timeout" ip netns exec "$TOPO_NS" \
-		$(suite_client "$suite_bin" "$ip") 2>&1) || status=$?
+		$(suite_client "$suite_bin" "$ip" "$(topo_vm_ip6 "$vm")") 2>&1) || status=$?
 	lab_vm_exec "$vm" 30 'kill $(cat /tmp/nk_sockets-server.pid) 2>/dev/null; sleep 0.5; cat /tmp/nk_sockets-server.log' \
 		>"$logdir/server-$vm.log" 2>&1 || true
 	diag "$name: exit $status, $((SECONDS - t)) s"

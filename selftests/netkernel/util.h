@@ -46,9 +46,7 @@ struct ctx {
 	struct sockaddr_in peer;	/* the other side's IPv4 address */
 	struct sockaddr_in self;	/* ours, as the other side sees it */
 	bool have_peer6;
-	struct sockaddr_in6 peer6;	/* the server's IPv6 address */
-	bool have_blackhole;
-	struct sockaddr_in blackhole;	/* an IPv4 address that drops SYNs */
+	struct sockaddr_in6 peer6;	/* the server's IPv6 address (--server6) */
 	const char *name;		/* the case, for diagnostics */
 	int resfd;			/* the reason pipe to our parent */
 };

@@ -42,6 +42,8 @@ net_setup() {
 		i=$((i + 1))
 	done
 	[ -e /sys/class/net/eth0 ] || nk_fail "no eth0"
+	# IPv6 addresses usable at once: the lab's are unique by construction.
+	echo 0 >/proc/sys/net/ipv6/conf/eth0/accept_dad
 	ip link set eth0 up || nk_fail "ip link set eth0 up failed"
 	old_ifs=$IFS
 	IFS=,

@@ -22,6 +22,11 @@
 #       ^                                         ^
 #       +------ hostengine [nsm:nsm0] [guest:vm1 address 10.0.0.11] ------+
 #
+# IPv6 as well, in fd00::/64 with the same last digits: the world fd00::1
+# (nodad), the NSM fd00::2/64 and fd00::11/128 for vm1 (address6 in the
+# engine's configuration), the baseline guests fd00::3, fd00::22, ...
+# (topo_vm_ip6).
+#
 # Every VM boots Debian's kernel (TOPO_KVER, default the newest 6.1) with
 # the same vCPUs and memory (TOPO_SMP, TOPO_MEM) and one initramfs
 # (tools/lab/lab-init.sh as /init; its role comes from the kernel command
@@ -46,7 +51,9 @@ TOPO_MEM=${TOPO_MEM:-512}
 TOPO_SMP=${TOPO_SMP:-1}
 TOPO_BOOT_TIMEOUT=${TOPO_BOOT_TIMEOUT:-240}
 TOPO_NET=10.0.0
+TOPO_NET6=fd00:		# IPv6: the same last digits, in fd00::/64
 TOPO_WORLD_IP=$TOPO_NET.1
+TOPO_WORLD_IP6=$TOPO_NET6:1
 TOPO_NSM_IP=$TOPO_NET.2
 TOPO_BASE_IP=$TOPO_NET.3
 TOPO_HTTP_PORT=8000
@@ -92,6 +99,14 @@ TOPO_NKCTL=$LAB_TOP/tools/nkctl/nkctl
 topo_guest_ip() {
 	local n=${1#vm}
 	printf '%s.%d\n' "$TOPO_NET" $((10 + n))
+}
+
+# topo_vm_ip6 VM: the IPv6 address the world reaches VM's sockets at: the
+# digits of its IPv4 address's last byte in fd00::/64 (vm1 fd00::11).
+topo_vm_ip6() {
+	local ip
+	ip=$(topo_vm_ip "$1") || return 1
+	echo "$TOPO_NET6:${ip##*.}"
 }
 
 # topo_vm_ip VM: the address the world reaches VM's sockets at.
@@ -233,6 +248,7 @@ topo_up() {
 	lab_netns_add "$TOPO_NS"
 	ip -n "$TOPO_NS" link add br0 type bridge
 	ip -n "$TOPO_NS" addr add "$TOPO_WORLD_IP/24" dev br0
+	ip -n "$TOPO_NS" addr add "$TOPO_WORLD_IP6/64" dev br0 nodad
 	ip -n "$TOPO_NS" link set br0 up
 	for t in tap-nsm "${TOPO_BASES[@]/#/tap-}"; do
 		lab_tap_add "$TOPO_NS" "$t"
@@ -272,8 +288,8 @@ topo_up() {
 		socket = nsm0.sock
 		EOF
 		for vm in "${TOPO_GUESTS[@]}"; do
-			printf '\n[guest:%s]\nsocket = %s.sock\nnsm = nsm0\naddress = %s\n' \
-				"$vm" "$vm" "$(topo_guest_ip "$vm")"
+			printf '\n[guest:%s]\nsocket = %s.sock\nnsm = nsm0\naddress = %s\naddress6 = %s\n' \
+				"$vm" "$vm" "$(topo_guest_ip "$vm")" "$(topo_vm_ip6 "$vm")"
 		done
 	} >"$TOPO_RUN/engine.ini"
 	cp "$TOPO_RUN/engine.ini" "$LAB_LOG_DIR/engine.ini"
@@ -290,9 +306,9 @@ topo_up() {
 	lab_msg "hostengine: pid $TOPO_ENGINE_PID, nsm0 + ${TOPO_GUESTS[*]:-no guests}, $TOPO_CTL"
 
 	# --- the VMs, all at once (TCG boots share the cores either way)
-	addrs=$TOPO_NSM_IP/24
+	addrs=$TOPO_NSM_IP/24,$(topo_vm_ip6 "$TOPO_NSM")/64
 	for vm in "${TOPO_GUESTS[@]}"; do
-		addrs+=,$(topo_guest_ip "$vm")/32
+		addrs+=,$(topo_guest_ip "$vm")/32,$(topo_vm_ip6 "$vm")/128
 	done
 	TOPO_VMS=()
 	lab_vm_start "$TOPO_NSM" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
@@ -315,7 +331,7 @@ topo_up() {
 			--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent \
 			--netns "$TOPO_NS" --tap "tap-$vm" \
 			--mac "$(printf '52:54:00:0a:00:%02x' "${addrs##*.}")" \
-			--append "nk.role=base nk.addrs=$addrs/24"
+			--append "nk.role=base nk.addrs=$addrs/24,$(topo_vm_ip6 "$vm")/64"
 		TOPO_VMS+=("$vm")
 	done
 
