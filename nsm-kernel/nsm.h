@@ -136,6 +136,9 @@ struct nsm_sk_cbs {
  *         port, or NULL
  * @sk6: the sock of @sock6 while our callbacks are installed on it
  * @orig6: its callbacks to restore
+ * @dgram_peer: the kernel socket (@sock or @sock6) a connected datagram
+ *              socket is connected through, or NULL; datagrams the other
+ *              one hears are dropped, as Linux's connected UDP filters them
  * @ready_node: on nsm_dev.ready (under ready_lock)
  * @queued: on nsm_dev.ready (under ready_lock)
  * @drain_node: on nsm_dev.draining (under drain_lock)
@@ -174,6 +177,7 @@ struct nsm_sock {
 	struct socket *sock6;
 	struct sock *sk6;
 	struct nsm_sk_cbs orig6;
+	struct socket *dgram_peer;
 
 	struct list_head ready_node;
 	bool queued;

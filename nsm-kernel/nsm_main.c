@@ -52,7 +52,9 @@
  *   second kernel socket (nsm_sock.sock6, IPV6_V6ONLY, same port) serves
  *   IPv6, so it is reachable over both as in Linux: a stream socket gets
  *   it at LISTEN (ACCEPT takes from both), a datagram socket at bind
- *   (datagrams are read from both, IPv6 destinations are sent from it).
+ *   (datagrams are read from both, IPv6 destinations are sent from it,
+ *   and a CONNECT to an IPv6 peer connects it; a connected one's other
+ *   socket then drops what it hears, as connected UDP filters).
  *
  * - Destinations.  CONNECT and datagram SEND to a loopback or unspecified
  *   address answer -ENETUNREACH, to an address of the NSM itself (which

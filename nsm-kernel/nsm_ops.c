@@ -570,7 +570,9 @@ static int nsm_op_connect(struct nsm_req *rq, struct nsm_sock *ns,
 			  struct nsm_reply *rp)
 {
 	struct sockaddr_storage ss;
+	struct socket *sock;
 	struct nk_addr na;
+	__be32 a4;
 	int len, err;
 
 	err = nsm_req_addr(rq, ns, &na);
@@ -582,8 +584,13 @@ static int nsm_op_connect(struct nsm_req *rq, struct nsm_sock *ns,
 	err = nsm_autobind(ns, &na);
 	if (err)
 		return err;
-	err = kernel_connect(ns->sock, (struct sockaddr *)&ss, len,
-			     O_NONBLOCK);
+	/* A dual-stack datagram socket's IPv6 peers: see nsm_bind6(). */
+	sock = ns->sock;
+	if (ns->type == SOCK_DGRAM && ns->sock6 && !nsm_addr_v4(&na, &a4))
+		sock = ns->sock6;
+	err = kernel_connect(sock, (struct sockaddr *)&ss, len, O_NONBLOCK);
+	if (ns->type == SOCK_DGRAM && !err)
+		ns->dgram_peer = sock;
 	if (ns->type == SOCK_STREAM) {
 		if (err == -EINPROGRESS)
 			ns->connecting = true;

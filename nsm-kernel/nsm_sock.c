@@ -223,6 +223,8 @@ void nsm_sock_release6(struct nsm_sock *ns)
 		write_unlock_bh(&sk->sk_callback_lock);
 		ns->sk6 = NULL;
 	}
+	if (ns->dgram_peer == ns->sock6)
+		ns->dgram_peer = NULL;
 	sock_release(ns->sock6);
 	ns->sock6 = NULL;
 }
@@ -254,9 +256,10 @@ static int nsm_sock_send(struct nsm_sock *ns, const void *data, u32 len,
 	};
 	struct kvec kv = { .iov_base = (void *)data, .iov_len = len };
 
-	struct socket *sock = ns->sock;
+	struct socket *sock = ns->dgram_peer ?: ns->sock;
 
 	if (tolen) {
+		sock = ns->sock;
 		msg.msg_name = (void *)to;
 		msg.msg_namelen = tolen;
 		/* A dual-stack datagram socket's IPv6 peers: see nsm_bind6(). */
@@ -560,7 +563,8 @@ static bool nsm_read_dgram(struct nsm_sock *ns, struct socket *sock)
 			nsm_event(ns, NK_EV_ERROR, size, 0);
 			continue;
 		}
-		if (size > room) {
+		/* Too large, or heard by the socket the peer is not on. */
+		if (size > room || (ns->dgram_peer && sock != ns->dgram_peer)) {
 			memset(&msg, 0, sizeof(msg));
 			nsm_recv_from(sock, &msg, NULL, 0, 0);
 			nsm_count(ns->nsm, NSM_S_DGRAM_DROPS, 1);
@@ -629,6 +633,7 @@ void nsm_sock_release(struct nsm_sock *ns)
 	release_sock(sk);
 
 	ns->sock = NULL;
+	ns->dgram_peer = NULL;
 	sock_release(sock);
 	atomic_dec(&ns->nsm->nsocks);
 	nsm_count(ns->nsm, NSM_S_SOCKETS_CLOSED, 1);

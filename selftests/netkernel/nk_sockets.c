@@ -1907,7 +1907,8 @@ static void ipv6_udp(void)
 
 	ipv6_agree();
 	fd = xsocket(AF_INET6, SOCK_DGRAM);
-	set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+	/* The server V6ONLY with sendto/recvfrom, the client dual-stack and connected. */
+	set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, !cur->client);
 	if (!cur->client) {
 		CHECK_OK(bind(fd, (struct sockaddr *)&s6, sizeof(s6)), "bind [::]");
 		CHECK_OK(getsockname(fd, (struct sockaddr *)&s6, &len), "getsockname");
@@ -1925,8 +1926,12 @@ static void ipv6_udp(void)
 	}
 	want = cur->peer6;
 	want.sin6_port = htons(ctl_recv_long("PORT"));
-	CHECK_RET(sendto(fd, "ping", 4, 0, (struct sockaddr *)&want, sizeof(want)), 4,
-		  "sendto");
+	CHECK_OK(bind(fd, (struct sockaddr *)&s6, sizeof(s6)), "bind [::] (dual-stack)");
+	CHECK_OK(connect(fd, (struct sockaddr *)&want, sizeof(want)), "connect");
+	CHECK_OK(getpeername(fd, (struct sockaddr *)&from, &len), "getpeername");
+	CHECK(same_addr(&from, &want), "getpeername %s, expected %s", addr_str(&from),
+	      addr_str(&want));
+	CHECK_RET(send(fd, "ping", 4, 0), 4, "send");
 	wait_ev(fd, POLLIN);
 	len = sizeof(from);
 	CHECK_RET(recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len), 4,
