@@ -12,19 +12,23 @@
  * pass (a request's reply, a CREDIT, comes back there); the requestq's
  * interrupt stays disabled, since each one would cost the VM an interrupt
  * and a work item per request, except while a sender waits for ring space:
- * then the tx work reclaims and wakes it.  The rx work takes eventq buffers, validates and dispatches
- * each message, and posts the buffer again at once (messages are copied out
- * by their consumer), topping the ring up to event_bufs when an allocation
- * failed earlier.  Each eventq buffer is one (compound) page of a page_pool,
- * large enough for a header plus the payload size proposed in HELLO.
+ * then the tx work reclaims and wakes it.  The rx work takes eventq
+ * buffers, validates and dispatches each message, and posts the buffer
+ * again at once (messages are copied out by their consumer, unless it
+ * borrows the buffer), topping the ring up to event_bufs when an
+ * allocation failed earlier.  Each eventq buffer is one (compound) page of
+ * a page_pool, large enough for a header plus the payload size proposed in
+ * HELLO.
  *
  * Lending (nk_rx_skb()).  ops->rx() may turn a message that fills at least
  * half its buffer into an skb whose fragment is the buffer itself, so bulk
  * data is not copied again; the buffer is not posted again, the rx work
  * posts a new one from the pool, and the skb's free returns the page to
  * the pool (skb_mark_for_recycle()).  The pool keeps at most event_bufs
- * returned pages.  Recycling matters as much as the copy: with
- * init_on_alloc (Debian's default) every fresh page is zeroed first.
+ * returned pages; pages still in skbs when the device goes away return to
+ * the pool after it is destroyed, which frees them then.  Recycling
+ * matters as much as the copy: with init_on_alloc (Debian's default) every
+ * fresh page is zeroed first.
  *
  * Large messages to send are recycled the same way: nk_txbuf_free() and
  * the requestq's reclaim keep up to NK_TXCACHE_MAX buffers of the largest
