@@ -59,24 +59,11 @@ t_start=$SECONDS
 
 # ------------------------------------------------------------ KTAP output
 
-NTESTS=8
-ntest=0
-nfail=0
-echo "KTAP version 1"
-echo "1..$NTESTS"
-
-diag() {
-	printf '# %s\n' "$@"
-}
+lab_ktap_begin 8
 
 finish() {
-	diag "logs: $logdir" "total $((SECONDS - t_start)) s"
-	if ((nfail)); then
-		diag "$nfail of $NTESTS failed"
-		exit 1
-	fi
-	diag "all $NTESTS passed"
-	exit 0
+	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
+	lab_ktap_end
 }
 
 # subtest NAME STATUS OUTPUT: OUTPUT (the suite's KTAP) indented as the
@@ -91,7 +78,7 @@ subtest() {
 		status=1
 	fi
 	if ! grep -q '^ok ' <<<"$out"; then
-		diag "$name: the suite reported no passing case"
+		lab_diag "$name: the suite reported no passing case"
 		status=1
 	fi
 	lab_ok "$status" "$name"
@@ -101,13 +88,13 @@ subtest() {
 
 t0=$SECONDS
 if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.log" 2>&1; then
-	diag "make -C selftests/netkernel failed:"
+	lab_diag "make -C selftests/netkernel failed:"
 	tail -n 20 "$logdir/build-nk_sockets.log" | sed 's/^/#   /'
 	lab_fail_rest "prerequisite failed: nk_sockets does not build"
 	finish
 fi
 if [[ ! -x $suite_bin ]] || ldd "$suite_bin" >/dev/null 2>&1; then
-	diag "$suite_bin: missing or not a static binary"
+	lab_diag "$suite_bin: missing or not a static binary"
 	lab_fail_rest "prerequisite failed: no static nk_sockets"
 	finish
 fi
@@ -117,7 +104,7 @@ if ! topo_build 2>"$logdir/build.err"; then
 	lab_fail_rest "prerequisite failed: the lab does not build"
 	finish
 fi
-diag "build: $((SECONDS - t0)) s"
+lab_diag "build: $((SECONDS - t0)) s"
 
 # ------------------------------------------------------------------- boot
 
@@ -127,7 +114,7 @@ if ! topo_up --guests 1 2>"$logdir/up.err"; then
 	lab_fail_rest "prerequisite failed: the lab did not come up"
 	finish
 fi
-diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+lab_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
 
 # ------------------------------------------------------------ suite runs
 
@@ -139,7 +126,7 @@ client_side() {
 	topo_world_spawn "$slog" $(suite_server "$suite_bin" "$TOPO_WORLD_IP")
 	spid=$LAB_LAST_PID
 	if ! topo_world_wait_port "$suite_port"; then
-		diag "$name: the server in the world did not listen on $suite_port:"
+		lab_diag "$name: the server in the world did not listen on $suite_port:"
 		tail -n 10 "$slog" | sed 's/^/#   /'
 		lab_stop_pid "$spid" 5 || true
 		lab_ok 1 "$name"
@@ -148,9 +135,9 @@ client_side() {
 	out=$(lab_vm_exec "$vm" "$suite_timeout" \
 		"$(suite_client "$guest_bin" "$TOPO_WORLD_IP" "$TOPO_WORLD_IP6")") || status=$?
 	lab_stop_pid "$spid" 5 >/dev/null 2>&1 || true
-	diag "$name: exit $status, $((SECONDS - t)) s"
+	lab_diag "$name: exit $status, $((SECONDS - t)) s"
 	if ((status)); then
-		diag "server log (world), its end:"
+		lab_diag "server log (world), its end:"
 		tail -n 10 "$slog" | sed 's/^/#   /'
 	fi
 	subtest "$name" "$status" "$out"
@@ -170,7 +157,7 @@ until grep -Eqs ':$suite_port |:$port_hex [0-9A-F]+:0000 0A' /proc/net/netkernel
 	[ \$i -lt 100 ] || { echo 'the server does not listen'; cat /tmp/nk_sockets-server.log; exit 1; }
 	sleep 0.2; i=\$((i + 1))
 done" >"$logdir/server-$vm.start.log" 2>&1; then
-		diag "$name: the server in $vm did not start:"
+		lab_diag "$name: the server in $vm did not start:"
 		sed 's/^/#   /' "$logdir/server-$vm.start.log"
 		lab_ok 1 "$name"
 		return
@@ -180,9 +167,9 @@ done" >"$logdir/server-$vm.start.log" 2>&1; then
 		$(suite_client "$suite_bin" "$ip" "$(topo_vm_ip6 "$vm")") 2>&1) || status=$?
 	lab_vm_exec "$vm" 30 'kill $(cat /tmp/nk_sockets-server.pid) 2>/dev/null; sleep 0.5; cat /tmp/nk_sockets-server.log' \
 		>"$logdir/server-$vm.log" 2>&1 || true
-	diag "$name: exit $status, $((SECONDS - t)) s"
+	lab_diag "$name: exit $status, $((SECONDS - t)) s"
 	if ((status)); then
-		diag "server log ($vm), its end:"
+		lab_diag "server log ($vm), its end:"
 		tail -n 10 "$logdir/server-$vm.log" | sed 's/^/#   /'
 	fi
 	subtest "$name" "$status" "$out"
@@ -193,9 +180,9 @@ server_side netkernel vm1
 client_side baseline base
 server_side baseline base
 
-diag "engine counters after the runs:"
+lab_diag "engine counters after the runs:"
 topo_nkctl stats 2>&1 | sed 's/^/#   /' || true
-diag "nsm_kernel counters:"
+lab_diag "nsm_kernel counters:"
 lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/stats' 2>&1 |
 	paste -d' ' - - - - | sed 's/^/#   /' || true
 
@@ -207,13 +194,13 @@ for vm in "${TOPO_VMS[@]}"; do
 	rc=0
 	lab_scan_console "$vm" || rc=1
 	if [[ ! -s $logdir/$vm.dmesg ]]; then
-		diag "$vm: its kernel log could not be saved (the VM did not answer)"
+		lab_diag "$vm: its kernel log could not be saved (the VM did not answer)"
 		rc=1
 	fi
 	lab_ok "$rc" "console clean: $vm"
 done
 rc=0
-[[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
+[[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; lab_diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
 lab_ok "$rc" "hostengine stopped cleanly"
-diag "teardown: $((SECONDS - t0)) s"
+lab_diag "teardown: $((SECONDS - t0)) s"
 finish

@@ -96,24 +96,11 @@ mux_args="-m stream -P 1"
 
 # nkbench; every measurement; the report; the console of every VM but the
 # NSM; the NSM's console and the engine's exit together.
-NTESTS=$((1 + reps * (${#tests[@]} + ${#mux[@]}) * 2 + 1 + 2 * nvms + 1))
-ntest=0
-nfail=0
-echo "KTAP version 1"
-echo "1..$NTESTS"
-
-diag() {
-	printf '# %s\n' "$@"
-}
+lab_ktap_begin $((1 + reps * (${#tests[@]} + ${#mux[@]}) * 2 + 1 + 2 * nvms + 1))
 
 finish() {
-	diag "results: $out" "total $((SECONDS - t_start)) s"
-	if ((nfail)); then
-		diag "$nfail of $NTESTS failed"
-		exit 1
-	fi
-	diag "all $NTESTS passed"
-	exit 0
+	lab_diag "results: $out" "total $((SECONDS - t_start)) s"
+	lab_ktap_end
 }
 
 # ------------------------------------------------------------- the engine
@@ -121,7 +108,7 @@ finish() {
 opts=(--engine "$top/hostengine/hostengine" --reps "$reps" --json "$out/engine.json")
 [[ -z $smoke ]] || opts+=(--smoke)
 if ! make -C "$here" -j2 >"$out/logs/build-bench.log" 2>&1; then
-	diag "make -C tools/bench failed:"
+	lab_diag "make -C tools/bench failed:"
 	tail -n 20 "$out/logs/build-bench.log" | sed 's/^/#   /'
 	lab_fail_rest "prerequisite failed: the benchmarks do not build"
 	finish
@@ -141,10 +128,10 @@ if ! topo_build 2>"$out/logs/build.err" || ! topo_up --guests "$nvms" --bases "$
 	lab_fail_rest "prerequisite failed: the lab did not come up"
 	finish
 fi
-diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; ${TOPO_SMP} vCPU and ${TOPO_MEM} MB each; VMs ${TOPO_VMS[*]})"
+lab_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; ${TOPO_SMP} vCPU and ${TOPO_MEM} MB each; VMs ${TOPO_VMS[*]})"
 topo_world_spawn "$out/logs/nkperf-server.log" "$nkperf" server -B "$TOPO_WORLD_IP" -p "$port"
 if ! topo_world_wait_port "$port"; then
-	diag "nkperf server did not listen in the world:"
+	lab_diag "nkperf server did not listen in the world:"
 	sed 's/^/#   /' "$out/logs/nkperf-server.log"
 	lab_fail_rest "prerequisite failed: no nkperf server"
 	topo_down || true
@@ -195,7 +182,7 @@ measure() {
 		printf ']}\n'
 	} >"$out/logs/record.tmp"
 	if ((status)); then
-		diag "$name: nkperf exited $status:"
+		lab_diag "$name: nkperf exited $status:"
 		for vm in "$@"; do
 			sed "s/^/#   $vm: /" "$out/logs/$test.$path.$rep.$vm.json"
 		done

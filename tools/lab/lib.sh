@@ -648,8 +648,30 @@ lab_scan_console() {
 }
 
 # ------------------------------------------------------------ KTAP points
-# For the lab's test scripts, which set NTESTS, ntest=0 and nfail=0 and
-# print the plan themselves.
+# For the lab's test scripts: lab_ktap_begin N prints the plan of N points,
+# lab_ok and lab_fail_rest add them, lab_diag prints diagnostics and
+# lab_ktap_end the totals, then exits (1 when a point failed).
+
+lab_ktap_begin() {	# N
+	NTESTS=$1
+	ntest=0
+	nfail=0
+	echo "KTAP version 1"
+	echo "1..$NTESTS"
+}
+
+lab_diag() {	# LINE...: each as a "# LINE" diagnostic
+	printf '# %s\n' "$@"
+}
+
+lab_ktap_end() {
+	if ((nfail)); then
+		lab_diag "$nfail of $NTESTS failed"
+		exit 1
+	fi
+	lab_diag "all $NTESTS passed"
+	exit 0
+}
 
 lab_ok() {	# STATUS DESCRIPTION: the next test point, ok when STATUS is 0
 	ntest=$((ntest + 1))

@@ -35,28 +35,15 @@ lab_init "$logdir"
 
 # ------------------------------------------------------------ KTAP output
 
-NTESTS=6
-ntest=0
-nfail=0
-echo "TAP version 13"
-echo "1..$NTESTS"
-
-diag() {
-	printf '# %s\n' "$@"
-}
+lab_ktap_begin 6
 
 diag_file() {	# FILE [N]: its last N lines as diagnostics
 	tr -d '\r' <"$1" 2>/dev/null | tail -n "${2:-15}" | sed 's/^/#   /' || true
 }
 
 finish() {
-	diag "logs: $logdir"
-	if ((nfail)); then
-		diag "$nfail of $NTESTS failed"
-		exit 1
-	fi
-	diag "all $NTESTS passed"
-	exit 0
+	lab_diag "logs: $logdir"
+	lab_ktap_end
 }
 
 # ------------------------------------------------------------------ setup
@@ -68,14 +55,14 @@ lab_on_cleanup "rm -rf '/var/run/dpdk/netkernel-$name' '${XDG_RUNTIME_DIR:-/none
 
 if [[ -z ${HOSTENGINE:-} ]]; then
 	if ! make -C "$top/hostengine" -j2 >"$logdir/build.log" 2>&1; then
-		diag "make -C hostengine failed:"
+		lab_diag "make -C hostengine failed:"
 		diag_file "$logdir/build.log"
 		lab_fail_rest "prerequisite failed: the engine does not build"
 		finish
 	fi
 fi
 if [[ ! -x $engine ]]; then
-	diag "$engine: no engine binary"
+	lab_diag "$engine: no engine binary"
 	lab_fail_rest "prerequisite failed: no engine binary"
 	finish
 fi
@@ -83,9 +70,9 @@ fi
 kver=$(lab_kernel_version 6.1) || { lab_fail_rest "prerequisite failed: no Debian 6.1 kernel"; finish; }
 lab_accel_select
 if [[ $LAB_ACCEL_USED == kvm ]]; then
-	diag "kernel $kver, accelerator kvm${LAB_KVM_CPU:+ (-cpu $LAB_KVM_CPU)}"
+	lab_diag "kernel $kver, accelerator kvm${LAB_KVM_CPU:+ (-cpu $LAB_KVM_CPU)}"
 else
-	diag "kernel $kver, accelerator tcg"
+	lab_diag "kernel $kver, accelerator tcg"
 fi
 
 # The guest: virtio modules, then look for device 41 and its PCI function.
@@ -121,7 +108,7 @@ EOF
 initrd=$top/build/lab/qemu-smoke.cpio.gz
 if ! "$here/mkinitramfs.sh" -k "$kver" --init "$run/init" -o "$initrd" \
 	>"$logdir/mkinitramfs.log" 2>&1; then
-	diag "mkinitramfs.sh failed:"
+	lab_diag "mkinitramfs.sh failed:"
 	diag_file "$logdir/mkinitramfs.log"
 	lab_fail_rest "prerequisite failed: no initramfs"
 	finish
@@ -153,10 +140,10 @@ lab_spawn "$elog" "$engine" -c "$run/engine.ini" -f -v
 epid=$LAB_LAST_PID
 rc=0
 for s in "$guest.sock" nsm0.sock control.sock; do
-	lab_wait_socket "$run/run/$s" 30 "$epid" || { rc=1; diag "no socket $run/run/$s"; break; }
+	lab_wait_socket "$run/run/$s" 30 "$epid" || { rc=1; lab_diag "no socket $run/run/$s"; break; }
 done
 if ((rc)); then
-	lab_alive "$epid" || diag "the engine exited"
+	lab_alive "$epid" || lab_diag "the engine exited"
 	diag_file "$elog"
 fi
 lab_ok "$rc" "engine started and created its sockets ($guest.sock, nsm0.sock, control.sock)"
@@ -172,19 +159,19 @@ lab_vm_start "$guest" --kernel "$kver" --initrd "$initrd" --nk "$run/run/$guest.
 vrc=0
 lab_vm_wait "$guest" "$vm_timeout" || vrc=$?
 con=$(lab_vm_console "$guest")
-diag "guest ran $((SECONDS - start)) s (QEMU exit status $vrc; 124: killed after $vm_timeout s)"
+lab_diag "guest ran $((SECONDS - start)) s (QEMU exit status $vrc; 124: killed after $vm_timeout s)"
 if ((vrc)); then
-	diag "QEMU:"
+	lab_diag "QEMU:"
 	diag_file "$logdir/$guest.qemu.log" 10
 fi
 
 rc=0
 init_line=$(lab_console_marker "$con" 'NK-LAB: init started' | head -n 1) || rc=1
 if ((rc)); then
-	diag "no 'NK-LAB: init started' on the console; its end:"
+	lab_diag "no 'NK-LAB: init started' on the console; its end:"
 	lab_console_tail "$con" 15
 else
-	diag "${init_line#NK-LAB: }"
+	lab_diag "${init_line#NK-LAB: }"
 fi
 lab_ok "$rc" "guest booted to /init"
 
@@ -192,10 +179,10 @@ rc=0
 verdict=$(lab_console_result "$con") || rc=1
 check=$(lab_console_marker "$con" 'NK-CHECK: virtio-41' | head -n 1) || rc=1
 if ((rc)); then
-	diag "guest verdict: $verdict"
+	lab_diag "guest verdict: $verdict"
 	lab_console_marker "$con" 'NK-LAB: virtio' | sed 's/^/#   /' || true
 else
-	diag "${check#NK-CHECK: }"
+	lab_diag "${check#NK-CHECK: }"
 fi
 lab_ok "$rc" "virtio device 41 (PCI 1af4:1069) present in guest sysfs"
 
@@ -207,7 +194,7 @@ rc=0
 served=$(grep -a 'GET_CONFIG' "$elog" | grep -av 'VHOST_USER_GET_CONFIG' |
 	grep -a -- "$guest" | head -n 3) || rc=1
 if ((rc)); then
-	diag "no engine log line with GET_CONFIG for $guest in $elog"
+	lab_diag "no engine log line with GET_CONFIG for $guest in $elog"
 else
 	printf '%s\n' "$served" | sed 's/^/#   /'
 fi
@@ -217,7 +204,7 @@ lab_ok "$rc" "engine served GET_CONFIG to $guest"
 
 rc=0
 if ! lab_console_marker "$con" 'NK-DMESG-END' >/dev/null; then
-	diag "the guest did not print its whole kernel log (no NK-DMESG-END)"
+	lab_diag "the guest did not print its whole kernel log (no NK-DMESG-END)"
 	rc=1
 fi
 lab_console_trouble "$con" || rc=1
@@ -230,11 +217,11 @@ erc=0
 kill -TERM "$epid" 2>/dev/null || true
 lab_wait_pid "$epid" 30 || erc=$?
 if ((erc == 124)); then
-	diag "engine still running 30 s after SIGTERM; killing it"
+	lab_diag "engine still running 30 s after SIGTERM; killing it"
 	lab_stop_pid "$epid" 1 || true
 	rc=1
 elif ((erc)); then
-	diag "engine exited $erc after SIGTERM"
+	lab_diag "engine exited $erc after SIGTERM"
 	rc=1
 fi
 # Any process still holding this run's files: its directory is unique.
@@ -248,12 +235,12 @@ for p in /proc/[0-9]*; do
 	fi
 done
 if ((${#left[@]})); then
-	diag "processes left behind: ${left[*]}"
+	lab_diag "processes left behind: ${left[*]}"
 	rc=1
 fi
 for s in "$guest.sock" nsm0.sock control.sock; do
 	if [[ -e $run/run/$s ]]; then
-		diag "note: the engine left $run/run/$s behind"
+		lab_diag "note: the engine left $run/run/$s behind"
 	fi
 done
 if ((rc)); then
