@@ -220,6 +220,7 @@ void nsm_sock_set_callbacks(struct nsm_sock *ns, const struct nsm_sk_cbs *orig);
 void nsm_sock_set_callbacks6(struct nsm_sock *ns);
 void nsm_sock_release6(struct nsm_sock *ns);
 void nsm_sock_release(struct nsm_sock *ns);
+int nsm_sock_name(struct nsm_sock *ns, struct nk_addr *na);
 int nsm_sock_write(struct nsm_sock *ns, const void *data, u32 len,
 		   unsigned int msg_flags, const struct sockaddr_storage *to,
 		   int tolen);

@@ -892,17 +892,14 @@ static int nsm_op_getsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 static int nsm_op_getsockname(struct nsm_req *rq, struct nsm_sock *ns,
 			      struct nsm_reply *rp)
 {
-	struct sockaddr_storage ss, peer;
-	int len;
+	struct sockaddr_storage peer;
+	int err;
 
 	if (rq->len)
 		return nsm_invalid(rq, "unexpected payload");
-	len = kernel_getsockname(ns->sock, (struct sockaddr *)&ss);
-	if (len < 0)
-		return len;
-	len = nk_addr_from_sockaddr(&rp->u.addr, (struct sockaddr *)&ss, len);
-	if (len)
-		return len;
+	err = nsm_sock_name(ns, &rp->u.addr);
+	if (err)
+		return err;
 	/* The guest bound to the wildcard: it sees the wildcard until connected. */
 	if (ns->bound_any &&
 	    kernel_getpeername(ns->sock, (struct sockaddr *)&peer) < 0) {

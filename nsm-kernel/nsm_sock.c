@@ -256,10 +256,10 @@ static int nsm_sock_send(struct nsm_sock *ns, const void *data, u32 len,
 	};
 	struct kvec kv = { .iov_base = (void *)data, .iov_len = len };
 
-	struct socket *sock = ns->dgram_peer ?: ns->sock;
+	/* Connected: the kernel socket the peer is on (see nsm_op_connect()). */
+	struct socket *sock = tolen ? ns->sock : ns->dgram_peer ?: ns->sock;
 
 	if (tolen) {
-		sock = ns->sock;
 		msg.msg_name = (void *)to;
 		msg.msg_namelen = tolen;
 		/* A dual-stack datagram socket's IPv6 peers: see nsm_bind6(). */
@@ -426,12 +426,23 @@ static int nsm_recv(struct nsm_sock *ns, struct msghdr *msg, void *buf,
 	return nsm_recv_from(ns->sock, msg, buf, len, flags);
 }
 
+/* The kernel socket's local address, as the wire carries it.  @ns is locked. */
+int nsm_sock_name(struct nsm_sock *ns, struct nk_addr *na)
+{
+	struct sockaddr_storage ss;
+	int len;
+
+	len = kernel_getsockname(ns->sock, (struct sockaddr *)&ss);
+	if (len < 0)
+		return len;
+	return nk_addr_from_sockaddr(na, (struct sockaddr *)&ss, len);
+}
+
 static void nsm_check_connect(struct nsm_sock *ns)
 {
 	int state = READ_ONCE(ns->sock->sk->sk_state);
-	struct sockaddr_storage ss;
 	struct nk_addr local;
-	int err, len;
+	int err;
 
 	if (state == TCP_SYN_SENT || state == TCP_SYN_RECV)
 		return;
@@ -443,11 +454,9 @@ static void nsm_check_connect(struct nsm_sock *ns)
 	}
 	ns->connected = true;
 	/* With the local address, so that the guest need not ask for it. */
-	len = kernel_getsockname(ns->sock, (struct sockaddr *)&ss);
-	if (len < 0 || nk_addr_from_sockaddr(&local, (struct sockaddr *)&ss, len))
-		len = 0;
+	err = nsm_sock_name(ns, &local);
 	nsm_msg(ns->nsm, ns, ns->id, NK_EV_CONNECTED, 0, 0, 0, 0, &local,
-		len ? sizeof(local) : 0);
+		err ? 0 : sizeof(local));
 }
 
 static void nsm_check_accept(struct nsm_sock *ns)
