@@ -30,6 +30,15 @@ static inline uint16_t ring_load16(const uint16_t *p, int order)
 	return __atomic_load_n(p, order);
 }
 
+/* One read of descriptor @idx; only the copy is used. */
+static inline void desc_read(const struct he_vq *vq, uint16_t idx, struct vring_desc *d)
+{
+	d->addr = __atomic_load_n(&vq->vr.desc[idx].addr, __ATOMIC_RELAXED);
+	d->len = __atomic_load_n(&vq->vr.desc[idx].len, __ATOMIC_RELAXED);
+	d->flags = __atomic_load_n(&vq->vr.desc[idx].flags, __ATOMIC_RELAXED);
+	d->next = __atomic_load_n(&vq->vr.desc[idx].next, __ATOMIC_RELAXED);
+}
+
 /*
  * Take the next chain.  Returns 1 with *c filled, 0 when the ring is empty,
  * HE_VQ_BROKEN when the avail ring itself is corrupt (index too far ahead,
@@ -83,9 +92,7 @@ int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
 		uint64_t len;
 		uint64_t va;
 
-		d.addr = __atomic_load_n(&vq->vr.desc[idx].addr, __ATOMIC_RELAXED);
-		d.len = __atomic_load_n(&vq->vr.desc[idx].len, __ATOMIC_RELAXED);
-		d.flags = __atomic_load_n(&vq->vr.desc[idx].flags, __ATOMIC_RELAXED);
+		desc_read(vq, idx, &d);
 		len = d.len;
 		if (likely(d.flags == (writable ? VRING_DESC_F_WRITE : 0) && len &&
 			   d.addr + len > d.addr)) {
@@ -111,11 +118,7 @@ int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
 			*err = -ELOOP;
 			return -NK_PERR_DESC_LOOP;
 		}
-		/* One read of the descriptor; only the copy is used. */
-		d.addr = __atomic_load_n(&vq->vr.desc[idx].addr, __ATOMIC_RELAXED);
-		d.len = __atomic_load_n(&vq->vr.desc[idx].len, __ATOMIC_RELAXED);
-		d.flags = __atomic_load_n(&vq->vr.desc[idx].flags, __ATOMIC_RELAXED);
-		d.next = __atomic_load_n(&vq->vr.desc[idx].next, __ATOMIC_RELAXED);
+		desc_read(vq, idx, &d);
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			/* VIRTIO_F_INDIRECT_DESC is never negotiated. */
