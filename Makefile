@@ -2,7 +2,10 @@
 #
 # NetKernel top-level Makefile.
 #
-#   make          install missing Debian packages, build everything that exists
+#   make          build everything; as root it first installs the Debian
+#                 packages that are missing, as another user it names them
+#                 and stops (tools/install-deps.sh)
+#   make deps     only the packages (root)
 #   make check    build, then run every test suite (what CI runs)
 #   make demo     build, then show unmodified programs in a guest VM with no
 #                 NIC reaching the world through NetKernel (tools/demo.sh)
@@ -20,20 +23,27 @@ MAKEFLAGS += --no-print-directory -j2
 
 SUBDIRS := hostengine tools/vufront tools/nkctl tools/bench
 
-# The kernel the modules are built for: Debian's newest 6.1 by default.
-KVER ?= $(notdir $(lastword $(sort $(wildcard /usr/src/linux-headers-6.1.*-amd64))))
-KVER := $(patsubst linux-headers-%,%,$(KVER))
-KDIR ?= /usr/src/linux-headers-$(KVER)
+# The kernel the modules are built for: the newest of Debian's headers of
+# KSERIES under KSRC, or KDIR when given.  Nothing here may depend on an
+# installed package when the Makefile is read, since deps may install it
+# later in the same run: kdir is a shell lookup expanded only when a recipe
+# that needs it runs, after its prerequisite deps.  DEPS is the install step
+# (selftests/build/run.sh stands a stub in for it).
+KSERIES ?= 6.1
+KSRC ?= /usr/src
+DEPS ?= tools/install-deps.sh
+kdir = $(or $(KDIR),$(shell ls -d $(KSRC)/linux-headers-$(KSERIES).*-amd64 2>/dev/null | sort -V | tail -n 1))
+need_kdir = $(if $(kdir),,$(error no $(KSRC)/linux-headers-$(KSERIES).*-amd64: run 'make deps' as root, or set KDIR))
 
 .PHONY: all deps $(SUBDIRS) modules tests check demo kunit bench bench-smoke clean
 
 all: $(SUBDIRS) modules
 
 modules: deps
-	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
+	$(need_kdir)$(MAKE) -C $(kdir) M=$(CURDIR) modules
 
 deps:
-	@tools/install-deps.sh
+	@$(DEPS)
 
 $(SUBDIRS): deps
 	$(MAKE) -C $@
@@ -77,5 +87,5 @@ bench-smoke: all
 
 clean:
 	for d in $(SUBDIRS) hostengine/tests; do $(MAKE) -C $$d clean; done
-	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
+	$(if $(kdir),$(MAKE) -C $(kdir) M=$(CURDIR) clean)
 	rm -rf build results
