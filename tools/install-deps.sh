@@ -19,21 +19,23 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-PACKAGES=(
-	# build
-	build-essential pkg-config
-	# host engine: DPDK 22.11 rte_vhost, config, control socket, unit tests
-	dpdk-dev libdpdk-dev libinih-dev libjson-c-dev libcmocka-dev
-	# kernel modules: Debian 6.1 kernel and headers, KUnit under UML
-	linux-image-amd64 linux-headers-amd64 linux-source-6.1
-	bc flex bison libelf-dev libssl-dev
-	# VM lab: QEMU 7.2, busybox initramfs, modules (6.12's are .ko.xz),
-	# namespaces and taps, control-socket pokes
-	qemu-system-x86 busybox-static cpio kmod xz-utils zstd iproute2
-	socat python3
-	# benchmarks: the plot
-	gnuplot-nox
+# One group a line: its name, why the project needs it, its packages.
+GROUPS_=(
+	"build|compilers and make|build-essential pkg-config"
+	"host engine|DPDK 22.11 rte_vhost, config file, control socket, unit tests|dpdk-dev libdpdk-dev libinih-dev libjson-c-dev libcmocka-dev"
+	"kernel modules|Debian's 6.1 kernel and headers, its source for checkpatch and KUnit under UML|linux-image-amd64 linux-headers-amd64 linux-source-6.1 bc flex bison libelf-dev libssl-dev"
+	"VM lab|QEMU 7.2, the busybox initramfs, Debian's modules (6.12's are .ko.xz), namespaces and taps, control-socket pokes|qemu-system-x86 busybox-static cpio kmod xz-utils zstd iproute2 socat python3"
+	"benchmarks|the plot of make bench|gnuplot-nox"
 )
+PACKAGES=()
+declare -A group_of=()
+for g in "${GROUPS_[@]}"; do
+	IFS='|' read -r name _ pkgs <<<"$g"
+	for p in $pkgs; do
+		PACKAGES+=("$p")
+		group_of[$p]=$name
+	done
+done
 # Kernel series wanted besides linux-image-amd64's (which is 6.1).
 EXTRA_SERIES=(6.12)
 
@@ -104,6 +106,19 @@ if ((${#missing[@]} == 0 && ${#missing_series[@]} == 0)); then
 	exit 0
 fi
 
+# What is missing, one group a line, with the reason for it.
+for g in "${GROUPS_[@]}"; do
+	IFS='|' read -r name why _ <<<"$g"
+	m=()
+	for p in "${missing[@]}"; do
+		[[ ${group_of[$p]} != "$name" ]] || m+=("$p")
+	done
+	((${#m[@]} == 0)) || echo "install-deps: $name ($why): ${m[*]}"
+done
+for s in "${missing_series[@]}"; do
+	echo "install-deps: Debian $s kernel (the modules must keep building for it): linux-image-$s.*-amd64 and its headers"
+done
+
 want=("${missing[@]}")
 for s in "${missing_series[@]}"; do
 	want+=("linux-image-$s.*-amd64 + headers")
@@ -114,13 +129,20 @@ if ((check)); then
 fi
 if [[ $(id -u) -ne 0 ]]; then
 	echo "install-deps: error: missing packages: ${want[*]}" >&2
-	echo "install-deps: run as root to install them: sudo $0" >&2
+	echo "install-deps: as root, 'make deps' or '$0' installs them" >&2
 	exit 1
 fi
 
+# apt says "Err:" and "Failed to fetch" when a repository cannot be
+# reached, and may still exit 0; either way nothing below can work.
 export DEBIAN_FRONTEND=noninteractive
 echo "install-deps: apt-get update"
-apt-get update -q
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+if ! apt-get update -q 2>&1 | tee "$log" || grep -qE '^(Err:|[WE]: Failed to fetch)' "$log"; then
+	echo "install-deps: error: apt-get update could not reach the Debian repositories in /etc/apt/sources.list{,.d}; check the network or the mirror, then run $0 again" >&2
+	exit 1
+fi
 for s in "${missing_series[@]}"; do
 	ver=$(series_candidate "$s")
 	if [[ -z $ver ]]; then
@@ -130,7 +152,10 @@ for s in "${missing_series[@]}"; do
 	missing+=("linux-image-$ver" "linux-headers-$ver")
 done
 echo "install-deps: installing: ${missing[*]}"
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
+	echo "install-deps: error: apt-get install failed (see above): a repository unreachable, or a package it does not have" >&2
+	exit 1
+fi
 
 still=()
 for p in "${missing[@]}"; do
