@@ -175,7 +175,7 @@ fi
 # ------------------------------------------------------------------- build
 
 mkdir -p "$(dirname "$out")"
-stage=$(mktemp -d /tmp/nk-initramfs.XXXXXX)
+stage=$(realpath "$(mktemp -d /tmp/nk-initramfs.XXXXXX)")
 tmp=$(mktemp "$out.XXXXXX")
 trap 'rm -rf "$stage" "$tmp"' EXIT
 mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc/nk-lab,lib,proc,sys,dev,tmp,run,root}
@@ -213,14 +213,24 @@ for ko in "${kos[@]}"; do
 done
 echo "$ver" >"$stage/etc/nk-lab/kernel"
 
+# stage_put SRC DST: copy the file SRC to DST inside the stage.  The stage
+# is full of applet links to /bin/busybox, absolute ones: writing through
+# one would overwrite the host's busybox, so DST's directory must resolve
+# inside the stage and DST itself, a link or not, is replaced.
+stage_put() {
+	local src=$1 dst=$stage$2 dir
+	mkdir -p "$(dirname "$dst")"
+	dir=$(realpath -e "$(dirname "$dst")")
+	[[ $dir/ == "$stage"/* ]] || lab_die "$2: its directory leaves the image ($dir)"
+	rm -f "$dst"
+	cp -L --preserve=mode "$src" "$dst"
+}
+
 for f in "${bin_files[@]}"; do
-	mkdir -p "$stage$(dirname "$f")"
-	cp -L "$f" "$stage$f"
+	stage_put "$f" "$f"
 done
 for f in "${adds[@]}"; do
-	dst=$stage${f#*:}
-	mkdir -p "$(dirname "$dst")"
-	cp -L --preserve=mode "${f%%:*}" "$dst"
+	stage_put "${f%%:*}" "${f#*:}"
 done
 
 cp "$here/guest-lib.sh" "$stage/lib/nk-lab.sh"
