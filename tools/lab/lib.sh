@@ -660,8 +660,8 @@ lab_ktap_begin() {	# N
 	echo "1..$NTESTS"
 }
 
-lab_diag() {	# LINE...: each as a "# LINE" diagnostic
-	printf '# %s\n' "$@"
+lab_diag() {	# TEXT...: each line of each as a "# LINE" diagnostic
+	printf '%s\n' "$@" | sed 's/^/# /'
 }
 
 lab_ktap_end() {
