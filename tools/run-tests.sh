@@ -14,6 +14,7 @@ logs=$top/build/test-logs
 mkdir -p "$logs"
 
 declare -A suite_cmd=(
+	[build]="$top/selftests/build/run.sh"
 	[kernel-build]="$top/tools/check-kernel.sh"
 	[hostengine]="make -s -C $top/hostengine/tests check"
 	[kunit]="$top/selftests/kunit/run.sh"
@@ -21,7 +22,7 @@ declare -A suite_cmd=(
 	[kselftest]="$top/selftests/netkernel/run-vm.sh"
 	[bench-smoke]="$top/tools/bench/bench.sh --smoke"
 )
-order=(kernel-build kunit hostengine qemu-smoke kselftest bench-smoke)
+order=(build kernel-build kunit hostengine qemu-smoke kselftest bench-smoke)
 [ $# -gt 0 ] && order=("$@")
 
 passed=0
