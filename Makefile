@@ -16,6 +16,8 @@
 #                 VM lab, NetKernel beside the native virtio-net path, with a
 #                 table, results/bench-DATE/results.{json,csv,png}
 #   make bench-smoke  the same, short, asserting only sane numbers (in check)
+#   make fuzz     each libFuzzer harness of selftests/fuzz for FUZZ_SECONDS
+#                 (default 60; make check runs each for 15)
 #
 # Kernel modules are built by Kbuild against Debian's headers; see Kbuild.
 
@@ -35,7 +37,7 @@ DEPS ?= tools/install-deps.sh
 kdir = $(or $(KDIR),$(shell ls -d $(KSRC)/linux-headers-$(KSERIES).*-amd64 2>/dev/null | sort -V | tail -n 1))
 need_kdir = $(if $(kdir),,$(error no $(KSRC)/linux-headers-$(KSERIES).*-amd64: run 'make deps' as root, or set KDIR))
 
-.PHONY: all deps $(SUBDIRS) modules tests check demo kunit bench bench-smoke clean
+.PHONY: all deps $(SUBDIRS) modules tests check demo kunit bench bench-smoke fuzz clean
 
 all: $(SUBDIRS) modules
 
@@ -84,6 +86,11 @@ bench: all
 
 bench-smoke: all
 	tools/bench/bench.sh --smoke
+
+# libFuzzer harnesses with ASan and UBSan; findings in build/fuzz/artifacts.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	selftests/fuzz/run.sh -t $(FUZZ_SECONDS)
 
 clean:
 	for d in $(SUBDIRS) hostengine/tests; do $(MAKE) -C $$d clean; done

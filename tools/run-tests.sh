@@ -21,8 +21,9 @@ declare -A suite_cmd=(
 	[qemu-smoke]="$top/tools/lab/qemu-smoke.sh"
 	[kselftest]="$top/selftests/netkernel/run-vm.sh"
 	[bench-smoke]="$top/tools/bench/bench.sh --smoke"
+	[fuzz]="$top/selftests/fuzz/run.sh -t 15"
 )
-order=(build kernel-build kunit hostengine qemu-smoke kselftest bench-smoke)
+order=(build kernel-build kunit fuzz hostengine qemu-smoke kselftest bench-smoke)
 [ $# -gt 0 ] && order=("$@")
 
 passed=0

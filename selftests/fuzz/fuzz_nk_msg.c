@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * libFuzzer harness: lib/nk_msg.c as both modules use it on what arrives
+ * from the host engine, which neither trusts.
+ *
+ * Input: a 5-byte selector, then one message as the device wrote it
+ * (header and payload), then credit announcements of 12 bytes each.
+ *   selector[0] bit 0: the receiving role (guest or NSM)
+ *   selector[1..2]:    the receiver's max_payload, NK_MIN_PAYLOAD and up
+ *   selector[3..4]:    the bytes the device wrote, big-endian (0: as many
+ *                      as the header's len says, as an honest device
+ *                      would write, up to 64 KiB); the input
+ *                      gives their start, zeros the rest (so that short
+ *                      inputs stand for long messages); what follows them
+ *                      in the input is credit
+ *
+ * Each step is what nk_transport.c, nk_af.c and nsm_ops.c do with the
+ * result; the asserts are the contract nk_msg.h states, so a function that
+ * accepts what it promised to refuse, or returns out of its range, aborts.
+ */
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "nk_msg.h"
+
+static void check_addr(const uint8_t *p, uint32_t plen)
+{
+	struct sockaddr_storage ss;
+	struct nk_addr na;
+	int r;
+
+	if (plen < sizeof(na))
+		return;
+	memcpy(&na, p, sizeof(na));
+	if (nk_addr_check(&na))
+		return;
+	r = nk_addr_to_sockaddr(&na, &ss, AF_INET6);
+	assert(r == sizeof(struct sockaddr_in6) && ss.ss_family == AF_INET6);
+	r = nk_addr_to_sockaddr(&na, &ss, AF_INET);
+	if (le16_to_cpu(na.family) == AF_INET)
+		assert(r == sizeof(struct sockaddr_in) && ss.ss_family == AF_INET);
+	else
+		assert(r == -EINVAL);
+	(void)nk_addr_is_loopback(&na);
+}
+
+static void check_hello(const struct nk_hdr *h, const uint8_t *p, uint32_t plen,
+			uint32_t max_payload)
+{
+	const u64 features = NK_FEAT_ALL;
+	struct nk_hello hello;
+	size_t n;
+
+	if (nk_hello_reply_parse(h, p, plen, features, max_payload, &hello))
+		return;
+	assert(!(hello.features & ~features));
+	assert(hello.max_payload >= NK_MIN_PAYLOAD && hello.max_payload <= max_payload);
+	assert(hello.endpoint_id);
+	n = strnlen(hello.name, sizeof(hello.name));
+	assert(n > 0 && n < sizeof(hello.name));
+}
+
+/* Credit announcements against a sender and a receiver that obey them. */
+static void check_credit(const uint8_t *p, size_t len)
+{
+	struct nk_credit_tx tx = { .peer_buf_alloc = 65536 };
+	struct nk_credit_rx rx = { .buf_alloc = 65536 };
+	u32 v[3], space, fwd;
+
+	for (; len >= sizeof(v); p += sizeof(v), len -= sizeof(v)) {
+		memcpy(v, p, sizeof(v));
+		fwd = tx.peer_fwd_cnt;
+		if (!nk_credit_tx_update(&tx, v[0], v[1])) {
+			assert(tx.peer_buf_alloc <= NK_CREDIT_MAX);
+			assert((s32)(tx.peer_fwd_cnt - fwd) >= 0);
+			assert((s32)(tx.tx_cnt - tx.peer_fwd_cnt) >= 0);
+		}
+		space = nk_credit_tx_space(&tx);
+		assert(space <= tx.peer_buf_alloc);
+		tx.tx_cnt += v[2] % (space + 1);
+		assert(nk_credit_tx_space(&tx) <= space);
+
+		if (!nk_credit_rx_accept(&rx, v[2]))
+			assert(rx.rx_cnt - rx.fwd_sent <= rx.buf_alloc);
+		rx.fwd_cnt += v[0] % (nk_credit_rx_unread(&rx) + 1);
+		assert(nk_credit_rx_unread(&rx) <= rx.rx_cnt - rx.fwd_sent + rx.buf_alloc);
+		if (nk_credit_rx_need_update(&rx))
+			rx.fwd_sent = rx.fwd_cnt;
+		if (!nk_credit_rx_unread(&rx))
+			nk_credit_rx_autotune(&rx, v[1]);
+		assert(rx.buf_alloc <= NK_CREDIT_MAX);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t buf[0xffff];
+	struct nk_hdr h;
+	uint32_t max_payload, mlen, plen, n;
+	int role, r;
+
+	if (size < 5)
+		return 0;
+	role = data[0] & 1 ? NK_ROLE_NSM : NK_ROLE_GUEST;
+	max_payload = NK_MIN_PAYLOAD +
+		      (((uint32_t)data[1] << 8 | data[2]) % (NK_MAX_PAYLOAD - NK_MIN_PAYLOAD + 1));
+	mlen = (uint32_t)data[3] << 8 | data[4];
+	data += 5;
+	size -= 5;
+	if (!mlen && size >= sizeof(h)) {
+		memcpy(&h, data, sizeof(h));
+		mlen = sizeof(h) + le32_to_cpu(h.len);
+		if (mlen > sizeof(buf) || mlen < sizeof(h))
+			mlen = sizeof(buf);
+	}
+	n = mlen < size ? mlen : size;
+	memcpy(buf, data, n);
+	memset(buf + n, 0, mlen - n);
+
+	/* The device may write less than a header: check it like the modules. */
+	memset(&h, 0, sizeof(h));
+	memcpy(&h, buf, mlen < sizeof(h) ? mlen : sizeof(h));
+	r = nk_hdr_check(&h, mlen, role, max_payload);
+	assert(r == 0 || r == -EBADMSG || r == -EMSGSIZE || r == -EINVAL || r == -EOPNOTSUPP);
+	if (!r) {
+		plen = le32_to_cpu(h.len);
+		assert(mlen >= sizeof(h) && plen == mlen - sizeof(h) && plen <= max_payload);
+		assert(!(le16_to_cpu(h.flags) & ~NK_F_KNOWN));
+		r = nk_hdr_status(&h);
+		assert(r <= 0 && r >= -MAX_ERRNO);
+		assert(strcmp(nk_op_name(le16_to_cpu(h.op)), "?"));
+		if (le16_to_cpu(h.op) == NK_OP_HELLO)
+			check_hello(&h, buf + sizeof(h), plen, max_payload);
+		if (le16_to_cpu(h.flags) & NK_F_ADDR)
+			check_addr(buf + sizeof(h), plen);
+	}
+	check_credit(data + n, size - n);
+	return 0;
+}

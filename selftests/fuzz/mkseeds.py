@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Write the seed corpora of selftests/fuzz (corpus/NAME/*) from the wire
+format of include/netkernel/nk_proto.h: one well-formed input of each kind
+a harness reads, so that fuzzing starts past the first checks.  Run it
+again after a change of the wire format; the files are in the tree."""
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# enum nk_op, NK_F_*, roles (nk_proto.h)
+OP = dict(HELLO=1, SOCKET=2, BIND=3, LISTEN=4, ACCEPT=5, CONNECT=6, SEND=7,
+          SHUTDOWN=8, CLOSE=9, SETSOCKOPT=10, GETSOCKOPT=11, GETSOCKNAME=12,
+          GETPEERNAME=13, IOCTL=14, CREDIT=15)
+EV = dict(DATA=0x101, ACCEPT=0x102, CONNECTED=0x103, WRITABLE=0x104,
+          HUP=0x105, ERROR=0x106, RESET=0x107)
+F_REPLY, F_ADDR, F_CREDIT, F_MORE = 1, 2, 4, 8
+GUEST, NSM = 0, 1
+
+
+def hdr(op, flags=0, plen=0, sock=0, status=0, req_id=0, buf_alloc=0,
+        fwd_cnt=0, args=(0, 0, 0, 0)):
+    return struct.pack('<HHIIiQII4Q', op, flags, plen, sock, status, req_id,
+                       buf_alloc, fwd_cnt, *args)
+
+
+def addr4(ip, port):
+    return struct.pack('<H', 2) + struct.pack('>H', port) + bytes(4) + \
+        bytes(ip) + bytes(12) + bytes(4)
+
+
+def addr6(ip, port, scope=0):
+    return struct.pack('<H', 10) + struct.pack('>H', port) + bytes(4) + \
+        bytes(ip) + struct.pack('<I', scope)
+
+
+def msg(op, payload=b'', **kw):
+    return hdr(op, plen=len(payload), **kw) + payload
+
+
+def nk_msg_seed(role, m, credit=b''):
+    """fuzz_nk_msg: selector, message, credit triples."""
+    return bytes([role, 0x20, 0x00]) + struct.pack('>H', len(m)) + m + credit
+
+
+def nk_msg_seeds():
+    name = b'vm1\0'
+    credit = struct.pack('<3I', 65536, 0, 1000) + \
+        struct.pack('<3I', 262144, 1000, 65536)
+    v6 = bytes(range(16))
+    return {
+        'hello-reply': nk_msg_seed(GUEST, msg(OP['HELLO'], name, flags=F_REPLY,
+                                              req_id=1, args=(1, 3, 4096, 2))),
+        'ev-data-addr4': nk_msg_seed(GUEST, msg(EV['DATA'], addr4([10, 0, 0, 1], 53) + b'x' * 100,
+                                                flags=F_ADDR, sock=3)),
+        'ev-data-credit': nk_msg_seed(GUEST, msg(EV['DATA'], b'y' * 1000, flags=F_CREDIT,
+                                                 sock=3, buf_alloc=65536), credit),
+        'send-addr6': nk_msg_seed(NSM, msg(OP['SEND'], addr6(v6, 443, 2) + b'z' * 10,
+                                           flags=F_ADDR, sock=7, req_id=9)),
+        'connect-reply': nk_msg_seed(GUEST, msg(OP['CONNECT'], flags=F_REPLY, sock=3,
+                                                status=-115, req_id=4)),
+        'ev-reset': nk_msg_seed(GUEST, msg(EV['RESET'], sock=3, status=-104)),
+    }
+
+
+def write(name, seeds):
+    d = os.path.join(HERE, 'corpus', name)
+    os.makedirs(d, exist_ok=True)
+    for k, v in seeds.items():
+        with open(os.path.join(d, k), 'wb') as f:
+            f.write(v)
+
+
+def main():
+    write('fuzz_nk_msg', nk_msg_seeds())
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
