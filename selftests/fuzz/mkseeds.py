@@ -65,6 +65,74 @@ def nk_msg_seeds():
     }
 
 
+# fuzz_engine: endpoints and action kinds (fuzz_engine.c)
+VM1, VM2, NSM0, NSM1 = 0, 1, 2, 3
+AF_INET, SOCK_STREAM, SOCK_DGRAM = 2, 1, 2
+
+
+def mp_byte(mp):
+    return (mp - 2048) // 256
+
+
+def submit(ep, m, nseg=1, honest=True, length=None):
+    n = len(m) if length is None else length
+    flags = (nseg - 1) | (4 if honest else 0)
+    return bytes([ep | flags << 4]) + struct.pack('>H', n) + m
+
+
+def post(ep, size, n=1):
+    if size > 64:
+        return bytes([ep | 1 << 2 | (n - 1) << 4]) + struct.pack('>H', size - 65)
+    return bytes([ep | 1 << 2 | (n - 1 | 8) << 4]) + struct.pack('>H', size - 1)
+
+
+def run(passes=1):
+    return bytes([2 << 2 | (passes - 1) << 4])
+
+
+def reconnect(ep):
+    return bytes([ep | 3 << 2])
+
+
+def engine_seeds():
+    """The engine's first request id is 1 and its first NSM socket id 1."""
+    sock = submit(VM1, hdr(OP['SOCKET'], sock=1, req_id=2, buf_alloc=65536,
+                           flags=F_CREDIT, args=(AF_INET, SOCK_STREAM, 0, 0)))
+    sock_reply = submit(NSM0, hdr(OP['SOCKET'], flags=F_REPLY | F_CREDIT, sock=1,
+                                  req_id=1, buf_alloc=65536))
+    opened = post(VM1, 64 + 65536, 4) + post(NSM0, 64 + 65536, 4) + sock + run() + \
+        sock_reply + run()
+    conn = submit(VM1, msg(OP['CONNECT'], addr4([10, 0, 0, 1], 80), sock=1, req_id=3))
+    send = submit(VM1, msg(OP['SEND'], b'GET / HTTP/1.0\r\n\r\n', sock=1, req_id=0),
+                  nseg=2)
+    data = submit(NSM0, msg(EV['DATA'], b'HTTP/1.0 200 OK\r\n\r\n' + b'x' * 3000,
+                            sock=1), nseg=3)
+    close = submit(VM1, hdr(OP['CLOSE'], sock=1, req_id=4))
+    mp = bytes([mp_byte(65536)] * 4)
+    return {
+        'socket': mp + opened,
+        'connect-send-recv-close': mp + opened + conn + run() +
+        submit(NSM0, hdr(OP['CONNECT'], flags=F_REPLY, sock=1, req_id=2)) + run() +
+        send + data + run(2) + close + run(),
+        'dgram': mp + post(VM1, 64 + 65536, 4) + post(NSM0, 64 + 65536, 4) +
+        submit(VM1, hdr(OP['SOCKET'], sock=5, req_id=2, args=(AF_INET, SOCK_DGRAM, 0, 0)))
+        + run() + submit(NSM0, hdr(OP['SOCKET'], flags=F_REPLY, sock=1, req_id=1)) + run() +
+        submit(VM1, msg(OP['SEND'], addr4([10, 0, 0, 1], 53) + b'q' * 40, flags=F_ADDR,
+                        sock=5)) + run(),
+        # A guest whose payload limit is larger than its NSM's.
+        'bind-larger-than-nsm': bytes([mp_byte(8192), 0, mp_byte(2048), 0]) +
+        post(VM1, 64 + 8192, 4) + post(NSM0, 64 + 2048, 4) + sock + run() + sock_reply +
+        run() + submit(VM1, hdr(OP['BIND'], sock=1, req_id=3), length=64 + 8192) + run(),
+        # An NSM whose payload limit is larger than its guest's.
+        'reply-larger-than-guest': bytes([mp_byte(2048), 0, mp_byte(8192), 0]) +
+        post(VM1, 64 + 2048, 4) + post(NSM0, 64 + 8192, 4) + sock + run() + sock_reply +
+        run() + submit(VM1, hdr(OP['GETSOCKOPT'], sock=1, req_id=3, args=(1, 7, 4, 0))) +
+        run() + submit(NSM0, hdr(OP['GETSOCKOPT'], flags=F_REPLY, sock=1, req_id=2),
+                       length=64 + 8192) + run(),
+        'reconnect-nsm': mp + opened + reconnect(NSM0) + run() + post(VM1, 4096, 2) + run(),
+    }
+
+
 def write(name, seeds):
     d = os.path.join(HERE, 'corpus', name)
     os.makedirs(d, exist_ok=True)
@@ -75,6 +143,7 @@ def write(name, seeds):
 
 def main():
     write('fuzz_nk_msg', nk_msg_seeds())
+    write('fuzz_engine', engine_seeds())
     return 0
 
 
