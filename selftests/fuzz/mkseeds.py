@@ -133,6 +133,20 @@ def engine_seeds():
     }
 
 
+def ctl_seeds():
+    """fuzz_ctl: request lines as nkctl writes them."""
+    return {
+        'list': b'{"cmd": "list"}\n',
+        'stats': b'{"cmd": "stats"}\n{"cmd": "stats", "endpoint": "vm1"}\n',
+        'sockets': b'{"cmd": "sockets", "endpoint": "nsm0"}\n',
+        'engine': b'{"cmd": "engine"}\n',
+        'attach-detach': b'{"cmd": "detach", "guest": "vm2"}\n'
+                         b'{"cmd": "attach", "guest": "vm2", "nsm": "nsm0"}\n'
+                         b'{"cmd": "attach", "guest": "vm1", "nsm": "vm2"}\n',
+        'malformed': b'{"cmd": 7}\n[1, 2]\n{"cmd": "list"\n\n',
+    }
+
+
 def write(name, seeds):
     d = os.path.join(HERE, 'corpus', name)
     os.makedirs(d, exist_ok=True)
@@ -144,6 +158,7 @@ def write(name, seeds):
 def main():
     write('fuzz_nk_msg', nk_msg_seeds())
     write('fuzz_engine', engine_seeds())
+    write('fuzz_ctl', ctl_seeds())
     return 0
 
 
