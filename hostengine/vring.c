@@ -226,7 +226,11 @@ static uint32_t iov_seek(const struct he_iov *iov, uint32_t off, uint32_t *i)
 	return off;
 }
 
-/* he_iov_copy() across segments. */
+/*
+ * he_iov_copy() across segments.  The copy never leaves either list: it
+ * stops at the end of the shorter one (the callers make sure both hold
+ * the range).
+ */
 void he_iov_copy_segs(const struct he_iov *dst, uint32_t doff, const struct he_iov *src,
 		      uint32_t soff, uint32_t len)
 {
@@ -234,7 +238,7 @@ void he_iov_copy_segs(const struct he_iov *dst, uint32_t doff, const struct he_i
 
 	doff = iov_seek(dst, doff, &di);
 	soff = iov_seek(src, soff, &si);
-	while (len) {
+	while (len && di < dst->nseg && si < src->nseg) {
 		uint32_t n = RTE_MIN(len, RTE_MIN(dst->seg[di].len - doff,
 						  src->seg[si].len - soff));
 
