@@ -266,11 +266,16 @@ struct he_ep {
 	uint32_t state;			/* enum he_ep_state */
 	uint32_t attached_id;		/* guests: id of the NSM, 0 detached */
 
-	/* vhost.c state, under its mutex: the live vhost-user connection. */
+	/*
+	 * vhost.c state, written by the rte_vhost thread handling the
+	 * device's messages: a SET_MEM_TABLE paused the device.
+	 */
+	bool mem_paused;
 
 	/* Data-plane state. */
 	int vid;
 	bool running;
+	bool paused;			/* memory table changing: memory not touched */
 	struct rte_vhost_memory *mem;
 	uint16_t nr_pairs;
 	struct he_vq vq[2 * NK_MAX_QPAIRS];
@@ -349,6 +354,14 @@ int he_dp_dev_start(struct he_ep *ep, struct he_dev_start *ds);
  */
 struct rte_vhost_memory *he_dp_dev_stop(struct he_ep *ep, int vid, uint16_t *nr_vqs,
 					 uint16_t *last_avail, uint16_t *last_used);
+/*
+ * Around a memory table change: pause returns 1 once the data plane no
+ * longer touches the device's memory (0: the device was not running);
+ * resume hands it the new table and rings (0, or -errno: the device stays
+ * paused until stopped), with the table to free in *@old.
+ */
+int he_dp_dev_pause(struct he_ep *ep, int vid);
+int he_dp_dev_resume(struct he_ep *ep, struct he_dev_start *ds, struct rte_vhost_memory **old);
 int he_dp_attach(struct he_ep *guest, struct he_ep *nsm);
 int he_dp_detach(struct he_ep *guest);
 /* Returns the number of entries in *out (malloc'ed), or -errno. */

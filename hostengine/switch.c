@@ -101,6 +101,8 @@ struct he_pmsg {
 enum he_cmd_type {
 	CMD_START,
 	CMD_STOP,
+	CMD_PAUSE,
+	CMD_RESUME,
 	CMD_ATTACH,
 	CMD_DETACH,
 	CMD_SOCKETS,
@@ -339,7 +341,7 @@ static int deliver(struct he_ep *dst, const struct nk_hdr *h, const struct he_io
 	}
 	if (!must && over_limit(dst, HDR_LEN + h->len))
 		return -ENOBUFS;
-	if (TAILQ_EMPTY(&dst->pending)) {
+	if (TAILQ_EMPTY(&dst->pending) && !dst->paused) {
 		vq = event_vq(dst, h->sock);
 		if (event_chain(dst, vq, h)) {
 			write_msg(dst, vq, h, src, soff);
@@ -394,7 +396,7 @@ static unsigned int flush_pending(struct he_ep *ep)
 	struct he_iov iov;
 	struct he_vq *vq;
 
-	while ((pm = TAILQ_FIRST(&ep->pending))) {
+	while (!ep->paused && (pm = TAILQ_FIRST(&ep->pending))) {
 		vq = event_vq(ep, pm->h.sock);
 		if (!event_chain(ep, vq, &pm->h))
 			break;
@@ -1206,9 +1208,12 @@ static bool held_back(const struct he_ep *ep)
 
 static unsigned int visit(struct he_ep *ep)
 {
-	unsigned int work = flush_pending(ep), quota, i;
+	unsigned int work, quota, i;
 	int r, err;
 
+	if (ep->paused)
+		return 0;
+	work = flush_pending(ep);
 	if (held_back(ep))
 		return work;
 	quota = cfg->batch * (ep->role == NK_ROLE_GUEST ? ep->weight :
@@ -1273,6 +1278,7 @@ static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
 	}
 	ep->max_payload = 0;
 	ep->features = 0;
+	ep->paused = false;
 	epoll_kick(ep, EPOLL_CTL_ADD);
 	ep->running = true;
 	__atomic_store_n(&ep->state, HE_EP_CONNECTED, __ATOMIC_RELAXED);
@@ -1297,7 +1303,8 @@ static void cmd_stop(struct he_cmd *c)
 	pend_free_all(ep);
 	c->nr_vqs = 2 * ep->nr_pairs;
 	for (q = 0; q < c->nr_vqs; q++) {
-		he_vq_publish(&ep->vq[q]);
+		if (!ep->paused)	/* else published by cmd_pause */
+			he_vq_publish(&ep->vq[q]);
 		c->last_avail[q] = ep->vq[q].last_avail;
 		c->last_used[q] = ep->vq[q].last_used;
 	}
@@ -1306,6 +1313,60 @@ static void cmd_stop(struct he_cmd *c)
 	ep->nr_pairs = 0;
 	__atomic_store_n(&ep->state, HE_EP_WAITING, __ATOMIC_RELAXED);
 	he_log(INFO, "%s: device stopped", ep->name);
+}
+
+/*
+ * The device's memory table is about to change (its mapping goes away):
+ * publish what was used, and touch none of its memory until cmd_resume.
+ * Messages for it wait in its pending queue meanwhile.
+ */
+static void cmd_pause(struct he_cmd *c)
+{
+	struct he_ep *ep = c->ep;
+	unsigned int q;
+
+	c->ret = 0;
+	if (!ep->running || ep->vid != c->vid || ep->paused)
+		return;
+	/* Interrupts owed stay owed (need_call) until cmd_resume. */
+	for (q = 0; q < 2U * ep->nr_pairs; q++)
+		he_vq_publish(&ep->vq[q]);
+	ep->paused = true;
+	c->ret = 1;
+	he_log(INFO, "%s: memory table changing, device paused", ep->name);
+}
+
+/*
+ * The new memory table and ring addresses of a paused device: serve it
+ * again where it stopped.  c->mem: the table to free (the old one, or the
+ * new one if the device was not paused).
+ */
+static void cmd_resume(struct he_cmd *c)
+{
+	struct he_ep *ep = c->ep;
+	struct he_dev_start *ds = c->ds;
+	unsigned int q;
+
+	c->mem = ds->mem;
+	c->ret = -ENODEV;
+	if (!ep->running || ep->vid != c->vid || !ep->paused)
+		return;
+	c->ret = -EINVAL;
+	if (ds->nr_vqs != 2 * ep->nr_pairs)
+		return;
+	for (q = 0; q < ds->nr_vqs; q++)
+		if (ds->vr[q].size != ep->vq[q].vr.size ||
+		    ds->vr[q].kickfd != ep->vq[q].vr.kickfd)
+			return;
+	c->mem = ep->mem;
+	ep->mem = ds->mem;
+	for (q = 0; q < ds->nr_vqs; q++) {
+		ep->vq[q].vr = ds->vr[q];
+		he_vq_notify(&ep->vq[q], false);
+	}
+	ep->paused = false;
+	c->ret = 0;
+	he_log(INFO, "%s: new memory table, device resumed", ep->name);
 }
 
 static void detach(struct he_ep *g)
@@ -1396,6 +1457,12 @@ static void cmd_exec(struct he_cmd *c)
 	case CMD_STOP:
 		cmd_stop(c);
 		break;
+	case CMD_PAUSE:
+		cmd_pause(c);
+		break;
+	case CMD_RESUME:
+		cmd_resume(c);
+		break;
 	case CMD_ATTACH:
 		attach(c->ep, c->ep2);
 		break;
@@ -1474,6 +1541,23 @@ struct rte_vhost_memory *he_dp_dev_stop(struct he_ep *ep, int vid, uint16_t *nr_
 	return c.mem;
 }
 
+int he_dp_dev_pause(struct he_ep *ep, int vid)
+{
+	struct he_cmd c = { .type = CMD_PAUSE, .ep = ep, .vid = vid };
+
+	cmd_submit(&c);
+	return c.ret;
+}
+
+int he_dp_dev_resume(struct he_ep *ep, struct he_dev_start *ds, struct rte_vhost_memory **old)
+{
+	struct he_cmd c = { .type = CMD_RESUME, .ep = ep, .vid = ds->vid, .ds = ds };
+
+	cmd_submit(&c);
+	*old = c.mem;
+	return c.ret;
+}
+
 int he_dp_attach(struct he_ep *guest, struct he_ep *nsm)
 {
 	struct he_cmd c = { .type = CMD_ATTACH, .ep = guest, .ep2 = nsm };
@@ -1521,7 +1605,7 @@ static void calls_flush(void)
 	for (i = 0; i < cfg->nr_eps; i++) {
 		struct he_ep *ep = cfg->eps[i];
 
-		for (q = 0; ep->running && q < 2U * ep->nr_pairs; q++)
+		for (q = 0; ep->running && !ep->paused && q < 2U * ep->nr_pairs; q++)
 			he_vq_call(ep->vid, &ep->vq[q]);
 	}
 }
@@ -1539,7 +1623,7 @@ static void notify_all(bool enable)
 		struct he_ep *ep = cfg->eps[i];
 		bool waiting = !TAILQ_EMPTY(&ep->pending);
 
-		for (q = 0; ep->running && q < 2U * ep->nr_pairs; q++)
+		for (q = 0; ep->running && !ep->paused && q < 2U * ep->nr_pairs; q++)
 			he_vq_notify(&ep->vq[q], enable &&
 				     (q % 2 == 0 || waiting));	/* requestq */
 	}
@@ -1557,10 +1641,13 @@ static bool work_available(void)
 		struct he_ep *ep = cfg->eps[i];
 		struct he_pmsg *pm = TAILQ_FIRST(&ep->pending);
 
-		if (!ep->running)
+		if (!ep->running || ep->paused)
 			continue;
 		if (pm && he_vq_pending(event_vq(ep, pm->h.sock)))
 			return true;
+		for (p = 0; p < 2U * ep->nr_pairs; p++)
+			if (ep->vq[p].need_call)	/* an interrupt to retry */
+				return true;
 		if (held_back(ep))
 			continue;
 		for (p = 0; p < ep->nr_pairs; p++)
