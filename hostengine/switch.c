@@ -6,7 +6,8 @@
  *
  * Threading and locking:
  *  - Everything in this file except the command-queue entry points
- *    (he_dp_dev_start/stop, he_dp_attach/detach, he_dp_sockets, he_dp_stats)
+ *    (he_dp_dev_start/stop/pause/resume, he_dp_attach/detach,
+ *    he_dp_sockets, he_dp_stats)
  *    runs on the data-plane lcore, which owns all endpoints' data-plane
  *    state, every he_map, he_req and he_pmsg, and the endpoints' rings and
  *    guest memory while they are running.  No lock protects that state.
