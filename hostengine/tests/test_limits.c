@@ -312,11 +312,15 @@ static void t_tracked_replies_bounded(void **state)
 
 /* ---- sockets per guest ---- */
 
-/* The (MAX_SOCKETS + 1)th socket of vm1 gets -EMFILE and never reaches the NSM. */
+/*
+ * The (MAX_SOCKETS + 1)th socket of vm1, by SOCKET or by ACCEPT, gets
+ * -EMFILE and never reaches the NSM.
+ */
 static void t_socket_cap(void **state)
 {
 	uint32_t ids[MAX_SOCKETS], extra = h_new_sock_id();
 	struct h_counters g0;
+	struct nk_hdr h;
 	unsigned int i, n;
 	size_t pos;
 
@@ -329,9 +333,13 @@ static void t_socket_cap(void **state)
 	h_counters(H_VM1, &g0);
 	pos = tnsm_log_count(W.nsm);
 	assert_int_equal(h_socket(W.vm1, extra, AF_INET, SOCK_STREAM, 65536, NULL), -EMFILE);
+	h_hdr(&h, NK_OP_ACCEPT, ids[0]);
+	h.arg[0] = extra;
+	assert_int_equal(h_call(W.vm1, &h, NULL, 0, NULL, NULL, 0), -EMFILE);
 	h_nsm_none(pos, NK_OP_SOCKET, H_QUIET_MS);
-	h_assert_delta(H_VM1, &g0, HC_SOCKET_LIMIT, 1);
-	h_assert_delta(H_VM1, &g0, HC_ERRORS, 1);
+	h_nsm_none(pos, NK_OP_ACCEPT, 0);
+	h_assert_delta(H_VM1, &g0, HC_SOCKET_LIMIT, 2);
+	h_assert_delta(H_VM1, &g0, HC_ERRORS, 2);
 	assert_int_equal(h_counter(H_VM1, HC_SOCKETS), MAX_SOCKETS);
 	/* Other guests are not limited by vm1's sockets. */
 	h_roundtrip(W.vm2);
