@@ -157,7 +157,7 @@ static void stat_add(uint64_t *v, int64_t n)
  * (Dietzfelbinger's universal family for 32-bit keys: any two keys share
  * a bucket with probability at most 2 / HE_HASH_BUCKETS, whatever the
  * guest chooses).  Chains are also bounded by max_sockets per guest.  It
- * costs what the unkeyed multiplicative hash cost: one multiply.
+ * costs one add more than the unkeyed multiplicative hash it replaces.
  */
 static uint64_t ht_mul, ht_addend;
 
