@@ -220,6 +220,13 @@ static int engine_key(struct parse *p, const char *k, const char *v)
 		ok = parse_u32(v, NK_MIN_PAYLOAD, NK_MAX_PAYLOAD, &cfg->max_payload);
 	} else if (!strcmp(k, "pending_limit")) {
 		ok = parse_u64(v, 1, UINT64_MAX / 2, &cfg->pending_limit);
+	} else if (!strcmp(k, "max_sockets")) {
+		if (!parse_u32(v, 1, HE_MAX_SOCKETS_LIMIT, &cfg->max_sockets)) {
+			perr(p, "bad value '%s' for max_sockets: sockets per guest, 1 to %u", v,
+			     HE_MAX_SOCKETS_LIMIT);
+			return 0;
+		}
+		ok = true;
 	} else {
 		perr(p, "unknown key '%s' in [engine]", k);
 		return 0;
@@ -334,6 +341,7 @@ int he_config_load(struct he_config *cfg, const char *file)
 	cfg->batch = 32;
 	cfg->max_payload = NK_MAX_PAYLOAD;
 	cfg->pending_limit = 8U << 20;
+	cfg->max_sockets = HE_MAX_SOCKETS;
 
 	p.f = fopen(file, "r");
 	if (!p.f) {

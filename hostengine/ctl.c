@@ -4,6 +4,15 @@
  * each direction (Documentation/netkernel/hostengine.rst, "Control
  * socket"), served with poll() on the main lcore.
  *
+ * Clients cannot hold the main lcore: sockets are written without
+ * blocking (a reply that does not fit waits in the client's out buffer,
+ * and no further request of that client is read until it is written), a
+ * client that makes no progress for CTL_IDLE_MS (nothing read from it,
+ * nothing written to it) is closed, and when all CTL_CLIENTS slots are
+ * taken a new connection waits in the listen backlog until a slot frees
+ * or takes the slot of the client idle longest, once that one has been
+ * idle for CTL_EVICT_MS.
+ *
  * Threading: everything here runs on the main lcore.  Endpoint
  * configuration is read directly (immutable); counters, states and the
  * attached NSM are read with relaxed atomic loads; attach, detach and the
@@ -11,6 +20,7 @@
  * which waits for the data plane to carry them out.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +39,16 @@
 
 #define CTL_LINE_MAX	4096
 #define CTL_CLIENTS	16
+#define CTL_IDLE_MS	5000	/* no progress: closed */
+#define CTL_EVICT_MS	1000	/* idle this long: its slot may go to a newcomer */
 
 struct client {
 	int fd;
 	size_t len;
 	bool discard;		/* skipping the rest of an over-long line */
+	uint64_t last_ms;	/* when bytes last moved */
+	char *out;		/* the reply being written, or NULL */
+	size_t out_len, out_off;
 	char buf[CTL_LINE_MAX];
 };
 
@@ -273,81 +288,138 @@ static json_object *handle(const char *line)
 	return r;
 }
 
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void client_close(struct client *cl)
 {
 	close(cl->fd);
 	cl->fd = -1;
+	free(cl->out);
+	cl->out = NULL;
+}
+
+/* Write what the client's socket takes now; the rest waits for POLLOUT. */
+static void client_flush(struct client *cl)
+{
+	ssize_t n;
+
+	while (cl->out_off < cl->out_len) {
+		n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+			 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			client_close(cl);
+			return;
+		}
+		cl->out_off += n;
+		cl->last_ms = now_ms();
+	}
+	free(cl->out);
+	cl->out = NULL;
 }
 
 static void client_send(struct client *cl, json_object *r)
 {
 	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN |
 							 JSON_C_TO_STRING_NOSLASHESCAPE);
-	size_t len = strlen(s), off = 0;
-	ssize_t n;
+	size_t len = strlen(s);
 
-	while (cl->fd >= 0 && off <= len) {
-		/* the terminating NUL's slot is sent as the newline */
-		if (off == len)
-			n = send(cl->fd, "\n", 1, MSG_NOSIGNAL);
-		else
-			n = send(cl->fd, s + off, len - off, MSG_NOSIGNAL);
-		if (n <= 0) {
-			client_close(cl);
-			break;
-		}
-		off += n;
+	cl->out = malloc(len + 1);
+	if (!cl->out) {
+		client_close(cl);
+	} else {
+		memcpy(cl->out, s, len);
+		cl->out[len] = '\n';
+		cl->out_len = len + 1;
+		cl->out_off = 0;
+		client_flush(cl);
 	}
 	json_object_put(r);
 }
 
-static void client_read(struct client *cl)
+/* Answer the complete lines in the client's buffer while replies get out. */
+static void client_lines(struct client *cl)
 {
-	ssize_t n = recv(cl->fd, cl->buf + cl->len, sizeof(cl->buf) - cl->len, 0);
 	char *nl;
 
+	while (cl->fd >= 0 && !cl->out && (nl = memchr(cl->buf, '\n', cl->len))) {
+		size_t used = nl - cl->buf + 1;
+		bool discard = cl->discard;
+
+		*nl = '\0';
+		cl->discard = false;
+		if (!discard)
+			client_send(cl, handle(cl->buf));
+		if (cl->fd < 0)
+			return;
+		memmove(cl->buf, cl->buf + used, cl->len - used);
+		cl->len -= used;
+	}
+	if (cl->fd >= 0 && !cl->out && cl->len == sizeof(cl->buf)) {
+		bool discard = cl->discard;
+
+		cl->discard = true;
+		cl->len = 0;
+		if (!discard)
+			client_send(cl, error_reply(EMSGSIZE, "request line over 4 KiB"));
+	}
+}
+
+static void client_read(struct client *cl)
+{
+	ssize_t n = recv(cl->fd, cl->buf + cl->len, sizeof(cl->buf) - cl->len, MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
 	if (n <= 0) {
 		client_close(cl);
 		return;
 	}
 	cl->len += n;
-	while (cl->fd >= 0 && (nl = memchr(cl->buf, '\n', cl->len))) {
-		size_t used = nl - cl->buf + 1;
-
-		*nl = '\0';
-		if (!cl->discard)
-			client_send(cl, handle(cl->buf));
-		cl->discard = false;
-		memmove(cl->buf, cl->buf + used, cl->len - used);
-		cl->len -= used;
-	}
-	if (cl->fd >= 0 && cl->len == sizeof(cl->buf)) {
-		if (!cl->discard)
-			client_send(cl, error_reply(EMSGSIZE, "request line over 4 KiB"));
-		cl->discard = true;
-		cl->len = 0;
-	}
+	cl->last_ms = now_ms();
+	client_lines(cl);
 }
 
-static void client_accept(void)
+/* A free slot, or the slot of the client idle longest if it may be taken. */
+static struct client *client_slot(uint64_t now)
 {
-	struct timeval tv = { .tv_sec = 1 };
-	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	struct client *old = NULL;
 	unsigned int i;
+
+	for (i = 0; i < CTL_CLIENTS; i++) {
+		if (clients[i].fd < 0)
+			return &clients[i];
+		if (!old || clients[i].last_ms < old->last_ms)
+			old = &clients[i];
+	}
+	if (now - old->last_ms < CTL_EVICT_MS)
+		return NULL;
+	he_log(DEBUG, "control: client idle for %" PRIu64 " ms closed for a new one",
+	       now - old->last_ms);
+	client_close(old);
+	return old;
+}
+
+static void client_accept(struct client *cl)
+{
+	int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0)
 		return;
-	for (i = 0; i < CTL_CLIENTS; i++) {
-		if (clients[i].fd < 0) {
-			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-			clients[i].fd = fd;
-			clients[i].len = 0;
-			clients[i].discard = false;
-			return;
-		}
-	}
-	he_log(WARNING, "control: too many clients");
-	close(fd);
+	cl->fd = fd;
+	cl->len = 0;
+	cl->discard = false;
+	cl->out = NULL;
+	cl->last_ms = now_ms();
 }
 
 int he_ctl_open(struct he_config *c)
@@ -391,22 +463,58 @@ void he_ctl_close(void)
 	}
 }
 
+/*
+ * Close clients idle for CTL_IDLE_MS; returns the poll timeout until the
+ * next one would be, or, with every slot taken, until the client idle
+ * longest may give its slot up (-1: no client).  *@slot: a slot is
+ * available for a new connection now.
+ */
+static int clients_expire(uint64_t now, bool *slot)
+{
+	uint64_t wait = UINT64_MAX, oldest = now;
+	unsigned int i, used = 0;
+
+	for (i = 0; i < CTL_CLIENTS; i++) {
+		struct client *cl = &clients[i];
+
+		if (cl->fd < 0)
+			continue;
+		if (now - cl->last_ms >= CTL_IDLE_MS) {
+			he_log(DEBUG, "control: client idle for %u ms closed", CTL_IDLE_MS);
+			client_close(cl);
+			continue;
+		}
+		used++;
+		wait = RTE_MIN(wait, cl->last_ms + CTL_IDLE_MS - now);
+		oldest = RTE_MIN(oldest, cl->last_ms);
+	}
+	*slot = used < CTL_CLIENTS || now - oldest >= CTL_EVICT_MS;
+	if (used == CTL_CLIENTS && !*slot)
+		wait = RTE_MIN(wait, oldest + CTL_EVICT_MS - now);
+	return wait == UINT64_MAX ? -1 : (int)wait;
+}
+
 void he_ctl_run(int sigfd)
 {
 	struct pollfd pfd[CTL_CLIENTS + 2];
 	struct signalfd_siginfo si;
+	struct client *cl;
 	unsigned int i;
+	int timeout;
+	bool slot;
 
 	for (;;) {
+		timeout = clients_expire(now_ms(), &slot);
 		pfd[0].fd = sigfd;
 		pfd[0].events = POLLIN;
-		pfd[1].fd = listen_fd;
+		/* No slot: the connection waits in the backlog. */
+		pfd[1].fd = slot ? listen_fd : -1;
 		pfd[1].events = POLLIN;
 		for (i = 0; i < CTL_CLIENTS; i++) {
 			pfd[i + 2].fd = clients[i].fd;
-			pfd[i + 2].events = POLLIN;
+			pfd[i + 2].events = clients[i].out ? POLLOUT : POLLIN;
 		}
-		if (poll(pfd, RTE_DIM(pfd), -1) < 0) {
+		if (poll(pfd, RTE_DIM(pfd), timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			he_log(ERR, "control: poll: %s", strerror(errno));
@@ -417,15 +525,21 @@ void he_ctl_run(int sigfd)
 				he_log(NOTICE, "signal %u: shutting down", si.ssi_signo);
 			return;
 		}
-		if (pfd[1].revents & POLLIN)
-			client_accept();
 		for (i = 0; i < CTL_CLIENTS; i++) {
-			if (clients[i].fd < 0 || !pfd[i + 2].revents)
+			cl = &clients[i];
+			if (cl->fd < 0 || cl->fd != pfd[i + 2].fd || !pfd[i + 2].revents)
 				continue;
-			if (pfd[i + 2].revents & POLLIN)
-				client_read(&clients[i]);
-			else
-				client_close(&clients[i]);
+			if (pfd[i + 2].revents & POLLOUT) {
+				client_flush(cl);
+				if (cl->fd >= 0 && !cl->out)
+					client_lines(cl);
+			} else if (pfd[i + 2].revents & POLLIN) {
+				client_read(cl);
+			} else {
+				client_close(cl);
+			}
 		}
+		if ((pfd[1].revents & POLLIN) && (cl = client_slot(now_ms())))
+			client_accept(cl);
 	}
 }

@@ -37,8 +37,10 @@
 
 #define HE_MAX_SEGS		256	/* guest memory segments per chain */
 #define HE_MAX_REQS_PER_GUEST	1024	/* outstanding requests at the NSM */
-#define HE_HASH_BITS		10
+#define HE_HASH_BITS		12
 #define HE_HASH_BUCKETS		(1U << HE_HASH_BITS)	/* per endpoint tables */
+#define HE_MAX_SOCKETS		4096	/* default max_sockets */
+#define HE_MAX_SOCKETS_LIMIT	(1U << 20)	/* largest max_sockets */
 #define HE_SLEEP_MS		100	/* adaptive sleep timeout */
 
 /* ------------------------------------------------------------------ */
@@ -86,6 +88,7 @@ struct he_config {
 	uint32_t batch;
 	uint32_t max_payload;
 	uint64_t pending_limit;
+	uint32_t max_sockets;		/* per guest */
 	char ctl_path[PATH_MAX];
 
 	struct he_ep **eps;		/* in file order; eps[i]->id == i + 1 */
@@ -114,6 +117,8 @@ enum he_counter {
 	HE_C_PENDING_MAX,
 	HE_C_SOCKETS,		/* gauge */
 	HE_C_CONFIG_ERRORS,	/* written by the vhost-user message thread */
+	HE_C_OVERSIZE,
+	HE_C_SOCKET_LIMIT,
 	HE_C_NR,
 };
 
@@ -223,7 +228,11 @@ enum he_ep_state {
 	HE_EP_READY,		/* HELLO done */
 };
 
-/* Intrusive hash node keyed by a u64. */
+/*
+ * Intrusive hash node keyed by a u64.  Guests choose their socket ids, so
+ * the bucket comes from a keyed hash (switch.c, ht_bucket) and a guest has
+ * at most max_sockets of them.
+ */
 struct he_hnode {
 	struct he_hnode *next;
 	uint64_t key;
@@ -257,11 +266,16 @@ struct he_ep {
 	uint32_t state;			/* enum he_ep_state */
 	uint32_t attached_id;		/* guests: id of the NSM, 0 detached */
 
-	/* vhost.c state, under its mutex: the live vhost-user connection. */
+	/*
+	 * vhost.c state, written by the rte_vhost thread handling the
+	 * device's messages: a SET_MEM_TABLE paused the device.
+	 */
+	bool mem_paused;
 
 	/* Data-plane state. */
 	int vid;
 	bool running;
+	bool paused;			/* memory table changing: memory not touched */
 	struct rte_vhost_memory *mem;
 	uint16_t nr_pairs;
 	struct he_vq vq[2 * NK_MAX_QPAIRS];
@@ -340,6 +354,14 @@ int he_dp_dev_start(struct he_ep *ep, struct he_dev_start *ds);
  */
 struct rte_vhost_memory *he_dp_dev_stop(struct he_ep *ep, int vid, uint16_t *nr_vqs,
 					 uint16_t *last_avail, uint16_t *last_used);
+/*
+ * Around a memory table change: pause returns 1 once the data plane no
+ * longer touches the device's memory (0: the device was not running);
+ * resume hands it the new table and rings (0, or -errno: the device stays
+ * paused until stopped), with the table to free in *@old.
+ */
+int he_dp_dev_pause(struct he_ep *ep, int vid);
+int he_dp_dev_resume(struct he_ep *ep, struct he_dev_start *ds, struct rte_vhost_memory **old);
 int he_dp_attach(struct he_ep *guest, struct he_ep *nsm);
 int he_dp_detach(struct he_ep *guest);
 /* Returns the number of entries in *out (malloc'ed), or -errno. */

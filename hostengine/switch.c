@@ -6,7 +6,8 @@
  *
  * Threading and locking:
  *  - Everything in this file except the command-queue entry points
- *    (he_dp_dev_start/stop, he_dp_attach/detach, he_dp_sockets, he_dp_stats)
+ *    (he_dp_dev_start/stop/pause/resume, he_dp_attach/detach,
+ *    he_dp_sockets, he_dp_stats)
  *    runs on the data-plane lcore, which owns all endpoints' data-plane
  *    state, every he_map, he_req and he_pmsg, and the endpoints' rings and
  *    guest memory while they are running.  No lock protects that state.
@@ -38,6 +39,7 @@
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <rte_atomic.h>
@@ -100,6 +102,8 @@ struct he_pmsg {
 enum he_cmd_type {
 	CMD_START,
 	CMD_STOP,
+	CMD_PAUSE,
+	CMD_RESUME,
 	CMD_ATTACH,
 	CMD_DETACH,
 	CMD_SOCKETS,
@@ -146,9 +150,20 @@ static void stat_add(uint64_t *v, int64_t n)
 /* Hash tables                                                         */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Keys chosen by a guest (its socket ids, 32 bits) must not let it pile
+ * its sockets into one bucket: the bucket comes from multiply-add-shift
+ * with a random 64-bit multiplier and addend drawn at start
+ * (Dietzfelbinger's universal family for 32-bit keys: any two keys share
+ * a bucket with probability at most 2 / HE_HASH_BUCKETS, whatever the
+ * guest chooses).  Chains are also bounded by max_sockets per guest.  It
+ * costs one add more than the unkeyed multiplicative hash it replaces.
+ */
+static uint64_t ht_mul, ht_addend;
+
 static inline uint32_t ht_bucket(uint64_t key)
 {
-	return (key * 0x9e3779b97f4a7c15ULL) >> (64 - HE_HASH_BITS);
+	return (key * ht_mul + ht_addend) >> (64 - HE_HASH_BITS);
 }
 
 static struct he_hnode *ht_find(const struct he_htab *t, uint64_t key)
@@ -266,12 +281,14 @@ static void ring_broken(struct he_ep *ep, struct he_vq *vq, uint16_t bad)
 
 /*
  * Take an eventq chain that can hold @h: device-writable only and at least
- * a header plus the agreed max_payload (before HELLO: plus h->len).  Bad
- * chains are returned with length 0 and reported.  1: ev_chain holds it.
+ * a header plus the agreed max_payload (before HELLO: plus h->len), and
+ * never less than the whole message.  Bad chains are returned with length 0
+ * and reported.  1: ev_chain holds it.
  */
 static int event_chain(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h)
 {
-	uint32_t need = HDR_LEN + (ep->state == HE_EP_READY ? ep->max_payload : h->len);
+	uint32_t need = HDR_LEN + RTE_MAX(h->len, ep->state == HE_EP_READY ?
+					  ep->max_payload : 0);
 
 	for (;;) {
 		int err = 0, r = he_vq_pop(ep->mem, vq, true, &ev_chain, &err);
@@ -308,8 +325,9 @@ static void write_msg(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h
  * Deliver @h and h->len payload bytes from @src at @soff to @dst: straight
  * into its eventq (guest memory to guest memory) when nothing is pending
  * and a buffer is there, else into its pending queue.  Unless @must, the
- * pending queue's limit applies.  0, -ENOBUFS (over the limit), -ENOTCONN
- * (@dst has no device) or -ENOMEM.
+ * pending queue's limit applies.  0, -EMSGSIZE (longer than @dst's
+ * max_payload: its buffers cannot hold it; counted in its "oversize"),
+ * -ENOBUFS (over the limit), -ENOTCONN (@dst has no device) or -ENOMEM.
  */
 static int deliver(struct he_ep *dst, const struct nk_hdr *h, const struct he_iov *src,
 		   uint32_t soff, bool must)
@@ -318,9 +336,13 @@ static int deliver(struct he_ep *dst, const struct nk_hdr *h, const struct he_io
 
 	if (!dst->running)
 		return -ENOTCONN;
+	if (unlikely(dst->state == HE_EP_READY && h->len > dst->max_payload)) {
+		he_cnt_add(dst, HE_C_OVERSIZE, 1);
+		return -EMSGSIZE;
+	}
 	if (!must && over_limit(dst, HDR_LEN + h->len))
 		return -ENOBUFS;
-	if (TAILQ_EMPTY(&dst->pending)) {
+	if (TAILQ_EMPTY(&dst->pending) && !dst->paused) {
 		vq = event_vq(dst, h->sock);
 		if (event_chain(dst, vq, h)) {
 			write_msg(dst, vq, h, src, soff);
@@ -346,8 +368,10 @@ static int deliver_data(struct he_ep *dst, const struct nk_hdr *h, const struct 
 		return -ENOTCONN;
 	if (h->len <= max)
 		return deliver(dst, h, src, soff, false);
-	if (!stream || (h->flags & NK_F_ADDR))
+	if (!stream || (h->flags & NK_F_ADDR)) {
+		he_cnt_add(dst, HE_C_OVERSIZE, 1);
 		return -EMSGSIZE;
+	}
 	parts = (h->len + max - 1) / max;
 	if (over_limit(dst, (uint64_t)parts * HDR_LEN + h->len))
 		return -ENOBUFS;
@@ -373,7 +397,7 @@ static unsigned int flush_pending(struct he_ep *ep)
 	struct he_iov iov;
 	struct he_vq *vq;
 
-	while ((pm = TAILQ_FIRST(&ep->pending))) {
+	while (!ep->paused && (pm = TAILQ_FIRST(&ep->pending))) {
 		vq = event_vq(ep, pm->h.sock);
 		if (!event_chain(ep, vq, &pm->h))
 			break;
@@ -642,6 +666,23 @@ static void fwd_failed(struct he_ep *g, const struct nk_hdr *h, struct he_ep *ns
 		overflow(nsm, m);
 }
 
+/*
+ * Does @g hold max_sockets ids already (reset ones included, until their
+ * CLOSE)?  A new one is then refused with -EMFILE, the errno of a process
+ * at its descriptor limit: the guest's socket() or accept() reports a
+ * limit on open sockets that closing some lifts, which servers already
+ * handle (they back off and retry), where -ENOBUFS would claim a memory
+ * shortage.
+ */
+static bool socket_limit(struct he_ep *g)
+{
+	if (likely(g->socks.count < cfg->max_sockets))
+		return false;
+	he_cnt_add(g, HE_C_SOCKET_LIMIT, 1);
+	he_ep_log(g, NOTICE, "%u sockets: max_sockets reached", g->socks.count);
+	return true;
+}
+
 static void guest_socket(struct he_ep *g, struct nk_hdr *h)
 {
 	struct he_ep *nsm = g->nsm;
@@ -658,6 +699,8 @@ static void guest_socket(struct he_ep *g, struct nk_hdr *h)
 		return reply(g, h, -EINVAL);
 	if (map_by_guest(g, h->sock))
 		return reply(g, h, -EEXIST);
+	if (socket_limit(g))
+		return reply(g, h, -EMFILE);
 	if (!nsm || !nsm->running || nsm->state != HE_EP_READY)
 		return reply(g, h, -ENETUNREACH);
 	feat = g->features & nsm->features;
@@ -707,6 +750,8 @@ static void guest_accept(struct he_ep *g, struct nk_hdr *h, const struct he_iov 
 		return reply(g, h, -EINVAL);
 	if (map_by_guest(g, h->arg[0]))
 		return reply(g, h, -EEXIST);
+	if (socket_limit(g))
+		return reply(g, h, -EMFILE);
 	nm = map_new(g, h->arg[0], m->nsm, m->stream);
 	if (!nm)
 		return reply(g, h, -ENOMEM);
@@ -801,19 +846,52 @@ static void guest_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov
 /* ------------------------------------------------------------------ */
 
 /*
+ * Can the NSM's reply @h to @g get to @g with its payload?  Not when it is
+ * longer than @g's max_payload (the NSM gets EV_PROTO_ERROR) or when its
+ * payload would take @g's pending bytes over pending_limit (dropped,
+ * counted): the reply then goes without its payload, with this errno.
+ */
+static int reply_room(struct he_ep *nsm, struct he_ep *g, const struct nk_hdr *h)
+{
+	if (!h->len || !g->running)
+		return 0;
+	if (h->len > g->max_payload) {
+		he_cnt_add(g, HE_C_OVERSIZE, 1);
+		proto_error(nsm, NK_PERR_LENGTH, -EMSGSIZE, cur_head, h->op, h->req_id, false);
+		return -EMSGSIZE;
+	}
+	if (over_limit(g, HDR_LEN + h->len)) {
+		he_cnt_add(g, HE_C_DROPS, 1);
+		he_ep_log(g, WARNING, "pending queue over limit, reply payload dropped");
+		return -ENOBUFS;
+	}
+	return 0;
+}
+
+/*
  * Complete request @r (already out of the NSM's table) with reply @h:
  * socket state changes, then the reply goes to the guest with its own ids.
+ * A reply whose payload cannot reach the guest (reply_room) becomes an
+ * error reply without payload; a socket the NSM did open is then closed.
  */
 static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 			 const struct he_iov *iov)
 {
 	struct he_ep *g = r->guest;
+	bool opened = (int32_t)h->status >= 0;
 	struct he_map *m;
 	struct nk_hdr f;
+	int err;
 
 	if (g) {
 		TAILQ_REMOVE(&g->my_reqs, r, glink);
 		g->nr_reqs--;
+		err = reply_room(nsm, g, h);
+		if (err) {
+			he_cnt_add(g, HE_C_ERRORS, 1);
+			h->status = (uint32_t)err;
+			h->len = 0;
+		}
 	}
 	m = map_by_nsm(nsm, r->op == NK_OP_ACCEPT ? r->new_nsm_sock : r->nsm_sock);
 	if (m) {
@@ -821,10 +899,18 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 		case NK_OP_SOCKET:
 		case NK_OP_ACCEPT:
 			credit_take(h, &m->nsm_buf_alloc, &m->nsm_fwd_cnt);
-			if ((int32_t)h->status >= 0)
+			if (opened)
 				m->opening = false;
-			else if (m->opening && !m->closing && !m->reset)
-				map_drop(m, true, true);
+			if ((int32_t)h->status >= 0 || m->closing || m->reset)
+				break;
+			if (!opened) {
+				if (m->opening)
+					map_drop(m, true, true);
+			} else if (m->guest) {
+				/* Open at the NSM, failed for the guest. */
+				map_drop(m, true, false);
+				nsm_close(m);
+			}
 			break;
 		case NK_OP_CLOSE:
 			map_drop(m, g != NULL, true);
@@ -846,6 +932,25 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 	free(r);
 }
 
+/*
+ * Forward the NSM's message @f (translated, payload in @iov) to @m's guest:
+ * one longer than the guest's max_payload is dropped and the NSM gets
+ * EV_PROTO_ERROR (NK_PERR_LENGTH), one over the guest's pending_limit
+ * resets the socket.
+ */
+static void nsm_to_guest(struct he_ep *nsm, struct he_map *m, const struct nk_hdr *f,
+			 const struct he_iov *iov)
+{
+	int err = deliver(m->guest, f, iov, HDR_LEN, false);
+
+	if (err == -EMSGSIZE) {
+		he_cnt_add(m->guest, HE_C_DROPS, 1);
+		proto_error(nsm, NK_PERR_LENGTH, -EMSGSIZE, cur_head, f->op, f->req_id, false);
+	} else if (err) {
+		overflow(m->guest, m);
+	}
+}
+
 /* The NSM's answer to a failed SEND or CREDIT: routed by socket. */
 static void nsm_data_reply(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *iov)
 {
@@ -860,8 +965,8 @@ static void nsm_data_reply(struct he_ep *nsm, struct nk_hdr *h, const struct he_
 		return;
 	f = *h;
 	f.sock = m->guest_sock;
-	if (deliver(m->guest, &f, iov, HDR_LEN, true))
-		he_cnt_add(m->guest, HE_C_DROPS, 1);
+	/* Not tracked, so bounded like events: pending_limit, then a reset. */
+	nsm_to_guest(nsm, m, &f, iov);
 }
 
 static void nsm_reply(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *iov)
@@ -896,11 +1001,8 @@ static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *
 		return;
 	f = *h;
 	f.sock = m->guest_sock;
-	if (h->op != NK_EV_DATA) {
-		if (deliver(g, &f, iov, HDR_LEN, false))
-			overflow(g, m);
-		return;
-	}
+	if (h->op != NK_EV_DATA)
+		return nsm_to_guest(nsm, m, &f, iov);
 	n = data_len(h);
 	if (n < 0)
 		return proto_error(nsm, NK_PERR_LENGTH, -EMSGSIZE, cur_head, h->op, 0, false);
@@ -1107,9 +1209,12 @@ static bool held_back(const struct he_ep *ep)
 
 static unsigned int visit(struct he_ep *ep)
 {
-	unsigned int work = flush_pending(ep), quota, i;
+	unsigned int work, quota, i;
 	int r, err;
 
+	if (ep->paused)
+		return 0;
+	work = flush_pending(ep);
 	if (held_back(ep))
 		return work;
 	quota = cfg->batch * (ep->role == NK_ROLE_GUEST ? ep->weight :
@@ -1174,6 +1279,7 @@ static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
 	}
 	ep->max_payload = 0;
 	ep->features = 0;
+	ep->paused = false;
 	epoll_kick(ep, EPOLL_CTL_ADD);
 	ep->running = true;
 	__atomic_store_n(&ep->state, HE_EP_CONNECTED, __ATOMIC_RELAXED);
@@ -1198,7 +1304,8 @@ static void cmd_stop(struct he_cmd *c)
 	pend_free_all(ep);
 	c->nr_vqs = 2 * ep->nr_pairs;
 	for (q = 0; q < c->nr_vqs; q++) {
-		he_vq_publish(&ep->vq[q]);
+		if (!ep->paused)	/* else published by cmd_pause */
+			he_vq_publish(&ep->vq[q]);
 		c->last_avail[q] = ep->vq[q].last_avail;
 		c->last_used[q] = ep->vq[q].last_used;
 	}
@@ -1207,6 +1314,60 @@ static void cmd_stop(struct he_cmd *c)
 	ep->nr_pairs = 0;
 	__atomic_store_n(&ep->state, HE_EP_WAITING, __ATOMIC_RELAXED);
 	he_log(INFO, "%s: device stopped", ep->name);
+}
+
+/*
+ * The device's memory table is about to change (its mapping goes away):
+ * publish what was used, and touch none of its memory until cmd_resume.
+ * Messages for it wait in its pending queue meanwhile.
+ */
+static void cmd_pause(struct he_cmd *c)
+{
+	struct he_ep *ep = c->ep;
+	unsigned int q;
+
+	c->ret = 0;
+	if (!ep->running || ep->vid != c->vid || ep->paused)
+		return;
+	/* Interrupts owed stay owed (need_call) until cmd_resume. */
+	for (q = 0; q < 2U * ep->nr_pairs; q++)
+		he_vq_publish(&ep->vq[q]);
+	ep->paused = true;
+	c->ret = 1;
+	he_log(INFO, "%s: memory table changing, device paused", ep->name);
+}
+
+/*
+ * The new memory table and ring addresses of a paused device: serve it
+ * again where it stopped.  c->mem: the table to free (the old one, or the
+ * new one if the device was not paused).
+ */
+static void cmd_resume(struct he_cmd *c)
+{
+	struct he_ep *ep = c->ep;
+	struct he_dev_start *ds = c->ds;
+	unsigned int q;
+
+	c->mem = ds->mem;
+	c->ret = -ENODEV;
+	if (!ep->running || ep->vid != c->vid || !ep->paused)
+		return;
+	c->ret = -EINVAL;
+	if (ds->nr_vqs != 2 * ep->nr_pairs)
+		return;
+	for (q = 0; q < ds->nr_vqs; q++)
+		if (ds->vr[q].size != ep->vq[q].vr.size ||
+		    ds->vr[q].kickfd != ep->vq[q].vr.kickfd)
+			return;
+	c->mem = ep->mem;
+	ep->mem = ds->mem;
+	for (q = 0; q < ds->nr_vqs; q++) {
+		ep->vq[q].vr = ds->vr[q];
+		he_vq_notify(&ep->vq[q], false);
+	}
+	ep->paused = false;
+	c->ret = 0;
+	he_log(INFO, "%s: new memory table, device resumed", ep->name);
 }
 
 static void detach(struct he_ep *g)
@@ -1297,6 +1458,12 @@ static void cmd_exec(struct he_cmd *c)
 	case CMD_STOP:
 		cmd_stop(c);
 		break;
+	case CMD_PAUSE:
+		cmd_pause(c);
+		break;
+	case CMD_RESUME:
+		cmd_resume(c);
+		break;
 	case CMD_ATTACH:
 		attach(c->ep, c->ep2);
 		break;
@@ -1375,6 +1542,23 @@ struct rte_vhost_memory *he_dp_dev_stop(struct he_ep *ep, int vid, uint16_t *nr_
 	return c.mem;
 }
 
+int he_dp_dev_pause(struct he_ep *ep, int vid)
+{
+	struct he_cmd c = { .type = CMD_PAUSE, .ep = ep, .vid = vid };
+
+	cmd_submit(&c);
+	return c.ret;
+}
+
+int he_dp_dev_resume(struct he_ep *ep, struct he_dev_start *ds, struct rte_vhost_memory **old)
+{
+	struct he_cmd c = { .type = CMD_RESUME, .ep = ep, .vid = ds->vid, .ds = ds };
+
+	cmd_submit(&c);
+	*old = c.mem;
+	return c.ret;
+}
+
 int he_dp_attach(struct he_ep *guest, struct he_ep *nsm)
 {
 	struct he_cmd c = { .type = CMD_ATTACH, .ep = guest, .ep2 = nsm };
@@ -1422,7 +1606,7 @@ static void calls_flush(void)
 	for (i = 0; i < cfg->nr_eps; i++) {
 		struct he_ep *ep = cfg->eps[i];
 
-		for (q = 0; ep->running && q < 2U * ep->nr_pairs; q++)
+		for (q = 0; ep->running && !ep->paused && q < 2U * ep->nr_pairs; q++)
 			he_vq_call(ep->vid, &ep->vq[q]);
 	}
 }
@@ -1440,7 +1624,7 @@ static void notify_all(bool enable)
 		struct he_ep *ep = cfg->eps[i];
 		bool waiting = !TAILQ_EMPTY(&ep->pending);
 
-		for (q = 0; ep->running && q < 2U * ep->nr_pairs; q++)
+		for (q = 0; ep->running && !ep->paused && q < 2U * ep->nr_pairs; q++)
 			he_vq_notify(&ep->vq[q], enable &&
 				     (q % 2 == 0 || waiting));	/* requestq */
 	}
@@ -1458,10 +1642,13 @@ static bool work_available(void)
 		struct he_ep *ep = cfg->eps[i];
 		struct he_pmsg *pm = TAILQ_FIRST(&ep->pending);
 
-		if (!ep->running)
+		if (!ep->running || ep->paused)
 			continue;
 		if (pm && he_vq_pending(event_vq(ep, pm->h.sock)))
 			return true;
+		for (p = 0; p < 2U * ep->nr_pairs; p++)
+			if (ep->vq[p].need_call)	/* an interrupt to retry */
+				return true;
 		if (held_back(ep))
 			continue;
 		for (p = 0; p < ep->nr_pairs; p++)
@@ -1542,6 +1729,9 @@ int he_dp_init(struct he_config *c)
 	unsigned int i;
 
 	cfg = c;
+	if (getrandom(&ht_mul, sizeof(ht_mul), 0) != sizeof(ht_mul) ||
+	    getrandom(&ht_addend, sizeof(ht_addend), 0) != sizeof(ht_addend))
+		return -EIO;
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	cmd_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (epfd < 0 || cmd_efd < 0)

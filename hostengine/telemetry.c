@@ -28,6 +28,8 @@ const char *const he_counter_names[HE_C_NR] = {
 	[HE_C_PENDING_MAX] = "pending_max",
 	[HE_C_SOCKETS] = "sockets",
 	[HE_C_CONFIG_ERRORS] = "config_errors",
+	[HE_C_OVERSIZE] = "oversize",
+	[HE_C_SOCKET_LIMIT] = "socket_limit",
 };
 
 static struct he_config *cfg;

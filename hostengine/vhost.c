@@ -13,7 +13,11 @@
  *    state: new_device collects the rings and memory table and hands them
  *    to the data plane with he_dp_dev_start; destroy_device waits in
  *    he_dp_dev_stop until the data plane has stopped touching the device,
- *    then saves the ring indices and frees the memory table.
+ *    then saves the ring indices and frees the memory table; a memory
+ *    table change pauses the device around rte_vhost's handling of it
+ *    (pre_msg_handle / post_msg_handle, he_dp_dev_pause / resume).  Those
+ *    two run with the device's queue locks held, which is why the data
+ *    plane never waits for them (vring.c, he_vq_call).
  *  - Every connection is accepted: rte_vhost may see a reconnecting
  *    frontend before it has torn the previous connection down.  One device
  *    per endpoint runs at a time: the data plane refuses a second
@@ -55,9 +59,8 @@ static struct he_ep *ep_by_vid(int vid)
  * a vhost-user config region, or too short to carry offset and size, gets
  * a reply with size 0.
  */
-static enum rte_vhost_msg_result pre_msg_handle(int vid, void *msg)
+static enum rte_vhost_msg_result get_config(int vid, struct he_vu_msg *m)
 {
-	struct he_vu_msg *m = msg;
 	struct nk_config nc = {
 		.zero = 0,
 		.magic = { NK_CONFIG_MAGIC0, NK_CONFIG_MAGIC1, NK_CONFIG_MAGIC2 },
@@ -65,11 +68,8 @@ static enum rte_vhost_msg_result pre_msg_handle(int vid, void *msg)
 	};
 	const uint8_t *src = (const uint8_t *)&nc;
 	uint32_t size = 0, i;
-	struct he_ep *ep;
+	struct he_ep *ep = ep_by_vid(vid);
 
-	if (m->request != HE_VHOST_USER_GET_CONFIG)
-		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-	ep = ep_by_vid(vid);
 	if (!ep)
 		return RTE_VHOST_MSG_RESULT_ERR;
 	nc.role = ep->role;
@@ -94,8 +94,61 @@ static enum rte_vhost_msg_result pre_msg_handle(int vid, void *msg)
 	return RTE_VHOST_MSG_RESULT_REPLY;
 }
 
+/*
+ * VHOST_USER_SET_MEM_TABLE on a running device: rte_vhost unmaps the old
+ * regions (without destroy_device) and translates the rings again.  The
+ * data plane holds raw pointers into them, so the device is paused before
+ * rte_vhost handles the message and resumed after it with the new table
+ * and ring addresses; messages for it wait in its pending queue meanwhile,
+ * and its session and sockets go on.  If rte_vhost fails the message it
+ * closes the connection, and destroy_device stops the paused device.
+ */
+static enum rte_vhost_msg_result pre_msg_handle(int vid, void *msg)
+{
+	struct he_vu_msg *m = msg;
+	struct he_ep *ep;
+
+	if (m->request == HE_VHOST_USER_GET_CONFIG)
+		return get_config(vid, m);
+	if (m->request == HE_VHOST_USER_SET_MEM_TABLE) {
+		ep = ep_by_vid(vid);
+		if (ep)
+			ep->mem_paused = he_dp_dev_pause(ep, vid) == 1;
+	}
+	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
+static int dev_collect(int vid, struct he_ep *ep, struct he_dev_start *ds);
+
+static enum rte_vhost_msg_result post_msg_handle(int vid, void *msg)
+{
+	struct he_vu_msg *m = msg;
+	struct rte_vhost_memory *old = NULL;
+	struct he_dev_start *ds;
+	struct he_ep *ep;
+	int ret = -ENOMEM;
+
+	if (m->request != HE_VHOST_USER_SET_MEM_TABLE)
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	ep = ep_by_vid(vid);
+	if (!ep || !ep->mem_paused)
+		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+	ep->mem_paused = false;
+	ds = calloc(1, sizeof(*ds));
+	if (ds && !(ret = dev_collect(vid, ep, ds))) {
+		ret = he_dp_dev_resume(ep, ds, &old);
+		free(old);
+	}
+	if (ret)
+		he_log(ERR, "%s: memory table changed, device not resumed (%s): stopped until "
+		       "it is set up again", ep->name, strerror(-ret));
+	free(ds);
+	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
+}
+
 static const struct rte_vhost_user_extern_ops extern_ops = {
 	.pre_msg_handle = pre_msg_handle,
+	.post_msg_handle = post_msg_handle,
 };
 
 static int new_connection(int vid)
@@ -116,28 +169,25 @@ static void destroy_connection(int vid)
 		he_log(INFO, "%s: frontend disconnected (vid %d)", ep->name, vid);
 }
 
-static int new_device(int vid)
+/*
+ * The device's memory table (a copy in ds->mem, NULL on error) and rings:
+ * 0 or -errno (logged).
+ */
+static int dev_collect(int vid, struct he_ep *ep, struct he_dev_start *ds)
 {
-	struct he_ep *ep = ep_by_vid(vid);
-	struct he_dev_start *ds;
 	uint16_t nr, q;
-	int ret = -1;
 
-	if (!ep)
-		return -1;
-	ds = calloc(1, sizeof(*ds));
-	if (!ds)
-		return -1;
 	ds->vid = vid;
 	nr = rte_vhost_get_vring_num(vid);
 	if (nr < 2) {
 		he_log(ERR, "%s: %u virtqueues, need a pair", ep->name, nr);
-		goto out;
+		return -EINVAL;
 	}
 	ds->nr_vqs = RTE_MIN(nr, 2 * NK_MAX_QPAIRS) & ~1;
 	if (rte_vhost_get_mem_table(vid, &ds->mem)) {
 		he_log(ERR, "%s: no memory table", ep->name);
-		goto out;
+		ds->mem = NULL;
+		return -EINVAL;
 	}
 	for (q = 0; q < ds->nr_vqs; q++) {
 		struct rte_vhost_vring *vr = &ds->vr[q];
@@ -146,20 +196,40 @@ static int new_device(int vid)
 		    rte_vhost_get_vring_base(vid, q, &ds->last_avail[q], &ds->last_used[q]) ||
 		    !vr->desc || !vr->avail || !vr->used) {
 			he_log(ERR, "%s: virtqueue %u not set up", ep->name, q);
-			goto out;
+			goto fail;
 		}
 		if (!vr->size || (vr->size & (vr->size - 1))) {
 			he_log(ERR, "%s: virtqueue %u size %u not a power of 2", ep->name, q,
 			       vr->size);
-			goto out;
+			goto fail;
 		}
 	}
-	ret = he_dp_dev_start(ep, ds);
-	if (ret)
-		he_log(ERR, "%s: device refused: %s", ep->name, strerror(-ret));
-out:
-	if (ret)
-		free(ds->mem);
+	return 0;
+fail:
+	free(ds->mem);
+	ds->mem = NULL;
+	return -EINVAL;
+}
+
+static int new_device(int vid)
+{
+	struct he_ep *ep = ep_by_vid(vid);
+	struct he_dev_start *ds;
+	int ret;
+
+	if (!ep)
+		return -1;
+	ds = calloc(1, sizeof(*ds));
+	if (!ds)
+		return -1;
+	ret = dev_collect(vid, ep, ds);
+	if (!ret) {
+		ret = he_dp_dev_start(ep, ds);
+		if (ret) {
+			he_log(ERR, "%s: device refused: %s", ep->name, strerror(-ret));
+			free(ds->mem);
+		}
+	}
 	free(ds);
 	return ret ? -1 : 0;
 }

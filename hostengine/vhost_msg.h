@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The part of a vhost-user message that the GET_CONFIG handler needs.
+ * The part of a vhost-user message that the GET_CONFIG handler needs, and
+ * the request numbers vhost.c looks at.
  *
  * DPDK 22.11 does not install its VhostUserMsg (lib/vhost/vhost_user.h):
  * rte_vhost hands pre_msg_handle a pointer to its struct vhu_msg_context,
@@ -18,6 +19,7 @@
 
 #include <rte_common.h>
 
+#define HE_VHOST_USER_SET_MEM_TABLE	5
 #define HE_VHOST_USER_GET_CONFIG	24
 #define HE_VHOST_USER_MAX_CONFIG_SIZE	256
 

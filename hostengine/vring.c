@@ -204,7 +204,10 @@ void he_vq_notify(struct he_vq *vq, bool enable)
 
 /*
  * Publish the used entries added since the last call and interrupt the
- * driver if it wants to know.
+ * driver if it wants to know.  Never waits for rte_vhost's queue lock: its
+ * message thread holds it while it waits for the data plane (a memory
+ * table change pauses the device from under that lock).  A busy lock
+ * leaves the call for the next pass.
  */
 void he_vq_call(int vid, struct he_vq *vq)
 {
@@ -215,7 +218,8 @@ void he_vq_call(int vid, struct he_vq *vq)
 	rte_smp_mb();
 	if (ring_load16(&vq->vr.avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT)
 		return;
-	rte_vhost_vring_call(vid, vq->qid);
+	if (rte_vhost_vring_call_nonblock(vid, vq->qid) == -EAGAIN)
+		vq->need_call = true;
 }
 
 /* Find the segment holding byte @off; returns the offset inside it. */
@@ -226,7 +230,11 @@ static uint32_t iov_seek(const struct he_iov *iov, uint32_t off, uint32_t *i)
 	return off;
 }
 
-/* he_iov_copy() across segments. */
+/*
+ * he_iov_copy() across segments.  The copy never leaves either list: it
+ * stops at the end of the shorter one (the callers make sure both hold
+ * the range).
+ */
 void he_iov_copy_segs(const struct he_iov *dst, uint32_t doff, const struct he_iov *src,
 		      uint32_t soff, uint32_t len)
 {
@@ -234,7 +242,7 @@ void he_iov_copy_segs(const struct he_iov *dst, uint32_t doff, const struct he_i
 
 	doff = iov_seek(dst, doff, &di);
 	soff = iov_seek(src, soff, &si);
-	while (len) {
+	while (len && di < dst->nseg && si < src->nseg) {
 		uint32_t n = RTE_MIN(len, RTE_MIN(dst->seg[di].len - doff,
 						  src->seg[si].len - soff));
 

@@ -37,6 +37,8 @@ const char *const h_cnt_names[HC_NR] = {
 	[HC_PENDING_MAX] = "pending_max",
 	[HC_SOCKETS] = "sockets",
 	[HC_CONFIG_ERRORS] = "config_errors",
+	[HC_OVERSIZE] = "oversize",
+	[HC_SOCKET_LIMIT] = "socket_limit",
 };
 
 struct h_world W = { .pid = -1 };
@@ -72,6 +74,8 @@ static int write_config(const char *path, const char *tag, const struct h_engine
 		W.name, W.dir);
 	if (o && o->pending_limit)
 		fprintf(f, "pending_limit = %llu\n", (unsigned long long)o->pending_limit);
+	if (o && o->max_sockets)
+		fprintf(f, "max_sockets = %u\n", o->max_sockets);
 	fprintf(f, "\n[nsm:nsm0]\nsocket = nsm0.sock\n\n"
 		"[guest:vm1]\nsocket = vm1.sock\nnsm = nsm0\naddress = 10.0.0.11\n"
 		"address6 = fd00::11\n\n"
@@ -294,13 +298,13 @@ int h_group_setup(const char *tag, const struct h_engine_opts *o)
 	if (h_engine_start(tag, o))
 		return -1;
 	h_sock_path(path, sizeof(path), H_NSM);
-	W.nsm = tnsm_start(path);
+	W.nsm = tnsm_start_mp(path, o ? o->nsm_max_payload : 0);
 	if (!W.nsm) {
 		fprintf(stderr, "# test NSM: %s\n", strerror(errno));
 		goto fail;
 	}
 	W.vm1 = h_guest_open(H_VM1, NULL);
-	W.vm2 = h_guest_open(H_VM2, NULL);
+	W.vm2 = h_guest_open(H_VM2, W.vm2_opts);
 	if (!W.vm1 || !W.vm2)
 		goto fail;
 	return 0;

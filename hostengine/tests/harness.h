@@ -61,6 +61,8 @@ enum h_cnt {
 	HC_PENDING_MAX,
 	HC_SOCKETS,
 	HC_CONFIG_ERRORS,
+	HC_OVERSIZE,
+	HC_SOCKET_LIMIT,
 	HC_NR,
 };
 
@@ -72,6 +74,8 @@ struct h_counters {
 
 struct h_engine_opts {
 	uint64_t pending_limit;		/* 0: the engine's default */
+	uint32_t max_sockets;		/* 0: the engine's default */
+	uint32_t nsm_max_payload;	/* the test NSM's HELLO; 0: NK_MAX_PAYLOAD */
 };
 
 struct tnsm;

@@ -340,12 +340,54 @@ static void t_detach_with_open_sockets(void **state)
 	h_pass();
 }
 
+/*
+ * Second and later SET_MEM_TABLEs mid-run (the guest's memory grew):
+ * rte_vhost maps the new table and unmaps the old mapping without
+ * destroy_device.  The engine pauses the device around it and goes on
+ * with the new mapping: the session and its socket survive, requests,
+ * events and data still flow, nothing is reset, and the engine never
+ * touches the old mapping (it would fault, or read another guest page).
+ * Before the fix the engine kept its pointers into the old mapping.
+ */
+static void t_mem_table_change(void **state)
+{
+	struct h_counters c0;
+	uint32_t id = h_new_sock_id(), nid;
+	unsigned int i;
+	struct nk_hdr h;
+
+	(void)state;
+	assert_int_equal(h_socket(W.vm1, id, 2, 1, 65536, NULL), 0);
+	nid = h_nsm_id(H_VM1, id);
+	h_counters(H_VM1, &c0);
+	for (i = 1; i <= 3; i++) {
+		assert_int_equal(vuf_mem_grow(nk_ep_dev(W.vm1), 64 * MIB), 0);
+		assert_true(h_engine_alive());
+		/* Guest memory read: a SEND reaches the NSM. */
+		send_some(W.vm1, id, NK_MAX_PAYLOAD);
+		assert_int_equal(tnsm_wait_rx(W.nsm, nid, i * NK_MAX_PAYLOAD, H_TIMEOUT_MS), 0);
+		/* Guest memory written: an event reaches vm1. */
+		h_hdr(&h, NK_EV_WRITABLE, nid);
+		h_nsm_send(&h, NULL, 0);
+		h_recv(W.vm1, &h, NULL, 0, H_TIMEOUT_MS);
+		assert_int_equal(h.op, NK_EV_WRITABLE);
+		assert_int_equal(h.sock, id);
+		h_roundtrip(W.vm1);
+	}
+	h_assert_delta(H_VM1, &c0, HC_RESETS, 0);
+	h_assert_delta(H_VM1, &c0, HC_PROTO_ERRORS, 0);
+	h_close(W.vm1, id);
+	h_roundtrip(W.vm2);
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	T(t_guest_disconnect_mid_transfer),
 	T(t_nsm_disconnect_mid_transfer),
 	T(t_guest_reconnect),
 	T(t_detach_then_socket),
 	T(t_detach_with_open_sockets),
+	T(t_mem_table_change),
 };
 
 static int setup(void **state)

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "harness.h"
@@ -320,6 +323,88 @@ static void t_errors(void **state)
 	h_pass();
 }
 
+/* hostengine.rst, "Control socket": the idle timeout and the slot hand-over. */
+#define CTL_CLIENTS	16
+#define CTL_IDLE_S	5.0
+#define CTL_EVICT_S	1.0
+#define STUCK		(CTL_CLIENTS + 4)
+#define SILENT		2
+
+static int ctl_open(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", W.ctl);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Wait until the engine has closed every one of @fds: seconds it took. */
+static double wait_hup(const int *fds, unsigned int n, double limit)
+{
+	double t0 = h_now();
+	struct pollfd p;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		p = (struct pollfd){ .fd = fds[i], .events = 0 };
+		while (poll(&p, 1, 20) == 0 || !(p.revents & POLLHUP)) {
+			if (h_now() - t0 > limit)
+				fail_msg("control client %u of %u still open after %.1f s", i, n,
+					 limit);
+		}
+	}
+	return h_now() - t0;
+}
+
+/*
+ * Clients that never read their replies (their requests keep coming, the
+ * replies fill their sockets) or never send anything hold neither the main
+ * thread nor the 16 slots: nkctl is answered once a slot's owner has been
+ * idle CTL_EVICT_S, and idle clients are closed after CTL_IDLE_S.  Before
+ * the fix every stuck client cost the main thread 1 s per reply, the 17th
+ * connection was closed unanswered, and a silent client was never closed.
+ */
+static void t_stuck_clients(void **state)
+{
+	static const char req[] = "{\"cmd\": \"stats\"}\n";
+	int stuck[STUCK], silent[SILENT];
+	char reqs[1000 * (sizeof(req) - 1)];
+	unsigned int i;
+	double t0, t;
+
+	(void)state;
+	for (i = 0; i < sizeof(reqs); i += sizeof(req) - 1)
+		memcpy(reqs + i, req, sizeof(req) - 1);
+	for (i = 0; i < STUCK; i++) {
+		stuck[i] = ctl_open();
+		assert_int_equal(send(stuck[i], reqs, sizeof(reqs), MSG_NOSIGNAL), sizeof(reqs));
+	}
+	t0 = h_now();
+	assert_int_equal(nkctl("-s", W.ctl, "--json", "engine", NULL), 0);
+	json_object_put(out_json(true));
+	t = h_now() - t0;
+	printf("# nkctl engine beside %u stuck clients: %.2f s\n", STUCK, t);
+	assert_true(t < CTL_EVICT_S + 2.0);
+
+	/* Silent clients, from now: closed after CTL_IDLE_S, not before. */
+	for (i = 0; i < SILENT; i++)
+		silent[i] = ctl_open();
+	t = wait_hup(silent, SILENT, CTL_IDLE_S + 2.0);
+	printf("# silent clients closed after %.2f s\n", t);
+	assert_true(t > CTL_IDLE_S - 0.5);
+	/* By now every stuck client has been idle longer than that. */
+	wait_hup(stuck, STUCK, 1.0);
+	for (i = 0; i < STUCK; i++)
+		close(stuck[i]);
+	for (i = 0; i < SILENT; i++)
+		close(silent[i]);
+	assert_int_equal(nkctl("-s", W.ctl, "list", NULL), 0);
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	H_TEST(t_list),
 	H_TEST(t_stats),
@@ -327,6 +412,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_attach_detach),
 	H_TEST(t_engine),
 	H_TEST(t_errors),
+	H_TEST(t_stuck_clients),
 };
 
 static int setup(void **state)

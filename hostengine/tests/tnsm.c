@@ -370,7 +370,14 @@ static void *thread_main(void *arg)
 
 struct tnsm *tnsm_start(const char *path)
 {
-	struct nk_ep_opts o = { .role = NK_ROLE_NSM, .timeout_ms = H_TIMEOUT_MS };
+	return tnsm_start_mp(path, 0);
+}
+
+struct tnsm *tnsm_start_mp(const char *path, uint32_t max_payload)
+{
+	struct nk_ep_opts o = {
+		.role = NK_ROLE_NSM, .timeout_ms = H_TIMEOUT_MS, .max_payload = max_payload,
+	};
 	double deadline = h_now() + H_TIMEOUT_MS / 1000.0;
 	struct tnsm *t = calloc(1, sizeof(*t));
 

@@ -51,6 +51,8 @@ struct tnsm_sock_info {
 struct tnsm;
 
 struct tnsm *tnsm_start(const char *path);
+/* The same, offering @max_payload in HELLO (0: NK_MAX_PAYLOAD). */
+struct tnsm *tnsm_start_mp(const char *path, uint32_t max_payload);
 /* Stop the thread and disconnect abruptly (as a dying VM). */
 void tnsm_stop(struct tnsm *t);
 uint32_t tnsm_ep_id(struct tnsm *t);

@@ -319,7 +319,8 @@ static int show_list(struct json_object *reply, char **argv)
 static const char *const counter_order[] = {
 	"requests", "replies", "events", "bytes_in", "bytes_out", "errors",
 	"proto_errors", "credit_violations", "drops", "resets",
-	"pending_bytes", "pending_max", "sockets", "config_errors", NULL,
+	"pending_bytes", "pending_max", "sockets", "config_errors", "oversize",
+	"socket_limit", NULL,
 };
 
 static int show_stats(struct json_object *reply, char **argv)

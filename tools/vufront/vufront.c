@@ -26,6 +26,7 @@
 #include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <linux/virtio_config.h>
@@ -415,6 +416,26 @@ static int mem_setup(struct vuf_dev *d)
 	m.p.mem.region[0] = (struct vu_region) {
 		.gpa = d->gpa_base,
 		.size = d->mem_size,
+		.uaddr = (uintptr_t)d->mem,
+		.mmap_offset = 0,
+	};
+	return vu_request(d, &m, d->mem_fd);
+}
+
+int vuf_mem_grow(struct vuf_dev *d, size_t extra)
+{
+	struct vu_msg m = {
+		.request = VU_SET_MEM_TABLE,
+		.size = sizeof(m.p.mem),
+	};
+	struct stat st;
+
+	if (fstat(d->mem_fd, &st) || ftruncate(d->mem_fd, st.st_size + extra))
+		return -errno;
+	m.p.mem.nregions = 1;
+	m.p.mem.region[0] = (struct vu_region) {
+		.gpa = d->gpa_base,
+		.size = st.st_size + extra,
 		.uaddr = (uintptr_t)d->mem,
 		.mmap_offset = 0,
 	};

@@ -60,6 +60,14 @@ const struct nk_config *vuf_config(const struct vuf_dev *d);
  */
 int vuf_get_config(struct vuf_dev *d, uint32_t offset, void *buf, uint32_t size);
 
+/*
+ * A second VHOST_USER_SET_MEM_TABLE mid-run, as a frontend whose guest
+ * memory grew by @extra bytes (the region's file is extended; what this
+ * side uses does not move): the backend maps the table again.  0 or
+ * -errno (-EIO: the backend refused it).
+ */
+int vuf_mem_grow(struct vuf_dev *d, size_t extra);
+
 /* Allocate from guest memory (bump allocator, 64-byte aligned, never freed). */
 void *vuf_mem_alloc(struct vuf_dev *d, size_t len, uint64_t *gpa);
 /* Translate a guest physical range; NULL if outside guest memory. */
