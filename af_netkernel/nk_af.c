@@ -82,7 +82,9 @@
  *   NK_MAX_PAYLOAD (65536) cannot carry those with their address.
  *
  * - When the device goes away, every socket is reset with ENETDOWN and
- *   requests in flight fail with ENETDOWN.
+ *   requests in flight fail with ENETDOWN.  When the engine lost the
+ *   session (the transport then probes the device again), the sockets are
+ *   reset with ECONNRESET, as by a peer's reset.
  *
  * Locking:
  *   lock_sock(sk)     serialises the socket calls of the application
@@ -1882,9 +1884,13 @@ static int nk_attach(struct nk_dev *nd)
 	return 0;
 }
 
-/* The device is going away: every socket on it is reset. */
+/*
+ * The device is going away: every socket on it is reset, with ECONNRESET
+ * when the engine lost the session (as a peer's reset), ENETDOWN otherwise.
+ */
 static void nk_detach(struct nk_dev *nd)
 {
+	int err = nk_dev_lost(nd) ? ECONNRESET : ENETDOWN;
 	struct nk_sock *nks;
 	unsigned long id;
 
@@ -1892,7 +1898,7 @@ static void nk_detach(struct nk_dev *nd)
 	nk_sockid_lock(&nk_socks);
 	nk_sockid_for_each(&nk_socks, id, nks)
 		if (nks->nd == nd)
-			nk_sock_reset(nks, ENETDOWN);
+			nk_sock_reset(nks, err);
 	nk_sockid_unlock(&nk_socks);
 }
 

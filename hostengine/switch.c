@@ -1256,6 +1256,12 @@ static void epoll_kick(struct he_ep *ep, int op)
 	}
 }
 
+static const struct nk_hdr no_session = {
+	.op = NK_EV_PROTO_ERROR,
+	.status = (uint32_t)-ENOTCONN,
+	.arg = { NK_PERR_NO_SESSION },
+};
+
 static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
 {
 	unsigned int q;
@@ -1283,6 +1289,13 @@ static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
 	epoll_kick(ep, EPOLL_CTL_ADD);
 	ep->running = true;
 	__atomic_store_n(&ep->state, HE_EP_CONNECTED, __ATOMIC_RELAXED);
+	/*
+	 * First on the eventq: no session.  A driver that was in one (the
+	 * device stopped and started again, or this engine is a new process)
+	 * starts over; one that is saying HELLO ignores it.
+	 */
+	if (pend_add(ep, &no_session, NULL, 0))
+		he_cnt_add(ep, HE_C_DROPS, 1);
 	he_log(INFO, "%s: device started, %u queue pair(s)", ep->name, ep->nr_pairs);
 	return 0;
 }

@@ -63,6 +63,21 @@
  * probe and remove and protects nk_bound; the published device pointer
  * nk_cur is RCU protected and holds a reference.
  *
+ * A lost session.  The engine ends an endpoint's session whenever the
+ * vhost-user device stops (QEMU stop/cont, savevm, a reconnect after an
+ * engine restart) and, when the device starts again, tells the driver so
+ * with EV_PROTO_ERROR NK_PERR_NO_SESSION before anything else.  Before
+ * HELLO has been answered that is the normal start and is dropped; on a
+ * ready device it means that every socket the engine knew is gone.  The
+ * device is then marked dead and lost (pending calls and senders fail at
+ * once), the rx work stops, and nk_restart_work probes the device again
+ * from scratch with device_reprobe(): remove (ops->detach() resets every
+ * socket; nk_dev_lost() tells it why), a virtio reset, which also resets
+ * the engine's view of the rings, then probe, HELLO and ops->attach().
+ * nk_restart_lock protects nk_restart_vdev (a device reference for the
+ * work) and nk_restart_off (set at unregister, before the work is
+ * cancelled, so that it is not queued again).
+ *
  * Teardown (remove, or a probe that fails after the queues exist):
  * unpublish (RCU), mark dead (pending calls complete with -ENODEV, senders
  * wake and every later nk_send()/nk_call() fails with -ENODEV), stop the rx
@@ -142,6 +157,7 @@ struct nk_dev {
 	unsigned int tx_free;
 	bool tx_unkicked;		/* added with NK_XMIT_MORE, not kicked */
 	bool dead;
+	bool lost;			/* the engine lost the session */
 	struct work_struct tx_work;
 
 	struct mutex rx_lock;
@@ -181,6 +197,9 @@ static struct workqueue_struct *nk_wq;
 static DEFINE_MUTEX(nk_dev_lock);
 static struct nk_dev *nk_bound;		/* under nk_dev_lock */
 static struct nk_dev __rcu *nk_cur;	/* the ready device, holds a reference */
+static DEFINE_SPINLOCK(nk_restart_lock);
+static struct virtio_device *nk_restart_vdev;	/* under nk_restart_lock */
+static bool nk_restart_off;			/* under nk_restart_lock */
 
 /* ------------------------------------------------------------------ */
 /* References and accessors                                           */
@@ -224,6 +243,11 @@ bool nk_dev_bound(void)
 bool nk_dev_alive(struct nk_dev *nd)
 {
 	return !READ_ONCE(nd->dead);
+}
+
+bool nk_dev_lost(struct nk_dev *nd)
+{
+	return READ_ONCE(nd->lost);
 }
 
 u32 nk_dev_max_payload(const struct nk_dev *nd)
@@ -630,6 +654,66 @@ static void nk_rx_fill(struct nk_dev *nd)
 	}
 }
 
+/* Fail pending calls and senders now; see nk_dev_kill(). */
+static void nk_dev_mark_dead(struct nk_dev *nd)
+{
+	struct nk_pending *p, *tmp;
+
+	spin_lock(&nd->call_lock);
+	spin_lock(&nd->tx_lock);
+	WRITE_ONCE(nd->dead, true);
+	spin_unlock(&nd->tx_lock);
+	list_for_each_entry_safe(p, tmp, &nd->calls, node) {
+		list_del_init(&p->node);
+		p->err = -ENODEV;
+		complete(&p->done);
+	}
+	spin_unlock(&nd->call_lock);
+	wake_up_all(&nd->tx_wait);
+}
+
+static void nk_restart_work_fn(struct work_struct *work)
+{
+	struct virtio_device *vdev;
+	int err;
+
+	spin_lock(&nk_restart_lock);
+	vdev = nk_restart_vdev;
+	nk_restart_vdev = NULL;
+	spin_unlock(&nk_restart_lock);
+	if (!vdev)
+		return;
+	err = device_reprobe(&vdev->dev);
+	if (err)
+		dev_err(&vdev->dev, "probing again after the lost session failed: %d\n",
+			err);
+	put_device(&vdev->dev);
+}
+
+static DECLARE_WORK(nk_restart_work, nk_restart_work_fn);
+
+/*
+ * The engine has no session with this ready device: fail everything now
+ * and probe it again.  Caller holds rx_lock (the rx work).
+ */
+static void nk_session_lost(struct nk_dev *nd)
+{
+	lockdep_assert_held(&nd->rx_lock);
+	dev_warn(&nd->vdev->dev,
+		 "the engine lost endpoint %u's session; resetting its sockets and saying HELLO again\n",
+		 nd->hello.endpoint_id);
+	WRITE_ONCE(nd->lost, true);
+	nk_dev_mark_dead(nd);
+	nd->rx_run = false;
+	spin_lock(&nk_restart_lock);
+	if (!nk_restart_off && !nk_restart_vdev) {
+		get_device(&nd->vdev->dev);
+		nk_restart_vdev = nd->vdev;
+		queue_work(system_wq, &nk_restart_work);
+	}
+	spin_unlock(&nk_restart_lock);
+}
+
 static void nk_rx_invalid(struct nk_dev *nd, const struct nk_hdr *hdr,
 			  u32 len, int err)
 {
@@ -734,6 +818,13 @@ static bool nk_rx_one(struct nk_dev *nd, struct nk_hdr *hdr, u32 len)
 		atomic64_inc(&nd->stats.rx_replies);
 		return false;
 	}
+	if (op == NK_EV_PROTO_ERROR &&
+	    le64_to_cpu(hdr->arg[0]) == NK_PERR_NO_SESSION) {
+		/* Before HELLO's answer, the device's start: nothing lost. */
+		if (nd->ready)
+			nk_session_lost(nd);
+		return false;
+	}
 	if (op == NK_EV_PROTO_ERROR) {
 		atomic64_inc(&nd->stats.rx_proto_errors);
 		dev_warn_ratelimited(&nd->vdev->dev,
@@ -792,6 +883,8 @@ static void nk_rx_work(struct work_struct *work)
 			}
 			if (!held && nk_rx_post(nd, buf))
 				nk_rx_buf_free(nd, buf);
+			if (!nd->rx_run)	/* nk_session_lost() */
+				goto out;
 			if (!--budget) {
 				queue_work(nk_wq, &nd->rx_work);
 				goto kick;
@@ -891,20 +984,7 @@ static int nk_find_vqs(struct nk_dev *nd)
  */
 static void nk_dev_kill(struct nk_dev *nd)
 {
-	struct nk_pending *p, *tmp;
-
-	spin_lock(&nd->call_lock);
-	spin_lock(&nd->tx_lock);
-	WRITE_ONCE(nd->dead, true);
-	spin_unlock(&nd->tx_lock);
-	list_for_each_entry_safe(p, tmp, &nd->calls, node) {
-		list_del_init(&p->node);
-		p->err = -ENODEV;
-		complete(&p->done);
-	}
-	spin_unlock(&nd->call_lock);
-	wake_up_all(&nd->tx_wait);
-
+	nk_dev_mark_dead(nd);
 	mutex_lock(&nd->rx_lock);
 	nd->rx_run = false;
 	mutex_unlock(&nd->rx_lock);
@@ -1248,6 +1328,18 @@ int nk_transport_register(const struct nk_transport_ops *ops)
 
 void nk_transport_unregister(void)
 {
+	struct virtio_device *vdev;
+
+	spin_lock(&nk_restart_lock);
+	nk_restart_off = true;
+	spin_unlock(&nk_restart_lock);
+	cancel_work_sync(&nk_restart_work);
+	spin_lock(&nk_restart_lock);
+	vdev = nk_restart_vdev;
+	nk_restart_vdev = NULL;
+	spin_unlock(&nk_restart_lock);
+	if (vdev)
+		put_device(&vdev->dev);
 	unregister_virtio_driver(&nk_driver);
 	destroy_workqueue(nk_wq);
 	nk_txcache_drain();

@@ -135,6 +135,17 @@ void nk_dev_put(struct nk_dev *nd);
 
 /* Whether @nd is still usable (not removed).  Any context. */
 bool nk_dev_alive(struct nk_dev *nd);
+
+/**
+ * nk_dev_lost() - whether @nd died because the engine lost its session
+ * @nd: the device
+ *
+ * True from the EV_PROTO_ERROR NK_PERR_NO_SESSION that ended a ready
+ * device on: ops->detach() resets its sockets as a peer's reset would,
+ * and the device is probed again.
+ */
+bool nk_dev_lost(struct nk_dev *nd);
+
 /* The HELLO results. */
 u32 nk_dev_max_payload(const struct nk_dev *nd);
 u64 nk_dev_features(const struct nk_dev *nd);

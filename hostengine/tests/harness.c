@@ -785,6 +785,7 @@ struct h_raw *h_raw_open(const char *ep, unsigned int nev, bool hello)
 		assert_int_equal(rep.op, NK_OP_HELLO);
 		assert_int_equal(rep.req_id, h.req_id);
 		assert_int_equal((int32_t)rep.status, 0);
+		r->session = true;
 	}
 	return r;
 }
@@ -817,6 +818,7 @@ int h_raw_recv(struct h_raw *r, struct nk_hdr *h, void *buf, size_t bufsz, int t
 	uintptr_t idx;
 	const uint8_t *p;
 
+again:
 	if (vuf_vq_wait(r->d, NK_VQ_EVENT(0), timeout_ms))
 		fail_msg("raw device: no eventq message within %d ms", timeout_ms);
 	assert_int_equal(vuf_vq_get_used(r->d, NK_VQ_EVENT(0), &len, &token), 1);
@@ -829,6 +831,9 @@ int h_raw_recv(struct h_raw *r, struct nk_hdr *h, void *buf, size_t bufsz, int t
 	if (buf)
 		memcpy(buf, p + sizeof(*h), h->len < bufsz ? h->len : bufsz);
 	h_raw_post(r, idx);
+	/* Before HELLO's answer, the device's start: nothing lost. */
+	if (!r->session && nk_no_session(h))
+		goto again;
 	return h->len;
 }
 

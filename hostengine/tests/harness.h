@@ -199,6 +199,7 @@ struct h_raw {
 	unsigned int nev;
 	uint8_t *msg;			/* scratch for requests, H_RAW_MSG bytes */
 	uint64_t msg_gpa;
+	bool session;			/* h_raw_open() said HELLO */
 };
 
 #define H_RAW_EVSZ	(sizeof(struct nk_hdr) + NK_MAX_PAYLOAD)

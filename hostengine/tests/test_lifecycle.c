@@ -248,6 +248,41 @@ static void t_guest_reconnect(void **state)
 	h_pass();
 }
 
+/*
+ * A device that starts finds EV_PROTO_ERROR NK_PERR_NO_SESSION first on its
+ * eventq, before the answer to its HELLO: a driver that was in a session
+ * (the vhost-user device stopped and started, a new engine) learns that
+ * it has lost it.
+ */
+static void t_start_says_no_session(void **state)
+{
+	struct h_counters c0;
+	struct h_raw *raw;
+	struct nk_hdr h;
+
+	(void)state;
+	h_counters(H_VM3, &c0);
+	raw = h_raw_open(H_VM3, 4, false);
+	raw->session = true;	/* see what a driver in a session would see */
+	h_raw_recv(raw, &h, NULL, 0, H_TIMEOUT_MS);
+	assert_int_equal(h.op, NK_EV_PROTO_ERROR);
+	assert_int_equal(h.arg[0], NK_PERR_NO_SESSION);
+	assert_int_equal((int32_t)h.status, -ENOTCONN);
+	assert_int_equal(h.req_id, 0);
+	assert_int_equal(h.len, 0);
+	/* Before HELLO, requests are refused as they always were. */
+	h_hdr(&h, NK_OP_SOCKET, h_new_sock_id());
+	h.req_id = h_new_req_id();
+	assert_int_equal(h_raw_send(raw, &h, NULL, 0), 0);
+	h_raw_recv(raw, &h, NULL, 0, H_TIMEOUT_MS);
+	assert_int_equal(h.op, NK_OP_SOCKET);
+	assert_int_equal((int32_t)h.status, -EPROTO);
+	/* It is the device's start, not a protocol error of the driver's. */
+	h_assert_delta(H_VM3, &c0, HC_PROTO_ERRORS, 0);
+	h_raw_close(raw);
+	h_pass();
+}
+
 static void t_detach_then_socket(void **state)
 {
 	struct h_counters g0;
@@ -385,6 +420,7 @@ static const struct CMUnitTest tests[] = {
 	T(t_guest_disconnect_mid_transfer),
 	T(t_nsm_disconnect_mid_transfer),
 	T(t_guest_reconnect),
+	T(t_start_says_no_session),
 	T(t_detach_then_socket),
 	T(t_detach_with_open_sockets),
 	T(t_mem_table_change),

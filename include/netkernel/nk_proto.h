@@ -251,6 +251,7 @@ enum nk_proto_err {
 	NK_PERR_CREDIT		= 8,	/* EV_DATA beyond the guest's credit (-ENOBUFS) */
 	NK_PERR_DESC_INDIRECT	= 9,	/* indirect descriptor, not negotiated (-EINVAL) */
 	NK_PERR_REFUSED		= 10,	/* an NSM's message refused; status says why */
+	NK_PERR_NO_SESSION	= 11,	/* no session: the device (re)started (-ENOTCONN) */
 };
 
 /*

@@ -406,7 +406,8 @@ lab_tap_add() {
 #                     commands in the guest through it, and everything the
 #                     agent writes is kept in $LAB_LOG_DIR/NAME.agent.log
 # The serial console goes to $LAB_LOG_DIR/NAME.console, QEMU's own
-# messages to $LAB_LOG_DIR/NAME.qemu.log.  QEMU's PID: LAB_VM_PID[NAME].
+# messages to $LAB_LOG_DIR/NAME.qemu.log, its monitor is a socket for
+# lab_vm_monitor.  QEMU's PID: LAB_VM_PID[NAME].
 lab_vm_start() {
 	local name=$1 ver='' initrd='' mem=512 smp=1 append='' netns='' tap='' mac=52:54:00:12:34:56
 	local reconnect='' accel i agent='' pipe=''
@@ -437,6 +438,7 @@ lab_vm_start() {
 	lab_accel_select
 	accel=$LAB_ACCEL_USED
 
+	lab_tmpdir
 	args=(-name "$name" -machine q35 -accel "$accel")
 	if [[ $accel == kvm ]]; then
 		mapfile -t -O "${#args[@]}" args < <(_lab_kvm_cpu_args)
@@ -446,7 +448,8 @@ lab_vm_start() {
 		-object "memory-backend-memfd,id=mem,size=${mem}M,share=on"
 		-numa node,memdev=mem
 		-nographic -nodefaults -no-user-config -no-reboot
-		-monitor none -serial "file:$LAB_LOG_DIR/$name.console"
+		-monitor "unix:$LAB_TMP/$name.monitor,server=on,wait=off"
+		-serial "file:$LAB_LOG_DIR/$name.console"
 		-kernel "$(lab_kernel_image "$ver")" -initrd "$initrd"
 		-append "console=ttyS0 panic=-1 quiet loglevel=5${append:+ $append}")
 	for i in "${!nks[@]}"; do
@@ -571,6 +574,15 @@ lab_console_tail() {
 lab_vm_agent_wait() {
 	[[ -n ${LAB_VM_AGENT[$1]:-} ]] || lab_die "lab_vm_agent_wait: $1 has no agent"
 	lab_wait_for "$LAB_LOG_DIR/$1.agent.log" '^NK-AGENT-READY' "$2" "${LAB_VM_PID[$1]}"
+}
+
+# lab_vm_monitor NAME COMMAND: one command on the VM's QEMU monitor (HMP,
+# e.g. "stop", "cont"); prints what QEMU answered.
+lab_vm_monitor() {
+	local sock=$LAB_TMP/$1.monitor
+	[[ -S $sock ]] || lab_die "lab_vm_monitor: $1 has no monitor socket"
+	printf '%s\n' "$2" | socat -t 2 - "UNIX-CONNECT:$sock" | tr -d '\r' |
+		grep -v '^QEMU .* monitor' | grep -vF "(qemu)" || true
 }
 
 # lab_vm_exec NAME TIMEOUT SCRIPT: run SCRIPT (sh, may be several lines)

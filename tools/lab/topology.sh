@@ -50,6 +50,7 @@ TOPO_KVER=${TOPO_KVER:-}
 TOPO_MEM=${TOPO_MEM:-512}
 TOPO_SMP=${TOPO_SMP:-1}
 TOPO_BOOT_TIMEOUT=${TOPO_BOOT_TIMEOUT:-240}
+TOPO_NK_RECONNECT=${TOPO_NK_RECONNECT:-}	# 1: VMs reconnect to a restarted engine
 TOPO_NET=10.0.0
 TOPO_NET6=fd00:		# IPv6: the same last digits, in fd00::/64
 TOPO_WORLD_IP=$TOPO_NET.1
@@ -211,6 +212,46 @@ _topo_ep_ready() {
 	topo_nkctl list 2>/dev/null | awk -v ep="$1" '$1 == ep && $4 == "ready" { f = 1 } END { exit !f }'
 }
 
+# _topo_engine_start LOG: start hostengine on the lab's configuration and
+# wait for its sockets.
+_topo_engine_start() {
+	local ep
+	lab_spawn "$1" "$TOPO_ENGINE" -c "$TOPO_RUN/engine.ini" -f
+	TOPO_ENGINE_PID=$LAB_LAST_PID
+	for ep in nsm0 "${TOPO_GUESTS[@]}" control; do
+		lab_wait_socket "$TOPO_RUN/run/$ep.sock" 30 "$TOPO_ENGINE_PID" || {
+			tail -n 20 "$1" | sed 's/^/lab:   /' >&2
+			echo "lab: error: hostengine did not create $ep.sock" >&2
+			return 1
+		}
+	done
+	lab_msg "hostengine: pid $TOPO_ENGINE_PID, nsm0 + ${TOPO_GUESTS[*]:-no guests}, $TOPO_CTL"
+}
+
+# topo_engine_restart SIGNAL: stop the engine with SIGNAL (KILL: a crash),
+# start a new one on the same configuration (its log: engine.N.log) and
+# wait for its sockets.  The VMs reconnect only with TOPO_NK_RECONNECT=1.
+TOPO_ENGINE_STARTS=1
+topo_engine_restart() {
+	kill -"$1" "$TOPO_ENGINE_PID" 2>/dev/null || true
+	lab_wait_pid "$TOPO_ENGINE_PID" 30 || true
+	TOPO_ENGINE_STARTS=$((TOPO_ENGINE_STARTS + 1))
+	_topo_engine_start "$LAB_LOG_DIR/engine.$TOPO_ENGINE_STARTS.log"
+}
+
+# topo_ep_wait_ready SECONDS NAME...: wait until the engine lists every
+# NAME as ready; 1 when one is not within SECONDS.
+topo_ep_wait_ready() {
+	local deadline=$((SECONDS + $1)) ep
+	shift
+	for ep in "$@"; do
+		until _topo_ep_ready "$ep"; do
+			((SECONDS < deadline)) || return 1
+			sleep 0.2
+		done
+	done
+}
+
 # topo_up [--guests N] [--bases M | --no-base]: bring the topology up and
 # wait until every VM's agent answers, every nk endpoint is ready and the
 # world reaches the NSM and every baseline guest.  N NetKernel guests
@@ -294,16 +335,7 @@ topo_up() {
 	} >"$TOPO_RUN/engine.ini"
 	cp "$TOPO_RUN/engine.ini" "$LAB_LOG_DIR/engine.ini"
 	lab_on_cleanup "rm -rf '/var/run/dpdk/netkernel-lab$$' '${XDG_RUNTIME_DIR:-/nonexistent}/dpdk/netkernel-lab$$'"
-	lab_spawn "$LAB_LOG_DIR/engine.log" "$TOPO_ENGINE" -c "$TOPO_RUN/engine.ini" -f
-	TOPO_ENGINE_PID=$LAB_LAST_PID
-	for ep in nsm0 "${TOPO_GUESTS[@]}" control; do
-		lab_wait_socket "$TOPO_RUN/run/$ep.sock" 30 "$TOPO_ENGINE_PID" || {
-			tail -n 20 "$LAB_LOG_DIR/engine.log" | sed 's/^/lab:   /' >&2
-			echo "lab: error: hostengine did not create $ep.sock" >&2
-			return 1
-		}
-	done
-	lab_msg "hostengine: pid $TOPO_ENGINE_PID, nsm0 + ${TOPO_GUESTS[*]:-no guests}, $TOPO_CTL"
+	_topo_engine_start "$LAB_LOG_DIR/engine.log" || return 1
 
 	# --- the VMs, all at once (TCG boots share the cores either way)
 	addrs=$TOPO_NSM_IP/24,$(topo_vm_ip6 "$TOPO_NSM")/64
@@ -312,14 +344,14 @@ topo_up() {
 	done
 	TOPO_VMS=()
 	lab_vm_start "$TOPO_NSM" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
-		--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent \
+		--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent ${TOPO_NK_RECONNECT:+--nk-reconnect} \
 		--netns "$TOPO_NS" --tap tap-nsm --mac 52:54:00:0a:00:02 \
 		--nk "$TOPO_RUN/run/nsm0.sock" \
 		--append "nk.role=nsm nk.addrs=$addrs${TOPO_NSM_MODARGS:+ nk.modargs=$TOPO_NSM_MODARGS}"
 	TOPO_VMS+=("$TOPO_NSM")
 	for vm in "${TOPO_GUESTS[@]}"; do
 		lab_vm_start "$vm" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
-			--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent \
+			--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent ${TOPO_NK_RECONNECT:+--nk-reconnect} \
 			--nk "$TOPO_RUN/run/$vm.sock" \
 			--append "nk.role=guest${TOPO_GUEST_MODARGS:+ nk.modargs=$TOPO_GUEST_MODARGS}"
 		TOPO_VMS+=("$vm")
@@ -343,17 +375,11 @@ topo_up() {
 		fi
 		lab_msg "vm $vm: agent ready after $((SECONDS - t0)) s"
 	done
-	deadline=$((SECONDS + 60))
-	for ep in nsm0 "${TOPO_GUESTS[@]}"; do
-		until _topo_ep_ready "$ep"; do
-			if ((SECONDS >= deadline)); then
-				echo "lab: error: engine endpoint $ep not ready:" >&2
-				topo_nkctl list >&2 || true
-				return 1
-			fi
-			sleep 0.5
-		done
-	done
+	if ! topo_ep_wait_ready 60 nsm0 "${TOPO_GUESTS[@]}"; then
+		echo "lab: error: engine endpoints not ready:" >&2
+		topo_nkctl list >&2 || true
+		return 1
+	fi
 	for vm in "$TOPO_NSM" "${TOPO_BASES[@]}"; do
 		if ! topo_world busybox ping -c 1 -W 5 "$(topo_vm_ip "$vm")" >/dev/null 2>&1; then
 			echo "lab: error: the world does not reach $vm at $(topo_vm_ip "$vm")" >&2

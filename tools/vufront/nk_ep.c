@@ -278,10 +278,14 @@ static int ev_recv(struct nk_ep *ep, struct nk_hdr *h, void *buf, size_t bufsz,
 				continue;
 			}
 			/* Skip the caller's own raw chains. */
-			if (our_buf(ep, ep->ev_buf, (size_t)ep->pairs * ep->nr_bufs, token, &idx)) {
-				ep->rr = p + 1;
-				return ev_take(ep, ep->evqs[p], ulen, idx, h, buf, bufsz);
-			}
+			if (!our_buf(ep, ep->ev_buf, (size_t)ep->pairs * ep->nr_bufs, token, &idx))
+				continue;
+			ep->rr = p + 1;
+			r = ev_take(ep, ep->evqs[p], ulen, idx, h, buf, bufsz);
+			/* Before HELLO's answer, the device's start: nothing lost. */
+			if (r >= 0 && !ep->id && nk_no_session(h))
+				continue;
+			return r;
 		}
 		r = vuf_vq_wait_any(ep->d, ep->evqs, ep->pairs, time_left(timeout_ms, deadline));
 		if (r)

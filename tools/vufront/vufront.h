@@ -244,6 +244,15 @@ int nk_ep_call(struct nk_ep *ep, struct nk_hdr *req, const void *payload, size_t
 void nk_hdr_init(struct nk_hdr *h, uint16_t op, uint32_t sock);
 /* @h: the reply to @req (its op, sock and req_id, NK_F_REPLY) with @status. */
 void nk_hdr_reply(struct nk_hdr *h, const struct nk_hdr *req, int status);
+/*
+ * Whether @h is EV_PROTO_ERROR NK_PERR_NO_SESSION, which the engine puts
+ * first on a device's eventq when the device starts: a driver that has
+ * not had its HELLO answered drops it; one in a session has lost it.
+ */
+static inline bool nk_no_session(const struct nk_hdr *h)
+{
+	return h->op == NK_EV_PROTO_ERROR && h->arg[0] == NK_PERR_NO_SESSION;
+}
 /* "1.2.3.4" or "fd00::1" and a port (host order) into an nk_addr: 0 or -EINVAL. */
 int nk_addr_parse(struct nk_addr *a, const char *ip, uint16_t port);
 

@@ -1,0 +1,173 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Failures of shared parts, end to end in one VM lab (an NSM and vm1, the
+# VMs reconnecting to a restarted engine).  Each case holds a TCP
+# connection from vm1 to the world open (nk_hold), breaks something, and
+# asserts what the issue asks of NetKernel:
+#
+#   stop_cont       vm1's QEMU stop and cont (vhost-user stop and start):
+#                   the engine ends vm1's session; vm1 notices, its held
+#                   connection ends with ECONNRESET, the world's end is
+#                   closed, and a download works again without any action
+#                   in the guest
+#   engine_restart  the engine killed with SIGKILL and started again: both
+#                   VMs reconnect and say HELLO again within the bound, the
+#                   held connection ends with ECONNRESET, the world's end
+#                   is closed, and a download works again
+#   console clean   no WARN, BUG, oops, hung task or lockdep report in
+#                   either VM; the last engine stops cleanly
+#
+# KTAP.  Logs in build/lab/resilience/.  Environment as for run-vm.sh.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../../tools/lab/lib.sh
+. "$top/tools/lab/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/lab/topology.sh
+. "$top/tools/lab/topology.sh"
+
+logdir=$top/build/lab/resilience
+hold_bin=$here/nk_hold		# built by make -C selftests/netkernel
+# Seconds from the failure's end to a guest served again, and to the
+# held connection's error: the issue's bounds.
+READY_S=5
+RESET_S=5
+
+rm -rf "$logdir"
+lab_init "$logdir"
+t_start=$SECONDS
+
+cases=(stop_cont engine_restart)
+lab_ktap_begin $((${#cases[@]} + 3))
+
+finish() {
+	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
+	lab_ktap_end
+}
+
+if ! make -C "$here" -j2 >"$logdir/build-tests.log" 2>&1; then
+	lab_diag "make -C selftests/netkernel failed:" "$(tail -n 20 "$logdir/build-tests.log")"
+	lab_fail_rest "prerequisite failed: nk_hold does not build"
+	finish
+fi
+TOPO_INITRD_ARGS+=(--add "$hold_bin:/usr/bin/nk_hold")
+TOPO_NK_RECONNECT=1
+if ! topo_build 2>"$logdir/build.err" || ! topo_up --guests 1 --no-base 2>"$logdir/up.err"; then
+	lab_diag "$(cat "$logdir/build.err" "$logdir/up.err" 2>/dev/null)"
+	lab_fail_rest "prerequisite failed: the lab did not come up"
+	finish
+fi
+lab_diag "lab up ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+
+# hold_start N: a world listener on port 9100+N that never sends or
+# closes, and nk_hold in vm1 connected to it; 1 if either fails.
+WORLD_PID=
+hold_start() {
+	local port=$((9100 + $1))
+	# It ends when the connection does, by FIN or RST.
+	topo_world_spawn "$logdir/world-$1.log" python3 -c "
+import socket
+s = socket.create_server(('$TOPO_WORLD_IP', $port))
+c, _ = s.accept()
+c.settimeout(600)
+while c.recv(4096):
+    pass"
+	WORLD_PID=$LAB_LAST_PID
+	topo_world_wait_port "$port" || { lab_diag "the world does not listen on $port"; return 1; }
+	topo_exec vm1 30 "nk_hold $TOPO_WORLD_IP $port >/tmp/hold-$1 2>&1 &
+i=0
+until grep -q connected /tmp/hold-$1; do
+	[ \$i -lt 100 ] || { cat /tmp/hold-$1; exit 1; }
+	sleep 0.1; i=\$((i + 1))
+done" >"$logdir/hold-$1.start" 2>&1 || {
+		lab_diag "nk_hold did not connect:" "$(cat "$logdir/hold-$1.start")"
+		return 1
+	}
+}
+
+# hold_check N: the held connection ended with ECONNRESET within RESET_S
+# of now, and the world's listener saw its end (the NSM closed its socket).
+hold_check() {
+	local out
+	out=$(topo_exec vm1 $((RESET_S + 10)) "i=0
+until grep -q ended /tmp/hold-$1; do
+	[ \$i -lt $((RESET_S * 10)) ] || break
+	sleep 0.1; i=\$((i + 1))
+done
+cat /tmp/hold-$1") || true
+	lab_diag "nk_hold: $(tail -n 1 <<<"$out")"
+	grep -q '^ended ECONNRESET' <<<"$out" || return 1
+	lab_wait_pid "$WORLD_PID" "$RESET_S" >/dev/null 2>&1
+	if lab_alive "$WORLD_PID"; then
+		lab_diag "the world's end of the connection is still open"
+		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
+		return 1
+	fi
+}
+
+# served_again: the download works and its sha256 is the world's.
+served_again() {
+	local sum
+	sum=$(topo_exec vm1 60 "wget -q -O- $TOPO_FILE_URL | sha256sum") || return 1
+	[[ ${sum%% *} == "$TOPO_FILE_SHA" ]] || { lab_diag "download: $sum"; return 1; }
+}
+
+# wait_ready T0 NAME...: the endpoints ready within READY_S of T0 (SECONDS).
+wait_ready() {
+	local t0=$1 left
+	shift
+	left=$((t0 + READY_S - SECONDS))
+	if ((left < 1)) || ! topo_ep_wait_ready "$left" "$@"; then
+		lab_diag "not ready within $READY_S s: $(topo_nkctl list 2>&1 | tr '\n' ';')"
+		return 1
+	fi
+	lab_diag "$* ready again after $((SECONDS - t0)) s"
+}
+
+case_stop_cont() {
+	local t0
+	hold_start 1 || return 1
+	lab_vm_monitor vm1 stop >/dev/null
+	sleep 1
+	lab_vm_monitor vm1 cont >/dev/null
+	t0=$SECONDS
+	hold_check 1 || return 1
+	wait_ready "$t0" vm1 || return 1
+	served_again || return 1
+	topo_exec vm1 10 'dmesg | grep -c "lost endpoint"' >/dev/null || {
+		lab_diag "vm1's kernel log does not say its session was lost"
+		return 1
+	}
+}
+
+case_engine_restart() {
+	local t0
+	hold_start 2 || return 1
+	topo_engine_restart KILL || return 1
+	t0=$SECONDS
+	wait_ready "$t0" nsm0 vm1 || return 1
+	hold_check 2 || return 1
+	served_again || return 1
+}
+
+for c in "${cases[@]}"; do
+	t=$SECONDS
+	rc=0
+	"case_$c" || rc=1
+	lab_diag "$c: $((SECONDS - t)) s"
+	lab_ok "$rc" "$c"
+done
+
+topo_down --no-scan || true
+for vm in "${TOPO_VMS[@]}"; do
+	rc=0
+	lab_scan_console "$vm" || rc=1
+	[[ -s $logdir/$vm.dmesg ]] || { lab_diag "$vm: its kernel log could not be saved"; rc=1; }
+	lab_ok "$rc" "console clean: $vm"
+done
+rc=0
+[[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; lab_diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
+lab_ok "$rc" "hostengine stopped cleanly"
+finish
