@@ -15,8 +15,16 @@
 #                   VMs reconnect and say HELLO again within the bound, the
 #                   held connection ends with ECONNRESET, the world's end
 #                   is closed, and a download works again
+#   nsm_dies        the NSM VM killed: the held connection ends with
+#                   ECONNRESET within 1 s, a new connection fails at once
+#                   with a clear errno; the NSM booted again, a download
+#                   works without any action in the guest
+#   guest_dies      vm1 killed: within 1 s the world's end of its held
+#                   connection is closed, and the engine and the NSM hold
+#                   no socket for it any more
 #   console clean   no WARN, BUG, oops, hung task or lockdep report in
-#                   either VM; the last engine stops cleanly
+#                   either VM (in every boot); the last engine stops
+#                   cleanly
 #
 # KTAP.  Logs in build/lab/resilience/.  Environment as for run-vm.sh.
 set -euo pipefail
@@ -34,12 +42,14 @@ hold_bin=$here/nk_hold		# built by make -C selftests/netkernel
 # held connection's error: the issue's bounds.
 READY_S=5
 RESET_S=5
+# The NSM's or a guest's death: its peers reset within this (seconds).
+DEATH_S=1
 
 rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-cases=(stop_cont engine_restart)
+cases=(stop_cont engine_restart nsm_dies guest_dies)
 lab_ktap_begin $((${#cases[@]} + 3))
 
 finish() {
@@ -87,24 +97,34 @@ done" >"$logdir/hold-$1.start" 2>&1 || {
 	}
 }
 
-# hold_check N: the held connection ended with ECONNRESET within RESET_S
-# of now, and the world's listener saw its end (the NSM closed its socket).
-hold_check() {
+# hold_ended N SECONDS: the held connection ended with ECONNRESET within
+# SECONDS of the guest looking (its agent's own delay comes on top).
+hold_ended() {
 	local out
-	out=$(topo_exec vm1 $((RESET_S + 10)) "i=0
+	out=$(topo_exec vm1 $(($2 + 10)) "i=0
 until grep -q ended /tmp/hold-$1; do
-	[ \$i -lt $((RESET_S * 10)) ] || break
+	[ \$i -lt $(($2 * 10)) ] || break
 	sleep 0.1; i=\$((i + 1))
 done
-cat /tmp/hold-$1") || true
-	lab_diag "nk_hold: $(tail -n 1 <<<"$out")"
-	grep -q '^ended ECONNRESET' <<<"$out" || return 1
-	lab_wait_pid "$WORLD_PID" "$RESET_S" >/dev/null 2>&1
+cat /tmp/hold-$1; echo \"looked \$i\"") || true
+	lab_diag "nk_hold: $(grep ended <<<"$out"), seen after $(($(sed -n 's/^looked //p' <<<"$out") * 100)) ms"
+	grep -q '^ended ECONNRESET' <<<"$out"
+}
+
+# world_closed SECONDS: the world's listener saw its connection end.
+world_closed() {
+	lab_wait_pid "$WORLD_PID" "$1" >/dev/null 2>&1
 	if lab_alive "$WORLD_PID"; then
 		lab_diag "the world's end of the connection is still open"
 		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
 		return 1
 	fi
+}
+
+# hold_check N: the held connection ended with ECONNRESET within RESET_S,
+# and the world's listener saw its end (the NSM closed its socket).
+hold_check() {
+	hold_ended "$1" "$RESET_S" && world_closed "$RESET_S"
 }
 
 # served_again: the download works and its sha256 is the world's.
@@ -152,6 +172,45 @@ case_engine_restart() {
 	served_again || return 1
 }
 
+case_nsm_dies() {
+	local t0 out
+	hold_start 3 || return 1
+	topo_nsm_kill || { lab_diag "the NSM's console before its death shows trouble"; return 1; }
+	hold_ended 3 "$DEATH_S" || return 1
+	# Nothing closes the world's end: the NSM is gone without a word.
+	lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
+	t0=$SECONDS
+	out=$(topo_exec vm1 10 "nk_hold $TOPO_WORLD_IP 9100") || true
+	lab_diag "a new connection without an NSM: $out, after $((SECONDS - t0)) s"
+	grep -Eq '^connect E(NETUNREACH|NETDOWN|CONNREFUSED)' <<<"$out" || return 1
+	((SECONDS - t0 <= DEATH_S + 2)) || return 1
+	topo_nsm_start_again 240 || { lab_diag "the NSM did not boot again"; return 1; }
+	t0=$SECONDS
+	topo_ep_wait_ready 60 nsm0 || { lab_diag "nsm0 not ready after its boot"; return 1; }
+	lab_diag "nsm0 ready $((SECONDS - t0)) s after its agent"
+	served_again
+}
+
+# The NSM's count of kernel sockets it holds (debugfs).
+nsm_sockets() {
+	topo_exec "$TOPO_NSM" 10 'cat /sys/kernel/debug/nsm_kernel/*/stats' |
+		awk '$1 == "sockets" { print $2 }'
+}
+
+case_guest_dies() {
+	local n0 n1 g1
+	n0=$(nsm_sockets)
+	hold_start 4 || return 1
+	kill -KILL "${LAB_VM_PID[vm1]}"
+	world_closed "$DEATH_S" || return 1
+	lab_diag "the world's end closed within $DEATH_S s"
+	sleep 1
+	n1=$(nsm_sockets)
+	g1=$(topo_nkctl --json sockets vm1 | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["sockets"]))') || true
+	lab_diag "NSM sockets: $n0 before, $n1 after; engine sockets of vm1 after: $g1"
+	[[ -n $n0 && $n1 == "$n0" && $g1 == 0 ]]
+}
+
 for c in "${cases[@]}"; do
 	t=$SECONDS
 	rc=0
@@ -164,7 +223,8 @@ topo_down --no-scan || true
 for vm in "${TOPO_VMS[@]}"; do
 	rc=0
 	lab_scan_console "$vm" || rc=1
-	[[ -s $logdir/$vm.dmesg ]] || { lab_diag "$vm: its kernel log could not be saved"; rc=1; }
+	# vm1 was killed: its console is all there is.
+	[[ $vm == vm1 || -s $logdir/$vm.dmesg ]] || { lab_diag "$vm: its kernel log could not be saved"; rc=1; }
 	lab_ok "$rc" "console clean: $vm"
 done
 rc=0

@@ -212,6 +212,42 @@ _topo_ep_ready() {
 	topo_nkctl list 2>/dev/null | awk -v ep="$1" '$1 == ep && $4 == "ready" { f = 1 } END { exit !f }'
 }
 
+# _topo_nsm_start: start the NSM VM: its NIC on the world's bridge, its
+# address and one per guest, the nk device.
+_topo_nsm_start() {
+	local addrs vm
+	addrs=$TOPO_NSM_IP/24,$(topo_vm_ip6 "$TOPO_NSM")/64
+	for vm in "${TOPO_GUESTS[@]}"; do
+		addrs+=,$(topo_guest_ip "$vm")/32,$(topo_vm_ip6 "$vm")/128
+	done
+	lab_vm_start "$TOPO_NSM" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
+		--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent ${TOPO_NK_RECONNECT:+--nk-reconnect} \
+		--netns "$TOPO_NS" --tap tap-nsm --mac 52:54:00:0a:00:02 \
+		--nk "$TOPO_RUN/run/nsm0.sock" \
+		--append "nk.role=nsm nk.addrs=$addrs${TOPO_NSM_MODARGS:+ nk.modargs=$TOPO_NSM_MODARGS}"
+}
+
+# topo_nsm_kill: the NSM VM dies (QEMU killed with SIGKILL).  Its console
+# so far is kept as NAME.1.console (NAME.N for the Nth death) and scanned
+# for kernel trouble: 1 if it shows any.
+TOPO_NSM_DEATHS=0
+topo_nsm_kill() {
+	local con
+	kill -KILL "${LAB_VM_PID[$TOPO_NSM]}" 2>/dev/null || true
+	lab_wait_pid "${LAB_VM_PID[$TOPO_NSM]}" 30 >/dev/null 2>&1 || true
+	TOPO_NSM_DEATHS=$((TOPO_NSM_DEATHS + 1))
+	con=$LAB_LOG_DIR/$TOPO_NSM.$TOPO_NSM_DEATHS.console
+	cp "$(lab_vm_console "$TOPO_NSM")" "$con"
+	lab_console_trouble "$con"
+}
+
+# topo_nsm_start_again SECONDS: boot the NSM VM again after topo_nsm_kill
+# and wait for its agent; 1 if it is not up within SECONDS.
+topo_nsm_start_again() {
+	_topo_nsm_start
+	lab_vm_agent_wait "$TOPO_NSM" "$1"
+}
+
 # _topo_engine_start LOG: start hostengine on the lab's configuration and
 # wait for its sockets.
 _topo_engine_start() {
@@ -338,16 +374,8 @@ topo_up() {
 	_topo_engine_start "$LAB_LOG_DIR/engine.log" || return 1
 
 	# --- the VMs, all at once (TCG boots share the cores either way)
-	addrs=$TOPO_NSM_IP/24,$(topo_vm_ip6 "$TOPO_NSM")/64
-	for vm in "${TOPO_GUESTS[@]}"; do
-		addrs+=,$(topo_guest_ip "$vm")/32,$(topo_vm_ip6 "$vm")/128
-	done
 	TOPO_VMS=()
-	lab_vm_start "$TOPO_NSM" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
-		--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent ${TOPO_NK_RECONNECT:+--nk-reconnect} \
-		--netns "$TOPO_NS" --tap tap-nsm --mac 52:54:00:0a:00:02 \
-		--nk "$TOPO_RUN/run/nsm0.sock" \
-		--append "nk.role=nsm nk.addrs=$addrs${TOPO_NSM_MODARGS:+ nk.modargs=$TOPO_NSM_MODARGS}"
+	_topo_nsm_start
 	TOPO_VMS+=("$TOPO_NSM")
 	for vm in "${TOPO_GUESTS[@]}"; do
 		lab_vm_start "$vm" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
