@@ -795,6 +795,20 @@ static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *i
 	m->tx_bytes += n;
 }
 
+/*
+ * The guest's CLOSE of @m could not go to the NSM as its own request (its
+ * outstanding requests at their limit, or the NSM's queue full).  A guest
+ * forgets a socket it closed whatever the answer, so a refusal would leave
+ * the NSM socket open for good: the engine closes it itself, as when a
+ * guest goes away, and answers the guest.
+ */
+static void guest_close_fallback(struct he_ep *g, const struct nk_hdr *h, struct he_map *m)
+{
+	map_drop(m, true, false);
+	nsm_close(m);
+	reply(g, h, 0);
+}
+
 static void guest_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov)
 {
 	struct he_map *m;
@@ -833,8 +847,13 @@ static void guest_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov
 		f = *h;
 		f.sock = m->nsm_sock;
 		err = fwd_tracked(g, h, m->nsm, &f, iov, HDR_LEN, NULL);
-		if (!err && h->op == NK_OP_CLOSE)
-			m->closing = true;
+		if (h->op == NK_OP_CLOSE) {
+			if (!err)
+				m->closing = true;
+			else
+				guest_close_fallback(g, h, m);
+			return;
+		}
 		break;
 	}
 	if (err)

@@ -951,6 +951,55 @@ static void t_outstanding_table_full(void **state)
 	h_pass();
 }
 
+/*
+ * A CLOSE when the guest's outstanding requests are at their limit: the
+ * guest forgets the socket whatever the answer, so the engine must close
+ * the NSM socket itself and answer 0, never -EBUSY (the NSM socket would
+ * stay open for good).
+ */
+static void t_close_with_outstanding_full(void **state)
+{
+	const unsigned int max = 1024;
+	struct tnsm_rec r;
+	struct nk_hdr h, rep;
+	uint32_t id = h_new_sock_id(), nsm;
+	unsigned int i;
+	size_t pos, p;
+
+	(void)state;
+	assert_int_equal(h_socket(W.vm1, id, 2, 1, 65536, NULL), 0);
+	nsm = h_nsm_id(H_VM1, id);
+	tnsm_set_reply(W.nsm, NK_OP_GETSOCKNAME, TNSM_SILENT, 0);
+	pos = tnsm_log_count(W.nsm);
+	for (i = 0; i < max; i++) {
+		h_hdr(&h, NK_OP_GETSOCKNAME, id);
+		h.req_id = 0x200000 + i;
+		h_send(W.vm1, &h, NULL, 0);
+	}
+	p = pos;
+	for (i = 0; i < max; i++)
+		h_nsm_expect(&p, NK_OP_GETSOCKNAME, nsm, NULL);
+	h_close(W.vm1, id);
+	h_nsm_expect(&p, NK_OP_CLOSE, nsm, NULL);
+	assert_null(h_sock_entry(H_VM1, id));
+	/* The answers to the requests still reach vm1, then nothing is left. */
+	p = pos;
+	for (i = 0; i < max; i++) {
+		h_nsm_expect(&p, NK_OP_GETSOCKNAME, nsm, &r);
+		h_hdr(&rep, NK_OP_GETSOCKNAME, nsm);
+		rep.flags = NK_F_REPLY;
+		rep.req_id = r.h.req_id;
+		h_nsm_send(&rep, NULL, 0);
+	}
+	for (i = 0; i < max; i++) {
+		h_recv(W.vm1, &rep, NULL, 0, H_TIMEOUT_MS);
+		assert_int_equal(rep.req_id, 0x200000 + i);
+	}
+	tnsm_defaults(W.nsm);
+	h_roundtrip(W.vm1);
+	h_pass();
+}
+
 static void t_guest_sends_reply(void **state)
 {
 	struct h_counters g0;
@@ -997,6 +1046,7 @@ static const struct CMUnitTest tests[] = {
 	T(t_flags_addr_more_misuse),
 	T(t_flags_unknown_sock_bits),
 	T(t_flags_unknown_msg_bits),
+	T(t_close_with_outstanding_full),
 	T(t_guest_sends_reply),
 	T(t_sock_not_owned),
 	T(t_socket_id_in_use),
