@@ -84,6 +84,9 @@
  * - When the device goes away, every socket is reset with ENETDOWN and
  *   requests in flight fail with ENETDOWN.
  *
+ * - Only sockets of the namespace the device serves are NetKernel sockets
+ *   (nk_policy.c).
+ *
  * Locking:
  *   lock_sock(sk)     serialises the socket calls of the application
  *   nks->lock         credits, counters, accept state and the sk_state,
@@ -1653,6 +1656,8 @@ static int nk_family_create(struct net *net, struct socket *sock,
 {
 	struct nk_dev *nd;
 
+	if (!nk_net_served(net))
+		return -EAFNOSUPPORT;
 	nd = nk_dev_get();
 	if (!nd)
 		return -ENETDOWN;

@@ -91,6 +91,9 @@ int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 		   int family, struct nk_dev *nd);
 bool nk_sock_wanted(struct nk_dev *nd, int family, int type, int protocol);
 
+/* nk_policy.c */
+bool nk_net_served(const struct net *net);
+
 /* nk_takeover.c */
 int nk_takeover_init(void);
 void nk_takeover_exit(void);

@@ -23,8 +23,9 @@
  * calls indirectly, so it is always a valid indirect call target.
  *
  * Sockets created while no nk device is ready, sockets created by the
- * kernel (kern=1), and every type and protocol but TCP and UDP go to the
- * kernel's create().  While the families are swapped (module load and
+ * kernel (kern=1), every type and protocol but TCP and UDP, and sockets
+ * of a network namespace the device does not serve (see nk_policy.c) go
+ * to the kernel's create().  While the families are swapped (module load and
  * unload, a few microseconds), socket(AF_INET) fails with EAFNOSUPPORT.
  *
  * Locking: none of its own.  Install and remove run from module init and
@@ -95,7 +96,7 @@ static int nk_takeover_create(struct nk_hook *hook, struct net *net,
 {
 	struct nk_dev *nd;
 
-	if (!kern && nk_dev_bound()) {
+	if (!kern && nk_net_served(net) && nk_dev_bound()) {
 		nd = nk_dev_get();
 		if (nd && nk_sock_wanted(nd, hook->family, sock->type, protocol))
 			return nk_sock_create(net, sock, protocol, hook->family,

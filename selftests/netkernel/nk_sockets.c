@@ -21,9 +21,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <linux/sockios.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2082,6 +2084,74 @@ static void loopback(void)
 	xclose(lfd);
 }
 
+/* ----------------------------------------- namespaces and privileges */
+
+/* For cases with nothing to do on the server. */
+static void no_server(void)
+{
+}
+
+static void need_root(void)
+{
+	if (geteuid())
+		skip_case("needs root");
+}
+
+/*
+ * A socket created in a network namespace of its own is a socket of that
+ * namespace's stack, with no route anywhere and a loopback that works
+ * once up, on NetKernel as natively: NetKernel serves the namespace its
+ * device is attached in only; socket(AF_NETKERNEL) is refused there with
+ * EAFNOSUPPORT.
+ */
+static void netns_native(void)
+{
+	struct sockaddr_in dst = peer_port(9);
+	struct sockaddr_in6 dst6 = mapped(cur->peer.sin_addr, 9);
+	struct sockaddr_in lo = sin4((struct in_addr){ htonl(INADDR_LOOPBACK) }, 0);
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd, lfd, afd;
+
+	need_root();
+	CHECK_OK(unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)");
+
+	step = "connect in the new namespace";
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_ERR(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), ENETUNREACH,
+		  "TCP connect to the peer from a namespace without routes");
+	xclose(fd);
+	fd = xsocket(AF_INET6, SOCK_STREAM);
+	CHECK_ERR(connect(fd, (struct sockaddr *)&dst6, sizeof(dst6)), ENETUNREACH,
+		  "TCP connect to the peer (v4-mapped) from a namespace without routes");
+	xclose(fd);
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_ERR(sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof(dst)), ENETUNREACH,
+		  "UDP sendto the peer from a namespace without routes");
+	xclose(fd);
+	if (cur->netkernel)	/* the family is registered here */
+		CHECK_ERR(socket(19, SOCK_STREAM, 0), EAFNOSUPPORT,
+			  "socket(AF_NETKERNEL) in the new namespace");
+
+	step = "loopback of the new namespace";
+	fd = socket(AF_UNIX, SOCK_DGRAM, 0);	/* any family reaches dev_ioctl() */
+	CHECK_OK(fd, "socket(AF_UNIX)");
+	CHECK_OK(ioctl(fd, SIOCGIFFLAGS, &ifr), "SIOCGIFFLAGS lo");
+	ifr.ifr_flags |= IFF_UP;
+	CHECK_OK(ioctl(fd, SIOCSIFFLAGS, &ifr), "SIOCSIFFLAGS lo up");
+	xclose(fd);
+	lfd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_OK(bind(lfd, (struct sockaddr *)&lo, sizeof(lo)), "bind 127.0.0.1");
+	CHECK_OK(listen(lfd, 1), "listen");
+	lo = sock_name4(lfd, false);
+	fd = tcp_connect(&lo);
+	afd = accept_wait(lfd, NULL);
+	send_str(fd, "lo");
+	recv_str(afd, "lo");
+	xclose(afd);
+	xclose(fd);
+	xclose(lfd);
+}
+
 /* ---------------------------------------------------------------- table */
 
 #define CASE(n, c, s)		{ .name = n, .client = c, .server = s }
@@ -2143,6 +2213,7 @@ static const struct test_case cases[] = {
 	CASE("signal_eintr", sig_eintr_client, sig_eintr_server),
 	CASE("fork_dup_shared", fork_dup_client, fork_dup_server),
 	CASE("loopback", loopback, loopback),
+	CASE("netns_native", netns_native, no_server),
 };
 
 #define NCASES	((int)ARRAY_SIZE(cases))
