@@ -84,8 +84,9 @@
  * - When the device goes away, every socket is reset with ENETDOWN and
  *   requests in flight fail with ENETDOWN.
  *
- * - Only sockets of the namespace the device serves are NetKernel sockets
- *   (nk_policy.c).
+ * - Only sockets of the namespace the device serves are NetKernel sockets,
+ *   and bind() checks CAP_NET_BIND_SERVICE for a privileged port as
+ *   inet_bind() does (nk_policy.c).
  *
  * Locking:
  *   lock_sock(sk)     serialises the socket calls of the application
@@ -630,6 +631,8 @@ static int nk_bind(struct socket *sock, struct sockaddr *addr, int addr_len)
 	err = nk_sock_addr(nks, addr, addr_len, &na, true);
 	if (err)
 		return err;
+	if (!nk_bind_port_allowed(sock->sk, &na))
+		return -EACCES;
 
 	lock_sock(sock->sk);
 	nk_sock_sync_opts(nks);

@@ -93,6 +93,7 @@ bool nk_sock_wanted(struct nk_dev *nd, int family, int type, int protocol);
 
 /* nk_policy.c */
 bool nk_net_served(const struct net *net);
+bool nk_bind_port_allowed(struct sock *sk, const struct nk_addr *na);
 
 /* nk_takeover.c */
 int nk_takeover_init(void);

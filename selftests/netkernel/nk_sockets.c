@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -2152,6 +2153,59 @@ static void netns_native(void)
 	xclose(lfd);
 }
 
+/* bind() of @family/@type to @port as @uid, in a child; returns its errno. */
+static int bind_as(uid_t uid, int family, int type, uint16_t port)
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	struct sockaddr_in s4 = sin4((struct in_addr){ INADDR_ANY }, port);
+	int status, fd;
+	pid_t pid;
+
+	pid = fork();
+	CHECK_OK(pid, "fork");
+	if (!pid) {
+		if (setgroups(0, NULL) || setgid(uid) || setuid(uid))
+			_exit(200);
+		fd = socket(family, type, 0);
+		if (fd < 0)
+			_exit(201);
+		if (family == AF_INET6)
+			_exit(bind(fd, (struct sockaddr *)&s6, sizeof(s6)) ? errno : 0);
+		_exit(bind(fd, (struct sockaddr *)&s4, sizeof(s4)) ? errno : 0);
+	}
+	CHECK_OK(waitpid(pid, &status, 0), "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) < 200,
+	      "the bind child failed before bind (status %#x)", status);
+	return WEXITSTATUS(status);
+}
+
+/*
+ * bind() to a port below net.ipv4.ip_unprivileged_port_start (1024 by
+ * default) needs CAP_NET_BIND_SERVICE: EACCES for nobody, fine for root.
+ */
+static void bind_privileged_port(void)
+{
+	static const struct { int family, type; const char *what; } socks[] = {
+		{ AF_INET, SOCK_STREAM, "TCP" }, { AF_INET, SOCK_DGRAM, "UDP" },
+		{ AF_INET6, SOCK_STREAM, "TCP6" }, { AF_INET6, SOCK_DGRAM, "UDP6" },
+	};
+	unsigned int i;
+	int err;
+
+	need_root();
+	for (i = 0; i < ARRAY_SIZE(socks); i++) {
+		err = bind_as(65534, socks[i].family, socks[i].type, 80);
+		CHECK(err == EACCES, "%s bind to port 80 as uid 65534: %s, not EACCES",
+		      socks[i].what, err ? strerror(err) : "success");
+		err = bind_as(65534, socks[i].family, socks[i].type, 0);
+		CHECK(!err, "%s bind to port 0 as uid 65534: %s", socks[i].what,
+		      strerror(err));
+		err = bind_as(0, socks[i].family, socks[i].type, 80);
+		CHECK(!err, "%s bind to port 80 as root: %s", socks[i].what,
+		      strerror(err));
+	}
+}
+
 /* ---------------------------------------------------------------- table */
 
 #define CASE(n, c, s)		{ .name = n, .client = c, .server = s }
@@ -2214,6 +2268,7 @@ static const struct test_case cases[] = {
 	CASE("fork_dup_shared", fork_dup_client, fork_dup_server),
 	CASE("loopback", loopback, loopback),
 	CASE("netns_native", netns_native, no_server),
+	CASE("bind_privileged_port", bind_privileged_port, no_server),
 };
 
 #define NCASES	((int)ARRAY_SIZE(cases))
