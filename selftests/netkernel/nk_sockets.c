@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <linux/bpf.h>
 #include <linux/sockios.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -33,8 +34,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -2206,6 +2210,160 @@ static void bind_privileged_port(void)
 	}
 }
 
+/* A cgroup/connect4 program that denies (returns 0 for) one port. */
+static int connect4_deny_prog(uint16_t port)
+{
+	struct bpf_insn insns[] = {
+		/* r2 = ctx->user_port (network order) */
+		{ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = 2, .src_reg = 1,
+		  .off = offsetof(struct bpf_sock_addr, user_port) },
+		/* r0 = 1 (allow) */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 1 },
+		/* if r2 != port goto exit */
+		{ .code = BPF_JMP | BPF_JNE | BPF_K, .dst_reg = 2, .off = 1,
+		  .imm = htons(port) },
+		/* r0 = 0 (deny: EPERM) */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_type = BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
+	attr.expected_attach_type = BPF_CGROUP_INET4_CONNECT;
+	attr.insns = (uintptr_t)insns;
+	attr.insn_cnt = ARRAY_SIZE(insns);
+	attr.license = (uintptr_t)"GPL";
+	return syscall(__NR_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+}
+
+/*
+ * Whether this system uses cgroups: a cgroup hierarchy is mounted, or this
+ * process is not in the root of the unified hierarchy, or a v1 hierarchy
+ * exists (/proc/self/cgroup then has more than its "0::/" line; a mount
+ * namespace of "ip netns exec" hides the mounts, not those).
+ */
+static bool cgroups_in_use(void)
+{
+	const char *files[] = { "/proc/self/mountinfo", "/proc/self/cgroup" };
+	char line[512];
+	bool used = false;
+	unsigned int i;
+	FILE *f;
+
+	for (i = 0; i < ARRAY_SIZE(files) && !used; i++) {
+		f = fopen(files[i], "r");
+		CHECK(f, "%s: %m", files[i]);
+		while (!used && fgets(line, sizeof(line), f))
+			used = i ? strcmp(line, "0::/\n") != 0 :
+			       strstr(line, " - cgroup ") || strstr(line, " - cgroup2 ");
+		fclose(f);
+	}
+	return used;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+
+	CHECK_OK(fd, path);
+	CHECK_RET(write(fd, text, strlen(text)), strlen(text), path);
+	xclose(fd);
+}
+
+#define CG_ROOT	"/tmp/cgroup"
+#define CG_TEST	CG_ROOT "/test"
+
+/*
+ * A cgroup/connect4 program denying one port: connect() to it fails with
+ * EPERM, for TCP and UDP, from a socket created after the program was
+ * attached and from one created before (whose bind() still works);
+ * another port is not denied.  NetKernel keeps the new sockets native and
+ * fails the connect() of the older one closed; socket(AF_NETKERNEL) fails
+ * with EPERM there.
+ * Runs only on a system that uses no cgroups (the lab's guests), so that
+ * cgroups a system manages are never touched: it mounts cgroup2 on a
+ * tmpfs of a mount namespace of its own, and removes its cgroup at the
+ * end.
+ */
+static void cgroup_bpf_connect4_client(void)
+{
+	struct sockaddr_in deny = peer_port(ctl_recv_long("PORT"));
+	struct sockaddr_in allow = peer_port(ctl_recv_long("PORT"));
+	int early, fd, cg, prog, err = 0;
+	struct sockaddr_in any;
+	union bpf_attr attr;
+	char pid[16];
+
+	need_root();
+	if (cgroups_in_use())
+		skip_case("this system uses cgroups");
+	CHECK_OK(unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)");
+	CHECK_OK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private");
+	CHECK_OK(mount("tmpfs", "/tmp", "tmpfs", 0, NULL), "mount a tmpfs on /tmp");
+	CHECK_OK(mkdir(CG_ROOT, 0700), "mkdir " CG_ROOT);
+	CHECK_OK(mount("cgroup2", CG_ROOT, "cgroup2", 0, NULL), "mount cgroup2");
+	CHECK(!mkdir(CG_TEST, 0700) || errno == EEXIST, "mkdir %s: %m", CG_TEST);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	write_file(CG_TEST "/cgroup.procs", pid);
+
+	early = xsocket(AF_INET, SOCK_STREAM);	/* before the program */
+	any = sin4((struct in_addr){ INADDR_ANY }, 0);
+	prog = connect4_deny_prog(ntohs(deny.sin_port));
+	CHECK_OK(prog, "BPF_PROG_LOAD cgroup/connect4");
+	cg = open(CG_TEST, O_RDONLY | O_DIRECTORY);
+	CHECK_OK(cg, CG_TEST);
+	memset(&attr, 0, sizeof(attr));
+	attr.target_fd = cg;
+	attr.attach_bpf_fd = prog;
+	attr.attach_type = BPF_CGROUP_INET4_CONNECT;
+	CHECK_OK(syscall(__NR_bpf, BPF_PROG_ATTACH, &attr, sizeof(attr)),
+		 "BPF_PROG_ATTACH cgroup/connect4");
+
+	step = "connect to the denied port";
+	if (cur->netkernel)	/* AF_NETKERNEL cannot run the program */
+		CHECK_ERR(socket(19, SOCK_STREAM, 0), EPERM,
+			  "socket(AF_NETKERNEL) in a cgroup with a connect4 program");
+	CHECK_OK(bind(early, (struct sockaddr *)&any, sizeof(any)),
+		 "bind, socket created before the program (no bind program)");
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_ERR(connect(fd, (struct sockaddr *)&deny, sizeof(deny)), EPERM,
+		  "TCP connect to the denied port");
+	xclose(fd);
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_ERR(connect(fd, (struct sockaddr *)&deny, sizeof(deny)), EPERM,
+		  "UDP connect to the denied port");
+	xclose(fd);
+	CHECK_ERR(connect(early, (struct sockaddr *)&deny, sizeof(deny)), EPERM,
+		  "TCP connect to the denied port, socket created before the program");
+	xclose(early);
+
+	step = "connect to another port";
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	if (connect(fd, (struct sockaddr *)&allow, sizeof(allow)))
+		err = errno;
+	CHECK(err != EPERM, "TCP connect to a port the program allows: EPERM");
+	diag("connect to a port the program allows: %s", err ? strerror(err) : "connected");
+	xclose(fd);
+
+	write_file(CG_ROOT "/cgroup.procs", pid);
+	CHECK_OK(rmdir(CG_TEST), "rmdir " CG_TEST);
+	ctl_send("DONE");
+}
+
+static void cgroup_bpf_connect4_server(void)
+{
+	uint16_t deny = 0, allow = 0;
+	int dfd = bound_socket(SOCK_STREAM, &deny);	/* bound, not listening */
+	int afd = bound_socket(SOCK_STREAM, &allow);
+
+	ctl_send("PORT %u", deny);
+	ctl_send("PORT %u", allow);
+	ctl_expect("DONE");
+	xclose(dfd);
+	xclose(afd);
+}
+
 /* ---------------------------------------------------------------- table */
 
 #define CASE(n, c, s)		{ .name = n, .client = c, .server = s }
@@ -2269,6 +2427,7 @@ static const struct test_case cases[] = {
 	CASE("loopback", loopback, loopback),
 	CASE("netns_native", netns_native, no_server),
 	CASE("bind_privileged_port", bind_privileged_port, no_server),
+	CASE("cgroup_bpf_connect4", cgroup_bpf_connect4_client, cgroup_bpf_connect4_server),
 };
 
 #define NCASES	((int)ARRAY_SIZE(cases))
