@@ -44,6 +44,15 @@
  *   family (both families for an AF_INET6 socket, which may use
  *   v4-mapped addresses) is in effect; an ingress, recvmsg, getname or
  *   sock_ops program attached later is not enforced on it.
+ *   setsockopt and getsockopt programs are the other way round:
+ *   net/socket.c runs them for every family, before the family's own
+ *   setsockopt/getsockopt, so they do run on NetKernel sockets and are
+ *   given an AF_NETKERNEL socket whose sk_protocol is IPPROTO_TCP, which
+ *   bpf_tcp_sock() (it checks the protocol only) takes for a tcp_sock:
+ *   the program reads beyond struct nk_sock.  A socket created in a cgroup
+ *   with such a program is native too; one attached later runs on the
+ *   NetKernel sockets already there, and a module cannot stop it (it
+ *   needs CAP_BPF or CAP_SYS_ADMIN to load).
  *
  * - LSMs.  net/socket.c calls the security_socket_* hooks (create,
  *   post_create, bind, connect, listen, accept, sendmsg, recvmsg,
@@ -132,7 +141,8 @@ static u64 nk_bpf_all_types(void)
 	       NK_ATYPE(CGROUP_INET4_GETPEERNAME) |
 	       NK_ATYPE(CGROUP_INET6_GETPEERNAME) |
 	       NK_ATYPE(CGROUP_INET4_GETSOCKNAME) |
-	       NK_ATYPE(CGROUP_INET6_GETSOCKNAME);
+	       NK_ATYPE(CGROUP_INET6_GETSOCKNAME) |
+	       NK_ATYPE(CGROUP_SETSOCKOPT) | NK_ATYPE(CGROUP_GETSOCKOPT);
 }
 
 /* Whether @cgrp has a program of one of @types in effect.  Under RCU. */

@@ -2210,31 +2210,22 @@ static void bind_privileged_port(void)
 	}
 }
 
-/* A cgroup/connect4 program that denies (returns 0 for) one port. */
-static int connect4_deny_prog(uint16_t port)
+/* Load a cgroup program of @type for @attach; returns its fd. */
+static int bpf_prog_load(int type, int attach, const struct bpf_insn *insns,
+			 unsigned int n)
 {
-	struct bpf_insn insns[] = {
-		/* r2 = ctx->user_port (network order) */
-		{ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = 2, .src_reg = 1,
-		  .off = offsetof(struct bpf_sock_addr, user_port) },
-		/* r0 = 1 (allow) */
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 1 },
-		/* if r2 != port goto exit */
-		{ .code = BPF_JMP | BPF_JNE | BPF_K, .dst_reg = 2, .off = 1,
-		  .imm = htons(port) },
-		/* r0 = 0 (deny: EPERM) */
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 0 },
-		{ .code = BPF_JMP | BPF_EXIT },
-	};
 	union bpf_attr attr;
+	int fd;
 
 	memset(&attr, 0, sizeof(attr));
-	attr.prog_type = BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
-	attr.expected_attach_type = BPF_CGROUP_INET4_CONNECT;
+	attr.prog_type = type;
+	attr.expected_attach_type = attach;
 	attr.insns = (uintptr_t)insns;
-	attr.insn_cnt = ARRAY_SIZE(insns);
+	attr.insn_cnt = n;
 	attr.license = (uintptr_t)"GPL";
-	return syscall(__NR_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+	fd = syscall(__NR_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+	CHECK_OK(fd, "BPF_PROG_LOAD");
+	return fd;
 }
 
 /*
@@ -2275,25 +2266,15 @@ static void write_file(const char *path, const char *text)
 #define CG_TEST	CG_ROOT "/test"
 
 /*
- * A cgroup/connect4 program denying one port: connect() to it fails with
- * EPERM, for TCP and UDP, from a socket created after the program was
- * attached and from one created before (whose bind() still works);
- * another port is not denied.  NetKernel keeps the new sockets native and
- * fails the connect() of the older one closed; socket(AF_NETKERNEL) fails
- * with EPERM there.
- * Runs only on a system that uses no cgroups (the lab's guests), so that
- * cgroups a system manages are never touched: it mounts cgroup2 on a
- * tmpfs of a mount namespace of its own, and removes its cgroup at the
- * end.
+ * Move into a cgroup of our own; returns its fd.  Only on a system that
+ * uses no cgroups (the lab's guests; skipped elsewhere), so that cgroups a
+ * system manages are never touched: cgroup2 is mounted on a tmpfs of a
+ * mount namespace of our own, and cgroup_leave() removes the cgroup.
  */
-static void cgroup_bpf_connect4_client(void)
+static int cgroup_enter(void)
 {
-	struct sockaddr_in deny = peer_port(ctl_recv_long("PORT"));
-	struct sockaddr_in allow = peer_port(ctl_recv_long("PORT"));
-	int early, fd, cg, prog, err = 0;
-	struct sockaddr_in any;
-	union bpf_attr attr;
 	char pid[16];
+	int cg;
 
 	need_root();
 	if (cgroups_in_use())
@@ -2306,19 +2287,68 @@ static void cgroup_bpf_connect4_client(void)
 	CHECK(!mkdir(CG_TEST, 0700) || errno == EEXIST, "mkdir %s: %m", CG_TEST);
 	snprintf(pid, sizeof(pid), "%d", getpid());
 	write_file(CG_TEST "/cgroup.procs", pid);
-
-	early = xsocket(AF_INET, SOCK_STREAM);	/* before the program */
-	any = sin4((struct in_addr){ INADDR_ANY }, 0);
-	prog = connect4_deny_prog(ntohs(deny.sin_port));
-	CHECK_OK(prog, "BPF_PROG_LOAD cgroup/connect4");
 	cg = open(CG_TEST, O_RDONLY | O_DIRECTORY);
 	CHECK_OK(cg, CG_TEST);
+	return cg;
+}
+
+static void cgroup_attach(int cg, int prog, int attach)
+{
+	union bpf_attr attr;
+
 	memset(&attr, 0, sizeof(attr));
 	attr.target_fd = cg;
 	attr.attach_bpf_fd = prog;
-	attr.attach_type = BPF_CGROUP_INET4_CONNECT;
+	attr.attach_type = attach;
 	CHECK_OK(syscall(__NR_bpf, BPF_PROG_ATTACH, &attr, sizeof(attr)),
-		 "BPF_PROG_ATTACH cgroup/connect4");
+		 "BPF_PROG_ATTACH");
+}
+
+/* Back to the root cgroup; ours goes, and its programs with it. */
+static void cgroup_leave(int cg)
+{
+	char pid[16];
+
+	xclose(cg);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	write_file(CG_ROOT "/cgroup.procs", pid);
+	CHECK_OK(rmdir(CG_TEST), "rmdir " CG_TEST);
+}
+
+/*
+ * A cgroup/connect4 program denying one port: connect() to it fails with
+ * EPERM, for TCP and UDP, from a socket created after the program was
+ * attached and from one created before (whose bind() still works);
+ * another port is not denied.  NetKernel keeps the new sockets native
+ * (SO_DOMAIN AF_INET) and fails the connect() of the older one closed;
+ * socket(AF_NETKERNEL) fails with EPERM there.
+ */
+static void cgroup_bpf_connect4_client(void)
+{
+	struct sockaddr_in deny = peer_port(ctl_recv_long("PORT"));
+	struct sockaddr_in allow = peer_port(ctl_recv_long("PORT"));
+	struct sockaddr_in any = sin4((struct in_addr){ INADDR_ANY }, 0);
+	const struct bpf_insn insns[] = {
+		/* r2 = ctx->user_port (network order) */
+		{ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = 2, .src_reg = 1,
+		  .off = offsetof(struct bpf_sock_addr, user_port) },
+		/* r0 = 1 (allow) */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 1 },
+		/* if r2 != the denied port goto exit */
+		{ .code = BPF_JMP | BPF_JNE | BPF_K, .dst_reg = 2, .off = 1,
+		  .imm = deny.sin_port },
+		/* r0 = 0 (deny: EPERM) */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int early, fd, cg, err = 0;
+
+	cg = cgroup_enter();
+	early = xsocket(AF_INET, SOCK_STREAM);	/* before the program */
+	cgroup_attach(cg, bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+					BPF_CGROUP_INET4_CONNECT, insns,
+					ARRAY_SIZE(insns)),
+		      BPF_CGROUP_INET4_CONNECT);
 
 	step = "connect to the denied port";
 	if (cur->netkernel)	/* AF_NETKERNEL cannot run the program */
@@ -2327,6 +2357,8 @@ static void cgroup_bpf_connect4_client(void)
 	CHECK_OK(bind(early, (struct sockaddr *)&any, sizeof(any)),
 		 "bind, socket created before the program (no bind program)");
 	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_DOMAIN) == AF_INET,
+	      "SO_DOMAIN of a socket the program applies to is not AF_INET");
 	CHECK_ERR(connect(fd, (struct sockaddr *)&deny, sizeof(deny)), EPERM,
 		  "TCP connect to the denied port");
 	xclose(fd);
@@ -2346,8 +2378,7 @@ static void cgroup_bpf_connect4_client(void)
 	diag("connect to a port the program allows: %s", err ? strerror(err) : "connected");
 	xclose(fd);
 
-	write_file(CG_ROOT "/cgroup.procs", pid);
-	CHECK_OK(rmdir(CG_TEST), "rmdir " CG_TEST);
+	cgroup_leave(cg);
 	ctl_send("DONE");
 }
 
@@ -2362,6 +2393,35 @@ static void cgroup_bpf_connect4_server(void)
 	ctl_expect("DONE");
 	xclose(dfd);
 	xclose(afd);
+}
+
+/*
+ * A cgroup/getsockopt program (it lets every call through) is given the
+ * socket of each getsockopt(): an inet socket, AF_INET, as natively.  A
+ * NetKernel socket would be an AF_NETKERNEL one, which such a program's
+ * helpers can take for a tcp_sock (bpf_tcp_sock() checks the protocol
+ * only): NetKernel keeps the socket native.
+ */
+static void cgroup_bpf_sockopt(void)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int cg, fd;
+
+	cg = cgroup_enter();
+	cgroup_attach(cg, bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCKOPT,
+					BPF_CGROUP_GETSOCKOPT, insns,
+					ARRAY_SIZE(insns)),
+		      BPF_CGROUP_GETSOCKOPT);
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_DOMAIN) == AF_INET,
+	      "SO_DOMAIN is not AF_INET in a cgroup with a getsockopt program");
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP,
+	      "SO_PROTOCOL is not IPPROTO_TCP");
+	xclose(fd);
+	cgroup_leave(cg);
 }
 
 /* ---------------------------------------------------------------- table */
@@ -2428,6 +2488,7 @@ static const struct test_case cases[] = {
 	CASE("netns_native", netns_native, no_server),
 	CASE("bind_privileged_port", bind_privileged_port, no_server),
 	CASE("cgroup_bpf_connect4", cgroup_bpf_connect4_client, cgroup_bpf_connect4_server),
+	CASE("cgroup_bpf_sockopt", cgroup_bpf_sockopt, no_server),
 };
 
 #define NCASES	((int)ARRAY_SIZE(cases))
