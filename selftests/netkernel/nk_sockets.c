@@ -2315,6 +2315,28 @@ static void cgroup_leave(int cg)
 	CHECK_OK(rmdir(CG_TEST), "rmdir " CG_TEST);
 }
 
+/* Attach a cgroup sock_addr program for @attach that denies port @port. */
+static void cgroup_deny_port(int cg, int attach, uint16_t port)
+{
+	const struct bpf_insn insns[] = {
+		/* r2 = ctx->user_port (network order) */
+		{ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = 2, .src_reg = 1,
+		  .off = offsetof(struct bpf_sock_addr, user_port) },
+		/* r0 = 1 (allow) */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 1 },
+		/* if r2 != the denied port goto exit */
+		{ .code = BPF_JMP | BPF_JNE | BPF_K, .dst_reg = 2, .off = 1,
+		  .imm = htons(port) },
+		/* r0 = 0 (deny: EPERM) */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+
+	cgroup_attach(cg, bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, attach,
+					insns, ARRAY_SIZE(insns)),
+		      attach);
+}
+
 /*
  * A cgroup/connect4 program denying one port: connect() to it fails with
  * EPERM, for TCP and UDP, from a socket created after the program was
@@ -2328,27 +2350,11 @@ static void cgroup_bpf_connect4_client(void)
 	struct sockaddr_in deny = peer_port(ctl_recv_long("PORT"));
 	struct sockaddr_in allow = peer_port(ctl_recv_long("PORT"));
 	struct sockaddr_in any = sin4((struct in_addr){ INADDR_ANY }, 0);
-	const struct bpf_insn insns[] = {
-		/* r2 = ctx->user_port (network order) */
-		{ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = 2, .src_reg = 1,
-		  .off = offsetof(struct bpf_sock_addr, user_port) },
-		/* r0 = 1 (allow) */
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 1 },
-		/* if r2 != the denied port goto exit */
-		{ .code = BPF_JMP | BPF_JNE | BPF_K, .dst_reg = 2, .off = 1,
-		  .imm = deny.sin_port },
-		/* r0 = 0 (deny: EPERM) */
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 0 },
-		{ .code = BPF_JMP | BPF_EXIT },
-	};
 	int early, fd, cg, err = 0;
 
 	cg = cgroup_enter();
 	early = xsocket(AF_INET, SOCK_STREAM);	/* before the program */
-	cgroup_attach(cg, bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
-					BPF_CGROUP_INET4_CONNECT, insns,
-					ARRAY_SIZE(insns)),
-		      BPF_CGROUP_INET4_CONNECT);
+	cgroup_deny_port(cg, BPF_CGROUP_INET4_CONNECT, ntohs(deny.sin_port));
 
 	step = "connect to the denied port";
 	if (cur->netkernel)	/* AF_NETKERNEL cannot run the program */
@@ -2393,6 +2399,41 @@ static void cgroup_bpf_connect4_server(void)
 	ctl_expect("DONE");
 	xclose(dfd);
 	xclose(afd);
+}
+
+/*
+ * cgroup/bind4 and cgroup/sendmsg4 programs denying port 9: bind() to it
+ * and a UDP sendto() to it fail with EPERM, from sockets created after
+ * the programs were attached (native on NetKernel) and from sockets
+ * created before (NetKernel fails them closed).
+ */
+static void cgroup_bpf_bind4_sendmsg4(void)
+{
+	struct sockaddr_in local = sin4((struct in_addr){ INADDR_ANY }, 9);
+	struct sockaddr_in dst = peer_port(9);
+	int early_t, early_u, fd, cg;
+
+	cg = cgroup_enter();
+	early_t = xsocket(AF_INET, SOCK_STREAM);	/* before the programs */
+	early_u = xsocket(AF_INET, SOCK_DGRAM);
+	cgroup_deny_port(cg, BPF_CGROUP_INET4_BIND, 9);
+	cgroup_deny_port(cg, BPF_CGROUP_UDP4_SENDMSG, 9);
+
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_ERR(bind(fd, (struct sockaddr *)&local, sizeof(local)), EPERM,
+		  "TCP bind to the denied port");
+	xclose(fd);
+	CHECK_ERR(bind(early_t, (struct sockaddr *)&local, sizeof(local)), EPERM,
+		  "TCP bind to the denied port, socket created before the program");
+	xclose(early_t);
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_ERR(sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof(dst)), EPERM,
+		  "UDP sendto the denied port");
+	xclose(fd);
+	CHECK_ERR(sendto(early_u, "x", 1, 0, (struct sockaddr *)&dst, sizeof(dst)), EPERM,
+		  "UDP sendto the denied port, socket created before the program");
+	xclose(early_u);
+	cgroup_leave(cg);
 }
 
 /*
@@ -2488,6 +2529,7 @@ static const struct test_case cases[] = {
 	CASE("netns_native", netns_native, no_server),
 	CASE("bind_privileged_port", bind_privileged_port, no_server),
 	CASE("cgroup_bpf_connect4", cgroup_bpf_connect4_client, cgroup_bpf_connect4_server),
+	CASE("cgroup_bpf_bind4_sendmsg4", cgroup_bpf_bind4_sendmsg4, no_server),
 	CASE("cgroup_bpf_sockopt", cgroup_bpf_sockopt, no_server),
 };
 
