@@ -86,6 +86,13 @@
  *   session (the transport then probes the device again), the sockets are
  *   reset with ECONNRESET, as by a peer's reset.
  *
+ * - Only sockets of the namespace the device serves are NetKernel sockets,
+ *   bind() checks CAP_NET_BIND_SERVICE for a privileged port as
+ *   inet_bind() does, and cgroup-BPF programs for inet sockets, which
+ *   cannot run on a NetKernel socket, keep a socket native or, attached
+ *   later, fail bind(), connect() and sendmsg() with EPERM; what the LSMs
+ *   see is described there too (nk_policy.c).
+ *
  * Locking:
  *   lock_sock(sk)     serialises the socket calls of the application
  *   nks->lock         credits, counters, accept state and the sk_state,
@@ -626,9 +633,14 @@ static int nk_bind(struct socket *sock, struct sockaddr *addr, int addr_len)
 	struct nk_addr na;
 	int err;
 
+	err = nk_cgroup_bpf_check(sock->sk, nks->family, NK_BPF_BIND);
+	if (err)
+		return err;
 	err = nk_sock_addr(nks, addr, addr_len, &na, true);
 	if (err)
 		return err;
+	if (!nk_bind_port_allowed(sock->sk, &na))
+		return -EACCES;
 
 	lock_sock(sock->sk);
 	nk_sock_sync_opts(nks);
@@ -1139,7 +1151,8 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 		err = -EISCONN;
 		goto out;
 	}
-	err = nk_sock_addr(nks, addr, addr_len, &na, false);
+	err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_CONNECT) ?:
+	      nk_sock_addr(nks, addr, addr_len, &na, false);
 	if (err)
 		goto out;
 
@@ -1279,8 +1292,11 @@ static int nk_stream_sendmsg(struct socket *sock, struct msghdr *msg,
 	long timeo;
 	u32 chunk;
 	u16 more;
-	int err = 0;
+	int err;
 
+	err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_SEND);
+	if (err)
+		return err;
 	lock_sock(sk);
 	nk_sock_sync_opts(nks);
 	timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
@@ -1467,7 +1483,8 @@ static int nk_dgram_connect(struct socket *sock, struct sockaddr *addr,
 		memset(&na, 0, sizeof(na));
 		na.family = cpu_to_le16(AF_UNSPEC);
 	} else {
-		err = nk_sock_addr(nks, addr, addr_len, &na, false);
+		err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_CONNECT) ?:
+		      nk_sock_addr(nks, addr, addr_len, &na, false);
 		if (err)
 			return err;
 	}
@@ -1535,6 +1552,9 @@ static int nk_dgram_sendmsg(struct socket *sock, struct msghdr *msg,
 		return -EOPNOTSUPP;
 	if (len > nk_dev_max_payload(nks->nd) - sizeof(dest))
 		return -EMSGSIZE;
+	err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_SENDTO);
+	if (err)
+		return err;
 	if (addr) {
 		err = nk_sock_addr(nks, addr, msg->msg_namelen, &dest, false);
 		if (err)
@@ -1655,6 +1675,10 @@ static int nk_family_create(struct net *net, struct socket *sock,
 {
 	struct nk_dev *nd;
 
+	if (!nk_net_served(net))
+		return -EAFNOSUPPORT;
+	if (nk_cgroup_bpf_current())
+		return -EPERM;
 	nd = nk_dev_get();
 	if (!nd)
 		return -ENETDOWN;

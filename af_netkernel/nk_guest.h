@@ -91,6 +91,19 @@ int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 		   int family, struct nk_dev *nd);
 bool nk_sock_wanted(struct nk_dev *nd, int family, int type, int protocol);
 
+/* nk_policy.c */
+enum nk_bpf_op {
+	NK_BPF_BIND,
+	NK_BPF_CONNECT,
+	NK_BPF_SEND,		/* stream data */
+	NK_BPF_SENDTO,		/* a datagram, with or without an address */
+};
+
+bool nk_net_served(const struct net *net);
+bool nk_bind_port_allowed(struct sock *sk, const struct nk_addr *na);
+bool nk_cgroup_bpf_current(void);
+int nk_cgroup_bpf_check(struct sock *sk, int family, enum nk_bpf_op op);
+
 /* nk_takeover.c */
 int nk_takeover_init(void);
 void nk_takeover_exit(void);

@@ -23,9 +23,12 @@
  * calls indirectly, so it is always a valid indirect call target.
  *
  * Sockets created while no nk device is ready, sockets created by the
- * kernel (kern=1), and every type and protocol but TCP and UDP go to the
- * kernel's create().  While the families are swapped (module load and
- * unload, a few microseconds), socket(AF_INET) fails with EAFNOSUPPORT.
+ * kernel (kern=1), every type and protocol but TCP and UDP, sockets of a
+ * network namespace the device does not serve, and sockets of a cgroup
+ * with cgroup-BPF programs for inet sockets go to the kernel's create()
+ * (the last two: see nk_policy.c).  While the families are swapped
+ * (module load and unload, a few microseconds), socket(AF_INET) fails
+ * with EAFNOSUPPORT.
  *
  * Locking: none of its own.  Install and remove run from module init and
  * exit only; create() runs with the family referenced by __sock_create().
@@ -95,7 +98,8 @@ static int nk_takeover_create(struct nk_hook *hook, struct net *net,
 {
 	struct nk_dev *nd;
 
-	if (!kern && nk_dev_bound()) {
+	if (!kern && nk_net_served(net) && nk_dev_bound() &&
+	    !nk_cgroup_bpf_current()) {
 		nd = nk_dev_get();
 		if (nd && nk_sock_wanted(nd, hook->family, sock->type, protocol))
 			return nk_sock_create(net, sock, protocol, hook->family,

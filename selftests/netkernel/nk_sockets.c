@@ -20,18 +20,25 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <linux/bpf.h>
 #include <linux/sockios.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -2082,6 +2089,382 @@ static void loopback(void)
 	xclose(lfd);
 }
 
+/* ----------------------------------------- namespaces and privileges */
+
+/* For cases with nothing to do on the server. */
+static void no_server(void)
+{
+}
+
+static void need_root(void)
+{
+	if (geteuid())
+		skip_case("needs root");
+}
+
+/*
+ * A socket created in a network namespace of its own is a socket of that
+ * namespace's stack, with no route anywhere and a loopback that works
+ * once up, on NetKernel as natively: NetKernel serves the namespace its
+ * device is attached in only; socket(AF_NETKERNEL) is refused there with
+ * EAFNOSUPPORT.
+ */
+static void netns_native(void)
+{
+	struct sockaddr_in dst = peer_port(9);
+	struct sockaddr_in6 dst6 = mapped(cur->peer.sin_addr, 9);
+	struct sockaddr_in lo = sin4((struct in_addr){ htonl(INADDR_LOOPBACK) }, 0);
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd, lfd, afd;
+
+	need_root();
+	CHECK_OK(unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)");
+
+	step = "connect in the new namespace";
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_ERR(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), ENETUNREACH,
+		  "TCP connect to the peer from a namespace without routes");
+	xclose(fd);
+	fd = xsocket(AF_INET6, SOCK_STREAM);
+	CHECK_ERR(connect(fd, (struct sockaddr *)&dst6, sizeof(dst6)), ENETUNREACH,
+		  "TCP connect to the peer (v4-mapped) from a namespace without routes");
+	xclose(fd);
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_ERR(sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof(dst)), ENETUNREACH,
+		  "UDP sendto the peer from a namespace without routes");
+	xclose(fd);
+	if (cur->netkernel)	/* the family is registered here */
+		CHECK_ERR(socket(19, SOCK_STREAM, 0), EAFNOSUPPORT,
+			  "socket(AF_NETKERNEL) in the new namespace");
+
+	step = "loopback of the new namespace";
+	fd = socket(AF_UNIX, SOCK_DGRAM, 0);	/* any family reaches dev_ioctl() */
+	CHECK_OK(fd, "socket(AF_UNIX)");
+	CHECK_OK(ioctl(fd, SIOCGIFFLAGS, &ifr), "SIOCGIFFLAGS lo");
+	ifr.ifr_flags |= IFF_UP;
+	CHECK_OK(ioctl(fd, SIOCSIFFLAGS, &ifr), "SIOCSIFFLAGS lo up");
+	xclose(fd);
+	lfd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_OK(bind(lfd, (struct sockaddr *)&lo, sizeof(lo)), "bind 127.0.0.1");
+	CHECK_OK(listen(lfd, 1), "listen");
+	lo = sock_name4(lfd, false);
+	fd = tcp_connect(&lo);
+	afd = accept_wait(lfd, NULL);
+	send_str(fd, "lo");
+	recv_str(afd, "lo");
+	xclose(afd);
+	xclose(fd);
+	xclose(lfd);
+}
+
+/* bind() of @family/@type to @port as @uid, in a child; returns its errno. */
+static int bind_as(uid_t uid, int family, int type, uint16_t port)
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+	struct sockaddr_in s4 = sin4((struct in_addr){ INADDR_ANY }, port);
+	int status, fd;
+	pid_t pid;
+
+	pid = fork();
+	CHECK_OK(pid, "fork");
+	if (!pid) {
+		if (setgroups(0, NULL) || setgid(uid) || setuid(uid))
+			_exit(200);
+		fd = socket(family, type, 0);
+		if (fd < 0)
+			_exit(201);
+		if (family == AF_INET6)
+			_exit(bind(fd, (struct sockaddr *)&s6, sizeof(s6)) ? errno : 0);
+		_exit(bind(fd, (struct sockaddr *)&s4, sizeof(s4)) ? errno : 0);
+	}
+	CHECK_OK(waitpid(pid, &status, 0), "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) < 200,
+	      "the bind child failed before bind (status %#x)", status);
+	return WEXITSTATUS(status);
+}
+
+/*
+ * bind() to a port below net.ipv4.ip_unprivileged_port_start (1024 by
+ * default) needs CAP_NET_BIND_SERVICE: EACCES for nobody, fine for root.
+ */
+static void bind_privileged_port(void)
+{
+	static const struct { int family, type; const char *what; } socks[] = {
+		{ AF_INET, SOCK_STREAM, "TCP" }, { AF_INET, SOCK_DGRAM, "UDP" },
+		{ AF_INET6, SOCK_STREAM, "TCP6" }, { AF_INET6, SOCK_DGRAM, "UDP6" },
+	};
+	unsigned int i;
+	int err;
+
+	need_root();
+	for (i = 0; i < ARRAY_SIZE(socks); i++) {
+		err = bind_as(65534, socks[i].family, socks[i].type, 80);
+		CHECK(err == EACCES, "%s bind to port 80 as uid 65534: %s, not EACCES",
+		      socks[i].what, err ? strerror(err) : "success");
+		err = bind_as(65534, socks[i].family, socks[i].type, 0);
+		CHECK(!err, "%s bind to port 0 as uid 65534: %s", socks[i].what,
+		      strerror(err));
+		err = bind_as(0, socks[i].family, socks[i].type, 80);
+		CHECK(!err, "%s bind to port 80 as root: %s", socks[i].what,
+		      strerror(err));
+	}
+}
+
+/* Load a cgroup program of @type for @attach; returns its fd. */
+static int bpf_prog_load(int type, int attach, const struct bpf_insn *insns,
+			 unsigned int n)
+{
+	union bpf_attr attr;
+	int fd;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_type = type;
+	attr.expected_attach_type = attach;
+	attr.insns = (uintptr_t)insns;
+	attr.insn_cnt = n;
+	attr.license = (uintptr_t)"GPL";
+	fd = syscall(__NR_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
+	CHECK_OK(fd, "BPF_PROG_LOAD");
+	return fd;
+}
+
+/*
+ * Whether this system uses cgroups: a cgroup hierarchy is mounted, or this
+ * process is not in the root of the unified hierarchy, or a v1 hierarchy
+ * exists (/proc/self/cgroup then has more than its "0::/" line; a mount
+ * namespace of "ip netns exec" hides the mounts, not those).
+ */
+static bool cgroups_in_use(void)
+{
+	const char *files[] = { "/proc/self/mountinfo", "/proc/self/cgroup" };
+	char line[512];
+	bool used = false;
+	unsigned int i;
+	FILE *f;
+
+	for (i = 0; i < ARRAY_SIZE(files) && !used; i++) {
+		f = fopen(files[i], "r");
+		CHECK(f, "%s: %m", files[i]);
+		while (!used && fgets(line, sizeof(line), f))
+			used = i ? strcmp(line, "0::/\n") != 0 :
+			       strstr(line, " - cgroup ") || strstr(line, " - cgroup2 ");
+		fclose(f);
+	}
+	return used;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+
+	CHECK_OK(fd, path);
+	CHECK_RET(write(fd, text, strlen(text)), strlen(text), path);
+	xclose(fd);
+}
+
+#define CG_ROOT	"/tmp/cgroup"
+#define CG_TEST	CG_ROOT "/test"
+
+/*
+ * Move into a cgroup of our own; returns its fd.  Only on a system that
+ * uses no cgroups (the lab's guests; skipped elsewhere), so that cgroups a
+ * system manages are never touched: cgroup2 is mounted on a tmpfs of a
+ * mount namespace of our own, and cgroup_leave() removes the cgroup.
+ */
+static int cgroup_enter(void)
+{
+	char pid[16];
+	int cg;
+
+	need_root();
+	if (cgroups_in_use())
+		skip_case("this system uses cgroups");
+	CHECK_OK(unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)");
+	CHECK_OK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), "make / private");
+	CHECK_OK(mount("tmpfs", "/tmp", "tmpfs", 0, NULL), "mount a tmpfs on /tmp");
+	CHECK_OK(mkdir(CG_ROOT, 0700), "mkdir " CG_ROOT);
+	CHECK_OK(mount("cgroup2", CG_ROOT, "cgroup2", 0, NULL), "mount cgroup2");
+	CHECK(!mkdir(CG_TEST, 0700) || errno == EEXIST, "mkdir %s: %m", CG_TEST);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	write_file(CG_TEST "/cgroup.procs", pid);
+	cg = open(CG_TEST, O_RDONLY | O_DIRECTORY);
+	CHECK_OK(cg, CG_TEST);
+	return cg;
+}
+
+static void cgroup_attach(int cg, int prog, int attach)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.target_fd = cg;
+	attr.attach_bpf_fd = prog;
+	attr.attach_type = attach;
+	CHECK_OK(syscall(__NR_bpf, BPF_PROG_ATTACH, &attr, sizeof(attr)),
+		 "BPF_PROG_ATTACH");
+}
+
+/* Back to the root cgroup; ours goes, and its programs with it. */
+static void cgroup_leave(int cg)
+{
+	char pid[16];
+
+	xclose(cg);
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	write_file(CG_ROOT "/cgroup.procs", pid);
+	CHECK_OK(rmdir(CG_TEST), "rmdir " CG_TEST);
+}
+
+/* Attach a cgroup sock_addr program for @attach that denies port @port. */
+static void cgroup_deny_port(int cg, int attach, uint16_t port)
+{
+	const struct bpf_insn insns[] = {
+		/* r2 = ctx->user_port (network order) */
+		{ .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = 2, .src_reg = 1,
+		  .off = offsetof(struct bpf_sock_addr, user_port) },
+		/* r0 = 1 (allow) */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 1 },
+		/* if r2 != the denied port goto exit */
+		{ .code = BPF_JMP | BPF_JNE | BPF_K, .dst_reg = 2, .off = 1,
+		  .imm = htons(port) },
+		/* r0 = 0 (deny: EPERM) */
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+
+	cgroup_attach(cg, bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, attach,
+					insns, ARRAY_SIZE(insns)),
+		      attach);
+}
+
+/*
+ * A cgroup/connect4 program denying one port: connect() to it fails with
+ * EPERM, for TCP and UDP, from a socket created after the program was
+ * attached and from one created before (whose bind() still works);
+ * another port is not denied.  NetKernel keeps the new sockets native
+ * (SO_DOMAIN AF_INET) and fails the connect() of the older one closed;
+ * socket(AF_NETKERNEL) fails with EPERM there.
+ */
+static void cgroup_bpf_connect4_client(void)
+{
+	struct sockaddr_in deny = peer_port(ctl_recv_long("PORT"));
+	struct sockaddr_in allow = peer_port(ctl_recv_long("PORT"));
+	struct sockaddr_in any = sin4((struct in_addr){ INADDR_ANY }, 0);
+	int early, fd, cg, err = 0;
+
+	cg = cgroup_enter();
+	early = xsocket(AF_INET, SOCK_STREAM);	/* before the program */
+	cgroup_deny_port(cg, BPF_CGROUP_INET4_CONNECT, ntohs(deny.sin_port));
+
+	step = "connect to the denied port";
+	if (cur->netkernel)	/* AF_NETKERNEL cannot run the program */
+		CHECK_ERR(socket(19, SOCK_STREAM, 0), EPERM,
+			  "socket(AF_NETKERNEL) in a cgroup with a connect4 program");
+	CHECK_OK(bind(early, (struct sockaddr *)&any, sizeof(any)),
+		 "bind, socket created before the program (no bind program)");
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_DOMAIN) == AF_INET,
+	      "SO_DOMAIN of a socket the program applies to is not AF_INET");
+	CHECK_ERR(connect(fd, (struct sockaddr *)&deny, sizeof(deny)), EPERM,
+		  "TCP connect to the denied port");
+	xclose(fd);
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_ERR(connect(fd, (struct sockaddr *)&deny, sizeof(deny)), EPERM,
+		  "UDP connect to the denied port");
+	xclose(fd);
+	CHECK_ERR(connect(early, (struct sockaddr *)&deny, sizeof(deny)), EPERM,
+		  "TCP connect to the denied port, socket created before the program");
+	xclose(early);
+
+	step = "connect to another port";
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	if (connect(fd, (struct sockaddr *)&allow, sizeof(allow)))
+		err = errno;
+	CHECK(err != EPERM, "TCP connect to a port the program allows: EPERM");
+	diag("connect to a port the program allows: %s", err ? strerror(err) : "connected");
+	xclose(fd);
+
+	cgroup_leave(cg);
+	ctl_send("DONE");
+}
+
+static void cgroup_bpf_connect4_server(void)
+{
+	uint16_t deny = 0, allow = 0;
+	int dfd = bound_socket(SOCK_STREAM, &deny);	/* bound, not listening */
+	int afd = bound_socket(SOCK_STREAM, &allow);
+
+	ctl_send("PORT %u", deny);
+	ctl_send("PORT %u", allow);
+	ctl_expect("DONE");
+	xclose(dfd);
+	xclose(afd);
+}
+
+/*
+ * cgroup/bind4 and cgroup/sendmsg4 programs denying port 9: bind() to it
+ * and a UDP sendto() to it fail with EPERM, from sockets created after
+ * the programs were attached (native on NetKernel) and from sockets
+ * created before (NetKernel fails them closed).
+ */
+static void cgroup_bpf_bind4_sendmsg4(void)
+{
+	struct sockaddr_in local = sin4((struct in_addr){ INADDR_ANY }, 9);
+	struct sockaddr_in dst = peer_port(9);
+	int early_t, early_u, fd, cg;
+
+	cg = cgroup_enter();
+	early_t = xsocket(AF_INET, SOCK_STREAM);	/* before the programs */
+	early_u = xsocket(AF_INET, SOCK_DGRAM);
+	cgroup_deny_port(cg, BPF_CGROUP_INET4_BIND, 9);
+	cgroup_deny_port(cg, BPF_CGROUP_UDP4_SENDMSG, 9);
+
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_ERR(bind(fd, (struct sockaddr *)&local, sizeof(local)), EPERM,
+		  "TCP bind to the denied port");
+	xclose(fd);
+	CHECK_ERR(bind(early_t, (struct sockaddr *)&local, sizeof(local)), EPERM,
+		  "TCP bind to the denied port, socket created before the program");
+	xclose(early_t);
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_ERR(sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof(dst)), EPERM,
+		  "UDP sendto the denied port");
+	xclose(fd);
+	CHECK_ERR(sendto(early_u, "x", 1, 0, (struct sockaddr *)&dst, sizeof(dst)), EPERM,
+		  "UDP sendto the denied port, socket created before the program");
+	xclose(early_u);
+	cgroup_leave(cg);
+}
+
+/*
+ * A cgroup/getsockopt program (it lets every call through) is given the
+ * socket of each getsockopt(): an inet socket, AF_INET, as natively.  A
+ * NetKernel socket would be an AF_NETKERNEL one, which such a program's
+ * helpers can take for a tcp_sock (bpf_tcp_sock() checks the protocol
+ * only): NetKernel keeps the socket native.
+ */
+static void cgroup_bpf_sockopt(void)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 1 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int cg, fd;
+
+	cg = cgroup_enter();
+	cgroup_attach(cg, bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCKOPT,
+					BPF_CGROUP_GETSOCKOPT, insns,
+					ARRAY_SIZE(insns)),
+		      BPF_CGROUP_GETSOCKOPT);
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_DOMAIN) == AF_INET,
+	      "SO_DOMAIN is not AF_INET in a cgroup with a getsockopt program");
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_PROTOCOL) == IPPROTO_TCP,
+	      "SO_PROTOCOL is not IPPROTO_TCP");
+	xclose(fd);
+	cgroup_leave(cg);
+}
+
 /* ---------------------------------------------------------------- table */
 
 #define CASE(n, c, s)		{ .name = n, .client = c, .server = s }
@@ -2143,6 +2526,11 @@ static const struct test_case cases[] = {
 	CASE("signal_eintr", sig_eintr_client, sig_eintr_server),
 	CASE("fork_dup_shared", fork_dup_client, fork_dup_server),
 	CASE("loopback", loopback, loopback),
+	CASE("netns_native", netns_native, no_server),
+	CASE("bind_privileged_port", bind_privileged_port, no_server),
+	CASE("cgroup_bpf_connect4", cgroup_bpf_connect4_client, cgroup_bpf_connect4_server),
+	CASE("cgroup_bpf_bind4_sendmsg4", cgroup_bpf_bind4_sendmsg4, no_server),
+	CASE("cgroup_bpf_sockopt", cgroup_bpf_sockopt, no_server),
 };
 
 #define NCASES	((int)ARRAY_SIZE(cases))
