@@ -390,10 +390,13 @@ lab_tap_add() {
 #   --mem MB          guest RAM, shared memfd (default 512)
 #   --smp N           vCPUs (default 1)
 #   --append STR      extra kernel command line, after the lab's
-#                     "console=ttyS0 panic=-1 quiet loglevel=5" (quiet keeps
-#                     the boot short; loglevel=5 still puts warnings, and so
-#                     WARN splats, on the console as they happen; the guest
-#                     prints the whole kernel log at the end, nk_result)
+#                     "console=ttyS0 panic=-1 quiet loglevel=5
+#                     no_timer_check" (quiet keeps the boot short;
+#                     loglevel=5 still puts warnings, and so WARN splats, on
+#                     the console as they happen; the guest prints the whole
+#                     kernel log at the end, nk_result; no_timer_check: under
+#                     TCG on a loaded host the IO-APIC timer check can fail
+#                     and panic the boot, as it did here at load 6)
 #   --nk SOCK         an nk device: vhost-user-gpio-pci on socket SOCK
 #                     (repeatable; devices nk0, nk1, ...)
 #   --nk-reconnect    reconnect=1 on the nk chardevs (backend restarts)
@@ -451,7 +454,7 @@ lab_vm_start() {
 		-monitor "unix:$LAB_TMP/$name.monitor,server=on,wait=off"
 		-serial "file:$LAB_LOG_DIR/$name.console"
 		-kernel "$(lab_kernel_image "$ver")" -initrd "$initrd"
-		-append "console=ttyS0 panic=-1 quiet loglevel=5${append:+ $append}")
+		-append "console=ttyS0 panic=-1 quiet loglevel=5 no_timer_check${append:+ $append}")
 	for i in "${!nks[@]}"; do
 		args+=(-chardev "socket,id=nk$i,path=${nks[i]}$reconnect"
 			-device "vhost-user-gpio-pci,chardev=nk$i")
