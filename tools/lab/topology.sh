@@ -77,7 +77,7 @@ TOPO_ENGINE_OPTS=${TOPO_ENGINE_OPTS:-}	# more [engine] settings, "idle_polls=409
 TOPO_INITRD=
 TOPO_INITRD_ARGS=()	# extra mkinitramfs.sh arguments (--add, --bin); curl,
 			# a dynamically linked Debian program, is always in,
-			# and nkperf when built
+			# and nkperf when built (topo_build)
 if [[ -x /usr/bin/curl ]]; then
 	TOPO_INITRD_ARGS+=(--bin /usr/bin/curl)
 fi
@@ -87,10 +87,6 @@ for _b in ${TOPO_BINS:-}; do
 	TOPO_INITRD_ARGS+=(--bin "$_b")
 done
 unset _b
-# nkperf (tools/bench), the benchmarks' client, when it is built.
-if [[ -x $LAB_TOP/tools/bench/nkperf ]]; then
-	TOPO_INITRD_ARGS+=(--add "$LAB_TOP/tools/bench/nkperf:/usr/bin/nkperf")
-fi
 TOPO_KO_AF=
 TOPO_KO_NSM=
 TOPO_ENGINE=${HOSTENGINE:-$LAB_TOP/hostengine/hostengine}
@@ -158,6 +154,7 @@ topo_build_modules() {
 # Logs in $LAB_LOG_DIR/build-*.log.
 topo_build() {
 	local t0=$SECONDS
+	local -a nkperf=()
 	[[ -n $TOPO_KVER ]] || TOPO_KVER=$(lab_kernel_version 6.1) || return 1
 	topo_build_modules "$TOPO_KVER" || return 1
 	if [[ -z ${HOSTENGINE:-} ]]; then
@@ -165,9 +162,14 @@ topo_build() {
 	fi
 	_topo_step "$LAB_LOG_DIR/build-nkctl.log" make -C "$LAB_TOP/tools/nkctl" -j2 || return 1
 	TOPO_INITRD=$LAB_TOP/build/lab/topology-$TOPO_KVER.cpio.gz
+	# nkperf (tools/bench), the benchmarks' client, when it is built by
+	# now: bench.sh builds it just before.
+	if [[ -x $LAB_TOP/tools/bench/nkperf ]]; then
+		nkperf=(--add "$LAB_TOP/tools/bench/nkperf:/usr/bin/nkperf")
+	fi
 	_topo_step "$LAB_LOG_DIR/build-initramfs.log" "$LAB_DIR/mkinitramfs.sh" -k "$TOPO_KVER" \
 		--init "$LAB_DIR/lab-init.sh" -o "$TOPO_INITRD" --module virtio_net \
-		--ko "$TOPO_KO_AF" --ko "$TOPO_KO_NSM" "${TOPO_INITRD_ARGS[@]}" || return 1
+		--ko "$TOPO_KO_AF" --ko "$TOPO_KO_NSM" "${nkperf[@]}" "${TOPO_INITRD_ARGS[@]}" || return 1
 	lab_msg "built modules, engine, nkctl and initramfs for $TOPO_KVER in $((SECONDS - t0)) s"
 }
 
