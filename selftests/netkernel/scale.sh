@@ -8,14 +8,17 @@
 #            every one established, held, then closed
 #   cycles   CYCLES connect/close cycles at full speed, the server closing
 #            first: every one established, no EADDRINUSE or other error
+#   wget     WGETS downloads of the lab's 10 MiB file at once in vm1
+#            (busybox wget): every one completes with the world's sha256,
+#            and the engine resets no socket
 #   memory   afterwards, vm1's and the NSM's MemAvailable and the engine's
 #            resident memory within 5% of what they were before, and the
 #            engine and the NSM hold no socket of vm1's
 #   console clean, hostengine stopped cleanly
 #
-# usage: selftests/netkernel/scale.sh [--conns N] [--cycles N]
-#        (default 10000 and 100000, the figures asked for; make check runs
-#        it smaller).  KTAP; logs in build/lab/scale/.
+# usage: selftests/netkernel/scale.sh [--conns N] [--cycles N] [--wgets N]
+#        (default 10000, 100000 and 64, the figures asked for; make check
+#        runs it smaller).  KTAP; logs in build/lab/scale/.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,11 +30,13 @@ top=$(cd "$here/../.." && pwd)
 
 conns=10000
 ncycles=100000
+wgets=64
 while (($#)); do
 	case $1 in
 	--conns) conns=$2; shift ;;
 	--cycles) ncycles=$2; shift ;;
-	*) echo "usage: $0 [--conns N] [--cycles N]" >&2; exit 2 ;;
+	--wgets) wgets=$2; shift ;;
+	*) echo "usage: $0 [--conns N] [--cycles N] [--wgets N]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -43,7 +48,7 @@ GROWTH_PCT=5
 rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
-lab_ktap_begin 6
+lab_ktap_begin 7
 
 finish() {
 	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
@@ -99,6 +104,23 @@ out=$(topo_exec vm1 3600 "nk_scale cycles $TOPO_WORLD_IP 9201 $ncycles") && rc=0
 lab_diag "cycles $ncycles: $(tr '\n' ';' <<<"$out") $((SECONDS - t)) s"
 grep -q "^established $ncycles failed 0" <<<"$out" || rc=1
 lab_ok "$rc" "cycles: $ncycles connect/close cycles"
+
+resets0=$(topo_nkctl --json stats vm1 |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["endpoints"][0]["counters"]["resets"])')
+t=$SECONDS
+out=$(topo_exec vm1 1800 "i=0
+while [ \$i -lt $wgets ]; do
+	(wget -q -O- $TOPO_FILE_URL | sha256sum >/tmp/wget-\$i) &
+	i=\$((i + 1))
+done
+wait
+cat /tmp/wget-*") && rc=0 || rc=1
+resets=$(topo_nkctl --json stats vm1 |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["endpoints"][0]["counters"]["resets"])')
+good=$(grep -c "^$TOPO_FILE_SHA " <<<"$out") || true
+lab_diag "wget x$wgets: $good with the world's sha256, engine resets $((resets - resets0)), $((SECONDS - t)) s"
+[[ $good == "$wgets" && $resets == "$resets0" ]] || rc=1
+lab_ok "$rc" "wget: $wgets downloads at once"
 
 # What the NSM and the engine still hold for vm1, then memory.
 rc=0
