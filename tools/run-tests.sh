@@ -19,9 +19,10 @@ declare -A suite_cmd=(
 	[kunit]="$top/selftests/kunit/run.sh"
 	[qemu-smoke]="$top/tools/lab/qemu-smoke.sh"
 	[kselftest]="$top/selftests/netkernel/run-vm.sh"
+	[tenancy]="$top/selftests/netkernel/tenancy.sh"
 	[bench-smoke]="$top/tools/bench/bench.sh --smoke"
 )
-order=(kernel-build kunit hostengine qemu-smoke kselftest bench-smoke)
+order=(kernel-build kunit hostengine qemu-smoke kselftest tenancy bench-smoke)
 [ $# -gt 0 ] && order=("$@")
 
 passed=0
