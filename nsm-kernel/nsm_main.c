@@ -103,14 +103,14 @@
  *   them.  The txqs are charged through the credit that bounds them: a
  *   socket's buf_alloc is the most guest data its txq can hold, and a
  *   guest's sockets announce at most guest_txq_max in all; a socket
- *   created beyond gets what is left, at least the minimum one message
- *   needs (4096 bytes, max_payload for a datagram socket), counted in
- *   credit_cut.  So one guest's txqs hold at most guest_txq_max plus that
- *   minimum per socket.  At most guest_max_draining of a guest's closed
- *   sockets drain; a CLOSE beyond resets the connection (drain_aborts),
- *   as Linux resets orphans beyond tcp_max_orphans.  A connect, fill,
- *   close loop therefore holds a bounded number of sockets and bytes on
- *   the NSM.
+ *   created beyond gets what is left, at least one message (max_payload,
+ *   which a datagram needs), counted in credit_cut.  So one guest's txqs
+ *   hold at most guest_txq_max plus max_payload per socket (by default
+ *   64 MiB + 1024 * 64 KiB).  At most guest_max_draining of a guest's
+ *   closed sockets drain; a CLOSE beyond resets the connection
+ *   (drain_aborts), as Linux resets orphans beyond tcp_max_orphans.  A
+ *   connect, fill, close loop therefore holds a bounded number of sockets
+ *   and bytes on the NSM.
  *
  * - The device going away (ops->detach) stops events, restores every
  *   socket's callbacks, releases every kernel socket, frees what waits for

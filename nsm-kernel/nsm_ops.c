@@ -45,7 +45,7 @@ MODULE_PARM_DESC(guest_max_socks,
 static unsigned long guest_txq_max = 64 << 20;
 module_param(guest_txq_max, ulong, 0644);
 MODULE_PARM_DESC(guest_txq_max,
-		 "Credit for guest data all sockets of one guest may announce, in bytes; beyond, new sockets get the minimum (default 64 MiB)");
+		 "Credit for guest data all sockets of one guest may announce, in bytes; beyond, new sockets get one message's worth (default 64 MiB)");
 
 #define NSM_MIN_BUF_ALLOC	4096
 
@@ -403,21 +403,21 @@ static int nsm_guest_sock_check(struct nsm_dev *nsm, struct nsm_guest *g)
 
 /*
  * Count a new socket, about to be published, to its guest, and choose its
- * credit within the guest's guest_txq_max: at least what one message
- * needs (a datagram must fit), so the guest's txqs hold at most
- * guest_txq_max plus that minimum per socket.  Undone in
- * nsm_sock_release().  Called under rx_lock, which serialises the growth.
+ * credit within the guest's guest_txq_max: at least one message
+ * (max_payload: a datagram must fit, and a stream keeps a usable window),
+ * so the guest's txqs hold at most guest_txq_max plus max_payload per
+ * socket.  Undone in nsm_sock_release().  Called under rx_lock, which
+ * serialises the growth.
  */
 static void nsm_guest_charge(struct nsm_sock *ns)
 {
 	long room = (long)READ_ONCE(guest_txq_max) -
 		    atomic_long_read(&ns->g->credit);
-	u32 floor = ns->type == SOCK_DGRAM ? ns->nsm->max_payload :
-					     NSM_MIN_BUF_ALLOC;
 
 	if (room < (long)ns->rx.buf_alloc) {
 		ns->rx.buf_alloc = clamp_t(long, room,
-					   min(floor, ns->rx.buf_alloc),
+					   min(ns->nsm->max_payload,
+					       ns->rx.buf_alloc),
 					   ns->rx.buf_alloc);
 		nsm_count(ns->nsm, NSM_S_CREDIT_CUT, 1);
 	}

@@ -54,7 +54,7 @@ drain_timeout=8
 txq_max=$((8 << 20))
 fill_conns=24
 # Of the NSM's MemAvailable, what the fill loop may take: the guest's
-# credit (txq_max, plus the minimum for each socket) and what the kernel
+# credit (txq_max, plus one message for each socket) and what the kernel
 # sockets of max_draining draining ones hold, with room to spare.  Without
 # the limits, each of the fill_conns sockets holds 2 MiB of txq alone.
 mem_bound_kb=$((24 << 10))
