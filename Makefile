@@ -11,6 +11,8 @@
 #                 NIC reaching the world through NetKernel (tools/demo.sh)
 #   make kselftest  the socket-semantics suite in the VM lab (NetKernel and
 #                 baseline guests, both directions), KTAP
+#   make tenancy  adversarial guests sharing one NSM (isolation, per-guest
+#                 limits) in the VM lab, KTAP
 #   make lab-up / lab-down  the VM lab in the background (tools/lab/lab.sh)
 #   make bench    the benchmarks: the host engine alone and end to end in the
 #                 VM lab, NetKernel beside the native virtio-net path, with a
@@ -37,7 +39,8 @@ DEPS ?= tools/install-deps.sh
 kdir = $(or $(KDIR),$(shell ls -d $(KSRC)/linux-headers-$(KSERIES).*-amd64 2>/dev/null | sort -V | tail -n 1))
 need_kdir = $(if $(kdir),,$(error no $(KSRC)/linux-headers-$(KSERIES).*-amd64: run 'make deps' as root, or set KDIR))
 
-.PHONY: all deps $(SUBDIRS) modules tests check demo kunit bench bench-smoke fuzz clean
+.PHONY: all deps $(SUBDIRS) modules tests check demo kunit bench bench-smoke fuzz clean \
+	kselftest tenancy
 
 all: $(SUBDIRS) modules
 
@@ -67,6 +70,10 @@ demo: all
 # and unchanged in a baseline guest (selftests/netkernel/run-vm.sh).
 kselftest: all
 	selftests/netkernel/run-vm.sh
+
+# Two adversarial guests sharing the NSM (selftests/netkernel/tenancy.sh).
+tenancy: all
+	selftests/netkernel/tenancy.sh
 
 # The VM lab left running for hands-on work: tools/lab/lab.sh exec vm1 ...
 lab-up: all

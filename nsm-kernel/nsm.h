@@ -12,7 +12,9 @@
 #include <linux/refcount.h>
 #include <linux/socket.h>
 #include <linux/spinlock.h>
+#include <linux/uidgid.h>
 #include <linux/workqueue.h>
+#include <linux/xarray.h>
 
 #include "../lib/nk_sockid.h"
 #include "../lib/nk_transport.h"
@@ -31,7 +33,12 @@ enum nsm_stat {
 	NSM_S_XMIT_FAILED,	/* messages the transport refused */
 	NSM_S_THROTTLED,	/* times socket reading paused for the requestq */
 	NSM_S_ENGINE_ERRORS,	/* EV_PROTO_ERROR and EV_RESET from the engine */
-	NSM_S_SRC_FALLBACKS,	/* binds that used the NSM's own address */
+	NSM_S_SRC_UNAVAIL,	/* binds refused: no guest address of that family here */
+	NSM_S_DEST_REFUSED,	/* CONNECT and SEND destinations refused */
+	NSM_S_SOCK_LIMIT,	/* SOCKET and ACCEPT refused: guest_max_socks */
+	NSM_S_CREDIT_CUT,	/* sockets given less credit: guest_txq_max */
+	NSM_S_DRAIN_ABORTS,	/* CLOSEs that reset: guest_max_draining */
+	NSM_S_DRAIN_TIMEOUTS,	/* draining sockets reset after drain_timeout */
 	NSM_S_NR
 };
 
@@ -45,9 +52,14 @@ enum nsm_stat {
  *           transport stopped ops->rx, so it needs no lock for the table)
  * @socks: socket id (1..U32_MAX, chosen by the engine) -> struct nsm_sock,
  *         each published entry holding a reference
- * @drain_lock: protects @draining
+ * @guests: guest id -> struct nsm_guest, created at the guest's first
+ *          SOCKET (under @rx_lock), freed at detach
+ * @drain_lock: protects @draining, @drain_next and @drain_armed
  * @draining: closed sockets still pushing queued guest data, each holding
- *            the reference the table had
+ *            the reference the table had, oldest first
+ * @drain_next: when @drain_work is due
+ * @drain_armed: @drain_work is queued for @drain_next
+ * @drain_work: resets the draining sockets whose drain_timeout expired
  * @ready_lock: protects @ready, nsm_sock.queued, @ev_stop, @ev_throttled;
  *              taken from socket callbacks (softirq), so always _bh
  * @ready: sockets waiting for @ev_work, each holding a reference
@@ -70,9 +82,13 @@ struct nsm_dev {
 
 	struct mutex rx_lock;
 	struct nk_sockid_table socks;
+	struct xarray guests;
 
 	spinlock_t drain_lock;
 	struct list_head draining;
+	unsigned long drain_next;
+	bool drain_armed;
+	struct delayed_work drain_work;
 
 	spinlock_t ready_lock;
 	struct list_head ready;
@@ -91,6 +107,27 @@ struct nsm_dev {
 	struct dentry *debugfs;
 };
 
+/**
+ * struct nsm_guest - what one guest holds on this NSM (see "Limits" in
+ * nsm_main.c)
+ * @id: the guest's endpoint id (SOCKET's arg 3)
+ * @uid: the owner of its kernel sockets, its own per guest
+ * @socks: its kernel sockets (draining ones included)
+ * @draining: its closed sockets still draining
+ * @credit: bytes of credit its sockets announce (nsm_sock.rx.buf_alloc):
+ *          the most guest data their txqs can hold
+ *
+ * The counters change under nsm_dev.rx_lock when they grow (SOCKET,
+ * ACCEPT, CLOSE) and under the socket's lock anywhere when they shrink.
+ */
+struct nsm_guest {
+	u32 id;
+	kuid_t uid;
+	atomic_t socks;
+	atomic_t draining;
+	atomic_long_t credit;
+};
+
 /* The socket callbacks a kernel socket had before ours. */
 struct nsm_sk_cbs {
 	void (*data_ready)(struct sock *sk);
@@ -104,6 +141,7 @@ struct nsm_sk_cbs {
  * @nsm: the device
  * @id: socket id on the NSM link (chosen by the engine)
  * @guest: endpoint id of the guest that owns it
+ * @g: that guest's accounting
  * @family: AF_INET or AF_INET6
  * @type: SOCK_STREAM or SOCK_DGRAM
  * @ref: references: table or draining list, ready list, callers
@@ -142,11 +180,13 @@ struct nsm_sk_cbs {
  * @ready_node: on nsm_dev.ready (under ready_lock)
  * @queued: on nsm_dev.ready (under ready_lock)
  * @drain_node: on nsm_dev.draining (under drain_lock)
+ * @drain_deadline: when a draining socket is reset (jiffies)
  */
 struct nsm_sock {
 	struct nsm_dev *nsm;
 	u32 id;
 	u32 guest;
+	struct nsm_guest *g;
 	int family;
 	int type;
 	refcount_t ref;
@@ -182,6 +222,7 @@ struct nsm_sock {
 	struct list_head ready_node;
 	bool queued;
 	struct list_head drain_node;
+	unsigned long drain_deadline;
 };
 
 /* One queued outgoing message. */
@@ -211,6 +252,8 @@ void nsm_msg(struct nsm_dev *nsm, struct nsm_sock *ns, u32 id, u16 op,
 	     u32 len);
 void nsm_event(struct nsm_sock *ns, u16 op, int status, u64 a0);
 void nsm_sock_put(struct nsm_sock *ns);
+struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id);
+bool nsm_drain_start(struct nsm_sock *ns);
 bool nsm_ev_throttle(struct nsm_dev *nsm);
 void nsm_ev_unthrottle(struct nsm_dev *nsm);
 
@@ -220,6 +263,7 @@ void nsm_sock_set_callbacks(struct nsm_sock *ns, const struct nsm_sk_cbs *orig);
 void nsm_sock_set_callbacks6(struct nsm_sock *ns);
 void nsm_sock_release6(struct nsm_sock *ns);
 void nsm_sock_release(struct nsm_sock *ns);
+void nsm_sock_drained(struct nsm_sock *ns, bool reset);
 int nsm_sock_name(struct nsm_sock *ns, struct nk_addr *na);
 int nsm_sock_write(struct nsm_sock *ns, const void *data, u32 len,
 		   unsigned int msg_flags, const struct sockaddr_storage *to,

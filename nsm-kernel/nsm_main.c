@@ -41,9 +41,14 @@
  *   CONNECT, LISTEN or an unbound datagram SEND, bind the kernel socket to
  *   the guest's address, so guests are told apart on the wire.  A guest
  *   address that is not configured on the NSM is not used: the socket is
- *   bound to the wildcard (or, with port 0, left for the kernel to bind),
- *   so it goes out with the NSM's own address; source_fallbacks counts
- *   these, and the first one is logged.
+ *   refused: BIND, LISTEN and CONNECT answer -EADDRNOTAVAIL, as Linux
+ *   does for an address the host does not have.  So does a wildcard BIND
+ *   when the guest has no address of the family the socket can use (an
+ *   IPV6_V6ONLY socket of a guest without IPv6), and a CONNECT or
+ *   datagram SEND to a family the guest has no address of answers
+ *   -ENETUNREACH.  Never the wildcard instead: it would be the NSM's own
+ *   addresses and every other guest's, so the socket would hear their
+ *   traffic.  source_unavailable counts these, with a rate-limited log.
  *   BIND to any other address answers -EADDRNOTAVAIL.  A guest that bound
  *   to the wildcard sees the wildcard in GETSOCKNAME until it connects.
  *   A datagram socket's implicit bind is to the wildcard, as in UDP.
@@ -59,15 +64,53 @@
  * - Destinations.  CONNECT and datagram SEND to a loopback or unspecified
  *   address answer -ENETUNREACH, to an address of the NSM itself (which
  *   includes other guests' addresses configured here) -EADDRNOTAVAIL, so a
- *   guest reaches neither the NSM's services nor another tenant's.
- *   Datagram sockets are created with multicast loopback off.
+ *   guest reaches neither the NSM's services nor another tenant's.  So do
+ *   link-local destinations, -ENETUNREACH: 169.254.0.0/16 and IPv6
+ *   addresses that need a scope id (fe80::/10, link- and interface-local
+ *   multicast), whatever scope id the guest gave: those links are the
+ *   NSM's, not the guest's (a scope id on other addresses is ignored, as
+ *   Linux does).  An IPv4 broadcast destination (255.255.255.255, the
+ *   NSM's subnet broadcasts: inet_addr_type() RTN_BROADCAST) answers
+ *   -EACCES, what Linux answers without SO_BROADCAST: the NSM's own UDP
+ *   services would hear it.  SO_BROADCAST is still accepted (and read
+ *   back), it just never lets a broadcast through.  dest_refused counts
+ *   all of these.  Datagram sockets are created with multicast loopback
+ *   off.
+ *
+ * - Owners.  Each guest's kernel sockets belong to a uid of their own,
+ *   1000000000 + the guest's endpoint id (socket inode and sk_uid; guest
+ *   ids from 2^24 up are refused), so SO_REUSEPORT, which only groups
+ *   sockets of one uid, never joins two guests' sockets or a guest's and
+ *   the NSM's own (root's).  It shows in /proc/net/tcp and in uid routing
+ *   rules of the NSM.
  *
  * - CLOSE frees the id at once.  A stream socket whose txq still holds
  *   guest data keeps draining it (nsm_dev.draining) and is released when it
- *   is empty or fails.  SO_LINGER with a zero timeout gives an abortive
+ *   is empty or fails, or reset when drain_timeout (module parameter,
+ *   seconds) passes first (drain_timeouts), as TCP gives up on an orphan
+ *   whose peer keeps a zero window.  Once released, what TCP still holds
+ *   is an ordinary orphan, bounded by tcp_max_orphans, tcp_orphan_retries
+ *   and tcp_mem.  SO_LINGER with a zero timeout gives an abortive
  *   close (RST); with a non-zero timeout the close is the ordinary graceful
  *   one, since nobody in the NSM may wait for it: the guest's close() is
  *   where lingering can block.
+ *
+ * - Limits, per guest (struct nsm_guest; debugfs "guests" shows them).
+ *   A guest has at most guest_max_socks kernel sockets, draining ones
+ *   included: SOCKET and ACCEPT beyond answer -ENFILE, the "too many open
+ *   files in the system" of the guest's share of the NSM (the connection
+ *   stays queued, as when accept() fails so); guest_sock_limit counts
+ *   them.  The txqs are charged through the credit that bounds them: a
+ *   socket's buf_alloc is the most guest data its txq can hold, and a
+ *   guest's sockets announce at most guest_txq_max in all; a socket
+ *   created beyond gets what is left, at least one message (max_payload,
+ *   which a datagram needs), counted in credit_cut.  So one guest's txqs
+ *   hold at most guest_txq_max plus max_payload per socket (by default
+ *   64 MiB + 1024 * 64 KiB).  At most guest_max_draining of a guest's
+ *   closed sockets drain; a CLOSE beyond resets the connection
+ *   (drain_aborts), as Linux resets orphans beyond tcp_max_orphans.  A
+ *   connect, fill, close loop therefore holds a bounded number of sockets
+ *   and bytes on the NSM.
  *
  * - The device going away (ops->detach) stops events, restores every
  *   socket's callbacks, releases every kernel socket, frees what waits for
@@ -86,11 +129,15 @@
  *                               every call on its kernel socket
  *   sk->sk_callback_lock (rw)   sk_user_data and the callbacks
  *   nsm_dev.ready_lock (spin, _bh)  the ready list
- *   nsm_dev.drain_lock (spin)   the draining list
+ *   nsm_dev.drain_lock (spin)   the draining list and drain_work's timer
+ *   nsm_guest counters (atomic) grow only under rx_lock (checked, then
+ *                               added), shrink under the socket's lock
  *   nsm_dev.out_lock (spin)     the outgoing queue
  * Order: rx_lock -> nsm_sock.lock (a listener's before its new socket's)
  * -> lock_sock -> sk_callback_lock -> ready_lock; drain_lock and out_lock
- * nest inside nsm_sock.lock and take nothing.  Socket callbacks run in
+ * nest inside nsm_sock.lock and take nothing.  drain_work takes a
+ * reference under drain_lock, drops it, then takes the socket's lock and
+ * checks the socket is still draining.  Socket callbacks run in
  * softirq context and take only sk_callback_lock (read) and ready_lock.
  * No lock is held across nk_send().
  */
@@ -116,6 +163,20 @@ static unsigned int out_limit = 4 << 20;
 module_param(out_limit, uint, 0644);
 MODULE_PARM_DESC(out_limit,
 		 "Bytes waiting for the requestq above which sockets are not read (default 4 MiB)");
+
+static unsigned int drain_timeout = 60;
+module_param(drain_timeout, uint, 0644);
+MODULE_PARM_DESC(drain_timeout,
+		 "Seconds a closed socket may take to hand its queued data to TCP before it is reset, 1..86400 (default 60)");
+
+static unsigned int guest_max_draining = 64;
+module_param(guest_max_draining, uint, 0644);
+MODULE_PARM_DESC(guest_max_draining,
+		 "Closed sockets per guest that may still drain; a CLOSE beyond resets (default 64)");
+
+/* Kernel sockets of guest N belong to uid NSM_GUEST_UID_BASE + N. */
+#define NSM_GUEST_UID_BASE	1000000000u
+#define NSM_GUEST_ID_MAX	(1u << 24)
 
 static struct dentry *nsm_debugfs_root;
 struct workqueue_struct *nsm_wq;
@@ -345,6 +406,129 @@ void nsm_sock_put(struct nsm_sock *ns)
 }
 
 /* ------------------------------------------------------------------ */
+/* Guests                                                              */
+/* ------------------------------------------------------------------ */
+
+/**
+ * nsm_guest_get() - the accounting of guest @id, created on first use
+ * @nsm: the device; rx_lock is held
+ * @id: the guest's endpoint id
+ *
+ * Return: the guest (freed at detach), or an ERR_PTR(): -EINVAL for an id
+ * that has no uid of its own, -ENOMEM.
+ */
+struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
+{
+	struct nsm_guest *g = xa_load(&nsm->guests, id);
+	kuid_t uid;
+	int err;
+
+	if (g)
+		return g;
+	uid = make_kuid(nsm->net->user_ns, NSM_GUEST_UID_BASE + id);
+	if (id >= NSM_GUEST_ID_MAX || !uid_valid(uid))
+		return ERR_PTR(-EINVAL);
+	g = kzalloc(sizeof(*g), GFP_KERNEL);
+	if (!g)
+		return ERR_PTR(-ENOMEM);
+	g->id = id;
+	g->uid = uid;
+	atomic_set(&g->socks, 0);
+	atomic_set(&g->draining, 0);
+	atomic_long_set(&g->credit, 0);
+	err = xa_err(xa_store(&nsm->guests, id, g, GFP_KERNEL));
+	if (err) {
+		kfree(g);
+		return ERR_PTR(err);
+	}
+	return g;
+}
+
+/**
+ * nsm_drain_start() - let a closed socket drain its txq, if its guest may
+ * @ns: the socket, locked, closed, out of the table; the table's reference
+ *      moves to the draining list
+ *
+ * Return: false when the guest has guest_max_draining sockets draining
+ * already: the caller resets the socket.
+ */
+bool nsm_drain_start(struct nsm_sock *ns)
+{
+	unsigned long timeo = clamp(READ_ONCE(drain_timeout), 1U, 86400U) * HZ;
+	struct nsm_dev *nsm = ns->nsm;
+
+	if (atomic_read(&ns->g->draining) >= READ_ONCE(guest_max_draining)) {
+		nsm_count(nsm, NSM_S_DRAIN_ABORTS, 1);
+		pr_info_ratelimited("guest %u: %d closed sockets draining already, socket %u reset\n",
+				    ns->guest, atomic_read(&ns->g->draining),
+				    ns->id);
+		return false;
+	}
+	atomic_inc(&ns->g->draining);
+	ns->drain_deadline = jiffies + timeo;
+	spin_lock(&nsm->drain_lock);
+	list_add_tail(&ns->drain_node, &nsm->draining);
+	if (!nsm->drain_armed ||
+	    time_before(ns->drain_deadline, nsm->drain_next)) {
+		nsm->drain_armed = true;
+		nsm->drain_next = ns->drain_deadline;
+		mod_delayed_work(nsm_wq, &nsm->drain_work, timeo);
+	}
+	spin_unlock(&nsm->drain_lock);
+	return true;
+}
+
+/* Reset the draining sockets whose time is up; requeue for the next one. */
+static void nsm_drain_work(struct work_struct *work)
+{
+	struct nsm_dev *nsm = container_of(to_delayed_work(work),
+					   struct nsm_dev, drain_work);
+	struct nsm_sock *ns, *found;
+	unsigned long next = 0;
+
+	for (;;) {
+		found = NULL;
+		spin_lock(&nsm->drain_lock);
+		nsm->drain_armed = false;
+		list_for_each_entry(ns, &nsm->draining, drain_node) {
+			if (!time_before(jiffies, ns->drain_deadline)) {
+				refcount_inc(&ns->ref);
+				found = ns;
+				break;
+			}
+			if (!nsm->drain_armed ||
+			    time_before(ns->drain_deadline, next)) {
+				nsm->drain_armed = true;
+				next = ns->drain_deadline;
+			}
+		}
+		if (!found) {
+			if (nsm->drain_armed) {
+				nsm->drain_next = next;
+				mod_delayed_work(nsm_wq, &nsm->drain_work,
+						 next - jiffies);
+			}
+			spin_unlock(&nsm->drain_lock);
+			return;
+		}
+		spin_unlock(&nsm->drain_lock);
+
+		/* Whoever holds the socket's lock may have released it. */
+		mutex_lock(&found->lock);
+		if (found->sock && !list_empty(&found->drain_node)) {
+			nsm_count(nsm, NSM_S_DRAIN_TIMEOUTS, 1);
+			pr_info_ratelimited("guest %u: socket %u still had %u bytes to hand to TCP after drain_timeout, reset\n",
+					    found->guest, found->id,
+					    found->txq_bytes);
+			nsm_sock_drained(found, true);
+		}
+		mutex_unlock(&found->lock);
+		nsm_sock_put(found);
+		cond_resched();
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* debugfs                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -362,7 +546,12 @@ static const char * const nsm_stat_names[NSM_S_NR] = {
 	[NSM_S_XMIT_FAILED]	= "xmit_failed",
 	[NSM_S_THROTTLED]	= "throttled",
 	[NSM_S_ENGINE_ERRORS]	= "engine_errors",
-	[NSM_S_SRC_FALLBACKS]	= "source_fallbacks",
+	[NSM_S_SRC_UNAVAIL]	= "source_unavailable",
+	[NSM_S_DEST_REFUSED]	= "dest_refused",
+	[NSM_S_SOCK_LIMIT]	= "guest_sock_limit",
+	[NSM_S_CREDIT_CUT]	= "credit_cut",
+	[NSM_S_DRAIN_ABORTS]	= "drain_aborts",
+	[NSM_S_DRAIN_TIMEOUTS]	= "drain_timeouts",
 };
 
 static int nsm_stats_show(struct seq_file *m, void *v)
@@ -378,6 +567,22 @@ static int nsm_stats_show(struct seq_file *m, void *v)
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(nsm_stats);
+
+static int nsm_guests_show(struct seq_file *m, void *v)
+{
+	struct nsm_dev *nsm = m->private;
+	struct nsm_guest *g;
+	unsigned long id;
+
+	seq_puts(m, "guest uid sockets draining credit\n");
+	xa_for_each(&nsm->guests, id, g)
+		seq_printf(m, "%u %u %d %d %ld\n", g->id,
+			   from_kuid_munged(&init_user_ns, g->uid),
+			   atomic_read(&g->socks), atomic_read(&g->draining),
+			   atomic_long_read(&g->credit));
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(nsm_guests);
 
 static int nsm_sockets_show(struct seq_file *m, void *v)
 {
@@ -428,8 +633,10 @@ static int nsm_attach(struct nk_dev *nd)
 	nsm->max_payload = nk_dev_max_payload(nd);
 	mutex_init(&nsm->rx_lock);
 	nk_sockid_init(&nsm->socks, U32_MAX, nsm_sock_hold);
+	xa_init(&nsm->guests);
 	spin_lock_init(&nsm->drain_lock);
 	INIT_LIST_HEAD(&nsm->draining);
+	INIT_DELAYED_WORK(&nsm->drain_work, nsm_drain_work);
 	spin_lock_init(&nsm->ready_lock);
 	INIT_LIST_HEAD(&nsm->ready);
 	INIT_WORK(&nsm->ev_work, nsm_ev_work);
@@ -445,6 +652,8 @@ static int nsm_attach(struct nk_dev *nd)
 	debugfs_create_file("stats", 0444, nsm->debugfs, nsm, &nsm_stats_fops);
 	debugfs_create_file("sockets", 0400, nsm->debugfs, nsm,
 			    &nsm_sockets_fops);
+	debugfs_create_file("guests", 0444, nsm->debugfs, nsm,
+			    &nsm_guests_fops);
 
 	nk_dev_set_priv(nd, nsm);
 
@@ -463,6 +672,7 @@ static void nsm_detach(struct nk_dev *nd)
 	struct nsm_dev *nsm = nk_dev_priv(nd);
 	struct nsm_sock *ns, *tmp;
 	struct nsm_out *out, *otmp;
+	struct nsm_guest *g;
 	LIST_HEAD(list);
 	unsigned long id;
 
@@ -493,16 +703,21 @@ static void nsm_detach(struct nk_dev *nd)
 	}
 	nk_sockid_destroy(&nsm->socks);
 
+	/* Only CLOSE, stopped, adds to the list; drain_work requeues itself. */
+	cancel_delayed_work_sync(&nsm->drain_work);
 	spin_lock(&nsm->drain_lock);
 	list_splice_init(&nsm->draining, &list);
 	spin_unlock(&nsm->drain_lock);
 	list_for_each_entry_safe(ns, tmp, &list, drain_node) {
-		list_del_init(&ns->drain_node);
+		refcount_inc(&ns->ref);
 		mutex_lock(&ns->lock);
-		nsm_sock_release(ns);
+		nsm_sock_drained(ns, false);
 		mutex_unlock(&ns->lock);
 		nsm_sock_put(ns);
 	}
+	xa_for_each(&nsm->guests, id, g)
+		kfree(g);
+	xa_destroy(&nsm->guests);
 
 	spin_lock(&nsm->out_lock);
 	nsm->out_dead = true;

@@ -37,6 +37,16 @@ module_param(buf_alloc, uint, 0644);
 MODULE_PARM_DESC(buf_alloc,
 		 "Credit each socket announces for guest data, in bytes, 4096..4194304 (default 2097152)");
 
+static unsigned int guest_max_socks = 1024;
+module_param(guest_max_socks, uint, 0644);
+MODULE_PARM_DESC(guest_max_socks,
+		 "Kernel sockets per guest, draining ones included; SOCKET and ACCEPT beyond answer -ENFILE (default 1024)");
+
+static unsigned long guest_txq_max = 64 << 20;
+module_param(guest_txq_max, ulong, 0644);
+MODULE_PARM_DESC(guest_txq_max,
+		 "Credit for guest data all sockets of one guest may announce, in bytes; beyond, new sockets get one message's worth (default 64 MiB)");
+
 #define NSM_MIN_BUF_ALLOC	4096
 
 /* One request being served. */
@@ -155,10 +165,24 @@ static const struct nk_addr *nsm_src_default(struct nsm_sock *ns)
 }
 
 /*
- * Bind to the guest's source address @src with @port.  An address the NSM
- * does not have is replaced by the wildcard, or left to the kernel's
- * implicit bind when @port is 0.
+ * A bind the guest has no address for: of that family (@ss NULL), or one
+ * not configured on this NSM.  Never the wildcard instead: that would be
+ * the NSM's own addresses, and other guests'.
  */
+static int nsm_src_unavail(struct nsm_sock *ns,
+			   const struct sockaddr_storage *ss, int err)
+{
+	nsm_count(ns->nsm, NSM_S_SRC_UNAVAIL, 1);
+	if (ss)
+		pr_info_ratelimited("guest %u: source address %pISc is not configured on this NSM: socket %u refused\n",
+				    ns->guest, ss, ns->id);
+	else
+		pr_info_ratelimited("guest %u: no source address of that family for socket %u\n",
+				    ns->guest, ns->id);
+	return err;
+}
+
+/* Bind to the guest's source address @src with @port (0: any). */
 static int nsm_bind_src(struct nsm_sock *ns, const struct nk_addr *src,
 			__be16 port)
 {
@@ -170,18 +194,28 @@ static int nsm_bind_src(struct nsm_sock *ns, const struct nk_addr *src,
 	len = nk_addr_to_sockaddr(&a, &ss, ns->family);
 	if (len < 0)
 		return -EADDRNOTAVAIL;
-	if (!nsm_addr_is_local(ns->nsm->net, src)) {
-		nsm_count(ns->nsm, NSM_S_SRC_FALLBACKS, 1);
-		pr_info_once("guest %u: source address %pISc is not configured on this NSM; its sockets use the NSM's own\n",
-			     ns->guest, &ss);
-		if (!port)
-			return 0;
-		memset(&a, 0, sizeof(a));
-		a.family = cpu_to_le16(ns->family);
-		a.port = port;
-		len = nk_addr_to_sockaddr(&a, &ss, ns->family);
-	}
+	if (!nsm_addr_is_local(ns->nsm->net, src))
+		return nsm_src_unavail(ns, &ss, -EADDRNOTAVAIL);
 	return kernel_bind(ns->sock, (struct sockaddr *)&ss, len);
+}
+
+/* Give @sock to @ns's guest: SO_REUSEPORT only joins sockets of one uid. */
+static void nsm_sock_own(struct nsm_sock *ns, struct socket *sock)
+{
+	SOCK_INODE(sock)->i_uid = ns->g->uid;
+	sock->sk->sk_uid = ns->g->uid;
+}
+
+/* A kernel socket for @ns, of @family, owned by its guest. */
+static int nsm_sock_create(struct nsm_sock *ns, int family, int proto,
+			   struct socket **res)
+{
+	int err;
+
+	err = sock_create_kern(ns->nsm->net, family, ns->type, proto, res);
+	if (!err)
+		nsm_sock_own(ns, *res);
+	return err;
 }
 
 static int nsm_setsockopt(struct socket *sock, int level, int name,
@@ -214,7 +248,7 @@ static int nsm_bind6(struct nsm_sock *ns)
 	if (ns->family != AF_INET6 || !ns->bound_any || sk->sk_ipv6only ||
 	    ns->sock6 || !src6 || !nsm_addr_is_local(ns->nsm->net, src6))
 		return 0;
-	/* Bound to the wildcard itself (fallback): it hears both already. */
+	/* Bound to the IPv6 address itself (no IPv4 one): nothing to add. */
 	if (!ipv6_addr_v4mapped(&sk->sk_v6_rcv_saddr))
 		return 0;
 
@@ -223,9 +257,9 @@ static int nsm_bind6(struct nsm_sock *ns)
 	len = nk_addr_to_sockaddr(&a, &ss, AF_INET6);
 	if (len < 0)
 		return -EADDRNOTAVAIL;
-	err = sock_create_kern(ns->nsm->net, AF_INET6, ns->type,
-			       ns->type == SOCK_STREAM ? IPPROTO_TCP :
-							 IPPROTO_UDP, &sock);
+	err = nsm_sock_create(ns, AF_INET6,
+			      ns->type == SOCK_STREAM ? IPPROTO_TCP :
+							IPPROTO_UDP, &sock);
 	if (err)
 		return err;
 	err = ip6_sock_set_v6only(sock->sk);
@@ -260,7 +294,8 @@ static int nsm_autobind(struct nsm_sock *ns, const struct nk_addr *peer)
 		return 0;
 	src = peer ? nsm_src(ns, nsm_addr_v4(peer, &a4)) : nsm_src_default(ns);
 	if (!src)
-		return peer ? -ENETUNREACH : -EADDRNOTAVAIL;
+		return nsm_src_unavail(ns, NULL,
+				       peer ? -ENETUNREACH : -EADDRNOTAVAIL);
 	err = nsm_bind_src(ns, src, 0);
 	if (err)
 		return err;
@@ -269,14 +304,47 @@ static int nsm_autobind(struct nsm_sock *ns, const struct nk_addr *peer)
 	return ns->type == SOCK_DGRAM ? nsm_bind6(ns) : 0;
 }
 
-/* Destinations a guest may not reach through the NSM. */
+/*
+ * Whether @na is link-local: 169.254.0.0/16, or an IPv6 address that
+ * needs a scope id (fe80::/10, link- and interface-local multicast),
+ * whatever scope id the guest chose.  Those links are the NSM's.
+ */
+static bool nsm_addr_is_link(const struct nk_addr *na)
+{
+	struct in6_addr a6;
+	__be32 a4;
+
+	if (nsm_addr_v4(na, &a4))
+		return ipv4_is_linklocal_169(a4);
+	memcpy(&a6, na->addr, sizeof(a6));
+	return __ipv6_addr_needs_scope_id(ipv6_addr_type(&a6));
+}
+
+/* Whether @na is an IPv4 broadcast address of the NSM's (or the limited one). */
+static bool nsm_addr_is_bcast(struct net *net, const struct nk_addr *na)
+{
+	__be32 a4;
+
+	return nsm_addr_v4(na, &a4) &&
+	       inet_addr_type(net, a4) == RTN_BROADCAST;
+}
+
+/* Destinations a guest may not reach through the NSM (see nsm_main.c). */
 static int nsm_dest_check(struct nsm_sock *ns, const struct nk_addr *na)
 {
-	if (nk_addr_is_loopback(na) || nsm_addr_is_any(na))
-		return -ENETUNREACH;
-	if (nsm_addr_is_local(ns->nsm->net, na))
-		return -EADDRNOTAVAIL;
-	return 0;
+	struct net *net = ns->nsm->net;
+	int err = 0;
+
+	if (nk_addr_is_loopback(na) || nsm_addr_is_any(na) ||
+	    nsm_addr_is_link(na))
+		err = -ENETUNREACH;
+	else if (nsm_addr_is_bcast(net, na))
+		err = -EACCES;
+	else if (nsm_addr_is_local(net, na))
+		err = -EADDRNOTAVAIL;
+	if (err)
+		nsm_count(ns->nsm, NSM_S_DEST_REFUSED, 1);
+	return err;
 }
 
 /* The nk_addr payload of BIND and CONNECT, of the socket's own family. */
@@ -298,7 +366,8 @@ static int nsm_req_addr(struct nsm_req *rq, struct nsm_sock *ns,
 /* ------------------------------------------------------------------ */
 
 static struct nsm_sock *nsm_sock_alloc(struct nsm_dev *nsm, u32 id,
-				       u32 guest, int family, int type)
+				       struct nsm_guest *g, int family,
+				       int type)
 {
 	struct nsm_sock *ns;
 
@@ -307,7 +376,8 @@ static struct nsm_sock *nsm_sock_alloc(struct nsm_dev *nsm, u32 id,
 		return NULL;
 	ns->nsm = nsm;
 	ns->id = id;
-	ns->guest = guest;
+	ns->guest = g->id;
+	ns->g = g;
 	ns->family = family;
 	ns->type = type;
 	refcount_set(&ns->ref, 1);
@@ -318,6 +388,43 @@ static struct nsm_sock *nsm_sock_alloc(struct nsm_dev *nsm, u32 id,
 	ns->rx.buf_alloc = clamp_t(u32, READ_ONCE(buf_alloc),
 				   NSM_MIN_BUF_ALLOC, NK_CREDIT_MAX);
 	return ns;
+}
+
+/* Whether @g may have one more kernel socket; a refusal is counted. */
+static int nsm_guest_sock_check(struct nsm_dev *nsm, struct nsm_guest *g)
+{
+	if (atomic_read(&g->socks) < READ_ONCE(guest_max_socks))
+		return 0;
+	nsm_count(nsm, NSM_S_SOCK_LIMIT, 1);
+	pr_info_ratelimited("guest %u: %d sockets, guest_max_socks reached\n",
+			    g->id, atomic_read(&g->socks));
+	return -ENFILE;
+}
+
+/*
+ * Count a new socket, about to be published, to its guest, and choose its
+ * credit within the guest's guest_txq_max: at least one message
+ * (max_payload: a datagram must fit, and a stream keeps a usable window),
+ * so the guest's txqs hold at most guest_txq_max plus max_payload per
+ * socket.  Undone in nsm_sock_release().  Called under rx_lock, which
+ * serialises the growth.
+ */
+static void nsm_guest_charge(struct nsm_sock *ns)
+{
+	long room = (long)READ_ONCE(guest_txq_max) -
+		    atomic_long_read(&ns->g->credit);
+
+	if (room < (long)ns->rx.buf_alloc) {
+		ns->rx.buf_alloc = clamp_t(long, room,
+					   min(ns->nsm->max_payload,
+					       ns->rx.buf_alloc),
+					   ns->rx.buf_alloc);
+		nsm_count(ns->nsm, NSM_S_CREDIT_CUT, 1);
+	}
+	atomic_long_add(ns->rx.buf_alloc, &ns->g->credit);
+	atomic_inc(&ns->g->socks);
+	atomic_inc(&ns->nsm->nsocks);
+	nsm_count(ns->nsm, NSM_S_SOCKETS_OPENED, 1);
 }
 
 /* Record the credit the guest announced in @hdr for @ns. */
@@ -345,6 +452,7 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 	u64 proto = nsm_arg(rq, 2), a3 = nsm_arg(rq, 3);
 	const struct nk_addr *na = rq->payload;
 	struct nsm_dev *nsm = rq->nsm;
+	struct nsm_guest *g;
 	struct nk_addr *src;
 	struct nsm_sock *ns;
 	u32 flags = lower_32_bits(a3);
@@ -363,12 +471,19 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		return nsm_invalid(rq, "bad NK_SOCK_* flags");
 	if (rq->len % sizeof(*na) || rq->len > 2 * sizeof(*na))
 		return nsm_invalid(rq, "bad source address list");
+	g = nsm_guest_get(nsm, upper_32_bits(a3));
+	if (IS_ERR(g))
+		return PTR_ERR(g) == -EINVAL ? nsm_invalid(rq, "bad guest id") :
+					       PTR_ERR(g);
+	err = nsm_guest_sock_check(nsm, g);
+	if (err)
+		return err;
 	/* Taken now, so that nothing can fail once the socket exists. */
 	err = nk_sockid_reserve(&nsm->socks, rq->id, GFP_KERNEL);
 	if (err)
 		return err;
 
-	ns = nsm_sock_alloc(nsm, rq->id, upper_32_bits(a3), family, type);
+	ns = nsm_sock_alloc(nsm, rq->id, g, family, type);
 	if (!ns) {
 		err = -ENOMEM;
 		goto err_unreserve;
@@ -384,7 +499,7 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		src->port = 0;
 	}
 
-	err = sock_create_kern(nsm->net, family, type, proto, &ns->sock);
+	err = nsm_sock_create(ns, family, proto, &ns->sock);
 	if (err)
 		goto err_free;
 	if (flags & NK_SOCK_V6ONLY)
@@ -399,10 +514,9 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 	if (err)
 		goto err_release;
 
+	nsm_guest_charge(ns);
 	nk_sockid_publish(&nsm->socks, rq->id, ns);
 	nsm_take_credit(ns, rq->hdr);
-	atomic_inc(&nsm->nsocks);
-	nsm_count(nsm, NSM_S_SOCKETS_OPENED, 1);
 	rp->attach = ns;
 	return 0;
 
@@ -442,25 +556,13 @@ static int nsm_op_bind(struct nsm_req *rq, struct nsm_sock *ns,
 		src = nsm_src_default(ns);
 	else
 		src = nsm_src(ns, v4);
-	if (src && (any || nsm_addr_same(&na, src))) {
+	if (src && (any || nsm_addr_same(&na, src)))
 		err = nsm_bind_src(ns, src, na.port);
-	} else if (any && ns->family == AF_INET6 && ns->sock->sk->sk_ipv6only) {
-		/*
-		 * An IPV6_V6ONLY wildcard of a guest with no IPv6 address:
-		 * the NSM's own addresses, as for a source address the NSM
-		 * does not have (nsm_bind_src()).
-		 */
-		struct sockaddr_in6 sin6 = {
-			.sin6_family = AF_INET6,
-			.sin6_port = na.port,
-		};
-
-		nsm_count(ns->nsm, NSM_S_SRC_FALLBACKS, 1);
-		err = kernel_bind(ns->sock, (struct sockaddr *)&sin6,
-				  sizeof(sin6));
-	} else {
+	else if (any)
+		/* E.g. an IPV6_V6ONLY wildcard of a guest with no IPv6 address. */
+		err = nsm_src_unavail(ns, NULL, -EADDRNOTAVAIL);
+	else
 		return -EADDRNOTAVAIL;
-	}
 	if (err)
 		return err;
 	ns->bound = true;
@@ -516,6 +618,9 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 		return nsm_invalid(rq, "bad flags or payload");
 	if (!ns->listening)
 		return -EINVAL;
+	err = nsm_guest_sock_check(nsm, ns->g);
+	if (err)
+		return err;
 	/*
 	 * Reserve and allocate first: a connection taken from the queue is
 	 * never lost.
@@ -523,7 +628,7 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 	err = nk_sockid_reserve(&nsm->socks, nid, GFP_KERNEL);
 	if (err)
 		return err;
-	nns = nsm_sock_alloc(nsm, nid, ns->guest, ns->family, ns->type);
+	nns = nsm_sock_alloc(nsm, nid, ns->g, ns->family, ns->type);
 	if (!nns) {
 		err = -ENOMEM;
 		goto err_unreserve;
@@ -538,14 +643,14 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 		goto err_free;
 
 	nns->sock = newsock;
+	nsm_sock_own(nns, newsock);
+	nsm_guest_charge(nns);
 	nk_sockid_publish(&nsm->socks, nid, nns);
 	nns->src4 = ns->src4;
 	nns->src6 = ns->src6;
 	nns->bound = true;
 	nns->connected = true;
 	nsm_take_credit(nns, rq->hdr);
-	atomic_inc(&nsm->nsocks);
-	nsm_count(nsm, NSM_S_SOCKETS_OPENED, 1);
 
 	/* The peer may already be gone: the socket is still accepted. */
 	memset(&rp->u.addr, 0, sizeof(rp->u.addr));
@@ -711,11 +816,12 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
 	abort = sock_flag(sk, SOCK_LINGER) && !READ_ONCE(sk->sk_lingertime);
 	if (ns->type == SOCK_STREAM && !list_empty(&ns->txq) && !abort) {
 		/* The table's reference moves to the draining list. */
-		spin_lock(&nsm->drain_lock);
-		list_add_tail(&ns->drain_node, &nsm->draining);
-		spin_unlock(&nsm->drain_lock);
-		nsm_sock_kick(ns);
-		return 0;
+		if (nsm_drain_start(ns)) {
+			nsm_sock_kick(ns);
+			return 0;
+		}
+		/* Too many draining already: reset, as TCP does an orphan. */
+		sock_no_linger(sk);
 	}
 	nsm_sock_release(ns);
 	/* The table's reference; nsm_request() holds one of its own. */

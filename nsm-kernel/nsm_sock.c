@@ -644,20 +644,31 @@ void nsm_sock_release(struct nsm_sock *ns)
 	ns->sock = NULL;
 	ns->dgram_peer = NULL;
 	sock_release(sock);
+	atomic_long_sub(ns->rx.buf_alloc, &ns->g->credit);
+	atomic_dec(&ns->g->socks);
 	atomic_dec(&ns->nsm->nsocks);
 	nsm_count(ns->nsm, NSM_S_SOCKETS_CLOSED, 1);
 }
 
-/* A closed socket drained its txq (or failed): release it for good. */
-static void nsm_sock_drained(struct nsm_sock *ns)
+/**
+ * nsm_sock_drained() - release a draining socket for good
+ * @ns: the socket, locked, on nsm_dev.draining (or a list detach took it
+ *      to); the list's reference is dropped, the caller must hold another
+ * @reset: reset the connection (drain_timeout): what is unsent is lost
+ *
+ * Called when it drained its txq or failed, or its time is up.
+ */
+void nsm_sock_drained(struct nsm_sock *ns, bool reset)
 {
 	struct nsm_dev *nsm = ns->nsm;
 
+	if (reset && ns->sock)
+		sock_no_linger(ns->sock->sk);
 	nsm_sock_release(ns);
 	spin_lock(&nsm->drain_lock);
 	list_del_init(&ns->drain_node);
 	spin_unlock(&nsm->drain_lock);
-	/* The draining list's reference; ev_work still holds another. */
+	atomic_dec(&ns->g->draining);
 	nsm_sock_put(ns);
 }
 
@@ -677,7 +688,7 @@ static bool nsm_sock_process(struct nsm_sock *ns)
 		nsm_sock_flush(ns);
 	if (ns->closed) {
 		if (list_empty(&ns->txq))
-			nsm_sock_drained(ns);
+			nsm_sock_drained(ns, false);
 		goto out;
 	}
 	if (ns->connecting)

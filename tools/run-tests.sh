@@ -21,10 +21,11 @@ declare -A suite_cmd=(
 	[qemu-smoke]="$top/tools/lab/qemu-smoke.sh"
 	[kselftest]="$top/selftests/netkernel/run-vm.sh"
 	[resilience]="$top/selftests/netkernel/resilience.sh"
+	[tenancy]="$top/selftests/netkernel/tenancy.sh"
 	[bench-smoke]="$top/tools/bench/bench.sh --smoke"
 	[fuzz]="$top/selftests/fuzz/run.sh -t 15"
 )
-order=(build kernel-build kunit fuzz hostengine qemu-smoke kselftest resilience bench-smoke)
+order=(build kernel-build kunit fuzz hostengine qemu-smoke kselftest tenancy resilience bench-smoke)
 [ $# -gt 0 ] && order=("$@")
 
 passed=0

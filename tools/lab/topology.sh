@@ -25,7 +25,8 @@
 # IPv6 as well, in fd00::/64 with the same last digits: the world fd00::1
 # (nodad), the NSM fd00::2/64 and fd00::11/128 for vm1 (address6 in the
 # engine's configuration), the baseline guests fd00::3, fd00::22, ...
-# (topo_vm_ip6).
+# (topo_vm_ip6).  TOPO_NO_ADDR6="vm2 ...": guests with no IPv6 address at
+# all (no address6 in the engine, none on the NSM).
 #
 # Every VM boots Debian's kernel (TOPO_KVER, default the newest 6.1) with
 # the same vCPUs and memory (TOPO_SMP, TOPO_MEM) and one initramfs
@@ -74,6 +75,7 @@ TOPO_HTTPD_PID=
 TOPO_NSM_MODARGS=${TOPO_NSM_MODARGS:-}	# nsm_kernel.ko parameters, a=1,b=2
 TOPO_GUEST_MODARGS=${TOPO_GUEST_MODARGS:-}	# af_netkernel.ko parameters, a=1,b=2
 TOPO_ENGINE_OPTS=${TOPO_ENGINE_OPTS:-}	# more [engine] settings, "idle_polls=4096 poll=busy"
+TOPO_NO_ADDR6=${TOPO_NO_ADDR6:-}	# guests without an IPv6 address, "vm2 vm3"
 TOPO_INITRD=
 TOPO_INITRD_ARGS=()	# extra mkinitramfs.sh arguments (--add, --bin); curl,
 			# a dynamically linked Debian program, is always in,
@@ -115,6 +117,10 @@ topo_vm_ip() {
 	vm*) topo_guest_ip "$1" ;;
 	*) lab_die "topo_vm_ip: no VM $1" ;;
 	esac
+}
+
+_topo_has_addr6() {	# VM: 0 unless VM is in TOPO_NO_ADDR6
+	[[ " $TOPO_NO_ADDR6 " != *" $1 "* ]]
 }
 
 _topo_step() {	# LOG CMD...: run CMD, output to LOG; on failure show LOG's end
@@ -220,7 +226,8 @@ _topo_nsm_start() {
 	local addrs vm
 	addrs=$TOPO_NSM_IP/24,$(topo_vm_ip6 "$TOPO_NSM")/64
 	for vm in "${TOPO_GUESTS[@]}"; do
-		addrs+=,$(topo_guest_ip "$vm")/32,$(topo_vm_ip6 "$vm")/128
+		addrs+=,$(topo_guest_ip "$vm")/32
+		! _topo_has_addr6 "$vm" || addrs+=,$(topo_vm_ip6 "$vm")/128
 	done
 	lab_vm_start "$TOPO_NSM" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
 		--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent ${TOPO_NK_RECONNECT:+--nk-reconnect} \
@@ -367,8 +374,11 @@ topo_up() {
 		socket = nsm0.sock
 		EOF
 		for vm in "${TOPO_GUESTS[@]}"; do
-			printf '\n[guest:%s]\nsocket = %s.sock\nnsm = nsm0\naddress = %s\naddress6 = %s\n' \
-				"$vm" "$vm" "$(topo_guest_ip "$vm")" "$(topo_vm_ip6 "$vm")"
+			printf '\n[guest:%s]\nsocket = %s.sock\nnsm = nsm0\naddress = %s\n' \
+				"$vm" "$vm" "$(topo_guest_ip "$vm")"
+			if _topo_has_addr6 "$vm"; then
+				printf 'address6 = %s\n' "$(topo_vm_ip6 "$vm")"
+			fi
 		done
 	} >"$TOPO_RUN/engine.ini"
 	cp "$TOPO_RUN/engine.ini" "$LAB_LOG_DIR/engine.ini"

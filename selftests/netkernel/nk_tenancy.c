@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nk_tenancy: the socket calls of tenancy.sh, one static binary for the
+ * world, the NSM and the guests.  Each command makes its calls and prints
+ * one line with what they returned (errno names, counts); the script
+ * decides what is right, so this program does not know what it tests.
+ *
+ *   nk_tenancy bind ADDR PORT [v6only] [reuseport] [hold SECS]
+ *       A TCP socket bound to ADDR:PORT (and listening, if held): "ok" or
+ *       the errno name.  With hold, it stays open SECS seconds.
+ *   nk_tenancy connect ADDR PORT
+ *       A TCP connect (5 s at most): "ok" or the errno name.
+ *   nk_tenancy sendto ADDR PORT [broadcast]
+ *       One UDP datagram: "ok" or the errno name, of sendto() or else of
+ *       the error the socket reports within 2 s (see pending_error()).
+ *       ADDR may carry a numeric %scope.
+ *   nk_tenancy socks N
+ *       Opens up to N TCP sockets: "opened K FIRST-ERRNO|none".
+ *   nk_tenancy sink PORT
+ *       Accepts TCP connections on PORT (IPv4) and never reads them (a
+ *       tiny receive buffer: the peers see a zero window).  Until killed.
+ *   nk_tenancy fill ADDR PORT N
+ *       N times: connect, write without blocking until the socket takes
+ *       nothing for 500 ms, close.  Prints "fill N connected K bytes B
+ *       errors E" (E: connects and writes that failed otherwise).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char *ename(int e)
+{
+	return e ? strerrorname_np(e) ?: "?" : "ok";
+}
+
+/* ADDR[%scope] and PORT into @ss; the family is ADDR's. */
+static socklen_t parse_addr(const char *addr, const char *port,
+			    struct sockaddr_storage *ss)
+{
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	char buf[INET6_ADDRSTRLEN + 16];
+	char *pct;
+
+	memset(ss, 0, sizeof(*ss));
+	snprintf(buf, sizeof(buf), "%s", addr);
+	pct = strchr(buf, '%');
+	if (pct)
+		*pct++ = 0;
+	if (inet_pton(AF_INET, buf, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(atoi(port));
+		return sizeof(*s4);
+	}
+	if (inet_pton(AF_INET6, buf, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(atoi(port));
+		s6->sin6_scope_id = pct ? atoi(pct) : 0;
+		return sizeof(*s6);
+	}
+	fprintf(stderr, "nk_tenancy: bad address %s\n", addr);
+	exit(2);
+}
+
+static int setopt(int fd, int level, int name)
+{
+	int one = 1;
+
+	return setsockopt(fd, level, name, &one, sizeof(one)) ? errno : 0;
+}
+
+static int cmd_bind(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = parse_addr(argv[0], argv[1], &ss);
+	int fd, err = 0, hold = 0, i;
+
+	fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (fd < 0)
+		err = errno;
+	for (i = 2; i < argc && !err; i++) {
+		if (!strcmp(argv[i], "v6only"))
+			err = setopt(fd, IPPROTO_IPV6, IPV6_V6ONLY);
+		else if (!strcmp(argv[i], "reuseport"))
+			err = setopt(fd, SOL_SOCKET, SO_REUSEPORT);
+		else if (!strcmp(argv[i], "hold") && i + 1 < argc)
+			hold = atoi(argv[++i]);
+	}
+	if (!err && bind(fd, (struct sockaddr *)&ss, len))
+		err = errno;
+	if (!err && hold && listen(fd, 8))
+		err = errno;
+	printf("%s\n", ename(err));
+	fflush(stdout);
+	if (!err && hold)
+		sleep(hold);
+	return 0;
+}
+
+static int cmd_connect(char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = parse_addr(argv[0], argv[1], &ss);
+	struct timeval tv = { .tv_sec = 5 };
+	int fd, err = 0;
+
+	fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (fd < 0)
+		err = errno;
+	if (!err)
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (!err && connect(fd, (struct sockaddr *)&ss, len))
+		err = errno;
+	printf("%s\n", ename(err));
+	return 0;
+}
+
+/*
+ * The error a datagram that was sent raised later: NetKernel reports a
+ * SEND the NSM refused as the socket's pending error (POLLERR).  Waits
+ * 2 s for it.
+ */
+static int pending_error(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = 0 };
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (poll(&p, 1, 2000) > 0 && (p.revents & POLLERR) &&
+	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		err = errno;
+	return err;
+}
+
+static int cmd_sendto(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = parse_addr(argv[0], argv[1], &ss);
+	int fd, err = 0;
+
+	fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+	if (fd < 0)
+		err = errno;
+	if (!err && argc > 2 && !strcmp(argv[2], "broadcast"))
+		err = setopt(fd, SOL_SOCKET, SO_BROADCAST);
+	if (!err && sendto(fd, "nk", 2, 0, (struct sockaddr *)&ss, len) < 0)
+		err = errno;
+	if (!err)
+		err = pending_error(fd);
+	printf("%s\n", ename(err));
+	return 0;
+}
+
+static int cmd_socks(char **argv)
+{
+	int n = atoi(argv[0]), k, err = 0;
+
+	for (k = 0; k < n; k++) {
+		if (socket(AF_INET, SOCK_STREAM, 0) < 0) {
+			err = errno;
+			break;
+		}
+	}
+	printf("opened %d %s\n", k, err ? ename(err) : "none");
+	return 0;
+}
+
+static int cmd_sink(char **argv)
+{
+	struct sockaddr_in sin = {
+		.sin_family = AF_INET,
+		.sin_port = htons(atoi(argv[0])),
+	};
+	int fd, small = 4096;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	setopt(fd, SOL_SOCKET, SO_REUSEADDR);
+	/* Inherited by the accepted sockets: the window closes at once. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) ||
+	    listen(fd, 128)) {
+		perror("nk_tenancy sink");
+		return 1;
+	}
+	for (;;) {
+		/* Kept open, never read. */
+		if (accept(fd, NULL, NULL) < 0 && errno != EINTR &&
+		    errno != ECONNABORTED) {
+			perror("nk_tenancy sink: accept");
+			sleep(1);
+		}
+	}
+}
+
+static int cmd_fill(char **argv)
+{
+	static char buf[65536];
+	struct sockaddr_storage ss;
+	socklen_t len = parse_addr(argv[0], argv[1], &ss);
+	int n = atoi(argv[2]), i, fd, connected = 0, errors = 0;
+	long long bytes = 0;
+	struct pollfd p;
+	ssize_t r;
+
+	memset(buf, 'x', sizeof(buf));
+	for (i = 0; i < n; i++) {
+		fd = socket(ss.ss_family, SOCK_STREAM, 0);
+		if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len)) {
+			fprintf(stderr, "fill %d: %s\n", i, ename(errno));
+			errors++;
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		connected++;
+		fcntl(fd, F_SETFL, O_NONBLOCK);
+		for (;;) {
+			r = write(fd, buf, sizeof(buf));
+			if (r > 0) {
+				bytes += r;
+				continue;
+			}
+			if (r < 0 && errno != EAGAIN) {
+				fprintf(stderr, "fill %d: write: %s\n", i,
+					ename(errno));
+				errors++;
+				break;
+			}
+			p.fd = fd;
+			p.events = POLLOUT;
+			if (poll(&p, 1, 500) <= 0)
+				break;
+		}
+		close(fd);
+	}
+	printf("fill %d connected %d bytes %lld errors %d\n", n, connected,
+	       bytes, errors);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "";
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (!strcmp(cmd, "bind") && argc >= 4)
+		return cmd_bind(argc - 2, argv + 2);
+	if (!strcmp(cmd, "connect") && argc == 4)
+		return cmd_connect(argv + 2);
+	if (!strcmp(cmd, "sendto") && argc >= 4)
+		return cmd_sendto(argc - 2, argv + 2);
+	if (!strcmp(cmd, "socks") && argc == 3)
+		return cmd_socks(argv + 2);
+	if (!strcmp(cmd, "sink") && argc == 3)
+		return cmd_sink(argv + 2);
+	if (!strcmp(cmd, "fill") && argc == 5)
+		return cmd_fill(argv + 2);
+	fprintf(stderr, "usage: see the comment at the top of nk_tenancy.c\n");
+	return 2;
+}
