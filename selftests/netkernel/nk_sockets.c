@@ -1897,6 +1897,53 @@ static void ipv6_tcp(void)
 	xclose(fd);
 }
 
+/*
+ * listen() again on a listening dual-stack [::] socket, with the same and
+ * with another backlog, changes only the backlog: IPv4 (v4-mapped) and
+ * IPv6 connections are accepted after it and carry data both ways.
+ */
+static void ipv6_listen_twice(void)
+{
+	struct sockaddr_in6 s6, want;
+	struct sockaddr_in sin;
+	char msg[32];
+	uint16_t port = 0;
+	int lfd, fd, i;
+
+	ipv6_agree();
+	if (!cur->client) {
+		lfd = v6_listener(0, &port);
+		CHECK_OK(listen(lfd, 8), "listen again, the same backlog");
+		CHECK_OK(listen(lfd, 32), "listen again, another backlog");
+		ctl_send("PORT %u", port);
+		for (i = 0; i < 2; i++) {
+			fd = accept_wait(lfd, &s6);
+			CHECK(IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) == !i,
+			      "connection %d from %s: expected %s", i, addr_str(&s6),
+			      i ? "IPv6" : "v4-mapped IPv4");
+			snprintf(msg, sizeof(msg), "twice %d", i);
+			recv_str(fd, msg);
+			send_str(fd, msg);
+			expect_eof(fd);
+			xclose(fd);
+		}
+		xclose(lfd);
+		return;
+	}
+	port = ctl_recv_long("PORT");
+	sin = peer_port(port);
+	want = cur->peer6;
+	want.sin6_port = htons(port);
+	for (i = 0; i < 2; i++) {
+		fd = i ? tcp_connect(&want) : tcp_connect(&sin);
+		snprintf(msg, sizeof(msg), "twice %d", i);
+		send_str(fd, msg);
+		recv_str(fd, msg);
+		CHECK_OK(shutdown(fd, SHUT_WR), "shutdown");
+		xclose(fd);
+	}
+}
+
 static void ipv6_udp(void)
 {
 	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
@@ -2140,6 +2187,7 @@ static const struct test_case cases[] = {
 	CASE_P("ipv6_v6only.passive", ipv6_v6only, ipv6_v6only),
 	CASE("ipv6_tcp", ipv6_tcp, ipv6_tcp),
 	CASE("ipv6_udp", ipv6_udp, ipv6_udp),
+	CASE("ipv6_listen_twice", ipv6_listen_twice, ipv6_listen_twice),
 	CASE("signal_eintr", sig_eintr_client, sig_eintr_server),
 	CASE("fork_dup_shared", fork_dup_client, fork_dup_server),
 	CASE("loopback", loopback, loopback),
