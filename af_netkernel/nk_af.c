@@ -28,6 +28,10 @@
  *   module-wide budget autotune_total lasts: the engine resets sockets of
  *   a guest for which it holds more than its pending_limit, so what all
  *   windows together promise must stay near what the guest takes in.
+ *   A stream skb carries the sequence number of its first byte, and
+ *   readers the next one to read (nks->rx_seq; MSG_PEEK a sequence number
+ *   of its own, as TCP's peek_seq), never a pointer to an skb across a
+ *   sleep: another reader may free it meanwhile.
  *
  * - Sending is bounded by the NSM's credit; a SEND is never answered unless
  *   it fails, and a failure reaches the socket as an asynchronous error.
@@ -1332,38 +1336,78 @@ out:
 }
 
 /*
- * A stream skb's read offset: recvmsg() consumed the bytes before it.  (An
- * skb may be an eventq buffer lent by the transport, whose data is in a
+ * A stream skb's place in the stream: the sequence number (rx.rx_cnt when
+ * it was queued) of its first byte.  Readers take bytes off the queue up
+ * to nks->rx_seq; an skb whose bytes are all read is unlinked.  (An skb
+ * may be an eventq buffer lent by the transport, whose data is in a
  * fragment, so it is not pulled.)
  */
 struct nk_skb_cb {
-	u32 off;
+	u32 seq;
 };
 
 #define NK_SKB_CB(skb)	((struct nk_skb_cb *)(skb)->cb)
 
-/* The next skb to read: after @skb when peeking, else the head. */
-static struct sk_buff *nk_rxq_next(struct sock *sk, struct sk_buff *skb)
+/*
+ * The queued skb that holds stream byte @seq, with @seq's offset in it and
+ * its length at the time, or NULL when that byte has not arrived.  The
+ * skb stays queued while the caller holds lock_sock: only readers unlink.
+ */
+static struct sk_buff *nk_rxq_find(struct sock *sk, u32 seq, u32 *off,
+				   u32 *len)
 {
 	struct sk_buff_head *q = &sk->sk_receive_queue;
+	struct sk_buff *skb, *found = NULL;
 	unsigned long flags;
 
 	spin_lock_irqsave(&q->lock, flags);
-	skb = skb ? skb_peek_next(skb, q) : skb_peek(q);
+	skb_queue_walk(q, skb) {
+		if (seq - NK_SKB_CB(skb)->seq < skb->len) {
+			*off = seq - NK_SKB_CB(skb)->seq;
+			*len = skb->len;
+			found = skb;
+			break;
+		}
+	}
 	spin_unlock_irqrestore(&q->lock, flags);
-	return skb;
+	return found;
 }
 
+/*
+ * Readers took the bytes of @skb before nks->rx_seq: free it if that is
+ * all of them (nk_ev_data() may have added to it meanwhile).
+ */
+static void nk_rxq_read(struct nk_sock *nks, struct sk_buff *skb)
+{
+	struct sk_buff_head *q = &nks->sk.sk_receive_queue;
+	unsigned long flags;
+	bool done;
+
+	spin_lock_irqsave(&q->lock, flags);
+	done = nks->rx_seq - NK_SKB_CB(skb)->seq == skb->len;
+	if (done)
+		__skb_unlink(skb, q);
+	spin_unlock_irqrestore(&q->lock, flags);
+	if (done)
+		consume_skb(skb);
+}
+
+/*
+ * MSG_PEEK reads from peek_seq, a sequence number, as TCP does: the queue
+ * may change while the reader sleeps (sk_wait_event() releases the socket
+ * lock), and when another reader took bytes meanwhile, peeking goes on
+ * from what is left.
+ */
 static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 			     size_t len, int flags)
 {
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 	struct sock *sk = sock->sk;
 	struct nk_sock *nks = nk_sk(sk);
-	struct sk_buff *skb = NULL, *peeked = NULL;
+	struct sk_buff *skb = NULL;
 	bool peek = flags & MSG_PEEK;
 	size_t copied = 0;
-	u32 consumed = 0, rx_seen, off;
+	u32 consumed = 0, rx_seen, off, skb_len, peek_seq, *seq;
 	int target, err = 0;
 	long timeo;
 	u32 chunk;
@@ -1379,28 +1423,24 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 	}
 	target = sock_rcvlowat(sk, flags & MSG_WAITALL, len);
 	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	peek_seq = nks->rx_seq;
+	seq = peek ? &peek_seq : &nks->rx_seq;
 
 	while (copied < len) {
 		rx_seen = READ_ONCE(nks->rx.rx_cnt);
-		skb = nk_rxq_next(sk, peek ? peeked : NULL);
+		skb = nk_rxq_find(sk, *seq, &off, &skb_len);
 		if (skb) {
-			off = NK_SKB_CB(skb)->off;
-			chunk = min_t(size_t, skb->len - off, len - copied);
+			chunk = min_t(size_t, skb_len - off, len - copied);
 			if (!(flags & MSG_TRUNC) &&
 			    skb_copy_datagram_msg(skb, off, msg, chunk)) {
 				err = -EFAULT;
 				break;
 			}
 			copied += chunk;
-			if (peek) {
-				peeked = skb;
-			} else if (off + chunk == skb->len) {
-				skb_unlink(skb, &sk->sk_receive_queue);
-				consume_skb(skb);
+			*seq += chunk;
+			if (!peek) {
 				consumed += chunk;
-			} else {
-				NK_SKB_CB(skb)->off += chunk;
-				consumed += chunk;
+				nk_rxq_read(nks, skb);
 			}
 			continue;
 		}
@@ -1437,6 +1477,9 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 			      READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN ||
 			      READ_ONCE(sk->sk_state) == TCP_CLOSE, &wait);
 		remove_wait_queue(sk_sleep(sk), &wait);
+		/* Another reader took bytes while we slept. */
+		if (peek && peek_seq - copied != nks->rx_seq)
+			peek_seq = nks->rx_seq;
 	}
 	nk_sock_credit_consumed(nks, consumed, skb ? 0 : NK_RX_DRAINED);
 out:
@@ -1714,6 +1757,8 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 		kfree_skb(skb);
 		return;
 	}
+	if (skb && !addr)
+		NK_SKB_CB(skb)->seq = nks->rx.rx_cnt;
 	err = skb ? nk_credit_rx_accept(&nks->rx, len) : -ENOMEM;
 	if (!err) {
 		nks->bytes_rcvd += len;

@@ -14,6 +14,9 @@
 #   baseline guest: server side
 #   console clean: <vm>            no WARN, BUG, oops, hung task, lockdep
 #                                  report on any VM's console or kernel log
+#                                  (the NetKernel guest boots with SLUB
+#                                  debugging of skbs: a use after free shows
+#                                  as a poison or redzone BUG report)
 #   hostengine stopped cleanly     exit 0 on SIGTERM
 #
 # Each suite run's own KTAP is printed indented, as a subtest of its test
@@ -22,6 +25,8 @@
 # usage: selftests/netkernel/run-vm.sh
 # Environment: NK_SUITE_TIMEOUT (seconds per suite run, default 300),
 # NK_SOCKETS (a prebuilt static nk_sockets: no make),
+# NK_SUITE_ARGS (more client options, e.g. "--run tcp_msg_peek"),
+# TOPO_GUEST_APPEND (default slub_debug=FZP,skbuff_head_cache),
 # TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/lab).
 # Logs: build/lab/kselftest/ (consoles, dmesg, agent logs, engine, servers).
 # Scripts for the guests in single quotes are expanded by the guest.
@@ -32,6 +37,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../tools/lab/lib.sh
 . "$top/tools/lab/lib.sh"
+# SLUB debugging of skbs in the NetKernel guest: a freed skb is poisoned
+# (set before topology.sh, which keeps it; empty: none).
+TOPO_GUEST_APPEND=${TOPO_GUEST_APPEND-slub_debug=FZP,skbuff_head_cache}
 # shellcheck source-path=SCRIPTDIR source=../../tools/lab/topology.sh
 . "$top/tools/lab/topology.sh"
 
@@ -49,7 +57,7 @@ suite_server() {	# BIN LISTEN-ADDR
 	printf '%s server --bind %s' "$1" "$2"
 }
 suite_client() {	# BIN SERVER-ADDR SERVER-ADDR6
-	printf '%s client --server %s --server6 %s' "$1" "$2" "$3"
+	printf '%s client --server %s --server6 %s%s' "$1" "$2" "$3" "${NK_SUITE_ARGS:+ $NK_SUITE_ARGS}"
 }
 suite_port=${NK_SUITE_PORT:-7000}	# its control port, to wait for
 
