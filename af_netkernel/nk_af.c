@@ -28,6 +28,14 @@
  *   module-wide budget autotune_total lasts: the engine resets sockets of
  *   a guest for which it holds more than its pending_limit, so what all
  *   windows together promise must stay near what the guest takes in.
+ *
+ * - Credit bounds bytes, not memory, so every queued skb is charged to the
+ *   socket by its truesize (sk_rmem_alloc), as the kernel's own sockets
+ *   are.  A datagram socket holds its rcvbuf's worth: a datagram arriving
+ *   beyond it is dropped and counted (sk_drops: SO_RXQ_OVFL and
+ *   /proc/net/netkernel report it), and its bytes count as consumed.  A
+ *   stream is never dropped: small segments are copied into the tail skb
+ *   (nk_rxq_append()), so memory stays near the bytes the credit allows.
  *   A stream skb carries the sequence number of its first byte, and
  *   readers the next one to read (nks->rx_seq; MSG_PEEK a sequence number
  *   of its own, as TCP's peek_seq), never a pointer to an skb across a
@@ -1635,6 +1643,8 @@ static int nk_dgram_recvmsg(struct socket *sock, struct msghdr *msg,
 			msg->msg_namelen = namelen;
 		}
 	}
+	if (!err)
+		sock_recv_cmsgs(msg, sk, skb);	/* SO_RXQ_OVFL: the drops */
 	if (!err && flags & MSG_TRUNC)
 		copied = skb->len;
 	if (!(flags & MSG_PEEK))
@@ -1717,6 +1727,53 @@ static const struct net_proto_family nk_family = {
 /* Events from the NSM                                                 */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Stream data smaller than this is copied into an skb of this size, which
+ * later small data fills (nk_rxq_append()): an skb per segment of a few
+ * bytes would cost hundreds of bytes of memory per byte of credit.
+ */
+#define NK_RX_SMALL	SKB_WITH_OVERHEAD(2048)
+
+/*
+ * A datagram socket's queue holds its receive buffer's worth: the next
+ * datagram is dropped, as UDP drops it (the memory, not the credit, is the
+ * bound: an empty datagram costs no credit).
+ */
+static bool nk_rxq_full(const struct sock *sk)
+{
+	return atomic_read(&sk->sk_rmem_alloc) > READ_ONCE(sk->sk_rcvbuf);
+}
+
+/*
+ * Copy @len bytes of stream data (less than NK_RX_SMALL: the copy is made
+ * with the queue lock held) into the last skb queued when it has room;
+ * false when it has not (or the socket takes no data: the caller drops it).
+ * Takes nks->lock.
+ */
+static bool nk_rxq_append(struct nk_sock *nks, const void *data, u32 len)
+{
+	struct sk_buff_head *q = &nks->sk.sk_receive_queue;
+	struct sk_buff *tail;
+	unsigned long flags;
+	bool done = false;
+
+	spin_lock(&nks->lock);
+	if (nks->reset || READ_ONCE(nks->sk.sk_shutdown) & RCV_SHUTDOWN)
+		goto out;
+	spin_lock_irqsave(&q->lock, flags);
+	tail = skb_peek_tail(q);
+	if (tail && !skb_is_nonlinear(tail) && skb_tailroom(tail) >= len &&
+	    !nk_credit_rx_accept(&nks->rx, len)) {
+		skb_put_data(tail, data, len);
+		nks->bytes_rcvd += len;
+		done = true;
+	}
+	spin_unlock_irqrestore(&q->lock, flags);
+out:
+	spin_unlock(&nks->lock);
+	return done;
+}
+
 static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 		       const void *payload)
 {
@@ -1741,10 +1798,20 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 	if (!len && nk_is_stream(sk))
 		return;
 
-	/* Bulk stream data keeps its eventq buffer; the rest is copied. */
+	/*
+	 * Bulk stream data keeps its eventq buffer; the rest is copied, small
+	 * stream data into the last skb queued when it has room (only small:
+	 * the copy is made under the queue lock).
+	 */
 	skb = addr ? NULL : nk_rx_skb(nks->nd, payload, len);
+	if (!skb && !addr && len < NK_RX_SMALL &&
+	    nk_rxq_append(nks, payload, len)) {
+		sk->sk_data_ready(sk);
+		return;
+	}
 	if (!skb) {
-		skb = alloc_skb(len, GFP_KERNEL);
+		skb = alloc_skb(addr ? len : max_t(u32, len, NK_RX_SMALL),
+				GFP_KERNEL);
 		if (skb)
 			skb_put_data(skb, payload, len);
 	}
@@ -1760,8 +1827,18 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 	if (skb && !addr)
 		NK_SKB_CB(skb)->seq = nks->rx.rx_cnt;
 	err = skb ? nk_credit_rx_accept(&nks->rx, len) : -ENOMEM;
+	if (!err && addr && nk_rxq_full(sk)) {
+		/* As UDP: dropped, counted, and its credit is free again. */
+		atomic_inc(&sk->sk_drops);
+		nks->rx.fwd_cnt += len;
+		spin_unlock(&nks->lock);
+		kfree_skb(skb);
+		return;
+	}
 	if (!err) {
 		nks->bytes_rcvd += len;
+		skb_set_owner_r(skb, sk);
+		sock_skb_set_dropcount(sk, skb);
 		skb_queue_tail(&sk->sk_receive_queue, skb);
 	}
 	spin_unlock(&nks->lock);
