@@ -29,6 +29,18 @@
  *   a guest for which it holds more than its pending_limit, so what all
  *   windows together promise must stay near what the guest takes in.
  *
+ * - Credit bounds bytes, not memory, so every queued skb is charged to the
+ *   socket by its truesize (sk_rmem_alloc), as the kernel's own sockets
+ *   are.  A datagram socket holds its rcvbuf's worth: a datagram arriving
+ *   beyond it is dropped and counted (sk_drops: SO_RXQ_OVFL and
+ *   /proc/net/netkernel report it), and its bytes count as consumed.  A
+ *   stream is never dropped: small segments are copied into the tail skb
+ *   (nk_rxq_append()), so memory stays near the bytes the credit allows.
+ *   A stream skb carries the sequence number of its first byte, and
+ *   readers the next one to read (nks->rx_seq; MSG_PEEK a sequence number
+ *   of its own, as TCP's peek_seq), never a pointer to an skb across a
+ *   sleep: another reader may free it meanwhile.
+ *
  * - Sending is bounded by the NSM's credit; a SEND is never answered unless
  *   it fails, and a failure reaches the socket as an asynchronous error.
  *
@@ -1350,38 +1362,78 @@ out:
 }
 
 /*
- * A stream skb's read offset: recvmsg() consumed the bytes before it.  (An
- * skb may be an eventq buffer lent by the transport, whose data is in a
+ * A stream skb's place in the stream: the sequence number (rx.rx_cnt when
+ * it was queued) of its first byte.  Readers take bytes off the queue up
+ * to nks->rx_seq; an skb whose bytes are all read is unlinked.  (An skb
+ * may be an eventq buffer lent by the transport, whose data is in a
  * fragment, so it is not pulled.)
  */
 struct nk_skb_cb {
-	u32 off;
+	u32 seq;
 };
 
 #define NK_SKB_CB(skb)	((struct nk_skb_cb *)(skb)->cb)
 
-/* The next skb to read: after @skb when peeking, else the head. */
-static struct sk_buff *nk_rxq_next(struct sock *sk, struct sk_buff *skb)
+/*
+ * The queued skb that holds stream byte @seq, with @seq's offset in it and
+ * its length at the time, or NULL when that byte has not arrived.  The
+ * skb stays queued while the caller holds lock_sock: only readers unlink.
+ */
+static struct sk_buff *nk_rxq_find(struct sock *sk, u32 seq, u32 *off,
+				   u32 *len)
 {
 	struct sk_buff_head *q = &sk->sk_receive_queue;
+	struct sk_buff *skb, *found = NULL;
 	unsigned long flags;
 
 	spin_lock_irqsave(&q->lock, flags);
-	skb = skb ? skb_peek_next(skb, q) : skb_peek(q);
+	skb_queue_walk(q, skb) {
+		if (seq - NK_SKB_CB(skb)->seq < skb->len) {
+			*off = seq - NK_SKB_CB(skb)->seq;
+			*len = skb->len;
+			found = skb;
+			break;
+		}
+	}
 	spin_unlock_irqrestore(&q->lock, flags);
-	return skb;
+	return found;
 }
 
+/*
+ * Readers took the bytes of @skb before nks->rx_seq: free it if that is
+ * all of them (nk_ev_data() may have added to it meanwhile).
+ */
+static void nk_rxq_read(struct nk_sock *nks, struct sk_buff *skb)
+{
+	struct sk_buff_head *q = &nks->sk.sk_receive_queue;
+	unsigned long flags;
+	bool done;
+
+	spin_lock_irqsave(&q->lock, flags);
+	done = nks->rx_seq - NK_SKB_CB(skb)->seq == skb->len;
+	if (done)
+		__skb_unlink(skb, q);
+	spin_unlock_irqrestore(&q->lock, flags);
+	if (done)
+		consume_skb(skb);
+}
+
+/*
+ * MSG_PEEK reads from peek_seq, a sequence number, as TCP does: the queue
+ * may change while the reader sleeps (sk_wait_event() releases the socket
+ * lock), and when another reader took bytes meanwhile, peeking goes on
+ * from what is left.
+ */
 static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 			     size_t len, int flags)
 {
 	DEFINE_WAIT_FUNC(wait, woken_wake_function);
 	struct sock *sk = sock->sk;
 	struct nk_sock *nks = nk_sk(sk);
-	struct sk_buff *skb = NULL, *peeked = NULL;
+	struct sk_buff *skb = NULL;
 	bool peek = flags & MSG_PEEK;
 	size_t copied = 0;
-	u32 consumed = 0, rx_seen, off;
+	u32 consumed = 0, rx_seen, off, skb_len, peek_seq, *seq;
 	int target, err = 0;
 	long timeo;
 	u32 chunk;
@@ -1397,28 +1449,24 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 	}
 	target = sock_rcvlowat(sk, flags & MSG_WAITALL, len);
 	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	peek_seq = nks->rx_seq;
+	seq = peek ? &peek_seq : &nks->rx_seq;
 
 	while (copied < len) {
 		rx_seen = READ_ONCE(nks->rx.rx_cnt);
-		skb = nk_rxq_next(sk, peek ? peeked : NULL);
+		skb = nk_rxq_find(sk, *seq, &off, &skb_len);
 		if (skb) {
-			off = NK_SKB_CB(skb)->off;
-			chunk = min_t(size_t, skb->len - off, len - copied);
+			chunk = min_t(size_t, skb_len - off, len - copied);
 			if (!(flags & MSG_TRUNC) &&
 			    skb_copy_datagram_msg(skb, off, msg, chunk)) {
 				err = -EFAULT;
 				break;
 			}
 			copied += chunk;
-			if (peek) {
-				peeked = skb;
-			} else if (off + chunk == skb->len) {
-				skb_unlink(skb, &sk->sk_receive_queue);
-				consume_skb(skb);
+			*seq += chunk;
+			if (!peek) {
 				consumed += chunk;
-			} else {
-				NK_SKB_CB(skb)->off += chunk;
-				consumed += chunk;
+				nk_rxq_read(nks, skb);
 			}
 			continue;
 		}
@@ -1455,6 +1503,9 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 			      READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN ||
 			      READ_ONCE(sk->sk_state) == TCP_CLOSE, &wait);
 		remove_wait_queue(sk_sleep(sk), &wait);
+		/* Another reader took bytes while we slept. */
+		if (peek && peek_seq - copied != nks->rx_seq)
+			peek_seq = nks->rx_seq;
 	}
 	nk_sock_credit_consumed(nks, consumed, skb ? 0 : NK_RX_DRAINED);
 out:
@@ -1614,6 +1665,8 @@ static int nk_dgram_recvmsg(struct socket *sock, struct msghdr *msg,
 			msg->msg_namelen = namelen;
 		}
 	}
+	if (!err)
+		sock_recv_cmsgs(msg, sk, skb);	/* SO_RXQ_OVFL: the drops */
 	if (!err && flags & MSG_TRUNC)
 		copied = skb->len;
 	if (!(flags & MSG_PEEK))
@@ -1700,6 +1753,53 @@ static const struct net_proto_family nk_family = {
 /* Events from the NSM                                                 */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Stream data smaller than this is copied into an skb of this size, which
+ * later small data fills (nk_rxq_append()): an skb per segment of a few
+ * bytes would cost hundreds of bytes of memory per byte of credit.
+ */
+#define NK_RX_SMALL	SKB_WITH_OVERHEAD(2048)
+
+/*
+ * A datagram socket's queue holds its receive buffer's worth: the next
+ * datagram is dropped, as UDP drops it (the memory, not the credit, is the
+ * bound: an empty datagram costs no credit).
+ */
+static bool nk_rxq_full(const struct sock *sk)
+{
+	return atomic_read(&sk->sk_rmem_alloc) > READ_ONCE(sk->sk_rcvbuf);
+}
+
+/*
+ * Copy @len bytes of stream data (less than NK_RX_SMALL: the copy is made
+ * with the queue lock held) into the last skb queued when it has room;
+ * false when it has not (or the socket takes no data: the caller drops it).
+ * Takes nks->lock.
+ */
+static bool nk_rxq_append(struct nk_sock *nks, const void *data, u32 len)
+{
+	struct sk_buff_head *q = &nks->sk.sk_receive_queue;
+	struct sk_buff *tail;
+	unsigned long flags;
+	bool done = false;
+
+	spin_lock(&nks->lock);
+	if (nks->reset || READ_ONCE(nks->sk.sk_shutdown) & RCV_SHUTDOWN)
+		goto out;
+	spin_lock_irqsave(&q->lock, flags);
+	tail = skb_peek_tail(q);
+	if (tail && !skb_is_nonlinear(tail) && skb_tailroom(tail) >= len &&
+	    !nk_credit_rx_accept(&nks->rx, len)) {
+		skb_put_data(tail, data, len);
+		nks->bytes_rcvd += len;
+		done = true;
+	}
+	spin_unlock_irqrestore(&q->lock, flags);
+out:
+	spin_unlock(&nks->lock);
+	return done;
+}
+
 static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 		       const void *payload)
 {
@@ -1724,10 +1824,20 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 	if (!len && nk_is_stream(sk))
 		return;
 
-	/* Bulk stream data keeps its eventq buffer; the rest is copied. */
+	/*
+	 * Bulk stream data keeps its eventq buffer; the rest is copied, small
+	 * stream data into the last skb queued when it has room (only small:
+	 * the copy is made under the queue lock).
+	 */
 	skb = addr ? NULL : nk_rx_skb(nks->nd, payload, len);
+	if (!skb && !addr && len < NK_RX_SMALL &&
+	    nk_rxq_append(nks, payload, len)) {
+		sk->sk_data_ready(sk);
+		return;
+	}
 	if (!skb) {
-		skb = alloc_skb(len, GFP_KERNEL);
+		skb = alloc_skb(addr ? len : max_t(u32, len, NK_RX_SMALL),
+				GFP_KERNEL);
 		if (skb)
 			skb_put_data(skb, payload, len);
 	}
@@ -1740,9 +1850,21 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 		kfree_skb(skb);
 		return;
 	}
+	if (skb && !addr)
+		NK_SKB_CB(skb)->seq = nks->rx.rx_cnt;
 	err = skb ? nk_credit_rx_accept(&nks->rx, len) : -ENOMEM;
+	if (!err && addr && nk_rxq_full(sk)) {
+		/* As UDP: dropped, counted, and its credit is free again. */
+		atomic_inc(&sk->sk_drops);
+		nks->rx.fwd_cnt += len;
+		spin_unlock(&nks->lock);
+		kfree_skb(skb);
+		return;
+	}
 	if (!err) {
 		nks->bytes_rcvd += len;
+		skb_set_owner_r(skb, sk);
+		sock_skb_set_dropcount(sk, skb);
 		skb_queue_tail(&sk->sk_receive_queue, skb);
 	}
 	spin_unlock(&nks->lock);

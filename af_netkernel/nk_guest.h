@@ -42,6 +42,8 @@ struct nk_sol_opts {
  * @local: cached local address (family 0 while unknown)
  * @peer: remote address of a connected socket (family 0 while unknown)
  * @sol_sent: SOL_SOCKET options as the NSM has them
+ * @rx_seq: a stream socket's sequence number (see rx.rx_cnt) of the next
+ *          byte to read; readers move it, under lock_sock
  * @lock: protects the fields below and sk_state/sk_shutdown transitions,
  *        shared with the event handlers
  * @tx: credit of the guest-to-world direction
@@ -63,6 +65,7 @@ struct nk_sock {
 	struct nk_addr local;
 	struct nk_addr peer;
 	struct nk_sol_opts sol_sent;
+	u32 rx_seq;
 
 	spinlock_t lock;
 	struct nk_credit_tx tx;

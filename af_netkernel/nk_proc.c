@@ -4,13 +4,16 @@
  * network namespace, in the spirit of /proc/net/tcp:
  *
  *   id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd \
- *   rx_cnt buf_alloc fwd_cnt
+ *   rx_cnt buf_alloc fwd_cnt rmem drops
  *
  * st is the TCP state number as in /proc/net/tcp (01 established,
  * 02 syn-sent, 07 close, 0A listen); a reset socket shows "R" after it.
  * tx_cnt, peer_buf and peer_fwd are the guest-to-world credit (bytes sent,
  * and the NSM's last buf_alloc and fwd_cnt); rx_cnt, buf_alloc and fwd_cnt
  * the world-to-guest one (bytes received, and what this guest announced).
+ * rmem is the memory the receive queue holds (sk_rmem_alloc: the skbs'
+ * truesize, bounded by the receive buffer), drops the datagrams dropped
+ * because it was full (sk_drops, as /proc/net/udp's drops).
  * An address not known yet shows as "*".
  *
  * Locking: the nk_socks lock from start to stop (sockets in the table stay
@@ -78,7 +81,7 @@ static int nk_proc_show(struct seq_file *seq, void *v)
 	struct sock *sk;
 
 	if (v == SEQ_START_TOKEN) {
-		seq_puts(seq, "id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd rx_cnt buf_alloc fwd_cnt\n");
+		seq_puts(seq, "id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd rx_cnt buf_alloc fwd_cnt rmem drops\n");
 		return 0;
 	}
 	sk = &nks->sk;
@@ -89,10 +92,11 @@ static int nk_proc_show(struct seq_file *seq, void *v)
 		   nks->reset ? "R" : "");
 	nk_proc_addr(seq, &nks->local);
 	nk_proc_addr(seq, &nks->peer);
-	seq_printf(seq, " %llu %llu %u %u %u %u %u %u\n",
+	seq_printf(seq, " %llu %llu %u %u %u %u %u %u %d %d\n",
 		   nks->bytes_sent, nks->bytes_rcvd, nks->tx.tx_cnt,
 		   nks->tx.peer_buf_alloc, nks->tx.peer_fwd_cnt,
-		   nks->rx.rx_cnt, nks->rx.buf_alloc, nks->rx.fwd_cnt);
+		   nks->rx.rx_cnt, nks->rx.buf_alloc, nks->rx.fwd_cnt,
+		   sk_rmem_alloc_get(sk), atomic_read(&sk->sk_drops));
 	spin_unlock(&nks->lock);
 	return 0;
 }

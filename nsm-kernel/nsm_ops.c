@@ -575,6 +575,7 @@ static int nsm_op_listen(struct nsm_req *rq, struct nsm_sock *ns,
 {
 	int somaxconn = READ_ONCE(ns->nsm->net->core.sysctl_somaxconn);
 	u64 backlog = nsm_arg(rq, 0);
+	bool fresh6;
 	int err;
 
 	if (rq->len)
@@ -587,11 +588,18 @@ static int nsm_op_listen(struct nsm_req *rq, struct nsm_sock *ns,
 		err = kernel_listen(ns->sock, backlog);
 	if (!err)
 		err = nsm_bind6(ns);
+	/*
+	 * LISTEN again (a new backlog) finds ns->sock6 listening with our
+	 * callbacks on it already (ns->sk6): installing them a second time
+	 * would save ours as the ones to chain to, and nsm_data_ready()
+	 * would call itself without end.
+	 */
 	if (!err && ns->sock6) {
+		fresh6 = !ns->sk6;
 		err = kernel_listen(ns->sock6, backlog);
-		if (!err)
+		if (fresh6 && !err)
 			nsm_sock_set_callbacks6(ns);
-		else
+		else if (fresh6)
 			nsm_sock_release6(ns);
 	}
 	if (err)

@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -732,6 +733,137 @@ static void tcp_waitall_server(void)
 	for (i = 0; i < 4; i++) {
 		CHECK_RET(ps_send(fd, &ps, 1000, MSG_NOSIGNAL), 1000, "send");
 		sleep_ms(100);
+	}
+	xclose(fd);
+}
+
+/*
+ * MSG_PEEK racing another reader: a thread blocks in recv(MSG_PEEK |
+ * MSG_WAITALL) after peeking a first chunk, the main thread recv()s that
+ * chunk meanwhile, then a second chunk arrives.  As in TCP, the peek goes
+ * on from what is left (the second chunk), so the peeking thread returns
+ * both chunks, which equal what the main thread reads.  Both directions,
+ * many rounds.
+ */
+#define PEEK_RACE_CHUNK		1000
+#define PEEK_RACE_ROUNDS	100
+
+struct peek_racer {
+	int fd;
+	pid_t tid;
+	ssize_t ret;
+	int err;
+	uint8_t buf[2 * PEEK_RACE_CHUNK];
+};
+
+static void *peek_racer_run(void *arg)
+{
+	struct peek_racer *pr = arg;
+
+	__atomic_store_n(&pr->tid, gettid(), __ATOMIC_RELEASE);
+	pr->ret = recv(pr->fd, pr->buf, sizeof(pr->buf), MSG_PEEK | MSG_WAITALL);
+	pr->err = errno;
+	return NULL;
+}
+
+/* The scheduler state of thread @tid ('S': sleeping) from /proc. */
+static char thread_state(pid_t tid)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	fd = open(path, O_RDONLY);
+	CHECK_OK(fd, path);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	CHECK(n > 0, "read %s", path);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	CHECK(p && p[1] == ' ', "%s: cannot parse \"%s\"", path, buf);
+	return p[2];
+}
+
+static void peek_race_recv(int fd)
+{
+	uint8_t got[2 * PEEK_RACE_CHUNK];
+	struct peek_racer pr = { .fd = fd };
+	struct timeval tv = { .tv_sec = io_timeout_ms / 1000,
+			      .tv_usec = io_timeout_ms % 1000 * 1000 };
+	struct pstream ps;
+	long long end;
+	pthread_t th;
+	int round;
+
+	/* A peek that never returns fails the round instead of the alarm. */
+	CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), "SO_RCVTIMEO");
+	ps_init(&ps, 41);
+	for (round = 0; round < PEEK_RACE_ROUNDS; round++) {
+		ctl_send("CHUNK");
+		step = "wait for the first chunk";
+		end = now_ms() + io_timeout_ms;
+		while (ioctl_int(fd, FIONREAD, "FIONREAD") < PEEK_RACE_CHUNK) {
+			CHECK(now_ms() < end, "round %d: the first chunk did not arrive", round);
+			sleep_ms(1);
+		}
+		pr.tid = 0;
+		CHECK(!pthread_create(&th, NULL, peek_racer_run, &pr), "pthread_create");
+		step = "wait for the peek to block";
+		end = now_ms() + io_timeout_ms;
+		while (!__atomic_load_n(&pr.tid, __ATOMIC_ACQUIRE) || thread_state(pr.tid) != 'S') {
+			CHECK(now_ms() < end, "round %d: the peeking thread does not sleep", round);
+			sleep_ms(1);
+		}
+		step = "recv the peeked chunk";
+		CHECK_RET(recv(fd, got, PEEK_RACE_CHUNK, MSG_DONTWAIT), PEEK_RACE_CHUNK,
+			  "recv while another thread peeks");
+		ctl_send("CHUNK");
+		step = "join the peeking thread";
+		CHECK(!pthread_join(th, NULL), "pthread_join");
+		errno = pr.err;
+		CHECK(pr.ret == (ssize_t)sizeof(pr.buf),
+		      "round %d: recv(MSG_PEEK | MSG_WAITALL) returned %zd (%m), expected %zu",
+		      round, pr.ret, sizeof(pr.buf));
+		step = "recv the second chunk";
+		CHECK_RET(recv(fd, got + PEEK_RACE_CHUNK, PEEK_RACE_CHUNK, MSG_WAITALL),
+			  PEEK_RACE_CHUNK, "recv the second chunk");
+		ps_check(&ps, got, sizeof(got));
+		CHECK(!memcmp(pr.buf, got, sizeof(got)),
+		      "round %d: the peeked bytes differ from the bytes received", round);
+	}
+	ctl_send("END");
+}
+
+static void peek_race_send(int fd)
+{
+	char line[CTL_LINE_MAX];
+	struct pstream ps;
+
+	CHECK_OK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int)),
+		 "TCP_NODELAY");
+	ps_init(&ps, 41);
+	for (;;) {
+		ctl_recv(line, sizeof(line));
+		if (!strcmp(line, "END"))
+			break;
+		CHECK(!strcmp(line, "CHUNK"), "control channel: \"%s\"", line);
+		CHECK_RET(ps_send(fd, &ps, PEEK_RACE_CHUNK, MSG_NOSIGNAL), PEEK_RACE_CHUNK,
+			  "send a chunk");
+	}
+}
+
+static void tcp_peek_race(void)
+{
+	int fd = pair_open();
+
+	/* The client peeks first, then the server. */
+	if (cur->client) {
+		peek_race_recv(fd);
+		peek_race_send(fd);
+	} else {
+		peek_race_send(fd);
+		peek_race_recv(fd);
 	}
 	xclose(fd);
 }
@@ -1904,6 +2036,53 @@ static void ipv6_tcp(void)
 	xclose(fd);
 }
 
+/*
+ * listen() again on a listening dual-stack [::] socket, with the same and
+ * with another backlog, changes only the backlog: IPv4 (v4-mapped) and
+ * IPv6 connections are accepted after it and carry data both ways.
+ */
+static void ipv6_listen_twice(void)
+{
+	struct sockaddr_in6 s6, want;
+	struct sockaddr_in sin;
+	char msg[32];
+	uint16_t port = 0;
+	int lfd, fd, i;
+
+	ipv6_agree();
+	if (!cur->client) {
+		lfd = v6_listener(0, &port);
+		CHECK_OK(listen(lfd, 8), "listen again, the same backlog");
+		CHECK_OK(listen(lfd, 32), "listen again, another backlog");
+		ctl_send("PORT %u", port);
+		for (i = 0; i < 2; i++) {
+			fd = accept_wait(lfd, &s6);
+			CHECK(IN6_IS_ADDR_V4MAPPED(&s6.sin6_addr) == !i,
+			      "connection %d from %s: expected %s", i, addr_str(&s6),
+			      i ? "IPv6" : "v4-mapped IPv4");
+			snprintf(msg, sizeof(msg), "twice %d", i);
+			recv_str(fd, msg);
+			send_str(fd, msg);
+			expect_eof(fd);
+			xclose(fd);
+		}
+		xclose(lfd);
+		return;
+	}
+	port = ctl_recv_long("PORT");
+	sin = peer_port(port);
+	want = cur->peer6;
+	want.sin6_port = htons(port);
+	for (i = 0; i < 2; i++) {
+		fd = i ? tcp_connect(&want) : tcp_connect(&sin);
+		snprintf(msg, sizeof(msg), "twice %d", i);
+		send_str(fd, msg);
+		recv_str(fd, msg);
+		CHECK_OK(shutdown(fd, SHUT_WR), "shutdown");
+		xclose(fd);
+	}
+}
+
 static void ipv6_udp(void)
 {
 	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
@@ -2490,6 +2669,7 @@ static const struct test_case cases[] = {
 	CASE("tcp_msg_dontwait", tcp_dontwait_client, tcp_dontwait_server),
 	CASE("tcp_msg_peek", tcp_peek_client, tcp_peek_server),
 	CASE("tcp_msg_waitall", tcp_waitall_client, tcp_waitall_server),
+	CASE_T("tcp_msg_peek_race", tcp_peek_race, tcp_peek_race, 120),
 	CASE("tcp_iovec", tcp_iovec, tcp_iovec),
 	CASE("tcp_shutdown_wr.active", tcp_shut_wr_client, tcp_shut_wr_server),
 	CASE_P("tcp_shutdown_wr.passive", tcp_shut_wr_client, tcp_shut_wr_server),
@@ -2523,6 +2703,7 @@ static const struct test_case cases[] = {
 	CASE_P("ipv6_v6only.passive", ipv6_v6only, ipv6_v6only),
 	CASE("ipv6_tcp", ipv6_tcp, ipv6_tcp),
 	CASE("ipv6_udp", ipv6_udp, ipv6_udp),
+	CASE("ipv6_listen_twice", ipv6_listen_twice, ipv6_listen_twice),
 	CASE("signal_eintr", sig_eintr_client, sig_eintr_server),
 	CASE("fork_dup_shared", fork_dup_client, fork_dup_server),
 	CASE("loopback", loopback, loopback),

@@ -12,8 +12,13 @@
 #   netkernel guest: server side   nk_sockets server in vm1, client in the world
 #   baseline guest: client side    the same, unchanged, in the baseline guest
 #   baseline guest: server side
+#   adversarial: ...               floods from the world (adversarial.sh),
+#                                  against the NetKernel and the baseline guest
 #   console clean: <vm>            no WARN, BUG, oops, hung task, lockdep
 #                                  report on any VM's console or kernel log
+#                                  (the NetKernel guest boots with SLUB
+#                                  debugging of skbs: a use after free shows
+#                                  as a poison or redzone BUG report)
 #   hostengine stopped cleanly     exit 0 on SIGTERM
 #
 # Each suite run's own KTAP is printed indented, as a subtest of its test
@@ -21,7 +26,11 @@
 #
 # usage: selftests/netkernel/run-vm.sh
 # Environment: NK_SUITE_TIMEOUT (seconds per suite run, default 300),
-# NK_SOCKETS (a prebuilt static nk_sockets: no make),
+# NK_SOCKETS (a prebuilt static nk_sockets: no make; nk_flood beside it),
+# NK_SUITE_ARGS (more client options, e.g. "--run tcp_msg_peek"),
+# NK_FLOOD_COUNT, NK_FLOOD_SEGS, NK_FLOOD_SECS (the adversarial floods'
+# bounds: datagrams, TCP segments, seconds),
+# TOPO_GUEST_APPEND (default slub_debug=FZP,skbuff_head_cache),
 # TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/lab).
 # Logs: build/lab/kselftest/ (consoles, dmesg, agent logs, engine, servers).
 # Scripts for the guests in single quotes are expanded by the guest.
@@ -32,13 +41,20 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=../../tools/lab/lib.sh
 . "$top/tools/lab/lib.sh"
+# SLUB debugging of skbs in the NetKernel guest: a freed skb is poisoned
+# (set before topology.sh, which keeps it; empty: none).
+TOPO_GUEST_APPEND=${TOPO_GUEST_APPEND-slub_debug=FZP,skbuff_head_cache}
 # shellcheck source-path=SCRIPTDIR source=../../tools/lab/topology.sh
 . "$top/tools/lab/topology.sh"
+# shellcheck source-path=SCRIPTDIR source=adversarial.sh
+. "$here/adversarial.sh"
 
 logdir=$top/build/lab/kselftest
 suite_timeout=${NK_SUITE_TIMEOUT:-300}
 suite_bin=${NK_SOCKETS:-$here/nk_sockets}	# built by make -C selftests/netkernel
 guest_bin=/usr/bin/nk_sockets		# where the initramfs has it
+flood_bin=$(dirname "$suite_bin")/nk_flood	# adversarial.sh's traffic
+guest_flood=/usr/bin/nk_flood
 
 # ----------------------------------------------- the suite's command line
 # (selftests/netkernel/README): a server that serves client runs until it
@@ -49,7 +65,7 @@ suite_server() {	# BIN LISTEN-ADDR
 	printf '%s server --bind %s' "$1" "$2"
 }
 suite_client() {	# BIN SERVER-ADDR SERVER-ADDR6
-	printf '%s client --server %s --server6 %s' "$1" "$2" "$3"
+	printf '%s client --server %s --server6 %s%s' "$1" "$2" "$3" "${NK_SUITE_ARGS:+ $NK_SUITE_ARGS}"
 }
 suite_port=${NK_SUITE_PORT:-7000}	# its control port, to wait for
 
@@ -59,7 +75,7 @@ t_start=$SECONDS
 
 # ------------------------------------------------------------ KTAP output
 
-lab_ktap_begin 8
+lab_ktap_begin $((8 + ADV_CASES))
 
 finish() {
 	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
@@ -93,12 +109,14 @@ if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.
 	lab_fail_rest "prerequisite failed: nk_sockets does not build"
 	finish
 fi
-if [[ ! -x $suite_bin ]] || ldd "$suite_bin" >/dev/null 2>&1; then
-	lab_diag "$suite_bin: missing or not a static binary"
-	lab_fail_rest "prerequisite failed: no static nk_sockets"
-	finish
-fi
-TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin")
+for bin in "$suite_bin" "$flood_bin"; do
+	if [[ ! -x $bin ]] || ldd "$bin" >/dev/null 2>&1; then
+		lab_diag "$bin: missing or not a static binary"
+		lab_fail_rest "prerequisite failed: no static $(basename "$bin")"
+		finish
+	fi
+done
+TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$flood_bin:$guest_flood")
 if ! topo_build 2>"$logdir/build.err"; then
 	sed 's/^/# /' "$logdir/build.err"
 	lab_fail_rest "prerequisite failed: the lab does not build"
@@ -179,6 +197,7 @@ client_side netkernel vm1
 server_side netkernel vm1
 client_side baseline base
 server_side baseline base
+adv_run
 
 lab_diag "engine counters after the runs:"
 topo_nkctl stats 2>&1 | sed 's/^/#   /' || true

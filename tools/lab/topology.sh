@@ -74,6 +74,7 @@ TOPO_ENGINE_PID=
 TOPO_HTTPD_PID=
 TOPO_NSM_MODARGS=${TOPO_NSM_MODARGS:-}	# nsm_kernel.ko parameters, a=1,b=2
 TOPO_GUEST_MODARGS=${TOPO_GUEST_MODARGS:-}	# af_netkernel.ko parameters, a=1,b=2
+TOPO_GUEST_APPEND=${TOPO_GUEST_APPEND:-}	# more kernel parameters for the NetKernel guests
 TOPO_ENGINE_OPTS=${TOPO_ENGINE_OPTS:-}	# more [engine] settings, "idle_polls=4096 poll=busy"
 TOPO_NO_ADDR6=${TOPO_NO_ADDR6:-}	# guests without an IPv6 address, "vm2 vm3"
 TOPO_INITRD=
@@ -393,7 +394,7 @@ topo_up() {
 		lab_vm_start "$vm" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
 			--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent ${TOPO_NK_RECONNECT:+--nk-reconnect} \
 			--nk "$TOPO_RUN/run/$vm.sock" \
-			--append "nk.role=guest${TOPO_GUEST_MODARGS:+ nk.modargs=$TOPO_GUEST_MODARGS}"
+			--append "nk.role=guest${TOPO_GUEST_MODARGS:+ nk.modargs=$TOPO_GUEST_MODARGS}${TOPO_GUEST_APPEND:+ $TOPO_GUEST_APPEND}"
 		TOPO_VMS+=("$vm")
 	done
 	TOPO_BASE=${TOPO_BASES[0]:-}

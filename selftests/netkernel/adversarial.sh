@@ -1,0 +1,173 @@
+# shellcheck shell=bash disable=SC2034,SC2154 # ADV_CASES for run-vm.sh; flood_bin, guest_flood from it
+# SPDX-License-Identifier: GPL-2.0
+#
+# Adversarial cases for the VM lab, sourced by run-vm.sh after
+# tools/lab/lib.sh and tools/lab/topology.sh: they run in run-vm.sh's one
+# boot of the lab, against the NetKernel guest and, unchanged, against the
+# baseline guest (the native stack), so that every assertion is one Linux
+# itself meets.  Each adv_* function adds one KTAP test point (lab_ok);
+# ADV_CASES counts them for the plan.  To add a case: write adv_NAME VM,
+# add a line per VM to adv_run, raise ADV_CASES.
+#
+#   adv_udp_flood VM   empty and 1-byte datagrams from the world to a UDP
+#                      socket in VM that does not read: the guest's slab
+#                      stays bounded, the queue by about the socket's
+#                      rcvbuf (NetKernel: rmem in /proc/net/netkernel),
+#                      the drops are counted (SO_RXQ_OVFL; /proc/net/netkernel
+#                      or /proc/net/udp), and the socket still receives
+#   adv_tcp_flood VM   1-byte TCP segments from the world to a connection
+#                      in VM that does not read: the slab grows by a few
+#                      times the bytes queued, not by an skb per segment,
+#                      NetKernel charges the queue by truesize (rmem), and
+#                      every byte arrives once the reader reads
+#
+# Needs: $flood_bin (nk_flood for the world), $guest_flood (its path in
+# the guests' initramfs).  Under TCG the flood rate is what the emulated
+# VMs take; every flood is bounded in count and in time.
+# Scripts for the guests in single quotes are expanded by the guest.
+# shellcheck disable=SC2016
+
+ADV_CASES=4
+adv_port=9099
+adv_flood_count=${NK_FLOOD_COUNT:-200000}	# datagrams
+adv_flood_secs=${NK_FLOOD_SECS:-10}
+# Segments, fewer, each alone: this slowly the NSM forwards each one in a
+# message of its own (faster, its socket merges them before it reads).
+adv_seg_count=${NK_FLOOD_SEGS:-10000}
+# What else a guest's slab may gain during a flood (KiB): under 200 KiB
+# was seen.  Beyond it, the slab may grow by what the socket may hold: its
+# rcvbuf for datagrams, a few times the bytes queued for a stream.
+adv_noise_kb=1024
+
+# adv_meminfo VM: "SLAB_KB AVAIL_KB" of VM.
+adv_meminfo() {
+	lab_vm_exec "$1" 30 "awk '/^Slab:/ { s = \$2 } /^MemAvailable:/ { a = \$2 } END { print s, a }' /proc/meminfo"
+}
+
+# adv_sock_line VM PORT PROTO: the socket's line (NetKernel: rmem and drops
+# of /proc/net/netkernel; native: /proc/net/udp or tcp) as "RMEM DROPS".
+adv_sock_line() {
+	local vm=$1 port=$2 proto=$3 hex
+	hex=$(printf '%04X' "$port")
+	lab_vm_exec "$vm" 30 "if [ -e /proc/net/netkernel ]; then
+	awk '\$2 ~ /^$proto/ && \$3 != \"0A\" && (\$4 ~ /:$port\$/ || \$5 ~ /:$port\$/) { print \$(NF - 1), \$NF; exit }' /proc/net/netkernel
+else
+	set -- \$(awk '\$2 ~ /:$hex\$/ && \$4 != \"0A\" { split(\$5, q, \":\"); print q[2], \$NF; exit }' /proc/net/$proto)
+	[ -n \"\$1\" ] && echo \$(printf %d 0x\$1) \$2
+fi"
+}
+
+adv_udp_flood() {
+	local vm=$1 name="adversarial: udp flood, $1" ip rc=0 out before after sent sock
+	local slab0 slab1 rmem drops ovfl rcvbuf max_kb
+	ip=$(topo_vm_ip "$vm")
+	if ! out=$(lab_vm_exec "$vm" 30 "$guest_flood udp-sink $adv_port >/tmp/udp-sink.log 2>&1 &
+echo \$! >/tmp/udp-sink.pid
+i=0
+until grep -q ready /tmp/udp-sink.log; do
+	[ \$i -lt 100 ] || { cat /tmp/udp-sink.log; exit 1; }
+	sleep 0.1; i=\$((i + 1))
+done
+cat /proc/sys/net/core/rmem_default"); then
+		lab_diag "$name: the sink did not start: $out"
+		lab_ok 1 "$name"
+		return
+	fi
+	rcvbuf=${out##*$'\n'}
+	before=$(adv_meminfo "$vm")
+	sent=$(timeout -k 5 $((adv_flood_secs + 30)) ip netns exec "$TOPO_NS" \
+		"$flood_bin" udp "$ip" "$adv_port" "$adv_flood_count" "$adv_flood_secs" 2>&1) || rc=1
+	# What the NSM and the engine still hold reaches the guest.
+	sleep 2
+	after=$(adv_meminfo "$vm")
+	sock=$(adv_sock_line "$vm" "$adv_port" udp)
+	out=$(lab_vm_exec "$vm" 60 'kill -USR1 $(cat /tmp/udp-sink.pid); sleep 1' 2>&1) || rc=1
+	topo_world "$flood_bin" udp-after "$ip" "$adv_port" || rc=1
+	out=$(lab_vm_exec "$vm" 60 'i=0
+while kill -0 $(cat /tmp/udp-sink.pid) 2>/dev/null; do
+	[ $i -lt 400 ] || break
+	sleep 0.1; i=$((i + 1))
+done
+cat /tmp/udp-sink.log' 2>&1) || rc=1
+	read -r slab0 _ <<<"$before"
+	read -r slab1 _ <<<"$after"
+	read -r rmem drops <<<"$sock"
+	ovfl=$(sed -n 's/^after ok, ovfl \(-\{0,1\}[0-9]*\)$/\1/p' <<<"$out")
+	lab_diag "$name: world: $sent" "$name: Slab/MemAvailable KiB before $before, after $after;" \
+		"$name: socket rmem ${rmem:-?} (rcvbuf $rcvbuf), drops ${drops:-?}; sink: ${out//$'\n'/; }"
+	max_kb=$((rcvbuf / 1024 + adv_noise_kb))
+	if [[ -z $slab0 || -z $slab1 ]] || ((slab1 - slab0 > max_kb)); then
+		lab_diag "$name: the guest's slab grew by $((slab1 - slab0)) KiB (at most $max_kb: rcvbuf and noise)"
+		rc=1
+	fi
+	# A queue is bounded by rcvbuf plus the one datagram that crossed it.
+	if [[ -z $rmem ]] || ((rmem > rcvbuf + 2048)); then
+		lab_diag "$name: the socket holds ${rmem:-?} bytes of memory (rcvbuf $rcvbuf)"
+		rc=1
+	fi
+	if [[ -z $drops || -z $ovfl ]] || ((drops <= 0 || ovfl != drops)); then
+		lab_diag "$name: drops ${drops:-?} counted, SO_RXQ_OVFL ${ovfl:-none}: both must count every drop"
+		rc=1
+	fi
+	grep -q '^after ok' <<<"$out" || { lab_diag "$name: the socket did not receive after the flood"; rc=1; }
+	lab_ok "$rc" "$name"
+}
+
+adv_tcp_flood() {
+	local vm=$1 name="adversarial: tcp 1-byte segments, $1" ip rc=0 out before after sent sock
+	local slab0 slab1 rmem n fpid max_kb
+	ip=$(topo_vm_ip "$vm")
+	if ! out=$(lab_vm_exec "$vm" 30 "$guest_flood tcp-sink $adv_port >/tmp/tcp-sink.log 2>&1 &
+echo \$! >/tmp/tcp-sink.pid" 2>&1); then
+		lab_diag "$name: the sink did not start: $out"
+		lab_ok 1 "$name"
+		return
+	fi
+	before=$(adv_meminfo "$vm")
+	# In the background: its last send waits until the sink reads.
+	lab_spawn "$LAB_LOG_DIR/tcp-flood-$vm.log" timeout -k 5 $((adv_flood_secs + 60)) \
+		ip netns exec "$TOPO_NS" "$flood_bin" tcp "$ip" "$adv_port" "$adv_seg_count" "$adv_flood_secs"
+	fpid=$LAB_LAST_PID
+	lab_wait_for "$LAB_LOG_DIR/tcp-flood-$vm.log" '^sent ' $((adv_flood_secs + 30)) "$fpid" || rc=1
+	sleep 2
+	after=$(adv_meminfo "$vm")
+	sock=$(adv_sock_line "$vm" "$adv_port" tcp)
+	out=$(lab_vm_exec "$vm" 90 'kill -USR1 $(cat /tmp/tcp-sink.pid)
+i=0
+while kill -0 $(cat /tmp/tcp-sink.pid) 2>/dev/null; do
+	[ $i -lt 600 ] || break
+	sleep 0.1; i=$((i + 1))
+done
+cat /tmp/tcp-sink.log' 2>&1) || rc=1
+	lab_wait_pid "$fpid" 30 || rc=1
+	sent=$(cat "$LAB_LOG_DIR/tcp-flood-$vm.log")
+	read -r slab0 _ <<<"$before"
+	read -r slab1 _ <<<"$after"
+	read -r rmem _ <<<"$sock"
+	lab_diag "$name: world: ${sent//$'\n'/; }" "$name: Slab/MemAvailable KiB before $before, after $after;" \
+		"$name: connection rmem ${rmem:-?}; sink: ${out//$'\n'/; }"
+	n=$(sed -n 's/^sent \([0-9]*\) in .*/\1/p' <<<"$sent")
+	# Every byte sent is queued unread: memory near the bytes, not an skb
+	# (hundreds of bytes) per 1-byte segment.
+	max_kb=$((4 * ${n:-0} / 1024 + adv_noise_kb))
+	if [[ -z $slab0 || -z $slab1 ]] || ((slab1 - slab0 > max_kb)); then
+		lab_diag "$name: the guest's slab grew by $((slab1 - slab0)) KiB for ${n:-?} bytes queued (at most $max_kb)"
+		rc=1
+	fi
+	if [[ -z $rmem ]] || ((rmem <= 0 || rmem > 4 * ${n:-0} + 4096)); then
+		lab_diag "$name: ${rmem:-?} bytes charged to the socket for ${n:-?} bytes queued (more than 0, at most 4 times)"
+		rc=1
+	fi
+	if [[ -z $n ]] || ! grep -q "^read $((n + 5)) bytes, after ok" <<<"$out"; then
+		lab_diag "$name: the sink must read the ${n:-?} bytes sent and \"after\""
+		rc=1
+	fi
+	lab_ok "$rc" "$name"
+}
+
+adv_run() {
+	adv_udp_flood vm1
+	adv_udp_flood "$TOPO_BASE"
+	adv_tcp_flood vm1
+	adv_tcp_flood "$TOPO_BASE"
+}
