@@ -17,17 +17,25 @@
  * - Received data is pushed by the NSM (EV_DATA) within the credit this
  *   socket announced, and queued as skbs on sk_receive_queue: recv(),
  *   MSG_PEEK, FIONREAD and poll() are served locally.  The credit announced
- *   (buf_alloc) is sk_rcvbuf at the time, clamped to NK_CREDIT_MAX, and
- *   never shrinks.  Consumption is announced (CREDIT, or any request
- *   carrying NK_F_CREDIT) once the free space the NSM believes in falls
- *   below half the buffer, and always before recv() sleeps.  A stream
- *   socket without SO_RCVBUF autotunes it as native TCP does: when its
- *   reader has taken everything and waits while the NSM had used all its
- *   credit, the window was the limit, and buf_alloc (and sk_rcvbuf)
- *   doubles, up to tcp_rmem[2] (nk_credit_rx_autotune()), while the
- *   module-wide budget autotune_total lasts: the engine resets sockets of
- *   a guest for which it holds more than its pending_limit, so what all
- *   windows together promise must stay near what the guest takes in.
+ *   (buf_alloc) is sk_rcvbuf at the time, clamped to NK_CREDIT_MAX, as
+ *   far as the window budget allows, and never shrinks.  Consumption is
+ *   announced (CREDIT, or any request carrying NK_F_CREDIT) once the free
+ *   space the NSM believes in falls below half the buffer, and always
+ *   before recv() sleeps.  A stream socket without SO_RCVBUF autotunes it
+ *   as native TCP does: when its reader has taken everything and waits
+ *   while the NSM had used all its credit, the window was the limit, and
+ *   buf_alloc (and sk_rcvbuf) doubles, up to tcp_rmem[2]
+ *   (nk_credit_rx_autotune()), as far as the window budget allows.
+ *
+ * - The window budget.  The engine holds what the guest has not taken off
+ *   its eventq up to what HELLO said (its pending_limit) and resets
+ *   sockets beyond it, and every byte it may have to hold was promised by
+ *   some socket's window.  So all windows together are kept within
+ *   window_total: by default the eventq's buffers plus three quarters of
+ *   what the engine holds (the rest is for replies and events).  A socket
+ *   takes its window from the budget when it is created and as it grows,
+ *   and gives it back when freed (nks->rx_window); one created when the
+ *   budget is spent still gets NK_WINDOW_MIN, so it makes progress.
  *
  * - Credit bounds bytes, not memory, so every queued skb is charged to the
  *   socket by its truesize (sk_rmem_alloc), as the kernel's own sockets
@@ -113,9 +121,9 @@
  *                     never take lock_sock
  *   sk_receive_queue.lock  the skb queue itself
  *   nk_socks lock     the id table (nk_sockid_lock())
- *   nk_autotune_lock  the autotune budget; innermost, takes nothing
+ *   nk_window_lock    the window budget; innermost, takes nothing
  * Order: lock_sock -> nk_socks lock -> nks->lock -> sk_receive_queue.lock,
- * nks->lock -> nk_autotune_lock.
+ * nks->lock -> nk_window_lock.
  * No spinlock is held across a transport call, and the rx work (transport
  * rx_lock) takes only nks->lock, the queue lock and the nk_socks lock.
  */
@@ -143,38 +151,52 @@
 struct nk_sockid_table nk_socks;
 
 /*
- * Receive autotuning's budget: what all sockets together may add to their
- * windows.  The engine holds what a guest has not taken off its eventq up
- * to its pending_limit (8 MiB by default) and resets sockets beyond it, so
- * the windows of all sockets together must not promise much more than the
- * guest takes in while the NSM sends: untuned windows plus this budget.
+ * The window budget (see the notes at the top): the bytes all sockets'
+ * receive windows together may promise the NSM.
  */
-static unsigned int autotune_total = 4 << 20;
-module_param(autotune_total, uint, 0644);
-MODULE_PARM_DESC(autotune_total,
-		 "Bytes receive-window autotuning may add over all sockets together (default 4 MiB; keep the sum of all windows below the engine's pending_limit)");
+static unsigned int window_total;
+module_param(window_total, uint, 0644);
+MODULE_PARM_DESC(window_total,
+		 "Bytes all sockets' receive windows may promise together (default 0: the eventq's buffers plus 3/4 of what the engine holds, from HELLO; 8 MiB if it does not say)");
 
-static DEFINE_SPINLOCK(nk_autotune_lock);
-static unsigned long nk_autotune_used;	/* under nk_autotune_lock */
+/* A socket's window when the budget is spent: it still makes progress. */
+#define NK_WINDOW_MIN	(16U << 10)
 
-/* Take up to @want bytes of the autotune budget; returns what it got. */
-static u32 nk_autotune_take(u32 want)
+static DEFINE_SPINLOCK(nk_window_lock);
+static unsigned long nk_window_used;	/* under nk_window_lock */
+
+static unsigned long nk_window_budget(struct nk_dev *nd)
 {
-	unsigned long max = READ_ONCE(autotune_total);
+	unsigned long total = READ_ONCE(window_total);
+	u32 hold = nk_dev_engine_hold(nd);
+
+	if (total)
+		return total;
+	return nk_dev_event_bytes(nd) + (hold ? hold / 4 * 3 : 8UL << 20);
+}
+
+/*
+ * Take up to @want bytes of window, at least @floor even from a spent
+ * budget; returns what it got.
+ */
+static u32 nk_window_take(struct nk_dev *nd, u32 want, u32 floor)
+{
+	unsigned long max = nk_window_budget(nd);
 	u32 got;
 
-	spin_lock(&nk_autotune_lock);
-	got = nk_autotune_used < max ? min_t(unsigned long, want, max - nk_autotune_used) : 0;
-	nk_autotune_used += got;
-	spin_unlock(&nk_autotune_lock);
+	spin_lock(&nk_window_lock);
+	got = nk_window_used < max ? min_t(unsigned long, want, max - nk_window_used) : 0;
+	got = max(got, min(floor, want));
+	nk_window_used += got;
+	spin_unlock(&nk_window_lock);
 	return got;
 }
 
-static void nk_autotune_put(u32 n)
+static void nk_window_put(u32 n)
 {
-	spin_lock(&nk_autotune_lock);
-	nk_autotune_used -= min_t(unsigned long, n, nk_autotune_used);
-	spin_unlock(&nk_autotune_lock);
+	spin_lock(&nk_window_lock);
+	nk_window_used -= min_t(unsigned long, n, nk_window_used);
+	spin_unlock(&nk_window_lock);
 }
 
 static struct proto nk_proto = {
@@ -292,8 +314,8 @@ static void nk_sock_send_credit(struct nk_sock *nks)
  * needed.  A drained stream socket whose NSM ran out of credit meanwhile
  * was held back by the window, not by its reader: the window grows
  * (receive buffer autotuning, as native TCP does up to tcp_rmem[2], unless
- * SO_RCVBUF fixed the size), within what is left of autotune_total, and
- * is announced.
+ * SO_RCVBUF fixed the size), as far as the window budget allows, and is
+ * announced.
  */
 static void nk_sock_credit_consumed(struct nk_sock *nks, u32 n,
 				    unsigned int how)
@@ -310,13 +332,12 @@ static void nk_sock_credit_consumed(struct nk_sock *nks, u32 n,
 	    !(sk->sk_userlocks & SOCK_RCVBUF_LOCK) &&
 	    !nk_credit_rx_unread(&nks->rx) && old < limit) {
 		/* Doubling asks for @old more; take what the budget has. */
-		got = nk_autotune_take(min(old, limit - old));
+		got = nk_window_take(nks->nd, min(old, limit - old), 0);
 		if (nk_credit_rx_autotune(&nks->rx, old + got)) {
-			nks->rx_grown += nks->rx.buf_alloc - old;
 			WRITE_ONCE(sk->sk_rcvbuf, nks->rx.buf_alloc);
 			grew = true;
 		}
-		nk_autotune_put(got - (nks->rx.buf_alloc - old));
+		nk_window_put(got - (nks->rx.buf_alloc - old));
 	}
 	update = grew || (nks->rx.fwd_cnt != nks->rx.fwd_sent &&
 			  (how & NK_RX_FLUSH ||
@@ -419,6 +440,7 @@ static void nk_sock_sync_opts(struct nk_sock *nks)
 	struct sock *sk = &nks->sk;
 	struct linger ling = {};
 	struct nk_txbuf *tb;
+	u32 want;
 
 	nk_sync_opt(nks, SO_REUSEADDR, sk->sk_reuse != SK_NO_REUSE,
 		    &sent->reuseaddr);
@@ -439,8 +461,9 @@ static void nk_sock_sync_opts(struct nk_sock *nks)
 		nk_sync_opt(nks, SO_RCVBUF, READ_ONCE(sk->sk_rcvbuf) / 2,
 			    &sent->rcvbuf);
 		spin_lock(&nks->lock);
-		nks->rx.buf_alloc = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf),
-					    nks->rx.buf_alloc, NK_CREDIT_MAX);
+		want = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf), nks->rx.buf_alloc,
+			       NK_CREDIT_MAX) - nks->rx.buf_alloc;
+		nks->rx.buf_alloc += nk_window_take(nks->nd, want, 0);
 		spin_unlock(&nks->lock);
 	}
 
@@ -470,7 +493,7 @@ static void nk_sk_destruct(struct sock *sk)
 {
 	struct nk_sock *nks = nk_sk(sk);
 
-	nk_autotune_put(nks->rx_grown);
+	nk_window_put(nks->rx.buf_alloc);
 	skb_queue_purge(&sk->sk_receive_queue);
 	if (nks->nd)
 		nk_dev_put(nks->nd);
@@ -482,6 +505,7 @@ static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
 {
 	struct nk_sock *nks;
 	struct sock *sk;
+	u32 want;
 	int err;
 
 	sk = sk_alloc(net, PF_NETKERNEL, GFP_KERNEL, &nk_proto, kern);
@@ -499,8 +523,9 @@ static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
 	nks->nd = nd;
 	nks->family = family;
 	spin_lock_init(&nks->lock);
-	nks->rx.buf_alloc = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf),
-				    nk_dev_max_payload(nd), NK_CREDIT_MAX);
+	want = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf), nk_dev_max_payload(nd),
+		       NK_CREDIT_MAX);
+	nks->rx.buf_alloc = nk_window_take(nd, want, NK_WINDOW_MIN);
 
 	err = nk_sockid_alloc(&nk_socks, nks, &nks->id, GFP_KERNEL);
 	if (err) {

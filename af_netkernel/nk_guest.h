@@ -53,8 +53,6 @@ struct nk_sol_opts {
  * @accept_pending: connections the NSM said wait in the accept queue
  * @accept_seq: EV_ACCEPT events seen
  * @reset: the socket is gone on the NSM side (EV_RESET or device removal)
- * @rx_grown: bytes receive autotuning added to rx.buf_alloc, counted in the
- *            module-wide autotune_total budget until the socket is freed
  */
 struct nk_sock {
 	struct sock sk;
@@ -75,7 +73,6 @@ struct nk_sock {
 	u32 accept_pending;
 	u32 accept_seq;
 	bool reset;
-	u32 rx_grown;
 };
 
 static inline struct nk_sock *nk_sk(const struct sock *sk)

@@ -1147,6 +1147,8 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 	r.arg[1] = ep->features;
 	r.arg[2] = mp;
 	r.arg[3] = ep->id;
+	/* What a guest's windows together may promise beyond its eventq. */
+	r.buf_alloc = RTE_MIN(cfg->pending_limit, (uint64_t)UINT32_MAX);
 	he_iov_flat(&iov, &seg, ep->name, r.len);
 	if (deliver(ep, &r, &iov, 0, true))
 		he_cnt_add(ep, HE_C_DROPS, 1);

@@ -159,6 +159,7 @@ int nk_hello_reply_parse(const struct nk_hdr *hdr, const void *payload,
 		return -EPROTO;
 	out->max_payload = agreed_payload;
 	out->endpoint_id = id;
+	out->engine_hold = le32_to_cpu(hdr->buf_alloc);
 
 	if (plen < le32_to_cpu(hdr->len))
 		return -EPROTO;

@@ -84,6 +84,9 @@ const char *nk_op_name(u16 op);
  * @max_payload: payload limit agreed
  * @endpoint_id: id the engine gave this endpoint
  * @name: endpoint name, NUL terminated, printable ASCII only
+ * @engine_hold: bytes the engine holds for the endpoint beyond its eventq
+ *               before it resets sockets (the reply's buf_alloc), 0 if the
+ *               engine did not say
  */
 struct nk_hello {
 	u32 version;
@@ -91,6 +94,7 @@ struct nk_hello {
 	u32 max_payload;
 	u32 endpoint_id;
 	char name[NK_NAME_MAX];
+	u32 engine_hold;
 };
 
 /**

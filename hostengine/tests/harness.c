@@ -785,6 +785,8 @@ struct h_raw *h_raw_open(const char *ep, unsigned int nev, bool hello)
 		assert_int_equal(rep.op, NK_OP_HELLO);
 		assert_int_equal(rep.req_id, h.req_id);
 		assert_int_equal((int32_t)rep.status, 0);
+		/* What the engine holds for us beyond the eventq. */
+		assert_int_equal(rep.buf_alloc, W.pending_limit);
 		r->session = true;
 	}
 	return r;

@@ -120,7 +120,11 @@ struct nk_hdr {
  *  op            arguments (request)              reply
  *  HELLO         a0 version, a1 features,         a0 version, a1 features,
  *                a2 max_payload, a3 role           a2 max_payload, a3 endpoint
- *                (endpoint <-> engine only)        id; payload: endpoint name
+ *                (endpoint <-> engine only)        id; buf_alloc: bytes E holds
+ *                                                  for the endpoint beyond its
+ *                                                  eventq before it resets
+ *                                                  sockets (0: not said);
+ *                                                  payload: endpoint name
  *                                                  with its NUL
  *  SOCKET        a0 family (2, 10), a1 type        status
  *                (1 stream, 2 dgram), a2 protocol

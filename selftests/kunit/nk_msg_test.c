@@ -559,6 +559,8 @@ static void hello_reply_parse_table(struct kunit *test)
 	h.arg[1] = cpu_to_le64(c->features);
 	h.arg[2] = cpu_to_le64(c->payload);
 	h.arg[3] = cpu_to_le64(c->id);
+	/* What the engine holds beyond the eventq: any value, passed on. */
+	h.buf_alloc = cpu_to_le32((u32)c->id << 20);
 	memset(&out, 0x5a, sizeof(out));
 
 	err = nk_hello_reply_parse(&h, c->pl, c->avail, c->prop_features,
@@ -571,6 +573,7 @@ static void hello_reply_parse_table(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, out.features, c->features);
 	KUNIT_EXPECT_EQ(test, (u64)out.max_payload, c->payload);
 	KUNIT_EXPECT_EQ(test, (u64)out.endpoint_id, c->id);
+	KUNIT_EXPECT_EQ(test, out.engine_hold, (u32)c->id << 20);
 	KUNIT_EXPECT_EQ(test, strnlen(out.name, sizeof(out.name)),
 			strlen(c->want_name));
 	KUNIT_EXPECT_STREQ(test, out.name, c->want_name);
