@@ -33,6 +33,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,10 +227,21 @@ static struct he_vq *event_vq(struct he_ep *ep, uint32_t sock)
 	return &ep->vq[NK_VQ_EVENT(ep->nr_pairs == 1 ? 0 : sock % ep->nr_pairs)];
 }
 
+/*
+ * Bytes of pending messages freed since the heap was last trimmed.  A
+ * guest behind its eventq can make the engine hold up to pending_limit;
+ * once that is delivered the data plane gives the memory back when it is
+ * next idle (malloc_trim), rather than keep it in malloc's free lists.
+ */
+#define HE_TRIM_BYTES	(1U << 20)
+static uint64_t pend_freed;
+
 static void pend_account(struct he_ep *ep, int64_t delta)
 {
 	uint64_t v = ep->cnt[HE_C_PENDING_BYTES] + delta;
 
+	if (delta < 0)
+		pend_freed -= delta;
 	he_cnt_set(ep, HE_C_PENDING_BYTES, v);
 	if (v > ep->cnt[HE_C_PENDING_MAX])
 		he_cnt_set(ep, HE_C_PENDING_MAX, v);
@@ -1736,8 +1748,13 @@ static int dp_main(void *arg)
 		stat_add(&dp_stats.loops, 1);
 		if (work) {
 			idle = 0;
-		} else if (cfg->poll == HE_POLL_ADAPTIVE && ++idle >= cfg->idle_polls) {
-			dp_sleep();
+		} else if (++idle >= cfg->idle_polls) {
+			if (pend_freed >= HE_TRIM_BYTES) {
+				malloc_trim(0);
+				pend_freed = 0;
+			}
+			if (cfg->poll == HE_POLL_ADAPTIVE)
+				dp_sleep();
 			idle = 0;
 		}
 	}
