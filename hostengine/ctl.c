@@ -20,6 +20,7 @@
  * which waits for the data plane to carry them out.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -227,6 +228,7 @@ static json_object *cmd_engine(void)
 	json_object *r = ok_reply();
 	struct he_engine_stats st;
 	struct timespec now;
+	struct mallinfo2 mi;
 	uint64_t pending = 0;
 	unsigned int i;
 
@@ -242,6 +244,9 @@ static json_object *cmd_engine(void)
 	add_u64(r, "dataplane_sleeps", st.sleeps);
 	add_u64(r, "sockets", st.sockets);
 	add_u64(r, "pending_bytes", pending);
+	/* malloc's bytes in use, every thread's arena: what the engine holds */
+	mi = mallinfo2();
+	add_u64(r, "heap_bytes", mi.uordblks + mi.hblkhd);
 	return r;
 }
 

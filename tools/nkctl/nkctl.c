@@ -397,7 +397,7 @@ static int show_detach(struct json_object *reply, char **argv)
 
 static const char *const engine_order[] = {
 	"version", "uptime_s", "poll", "dataplane_loops", "dataplane_sleeps",
-	"sockets", "pending_bytes", NULL,
+	"sockets", "pending_bytes", "heap_bytes", NULL,
 };
 
 static int show_engine(struct json_object *reply, char **argv)
