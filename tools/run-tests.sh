@@ -22,10 +22,11 @@ declare -A suite_cmd=(
 	[kselftest]="$top/selftests/netkernel/run-vm.sh"
 	[resilience]="$top/selftests/netkernel/resilience.sh"
 	[tenancy]="$top/selftests/netkernel/tenancy.sh"
+	[scale]="$top/selftests/netkernel/scale.sh --conns 2000 --cycles 3000"
 	[bench-smoke]="$top/tools/bench/bench.sh --smoke"
 	[fuzz]="$top/selftests/fuzz/run.sh -t 15"
 )
-order=(build kernel-build kunit fuzz hostengine qemu-smoke kselftest tenancy resilience bench-smoke)
+order=(build kernel-build kunit fuzz hostengine qemu-smoke kselftest tenancy resilience scale bench-smoke)
 [ $# -gt 0 ] && order=("$@")
 
 passed=0
