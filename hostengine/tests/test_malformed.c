@@ -901,51 +901,71 @@ static void t_credit_violation_ev_data(void **state)
 	h_pass();
 }
 
-static void t_outstanding_table_full(void **state)
-{
-	const unsigned int max = 1024;
-	struct h_counters g0;
-	struct tnsm_rec r;
-	struct nk_hdr h, rep;
-	uint32_t id = h_new_sock_id(), nsm;
-	unsigned int i, got;
-	size_t pos, p;
+#define OUTSTANDING_MAX	1024	/* the engine's table, per guest */
 
-	(void)state;
-	assert_int_equal(h_socket(W.vm1, id, 2, 1, 65536, NULL), 0);
-	nsm = h_nsm_id(H_VM1, id);
+/*
+ * Fill vm1's outstanding-request table: OUTSTANDING_MAX GETSOCKNAMEs on
+ * @id (req_ids @req_base...) that the NSM records and leaves unanswered.
+ * Returns the NSM's log position before them.
+ */
+static size_t outstanding_fill(uint32_t id, uint32_t nsm, uint64_t req_base)
+{
+	struct nk_hdr h;
+	size_t pos, p;
+	unsigned int i;
+
 	tnsm_set_reply(W.nsm, NK_OP_GETSOCKNAME, TNSM_SILENT, 0);
-	h_counters(H_VM1, &g0);
 	pos = tnsm_log_count(W.nsm);
-	for (i = 0; i < max; i++) {
+	for (i = 0; i < OUTSTANDING_MAX; i++) {
 		h_hdr(&h, NK_OP_GETSOCKNAME, id);
-		h.req_id = 0x100000 + i;
+		h.req_id = req_base + i;
 		h_send(W.vm1, &h, NULL, 0);
 	}
 	p = pos;
-	for (i = 0; i < max; i++)
+	for (i = 0; i < OUTSTANDING_MAX; i++)
 		h_nsm_expect(&p, NK_OP_GETSOCKNAME, nsm, NULL);
-	h_hdr(&h, NK_OP_GETSOCKNAME, id);
-	h.req_id = 0x100000 + max;
-	assert_int_equal(h_call(W.vm1, &h, NULL, 0, &rep, NULL, 0), -EBUSY);
-	h_assert_delta(H_VM1, &g0, HC_ERRORS, 1);
-	/* Answer them all: every one reaches vm1 with its own req_id. */
-	p = pos;
-	for (i = 0; i < max; i++) {
-		h_nsm_expect(&p, NK_OP_GETSOCKNAME, nsm, &r);
+	return pos;
+}
+
+/* The NSM answers them all: every answer reaches vm1 with its req_id. */
+static void outstanding_answer(size_t pos, uint32_t nsm, uint64_t req_base)
+{
+	struct tnsm_rec r;
+	struct nk_hdr rep;
+	unsigned int i;
+
+	for (i = 0; i < OUTSTANDING_MAX; i++) {
+		h_nsm_expect(&pos, NK_OP_GETSOCKNAME, nsm, &r);
 		h_hdr(&rep, NK_OP_GETSOCKNAME, nsm);
 		rep.flags = NK_F_REPLY;
 		rep.req_id = r.h.req_id;
 		h_nsm_send(&rep, NULL, 0);
 	}
-	for (got = 0, i = 0; i < max; i++) {
+	for (i = 0; i < OUTSTANDING_MAX; i++) {
 		h_recv(W.vm1, &rep, NULL, 0, H_TIMEOUT_MS);
 		assert_int_equal(rep.op, NK_OP_GETSOCKNAME);
-		assert_int_equal(rep.req_id, 0x100000 + i);
-		got++;
+		assert_int_equal(rep.req_id, req_base + i);
 	}
-	assert_int_equal(got, max);
 	tnsm_defaults(W.nsm);
+}
+
+static void t_outstanding_table_full(void **state)
+{
+	struct h_counters g0;
+	struct nk_hdr h, rep;
+	uint32_t id = h_new_sock_id(), nsm;
+	size_t pos;
+
+	(void)state;
+	assert_int_equal(h_socket(W.vm1, id, 2, 1, 65536, NULL), 0);
+	nsm = h_nsm_id(H_VM1, id);
+	h_counters(H_VM1, &g0);
+	pos = outstanding_fill(id, nsm, 0x100000);
+	h_hdr(&h, NK_OP_GETSOCKNAME, id);
+	h.req_id = 0x100000 + OUTSTANDING_MAX;
+	assert_int_equal(h_call(W.vm1, &h, NULL, 0, &rep, NULL, 0), -EBUSY);
+	h_assert_delta(H_VM1, &g0, HC_ERRORS, 1);
+	outstanding_answer(pos, nsm, 0x100000);
 	h_close(W.vm1, id);
 	h_roundtrip(W.vm1);
 	h_pass();
@@ -959,43 +979,19 @@ static void t_outstanding_table_full(void **state)
  */
 static void t_close_with_outstanding_full(void **state)
 {
-	const unsigned int max = 1024;
-	struct tnsm_rec r;
-	struct nk_hdr h, rep;
 	uint32_t id = h_new_sock_id(), nsm;
-	unsigned int i;
 	size_t pos, p;
 
 	(void)state;
 	assert_int_equal(h_socket(W.vm1, id, 2, 1, 65536, NULL), 0);
 	nsm = h_nsm_id(H_VM1, id);
-	tnsm_set_reply(W.nsm, NK_OP_GETSOCKNAME, TNSM_SILENT, 0);
-	pos = tnsm_log_count(W.nsm);
-	for (i = 0; i < max; i++) {
-		h_hdr(&h, NK_OP_GETSOCKNAME, id);
-		h.req_id = 0x200000 + i;
-		h_send(W.vm1, &h, NULL, 0);
-	}
-	p = pos;
-	for (i = 0; i < max; i++)
-		h_nsm_expect(&p, NK_OP_GETSOCKNAME, nsm, NULL);
+	pos = outstanding_fill(id, nsm, 0x200000);
 	h_close(W.vm1, id);
+	p = pos;
 	h_nsm_expect(&p, NK_OP_CLOSE, nsm, NULL);
 	assert_null(h_sock_entry(H_VM1, id));
 	/* The answers to the requests still reach vm1, then nothing is left. */
-	p = pos;
-	for (i = 0; i < max; i++) {
-		h_nsm_expect(&p, NK_OP_GETSOCKNAME, nsm, &r);
-		h_hdr(&rep, NK_OP_GETSOCKNAME, nsm);
-		rep.flags = NK_F_REPLY;
-		rep.req_id = r.h.req_id;
-		h_nsm_send(&rep, NULL, 0);
-	}
-	for (i = 0; i < max; i++) {
-		h_recv(W.vm1, &rep, NULL, 0, H_TIMEOUT_MS);
-		assert_int_equal(rep.req_id, 0x200000 + i);
-	}
-	tnsm_defaults(W.nsm);
+	outstanding_answer(pos, nsm, 0x200000);
 	h_roundtrip(W.vm1);
 	h_pass();
 }

@@ -14,39 +14,14 @@
 #include <assert.h>
 #include <stdio.h>
 
-#include <rte_log.h>
-
 #include "../../hostengine/ctl.c"
-
-int he_logtype;
-
-bool he_ratelimit_ok(struct he_ep *ep)
-{
-	RTE_SET_USED(ep);
-	return false;
-}
+#include "he_fuzz.h"
 
 static void setup(void)
 {
-	char path[] = "/tmp/fuzz_ctl.XXXXXX";
 	static struct he_config conf;
-	FILE *f;
-	int fd;
 
-	rte_log_set_global_level(RTE_LOG_EMERG);
-	fd = mkstemp(path);
-	assert(fd >= 0);
-	f = fdopen(fd, "w");
-	assert(f);
-	fprintf(f, "[engine]\nname = fuzz\nrun_dir = /nonexistent\nhugepages = no\n\n"
-		"[guest:vm1]\nsocket = vm1.sock\nnsm = nsm0\naddress = 10.0.0.11\n"
-		"address6 = fd00::11\n\n"
-		"[guest:vm2]\nsocket = vm2.sock\nnsm = nsm1\naddress = 10.0.0.12\n\n"
-		"[nsm:nsm0]\nsocket = nsm0.sock\n\n[nsm:nsm1]\nsocket = nsm1.sock\n");
-	fclose(f);
-	assert(!he_config_load(&conf, path));
-	unlink(path);
-	assert(!he_dp_init(&conf));
+	he_fuzz_engine(&conf, "");
 	cfg = &conf;
 	clock_gettime(CLOCK_MONOTONIC, &started);
 }

@@ -37,18 +37,8 @@
 #include <sys/mman.h>
 #include <sanitizer/asan_interface.h>
 
-#include <rte_log.h>
-
 #include "../../hostengine/switch.c"
-
-/* What main.c gives the rest of the engine. */
-int he_logtype;
-
-bool he_ratelimit_ok(struct he_ep *ep)
-{
-	RTE_SET_USED(ep);
-	return false;
-}
+#include "he_fuzz.h"
 
 #define NEPS		4
 #define QSIZE		256
@@ -274,28 +264,11 @@ static void drv_stop(struct drv *d)
 
 static void setup(void)
 {
-	char path[] = "/tmp/fuzz_engine.XXXXXX";
 	static struct he_config conf;
 	unsigned int i;
-	FILE *f;
-	int fd;
 
-	rte_log_set_global_level(RTE_LOG_EMERG);
-	fd = mkstemp(path);
-	assert(fd >= 0);
-	f = fdopen(fd, "w");
-	assert(f);
-	fprintf(f, "[engine]\nname = fuzz\nrun_dir = /nonexistent\nhugepages = no\n"
-		"pending_limit = 65536\n\n"
-		"[guest:vm1]\nsocket = vm1.sock\nnsm = nsm0\naddress = 10.0.0.11\n"
-		"address6 = fd00::11\n\n"
-		"[guest:vm2]\nsocket = vm2.sock\nnsm = nsm1\naddress = 10.0.0.12\n\n"
-		"[nsm:nsm0]\nsocket = nsm0.sock\n\n[nsm:nsm1]\nsocket = nsm1.sock\n");
-	fclose(f);
-	assert(!he_config_load(&conf, path));
-	unlink(path);
+	he_fuzz_engine(&conf, "pending_limit = 65536\n");
 	assert(conf.nr_eps == NEPS);
-	assert(!he_dp_init(&conf));
 	for (i = 0; i < NEPS; i++) {
 		drv[i].ep = conf.eps[i];
 		drv[i].mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE,
