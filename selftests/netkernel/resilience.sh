@@ -219,15 +219,6 @@ for c in "${cases[@]}"; do
 	lab_ok "$rc" "$c"
 done
 
-topo_down --no-scan || true
-for vm in "${TOPO_VMS[@]}"; do
-	rc=0
-	lab_scan_console "$vm" || rc=1
-	# vm1 was killed: its console is all there is.
-	[[ $vm == vm1 || -s $logdir/$vm.dmesg ]] || { lab_diag "$vm: its kernel log could not be saved"; rc=1; }
-	lab_ok "$rc" "console clean: $vm"
-done
-rc=0
-[[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; lab_diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
-lab_ok "$rc" "hostengine stopped cleanly"
+# vm1 was killed: its console is all there is.
+topo_down_ktap vm1
 finish

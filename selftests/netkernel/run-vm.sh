@@ -208,18 +208,6 @@ lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/stats' 2>&1 |
 # ------------------------------------------------------- consoles, engine
 
 t0=$SECONDS
-topo_down --no-scan || true
-for vm in "${TOPO_VMS[@]}"; do
-	rc=0
-	lab_scan_console "$vm" || rc=1
-	if [[ ! -s $logdir/$vm.dmesg ]]; then
-		lab_diag "$vm: its kernel log could not be saved (the VM did not answer)"
-		rc=1
-	fi
-	lab_ok "$rc" "console clean: $vm"
-done
-rc=0
-[[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; lab_diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
-lab_ok "$rc" "hostengine stopped cleanly"
+topo_down_ktap
 lab_diag "teardown: $((SECONDS - t0)) s"
 finish

@@ -187,14 +187,5 @@ fi
 ((a_eng * 100 <= m_eng * (100 + GROWTH_PCT))) || { lab_diag "the engine grew"; rc=1; }
 lab_ok "$rc" "memory of vm1, the NSM and the engine flat within $GROWTH_PCT% from round 1 to round $rounds"
 
-topo_down --no-scan || true
-for vm in "${TOPO_VMS[@]}"; do
-	rc=0
-	lab_scan_console "$vm" || rc=1
-	[[ -s $logdir/$vm.dmesg ]] || { lab_diag "$vm: its kernel log could not be saved"; rc=1; }
-	lab_ok "$rc" "console clean: $vm"
-done
-rc=0
-[[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; lab_diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
-lab_ok "$rc" "hostengine stopped cleanly"
+topo_down_ktap
 finish

@@ -63,7 +63,8 @@ rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-lab_ktap_begin 10
+# 8 cases, a console point per VM (nsm, vm1, vm2), the engine's stop.
+lab_ktap_begin 12
 
 finish() {
 	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
@@ -220,14 +221,5 @@ lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/stats' 2>&1 |
 
 # ------------------------------------------------------- consoles, engine
 
-topo_down --no-scan || true
-rc=0
-for vm in "${TOPO_VMS[@]}"; do
-	lab_scan_console "$vm" || { rc=1; lab_diag "$vm: kernel trouble (above)"; }
-	[[ -s $logdir/$vm.dmesg ]] || { rc=1; lab_diag "$vm: its kernel log could not be saved"; }
-done
-lab_ok "$rc" "console clean: ${TOPO_VMS[*]}"
-rc=0
-[[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; lab_diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
-lab_ok "$rc" "hostengine stopped cleanly"
+topo_down_ktap
 finish

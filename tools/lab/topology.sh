@@ -469,3 +469,25 @@ topo_down() {
 	done
 	return "$rc"
 }
+
+# topo_down_ktap [DEAD-VM...]: topo_down, then the test points every lab
+# test ends with: "console clean: VM" for each VM (its console and saved
+# kernel log free of kernel trouble; a VM named DEAD was killed on purpose
+# and has only its console) and "hostengine stopped cleanly".  That is
+# ${#TOPO_VMS[@]} + 1 points.
+topo_down_ktap() {
+	local vm rc dead=" $* "
+	topo_down --no-scan || true
+	for vm in "${TOPO_VMS[@]}"; do
+		rc=0
+		lab_scan_console "$vm" || rc=1
+		if [[ $dead != *" $vm "* && ! -s $LAB_LOG_DIR/$vm.dmesg ]]; then
+			lab_diag "$vm: its kernel log could not be saved (the VM did not answer)"
+			rc=1
+		fi
+		lab_ok "$rc" "console clean: $vm"
+	done
+	rc=0
+	[[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; lab_diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
+	lab_ok "$rc" "hostengine stopped cleanly"
+}
