@@ -31,8 +31,9 @@
  *   its eventq up to what HELLO said (its pending_limit) and resets
  *   sockets beyond it, and every byte it may have to hold was promised by
  *   some socket's window.  So all windows together are kept within
- *   window_total: by default the eventq's buffers plus three quarters of
- *   what the engine holds (the rest is for replies and events).  A socket
+ *   window_total: by default three quarters of what the engine holds (the
+ *   rest is for replies and events).  The eventq's buffers do not count:
+ *   a guest that falls behind does not post them.  A socket
  *   takes its window from the budget when it is created and as it grows,
  *   and gives it back when freed (nks->rx_window); one created when the
  *   budget is spent still gets NK_WINDOW_MIN, so it makes progress.
@@ -157,7 +158,7 @@ struct nk_sockid_table nk_socks;
 static unsigned int window_total;
 module_param(window_total, uint, 0644);
 MODULE_PARM_DESC(window_total,
-		 "Bytes all sockets' receive windows may promise together (default 0: the eventq's buffers plus 3/4 of what the engine holds, from HELLO; 8 MiB if it does not say)");
+		 "Bytes all sockets' receive windows may promise together (default 0: 3/4 of what the engine holds for the guest, from HELLO, or of 8 MiB if it does not say)");
 
 /* A socket's window when the budget is spent: it still makes progress. */
 #define NK_WINDOW_MIN	(16U << 10)
@@ -172,7 +173,7 @@ static unsigned long nk_window_budget(struct nk_dev *nd)
 
 	if (total)
 		return total;
-	return nk_dev_event_bytes(nd) + (hold ? hold / 4 * 3 : 8UL << 20);
+	return (hold ? hold : 8UL << 20) / 4 * 3;
 }
 
 /*

@@ -260,11 +260,6 @@ u32 nk_dev_engine_hold(const struct nk_dev *nd)
 	return nd->hello.engine_hold;
 }
 
-u32 nk_dev_event_bytes(const struct nk_dev *nd)
-{
-	return nd->rx_target * nd->rx_buf_size;
-}
-
 u64 nk_dev_features(const struct nk_dev *nd)
 {
 	return nd->hello.features;

@@ -150,8 +150,6 @@ bool nk_dev_lost(struct nk_dev *nd);
 u32 nk_dev_max_payload(const struct nk_dev *nd);
 /* Bytes the engine holds for us beyond the eventq (0: it did not say). */
 u32 nk_dev_engine_hold(const struct nk_dev *nd);
-/* Bytes of eventq buffers kept posted. */
-u32 nk_dev_event_bytes(const struct nk_dev *nd);
 u64 nk_dev_features(const struct nk_dev *nd);
 u32 nk_dev_endpoint_id(const struct nk_dev *nd);
 const char *nk_dev_name(const struct nk_dev *nd);
