@@ -109,10 +109,8 @@ topo_world_wait_port 9200 && topo_world_wait_port 9201 || {
 sockets_left() {
 	local i nsocks esocks
 	for ((i = 0; i < 60; i++)); do
-		nsocks=$(topo_exec "$TOPO_NSM" 10 'cat /sys/kernel/debug/nsm_kernel/*/stats' |
-			awk '$1 == "sockets" { print $2 }')
-		esocks=$(topo_nkctl --json sockets vm1 |
-			python3 -c 'import json, sys; print(len(json.load(sys.stdin)["sockets"]))')
+		nsocks=$(topo_nsm_stat sockets)
+		esocks=$(topo_ep_sockets vm1)
 		[[ $nsocks != 0 || $esocks != 0 ]] || break
 		sleep 1
 	done

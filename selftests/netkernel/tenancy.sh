@@ -78,16 +78,10 @@ expect() {
 	lab_ok "$rc" "$1"
 }
 
-# nsm_stat NAME: one counter of nsm_kernel's debugfs stats.
-nsm_stat() {
-	lab_vm_exec "$TOPO_NSM" 30 "cat /sys/kernel/debug/nsm_kernel/*/stats" |
-		awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print -1 }'
-}
-
 wait_nsm_idle() {	# until the NSM has no guest socket (10 s at most)
 	local i n
 	for ((i = 0; i < 20; i++)); do
-		n=$(nsm_stat sockets)
+		n=$(topo_nsm_stat sockets)
 		((n != 0)) || return 0
 		sleep 0.5
 	done
@@ -184,12 +178,12 @@ topo_world_spawn "$logdir/sink.log" "$bin" sink "$sink_port"
 sink_pid=$LAB_LAST_PID
 topo_world_wait_port "$sink_port" || lab_diag "the sink does not listen"
 mem0=$(nsm_mem_avail)
-aborts0=$(nsm_stat drain_aborts)
+aborts0=$(topo_nsm_stat drain_aborts)
 t=$SECONDS
 got=$(lab_vm_exec vm1 300 "$gbin fill $TOPO_WORLD_IP $sink_port $fill_conns" 2>&1) || true
 mem1=$(nsm_mem_avail)
-socks=$(nsm_stat sockets)
-aborts=$(nsm_stat drain_aborts)
+socks=$(topo_nsm_stat sockets)
+aborts=$(topo_nsm_stat drain_aborts)
 lab_diag "vm1: $got ($((SECONDS - t)) s)" \
 	"NSM: sockets $socks, drain_aborts $aborts, MemAvailable $mem0 -> $mem1 kB"
 lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/guests' 2>&1 | sed 's/^/#   /' || true
@@ -201,8 +195,8 @@ rc=0
 lab_ok "$rc" "connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
 
 sleep $((drain_timeout + 2))
-socks=$(nsm_stat sockets)
-timeouts=$(nsm_stat drain_timeouts)
+socks=$(topo_nsm_stat sockets)
+timeouts=$(topo_nsm_stat drain_timeouts)
 lab_diag "after drain_timeout: sockets $socks, drain_timeouts $timeouts"
 rc=0
 ((socks == 0)) || rc=1

@@ -216,6 +216,19 @@ topo_nkctl() {
 	"$TOPO_NKCTL" -s "$TOPO_CTL" "$@"
 }
 
+# topo_nsm_stat NAME: one counter of nsm_kernel's debugfs stats in the NSM
+# VM (-1 if it has none of that name).
+topo_nsm_stat() {
+	lab_vm_exec "$TOPO_NSM" 30 "cat /sys/kernel/debug/nsm_kernel/*/stats" |
+		awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print -1 }'
+}
+
+# topo_ep_sockets NAME: how many sockets the engine holds for endpoint NAME.
+topo_ep_sockets() {
+	topo_nkctl --json sockets "$1" |
+		python3 -c 'import json, sys; print(len(json.load(sys.stdin)["sockets"]))'
+}
+
 # _topo_ep_ready NAME: 0 when the engine lists endpoint NAME as ready.
 _topo_ep_ready() {
 	topo_nkctl list 2>/dev/null | awk -v ep="$1" '$1 == ep && $4 == "ready" { f = 1 } END { exit !f }'
