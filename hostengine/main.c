@@ -13,16 +13,26 @@
  *
  * he_ratelimit_ok() is called by the data plane only, on its endpoints'
  * rate limiters.
+ *
+ * Under systemd (hostengine.service, Type=notify): READY=1 goes to
+ * $NOTIFY_SOCKET once every vhost-user socket and the control socket exist,
+ * so VMs can be ordered after the engine, and STOPPING=1 when shutdown
+ * begins.  When stderr is the journal ($JOURNAL_STREAM names it), DPDK's
+ * log stream writes there with each line's priority as a "<N>" prefix,
+ * so every line lands once, at its level.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
@@ -63,9 +73,87 @@ bool he_ratelimit_ok(struct he_ep *ep)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: hostengine -c CONFIG [-f] [-v] [-- EAL-ARGS...]\n"
+		"       hostengine -h | -V\n"
 		"  -c, --config FILE  configuration file\n"
 		"  -f, --foreground   log to stderr\n"
-		"  -v, --verbose      debug logging\n");
+		"  -v, --verbose      debug logging\n"
+		"  -V, --version      print the version and exit\n");
+}
+
+/* sd_notify(3)'s protocol: one datagram to $NOTIFY_SOCKET, if set. */
+static void sd_notify_state(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t n;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@'))
+		return;
+	n = strlen(path);
+	if (n >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   offsetof(struct sockaddr_un, sun_path) + n) < 0)
+		he_log(WARNING, "NOTIFY_SOCKET %s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/* Is stderr the journal's stream ($JOURNAL_STREAM is "DEV:INODE")? */
+static bool stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	return js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+	       !fstat(STDERR_FILENO, &st) && st.st_dev == dev && st.st_ino == ino;
+}
+
+/*
+ * The journal's log stream: rte_vlog() prints one message and flushes, so
+ * a write here is one message; every line of it gets the message's syslog
+ * priority (DPDK's levels are syslog's plus one).
+ */
+static ssize_t journal_write(void *cookie, const char *buf, size_t size)
+{
+	static bool midline;
+	char out[4096];
+	size_t i, n = 0;
+	int prio = (int)rte_log_cur_msg_loglevel() - 1;
+
+	(void)cookie;
+	if (prio < 0 || prio > 7)
+		prio = 6;
+	for (i = 0; i < size; i++) {
+		if (n > sizeof(out) - 8) {
+			if (write(STDERR_FILENO, out, n) < 0)
+				return -1;
+			n = 0;
+		}
+		if (!midline)
+			n += snprintf(out + n, sizeof(out) - n, "<%d>", prio);
+		out[n++] = buf[i];
+		midline = buf[i] != '\n';
+	}
+	if (n && write(STDERR_FILENO, out, n) < 0)
+		return -1;
+	return size;
+}
+
+static void log_to_journal(void)
+{
+	static const cookie_io_functions_t io = { .write = journal_write };
+	FILE *f = fopencookie(NULL, "w", io);
+
+	if (f)
+		rte_openlog_stream(f);
 }
 
 static int mkdir_p(const char *dir)
@@ -93,6 +181,7 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char lcores[32], main_lcore[16], prefix[NK_NAME_MAX + 32];
@@ -104,7 +193,7 @@ int main(int argc, char **argv)
 	struct stat st;
 	sigset_t sigs;
 
-	while ((opt = getopt_long(argc, argv, "c:fvh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:fvhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			config = optarg;
@@ -117,6 +206,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("hostengine %s\n", NK_VERSION);
 			return 0;
 		default:
 			usage(stderr);
@@ -163,8 +255,10 @@ int main(int argc, char **argv)
 		return EXIT_DPDK;
 	}
 
-	if (foreground || isatty(STDERR_FILENO) ||
-	    (!fstat(STDERR_FILENO, &st) && S_ISFIFO(st.st_mode)))
+	if (stderr_is_journal())
+		log_to_journal();
+	else if (foreground || isatty(STDERR_FILENO) ||
+		 (!fstat(STDERR_FILENO, &st) && S_ISFIFO(st.st_mode)))
 		rte_openlog_stream(stderr);
 	he_logtype = rte_log_register_type_and_pick_level("netkernel.engine",
 							  verbose ? RTE_LOG_DEBUG : RTE_LOG_INFO);
@@ -206,10 +300,13 @@ int main(int argc, char **argv)
 		if (ret)
 			he_log(ERR, "control socket %s: %s", cfg.ctl_path, strerror(-ret));
 	}
-	he_log(INFO, "hostengine %s: %s, %u endpoint(s), poll %s", HE_VERSION, cfg.name,
+	he_log(INFO, "hostengine %s: %s, %u endpoint(s), poll %s", NK_VERSION, cfg.name,
 	       cfg.nr_eps, cfg.poll == HE_POLL_BUSY ? "busy" : "adaptive");
-	if (!ret)
+	if (!ret) {
+		sd_notify_state("READY=1");
 		he_ctl_run(sigfd);
+		sd_notify_state("STOPPING=1");
+	}
 
 	he_dp_stop();
 	he_vhost_stop(&cfg);
