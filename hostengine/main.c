@@ -21,6 +21,7 @@
  * log stream writes there with each line's priority as a "<N>" prefix,
  * so every line lands once, at its level.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -156,6 +157,31 @@ static void log_to_journal(void)
 		rte_openlog_stream(f);
 }
 
+/*
+ * rte_eal_cleanup(), then the EAL's runtime directory: with --no-shconf
+ * it holds only the telemetry socket (which DPDK unlinks only at exit(),
+ * after this), so the engine removes what is there and the directory:
+ * an engine that stops leaves nothing in /run/dpdk.
+ */
+static void eal_exit(void)
+{
+	char dir[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
+	rte_eal_cleanup();
+	d = dir[0] ? opendir(dir) : NULL;
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(dirfd(d), de->d_name, 0);
+	closedir(d);
+	if (rmdir(dir) < 0)
+		he_log(WARNING, "%s left behind: %s", dir, strerror(errno));
+}
+
 static int mkdir_p(const char *dir)
 {
 	char path[PATH_MAX], *p;
@@ -235,6 +261,8 @@ int main(int argc, char **argv)
 	eal_argv[eal_argc++] = "--main-lcore";
 	eal_argv[eal_argc++] = main_lcore;
 	eal_argv[eal_argc++] = "--no-pci";
+	/* Never a secondary process: no shared configuration files. */
+	eal_argv[eal_argc++] = "--no-shconf";
 	eal_argv[eal_argc++] = prefix;
 	if (!cfg.hugepages) {
 		eal_argv[eal_argc++] = "--no-huge";
@@ -275,13 +303,13 @@ int main(int argc, char **argv)
 	}
 	if (!rte_lcore_is_enabled(cfg.dataplane_lcore)) {
 		he_log(ERR, "data-plane lcore %u not available", cfg.dataplane_lcore);
-		rte_eal_cleanup();
+		eal_exit();
 		return EXIT_DPDK;
 	}
 	ret = mkdir_p(cfg.run_dir);
 	if (ret) {
 		he_log(ERR, "run_dir %s: %s", cfg.run_dir, strerror(-ret));
-		rte_eal_cleanup();
+		eal_exit();
 		return EXIT_CONFIG;
 	}
 	if (he_telemetry_register(&cfg))
@@ -291,7 +319,7 @@ int main(int argc, char **argv)
 		ret = he_dp_launch();
 	if (ret) {
 		he_log(ERR, "data plane: %s", strerror(ret < 0 ? -ret : ret));
-		rte_eal_cleanup();
+		eal_exit();
 		return EXIT_DPDK;
 	}
 	ret = he_vhost_start(&cfg);
@@ -311,7 +339,7 @@ int main(int argc, char **argv)
 	he_dp_stop();
 	he_vhost_stop(&cfg);
 	he_ctl_close();
-	rte_eal_cleanup();
+	eal_exit();
 	he_log(INFO, "exit");
 	return ret ? EXIT_DPDK : 0;
 }

@@ -544,6 +544,14 @@ static void t_service_ready_perms_journal(void **state)
 	svc_pid = 0;
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	close(fd);
+	/* Nothing left behind: no socket, no DPDK runtime directory. */
+	snprintf(path, sizeof(path), "%s/control.sock", dir);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/vm1.sock", dir);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "/var/run/dpdk/netkernel-%s-svc", W.name);
+	if (!access(path, F_OK))
+		fail_msg("%s left behind", path);
 
 	/* Every line carries a priority: <6> for info, the ready line among them. */
 	f = fopen(log, "r");
