@@ -443,7 +443,7 @@ int he_config_load(struct he_config *cfg, const char *file)
 
 	p.f = fopen(file, "r");
 	if (!p.f) {
-		fprintf(stderr, "%s: %s\n", file, strerror(errno));
+		fprintf(stderr, "%s%s: %s\n", he_journal ? "<3>" : "", file, strerror(errno));
 		return -1;
 	}
 	ret = ini_parse_stream(reader, &p, handler, &p);
@@ -457,7 +457,8 @@ int he_config_load(struct he_config *cfg, const char *file)
 		finish(&p);
 	free(p.nsm_line);
 	if (p.err[0]) {
-		fprintf(stderr, "%s:%u: %s\n", file, p.err_line, p.err);
+		fprintf(stderr, "%s%s:%u: %s\n", he_journal ? "<3>" : "", file, p.err_line,
+			p.err);
 		return -1;
 	}
 	return 0;

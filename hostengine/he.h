@@ -111,6 +111,9 @@ struct he_config {
 	unsigned int nr_eps;
 };
 
+/* stderr is the journal: lines written there carry a "<N>" priority. */
+extern bool he_journal;
+
 int he_config_load(struct he_config *cfg, const char *path);
 struct he_ep *he_ep_by_name(const struct he_config *cfg, const char *name);
 

@@ -47,6 +47,7 @@
 #define EXIT_DPDK	3
 
 int he_logtype;
+bool he_journal;
 
 bool he_ratelimit_ok(struct he_ep *ep)
 {
@@ -245,6 +246,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	he_journal = stderr_is_journal();
 	if (he_config_load(&cfg, config))
 		return EXIT_CONFIG;
 
@@ -283,7 +285,7 @@ int main(int argc, char **argv)
 		return EXIT_DPDK;
 	}
 
-	if (stderr_is_journal())
+	if (he_journal)
 		log_to_journal();
 	else if (foreground || isatty(STDERR_FILENO) ||
 		 (!fstat(STDERR_FILENO, &st) && S_ISFIFO(st.st_mode)))
@@ -297,8 +299,8 @@ int main(int argc, char **argv)
 
 	ret = rte_eal_init(eal_argc, eal_argv);
 	if (ret < 0) {
-		fprintf(stderr, "hostengine: EAL initialisation failed: %s\n",
-			rte_strerror(rte_errno));
+		fprintf(stderr, "%shostengine: EAL initialisation failed: %s\n",
+			he_journal ? "<3>" : "", rte_strerror(rte_errno));
 		return EXIT_DPDK;
 	}
 	if (!rte_lcore_is_enabled(cfg.dataplane_lcore)) {

@@ -579,6 +579,7 @@ static void t_perm_config(void **state)
 		{ "socket_perms = 0600", "unknown key 'socket_perms' in [engine]" },
 	};
 	char bin[PATH_MAX], conf[128], cmd[PATH_MAX + 256], out[512], want[256];
+	char log[160], *env[] = { NULL };
 	unsigned int i;
 	FILE *f;
 	int st;
@@ -601,6 +602,18 @@ static void t_perm_config(void **state)
 		if (!strstr(out, want))
 			fail_msg("want \"%s\", got \"%s\"", want, out);
 	}
+	/* In the journal the message is an error: priority 3. */
+	snprintf(log, sizeof(log), "%s/bad.journal", W.dir);
+	svc_pid = service_start(conf, log, env);
+	assert_int_equal(waitpid(svc_pid, &st, 0), svc_pid);
+	svc_pid = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	f = fopen(log, "r");
+	assert_non_null(f);
+	out[fread(out, 1, sizeof(out) - 1, f)] = '\0';
+	fclose(f);
+	snprintf(want, sizeof(want), "<3>%s:3: %s\n", conf, bad[i - 1][1]);
+	assert_string_equal(out, want);
 	h_pass();
 }
 
