@@ -115,6 +115,10 @@ unit=$r/lib/systemd/system/hostengine.service
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 read -r -a cmd <<<"$exec_start"
 conf=$r/etc/netkernel/hostengine.conf
+# systemd's own check of the unit (offline: no systemd runs here).
+verify=$(in_root systemd-analyze verify --man=no /lib/systemd/system/hostengine.service 2>&1)
+exposure=$(in_root systemd-analyze security --offline=yes /lib/systemd/system/hostengine.service 2>&1 |
+	sed -n 's/.*Overall exposure level for hostengine.service: //p')
 # stderr as the journal: JOURNAL_STREAM names it.
 : >"$out/unit.log"
 js=$(stat -c '%d:%i' "$out/unit.log")
@@ -144,8 +148,9 @@ rc=$?
 left=$(ls "$r/run/netkernel" "$r/run/dpdk" 2>/dev/null | grep -v ':$' | grep -v '^$' || true)
 [[ -z $left ]] || fail+=" left behind: $left"
 grep -qv '^<[0-7]>' "$out/unit.log" && fail+=" a journal line without priority"
+[[ -z $verify ]] || fail+=" systemd-analyze verify: $verify"
 if [[ -z $fail ]]; then
-	result packaged_unit 0 "$exec_start: ready, sockets kvm 660 and root 600, SIGTERM exit 0, nothing left"
+	result packaged_unit 0 "$exec_start: ready, sockets kvm 660 and root 600, SIGTERM exit 0, nothing left; systemd-analyze verify clean, exposure $exposure"
 else
 	result packaged_unit 1 "$exec_start:$fail"
 fi
