@@ -16,7 +16,7 @@
 #   nkctl to OUTDIR/pkg/, and logs to OUTDIR/*.log.
 set -uo pipefail
 
-debs=$1 out=$2
+debs=$(realpath "$1") out=$(realpath "$2")
 shift 2
 kvers=("$@")
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -186,6 +186,8 @@ left=$(cd "$r" && ls -d usr/src/netkernel-* var/lib/dkms/netkernel-* etc/netkern
 	2>/dev/null | tr '\n' ' ')
 if grep -q '^purge 1' "$out/results"; then
 	:
+elif grep -q '^install 1' "$out/results"; then
+	result purge 1 "nothing was installed"
 elif [[ -z $left ]] && ! in_root dkms status 2>&1 | grep -q netkernel; then
 	result purge 0 "no file, module or DKMS tree left"
 else
