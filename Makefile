@@ -18,6 +18,8 @@
 #                 VM lab, NetKernel beside the native virtio-net path, with a
 #                 table, results/bench-DATE/results.{json,csv,png}
 #   make bench-smoke  the same, short, asserting only sane numbers (in check)
+#   make deb      the Debian packages in build/deb (tools/mkdeb.sh):
+#                 netkernel-hostengine, netkernel-guest-dkms, netkernel-nsm-dkms
 #   make fuzz     each libFuzzer harness of selftests/fuzz for FUZZ_SECONDS
 #                 (default 60; make check runs each for 15)
 #
@@ -40,7 +42,7 @@ kdir = $(or $(KDIR),$(shell ls -d $(KSRC)/linux-headers-$(KSERIES).*-amd64 2>/de
 need_kdir = $(if $(kdir),,$(error no $(KSRC)/linux-headers-$(KSERIES).*-amd64: run 'make deps' as root, or set KDIR))
 
 .PHONY: all deps $(SUBDIRS) modules tests check demo kunit bench bench-smoke fuzz clean \
-	kselftest tenancy scale
+	kselftest tenancy scale deb
 
 all: $(SUBDIRS) modules
 
@@ -104,6 +106,10 @@ scale: all
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	selftests/fuzz/run.sh -t $(FUZZ_SECONDS)
+
+# Debian packages, lintian-checked (the deploy suite installs them).
+deb: deps
+	tools/mkdeb.sh
 
 clean:
 	for d in $(SUBDIRS) hostengine/tests; do $(MAKE) -C $$d clean; done

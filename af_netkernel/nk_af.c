@@ -143,6 +143,7 @@
 #include <net/ipv6.h>
 #include <net/tcp_states.h>
 
+#include "../include/netkernel/nk_version.h"
 #include "nk_guest.h"
 
 /* Wire values of SOCKET a1 (Linux x86 values, fixed by the protocol). */
@@ -2149,4 +2150,5 @@ module_exit(nk_exit);
 MODULE_AUTHOR("NetKernel project");
 MODULE_DESCRIPTION("NetKernel guest sockets: TCP/UDP served by a network stack VM");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(NK_VERSION);
 MODULE_ALIAS_NETPROTO(PF_NETKERNEL);

@@ -19,6 +19,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <ini.h>
@@ -189,6 +193,96 @@ static bool parse_path(const char *v, char *out, size_t size)
 	return *v && (size_t)snprintf(out, size, "%s", v) < size;
 }
 
+/* A user or group: a name, or a number. */
+static bool parse_id(const char *v, bool group, unsigned int *out)
+{
+	char *end;
+	unsigned long n;
+
+	if (!*v)
+		return false;
+	errno = 0;
+	n = strtoul(v, &end, 10);
+	if (!*end && !errno && isdigit((unsigned char)*v) && n < (unsigned int)-1) {
+		*out = n;
+		return true;
+	}
+	if (group) {
+		struct group *gr = getgrnam(v);
+
+		if (gr)
+			*out = gr->gr_gid;
+		return gr;
+	} else {
+		struct passwd *pw = getpwnam(v);
+
+		if (pw)
+			*out = pw->pw_uid;
+		return pw;
+	}
+}
+
+/* An octal mode of a socket: the permission bits only. */
+static bool parse_mode(const char *v, mode_t *out)
+{
+	char *end;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(v, &end, 8);
+	if (!*v || *end || errno || n > 0777)
+		return false;
+	*out = n;
+	return true;
+}
+
+/*
+ * socket_owner, socket_group, socket_mode and the control_ ones.
+ * 1: handled (an error is in p), 0: not such a key.
+ */
+static int perm_key(struct parse *p, const char *k, const char *v)
+{
+	struct he_config *cfg = p->cfg;
+	const char *key = k;
+	struct he_perm *perm;
+	unsigned int id;
+
+	if (!strncmp(k, "socket_", 7))
+		perm = &cfg->sock_perm, k += 7;
+	else if (!strncmp(k, "control_", 8))
+		perm = &cfg->ctl_perm, k += 8;
+	else
+		return 0;
+	if (!strcmp(k, "owner") || !strcmp(k, "group")) {
+		bool group = k[0] == 'g';
+
+		if (!parse_id(v, group, &id))
+			perr(p, "unknown %s '%s' for %s", group ? "group" : "user", v,
+			     key);
+		else if (group)
+			perm->gid = id;
+		else
+			perm->uid = id;
+	} else if (!strcmp(k, "mode")) {
+		if (!parse_mode(v, &perm->mode))
+			perr(p, "bad value '%s' for %s: an octal mode, 0 to 0777", v,
+			     key);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+int he_perm_apply(const char *path, const struct he_perm *perm)
+{
+	if ((perm->uid != (uid_t)-1 || perm->gid != (gid_t)-1) &&
+	    chown(path, perm->uid, perm->gid) < 0)
+		return -errno;
+	if (chmod(path, perm->mode) < 0)
+		return -errno;
+	return 0;
+}
+
 static int engine_key(struct parse *p, const char *k, const char *v)
 {
 	struct he_config *cfg = p->cfg;
@@ -227,6 +321,8 @@ static int engine_key(struct parse *p, const char *k, const char *v)
 			return 0;
 		}
 		ok = true;
+	} else if (perm_key(p, k, v)) {
+		return !p->err[0];
 	} else {
 		perr(p, "unknown key '%s' in [engine]", k);
 		return 0;
@@ -342,10 +438,12 @@ int he_config_load(struct he_config *cfg, const char *file)
 	cfg->max_payload = NK_MAX_PAYLOAD;
 	cfg->pending_limit = 8U << 20;
 	cfg->max_sockets = HE_MAX_SOCKETS;
+	cfg->sock_perm = (struct he_perm){ (uid_t)-1, (gid_t)-1, 0600 };
+	cfg->ctl_perm = cfg->sock_perm;
 
 	p.f = fopen(file, "r");
 	if (!p.f) {
-		fprintf(stderr, "%s: %s\n", file, strerror(errno));
+		fprintf(stderr, "%s%s: %s\n", he_journal ? "<3>" : "", file, strerror(errno));
 		return -1;
 	}
 	ret = ini_parse_stream(reader, &p, handler, &p);
@@ -359,7 +457,8 @@ int he_config_load(struct he_config *cfg, const char *file)
 		finish(&p);
 	free(p.nsm_line);
 	if (p.err[0]) {
-		fprintf(stderr, "%s:%u: %s\n", file, p.err_line, p.err);
+		fprintf(stderr, "%s%s:%u: %s\n", he_journal ? "<3>" : "", file, p.err_line,
+			p.err);
 		return -1;
 	}
 	return 0;

@@ -236,7 +236,7 @@ static json_object *cmd_engine(void)
 	for (i = 0; i < cfg->nr_eps; i++)
 		pending += he_cnt_get(cfg->eps[i], HE_C_PENDING_BYTES);
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	json_object_object_add(r, "version", json_object_new_string(HE_VERSION));
+	json_object_object_add(r, "version", json_object_new_string(NK_VERSION));
 	add_u64(r, "uptime_s", now.tv_sec - started.tv_sec);
 	json_object_object_add(r, "poll", json_object_new_string(
 				       cfg->poll == HE_POLL_BUSY ? "busy" : "adaptive"));
@@ -443,7 +443,7 @@ int he_ctl_open(struct he_config *c)
 		return -errno;
 	unlink(cfg->ctl_path);
 	if (bind(listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(cfg->ctl_path, 0600) < 0 || listen(listen_fd, 8) < 0) {
+	    he_perm_apply(cfg->ctl_path, &cfg->ctl_perm) < 0 || listen(listen_fd, 8) < 0) {
 		int err = -errno;
 
 		close(listen_fd);

@@ -25,6 +25,7 @@
 #include <limits.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/types.h>
 #include <netinet/in.h>
 
 #include <rte_branch_prediction.h>
@@ -32,8 +33,7 @@
 #include <rte_vhost.h>
 
 #include "netkernel/nk_proto.h"
-
-#define HE_VERSION		"0.1.0"
+#include "netkernel/nk_version.h"
 
 #define HE_MAX_SEGS		256	/* guest memory segments per chain */
 #define HE_MAX_REQS_PER_GUEST	1024	/* outstanding requests at the NSM */
@@ -77,6 +77,20 @@ enum he_poll {
 	HE_POLL_BUSY,
 };
 
+/*
+ * Owner, group and mode given to a Unix socket the engine creates: the
+ * vhost-user sockets (socket_owner, socket_group, socket_mode) and the
+ * control socket (control_owner, control_group, control_mode).  An owner or
+ * group of -1 is left as created (the engine's own).
+ */
+struct he_perm {
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;
+};
+
+int he_perm_apply(const char *path, const struct he_perm *perm);
+
 struct he_config {
 	char name[NK_NAME_MAX];
 	char run_dir[PATH_MAX];
@@ -90,10 +104,15 @@ struct he_config {
 	uint64_t pending_limit;
 	uint32_t max_sockets;		/* per guest */
 	char ctl_path[PATH_MAX];
+	struct he_perm sock_perm;	/* every vhost-user socket */
+	struct he_perm ctl_perm;	/* the control socket */
 
 	struct he_ep **eps;		/* in file order; eps[i]->id == i + 1 */
 	unsigned int nr_eps;
 };
+
+/* stderr is the journal: lines written there carry a "<N>" priority. */
+extern bool he_journal;
 
 int he_config_load(struct he_config *cfg, const char *path);
 struct he_ep *he_ep_by_name(const struct he_config *cfg, const char *name);

@@ -260,6 +260,7 @@ static int register_ep(struct he_ep *ep, bool *registered_ep)
 	const char *path = ep->sock_path;
 	uint64_t pf;
 	struct stat st;
+	int err;
 
 	if (!lstat(path, &st) && S_ISSOCK(st.st_mode))
 		unlink(path);
@@ -275,6 +276,11 @@ static int register_ep(struct he_ep *ep, bool *registered_ep)
 	    rte_vhost_driver_callback_register(path, &dev_ops) ||
 	    rte_vhost_driver_start(path))
 		return -1;
+	err = he_perm_apply(path, &cfg->sock_perm);
+	if (err) {
+		he_log(ERR, "%s: owner or mode of %s: %s", ep->name, path, strerror(-err));
+		return -1;
+	}
 	return 0;
 }
 

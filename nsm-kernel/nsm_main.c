@@ -152,6 +152,7 @@
 #include <net/net_namespace.h>
 #include <net/sock.h>
 
+#include "../include/netkernel/nk_version.h"
 #include "nsm.h"
 
 static int netns_pid;
@@ -790,3 +791,4 @@ module_exit(nsm_exit);
 MODULE_AUTHOR("NetKernel project");
 MODULE_DESCRIPTION("NetKernel network stack module: guest sockets served by the kernel's TCP/IP stack");
 MODULE_LICENSE("GPL");
+MODULE_VERSION(NK_VERSION);

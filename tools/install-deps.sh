@@ -27,6 +27,7 @@ GROUPS_=(
 	"VM lab|QEMU 7.2, the busybox initramfs, Debian's modules (6.12's are .ko.xz), namespaces and taps, control-socket pokes|qemu-system-x86 busybox-static cpio kmod xz-utils zstd iproute2 socat python3"
 	"benchmarks|the plot of make bench|gnuplot-nox"
 	"fuzzing|clang's libFuzzer with AddressSanitizer and UBSan for make fuzz|clang libclang-rt-14-dev"
+	"packaging|make deb (debhelper, DKMS, lintian) and the libvirt guest of the install test|debhelper dh-dkms dkms lintian fakeroot bash-completion libvirt-daemon-system libvirt-clients"
 )
 PACKAGES=()
 declare -A group_of=()

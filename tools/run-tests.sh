@@ -25,8 +25,9 @@ declare -A suite_cmd=(
 	[scale]="$top/selftests/netkernel/scale.sh --conns 2000 --cycles 3000"
 	[bench-smoke]="$top/tools/bench/bench.sh --smoke"
 	[fuzz]="$top/selftests/fuzz/run.sh -t 15"
+	[deploy]="$top/selftests/deploy/run.sh"
 )
-order=(build kernel-build kunit fuzz hostengine qemu-smoke kselftest tenancy resilience scale bench-smoke)
+order=(build kernel-build kunit fuzz hostengine qemu-smoke kselftest tenancy resilience scale deploy bench-smoke)
 [ $# -gt 0 ] && order=("$@")
 
 passed=0

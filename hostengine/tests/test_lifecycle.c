@@ -3,20 +3,42 @@
  * Life cycle: a guest or the NSM disconnecting mid-transfer, reconnecting
  * and saying HELLO again, and detach/attach through the control socket.
  * Tests that kill an endpoint bring it back in their teardown.
+ *
+ * The service's side of the life cycle runs an engine of its own: the
+ * readiness notification systemd waits for (Type=notify), the journal's
+ * log priorities, and the owner and mode of the sockets it creates.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 
+#include "netkernel/nk_version.h"
 #include "harness.h"
 #include "tnsm.h"
 
 #define MIB	(1ULL << 20)
 
+static pid_t svc_pid;	/* an engine a service test started, until it exits */
+
 static int td(void **state)
 {
 	char path[256];
+
+	if (svc_pid > 0) {
+		kill(svc_pid, SIGKILL);
+		waitpid(svc_pid, NULL, 0);
+		svc_pid = 0;
+	}
 
 	if (!W.nsm) {
 		h_sock_path(path, sizeof(path), H_NSM);
@@ -416,6 +438,185 @@ static void t_mem_table_change(void **state)
 	h_pass();
 }
 
+/* Run hostengine -c @conf with @env set; its stderr to @log.  */
+static pid_t service_start(const char *conf, const char *log, char *const env[])
+{
+	char bin[PATH_MAX];
+	pid_t pid;
+
+	h_tool_path(bin, sizeof(bin), "HOSTENGINE", "../hostengine");
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		char js[64];
+		struct stat st;
+
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0 || fstat(STDERR_FILENO, &st))
+			_exit(127);
+		/* What systemd sets when stderr is the journal. */
+		snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+			 (unsigned long long)st.st_ino);
+		setenv("JOURNAL_STREAM", js, 1);
+		for (; *env; env += 2)
+			setenv(env[0], env[1], 1);
+		execl(bin, bin, "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* The next datagram on @fd within 30 s, as a string. */
+static void notify_recv(int fd, char *buf, size_t size)
+{
+	struct timeval tv = { .tv_sec = 30 };
+	ssize_t n;
+
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+	n = recv(fd, buf, size - 1, 0);
+	if (n < 0)
+		fail_msg("no notification within 30 s: %s", strerror(errno));
+	buf[n] = '\0';
+}
+
+static void assert_sock(const char *path, gid_t gid, mode_t mode)
+{
+	struct stat st;
+
+	if (lstat(path, &st))
+		fail_msg("%s: %s", path, strerror(errno));
+	assert_true(S_ISSOCK(st.st_mode));
+	if (st.st_gid != gid || (st.st_mode & 0777) != mode)
+		fail_msg("%s: group %u mode %03o, want %u %03o", path, st.st_gid,
+			 st.st_mode & 0777, gid, mode);
+}
+
+/*
+ * Under systemd: READY=1 only once every socket exists, with the owner and
+ * mode the file gives; the journal gets each line once with its priority;
+ * SIGTERM says STOPPING=1 and exits 0.
+ */
+static void t_service_ready_perms_journal(void **state)
+{
+	char dir[80], conf[192], log[192], nsock[100], path[256], buf[256];
+	char *env[] = { "NOTIFY_SOCKET", nsock, NULL };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct group *gr = getgrnam("daemon");
+	int fd, st, info = 0;
+	pid_t pid;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(gr);
+	snprintf(dir, sizeof(dir), "%s/svc", W.dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(conf, sizeof(conf), "%s/engine.conf", dir);
+	snprintf(log, sizeof(log), "%s/journal", dir);
+	snprintf(nsock, sizeof(nsock), "%s/notify", dir);
+	f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f, "[engine]\nname = %s-svc\nrun_dir = %s\nhugepages = no\n"
+		"socket_group = daemon\nsocket_mode = 0660\n"
+		"control_group = %u\ncontrol_mode = 0640\n\n"
+		"[nsm:nsm0]\n\n[guest:vm1]\nnsm = nsm0\n", W.name, dir, gr->gr_gid);
+	assert_int_equal(fclose(f), 0);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", nsock);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+
+	svc_pid = pid = service_start(conf, log, env);
+	notify_recv(fd, buf, sizeof(buf));
+	assert_string_equal(buf, "READY=1");
+	snprintf(path, sizeof(path), "%s/nsm0.sock", dir);
+	assert_sock(path, gr->gr_gid, 0660);
+	snprintf(path, sizeof(path), "%s/vm1.sock", dir);
+	assert_sock(path, gr->gr_gid, 0660);
+	snprintf(path, sizeof(path), "%s/control.sock", dir);
+	assert_sock(path, gr->gr_gid, 0640);
+
+	assert_int_equal(kill(pid, SIGTERM), 0);
+	notify_recv(fd, buf, sizeof(buf));
+	assert_string_equal(buf, "STOPPING=1");
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	svc_pid = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(fd);
+	/* Nothing left behind: no socket, no DPDK runtime directory. */
+	snprintf(path, sizeof(path), "%s/control.sock", dir);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "%s/vm1.sock", dir);
+	assert_int_equal(access(path, F_OK), -1);
+	snprintf(path, sizeof(path), "/var/run/dpdk/netkernel-%s-svc", W.name);
+	if (!access(path, F_OK))
+		fail_msg("%s left behind", path);
+
+	/* Every line carries a priority: <6> for info, the ready line among them. */
+	f = fopen(log, "r");
+	assert_non_null(f);
+	while (fgets(buf, sizeof(buf), f)) {
+		if (buf[0] != '<' || buf[1] < '0' || buf[1] > '7' || buf[2] != '>')
+			fail_msg("journal line without a priority: %s", buf);
+		if (!strncmp(buf, "<6>", 3) && strstr(buf, "hostengine " NK_VERSION))
+			info++;
+	}
+	fclose(f);
+	assert_int_equal(info, 1);
+	h_pass();
+}
+
+/* Bad owners and modes stop the engine with file:line: message. */
+static void t_perm_config(void **state)
+{
+	static const char *const bad[][2] = {
+		{ "socket_mode = 0999", "bad value '0999' for socket_mode: an octal mode, 0 to 0777" },
+		{ "socket_mode = 1777", "bad value '1777' for socket_mode: an octal mode, 0 to 0777" },
+		{ "control_mode = ", "bad value '' for control_mode: an octal mode, 0 to 0777" },
+		{ "socket_group = nk-no-such-group", "unknown group 'nk-no-such-group' for socket_group" },
+		{ "control_owner = nk-no-such-user", "unknown user 'nk-no-such-user' for control_owner" },
+		{ "socket_perms = 0600", "unknown key 'socket_perms' in [engine]" },
+	};
+	char bin[PATH_MAX], conf[128], cmd[PATH_MAX + 256], out[512], want[256];
+	char log[160], *env[] = { NULL };
+	unsigned int i;
+	FILE *f;
+	int st;
+
+	(void)state;
+	h_tool_path(bin, sizeof(bin), "HOSTENGINE", "../hostengine");
+	snprintf(conf, sizeof(conf), "%s/bad.conf", W.dir);
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		f = fopen(conf, "w");
+		assert_non_null(f);
+		fprintf(f, "[engine]\nname = bad\n%s\n", bad[i][0]);
+		fclose(f);
+		snprintf(cmd, sizeof(cmd), "%s -c %s -f 2>&1", bin, conf);
+		f = popen(cmd, "r");
+		assert_non_null(f);
+		out[fread(out, 1, sizeof(out) - 1, f)] = '\0';
+		st = pclose(f);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+		snprintf(want, sizeof(want), "%s:3: %s", conf, bad[i][1]);
+		if (!strstr(out, want))
+			fail_msg("want \"%s\", got \"%s\"", want, out);
+	}
+	/* In the journal the message is an error: priority 3. */
+	snprintf(log, sizeof(log), "%s/bad.journal", W.dir);
+	svc_pid = service_start(conf, log, env);
+	assert_int_equal(waitpid(svc_pid, &st, 0), svc_pid);
+	svc_pid = 0;
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	f = fopen(log, "r");
+	assert_non_null(f);
+	out[fread(out, 1, sizeof(out) - 1, f)] = '\0';
+	fclose(f);
+	snprintf(want, sizeof(want), "<3>%s:3: %s\n", conf, bad[i - 1][1]);
+	assert_string_equal(out, want);
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	T(t_guest_disconnect_mid_transfer),
 	T(t_nsm_disconnect_mid_transfer),
@@ -424,6 +625,8 @@ static const struct CMUnitTest tests[] = {
 	T(t_detach_then_socket),
 	T(t_detach_with_open_sockets),
 	T(t_mem_table_change),
+	T(t_service_ready_perms_journal),
+	T(t_perm_config),
 };
 
 static int setup(void **state)

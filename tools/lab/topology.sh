@@ -158,17 +158,21 @@ topo_build_modules() {
 
 # topo_build: the modules, hostengine, nkctl and the lab's initramfs
 # (build/lab/topology-VER.cpio.gz, rebuilt only when an input changed).
-# Logs in $LAB_LOG_DIR/build-*.log.
+# Modules built elsewhere (by DKMS from the packages, say) are used as
+# they are when TOPO_KO_AF and TOPO_KO_NSM name them; the initramfs then
+# goes to TOPO_INITRD_OUT if set.  Logs in $LAB_LOG_DIR/build-*.log.
 topo_build() {
 	local t0=$SECONDS
 	local -a nkperf=()
 	[[ -n $TOPO_KVER ]] || TOPO_KVER=$(lab_kernel_version 6.1) || return 1
-	topo_build_modules "$TOPO_KVER" || return 1
+	if [[ -z $TOPO_KO_AF || -z $TOPO_KO_NSM ]]; then
+		topo_build_modules "$TOPO_KVER" || return 1
+	fi
 	if [[ -z ${HOSTENGINE:-} ]]; then
 		_topo_step "$LAB_LOG_DIR/build-hostengine.log" make -C "$LAB_TOP/hostengine" -j2 || return 1
 	fi
 	_topo_step "$LAB_LOG_DIR/build-nkctl.log" make -C "$LAB_TOP/tools/nkctl" -j2 || return 1
-	TOPO_INITRD=$LAB_TOP/build/lab/topology-$TOPO_KVER.cpio.gz
+	TOPO_INITRD=${TOPO_INITRD_OUT:-$LAB_TOP/build/lab/topology-$TOPO_KVER.cpio.gz}
 	# nkperf (tools/bench), the benchmarks' client, when it is built by
 	# now: bench.sh builds it just before.
 	if [[ -x $LAB_TOP/tools/bench/nkperf ]]; then

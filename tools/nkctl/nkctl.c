@@ -23,7 +23,8 @@
 
 #include <json.h>
 
-#define NKCTL_VERSION		"1.0"
+#include "netkernel/nk_version.h"
+
 #define NKCTL_DEFAULT_SOCKET	"/run/netkernel/control.sock"
 #define NKCTL_SOCKET_ENV	"NKCTL_SOCKET"
 #define NKCTL_TIMEOUT_MS	5000
@@ -804,7 +805,7 @@ int main(int argc, char **argv)
 			print_help();
 			return NKCTL_EXIT_OK;
 		case 'V':
-			printf("nkctl %s\n", NKCTL_VERSION);
+			printf("nkctl %s\n", NK_VERSION);
 			return NKCTL_EXIT_OK;
 		case ':':
 			return usage_error("option '%s' needs an argument",
