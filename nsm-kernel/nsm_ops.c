@@ -24,6 +24,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/tcp.h>
+#include <linux/version.h>
 #include <net/addrconf.h>
 #include <net/ipv6.h>
 #include <net/route.h>
@@ -280,9 +281,43 @@ static int nsm_bind6(struct nsm_sock *ns)
 	return 0;
 }
 
+/* IP_BIND_ADDRESS_NO_PORT of @sk (an inet_sock flag since 6.6). */
+static int nsm_bind_no_port(struct sock *sk)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+	return inet_test_bit(BIND_ADDRESS_NO_PORT, sk);
+#else
+	return inet_sk(sk)->bind_address_no_port;
+#endif
+}
+
+/*
+ * Bind a stream socket about to connect to the guest's source address
+ * @src only: connect() then picks the port as it does for an unbound
+ * socket, unique for the four-tuple.  A port bound first would be held
+ * against every destination until its TIME_WAIT ends, so a client that
+ * closes first would run out of ports where native Linux does not.
+ */
+static int nsm_bind_src_no_port(struct nsm_sock *ns, const struct nk_addr *src)
+{
+	int on = 1, was = nsm_bind_no_port(ns->sock->sk);
+	int err;
+
+	err = nsm_setsockopt(ns->sock, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &on,
+			     sizeof(on));
+	if (!err)
+		err = nsm_bind_src(ns, src, 0);
+	/* Restore what the guest set; it cannot fail for an int. */
+	if (!was)
+		nsm_setsockopt(ns->sock, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &was,
+			       sizeof(was));
+	return err;
+}
+
 /*
  * Bind an unbound socket before it talks to @peer; NULL: to the wildcard
- * (before LISTEN, or a datagram's first SEND).
+ * (before LISTEN, or a datagram's first SEND).  A stream socket's CONNECT
+ * binds the address only (nsm_bind_src_no_port()).
  */
 static int nsm_autobind(struct nsm_sock *ns, const struct nk_addr *peer)
 {
@@ -296,7 +331,10 @@ static int nsm_autobind(struct nsm_sock *ns, const struct nk_addr *peer)
 	if (!src)
 		return nsm_src_unavail(ns, NULL,
 				       peer ? -ENETUNREACH : -EADDRNOTAVAIL);
-	err = nsm_bind_src(ns, src, 0);
+	if (peer && ns->type == SOCK_STREAM)
+		err = nsm_bind_src_no_port(ns, src);
+	else
+		err = nsm_bind_src(ns, src, 0);
 	if (err)
 		return err;
 	ns->bound = true;
