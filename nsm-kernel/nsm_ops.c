@@ -24,6 +24,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/tcp.h>
+#include <linux/udp.h>
 #include <linux/version.h>
 #include <net/addrconf.h>
 #include <net/ipv6.h>
@@ -893,7 +894,8 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
  *   nsm_sock.kept_opts and not applied: it asks for control messages or
  *   an error queue, which the NSM does not deliver to guests yet, and
  *   applied it would fill the kernel socket's error queue, which the NSM
- *   never reads, until the socket receives nothing;
+ *   never reads, until the socket receives nothing (UDP_GRO: it would
+ *   merge datagrams whose boundaries only its control message tells);
  * - refused (NSM_OPT_EPERM): it would act outside the guest's tenancy on
  *   the NSM; -EPERM as for an unprivileged process, whatever the guest's
  *   privileges, and reads 0 (it can never be on).
@@ -905,6 +907,7 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
 #define NSM_OPT_INET6		0x4	/* AF_INET6 sockets only */
 #define NSM_OPT_KEEP		0x8	/* kept, not applied */
 #define NSM_OPT_EPERM		0x10	/* refused: outside the tenancy */
+#define NSM_OPT_DGRAM		0x20	/* UDP sockets only */
 
 struct nsm_opt {
 	int level;
@@ -940,6 +943,9 @@ static const struct nsm_opt nsm_opts[] = {
 	{ SOL_TCP, TCP_WINDOW_CLAMP, NSM_OPT_STREAM },
 	{ SOL_TCP, TCP_THIN_LINEAR_TIMEOUTS, NSM_OPT_STREAM },
 	{ SOL_TCP, TCP_REPAIR, NSM_OPT_STREAM | NSM_OPT_EPERM },
+	{ SOL_UDP, UDP_CORK, NSM_OPT_DGRAM },
+	{ SOL_UDP, UDP_SEGMENT, NSM_OPT_DGRAM },
+	{ SOL_UDP, UDP_GRO, NSM_OPT_DGRAM | NSM_OPT_KEEP },
 	{ SOL_IP, IP_TOS, 0 },
 	{ SOL_IP, IP_TTL, 0 },
 	{ SOL_IP, IP_MTU_DISCOVER, 0 },
@@ -973,6 +979,7 @@ static const struct nsm_opt *nsm_opt_find(struct nsm_req *rq,
 			continue;
 		if ((set && (o->flags & NSM_OPT_GET_ONLY)) ||
 		    ((o->flags & NSM_OPT_STREAM) && ns->type != SOCK_STREAM) ||
+		    ((o->flags & NSM_OPT_DGRAM) && ns->type != SOCK_DGRAM) ||
 		    ((o->flags & NSM_OPT_INET6) && ns->family != AF_INET6))
 			return NULL;
 		return o;
@@ -1151,6 +1158,12 @@ static int nsm_getsockopt(struct nsm_sock *ns, const struct nsm_opt *o,
 		break;
 	case SOL_TCP << 16 | TCP_THIN_LINEAR_TIMEOUTS:
 		*v = tcp_sk(sk)->thin_lto;
+		break;
+	case SOL_UDP << 16 | UDP_CORK:
+		*v = udp_test_bit(CORK, sk);
+		break;
+	case SOL_UDP << 16 | UDP_SEGMENT:
+		*v = READ_ONCE(udp_sk(sk)->gso_size);
 		break;
 	case SOL_IP << 16 | IP_TOS:
 		*v = READ_ONCE(inet_sk(sk)->tos);

@@ -23,6 +23,7 @@
 #include <grp.h>
 #include <linux/bpf.h>
 #include <linux/sockios.h>
+#include <linux/udp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -1333,6 +1334,12 @@ static const struct opt_case opt_cases[] = {
 	OPT_TCP(TCP_LINGER2, 30, 0, 30),
 	OPT_TCP(TCP_WINDOW_CLAMP, 65536, 0, 65536),
 	OPT_TCP(TCP_THIN_LINEAR_TIMEOUTS, 1, 0, 1),
+	{ "UDP_CORK", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_CORK, 1, 0, 0, 1, false },
+	{ "UDP_SEGMENT", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_SEGMENT, 1000, 0, 0, 1000,
+	  false },
+	{ "UDP_GRO", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_GRO, 1, 0, 0, 1, false },
+	{ "UDP_CORK/TCP", AF_INET, SOCK_STREAM, IPPROTO_UDP, UDP_CORK, 1, ENOPROTOOPT,
+	  EOPNOTSUPP, 0, false },
 	OPT_IP(SOCK_STREAM, IP_TOS, 0x10, 0, 0x10),
 	OPT_IP(SOCK_DGRAM, IP_TOS, 0x12, 0, 0x12),
 	OPT_IP(SOCK_STREAM, IP_TTL, 42, 0, 42),
