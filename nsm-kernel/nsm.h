@@ -161,6 +161,8 @@ struct nsm_sk_cbs {
  * @hup_sent: NK_SHUT_* bits already reported with EV_HUP
  * @accept_sent: accept queue length last reported with EV_ACCEPT
  * @tx_blocked: @txq is not empty; write_space must queue the socket
+ * @kept_opts: options kept for the guest, not applied (nsm_ops.c), a bit
+ *	each
  * @rx: credit of the guest-to-world direction (this side receives)
  * @tx: credit of the world-to-guest direction (this side sends)
  * @txq: struct nsm_chunk of guest data the kernel socket did not take yet
@@ -205,6 +207,7 @@ struct nsm_sock {
 	u8 hup_sent;
 	u32 accept_sent;
 	bool tx_blocked;
+	u64 kept_opts;
 	struct nk_credit_rx rx;
 	struct nk_credit_tx tx;
 	struct list_head txq;

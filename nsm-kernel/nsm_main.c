@@ -52,6 +52,11 @@
  *   BIND to any other address answers -EADDRNOTAVAIL.  A guest that bound
  *   to the wildcard sees the wildcard in GETSOCKNAME until it connects.
  *   A datagram socket's implicit bind is to the wildcard, as in UDP.
+ *   A stream socket's implicit bind before CONNECT is to the address
+ *   only (IP_BIND_ADDRESS_NO_PORT): connect() picks the port, unique for
+ *   the four-tuple, as for an unbound socket in Linux.  A port bound
+ *   first would be held against every destination for as long as its
+ *   TIME_WAIT lasts.
  *   A dual-stack AF_INET6 socket bound to the wildcard is bound to the
  *   guest's IPv4 address; when the guest also has an IPv6 address here, a
  *   second kernel socket (nsm_sock.sock6, IPV6_V6ONLY, same port) serves

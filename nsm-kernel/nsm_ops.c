@@ -24,6 +24,8 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/tcp.h>
+#include <linux/udp.h>
+#include <linux/version.h>
 #include <net/addrconf.h>
 #include <net/ipv6.h>
 #include <net/route.h>
@@ -280,9 +282,46 @@ static int nsm_bind6(struct nsm_sock *ns)
 	return 0;
 }
 
+/* An inet_sock flag of @sk: a bit field before 6.6, a bit of inet_flags since. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+#define nsm_inet_flag(sk, field, bit)	inet_test_bit(bit, sk)
+#else
+#define nsm_inet_flag(sk, field, bit)	(inet_sk(sk)->field)
+#endif
+
+/* IP_BIND_ADDRESS_NO_PORT of @sk. */
+static int nsm_bind_no_port(struct sock *sk)
+{
+	return nsm_inet_flag(sk, bind_address_no_port, BIND_ADDRESS_NO_PORT);
+}
+
+/*
+ * Bind a stream socket about to connect to the guest's source address
+ * @src only: connect() then picks the port as it does for an unbound
+ * socket, unique for the four-tuple.  A port bound first would be held
+ * against every destination until its TIME_WAIT ends, so a client that
+ * closes first would run out of ports where native Linux does not.
+ */
+static int nsm_bind_src_no_port(struct nsm_sock *ns, const struct nk_addr *src)
+{
+	int on = 1, was = nsm_bind_no_port(ns->sock->sk);
+	int err;
+
+	err = nsm_setsockopt(ns->sock, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &on,
+			     sizeof(on));
+	if (!err)
+		err = nsm_bind_src(ns, src, 0);
+	/* Restore what the guest set; it cannot fail for an int. */
+	if (!was)
+		nsm_setsockopt(ns->sock, SOL_IP, IP_BIND_ADDRESS_NO_PORT, &was,
+			       sizeof(was));
+	return err;
+}
+
 /*
  * Bind an unbound socket before it talks to @peer; NULL: to the wildcard
- * (before LISTEN, or a datagram's first SEND).
+ * (before LISTEN, or a datagram's first SEND).  A stream socket's CONNECT
+ * binds the address only (nsm_bind_src_no_port()).
  */
 static int nsm_autobind(struct nsm_sock *ns, const struct nk_addr *peer)
 {
@@ -296,7 +335,10 @@ static int nsm_autobind(struct nsm_sock *ns, const struct nk_addr *peer)
 	if (!src)
 		return nsm_src_unavail(ns, NULL,
 				       peer ? -ENETUNREACH : -EADDRNOTAVAIL);
-	err = nsm_bind_src(ns, src, 0);
+	if (peer && ns->type == SOCK_STREAM)
+		err = nsm_bind_src_no_port(ns, src);
+	else
+		err = nsm_bind_src(ns, src, 0);
 	if (err)
 		return err;
 	ns->bound = true;
@@ -656,6 +698,7 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 	nk_sockid_publish(&nsm->socks, nid, nns);
 	nns->src4 = ns->src4;
 	nns->src6 = ns->src6;
+	nns->kept_opts = ns->kept_opts;
 	nns->bound = true;
 	nns->connected = true;
 	nsm_take_credit(nns, rq->hdr);
@@ -841,9 +884,30 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
 /* Options                                                             */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The options a guest may set or read on its socket, at the levels the
+ * guest forwards (SOL_SOCKET is the guest's own, see af_netkernel).  Each
+ * is one of:
+ * - carried: applied to the kernel socket, which checks the value and
+ *   answers as Linux does; read back from it (nsm_getsockopt());
+ * - kept (NSM_OPT_KEEP): a flag the guest may set and read back, kept in
+ *   nsm_sock.kept_opts and not applied: it asks for control messages or
+ *   an error queue, which the NSM does not deliver to guests yet, and
+ *   applied it would fill the kernel socket's error queue, which the NSM
+ *   never reads, until the socket receives nothing (UDP_GRO: it would
+ *   merge datagrams whose boundaries only its control message tells);
+ * - refused (NSM_OPT_EPERM): it would act outside the guest's tenancy on
+ *   the NSM; -EPERM as for an unprivileged process, whatever the guest's
+ *   privileges, and reads 0 (it can never be on).
+ * Anything else answers -ENOPROTOOPT.  Documentation/netkernel/
+ * sockopts.rst lists them with their reasons.
+ */
 #define NSM_OPT_GET_ONLY	0x1
 #define NSM_OPT_STREAM		0x2	/* TCP sockets only */
 #define NSM_OPT_INET6		0x4	/* AF_INET6 sockets only */
+#define NSM_OPT_KEEP		0x8	/* kept, not applied */
+#define NSM_OPT_EPERM		0x10	/* refused: outside the tenancy */
+#define NSM_OPT_DGRAM		0x20	/* UDP sockets only */
 
 struct nsm_opt {
 	int level;
@@ -851,7 +915,6 @@ struct nsm_opt {
 	unsigned int flags;
 };
 
-/* The options the NSM applies to its sockets; others: -ENOPROTOOPT. */
 static const struct nsm_opt nsm_opts[] = {
 	{ SOL_SOCKET, SO_REUSEADDR, 0 },
 	{ SOL_SOCKET, SO_REUSEPORT, 0 },
@@ -869,7 +932,38 @@ static const struct nsm_opt nsm_opts[] = {
 	{ SOL_TCP, TCP_KEEPINTVL, NSM_OPT_STREAM },
 	{ SOL_TCP, TCP_KEEPCNT, NSM_OPT_STREAM },
 	{ SOL_TCP, TCP_MAXSEG, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_CORK, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_DEFER_ACCEPT, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_FASTOPEN, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_USER_TIMEOUT, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_NOTSENT_LOWAT, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_QUICKACK, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_SYNCNT, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_LINGER2, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_WINDOW_CLAMP, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_THIN_LINEAR_TIMEOUTS, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_REPAIR, NSM_OPT_STREAM | NSM_OPT_EPERM },
+	{ SOL_UDP, UDP_CORK, NSM_OPT_DGRAM },
+	{ SOL_UDP, UDP_SEGMENT, NSM_OPT_DGRAM },
+	{ SOL_UDP, UDP_GRO, NSM_OPT_DGRAM | NSM_OPT_KEEP },
+	{ SOL_IP, IP_TOS, 0 },
+	{ SOL_IP, IP_TTL, 0 },
+	{ SOL_IP, IP_MTU_DISCOVER, 0 },
+	{ SOL_IP, IP_BIND_ADDRESS_NO_PORT, 0 },
+	{ SOL_IP, IP_FREEBIND, 0 },
+	{ SOL_IP, IP_HDRINCL, NSM_OPT_GET_ONLY },	/* raw sockets only */
+	{ SOL_IP, IP_PKTINFO, NSM_OPT_KEEP },
+	{ SOL_IP, IP_RECVERR, NSM_OPT_KEEP },
+	{ SOL_IP, IP_RECVTOS, NSM_OPT_KEEP },
+	{ SOL_IP, IP_RECVTTL, NSM_OPT_KEEP },
+	{ SOL_IP, IP_TRANSPARENT, NSM_OPT_EPERM },
 	{ SOL_IPV6, IPV6_V6ONLY, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_TCLASS, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_RECVPKTINFO, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_RECVERR, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_RECVTCLASS, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_RECVHOPLIMIT, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_TRANSPARENT, NSM_OPT_INET6 | NSM_OPT_EPERM },
 };
 
 static const struct nsm_opt *nsm_opt_find(struct nsm_req *rq,
@@ -885,11 +979,41 @@ static const struct nsm_opt *nsm_opt_find(struct nsm_req *rq,
 			continue;
 		if ((set && (o->flags & NSM_OPT_GET_ONLY)) ||
 		    ((o->flags & NSM_OPT_STREAM) && ns->type != SOCK_STREAM) ||
+		    ((o->flags & NSM_OPT_DGRAM) && ns->type != SOCK_DGRAM) ||
 		    ((o->flags & NSM_OPT_INET6) && ns->family != AF_INET6))
 			return NULL;
 		return o;
 	}
 	return NULL;
+}
+
+/* The bit of a kept option in nsm_sock.kept_opts: its index. */
+static u64 nsm_opt_bit(const struct nsm_opt *o)
+{
+	BUILD_BUG_ON(ARRAY_SIZE(nsm_opts) > 64);
+	return BIT_ULL(o - nsm_opts);
+}
+
+/*
+ * Set a kept flag as Linux parses it: IPv4 options take an int, a single
+ * byte or nothing (0), IPv6 ones an int.
+ */
+static int nsm_opt_keep(struct nsm_sock *ns, const struct nsm_opt *o,
+			const u8 *val, u32 len)
+{
+	int v;
+
+	if (len >= sizeof(int))
+		memcpy(&v, val, sizeof(v));
+	else if (o->level == SOL_IP)
+		v = len ? val[0] : 0;
+	else
+		return -EINVAL;
+	if (v)
+		ns->kept_opts |= nsm_opt_bit(o);
+	else
+		ns->kept_opts &= ~nsm_opt_bit(o);
+	return 0;
 }
 
 static int nsm_op_setsockopt(struct nsm_req *rq, struct nsm_sock *ns,
@@ -901,9 +1025,31 @@ static int nsm_op_setsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 
 	if (!o)
 		return -ENOPROTOOPT;
+	if (o->flags & NSM_OPT_EPERM) {
+		pr_info_ratelimited("guest %u: socket %u: option %d:%d refused\n",
+				    ns->guest, ns->id, o->level, o->name);
+		return -EPERM;
+	}
 	/* Every allowed option is at most a struct linger. */
 	memcpy(val, rq->payload, len);
+	if (o->flags & NSM_OPT_KEEP)
+		return nsm_opt_keep(ns, o, val, len);
 	return nsm_setsockopt(ns->sock, o->level, o->name, val, len);
+}
+
+/* TCP_DEFER_ACCEPT's retransmissions in seconds, as tcp.c's retrans_to_secs(). */
+static int nsm_retrans_to_secs(u8 retrans)
+{
+	int timeout = TCP_TIMEOUT_INIT / HZ, period = 0;
+
+	if (retrans > 0) {
+		period = timeout;
+		while (--retrans) {
+			timeout = min_t(int, timeout << 1, TCP_RTO_MAX / HZ);
+			period += timeout;
+		}
+	}
+	return period;
 }
 
 /*
@@ -916,11 +1062,16 @@ static int nsm_getsockopt(struct nsm_sock *ns, const struct nsm_opt *o,
 			  struct nsm_reply *rp)
 {
 	struct sock *sk = ns->sock->sk;
+	struct inet_connection_sock *icsk = inet_csk(sk);
 	int *v = &rp->u.val;
 
 	if (o->level == SOL_TCP && o->name == TCP_INFO) {
 		tcp_get_info(sk, &rp->u.info);
 		return sizeof(rp->u.info);
+	}
+	if (o->flags & (NSM_OPT_KEEP | NSM_OPT_EPERM)) {
+		*v = !!(ns->kept_opts & nsm_opt_bit(o));
+		return sizeof(*v);
 	}
 
 	lock_sock(sk);
@@ -975,12 +1126,87 @@ static int nsm_getsockopt(struct nsm_sock *ns, const struct nsm_opt *o,
 		    (1 << sk->sk_state) & (TCPF_CLOSE | TCPF_LISTEN))
 			*v = tcp_sk(sk)->rx_opt.user_mss;
 		break;
+	case SOL_TCP << 16 | TCP_CORK:
+		*v = !!(tcp_sk(sk)->nonagle & TCP_NAGLE_CORK);
+		break;
+	case SOL_TCP << 16 | TCP_DEFER_ACCEPT:
+		*v = nsm_retrans_to_secs(READ_ONCE(icsk->icsk_accept_queue.rskq_defer_accept));
+		break;
+	case SOL_TCP << 16 | TCP_FASTOPEN:
+		*v = icsk->icsk_accept_queue.fastopenq.max_qlen;
+		break;
+	case SOL_TCP << 16 | TCP_USER_TIMEOUT:
+		*v = READ_ONCE(icsk->icsk_user_timeout);
+		break;
+	case SOL_TCP << 16 | TCP_NOTSENT_LOWAT:
+		*v = READ_ONCE(tcp_sk(sk)->notsent_lowat);
+		break;
+	case SOL_TCP << 16 | TCP_QUICKACK:
+		*v = !inet_csk_in_pingpong_mode(sk);
+		break;
+	case SOL_TCP << 16 | TCP_SYNCNT:
+		*v = READ_ONCE(icsk->icsk_syn_retries) ?:
+		     READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_syn_retries);
+		break;
+	case SOL_TCP << 16 | TCP_LINGER2:
+		*v = READ_ONCE(tcp_sk(sk)->linger2);
+		if (*v >= 0)
+			*v = (*v ?: READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_fin_timeout)) / HZ;
+		break;
+	case SOL_TCP << 16 | TCP_WINDOW_CLAMP:
+		*v = READ_ONCE(tcp_sk(sk)->window_clamp);
+		break;
+	case SOL_TCP << 16 | TCP_THIN_LINEAR_TIMEOUTS:
+		*v = tcp_sk(sk)->thin_lto;
+		break;
+	case SOL_UDP << 16 | UDP_CORK:
+		*v = udp_test_bit(CORK, sk);
+		break;
+	case SOL_UDP << 16 | UDP_SEGMENT:
+		*v = READ_ONCE(udp_sk(sk)->gso_size);
+		break;
+	case SOL_IP << 16 | IP_TOS:
+		*v = READ_ONCE(inet_sk(sk)->tos);
+		break;
+	case SOL_IP << 16 | IP_TTL:
+		*v = READ_ONCE(inet_sk(sk)->uc_ttl);
+		if (*v < 0)
+			*v = READ_ONCE(sock_net(sk)->ipv4.sysctl_ip_default_ttl);
+		break;
+	case SOL_IP << 16 | IP_MTU_DISCOVER:
+		*v = READ_ONCE(inet_sk(sk)->pmtudisc);
+		break;
+	case SOL_IP << 16 | IP_BIND_ADDRESS_NO_PORT:
+		*v = nsm_bind_no_port(sk);
+		break;
+	case SOL_IP << 16 | IP_FREEBIND:
+		*v = nsm_inet_flag(sk, freebind, FREEBIND);
+		break;
+	case SOL_IP << 16 | IP_HDRINCL:
+		*v = nsm_inet_flag(sk, hdrincl, HDRINCL);
+		break;
 	case SOL_IPV6 << 16 | IPV6_V6ONLY:
 		*v = sk->sk_ipv6only;
+		break;
+	case SOL_IPV6 << 16 | IPV6_TCLASS:
+		*v = inet6_sk(sk)->tclass;
 		break;
 	}
 	release_sock(sk);
 	return sizeof(*v);
+}
+
+/*
+ * What Linux answers a getsockopt it does not serve: an AF_INET socket's
+ * ip_getsockopt() says -EOPNOTSUPP for a level that is neither its
+ * protocol's nor SOL_IP; the rest say -ENOPROTOOPT.
+ */
+static int nsm_getsockopt_unknown(struct nsm_sock *ns, u64 level)
+{
+	if (ns->family == AF_INET && level != SOL_IP &&
+	    level != (ns->type == SOCK_STREAM ? SOL_TCP : SOL_UDP))
+		return -EOPNOTSUPP;
+	return -ENOPROTOOPT;
 }
 
 static int nsm_op_getsockopt(struct nsm_req *rq, struct nsm_sock *ns,
@@ -994,7 +1220,7 @@ static int nsm_op_getsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 	if (optlen > INT_MAX)
 		return -EINVAL;
 	if (!o)
-		return -ENOPROTOOPT;
+		return nsm_getsockopt_unknown(ns, nsm_arg(rq, 0));
 	rp->len = min_t(u64, optlen, nsm_getsockopt(ns, o, rp));
 	return 0;
 }

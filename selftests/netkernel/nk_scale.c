@@ -12,6 +12,11 @@
  *   nk_scale cycles ADDR PORT N
  *       N connect/close cycles, one after the other, each waiting for the
  *       server's close.
+ *   nk_scale cycles-cf ADDR PORT NPORTS N
+ *       N connect/close cycles where the client closes first (so that the
+ *       client side keeps TIME_WAIT), to ports PORT .. PORT + NPORTS - 1
+ *       in turn: as native Linux, connect() shares a local port among
+ *       different destinations, so N may exceed the ephemeral ports.
  *
  * The client modes print one line, "established N failed N rate R/s" and
  * for each errno seen "errno NAME COUNT", and exit 0 only when every
@@ -222,6 +227,32 @@ static int cycles(unsigned long n)
 	return report(ok, failed, now() - t0);
 }
 
+static int cycles_client_first(unsigned long nports, unsigned long n)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&peer;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&peer;
+	in_port_t *pp = peer.ss_family == AF_INET6 ? &sin6->sin6_port :
+						      &sin->sin_port;
+	int port = ntohs(*pp);
+	unsigned long ok = 0, failed = 0, i;
+	double t0 = now();
+
+	for (i = 0; i < n; i++) {
+		int fd = socket(peer.ss_family, SOCK_STREAM, 0);
+
+		*pp = htons(port + i % (nports ?: 1));
+		if (fd < 0 || connect(fd, (struct sockaddr *)&peer, peer_len)) {
+			count_err(errno);
+			failed++;
+		} else {
+			ok++;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	return report(ok, failed, now() - t0);
+}
+
 int main(int argc, char **argv)
 {
 	bool close_first = argc > 4 && !strcmp(argv[4], "--close-first");
@@ -236,9 +267,13 @@ int main(int argc, char **argv)
 		return hold(strtoul(argv[4], NULL, 0), atoi(argv[5]));
 	if (!strcmp(argv[1], "cycles") && argc == 5)
 		return cycles(strtoul(argv[4], NULL, 0));
+	if (!strcmp(argv[1], "cycles-cf") && argc == 6)
+		return cycles_client_first(strtoul(argv[4], NULL, 0),
+					   strtoul(argv[5], NULL, 0));
 usage:
 	fprintf(stderr, "usage: nk_scale serve ADDR PORT [--close-first]\n"
 		"       nk_scale hold ADDR PORT N SECONDS\n"
-		"       nk_scale cycles ADDR PORT N\n");
+		"       nk_scale cycles ADDR PORT N\n"
+		"       nk_scale cycles-cf ADDR PORT NPORTS N\n");
 	return 2;
 }

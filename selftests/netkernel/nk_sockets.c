@@ -23,6 +23,7 @@
 #include <grp.h>
 #include <linux/bpf.h>
 #include <linux/sockios.h>
+#include <linux/udp.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -1295,6 +1296,182 @@ static void tcp_bufsize(void)
 	send_str(fd, "b");
 	recv_str(fd, "b");
 	xclose(fd);
+}
+
+/*
+ * The option table: each option set on a new socket of its kind, then
+ * read back, with the result, errno and value native Linux gives
+ * (the baseline guest runs the same table).  Options that would act
+ * outside the guest's tenancy on the NSM are refused as for an
+ * unprivileged process: run as uid 65534 (the same everywhere), and on
+ * NetKernel as root too, whose privileges in the guest do not count.
+ * An AF_INET socket's getsockopt at a level neither its protocol's nor
+ * IPPROTO_IP answers EOPNOTSUPP (ip_getsockopt()), setsockopt ENOPROTOOPT.
+ */
+struct opt_case {
+	const char *what;
+	int family, type, level, name, val;
+	int set_err;		/* setsockopt's errno, 0: success */
+	int get_err;		/* getsockopt's errno, 0: reads @get */
+	int get;
+	bool unpriv;		/* a privileged option */
+};
+
+#define OPT_TCP(n, v, se, g)	{ #n, AF_INET, SOCK_STREAM, IPPROTO_TCP, n, v, se, 0, g, false }
+#define OPT_IP(t, n, v, se, g)	{ #n "/" #t, AF_INET, t, IPPROTO_IP, n, v, se, 0, g, false }
+#define OPT_IP6(t, n, v, se, g)	{ #n "/" #t, AF_INET6, t, IPPROTO_IPV6, n, v, se, 0, g, false }
+
+static const struct opt_case opt_cases[] = {
+	OPT_TCP(TCP_CORK, 1, 0, 1),
+	OPT_TCP(TCP_DEFER_ACCEPT, 5, 0, 7),	/* rounded up to retransmissions */
+	OPT_TCP(TCP_FASTOPEN, 16, 0, 16),
+	OPT_TCP(TCP_USER_TIMEOUT, 30000, 0, 30000),
+	OPT_TCP(TCP_USER_TIMEOUT, -1, EINVAL, 0),
+	OPT_TCP(TCP_NOTSENT_LOWAT, 16384, 0, 16384),
+	OPT_TCP(TCP_QUICKACK, 0, 0, 0),
+	OPT_TCP(TCP_SYNCNT, 3, 0, 3),
+	OPT_TCP(TCP_SYNCNT, 0, EINVAL, 6),	/* the default tcp_syn_retries */
+	OPT_TCP(TCP_LINGER2, 30, 0, 30),
+	OPT_TCP(TCP_WINDOW_CLAMP, 65536, 0, 65536),
+	OPT_TCP(TCP_THIN_LINEAR_TIMEOUTS, 1, 0, 1),
+	{ "UDP_CORK", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_CORK, 1, 0, 0, 1, false },
+	{ "UDP_SEGMENT", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_SEGMENT, 1000, 0, 0, 1000,
+	  false },
+	{ "UDP_GRO", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_GRO, 1, 0, 0, 1, false },
+	{ "UDP_CORK/TCP", AF_INET, SOCK_STREAM, IPPROTO_UDP, UDP_CORK, 1, ENOPROTOOPT,
+	  EOPNOTSUPP, 0, false },
+	OPT_IP(SOCK_STREAM, IP_TOS, 0x10, 0, 0x10),
+	OPT_IP(SOCK_DGRAM, IP_TOS, 0x12, 0, 0x12),
+	OPT_IP(SOCK_STREAM, IP_TTL, 42, 0, 42),
+	OPT_IP(SOCK_DGRAM, IP_TTL, 0, EINVAL, 64),	/* the default ip_default_ttl */
+	OPT_IP(SOCK_STREAM, IP_MTU_DISCOVER, IP_PMTUDISC_DONT, 0, IP_PMTUDISC_DONT),
+	OPT_IP(SOCK_DGRAM, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, 0, IP_PMTUDISC_PROBE),
+	OPT_IP(SOCK_DGRAM, IP_RECVTOS, 1, 0, 1),
+	OPT_IP(SOCK_DGRAM, IP_RECVTTL, 1, 0, 1),
+	OPT_IP(SOCK_STREAM, IP_BIND_ADDRESS_NO_PORT, 1, 0, 1),
+	OPT_IP(SOCK_STREAM, IP_FREEBIND, 1, 0, 1),
+	OPT_IP(SOCK_DGRAM, IP_FREEBIND, 1, 0, 1),
+	OPT_IP(SOCK_STREAM, IP_PKTINFO, 1, 0, 1),
+	OPT_IP(SOCK_DGRAM, IP_PKTINFO, 1, 0, 1),
+	OPT_IP(SOCK_STREAM, IP_RECVERR, 1, 0, 1),
+	OPT_IP(SOCK_DGRAM, IP_RECVERR, 1, 0, 1),
+	OPT_IP(SOCK_STREAM, IP_HDRINCL, 1, ENOPROTOOPT, 0),	/* raw sockets only */
+	OPT_IP6(SOCK_STREAM, IPV6_TCLASS, 0x20, 0, 0x20),
+	OPT_IP6(SOCK_DGRAM, IPV6_RECVPKTINFO, 1, 0, 1),
+	OPT_IP6(SOCK_DGRAM, IPV6_RECVERR, 1, 0, 1),
+	OPT_IP6(SOCK_DGRAM, IPV6_RECVTCLASS, 1, 0, 1),
+	OPT_IP6(SOCK_DGRAM, IPV6_RECVHOPLIMIT, 1, 0, 1),
+	{ "TCP_CORK/UDP", AF_INET, SOCK_DGRAM, IPPROTO_TCP, TCP_CORK, 1,
+	  ENOPROTOOPT, EOPNOTSUPP, 0, false },
+	{ "IPV6_TCLASS/AF_INET", AF_INET, SOCK_STREAM, IPPROTO_IPV6, IPV6_TCLASS, 1,
+	  ENOPROTOOPT, EOPNOTSUPP, 0, false },
+	{ "TCP_REPAIR", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_REPAIR, 1, EPERM, 0, 0,
+	  true },
+	{ "IP_TRANSPARENT", AF_INET, SOCK_STREAM, IPPROTO_IP, IP_TRANSPARENT, 1, EPERM,
+	  0, 0, true },
+	{ "IP_TRANSPARENT/UDP", AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_TRANSPARENT, 1,
+	  EPERM, 0, 0, true },
+	{ "IPV6_TRANSPARENT", AF_INET6, SOCK_STREAM, IPPROTO_IPV6, IPV6_TRANSPARENT, 1,
+	  EPERM, 0, 0, true },
+};
+
+struct opt_res {
+	int set_err, get_err, get;
+};
+
+static void opt_run(const struct opt_case *oc, struct opt_res *r)
+{
+	int fd = socket(oc->family, oc->type, 0), v = -1;
+	socklen_t len = sizeof(v);
+
+	r->get = -1;
+	if (fd < 0) {
+		r->set_err = r->get_err = -errno;
+		return;
+	}
+	r->set_err = setsockopt(fd, oc->level, oc->name, &oc->val, sizeof(oc->val)) ?
+		     errno : 0;
+	r->get_err = getsockopt(fd, oc->level, oc->name, &v, &len) ? errno : 0;
+	r->get = v;
+	close(fd);
+}
+
+/* opt_run() in a child as @uid. */
+static void opt_run_as(uid_t uid, const struct opt_case *oc, struct opt_res *r)
+{
+	int pfd[2], status;
+	pid_t pid;
+
+	CHECK_OK(pipe(pfd), "pipe");
+	pid = fork();
+	CHECK_OK(pid, "fork");
+	if (!pid) {
+		struct opt_res cr = { -200, -200, -1 };
+
+		close(pfd[0]);
+		if (!setgroups(0, NULL) && !setgid(uid) && !setuid(uid))
+			opt_run(oc, &cr);
+		_exit(write(pfd[1], &cr, sizeof(cr)) != sizeof(cr));
+	}
+	close(pfd[1]);
+	CHECK(read(pfd[0], r, sizeof(*r)) == sizeof(*r), "%s: no result from the child",
+	      oc->what);
+	close(pfd[0]);
+	CHECK_OK(waitpid(pid, &status, 0), "waitpid");
+}
+
+static const char *err_name(int e)
+{
+	return e > 0 ? strerrorname_np(e) : e ? "(socket failed)" : "success";
+}
+
+/* Whether @r is what @oc says; if not, one line about it in @buf. */
+static bool opt_same(const struct opt_case *oc, const struct opt_res *r, const char *as,
+		     char *buf, size_t size)
+{
+	if (r->set_err == oc->set_err && r->get_err == oc->get_err &&
+	    (oc->get_err || r->get == oc->get))
+		return true;
+	snprintf(buf, size, "%s%s: set %d: %s, get: %s %d; native: %s, %s %d", oc->what, as,
+		 oc->val, err_name(r->set_err), err_name(r->get_err), r->get,
+		 err_name(oc->set_err), err_name(oc->get_err), oc->get);
+	return false;
+}
+
+static void sockopt_table(void)
+{
+	char first[256] = "", line[256];
+	struct opt_res r;
+	unsigned int i, bad = 0, n = 0;
+
+	for (i = 0; i < ARRAY_SIZE(opt_cases); i++) {
+		const struct opt_case *oc = &opt_cases[i];
+
+		if (oc->unpriv && geteuid())
+			continue;
+		if (oc->unpriv)
+			opt_run_as(65534, oc, &r);
+		else
+			opt_run(oc, &r);
+		n++;
+		if (!opt_same(oc, &r, oc->unpriv ? " as uid 65534" : "", line, sizeof(line))) {
+			printf("# %s\n", line);
+			bad++;
+			if (!first[0])
+				snprintf(first, sizeof(first), "%s", line);
+		}
+		if (!oc->unpriv || !cur->netkernel)
+			continue;
+		opt_run(oc, &r);
+		n++;
+		if (!opt_same(oc, &r, " as root", line, sizeof(line))) {
+			printf("# %s\n", line);
+			bad++;
+			if (!first[0])
+				snprintf(first, sizeof(first), "%s", line);
+		}
+	}
+	CHECK(!bad, "%u of %u option checks differ from native; first: %s", bad, n, first);
 }
 
 /* ---------------------------------------------------- poll, epoll, select */
@@ -2686,6 +2863,7 @@ static const struct test_case cases[] = {
 	CASE("tcp_info_state", tcp_info_client, tcp_info_server),
 	CASE("tcp_keepalive", tcp_keepalive, tcp_keepalive),
 	CASE("tcp_rcvbuf_sndbuf", tcp_bufsize, tcp_bufsize),
+	CASE("sockopt_table", sockopt_table, no_server),
 	CASE("poll_events", poll_events_client, poll_events_server),
 	CASE("epoll_in_out_rdhup_hup", epoll_events_client, epoll_events_server),
 	CASE("epoll_err", epoll_err_client, epoll_err_server),

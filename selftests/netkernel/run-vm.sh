@@ -48,6 +48,8 @@ TOPO_GUEST_APPEND=${TOPO_GUEST_APPEND-slub_debug=FZP,skbuff_head_cache}
 . "$top/tools/lab/topology.sh"
 # shellcheck source-path=SCRIPTDIR source=adversarial.sh
 . "$here/adversarial.sh"
+# shellcheck source-path=SCRIPTDIR source=programs.sh
+. "$here/programs.sh"
 
 logdir=$top/build/lab/kselftest
 suite_timeout=${NK_SUITE_TIMEOUT:-300}
@@ -75,7 +77,7 @@ t_start=$SECONDS
 
 # ------------------------------------------------------------ KTAP output
 
-lab_ktap_begin $((8 + ADV_CASES))
+lab_ktap_begin $((8 + ADV_CASES + PROG_CASES))
 
 finish() {
 	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
@@ -117,6 +119,7 @@ for bin in "$suite_bin" "$flood_bin"; do
 	fi
 done
 TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$flood_bin:$guest_flood")
+prog_initrd_args
 if ! topo_build 2>"$logdir/build.err"; then
 	sed 's/^/# /' "$logdir/build.err"
 	lab_fail_rest "prerequisite failed: the lab does not build"
@@ -198,6 +201,7 @@ server_side netkernel vm1
 client_side baseline base
 server_side baseline base
 adv_run
+prog_run
 
 lab_diag "engine counters after the runs:"
 topo_nkctl stats 2>&1 | sed 's/^/#   /' || true

@@ -12,6 +12,12 @@
 #   wget     WGETS downloads of the lab's 10 MiB file at once in vm1
 #            (busybox wget): every one completes with the world's sha256,
 #            and the engine resets no socket
+# and once, first, with the NSM's ephemeral ports narrowed to PR_PORTS:
+#   ports    PR_CYCLES (3 x PR_PORTS) connect/close cycles where the client
+#            closes first (TIME_WAIT on the NSM's side) to PR_DESTS server
+#            ports in turn: every one established, as native Linux does,
+#            which shares a local port among destinations (an NSM that
+#            bound each port before connect ran out after PR_PORTS)
 # then:
 #   memory   after the last round, vm1's and the NSM's MemAvailable and the
 #            engine's heap in use (nkctl engine) within 5% of what they were
@@ -51,11 +57,12 @@ done
 logdir=$top/build/lab/scale
 bin=$here/nk_scale
 GROWTH_PCT=5
+PR_PORTS=64 PR_DESTS=4 PR_CYCLES=192
 
 rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
-lab_ktap_begin $((3 * rounds + 4))
+lab_ktap_begin $((3 * rounds + 5))
 
 finish() {
 	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
@@ -100,7 +107,11 @@ memory() {
 # Warm up: the first connections allocate caches that stay.
 topo_world_spawn "$logdir/serve-hold.log" "$bin" serve "$TOPO_WORLD_IP" 9200
 topo_world_spawn "$logdir/serve-cycles.log" "$bin" serve "$TOPO_WORLD_IP" 9201 --close-first
-topo_world_wait_port 9200 && topo_world_wait_port 9201 || {
+for ((p = 9210; p < 9210 + PR_DESTS; p++)); do
+	topo_world_spawn "$logdir/serve-$p.log" "$bin" serve "$TOPO_WORLD_IP" $p
+done
+topo_world_wait_port 9200 && topo_world_wait_port 9201 &&
+	topo_world_wait_port $((9210 + PR_DESTS - 1)) || {
 	lab_fail_rest "prerequisite failed: the servers in the world do not listen"
 	finish
 }
@@ -152,6 +163,21 @@ cat /tmp/wget-*") && rc=0 || rc=1
 	[[ $good == "$wgets" && $r1 == "$r0" ]] || rc=1
 	lab_ok "$rc" "round $1 wget: $wgets downloads at once"
 }
+
+# Ports: before anything else, so that no TIME_WAIT of another test holds
+# a port of the narrowed range.
+ports() {
+	local range out rc t
+	range=$(topo_exec "$TOPO_NSM" 10 'cat /proc/sys/net/ipv4/ip_local_port_range' | tr -s ' \t' ' ')
+	topo_exec "$TOPO_NSM" 10 "echo 40000 $((40000 + PR_PORTS - 1)) >/proc/sys/net/ipv4/ip_local_port_range" >/dev/null
+	t=$SECONDS
+	out=$(topo_exec vm1 600 "nk_scale cycles-cf $TOPO_WORLD_IP 9210 $PR_DESTS $PR_CYCLES") && rc=0 || rc=1
+	topo_exec "$TOPO_NSM" 10 "echo $range >/proc/sys/net/ipv4/ip_local_port_range" >/dev/null
+	lab_diag "cycles closing first, $PR_PORTS ephemeral ports, $PR_DESTS destinations: $(tr '\n' ';' <<<"$out") $((SECONDS - t)) s"
+	grep -q "^established $PR_CYCLES failed 0" <<<"$out" || rc=1
+	lab_ok "$rc" "ports: $PR_CYCLES client-closes-first cycles on $PR_PORTS ephemeral ports"
+}
+ports
 
 # Memory after one round against memory after another: what a round
 # leaves behind shows as growth.  The first round also fills caches and

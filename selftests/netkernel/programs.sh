@@ -1,0 +1,89 @@
+# shellcheck shell=bash disable=SC2034 # PROG_CASES for run-vm.sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# Real programs in the VM lab, sourced by run-vm.sh after tools/lab/lib.sh
+# and tools/lab/topology.sh: each runs unchanged, as a user would run it,
+# in the NetKernel guest and in the baseline guest, in run-vm.sh's one boot
+# of the lab.  Each prog_* function adds one KTAP test point (lab_ok);
+# PROG_CASES counts them for the plan.
+#
+#   prog_nginx VM   Debian's nginx with Debian's own /etc/nginx (nginx.conf
+#                   with sendfile on and tcp_nopush on, so TCP_CORK; the
+#                   default site listening on port 80 over IPv4 and IPv6)
+#                   serves a 1 MiB file from VM to the world: the world's
+#                   copy has the guest's sha256, and nginx's error log has
+#                   no error or warning
+#
+# prog_initrd_args adds the programs to TOPO_INITRD_ARGS before topo_build;
+# a program that is not installed (tools/install-deps.sh installs it) is a
+# failed test point, not a skipped one.
+# Scripts for the guests in single quotes are expanded by the guest.
+# shellcheck disable=SC2016
+
+PROG_CASES=2
+prog_nginx_bin=/usr/sbin/nginx
+
+prog_initrd_args() {
+	local f
+	[[ -x $prog_nginx_bin ]] || return 0
+	TOPO_INITRD_ARGS+=(--bin "$prog_nginx_bin")
+	for f in nginx.conf mime.types sites-available/default; do
+		TOPO_INITRD_ARGS+=(--add "/etc/nginx/$f:/etc/nginx/$f")
+	done
+}
+
+# prog_nginx VM: one test point.
+prog_nginx() {
+	local vm=$1 name="nginx, Debian's default configuration: $1 serves a file to the world"
+	local ip out rc=0 sha got
+	if [[ ! -x $prog_nginx_bin ]]; then
+		lab_diag "$name: $prog_nginx_bin is not installed (tools/install-deps.sh)"
+		lab_ok 1 "$name"
+		return
+	fi
+	ip=$(topo_vm_ip "$vm")
+	# Debian's layout: the site enabled by a link, the www-data user, the
+	# log and temporary directories the package creates.
+	out=$(topo_exec "$vm" 120 'set -e
+mkdir -p /etc/nginx/sites-enabled /etc/nginx/modules-enabled /etc/nginx/conf.d \
+	/var/log/nginx /var/lib/nginx /var/www/html /run
+ln -sf /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default
+grep -q "^www-data:" /etc/passwd 2>/dev/null ||
+	echo "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin" >>/etc/passwd
+grep -q "^www-data:" /etc/group 2>/dev/null || echo "www-data:x:33:" >>/etc/group
+head -c 1048576 /dev/urandom >/var/www/html/file
+: >/var/log/nginx/error.log
+nginx
+i=0
+until grep -Eqs ":0050 [0-9A-F]+:0000 0A|:80 " /proc/net/netkernel /proc/net/tcp /proc/net/tcp6; do
+	[ $i -lt 100 ] || { echo "nginx does not listen"; cat /var/log/nginx/error.log; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+sha256sum /var/www/html/file') || rc=1
+	sha=${out##*$'\n'}
+	sha=${sha%% *}
+	if ((rc)); then
+		lab_diag "$name: nginx did not start in $vm:" "$out"
+		lab_ok 1 "$name"
+		return
+	fi
+	got=$(timeout -k 5 60 ip netns exec "$TOPO_NS" python3 -c '
+import hashlib, sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=30) as r:
+	print(hashlib.sha256(r.read()).hexdigest())' "http://$ip/file" 2>&1 | tail -n 1) || rc=1
+	# Errors and warnings; the notice of the stop signal is not one.
+	out=$(topo_exec "$vm" 30 'nginx -s stop >/dev/null 2>&1; sleep 1
+grep -E "\[(emerg|alert|crit|error|warn)\]" /var/log/nginx/error.log') || true
+	lab_diag "$name: the guest's sha256 ${sha:0:16}..., the world's ${got:0:16}..."
+	if [[ -n $out ]]; then
+		lab_diag "nginx's error log in $vm:" "$out"
+		rc=1
+	fi
+	[[ $got == "$sha" && -n $sha ]] || rc=1
+	lab_ok "$rc" "$name"
+}
+
+prog_run() {
+	prog_nginx vm1
+	prog_nginx base
+}
