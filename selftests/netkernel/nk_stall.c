@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nk_stall: non-blocking calls while the nk requestq is full.
+ *
+ *   nk_stall ADDR PORT BYTES GOFILE
+ *
+ * Connects to ADDR:PORT (IPv4), waits until BYTES bytes from the peer
+ * are queued unread, prints "ready", then waits for GOFILE to exist (the
+ * test has stopped the host engine meanwhile, so nothing takes the
+ * guest's requestq any more).  Then, timing each call:
+ *
+ *   - 400 one-byte send(MSG_DONTWAIT)s: the requestq (256 entries) fills;
+ *   - recv(MSG_DONTWAIT) until EAGAIN: consuming BYTES owes the peer a
+ *     CREDIT, which finds the ring full;
+ *   - close().
+ *
+ * and prints "send ok=N eagain=M max_ms=T", "recv bytes=N ms=T",
+ * "close ms=T" and "done".  A call that waits for ring space shows as a
+ * time as long as the engine stays stopped.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+static long now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000L + t.tv_nsec / 1000000;
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	long t0, t, max_ms = 0, got = 0;
+	int fd, i, n, ok = 0, eagain = 0, want;
+	static char buf[65536];
+	ssize_t r;
+
+	if (argc != 5 || inet_pton(AF_INET, argv[1], &sin.sin_addr) != 1) {
+		fprintf(stderr, "usage: nk_stall ADDR PORT BYTES GOFILE\n");
+		return 2;
+	}
+	sin.sin_port = htons(atoi(argv[2]));
+	want = atoi(argv[3]);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		printf("connect %s\n", strerrorname_np(errno));
+		return 1;
+	}
+	for (i = 0;; i++) {
+		if (ioctl(fd, FIONREAD, &n) < 0 || i > 2000) {
+			printf("queued %d of %d\n", n, want);
+			return 1;
+		}
+		if (n >= want)
+			break;
+		usleep(10000);
+	}
+	printf("ready\n");
+	fflush(stdout);
+	for (i = 0; access(argv[4], F_OK); i++) {
+		if (i > 6000)
+			return 1;
+		usleep(10000);
+	}
+
+	for (i = 0; i < 400; i++) {
+		t0 = now_ms();
+		r = send(fd, "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		t = now_ms() - t0;
+		if (t > max_ms)
+			max_ms = t;
+		if (r == 1)
+			ok++;
+		else if (errno == EAGAIN)
+			eagain++;
+		else
+			printf("send %s\n", strerrorname_np(errno));
+	}
+	printf("send ok=%d eagain=%d max_ms=%ld\n", ok, eagain, max_ms);
+	fflush(stdout);
+
+	t0 = now_ms();
+	while ((r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
+		got += r;
+	t = now_ms() - t0;
+	printf("recv bytes=%ld ms=%ld%s%s\n", got, t, r < 0 ? " " : "",
+	       r < 0 ? strerrorname_np(errno) : "");
+	fflush(stdout);
+
+	t0 = now_ms();
+	close(fd);
+	printf("close ms=%ld\n", now_ms() - t0);
+	printf("done\n");
+	return 0;
+}
