@@ -10,21 +10,28 @@
  * guest's requestq any more).  Then, timing each call:
  *
  *   - 400 one-byte send(MSG_DONTWAIT)s: the requestq (256 entries) fills;
- *   - recv(MSG_DONTWAIT) until EAGAIN: consuming BYTES owes the peer a
- *     CREDIT, which finds the ring full;
+ *   - a thread's setsockopt(TCP_NODELAY), forwarded to the NSM, which
+ *     waits for the ring: meanwhile recv(MSG_DONTWAIT) until EAGAIN
+ *     (consuming BYTES owes the peer a CREDIT, which finds the ring full);
+ *     then a signal (no SA_RESTART) to the thread, which ends its wait;
  *   - close().
  *
  * and prints "send ok=N eagain=M max_ms=T", "recv bytes=N ms=T",
- * "close ms=T" and "done".  A call that waits for ring space shows as a
- * time as long as the engine stays stopped.
+ * "sockopt ERRNAME ms=T" (T from the signal), "close ms=T" and "done".  A
+ * call that waits for ring space, or for the socket lock of one that
+ * does, shows as a time as long as the engine stays stopped.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -36,8 +43,29 @@ static long now_ms(void)
 	return t.tv_sec * 1000L + t.tv_nsec / 1000000;
 }
 
+static int opt_fd, opt_err;
+static long opt_end;
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+}
+
+static void *sockopt_thread(void *arg)
+{
+	int one = 1;
+
+	(void)arg;
+	opt_err = setsockopt(opt_fd, IPPROTO_TCP, TCP_NODELAY, &one,
+			     sizeof(one)) ? errno : 0;
+	opt_end = now_ms();
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
+	struct sigaction sa = { .sa_handler = on_sigusr1 };
+	pthread_t th;
 	struct sockaddr_in sin = { .sin_family = AF_INET };
 	long t0, t, max_ms = 0, got = 0;
 	int fd, i, n, ok = 0, eagain = 0, want;
@@ -88,12 +116,22 @@ int main(int argc, char **argv)
 	printf("send ok=%d eagain=%d max_ms=%ld\n", ok, eagain, max_ms);
 	fflush(stdout);
 
+	sigaction(SIGUSR1, &sa, NULL);	/* no SA_RESTART */
+	opt_fd = fd;
+	pthread_create(&th, NULL, sockopt_thread, NULL);
+	usleep(50000);
 	t0 = now_ms();
 	while ((r = recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0)
 		got += r;
 	t = now_ms() - t0;
 	printf("recv bytes=%ld ms=%ld%s%s\n", got, t, r < 0 ? " " : "",
 	       r < 0 ? strerrorname_np(errno) : "");
+	fflush(stdout);
+	t0 = now_ms();
+	pthread_kill(th, SIGUSR1);
+	pthread_join(th, NULL);
+	printf("sockopt %s ms=%ld\n", opt_err ? strerrorname_np(opt_err) : "OK",
+	       opt_end - t0);
 	fflush(stdout);
 
 	t0 = now_ms();

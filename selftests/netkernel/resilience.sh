@@ -17,8 +17,10 @@
 #                   is closed, and a download works again
 #   ring_full       the engine stopped (SIGSTOP), so vm1's requestq fills:
 #                   non-blocking send()s, a recv(MSG_DONTWAIT) that owes
-#                   the NSM a CREDIT, and close() each return within
-#                   STALL_MS instead of waiting for ring space (nk_stall)
+#                   the NSM a CREDIT while another thread's setsockopt()
+#                   waits for the ring, that setsockopt() once signalled
+#                   (EINTR), and close() each return within STALL_MS
+#                   instead of waiting for ring space (nk_stall)
 #   nsm_dies        the NSM VM killed: the held connection ends with
 #                   ECONNRESET within 1 s, a new connection fails at once
 #                   with a clear errno; the NSM booted again, a download
@@ -226,6 +228,10 @@ cat /tmp/stall") || true
 	((ms <= STALL_MS)) || return 1
 	grep -q "^recv bytes=$bytes " <<<"$out" || return 1
 	ms=$(sed -n 's/^recv .*ms=\([0-9]*\).*/\1/p' <<<"$out")
+	((ms <= STALL_MS)) || return 1
+	# The forwarded option waited for the ring, a signal ended it.
+	grep -q '^sockopt EINTR ' <<<"$out" || return 1
+	ms=$(sed -n 's/^sockopt .*ms=\([0-9]*\).*/\1/p' <<<"$out")
 	((ms <= STALL_MS)) || return 1
 	ms=$(sed -n 's/^close ms=\([0-9]*\).*/\1/p' <<<"$out")
 	((ms <= STALL_MS)) || return 1
