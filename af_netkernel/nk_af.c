@@ -59,12 +59,16 @@
  *   MSG_DONTWAIT or O_NONBLOCK it gets -EAGAIN at once.  What must go out
  *   but may not wait, the CREDIT a recv() owes and the CLOSE of close(),
  *   waits in the transport's queue (NK_XMIT_QUEUE) instead, so neither
- *   recv(MSG_DONTWAIT) nor close() ever blocks on the ring.  Forwarded
+ *   recv(MSG_DONTWAIT) nor close() ever blocks on the ring, and a
+ *   non-blocking accept() gets -EAGAIN (NK_CALL_NOWAIT).  Forwarded
  *   setsockopt()/getsockopt() hold no socket lock while they wait for the
  *   reply, and any signal ends that wait (-EINTR); as native ones they
  *   ignore O_NONBLOCK, and the wait is bounded by the transport's reply
  *   timeout (10 s).  SOL_SOCKET options forwarded before another call
- *   (nk_sock_sync_opts()) still wait under the lock, interruptibly.
+ *   (nk_sock_sync_opts()) still wait under the lock, interruptibly, and
+ *   so do the other requests the NSM answers (bind, connect, listen, a
+ *   blocking accept, shutdown, getsockname, SIOCOUTQ): for ring space and
+ *   reply together at most the reply timeout, never without limit.
  *
  * - Socket ids are allocated here (nk_socks, lib/nk_sockid.c: cyclic,
  *   1..INT_MAX) and published before the SOCKET or ACCEPT request goes out,
@@ -1141,8 +1145,12 @@ out:
 	return err;
 }
 
-/* One ACCEPT request; -EAGAIN when no connection waits. */
-static int nk_accept_one(struct sock *sk, struct socket *newsock)
+/*
+ * One ACCEPT request; -EAGAIN when no connection waits, or when the ring
+ * is full and @nowait (a non-blocking accept() never waits for it).
+ */
+static int nk_accept_one(struct sock *sk, struct socket *newsock,
+			 bool nowait)
 {
 	struct nk_sock *nks = nk_sk(sk), *child;
 	struct nk_addr peer;
@@ -1172,7 +1180,8 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock)
 	tb->hdr.arg[0] = cpu_to_le64(child->id);
 	/* The new socket's receive credit rides in the ACCEPT itself. */
 	nk_sock_fill_credit(child, &tb->hdr);
-	err = nk_call(nks->nd, tb, &reply, NK_XMIT_INTR);
+	err = nk_call(nks->nd, tb, &reply,
+		      NK_XMIT_INTR | (nowait ? NK_CALL_NOWAIT : 0));
 	if (err) {
 		err = nk_err(err);
 		goto fail;
@@ -1203,7 +1212,8 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock)
 	return 0;
 
 fail:
-	if (err == -EAGAIN) {
+	/* The NSM said so (not the ring): none waits. */
+	if (err == -EAGAIN && reply.hdr.op) {
 		spin_lock(&nks->lock);
 		if (nks->accept_seq == seq)
 			nks->accept_pending = 0;
@@ -1239,7 +1249,7 @@ static int nk_do_accept(struct socket *sock, struct socket *newsock,
 		seq = READ_ONCE(nks->accept_seq);
 		/* No NSM side until it is made again: nothing to accept. */
 		err = READ_ONCE(nks->revive) ? -EAGAIN :
-		      nk_accept_one(sk, newsock);
+		      nk_accept_one(sk, newsock, !timeo);
 		if (err != -EAGAIN)
 			break;
 		if (!timeo)

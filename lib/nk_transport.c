@@ -701,7 +701,7 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 	spin_unlock(&nd->call_lock);
 
 	tb->hdr.req_id = cpu_to_le64(p.req_id);
-	err = nk_send(nd, tb, flags, &timeo);
+	err = nk_send(nd, tb, flags, flags & NK_CALL_NOWAIT ? NULL : &timeo);
 	if (!err) {
 		if (flags & NK_CALL_INTR)
 			left = wait_for_completion_interruptible_timeout(&p.done,

@@ -189,6 +189,7 @@ void nk_txbuf_free(struct nk_txbuf *tb);
 #define NK_XMIT_QUEUE	0x4	/* nk_send(): a full ring queues, no wait */
 #define NK_XMIT_KEEP	0x8	/* nk_send(): on -EAGAIN, @tb is not consumed */
 #define NK_CALL_INTR	0x10	/* nk_call(): any signal ends the reply wait */
+#define NK_CALL_NOWAIT	0x20	/* nk_call(): a full ring fails it, -EAGAIN */
 
 /* Messages NK_XMIT_QUEUE may hold per device (each a header, mostly). */
 #define NK_TX_QUEUE_MAX	8192
@@ -278,6 +279,9 @@ int nk_post(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
  * awaited killably, since the peer answers every request at once (the NSM
  * never blocks), or interruptibly with NK_CALL_INTR.  An EV_PROTO_ERROR
  * naming the request's req_id ends the call with its status.
+ *
+ * With NK_CALL_NOWAIT, a full ring ends the call at once with -EAGAIN
+ * (reply->hdr.op stays 0: the request never left).
  *
  * Return: the reply's status (0 or -errno from the peer), or a local error
  * as for nk_send(), -ETIMEDOUT when no reply came, -ENODEV when the device

@@ -2,10 +2,11 @@
 /*
  * nk_stall: non-blocking calls while the nk requestq is full.
  *
- *   nk_stall ADDR PORT BYTES GOFILE
+ *   nk_stall ADDR PORT BYTES GOFILE LPORT
  *
- * Connects to ADDR:PORT (IPv4), waits until BYTES bytes from the peer
- * are queued unread, prints "ready", then waits for GOFILE to exist (the
+ * Listens on 0.0.0.0:LPORT (non-blocking), connects to ADDR:PORT (IPv4),
+ * waits until BYTES bytes from the peer are queued unread and a connection
+ * waits on the listener, prints "ready", then waits for GOFILE to exist (the
  * test has stopped the host engine meanwhile, so nothing takes the
  * guest's requestq any more).  Then, timing each call:
  *
@@ -14,10 +15,12 @@
  *     waits for the ring: meanwhile recv(MSG_DONTWAIT) until EAGAIN
  *     (consuming BYTES owes the peer a CREDIT, which finds the ring full);
  *     then a signal (no SA_RESTART) to the thread, which ends its wait;
+ *   - accept() on the listener, which the ACCEPT request cannot leave;
  *   - close().
  *
  * and prints "send ok=N eagain=M max_ms=T", "recv bytes=N ms=T",
- * "sockopt ERRNAME ms=T" (T from the signal), "close ms=T" and "done".  A
+ * "sockopt ERRNAME ms=T" (T from the signal), "accept ERRNAME ms=T",
+ * "close ms=T" and "done".  A
  * call that waits for ring space, or for the socket lock of one that
  * does, shows as a time as long as the engine stays stopped.
  */
@@ -32,6 +35,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
@@ -67,17 +71,28 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_sigusr1 };
 	pthread_t th;
 	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in loc = { .sin_family = AF_INET };
 	long t0, t, max_ms = 0, got = 0;
-	int fd, i, n, ok = 0, eagain = 0, want;
+	int fd, lfd, c, i, n, ok = 0, eagain = 0, want;
+	struct pollfd p;
 	static char buf[65536];
 	ssize_t r;
 
-	if (argc != 5 || inet_pton(AF_INET, argv[1], &sin.sin_addr) != 1) {
-		fprintf(stderr, "usage: nk_stall ADDR PORT BYTES GOFILE\n");
+	if (argc != 6 || inet_pton(AF_INET, argv[1], &sin.sin_addr) != 1) {
+		fprintf(stderr, "usage: nk_stall ADDR PORT BYTES GOFILE LPORT\n");
 		return 2;
 	}
 	sin.sin_port = htons(atoi(argv[2]));
 	want = atoi(argv[3]);
+	loc.sin_port = htons(atoi(argv[5]));
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&loc, sizeof(loc)) ||
+	    listen(lfd, 8)) {
+		printf("listen %s\n", strerrorname_np(errno));
+		return 1;
+	}
+	printf("listening\n");
+	fflush(stdout);
 	fd = socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
 		printf("connect %s\n", strerrorname_np(errno));
@@ -88,7 +103,8 @@ int main(int argc, char **argv)
 			printf("queued %d of %d\n", n, want);
 			return 1;
 		}
-		if (n >= want)
+		p = (struct pollfd){ .fd = lfd, .events = POLLIN };
+		if (n >= want && poll(&p, 1, 0) == 1)
 			break;
 		usleep(10000);
 	}
@@ -132,6 +148,12 @@ int main(int argc, char **argv)
 	pthread_join(th, NULL);
 	printf("sockopt %s ms=%ld\n", opt_err ? strerrorname_np(opt_err) : "OK",
 	       opt_end - t0);
+	fflush(stdout);
+
+	t0 = now_ms();
+	c = accept(lfd, NULL, NULL);
+	printf("accept %s ms=%ld\n", c < 0 ? strerrorname_np(errno) : "OK",
+	       now_ms() - t0);
 	fflush(stdout);
 
 	t0 = now_ms();

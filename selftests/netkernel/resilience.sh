@@ -11,6 +11,9 @@
 #                   connection ends with ECONNRESET, the world's end is
 #                   closed, and a download works again without any action
 #                   in the guest
+#   stop_cont_dgram across that lost session, a bound UDP socket (nk_dgram):
+#                   sendto fails with ENETDOWN (never EPIPE, no SIGPIPE),
+#                   recv reports ENETDOWN once, then waits (never 0)
 #   engine_restart  the engine killed with SIGKILL and started again: both
 #                   VMs reconnect and say HELLO again within the bound, the
 #                   held connection ends with ECONNRESET, the world's end
@@ -19,8 +22,10 @@
 #                   non-blocking send()s, a recv(MSG_DONTWAIT) that owes
 #                   the NSM a CREDIT while another thread's setsockopt()
 #                   waits for the ring, that setsockopt() once signalled
-#                   (EINTR), and close() each return within STALL_MS
-#                   instead of waiting for ring space (nk_stall)
+#                   (EINTR), accept() on a non-blocking listener with a
+#                   connection waiting (EAGAIN: the ACCEPT cannot go out),
+#                   and close() each return within STALL_MS instead of
+#                   waiting for ring space (nk_stall)
 #   nsm_dies        the NSM VM killed: the held connection ends with
 #                   ECONNRESET within 1 s, a new connection fails at once
 #                   with a clear errno; the NSM booted again, a download
@@ -65,7 +70,7 @@ rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-cases=(stop_cont engine_restart ring_full nsm_dies nsm_dies_dgram guest_dies)
+cases=(stop_cont stop_cont_dgram engine_restart ring_full nsm_dies nsm_dies_dgram guest_dies)
 lab_ktap_begin $((${#cases[@]} + 3))
 
 finish() {
@@ -166,6 +171,7 @@ wait_ready() {
 case_stop_cont() {
 	local t0
 	hold_start 1 || return 1
+	dgram_start 9211 || return 1
 	lab_vm_monitor vm1 stop >/dev/null
 	sleep 1
 	lab_vm_monitor vm1 cont >/dev/null
@@ -177,6 +183,20 @@ case_stop_cont() {
 		lab_diag "vm1's kernel log does not say its session was lost"
 		return 1
 	}
+	dgram_cmd probe 5 >"$logdir/dgram-lost.out" 2>&1 || true
+	dgram_quit
+}
+
+# Across stop_cont's lost session: nk_dgram's UDP socket.
+case_stop_cont_dgram() {
+	local out rc=0
+	[[ -s $logdir/dgram-lost.out ]] || { lab_diag "stop_cont did not get to the probe"; return 1; }
+	out=$(cat "$logdir/dgram-lost.out")
+	lab_diag "after the lost session: $(tr '\n' ';' <<<"$out")"
+	grep -q '^sendto ENETDOWN ' <<<"$out" || rc=1
+	grep -q '^sigpipe 0$' <<<"$out" || rc=1
+	[[ $(grep '^recv ' <<<"$out" | tr '\n' ' ') == "recv ENETDOWN recv EAGAIN " ]] || rc=1
+	return "$rc"
 }
 
 case_engine_restart() {
@@ -190,7 +210,7 @@ case_engine_restart() {
 }
 
 case_ring_full() {
-	local port=9150 bytes=150000 out ms
+	local port=9150 lport=9151 bytes=150000 out ms
 	topo_world_spawn "$logdir/world-stall.log" python3 -c "
 import socket, time
 s = socket.create_server(('$TOPO_WORLD_IP', $port))
@@ -200,14 +220,30 @@ time.sleep(600)"
 	WORLD_PID=$LAB_LAST_PID
 	topo_world_wait_port "$port" || { lab_diag "the world does not listen on $port"; return 1; }
 	topo_exec vm1 30 "rm -f /tmp/stall-go
-nk_stall $TOPO_WORLD_IP $port $bytes /tmp/stall-go >/tmp/stall 2>&1 &
+nk_stall $TOPO_WORLD_IP $port $bytes /tmp/stall-go $lport >/tmp/stall 2>&1 &
 i=0
+until grep -q listening /tmp/stall; do
+	[ \$i -lt 100 ] || { cat /tmp/stall; exit 1; }
+	sleep 0.1; i=\$((i + 1))
+done" >"$logdir/stall.start" 2>&1 || {
+		lab_diag "nk_stall does not listen:" "$(cat "$logdir/stall.start")"
+		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
+		return 1
+	}
+	# A connection that waits on nk_stall's listener, held.
+	topo_world_spawn "$logdir/world-stall-conn.log" python3 -c "
+import socket, time
+c = socket.create_connection(('$(topo_guest_ip vm1)', $lport), timeout=20)
+time.sleep(600)"
+	STALL_CONN_PID=$LAB_LAST_PID
+	topo_exec vm1 30 "i=0
 until grep -q ready /tmp/stall; do
 	[ \$i -lt 200 ] || { cat /tmp/stall; exit 1; }
 	sleep 0.1; i=\$((i + 1))
-done" >"$logdir/stall.start" 2>&1 || {
-		lab_diag "nk_stall not ready:" "$(cat "$logdir/stall.start")"
+done" >"$logdir/stall.ready" 2>&1 || {
+		lab_diag "nk_stall not ready:" "$(cat "$logdir/stall.ready")"
 		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
+		lab_stop_pid "$STALL_CONN_PID" 1 >/dev/null 2>&1 || true
 		return 1
 	}
 	# Nothing takes vm1's requestq now; 5 s for the calls to end.
@@ -221,6 +257,7 @@ done
 cat /tmp/stall") || true
 	kill -CONT "$TOPO_ENGINE_PID"
 	lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
+	lab_stop_pid "$STALL_CONN_PID" 1 >/dev/null 2>&1 || true
 	lab_diag "engine stopped, nk_stall: $(tr '\n' ';' <<<"$out")"
 	grep -q '^done' <<<"$out" || { lab_diag "nk_stall did not finish while the engine was stopped"; return 1; }
 	grep -Eq '^send ok=[0-9]+ eagain=[1-9]' <<<"$out" || { lab_diag "the requestq never filled"; return 1; }
@@ -228,6 +265,9 @@ cat /tmp/stall") || true
 	((ms <= STALL_MS)) || return 1
 	grep -q "^recv bytes=$bytes " <<<"$out" || return 1
 	ms=$(sed -n 's/^recv .*ms=\([0-9]*\).*/\1/p' <<<"$out")
+	((ms <= STALL_MS)) || return 1
+	grep -q '^accept EAGAIN ' <<<"$out" || return 1
+	ms=$(sed -n 's/^accept .*ms=\([0-9]*\).*/\1/p' <<<"$out")
 	((ms <= STALL_MS)) || return 1
 	# The forwarded option waited for the ring, a signal ended it.
 	grep -q '^sockopt EINTR ' <<<"$out" || return 1
@@ -251,21 +291,24 @@ done
 awk -v n=\$n '/^end /{ c++; next } c == n' /tmp/dgram.out"
 }
 
-# dgram_start: a UDP echo server in the world on 9201, and nk_dgram in vm1
-# with its UDP socket and TCP listener on 9202; one datagram exchanged.
-DGRAM_PORT=9201
-DGRAM_LPORT=9202
+# dgram_start PORT: a UDP echo server in the world on PORT, and nk_dgram in
+# vm1 with its UDP socket and TCP listener on PORT + 1 (DGRAM_LPORT); one
+# datagram exchanged.
+DGRAM_LPORT=
+DGRAM_WORLD_PID=
 dgram_start() {
 	local out
-	topo_world_spawn "$logdir/world-udp.log" python3 -c "
+	DGRAM_LPORT=$(($1 + 1))
+	topo_world_spawn "$logdir/world-udp-$1.log" python3 -c "
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(('$TOPO_WORLD_IP', $DGRAM_PORT))
+s.bind(('$TOPO_WORLD_IP', $1))
 while True:
     d, a = s.recvfrom(2048)
     s.sendto(d, a)"
+	DGRAM_WORLD_PID=$LAB_LAST_PID
 	topo_exec vm1 30 "rm -f /tmp/dgram.in; mkfifo /tmp/dgram.in
-nk_dgram $TOPO_WORLD_IP $DGRAM_PORT $DGRAM_LPORT /tmp/dgram.in >/tmp/dgram.out 2>&1 &
+nk_dgram $TOPO_WORLD_IP $1 $DGRAM_LPORT /tmp/dgram.in >/tmp/dgram.out 2>&1 &
 i=0
 until grep -q ready /tmp/dgram.out; do
 	[ \$i -lt 100 ] || { cat /tmp/dgram.out; exit 1; }
@@ -276,10 +319,21 @@ done" >"$logdir/dgram.start" 2>&1 || { lab_diag "nk_dgram: $(cat "$logdir/dgram.
 	grep -q '^echo ok' <<<"$out" || { lab_diag "nk_dgram before the failure: $out"; return 1; }
 }
 
+# dgram_quit: nk_dgram in vm1 ends (its sockets closed), and the world's
+# echo server.
+dgram_quit() {
+	topo_exec vm1 10 "echo quit >/tmp/dgram.in
+i=0
+while pidof nk_dgram >/dev/null && [ \$i -lt 50 ]; do
+	sleep 0.1; i=\$((i + 1))
+done" >/dev/null 2>&1 || true
+	lab_stop_pid "$DGRAM_WORLD_PID" 1 >/dev/null 2>&1 || true
+}
+
 case_nsm_dies() {
 	local t0 out
 	hold_start 3 || return 1
-	dgram_start || return 1
+	dgram_start 9201 || return 1
 	topo_nsm_kill || { lab_diag "the NSM's console before its death shows trouble"; return 1; }
 	hold_ended 3 "$DEATH_S" || return 1
 	# Nothing closes the world's end: the NSM is gone without a word.
@@ -323,11 +377,7 @@ while time.time() - t < 40:
 	lab_diag "the NSM back, listener: $(tr '\n' ';' <<<"$out")"
 	grep -q '^accept ok' <<<"$out" || rc=1
 	# Its sockets closed, so that guest_dies counts the NSM's from zero.
-	topo_exec vm1 10 "echo quit >/tmp/dgram.in
-i=0
-while pidof nk_dgram >/dev/null && [ \$i -lt 50 ]; do
-	sleep 0.1; i=\$((i + 1))
-done" >/dev/null 2>&1 || true
+	dgram_quit
 	return "$rc"
 }
 
