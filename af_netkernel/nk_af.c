@@ -53,12 +53,12 @@
  * - Sending is bounded by the NSM's credit; a SEND is never answered unless
  *   it fails, and a failure reaches the socket as an asynchronous error.
  *
- * - A full requestq (the engine stalls).  No wait for ring space holds the
- *   socket lock: a sender drops it and waits in nk_tx_wait(), as
- *   sk_wait_event() does, then looks at the socket again; with
- *   MSG_DONTWAIT or O_NONBLOCK it gets -EAGAIN at once.  What must go out
- *   but may not wait, the CREDIT a recv() owes and the CLOSE of close(),
- *   waits in the transport's queue (NK_XMIT_QUEUE) instead, so neither
+ * - A full requestq (the engine stalls).  Sending data never waits for
+ *   ring space with the socket lock held: a sender drops it and waits in
+ *   nk_tx_wait(), as sk_wait_event() does, then looks at the socket
+ *   again; with MSG_DONTWAIT or O_NONBLOCK it gets -EAGAIN at once.  What
+ *   must go out but may not wait, the CREDIT a recv() owes and the CLOSE
+ *   of close(), waits in the transport's queue (NK_XMIT_QUEUE), so neither
  *   recv(MSG_DONTWAIT) nor close() ever blocks on the ring, and a
  *   non-blocking accept() gets -EAGAIN (NK_CALL_NOWAIT).  Forwarded
  *   setsockopt()/getsockopt() hold no socket lock while they wait for the
