@@ -53,6 +53,23 @@
  * - Sending is bounded by the NSM's credit; a SEND is never answered unless
  *   it fails, and a failure reaches the socket as an asynchronous error.
  *
+ * - A full requestq (the engine stalls).  Sending data never waits for
+ *   ring space with the socket lock held: a sender drops it and waits in
+ *   nk_tx_wait(), as sk_wait_event() does, then looks at the socket
+ *   again; with MSG_DONTWAIT or O_NONBLOCK it gets -EAGAIN at once.  What
+ *   must go out but may not wait, the CREDIT a recv() owes and the CLOSE
+ *   of close(), waits in the transport's queue (NK_XMIT_QUEUE), so neither
+ *   recv(MSG_DONTWAIT) nor close() ever blocks on the ring, and a
+ *   non-blocking accept() gets -EAGAIN (NK_CALL_NOWAIT).  Forwarded
+ *   setsockopt()/getsockopt() hold no socket lock while they wait for the
+ *   reply, and any signal ends that wait (-EINTR); as native ones they
+ *   ignore O_NONBLOCK, and the wait is bounded by the transport's reply
+ *   timeout (10 s).  SOL_SOCKET options forwarded before another call
+ *   (nk_sock_sync_opts()) still wait under the lock, interruptibly, and
+ *   so do the other requests the NSM answers (bind, connect, listen, a
+ *   blocking accept, shutdown, getsockname, SIOCOUTQ): for ring space and
+ *   reply together at most the reply timeout, never without limit.
+ *
  * - Socket ids are allocated here (nk_socks, lib/nk_sockid.c: cyclic,
  *   1..INT_MAX) and published before the SOCKET or ACCEPT request goes out,
  *   so that events arriving right after the reply find their socket.  The
@@ -105,7 +122,26 @@
  * - When the device goes away, every socket is reset with ENETDOWN and
  *   requests in flight fail with ENETDOWN.  When the engine lost the
  *   session (the transport then probes the device again), the sockets are
- *   reset with ECONNRESET, as by a peer's reset.
+ *   reset with ECONNRESET, as by a peer's reset.  A datagram socket is
+ *   never reset like a connection: it reports ENETDOWN once (sk_err),
+ *   never reads end-of-file, and its sends fail with ENETDOWN, never
+ *   EPIPE or SIGPIPE.  Such sockets stay on their device: only new ones
+ *   use the device probed again.
+ *
+ * - When the engine resets a socket while the device lives (its NSM died),
+ *   a connection is lost as on a peer's reset (ECONNRESET), but a UDP
+ *   socket and a TCP listener are made again on whichever NSM serves next
+ *   (nk_sock_revive(), retried every NK_REVIVE_RETRY): a new id, SOCKET,
+ *   the SOL_SOCKET options, BIND to the address it had, then CONNECT or
+ *   LISTEN again.  Meanwhile nothing tells the application: recv() and
+ *   accept() wait (or -EAGAIN), sendto() fails with ENETUNREACH as with no
+ *   route.  Not made again: options of other levels (IP_TOS,
+ *   IPV6_V6ONLY set by setsockopt()...), the port of a UDP socket the
+ *   kernel bound implicitly and nobody asked about (it gets a new one),
+ *   datagrams received before and still unread (dropped, counted in
+ *   SO_RXQ_OVFL), a TCP socket only bound.  A BIND, CONNECT or LISTEN
+ *   that fails on the new NSM (its port taken meanwhile) resets the
+ *   socket for good with that error, given once.
  *
  * - Only sockets of the namespace the device serves are NetKernel sockets,
  *   bind() checks CAP_NET_BIND_SERVICE for a privileged port as
@@ -123,6 +159,8 @@
  *   sk_receive_queue.lock  the skb queue itself
  *   nk_socks lock     the id table (nk_sockid_lock())
  *   nk_window_lock    the window budget; innermost, takes nothing
+ *   nk_revive_work    takes one socket at a time, referenced under the
+ *                     nk_socks lock, then lock_sock (nothing else held)
  * Order: lock_sock -> nk_socks lock -> nks->lock -> sk_receive_queue.lock,
  * nks->lock -> nk_window_lock.
  * No spinlock is held across a transport call, and the rx work (transport
@@ -296,15 +334,37 @@ static int nk_sock_simple(struct nk_sock *nks, struct nk_txbuf *tb)
 	return nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
 }
 
-/* Tell the NSM what we consumed.  Waits for ring space unless killed. */
+/*
+ * A forwarded option: native setsockopt() and getsockopt() never block
+ * long and ignore O_NONBLOCK, so this waits for the reply as long as the
+ * transport's reply timeout (10 s), but any signal ends the wait (-EINTR).
+ * setsockopt() and getsockopt() call it without the socket lock: a
+ * stalled NSM delays that call, not every other call on the socket.
+ * Options synchronised before another call (nk_sock_sync_opts()) still
+ * go under the lock, before that call's own request.
+ */
+static int nk_sock_opt_call(struct nk_sock *nks, struct nk_txbuf *tb,
+			    struct nk_reply *reply)
+{
+	if (!tb)
+		return -ENOMEM;
+	return nk_sock_call(nks, tb, reply, NK_XMIT_INTR | NK_CALL_INTR);
+}
+
+/*
+ * Tell the NSM what we consumed.  Never waits for ring space: on a full
+ * ring the CREDIT waits in the transport's queue.
+ */
 static void nk_sock_send_credit(struct nk_sock *nks)
 {
-	long timeo = MAX_SCHEDULE_TIMEOUT;
 	struct nk_txbuf *tb;
 
+	/* Nobody on the NSM to tell (a revived socket starts afresh). */
+	if (READ_ONCE(nks->reset))
+		return;
 	tb = nk_req_alloc(nks, NK_OP_CREDIT, 0);
 	if (tb)
-		nk_send(nks->nd, tb, 0, &timeo);
+		nk_send(nks->nd, tb, NK_XMIT_QUEUE, NULL);
 }
 
 /* How nk_sock_credit_consumed() was called. */
@@ -349,19 +409,39 @@ static void nk_sock_credit_consumed(struct nk_sock *nks, u32 n,
 		nk_sock_send_credit(nks);
 }
 
-/* The socket is gone on the NSM side (or the device is). */
+/*
+ * The socket is gone on the NSM side (or the device is), for good.  A
+ * datagram socket has no connection to lose: it reports @err once and
+ * never reads end-of-file (its sends fail, nk_sock_gone_err()).
+ */
 static void nk_sock_reset(struct nk_sock *nks, int err)
 {
 	struct sock *sk = &nks->sk;
 
 	spin_lock(&nks->lock);
 	nks->reset = true;
+	nks->revive = false;
 	WRITE_ONCE(sk->sk_err, err);
-	sk->sk_state = TCP_CLOSE;
-	WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
+	if (nk_is_stream(sk)) {
+		sk->sk_state = TCP_CLOSE;
+		WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
+	}
 	spin_unlock(&nks->lock);
 	sk_error_report(sk);
 	sk->sk_state_change(sk);
+}
+
+/*
+ * What a send on a reset socket fails with: EPIPE for a stream, as TCP's
+ * after a reset; for a datagram socket what UDP gives with no route, never
+ * EPIPE (which would raise SIGPIPE): ENETUNREACH, or ENETDOWN when the
+ * device is gone.
+ */
+static int nk_sock_gone_err(struct nk_sock *nks)
+{
+	if (nk_is_stream(&nks->sk))
+		return -EPIPE;
+	return nk_dev_alive(nks->nd) ? -ENETUNREACH : -ENETDOWN;
 }
 
 /*
@@ -422,7 +502,7 @@ static void nk_sync_opt(struct nk_sock *nks, int optname, int val,
 		tb->hdr.arg[0] = cpu_to_le64(SOL_SOCKET);
 		tb->hdr.arg[1] = cpu_to_le64(optname);
 	}
-	err = nk_sock_simple(nks, tb);
+	err = nk_sock_opt_call(nks, tb, &(struct nk_reply){});
 	if (err)
 		dev_dbg_ratelimited(nk_dev_device(nks->nd),
 				    "socket %u: SOL_SOCKET option %d not forwarded: %d\n",
@@ -483,7 +563,7 @@ static void nk_sock_sync_opts(struct nk_sock *nks)
 		tb->hdr.arg[0] = cpu_to_le64(SOL_SOCKET);
 		tb->hdr.arg[1] = cpu_to_le64(SO_LINGER);
 	}
-	if (!nk_sock_simple(nks, tb))
+	if (!nk_sock_opt_call(nks, tb, &(struct nk_reply){}))
 		sent->linger = ling;
 }
 
@@ -563,6 +643,27 @@ bool nk_sock_wanted(struct nk_dev *nd, int family, int type, int protocol)
 }
 
 /*
+ * The SOCKET request that makes @nks on the NSM under @id: a new socket
+ * there, so it announces nothing consumed yet.
+ */
+static struct nk_txbuf *nk_socket_req(struct nk_sock *nks, u32 id)
+{
+	struct nk_txbuf *tb;
+
+	tb = nk_txbuf_alloc(0, GFP_KERNEL);
+	if (!tb)
+		return NULL;
+	nk_hdr_init(&tb->hdr, NK_OP_SOCKET, 0, id, 0);
+	nk_hdr_set_credit(&tb->hdr, READ_ONCE(nks->rx.buf_alloc), 0);
+	tb->hdr.arg[0] = cpu_to_le64(nks->family);
+	tb->hdr.arg[1] = cpu_to_le64(nk_is_stream(&nks->sk) ? NK_WIRE_STREAM :
+				     NK_WIRE_DGRAM);
+	tb->hdr.arg[2] = cpu_to_le64(nks->sk.sk_protocol);
+	tb->hdr.arg[3] = cpu_to_le64(nks->sock_flags);
+	return tb;
+}
+
+/*
  * Create a NetKernel socket for @sock (type already checked by
  * nk_sock_wanted()).  @nd's reference passes to the socket.
  */
@@ -581,16 +682,13 @@ int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 	if (!nks)
 		return -ENOMEM;
 
-	tb = nk_req_alloc(nks, NK_OP_SOCKET, 0);
+	if (family == AF_INET6 && READ_ONCE(net->ipv6.sysctl.bindv6only))
+		nks->sock_flags = NK_SOCK_V6ONLY;
+	tb = nk_socket_req(nks, nks->id);
 	if (!tb) {
 		err = -ENOMEM;
 		goto fail;
 	}
-	tb->hdr.arg[0] = cpu_to_le64(family);
-	tb->hdr.arg[1] = cpu_to_le64(stream ? NK_WIRE_STREAM : NK_WIRE_DGRAM);
-	tb->hdr.arg[2] = cpu_to_le64(nks->sk.sk_protocol);
-	if (family == AF_INET6 && READ_ONCE(net->ipv6.sysctl.bindv6only))
-		tb->hdr.arg[3] = cpu_to_le64(NK_SOCK_V6ONLY);
 	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
 	if (err)
 		goto fail;
@@ -613,15 +711,15 @@ fail:
  */
 static void nk_sock_close(struct nk_sock *nks)
 {
-	long timeo = MAX_SCHEDULE_TIMEOUT;
 	struct nk_txbuf *tb;
 	int err = -ENOMEM;
 
 	/* Reserved before CLOSE goes out: the answer finds the reservation. */
 	nk_sockid_retire(&nk_socks, nks->id);
 	tb = nk_req_alloc(nks, NK_OP_CLOSE, 0);
+	/* Nor does it wait for ring space: the transport queues it. */
 	if (tb)
-		err = nk_post(nks->nd, tb, 0, &timeo);
+		err = nk_post(nks->nd, tb, NK_XMIT_QUEUE, NULL);
 	if (!err)
 		return;
 	if (err != -ENODEV)
@@ -651,6 +749,7 @@ static int nk_release(struct socket *sock)
 	spin_lock(&nks->lock);
 	sk->sk_state = TCP_CLOSE;
 	WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
+	nks->revive = false;
 	spin_unlock(&nks->lock);
 	sock_orphan(sk);
 	skb_queue_purge(&sk->sk_receive_queue);
@@ -748,7 +847,8 @@ static int nk_setsockopt(struct socket *sock, int level, int optname,
 	}
 	tb->hdr.arg[0] = cpu_to_le64((s64)level);
 	tb->hdr.arg[1] = cpu_to_le64((s64)optname);
-	err = nk_sock_simple(nks, tb);
+	release_sock(sk);
+	return nk_sock_opt_call(nks, tb, &(struct nk_reply){});
 out:
 	release_sock(sk);
 	return err;
@@ -776,15 +876,15 @@ static int nk_getsockopt(struct socket *sock, int level, int optname,
 	lock_sock(sock->sk);
 	nk_sock_sync_opts(nks);
 	tb = nk_req_alloc(nks, NK_OP_GETSOCKOPT, 0);
+	release_sock(sock->sk);
 	if (tb) {
 		tb->hdr.arg[0] = cpu_to_le64((s64)level);
 		tb->hdr.arg[1] = cpu_to_le64((s64)optname);
 		tb->hdr.arg[2] = cpu_to_le64(len);
-		err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
+		err = nk_sock_opt_call(nks, tb, &reply);
 	} else {
 		err = -ENOMEM;
 	}
-	release_sock(sock->sk);
 
 	if (!err && (copy_to_user(optval, reply.buf, reply.len) ||
 		     put_user(reply.len, optlen)))
@@ -900,9 +1000,12 @@ static int nk_wait_credit(struct sock *sk, long *timeo, u32 need)
 			err = sock_error(sk);
 			break;
 		}
-		if (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN ||
-		    READ_ONCE(nks->reset)) {
+		if (READ_ONCE(sk->sk_shutdown) & SEND_SHUTDOWN) {
 			err = -EPIPE;
+			break;
+		}
+		if (READ_ONCE(nks->reset)) {
+			err = nk_sock_gone_err(nks);
 			break;
 		}
 		if (!nk_dev_alive(nks->nd)) {
@@ -941,7 +1044,7 @@ static int nk_wait_credit(struct sock *sk, long *timeo, u32 need)
  * caller checked the credit; the bytes are accounted here.
  */
 static int nk_send_chunk(struct nk_sock *nks, struct msghdr *msg, u32 len,
-			 const struct nk_addr *dest, u16 flags, long *timeo)
+			 const struct nk_addr *dest, u16 flags)
 {
 	u32 off = dest ? sizeof(*dest) : 0;
 	struct nk_txbuf *tb;
@@ -968,7 +1071,9 @@ static int nk_send_chunk(struct nk_sock *nks, struct msghdr *msg, u32 len,
 	tb->hdr.arg[0] = cpu_to_le64(wire_flags);
 	tb->hdr.flags |= cpu_to_le16(flags);
 
-	err = nk_send(nks->nd, tb, NK_XMIT_INTR, timeo);
+	err = nk_send(nks->nd, tb, NK_XMIT_INTR, NULL);
+	if (err == -EAGAIN)
+		iov_iter_revert(&msg->msg_iter, len);
 	if (err)
 		return nk_err(err);
 	spin_lock(&nks->lock);
@@ -976,6 +1081,26 @@ static int nk_send_chunk(struct nk_sock *nks, struct msghdr *msg, u32 len,
 	nks->bytes_sent += len;
 	spin_unlock(&nks->lock);
 	return 0;
+}
+
+/*
+ * The requestq is full: wait for room as sk_wait_event() waits, without
+ * the socket lock, which other callers need meanwhile (a stalled engine
+ * would leave them in uninterruptible sleep).  The caller checks the
+ * socket's state again afterwards: it may have changed.
+ */
+static int nk_sock_wait_ring(struct sock *sk, long *timeo)
+{
+	int err;
+
+	if (!*timeo)
+		return -EAGAIN;
+	release_sock(sk);
+	err = nk_tx_wait(nk_sk(sk)->nd, NK_XMIT_INTR, timeo);
+	lock_sock(sk);
+	if (err == -ERESTARTSYS)
+		return sock_intr_errno(*timeo);
+	return nk_err(err);
 }
 
 /* EPIPE raises SIGPIPE unless MSG_NOSIGNAL, as sk_stream_error() does. */
@@ -1010,6 +1135,7 @@ static int nk_listen(struct socket *sock, int backlog)
 	err = nk_sock_simple(nks, tb);
 	if (err)
 		goto out;
+	nks->backlog = backlog;
 	spin_lock(&nks->lock);
 	sk->sk_state = TCP_LISTEN;
 	WRITE_ONCE(sk->sk_shutdown, 0);
@@ -1020,8 +1146,12 @@ out:
 	return err;
 }
 
-/* One ACCEPT request; -EAGAIN when no connection waits. */
-static int nk_accept_one(struct sock *sk, struct socket *newsock)
+/*
+ * One ACCEPT request; -EAGAIN when no connection waits, or when the ring
+ * is full and @nowait (a non-blocking accept() never waits for it).
+ */
+static int nk_accept_one(struct sock *sk, struct socket *newsock,
+			 bool nowait)
 {
 	struct nk_sock *nks = nk_sk(sk), *child;
 	struct nk_addr peer;
@@ -1051,7 +1181,8 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock)
 	tb->hdr.arg[0] = cpu_to_le64(child->id);
 	/* The new socket's receive credit rides in the ACCEPT itself. */
 	nk_sock_fill_credit(child, &tb->hdr);
-	err = nk_call(nks->nd, tb, &reply, NK_XMIT_INTR);
+	err = nk_call(nks->nd, tb, &reply,
+		      NK_XMIT_INTR | (nowait ? NK_CALL_NOWAIT : 0));
 	if (err) {
 		err = nk_err(err);
 		goto fail;
@@ -1082,7 +1213,8 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock)
 	return 0;
 
 fail:
-	if (err == -EAGAIN) {
+	/* The NSM said so (not the ring): none waits. */
+	if (err == -EAGAIN && reply.hdr.op) {
 		spin_lock(&nks->lock);
 		if (nks->accept_seq == seq)
 			nks->accept_pending = 0;
@@ -1116,7 +1248,9 @@ static int nk_do_accept(struct socket *sock, struct socket *newsock,
 			break;
 		}
 		seq = READ_ONCE(nks->accept_seq);
-		err = nk_accept_one(sk, newsock);
+		/* No NSM side until it is made again: nothing to accept. */
+		err = READ_ONCE(nks->revive) ? -EAGAIN :
+		      nk_accept_one(sk, newsock, !timeo);
 		if (err != -EAGAIN)
 			break;
 		if (!timeo)
@@ -1376,7 +1510,13 @@ static int nk_stream_sendmsg(struct socket *sock, struct msghdr *msg,
 		spin_unlock(&nks->lock);
 		more = copied + chunk < len || msg->msg_flags & MSG_MORE ?
 		       NK_F_MORE : 0;
-		err = nk_send_chunk(nks, msg, chunk, NULL, more, &timeo);
+		err = nk_send_chunk(nks, msg, chunk, NULL, more);
+		if (err == -EAGAIN) {
+			err = nk_sock_wait_ring(sk, &timeo);
+			if (err)
+				break;
+			continue;
+		}
 		if (err)
 			break;
 		copied += chunk;
@@ -1647,15 +1787,22 @@ static int nk_dgram_sendmsg(struct socket *sock, struct msghdr *msg,
 		goto out;
 	}
 	if (READ_ONCE(nks->reset)) {
-		err = -EPIPE;
+		err = nk_sock_gone_err(nks);
 		goto out;
 	}
 	timeo = sock_sndtimeo(sk, msg->msg_flags & MSG_DONTWAIT);
-	err = nk_wait_credit(sk, &timeo, len);
-	if (!err)
-		err = nk_send_chunk(nks, msg, len, destp,
-				    msg->msg_flags & MSG_MORE ? NK_F_MORE : 0,
-				    &timeo);
+	for (;;) {
+		err = nk_wait_credit(sk, &timeo, len);
+		if (!err)
+			err = nk_send_chunk(nks, msg, len, destp,
+					    msg->msg_flags & MSG_MORE ?
+					    NK_F_MORE : 0);
+		if (err != -EAGAIN)
+			break;
+		err = nk_sock_wait_ring(sk, &timeo);
+		if (err)
+			break;
+	}
 out:
 	release_sock(sk);
 	return err ? nk_send_error(msg, err) : len;
@@ -1775,6 +1922,172 @@ static const struct net_proto_family nk_family = {
 	.create = nk_family_create,
 	.owner = THIS_MODULE,
 };
+
+/* ------------------------------------------------------------------ */
+/* Sockets made again after their NSM died                            */
+/* ------------------------------------------------------------------ */
+
+/* How often a socket waiting for an NSM tries again. */
+#define NK_REVIVE_RETRY	(HZ / 2)
+
+static void nk_revive_fn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(nk_revive_work, nk_revive_fn);
+
+/*
+ * The engine reset @nks: its NSM died (or dropped it).  A UDP socket or a
+ * listener has nothing the application could not have again, so it is
+ * made again on whichever NSM serves next (nk_revive_work), and meanwhile
+ * it stays as it was: no error, no end-of-file, a listener listens; sends
+ * fail with ENETUNREACH.  False for a connection, which is lost, as TCP's
+ * is.  Takes nks->lock.
+ */
+static bool nk_sock_revive_later(struct nk_sock *nks)
+{
+	struct sock *sk = &nks->sk;
+	bool revive;
+
+	spin_lock(&nks->lock);
+	revive = nks->created && !nks->reset &&
+		 (!nk_is_stream(sk) || sk->sk_state == TCP_LISTEN);
+	if (revive) {
+		nks->reset = true;
+		nks->revive = true;
+	}
+	spin_unlock(&nks->lock);
+	if (!revive)
+		return false;
+	mod_delayed_work(system_wq, &nk_revive_work, 0);
+	sk->sk_state_change(sk);
+	return true;
+}
+
+/* A request about @nks carrying @na (BIND, CONNECT), answered by a status. */
+static int nk_sock_addr_req(struct nk_sock *nks, u16 op,
+			    const struct nk_addr *na)
+{
+	struct nk_txbuf *tb;
+
+	tb = nk_req_alloc(nks, op, sizeof(*na));
+	if (tb)
+		memcpy(tb->payload, na, sizeof(*na));
+	return nk_sock_simple(nks, tb);
+}
+
+/*
+ * Make @nks again on the NSM that serves now, as the application made it:
+ * SOCKET under a new id (the engine keeps the old one until its CLOSE),
+ * its SOL_SOCKET options, BIND to the address it had, then CONNECT (UDP)
+ * or LISTEN.  The old id is closed once the new socket exists.  What the
+ * old socket had queued and not read is dropped (counted in sk_drops):
+ * its credit belonged to the old socket.  Options of other levels are
+ * not known here and not set again.  Caller holds lock_sock.
+ *
+ * Return: -EAGAIN when no NSM took the SOCKET yet (try again later); 0
+ * otherwise: made again, or failed for good (then reset with that error).
+ */
+static int nk_sock_revive(struct nk_sock *nks)
+{
+	struct sock *sk = &nks->sk;
+	struct nk_reply reply = {};
+	struct nk_txbuf *tb;
+	u32 id, buf_alloc;
+	int err, drops = 0;
+
+	if (!nk_dev_alive(nks->nd))
+		return -EAGAIN;	/* nk_detach() resets it for good */
+	if (nk_sockid_alloc(&nk_socks, nks, &id, GFP_KERNEL))
+		return -EAGAIN;
+	tb = nk_socket_req(nks, id);
+	if (!tb) {
+		nk_sockid_remove(&nk_socks, id);
+		return -EAGAIN;
+	}
+	/* The new socket's credit starts afresh; nothing is sent meanwhile. */
+	spin_lock(&nks->lock);
+	memset(&nks->tx, 0, sizeof(nks->tx));
+	spin_unlock(&nks->lock);
+	err = nk_sock_call(nks, tb, &reply, 0);
+	if (err) {
+		nk_sockid_remove(&nk_socks, id);
+		return -EAGAIN;
+	}
+
+	nk_sock_close(nks);
+	nks->id = id;
+	spin_lock(&nks->lock);
+	buf_alloc = nks->rx.buf_alloc;
+	memset(&nks->rx, 0, sizeof(nks->rx));
+	nks->rx.buf_alloc = buf_alloc;
+	nks->accept_pending = 0;
+	/* Data for the new socket is taken from now on. */
+	nks->reset = false;
+	spin_unlock(&nks->lock);
+	while (!skb_queue_empty(&sk->sk_receive_queue)) {
+		kfree_skb(skb_dequeue(&sk->sk_receive_queue));
+		drops++;
+	}
+	atomic_add(drops, &sk->sk_drops);
+	nks->rx_seq = 0;
+
+	memset(&nks->sol_sent, 0, sizeof(nks->sol_sent));
+	nk_sock_sync_opts(nks);
+	if (nks->local.family && nks->local.port)
+		err = nk_sock_addr_req(nks, NK_OP_BIND, &nks->local);
+	if (!err && !nk_is_stream(sk) && sk->sk_state == TCP_ESTABLISHED)
+		err = nk_sock_addr_req(nks, NK_OP_CONNECT, &nks->peer);
+	if (!err && nk_is_stream(sk)) {
+		tb = nk_req_alloc(nks, NK_OP_LISTEN, 0);
+		if (tb)
+			tb->hdr.arg[0] = cpu_to_le64((s64)nks->backlog);
+		err = nk_sock_simple(nks, tb);
+	}
+	if (err) {
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: cannot be made again on the NSM: %d\n",
+				     id, err);
+		nk_sock_reset(nks, -err);
+		return 0;
+	}
+	WRITE_ONCE(nks->revive, false);
+	sk->sk_state_change(sk);
+	sk->sk_write_space(sk);
+	return 0;
+}
+
+/* The first socket waiting to be made again, referenced, or NULL. */
+static struct nk_sock *nk_revive_next(void)
+{
+	struct nk_sock *nks, *found = NULL;
+	unsigned long id;
+
+	nk_sockid_lock(&nk_socks);
+	nk_sockid_for_each(&nk_socks, id, nks) {
+		if (READ_ONCE(nks->revive)) {
+			sock_hold(&nks->sk);
+			found = nks;
+			break;
+		}
+	}
+	nk_sockid_unlock(&nk_socks);
+	return found;
+}
+
+static void nk_revive_fn(struct work_struct *work)
+{
+	struct nk_sock *nks;
+	int err;
+
+	while ((nks = nk_revive_next())) {
+		lock_sock(&nks->sk);
+		err = READ_ONCE(nks->revive) ? nk_sock_revive(nks) : 0;
+		release_sock(&nks->sk);
+		sock_put(&nks->sk);
+		if (err) {
+			schedule_delayed_work(&nk_revive_work, NK_REVIVE_RETRY);
+			return;
+		}
+	}
+}
 
 /* ------------------------------------------------------------------ */
 /* Events from the NSM                                                 */
@@ -1975,7 +2288,8 @@ static void nk_ev_status(struct nk_sock *nks, const struct nk_hdr *hdr,
 		sk->sk_state_change(sk);
 		break;
 	case NK_EV_RESET:
-		nk_sock_reset(nks, -status);
+		if (!nk_sock_revive_later(nks))
+			nk_sock_reset(nks, -status);
 		break;
 	}
 }
@@ -2008,8 +2322,11 @@ static void nk_rx_reply(struct nk_dev *nd, const struct nk_hdr *hdr)
 		return;
 	dev_dbg_ratelimited(nk_dev_device(nd), "socket %u: %s failed: %d\n",
 			    id, nk_op_name(op), status);
-	WRITE_ONCE(nks->sk.sk_err, -status);
-	sk_error_report(&nks->sk);
+	/* A reset socket knows already; one being revived must not hear. */
+	if (!READ_ONCE(nks->reset)) {
+		WRITE_ONCE(nks->sk.sk_err, -status);
+		sk_error_report(&nks->sk);
+	}
 	sock_put(&nks->sk);
 }
 
@@ -2059,7 +2376,10 @@ static int nk_attach(struct nk_dev *nd)
 
 /*
  * The device is going away: every socket on it is reset, with ECONNRESET
- * when the engine lost the session (as a peer's reset), ENETDOWN otherwise.
+ * when the engine lost the session (as a peer's reset), ENETDOWN otherwise
+ * (and always for a datagram socket: UDP knows no reset).  None is made
+ * again: a socket keeps its device, and a new one comes after a lost
+ * session.
  */
 static void nk_detach(struct nk_dev *nd)
 {
@@ -2071,7 +2391,8 @@ static void nk_detach(struct nk_dev *nd)
 	nk_sockid_lock(&nk_socks);
 	nk_sockid_for_each(&nk_socks, id, nks)
 		if (nks->nd == nd)
-			nk_sock_reset(nks, err);
+			nk_sock_reset(nks, nk_is_stream(&nks->sk) ? err :
+				      ENETDOWN);
 	nk_sockid_unlock(&nk_socks);
 }
 
@@ -2137,6 +2458,7 @@ static void __exit nk_exit(void)
 {
 	nk_takeover_exit();
 	nk_transport_unregister();
+	cancel_delayed_work_sync(&nk_revive_work);
 	nk_proc_exit();
 	sock_unregister(PF_NETKERNEL);
 	proto_unregister(&nk_proto);

@@ -39,6 +39,8 @@ struct nk_sol_opts {
  * @id: socket id on the nk link, a key of nk_socks
  * @family: AF_INET or AF_INET6: the family the application and the NSM see
  * @created: the NSM has the socket (SOCKET or ACCEPT succeeded)
+ * @sock_flags: NK_SOCK_* of its SOCKET request (to make it again)
+ * @backlog: listen()'s backlog (to listen again)
  * @local: cached local address (family 0 while unknown)
  * @peer: remote address of a connected socket (family 0 while unknown)
  * @sol_sent: SOL_SOCKET options as the NSM has them
@@ -53,6 +55,8 @@ struct nk_sol_opts {
  * @accept_pending: connections the NSM said wait in the accept queue
  * @accept_seq: EV_ACCEPT events seen
  * @reset: the socket is gone on the NSM side (EV_RESET or device removal)
+ * @revive: a UDP socket or a listener whose NSM side the engine reset: it
+ *          is made again on whichever NSM serves next (nk_revive_work)
  */
 struct nk_sock {
 	struct sock sk;
@@ -60,6 +64,8 @@ struct nk_sock {
 	u32 id;
 	int family;
 	bool created;
+	u64 sock_flags;
+	int backlog;
 	struct nk_addr local;
 	struct nk_addr peer;
 	struct nk_sol_opts sol_sent;
@@ -73,6 +79,7 @@ struct nk_sock {
 	u32 accept_pending;
 	u32 accept_seq;
 	bool reset;
+	bool revive;
 };
 
 static inline struct nk_sock *nk_sk(const struct sock *sk)

@@ -38,6 +38,18 @@
  * Kicks.  nk_send() with NK_XMIT_MORE adds to the requestq without telling
  * the device; the caller's next nk_send() without it, or nk_kick(), does.
  *
+ * A full requestq.  What must go out but may not wait (the CREDIT a
+ * non-blocking recv() owes, the CLOSE of close()) is sent with
+ * NK_XMIT_QUEUE: on a full ring it joins tx_queue (at most
+ * NK_TX_QUEUE_MAX messages), as vsock's send_pkt_queue does, and the tx
+ * work moves it to the ring as buffers come back, before anything else:
+ * while tx_queue is not empty every sender finds the ring full, so
+ * messages keep their order.  Other senders wait for room in nk_send()
+ * (with a timeout), or in nk_tx_wait() with no lock of theirs held, or
+ * give up with -EAGAIN; with NK_XMIT_KEEP the message is then still
+ * theirs, to try again when ops->tx_space() says there is room (the NSM's
+ * tx work, which may not sleep on the ring).
+ *
  * Messages for ops->rx() that arrive before ops->attach() has returned
  * (the engine forwards requests to an endpoint as soon as its HELLO is
  * answered) are held, in their buffers and in order, in the rx_held FIFO
@@ -56,7 +68,8 @@
  *                     under it (before the device is published) and read
  *                     with READ_ONCE() by senders
  *   call_lock (spin)  the list of nk_call()s waiting for replies, next_req_id
- *   tx_lock (spin)    the requestq, tx_free, tx_unkicked
+ *   tx_lock (spin)    the requestq, tx_free, tx_unkicked, tx_queue,
+ *                     tx_nqueued; ops->tx_space() runs under it
  *   nk_txcache.lock (spin)  the txbuf cache; nests inside tx_lock
  *   dead              set with call_lock and tx_lock held; read under either
  * Order: rx_lock -> call_lock -> tx_lock.  nk_dev_lock (mutex) serialises
@@ -128,6 +141,7 @@ struct nk_stats {
 	atomic64_t tx_msgs;
 	atomic64_t tx_bytes;
 	atomic64_t tx_ring_full;
+	atomic64_t tx_queued;
 	atomic64_t rx_msgs;
 	atomic64_t rx_bytes;
 	atomic64_t rx_replies;
@@ -156,6 +170,8 @@ struct nk_dev {
 	wait_queue_head_t tx_wait;
 	unsigned int tx_free;
 	bool tx_unkicked;		/* added with NK_XMIT_MORE, not kicked */
+	struct list_head tx_queue;	/* NK_XMIT_QUEUE messages, in order */
+	unsigned int tx_nqueued;
 	bool dead;
 	bool lost;			/* the engine lost the session */
 	struct work_struct tx_work;
@@ -378,6 +394,31 @@ void nk_txbuf_free(struct nk_txbuf *tb)
 		kfree(tb);
 }
 
+/*
+ * Move queued messages (NK_XMIT_QUEUE) to the ring, oldest first, while it
+ * has room; true when any went, not yet kicked.  Caller holds tx_lock; the
+ * device is alive.
+ */
+static bool nk_tx_flush(struct nk_dev *nd)
+{
+	struct scatterlist sg;
+	struct nk_txbuf *tb;
+	bool added = false;
+
+	while ((tb = list_first_entry_or_null(&nd->tx_queue, struct nk_txbuf,
+					      node))) {
+		sg_init_one(&sg, &tb->hdr,
+			    sizeof(tb->hdr) + le32_to_cpu(tb->hdr.len));
+		if (virtqueue_add_outbuf(nd->reqq, &sg, 1, tb, GFP_ATOMIC))
+			break;
+		list_del(&tb->node);
+		nd->tx_nqueued--;
+		added = true;
+	}
+	nd->tx_free = nd->reqq->num_free;
+	return added;
+}
+
 /* Return used requestq buffers.  Caller holds tx_lock; the device is alive. */
 static void nk_tx_reclaim(struct nk_dev *nd)
 {
@@ -395,7 +436,7 @@ static void nk_tx_reclaim(struct nk_dev *nd)
  */
 static void nk_tx_reclaim_wake(struct nk_dev *nd)
 {
-	bool wake;
+	bool wake, kick = false;
 
 	spin_lock(&nd->tx_lock);
 	if (nd->dead) {
@@ -404,8 +445,20 @@ static void nk_tx_reclaim_wake(struct nk_dev *nd)
 	}
 	virtqueue_disable_cb(nd->reqq);
 	nk_tx_reclaim(nd);
-	wake = nd->tx_free;
+	if (nk_tx_flush(nd)) {
+		kick = virtqueue_kick_prepare(nd->reqq);
+		nd->tx_unkicked = false;
+	}
+	/* Still queued: be told again; false means buffers came back. */
+	if (nd->tx_nqueued && !virtqueue_enable_cb(nd->reqq))
+		queue_work(nk_wq, &nd->tx_work);
+	wake = nd->tx_free && !nd->tx_nqueued;
+	/* Under tx_lock: after nk_dev_mark_dead(), tx_space() never runs. */
+	if (wake && nd->ops->tx_space)
+		nd->ops->tx_space(nd);
 	spin_unlock(&nd->tx_lock);
+	if (kick)
+		virtqueue_notify(nd->reqq);
 	if (wake)
 		wake_up_all(&nd->tx_wait);
 }
@@ -424,7 +477,63 @@ static void nk_reqq_done(struct virtqueue *vq)
 
 static bool nk_tx_can_try(struct nk_dev *nd)
 {
-	return READ_ONCE(nd->dead) || READ_ONCE(nd->tx_free);
+	return READ_ONCE(nd->dead) ||
+	       (READ_ONCE(nd->tx_free) && !READ_ONCE(nd->tx_nqueued));
+}
+
+/*
+ * Whether the requestq has room for one more message now; if not, its
+ * interrupt is on, so that the tx work wakes tx_wait (and calls
+ * ops->tx_space()) once it has.  Caller holds tx_lock.
+ */
+static bool nk_tx_room(struct nk_dev *nd)
+{
+	for (;;) {
+		nk_tx_reclaim(nd);
+		if (nk_tx_flush(nd))
+			nd->tx_unkicked = true;
+		if (nd->tx_free && !nd->tx_nqueued)
+			return true;
+		if (virtqueue_enable_cb(nd->reqq))
+			return false;
+		/* Some came back meanwhile. */
+		virtqueue_disable_cb(nd->reqq);
+	}
+}
+
+int nk_tx_wait(struct nk_dev *nd, unsigned int flags, long *timeo)
+{
+	bool room, kick;
+	long left;
+
+	spin_lock(&nd->tx_lock);
+	if (nd->dead) {
+		spin_unlock(&nd->tx_lock);
+		return -ENODEV;
+	}
+	room = nk_tx_room(nd);
+	kick = nd->tx_unkicked && virtqueue_kick_prepare(nd->reqq);
+	nd->tx_unkicked = false;
+	spin_unlock(&nd->tx_lock);
+	if (kick)
+		virtqueue_notify(nd->reqq);
+	if (room)
+		return 0;
+	if (!*timeo)
+		return -EAGAIN;
+	if (flags & NK_XMIT_INTR)
+		left = wait_event_interruptible_timeout(nd->tx_wait,
+							nk_tx_can_try(nd),
+							*timeo);
+	else
+		left = wait_event_killable_timeout(nd->tx_wait,
+						   nk_tx_can_try(nd), *timeo);
+	if (left < 0)
+		return left;
+	*timeo = left;
+	if (READ_ONCE(nd->dead))
+		return -ENODEV;
+	return left || nk_tx_can_try(nd) ? 0 : -EAGAIN;
 }
 
 int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
@@ -450,7 +559,11 @@ int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 			goto out;
 		}
 		nk_tx_reclaim(nd);
-		err = virtqueue_add_outbuf(nd->reqq, &sg, 1, tb, GFP_ATOMIC);
+		/* Queued messages go first: a socket's messages stay in order. */
+		if (nk_tx_flush(nd))
+			nd->tx_unkicked = true;
+		err = nd->tx_nqueued ? -ENOSPC :
+		      virtqueue_add_outbuf(nd->reqq, &sg, 1, tb, GFP_ATOMIC);
 		if (!err) {
 			nd->tx_free = nd->reqq->num_free;
 			nd->tx_unkicked = flags & NK_XMIT_MORE;
@@ -463,32 +576,40 @@ int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 			atomic64_add(len, &nd->stats.tx_bytes);
 			return 0;
 		}
-		/* What was added without a kick must reach the device first. */
-		kick = nd->tx_unkicked && virtqueue_kick_prepare(nd->reqq);
-		nd->tx_unkicked = false;
 		/*
 		 * Full: be told when buffers come back.  False means some came
 		 * back already; take them and try again.
 		 */
-		if (err == -ENOSPC && !virtqueue_enable_cb(nd->reqq)) {
-			virtqueue_disable_cb(nd->reqq);
-			nk_tx_reclaim(nd);
-			if (nd->tx_free) {
-				spin_unlock(&nd->tx_lock);
-				if (kick)
-					virtqueue_notify(nd->reqq);
-				continue;
-			}
+		if (err == -ENOSPC && nk_tx_room(nd)) {
+			spin_unlock(&nd->tx_lock);
+			continue;
 		}
+		if (err == -ENOSPC && flags & NK_XMIT_QUEUE &&
+		    nd->tx_nqueued < NK_TX_QUEUE_MAX) {
+			list_add_tail(&tb->node, &nd->tx_queue);
+			nd->tx_nqueued++;
+			atomic64_inc(&nd->stats.tx_queued);
+			err = 0;
+		}
+		/* What was added without a kick must reach the device first. */
+		kick = nd->tx_unkicked && virtqueue_kick_prepare(nd->reqq);
+		nd->tx_unkicked = false;
 		spin_unlock(&nd->tx_lock);
 		if (kick)
 			virtqueue_notify(nd->reqq);
+		if (!err) {
+			atomic64_inc(&nd->stats.tx_msgs);
+			atomic64_add(len, &nd->stats.tx_bytes);
+			return 0;
+		}
 		if (err != -ENOSPC)
 			goto out;
 
 		atomic64_inc(&nd->stats.tx_ring_full);
 		if (!timeo || !*timeo) {
 			err = -EAGAIN;
+			if (flags & NK_XMIT_KEEP)
+				return err;
 			goto out;
 		}
 		if (flags & NK_XMIT_INTR)
@@ -580,10 +701,14 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 	spin_unlock(&nd->call_lock);
 
 	tb->hdr.req_id = cpu_to_le64(p.req_id);
-	err = nk_send(nd, tb, flags, &timeo);
+	err = nk_send(nd, tb, flags, flags & NK_CALL_NOWAIT ? NULL : &timeo);
 	if (!err) {
-		left = wait_for_completion_killable_timeout(&p.done,
-							    max(timeo, 1L));
+		if (flags & NK_CALL_INTR)
+			left = wait_for_completion_interruptible_timeout(&p.done,
+									 max(timeo, 1L));
+		else
+			left = wait_for_completion_killable_timeout(&p.done,
+								    max(timeo, 1L));
 		if (left < 0)
 			err = -EINTR;
 	}
@@ -1011,6 +1136,12 @@ static void nk_dev_shutdown(struct nk_dev *nd)
 	}
 	while ((buf = virtqueue_detach_unused_buf(nd->evq)))
 		nk_rx_buf_free(nd, buf);
+	while ((buf = list_first_entry_or_null(&nd->tx_queue, struct nk_txbuf,
+					       node))) {
+		list_del(&((struct nk_txbuf *)buf)->node);
+		nk_txbuf_free(buf);
+	}
+	nd->tx_nqueued = 0;
 	while ((buf = virtqueue_get_buf(nd->reqq, &(unsigned int){ 0 })))
 		nk_txbuf_free(buf);
 	while ((buf = virtqueue_detach_unused_buf(nd->reqq)))
@@ -1101,6 +1232,7 @@ static int nk_probe(struct virtio_device *vdev)
 	spin_lock_init(&nd->tx_lock);
 	init_waitqueue_head(&nd->tx_wait);
 	INIT_WORK(&nd->tx_work, nk_tx_work);
+	INIT_LIST_HEAD(&nd->tx_queue);
 	mutex_init(&nd->rx_lock);
 	INIT_WORK(&nd->rx_work, nk_rx_work);
 	spin_lock_init(&nd->call_lock);
@@ -1227,6 +1359,7 @@ static DEVICE_ATTR_RO(field)
 NK_STAT_ATTR(tx_msgs);
 NK_STAT_ATTR(tx_bytes);
 NK_STAT_ATTR(tx_ring_full);
+NK_STAT_ATTR(tx_queued);
 NK_STAT_ATTR(rx_msgs);
 NK_STAT_ATTR(rx_bytes);
 NK_STAT_ATTR(rx_replies);
@@ -1274,6 +1407,7 @@ static struct attribute *nk_dev_attrs[] = {
 	&dev_attr_tx_msgs.attr,
 	&dev_attr_tx_bytes.attr,
 	&dev_attr_tx_ring_full.attr,
+	&dev_attr_tx_queued.attr,
 	&dev_attr_rx_msgs.attr,
 	&dev_attr_rx_bytes.attr,
 	&dev_attr_rx_replies.attr,

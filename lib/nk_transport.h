@@ -36,7 +36,8 @@
  *
  * sysfs: /sys/bus/virtio/devices/virtio<N>/nk/ holds the HELLO results
  * (endpoint_id, endpoint_name, max_payload, features) and the device
- * counters (tx_msgs, tx_bytes, tx_ring_full, rx_msgs, rx_bytes, rx_replies,
+ * counters (tx_msgs, tx_bytes, tx_ring_full, tx_queued (messages that
+ * waited in the transport's queue for ring space, NK_XMIT_QUEUE), rx_msgs, rx_bytes, rx_replies,
  * rx_invalid, rx_held_early (messages held until attach returned),
  * rx_proto_errors, rx_buf_alloc_fail, rx_lent (eventq buffers lent to
  * skbs by nk_rx_skb()), call_timeouts).
@@ -75,6 +76,9 @@ struct nk_dev;
  *          -ENODEV, ops->rx() is stopped); wake everything that waits on
  *          it and free what attach set up
  * @rx: a validated message that is not the reply to an nk_call()
+ * @tx_space: optional; the requestq has room again after a sender found it
+ *            full.  Runs in the transport's tx work with a spinlock held:
+ *            it may only queue work.  Never called once the device is dead.
  */
 struct nk_transport_ops {
 	const char *name;
@@ -84,10 +88,12 @@ struct nk_transport_ops {
 	void (*detach)(struct nk_dev *nd);
 	void (*rx)(struct nk_dev *nd, const struct nk_hdr *hdr,
 		   const void *payload);
+	void (*tx_space)(struct nk_dev *nd);
 };
 
 /**
  * struct nk_txbuf - one outgoing message
+ * @node: the transport's (NK_XMIT_QUEUE)
  * @cap: payload bytes allocated (the transport's; hdr.len may be lowered)
  * @hdr: the header; hdr.len is set by nk_txbuf_alloc()
  * @payload: hdr.len bytes
@@ -96,6 +102,7 @@ struct nk_transport_ops {
  * consume it (on error too).  Only @hdr and the payload go on the wire.
  */
 struct nk_txbuf {
+	struct list_head node;
 	u32 cap;
 	struct nk_hdr hdr;
 	u8 payload[];
@@ -179,6 +186,13 @@ void nk_txbuf_free(struct nk_txbuf *tb);
 /* nk_send() and nk_call() flags */
 #define NK_XMIT_INTR	0x1	/* any signal interrupts a wait (else only fatal ones) */
 #define NK_XMIT_MORE	0x2	/* nk_send(): more follows, do not kick yet */
+#define NK_XMIT_QUEUE	0x4	/* nk_send(): a full ring queues, no wait */
+#define NK_XMIT_KEEP	0x8	/* nk_send(): on -EAGAIN, @tb is not consumed */
+#define NK_CALL_INTR	0x10	/* nk_call(): any signal ends the reply wait */
+#define NK_CALL_NOWAIT	0x20	/* nk_call(): a full ring fails it, -EAGAIN */
+
+/* Messages NK_XMIT_QUEUE may hold per device (each a header, mostly). */
+#define NK_TX_QUEUE_MAX	8192
 
 /**
  * nk_kick() - tell the device about messages sent with NK_XMIT_MORE
@@ -211,12 +225,32 @@ struct sk_buff *nk_rx_skb(struct nk_dev *nd, const void *data, u32 len);
  * @timeo: jiffies to wait for ring space; updated with what is left.  NULL
  *         or 0: do not wait.
  *
- * Return: 0; -EAGAIN when the ring stays full; -ERESTARTSYS on a signal
- * (with NK_XMIT_INTR) or a fatal signal; -ENODEV when the device is gone;
- * -EMSGSIZE when the payload exceeds max_payload.
+ * With NK_XMIT_QUEUE, a full ring does not make it wait: @tb is queued
+ * (up to NK_TX_QUEUE_MAX messages) and goes out, in order and before
+ * anything sent later, as soon as the ring has room; 0 is returned.
+ *
+ * Return: 0; -EAGAIN when the ring stays full (with NK_XMIT_KEEP, @tb is
+ * then the caller's again); -ERESTARTSYS on a signal (with NK_XMIT_INTR)
+ * or a fatal signal; -ENODEV when the device is gone; -EMSGSIZE when the
+ * payload exceeds max_payload.
  */
 int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 	    long *timeo);
+
+/**
+ * nk_tx_wait() - wait until the requestq has room for a message
+ * @nd: the device
+ * @flags: NK_XMIT_INTR: any signal interrupts (else only fatal ones)
+ * @timeo: jiffies to wait, updated with what is left; 0: do not wait
+ *
+ * For a sender that must not wait inside nk_send() (it holds a lock that
+ * others need): it drops the lock, waits here, takes the lock again and
+ * sends with a zero timeout, which may still find the ring full.
+ *
+ * Return: 0 when there is room; -EAGAIN when there was none within
+ * @timeo; -ERESTARTSYS on a signal; -ENODEV when the device is gone.
+ */
+int nk_tx_wait(struct nk_dev *nd, unsigned int flags, long *timeo);
 
 /**
  * nk_post() - send a request without waiting for its reply
@@ -243,12 +277,15 @@ int nk_post(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
  * Waiting for ring space and for the reply together is bounded by the
  * reply timeout (module parameter reply_timeout_ms); the reply itself is
  * awaited killably, since the peer answers every request at once (the NSM
- * never blocks).  An EV_PROTO_ERROR naming the request's req_id ends the
- * call with its status.
+ * never blocks), or interruptibly with NK_CALL_INTR.  An EV_PROTO_ERROR
+ * naming the request's req_id ends the call with its status.
+ *
+ * With NK_CALL_NOWAIT, a full ring ends the call at once with -EAGAIN
+ * (reply->hdr.op stays 0: the request never left).
  *
  * Return: the reply's status (0 or -errno from the peer), or a local error
  * as for nk_send(), -ETIMEDOUT when no reply came, -ENODEV when the device
- * went away, -EINTR on a fatal signal.  A reply arriving after the call
+ * went away, -EINTR on a fatal signal (any signal with NK_CALL_INTR).  A reply arriving after the call
  * gave up goes to ops->rx().
  */
 int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,

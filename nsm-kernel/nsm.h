@@ -39,6 +39,7 @@ enum nsm_stat {
 	NSM_S_CREDIT_CUT,	/* sockets given less credit: guest_txq_max */
 	NSM_S_DRAIN_ABORTS,	/* CLOSEs that reset: guest_max_draining */
 	NSM_S_DRAIN_TIMEOUTS,	/* draining sockets reset after drain_timeout */
+	NSM_S_TX_RING_FULL,	/* times tx_work found the requestq full */
 	NSM_S_NR
 };
 

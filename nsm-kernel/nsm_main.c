@@ -14,9 +14,12 @@
  *   connection waits, CONNECT -EINPROGRESS; the guest waits for the events.
  *
  * - Nothing is sent to the transport directly.  Replies and events are
- *   queued on nsm_dev.outq, in order, and tx_work hands them to nk_send(),
- *   waiting for requestq space when the ring is full: ops->rx may not wait
- *   for the device, and nk_send() frees a message it could not queue.  A
+ *   queued on nsm_dev.outq, in order, and tx_work hands them to nk_send().
+ *   It never sleeps for requestq space: when the ring is full, the message
+ *   goes back to the head of outq (NK_XMIT_KEEP) and tx_work ends; the
+ *   transport's ops->tx_space() queues it again once the ring has room.
+ *   So a stalled engine holds no worker of nsm_wq, and detach never waits
+ *   for one (ops->rx may not wait for the device either).  A
  *   reply or event about a socket is queued with nsm_sock.lock held, so the
  *   guest sees them in the order they happened (the CONNECT reply before
  *   EV_CONNECTED, the ACCEPT reply before the new socket's EV_DATA).
@@ -121,8 +124,8 @@
  *   socket's callbacks, releases every kernel socket, frees what waits for
  *   the requestq, flushes tx_work and frees the struct nsm_dev.  The
  *   transport has already marked the device dead (tx_work's nk_send()
- *   returns -ENODEV at once instead of waiting for ring space) and stopped
- *   ops->rx, so nothing else uses the nsm_dev.
+ *   returns -ENODEV at once, ops->tx_space() is not called any more) and
+ *   stopped ops->rx, so nothing else uses the nsm_dev.
  *
  * Locking:
  *   nsm_dev.rx_lock (mutex)     request handling vs the debugfs socket list;
@@ -320,7 +323,6 @@ static void nsm_tx_work(struct work_struct *work)
 	struct nsm_dev *nsm = container_of(work, struct nsm_dev, tx_work);
 	struct nsm_out *out;
 	bool more = false;
-	long timeo;
 	int err;
 
 	for (;;) {
@@ -336,12 +338,21 @@ static void nsm_tx_work(struct work_struct *work)
 		if (!out)
 			break;
 
-		/* A killable wait, woken when the device dies.  One kick for
-		 * what is queued now: only this work takes from outq.
+		/*
+		 * One kick for what is queued now: only this work takes from
+		 * outq.  A full ring: back to the head, in order; tx_space
+		 * brings us back (nk_send() kicked what it added before).
 		 */
-		timeo = MAX_SCHEDULE_TIMEOUT;
-		err = nk_send(nsm->nd, out->tb, more ? NK_XMIT_MORE : 0,
-			      &timeo);
+		err = nk_send(nsm->nd, out->tb,
+			      NK_XMIT_KEEP | (more ? NK_XMIT_MORE : 0), NULL);
+		if (err == -EAGAIN) {
+			spin_lock(&nsm->out_lock);
+			list_add(&out->node, &nsm->outq);
+			nsm->out_bytes += nsm_out_size(out);
+			spin_unlock(&nsm->out_lock);
+			nsm_count(nsm, NSM_S_TX_RING_FULL, 1);
+			return;
+		}
 		kfree(out);
 		if (err) {
 			nsm_count(nsm, NSM_S_XMIT_FAILED, 1);
@@ -558,6 +569,7 @@ static const char * const nsm_stat_names[NSM_S_NR] = {
 	[NSM_S_CREDIT_CUT]	= "credit_cut",
 	[NSM_S_DRAIN_ABORTS]	= "drain_aborts",
 	[NSM_S_DRAIN_TIMEOUTS]	= "drain_timeouts",
+	[NSM_S_TX_RING_FULL]	= "tx_ring_full",
 };
 
 static int nsm_stats_show(struct seq_file *m, void *v)
@@ -754,6 +766,15 @@ static void nsm_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 	mutex_unlock(&nsm->rx_lock);
 }
 
+/* The requestq has room again: tx_work goes on (tx_lock held: no sleep). */
+static void nsm_tx_space(struct nk_dev *nd)
+{
+	struct nsm_dev *nsm = nk_dev_priv(nd);
+
+	if (nsm)
+		queue_work(nsm_wq, &nsm->tx_work);
+}
+
 static const struct nk_transport_ops nsm_ops = {
 	.name = "nsm_kernel",
 	.role = NK_ROLE_NSM,
@@ -761,6 +782,7 @@ static const struct nk_transport_ops nsm_ops = {
 	.attach = nsm_attach,
 	.detach = nsm_detach,
 	.rx = nsm_rx,
+	.tx_space = nsm_tx_space,
 };
 
 /* ------------------------------------------------------------------ */

@@ -11,14 +11,31 @@
 #                   connection ends with ECONNRESET, the world's end is
 #                   closed, and a download works again without any action
 #                   in the guest
+#   stop_cont_dgram across that lost session, a bound UDP socket (nk_dgram):
+#                   sendto fails with ENETDOWN (never EPIPE, no SIGPIPE),
+#                   recv reports ENETDOWN once, then waits (never 0)
 #   engine_restart  the engine killed with SIGKILL and started again: both
 #                   VMs reconnect and say HELLO again within the bound, the
 #                   held connection ends with ECONNRESET, the world's end
 #                   is closed, and a download works again
+#   ring_full       the engine stopped (SIGSTOP), so vm1's requestq fills:
+#                   non-blocking send()s, a recv(MSG_DONTWAIT) that owes
+#                   the NSM a CREDIT while another thread's setsockopt()
+#                   waits for the ring, that setsockopt() once signalled
+#                   (EINTR), accept() on a non-blocking listener with a
+#                   connection waiting (EAGAIN: the ACCEPT cannot go out),
+#                   and close() each return within STALL_MS instead of
+#                   waiting for ring space (nk_stall)
 #   nsm_dies        the NSM VM killed: the held connection ends with
 #                   ECONNRESET within 1 s, a new connection fails at once
 #                   with a clear errno; the NSM booted again, a download
 #                   works without any action in the guest
+#   nsm_dies_dgram  across that same death, a UDP socket and a TCP
+#                   listener bound before it (nk_dgram): without an NSM,
+#                   sendto fails as native UDP would (never EPIPE, no
+#                   SIGPIPE) and recv waits (never 0); with the NSM back,
+#                   the same UDP socket exchanges a datagram with the
+#                   world and the listener accepts a world connection
 #   guest_dies      vm1 killed: within 1 s the world's end of its held
 #                   connection is closed, and the engine and the NSM hold
 #                   no socket for it any more
@@ -38,18 +55,22 @@ top=$(cd "$here/../.." && pwd)
 
 logdir=$top/build/lab/resilience
 hold_bin=$here/nk_hold		# built by make -C selftests/netkernel
+stall_bin=$here/nk_stall
+dgram_bin=$here/nk_dgram
 # Seconds from the failure's end to a guest served again, and to the
 # held connection's error: the issue's bounds.
 READY_S=5
 RESET_S=5
 # The NSM's or a guest's death: its peers reset within this (seconds).
 DEATH_S=1
+# A non-blocking call, or close(), on a full requestq returns within this (ms).
+STALL_MS=100
 
 rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-cases=(stop_cont engine_restart nsm_dies guest_dies)
+cases=(stop_cont stop_cont_dgram engine_restart ring_full nsm_dies nsm_dies_dgram guest_dies)
 lab_ktap_begin $((${#cases[@]} + 3))
 
 finish() {
@@ -62,7 +83,8 @@ if ! make -C "$here" -j2 >"$logdir/build-tests.log" 2>&1; then
 	lab_fail_rest "prerequisite failed: nk_hold does not build"
 	finish
 fi
-TOPO_INITRD_ARGS+=(--add "$hold_bin:/usr/bin/nk_hold")
+TOPO_INITRD_ARGS+=(--add "$hold_bin:/usr/bin/nk_hold" --add "$stall_bin:/usr/bin/nk_stall"
+	--add "$dgram_bin:/usr/bin/nk_dgram")
 TOPO_NK_RECONNECT=1
 if ! topo_build 2>"$logdir/build.err" || ! topo_up --guests 1 --no-base 2>"$logdir/up.err"; then
 	lab_diag "$(cat "$logdir/build.err" "$logdir/up.err" 2>/dev/null)"
@@ -149,6 +171,7 @@ wait_ready() {
 case_stop_cont() {
 	local t0
 	hold_start 1 || return 1
+	dgram_start 9211 || return 1
 	lab_vm_monitor vm1 stop >/dev/null
 	sleep 1
 	lab_vm_monitor vm1 cont >/dev/null
@@ -160,6 +183,20 @@ case_stop_cont() {
 		lab_diag "vm1's kernel log does not say its session was lost"
 		return 1
 	}
+	dgram_cmd probe 5 >"$logdir/dgram-lost.out" 2>&1 || true
+	dgram_quit
+}
+
+# Across stop_cont's lost session: nk_dgram's UDP socket.
+case_stop_cont_dgram() {
+	local out rc=0
+	[[ -s $logdir/dgram-lost.out ]] || { lab_diag "stop_cont did not get to the probe"; return 1; }
+	out=$(cat "$logdir/dgram-lost.out")
+	lab_diag "after the lost session: $(tr '\n' ';' <<<"$out")"
+	grep -q '^sendto ENETDOWN ' <<<"$out" || rc=1
+	grep -q '^sigpipe 0$' <<<"$out" || rc=1
+	[[ $(grep '^recv ' <<<"$out" | tr '\n' ' ') == "recv ENETDOWN recv EAGAIN " ]] || rc=1
+	return "$rc"
 }
 
 case_engine_restart() {
@@ -172,9 +209,131 @@ case_engine_restart() {
 	served_again || return 1
 }
 
+case_ring_full() {
+	local port=9150 lport=9151 bytes=150000 out ms
+	topo_world_spawn "$logdir/world-stall.log" python3 -c "
+import socket, time
+s = socket.create_server(('$TOPO_WORLD_IP', $port))
+c, _ = s.accept()
+c.sendall(b'x' * $bytes)
+time.sleep(600)"
+	WORLD_PID=$LAB_LAST_PID
+	topo_world_wait_port "$port" || { lab_diag "the world does not listen on $port"; return 1; }
+	topo_exec vm1 30 "rm -f /tmp/stall-go
+nk_stall $TOPO_WORLD_IP $port $bytes /tmp/stall-go $lport >/tmp/stall 2>&1 &
+i=0
+until grep -q listening /tmp/stall; do
+	[ \$i -lt 100 ] || { cat /tmp/stall; exit 1; }
+	sleep 0.1; i=\$((i + 1))
+done" >"$logdir/stall.start" 2>&1 || {
+		lab_diag "nk_stall does not listen:" "$(cat "$logdir/stall.start")"
+		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
+		return 1
+	}
+	# A connection that waits on nk_stall's listener, held.
+	topo_world_spawn "$logdir/world-stall-conn.log" python3 -c "
+import socket, time
+c = socket.create_connection(('$(topo_guest_ip vm1)', $lport), timeout=20)
+time.sleep(600)"
+	STALL_CONN_PID=$LAB_LAST_PID
+	topo_exec vm1 30 "i=0
+until grep -q ready /tmp/stall; do
+	[ \$i -lt 200 ] || { cat /tmp/stall; exit 1; }
+	sleep 0.1; i=\$((i + 1))
+done" >"$logdir/stall.ready" 2>&1 || {
+		lab_diag "nk_stall not ready:" "$(cat "$logdir/stall.ready")"
+		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
+		lab_stop_pid "$STALL_CONN_PID" 1 >/dev/null 2>&1 || true
+		return 1
+	}
+	# Nothing takes vm1's requestq now; 5 s for the calls to end.
+	kill -STOP "$TOPO_ENGINE_PID"
+	out=$(topo_exec vm1 30 "touch /tmp/stall-go
+i=0
+until grep -q done /tmp/stall; do
+	[ \$i -lt 50 ] || break
+	sleep 0.1; i=\$((i + 1))
+done
+cat /tmp/stall") || true
+	kill -CONT "$TOPO_ENGINE_PID"
+	lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
+	lab_stop_pid "$STALL_CONN_PID" 1 >/dev/null 2>&1 || true
+	lab_diag "engine stopped, nk_stall: $(tr '\n' ';' <<<"$out")"
+	grep -q '^done' <<<"$out" || { lab_diag "nk_stall did not finish while the engine was stopped"; return 1; }
+	grep -Eq '^send ok=[0-9]+ eagain=[1-9]' <<<"$out" || { lab_diag "the requestq never filled"; return 1; }
+	ms=$(sed -n 's/^send .*max_ms=\([0-9]*\).*/\1/p' <<<"$out")
+	((ms <= STALL_MS)) || return 1
+	grep -q "^recv bytes=$bytes " <<<"$out" || return 1
+	ms=$(sed -n 's/^recv .*ms=\([0-9]*\).*/\1/p' <<<"$out")
+	((ms <= STALL_MS)) || return 1
+	grep -q '^accept EAGAIN ' <<<"$out" || return 1
+	ms=$(sed -n 's/^accept .*ms=\([0-9]*\).*/\1/p' <<<"$out")
+	((ms <= STALL_MS)) || return 1
+	# The forwarded option waited for the ring, a signal ended it.
+	grep -q '^sockopt EINTR ' <<<"$out" || return 1
+	ms=$(sed -n 's/^sockopt .*ms=\([0-9]*\).*/\1/p' <<<"$out")
+	((ms <= STALL_MS)) || return 1
+	ms=$(sed -n 's/^close ms=\([0-9]*\).*/\1/p' <<<"$out")
+	((ms <= STALL_MS)) || return 1
+	# The queued CREDIT and CLOSE went out once the engine ran again.
+	served_again
+}
+
+# dgram_cmd CMD SECONDS: one command to vm1's nk_dgram; prints its output.
+dgram_cmd() {
+	topo_exec vm1 $(($2 + 10)) "n=\$(grep -c '^end ' /tmp/dgram.out)
+echo '$1' >/tmp/dgram.in
+i=0
+while [ \$(grep -c '^end ' /tmp/dgram.out) -le \$n ]; do
+	[ \$i -lt $(($2 * 10 + 20)) ] || break
+	sleep 0.1; i=\$((i + 1))
+done
+awk -v n=\$n '/^end /{ c++; next } c == n' /tmp/dgram.out"
+}
+
+# dgram_start PORT: a UDP echo server in the world on PORT, and nk_dgram in
+# vm1 with its UDP socket and TCP listener on PORT + 1 (DGRAM_LPORT); one
+# datagram exchanged.
+DGRAM_LPORT=
+DGRAM_WORLD_PID=
+dgram_start() {
+	local out
+	DGRAM_LPORT=$(($1 + 1))
+	topo_world_spawn "$logdir/world-udp-$1.log" python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('$TOPO_WORLD_IP', $1))
+while True:
+    d, a = s.recvfrom(2048)
+    s.sendto(d, a)"
+	DGRAM_WORLD_PID=$LAB_LAST_PID
+	topo_exec vm1 30 "rm -f /tmp/dgram.in; mkfifo /tmp/dgram.in
+nk_dgram $TOPO_WORLD_IP $1 $DGRAM_LPORT /tmp/dgram.in >/tmp/dgram.out 2>&1 &
+i=0
+until grep -q ready /tmp/dgram.out; do
+	[ \$i -lt 100 ] || { cat /tmp/dgram.out; exit 1; }
+	sleep 0.1; i=\$((i + 1))
+done" >"$logdir/dgram.start" 2>&1 || { lab_diag "nk_dgram: $(cat "$logdir/dgram.start")"; return 1; }
+	out=$(dgram_cmd "echo 10" 10) || true
+	echo "$out" >"$logdir/dgram-before.out"
+	grep -q '^echo ok' <<<"$out" || { lab_diag "nk_dgram before the failure: $out"; return 1; }
+}
+
+# dgram_quit: nk_dgram in vm1 ends (its sockets closed), and the world's
+# echo server.
+dgram_quit() {
+	topo_exec vm1 10 "echo quit >/tmp/dgram.in
+i=0
+while pidof nk_dgram >/dev/null && [ \$i -lt 50 ]; do
+	sleep 0.1; i=\$((i + 1))
+done" >/dev/null 2>&1 || true
+	lab_stop_pid "$DGRAM_WORLD_PID" 1 >/dev/null 2>&1 || true
+}
+
 case_nsm_dies() {
 	local t0 out
 	hold_start 3 || return 1
+	dgram_start 9201 || return 1
 	topo_nsm_kill || { lab_diag "the NSM's console before its death shows trouble"; return 1; }
 	hold_ended 3 "$DEATH_S" || return 1
 	# Nothing closes the world's end: the NSM is gone without a word.
@@ -184,11 +343,42 @@ case_nsm_dies() {
 	lab_diag "a new connection without an NSM: $out, after $((SECONDS - t0)) s"
 	grep -Eq '^connect E(NETUNREACH|NETDOWN|CONNREFUSED)' <<<"$out" || return 1
 	((SECONDS - t0 <= DEATH_S + 2)) || return 1
+	dgram_cmd probe 5 >"$logdir/dgram-probe.out" 2>&1 || true
 	topo_nsm_start_again 240 || { lab_diag "the NSM did not boot again"; return 1; }
 	t0=$SECONDS
 	topo_ep_wait_ready 60 nsm0 || { lab_diag "nsm0 not ready after its boot"; return 1; }
 	lab_diag "nsm0 ready $((SECONDS - t0)) s after its agent"
 	served_again
+}
+
+# Across nsm_dies' death: nk_dgram's UDP socket and listener.
+case_nsm_dies_dgram() {
+	local out rc=0
+	[[ -s $logdir/dgram-probe.out ]] || { lab_diag "nsm_dies did not get to the probe"; return 1; }
+	out=$(cat "$logdir/dgram-probe.out")
+	lab_diag "without an NSM: $(tr '\n' ';' <<<"$out")"
+	grep -Eq '^sendto (OK|ENETUNREACH|EHOSTUNREACH|ENETDOWN|ECONNREFUSED) ' <<<"$out" || rc=1
+	grep -q '^sigpipe 0$' <<<"$out" || rc=1
+	[[ $(grep -c '^recv EAGAIN$' <<<"$out") == 2 ]] || rc=1
+	out=$(dgram_cmd "echo 30" 30) || true
+	lab_diag "the NSM back, UDP: $(tr '\n' ';' <<<"$out")"
+	grep -q '^echo ok' <<<"$out" || rc=1
+	topo_world_spawn "$logdir/world-conn.log" python3 -c "
+import socket, time
+t = time.time()
+while time.time() - t < 40:
+    try:
+        socket.create_connection(('$(topo_guest_ip vm1)', $DGRAM_LPORT), timeout=1).close()
+        print('connected', flush=True)
+        break
+    except OSError:
+        time.sleep(0.3)"
+	out=$(dgram_cmd "accept 30" 30) || true
+	lab_diag "the NSM back, listener: $(tr '\n' ';' <<<"$out")"
+	grep -q '^accept ok' <<<"$out" || rc=1
+	# Its sockets closed, so that guest_dies counts the NSM's from zero.
+	dgram_quit
+	return "$rc"
 }
 
 case_guest_dies() {
