@@ -21,11 +21,14 @@
  *   far as the window budget allows, and never shrinks.  Consumption is
  *   announced (CREDIT, or any request carrying NK_F_CREDIT) once the free
  *   space the NSM believes in falls below half the buffer, and always
- *   before recv() sleeps.  A stream socket without SO_RCVBUF autotunes it
- *   as native TCP does: when its reader has taken everything and waits
- *   while the NSM had used all its credit, the window was the limit, and
- *   buf_alloc (and sk_rcvbuf) doubles, up to tcp_rmem[2]
- *   (nk_credit_rx_autotune()), as far as the window budget allows.
+ *   before recv() sleeps.  A message announces only once it is on the
+ *   ring (nk_credit_rx_queued()): one dropped before (a signal, no ring
+ *   space, a bad user buffer) leaves its consumption to announce.  A
+ *   stream socket without SO_RCVBUF autotunes it as native TCP does: when
+ *   its reader has taken everything and waits while the NSM had used all
+ *   its credit, the window was the limit, and buf_alloc (and sk_rcvbuf)
+ *   doubles, up to tcp_rmem[2] (nk_credit_rx_autotune()), as far as the
+ *   window budget allows.
  *
  * - The window budget.  The engine holds what the guest has not taken off
  *   its eventq up to what HELLO said (its pending_limit) and resets
@@ -52,6 +55,9 @@
  *
  * - Sending is bounded by the NSM's credit; a SEND is never answered unless
  *   it fails, and a failure reaches the socket as an asynchronous error.
+ *   A SEND's bytes are counted (tx_cnt) before it goes on the ring, and
+ *   taken back if it does not: the NSM's CREDIT for them may be handled
+ *   before nk_send() returns, and is refused if they are not counted.
  *
  * - Socket ids are allocated here (nk_socks, lib/nk_sockid.c: cyclic,
  *   1..INT_MAX) and published before the SOCKET or ACCEPT request goes out,
@@ -224,12 +230,24 @@ static bool nk_is_stream(const struct sock *sk)
 	return sk->sk_type == SOCK_STREAM;
 }
 
-/* Attach our receive credit to an outgoing header.  Takes nks->lock. */
+/*
+ * Attach our receive credit to an outgoing header.  It counts as announced
+ * only once the message is on the ring (nk_sock_credit_sent()): one that
+ * never leaves (a signal, no ring space, a bad user buffer) announced
+ * nothing.  Takes nks->lock.
+ */
 static void nk_sock_fill_credit(struct nk_sock *nks, struct nk_hdr *hdr)
 {
 	spin_lock(&nks->lock);
-	nk_hdr_set_credit(hdr, nks->rx.buf_alloc, nks->rx.fwd_cnt);
-	nks->rx.fwd_sent = nks->rx.fwd_cnt;
+	nk_credit_rx_fill(&nks->rx, hdr);
+	spin_unlock(&nks->lock);
+}
+
+/* A message that carried @fwd_cnt as @nks's credit is on the ring. */
+static void nk_sock_credit_sent(struct nk_sock *nks, u32 fwd_cnt)
+{
+	spin_lock(&nks->lock);
+	nk_credit_rx_queued(&nks->rx, fwd_cnt);
 	spin_unlock(&nks->lock);
 }
 
@@ -276,9 +294,12 @@ static bool nk_sock_apply_credit(struct nk_sock *nks, const struct nk_hdr *hdr)
 static int nk_sock_call(struct nk_sock *nks, struct nk_txbuf *tb,
 			struct nk_reply *reply, unsigned int flags)
 {
+	u32 fwd = le32_to_cpu(tb->hdr.fwd_cnt);
 	int err;
 
 	err = nk_call(nks->nd, tb, reply, flags);
+	if (reply->req_id)
+		nk_sock_credit_sent(nks, fwd);
 	if ((le16_to_cpu(reply->hdr.flags) & NK_F_REPLY) &&
 	    nk_sock_apply_credit(nks, &reply->hdr))
 		nks->sk.sk_write_space(&nks->sk);
@@ -300,10 +321,14 @@ static void nk_sock_send_credit(struct nk_sock *nks)
 {
 	long timeo = MAX_SCHEDULE_TIMEOUT;
 	struct nk_txbuf *tb;
+	u32 fwd;
 
 	tb = nk_req_alloc(nks, NK_OP_CREDIT, 0);
-	if (tb)
-		nk_send(nks->nd, tb, 0, &timeo);
+	if (!tb)
+		return;
+	fwd = le32_to_cpu(tb->hdr.fwd_cnt);
+	if (!nk_send(nks->nd, tb, 0, &timeo))
+		nk_sock_credit_sent(nks, fwd);
 }
 
 /* How nk_sock_credit_consumed() was called. */
@@ -340,7 +365,7 @@ static void nk_sock_credit_consumed(struct nk_sock *nks, u32 n,
 		}
 		nk_window_put(got - (nks->rx.buf_alloc - old));
 	}
-	update = grew || (nks->rx.fwd_cnt != nks->rx.fwd_sent &&
+	update = grew || (nks->rx.fwd_cnt != nks->rx.fwd_queued &&
 			  (how & NK_RX_FLUSH ||
 			   nk_credit_rx_need_update(&nks->rx)));
 	spin_unlock(&nks->lock);
@@ -937,7 +962,9 @@ static int nk_wait_credit(struct sock *sk, long *timeo, u32 need)
 
 /*
  * Send @len bytes from @msg as one SEND (with @dest for datagrams).  The
- * caller checked the credit; the bytes are accounted here.
+ * caller checked the credit; the bytes are accounted here, before the SEND
+ * is on the ring: the NSM's CREDIT for them may be handled before
+ * nk_send() returns, and must find them counted.
  */
 static int nk_send_chunk(struct nk_sock *nks, struct msghdr *msg, u32 len,
 			 const struct nk_addr *dest, u16 flags, long *timeo)
@@ -945,7 +972,8 @@ static int nk_send_chunk(struct nk_sock *nks, struct msghdr *msg, u32 len,
 	u32 off = dest ? sizeof(*dest) : 0;
 	struct nk_txbuf *tb;
 	u64 wire_flags = 0;
-	int err;
+	int err, bad = 0;
+	u32 fwd;
 
 	tb = nk_req_alloc(nks, NK_OP_SEND, off + len);
 	if (!tb)
@@ -966,15 +994,25 @@ static int nk_send_chunk(struct nk_sock *nks, struct msghdr *msg, u32 len,
 		wire_flags |= NK_MSG_EOR;
 	tb->hdr.arg[0] = cpu_to_le64(wire_flags);
 	tb->hdr.flags |= cpu_to_le16(flags);
+	fwd = le32_to_cpu(tb->hdr.fwd_cnt);
 
-	err = nk_send(nks->nd, tb, NK_XMIT_INTR, timeo);
-	if (err)
-		return nk_err(err);
 	spin_lock(&nks->lock);
-	nks->tx.tx_cnt += len;
-	nks->bytes_sent += len;
+	nk_credit_tx_send(&nks->tx, len);
 	spin_unlock(&nks->lock);
-	return 0;
+	err = nk_send(nks->nd, tb, NK_XMIT_INTR, timeo);
+	spin_lock(&nks->lock);
+	if (err) {
+		bad = nk_credit_tx_unsend(&nks->tx, len);
+	} else {
+		nks->bytes_sent += len;
+		nk_credit_rx_queued(&nks->rx, fwd);
+	}
+	spin_unlock(&nks->lock);
+	if (bad)
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: NSM announced consuming bytes never sent\n",
+				     nks->id);
+	return nk_err(err);
 }
 
 /* EPIPE raises SIGPIPE unless MSG_NOSIGNAL, as sk_stream_error() does. */
@@ -1026,7 +1064,7 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock)
 	struct nk_addr peer;
 	struct nk_reply reply = { .buf = &peer, .buf_len = sizeof(peer) };
 	struct nk_txbuf *tb;
-	u32 seq;
+	u32 seq, fwd;
 	int err;
 
 	/*
@@ -1050,7 +1088,10 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock)
 	tb->hdr.arg[0] = cpu_to_le64(child->id);
 	/* The new socket's receive credit rides in the ACCEPT itself. */
 	nk_sock_fill_credit(child, &tb->hdr);
+	fwd = le32_to_cpu(tb->hdr.fwd_cnt);
 	err = nk_call(nks->nd, tb, &reply, NK_XMIT_INTR);
+	if (reply.req_id)
+		nk_sock_credit_sent(child, fwd);
 	if (err) {
 		err = nk_err(err);
 		goto fail;

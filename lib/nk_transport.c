@@ -567,6 +567,7 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 
 	memset(&reply->hdr, 0, sizeof(reply->hdr));
 	reply->len = 0;
+	reply->req_id = 0;
 	init_completion(&p.done);
 
 	spin_lock(&nd->call_lock);
@@ -582,6 +583,7 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 	tb->hdr.req_id = cpu_to_le64(p.req_id);
 	err = nk_send(nd, tb, flags, &timeo);
 	if (!err) {
+		reply->req_id = p.req_id;
 		left = wait_for_completion_killable_timeout(&p.done,
 							    max(timeo, 1L));
 		if (left < 0)
