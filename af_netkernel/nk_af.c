@@ -64,7 +64,12 @@
  *   so that events arriving right after the reply find their socket.  The
  *   socket is retired from the table (its id stays reserved, events for it
  *   are dropped) before CLOSE goes out, and the id is freed when CLOSE is
- *   answered; close() does not wait for that answer (nk_post()).
+ *   answered; close() does not wait for that answer (nk_post()).  A
+ *   SOCKET or ACCEPT whose call gave up after the request left (a fatal
+ *   signal, the reply timeout) keeps its new socket published, unattached,
+ *   until the late reply: a socket it created is closed (nk_orphan_work),
+ *   so the NSM and the engine do not keep it and an accepted connection's
+ *   peer sees its end.
  *
  * - The local address is cached (nks->local) for /proc/net/netkernel;
  *   getsockname() always asks the NSM.  A connect() learns it from the
@@ -122,17 +127,19 @@
  *
  * Locking:
  *   lock_sock(sk)     serialises the socket calls of the application
- *   nks->lock         credits, counters, accept state and the sk_state,
- *                     sk_shutdown and sk_err changes; taken by the event
- *                     handlers, which run in the transport's rx work and
- *                     never take lock_sock
+ *   nks->lock         credits, counters, accept state, orphan_req,
+ *                     late_req and the sk_state, sk_shutdown and sk_err
+ *                     changes; taken by the event handlers, which run in
+ *                     the transport's rx work and never take lock_sock
  *   sk_receive_queue.lock  the skb queue itself
  *   nk_socks lock     the id table (nk_sockid_lock())
  *   nk_window_lock    the window budget; innermost, takes nothing
+ *   nk_orphans_lock   the sockets nk_orphan_work is to close; innermost
  * Order: lock_sock -> nk_socks lock -> nks->lock -> sk_receive_queue.lock,
- * nks->lock -> nk_window_lock.
+ * nks->lock -> nk_window_lock, nk_socks lock -> nk_orphans_lock.
  * No spinlock is held across a transport call, and the rx work (transport
- * rx_lock) takes only nks->lock, the queue lock and the nk_socks lock.
+ * rx_lock) takes only nks->lock, the queue lock, the nk_socks lock and
+ * nk_orphans_lock.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -569,6 +576,138 @@ static void nk_sock_discard(struct nk_sock *nks)
 	sock_put(&nks->sk);
 }
 
+/*
+ * Sockets whose SOCKET or ACCEPT was given up after it left (nk_call()
+ * ended by a fatal signal or the reply timeout): the NSM may still create
+ * the socket, and the engine map it.  Such an nk_sock stays published,
+ * unattached, with nks->orphan_req set, until the late reply says what
+ * happened (nk_rx_orphan_reply()) or the device goes: a socket the NSM
+ * created is closed, so neither the NSM nor the engine keeps it and an
+ * accepted connection's peer sees its end; otherwise the nk_sock is freed.
+ * Closing sends CLOSE, which may wait for ring space, so nk_orphan_work
+ * does it, for the sockets on nk_orphans_close (each holding the
+ * reference its creator had).
+ */
+static DEFINE_SPINLOCK(nk_orphans_lock);
+static LIST_HEAD(nk_orphans_close);	/* under nk_orphans_lock */
+
+static void nk_sock_close(struct nk_sock *nks);
+
+static void nk_orphan_work_fn(struct work_struct *work)
+{
+	struct nk_sock *nks;
+
+	for (;;) {
+		spin_lock(&nk_orphans_lock);
+		nks = list_first_entry_or_null(&nk_orphans_close,
+					       struct nk_sock, orphan_node);
+		if (nks)
+			list_del(&nks->orphan_node);
+		spin_unlock(&nk_orphans_lock);
+		if (!nks)
+			return;
+		if (nk_dev_alive(nks->nd))
+			nk_sock_close(nks);
+		else
+			nk_sockid_remove(&nk_socks, nks->id);
+		sock_put(&nks->sk);
+	}
+}
+
+static DECLARE_WORK(nk_orphan_work, nk_orphan_work_fn);
+
+/* Close @nks, which the NSM created for nobody; its creator's reference passes. */
+static void nk_orphan_close(struct nk_sock *nks)
+{
+	spin_lock(&nk_orphans_lock);
+	list_add_tail(&nks->orphan_node, &nk_orphans_close);
+	spin_unlock(&nk_orphans_lock);
+	queue_work(system_wq, &nk_orphan_work);
+}
+
+/*
+ * The SOCKET or ACCEPT for @nks failed with @reply.  If the request left
+ * and no reply came, one may still come: @nks waits for it (see above),
+ * unless it already came while the call gave up.
+ */
+static void nk_sock_abandon(struct nk_sock *nks, const struct nk_reply *reply)
+{
+	int status = 1;		/* not known yet */
+
+	if (!reply->req_id || reply->hdr.op || !nk_dev_alive(nks->nd)) {
+		nk_sock_discard(nks);
+		return;
+	}
+	sock_orphan(&nks->sk);
+	spin_lock(&nks->lock);
+	if (nks->late_req == reply->req_id)
+		status = nks->late_status;
+	else
+		nks->orphan_req = reply->req_id;
+	spin_unlock(&nks->lock);
+	/*
+	 * nk_detach() takes the waiting sockets of a dead device; one that
+	 * died before it could see this one is handled here.
+	 */
+	if (status > 0 && !nk_dev_alive(nks->nd)) {
+		spin_lock(&nks->lock);
+		if (nks->orphan_req == reply->req_id) {
+			nks->orphan_req = 0;
+			status = -ENODEV;
+		}
+		spin_unlock(&nks->lock);
+	}
+	if (!status)
+		nk_orphan_close(nks);
+	else if (status < 0)
+		nk_sock_discard(nks);
+}
+
+/*
+ * A SOCKET or ACCEPT reply no nk_call() waited for: the one an abandoned
+ * call waits for, or one that came while its call was giving up (kept for
+ * nk_sock_abandon()).  Anything else is dropped.
+ */
+static void nk_rx_orphan_reply(struct nk_dev *nd, const struct nk_hdr *hdr)
+{
+	u16 op = le16_to_cpu(hdr->op);
+	u64 req_id = le64_to_cpu(hdr->req_id);
+	int status = nk_hdr_status(hdr);
+	struct nk_sock *nks = NULL;
+	bool mine = false;
+	u64 id;
+
+	id = op == NK_OP_ACCEPT ? le64_to_cpu(hdr->arg[0]) :
+				  le32_to_cpu(hdr->sock);
+	if (req_id && nk_sockid_valid(&nk_socks, id))
+		nks = nk_sockid_get(&nk_socks, id);
+	if (!nks) {
+		dev_dbg_ratelimited(nk_dev_device(nd),
+				    "late %s reply for socket %llu dropped\n",
+				    nk_op_name(op), id);
+		return;
+	}
+	spin_lock(&nks->lock);
+	if (nks->orphan_req == req_id) {
+		nks->orphan_req = 0;
+		mine = true;
+	} else if (!nks->orphan_req && !READ_ONCE(nks->created)) {
+		nks->late_req = req_id;
+		nks->late_status = status;
+	}
+	spin_unlock(&nks->lock);
+	if (mine) {
+		dev_dbg_ratelimited(nk_dev_device(nd),
+				    "socket %llu: late %s reply (%d) for a call given up\n",
+				    id, nk_op_name(op), status);
+		if (status)
+			nk_sock_discard(nks);
+		else
+			nk_orphan_close(nks);
+	}
+	sock_put(&nks->sk);
+}
+
 bool nk_sock_wanted(struct nk_dev *nd, int family, int type, int protocol)
 {
 	u64 features = nk_dev_features(nd);
@@ -616,10 +755,12 @@ int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 	if (family == AF_INET6 && READ_ONCE(net->ipv6.sysctl.bindv6only))
 		tb->hdr.arg[3] = cpu_to_le64(NK_SOCK_V6ONLY);
 	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
-	if (err)
-		goto fail;
+	if (err) {
+		nk_sock_abandon(nks, &reply);
+		return err;
+	}
 
-	nks->created = true;
+	WRITE_ONCE(nks->created, true);
 	sock->state = SS_UNCONNECTED;
 	sock->ops = stream ? &nk_stream_ops : &nk_dgram_ops;
 	sock_graft(&nks->sk, sock);
@@ -1104,7 +1245,7 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock)
 	}
 
 	nk_sock_apply_credit(child, &reply.hdr);
-	child->created = true;
+	WRITE_ONCE(child->created, true);
 	child->peer = peer;
 	spin_lock(&child->lock);
 	if (!child->reset)
@@ -1128,7 +1269,7 @@ fail:
 			nks->accept_pending = 0;
 		spin_unlock(&nks->lock);
 	}
-	nk_sock_discard(child);
+	nk_sock_abandon(child, &reply);
 	return err;
 }
 
@@ -2037,6 +2178,10 @@ static void nk_rx_reply(struct nk_dev *nd, const struct nk_hdr *hdr)
 		nk_sockid_release(&nk_socks, id);
 		return;
 	}
+	if (op == NK_OP_SOCKET || op == NK_OP_ACCEPT) {
+		nk_rx_orphan_reply(nd, hdr);
+		return;
+	}
 	if ((op != NK_OP_SEND && op != NK_OP_CREDIT) || !status) {
 		dev_dbg_ratelimited(nk_dev_device(nd),
 				    "late %s reply for socket %u dropped\n",
@@ -2106,12 +2251,22 @@ static void nk_detach(struct nk_dev *nd)
 	int err = nk_dev_lost(nd) ? ECONNRESET : ENETDOWN;
 	struct nk_sock *nks;
 	unsigned long id;
+	bool orphan;
 
 	/* A socket in nk_socks is alive while the table is locked. */
 	nk_sockid_lock(&nk_socks);
-	nk_sockid_for_each(&nk_socks, id, nks)
-		if (nks->nd == nd)
-			nk_sock_reset(nks, err);
+	nk_sockid_for_each(&nk_socks, id, nks) {
+		if (nks->nd != nd)
+			continue;
+		nk_sock_reset(nks, err);
+		/* No late reply comes any more: nk_orphan_work frees it. */
+		spin_lock(&nks->lock);
+		orphan = nks->orphan_req;
+		nks->orphan_req = 0;
+		spin_unlock(&nks->lock);
+		if (orphan)
+			nk_orphan_close(nks);
+	}
 	nk_sockid_unlock(&nk_socks);
 }
 
@@ -2177,6 +2332,8 @@ static void __exit nk_exit(void)
 {
 	nk_takeover_exit();
 	nk_transport_unregister();
+	/* nk_detach() queued the sockets still waiting for a late reply. */
+	flush_work(&nk_orphan_work);
 	nk_proc_exit();
 	sock_unregister(PF_NETKERNEL);
 	proto_unregister(&nk_proto);

@@ -590,7 +590,11 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 			err = -EINTR;
 	}
 
-	/* The completer works under call_lock: after this, it is done or never runs. */
+	/*
+	 * The completer works under call_lock: after this, it is done or
+	 * never runs.  A reply that came wins over a signal, so that what it
+	 * created is not forgotten.
+	 */
 	spin_lock(&nd->call_lock);
 	if (!list_empty(&p.node)) {
 		list_del(&p.node);
@@ -598,7 +602,7 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 			err = -ETIMEDOUT;
 			atomic64_inc(&nd->stats.call_timeouts);
 		}
-	} else if (!err) {
+	} else if (reply->req_id) {
 		err = p.err ?: nk_hdr_status(&reply->hdr);
 	}
 	spin_unlock(&nd->call_lock);

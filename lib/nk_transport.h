@@ -253,8 +253,10 @@ int nk_post(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
  *
  * Return: the reply's status (0 or -errno from the peer), or a local error
  * as for nk_send(), -ETIMEDOUT when no reply came, -ENODEV when the device
- * went away, -EINTR on a fatal signal.  A reply arriving after the call
- * gave up goes to ops->rx(); reply->req_id tells whether one may come.
+ * went away, -EINTR on a fatal signal.  A reply that came is never lost: a
+ * fatal signal or the timeout racing with it still returns its status.
+ * A reply arriving after the call gave up goes to ops->rx(); reply->req_id
+ * tells whether one may come.
  */
 int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 	    unsigned int flags);
