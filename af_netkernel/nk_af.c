@@ -21,11 +21,14 @@
  *   far as the window budget allows, and never shrinks.  Consumption is
  *   announced (CREDIT, or any request carrying NK_F_CREDIT) once the free
  *   space the NSM believes in falls below half the buffer, and always
- *   before recv() sleeps.  A stream socket without SO_RCVBUF autotunes it
- *   as native TCP does: when its reader has taken everything and waits
- *   while the NSM had used all its credit, the window was the limit, and
- *   buf_alloc (and sk_rcvbuf) doubles, up to tcp_rmem[2]
- *   (nk_credit_rx_autotune()), as far as the window budget allows.
+ *   before recv() sleeps.  A message announces only once it is on the
+ *   ring (nk_credit_rx_queued()): one dropped before (a signal, no ring
+ *   space, a bad user buffer) leaves its consumption to announce.  A
+ *   stream socket without SO_RCVBUF autotunes it as native TCP does: when
+ *   its reader has taken everything and waits while the NSM had used all
+ *   its credit, the window was the limit, and buf_alloc (and sk_rcvbuf)
+ *   doubles, up to tcp_rmem[2] (nk_credit_rx_autotune()), as far as the
+ *   window budget allows.
  *
  * - The window budget.  The engine holds what the guest has not taken off
  *   its eventq up to what HELLO said (its pending_limit) and resets
@@ -52,6 +55,9 @@
  *
  * - Sending is bounded by the NSM's credit; a SEND is never answered unless
  *   it fails, and a failure reaches the socket as an asynchronous error.
+ *   A SEND's bytes are counted (tx_cnt) before it goes on the ring, and
+ *   taken back if it does not: the NSM's CREDIT for them may be handled
+ *   before nk_send() returns, and is refused if they are not counted.
  *
  * - A full requestq (the engine stalls).  Sending data never waits for
  *   ring space with the socket lock held: a sender drops it and waits in
@@ -75,7 +81,12 @@
  *   so that events arriving right after the reply find their socket.  The
  *   socket is retired from the table (its id stays reserved, events for it
  *   are dropped) before CLOSE goes out, and the id is freed when CLOSE is
- *   answered; close() does not wait for that answer (nk_post()).
+ *   answered; close() does not wait for that answer (nk_post()).  A
+ *   SOCKET or ACCEPT whose call gave up after the request left (a fatal
+ *   signal, the reply timeout) keeps its new socket published, unattached,
+ *   until the late reply: a socket it created is closed (nk_orphan_work),
+ *   so the NSM and the engine do not keep it and an accepted connection's
+ *   peer sees its end.
  *
  * - The local address is cached (nks->local) for /proc/net/netkernel;
  *   getsockname() always asks the NSM.  A connect() learns it from the
@@ -152,19 +163,21 @@
  *
  * Locking:
  *   lock_sock(sk)     serialises the socket calls of the application
- *   nks->lock         credits, counters, accept state and the sk_state,
- *                     sk_shutdown and sk_err changes; taken by the event
- *                     handlers, which run in the transport's rx work and
- *                     never take lock_sock
+ *   nks->lock         credits, counters, accept state, orphan_req,
+ *                     late_req and the sk_state, sk_shutdown and sk_err
+ *                     changes; taken by the event handlers, which run in
+ *                     the transport's rx work and never take lock_sock
  *   sk_receive_queue.lock  the skb queue itself
  *   nk_socks lock     the id table (nk_sockid_lock())
  *   nk_window_lock    the window budget; innermost, takes nothing
  *   nk_revive_work    takes one socket at a time, referenced under the
  *                     nk_socks lock, then lock_sock (nothing else held)
+ *   nk_orphans_lock   the sockets nk_orphan_work is to close; innermost
  * Order: lock_sock -> nk_socks lock -> nks->lock -> sk_receive_queue.lock,
- * nks->lock -> nk_window_lock.
+ * nks->lock -> nk_window_lock, nk_socks lock -> nk_orphans_lock.
  * No spinlock is held across a transport call, and the rx work (transport
- * rx_lock) takes only nks->lock, the queue lock and the nk_socks lock.
+ * rx_lock) takes only nks->lock, the queue lock, the nk_socks lock and
+ * nk_orphans_lock.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -263,12 +276,24 @@ static bool nk_is_stream(const struct sock *sk)
 	return sk->sk_type == SOCK_STREAM;
 }
 
-/* Attach our receive credit to an outgoing header.  Takes nks->lock. */
+/*
+ * Attach our receive credit to an outgoing header.  It counts as announced
+ * only once the message is on the ring (nk_sock_credit_sent()): one that
+ * never leaves (a signal, no ring space, a bad user buffer) announced
+ * nothing.  Takes nks->lock.
+ */
 static void nk_sock_fill_credit(struct nk_sock *nks, struct nk_hdr *hdr)
 {
 	spin_lock(&nks->lock);
-	nk_hdr_set_credit(hdr, nks->rx.buf_alloc, nks->rx.fwd_cnt);
-	nks->rx.fwd_sent = nks->rx.fwd_cnt;
+	nk_credit_rx_fill(&nks->rx, hdr);
+	spin_unlock(&nks->lock);
+}
+
+/* A message that carried @fwd_cnt as @nks's credit is on the ring. */
+static void nk_sock_credit_sent(struct nk_sock *nks, u32 fwd_cnt)
+{
+	spin_lock(&nks->lock);
+	nk_credit_rx_queued(&nks->rx, fwd_cnt);
 	spin_unlock(&nks->lock);
 }
 
@@ -315,9 +340,12 @@ static bool nk_sock_apply_credit(struct nk_sock *nks, const struct nk_hdr *hdr)
 static int nk_sock_call(struct nk_sock *nks, struct nk_txbuf *tb,
 			struct nk_reply *reply, unsigned int flags)
 {
+	u32 fwd = le32_to_cpu(tb->hdr.fwd_cnt);
 	int err;
 
 	err = nk_call(nks->nd, tb, reply, flags);
+	if (reply->req_id)
+		nk_sock_credit_sent(nks, fwd);
 	if ((le16_to_cpu(reply->hdr.flags) & NK_F_REPLY) &&
 	    nk_sock_apply_credit(nks, &reply->hdr))
 		nks->sk.sk_write_space(&nks->sk);
@@ -358,13 +386,17 @@ static int nk_sock_opt_call(struct nk_sock *nks, struct nk_txbuf *tb,
 static void nk_sock_send_credit(struct nk_sock *nks)
 {
 	struct nk_txbuf *tb;
+	u32 fwd;
 
 	/* Nobody on the NSM to tell (a revived socket starts afresh). */
 	if (READ_ONCE(nks->reset))
 		return;
 	tb = nk_req_alloc(nks, NK_OP_CREDIT, 0);
-	if (tb)
-		nk_send(nks->nd, tb, NK_XMIT_QUEUE, NULL);
+	if (!tb)
+		return;
+	fwd = le32_to_cpu(tb->hdr.fwd_cnt);
+	if (!nk_send(nks->nd, tb, NK_XMIT_QUEUE, NULL))
+		nk_sock_credit_sent(nks, fwd);
 }
 
 /* How nk_sock_credit_consumed() was called. */
@@ -401,7 +433,7 @@ static void nk_sock_credit_consumed(struct nk_sock *nks, u32 n,
 		}
 		nk_window_put(got - (nks->rx.buf_alloc - old));
 	}
-	update = grew || (nks->rx.fwd_cnt != nks->rx.fwd_sent &&
+	update = grew || (nks->rx.fwd_cnt != nks->rx.fwd_queued &&
 			  (how & NK_RX_FLUSH ||
 			   nk_credit_rx_need_update(&nks->rx)));
 	spin_unlock(&nks->lock);
@@ -625,6 +657,138 @@ static void nk_sock_discard(struct nk_sock *nks)
 	sock_put(&nks->sk);
 }
 
+/*
+ * Sockets whose SOCKET or ACCEPT was given up after it left (nk_call()
+ * ended by a fatal signal or the reply timeout): the NSM may still create
+ * the socket, and the engine map it.  Such an nk_sock stays published,
+ * unattached, with nks->orphan_req set, until the late reply says what
+ * happened (nk_rx_orphan_reply()) or the device goes: a socket the NSM
+ * created is closed, so neither the NSM nor the engine keeps it and an
+ * accepted connection's peer sees its end; otherwise the nk_sock is freed.
+ * Closing sends CLOSE, which may wait for ring space, so nk_orphan_work
+ * does it, for the sockets on nk_orphans_close (each holding the
+ * reference its creator had).
+ */
+static DEFINE_SPINLOCK(nk_orphans_lock);
+static LIST_HEAD(nk_orphans_close);	/* under nk_orphans_lock */
+
+static void nk_sock_close(struct nk_sock *nks);
+
+static void nk_orphan_work_fn(struct work_struct *work)
+{
+	struct nk_sock *nks;
+
+	for (;;) {
+		spin_lock(&nk_orphans_lock);
+		nks = list_first_entry_or_null(&nk_orphans_close,
+					       struct nk_sock, orphan_node);
+		if (nks)
+			list_del(&nks->orphan_node);
+		spin_unlock(&nk_orphans_lock);
+		if (!nks)
+			return;
+		if (nk_dev_alive(nks->nd))
+			nk_sock_close(nks);
+		else
+			nk_sockid_remove(&nk_socks, nks->id);
+		sock_put(&nks->sk);
+	}
+}
+
+static DECLARE_WORK(nk_orphan_work, nk_orphan_work_fn);
+
+/* Close @nks, which the NSM created for nobody; its creator's reference passes. */
+static void nk_orphan_close(struct nk_sock *nks)
+{
+	spin_lock(&nk_orphans_lock);
+	list_add_tail(&nks->orphan_node, &nk_orphans_close);
+	spin_unlock(&nk_orphans_lock);
+	queue_work(system_wq, &nk_orphan_work);
+}
+
+/*
+ * The SOCKET or ACCEPT for @nks failed with @reply.  If the request left
+ * and no reply came, one may still come: @nks waits for it (see above),
+ * unless it already came while the call gave up.
+ */
+static void nk_sock_abandon(struct nk_sock *nks, const struct nk_reply *reply)
+{
+	int status = 1;		/* not known yet */
+
+	if (!reply->req_id || reply->hdr.op || !nk_dev_alive(nks->nd)) {
+		nk_sock_discard(nks);
+		return;
+	}
+	sock_orphan(&nks->sk);
+	spin_lock(&nks->lock);
+	if (nks->late_req == reply->req_id)
+		status = nks->late_status;
+	else
+		nks->orphan_req = reply->req_id;
+	spin_unlock(&nks->lock);
+	/*
+	 * nk_detach() takes the waiting sockets of a dead device; one that
+	 * died before it could see this one is handled here.
+	 */
+	if (status > 0 && !nk_dev_alive(nks->nd)) {
+		spin_lock(&nks->lock);
+		if (nks->orphan_req == reply->req_id) {
+			nks->orphan_req = 0;
+			status = -ENODEV;
+		}
+		spin_unlock(&nks->lock);
+	}
+	if (!status)
+		nk_orphan_close(nks);
+	else if (status < 0)
+		nk_sock_discard(nks);
+}
+
+/*
+ * A SOCKET or ACCEPT reply no nk_call() waited for: the one an abandoned
+ * call waits for, or one that came while its call was giving up (kept for
+ * nk_sock_abandon()).  Anything else is dropped.
+ */
+static void nk_rx_orphan_reply(struct nk_dev *nd, const struct nk_hdr *hdr)
+{
+	u16 op = le16_to_cpu(hdr->op);
+	u64 req_id = le64_to_cpu(hdr->req_id);
+	int status = nk_hdr_status(hdr);
+	struct nk_sock *nks = NULL;
+	bool mine = false;
+	u64 id;
+
+	id = op == NK_OP_ACCEPT ? le64_to_cpu(hdr->arg[0]) :
+				  le32_to_cpu(hdr->sock);
+	if (req_id && nk_sockid_valid(&nk_socks, id))
+		nks = nk_sockid_get(&nk_socks, id);
+	if (!nks) {
+		dev_dbg_ratelimited(nk_dev_device(nd),
+				    "late %s reply for socket %llu dropped\n",
+				    nk_op_name(op), id);
+		return;
+	}
+	spin_lock(&nks->lock);
+	if (nks->orphan_req == req_id) {
+		nks->orphan_req = 0;
+		mine = true;
+	} else if (!nks->orphan_req && !READ_ONCE(nks->created)) {
+		nks->late_req = req_id;
+		nks->late_status = status;
+	}
+	spin_unlock(&nks->lock);
+	if (mine) {
+		dev_dbg_ratelimited(nk_dev_device(nd),
+				    "socket %llu: late %s reply (%d) for a call given up\n",
+				    id, nk_op_name(op), status);
+		if (status)
+			nk_sock_discard(nks);
+		else
+			nk_orphan_close(nks);
+	}
+	sock_put(&nks->sk);
+}
+
 bool nk_sock_wanted(struct nk_dev *nd, int family, int type, int protocol)
 {
 	u64 features = nk_dev_features(nd);
@@ -690,10 +854,12 @@ int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 		goto fail;
 	}
 	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
-	if (err)
-		goto fail;
+	if (err) {
+		nk_sock_abandon(nks, &reply);
+		return err;
+	}
 
-	nks->created = true;
+	WRITE_ONCE(nks->created, true);
 	sock->state = SS_UNCONNECTED;
 	sock->ops = stream ? &nk_stream_ops : &nk_dgram_ops;
 	sock_graft(&nks->sk, sock);
@@ -1041,7 +1207,9 @@ static int nk_wait_credit(struct sock *sk, long *timeo, u32 need)
 
 /*
  * Send @len bytes from @msg as one SEND (with @dest for datagrams).  The
- * caller checked the credit; the bytes are accounted here.
+ * caller checked the credit; the bytes are accounted here, before the SEND
+ * is on the ring: the NSM's CREDIT for them may be handled before
+ * nk_send() returns, and must find them counted.
  */
 static int nk_send_chunk(struct nk_sock *nks, struct msghdr *msg, u32 len,
 			 const struct nk_addr *dest, u16 flags)
@@ -1049,7 +1217,8 @@ static int nk_send_chunk(struct nk_sock *nks, struct msghdr *msg, u32 len,
 	u32 off = dest ? sizeof(*dest) : 0;
 	struct nk_txbuf *tb;
 	u64 wire_flags = 0;
-	int err;
+	int err, bad = 0;
+	u32 fwd;
 
 	tb = nk_req_alloc(nks, NK_OP_SEND, off + len);
 	if (!tb)
@@ -1070,17 +1239,28 @@ static int nk_send_chunk(struct nk_sock *nks, struct msghdr *msg, u32 len,
 		wire_flags |= NK_MSG_EOR;
 	tb->hdr.arg[0] = cpu_to_le64(wire_flags);
 	tb->hdr.flags |= cpu_to_le16(flags);
+	fwd = le32_to_cpu(tb->hdr.fwd_cnt);
 
+	spin_lock(&nks->lock);
+	nk_credit_tx_send(&nks->tx, len);
+	spin_unlock(&nks->lock);
 	err = nk_send(nks->nd, tb, NK_XMIT_INTR, NULL);
+	spin_lock(&nks->lock);
+	if (err) {
+		bad = nk_credit_tx_unsend(&nks->tx, len);
+	} else {
+		nks->bytes_sent += len;
+		nk_credit_rx_queued(&nks->rx, fwd);
+	}
+	spin_unlock(&nks->lock);
+	/* A full ring: the caller waits for room and sends these again. */
 	if (err == -EAGAIN)
 		iov_iter_revert(&msg->msg_iter, len);
-	if (err)
-		return nk_err(err);
-	spin_lock(&nks->lock);
-	nks->tx.tx_cnt += len;
-	nks->bytes_sent += len;
-	spin_unlock(&nks->lock);
-	return 0;
+	if (bad)
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: NSM announced consuming bytes never sent\n",
+				     nks->id);
+	return nk_err(err);
 }
 
 /*
@@ -1157,7 +1337,7 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock,
 	struct nk_addr peer;
 	struct nk_reply reply = { .buf = &peer, .buf_len = sizeof(peer) };
 	struct nk_txbuf *tb;
-	u32 seq;
+	u32 seq, fwd;
 	int err;
 
 	/*
@@ -1181,8 +1361,11 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock,
 	tb->hdr.arg[0] = cpu_to_le64(child->id);
 	/* The new socket's receive credit rides in the ACCEPT itself. */
 	nk_sock_fill_credit(child, &tb->hdr);
+	fwd = le32_to_cpu(tb->hdr.fwd_cnt);
 	err = nk_call(nks->nd, tb, &reply,
 		      NK_XMIT_INTR | (nowait ? NK_CALL_NOWAIT : 0));
+	if (reply.req_id)
+		nk_sock_credit_sent(child, fwd);
 	if (err) {
 		err = nk_err(err);
 		goto fail;
@@ -1195,7 +1378,7 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock,
 	}
 
 	nk_sock_apply_credit(child, &reply.hdr);
-	child->created = true;
+	WRITE_ONCE(child->created, true);
 	child->peer = peer;
 	spin_lock(&child->lock);
 	if (!child->reset)
@@ -1220,7 +1403,7 @@ fail:
 			nks->accept_pending = 0;
 		spin_unlock(&nks->lock);
 	}
-	nk_sock_discard(child);
+	nk_sock_abandon(child, &reply);
 	return err;
 }
 
@@ -2311,6 +2494,10 @@ static void nk_rx_reply(struct nk_dev *nd, const struct nk_hdr *hdr)
 		nk_sockid_release(&nk_socks, id);
 		return;
 	}
+	if (op == NK_OP_SOCKET || op == NK_OP_ACCEPT) {
+		nk_rx_orphan_reply(nd, hdr);
+		return;
+	}
 	if ((op != NK_OP_SEND && op != NK_OP_CREDIT) || !status) {
 		dev_dbg_ratelimited(nk_dev_device(nd),
 				    "late %s reply for socket %u dropped\n",
@@ -2386,13 +2573,22 @@ static void nk_detach(struct nk_dev *nd)
 	int err = nk_dev_lost(nd) ? ECONNRESET : ENETDOWN;
 	struct nk_sock *nks;
 	unsigned long id;
+	bool orphan;
 
 	/* A socket in nk_socks is alive while the table is locked. */
 	nk_sockid_lock(&nk_socks);
-	nk_sockid_for_each(&nk_socks, id, nks)
-		if (nks->nd == nd)
-			nk_sock_reset(nks, nk_is_stream(&nks->sk) ? err :
-				      ENETDOWN);
+	nk_sockid_for_each(&nk_socks, id, nks) {
+		if (nks->nd != nd)
+			continue;
+		nk_sock_reset(nks, nk_is_stream(&nks->sk) ? err : ENETDOWN);
+		/* No late reply comes any more: nk_orphan_work frees it. */
+		spin_lock(&nks->lock);
+		orphan = nks->orphan_req;
+		nks->orphan_req = 0;
+		spin_unlock(&nks->lock);
+		if (orphan)
+			nk_orphan_close(nks);
+	}
 	nk_sockid_unlock(&nk_socks);
 }
 
@@ -2459,6 +2655,8 @@ static void __exit nk_exit(void)
 	nk_takeover_exit();
 	nk_transport_unregister();
 	cancel_delayed_work_sync(&nk_revive_work);
+	/* nk_detach() queued the sockets still waiting for a late reply. */
+	flush_work(&nk_orphan_work);
 	nk_proc_exit();
 	sock_unregister(PF_NETKERNEL);
 	proto_unregister(&nk_proto);

@@ -80,6 +80,11 @@ struct nk_sock {
 	u32 accept_seq;
 	bool reset;
 	bool revive;
+	/* A SOCKET or ACCEPT given up after it left (see nk_sock_abandon()) */
+	u64 orphan_req;		/* its req_id, while its reply is awaited */
+	u64 late_req;		/* a reply that came while the call gave up */
+	int late_status;	/* and its status */
+	struct list_head orphan_node;	/* on nk_orphans_close */
 };
 
 static inline struct nk_sock *nk_sk(const struct sock *sk)

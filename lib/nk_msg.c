@@ -278,6 +278,20 @@ u32 nk_credit_tx_space(const struct nk_credit_tx *c)
 	return c->peer_buf_alloc - in_flight;
 }
 
+void nk_credit_tx_send(struct nk_credit_tx *c, u32 n)
+{
+	c->tx_cnt += n;
+}
+
+int nk_credit_tx_unsend(struct nk_credit_tx *c, u32 n)
+{
+	c->tx_cnt -= n;
+	if ((s32)(c->tx_cnt - c->peer_fwd_cnt) >= 0)
+		return 0;
+	c->peer_fwd_cnt = c->tx_cnt;
+	return -EPROTO;
+}
+
 int nk_credit_tx_update(struct nk_credit_tx *c, u32 buf_alloc, u32 fwd_cnt)
 {
 	/* Older than what we know (a stale announcement): keep ours. */
@@ -307,12 +321,24 @@ u32 nk_credit_rx_unread(const struct nk_credit_rx *c)
 	return c->rx_cnt - c->fwd_cnt;
 }
 
+void nk_credit_rx_fill(struct nk_credit_rx *c, struct nk_hdr *hdr)
+{
+	nk_hdr_set_credit(hdr, c->buf_alloc, c->fwd_cnt);
+	c->fwd_sent = c->fwd_cnt;
+}
+
+void nk_credit_rx_queued(struct nk_credit_rx *c, u32 fwd_cnt)
+{
+	if ((s32)(fwd_cnt - c->fwd_queued) > 0)
+		c->fwd_queued = fwd_cnt;
+}
+
 bool nk_credit_rx_need_update(const struct nk_credit_rx *c)
 {
-	u32 seen_used = c->rx_cnt - c->fwd_sent;
+	u32 seen_used = c->rx_cnt - c->fwd_queued;
 	u32 seen_free = seen_used < c->buf_alloc ? c->buf_alloc - seen_used : 0;
 
-	return c->fwd_cnt != c->fwd_sent && seen_free < c->buf_alloc / 2;
+	return c->fwd_cnt != c->fwd_queued && seen_free < c->buf_alloc / 2;
 }
 
 bool nk_credit_rx_autotune(struct nk_credit_rx *c, u32 limit)

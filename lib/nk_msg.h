@@ -180,9 +180,14 @@ struct nk_credit_tx {
  * @buf_alloc: receive buffer it announces (at most NK_CREDIT_MAX)
  * @rx_cnt: bytes received so far, mod 2^32
  * @fwd_cnt: bytes consumed (handed to the application) so far
- * @fwd_sent: fwd_cnt as last announced to the sender
+ * @fwd_sent: fwd_cnt as last put in a message for the sender
+ *            (nk_credit_rx_fill()): the most the sender can know, which
+ *            bounds what it may send
  * @starved: the sender has used all the credit announced to it since
  *           nk_credit_rx_autotune() last looked (set by nk_credit_rx_accept())
+ * @fwd_queued: fwd_cnt as carried by the last message actually queued
+ *              (nk_credit_rx_queued()): what the sender will know, which
+ *              decides whether to announce again
  */
 struct nk_credit_rx {
 	u32 buf_alloc;
@@ -190,7 +195,33 @@ struct nk_credit_rx {
 	u32 fwd_cnt;
 	u32 fwd_sent;
 	bool starved;
+	u32 fwd_queued;
 };
+
+/**
+ * nk_credit_tx_send() - account @n bytes about to leave
+ * @c: sender state
+ * @n: payload bytes of the message about to be queued
+ *
+ * Called before the message can reach the receiver: the receiver's
+ * announcement that it consumed them may come back before the sending
+ * thread runs again, and nk_credit_tx_update() takes it only if tx_cnt
+ * counts them.  A message that does not leave after all is taken back
+ * with nk_credit_tx_unsend().
+ */
+void nk_credit_tx_send(struct nk_credit_tx *c, u32 n);
+
+/**
+ * nk_credit_tx_unsend() - take back the bytes of a message that did not leave
+ * @c: sender state
+ * @n: what the last nk_credit_tx_send() accounted (nothing sent since)
+ *
+ * The receiver never got them, so it cannot have consumed them: an fwd_cnt
+ * it announced meanwhile beyond what is left is pulled back to tx_cnt.
+ *
+ * Return: 0, or -EPROTO when the receiver had announced consuming them.
+ */
+int nk_credit_tx_unsend(struct nk_credit_tx *c, u32 n);
 
 /**
  * nk_credit_tx_space() - bytes the sender may send now
@@ -229,11 +260,34 @@ int nk_credit_rx_accept(struct nk_credit_rx *c, u32 n);
 u32 nk_credit_rx_unread(const struct nk_credit_rx *c);
 
 /**
+ * nk_credit_rx_fill() - put the receiver's credit in an outgoing message
+ * @c: receiver state
+ * @hdr: the message's header (nk_hdr_set_credit() with buf_alloc, fwd_cnt)
+ *
+ * From now on the sender may know this fwd_cnt (fwd_sent), but it counts
+ * as announced only once the message is queued: nk_credit_rx_queued().
+ */
+void nk_credit_rx_fill(struct nk_credit_rx *c, struct nk_hdr *hdr);
+
+/**
+ * nk_credit_rx_queued() - a message announcing @fwd_cnt is queued
+ * @c: receiver state
+ * @fwd_cnt: the fwd_cnt it carries (as nk_credit_rx_fill() put it there)
+ *
+ * A message dropped before it was queued (a signal, no ring space, a bad
+ * user buffer) announced nothing, so the consumption it carried is still
+ * to be announced.  Messages filled earlier may be queued later:
+ * fwd_queued never goes back.
+ */
+void nk_credit_rx_queued(struct nk_credit_rx *c, u32 fwd_cnt);
+
+/**
  * nk_credit_rx_need_update() - whether the sender should be told more credit
  * @c: receiver state
  *
- * True when the free space the sender believes in has fallen below half of
- * buf_alloc and consumption was not announced yet.
+ * True when the free space the sender believes in (by the last queued
+ * announcement) has fallen below half of buf_alloc and consumption was
+ * not announced yet.
  */
 bool nk_credit_rx_need_update(const struct nk_credit_rx *c);
 

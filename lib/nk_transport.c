@@ -688,6 +688,7 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 
 	memset(&reply->hdr, 0, sizeof(reply->hdr));
 	reply->len = 0;
+	reply->req_id = 0;
 	init_completion(&p.done);
 
 	spin_lock(&nd->call_lock);
@@ -703,6 +704,7 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 	tb->hdr.req_id = cpu_to_le64(p.req_id);
 	err = nk_send(nd, tb, flags, flags & NK_CALL_NOWAIT ? NULL : &timeo);
 	if (!err) {
+		reply->req_id = p.req_id;
 		if (flags & NK_CALL_INTR)
 			left = wait_for_completion_interruptible_timeout(&p.done,
 									 max(timeo, 1L));
@@ -713,7 +715,11 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 			err = -EINTR;
 	}
 
-	/* The completer works under call_lock: after this, it is done or never runs. */
+	/*
+	 * The completer works under call_lock: after this, it is done or
+	 * never runs.  A reply that came wins over a signal, so that what it
+	 * created is not forgotten.
+	 */
 	spin_lock(&nd->call_lock);
 	if (!list_empty(&p.node)) {
 		list_del(&p.node);
@@ -721,7 +727,7 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 			err = -ETIMEDOUT;
 			atomic64_inc(&nd->stats.call_timeouts);
 		}
-	} else if (!err) {
+	} else if (reply->req_id) {
 		err = p.err ?: nk_hdr_status(&reply->hdr);
 	}
 	spin_unlock(&nd->call_lock);

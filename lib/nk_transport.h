@@ -114,12 +114,17 @@ struct nk_txbuf {
  * @buf: buffer for the payload, may be NULL when @buf_len is 0
  * @buf_len: its size; a longer payload is truncated to it
  * @len: payload bytes copied
+ * @req_id: the request's req_id once it is on the requestq, 0 while it is
+ *          not (so 0 after a call that failed before the request left):
+ *          a call that gave up after it left may still get its reply,
+ *          which then goes to ops->rx() with this req_id
  */
 struct nk_reply {
 	struct nk_hdr hdr;
 	void *buf;
 	u32 buf_len;
 	u32 len;
+	u64 req_id;
 };
 
 int nk_transport_register(const struct nk_transport_ops *ops);
@@ -285,8 +290,10 @@ int nk_post(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
  *
  * Return: the reply's status (0 or -errno from the peer), or a local error
  * as for nk_send(), -ETIMEDOUT when no reply came, -ENODEV when the device
- * went away, -EINTR on a fatal signal (any signal with NK_CALL_INTR).  A reply arriving after the call
- * gave up goes to ops->rx().
+ * went away, -EINTR on a fatal signal (any signal with NK_CALL_INTR).  A
+ * reply that came is never lost: a signal or the timeout racing with it
+ * still returns its status.  A reply arriving after the call gave up goes
+ * to ops->rx(); reply->req_id tells whether one may come.
  */
 int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 	    unsigned int flags);

@@ -245,9 +245,10 @@ void nsm_xmit(struct nsm_dev *nsm, struct nsm_sock *ns, struct nsm_out *out)
 	u16 flags = le16_to_cpu(hdr->flags);
 	u16 op = le16_to_cpu(hdr->op);
 
+	/* outq is sent in order, all of it unless the device dies */
 	if (ns) {
-		nk_hdr_set_credit(hdr, ns->rx.buf_alloc, ns->rx.fwd_cnt);
-		ns->rx.fwd_sent = ns->rx.fwd_cnt;
+		nk_credit_rx_fill(&ns->rx, hdr);
+		nk_credit_rx_queued(&ns->rx, ns->rx.fwd_cnt);
 	}
 	if (flags & NK_F_REPLY) {
 		nsm_count(nsm, NSM_S_REPLIES, 1);

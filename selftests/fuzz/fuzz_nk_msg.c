@@ -68,6 +68,7 @@ static void check_credit(const uint8_t *p, size_t len)
 	struct nk_credit_tx tx = { .peer_buf_alloc = 65536 };
 	struct nk_credit_rx rx = { .buf_alloc = 65536 };
 	u32 v[3], space, fwd;
+	struct nk_hdr h;
 
 	for (; len >= sizeof(v); p += sizeof(v), len -= sizeof(v)) {
 		memcpy(v, p, sizeof(v));
@@ -86,8 +87,12 @@ static void check_credit(const uint8_t *p, size_t len)
 			assert(rx.rx_cnt - rx.fwd_sent <= rx.buf_alloc);
 		rx.fwd_cnt += v[0] % (nk_credit_rx_unread(&rx) + 1);
 		assert(nk_credit_rx_unread(&rx) <= rx.rx_cnt - rx.fwd_sent + rx.buf_alloc);
-		if (nk_credit_rx_need_update(&rx))
-			rx.fwd_sent = rx.fwd_cnt;
+		if (nk_credit_rx_need_update(&rx)) {
+			nk_credit_rx_fill(&rx, &h);
+			/* some announcements never leave */
+			if (v[1] & 1)
+				nk_credit_rx_queued(&rx, le32_to_cpu(h.fwd_cnt));
+		}
 		if (!nk_credit_rx_unread(&rx))
 			nk_credit_rx_autotune(&rx, v[1]);
 		assert(rx.buf_alloc <= NK_CREDIT_MAX);

@@ -1238,8 +1238,11 @@ KUNIT_ARRAY_PARAM(upd, upd_cases, upd_case_desc);
 static void credit_rx_need_update_table(struct kunit *test)
 {
 	const struct upd_case *c = test->param_value;
+	struct nk_credit_rx s = c->s;
 
-	KUNIT_EXPECT_EQ_MSG(test, nk_credit_rx_need_update(&c->s), c->want,
+	/* the announcement of fwd_sent was queued */
+	s.fwd_queued = s.fwd_sent;
+	KUNIT_EXPECT_EQ_MSG(test, nk_credit_rx_need_update(&s), c->want,
 			    "%s: buf_alloc %#x rx_cnt %#x fwd_cnt %#x fwd_sent %#x",
 			    c->name, c->s.buf_alloc, c->s.rx_cnt, c->s.fwd_cnt,
 			    c->s.fwd_sent);
@@ -1311,6 +1314,7 @@ static void credit_spec_worked_example(struct kunit *test)
 {
 	struct nk_credit_rx guest = { .buf_alloc = 65536 };
 	struct nk_credit_tx nsm = { 0 };
+	struct nk_hdr h;
 
 	/* the guest's SOCKET carries buf_alloc 65536, fwd_cnt 0 */
 	KUNIT_ASSERT_EQ(test, nk_credit_tx_update(&nsm, guest.buf_alloc,
@@ -1333,7 +1337,8 @@ static void credit_spec_worked_example(struct kunit *test)
 	guest.fwd_cnt += 50000;
 	KUNIT_EXPECT_EQ(test, nk_credit_rx_unread(&guest), 15536U);
 	KUNIT_EXPECT_TRUE(test, nk_credit_rx_need_update(&guest));
-	guest.fwd_sent = guest.fwd_cnt;
+	nk_credit_rx_fill(&guest, &h);
+	nk_credit_rx_queued(&guest, le32_to_cpu(h.fwd_cnt));
 	KUNIT_EXPECT_FALSE(test, nk_credit_rx_need_update(&guest));
 	KUNIT_ASSERT_EQ(test, nk_credit_tx_update(&nsm, guest.buf_alloc,
 						  guest.fwd_sent), 0);
@@ -1364,6 +1369,7 @@ static void credit_stream_across_wraparound(struct kunit *test)
 	rx.rx_cnt = start;
 	rx.fwd_cnt = start;
 	rx.fwd_sent = start;
+	rx.fwd_queued = start;
 	tx.tx_cnt = start;
 	tx.peer_fwd_cnt = start;
 	KUNIT_ASSERT_EQ(test, nk_credit_tx_update(&tx, rx.buf_alloc, rx.fwd_sent),
@@ -1400,6 +1406,7 @@ static void credit_stream_across_wraparound(struct kunit *test)
 			rx.buf_alloc = allocs[(i / 1000) % ARRAY_SIZE(allocs)];
 		if (announce || nk_credit_rx_need_update(&rx) || i % 7 == 0) {
 			rx.fwd_sent = rx.fwd_cnt;
+			rx.fwd_queued = rx.fwd_cnt;
 			if (nk_credit_tx_update(&tx, rx.buf_alloc, rx.fwd_sent)) {
 				KUNIT_FAIL(test, "step %u: announcement refused", i);
 				return;
@@ -1413,6 +1420,89 @@ static void credit_stream_across_wraparound(struct kunit *test)
 	kunit_info(test, "%llu bytes sent, %u wraps\n", sent, wraps);
 }
 
+/*
+ * A receiver's CREDIT for bytes may overtake the sender's accounting of
+ * them: the message is on the ring before the sending thread runs again.
+ * The announcement must be taken, and the stream keep its credit.
+ */
+static void credit_tx_announcement_overtakes_accounting(struct kunit *test)
+{
+	struct nk_credit_tx s = { 0 };
+
+	KUNIT_ASSERT_EQ(test, nk_credit_tx_update(&s, 65536, 0), 0);
+	/* 65536 bytes go out: counted before the message is queued */
+	nk_credit_tx_send(&s, 65536);
+	/* the receiver consumed all of them, and says so first */
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_update(&s, 65536, 65536), 0);
+	KUNIT_EXPECT_EQ(test, s.peer_fwd_cnt, 65536U);
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_space(&s), 65536U);
+	/* still no more than was handed over */
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_update(&s, 65536, 65537), -EPROTO);
+	KUNIT_EXPECT_EQ(test, s.peer_fwd_cnt, 65536U);
+}
+
+/* A message that did not leave after all is taken back. */
+static void credit_tx_unsend(struct kunit *test)
+{
+	struct nk_credit_tx s = { .tx_cnt = 0xffffff00, .peer_buf_alloc = 4096,
+				  .peer_fwd_cnt = 0xffffff00 };
+
+	nk_credit_tx_send(&s, 1000);
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_space(&s), 3096U);
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_unsend(&s, 1000), 0);
+	KUNIT_EXPECT_EQ(test, s.tx_cnt, 0xffffff00U);
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_space(&s), 4096U);
+	/* some of them consumed, though they never left: a lie, undone */
+	nk_credit_tx_send(&s, 1000);
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_update(&s, 4096, 0xffffff00 + 600), 0);
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_unsend(&s, 1000), -EPROTO);
+	KUNIT_EXPECT_EQ(test, s.tx_cnt, 0xffffff00U);
+	KUNIT_EXPECT_EQ(test, s.peer_fwd_cnt, 0xffffff00U);
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_space(&s), 4096U);
+	/* what was sent before stays consumed */
+	nk_credit_tx_send(&s, 500);
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_update(&s, 4096, 0xffffff00 + 500), 0);
+	nk_credit_tx_send(&s, 200);
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_unsend(&s, 200), 0);
+	KUNIT_EXPECT_EQ(test, s.peer_fwd_cnt, 0xffffff00U + 500);
+	KUNIT_EXPECT_EQ(test, nk_credit_tx_space(&s), 4096U);
+}
+
+/* A message that carried credit but never left announced nothing. */
+static void credit_rx_unsent_announcement(struct kunit *test)
+{
+	struct nk_credit_rx s = { .buf_alloc = 65536, .rx_cnt = 65536,
+				  .fwd_cnt = 40000 };
+	struct nk_hdr h, h2;
+
+	KUNIT_ASSERT_TRUE(test, nk_credit_rx_need_update(&s));
+	nk_hdr_init(&h, NK_OP_SEND, 0, 1, 0);
+	nk_credit_rx_fill(&s, &h);
+	KUNIT_EXPECT_TRUE(test, le16_to_cpu(h.flags) & NK_F_CREDIT);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(h.buf_alloc), 65536U);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(h.fwd_cnt), 40000U);
+	/* the sender may know it now: it bounds what the sender may send */
+	KUNIT_EXPECT_EQ(test, s.fwd_sent, 40000U);
+	KUNIT_EXPECT_EQ(test, nk_credit_rx_accept(&s, 40000), 0);
+	/* the message is dropped (EFAULT, a signal, no ring space) */
+	KUNIT_EXPECT_EQ(test, s.fwd_queued, 0U);
+	KUNIT_EXPECT_TRUE(test, nk_credit_rx_need_update(&s));
+	/* one filled later is queued first; the earlier one after it */
+	s.fwd_cnt += 1000;
+	nk_credit_rx_fill(&s, &h2);
+	nk_credit_rx_queued(&s, le32_to_cpu(h2.fwd_cnt));
+	KUNIT_EXPECT_EQ(test, s.fwd_queued, 41000U);
+	KUNIT_EXPECT_FALSE(test, nk_credit_rx_need_update(&s));
+	nk_credit_rx_queued(&s, le32_to_cpu(h.fwd_cnt));
+	KUNIT_EXPECT_EQ(test, s.fwd_queued, 41000U);
+	/* across the wrap */
+	s.fwd_queued = 0xfffffff0;
+	nk_credit_rx_queued(&s, 0x10);
+	KUNIT_EXPECT_EQ(test, s.fwd_queued, 0x10U);
+	nk_credit_rx_queued(&s, 0xfffffff8);
+	KUNIT_EXPECT_EQ(test, s.fwd_queued, 0x10U);
+}
+
 static struct kunit_case netkernel_credit_cases[] = {
 	KUNIT_CASE_PARAM(credit_ok_table, ok_gen_params),
 	KUNIT_CASE(credit_ok_edges_exhaustive),
@@ -1424,6 +1514,9 @@ static struct kunit_case netkernel_credit_cases[] = {
 	KUNIT_CASE(credit_rx_autotune),
 	KUNIT_CASE(credit_spec_worked_example),
 	KUNIT_CASE(credit_stream_across_wraparound),
+	KUNIT_CASE(credit_tx_announcement_overtakes_accounting),
+	KUNIT_CASE(credit_tx_unsend),
+	KUNIT_CASE(credit_rx_unsent_announcement),
 	{}
 };
 

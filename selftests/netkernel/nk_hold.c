@@ -9,6 +9,17 @@
  * (for example "ended ECONNRESET") with the seconds it was held.  The
  * resilience tests run it in a guest and look at its last line after a
  * failure of a shared part.
+ *
+ *   nk_hold socket
+ *
+ * One socket(AF_INET, SOCK_STREAM): prints "socket OK" or "socket ERRNAME".
+ *
+ *   nk_hold accept PORT
+ *
+ * Listens on PORT (IPv4 wildcard), prints "listening", waits until a
+ * connection is pending and prints "pending", then waits for SIGUSR1 and
+ * calls accept() once: prints "accept OK" or "accept ERRNAME", and exits.
+ * The resilience tests use both to give up a call whose reply is late.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,7 +28,50 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+
+static volatile sig_atomic_t go;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	go = 1;
+}
+
+static int say(const char *what, int ok)
+{
+	printf("%s %s\n", what, ok ? "OK" : strerrorname_np(errno));
+	fflush(stdout);
+	return !ok;
+}
+
+static int do_accept(int port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+				   .sin_port = htons(port) };
+	struct pollfd pfd = { .events = POLLIN };
+	sigset_t usr1, old;
+	int fd;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
+	signal(SIGUSR1, on_usr1);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    listen(fd, 8) < 0)
+		return say("listen", 0);
+	say("listening", 1);
+	pfd.fd = fd;
+	if (poll(&pfd, 1, -1) != 1)
+		return say("poll", 0);
+	say("pending", 1);
+	while (!go)
+		sigsuspend(&old);
+	return say("accept", accept(fd, NULL, NULL) >= 0);
+}
 
 int main(int argc, char **argv)
 {
@@ -29,8 +83,12 @@ int main(int argc, char **argv)
 	ssize_t n;
 	int fd;
 
+	if (argc == 2 && !strcmp(argv[1], "socket"))
+		return say("socket", socket(AF_INET, SOCK_STREAM, 0) >= 0);
+	if (argc == 3 && !strcmp(argv[1], "accept"))
+		return do_accept(atoi(argv[2]));
 	if (argc != 3) {
-		fprintf(stderr, "usage: nk_hold ADDR PORT\n");
+		fprintf(stderr, "usage: nk_hold ADDR PORT | socket | accept PORT\n");
 		return 2;
 	}
 	if (inet_pton(AF_INET, argv[1], &sin->sin_addr) == 1) {

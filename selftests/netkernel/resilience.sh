@@ -6,6 +6,14 @@
 # connection from vm1 to the world open (nk_hold), breaks something, and
 # asserts what the issue asks of NetKernel:
 #
+#   socket_abandoned  vm1's socket() given up (the reply timeout) while
+#                   the NSM's QEMU is stopped with SIGSTOP (no vhost-user
+#                   stop: the session stays): once the NSM runs again and
+#                   creates the socket late, vm1 closes it, and neither the
+#                   NSM nor the engine holds more sockets than before
+#   accept_abandoned  the same for accept() with a connection waiting:
+#                   the world's end of the connection the NSM accepted
+#                   late sees it closed, and no socket is left
 #   stop_cont       vm1's QEMU stop and cont (vhost-user stop and start):
 #                   the engine ends vm1's session; vm1 notices, its held
 #                   connection ends with ECONNRESET, the world's end is
@@ -43,7 +51,8 @@
 #                   either VM (in every boot); the last engine stops
 #                   cleanly
 #
-# KTAP.  Logs in build/lab/resilience/.  Environment as for run-vm.sh.
+# KTAP.  Logs in build/lab/resilience/.  Environment as for run-vm.sh;
+# NK_RESILIENCE_CASES="socket_abandoned ..." runs only the cases named.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -70,7 +79,12 @@ rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-cases=(stop_cont stop_cont_dgram engine_restart ring_full nsm_dies nsm_dies_dgram guest_dies)
+cases=(socket_abandoned accept_abandoned stop_cont stop_cont_dgram engine_restart ring_full nsm_dies
+	nsm_dies_dgram guest_dies)
+# NK_RESILIENCE_CASES="a b": only these cases (in the order above).
+if [[ -n ${NK_RESILIENCE_CASES:-} ]]; then
+	mapfile -t cases < <(printf '%s\n' "${cases[@]}" | grep -Fxf <(tr ' ' '\n' <<<"$NK_RESILIENCE_CASES"))
+fi
 lab_ktap_begin $((${#cases[@]} + 3))
 
 finish() {
@@ -166,6 +180,105 @@ wait_ready() {
 		return 1
 	fi
 	lab_diag "$* ready again after $((SECONDS - t0)) s"
+}
+
+# The guest's reply timeout (ms) while a case waits for a call to give up.
+REPLY_MS=2000
+
+# guest_reply_timeout MS: af_netkernel's reply_timeout_ms in vm1.
+guest_reply_timeout() {
+	topo_exec vm1 10 "echo $1 >/sys/module/af_netkernel/parameters/reply_timeout_ms" >/dev/null
+}
+
+# nsm_freeze, nsm_thaw: the NSM's QEMU stopped with SIGSTOP and resumed.
+# Its vhost-user device stays started, so the engine keeps its session and
+# forwards requests into its rings; nothing answers them meanwhile.
+nsm_freeze() {
+	kill -STOP "${LAB_VM_PID[$TOPO_NSM]}"
+}
+nsm_thaw() {
+	kill -CONT "${LAB_VM_PID[$TOPO_NSM]}"
+}
+
+# counts_back N0 G0: within a few seconds the NSM holds N0 sockets and the
+# engine G0 sockets of vm1 again.
+counts_back() {
+	local n1 g1 i
+	for ((i = 0; i < 10; i++)); do
+		n1=$(topo_nsm_stat sockets)
+		g1=$(topo_ep_sockets vm1) || true
+		[[ $n1 == "$1" && $g1 == "$2" ]] && break
+		sleep 0.5
+	done
+	lab_diag "NSM sockets: $1 before, $n1 after; engine sockets of vm1: $2 before, $g1 after"
+	[[ $n1 == "$1" && $g1 == "$2" ]]
+}
+
+case_socket_abandoned() {
+	local n0 g0 out
+	n0=$(topo_nsm_stat sockets)
+	g0=$(topo_ep_sockets vm1) || return 1
+	guest_reply_timeout "$REPLY_MS" || return 1
+	nsm_freeze
+	out=$(topo_exec vm1 20 "nk_hold socket") || true
+	nsm_thaw
+	guest_reply_timeout 10000 || return 1
+	lab_diag "socket() while the NSM is stopped: $out"
+	[[ $out == "socket ETIMEDOUT" ]] || return 1
+	counts_back "$n0" "$g0"
+}
+
+case_accept_abandoned() {
+	local n0 g0 out port=9200 ip
+	ip=$(topo_guest_ip vm1)
+	n0=$(topo_nsm_stat sockets)
+	g0=$(topo_ep_sockets vm1) || return 1
+	topo_exec vm1 20 "nk_hold accept $port >/tmp/acc 2>&1 &
+echo \$! >/tmp/acc.pid
+i=0
+until grep -q listening /tmp/acc; do
+	[ \$i -lt 100 ] || { cat /tmp/acc; exit 1; }
+	sleep 0.1; i=\$((i + 1))
+done" >"$logdir/accept.start" 2>&1 || {
+		lab_diag "nk_hold accept did not listen:" "$(cat "$logdir/accept.start")"
+		return 1
+	}
+	# The world's end: how its connection ends (EOF or a reset).
+	topo_world_spawn "$logdir/world-accept.log" python3 -c "
+import socket
+c = socket.create_connection(('$ip', $port), timeout=10)
+print('connected', flush=True)
+c.settimeout(30)
+try:
+    print('ended', 'EOF' if not c.recv(1) else 'data', flush=True)
+except OSError as e:
+    print('ended', type(e).__name__, flush=True)"
+	WORLD_PID=$LAB_LAST_PID
+	topo_exec vm1 20 "i=0
+until grep -q pending /tmp/acc; do
+	[ \$i -lt 150 ] || { cat /tmp/acc; exit 1; }
+	sleep 0.1; i=\$((i + 1))
+done" >"$logdir/accept.pending" 2>&1 || {
+		lab_diag "no connection pending in vm1:" "$(cat "$logdir/accept.pending" "$logdir/world-accept.log")"
+		return 1
+	}
+	guest_reply_timeout "$REPLY_MS" || return 1
+	nsm_freeze
+	out=$(topo_exec vm1 20 "kill -USR1 \$(cat /tmp/acc.pid)
+i=0
+until grep -q '^accept' /tmp/acc; do
+	[ \$i -lt 100 ] || break
+	sleep 0.1; i=\$((i + 1))
+done
+cat /tmp/acc") || true
+	nsm_thaw
+	guest_reply_timeout 10000 || return 1
+	lab_diag "accept() while the NSM is stopped: $(tail -n 1 <<<"$out")"
+	grep -q '^accept ETIMEDOUT' <<<"$out" || return 1
+	world_closed 10 || return 1
+	lab_diag "the world's end: $(tail -n 1 "$logdir/world-accept.log")"
+	grep -Eq '^ended (EOF|ConnectionResetError)' "$logdir/world-accept.log" || return 1
+	counts_back "$n0" "$g0"
 }
 
 case_stop_cont() {
