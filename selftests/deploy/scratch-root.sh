@@ -177,7 +177,11 @@ else
 	result bad_config 1 "$fail"
 fi
 
-# --- purge: nothing of the packages stays
+# --- purge: nothing of the packages stays, and removal stops the service
+# first (no systemd runs here: the maintainer script is what is checked)
+stops=$(grep -c "deb-systemd-invoke stop 'hostengine.service'" \
+	"$r/var/lib/dpkg/info/netkernel-hostengine.prerm" 2>/dev/null)
+[[ $stops == 1 ]] || result purge 1 "netkernel-hostengine's prerm does not stop hostengine.service"
 in_root dpkg --purge netkernel-hostengine netkernel-guest-dkms netkernel-nsm-dkms \
 	>"$out/purge.log" 2>&1 || result purge 1 "dpkg --purge failed"
 left=$(cd "$r" && ls -d usr/src/netkernel-* var/lib/dkms/netkernel-* etc/netkernel \
@@ -189,7 +193,7 @@ if grep -q '^purge 1' "$out/results"; then
 elif grep -q '^install 1' "$out/results"; then
 	result purge 1 "nothing was installed"
 elif [[ -z $left ]] && ! in_root dkms status 2>&1 | grep -q netkernel; then
-	result purge 0 "no file, module or DKMS tree left"
+	result purge 0 "no file, module or DKMS tree left; prerm stops hostengine.service"
 else
 	result purge 1 "left: $left"
 fi
