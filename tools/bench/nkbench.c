@@ -545,7 +545,7 @@ static void link_set_len(struct link *l, uint32_t len)
 		uint64_t *w = (uint64_t *)(l->rq.va[i] + HDR_LEN);
 
 		l->rq.r.vr.desc[i].len = HDR_LEN + len;
-		nk_hdr_init((struct nk_hdr *)l->rq.va[i], NK_OP_SEND, l->gsock);
+		nk_hdr_init((struct nk_hdr *)l->rq.va[i], NK_OP_SEND, 0, l->gsock, 0);
 		((struct nk_hdr *)l->rq.va[i])->len = len;
 		for (k = 1; k + 1 < len / 8; k++)
 			w[k] = pattern(i, k, len);
@@ -573,7 +573,7 @@ static void nsm_credit(struct bench *b, struct link *l)
 	while ((uint16_t)(q->r.avail_idx - vuf_ring_used_idx(&q->r)) >= q->r.vr.num)
 		idle(b);
 	h = (struct nk_hdr *)q->va[q->r.avail_idx & q->mask];
-	nk_hdr_init(h, NK_OP_CREDIT, l->nsock);
+	nk_hdr_init(h, NK_OP_CREDIT, 0, l->nsock, 0);
 	h->flags = NK_F_CREDIT;
 	h->buf_alloc = CREDIT;
 	h->fwd_cnt = l->fwd_cnt;
@@ -856,12 +856,12 @@ static void engine_link(struct link *l, struct nk_ep *g, struct nk_ep *nsm, uint
 	uint8_t *base;
 
 	l->gsock = gsock;
-	nk_hdr_init(&h, NK_OP_SOCKET, gsock);
+	nk_hdr_init(&h, NK_OP_SOCKET, 0, gsock, 0);
 	h.arg[0] = AF_INET;
 	h.arg[1] = SOCK_STREAM;
 	l->nsock = setup_call(g, nsm, &h, NULL, 0, l);
 	nk_addr_parse(&to, "192.0.2.1", 80);
-	nk_hdr_init(&h, NK_OP_CONNECT, gsock);
+	nk_hdr_init(&h, NK_OP_CONNECT, 0, gsock, 0);
 	setup_call(g, nsm, &h, &to, sizeof(to), l);
 
 	bring_take(&l->rq, d, NK_VQ_REQUEST(0));

@@ -107,18 +107,10 @@ uint64_t nk_ep_next_req_id(struct nk_ep *ep)
 	return ++ep->last_req_id;
 }
 
-void nk_hdr_init(struct nk_hdr *h, uint16_t op, uint32_t sock)
-{
-	memset(h, 0, sizeof(*h));
-	h->op = op;
-	h->sock = sock;
-}
 
 void nk_hdr_reply(struct nk_hdr *h, const struct nk_hdr *req, int status)
 {
-	nk_hdr_init(h, req->op, req->sock);
-	h->flags = NK_F_REPLY;
-	h->req_id = req->req_id;
+	nk_hdr_init(h, req->op, NK_F_REPLY, req->sock, req->req_id);
 	h->status = status;
 }
 
@@ -362,7 +354,7 @@ static int hello(struct nk_ep *ep, enum nk_role role, uint64_t features)
 	struct nk_hdr h, rep;
 	int r;
 
-	nk_hdr_init(&h, NK_OP_HELLO, 0);
+	nk_hdr_init(&h, NK_OP_HELLO, 0, 0, 0);
 	h.arg[0] = NK_PROTO_VERSION;
 	h.arg[1] = features;
 	h.arg[2] = ep->offered;

@@ -243,7 +243,7 @@ static int rx_consumed(struct front *f, uint32_t sock, struct rx_credit *c, uint
 	c->fwd_cnt += n;
 	if (c->fwd_cnt - c->announced < c->buf_alloc / 4 + 1)
 		return 0;
-	nk_hdr_init(&h, NK_OP_CREDIT, sock);
+	nk_hdr_init(&h, NK_OP_CREDIT, 0, sock, 0);
 	h.req_id = req_id;
 	rx_stamp(c, &h);
 	return front_send(f, &h, NULL, 0);
@@ -365,7 +365,7 @@ static int guest_open_socket(struct guest *g, struct gsock *s, const struct nk_a
 	char abuf[64];
 	int r;
 
-	nk_hdr_init(&h, NK_OP_SOCKET, s->id);
+	nk_hdr_init(&h, NK_OP_SOCKET, 0, s->id, 0);
 	h.arg[0] = to->family;
 	h.arg[1] = 1;				/* stream */
 	s->rxc.buf_alloc = DEF_CREDIT;
@@ -377,7 +377,7 @@ static int guest_open_socket(struct guest *g, struct gsock *s, const struct nk_a
 	}
 	tx_update(&s->txc, &rep);
 
-	nk_hdr_init(&h, NK_OP_CONNECT, s->id);
+	nk_hdr_init(&h, NK_OP_CONNECT, 0, s->id, 0);
 	rx_stamp(&s->rxc, &h);
 	r = front_call(&g->f, &h, to, sizeof(*to), &rep);
 	if (r && r != -EINPROGRESS) {
@@ -413,7 +413,7 @@ static int guest_pump(struct guest *g, struct gsock *s)
 		if (!n)
 			break;
 		fill(f->buf, n, s->id, s->tx);
-		nk_hdr_init(&h, NK_OP_SEND, s->id);
+		nk_hdr_init(&h, NK_OP_SEND, 0, s->id, 0);
 		h.req_id = nk_ep_next_req_id(f->ep);
 		rx_stamp(&s->rxc, &h);
 		r = front_send(f, &h, f->buf, n);
@@ -549,7 +549,7 @@ static int guest_run(struct guest *g, const struct nk_addr *to)
 	 * sent something back.
 	 */
 	for (i = 0; i < g->nr_socks; i++) {
-		nk_hdr_init(&h, NK_OP_IOCTL, g->socks[i].id);
+		nk_hdr_init(&h, NK_OP_IOCTL, 0, g->socks[i].id, 0);
 		h.arg[0] = NK_IOC_OUTQ;
 		r = front_call(f, &h, NULL, 0, &rep);
 		if (r) {
@@ -573,7 +573,7 @@ static int guest_run(struct guest *g, const struct nk_addr *to)
 	for (i = 0; i < g->nr_socks; i++) {
 		struct gsock *s = &g->socks[i];
 
-		nk_hdr_init(&h, NK_OP_CLOSE, s->id);
+		nk_hdr_init(&h, NK_OP_CLOSE, 0, s->id, 0);
 		r = front_call(f, &h, NULL, 0, &rep);
 		if (r) {
 			warnx("CLOSE %u: %s", s->id, strerror(-r));
@@ -758,7 +758,7 @@ static int nsm_flush(struct nsm *n, struct nsock *s)
 			len = n->credit - s->qhead;
 		if (!len)
 			return 0;
-		nk_hdr_init(&h, NK_EV_DATA, s->id);
+		nk_hdr_init(&h, NK_EV_DATA, 0, s->id, 0);
 		s->rxc.fwd_cnt += len;
 		rx_stamp(&s->rxc, &h);
 		r = front_send(&n->f, &h, s->q + s->qhead, len);
@@ -793,7 +793,7 @@ static int nsm_data(struct nsm *n, const struct nk_hdr *h, struct nsock *s, int 
 			struct nk_hdr e;
 			int r;
 
-			nk_hdr_init(&e, NK_EV_DATA, s->id);
+			nk_hdr_init(&e, NK_EV_DATA, 0, s->id, 0);
 			e.flags = h->flags & NK_F_ADDR;
 			r = front_send(&n->f, &e, n->f.buf, (data - n->f.buf) + len);
 			if (r)

@@ -24,6 +24,7 @@
 #include <linux/virtio_ring.h>
 
 #include "netkernel/nk_proto.h"
+#include "nk_msg.h"
 
 /* ---------------------------------------------------------------- */
 /* vhost-user connection, memory and virtqueues                      */
@@ -241,7 +242,6 @@ int nk_ep_call(struct nk_ep *ep, struct nk_hdr *req, const void *payload, size_t
 	       struct nk_hdr *rep, void *rbuf, size_t rbufsz, int timeout_ms);
 
 /* Helpers */
-void nk_hdr_init(struct nk_hdr *h, uint16_t op, uint32_t sock);
 /* @h: the reply to @req (its op, sock and req_id, NK_F_REPLY) with @status. */
 void nk_hdr_reply(struct nk_hdr *h, const struct nk_hdr *req, int status);
 /*
