@@ -385,27 +385,36 @@ void h_pass(void)
  * cmocka 1.1 reports a failed group setup or teardown but does not count it
  * in its result: the wrappers below do.
  */
-static CMFixtureFunction group_setup, group_teardown;
+static const struct h_group *group;
 static int fixture_failures;
 
 static int wrap_setup(void **state)
 {
-	int r = group_setup(state);
+	int r = 0;
 
+	(void)state;
+	if (group->prepare)
+		r = group->prepare();
+	if (!r)
+		r = h_group_setup(group->name, group->opts);
+	if (!r && group->ready && group->ready()) {
+		h_group_teardown();
+		r = -1;
+	}
 	fixture_failures += !!r;
 	return r;
 }
 
 static int wrap_teardown(void **state)
 {
-	int r = group_teardown(state);
+	int r = h_group_teardown();
 
+	(void)state;
 	fixture_failures += !!r;
 	return r;
 }
 
-int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
-		CMFixtureFunction setup, CMFixtureFunction teardown)
+int h_main(const struct h_group *g)
 {
 	double t0 = h_now();
 	int ret;
@@ -414,11 +423,10 @@ int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	if (getenv("NKT_FILTER"))
 		cmocka_set_test_filter(getenv("NKT_FILTER"));
-	group_setup = setup;
-	group_teardown = teardown;
-	ret = _cmocka_run_group_tests(name, tests, n, wrap_setup, wrap_teardown);
+	group = g;
+	ret = _cmocka_run_group_tests(g->name, g->tests, g->n, wrap_setup, wrap_teardown);
 	ret += fixture_failures;
-	printf("# group %s: %s, %.1f s\n", name, ret ? "FAILED" : "passed", h_now() - t0);
+	printf("# group %s: %s, %.1f s\n", g->name, ret ? "FAILED" : "passed", h_now() - t0);
 	return ret;
 }
 

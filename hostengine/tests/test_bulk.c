@@ -122,19 +122,4 @@ static const struct CMUnitTest tests[] = {
 	H_TEST_PRE("bulk_both_ways_32sock_2x64MiB", t_bulk, &b_both_32),
 };
 
-static int setup(void **state)
-{
-	(void)state;
-	return h_group_setup("bulk", NULL);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return h_group_teardown();
-}
-
-int main(void)
-{
-	return h_run_group("bulk", tests, ARRAY_SIZE(tests), setup, teardown);
-}
+H_MAIN("bulk", tests)
