@@ -278,11 +278,10 @@ struct h_stream {
 	uint64_t seed;
 	/* guest -> NSM */
 	uint64_t tx_total, tx_done, tx_hash;
-	uint32_t tx_cnt;
-	uint32_t peer_buf_alloc, peer_fwd_cnt;	/* the NSM's credit */
+	struct nk_credit_tx tx;		/* the NSM's credit */
 	/* NSM -> guest */
 	uint64_t rx_total, rx_bytes, rx_hash;
-	uint32_t buf_alloc, fwd_cnt, unacked;
+	struct nk_credit_rx rx;		/* ours */
 	bool rx_reset;
 };
 

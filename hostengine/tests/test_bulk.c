@@ -42,7 +42,7 @@ static void t_bulk(void **state)
 	tnsm_record_sends(W.nsm, false);
 	for (i = 0; i < c->nsock; i++) {
 		h_stream_open(W.vm1, H_VM1, &s[i], c->credit, 1000 + i);
-		assert_int_equal(s[i].peer_buf_alloc, c->credit);
+		assert_int_equal(s[i].tx.peer_buf_alloc, c->credit);
 		if (c->g2n) {
 			s[i].tx_total = per;
 			g2n += per;
