@@ -2,7 +2,10 @@
 /*
  * The data plane: message validation and routing between guests and NSMs,
  * socket id and request id translation, credits, pending queues, the
- * scheduler and adaptive sleeping.
+ * scheduler and adaptive sleeping.  The protocol's rules (header fields,
+ * which role may send which op, the credit arithmetic) are lib/nk_msg.c's,
+ * the modules' code built for user space (lib/user/nk_msg.mk); what is
+ * decided here is what the engine does about a message.
  *
  * Threading and locking:
  *  - Everything in this file except the command-queue entry points
