@@ -349,9 +349,12 @@ int nk_ep_call(struct nk_ep *ep, struct nk_hdr *req, const void *payload, size_t
 /* Open and close                                                    */
 /* ---------------------------------------------------------------- */
 
+/* HELLO; the reply is checked by the modules' rules (nk_hello_reply_parse()). */
 static int hello(struct nk_ep *ep, enum nk_role role, uint64_t features)
 {
+	char name[NK_NAME_MAX];
 	struct nk_hdr h, rep;
+	struct nk_hello hi;
 	int r;
 
 	nk_hdr_init(&h, NK_OP_HELLO, 0, 0, 0);
@@ -359,14 +362,15 @@ static int hello(struct nk_ep *ep, enum nk_role role, uint64_t features)
 	h.arg[1] = features;
 	h.arg[2] = ep->offered;
 	h.arg[3] = role;
-	r = nk_ep_call(ep, &h, NULL, 0, &rep, ep->name, sizeof(ep->name), ep->timeout_ms);
+	r = nk_ep_call(ep, &h, NULL, 0, &rep, name, sizeof(name), ep->timeout_ms);
+	if (!r)
+		r = nk_hello_reply_parse(&rep, name, rep.len < sizeof(name) ? rep.len : sizeof(name),
+					 features, ep->offered, &hi);
 	if (r)
 		return r;
-	if (rep.arg[2] > ep->offered || !rep.len || rep.len > sizeof(ep->name) ||
-	    ep->name[rep.len - 1] || strlen(ep->name) != rep.len - 1)
-		return -EPROTO;
-	ep->max_payload = rep.arg[2];
-	ep->id = rep.arg[3];
+	ep->max_payload = hi.max_payload;
+	ep->id = hi.endpoint_id;
+	memcpy(ep->name, hi.name, sizeof(ep->name));
 	return 0;
 }
 
