@@ -636,14 +636,6 @@ static void credit_take(struct he_ep *from, struct nk_hdr *h, struct nk_credit_t
 	}
 }
 
-/* Payload bytes counted by credit, or -1 if NK_F_ADDR has no room for one. */
-static int64_t data_len(const struct nk_hdr *h)
-{
-	if (!(h->flags & NK_F_ADDR))
-		return h->len;
-	return h->len < ADDR_LEN ? -1 : (int64_t)h->len - ADDR_LEN;
-}
-
 /* ------------------------------------------------------------------ */
 /* Guest -> NSM                                                        */
 /* ------------------------------------------------------------------ */
@@ -793,16 +785,16 @@ static void guest_accept(struct he_ep *g, struct nk_hdr *h, const struct he_iov 
 static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 		       struct he_map *m)
 {
-	int64_t n = data_len(h);
+	int n = nk_hdr_data_len(h);
 	struct he_ep *nsm = m->nsm;
 	struct nk_hdr f;
 	int err;
 
 	if (n < 0 || (h->arg[0] & ~(uint64_t)NK_MSG_KNOWN))
 		return reply(g, h, -EINVAL);
-	if (n > nk_credit_tx_space(&m->to_nsm)) {
+	if ((uint32_t)n > nk_credit_tx_space(&m->to_nsm)) {
 		he_cnt_add(g, HE_C_CREDIT_VIOLATIONS, 1);
-		he_ep_log(g, NOTICE, "socket %u: SEND of %" PRId64 " bytes beyond credit",
+		he_ep_log(g, NOTICE, "socket %u: SEND of %d bytes beyond credit",
 			  m->guest_sock, n);
 		return reply(g, h, -ENOBUFS);
 	}
@@ -1031,8 +1023,7 @@ static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *
 	struct he_map *m = map_by_nsm(nsm, h->sock);
 	struct he_ep *g;
 	struct nk_hdr f;
-	int64_t n;
-	int err;
+	int n, err;
 
 	if (!m)
 		return refuse(nsm, h, -EBADF);
@@ -1044,10 +1035,10 @@ static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *
 	f.sock = m->guest_sock;
 	if (h->op != NK_EV_DATA)
 		return nsm_to_guest(nsm, m, &f, iov);
-	n = data_len(h);
+	n = nk_hdr_data_len(h);
 	if (n < 0)
 		return proto_error(nsm, NK_PERR_LENGTH, -EMSGSIZE, cur_head, h->op, 0, false);
-	if (n > nk_credit_tx_space(&m->to_guest)) {
+	if ((uint32_t)n > nk_credit_tx_space(&m->to_guest)) {
 		/* A stream with a hole is worth nothing: reset the socket. */
 		he_cnt_add(nsm, HE_C_CREDIT_VIOLATIONS, 1);
 		proto_error(nsm, NK_PERR_CREDIT, -ENOBUFS, cur_head, h->op, 0, false);

@@ -118,6 +118,17 @@ int nk_hdr_check(const struct nk_hdr *hdr, u32 len, int role, u32 max_payload)
 	return nk_hdr_check_fields(hdr);
 }
 
+int nk_hdr_data_len(const struct nk_hdr *hdr)
+{
+	u32 plen = le32_to_cpu(hdr->len);
+
+	if (!(le16_to_cpu(hdr->flags) & NK_F_ADDR))
+		return plen;
+	if (plen < sizeof(struct nk_addr))
+		return -EMSGSIZE;
+	return plen - sizeof(struct nk_addr);
+}
+
 int nk_hdr_status(const struct nk_hdr *hdr)
 {
 	return (s32)le32_to_cpu(hdr->status);

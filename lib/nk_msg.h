@@ -99,6 +99,17 @@ int nk_hdr_check_fields(const struct nk_hdr *hdr);
 bool nk_op_sendable(int role, u16 op, bool reply);
 
 /**
+ * nk_hdr_data_len() - the payload bytes credit counts
+ * @hdr: a SEND or EV_DATA header whose hdr.len was checked
+ *
+ * hdr.len less the struct nk_addr that NK_F_ADDR puts first.
+ *
+ * Return: the byte count, or -EMSGSIZE when NK_F_ADDR's payload has no
+ * room for the address.
+ */
+int nk_hdr_data_len(const struct nk_hdr *hdr);
+
+/**
  * nk_hdr_status() - the status field of a checked header as an int
  * @hdr: a header that passed nk_hdr_check()
  *

@@ -178,20 +178,21 @@ static void reply(struct tnsm *t, const struct nk_hdr *h, const void *p, size_t 
 static void on_send(struct tnsm *t, const struct nk_hdr *h, const uint8_t *p, int len)
 {
 	struct tsock *s = sock_find(t, h->sock);
-	uint32_t skip = (h->flags & NK_F_ADDR) ? sizeof(struct nk_addr) : 0;
+	int n = nk_hdr_data_len(h);
 	struct nk_hdr c;
 
 	if (!s) {
 		terr(t, "SEND on unknown socket %u", h->sock);
 		return;
 	}
-	if ((uint32_t)len < skip || (uint32_t)len != h->len) {
+	if (n < 0 || (uint32_t)len != h->len) {
 		terr(t, "SEND of %d bytes, header says %u", len, h->len);
 		return;
 	}
 	credit_take(h, s);
-	len -= skip;
-	s->i.rx_hash = h_fnv1a(s->i.rx_hash, p + skip, len);
+	p += len - n;
+	len = n;
+	s->i.rx_hash = h_fnv1a(s->i.rx_hash, p, len);
 	s->i.rx_bytes += len;
 	if (nk_credit_rx_accept(&s->rx, len)) {
 		terr(t, "socket %u: SEND of %d bytes beyond credit", s->i.id, len);

@@ -8,7 +8,8 @@
  *                     nk_hdr_check_len/fields, nk_op_sendable, nk_op_name
  *   netkernel_hello   nk_hello_reply_parse
  *   netkernel_addr    nk_addr_check, sockaddr <-> nk_addr, loopback
- *   netkernel_credit  nk_credit_ok() and the nk_credit_tx/rx helpers
+ *   netkernel_credit  nk_credit_ok(), nk_hdr_data_len() and the
+ *                     nk_credit_tx/rx helpers
  *
  * Most cases are rows of a table (one KUNIT_ARRAY_PARAM loop per table), so
  * each row is its own named KTAP result and a failure says which rule broke.
@@ -1340,6 +1341,25 @@ static void credit_rx_accept_marks_starved(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, s.rx_cnt, 0x800U);
 }
 
+/* nk_hdr_data_len(): protocol.rst, "Only SEND and EV_DATA payload (nk_addr excluded)". */
+static void hdr_data_len(struct kunit *test)
+{
+	struct nk_hdr h;
+
+	hdr_make(&h, NK_OP_SEND, 0, 100, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 100);
+	hdr_make(&h, NK_EV_DATA, NK_F_ADDR, 100, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 100 - 28);
+	hdr_make(&h, NK_OP_SEND, NK_F_ADDR, 28, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 0);
+	hdr_make(&h, NK_OP_SEND, NK_F_ADDR, 27, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), -EMSGSIZE);
+	hdr_make(&h, NK_EV_DATA, NK_F_ADDR, 0, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), -EMSGSIZE);
+	hdr_make(&h, NK_OP_SEND, NK_F_MORE, 0, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 0);
+}
+
 /* nk_credit_rx_announce(): the header says buf_alloc and fwd_cnt, fwd_sent follows. */
 static void credit_rx_announce(struct kunit *test)
 {
@@ -1507,6 +1527,7 @@ static struct kunit_case netkernel_credit_cases[] = {
 	KUNIT_CASE(credit_rx_unread),
 	KUNIT_CASE_PARAM(credit_rx_need_update_table, upd_gen_params),
 	KUNIT_CASE(credit_rx_accept_marks_starved),
+	KUNIT_CASE(hdr_data_len),
 	KUNIT_CASE(credit_rx_announce),
 	KUNIT_CASE(credit_rx_autotune),
 	KUNIT_CASE(credit_spec_worked_example),

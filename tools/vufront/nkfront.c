@@ -746,12 +746,10 @@ static int nsm_data(struct nsm *n, const struct nk_hdr *h, struct nsock *s, int 
 	const uint8_t *data = n->f.buf;
 	uint32_t tail;
 
-	if (h->flags & NK_F_ADDR) {
-		if (len < (int)sizeof(struct nk_addr))
-			return nsm_reply(n, h, s, -EINVAL, NULL, 0);
-		data += sizeof(struct nk_addr);
-		len -= sizeof(struct nk_addr);
-	}
+	if (nk_hdr_data_len(h) < 0)
+		return nsm_reply(n, h, s, -EINVAL, NULL, 0);
+	data += h->len - nk_hdr_data_len(h);
+	len = nk_hdr_data_len(h);
 	s->rx += len;
 	n->rx += len;
 	if (h->flags & NK_F_ADDR || s->type != 1) {
