@@ -75,8 +75,8 @@ struct kunit_suite {
 #define KUNIT_ARRAY_PARAM(name, array, get_desc)					\
 	static const void *name##_gen_params(const void *prev, char *desc)		\
 	{										\
-		__typeof__((array)[0]) *__next = prev ? ((__typeof__(__next))prev) + 1 : (array); \
-		void (*__get_desc)(__typeof__(__next), char *) = get_desc;		\
+		typeof(&(array)[0]) __next = prev ? (typeof(__next))prev + 1 : (array);	\
+		void (*__get_desc)(typeof(__next), char *) = get_desc;			\
 											\
 		if (__next - (array) < (long)ARRAY_SIZE(array)) {			\
 			if (__get_desc)							\
@@ -169,35 +169,34 @@ static inline void nk_kunit_run(void **state)
 		fail_msg("%s failed", c->name);
 }
 
-static inline int nk_kunit_main(struct kunit_suite *const *suites, size_t n)
+/* The suites kunit_test_suites() names, NULL-terminated. */
+extern struct kunit_suite *const nk_kunit_suite_list[];
+
+int main(void)
 {
+	struct kunit_suite *const *suite;
 	int ret = 0;
-	size_t i;
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
-	for (i = 0; i < n; i++) {
+	for (suite = nk_kunit_suite_list; *suite; suite++) {
 		struct kunit_case *c;
 		struct CMUnitTest *t;
 		size_t k = 0, nc = 0;
 
-		for (c = suites[i]->test_cases; c->run_case; c++)
+		for (c = (*suite)->test_cases; c->run_case; c++)
 			nc++;
 		t = calloc(nc, sizeof(*t));
 		if (!t)
 			return 1;
-		for (c = suites[i]->test_cases; c->run_case; c++)
+		for (c = (*suite)->test_cases; c->run_case; c++)
 			t[k++] = (struct CMUnitTest){ c->name, nk_kunit_run, NULL, NULL, c };
-		ret += _cmocka_run_group_tests(suites[i]->name, t, nc, NULL, NULL);
+		ret += _cmocka_run_group_tests((*suite)->name, t, nc, NULL, NULL);
 		free(t);
 	}
 	return ret;
 }
 
-#define kunit_test_suites(...)							\
-	static struct kunit_suite *const nk_kunit_suites[] = { __VA_ARGS__ };	\
-	int main(void)								\
-	{									\
-		return nk_kunit_main(nk_kunit_suites, ARRAY_SIZE(nk_kunit_suites)); \
-	}
+#define kunit_test_suites(...) \
+	struct kunit_suite *const nk_kunit_suite_list[] = { __VA_ARGS__, NULL }
 
 #endif /* _NK_USER_KUNIT_TEST_H */
