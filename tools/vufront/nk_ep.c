@@ -231,13 +231,21 @@ static int ev_take(struct nk_ep *ep, unsigned int vq, uint32_t ulen, size_t idx,
 	const uint8_t *p = ep->ev_buf + idx * ep->slot_size;
 	int r, ret;
 
-	if (ulen < NK_HDR_LEN || ulen > NK_HDR_LEN + ep->offered) {
-		ret = -EBADMSG;
-	} else {
+	/*
+	 * What the engine sends obeys the modules' framing and field rules.
+	 * Not the op rule of nk_hdr_check(): a test sends any op, and the
+	 * engine's error reply carries it back.
+	 */
+	if (ulen >= NK_HDR_LEN)
 		memcpy(h, p, NK_HDR_LEN);
-		ret = h->len == ulen - NK_HDR_LEN ? (int)h->len : -EBADMSG;
-		if (ret > 0)
-			memcpy(buf, p + NK_HDR_LEN, (size_t)ret < bufsz ? (size_t)ret : bufsz);
+	else
+		memset(h, 0, sizeof(*h));
+	ret = nk_hdr_check_len(h, ulen, ep->max_payload);
+	if (!ret)
+		ret = nk_hdr_check_fields(h);
+	if (!ret) {
+		ret = h->len;
+		memcpy(buf, p + NK_HDR_LEN, (size_t)ret < bufsz ? (size_t)ret : bufsz);
 	}
 	r = ev_post(ep, vq, idx);
 	if (r)

@@ -226,9 +226,11 @@ int nk_ep_send(struct nk_ep *ep, struct nk_hdr *h, const void *payload, size_t l
  * nk_ep_call first).  Copies at most @bufsz payload bytes into @buf and
  * returns the payload length (which may exceed @bufsz), or -ETIMEDOUT.
  * The eventq buffer is posted again.  @timeout_ms 0 polls once, < 0 waits
- * forever.  -EBADMSG when the engine wrote a malformed message (used
- * length not 64 + hdr.len), -ECONNRESET when it closed the connection,
- * -EINTR on a signal.
+ * forever.  When the engine wrote a message the modules would refuse for
+ * its framing or fields, the error of nk_hdr_check_len() or
+ * nk_hdr_check_fields() (-EBADMSG, -EMSGSIZE: used length not 64 +
+ * hdr.len or over max_payload; -EINVAL: flags, status).  -ECONNRESET when
+ * the engine closed the connection, -EINTR on a signal.
  */
 int nk_ep_recv(struct nk_ep *ep, struct nk_hdr *h, void *buf, size_t bufsz, int timeout_ms);
 
