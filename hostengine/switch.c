@@ -2,7 +2,10 @@
 /*
  * The data plane: message validation and routing between guests and NSMs,
  * socket id and request id translation, credits, pending queues, the
- * scheduler and adaptive sleeping.
+ * scheduler and adaptive sleeping.  The protocol's rules (header fields,
+ * which role may send which op, the credit arithmetic) are lib/nk_msg.c's,
+ * the modules' code built for user space (lib/user/nk_msg.mk); what is
+ * decided here is what the engine does about a message.
  *
  * Threading and locking:
  *  - Everything in this file except the command-queue entry points
@@ -49,6 +52,7 @@
 #include <rte_lcore.h>
 
 #include "he.h"
+#include "nk_msg.h"
 
 #if RTE_BYTE_ORDER != RTE_LITTLE_ENDIAN
 #error "nk_hdr fields are used natively: little-endian hosts only"
@@ -75,9 +79,8 @@ struct he_map {
 	bool reset;			/* guest view: gone (EV_RESET sent) */
 	int reset_err;
 	uint64_t tx_bytes, rx_bytes;
-	uint32_t guest_buf_alloc, guest_fwd_cnt;
-	uint32_t nsm_buf_alloc, nsm_fwd_cnt;
-	uint32_t guest_tx_cnt, nsm_tx_cnt;
+	struct nk_credit_tx to_nsm;	/* the guest's SENDs, the NSM's credit */
+	struct nk_credit_tx to_guest;	/* the NSM's EV_DATA, the guest's credit */
 };
 
 /* A request outstanding at an NSM, keyed by the engine's request id. */
@@ -615,21 +618,22 @@ static void overflow(struct he_ep *dst, struct he_map *m)
 	}
 }
 
-static void credit_take(struct nk_hdr *h, uint32_t *buf_alloc, uint32_t *fwd_cnt)
+/*
+ * The credit announced in @h by the receiver of @c's direction: recorded
+ * by nk_credit_tx_update() (a stale fwd_cnt is ignored, one beyond the
+ * bytes forwarded is refused and counted), and clamped in @h, which goes
+ * on to the sender.
+ */
+static void credit_take(struct he_ep *from, struct nk_hdr *h, struct nk_credit_tx *c)
 {
 	if (!(h->flags & NK_F_CREDIT))
 		return;
 	h->buf_alloc = RTE_MIN(h->buf_alloc, NK_CREDIT_MAX);
-	*buf_alloc = h->buf_alloc;
-	*fwd_cnt = h->fwd_cnt;
-}
-
-/* Payload bytes counted by credit, or -1 if NK_F_ADDR has no room for one. */
-static int64_t data_len(const struct nk_hdr *h)
-{
-	if (!(h->flags & NK_F_ADDR))
-		return h->len;
-	return h->len < ADDR_LEN ? -1 : (int64_t)h->len - ADDR_LEN;
+	if (nk_credit_tx_update(c, h->buf_alloc, h->fwd_cnt)) {
+		he_cnt_add(from, HE_C_CREDIT_VIOLATIONS, 1);
+		he_ep_log(from, NOTICE, "socket %u: fwd_cnt %u beyond the %u bytes sent",
+			  h->sock, h->fwd_cnt, c->tx_cnt);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -738,7 +742,7 @@ static void guest_socket(struct he_ep *g, struct nk_hdr *h)
 	m = map_new(g, h->sock, nsm, h->arg[1] == SOCK_STREAM);
 	if (!m)
 		return reply(g, h, -ENOMEM);
-	credit_take(h, &m->guest_buf_alloc, &m->guest_fwd_cnt);
+	credit_take(g, h, &m->to_guest);
 	f = *h;
 	f.sock = m->nsm_sock;
 	f.arg[3] = h->arg[3] | (uint64_t)g->id << 32;
@@ -767,7 +771,7 @@ static void guest_accept(struct he_ep *g, struct nk_hdr *h, const struct he_iov 
 	nm = map_new(g, h->arg[0], m->nsm, m->stream);
 	if (!nm)
 		return reply(g, h, -ENOMEM);
-	credit_take(h, &nm->guest_buf_alloc, &nm->guest_fwd_cnt);
+	credit_take(g, h, &nm->to_guest);
 	f = *h;
 	f.sock = m->nsm_sock;
 	f.arg[0] = nm->nsm_sock;
@@ -781,16 +785,16 @@ static void guest_accept(struct he_ep *g, struct nk_hdr *h, const struct he_iov 
 static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 		       struct he_map *m)
 {
-	int64_t n = data_len(h);
+	int n = nk_hdr_data_len(h);
 	struct he_ep *nsm = m->nsm;
 	struct nk_hdr f;
 	int err;
 
 	if (n < 0 || (h->arg[0] & ~(uint64_t)NK_MSG_KNOWN))
 		return reply(g, h, -EINVAL);
-	if (!nk_credit_ok(m->guest_tx_cnt, n, m->nsm_fwd_cnt, m->nsm_buf_alloc)) {
+	if ((uint32_t)n > nk_credit_tx_space(&m->to_nsm)) {
 		he_cnt_add(g, HE_C_CREDIT_VIOLATIONS, 1);
-		he_ep_log(g, NOTICE, "socket %u: SEND of %" PRId64 " bytes beyond credit",
+		he_ep_log(g, NOTICE, "socket %u: SEND of %d bytes beyond credit",
 			  m->guest_sock, n);
 		return reply(g, h, -ENOBUFS);
 	}
@@ -803,7 +807,7 @@ static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *i
 	}
 	if (err)
 		return fwd_failed(g, h, nsm, m, err);
-	m->guest_tx_cnt += n;
+	m->to_nsm.tx_cnt += n;
 	m->tx_bytes += n;
 }
 
@@ -827,15 +831,13 @@ static void guest_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov
 	struct nk_hdr f;
 	int err;
 
-	if ((h->flags & (NK_F_ADDR | NK_F_MORE)) && h->op != NK_OP_SEND)
-		return reply(g, h, -EINVAL);
 	if (h->op == NK_OP_SOCKET)
 		return guest_socket(g, h);
 	m = map_by_guest(g, h->sock);
 	if (!m)
 		return reply(g, h, -EBADF);
 	if (h->op != NK_OP_ACCEPT)
-		credit_take(h, &m->guest_buf_alloc, &m->guest_fwd_cnt);
+		credit_take(g, h, &m->to_guest);
 	if (m->reset) {
 		if (h->op != NK_OP_CLOSE)
 			return reply(g, h, m->reset_err);
@@ -929,7 +931,7 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 		switch (r->op) {
 		case NK_OP_SOCKET:
 		case NK_OP_ACCEPT:
-			credit_take(h, &m->nsm_buf_alloc, &m->nsm_fwd_cnt);
+			credit_take(nsm, h, &m->to_nsm);
 			if (opened)
 				m->opening = false;
 			if ((int32_t)h->status >= 0 || m->closing || m->reset)
@@ -947,7 +949,7 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 			map_drop(m, g != NULL, true);
 			break;
 		default:
-			credit_take(h, &m->nsm_buf_alloc, &m->nsm_fwd_cnt);
+			credit_take(nsm, h, &m->to_nsm);
 			break;
 		}
 	}
@@ -991,7 +993,7 @@ static void nsm_data_reply(struct he_ep *nsm, struct nk_hdr *h, const struct he_
 	if (!m || (int32_t)h->status >= 0)
 		return proto_error(nsm, NK_PERR_STRAY_REPLY, -ENOENT, cur_head, h->op,
 				   h->req_id, false);
-	credit_take(h, &m->nsm_buf_alloc, &m->nsm_fwd_cnt);
+	credit_take(nsm, h, &m->to_nsm);
 	if (!m->guest || m->reset || m->closing)
 		return;
 	f = *h;
@@ -1021,12 +1023,11 @@ static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *
 	struct he_map *m = map_by_nsm(nsm, h->sock);
 	struct he_ep *g;
 	struct nk_hdr f;
-	int64_t n;
-	int err;
+	int n, err;
 
 	if (!m)
 		return refuse(nsm, h, -EBADF);
-	credit_take(h, &m->nsm_buf_alloc, &m->nsm_fwd_cnt);
+	credit_take(nsm, h, &m->to_nsm);
 	g = m->guest;
 	if (!g || m->reset || m->closing)
 		return;
@@ -1034,10 +1035,10 @@ static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *
 	f.sock = m->guest_sock;
 	if (h->op != NK_EV_DATA)
 		return nsm_to_guest(nsm, m, &f, iov);
-	n = data_len(h);
+	n = nk_hdr_data_len(h);
 	if (n < 0)
 		return proto_error(nsm, NK_PERR_LENGTH, -EMSGSIZE, cur_head, h->op, 0, false);
-	if (!nk_credit_ok(m->nsm_tx_cnt, n, m->guest_fwd_cnt, m->guest_buf_alloc)) {
+	if ((uint32_t)n > nk_credit_tx_space(&m->to_guest)) {
 		/* A stream with a hole is worth nothing: reset the socket. */
 		he_cnt_add(nsm, HE_C_CREDIT_VIOLATIONS, 1);
 		proto_error(nsm, NK_PERR_CREDIT, -ENOBUFS, cur_head, h->op, 0, false);
@@ -1051,7 +1052,7 @@ static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *
 	}
 	if (err)
 		return overflow(g, m);
-	m->nsm_tx_cnt += n;
+	m->to_guest.tx_cnt += n;
 	m->rx_bytes += n;
 }
 
@@ -1172,28 +1173,34 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 /* Requestq service                                                    */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The protocol's rules are lib/nk_msg.c's, as the modules apply them:
+ * nk_hdr_check_fields() (flags and status, -EINVAL) and nk_op_sendable()
+ * (-EOPNOTSUPP).  What is the engine's own: HELLO, the session state, and
+ * -ENOENT for a guest's reply (no request of the engine's is outstanding
+ * at a guest).
+ */
 static void dispatch(struct he_ep *ep, struct nk_hdr *h, const struct he_iov *iov)
 {
 	bool is_reply = h->flags & NK_F_REPLY;
+	int err = nk_hdr_check_fields(h);
 
-	if (h->flags & ~NK_F_KNOWN)
-		return refuse(ep, h, -EINVAL);
+	if (err)
+		return refuse(ep, h, err);
 	if (h->op == NK_OP_HELLO && !is_reply)
 		return hello(ep, h);
 	if (ep->state != HE_EP_READY)
 		return refuse(ep, h, -EPROTO);
-	if (ep->role == NK_ROLE_GUEST) {
-		if (is_reply)	/* a guest answers no request */
-			return refuse(ep, h, -ENOENT);
-		if (h->op >= NK_OP_SOCKET && h->op <= NK_OP_MAX_REQUEST)
-			return guest_request(ep, h, iov);
-	} else if (is_reply) {
-		if (h->op >= NK_OP_SOCKET && h->op <= NK_OP_MAX_REQUEST)
-			return nsm_reply(ep, h, iov);
-	} else if ((h->op >= NK_EV_DATA && h->op <= NK_EV_ERROR) || h->op == NK_OP_CREDIT) {
-		return nsm_event(ep, h, iov);
-	}
-	refuse(ep, h, -EOPNOTSUPP);
+	if (ep->role == NK_ROLE_GUEST && is_reply)
+		return refuse(ep, h, -ENOENT);
+	if (!nk_op_sendable(ep->role, h->op, is_reply))
+		return refuse(ep, h, -EOPNOTSUPP);
+	if (ep->role == NK_ROLE_GUEST)
+		guest_request(ep, h, iov);
+	else if (is_reply)
+		nsm_reply(ep, h, iov);
+	else
+		nsm_event(ep, h, iov);
 }
 
 /* Handle one chain taken from a requestq (r, err: he_vq_pop's results). */
@@ -1202,6 +1209,7 @@ static void take(struct he_ep *ep, struct he_vq *vq, int r, int err)
 	struct he_chain *c = &rq_chain;
 	uint32_t limit;
 	struct nk_hdr h;
+	int bad;
 
 	cur_head = c->head;
 	he_cnt_add(ep, HE_C_REQUESTS, 1);
@@ -1209,15 +1217,16 @@ static void take(struct he_ep *ep, struct he_vq *vq, int r, int err)
 		proto_error(ep, -r, err, c->head, 0, 0, false);
 		goto done;
 	}
-	if (c->iov.len < HDR_LEN) {
-		proto_error(ep, NK_PERR_TRUNCATED, -EBADMSG, c->head, 0, 0, false);
-		goto done;
-	}
 	/* One copy out of guest memory; only the copy is looked at. */
-	he_iov_get_hdr(&c->iov, &h);
+	if (likely(c->iov.len >= HDR_LEN))
+		he_iov_get_hdr(&c->iov, &h);
+	else
+		memset(&h, 0, sizeof(h));
 	limit = ep->state == HE_EP_READY ? ep->max_payload : cfg->max_payload;
-	if (h.len != c->iov.len - HDR_LEN || h.len > limit) {
-		proto_error(ep, NK_PERR_LENGTH, -EMSGSIZE, c->head, h.op, h.req_id, false);
+	bad = nk_hdr_check_len(&h, c->iov.len, limit);
+	if (bad) {
+		proto_error(ep, bad == -EBADMSG ? NK_PERR_TRUNCATED : NK_PERR_LENGTH, bad,
+			    c->head, h.op, h.req_id, false);
 		goto done;
 	}
 	he_cnt_add(ep, HE_C_BYTES_IN, h.len);
@@ -1482,12 +1491,12 @@ static int cmd_sockets(struct he_ep *ep, struct he_sock_info **out)
 			s[k].state = map_state(m);
 			s[k].tx_bytes = m->tx_bytes;
 			s[k].rx_bytes = m->rx_bytes;
-			s[k].guest_buf_alloc = m->guest_buf_alloc;
-			s[k].guest_fwd_cnt = m->guest_fwd_cnt;
-			s[k].nsm_buf_alloc = m->nsm_buf_alloc;
-			s[k].nsm_fwd_cnt = m->nsm_fwd_cnt;
-			s[k].guest_tx_cnt = m->guest_tx_cnt;
-			s[k].nsm_tx_cnt = m->nsm_tx_cnt;
+			s[k].guest_buf_alloc = m->to_guest.peer_buf_alloc;
+			s[k].guest_fwd_cnt = m->to_guest.peer_fwd_cnt;
+			s[k].nsm_buf_alloc = m->to_nsm.peer_buf_alloc;
+			s[k].nsm_fwd_cnt = m->to_nsm.peer_fwd_cnt;
+			s[k].guest_tx_cnt = m->to_nsm.tx_cnt;
+			s[k].nsm_tx_cnt = m->to_guest.tx_cnt;
 			k++;
 		}
 	}

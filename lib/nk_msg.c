@@ -58,21 +58,42 @@ static bool nk_op_allowed(int role, u16 op, bool reply)
 	}
 }
 
-int nk_hdr_check(const struct nk_hdr *hdr, u32 len, int role, u32 max_payload)
+bool nk_op_sendable(int role, u16 op, bool reply)
 {
-	u16 op = le16_to_cpu(hdr->op);
-	u16 flags = le16_to_cpu(hdr->flags);
+	switch (role) {
+	case NK_ROLE_GUEST:
+		/* requests; a guest answers none */
+		return !reply && nk_op_is_request(op);
+	case NK_ROLE_NSM:
+		/* HELLO, replies to the guests' requests, events, CREDIT */
+		if (reply)
+			return nk_op_is_request(op) && op != NK_OP_HELLO;
+		return op == NK_OP_HELLO || op == NK_OP_CREDIT ||
+		       (op >= NK_EV_DATA && op <= NK_EV_ERROR);
+	default:
+		return false;
+	}
+}
+
+int nk_hdr_check_len(const struct nk_hdr *hdr, u32 len, u32 max_payload)
+{
 	u32 plen = le32_to_cpu(hdr->len);
-	s32 status = (s32)le32_to_cpu(hdr->status);
 
 	if (len < sizeof(*hdr))
 		return -EBADMSG;
 	if (plen > max_payload || plen != len - sizeof(*hdr))
 		return -EMSGSIZE;
+	return 0;
+}
+
+int nk_hdr_check_fields(const struct nk_hdr *hdr)
+{
+	u16 op = le16_to_cpu(hdr->op);
+	u16 flags = le16_to_cpu(hdr->flags);
+	s32 status = (s32)le32_to_cpu(hdr->status);
+
 	if (flags & ~NK_F_KNOWN)
 		return -EINVAL;
-	if (!nk_op_allowed(role, op, flags & NK_F_REPLY))
-		return -EOPNOTSUPP;
 	if ((flags & NK_F_ADDR) && op != NK_OP_SEND && op != NK_EV_DATA)
 		return -EINVAL;
 	if ((flags & NK_F_MORE) && op != NK_OP_SEND)
@@ -80,6 +101,32 @@ int nk_hdr_check(const struct nk_hdr *hdr, u32 len, int role, u32 max_payload)
 	if (status > 0 || status < -MAX_ERRNO)
 		return -EINVAL;
 	return 0;
+}
+
+int nk_hdr_check(const struct nk_hdr *hdr, u32 len, int role, u32 max_payload)
+{
+	u16 flags = le16_to_cpu(hdr->flags);
+	int err;
+
+	err = nk_hdr_check_len(hdr, len, max_payload);
+	if (err)
+		return err;
+	if (flags & ~NK_F_KNOWN)
+		return -EINVAL;
+	if (!nk_op_allowed(role, le16_to_cpu(hdr->op), flags & NK_F_REPLY))
+		return -EOPNOTSUPP;
+	return nk_hdr_check_fields(hdr);
+}
+
+int nk_hdr_data_len(const struct nk_hdr *hdr)
+{
+	u32 plen = le32_to_cpu(hdr->len);
+
+	if (!(le16_to_cpu(hdr->flags) & NK_F_ADDR))
+		return plen;
+	if (plen < sizeof(struct nk_addr))
+		return -EMSGSIZE;
+	return plen - sizeof(struct nk_addr);
 }
 
 int nk_hdr_status(const struct nk_hdr *hdr)
@@ -339,6 +386,12 @@ bool nk_credit_rx_need_update(const struct nk_credit_rx *c)
 	u32 seen_free = seen_used < c->buf_alloc ? c->buf_alloc - seen_used : 0;
 
 	return c->fwd_cnt != c->fwd_queued && seen_free < c->buf_alloc / 2;
+}
+
+void nk_credit_rx_announce(struct nk_credit_rx *c, struct nk_hdr *hdr)
+{
+	nk_hdr_set_credit(hdr, c->buf_alloc, c->fwd_cnt);
+	c->fwd_sent = c->fwd_cnt;
 }
 
 bool nk_credit_rx_autotune(struct nk_credit_rx *c, u32 limit)

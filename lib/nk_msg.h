@@ -62,6 +62,54 @@ void nk_hdr_set_credit(struct nk_hdr *hdr, u32 buf_alloc, u32 fwd_cnt);
 int nk_hdr_check(const struct nk_hdr *hdr, u32 len, int role, u32 max_payload);
 
 /**
+ * nk_hdr_check_len() - the framing rules of nk_hdr_check()
+ * @hdr: the header, as it arrived (only hdr.len is read)
+ * @len: bytes in the buffer or chain (header included)
+ * @max_payload: largest payload the receiver accepts
+ *
+ * Return: 0, -EBADMSG (@len shorter than a header) or -EMSGSIZE (hdr.len
+ * over @max_payload or not the rest of @len).
+ */
+int nk_hdr_check_len(const struct nk_hdr *hdr, u32 len, u32 max_payload);
+
+/**
+ * nk_hdr_check_fields() - the flag and status rules of nk_hdr_check()
+ * @hdr: the header
+ *
+ * No unknown flag, NK_F_ADDR only on SEND and EV_DATA, NK_F_MORE only on
+ * SEND, a status of 0 or a negative errno.  Whoever receives a message
+ * applies them, the engine included.
+ *
+ * Return: 0 or -EINVAL.
+ */
+int nk_hdr_check_fields(const struct nk_hdr *hdr);
+
+/**
+ * nk_op_sendable() - whether an endpoint may send an op to the engine
+ * @role: role of the sending endpoint (enum nk_role)
+ * @op: the op
+ * @reply: whether NK_F_REPLY is set
+ *
+ * A guest sends requests (HELLO included) and answers none; an NSM sends
+ * HELLO, replies to requests other than HELLO, CREDIT and the events
+ * EV_DATA to EV_ERROR (EV_RESET and EV_PROTO_ERROR are the engine's own).
+ * The counterpart of the rule nk_hdr_check() applies to what an endpoint
+ * is sent.
+ */
+bool nk_op_sendable(int role, u16 op, bool reply);
+
+/**
+ * nk_hdr_data_len() - the payload bytes credit counts
+ * @hdr: a SEND or EV_DATA header whose hdr.len was checked
+ *
+ * hdr.len less the struct nk_addr that NK_F_ADDR puts first.
+ *
+ * Return: the byte count, or -EMSGSIZE when NK_F_ADDR's payload has no
+ * room for the address.
+ */
+int nk_hdr_data_len(const struct nk_hdr *hdr);
+
+/**
  * nk_hdr_status() - the status field of a checked header as an int
  * @hdr: a header that passed nk_hdr_check()
  *
@@ -290,6 +338,16 @@ void nk_credit_rx_queued(struct nk_credit_rx *c, u32 fwd_cnt);
  * not announced yet.
  */
 bool nk_credit_rx_need_update(const struct nk_credit_rx *c);
+
+/**
+ * nk_credit_rx_announce() - announce the receiver's credit in a header
+ * @c: receiver state
+ * @hdr: the header of a message to the sender
+ *
+ * nk_hdr_set_credit() with @c's buf_alloc and fwd_cnt, which becomes the
+ * fwd_cnt last announced.  When to announce is the caller's policy.
+ */
+void nk_credit_rx_announce(struct nk_credit_rx *c, struct nk_hdr *hdr);
 
 /**
  * nk_credit_rx_autotune() - grow buf_alloc for a receiver that keeps up

@@ -385,27 +385,36 @@ void h_pass(void)
  * cmocka 1.1 reports a failed group setup or teardown but does not count it
  * in its result: the wrappers below do.
  */
-static CMFixtureFunction group_setup, group_teardown;
+static const struct h_group *group;
 static int fixture_failures;
 
 static int wrap_setup(void **state)
 {
-	int r = group_setup(state);
+	int r = 0;
 
+	(void)state;
+	if (group->prepare)
+		r = group->prepare();
+	if (!r)
+		r = h_group_setup(group->name, group->opts);
+	if (!r && group->ready && group->ready()) {
+		h_group_teardown();
+		r = -1;
+	}
 	fixture_failures += !!r;
 	return r;
 }
 
 static int wrap_teardown(void **state)
 {
-	int r = group_teardown(state);
+	int r = h_group_teardown();
 
+	(void)state;
 	fixture_failures += !!r;
 	return r;
 }
 
-int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
-		CMFixtureFunction setup, CMFixtureFunction teardown)
+int h_main(const struct h_group *g)
 {
 	double t0 = h_now();
 	int ret;
@@ -414,11 +423,10 @@ int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	if (getenv("NKT_FILTER"))
 		cmocka_set_test_filter(getenv("NKT_FILTER"));
-	group_setup = setup;
-	group_teardown = teardown;
-	ret = _cmocka_run_group_tests(name, tests, n, wrap_setup, wrap_teardown);
+	group = g;
+	ret = _cmocka_run_group_tests(g->name, g->tests, g->n, wrap_setup, wrap_teardown);
 	ret += fixture_failures;
-	printf("# group %s: %s, %.1f s\n", name, ret ? "FAILED" : "passed", h_now() - t0);
+	printf("# group %s: %s, %.1f s\n", g->name, ret ? "FAILED" : "passed", h_now() - t0);
 	return ret;
 }
 
@@ -662,9 +670,7 @@ uint64_t h_new_req_id(void)
 
 void h_hdr(struct nk_hdr *h, uint16_t op, uint32_t sock)
 {
-	memset(h, 0, sizeof(*h));
-	h->op = op;
-	h->sock = sock;
+	nk_hdr_init(h, op, 0, sock, 0);
 }
 
 void h_send(struct nk_ep *ep, struct nk_hdr *h, const void *p, size_t len)
@@ -961,12 +967,11 @@ void h_stream_open(struct nk_ep *ep, const char *guest, struct h_stream *s,
 	memset(s, 0, sizeof(*s));
 	s->id = h_new_sock_id();
 	s->seed = seed;
-	s->buf_alloc = buf_alloc;
+	s->rx.buf_alloc = buf_alloc;
 	s->tx_hash = s->rx_hash = H_FNV_INIT;
 	assert_int_equal(h_socket(ep, s->id, 2, 1, buf_alloc, &rep), 0);
 	assert_true(rep.flags & NK_F_CREDIT);
-	s->peer_buf_alloc = rep.buf_alloc;
-	s->peer_fwd_cnt = rep.fwd_cnt;
+	assert_int_equal(nk_credit_tx_update(&s->tx, rep.buf_alloc, rep.fwd_cnt), 0);
 	s->nsm_sock = h_nsm_id(guest, s->id);
 }
 
@@ -986,8 +991,7 @@ static uint64_t stream_push(struct nk_ep *ep, struct h_stream *s, uint8_t *buf, 
 	uint64_t sent = 0;
 
 	while (s->tx_done < s->tx_total) {
-		uint32_t in_flight = s->tx_cnt - s->peer_fwd_cnt;
-		uint32_t room = in_flight <= s->peer_buf_alloc ? s->peer_buf_alloc - in_flight : 0;
+		uint32_t room = nk_credit_tx_space(&s->tx);
 		uint32_t n = max;
 		struct nk_hdr h;
 
@@ -1001,12 +1005,9 @@ static uint64_t stream_push(struct nk_ep *ep, struct h_stream *s, uint8_t *buf, 
 		s->tx_hash = h_fnv1a(s->tx_hash, buf, n);
 		h_hdr(&h, NK_OP_SEND, s->id);
 		h.req_id = h_new_req_id();
-		h.flags = NK_F_CREDIT;
-		h.buf_alloc = s->buf_alloc;
-		h.fwd_cnt = s->fwd_cnt;
+		nk_credit_rx_announce(&s->rx, &h);
 		h_send(ep, &h, buf, n);
-		s->unacked = 0;
-		s->tx_cnt += n;
+		s->tx.tx_cnt += n;
 		s->tx_done += n;
 		sent += n;
 	}
@@ -1052,22 +1053,21 @@ int h_xfer(struct nk_ep *ep, struct h_stream *s, unsigned int n, int timeout_ms)
 			fail_msg("message op %#x for unknown socket %u", h.op, h.sock);
 		if (h.op == NK_OP_CREDIT && !(h.flags & NK_F_REPLY)) {
 			assert_true(h.flags & NK_F_CREDIT);
-			x->peer_buf_alloc = h.buf_alloc;
-			x->peer_fwd_cnt = h.fwd_cnt;
+			assert_int_equal(nk_credit_tx_update(&x->tx, h.buf_alloc, h.fwd_cnt), 0);
 		} else if (h.op == NK_EV_DATA) {
 			assert_int_equal(len, h.len);
 			assert_true((uint64_t)len <= x->rx_total - x->rx_bytes);
 			x->rx_hash = h_fnv1a(x->rx_hash, rbuf, len);
 			x->rx_bytes += len;
-			x->fwd_cnt += len;
-			x->unacked += len;
-			if (x->unacked >= x->buf_alloc / 4 || x->rx_bytes == x->rx_total) {
+			/* The engine delivers within the credit we announced. */
+			assert_int_equal(nk_credit_rx_accept(&x->rx, len), 0);
+			x->rx.fwd_cnt += len;
+			/* Policy: CREDIT after a quarter of buf_alloc, and at the end. */
+			if (x->rx.fwd_cnt - x->rx.fwd_sent >= x->rx.buf_alloc / 4 ||
+			    x->rx_bytes == x->rx_total) {
 				h_hdr(&h, NK_OP_CREDIT, x->id);
-				h.flags = NK_F_CREDIT;
-				h.buf_alloc = x->buf_alloc;
-				h.fwd_cnt = x->fwd_cnt;
+				nk_credit_rx_announce(&x->rx, &h);
 				h_send(ep, &h, NULL, 0);
-				x->unacked = 0;
 			}
 		} else {
 			fail_msg("unexpected message during transfer: op %#x flags %#x sock %u "

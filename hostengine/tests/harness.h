@@ -125,9 +125,33 @@ void h_pass(void);
 #define H_TEST_PRE(name, f, s) \
 	{ name, f, h_test_setup, h_test_teardown, (void *)(s) }
 
-/* Run the group's tests with TAP output; returns the failure count. */
-int h_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
-		CMFixtureFunction setup, CMFixtureFunction teardown);
+/*
+ * A group of tests, one binary: h_main() sets up the world
+ * (h_group_setup() with @opts), runs @tests with TAP output and tears the
+ * world down.  @prepare runs before the world is set up, @ready after it
+ * (either NULL; non-zero fails the group setup).
+ */
+struct h_group {
+	const char *name;
+	const struct CMUnitTest *tests;
+	size_t n;
+	const struct h_engine_opts *opts;
+	int (*prepare)(void);
+	int (*ready)(void);
+};
+
+/* Run @g; returns the failure count. */
+int h_main(const struct h_group *g);
+/* The main() of a group whose @tests is a static array. */
+#define H_MAIN(gname, gtests, ...)						\
+	int main(void)								\
+	{									\
+		static const struct h_group g = {				\
+			.name = gname, .tests = gtests, .n = ARRAY_SIZE(gtests),	\
+			__VA_ARGS__						\
+		};								\
+		return h_main(&g);						\
+	}
 
 /* ---- control socket ---- */
 
@@ -254,11 +278,10 @@ struct h_stream {
 	uint64_t seed;
 	/* guest -> NSM */
 	uint64_t tx_total, tx_done, tx_hash;
-	uint32_t tx_cnt;
-	uint32_t peer_buf_alloc, peer_fwd_cnt;	/* the NSM's credit */
+	struct nk_credit_tx tx;		/* the NSM's credit */
 	/* NSM -> guest */
 	uint64_t rx_total, rx_bytes, rx_hash;
-	uint32_t buf_alloc, fwd_cnt, unacked;
+	struct nk_credit_rx rx;		/* ours */
 	bool rx_reset;
 };
 

@@ -42,7 +42,7 @@ static void t_bulk(void **state)
 	tnsm_record_sends(W.nsm, false);
 	for (i = 0; i < c->nsock; i++) {
 		h_stream_open(W.vm1, H_VM1, &s[i], c->credit, 1000 + i);
-		assert_int_equal(s[i].peer_buf_alloc, c->credit);
+		assert_int_equal(s[i].tx.peer_buf_alloc, c->credit);
 		if (c->g2n) {
 			s[i].tx_total = per;
 			g2n += per;
@@ -122,19 +122,4 @@ static const struct CMUnitTest tests[] = {
 	H_TEST_PRE("bulk_both_ways_32sock_2x64MiB", t_bulk, &b_both_32),
 };
 
-static int setup(void **state)
-{
-	(void)state;
-	return h_group_setup("bulk", NULL);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return h_group_teardown();
-}
-
-int main(void)
-{
-	return h_run_group("bulk", tests, ARRAY_SIZE(tests), setup, teardown);
-}
+H_MAIN("bulk", tests)

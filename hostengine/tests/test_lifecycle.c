@@ -629,19 +629,4 @@ static const struct CMUnitTest tests[] = {
 	T(t_perm_config),
 };
 
-static int setup(void **state)
-{
-	(void)state;
-	return h_group_setup("lifecycle", NULL);
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return h_group_teardown();
-}
-
-int main(void)
-{
-	return h_run_group("lifecycle", tests, ARRAY_SIZE(tests), setup, teardown);
-}
+H_MAIN("lifecycle", tests)

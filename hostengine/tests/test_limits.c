@@ -394,28 +394,19 @@ static const struct CMUnitTest tests[] = {
 	T(t_max_sockets_config),
 };
 
-static int setup(void **state)
+static int prepare(void)
 {
 	static const struct nk_ep_opts o = {
 		.role = NK_ROLE_GUEST, .timeout_ms = H_TIMEOUT_MS, .max_payload = VM2_MP,
 	};
-	struct h_engine_opts eo = {
-		.pending_limit = LIMIT, .max_sockets = MAX_SOCKETS, .nsm_max_payload = NSM_MP,
-	};
 
-	(void)state;
 	memset(big, 0x5a, sizeof(big));
 	W.vm2_opts = &o;
-	return h_group_setup("limits", &eo);
+	return 0;
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	return h_group_teardown();
-}
+static const struct h_engine_opts eo = {
+	.pending_limit = LIMIT, .max_sockets = MAX_SOCKETS, .nsm_max_payload = NSM_MP,
+};
 
-int main(void)
-{
-	return h_run_group("limits", tests, ARRAY_SIZE(tests), setup, teardown);
-}
+H_MAIN("limits", tests, .opts = &eo, .prepare = prepare)

@@ -415,24 +415,14 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_stuck_clients),
 };
 
-static int setup(void **state)
+static int prepare(void)
 {
-	(void)state;
 	h_tool_path(nkctl_bin, sizeof(nkctl_bin), "NKCTL", "../../tools/nkctl/nkctl");
 	if (access(nkctl_bin, X_OK)) {
 		printf("# %s: %s (make -C tools/nkctl)\n", nkctl_bin, strerror(errno));
 		return -1;
 	}
-	return h_group_setup("nkctl", NULL);
+	return 0;
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	return h_group_teardown();
-}
-
-int main(void)
-{
-	return h_run_group("nkctl", tests, ARRAY_SIZE(tests), setup, teardown);
-}
+H_MAIN("nkctl", tests, .prepare = prepare)

@@ -186,34 +186,19 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_stalled_guest_over_limit),
 };
 
-static int setup(void **state)
+/* vm2 again, with few eventq buffers, so that the engine must hold. */
+static int ready(void)
 {
 	static const struct nk_ep_opts o = {
 		.role = NK_ROLE_GUEST, .timeout_ms = H_TIMEOUT_MS, .nr_event_bufs = VM2_BUFS,
 	};
-	struct h_engine_opts eo = { .pending_limit = LIMIT };
 
-	(void)state;
-	if (h_group_setup("stall", &eo))
-		return -1;
-	/* vm2 again, with few eventq buffers, so that the engine must hold. */
 	nk_ep_close(W.vm2);
 	W.vm2_opts = &o;
 	W.vm2 = h_guest_open(H_VM2, &o);
-	if (!W.vm2) {
-		h_group_teardown();
-		return -1;
-	}
-	return 0;
+	return W.vm2 ? 0 : -1;
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	return h_group_teardown();
-}
+static const struct h_engine_opts eo = { .pending_limit = LIMIT };
 
-int main(void)
-{
-	return h_run_group("stall", tests, ARRAY_SIZE(tests), setup, teardown);
-}
+H_MAIN("stall", tests, .opts = &eo, .ready = ready)

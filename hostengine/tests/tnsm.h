@@ -45,7 +45,6 @@ struct tnsm_sock_info {
 	bool closed;			/* CLOSE received */
 	uint64_t rx_bytes, rx_hash;	/* SEND data consumed */
 	uint64_t tx_total, tx_done, tx_hash;	/* EV_DATA streamed */
-	uint32_t g_buf_alloc, g_fwd_cnt;	/* the guest's credit */
 };
 
 struct tnsm;

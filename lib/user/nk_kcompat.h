@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The few kernel definitions lib/nk_msg.c uses, for building it in user
- * space (hostengine's tests, the fuzz harnesses).  The headers beside this
- * one (linux/err.h, linux/in.h, linux/in6.h, linux/socket.h,
+ * space (the engine, libvufront, the fuzz harnesses, and nk_msg_test.c
+ * on cmocka with kunit/test.h).  The headers beside this one (linux/err.h,
+ * linux/in.h, linux/in6.h, linux/socket.h,
  * linux/string.h, net/ipv6.h) stand in for the kernel's and include only
  * this file and glibc's; a build that puts -I lib/user first gets them
  * instead of the UAPI headers of the same names.
@@ -27,17 +28,28 @@
 typedef uint8_t u8;
 typedef uint16_t u16;
 typedef uint32_t u32;
-typedef uint64_t u64;
+typedef unsigned long long u64;	/* as the kernel's: %llu prints it */
 typedef int32_t s32;
-typedef int64_t s64;
+typedef long long s64;
 
+#define __force
+#define U16_MAX		((u16)~0U)
 #define U32_MAX		((u32)~0U)
+#define S32_MAX		((s32)(U32_MAX >> 1))
+#define S32_MIN		((s32)(-S32_MAX - 1))
 #define MAX_ERRNO	4095
 #define SIN6_LEN_RFC2133	24
 
-#define cpu_to_le16(x)	((__le16)htole16(x))
-#define cpu_to_le32(x)	((__le32)htole32(x))
-#define cpu_to_le64(x)	((__le64)htole64(x))
+/* Constant expressions, as the kernel's, for static initialisers. */
+#if __BYTE_ORDER == __LITTLE_ENDIAN
+#define cpu_to_le16(x)	((__le16)(u16)(x))
+#define cpu_to_le32(x)	((__le32)(u32)(x))
+#define cpu_to_le64(x)	((__le64)(u64)(x))
+#else
+#define cpu_to_le16(x)	((__le16)__builtin_bswap16(x))
+#define cpu_to_le32(x)	((__le32)__builtin_bswap32(x))
+#define cpu_to_le64(x)	((__le64)__builtin_bswap64(x))
+#endif
 #define le16_to_cpu(x)	le16toh(x)
 #define le32_to_cpu(x)	le32toh(x)
 #define le64_to_cpu(x)	le64toh(x)

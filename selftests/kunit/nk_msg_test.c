@@ -4,10 +4,12 @@
  * with every message the host engine hands them.
  *
  *   netkernel_msg     nk_hdr_init/set_credit encoding, nk_hdr_check (framing,
- *                     flags, op/role/reply matrix, status), nk_op_name
+ *                     flags, op/role/reply matrix, status), its parts
+ *                     nk_hdr_check_len/fields, nk_op_sendable, nk_op_name
  *   netkernel_hello   nk_hello_reply_parse
  *   netkernel_addr    nk_addr_check, sockaddr <-> nk_addr, loopback
- *   netkernel_credit  nk_credit_ok() and the nk_credit_tx/rx helpers
+ *   netkernel_credit  nk_credit_ok(), nk_hdr_data_len() and the
+ *                     nk_credit_tx/rx helpers
  *
  * Most cases are rows of a table (one KUNIT_ARRAY_PARAM loop per table), so
  * each row is its own named KTAP result and a failure says which rule broke.
@@ -397,6 +399,70 @@ static void hdr_check_op_role_matrix(struct kunit *test)
 	}
 }
 
+/*
+ * protocol.rst: what each endpoint sends the engine.  A guest: requests,
+ * answering none; an NSM: HELLO, replies to the guests' requests, CREDIT
+ * and the events EV_DATA..EV_ERROR (EV_RESET, EV_PROTO_ERROR are the
+ * engine's).
+ */
+static bool spec_may_send(int role, u16 op, bool reply)
+{
+	switch (role) {
+	case NK_ROLE_GUEST:
+		return !reply && spec_is_request(op);
+	case NK_ROLE_NSM:
+		if (reply)
+			return spec_is_request(op) && op != NK_OP_HELLO;
+		return op == NK_OP_HELLO || op == NK_OP_CREDIT ||
+		       (spec_is_event(op) && op != NK_EV_RESET &&
+			op != NK_EV_PROTO_ERROR);
+	default:
+		return false;
+	}
+}
+
+static void op_sendable_role_matrix(struct kunit *test)
+{
+	static const int roles[] = { NK_ROLE_GUEST, NK_ROLE_NSM, 0, 3 };
+	const struct op_case *c = test->param_value;
+	int i, reply;
+
+	for (i = 0; i < ARRAY_SIZE(roles); i++)
+		for (reply = 0; reply <= 1; reply++)
+			KUNIT_EXPECT_EQ_MSG(test,
+					    nk_op_sendable(roles[i], c->op, reply),
+					    spec_may_send(roles[i], c->op, reply),
+					    "op 0x%04x (%s) %s from %s (role %d)",
+					    c->op, c->name,
+					    reply ? "as a reply" : "without NK_F_REPLY",
+					    role_name(roles[i]), roles[i]);
+}
+
+/*
+ * nk_hdr_check() is nk_hdr_check_len(), the op rule, then
+ * nk_hdr_check_fields(): each part gives on its own what the whole gives
+ * for the rows of hdr_cases that the part decides.
+ */
+static void hdr_check_parts(struct kunit *test)
+{
+	const struct hdr_case *c = test->param_value;
+	struct nk_hdr h;
+	int len, fields;
+
+	hdr_make(&h, c->op, c->flags, c->hlen, c->status);
+	len = nk_hdr_check_len(&h, c->len, c->max_payload);
+	fields = nk_hdr_check_fields(&h);
+	if (c->want == -EBADMSG || c->want == -EMSGSIZE) {
+		KUNIT_EXPECT_EQ(test, len, c->want);
+		return;
+	}
+	KUNIT_EXPECT_EQ(test, len, 0);
+	if (!c->want)
+		KUNIT_EXPECT_EQ(test, fields, 0);
+	else if (c->want == -EINVAL)
+		KUNIT_EXPECT_EQ(test, fields, -EINVAL);
+}
+
 static void op_name_table(struct kunit *test)
 {
 	const struct op_case *c = test->param_value;
@@ -432,6 +498,8 @@ static struct kunit_case netkernel_msg_cases[] = {
 	KUNIT_CASE_PARAM(hdr_check_table, hdr_check_gen_params),
 	KUNIT_CASE(hdr_check_unknown_flag_bits),
 	KUNIT_CASE_PARAM(hdr_check_op_role_matrix, op_gen_params),
+	KUNIT_CASE_PARAM(hdr_check_parts, hdr_check_gen_params),
+	KUNIT_CASE_PARAM(op_sendable_role_matrix, op_gen_params),
 	KUNIT_CASE_PARAM(op_name_table, op_gen_params),
 	KUNIT_CASE(op_name_every_u16),
 	{}
@@ -1276,6 +1344,44 @@ static void credit_rx_accept_marks_starved(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, s.rx_cnt, 0x800U);
 }
 
+/* nk_hdr_data_len(): protocol.rst, "Only SEND and EV_DATA payload (nk_addr excluded)". */
+static void hdr_data_len(struct kunit *test)
+{
+	struct nk_hdr h;
+
+	hdr_make(&h, NK_OP_SEND, 0, 100, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 100);
+	hdr_make(&h, NK_EV_DATA, NK_F_ADDR, 100, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 100 - 28);
+	hdr_make(&h, NK_OP_SEND, NK_F_ADDR, 28, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 0);
+	hdr_make(&h, NK_OP_SEND, NK_F_ADDR, 27, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), -EMSGSIZE);
+	hdr_make(&h, NK_EV_DATA, NK_F_ADDR, 0, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), -EMSGSIZE);
+	hdr_make(&h, NK_OP_SEND, NK_F_MORE, 0, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 0);
+}
+
+/* nk_credit_rx_announce(): the header says buf_alloc and fwd_cnt, fwd_sent follows. */
+static void credit_rx_announce(struct kunit *test)
+{
+	struct nk_credit_rx rx = {
+		.buf_alloc = 8U << 20, .rx_cnt = 900, .fwd_cnt = 700, .fwd_sent = 100,
+	};
+	struct nk_hdr h;
+
+	nk_hdr_init(&h, NK_OP_SEND, 0, 5, 9);
+	nk_credit_rx_announce(&rx, &h);
+	KUNIT_EXPECT_EQ(test, le16_to_cpu(h.flags), NK_F_CREDIT);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(h.buf_alloc), NK_CREDIT_MAX);
+	KUNIT_EXPECT_EQ(test, le32_to_cpu(h.fwd_cnt), 700U);
+	KUNIT_EXPECT_EQ(test, rx.fwd_sent, 700U);
+	KUNIT_EXPECT_EQ(test, rx.fwd_cnt, 700U);
+	KUNIT_EXPECT_EQ(test, rx.rx_cnt, 900U);
+	KUNIT_EXPECT_FALSE(test, nk_credit_rx_need_update(&rx));
+}
+
 static void credit_rx_autotune(struct kunit *test)
 {
 	struct nk_credit_rx s = { .buf_alloc = 212992 };
@@ -1511,6 +1617,8 @@ static struct kunit_case netkernel_credit_cases[] = {
 	KUNIT_CASE(credit_rx_unread),
 	KUNIT_CASE_PARAM(credit_rx_need_update_table, upd_gen_params),
 	KUNIT_CASE(credit_rx_accept_marks_starved),
+	KUNIT_CASE(hdr_data_len),
+	KUNIT_CASE(credit_rx_announce),
 	KUNIT_CASE(credit_rx_autotune),
 	KUNIT_CASE(credit_spec_worked_example),
 	KUNIT_CASE(credit_stream_across_wraparound),

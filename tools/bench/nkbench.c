@@ -118,9 +118,8 @@ struct link {
 	bool probe;			/* its SENDs are latency probes */
 	uint16_t seq0;			/* avail index of sequence number 0 */
 	uint64_t tx_seq, rx_seq;	/* SENDs published, received by the NSM */
-	uint32_t tx_cnt;		/* guest: bytes sent */
-	uint32_t peer_buf_alloc, peer_fwd_cnt;	/* guest: the NSM's credit */
-	uint32_t fwd_cnt, announced;	/* NSM: bytes consumed, and announced */
+	struct nk_credit_tx tx;		/* guest: bytes sent, the NSM's credit */
+	struct nk_credit_rx rx;		/* NSM: bytes consumed, and announced */
 	uint64_t probe_t0;		/* a probe is out since then (ns), or 0 */
 };
 
@@ -500,8 +499,8 @@ static void __noreturn stall(struct bench *b)
 	     "(requestq avail %u used %u, credit in flight %u of %u), vm2 sent %llu "
 	     "received %llu, NSM eventq avail %u used %u",
 	     b->name, STALL_S, (unsigned long long)l->tx_seq, (unsigned long long)l->rx_seq,
-	     l->rq.r.avail_idx, vuf_ring_used_idx(&l->rq.r), l->tx_cnt - l->peer_fwd_cnt,
-	     l->peer_buf_alloc, (unsigned long long)p->tx_seq, (unsigned long long)p->rx_seq,
+	     l->rq.r.avail_idx, vuf_ring_used_idx(&l->rq.r), l->tx.tx_cnt - l->tx.peer_fwd_cnt,
+	     l->tx.peer_buf_alloc, (unsigned long long)p->tx_seq, (unsigned long long)p->rx_seq,
 	     b->nev.r.avail_idx, vuf_ring_used_idx(&b->nev.r));
 }
 
@@ -545,7 +544,7 @@ static void link_set_len(struct link *l, uint32_t len)
 		uint64_t *w = (uint64_t *)(l->rq.va[i] + HDR_LEN);
 
 		l->rq.r.vr.desc[i].len = HDR_LEN + len;
-		nk_hdr_init((struct nk_hdr *)l->rq.va[i], NK_OP_SEND, l->gsock);
+		nk_hdr_init((struct nk_hdr *)l->rq.va[i], NK_OP_SEND, 0, l->gsock, 0);
 		((struct nk_hdr *)l->rq.va[i])->len = len;
 		for (k = 1; k + 1 < len / 8; k++)
 			w[k] = pattern(i, k, len);
@@ -573,11 +572,8 @@ static void nsm_credit(struct bench *b, struct link *l)
 	while ((uint16_t)(q->r.avail_idx - vuf_ring_used_idx(&q->r)) >= q->r.vr.num)
 		idle(b);
 	h = (struct nk_hdr *)q->va[q->r.avail_idx & q->mask];
-	nk_hdr_init(h, NK_OP_CREDIT, l->nsock);
-	h->flags = NK_F_CREDIT;
-	h->buf_alloc = CREDIT;
-	h->fwd_cnt = l->fwd_cnt;
-	l->announced = l->fwd_cnt;
+	nk_hdr_init(h, NK_OP_CREDIT, 0, l->nsock, 0);
+	nk_credit_rx_announce(&l->rx, h);
 	q->r.avail_idx++;
 	vuf_ring_publish(&q->r);
 	vuf_ring_kick(&q->r);
@@ -613,7 +609,7 @@ static unsigned int nsm_poll(struct bench *b)
 			l->probe_t0 = 0;
 		}
 		l->rx_seq++;
-		l->fwd_cnt += l->len;
+		l->rx.fwd_cnt += l->len;
 		b->rx_bytes += l->len;
 		ev_repost(q, id);
 	}
@@ -623,7 +619,7 @@ static unsigned int nsm_poll(struct bench *b)
 	vuf_ring_kick(&q->r);
 	b->work += n;
 	for (i = 0; i < ARRAY_SIZE(b->l); i++)
-		if (b->l[i].fwd_cnt - b->l[i].announced >= CREDIT_STEP)
+		if (b->l[i].rx.fwd_cnt - b->l[i].rx.fwd_sent >= CREDIT_STEP)
 			nsm_credit(b, &b->l[i]);
 	return n;
 }
@@ -646,8 +642,8 @@ static unsigned int guest_poll(struct bench *b, struct link *l)
 		if (h->op != NK_OP_CREDIT || h->flags != NK_F_CREDIT || h->sock != l->gsock ||
 		    h->len || ulen != HDR_LEN)
 			bad_msg(b, "a guest", h, ulen, "an unexpected message");
-		l->peer_buf_alloc = h->buf_alloc < CREDIT ? h->buf_alloc : CREDIT;
-		l->peer_fwd_cnt = h->fwd_cnt;
+		if (nk_credit_tx_update(&l->tx, h->buf_alloc, h->fwd_cnt))
+			bad_msg(b, "a guest", h, ulen, "a fwd_cnt beyond the bytes sent");
 		ev_repost(q, id);
 	}
 	if (n) {
@@ -676,12 +672,10 @@ static uint64_t in_flight(const struct bench *b)
 static unsigned int room(const struct bench *b, struct link *l, unsigned int max)
 {
 	uint32_t in_rq = (uint16_t)(l->rq.r.avail_idx - l->rq.r.last_used);
-	uint32_t credit = l->peer_buf_alloc - (l->tx_cnt - l->peer_fwd_cnt);
+	uint32_t credit = nk_credit_tx_space(&l->tx);
 	uint64_t nsm = b->nev.r.vr.num - PROBE_RESERVE * !l->probe;
 	uint64_t n = max;
 
-	if (!nk_credit_ok(l->tx_cnt, 0, l->peer_fwd_cnt, l->peer_buf_alloc))
-		return 0;
 	/* The engine's used index is read only when the last one read is short. */
 	if (in_rq + max > l->rq.r.vr.num) {
 		l->rq.r.last_used = vuf_ring_used_idx(&l->rq.r);
@@ -709,7 +703,7 @@ static void publish(struct bench *b, struct link *l, unsigned int n)
 			w[last] = ~seq;
 		}
 	}
-	l->tx_cnt += n * l->len;
+	l->tx.tx_cnt += n * l->len;
 	q->r.avail_idx += n;
 	if (l->probe)
 		l->probe_t0 = now_ns();
@@ -808,8 +802,8 @@ static uint32_t setup_call(struct nk_ep *g, struct nk_ep *nsm, struct nk_hdr *h,
 		fail("setup: the NSM received op %#x flags %#x for op %u", req.op, req.flags,
 		     h->op);
 	nk_hdr_reply(&rep, &req, 0);
-	rep.flags |= NK_F_CREDIT;
-	rep.buf_alloc = CREDIT;
+	l->rx.buf_alloc = CREDIT;
+	nk_credit_rx_announce(&l->rx, &rep);
 	r = nk_ep_send(nsm, &rep, NULL, 0);
 	if (!r)
 		r = nk_ep_recv(g, &rep, buf, sizeof(buf), SETUP_MS);
@@ -819,8 +813,8 @@ static uint32_t setup_call(struct nk_ep *g, struct nk_ep *nsm, struct nk_hdr *h,
 	    rep.status || !(rep.flags & NK_F_CREDIT))
 		fail("setup: op %u: reply op %#x flags %#x status %d", h->op, rep.op, rep.flags,
 		     (int32_t)rep.status);
-	l->peer_buf_alloc = rep.buf_alloc;
-	l->peer_fwd_cnt = rep.fwd_cnt;
+	if (nk_credit_tx_update(&l->tx, rep.buf_alloc, rep.fwd_cnt))
+		fail("setup: op %u: fwd_cnt %u in the reply", h->op, rep.fwd_cnt);
 	return req.sock;
 }
 
@@ -856,12 +850,12 @@ static void engine_link(struct link *l, struct nk_ep *g, struct nk_ep *nsm, uint
 	uint8_t *base;
 
 	l->gsock = gsock;
-	nk_hdr_init(&h, NK_OP_SOCKET, gsock);
+	nk_hdr_init(&h, NK_OP_SOCKET, 0, gsock, 0);
 	h.arg[0] = AF_INET;
 	h.arg[1] = SOCK_STREAM;
 	l->nsock = setup_call(g, nsm, &h, NULL, 0, l);
 	nk_addr_parse(&to, "192.0.2.1", 80);
-	nk_hdr_init(&h, NK_OP_CONNECT, gsock);
+	nk_hdr_init(&h, NK_OP_CONNECT, 0, gsock, 0);
 	setup_call(g, nsm, &h, &to, sizeof(to), l);
 
 	bring_take(&l->rq, d, NK_VQ_REQUEST(0));
@@ -902,7 +896,8 @@ static void plain_link(struct link *l, uint32_t sock, size_t stride)
 
 	l->gsock = sock;
 	l->nsock = sock;
-	l->peer_buf_alloc = CREDIT;
+	l->tx.peer_buf_alloc = CREDIT;
+	l->rx.buf_alloc = CREDIT;
 	bring_plain(&l->rq);
 	bring_plain(&l->ev);
 	base = zmap(QSIZE * stride);

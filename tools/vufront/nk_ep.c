@@ -107,18 +107,10 @@ uint64_t nk_ep_next_req_id(struct nk_ep *ep)
 	return ++ep->last_req_id;
 }
 
-void nk_hdr_init(struct nk_hdr *h, uint16_t op, uint32_t sock)
-{
-	memset(h, 0, sizeof(*h));
-	h->op = op;
-	h->sock = sock;
-}
 
 void nk_hdr_reply(struct nk_hdr *h, const struct nk_hdr *req, int status)
 {
-	nk_hdr_init(h, req->op, req->sock);
-	h->flags = NK_F_REPLY;
-	h->req_id = req->req_id;
+	nk_hdr_init(h, req->op, NK_F_REPLY, req->sock, req->req_id);
 	h->status = status;
 }
 
@@ -239,13 +231,21 @@ static int ev_take(struct nk_ep *ep, unsigned int vq, uint32_t ulen, size_t idx,
 	const uint8_t *p = ep->ev_buf + idx * ep->slot_size;
 	int r, ret;
 
-	if (ulen < NK_HDR_LEN || ulen > NK_HDR_LEN + ep->offered) {
-		ret = -EBADMSG;
-	} else {
+	/*
+	 * What the engine sends obeys the modules' framing and field rules.
+	 * Not the op rule of nk_hdr_check(): a test sends any op, and the
+	 * engine's error reply carries it back.
+	 */
+	if (ulen >= NK_HDR_LEN)
 		memcpy(h, p, NK_HDR_LEN);
-		ret = h->len == ulen - NK_HDR_LEN ? (int)h->len : -EBADMSG;
-		if (ret > 0)
-			memcpy(buf, p + NK_HDR_LEN, (size_t)ret < bufsz ? (size_t)ret : bufsz);
+	else
+		memset(h, 0, sizeof(*h));
+	ret = nk_hdr_check_len(h, ulen, ep->max_payload);
+	if (!ret)
+		ret = nk_hdr_check_fields(h);
+	if (!ret) {
+		ret = h->len;
+		memcpy(buf, p + NK_HDR_LEN, (size_t)ret < bufsz ? (size_t)ret : bufsz);
 	}
 	r = ev_post(ep, vq, idx);
 	if (r)
@@ -357,24 +357,28 @@ int nk_ep_call(struct nk_ep *ep, struct nk_hdr *req, const void *payload, size_t
 /* Open and close                                                    */
 /* ---------------------------------------------------------------- */
 
+/* HELLO; the reply is checked by the modules' rules (nk_hello_reply_parse()). */
 static int hello(struct nk_ep *ep, enum nk_role role, uint64_t features)
 {
+	char name[NK_NAME_MAX];
 	struct nk_hdr h, rep;
+	struct nk_hello hi;
 	int r;
 
-	nk_hdr_init(&h, NK_OP_HELLO, 0);
+	nk_hdr_init(&h, NK_OP_HELLO, 0, 0, 0);
 	h.arg[0] = NK_PROTO_VERSION;
 	h.arg[1] = features;
 	h.arg[2] = ep->offered;
 	h.arg[3] = role;
-	r = nk_ep_call(ep, &h, NULL, 0, &rep, ep->name, sizeof(ep->name), ep->timeout_ms);
+	r = nk_ep_call(ep, &h, NULL, 0, &rep, name, sizeof(name), ep->timeout_ms);
+	if (!r)
+		r = nk_hello_reply_parse(&rep, name, rep.len < sizeof(name) ? rep.len : sizeof(name),
+					 features, ep->offered, &hi);
 	if (r)
 		return r;
-	if (rep.arg[2] > ep->offered || !rep.len || rep.len > sizeof(ep->name) ||
-	    ep->name[rep.len - 1] || strlen(ep->name) != rep.len - 1)
-		return -EPROTO;
-	ep->max_payload = rep.arg[2];
-	ep->id = rep.arg[3];
+	ep->max_payload = hi.max_payload;
+	ep->id = hi.endpoint_id;
+	memcpy(ep->name, hi.name, sizeof(ep->name));
 	return 0;
 }
 

@@ -79,20 +79,6 @@ static void usage(FILE *f)
 #define OPI_UNKNOWN	(OPI_PERR + 1)
 #define NR_OPS		(OPI_UNKNOWN + 1)
 
-static const char *const op_names[NR_OPS] = {
-	[NK_OP_HELLO] = "HELLO", [NK_OP_SOCKET] = "SOCKET", [NK_OP_BIND] = "BIND",
-	[NK_OP_LISTEN] = "LISTEN", [NK_OP_ACCEPT] = "ACCEPT", [NK_OP_CONNECT] = "CONNECT",
-	[NK_OP_SEND] = "SEND", [NK_OP_SHUTDOWN] = "SHUTDOWN", [NK_OP_CLOSE] = "CLOSE",
-	[NK_OP_SETSOCKOPT] = "SETSOCKOPT", [NK_OP_GETSOCKOPT] = "GETSOCKOPT",
-	[NK_OP_GETSOCKNAME] = "GETSOCKNAME", [NK_OP_GETPEERNAME] = "GETPEERNAME",
-	[NK_OP_IOCTL] = "IOCTL", [NK_OP_CREDIT] = "CREDIT",
-	[OPI_EV(NK_EV_DATA)] = "EV_DATA", [OPI_EV(NK_EV_ACCEPT)] = "EV_ACCEPT",
-	[OPI_EV(NK_EV_CONNECTED)] = "EV_CONNECTED", [OPI_EV(NK_EV_WRITABLE)] = "EV_WRITABLE",
-	[OPI_EV(NK_EV_HUP)] = "EV_HUP", [OPI_EV(NK_EV_ERROR)] = "EV_ERROR",
-	[OPI_EV(NK_EV_RESET)] = "EV_RESET", [OPI_PERR] = "EV_PROTO_ERROR",
-	[OPI_UNKNOWN] = "unknown",
-};
-
 static unsigned int op_index(uint16_t op)
 {
 	if (op >= NK_OP_HELLO && op <= NK_OP_MAX_REQUEST)
@@ -102,9 +88,14 @@ static unsigned int op_index(uint16_t op)
 	return op == NK_EV_PROTO_ERROR ? OPI_PERR : OPI_UNKNOWN;
 }
 
-static const char *op_name(uint16_t op)
+/* The name of counter @i (nk_op_name() of its op). */
+static const char *index_name(unsigned int i)
 {
-	return op_names[op_index(op)];
+	if (i <= NK_OP_MAX_REQUEST)
+		return nk_op_name(i);
+	if (i < OPI_PERR)
+		return nk_op_name(i - OPI_EV(0));
+	return i == OPI_PERR ? nk_op_name(NK_EV_PROTO_ERROR) : "unknown";
 }
 
 struct front {
@@ -146,7 +137,7 @@ static int front_send(struct front *f, struct nk_hdr *h, const void *p, size_t l
 	int r = nk_ep_send(f->ep, h, p, len);
 
 	if (r)
-		warnx("cannot send %s on socket %u: %s", op_name(h->op), h->sock, strerror(-r));
+		warnx("cannot send %s on socket %u: %s", nk_op_name(h->op), h->sock, strerror(-r));
 	else
 		f->sent[op_index(h->op)]++;
 	return r;
@@ -162,7 +153,7 @@ static int front_recv(struct front *f, struct nk_hdr *h, int timeout_ms)
 	f->rcvd[op_index(h->op)]++;
 	if ((uint32_t)r > f->max_payload) {
 		warnx("%s on socket %u carries %d bytes, over max_payload %u",
-		       op_name(h->op), h->sock, r, f->max_payload);
+		       nk_op_name(h->op), h->sock, r, f->max_payload);
 		return -EMSGSIZE;
 	}
 	return r;
@@ -189,7 +180,7 @@ static void print_counts(const char *what, const uint64_t *cnt)
 	printf("%s:", what);
 	for (i = 0; i < NR_OPS; i++)
 		if (cnt[i])
-			printf(" %s %" PRIu64, op_names[i], cnt[i]);
+			printf(" %s %" PRIu64, index_name(i), cnt[i]);
 	putchar('\n');
 }
 
@@ -197,55 +188,28 @@ static void print_counts(const char *what, const uint64_t *cnt)
 /* Credit (nk_proto.h)                                               */
 /* ---------------------------------------------------------------- */
 
-/* The receiving side of one direction of a socket. */
-struct rx_credit {
-	uint32_t buf_alloc;
-	uint32_t fwd_cnt;		/* bytes consumed */
-	uint32_t announced;		/* fwd_cnt the peer was last told */
-};
+/* The arithmetic is lib/nk_msg.c's (struct nk_credit_tx, nk_credit_rx). */
 
-/* The sending side. */
-struct tx_credit {
-	uint32_t tx_cnt;
-	uint32_t peer_buf_alloc;
-	uint32_t peer_fwd_cnt;
-};
-
-static uint32_t tx_room(const struct tx_credit *c)
+/* The peer's credit announcement in @h, if any: 0 or -EPROTO. */
+static int tx_update(struct nk_credit_tx *c, const struct nk_hdr *h)
 {
-	uint32_t in_flight = c->tx_cnt - c->peer_fwd_cnt;
-
-	return in_flight <= c->peer_buf_alloc ? c->peer_buf_alloc - in_flight : 0;
+	if (!(h->flags & NK_F_CREDIT) || !nk_credit_tx_update(c, h->buf_alloc, h->fwd_cnt))
+		return 0;
+	warnx("socket %u: fwd_cnt %u beyond the %u bytes sent", h->sock, h->fwd_cnt, c->tx_cnt);
+	return -EPROTO;
 }
 
-static void tx_update(struct tx_credit *c, const struct nk_hdr *h)
-{
-	if (!(h->flags & NK_F_CREDIT))
-		return;
-	c->peer_buf_alloc = h->buf_alloc < NK_CREDIT_MAX ? h->buf_alloc : NK_CREDIT_MAX;
-	c->peer_fwd_cnt = h->fwd_cnt;
-}
-
-static void rx_stamp(struct rx_credit *c, struct nk_hdr *h)
-{
-	h->flags |= NK_F_CREDIT;
-	h->buf_alloc = c->buf_alloc;
-	h->fwd_cnt = c->fwd_cnt;
-	c->announced = c->fwd_cnt;
-}
-
-/* Send CREDIT once a quarter of the buffer has been consumed unannounced. */
-static int rx_consumed(struct front *f, uint32_t sock, struct rx_credit *c, uint32_t n,
+/* Policy: CREDIT once more than a quarter of the buffer was consumed unannounced. */
+static int rx_consumed(struct front *f, uint32_t sock, struct nk_credit_rx *c, uint32_t n,
 		       uint64_t req_id)
 {
 	struct nk_hdr h;
 
 	c->fwd_cnt += n;
-	if (c->fwd_cnt - c->announced < c->buf_alloc / 4 + 1)
+	if (c->fwd_cnt - c->fwd_sent <= c->buf_alloc / 4)
 		return 0;
-	nk_hdr_init(&h, NK_OP_CREDIT, sock);
-	h.req_id = req_id;
-	rx_stamp(c, &h);
+	nk_hdr_init(&h, NK_OP_CREDIT, 0, sock, req_id);
+	nk_credit_rx_announce(c, &h);
 	return front_send(f, &h, NULL, 0);
 }
 
@@ -327,8 +291,8 @@ struct gsock {
 	bool connected;
 	uint64_t tx, rx;		/* payload bytes */
 	uint64_t tx_sum, rx_sum;	/* FNV-1a of what was sent and received */
-	struct tx_credit txc;		/* the NSM's credit */
-	struct rx_credit rxc;		/* ours */
+	struct nk_credit_tx txc;		/* the NSM's credit */
+	struct nk_credit_rx rxc;		/* ours */
 };
 
 struct guest {
@@ -365,27 +329,29 @@ static int guest_open_socket(struct guest *g, struct gsock *s, const struct nk_a
 	char abuf[64];
 	int r;
 
-	nk_hdr_init(&h, NK_OP_SOCKET, s->id);
+	nk_hdr_init(&h, NK_OP_SOCKET, 0, s->id, 0);
 	h.arg[0] = to->family;
 	h.arg[1] = 1;				/* stream */
 	s->rxc.buf_alloc = DEF_CREDIT;
-	rx_stamp(&s->rxc, &h);
+	nk_credit_rx_announce(&s->rxc, &h);
 	r = front_call(&g->f, &h, NULL, 0, &rep);
 	if (r) {
 		warnx("SOCKET %u: %s", s->id, strerror(-r));
 		return r;
 	}
-	tx_update(&s->txc, &rep);
+	if (tx_update(&s->txc, &rep))
+		return -EPROTO;
 
-	nk_hdr_init(&h, NK_OP_CONNECT, s->id);
-	rx_stamp(&s->rxc, &h);
+	nk_hdr_init(&h, NK_OP_CONNECT, 0, s->id, 0);
+	nk_credit_rx_announce(&s->rxc, &h);
 	r = front_call(&g->f, &h, to, sizeof(*to), &rep);
 	if (r && r != -EINPROGRESS) {
 		warnx("CONNECT %u to %s: %s", s->id, addr_str(to, abuf, sizeof(abuf)),
 		       strerror(-r));
 		return r;
 	}
-	tx_update(&s->txc, &rep);
+	if (tx_update(&s->txc, &rep))
+		return -EPROTO;
 	s->connected = !r;
 	if (!g->quiet)
 		printf("socket %u: %s %s, NSM credit %u\n", s->id,
@@ -402,7 +368,7 @@ static int guest_pump(struct guest *g, struct gsock *s)
 
 	while (s->connected && s->tx < g->bytes) {
 		uint64_t n = g->bytes - s->tx;
-		uint32_t room = tx_room(&s->txc);
+		uint32_t room = nk_credit_tx_space(&s->txc);
 		struct nk_hdr h;
 		int r;
 
@@ -413,9 +379,9 @@ static int guest_pump(struct guest *g, struct gsock *s)
 		if (!n)
 			break;
 		fill(f->buf, n, s->id, s->tx);
-		nk_hdr_init(&h, NK_OP_SEND, s->id);
+		nk_hdr_init(&h, NK_OP_SEND, 0, s->id, 0);
 		h.req_id = nk_ep_next_req_id(f->ep);
-		rx_stamp(&s->rxc, &h);
+		nk_credit_rx_announce(&s->rxc, &h);
 		r = front_send(f, &h, f->buf, n);
 		if (r)
 			return r;
@@ -439,12 +405,13 @@ static int guest_handle(struct guest *g, const struct nk_hdr *h, int len)
 		return -EPROTO;
 	}
 	if (!s) {
-		warnx("%s for unknown socket %u", op_name(h->op), h->sock);
+		warnx("%s for unknown socket %u", nk_op_name(h->op), h->sock);
 		return -EPROTO;
 	}
-	tx_update(&s->txc, h);
+	if (tx_update(&s->txc, h))
+		return -EPROTO;
 	if (h->flags & NK_F_REPLY) {
-		warnx("%s on socket %u failed: %s", op_name(h->op), s->id, strerror(-status));
+		warnx("%s on socket %u failed: %s", nk_op_name(h->op), s->id, strerror(-status));
 		return -EPROTO;
 	}
 	switch (h->op) {
@@ -465,10 +432,10 @@ static int guest_handle(struct guest *g, const struct nk_hdr *h, int len)
 		return 0;
 	case NK_EV_ERROR:
 	case NK_EV_RESET:
-		warnx("socket %u: %s: %s", s->id, op_name(h->op), strerror(-status));
+		warnx("socket %u: %s: %s", s->id, nk_op_name(h->op), strerror(-status));
 		return -EPROTO;
 	default:
-		warnx("socket %u: unexpected %s", s->id, op_name(h->op));
+		warnx("socket %u: unexpected %s", s->id, nk_op_name(h->op));
 		return -EPROTO;
 	}
 }
@@ -549,7 +516,7 @@ static int guest_run(struct guest *g, const struct nk_addr *to)
 	 * sent something back.
 	 */
 	for (i = 0; i < g->nr_socks; i++) {
-		nk_hdr_init(&h, NK_OP_IOCTL, g->socks[i].id);
+		nk_hdr_init(&h, NK_OP_IOCTL, 0, g->socks[i].id, 0);
 		h.arg[0] = NK_IOC_OUTQ;
 		r = front_call(f, &h, NULL, 0, &rep);
 		if (r) {
@@ -573,7 +540,7 @@ static int guest_run(struct guest *g, const struct nk_addr *to)
 	for (i = 0; i < g->nr_socks; i++) {
 		struct gsock *s = &g->socks[i];
 
-		nk_hdr_init(&h, NK_OP_CLOSE, s->id);
+		nk_hdr_init(&h, NK_OP_CLOSE, 0, s->id, 0);
 		r = front_call(f, &h, NULL, 0, &rep);
 		if (r) {
 			warnx("CLOSE %u: %s", s->id, strerror(-r));
@@ -696,8 +663,8 @@ struct nsock {
 	uint32_t type;			/* 1 stream, 2 datagram */
 	struct nk_addr name, peer;
 	uint64_t rx, tx;		/* payload bytes */
-	struct rx_credit rxc;		/* guest to world: we receive */
-	struct tx_credit txc;		/* world to guest: the guest's credit */
+	struct nk_credit_rx rxc;		/* guest to world: we receive */
+	struct nk_credit_tx txc;		/* world to guest: the guest's credit */
 	uint8_t *q;			/* echo: received, not yet sent back */
 	uint32_t qhead, qlen;
 };
@@ -738,7 +705,7 @@ static int nsm_reply(struct nsm *n, const struct nk_hdr *req, struct nsock *s, i
 
 	nk_hdr_reply(&h, req, status);
 	if (s)
-		rx_stamp(&s->rxc, &h);
+		nk_credit_rx_announce(&s->rxc, &h);
 	return front_send(&n->f, &h, p, len);
 }
 
@@ -746,7 +713,7 @@ static int nsm_reply(struct nsm *n, const struct nk_hdr *req, struct nsock *s, i
 static int nsm_flush(struct nsm *n, struct nsock *s)
 {
 	while (s->qlen) {
-		uint32_t len = s->qlen, room = tx_room(&s->txc);
+		uint32_t len = s->qlen, room = nk_credit_tx_space(&s->txc);
 		struct nk_hdr h;
 		int r;
 
@@ -758,9 +725,9 @@ static int nsm_flush(struct nsm *n, struct nsock *s)
 			len = n->credit - s->qhead;
 		if (!len)
 			return 0;
-		nk_hdr_init(&h, NK_EV_DATA, s->id);
+		nk_hdr_init(&h, NK_EV_DATA, 0, s->id, 0);
 		s->rxc.fwd_cnt += len;
-		rx_stamp(&s->rxc, &h);
+		nk_credit_rx_announce(&s->rxc, &h);
 		r = front_send(&n->f, &h, s->q + s->qhead, len);
 		if (r)
 			return r;
@@ -779,21 +746,19 @@ static int nsm_data(struct nsm *n, const struct nk_hdr *h, struct nsock *s, int 
 	const uint8_t *data = n->f.buf;
 	uint32_t tail;
 
-	if (h->flags & NK_F_ADDR) {
-		if (len < (int)sizeof(struct nk_addr))
-			return nsm_reply(n, h, s, -EINVAL, NULL, 0);
-		data += sizeof(struct nk_addr);
-		len -= sizeof(struct nk_addr);
-	}
+	if (nk_hdr_data_len(h) < 0)
+		return nsm_reply(n, h, s, -EINVAL, NULL, 0);
+	data += h->len - nk_hdr_data_len(h);
+	len = nk_hdr_data_len(h);
 	s->rx += len;
 	n->rx += len;
 	if (h->flags & NK_F_ADDR || s->type != 1) {
 		/* A datagram goes back whole at once, or is dropped as UDP would. */
-		if (n->echo && tx_room(&s->txc) >= (uint32_t)len) {
+		if (n->echo && nk_credit_tx_space(&s->txc) >= (uint32_t)len) {
 			struct nk_hdr e;
 			int r;
 
-			nk_hdr_init(&e, NK_EV_DATA, s->id);
+			nk_hdr_init(&e, NK_EV_DATA, 0, s->id, 0);
 			e.flags = h->flags & NK_F_ADDR;
 			r = front_send(&n->f, &e, n->f.buf, (data - n->f.buf) + len);
 			if (r)
@@ -847,7 +812,8 @@ static int nsm_socket(struct nsm *n, const struct nk_hdr *h, int len)
 	if (len >= (int)sizeof(s->name))
 		memcpy(&s->name, n->f.buf, sizeof(s->name));
 	s->rxc.buf_alloc = n->credit;
-	tx_update(&s->txc, h);
+	if (tx_update(&s->txc, h))
+		return -EPROTO;
 	*pp = s;
 	n->opened++;
 	printf("%s: socket %u opened: guest %u, %s %s, source %s, guest credit %u\n",
@@ -872,7 +838,8 @@ static int nsm_request(struct nsm *n, struct nk_hdr *h, int len)
 		return nsm_socket(n, h, len);
 	if (!s)
 		return nsm_reply(n, h, NULL, -EBADF, NULL, 0);
-	tx_update(&s->txc, h);
+	if (tx_update(&s->txc, h))
+		return -EPROTO;
 	switch (h->op) {
 	case NK_OP_BIND:
 		if (!addr)
@@ -920,13 +887,13 @@ static int nsm_message(struct nsm *n, struct nk_hdr *h, int len)
 		return 0;
 	}
 	if (h->flags & NK_F_REPLY) {
-		warnx("engine refused %s on socket %u: %s", op_name(h->op), h->sock,
+		warnx("engine refused %s on socket %u: %s", nk_op_name(h->op), h->sock,
 		       strerror(-(int32_t)h->status));
 		n->errors++;
 		return 0;
 	}
 	if (h->op < NK_OP_SOCKET || h->op > NK_OP_MAX_REQUEST) {
-		warnx("unexpected %s on socket %u", op_name(h->op), h->sock);
+		warnx("unexpected %s on socket %u", nk_op_name(h->op), h->sock);
 		n->errors++;
 		return 0;
 	}

@@ -24,6 +24,7 @@
 #include <linux/virtio_ring.h>
 
 #include "netkernel/nk_proto.h"
+#include "nk_msg.h"
 
 /* ---------------------------------------------------------------- */
 /* vhost-user connection, memory and virtqueues                      */
@@ -225,9 +226,11 @@ int nk_ep_send(struct nk_ep *ep, struct nk_hdr *h, const void *payload, size_t l
  * nk_ep_call first).  Copies at most @bufsz payload bytes into @buf and
  * returns the payload length (which may exceed @bufsz), or -ETIMEDOUT.
  * The eventq buffer is posted again.  @timeout_ms 0 polls once, < 0 waits
- * forever.  -EBADMSG when the engine wrote a malformed message (used
- * length not 64 + hdr.len), -ECONNRESET when it closed the connection,
- * -EINTR on a signal.
+ * forever.  When the engine wrote a message the modules would refuse for
+ * its framing or fields, the error of nk_hdr_check_len() or
+ * nk_hdr_check_fields() (-EBADMSG, -EMSGSIZE: used length not 64 +
+ * hdr.len or over max_payload; -EINVAL: flags, status).  -ECONNRESET when
+ * the engine closed the connection, -EINTR on a signal.
  */
 int nk_ep_recv(struct nk_ep *ep, struct nk_hdr *h, void *buf, size_t bufsz, int timeout_ms);
 
@@ -241,7 +244,6 @@ int nk_ep_call(struct nk_ep *ep, struct nk_hdr *req, const void *payload, size_t
 	       struct nk_hdr *rep, void *rbuf, size_t rbufsz, int timeout_ms);
 
 /* Helpers */
-void nk_hdr_init(struct nk_hdr *h, uint16_t op, uint32_t sock);
 /* @h: the reply to @req (its op, sock and req_id, NK_F_REPLY) with @status. */
 void nk_hdr_reply(struct nk_hdr *h, const struct nk_hdr *req, int status);
 /*
