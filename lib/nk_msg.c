@@ -388,12 +388,6 @@ bool nk_credit_rx_need_update(const struct nk_credit_rx *c)
 	return c->fwd_cnt != c->fwd_queued && seen_free < c->buf_alloc / 2;
 }
 
-void nk_credit_rx_announce(struct nk_credit_rx *c, struct nk_hdr *hdr)
-{
-	nk_hdr_set_credit(hdr, c->buf_alloc, c->fwd_cnt);
-	c->fwd_sent = c->fwd_cnt;
-}
-
 bool nk_credit_rx_autotune(struct nk_credit_rx *c, u32 limit)
 {
 	bool starved = c->starved;

@@ -340,16 +340,6 @@ void nk_credit_rx_queued(struct nk_credit_rx *c, u32 fwd_cnt);
 bool nk_credit_rx_need_update(const struct nk_credit_rx *c);
 
 /**
- * nk_credit_rx_announce() - announce the receiver's credit in a header
- * @c: receiver state
- * @hdr: the header of a message to the sender
- *
- * nk_hdr_set_credit() with @c's buf_alloc and fwd_cnt, which becomes the
- * fwd_cnt last announced.  When to announce is the caller's policy.
- */
-void nk_credit_rx_announce(struct nk_credit_rx *c, struct nk_hdr *hdr);
-
-/**
  * nk_credit_rx_autotune() - grow buf_alloc for a receiver that keeps up
  * @c: receiver state
  * @limit: the largest buf_alloc to grow to (clamped to NK_CREDIT_MAX)

@@ -1005,7 +1005,7 @@ static uint64_t stream_push(struct nk_ep *ep, struct h_stream *s, uint8_t *buf, 
 		s->tx_hash = h_fnv1a(s->tx_hash, buf, n);
 		h_hdr(&h, NK_OP_SEND, s->id);
 		h.req_id = h_new_req_id();
-		nk_credit_rx_announce(&s->rx, &h);
+		nk_credit_rx_fill(&s->rx, &h);
 		h_send(ep, &h, buf, n);
 		s->tx.tx_cnt += n;
 		s->tx_done += n;
@@ -1066,7 +1066,7 @@ int h_xfer(struct nk_ep *ep, struct h_stream *s, unsigned int n, int timeout_ms)
 			if (x->rx.fwd_cnt - x->rx.fwd_sent >= x->rx.buf_alloc / 4 ||
 			    x->rx_bytes == x->rx_total) {
 				h_hdr(&h, NK_OP_CREDIT, x->id);
-				nk_credit_rx_announce(&x->rx, &h);
+				nk_credit_rx_fill(&x->rx, &h);
 				h_send(ep, &h, NULL, 0);
 			}
 		} else {

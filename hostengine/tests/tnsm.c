@@ -171,7 +171,7 @@ static void reply(struct tnsm *t, const struct nk_hdr *h, const void *p, size_t 
 	if (h->op == NK_OP_IOCTL)
 		r.arg[0] = TNSM_IOCTL_VAL;
 	if (credit)
-		nk_credit_rx_announce(&credit->rx, &r);
+		nk_credit_rx_fill(&credit->rx, &r);
 	tsend(t, &r, p, len);
 }
 
@@ -207,7 +207,7 @@ static void on_send(struct tnsm *t, const struct nk_hdr *h, const uint8_t *p, in
 	/* Policy: CREDIT after a quarter of buf_alloc consumed unannounced. */
 	if (s->rx.fwd_cnt - s->rx.fwd_sent >= s->rx.buf_alloc / 4) {
 		nk_hdr_init(&c, NK_OP_CREDIT, 0, s->i.id, 0);
-		nk_credit_rx_announce(&s->rx, &c);
+		nk_credit_rx_fill(&s->rx, &c);
 		tsend(t, &c, NULL, 0);
 	}
 	pthread_cond_broadcast(&t->cond);

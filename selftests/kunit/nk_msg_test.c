@@ -1363,8 +1363,8 @@ static void hdr_data_len(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 0);
 }
 
-/* nk_credit_rx_announce(): the header says buf_alloc and fwd_cnt, fwd_sent follows. */
-static void credit_rx_announce(struct kunit *test)
+/* nk_credit_rx_fill(): the header says buf_alloc and fwd_cnt, fwd_sent follows. */
+static void credit_rx_fill_header(struct kunit *test)
 {
 	struct nk_credit_rx rx = {
 		.buf_alloc = 8U << 20, .rx_cnt = 900, .fwd_cnt = 700, .fwd_sent = 100,
@@ -1372,7 +1372,7 @@ static void credit_rx_announce(struct kunit *test)
 	struct nk_hdr h;
 
 	nk_hdr_init(&h, NK_OP_SEND, 0, 5, 9);
-	nk_credit_rx_announce(&rx, &h);
+	nk_credit_rx_fill(&rx, &h);
 	KUNIT_EXPECT_EQ(test, le16_to_cpu(h.flags), NK_F_CREDIT);
 	KUNIT_EXPECT_EQ(test, le32_to_cpu(h.buf_alloc), NK_CREDIT_MAX);
 	KUNIT_EXPECT_EQ(test, le32_to_cpu(h.fwd_cnt), 700U);
@@ -1618,7 +1618,7 @@ static struct kunit_case netkernel_credit_cases[] = {
 	KUNIT_CASE_PARAM(credit_rx_need_update_table, upd_gen_params),
 	KUNIT_CASE(credit_rx_accept_marks_starved),
 	KUNIT_CASE(hdr_data_len),
-	KUNIT_CASE(credit_rx_announce),
+	KUNIT_CASE(credit_rx_fill_header),
 	KUNIT_CASE(credit_rx_autotune),
 	KUNIT_CASE(credit_spec_worked_example),
 	KUNIT_CASE(credit_stream_across_wraparound),

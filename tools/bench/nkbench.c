@@ -573,7 +573,7 @@ static void nsm_credit(struct bench *b, struct link *l)
 		idle(b);
 	h = (struct nk_hdr *)q->va[q->r.avail_idx & q->mask];
 	nk_hdr_init(h, NK_OP_CREDIT, 0, l->nsock, 0);
-	nk_credit_rx_announce(&l->rx, h);
+	nk_credit_rx_fill(&l->rx, h);
 	q->r.avail_idx++;
 	vuf_ring_publish(&q->r);
 	vuf_ring_kick(&q->r);
@@ -803,7 +803,7 @@ static uint32_t setup_call(struct nk_ep *g, struct nk_ep *nsm, struct nk_hdr *h,
 		     h->op);
 	nk_hdr_reply(&rep, &req, 0);
 	l->rx.buf_alloc = CREDIT;
-	nk_credit_rx_announce(&l->rx, &rep);
+	nk_credit_rx_fill(&l->rx, &rep);
 	r = nk_ep_send(nsm, &rep, NULL, 0);
 	if (!r)
 		r = nk_ep_recv(g, &rep, buf, sizeof(buf), SETUP_MS);

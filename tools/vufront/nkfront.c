@@ -209,7 +209,7 @@ static int rx_consumed(struct front *f, uint32_t sock, struct nk_credit_rx *c, u
 	if (c->fwd_cnt - c->fwd_sent <= c->buf_alloc / 4)
 		return 0;
 	nk_hdr_init(&h, NK_OP_CREDIT, 0, sock, req_id);
-	nk_credit_rx_announce(c, &h);
+	nk_credit_rx_fill(c, &h);
 	return front_send(f, &h, NULL, 0);
 }
 
@@ -333,7 +333,7 @@ static int guest_open_socket(struct guest *g, struct gsock *s, const struct nk_a
 	h.arg[0] = to->family;
 	h.arg[1] = 1;				/* stream */
 	s->rxc.buf_alloc = DEF_CREDIT;
-	nk_credit_rx_announce(&s->rxc, &h);
+	nk_credit_rx_fill(&s->rxc, &h);
 	r = front_call(&g->f, &h, NULL, 0, &rep);
 	if (r) {
 		warnx("SOCKET %u: %s", s->id, strerror(-r));
@@ -343,7 +343,7 @@ static int guest_open_socket(struct guest *g, struct gsock *s, const struct nk_a
 		return -EPROTO;
 
 	nk_hdr_init(&h, NK_OP_CONNECT, 0, s->id, 0);
-	nk_credit_rx_announce(&s->rxc, &h);
+	nk_credit_rx_fill(&s->rxc, &h);
 	r = front_call(&g->f, &h, to, sizeof(*to), &rep);
 	if (r && r != -EINPROGRESS) {
 		warnx("CONNECT %u to %s: %s", s->id, addr_str(to, abuf, sizeof(abuf)),
@@ -381,7 +381,7 @@ static int guest_pump(struct guest *g, struct gsock *s)
 		fill(f->buf, n, s->id, s->tx);
 		nk_hdr_init(&h, NK_OP_SEND, 0, s->id, 0);
 		h.req_id = nk_ep_next_req_id(f->ep);
-		nk_credit_rx_announce(&s->rxc, &h);
+		nk_credit_rx_fill(&s->rxc, &h);
 		r = front_send(f, &h, f->buf, n);
 		if (r)
 			return r;
@@ -705,7 +705,7 @@ static int nsm_reply(struct nsm *n, const struct nk_hdr *req, struct nsock *s, i
 
 	nk_hdr_reply(&h, req, status);
 	if (s)
-		nk_credit_rx_announce(&s->rxc, &h);
+		nk_credit_rx_fill(&s->rxc, &h);
 	return front_send(&n->f, &h, p, len);
 }
 
@@ -727,7 +727,7 @@ static int nsm_flush(struct nsm *n, struct nsock *s)
 			return 0;
 		nk_hdr_init(&h, NK_EV_DATA, 0, s->id, 0);
 		s->rxc.fwd_cnt += len;
-		nk_credit_rx_announce(&s->rxc, &h);
+		nk_credit_rx_fill(&s->rxc, &h);
 		r = front_send(&n->f, &h, s->q + s->qhead, len);
 		if (r)
 			return r;
