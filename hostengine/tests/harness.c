@@ -181,6 +181,29 @@ void h_tool_path(char *buf, size_t size, const char *env, const char *rel)
 	snprintf(buf, size, "%s/%s", exe, rel);
 }
 
+void h_config_refused(const char *line, const char *msg, char *conf, size_t size)
+{
+	char bin[PATH_MAX], cmd[PATH_MAX + 256], out[512], want[256];
+	FILE *f;
+	int st;
+
+	h_tool_path(bin, sizeof(bin), "HOSTENGINE", "../hostengine");
+	snprintf(conf, size, "%s/bad.conf", W.dir);
+	f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f, "[engine]\nname = bad\n%s\n", line);
+	assert_int_equal(fclose(f), 0);
+	snprintf(cmd, sizeof(cmd), "%s -c %s -f 2>&1", bin, conf);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	out[fread(out, 1, sizeof(out) - 1, f)] = '\0';
+	st = pclose(f);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	snprintf(want, sizeof(want), "%s:3: %s", conf, msg);
+	if (!strstr(out, want))
+		fail_msg("want \"%s\", got \"%s\"", want, out);
+}
+
 int h_engine_start(const char *tag, const struct h_engine_opts *o)
 {
 	char cfg[256], bin[PATH_MAX];

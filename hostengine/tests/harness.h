@@ -107,6 +107,11 @@ void h_sock_path(char *buf, size_t size, const char *ep);
 /* $@env if set, else @rel relative to the test binary's directory. */
 void h_tool_path(char *buf, size_t size, const char *env, const char *rel);
 /*
+ * An engine whose file is "[engine]", "name = bad" and @line, written to
+ * @conf (W.dir/bad.conf), must exit 1 saying "@conf:3: @msg".
+ */
+void h_config_refused(const char *line, const char *msg, char *conf, size_t size);
+/*
  * Standard group setup: engine, test NSM on nsm0, vm1 and vm2 (HELLO done).
  * Teardown stops everything and cleans up; both return 0 or -1.
  */
