@@ -5,7 +5,7 @@
 # tools/lab/lib.sh and tools/lab/topology.sh: they run in run-vm.sh's one
 # boot of the lab, against the NetKernel guest and, unchanged, against the
 # baseline guest (the native stack), so that every assertion is one Linux
-# itself meets.  Each adv_* function adds one KTAP test point (lab_ok);
+# itself meets.  Each adv_* function adds one KTAP test point (ktap_ok);
 # ADV_CASES counts them for the plan.  To add a case: write adv_NAME VM,
 # add a line per VM to adv_run, raise ADV_CASES.
 #
@@ -69,8 +69,8 @@ until grep -q ready /tmp/udp-sink.log; do
 	sleep 0.1; i=\$((i + 1))
 done
 cat /proc/sys/net/core/rmem_default"); then
-		lab_diag "$name: the sink did not start: $out"
-		lab_ok 1 "$name"
+		ktap_diag "$name: the sink did not start: $out"
+		ktap_ok 1 "$name"
 		return
 	fi
 	rcvbuf=${out##*$'\n'}
@@ -93,24 +93,24 @@ cat /tmp/udp-sink.log' 2>&1) || rc=1
 	read -r slab1 _ <<<"$after"
 	read -r rmem drops <<<"$sock"
 	ovfl=$(sed -n 's/^after ok, ovfl \(-\{0,1\}[0-9]*\)$/\1/p' <<<"$out")
-	lab_diag "$name: world: $sent" "$name: Slab/MemAvailable KiB before $before, after $after;" \
+	ktap_diag "$name: world: $sent" "$name: Slab/MemAvailable KiB before $before, after $after;" \
 		"$name: socket rmem ${rmem:-?} (rcvbuf $rcvbuf), drops ${drops:-?}; sink: ${out//$'\n'/; }"
 	max_kb=$((rcvbuf / 1024 + adv_noise_kb))
 	if [[ -z $slab0 || -z $slab1 ]] || ((slab1 - slab0 > max_kb)); then
-		lab_diag "$name: the guest's slab grew by $((slab1 - slab0)) KiB (at most $max_kb: rcvbuf and noise)"
+		ktap_diag "$name: the guest's slab grew by $((slab1 - slab0)) KiB (at most $max_kb: rcvbuf and noise)"
 		rc=1
 	fi
 	# A queue is bounded by rcvbuf plus the one datagram that crossed it.
 	if [[ -z $rmem ]] || ((rmem > rcvbuf + 2048)); then
-		lab_diag "$name: the socket holds ${rmem:-?} bytes of memory (rcvbuf $rcvbuf)"
+		ktap_diag "$name: the socket holds ${rmem:-?} bytes of memory (rcvbuf $rcvbuf)"
 		rc=1
 	fi
 	if [[ -z $drops || -z $ovfl ]] || ((drops <= 0 || ovfl != drops)); then
-		lab_diag "$name: drops ${drops:-?} counted, SO_RXQ_OVFL ${ovfl:-none}: both must count every drop"
+		ktap_diag "$name: drops ${drops:-?} counted, SO_RXQ_OVFL ${ovfl:-none}: both must count every drop"
 		rc=1
 	fi
-	grep -q '^after ok' <<<"$out" || { lab_diag "$name: the socket did not receive after the flood"; rc=1; }
-	lab_ok "$rc" "$name"
+	grep -q '^after ok' <<<"$out" || { ktap_diag "$name: the socket did not receive after the flood"; rc=1; }
+	ktap_ok "$rc" "$name"
 }
 
 adv_tcp_flood() {
@@ -119,8 +119,8 @@ adv_tcp_flood() {
 	ip=$(topo_vm_ip "$vm")
 	if ! out=$(lab_vm_exec "$vm" 30 "$guest_flood tcp-sink $adv_port >/tmp/tcp-sink.log 2>&1 &
 echo \$! >/tmp/tcp-sink.pid" 2>&1); then
-		lab_diag "$name: the sink did not start: $out"
-		lab_ok 1 "$name"
+		ktap_diag "$name: the sink did not start: $out"
+		ktap_ok 1 "$name"
 		return
 	fi
 	before=$(adv_meminfo "$vm")
@@ -144,25 +144,25 @@ cat /tmp/tcp-sink.log' 2>&1) || rc=1
 	read -r slab0 _ <<<"$before"
 	read -r slab1 _ <<<"$after"
 	read -r rmem _ <<<"$sock"
-	lab_diag "$name: world: ${sent//$'\n'/; }" "$name: Slab/MemAvailable KiB before $before, after $after;" \
+	ktap_diag "$name: world: ${sent//$'\n'/; }" "$name: Slab/MemAvailable KiB before $before, after $after;" \
 		"$name: connection rmem ${rmem:-?}; sink: ${out//$'\n'/; }"
 	n=$(sed -n 's/^sent \([0-9]*\) in .*/\1/p' <<<"$sent")
 	# Every byte sent is queued unread: memory near the bytes, not an skb
 	# (hundreds of bytes) per 1-byte segment.
 	max_kb=$((4 * ${n:-0} / 1024 + adv_noise_kb))
 	if [[ -z $slab0 || -z $slab1 ]] || ((slab1 - slab0 > max_kb)); then
-		lab_diag "$name: the guest's slab grew by $((slab1 - slab0)) KiB for ${n:-?} bytes queued (at most $max_kb)"
+		ktap_diag "$name: the guest's slab grew by $((slab1 - slab0)) KiB for ${n:-?} bytes queued (at most $max_kb)"
 		rc=1
 	fi
 	if [[ -z $rmem ]] || ((rmem <= 0 || rmem > 4 * ${n:-0} + 4096)); then
-		lab_diag "$name: ${rmem:-?} bytes charged to the socket for ${n:-?} bytes queued (more than 0, at most 4 times)"
+		ktap_diag "$name: ${rmem:-?} bytes charged to the socket for ${n:-?} bytes queued (more than 0, at most 4 times)"
 		rc=1
 	fi
 	if [[ -z $n ]] || ! grep -q "^read $((n + 5)) bytes, after ok" <<<"$out"; then
-		lab_diag "$name: the sink must read the ${n:-?} bytes sent and \"after\""
+		ktap_diag "$name: the sink must read the ${n:-?} bytes sent and \"after\""
 		rc=1
 	fi
-	lab_ok "$rc" "$name"
+	ktap_ok "$rc" "$name"
 }
 
 adv_run() {

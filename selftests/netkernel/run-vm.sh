@@ -77,11 +77,11 @@ t_start=$SECONDS
 
 # ------------------------------------------------------------ KTAP output
 
-lab_ktap_begin $((8 + ADV_CASES + PROG_CASES))
+ktap_begin $((8 + ADV_CASES + PROG_CASES))
 
 finish() {
-	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
-	lab_ktap_end
+	ktap_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
+	ktap_end
 }
 
 # subtest NAME STATUS OUTPUT: OUTPUT (the suite's KTAP) indented as the
@@ -96,25 +96,25 @@ subtest() {
 		status=1
 	fi
 	if ! grep -q '^ok ' <<<"$out"; then
-		lab_diag "$name: the suite reported no passing case"
+		ktap_diag "$name: the suite reported no passing case"
 		status=1
 	fi
-	lab_ok "$status" "$name"
+	ktap_ok "$status" "$name"
 }
 
 # ------------------------------------------------------------------ build
 
 t0=$SECONDS
 if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.log" 2>&1; then
-	lab_diag "make -C selftests/netkernel failed:"
+	ktap_diag "make -C selftests/netkernel failed:"
 	tail -n 20 "$logdir/build-nk_sockets.log" | sed 's/^/#   /'
-	lab_fail_rest "prerequisite failed: nk_sockets does not build"
+	ktap_fail_rest "prerequisite failed: nk_sockets does not build"
 	finish
 fi
 for bin in "$suite_bin" "$flood_bin"; do
 	if [[ ! -x $bin ]] || ldd "$bin" >/dev/null 2>&1; then
-		lab_diag "$bin: missing or not a static binary"
-		lab_fail_rest "prerequisite failed: no static $(basename "$bin")"
+		ktap_diag "$bin: missing or not a static binary"
+		ktap_fail_rest "prerequisite failed: no static $(basename "$bin")"
 		finish
 	fi
 done
@@ -122,20 +122,20 @@ TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$flood_bin:$guest_flood"
 prog_initrd_args
 if ! topo_build 2>"$logdir/build.err"; then
 	sed 's/^/# /' "$logdir/build.err"
-	lab_fail_rest "prerequisite failed: the lab does not build"
+	ktap_fail_rest "prerequisite failed: the lab does not build"
 	finish
 fi
-lab_diag "build: $((SECONDS - t0)) s"
+ktap_diag "build: $((SECONDS - t0)) s"
 
 # ------------------------------------------------------------------- boot
 
 t0=$SECONDS
 if ! topo_up --guests 1 2>"$logdir/up.err"; then
 	sed 's/^/# /' "$logdir/up.err"
-	lab_fail_rest "prerequisite failed: the lab did not come up"
+	ktap_fail_rest "prerequisite failed: the lab did not come up"
 	finish
 fi
-lab_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+ktap_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
 
 # ------------------------------------------------------------ suite runs
 
@@ -147,18 +147,18 @@ client_side() {
 	topo_world_spawn "$slog" $(suite_server "$suite_bin" "$TOPO_WORLD_IP")
 	spid=$LAB_LAST_PID
 	if ! topo_world_wait_port "$suite_port"; then
-		lab_diag "$name: the server in the world did not listen on $suite_port:"
+		ktap_diag "$name: the server in the world did not listen on $suite_port:"
 		tail -n 10 "$slog" | sed 's/^/#   /'
 		lab_stop_pid "$spid" 5 || true
-		lab_ok 1 "$name"
+		ktap_ok 1 "$name"
 		return
 	fi
 	out=$(lab_vm_exec "$vm" "$suite_timeout" \
 		"$(suite_client "$guest_bin" "$TOPO_WORLD_IP" "$TOPO_WORLD_IP6")") || status=$?
 	lab_stop_pid "$spid" 5 >/dev/null 2>&1 || true
-	lab_diag "$name: exit $status, $((SECONDS - t)) s"
+	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
 	if ((status)); then
-		lab_diag "server log (world), its end:"
+		ktap_diag "server log (world), its end:"
 		tail -n 10 "$slog" | sed 's/^/#   /'
 	fi
 	subtest "$name" "$status" "$out"
@@ -178,9 +178,9 @@ until grep -Eqs ':$suite_port |:$port_hex [0-9A-F]+:0000 0A' /proc/net/netkernel
 	[ \$i -lt 100 ] || { echo 'the server does not listen'; cat /tmp/nk_sockets-server.log; exit 1; }
 	sleep 0.2; i=\$((i + 1))
 done" >"$logdir/server-$vm.start.log" 2>&1; then
-		lab_diag "$name: the server in $vm did not start:"
+		ktap_diag "$name: the server in $vm did not start:"
 		sed 's/^/#   /' "$logdir/server-$vm.start.log"
-		lab_ok 1 "$name"
+		ktap_ok 1 "$name"
 		return
 	fi
 	# shellcheck disable=SC2046 # the command line is words
@@ -188,9 +188,9 @@ done" >"$logdir/server-$vm.start.log" 2>&1; then
 		$(suite_client "$suite_bin" "$ip" "$(topo_vm_ip6 "$vm")") 2>&1) || status=$?
 	lab_vm_exec "$vm" 30 'kill $(cat /tmp/nk_sockets-server.pid) 2>/dev/null; sleep 0.5; cat /tmp/nk_sockets-server.log' \
 		>"$logdir/server-$vm.log" 2>&1 || true
-	lab_diag "$name: exit $status, $((SECONDS - t)) s"
+	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
 	if ((status)); then
-		lab_diag "server log ($vm), its end:"
+		ktap_diag "server log ($vm), its end:"
 		tail -n 10 "$logdir/server-$vm.log" | sed 's/^/#   /'
 	fi
 	subtest "$name" "$status" "$out"
@@ -203,9 +203,9 @@ server_side baseline base
 adv_run
 prog_run
 
-lab_diag "engine counters after the runs:"
+ktap_diag "engine counters after the runs:"
 topo_nkctl stats 2>&1 | sed 's/^/#   /' || true
-lab_diag "nsm_kernel counters:"
+ktap_diag "nsm_kernel counters:"
 lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/stats' 2>&1 |
 	paste -d' ' - - - - | sed 's/^/#   /' || true
 
@@ -213,5 +213,5 @@ lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/stats' 2>&1 |
 
 t0=$SECONDS
 topo_down_ktap
-lab_diag "teardown: $((SECONDS - t0)) s"
+ktap_diag "teardown: $((SECONDS - t0)) s"
 finish

@@ -64,18 +64,18 @@ lab_init "$logdir"
 t_start=$SECONDS
 
 # 8 cases, a console point per VM (nsm, vm1, vm2), the engine's stop.
-lab_ktap_begin 12
+ktap_begin 12
 
 finish() {
-	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
-	lab_ktap_end
+	ktap_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
+	ktap_end
 }
 
 # expect NAME WANT GOT: a test point, ok when GOT is WANT.
 expect() {
 	local rc=0
-	[[ $3 == "$2" ]] || { rc=1; lab_diag "$1: got '$3', want '$2'"; }
-	lab_ok "$rc" "$1"
+	[[ $3 == "$2" ]] || { rc=1; ktap_diag "$1: got '$3', want '$2'"; }
+	ktap_ok "$rc" "$1"
 }
 
 wait_nsm_idle() {	# until the NSM has no guest socket (10 s at most)
@@ -85,7 +85,7 @@ wait_nsm_idle() {	# until the NSM has no guest socket (10 s at most)
 		((n != 0)) || return 0
 		sleep 0.5
 	done
-	lab_diag "the NSM still has $n sockets"
+	ktap_diag "the NSM still has $n sockets"
 }
 
 nsm_mem_avail() {	# kB
@@ -98,7 +98,7 @@ t0=$SECONDS
 if ! make -C "$here" -j2 nk_tenancy >"$logdir/build-nk_tenancy.log" 2>&1 ||
 	ldd "$bin" >/dev/null 2>&1; then
 	tail -n 20 "$logdir/build-nk_tenancy.log" | sed 's/^/#   /'
-	lab_fail_rest "prerequisite failed: no static nk_tenancy"
+	ktap_fail_rest "prerequisite failed: no static nk_tenancy"
 	finish
 fi
 TOPO_INITRD_ARGS+=(--add "$bin:$gbin")
@@ -106,18 +106,18 @@ TOPO_NO_ADDR6=vm2
 TOPO_NSM_MODARGS=guest_max_socks=$max_socks,guest_max_draining=$max_draining,drain_timeout=$drain_timeout,guest_txq_max=$txq_max
 if ! topo_build 2>"$logdir/build.err"; then
 	sed 's/^/# /' "$logdir/build.err"
-	lab_fail_rest "prerequisite failed: the lab does not build"
+	ktap_fail_rest "prerequisite failed: the lab does not build"
 	finish
 fi
-lab_diag "build: $((SECONDS - t0)) s"
+ktap_diag "build: $((SECONDS - t0)) s"
 
 t0=$SECONDS
 if ! topo_up --guests 2 --no-base 2>"$logdir/up.err"; then
 	sed 's/^/# /' "$logdir/up.err"
-	lab_fail_rest "prerequisite failed: the lab did not come up"
+	ktap_fail_rest "prerequisite failed: the lab did not come up"
 	finish
 fi
-lab_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+ktap_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
 
 # ------------------------------------------------------------ the cases
 
@@ -139,10 +139,10 @@ done
 tcp=$(lab_vm_exec "$TOPO_NSM" 30 'cat /proc/net/tcp' 2>&1) || true
 uid1=$(awk '$2 == "0B00000A:1BBF" { print $8 }' <<<"$tcp")
 uid2=$(awk '$2 == "0C00000A:1BBF" { print $8 }' <<<"$tcp")
-lab_diag "owners of the listeners on the NSM: vm1 '${uid1}', vm2 '${uid2}'"
+ktap_diag "owners of the listeners on the NSM: vm1 '${uid1}', vm2 '${uid2}'"
 rc=0
 [[ -n $uid1 && -n $uid2 && $uid1 != 0 && $uid2 != 0 && $uid1 != "$uid2" ]] || rc=1
-lab_ok "$rc" "SO_REUSEPORT: each guest's sockets have their own owner, not root"
+ktap_ok "$rc" "SO_REUSEPORT: each guest's sockets have their own owner, not root"
 lab_vm_exec vm1 30 'kill $(pidof nk_tenancy) 2>/dev/null; true' >/dev/null 2>&1 || true
 lab_vm_exec vm2 30 'kill $(pidof nk_tenancy) 2>/dev/null; true' >/dev/null 2>&1 || true
 
@@ -165,18 +165,18 @@ expect "link-local destinations refused" \
 wait_nsm_idle
 got=$(lab_vm_exec vm1 60 "$gbin socks $((max_socks + 8))" 2>&1) || true
 other=$(lab_vm_exec vm2 60 "$gbin socks 4" 2>&1) || true
-lab_diag "vm1: $got; vm2 meanwhile: $other"
+ktap_diag "vm1: $got; vm2 meanwhile: $other"
 rc=0
 [[ $got == "opened $max_socks ENFILE" ]] || rc=1
 [[ $other == "opened 4 none" ]] || rc=1
-lab_ok "$rc" "guest_max_socks: ENFILE for vm1 at $max_socks, not for vm2"
+ktap_ok "$rc" "guest_max_socks: ENFILE for vm1 at $max_socks, not for vm2"
 
 # 6. and 7. connect/fill/close against a server that never reads.
 wait_nsm_idle
 sink_port=7200
 topo_world_spawn "$logdir/sink.log" "$bin" sink "$sink_port"
 sink_pid=$LAB_LAST_PID
-topo_world_wait_port "$sink_port" || lab_diag "the sink does not listen"
+topo_world_wait_port "$sink_port" || ktap_diag "the sink does not listen"
 mem0=$(nsm_mem_avail)
 aborts0=$(topo_nsm_stat drain_aborts)
 t=$SECONDS
@@ -184,24 +184,24 @@ got=$(lab_vm_exec vm1 300 "$gbin fill $TOPO_WORLD_IP $sink_port $fill_conns" 2>&
 mem1=$(nsm_mem_avail)
 socks=$(topo_nsm_stat sockets)
 aborts=$(topo_nsm_stat drain_aborts)
-lab_diag "vm1: $got ($((SECONDS - t)) s)" \
+ktap_diag "vm1: $got ($((SECONDS - t)) s)" \
 	"NSM: sockets $socks, drain_aborts $aborts, MemAvailable $mem0 -> $mem1 kB"
 lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/guests' 2>&1 | sed 's/^/#   /' || true
 rc=0
 [[ $got == "fill $fill_conns connected $fill_conns "* ]] || rc=1
 ((socks >= 0 && socks <= max_draining)) || rc=1
 ((aborts > aborts0)) || rc=1
-((mem0 - mem1 <= mem_bound_kb)) || { rc=1; lab_diag "MemAvailable fell by $((mem0 - mem1)) kB > $mem_bound_kb kB"; }
-lab_ok "$rc" "connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
+((mem0 - mem1 <= mem_bound_kb)) || { rc=1; ktap_diag "MemAvailable fell by $((mem0 - mem1)) kB > $mem_bound_kb kB"; }
+ktap_ok "$rc" "connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
 
 sleep $((drain_timeout + 2))
 socks=$(topo_nsm_stat sockets)
 timeouts=$(topo_nsm_stat drain_timeouts)
-lab_diag "after drain_timeout: sockets $socks, drain_timeouts $timeouts"
+ktap_diag "after drain_timeout: sockets $socks, drain_timeouts $timeouts"
 rc=0
 ((socks == 0)) || rc=1
 ((timeouts >= 1)) || rc=1
-lab_ok "$rc" "draining sockets reset after drain_timeout"
+ktap_ok "$rc" "draining sockets reset after drain_timeout"
 lab_stop_pid "$sink_pid" 5 >/dev/null 2>&1 || true
 
 # 8. A guest address the NSM does not have: no wildcard instead.
@@ -209,7 +209,7 @@ lab_vm_exec "$TOPO_NSM" 30 "ip addr del $(topo_guest_ip vm2)/32 dev eth0" >/dev/
 got=$(lab_vm_exec vm2 60 "$gbin bind 0.0.0.0 7106; $gbin connect $TOPO_WORLD_IP $TOPO_HTTP_PORT" 2>&1 |
 	paste -sd' ') || true
 expect "vm2's address not on the NSM: bind and connect refused" "EADDRNOTAVAIL EADDRNOTAVAIL" "$got"
-lab_diag "nsm_kernel counters:"
+ktap_diag "nsm_kernel counters:"
 lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/stats' 2>&1 |
 	paste -d' ' - - - - | sed 's/^/#   /' || true
 
