@@ -53,6 +53,9 @@
 #
 # KTAP.  Logs in build/lab/resilience/.  Environment as for run-vm.sh;
 # NK_RESILIENCE_CASES="socket_abandoned ..." runs only the cases named.
+# TEST_NAMES and TEST_DESCS are read by ktap_run_table, which runs the
+# test_* functions.
+# shellcheck disable=SC2034,SC2317
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -79,13 +82,16 @@ rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-cases=(socket_abandoned accept_abandoned stop_cont stop_cont_dgram engine_restart ring_full nsm_dies
+# One point per case, in this order (test_NAME, below), each named after
+# its case, then topo_down_ktap's points: "console clean" for nsm and vm1,
+# and the engine's stop.
+TEST_NAMES=(socket_abandoned accept_abandoned stop_cont stop_cont_dgram engine_restart ring_full nsm_dies
 	nsm_dies_dgram guest_dies)
+TEST_DESCS=("${TEST_NAMES[@]}")
+down_points=3
 # NK_RESILIENCE_CASES="a b": only these cases (in the order above).
-if [[ -n ${NK_RESILIENCE_CASES:-} ]]; then
-	mapfile -t cases < <(printf '%s\n' "${cases[@]}" | grep -Fxf <(tr ' ' '\n' <<<"$NK_RESILIENCE_CASES"))
-fi
-ktap_begin $((${#cases[@]} + 3))
+read -ra cases <<<"${NK_RESILIENCE_CASES:-}"
+ktap_begin $(($(ktap_table_count "${cases[@]}") + down_points))
 
 finish() {
 	ktap_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
@@ -214,7 +220,7 @@ counts_back() {
 	[[ $n1 == "$1" && $g1 == "$2" ]]
 }
 
-case_socket_abandoned() {
+test_socket_abandoned() {
 	local n0 g0 out
 	n0=$(topo_nsm_stat sockets)
 	g0=$(topo_ep_sockets vm1) || return 1
@@ -228,7 +234,7 @@ case_socket_abandoned() {
 	counts_back "$n0" "$g0"
 }
 
-case_accept_abandoned() {
+test_accept_abandoned() {
 	local n0 g0 out port=9200 ip
 	ip=$(topo_guest_ip vm1)
 	n0=$(topo_nsm_stat sockets)
@@ -281,7 +287,7 @@ cat /tmp/acc") || true
 	counts_back "$n0" "$g0"
 }
 
-case_stop_cont() {
+test_stop_cont() {
 	local t0
 	hold_start 1 || return 1
 	dgram_start 9211 || return 1
@@ -301,7 +307,7 @@ case_stop_cont() {
 }
 
 # Across stop_cont's lost session: nk_dgram's UDP socket.
-case_stop_cont_dgram() {
+test_stop_cont_dgram() {
 	local out rc=0
 	[[ -s $logdir/dgram-lost.out ]] || { ktap_diag "stop_cont did not get to the probe"; return 1; }
 	out=$(cat "$logdir/dgram-lost.out")
@@ -312,7 +318,7 @@ case_stop_cont_dgram() {
 	return "$rc"
 }
 
-case_engine_restart() {
+test_engine_restart() {
 	local t0
 	hold_start 2 || return 1
 	topo_engine_restart KILL || return 1
@@ -322,7 +328,7 @@ case_engine_restart() {
 	served_again || return 1
 }
 
-case_ring_full() {
+test_ring_full() {
 	local port=9150 lport=9151 bytes=150000 out ms
 	topo_world_spawn "$logdir/world-stall.log" python3 -c "
 import socket, time
@@ -443,7 +449,7 @@ done" >/dev/null 2>&1 || true
 	lab_stop_pid "$DGRAM_WORLD_PID" 1 >/dev/null 2>&1 || true
 }
 
-case_nsm_dies() {
+test_nsm_dies() {
 	local t0 out
 	hold_start 3 || return 1
 	dgram_start 9201 || return 1
@@ -465,7 +471,7 @@ case_nsm_dies() {
 }
 
 # Across nsm_dies' death: nk_dgram's UDP socket and listener.
-case_nsm_dies_dgram() {
+test_nsm_dies_dgram() {
 	local out rc=0
 	[[ -s $logdir/dgram-probe.out ]] || { ktap_diag "nsm_dies did not get to the probe"; return 1; }
 	out=$(cat "$logdir/dgram-probe.out")
@@ -494,7 +500,7 @@ while time.time() - t < 40:
 	return "$rc"
 }
 
-case_guest_dies() {
+test_guest_dies() {
 	local n0 n1 g1
 	n0=$(topo_nsm_stat sockets)
 	hold_start 4 || return 1
@@ -508,13 +514,7 @@ case_guest_dies() {
 	[[ $n0 -ge 0 && $n1 == "$n0" && $g1 == 0 ]]
 }
 
-for c in "${cases[@]}"; do
-	t=$SECONDS
-	rc=0
-	"case_$c" || rc=1
-	ktap_diag "$c: $((SECONDS - t)) s"
-	ktap_ok "$rc" "$c"
-done
+ktap_run_table "${cases[@]}"
 
 # vm1 was killed: its console is all there is.
 topo_down_ktap vm1

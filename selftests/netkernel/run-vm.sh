@@ -34,7 +34,9 @@
 # TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/lab).
 # Logs: build/lab/kselftest/ (consoles, dmesg, agent logs, engine, servers).
 # Scripts for the guests in single quotes are expanded by the guest.
-# shellcheck disable=SC2016
+# TEST_NAMES and TEST_DESCS are read by ktap_run_table, which runs the
+# test_* functions.
+# shellcheck disable=SC2016,SC2034,SC2119,SC2317
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -75,31 +77,34 @@ rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-# ------------------------------------------------------------ KTAP output
+# ------------------------------------------------------------- the tests
+# One point per entry, in this order (test_NAME, below), then topo_down_ktap's
+# points: "console clean" for nsm, vm1 and base, and the engine's stop.
 
-ktap_begin $((8 + ADV_CASES + PROG_CASES))
+TEST_NAMES=(
+	nk_client nk_server base_client base_server
+	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
+	nginx_nk nginx_base
+)
+TEST_DESCS=(
+	"netkernel guest: client side"
+	"netkernel guest: server side"
+	"baseline guest: client side"
+	"baseline guest: server side"
+	"adversarial: udp flood, vm1"
+	"adversarial: udp flood, base"
+	"adversarial: tcp 1-byte segments, vm1"
+	"adversarial: tcp 1-byte segments, base"
+	"nginx, Debian's default configuration: vm1 serves a file to the world"
+	"nginx, Debian's default configuration: base serves a file to the world"
+)
+down_points=4	# topo_down_ktap's
+
+ktap_begin $(($(ktap_table_count) + down_points))
 
 finish() {
 	ktap_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
 	ktap_end
-}
-
-# subtest NAME STATUS OUTPUT: OUTPUT (the suite's KTAP) indented as the
-# subtest of one test point; the point passes when STATUS is 0 and the
-# suite reported no failed case at its top level.
-subtest() {
-	local name=$1 status=$2 out=$3
-	echo "    KTAP version 1"
-	echo "    # Subtest: $name"
-	printf '%s\n' "$out" | grep -v '^KTAP version' | sed 's/^/    /'
-	if grep -q '^not ok ' <<<"$out"; then
-		status=1
-	fi
-	if ! grep -q '^ok ' <<<"$out"; then
-		ktap_diag "$name: the suite reported no passing case"
-		status=1
-	fi
-	ktap_ok "$status" "$name"
 }
 
 # ------------------------------------------------------------------ build
@@ -139,9 +144,10 @@ ktap_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs 
 
 # ------------------------------------------------------------ suite runs
 
-# client_side KIND VM: the server in the world, the client in VM.
+# client_side VM: the server in the world, the client in VM; the suite's
+# KTAP as the subtest of the point TEST_DESC.
 client_side() {
-	local vm=$2 name="$1 guest: client side" spid out status=0 t=$SECONDS
+	local vm=$1 name=$TEST_DESC spid out status=0 t=$SECONDS
 	local slog=$logdir/server-world-$vm.log
 	# shellcheck disable=SC2046 # the command line is words
 	topo_world_spawn "$slog" $(suite_server "$suite_bin" "$TOPO_WORLD_IP")
@@ -150,8 +156,7 @@ client_side() {
 		ktap_diag "$name: the server in the world did not listen on $suite_port:"
 		tail -n 10 "$slog" | sed 's/^/#   /'
 		lab_stop_pid "$spid" 5 || true
-		ktap_ok 1 "$name"
-		return
+		return 1
 	fi
 	out=$(lab_vm_exec "$vm" "$suite_timeout" \
 		"$(suite_client "$guest_bin" "$TOPO_WORLD_IP" "$TOPO_WORLD_IP6")") || status=$?
@@ -161,12 +166,14 @@ client_side() {
 		ktap_diag "server log (world), its end:"
 		tail -n 10 "$slog" | sed 's/^/#   /'
 	fi
-	subtest "$name" "$status" "$out"
+	ktap_subtest "$name" "$out" || status=1
+	return "$status"
 }
 
-# server_side KIND VM: the server in VM, the client in the world.
+# server_side VM: the server in VM, the client in the world; the suite's
+# KTAP as the subtest of the point TEST_DESC.
 server_side() {
-	local vm=$2 name="$1 guest: server side" out status=0 t=$SECONDS ip port_hex
+	local vm=$1 name=$TEST_DESC out status=0 t=$SECONDS ip port_hex
 	ip=$(topo_vm_ip "$vm")
 	port_hex=$(printf '%04X' "$suite_port")
 	# The server runs in the background in the guest; wait until it
@@ -180,8 +187,7 @@ until grep -Eqs ':$suite_port |:$port_hex [0-9A-F]+:0000 0A' /proc/net/netkernel
 done" >"$logdir/server-$vm.start.log" 2>&1; then
 		ktap_diag "$name: the server in $vm did not start:"
 		sed 's/^/#   /' "$logdir/server-$vm.start.log"
-		ktap_ok 1 "$name"
-		return
+		return 1
 	fi
 	# shellcheck disable=SC2046 # the command line is words
 	out=$(timeout -k 5 "$suite_timeout" ip netns exec "$TOPO_NS" \
@@ -193,15 +199,22 @@ done" >"$logdir/server-$vm.start.log" 2>&1; then
 		ktap_diag "server log ($vm), its end:"
 		tail -n 10 "$logdir/server-$vm.log" | sed 's/^/#   /'
 	fi
-	subtest "$name" "$status" "$out"
+	ktap_subtest "$name" "$out" || status=1
+	return "$status"
 }
 
-client_side netkernel vm1
-server_side netkernel vm1
-client_side baseline base
-server_side baseline base
-adv_run
-prog_run
+test_nk_client() { client_side vm1; }
+test_nk_server() { server_side vm1; }
+test_base_client() { client_side "$TOPO_BASE"; }
+test_base_server() { server_side "$TOPO_BASE"; }
+test_adv_udp_flood_nk() { adv_udp_flood vm1; }
+test_adv_udp_flood_base() { adv_udp_flood "$TOPO_BASE"; }
+test_adv_tcp_flood_nk() { adv_tcp_flood vm1; }
+test_adv_tcp_flood_base() { adv_tcp_flood "$TOPO_BASE"; }
+test_nginx_nk() { prog_nginx vm1; }
+test_nginx_base() { prog_nginx "$TOPO_BASE"; }
+
+ktap_run_table
 
 ktap_diag "engine counters after the runs:"
 topo_nkctl stats 2>&1 | sed 's/^/#   /' || true
