@@ -10,8 +10,10 @@
 # A script declares its test points as a table, as
 # tools/testing/selftests/vsock/vmtest.sh does: TEST_NAMES, one function
 # test_NAME per entry returning 0 when the point passes, and TEST_DESCS,
-# the point's description (what the KTAP line says).  The plan comes from
-# the table:
+# the point's description (what the KTAP line says).  A test runs with
+# errexit off (bash ignores set -e in a function called from a || list):
+# it tests what it runs and returns its verdict.  The plan comes from the
+# table:
 #
 #   TEST_NAMES=(a b)
 #   TEST_DESCS=("a does this" "b does that")
