@@ -3,13 +3,17 @@
 #
 # Build the kernel modules against every Debian kernel the project
 # supports (6.1 first, 6.12 too) and run checkpatch on the kernel sources.
-# Prints TAP; a compiler warning fails a build.
+# Prints KTAP; a compiler warning fails a build.
 #
 # Each build runs in its own copy under build/kbuild/<version>, so the
 # source tree stays clean and the two kernels never share objects.
+# TEST_NAMES, TEST_DESCS and TEST_DESC are read by ktap_run_table.
+# shellcheck disable=SC2034,SC2119,SC2317
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../selftests/kselftest/ktap_helpers.sh
+. "$top/selftests/kselftest/ktap_helpers.sh"
 out=$top/build/kbuild
 mkdir -p "$out"
 
@@ -39,16 +43,14 @@ mapfile -t ksrc < <(cd "$top" && git ls-files -co --exclude-standard \
 	'af_netkernel/*.[ch]' 'nsm-kernel/*.[ch]' 'lib/*.[ch]' | sort)
 mapfile -t kbuild < <(cd "$top" && git ls-files -co --exclude-standard '*/Kbuild')
 
-versions=(6.1 6.12)
-echo "TAP version 13"
-echo "1..$((${#versions[@]} + 1))"
-n=0
-for series in "${versions[@]}"; do
-	n=$((n + 1))
+# build_against SERIES: the modules build against SERIES's headers with
+# no compiler or modpost diagnostic.
+build_against() {
+	local series=$1 ver dir log rc warnings mods
 	ver=$(headers_for "$series")
 	if [ -z "$ver" ]; then
-		echo "not ok $n - build against $series: no linux-headers-$series.*-amd64 installed"
-		continue
+		TEST_DESC="build against $series: no linux-headers-$series.*-amd64 installed"
+		return 1
 	fi
 	dir=$out/$ver
 	rm -rf "$dir"
@@ -63,33 +65,47 @@ for series in "${versions[@]}"; do
 	warnings=$(grep -E '\.[ch]:[0-9]+(:[0-9]+)?: (warning|error):|^(WARNING|ERROR): modpost' "$log")
 	mods=$(cd "$dir" && find . -name '*.ko' | sort | tr '\n' ' ')
 	if [ $rc -eq 0 ] && [ -z "$warnings" ] && [ -n "$mods" ]; then
-		echo "ok $n - build against $ver: $mods"
-	else
-		echo "not ok $n - build against $ver (make exit $rc)"
-		[ -n "$warnings" ] || warnings=$(tail -n 20 "$log")
-		echo "# ${warnings//$'\n'/$'\n'# }"
+		TEST_DESC="build against $ver: $mods"
+		return 0
 	fi
-done
+	TEST_DESC="build against $ver (make exit $rc)"
+	[ -n "$warnings" ] || warnings=$(tail -n 20 "$log")
+	ktap_diag "$warnings"
+	return 1
+}
 
-n=$((n + 1))
-cp=$(checkpatch)
-if [ -z "$cp" ]; then
-	echo "not ok $n - checkpatch: linux-source-6.1 not installed"
-	exit 1
-fi
-bad=0
-for f in "${ksrc[@]}"; do
-	res=$(cd "$top" && perl "$cp" --no-tree --quiet --terse -f "$f" 2>&1 |
-		grep -E ': (ERROR|WARNING):' |
-		grep -v 'LINUX_VERSION_CODE should be avoided' |
-		grep -v 'Comparisons should place the constant on the right side')
-	if [ -n "$res" ]; then
-		bad=1
-		echo "# ${res//$'\n'/$'\n'# }"
+test_build_6_1() {
+	build_against 6.1
+}
+
+test_build_6_12() {
+	build_against 6.12
+}
+
+test_checkpatch() {
+	local cp f res bad=0
+	cp=$(checkpatch)
+	if [ -z "$cp" ]; then
+		TEST_DESC="checkpatch: linux-source-6.1 not installed"
+		return 1
 	fi
-done
-if [ $bad -eq 0 ]; then
-	echo "ok $n - checkpatch clean on ${#ksrc[@]} kernel source files"
-else
-	echo "not ok $n - checkpatch"
-fi
+	for f in "${ksrc[@]}"; do
+		res=$(cd "$top" && perl "$cp" --no-tree --quiet --terse -f "$f" 2>&1 |
+			grep -E ': (ERROR|WARNING):' |
+			grep -v 'LINUX_VERSION_CODE should be avoided' |
+			grep -v 'Comparisons should place the constant on the right side')
+		if [ -n "$res" ]; then
+			bad=1
+			ktap_diag "$res"
+		fi
+	done
+	[ $bad -eq 0 ] && TEST_DESC="checkpatch clean on ${#ksrc[@]} kernel source files"
+	return $bad
+}
+
+TEST_NAMES=(build_6_1 build_6_12 checkpatch)
+TEST_DESCS=("build against 6.1" "build against 6.12" "checkpatch")
+
+ktap_begin "$(ktap_table_count)"
+ktap_run_table
+ktap_end

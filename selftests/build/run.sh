@@ -21,8 +21,8 @@
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
-# shellcheck source-path=SCRIPTDIR source=../../tools/lab/lib.sh
-. "$top/tools/lab/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../kselftest/ktap_helpers.sh
+. "$top/selftests/kselftest/ktap_helpers.sh"
 
 tmp=$(mktemp -d /tmp/nk-buildtest.XXXXXX)
 chmod 755 "$tmp"
@@ -60,14 +60,15 @@ stub_bin() {
 # unprivileged user can read them.
 stub_tree() {
 	local d=$1
-	mkdir -p "$d/tree/tools/lab"
+	mkdir -p "$d/tree/tools/lab" "$d/tree/selftests/kselftest"
 	cp "$top/Makefile" "$d/tree/"
 	cp "$top/tools/install-deps.sh" "$d/tree/tools/"
 	cp "$top/tools/lab/lib.sh" "$d/tree/tools/lab/"
+	cp "$top/selftests/kselftest/ktap_helpers.sh" "$d/tree/selftests/kselftest/"
 	chmod -R a+rX "$d"
 }
 
-case_headers_after_deps() {
+test_headers_after_deps() {
 	local d=$tmp/hdr out hdir
 	mkdir -p "$d/src"
 	hdir=$d/src/linux-headers-6.1.0-99-amd64
@@ -80,30 +81,30 @@ case_headers_after_deps() {
 	EOF
 	chmod 755 "$d/install"
 	out=$(submake -C "$top" modules KSRC="$d/src" DEPS="$d/install" 2>&1) || {
-		lab_diag "$out"
+		ktap_diag "$out"
 		return 1
 	}
 	grep -qxF "kbuild $hdir M=$top" <<<"$out" || {
-		lab_diag "make modules did not build against $hdir:"
-		lab_diag "$out"
+		ktap_diag "make modules did not build against $hdir:"
+		ktap_diag "$out"
 		return 1
 	}
 }
 
-case_no_headers_message() {
+test_no_headers_message() {
 	local d=$tmp/nohdr out
 	mkdir -p "$d/src"
 	if out=$(submake -C "$top" modules KSRC="$d/src" DEPS=true 2>&1); then
-		lab_diag "make modules succeeded without headers: $out"
+		ktap_diag "make modules succeeded without headers: $out"
 		return 1
 	fi
 	grep -q "no $d/src/linux-headers-6.1.\*-amd64: run 'make deps' as root" <<<"$out" || {
-		lab_diag "unclear message: $out"
+		ktap_diag "unclear message: $out"
 		return 1
 	}
 }
 
-case_nonroot_no_install() {
+test_nonroot_no_install() {
 	local d=$tmp/nonroot out rc=0
 	stub_bin "$d"
 	stub_tree "$d"
@@ -113,14 +114,14 @@ case_nonroot_no_install() {
 	grep -qF "'make deps'" <<<"$out" || rc=1
 	grep -q "^install-deps: host engine (.*): .*libcmocka-dev" <<<"$out" || rc=1
 	if [[ -e $d/apt.calls ]]; then
-		lab_diag "apt-get ran: $(<"$d/apt.calls")"
+		ktap_diag "apt-get ran: $(<"$d/apt.calls")"
 		rc=1
 	fi
-	((rc == 0)) || lab_diag "$out"
+	((rc == 0)) || ktap_diag "$out"
 	return $rc
 }
 
-case_apt_unreachable() {
+test_apt_unreachable() {
 	local d=$tmp/apt out rc=0
 	stub_bin "$d"
 	stub_tree "$d"
@@ -128,16 +129,16 @@ case_apt_unreachable() {
 		PATH="$d/bin:$PATH" "$d/tree/tools/install-deps.sh" 2>&1) && rc=1
 	grep -q "could not reach the Debian repositories" <<<"$out" || rc=1
 	if grep -q '^install' "$d/apt.calls"; then
-		lab_diag "apt-get install ran after a failed update"
+		ktap_diag "apt-get install ran after a failed update"
 		rc=1
 	fi
-	((rc == 0)) || lab_diag "$out"
+	((rc == 0)) || ktap_diag "$out"
 	return $rc
 }
 
 # In a mount namespace whose /bin/busybox is a copy, so that a builder
 # that writes through a staged applet link changes the copy, not the host.
-case_initramfs_own_files() {
+test_initramfs_own_files() {
 	local d=$tmp/initramfs
 	mkdir -p "$d/x"
 	cp /bin/busybox "$d/busybox"
@@ -154,31 +155,29 @@ case_initramfs_own_files() {
 			echo "# /bin/busybox changed"
 			exit 1
 		fi' _ "$d" "$top" >"$d/log" 2>&1 || {
-		lab_diag "$(<"$d/log")"
+		ktap_diag "$(<"$d/log")"
 		return 1
 	}
 	(cd "$d/x" && gzip -dc ../img.cpio.gz | cpio -id --quiet) || return 1
 	cmp -s "$d/x/usr/bin/sha256sum" /usr/bin/sha256sum || {
-		lab_diag "the image's /usr/bin/sha256sum is not the host's sha256sum"
+		ktap_diag "the image's /usr/bin/sha256sum is not the host's sha256sum"
 		return 1
 	}
 	cmp -s "$d/x/bin/ls" "$d/added" || {
-		lab_diag "the image's /bin/ls is not the added file"
+		ktap_diag "the image's /bin/ls is not the added file"
 		return 1
 	}
 	cmp -s "$d/x/bin/busybox" /bin/busybox || {
-		lab_diag "the image's /bin/busybox is not busybox"
+		ktap_diag "the image's /bin/busybox is not busybox"
 		return 1
 	}
 }
 
-cases=(headers_after_deps no_headers_message nonroot_no_install apt_unreachable
+# shellcheck disable=SC2034 # the table, read by ktap_run_table
+TEST_NAMES=(headers_after_deps no_headers_message nonroot_no_install apt_unreachable
 	initramfs_own_files)
-(($# == 0)) || cases=("$@")
+TEST_DESCS=("${TEST_NAMES[@]}")	# the points are named after the cases
 
-lab_ktap_begin ${#cases[@]}
-for c in "${cases[@]}"; do
-	"case_$c"
-	lab_ok $? "$c"
-done
-lab_ktap_end
+ktap_begin "$(ktap_table_count "$@")"
+ktap_run_table "$@"
+ktap_end

@@ -54,23 +54,23 @@ lab_init "$logdir"
 t_start=$SECONDS
 
 scratch=(install no_headers_hint dkms_built versions packaged_unit bad_config purge)
-lab_ktap_begin $((1 + ${#scratch[@]} + 3 + 3))
+ktap_begin $((1 + ${#scratch[@]} + 3 + 3))
 
 finish() {
-	lab_diag "logs: $logdir and $out" "total $((SECONDS - t_start)) s"
-	lab_ktap_end
+	ktap_diag "logs: $logdir and $out" "total $((SECONDS - t_start)) s"
+	ktap_end
 }
 
 # --- the packages
 if tools_out=$("$top/tools/mkdeb.sh" "$out/deb" 2>&1) &&
 	! grep -q '^[EW]: ' "$out/deb/lintian.txt"; then
-	lab_diag "lintian: $(grep -c '^[IP]: ' "$out/deb/lintian.txt" || true) info tags" \
+	ktap_diag "lintian: $(grep -c '^[IP]: ' "$out/deb/lintian.txt" || true) info tags" \
 		$(grep '^[IP]: ' "$out/deb/lintian.txt" || true)
-	lab_ok 0 "make_deb: $(cd "$out/deb" && echo netkernel-*.deb)"
+	ktap_ok 0 "make_deb: $(cd "$out/deb" && echo netkernel-*.deb)"
 else
-	lab_diag "$tools_out" "$(cat "$out/deb/lintian.txt" 2>/dev/null)"
-	lab_ok 1 "make_deb"
-	lab_fail_rest "prerequisite failed: no packages"
+	ktap_diag "$tools_out" "$(cat "$out/deb/lintian.txt" 2>/dev/null)"
+	ktap_ok 1 "make_deb"
+	ktap_fail_rest "prerequisite failed: no packages"
 	finish
 fi
 
@@ -81,18 +81,18 @@ unshare -m "$here/scratch-root.sh" "$out/deb" "$out" "$k61" "$k612" >"$logdir/sc
 for c in "${scratch[@]}"; do
 	line=$(grep "^$c " "$out/results" 2>/dev/null | head -n 1 || true)
 	if [[ -z $line ]]; then
-		lab_diag "$c: no result ($(tail -n 5 "$logdir/scratch.log"))"
-		lab_ok 1 "$c"
+		ktap_diag "$c: no result ($(tail -n 5 "$logdir/scratch.log"))"
+		ktap_ok 1 "$c"
 		continue
 	fi
 	read -r _ rc msg <<<"$line"
-	lab_diag "$c: $msg"
-	lab_ok "$rc" "$c"
+	ktap_diag "$c: $msg"
+	ktap_ok "$rc" "$c"
 done
 
 # --- the lab on what the packages installed
 if [[ ! -r $out/pkg/af_netkernel.ko || ! -r $out/pkg/nsm_kernel.ko || ! -x $out/pkg/hostengine ]]; then
-	lab_fail_rest "prerequisite failed: no modules or engine from the packages"
+	ktap_fail_rest "prerequisite failed: no modules or engine from the packages"
 	finish
 fi
 TOPO_KVER=$k61
@@ -105,23 +105,23 @@ TOPO_INITRD_OUT=$out/topology-$k61.cpio.gz
 # must let it in, as the packaged configuration does.
 TOPO_ENGINE_OPTS="socket_group=kvm socket_mode=0660"
 if ! topo_build 2>"$logdir/build.err" || ! topo_up --guests 1 --no-base 2>"$logdir/up.err"; then
-	lab_diag "$(cat "$logdir/build.err" "$logdir/up.err" 2>/dev/null)"
-	lab_fail_rest "prerequisite failed: the lab did not come up"
+	ktap_diag "$(cat "$logdir/build.err" "$logdir/up.err" 2>/dev/null)"
+	ktap_fail_rest "prerequisite failed: the lab did not come up"
 	finish
 fi
-lab_diag "lab up ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+ktap_diag "lab up ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
 
 # download VM: the world's file through NetKernel, sha256 checked
 download() {
 	local got
 	got=$(topo_exec "$1" 120 "cat /sys/module/af_netkernel/version
 wget -q -O /tmp/f $TOPO_FILE_URL && sha256sum /tmp/f && rm -f /tmp/f" 2>&1) || true
-	lab_diag "$1: $got"
+	ktap_diag "$1: $got"
 	[[ $got == "$ver"$'\n'"$TOPO_FILE_SHA "* ]]
 }
 rc=0
 download vm1 || rc=1
-lab_ok "$rc" "lab_wget: vm1 on the packaged modules and engine"
+ktap_ok "$rc" "lab_wget: vm1 on the packaged modules and engine"
 
 # --- libvirt: vm1's QEMU stops, a libvirt domain takes its socket
 lv=nk-libvirt
@@ -175,7 +175,7 @@ libvirt_guest() {
 	lv_virsh start "$lv" >>"$logdir/virsh.log" 2>&1 || return 1
 	pid=$(cat "$lvstate/run/libvirt/qemu/$lv.pid" 2>/dev/null ||
 		nsenter -t "$LV_NS" -m -- cat "/run/libvirt/qemu/$lv.pid")
-	lab_diag "$lv: QEMU pid $pid, user $(ps -o user= -p "$pid")"
+	ktap_diag "$lv: QEMU pid $pid, user $(ps -o user= -p "$pid")"
 	lab_on_cleanup "kill -9 $pid 2>/dev/null || true"
 	[[ $(ps -o user= -p "$pid") == libvirt-qemu ]] || return 1
 	LAB_VM_PID[$lv]=$pid
@@ -200,15 +200,15 @@ rc=0
 if libvirt_up; then
 	libvirt_guest || rc=1
 else
-	lab_diag "libvirtd did not answer: $(tail -n 5 "$logdir/libvirtd.log")"
+	ktap_diag "libvirtd did not answer: $(tail -n 5 "$logdir/libvirtd.log")"
 	rc=1
 fi
-((rc == 0)) || lab_diag "$(tail -n 5 "$logdir/virsh.log" "$lvstate/log/qemu/$lv.log" 2>/dev/null)"
-lab_ok "$rc" "libvirt_guest: $lv through virsh, QEMU as libvirt-qemu, vm1's socket"
+((rc == 0)) || ktap_diag "$(tail -n 5 "$logdir/virsh.log" "$lvstate/log/qemu/$lv.log" 2>/dev/null)"
+ktap_ok "$rc" "libvirt_guest: $lv through virsh, QEMU as libvirt-qemu, vm1's socket"
 libvirt_down
 rc=0
 lab_scan_console "$lv" || rc=1
-lab_ok "$rc" "console clean: $lv"
+ktap_ok "$rc" "console clean: $lv"
 
 # vm1 was powered off for the libvirt guest: no dmesg to save of it.
 topo_down_ktap vm1

@@ -26,11 +26,11 @@ if ((${#names[@]} == 0)); then
 	mapfile -t names < <(sed -n 's/^HARNESSES := //p' "$here/Makefile" | tr ' ' '\n')
 fi
 
-lab_ktap_begin ${#names[@]}
+ktap_begin ${#names[@]}
 if ! make -s -C "$here" O="$out" >"$out.build.log" 2>&1; then
-	lab_diag "$(cat "$out.build.log")"
-	lab_fail_rest "build failed"
-	lab_ktap_end
+	ktap_diag "$(cat "$out.build.log")"
+	ktap_fail_rest "build failed"
+	ktap_end
 fi
 for n in "${names[@]}"; do
 	corpus=$out/corpus/$n
@@ -41,10 +41,10 @@ for n in "${names[@]}"; do
 		-artifact_prefix="$out/artifacts/$n-" "$corpus" >"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-	lab_diag "$n: ${runs:-0} executions in $secs s, corpus $(find "$corpus" -type f | wc -l) inputs (log $log)"
+	ktap_diag "$n: ${runs:-0} executions in $secs s, corpus $(find "$corpus" -type f | wc -l) inputs (log $log)"
 	if ((rc != 0)); then
-		lab_diag "$(grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|artifact_prefix|Test unit written)' "$log" | head -n 20)"
+		ktap_diag "$(grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|artifact_prefix|Test unit written)' "$log" | head -n 20)"
 	fi
-	lab_ok $rc "$n"
+	ktap_ok $rc "$n"
 done
-lab_ktap_end
+ktap_end

@@ -1,13 +1,13 @@
-# shellcheck shell=bash disable=SC2034,SC2154 # ADV_CASES for run-vm.sh; flood_bin, guest_flood from it
+# shellcheck shell=bash disable=SC2154 # flood_bin, guest_flood from run-vm.sh
 # SPDX-License-Identifier: GPL-2.0
 #
 # Adversarial cases for the VM lab, sourced by run-vm.sh after
 # tools/lab/lib.sh and tools/lab/topology.sh: they run in run-vm.sh's one
 # boot of the lab, against the NetKernel guest and, unchanged, against the
 # baseline guest (the native stack), so that every assertion is one Linux
-# itself meets.  Each adv_* function adds one KTAP test point (lab_ok);
-# ADV_CASES counts them for the plan.  To add a case: write adv_NAME VM,
-# add a line per VM to adv_run, raise ADV_CASES.
+# itself meets.  Each adv_* function is one KTAP test point, passing when
+# it returns 0.  To add a case: write adv_NAME VM, add a line per VM to
+# run-vm.sh's table and a test_* function there that calls it.
 #
 #   adv_udp_flood VM   empty and 1-byte datagrams from the world to a UDP
 #                      socket in VM that does not read: the guest's slab
@@ -27,7 +27,6 @@
 # Scripts for the guests in single quotes are expanded by the guest.
 # shellcheck disable=SC2016
 
-ADV_CASES=4
 adv_port=9099
 adv_flood_count=${NK_FLOOD_COUNT:-200000}	# datagrams
 adv_flood_secs=${NK_FLOOD_SECS:-10}
@@ -69,9 +68,8 @@ until grep -q ready /tmp/udp-sink.log; do
 	sleep 0.1; i=\$((i + 1))
 done
 cat /proc/sys/net/core/rmem_default"); then
-		lab_diag "$name: the sink did not start: $out"
-		lab_ok 1 "$name"
-		return
+		ktap_diag "$name: the sink did not start: $out"
+		return 1
 	fi
 	rcvbuf=${out##*$'\n'}
 	before=$(adv_meminfo "$vm")
@@ -93,24 +91,24 @@ cat /tmp/udp-sink.log' 2>&1) || rc=1
 	read -r slab1 _ <<<"$after"
 	read -r rmem drops <<<"$sock"
 	ovfl=$(sed -n 's/^after ok, ovfl \(-\{0,1\}[0-9]*\)$/\1/p' <<<"$out")
-	lab_diag "$name: world: $sent" "$name: Slab/MemAvailable KiB before $before, after $after;" \
+	ktap_diag "$name: world: $sent" "$name: Slab/MemAvailable KiB before $before, after $after;" \
 		"$name: socket rmem ${rmem:-?} (rcvbuf $rcvbuf), drops ${drops:-?}; sink: ${out//$'\n'/; }"
 	max_kb=$((rcvbuf / 1024 + adv_noise_kb))
 	if [[ -z $slab0 || -z $slab1 ]] || ((slab1 - slab0 > max_kb)); then
-		lab_diag "$name: the guest's slab grew by $((slab1 - slab0)) KiB (at most $max_kb: rcvbuf and noise)"
+		ktap_diag "$name: the guest's slab grew by $((slab1 - slab0)) KiB (at most $max_kb: rcvbuf and noise)"
 		rc=1
 	fi
 	# A queue is bounded by rcvbuf plus the one datagram that crossed it.
 	if [[ -z $rmem ]] || ((rmem > rcvbuf + 2048)); then
-		lab_diag "$name: the socket holds ${rmem:-?} bytes of memory (rcvbuf $rcvbuf)"
+		ktap_diag "$name: the socket holds ${rmem:-?} bytes of memory (rcvbuf $rcvbuf)"
 		rc=1
 	fi
 	if [[ -z $drops || -z $ovfl ]] || ((drops <= 0 || ovfl != drops)); then
-		lab_diag "$name: drops ${drops:-?} counted, SO_RXQ_OVFL ${ovfl:-none}: both must count every drop"
+		ktap_diag "$name: drops ${drops:-?} counted, SO_RXQ_OVFL ${ovfl:-none}: both must count every drop"
 		rc=1
 	fi
-	grep -q '^after ok' <<<"$out" || { lab_diag "$name: the socket did not receive after the flood"; rc=1; }
-	lab_ok "$rc" "$name"
+	grep -q '^after ok' <<<"$out" || { ktap_diag "$name: the socket did not receive after the flood"; rc=1; }
+	return "$rc"
 }
 
 adv_tcp_flood() {
@@ -119,9 +117,8 @@ adv_tcp_flood() {
 	ip=$(topo_vm_ip "$vm")
 	if ! out=$(lab_vm_exec "$vm" 30 "$guest_flood tcp-sink $adv_port >/tmp/tcp-sink.log 2>&1 &
 echo \$! >/tmp/tcp-sink.pid" 2>&1); then
-		lab_diag "$name: the sink did not start: $out"
-		lab_ok 1 "$name"
-		return
+		ktap_diag "$name: the sink did not start: $out"
+		return 1
 	fi
 	before=$(adv_meminfo "$vm")
 	# In the background: its last send waits until the sink reads.
@@ -144,30 +141,23 @@ cat /tmp/tcp-sink.log' 2>&1) || rc=1
 	read -r slab0 _ <<<"$before"
 	read -r slab1 _ <<<"$after"
 	read -r rmem _ <<<"$sock"
-	lab_diag "$name: world: ${sent//$'\n'/; }" "$name: Slab/MemAvailable KiB before $before, after $after;" \
+	ktap_diag "$name: world: ${sent//$'\n'/; }" "$name: Slab/MemAvailable KiB before $before, after $after;" \
 		"$name: connection rmem ${rmem:-?}; sink: ${out//$'\n'/; }"
 	n=$(sed -n 's/^sent \([0-9]*\) in .*/\1/p' <<<"$sent")
 	# Every byte sent is queued unread: memory near the bytes, not an skb
 	# (hundreds of bytes) per 1-byte segment.
 	max_kb=$((4 * ${n:-0} / 1024 + adv_noise_kb))
 	if [[ -z $slab0 || -z $slab1 ]] || ((slab1 - slab0 > max_kb)); then
-		lab_diag "$name: the guest's slab grew by $((slab1 - slab0)) KiB for ${n:-?} bytes queued (at most $max_kb)"
+		ktap_diag "$name: the guest's slab grew by $((slab1 - slab0)) KiB for ${n:-?} bytes queued (at most $max_kb)"
 		rc=1
 	fi
 	if [[ -z $rmem ]] || ((rmem <= 0 || rmem > 4 * ${n:-0} + 4096)); then
-		lab_diag "$name: ${rmem:-?} bytes charged to the socket for ${n:-?} bytes queued (more than 0, at most 4 times)"
+		ktap_diag "$name: ${rmem:-?} bytes charged to the socket for ${n:-?} bytes queued (more than 0, at most 4 times)"
 		rc=1
 	fi
 	if [[ -z $n ]] || ! grep -q "^read $((n + 5)) bytes, after ok" <<<"$out"; then
-		lab_diag "$name: the sink must read the ${n:-?} bytes sent and \"after\""
+		ktap_diag "$name: the sink must read the ${n:-?} bytes sent and \"after\""
 		rc=1
 	fi
-	lab_ok "$rc" "$name"
-}
-
-adv_run() {
-	adv_udp_flood vm1
-	adv_udp_flood "$TOPO_BASE"
-	adv_tcp_flood vm1
-	adv_tcp_flood "$TOPO_BASE"
+	return "$rc"
 }

@@ -3181,11 +3181,52 @@ static int client_connect(const char *server, int port, struct ctx *base)
 	return 0;
 }
 
+/*
+ * The client's KTAP, printed here only: the plan, one point per case run
+ * (its number counted here, its name the case table's), the totals.
+ */
+struct ktap {
+	int num, pass, fail, skip;
+};
+
+static void ktap_plan(int n)
+{
+	printf("KTAP version 1\n1..%d\n", n);
+}
+
+/* One point: CASE_PASS, CASE_SKIP (WHY is the reason) or CASE_FAIL (WHY, if
+ * any, follows a "#").
+ */
+static void ktap_point(struct ktap *k, int code, const char *name, const char *why)
+{
+	k->num++;
+	if (code == CASE_FAIL) {
+		k->fail++;
+		printf("not ok %d %s", k->num, name);
+		if (why)
+			printf(" # %s", why);
+	} else if (code == CASE_SKIP) {
+		k->skip++;
+		printf("ok %d %s # SKIP %s", k->num, name, why);
+	} else {
+		k->pass++;
+		printf("ok %d %s", k->num, name);
+	}
+	printf("\n");
+}
+
+static void ktap_totals(const struct ktap *k)
+{
+	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0\n", k->pass,
+	       k->fail, k->skip);
+}
+
 static int client_main(const char *server, const char *server6, int port,
 		       const struct selection *sel, int run_timeout)
 {
 	char line[CTL_LINE_MAX], reason[CTL_LINE_MAX], preason[CTL_LINE_MAX];
-	int i, n = 0, num = 0, pass = 0, fail = 0, skip = 0, code, pcode, timeout;
+	int i, n = 0, code, pcode, timeout;
+	struct ktap k = { 0 };
 	long long end = now_ms() + run_timeout * 1000LL;
 	bool broken = false;
 	struct ctx base;
@@ -3205,7 +3246,7 @@ static int client_main(const char *server, const char *server6, int port,
 		base.have_peer6 = true;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	printf("KTAP version 1\n1..%d\n", n);
+	ktap_plan(n);
 	if (client_connect(server, port, &base)) {
 		printf("Bail out! no control connection to %s:%d\n", server, port);
 		return 1;
@@ -3219,11 +3260,9 @@ static int client_main(const char *server, const char *server6, int port,
 
 		if (!selected(sel, tc->name))
 			continue;
-		num++;
 		if (broken || left < 5) {
-			printf("not ok %d %s # %s\n", num, tc->name, broken ?
-			       "control connection lost" : "run time limit reached");
-			fail++;
+			ktap_point(&k, CASE_FAIL, tc->name, broken ?
+				   "control connection lost" : "run time limit reached");
 			continue;
 		}
 		timeout = tc->timeout ?: CASE_TIMEOUT;
@@ -3234,14 +3273,12 @@ static int client_main(const char *server, const char *server6, int port,
 		    ctl_raw_recv(base.ctl, line, sizeof(line), 10000) < 0) {
 			broken = true;
 			i--;
-			num--;
 			continue;
 		}
 		if (strncmp(line, "GO ", 3) || atoi(line + 3) != i) {
 			printf("# %s: the server does not know this case (%s)\n", tc->name,
 			       line);
-			printf("not ok %d %s\n", num, tc->name);
-			fail++;
+			ktap_point(&k, CASE_FAIL, tc->name, NULL);
 			continue;
 		}
 		code = run_case(&base, i, timeout, reason, sizeof(reason), &pcode, preason,
@@ -3250,31 +3287,25 @@ static int client_main(const char *server, const char *server6, int port,
 			printf("# %s: %s\n", tc->name, reason);
 		if (pcode < 0) {
 			printf("# %s: control connection lost\n", tc->name);
-			printf("not ok %d %s\n", num, tc->name);
-			fail++;
+			ktap_point(&k, CASE_FAIL, tc->name, NULL);
 			broken = true;
 			continue;
 		}
 		if (pcode == CASE_FAIL && !strstr(preason, "the other side failed"))
 			printf("# %s: server: %s\n", tc->name, preason);
-		if (code == CASE_FAIL || pcode == CASE_FAIL) {
-			printf("not ok %d %s\n", num, tc->name);
-			fail++;
-		} else if (code == CASE_SKIP || pcode == CASE_SKIP) {
-			printf("ok %d %s # SKIP %s\n", num, tc->name,
-			       code == CASE_SKIP ? reason : preason);
-			skip++;
-		} else {
-			printf("ok %d %s\n", num, tc->name);
-			pass++;
-		}
+		if (code == CASE_FAIL || pcode == CASE_FAIL)
+			ktap_point(&k, CASE_FAIL, tc->name, NULL);
+		else if (code == CASE_SKIP || pcode == CASE_SKIP)
+			ktap_point(&k, CASE_SKIP, tc->name,
+				   code == CASE_SKIP ? reason : preason);
+		else
+			ktap_point(&k, CASE_PASS, tc->name, NULL);
 		fflush(stdout);
 	}
 	if (!broken)
 		ctl_raw_send(base.ctl, "BYE");
-	printf("# Totals: pass:%d fail:%d xfail:0 xpass:0 skip:%d error:0\n", pass, fail,
-	       skip);
-	return fail ? 1 : 0;
+	ktap_totals(&k);
+	return k.fail ? 1 : 0;
 }
 
 static void usage(void)

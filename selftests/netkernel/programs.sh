@@ -1,11 +1,11 @@
-# shellcheck shell=bash disable=SC2034 # PROG_CASES for run-vm.sh
+# shellcheck shell=bash
 # SPDX-License-Identifier: GPL-2.0
 #
 # Real programs in the VM lab, sourced by run-vm.sh after tools/lab/lib.sh
 # and tools/lab/topology.sh: each runs unchanged, as a user would run it,
 # in the NetKernel guest and in the baseline guest, in run-vm.sh's one boot
-# of the lab.  Each prog_* function adds one KTAP test point (lab_ok);
-# PROG_CASES counts them for the plan.
+# of the lab.  Each prog_* function is one KTAP test point, passing when
+# it returns 0 (run-vm.sh's table names them).
 #
 #   prog_nginx VM   Debian's nginx with Debian's own /etc/nginx (nginx.conf
 #                   with sendfile on and tcp_nopush on, so TCP_CORK; the
@@ -20,7 +20,6 @@
 # Scripts for the guests in single quotes are expanded by the guest.
 # shellcheck disable=SC2016
 
-PROG_CASES=2
 prog_nginx_bin=/usr/sbin/nginx
 
 prog_initrd_args() {
@@ -37,9 +36,8 @@ prog_nginx() {
 	local vm=$1 name="nginx, Debian's default configuration: $1 serves a file to the world"
 	local ip out rc=0 sha got
 	if [[ ! -x $prog_nginx_bin ]]; then
-		lab_diag "$name: $prog_nginx_bin is not installed (tools/install-deps.sh)"
-		lab_ok 1 "$name"
-		return
+		ktap_diag "$name: $prog_nginx_bin is not installed (tools/install-deps.sh)"
+		return 1
 	fi
 	ip=$(topo_vm_ip "$vm")
 	# Debian's layout: the site enabled by a link, the www-data user, the
@@ -63,9 +61,8 @@ sha256sum /var/www/html/file') || rc=1
 	sha=${out##*$'\n'}
 	sha=${sha%% *}
 	if ((rc)); then
-		lab_diag "$name: nginx did not start in $vm:" "$out"
-		lab_ok 1 "$name"
-		return
+		ktap_diag "$name: nginx did not start in $vm:" "$out"
+		return 1
 	fi
 	got=$(timeout -k 5 60 ip netns exec "$TOPO_NS" python3 -c '
 import hashlib, sys, urllib.request
@@ -74,16 +71,11 @@ with urllib.request.urlopen(sys.argv[1], timeout=30) as r:
 	# Errors and warnings; the notice of the stop signal is not one.
 	out=$(topo_exec "$vm" 30 'nginx -s stop >/dev/null 2>&1; sleep 1
 grep -E "\[(emerg|alert|crit|error|warn)\]" /var/log/nginx/error.log') || true
-	lab_diag "$name: the guest's sha256 ${sha:0:16}..., the world's ${got:0:16}..."
+	ktap_diag "$name: the guest's sha256 ${sha:0:16}..., the world's ${got:0:16}..."
 	if [[ -n $out ]]; then
-		lab_diag "nginx's error log in $vm:" "$out"
+		ktap_diag "nginx's error log in $vm:" "$out"
 		rc=1
 	fi
 	[[ $got == "$sha" && -n $sha ]] || rc=1
-	lab_ok "$rc" "$name"
-}
-
-prog_run() {
-	prog_nginx vm1
-	prog_nginx base
+	return "$rc"
 }

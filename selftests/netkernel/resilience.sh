@@ -53,6 +53,9 @@
 #
 # KTAP.  Logs in build/lab/resilience/.  Environment as for run-vm.sh;
 # NK_RESILIENCE_CASES="socket_abandoned ..." runs only the cases named.
+# TEST_NAMES and TEST_DESCS are read by ktap_run_table, which runs the
+# test_* functions.
+# shellcheck disable=SC2034,SC2317
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -79,33 +82,36 @@ rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-cases=(socket_abandoned accept_abandoned stop_cont stop_cont_dgram engine_restart ring_full nsm_dies
+# One point per case, in this order (test_NAME, below), each named after
+# its case, then topo_down_ktap's points: "console clean" for nsm and vm1,
+# and the engine's stop.
+TEST_NAMES=(socket_abandoned accept_abandoned stop_cont stop_cont_dgram engine_restart ring_full nsm_dies
 	nsm_dies_dgram guest_dies)
+TEST_DESCS=("${TEST_NAMES[@]}")
+down_points=3
 # NK_RESILIENCE_CASES="a b": only these cases (in the order above).
-if [[ -n ${NK_RESILIENCE_CASES:-} ]]; then
-	mapfile -t cases < <(printf '%s\n' "${cases[@]}" | grep -Fxf <(tr ' ' '\n' <<<"$NK_RESILIENCE_CASES"))
-fi
-lab_ktap_begin $((${#cases[@]} + 3))
+read -ra cases <<<"${NK_RESILIENCE_CASES:-}"
+ktap_begin $(($(ktap_table_count "${cases[@]}") + down_points))
 
 finish() {
-	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
-	lab_ktap_end
+	ktap_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
+	ktap_end
 }
 
 if ! make -C "$here" -j2 >"$logdir/build-tests.log" 2>&1; then
-	lab_diag "make -C selftests/netkernel failed:" "$(tail -n 20 "$logdir/build-tests.log")"
-	lab_fail_rest "prerequisite failed: nk_hold does not build"
+	ktap_diag "make -C selftests/netkernel failed:" "$(tail -n 20 "$logdir/build-tests.log")"
+	ktap_fail_rest "prerequisite failed: nk_hold does not build"
 	finish
 fi
 TOPO_INITRD_ARGS+=(--add "$hold_bin:/usr/bin/nk_hold" --add "$stall_bin:/usr/bin/nk_stall"
 	--add "$dgram_bin:/usr/bin/nk_dgram")
 TOPO_NK_RECONNECT=1
 if ! topo_build 2>"$logdir/build.err" || ! topo_up --guests 1 --no-base 2>"$logdir/up.err"; then
-	lab_diag "$(cat "$logdir/build.err" "$logdir/up.err" 2>/dev/null)"
-	lab_fail_rest "prerequisite failed: the lab did not come up"
+	ktap_diag "$(cat "$logdir/build.err" "$logdir/up.err" 2>/dev/null)"
+	ktap_fail_rest "prerequisite failed: the lab did not come up"
 	finish
 fi
-lab_diag "lab up ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+ktap_diag "lab up ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
 
 # hold_start N: a world listener on port 9100+N that never sends or
 # closes, and nk_hold in vm1 connected to it; 1 if either fails.
@@ -121,14 +127,14 @@ c.settimeout(600)
 while c.recv(4096):
     pass"
 	WORLD_PID=$LAB_LAST_PID
-	topo_world_wait_port "$port" || { lab_diag "the world does not listen on $port"; return 1; }
+	topo_world_wait_port "$port" || { ktap_diag "the world does not listen on $port"; return 1; }
 	topo_exec vm1 30 "nk_hold $TOPO_WORLD_IP $port >/tmp/hold-$1 2>&1 &
 i=0
 until grep -q connected /tmp/hold-$1; do
 	[ \$i -lt 100 ] || { cat /tmp/hold-$1; exit 1; }
 	sleep 0.1; i=\$((i + 1))
 done" >"$logdir/hold-$1.start" 2>&1 || {
-		lab_diag "nk_hold did not connect:" "$(cat "$logdir/hold-$1.start")"
+		ktap_diag "nk_hold did not connect:" "$(cat "$logdir/hold-$1.start")"
 		return 1
 	}
 }
@@ -143,7 +149,7 @@ until grep -q ended /tmp/hold-$1; do
 	sleep 0.1; i=\$((i + 1))
 done
 cat /tmp/hold-$1; echo \"looked \$i\"") || true
-	lab_diag "nk_hold: $(grep ended <<<"$out"), seen after $(($(sed -n 's/^looked //p' <<<"$out") * 100)) ms"
+	ktap_diag "nk_hold: $(grep ended <<<"$out"), seen after $(($(sed -n 's/^looked //p' <<<"$out") * 100)) ms"
 	grep -q '^ended ECONNRESET' <<<"$out"
 }
 
@@ -151,7 +157,7 @@ cat /tmp/hold-$1; echo \"looked \$i\"") || true
 world_closed() {
 	lab_wait_pid "$WORLD_PID" "$1" >/dev/null 2>&1
 	if lab_alive "$WORLD_PID"; then
-		lab_diag "the world's end of the connection is still open"
+		ktap_diag "the world's end of the connection is still open"
 		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
 		return 1
 	fi
@@ -167,7 +173,7 @@ hold_check() {
 served_again() {
 	local sum
 	sum=$(topo_exec vm1 60 "wget -q -O- $TOPO_FILE_URL | sha256sum") || return 1
-	[[ ${sum%% *} == "$TOPO_FILE_SHA" ]] || { lab_diag "download: $sum"; return 1; }
+	[[ ${sum%% *} == "$TOPO_FILE_SHA" ]] || { ktap_diag "download: $sum"; return 1; }
 }
 
 # wait_ready T0 NAME...: the endpoints ready within READY_S of T0 (SECONDS).
@@ -176,10 +182,10 @@ wait_ready() {
 	shift
 	left=$((t0 + READY_S - SECONDS))
 	if ((left < 1)) || ! topo_ep_wait_ready "$left" "$@"; then
-		lab_diag "not ready within $READY_S s: $(topo_nkctl list 2>&1 | tr '\n' ';')"
+		ktap_diag "not ready within $READY_S s: $(topo_nkctl list 2>&1 | tr '\n' ';')"
 		return 1
 	fi
-	lab_diag "$* ready again after $((SECONDS - t0)) s"
+	ktap_diag "$* ready again after $((SECONDS - t0)) s"
 }
 
 # The guest's reply timeout (ms) while a case waits for a call to give up.
@@ -210,11 +216,11 @@ counts_back() {
 		[[ $n1 == "$1" && $g1 == "$2" ]] && break
 		sleep 0.5
 	done
-	lab_diag "NSM sockets: $1 before, $n1 after; engine sockets of vm1: $2 before, $g1 after"
+	ktap_diag "NSM sockets: $1 before, $n1 after; engine sockets of vm1: $2 before, $g1 after"
 	[[ $n1 == "$1" && $g1 == "$2" ]]
 }
 
-case_socket_abandoned() {
+test_socket_abandoned() {
 	local n0 g0 out
 	n0=$(topo_nsm_stat sockets)
 	g0=$(topo_ep_sockets vm1) || return 1
@@ -223,12 +229,12 @@ case_socket_abandoned() {
 	out=$(topo_exec vm1 20 "nk_hold socket") || true
 	nsm_thaw
 	guest_reply_timeout 10000 || return 1
-	lab_diag "socket() while the NSM is stopped: $out"
+	ktap_diag "socket() while the NSM is stopped: $out"
 	[[ $out == "socket ETIMEDOUT" ]] || return 1
 	counts_back "$n0" "$g0"
 }
 
-case_accept_abandoned() {
+test_accept_abandoned() {
 	local n0 g0 out port=9200 ip
 	ip=$(topo_guest_ip vm1)
 	n0=$(topo_nsm_stat sockets)
@@ -240,7 +246,7 @@ until grep -q listening /tmp/acc; do
 	[ \$i -lt 100 ] || { cat /tmp/acc; exit 1; }
 	sleep 0.1; i=\$((i + 1))
 done" >"$logdir/accept.start" 2>&1 || {
-		lab_diag "nk_hold accept did not listen:" "$(cat "$logdir/accept.start")"
+		ktap_diag "nk_hold accept did not listen:" "$(cat "$logdir/accept.start")"
 		return 1
 	}
 	# The world's end: how its connection ends (EOF or a reset).
@@ -259,7 +265,7 @@ until grep -q pending /tmp/acc; do
 	[ \$i -lt 150 ] || { cat /tmp/acc; exit 1; }
 	sleep 0.1; i=\$((i + 1))
 done" >"$logdir/accept.pending" 2>&1 || {
-		lab_diag "no connection pending in vm1:" "$(cat "$logdir/accept.pending" "$logdir/world-accept.log")"
+		ktap_diag "no connection pending in vm1:" "$(cat "$logdir/accept.pending" "$logdir/world-accept.log")"
 		return 1
 	}
 	guest_reply_timeout "$REPLY_MS" || return 1
@@ -273,15 +279,15 @@ done
 cat /tmp/acc") || true
 	nsm_thaw
 	guest_reply_timeout 10000 || return 1
-	lab_diag "accept() while the NSM is stopped: $(tail -n 1 <<<"$out")"
+	ktap_diag "accept() while the NSM is stopped: $(tail -n 1 <<<"$out")"
 	grep -q '^accept ETIMEDOUT' <<<"$out" || return 1
 	world_closed 10 || return 1
-	lab_diag "the world's end: $(tail -n 1 "$logdir/world-accept.log")"
+	ktap_diag "the world's end: $(tail -n 1 "$logdir/world-accept.log")"
 	grep -Eq '^ended (EOF|ConnectionResetError)' "$logdir/world-accept.log" || return 1
 	counts_back "$n0" "$g0"
 }
 
-case_stop_cont() {
+test_stop_cont() {
 	local t0
 	hold_start 1 || return 1
 	dgram_start 9211 || return 1
@@ -293,7 +299,7 @@ case_stop_cont() {
 	wait_ready "$t0" vm1 || return 1
 	served_again || return 1
 	topo_exec vm1 10 'dmesg | grep -c "lost endpoint"' >/dev/null || {
-		lab_diag "vm1's kernel log does not say its session was lost"
+		ktap_diag "vm1's kernel log does not say its session was lost"
 		return 1
 	}
 	dgram_cmd probe 5 >"$logdir/dgram-lost.out" 2>&1 || true
@@ -301,18 +307,18 @@ case_stop_cont() {
 }
 
 # Across stop_cont's lost session: nk_dgram's UDP socket.
-case_stop_cont_dgram() {
+test_stop_cont_dgram() {
 	local out rc=0
-	[[ -s $logdir/dgram-lost.out ]] || { lab_diag "stop_cont did not get to the probe"; return 1; }
+	[[ -s $logdir/dgram-lost.out ]] || { ktap_diag "stop_cont did not get to the probe"; return 1; }
 	out=$(cat "$logdir/dgram-lost.out")
-	lab_diag "after the lost session: $(tr '\n' ';' <<<"$out")"
+	ktap_diag "after the lost session: $(tr '\n' ';' <<<"$out")"
 	grep -q '^sendto ENETDOWN ' <<<"$out" || rc=1
 	grep -q '^sigpipe 0$' <<<"$out" || rc=1
 	[[ $(grep '^recv ' <<<"$out" | tr '\n' ' ') == "recv ENETDOWN recv EAGAIN " ]] || rc=1
 	return "$rc"
 }
 
-case_engine_restart() {
+test_engine_restart() {
 	local t0
 	hold_start 2 || return 1
 	topo_engine_restart KILL || return 1
@@ -322,7 +328,7 @@ case_engine_restart() {
 	served_again || return 1
 }
 
-case_ring_full() {
+test_ring_full() {
 	local port=9150 lport=9151 bytes=150000 out ms
 	topo_world_spawn "$logdir/world-stall.log" python3 -c "
 import socket, time
@@ -331,7 +337,7 @@ c, _ = s.accept()
 c.sendall(b'x' * $bytes)
 time.sleep(600)"
 	WORLD_PID=$LAB_LAST_PID
-	topo_world_wait_port "$port" || { lab_diag "the world does not listen on $port"; return 1; }
+	topo_world_wait_port "$port" || { ktap_diag "the world does not listen on $port"; return 1; }
 	topo_exec vm1 30 "rm -f /tmp/stall-go
 nk_stall $TOPO_WORLD_IP $port $bytes /tmp/stall-go $lport >/tmp/stall 2>&1 &
 i=0
@@ -339,7 +345,7 @@ until grep -q listening /tmp/stall; do
 	[ \$i -lt 100 ] || { cat /tmp/stall; exit 1; }
 	sleep 0.1; i=\$((i + 1))
 done" >"$logdir/stall.start" 2>&1 || {
-		lab_diag "nk_stall does not listen:" "$(cat "$logdir/stall.start")"
+		ktap_diag "nk_stall does not listen:" "$(cat "$logdir/stall.start")"
 		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
 		return 1
 	}
@@ -354,7 +360,7 @@ until grep -q ready /tmp/stall; do
 	[ \$i -lt 200 ] || { cat /tmp/stall; exit 1; }
 	sleep 0.1; i=\$((i + 1))
 done" >"$logdir/stall.ready" 2>&1 || {
-		lab_diag "nk_stall not ready:" "$(cat "$logdir/stall.ready")"
+		ktap_diag "nk_stall not ready:" "$(cat "$logdir/stall.ready")"
 		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
 		lab_stop_pid "$STALL_CONN_PID" 1 >/dev/null 2>&1 || true
 		return 1
@@ -371,9 +377,9 @@ cat /tmp/stall") || true
 	kill -CONT "$TOPO_ENGINE_PID"
 	lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
 	lab_stop_pid "$STALL_CONN_PID" 1 >/dev/null 2>&1 || true
-	lab_diag "engine stopped, nk_stall: $(tr '\n' ';' <<<"$out")"
-	grep -q '^done' <<<"$out" || { lab_diag "nk_stall did not finish while the engine was stopped"; return 1; }
-	grep -Eq '^send ok=[0-9]+ eagain=[1-9]' <<<"$out" || { lab_diag "the requestq never filled"; return 1; }
+	ktap_diag "engine stopped, nk_stall: $(tr '\n' ';' <<<"$out")"
+	grep -q '^done' <<<"$out" || { ktap_diag "nk_stall did not finish while the engine was stopped"; return 1; }
+	grep -Eq '^send ok=[0-9]+ eagain=[1-9]' <<<"$out" || { ktap_diag "the requestq never filled"; return 1; }
 	ms=$(sed -n 's/^send .*max_ms=\([0-9]*\).*/\1/p' <<<"$out")
 	((ms <= STALL_MS)) || return 1
 	grep -q "^recv bytes=$bytes " <<<"$out" || return 1
@@ -426,10 +432,10 @@ i=0
 until grep -q ready /tmp/dgram.out; do
 	[ \$i -lt 100 ] || { cat /tmp/dgram.out; exit 1; }
 	sleep 0.1; i=\$((i + 1))
-done" >"$logdir/dgram.start" 2>&1 || { lab_diag "nk_dgram: $(cat "$logdir/dgram.start")"; return 1; }
+done" >"$logdir/dgram.start" 2>&1 || { ktap_diag "nk_dgram: $(cat "$logdir/dgram.start")"; return 1; }
 	out=$(dgram_cmd "echo 10" 10) || true
 	echo "$out" >"$logdir/dgram-before.out"
-	grep -q '^echo ok' <<<"$out" || { lab_diag "nk_dgram before the failure: $out"; return 1; }
+	grep -q '^echo ok' <<<"$out" || { ktap_diag "nk_dgram before the failure: $out"; return 1; }
 }
 
 # dgram_quit: nk_dgram in vm1 ends (its sockets closed), and the world's
@@ -443,38 +449,38 @@ done" >/dev/null 2>&1 || true
 	lab_stop_pid "$DGRAM_WORLD_PID" 1 >/dev/null 2>&1 || true
 }
 
-case_nsm_dies() {
+test_nsm_dies() {
 	local t0 out
 	hold_start 3 || return 1
 	dgram_start 9201 || return 1
-	topo_nsm_kill || { lab_diag "the NSM's console before its death shows trouble"; return 1; }
+	topo_nsm_kill || { ktap_diag "the NSM's console before its death shows trouble"; return 1; }
 	hold_ended 3 "$DEATH_S" || return 1
 	# Nothing closes the world's end: the NSM is gone without a word.
 	lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
 	t0=$SECONDS
 	out=$(topo_exec vm1 10 "nk_hold $TOPO_WORLD_IP 9100") || true
-	lab_diag "a new connection without an NSM: $out, after $((SECONDS - t0)) s"
+	ktap_diag "a new connection without an NSM: $out, after $((SECONDS - t0)) s"
 	grep -Eq '^connect E(NETUNREACH|NETDOWN|CONNREFUSED)' <<<"$out" || return 1
 	((SECONDS - t0 <= DEATH_S + 2)) || return 1
 	dgram_cmd probe 5 >"$logdir/dgram-probe.out" 2>&1 || true
-	topo_nsm_start_again 240 || { lab_diag "the NSM did not boot again"; return 1; }
+	topo_nsm_start_again 240 || { ktap_diag "the NSM did not boot again"; return 1; }
 	t0=$SECONDS
-	topo_ep_wait_ready 60 nsm0 || { lab_diag "nsm0 not ready after its boot"; return 1; }
-	lab_diag "nsm0 ready $((SECONDS - t0)) s after its agent"
+	topo_ep_wait_ready 60 nsm0 || { ktap_diag "nsm0 not ready after its boot"; return 1; }
+	ktap_diag "nsm0 ready $((SECONDS - t0)) s after its agent"
 	served_again
 }
 
 # Across nsm_dies' death: nk_dgram's UDP socket and listener.
-case_nsm_dies_dgram() {
+test_nsm_dies_dgram() {
 	local out rc=0
-	[[ -s $logdir/dgram-probe.out ]] || { lab_diag "nsm_dies did not get to the probe"; return 1; }
+	[[ -s $logdir/dgram-probe.out ]] || { ktap_diag "nsm_dies did not get to the probe"; return 1; }
 	out=$(cat "$logdir/dgram-probe.out")
-	lab_diag "without an NSM: $(tr '\n' ';' <<<"$out")"
+	ktap_diag "without an NSM: $(tr '\n' ';' <<<"$out")"
 	grep -Eq '^sendto (OK|ENETUNREACH|EHOSTUNREACH|ENETDOWN|ECONNREFUSED) ' <<<"$out" || rc=1
 	grep -q '^sigpipe 0$' <<<"$out" || rc=1
 	[[ $(grep -c '^recv EAGAIN$' <<<"$out") == 2 ]] || rc=1
 	out=$(dgram_cmd "echo 30" 30) || true
-	lab_diag "the NSM back, UDP: $(tr '\n' ';' <<<"$out")"
+	ktap_diag "the NSM back, UDP: $(tr '\n' ';' <<<"$out")"
 	grep -q '^echo ok' <<<"$out" || rc=1
 	topo_world_spawn "$logdir/world-conn.log" python3 -c "
 import socket, time
@@ -487,34 +493,28 @@ while time.time() - t < 40:
     except OSError:
         time.sleep(0.3)"
 	out=$(dgram_cmd "accept 30" 30) || true
-	lab_diag "the NSM back, listener: $(tr '\n' ';' <<<"$out")"
+	ktap_diag "the NSM back, listener: $(tr '\n' ';' <<<"$out")"
 	grep -q '^accept ok' <<<"$out" || rc=1
 	# Its sockets closed, so that guest_dies counts the NSM's from zero.
 	dgram_quit
 	return "$rc"
 }
 
-case_guest_dies() {
+test_guest_dies() {
 	local n0 n1 g1
 	n0=$(topo_nsm_stat sockets)
 	hold_start 4 || return 1
 	kill -KILL "${LAB_VM_PID[vm1]}"
 	world_closed "$DEATH_S" || return 1
-	lab_diag "the world's end closed within $DEATH_S s"
+	ktap_diag "the world's end closed within $DEATH_S s"
 	sleep 1
 	n1=$(topo_nsm_stat sockets)
 	g1=$(topo_ep_sockets vm1) || true
-	lab_diag "NSM sockets: $n0 before, $n1 after; engine sockets of vm1 after: $g1"
+	ktap_diag "NSM sockets: $n0 before, $n1 after; engine sockets of vm1 after: $g1"
 	[[ $n0 -ge 0 && $n1 == "$n0" && $g1 == 0 ]]
 }
 
-for c in "${cases[@]}"; do
-	t=$SECONDS
-	rc=0
-	"case_$c" || rc=1
-	lab_diag "$c: $((SECONDS - t)) s"
-	lab_ok "$rc" "$c"
-done
+ktap_run_table "${cases[@]}"
 
 # vm1 was killed: its console is all there is.
 topo_down_ktap vm1

@@ -9,9 +9,13 @@
 #
 # usage: selftests/netkernel/run-native.sh [nk_sockets client options...]
 # Environment: NK_SOCKETS (a prebuilt nk_sockets: no make).
+# TEST_NAMES and TEST_DESCS are read by ktap_run_table.
+# shellcheck disable=SC2034,SC2119,SC2317
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../kselftest/ktap_helpers.sh
+. "$here/../kselftest/ktap_helpers.sh"
 bin=${NK_SOCKETS:-$here/nk_sockets}
 ns_a=nkst-w-$$
 ns_b=nkst-g-$$
@@ -54,42 +58,39 @@ for ns in "$ns_a" "$ns_b"; do
 	ip -n "$ns" link set "nk${ns:5:1}$$" up
 done
 
-# run NAME SERVER-NS BIND-ADDR SERVER-IP SERVER-IP6 CLIENT-NS [client options]
+# run NAME SERVER-NS BIND-ADDR SERVER-IP SERVER-IP6 CLIENT-NS: one run of
+# the suite, its KTAP as NAME's subtest; fails when a case failed.
 run() {
 	local name=$1 sns=$2 bind=$3 sip=$4 sip6=$5 cns=$6 out status=0
-	shift 6
 	ip netns exec "$sns" "$bin" server --bind "$bind" >"$logdir/server.log" 2>&1 &
 	server_pid=$!
 	out=$(timeout -k 5 240 ip netns exec "$cns" "$bin" client --server "$sip" \
-		--server6 "$sip6" "$@") ||
+		--server6 "$sip6" "${client_args[@]}") ||
 		status=$?
 	kill "$server_pid" 2>/dev/null || true
 	wait "$server_pid" 2>/dev/null || true
 	server_pid=
-	echo "    KTAP version 1"
-	echo "    # Subtest: $name"
-	printf '%s\n' "$out" | grep -v '^KTAP version' | sed 's/^/    /'
+	ktap_subtest "$name" "$out" || status=1
 	if ((status)); then
-		echo "# $name: client exit $status; server log:"
+		ktap_diag "$name: client exit $status; server log:"
 		sed 's/^/#   /' "$logdir/server.log"
 	fi
-	ntest=$((ntest + 1))
-	if ((status == 0)) && grep -q '^ok ' <<<"$out" && ! grep -q '^not ok ' <<<"$out"; then
-		echo "ok $ntest - $name"
-	else
-		echo "not ok $ntest - $name"
-		nfail=$((nfail + 1))
-	fi
+	return "$status"
 }
 
-ntest=0
-nfail=0
-echo "KTAP version 1"
-echo "1..2"
-run "native: server $ip_a, client $ip_b" "$ns_a" "$ip_a" "$ip_a" "$ip6_a" "$ns_b" "$@"
-run "native: server $ip_b (0.0.0.0), client $ip_a" "$ns_b" 0.0.0.0 "$ip_b" "$ip6_b" "$ns_a" "$@"
-if ((nfail)); then
-	echo "# $nfail of 2 failed"
-	exit 1
-fi
-echo "# all 2 passed"
+test_server_a() {
+	run "${TEST_DESC}" "$ns_a" "$ip_a" "$ip_a" "$ip6_a" "$ns_b"
+}
+
+test_server_b() {
+	run "${TEST_DESC}" "$ns_b" 0.0.0.0 "$ip_b" "$ip6_b" "$ns_a"
+}
+
+TEST_NAMES=(server_a server_b)
+TEST_DESCS=("native: server $ip_a, client $ip_b"
+	"native: server $ip_b (0.0.0.0), client $ip_a")
+client_args=("$@")
+
+ktap_begin "$(ktap_table_count)"
+ktap_run_table
+ktap_end

@@ -34,7 +34,9 @@
 # TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/lab).
 # Logs: build/lab/kselftest/ (consoles, dmesg, agent logs, engine, servers).
 # Scripts for the guests in single quotes are expanded by the guest.
-# shellcheck disable=SC2016
+# TEST_NAMES and TEST_DESCS are read by ktap_run_table, which runs the
+# test_* functions.
+# shellcheck disable=SC2016,SC2034,SC2119,SC2317
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -75,46 +77,49 @@ rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-# ------------------------------------------------------------ KTAP output
+# ------------------------------------------------------------- the tests
+# One point per entry, in this order (test_NAME, below), then topo_down_ktap's
+# points: "console clean" for nsm, vm1 and base, and the engine's stop.
 
-lab_ktap_begin $((8 + ADV_CASES + PROG_CASES))
+TEST_NAMES=(
+	nk_client nk_server base_client base_server
+	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
+	nginx_nk nginx_base
+)
+TEST_DESCS=(
+	"netkernel guest: client side"
+	"netkernel guest: server side"
+	"baseline guest: client side"
+	"baseline guest: server side"
+	"adversarial: udp flood, vm1"
+	"adversarial: udp flood, base"
+	"adversarial: tcp 1-byte segments, vm1"
+	"adversarial: tcp 1-byte segments, base"
+	"nginx, Debian's default configuration: vm1 serves a file to the world"
+	"nginx, Debian's default configuration: base serves a file to the world"
+)
+down_points=4	# topo_down_ktap's
+
+ktap_begin $(($(ktap_table_count) + down_points))
 
 finish() {
-	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
-	lab_ktap_end
-}
-
-# subtest NAME STATUS OUTPUT: OUTPUT (the suite's KTAP) indented as the
-# subtest of one test point; the point passes when STATUS is 0 and the
-# suite reported no failed case at its top level.
-subtest() {
-	local name=$1 status=$2 out=$3
-	echo "    KTAP version 1"
-	echo "    # Subtest: $name"
-	printf '%s\n' "$out" | grep -v '^KTAP version' | sed 's/^/    /'
-	if grep -q '^not ok ' <<<"$out"; then
-		status=1
-	fi
-	if ! grep -q '^ok ' <<<"$out"; then
-		lab_diag "$name: the suite reported no passing case"
-		status=1
-	fi
-	lab_ok "$status" "$name"
+	ktap_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
+	ktap_end
 }
 
 # ------------------------------------------------------------------ build
 
 t0=$SECONDS
 if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.log" 2>&1; then
-	lab_diag "make -C selftests/netkernel failed:"
+	ktap_diag "make -C selftests/netkernel failed:"
 	tail -n 20 "$logdir/build-nk_sockets.log" | sed 's/^/#   /'
-	lab_fail_rest "prerequisite failed: nk_sockets does not build"
+	ktap_fail_rest "prerequisite failed: nk_sockets does not build"
 	finish
 fi
 for bin in "$suite_bin" "$flood_bin"; do
 	if [[ ! -x $bin ]] || ldd "$bin" >/dev/null 2>&1; then
-		lab_diag "$bin: missing or not a static binary"
-		lab_fail_rest "prerequisite failed: no static $(basename "$bin")"
+		ktap_diag "$bin: missing or not a static binary"
+		ktap_fail_rest "prerequisite failed: no static $(basename "$bin")"
 		finish
 	fi
 done
@@ -122,51 +127,53 @@ TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$flood_bin:$guest_flood"
 prog_initrd_args
 if ! topo_build 2>"$logdir/build.err"; then
 	sed 's/^/# /' "$logdir/build.err"
-	lab_fail_rest "prerequisite failed: the lab does not build"
+	ktap_fail_rest "prerequisite failed: the lab does not build"
 	finish
 fi
-lab_diag "build: $((SECONDS - t0)) s"
+ktap_diag "build: $((SECONDS - t0)) s"
 
 # ------------------------------------------------------------------- boot
 
 t0=$SECONDS
 if ! topo_up --guests 1 2>"$logdir/up.err"; then
 	sed 's/^/# /' "$logdir/up.err"
-	lab_fail_rest "prerequisite failed: the lab did not come up"
+	ktap_fail_rest "prerequisite failed: the lab did not come up"
 	finish
 fi
-lab_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+ktap_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
 
 # ------------------------------------------------------------ suite runs
 
-# client_side KIND VM: the server in the world, the client in VM.
+# client_side VM: the server in the world, the client in VM; the suite's
+# KTAP as the subtest of the point TEST_DESC.
 client_side() {
-	local vm=$2 name="$1 guest: client side" spid out status=0 t=$SECONDS
+	local vm=$1 name=$TEST_DESC spid out status=0 t=$SECONDS
 	local slog=$logdir/server-world-$vm.log
 	# shellcheck disable=SC2046 # the command line is words
 	topo_world_spawn "$slog" $(suite_server "$suite_bin" "$TOPO_WORLD_IP")
 	spid=$LAB_LAST_PID
 	if ! topo_world_wait_port "$suite_port"; then
-		lab_diag "$name: the server in the world did not listen on $suite_port:"
+		ktap_diag "$name: the server in the world did not listen on $suite_port:"
 		tail -n 10 "$slog" | sed 's/^/#   /'
 		lab_stop_pid "$spid" 5 || true
-		lab_ok 1 "$name"
-		return
+		return 1
 	fi
 	out=$(lab_vm_exec "$vm" "$suite_timeout" \
 		"$(suite_client "$guest_bin" "$TOPO_WORLD_IP" "$TOPO_WORLD_IP6")") || status=$?
 	lab_stop_pid "$spid" 5 >/dev/null 2>&1 || true
-	lab_diag "$name: exit $status, $((SECONDS - t)) s"
+	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
 	if ((status)); then
-		lab_diag "server log (world), its end:"
+		ktap_diag "server log (world), its end:"
 		tail -n 10 "$slog" | sed 's/^/#   /'
 	fi
-	subtest "$name" "$status" "$out"
+	ktap_subtest "$name" "$out" || status=1
+	return "$status"
 }
 
-# server_side KIND VM: the server in VM, the client in the world.
+# server_side VM: the server in VM, the client in the world; the suite's
+# KTAP as the subtest of the point TEST_DESC.
 server_side() {
-	local vm=$2 name="$1 guest: server side" out status=0 t=$SECONDS ip port_hex
+	local vm=$1 name=$TEST_DESC out status=0 t=$SECONDS ip port_hex
 	ip=$(topo_vm_ip "$vm")
 	port_hex=$(printf '%04X' "$suite_port")
 	# The server runs in the background in the guest; wait until it
@@ -178,34 +185,40 @@ until grep -Eqs ':$suite_port |:$port_hex [0-9A-F]+:0000 0A' /proc/net/netkernel
 	[ \$i -lt 100 ] || { echo 'the server does not listen'; cat /tmp/nk_sockets-server.log; exit 1; }
 	sleep 0.2; i=\$((i + 1))
 done" >"$logdir/server-$vm.start.log" 2>&1; then
-		lab_diag "$name: the server in $vm did not start:"
+		ktap_diag "$name: the server in $vm did not start:"
 		sed 's/^/#   /' "$logdir/server-$vm.start.log"
-		lab_ok 1 "$name"
-		return
+		return 1
 	fi
 	# shellcheck disable=SC2046 # the command line is words
 	out=$(timeout -k 5 "$suite_timeout" ip netns exec "$TOPO_NS" \
 		$(suite_client "$suite_bin" "$ip" "$(topo_vm_ip6 "$vm")") 2>&1) || status=$?
 	lab_vm_exec "$vm" 30 'kill $(cat /tmp/nk_sockets-server.pid) 2>/dev/null; sleep 0.5; cat /tmp/nk_sockets-server.log' \
 		>"$logdir/server-$vm.log" 2>&1 || true
-	lab_diag "$name: exit $status, $((SECONDS - t)) s"
+	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
 	if ((status)); then
-		lab_diag "server log ($vm), its end:"
+		ktap_diag "server log ($vm), its end:"
 		tail -n 10 "$logdir/server-$vm.log" | sed 's/^/#   /'
 	fi
-	subtest "$name" "$status" "$out"
+	ktap_subtest "$name" "$out" || status=1
+	return "$status"
 }
 
-client_side netkernel vm1
-server_side netkernel vm1
-client_side baseline base
-server_side baseline base
-adv_run
-prog_run
+test_nk_client() { client_side vm1; }
+test_nk_server() { server_side vm1; }
+test_base_client() { client_side "$TOPO_BASE"; }
+test_base_server() { server_side "$TOPO_BASE"; }
+test_adv_udp_flood_nk() { adv_udp_flood vm1; }
+test_adv_udp_flood_base() { adv_udp_flood "$TOPO_BASE"; }
+test_adv_tcp_flood_nk() { adv_tcp_flood vm1; }
+test_adv_tcp_flood_base() { adv_tcp_flood "$TOPO_BASE"; }
+test_nginx_nk() { prog_nginx vm1; }
+test_nginx_base() { prog_nginx "$TOPO_BASE"; }
 
-lab_diag "engine counters after the runs:"
+ktap_run_table
+
+ktap_diag "engine counters after the runs:"
 topo_nkctl stats 2>&1 | sed 's/^/#   /' || true
-lab_diag "nsm_kernel counters:"
+ktap_diag "nsm_kernel counters:"
 lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/stats' 2>&1 |
 	paste -d' ' - - - - | sed 's/^/#   /' || true
 
@@ -213,5 +226,5 @@ lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/stats' 2>&1 |
 
 t0=$SECONDS
 topo_down_ktap
-lab_diag "teardown: $((SECONDS - t0)) s"
+ktap_diag "teardown: $((SECONDS - t0)) s"
 finish

@@ -62,16 +62,16 @@ PR_PORTS=64 PR_DESTS=4 PR_CYCLES=192
 rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
-lab_ktap_begin $((3 * rounds + 5))
+ktap_begin $((3 * rounds + 5))
 
 finish() {
-	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
-	lab_ktap_end
+	ktap_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
+	ktap_end
 }
 
 if ! make -C "$here" -j2 >"$logdir/build-tests.log" 2>&1; then
-	lab_diag "make -C selftests/netkernel failed:" "$(tail -n 20 "$logdir/build-tests.log")"
-	lab_fail_rest "prerequisite failed: nk_scale does not build"
+	ktap_diag "make -C selftests/netkernel failed:" "$(tail -n 20 "$logdir/build-tests.log")"
+	ktap_fail_rest "prerequisite failed: nk_scale does not build"
 	finish
 fi
 TOPO_INITRD_ARGS+=(--add "$bin:/usr/bin/nk_scale")
@@ -80,11 +80,11 @@ TOPO_INITRD_ARGS+=(--add "$bin:/usr/bin/nk_scale")
 TOPO_ENGINE_OPTS="${TOPO_ENGINE_OPTS:-} max_sockets=$((conns + 1024))"
 TOPO_NSM_MODARGS="${TOPO_NSM_MODARGS:+$TOPO_NSM_MODARGS,}guest_max_socks=$((conns + 1024))"
 if ! topo_build 2>"$logdir/build.err" || ! topo_up --guests 1 --no-base 2>"$logdir/up.err"; then
-	lab_diag "$(cat "$logdir/build.err" "$logdir/up.err" 2>/dev/null)"
-	lab_fail_rest "prerequisite failed: the lab did not come up"
+	ktap_diag "$(cat "$logdir/build.err" "$logdir/up.err" 2>/dev/null)"
+	ktap_fail_rest "prerequisite failed: the lab did not come up"
 	finish
 fi
-lab_diag "lab up ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+ktap_diag "lab up ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
 
 mem_available() {	# VM: MemAvailable in kB
 	topo_exec "$1" 10 'cat /proc/meminfo' | awk '$1 == "MemAvailable:" { print $2 }'
@@ -112,7 +112,7 @@ for ((p = 9210; p < 9210 + PR_DESTS; p++)); do
 done
 topo_world_wait_port 9200 && topo_world_wait_port 9201 &&
 	topo_world_wait_port $((9210 + PR_DESTS - 1)) || {
-	lab_fail_rest "prerequisite failed: the servers in the world do not listen"
+	ktap_fail_rest "prerequisite failed: the servers in the world do not listen"
 	finish
 }
 # The NSM's and the engine's sockets of vm1: 0 once everything closed
@@ -138,15 +138,15 @@ round() {
 	local out rc t r0 r1 good
 	t=$SECONDS
 	out=$(topo_exec vm1 900 "nk_scale hold $TOPO_WORLD_IP 9200 $conns 5") && rc=0 || rc=1
-	lab_diag "hold $conns: $(tr '\n' ';' <<<"$out") $((SECONDS - t)) s"
+	ktap_diag "hold $conns: $(tr '\n' ';' <<<"$out") $((SECONDS - t)) s"
 	grep -q "^established $conns failed 0" <<<"$out" || rc=1
-	lab_ok "$rc" "round $1 hold: $conns connections at once"
+	ktap_ok "$rc" "round $1 hold: $conns connections at once"
 
 	t=$SECONDS
 	out=$(topo_exec vm1 3600 "nk_scale cycles $TOPO_WORLD_IP 9201 $ncycles") && rc=0 || rc=1
-	lab_diag "cycles $ncycles: $(tr '\n' ';' <<<"$out") $((SECONDS - t)) s"
+	ktap_diag "cycles $ncycles: $(tr '\n' ';' <<<"$out") $((SECONDS - t)) s"
 	grep -q "^established $ncycles failed 0" <<<"$out" || rc=1
-	lab_ok "$rc" "round $1 cycles: $ncycles connect/close cycles"
+	ktap_ok "$rc" "round $1 cycles: $ncycles connect/close cycles"
 
 	r0=$(resets)
 	t=$SECONDS
@@ -159,9 +159,9 @@ wait
 cat /tmp/wget-*") && rc=0 || rc=1
 	r1=$(resets)
 	good=$(grep -c "^$TOPO_FILE_SHA " <<<"$out") || true
-	lab_diag "wget x$wgets: $good with the world's sha256, engine resets $((r1 - r0)), $((SECONDS - t)) s"
+	ktap_diag "wget x$wgets: $good with the world's sha256, engine resets $((r1 - r0)), $((SECONDS - t)) s"
 	[[ $good == "$wgets" && $r1 == "$r0" ]] || rc=1
-	lab_ok "$rc" "round $1 wget: $wgets downloads at once"
+	ktap_ok "$rc" "round $1 wget: $wgets downloads at once"
 }
 
 # Ports: before anything else, so that no TIME_WAIT of another test holds
@@ -173,9 +173,9 @@ ports() {
 	t=$SECONDS
 	out=$(topo_exec vm1 600 "nk_scale cycles-cf $TOPO_WORLD_IP 9210 $PR_DESTS $PR_CYCLES") && rc=0 || rc=1
 	topo_exec "$TOPO_NSM" 10 "echo $range >/proc/sys/net/ipv4/ip_local_port_range" >/dev/null
-	lab_diag "cycles closing first, $PR_PORTS ephemeral ports, $PR_DESTS destinations: $(tr '\n' ';' <<<"$out") $((SECONDS - t)) s"
+	ktap_diag "cycles closing first, $PR_PORTS ephemeral ports, $PR_DESTS destinations: $(tr '\n' ';' <<<"$out") $((SECONDS - t)) s"
 	grep -q "^established $PR_CYCLES failed 0" <<<"$out" || rc=1
-	lab_ok "$rc" "ports: $PR_CYCLES client-closes-first cycles on $PR_PORTS ephemeral ports"
+	ktap_ok "$rc" "ports: $PR_CYCLES client-closes-first cycles on $PR_PORTS ephemeral ports"
 }
 ports
 
@@ -183,17 +183,17 @@ ports
 # leaves behind shows as growth.  The first round also fills caches and
 # malloc's arenas for good, so it is the baseline, not the fresh boot.
 read -r f_vm1 f_nsm f_eng < <(memory)
-lab_diag "fresh: vm1 MemAvailable $f_vm1 kB, NSM MemAvailable $f_nsm kB, engine heap $f_eng kB (RssAnon $(engine_rss) kB)"
+ktap_diag "fresh: vm1 MemAvailable $f_vm1 kB, NSM MemAvailable $f_nsm kB, engine heap $f_eng kB (RssAnon $(engine_rss) kB)"
 round 1
 read -r nsocks esocks < <(sockets_left)
 read -r m_vm1 m_nsm m_eng < <(memory)
-lab_diag "after round 1: vm1 MemAvailable $m_vm1 kB, NSM MemAvailable $m_nsm kB, engine heap $m_eng kB (RssAnon $(engine_rss) kB);" \
+ktap_diag "after round 1: vm1 MemAvailable $m_vm1 kB, NSM MemAvailable $m_nsm kB, engine heap $m_eng kB (RssAnon $(engine_rss) kB);" \
 	"sockets left: NSM $nsocks, engine $esocks"
 for ((r = 2; r <= rounds; r++)); do
 	round "$r"
 	read -r nsocks esocks < <(sockets_left)
 	read -r a_vm1 a_nsm a_eng < <(memory)
-	lab_diag "after round $r: vm1 MemAvailable $a_vm1 kB, NSM MemAvailable $a_nsm kB, engine heap $a_eng kB (RssAnon $(engine_rss) kB);" \
+	ktap_diag "after round $r: vm1 MemAvailable $a_vm1 kB, NSM MemAvailable $a_nsm kB, engine heap $a_eng kB (RssAnon $(engine_rss) kB);" \
 		"sockets left: NSM $nsocks, engine $esocks"
 done
 rc=0
@@ -202,14 +202,14 @@ if [[ $nsocks != 0 || $esocks != 0 ]]; then
 	topo_nkctl sockets vm1 >"$logdir/left-engine.txt" 2>&1 || true
 	topo_exec "$TOPO_NSM" 10 'cat /sys/kernel/debug/nsm_kernel/*/sockets' >"$logdir/left-nsm.txt" 2>&1 || true
 	topo_exec vm1 10 'cat /proc/net/netkernel' >"$logdir/left-vm1.txt" 2>&1 || true
-	lab_diag "left behind (engine, NSM, vm1), first lines:" "$(head -n 5 "$logdir"/left-*.txt)"
+	ktap_diag "left behind (engine, NSM, vm1), first lines:" "$(head -n 5 "$logdir"/left-*.txt)"
 fi
 # MemAvailable may not fall, the engine's heap may not grow, by more than
 # GROWTH_PCT.
-((a_vm1 * 100 >= m_vm1 * (100 - GROWTH_PCT))) || { lab_diag "vm1's memory fell"; rc=1; }
-((a_nsm * 100 >= m_nsm * (100 - GROWTH_PCT))) || { lab_diag "the NSM's memory fell"; rc=1; }
-((a_eng * 100 <= m_eng * (100 + GROWTH_PCT))) || { lab_diag "the engine grew"; rc=1; }
-lab_ok "$rc" "memory of vm1, the NSM and the engine flat within $GROWTH_PCT% from round 1 to round $rounds"
+((a_vm1 * 100 >= m_vm1 * (100 - GROWTH_PCT))) || { ktap_diag "vm1's memory fell"; rc=1; }
+((a_nsm * 100 >= m_nsm * (100 - GROWTH_PCT))) || { ktap_diag "the NSM's memory fell"; rc=1; }
+((a_eng * 100 <= m_eng * (100 + GROWTH_PCT))) || { ktap_diag "the engine grew"; rc=1; }
+ktap_ok "$rc" "memory of vm1, the NSM and the engine flat within $GROWTH_PCT% from round 1 to round $rounds"
 
 topo_down_ktap
 finish

@@ -33,7 +33,9 @@
 # Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/lab).
 # Logs: build/lab/tenancy/.
 # Scripts for the guests in single quotes are expanded by the guest.
-# shellcheck disable=SC2016
+# TEST_NAMES and TEST_DESCS are read by ktap_run_table, which runs the
+# test_* functions.
+# shellcheck disable=SC2016,SC2034,SC2119,SC2317
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -63,19 +65,33 @@ rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-# 8 cases, a console point per VM (nsm, vm1, vm2), the engine's stop.
-lab_ktap_begin 12
+# ------------------------------------------------------------- the tests
+# One point per entry, in this order (test_NAME, below), then topo_down_ktap's
+# points: "console clean" for nsm, vm1 and vm2, and the engine's stop.
+TEST_NAMES=(no_ipv6_wildcard reuseport_owners broadcast link_local max_socks
+	fill_close drain_timeout addr_not_on_nsm)
+TEST_DESCS=(
+	"vm2 without IPv6: V6ONLY wildcard bind refused"
+	"SO_REUSEPORT: each guest's sockets have their own owner, not root"
+	"broadcast datagrams refused"
+	"link-local destinations refused"
+	"guest_max_socks: ENFILE for vm1 at $max_socks, not for vm2"
+	"connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
+	"draining sockets reset after drain_timeout"
+	"vm2's address not on the NSM: bind and connect refused"
+)
+down_points=4	# topo_down_ktap's
+
+ktap_begin $(($(ktap_table_count) + down_points))
 
 finish() {
-	lab_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
-	lab_ktap_end
+	ktap_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
+	ktap_end
 }
 
-# expect NAME WANT GOT: a test point, ok when GOT is WANT.
+# expect WANT GOT: the test passes when GOT is WANT.
 expect() {
-	local rc=0
-	[[ $3 == "$2" ]] || { rc=1; lab_diag "$1: got '$3', want '$2'"; }
-	lab_ok "$rc" "$1"
+	[[ $2 == "$1" ]] || { ktap_diag "$TEST_DESC: got '$2', want '$1'"; return 1; }
 }
 
 wait_nsm_idle() {	# until the NSM has no guest socket (10 s at most)
@@ -85,7 +101,7 @@ wait_nsm_idle() {	# until the NSM has no guest socket (10 s at most)
 		((n != 0)) || return 0
 		sleep 0.5
 	done
-	lab_diag "the NSM still has $n sockets"
+	ktap_diag "the NSM still has $n sockets"
 }
 
 nsm_mem_avail() {	# kB
@@ -98,7 +114,7 @@ t0=$SECONDS
 if ! make -C "$here" -j2 nk_tenancy >"$logdir/build-nk_tenancy.log" 2>&1 ||
 	ldd "$bin" >/dev/null 2>&1; then
 	tail -n 20 "$logdir/build-nk_tenancy.log" | sed 's/^/#   /'
-	lab_fail_rest "prerequisite failed: no static nk_tenancy"
+	ktap_fail_rest "prerequisite failed: no static nk_tenancy"
 	finish
 fi
 TOPO_INITRD_ARGS+=(--add "$bin:$gbin")
@@ -106,110 +122,133 @@ TOPO_NO_ADDR6=vm2
 TOPO_NSM_MODARGS=guest_max_socks=$max_socks,guest_max_draining=$max_draining,drain_timeout=$drain_timeout,guest_txq_max=$txq_max
 if ! topo_build 2>"$logdir/build.err"; then
 	sed 's/^/# /' "$logdir/build.err"
-	lab_fail_rest "prerequisite failed: the lab does not build"
+	ktap_fail_rest "prerequisite failed: the lab does not build"
 	finish
 fi
-lab_diag "build: $((SECONDS - t0)) s"
+ktap_diag "build: $((SECONDS - t0)) s"
 
 t0=$SECONDS
 if ! topo_up --guests 2 --no-base 2>"$logdir/up.err"; then
 	sed 's/^/# /' "$logdir/up.err"
-	lab_fail_rest "prerequisite failed: the lab did not come up"
+	ktap_fail_rest "prerequisite failed: the lab did not come up"
 	finish
 fi
-lab_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+ktap_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
 
 # ------------------------------------------------------------ the cases
 
 # 1. No IPv6 address: no IPv6 wildcard.
-got=$(lab_vm_exec vm2 30 "$gbin bind :: 7101 v6only" 2>&1) || true
-expect "vm2 without IPv6: V6ONLY wildcard bind refused" EADDRNOTAVAIL "$got"
+test_no_ipv6_wildcard() {
+	local got
+	got=$(lab_vm_exec vm2 30 "$gbin bind :: 7101 v6only" 2>&1) || true
+	expect EADDRNOTAVAIL "$got"
+}
 
 # 2. SO_REUSEPORT groups only sockets of one uid (the kernel's check).
 # af_netkernel cannot set SO_REUSEPORT (sk_setsockopt() allows it on inet
 # sockets only), but a guest's kernel can send the SETSOCKOPT: what keeps
 # guests apart is that their kernel sockets have different owners, none
 # of them root (the NSM's own services).  Seen in the NSM's /proc/net/tcp.
-for vm in vm1 vm2; do
-	lab_vm_exec "$vm" 30 "$gbin bind $(topo_guest_ip "$vm") 7103 hold 30 >/tmp/hold.log 2>&1 &
+test_reuseport_owners() {
+	local vm tcp uid1 uid2 rc=0
+	for vm in vm1 vm2; do
+		lab_vm_exec "$vm" 30 "$gbin bind $(topo_guest_ip "$vm") 7103 hold 30 >/tmp/hold.log 2>&1 &
 i=0; until [ -s /tmp/hold.log ]; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
 cat /tmp/hold.log" >"$logdir/hold-$vm.log" 2>&1 || true
-done
-# /proc/net/tcp: 10.0.0.1N:7103 is 0N00000A:1BBF; field 8 is the uid.
-tcp=$(lab_vm_exec "$TOPO_NSM" 30 'cat /proc/net/tcp' 2>&1) || true
-uid1=$(awk '$2 == "0B00000A:1BBF" { print $8 }' <<<"$tcp")
-uid2=$(awk '$2 == "0C00000A:1BBF" { print $8 }' <<<"$tcp")
-lab_diag "owners of the listeners on the NSM: vm1 '${uid1}', vm2 '${uid2}'"
-rc=0
-[[ -n $uid1 && -n $uid2 && $uid1 != 0 && $uid2 != 0 && $uid1 != "$uid2" ]] || rc=1
-lab_ok "$rc" "SO_REUSEPORT: each guest's sockets have their own owner, not root"
-lab_vm_exec vm1 30 'kill $(pidof nk_tenancy) 2>/dev/null; true' >/dev/null 2>&1 || true
-lab_vm_exec vm2 30 'kill $(pidof nk_tenancy) 2>/dev/null; true' >/dev/null 2>&1 || true
+	done
+	# /proc/net/tcp: 10.0.0.1N:7103 is 0N00000A:1BBF; field 8 is the uid.
+	tcp=$(lab_vm_exec "$TOPO_NSM" 30 'cat /proc/net/tcp' 2>&1) || true
+	uid1=$(awk '$2 == "0B00000A:1BBF" { print $8 }' <<<"$tcp")
+	uid2=$(awk '$2 == "0C00000A:1BBF" { print $8 }' <<<"$tcp")
+	ktap_diag "owners of the listeners on the NSM: vm1 '${uid1}', vm2 '${uid2}'"
+	[[ -n $uid1 && -n $uid2 && $uid1 != 0 && $uid2 != 0 && $uid1 != "$uid2" ]] || rc=1
+	lab_vm_exec vm1 30 'kill $(pidof nk_tenancy) 2>/dev/null; true' >/dev/null 2>&1 || true
+	lab_vm_exec vm2 30 'kill $(pidof nk_tenancy) 2>/dev/null; true' >/dev/null 2>&1 || true
+	return "$rc"
+}
 
 # 3. Broadcast.
-got=$(lab_vm_exec vm1 30 "$gbin sendto 10.0.0.255 7104 broadcast; $gbin sendto 255.255.255.255 7104 broadcast" 2>&1 |
-	paste -sd' ') || true
-expect "broadcast datagrams refused" "EACCES EACCES" "$got"
+test_broadcast() {
+	local got
+	got=$(lab_vm_exec vm1 30 "$gbin sendto 10.0.0.255 7104 broadcast; $gbin sendto 255.255.255.255 7104 broadcast" 2>&1 |
+		paste -sd' ') || true
+	expect "EACCES EACCES" "$got"
+}
 
 # 4. Link-local: give the NSM a route to 169.254/16 so that only the NSM's
 # rule can refuse; fe80::/64 is on its eth0 (ifindex 2) already.
-lab_vm_exec "$TOPO_NSM" 30 'ip addr add 169.254.1.2/16 dev eth0' >/dev/null 2>&1 || true
-topo_world ip addr add 169.254.1.1/16 dev br0 2>/dev/null || true
-got=$(lab_vm_exec vm1 60 "for a in 169.254.1.1 fe80::1%2 ff02::1%2; do $gbin sendto \$a 7105; done
+test_link_local() {
+	local got
+	lab_vm_exec "$TOPO_NSM" 30 'ip addr add 169.254.1.2/16 dev eth0' >/dev/null 2>&1 || true
+	topo_world ip addr add 169.254.1.1/16 dev br0 2>/dev/null || true
+	got=$(lab_vm_exec vm1 60 "for a in 169.254.1.1 fe80::1%2 ff02::1%2; do $gbin sendto \$a 7105; done
 $gbin connect 169.254.1.1 $TOPO_HTTP_PORT; $gbin connect fe80::1%2 $TOPO_HTTP_PORT" 2>&1 |
-	paste -sd' ') || true
-expect "link-local destinations refused" \
-	"ENETUNREACH ENETUNREACH ENETUNREACH ENETUNREACH ENETUNREACH" "$got"
+		paste -sd' ') || true
+	expect "ENETUNREACH ENETUNREACH ENETUNREACH ENETUNREACH ENETUNREACH" "$got"
+}
 
 # 5. The socket limit, per guest, once the sockets above are gone.
-wait_nsm_idle
-got=$(lab_vm_exec vm1 60 "$gbin socks $((max_socks + 8))" 2>&1) || true
-other=$(lab_vm_exec vm2 60 "$gbin socks 4" 2>&1) || true
-lab_diag "vm1: $got; vm2 meanwhile: $other"
-rc=0
-[[ $got == "opened $max_socks ENFILE" ]] || rc=1
-[[ $other == "opened 4 none" ]] || rc=1
-lab_ok "$rc" "guest_max_socks: ENFILE for vm1 at $max_socks, not for vm2"
+test_max_socks() {
+	local got other rc=0
+	wait_nsm_idle
+	got=$(lab_vm_exec vm1 60 "$gbin socks $((max_socks + 8))" 2>&1) || true
+	other=$(lab_vm_exec vm2 60 "$gbin socks 4" 2>&1) || true
+	ktap_diag "vm1: $got; vm2 meanwhile: $other"
+	[[ $got == "opened $max_socks ENFILE" ]] || rc=1
+	[[ $other == "opened 4 none" ]] || rc=1
+	return "$rc"
+}
 
-# 6. and 7. connect/fill/close against a server that never reads.
-wait_nsm_idle
+# 6. and 7. connect/fill/close against a server that never reads (the
+# sink, left to test_drain_timeout to stop).
 sink_port=7200
-topo_world_spawn "$logdir/sink.log" "$bin" sink "$sink_port"
-sink_pid=$LAB_LAST_PID
-topo_world_wait_port "$sink_port" || lab_diag "the sink does not listen"
-mem0=$(nsm_mem_avail)
-aborts0=$(topo_nsm_stat drain_aborts)
-t=$SECONDS
-got=$(lab_vm_exec vm1 300 "$gbin fill $TOPO_WORLD_IP $sink_port $fill_conns" 2>&1) || true
-mem1=$(nsm_mem_avail)
-socks=$(topo_nsm_stat sockets)
-aborts=$(topo_nsm_stat drain_aborts)
-lab_diag "vm1: $got ($((SECONDS - t)) s)" \
-	"NSM: sockets $socks, drain_aborts $aborts, MemAvailable $mem0 -> $mem1 kB"
-lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/guests' 2>&1 | sed 's/^/#   /' || true
-rc=0
-[[ $got == "fill $fill_conns connected $fill_conns "* ]] || rc=1
-((socks >= 0 && socks <= max_draining)) || rc=1
-((aborts > aborts0)) || rc=1
-((mem0 - mem1 <= mem_bound_kb)) || { rc=1; lab_diag "MemAvailable fell by $((mem0 - mem1)) kB > $mem_bound_kb kB"; }
-lab_ok "$rc" "connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
+sink_pid=
+test_fill_close() {
+	local mem0 mem1 aborts0 aborts socks got t rc=0
+	wait_nsm_idle
+	topo_world_spawn "$logdir/sink.log" "$bin" sink "$sink_port"
+	sink_pid=$LAB_LAST_PID
+	topo_world_wait_port "$sink_port" || ktap_diag "the sink does not listen"
+	mem0=$(nsm_mem_avail)
+	aborts0=$(topo_nsm_stat drain_aborts)
+	t=$SECONDS
+	got=$(lab_vm_exec vm1 300 "$gbin fill $TOPO_WORLD_IP $sink_port $fill_conns" 2>&1) || true
+	mem1=$(nsm_mem_avail)
+	socks=$(topo_nsm_stat sockets)
+	aborts=$(topo_nsm_stat drain_aborts)
+	ktap_diag "vm1: $got ($((SECONDS - t)) s)" \
+		"NSM: sockets $socks, drain_aborts $aborts, MemAvailable $mem0 -> $mem1 kB"
+	lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/guests' 2>&1 | sed 's/^/#   /' || true
+	[[ $got == "fill $fill_conns connected $fill_conns "* ]] || rc=1
+	((socks >= 0 && socks <= max_draining)) || rc=1
+	((aborts > aborts0)) || rc=1
+	((mem0 - mem1 <= mem_bound_kb)) || { rc=1; ktap_diag "MemAvailable fell by $((mem0 - mem1)) kB > $mem_bound_kb kB"; }
+	return "$rc"
+}
 
-sleep $((drain_timeout + 2))
-socks=$(topo_nsm_stat sockets)
-timeouts=$(topo_nsm_stat drain_timeouts)
-lab_diag "after drain_timeout: sockets $socks, drain_timeouts $timeouts"
-rc=0
-((socks == 0)) || rc=1
-((timeouts >= 1)) || rc=1
-lab_ok "$rc" "draining sockets reset after drain_timeout"
-lab_stop_pid "$sink_pid" 5 >/dev/null 2>&1 || true
+test_drain_timeout() {
+	local socks timeouts rc=0
+	sleep $((drain_timeout + 2))
+	socks=$(topo_nsm_stat sockets)
+	timeouts=$(topo_nsm_stat drain_timeouts)
+	ktap_diag "after drain_timeout: sockets $socks, drain_timeouts $timeouts"
+	((socks == 0)) || rc=1
+	((timeouts >= 1)) || rc=1
+	[[ -z $sink_pid ]] || lab_stop_pid "$sink_pid" 5 >/dev/null 2>&1 || true
+	return "$rc"
+}
 
 # 8. A guest address the NSM does not have: no wildcard instead.
-lab_vm_exec "$TOPO_NSM" 30 "ip addr del $(topo_guest_ip vm2)/32 dev eth0" >/dev/null 2>&1 || true
-got=$(lab_vm_exec vm2 60 "$gbin bind 0.0.0.0 7106; $gbin connect $TOPO_WORLD_IP $TOPO_HTTP_PORT" 2>&1 |
-	paste -sd' ') || true
-expect "vm2's address not on the NSM: bind and connect refused" "EADDRNOTAVAIL EADDRNOTAVAIL" "$got"
-lab_diag "nsm_kernel counters:"
+test_addr_not_on_nsm() {
+	local got
+	lab_vm_exec "$TOPO_NSM" 30 "ip addr del $(topo_guest_ip vm2)/32 dev eth0" >/dev/null 2>&1 || true
+	got=$(lab_vm_exec vm2 60 "$gbin bind 0.0.0.0 7106; $gbin connect $TOPO_WORLD_IP $TOPO_HTTP_PORT" 2>&1 |
+		paste -sd' ') || true
+	expect "EADDRNOTAVAIL EADDRNOTAVAIL" "$got"
+}
+
+ktap_run_table
+ktap_diag "nsm_kernel counters:"
 lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/stats' 2>&1 |
 	paste -d' ' - - - - | sed 's/^/#   /' || true
 

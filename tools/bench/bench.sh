@@ -96,11 +96,11 @@ mux_args="-m stream -P 1"
 
 # nkbench; every measurement; the report; the console of every VM but the
 # NSM; the NSM's console and the engine's exit together.
-lab_ktap_begin $((1 + reps * (${#tests[@]} + ${#mux[@]}) * 2 + 1 + 2 * nvms + 1))
+ktap_begin $((1 + reps * (${#tests[@]} + ${#mux[@]}) * 2 + 1 + 2 * nvms + 1))
 
 finish() {
-	lab_diag "results: $out" "total $((SECONDS - t_start)) s"
-	lab_ktap_end
+	ktap_diag "results: $out" "total $((SECONDS - t_start)) s"
+	ktap_end
 }
 
 # ------------------------------------------------------------- the engine
@@ -108,9 +108,9 @@ finish() {
 opts=(--engine "$top/hostengine/hostengine" --reps "$reps" --json "$out/engine.json")
 [[ -z $smoke ]] || opts+=(--smoke)
 if ! make -C "$here" -j2 >"$out/logs/build-bench.log" 2>&1; then
-	lab_diag "make -C tools/bench failed:"
+	ktap_diag "make -C tools/bench failed:"
 	tail -n 20 "$out/logs/build-bench.log" | sed 's/^/#   /'
-	lab_fail_rest "prerequisite failed: the benchmarks do not build"
+	ktap_fail_rest "prerequisite failed: the benchmarks do not build"
 	finish
 fi
 status=0
@@ -118,22 +118,22 @@ status=0
 sed 's/^/# /' "$out/logs/nkbench.log"
 ((status)) || python3 "$here/report.py" --validate-engine "$out/engine.json" | sed 's/^/# /' ||
 	status=1
-lab_ok "$status" "engine alone: nkbench"
+ktap_ok "$status" "engine alone: nkbench"
 
 # ---------------------------------------------------------------- the lab
 
 t0=$SECONDS
 if ! topo_build 2>"$out/logs/build.err" || ! topo_up --guests "$nvms" --bases "$nvms" 2>"$out/logs/up.err"; then
 	sed 's/^/# /' "$out/logs/build.err" "$out/logs/up.err" 2>/dev/null
-	lab_fail_rest "prerequisite failed: the lab did not come up"
+	ktap_fail_rest "prerequisite failed: the lab did not come up"
 	finish
 fi
-lab_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; ${TOPO_SMP} vCPU and ${TOPO_MEM} MB each; VMs ${TOPO_VMS[*]})"
+ktap_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; ${TOPO_SMP} vCPU and ${TOPO_MEM} MB each; VMs ${TOPO_VMS[*]})"
 topo_world_spawn "$out/logs/nkperf-server.log" "$nkperf" server -B "$TOPO_WORLD_IP" -p "$port"
 if ! topo_world_wait_port "$port"; then
-	lab_diag "nkperf server did not listen in the world:"
+	ktap_diag "nkperf server did not listen in the world:"
 	sed 's/^/#   /' "$out/logs/nkperf-server.log"
-	lab_fail_rest "prerequisite failed: no nkperf server"
+	ktap_fail_rest "prerequisite failed: no nkperf server"
 	topo_down || true
 	finish
 fi
@@ -182,7 +182,7 @@ measure() {
 		printf ']}\n'
 	} >"$out/logs/record.tmp"
 	if ((status)); then
-		lab_diag "$name: nkperf exited $status:"
+		ktap_diag "$name: nkperf exited $status:"
 		for vm in "$@"; do
 			sed "s/^/#   $vm: /" "$out/logs/$test.$path.$rep.$vm.json"
 		done
@@ -190,7 +190,7 @@ measure() {
 		status=1
 	fi
 	cat "$out/logs/record.tmp" >>"$records"
-	lab_ok "$status" "$name"
+	ktap_ok "$status" "$name"
 }
 
 for ((rep = 1; rep <= reps; rep++)); do
@@ -208,7 +208,7 @@ done
 
 status=0
 python3 "$here/report.py" "$out" >"$out/report.txt" 2>&1 || status=$?
-lab_ok "$status" "report: results.json, results.csv, results.png"
+ktap_ok "$status" "report: results.json, results.csv, results.png"
 sed 's/^/# /' "$out/report.txt"
 
 # Every VM's kernel log, then the engine's exit.
@@ -220,8 +220,8 @@ for vm in "${TOPO_VMS[@]}"; do
 	if [[ $vm == "$TOPO_NSM" ]]; then
 		((status == 0)) || down=1
 	else
-		lab_ok "$status" "console clean: $vm"
+		ktap_ok "$status" "console clean: $vm"
 	fi
 done
-lab_ok "$down" "console clean: $TOPO_NSM; hostengine stopped cleanly"
+ktap_ok "$down" "console clean: $TOPO_NSM; hostengine stopped cleanly"
 finish

@@ -663,43 +663,7 @@ lab_scan_console() {
 }
 
 # ------------------------------------------------------------ KTAP points
-# For the lab's test scripts: lab_ktap_begin N prints the plan of N points,
-# lab_ok and lab_fail_rest add them, lab_diag prints diagnostics and
-# lab_ktap_end the totals, then exits (1 when a point failed).
-
-lab_ktap_begin() {	# N
-	NTESTS=$1
-	ntest=0
-	nfail=0
-	echo "KTAP version 1"
-	echo "1..$NTESTS"
-}
-
-lab_diag() {	# TEXT...: each line of each as a "# LINE" diagnostic
-	printf '%s\n' "$@" | sed 's/^/# /'
-}
-
-lab_ktap_end() {
-	if ((nfail)); then
-		lab_diag "$nfail of $NTESTS failed"
-		exit 1
-	fi
-	lab_diag "all $NTESTS passed"
-	exit 0
-}
-
-lab_ok() {	# STATUS DESCRIPTION: the next test point, ok when STATUS is 0
-	ntest=$((ntest + 1))
-	if [[ $1 -eq 0 ]]; then
-		echo "ok $ntest - $2"
-	else
-		echo "not ok $ntest - $2"
-		nfail=$((nfail + 1))
-	fi
-}
-
-lab_fail_rest() {	# REASON: every remaining test point fails
-	while ((ntest < NTESTS)); do
-		lab_ok 1 "$1"
-	done
-}
+# The lab's test scripts print KTAP with selftests/kselftest/ktap_helpers.sh
+# (ktap_begin, ktap_ok, ktap_diag, ktap_run_table, ktap_end).
+# shellcheck source=../../selftests/kselftest/ktap_helpers.sh
+. "$LAB_DIR/../../selftests/kselftest/ktap_helpers.sh"

@@ -35,15 +35,15 @@ lab_init "$logdir"
 
 # ------------------------------------------------------------ KTAP output
 
-lab_ktap_begin 6
+ktap_begin 6
 
 diag_file() {	# FILE [N]: its last N lines as diagnostics
 	tr -d '\r' <"$1" 2>/dev/null | tail -n "${2:-15}" | sed 's/^/#   /' || true
 }
 
 finish() {
-	lab_diag "logs: $logdir"
-	lab_ktap_end
+	ktap_diag "logs: $logdir"
+	ktap_end
 }
 
 # ------------------------------------------------------------------ setup
@@ -55,24 +55,24 @@ lab_on_cleanup "rm -rf '/var/run/dpdk/netkernel-$name' '${XDG_RUNTIME_DIR:-/none
 
 if [[ -z ${HOSTENGINE:-} ]]; then
 	if ! make -C "$top/hostengine" -j2 >"$logdir/build.log" 2>&1; then
-		lab_diag "make -C hostengine failed:"
+		ktap_diag "make -C hostengine failed:"
 		diag_file "$logdir/build.log"
-		lab_fail_rest "prerequisite failed: the engine does not build"
+		ktap_fail_rest "prerequisite failed: the engine does not build"
 		finish
 	fi
 fi
 if [[ ! -x $engine ]]; then
-	lab_diag "$engine: no engine binary"
-	lab_fail_rest "prerequisite failed: no engine binary"
+	ktap_diag "$engine: no engine binary"
+	ktap_fail_rest "prerequisite failed: no engine binary"
 	finish
 fi
 
-kver=$(lab_kernel_version 6.1) || { lab_fail_rest "prerequisite failed: no Debian 6.1 kernel"; finish; }
+kver=$(lab_kernel_version 6.1) || { ktap_fail_rest "prerequisite failed: no Debian 6.1 kernel"; finish; }
 lab_accel_select
 if [[ $LAB_ACCEL_USED == kvm ]]; then
-	lab_diag "kernel $kver, accelerator kvm${LAB_KVM_CPU:+ (-cpu $LAB_KVM_CPU)}"
+	ktap_diag "kernel $kver, accelerator kvm${LAB_KVM_CPU:+ (-cpu $LAB_KVM_CPU)}"
 else
-	lab_diag "kernel $kver, accelerator tcg"
+	ktap_diag "kernel $kver, accelerator tcg"
 fi
 
 # The guest: virtio modules, then look for device 41 and its PCI function.
@@ -108,9 +108,9 @@ EOF
 initrd=$top/build/lab/qemu-smoke.cpio.gz
 if ! "$here/mkinitramfs.sh" -k "$kver" --init "$run/init" -o "$initrd" \
 	>"$logdir/mkinitramfs.log" 2>&1; then
-	lab_diag "mkinitramfs.sh failed:"
+	ktap_diag "mkinitramfs.sh failed:"
 	diag_file "$logdir/mkinitramfs.log"
-	lab_fail_rest "prerequisite failed: no initramfs"
+	ktap_fail_rest "prerequisite failed: no initramfs"
 	finish
 fi
 
@@ -140,15 +140,15 @@ lab_spawn "$elog" "$engine" -c "$run/engine.ini" -f -v
 epid=$LAB_LAST_PID
 rc=0
 for s in "$guest.sock" nsm0.sock control.sock; do
-	lab_wait_socket "$run/run/$s" 30 "$epid" || { rc=1; lab_diag "no socket $run/run/$s"; break; }
+	lab_wait_socket "$run/run/$s" 30 "$epid" || { rc=1; ktap_diag "no socket $run/run/$s"; break; }
 done
 if ((rc)); then
-	lab_alive "$epid" || lab_diag "the engine exited"
+	lab_alive "$epid" || ktap_diag "the engine exited"
 	diag_file "$elog"
 fi
-lab_ok "$rc" "engine started and created its sockets ($guest.sock, nsm0.sock, control.sock)"
+ktap_ok "$rc" "engine started and created its sockets ($guest.sock, nsm0.sock, control.sock)"
 if ((rc)); then
-	lab_fail_rest "prerequisite failed: the engine did not start"
+	ktap_fail_rest "prerequisite failed: the engine did not start"
 	finish
 fi
 
@@ -159,32 +159,32 @@ lab_vm_start "$guest" --kernel "$kver" --initrd "$initrd" --nk "$run/run/$guest.
 vrc=0
 lab_vm_wait "$guest" "$vm_timeout" || vrc=$?
 con=$(lab_vm_console "$guest")
-lab_diag "guest ran $((SECONDS - start)) s (QEMU exit status $vrc; 124: killed after $vm_timeout s)"
+ktap_diag "guest ran $((SECONDS - start)) s (QEMU exit status $vrc; 124: killed after $vm_timeout s)"
 if ((vrc)); then
-	lab_diag "QEMU:"
+	ktap_diag "QEMU:"
 	diag_file "$logdir/$guest.qemu.log" 10
 fi
 
 rc=0
 init_line=$(lab_console_marker "$con" 'NK-LAB: init started' | head -n 1) || rc=1
 if ((rc)); then
-	lab_diag "no 'NK-LAB: init started' on the console; its end:"
+	ktap_diag "no 'NK-LAB: init started' on the console; its end:"
 	lab_console_tail "$con" 15
 else
-	lab_diag "${init_line#NK-LAB: }"
+	ktap_diag "${init_line#NK-LAB: }"
 fi
-lab_ok "$rc" "guest booted to /init"
+ktap_ok "$rc" "guest booted to /init"
 
 rc=0
 verdict=$(lab_console_result "$con") || rc=1
 check=$(lab_console_marker "$con" 'NK-CHECK: virtio-41' | head -n 1) || rc=1
 if ((rc)); then
-	lab_diag "guest verdict: $verdict"
+	ktap_diag "guest verdict: $verdict"
 	lab_console_marker "$con" 'NK-LAB: virtio' | sed 's/^/#   /' || true
 else
-	lab_diag "${check#NK-CHECK: }"
+	ktap_diag "${check#NK-CHECK: }"
 fi
-lab_ok "$rc" "virtio device 41 (PCI 1af4:1069) present in guest sysfs"
+ktap_ok "$rc" "virtio device 41 (PCI 1af4:1069) present in guest sysfs"
 
 # -------------------------------------------------- 4: GET_CONFIG served
 
@@ -194,21 +194,21 @@ rc=0
 served=$(grep -a 'GET_CONFIG' "$elog" | grep -av 'VHOST_USER_GET_CONFIG' |
 	grep -a -- "$guest" | head -n 3) || rc=1
 if ((rc)); then
-	lab_diag "no engine log line with GET_CONFIG for $guest in $elog"
+	ktap_diag "no engine log line with GET_CONFIG for $guest in $elog"
 else
 	printf '%s\n' "$served" | sed 's/^/#   /'
 fi
-lab_ok "$rc" "engine served GET_CONFIG to $guest"
+ktap_ok "$rc" "engine served GET_CONFIG to $guest"
 
 # --------------------------------------------------- 5: kernel trouble
 
 rc=0
 if ! lab_console_marker "$con" 'NK-DMESG-END' >/dev/null; then
-	lab_diag "the guest did not print its whole kernel log (no NK-DMESG-END)"
+	ktap_diag "the guest did not print its whole kernel log (no NK-DMESG-END)"
 	rc=1
 fi
 lab_console_trouble "$con" || rc=1
-lab_ok "$rc" "no kernel trouble in the guest console log"
+ktap_ok "$rc" "no kernel trouble in the guest console log"
 
 # ------------------------------------------------ 6: engine shutdown
 
@@ -217,11 +217,11 @@ erc=0
 kill -TERM "$epid" 2>/dev/null || true
 lab_wait_pid "$epid" 30 || erc=$?
 if ((erc == 124)); then
-	lab_diag "engine still running 30 s after SIGTERM; killing it"
+	ktap_diag "engine still running 30 s after SIGTERM; killing it"
 	lab_stop_pid "$epid" 1 || true
 	rc=1
 elif ((erc)); then
-	lab_diag "engine exited $erc after SIGTERM"
+	ktap_diag "engine exited $erc after SIGTERM"
 	rc=1
 fi
 # Any process still holding this run's files: its directory is unique.
@@ -235,17 +235,17 @@ for p in /proc/[0-9]*; do
 	fi
 done
 if ((${#left[@]})); then
-	lab_diag "processes left behind: ${left[*]}"
+	ktap_diag "processes left behind: ${left[*]}"
 	rc=1
 fi
 for s in "$guest.sock" nsm0.sock control.sock; do
 	if [[ -e $run/run/$s ]]; then
-		lab_diag "note: the engine left $run/run/$s behind"
+		ktap_diag "note: the engine left $run/run/$s behind"
 	fi
 done
 if ((rc)); then
 	diag_file "$elog" 10
 fi
-lab_ok "$rc" "engine exited 0 on SIGTERM and left no process behind"
+ktap_ok "$rc" "engine exited 0 on SIGTERM and left no process behind"
 
 finish

@@ -499,12 +499,12 @@ topo_down_ktap() {
 		rc=0
 		lab_scan_console "$vm" || rc=1
 		if [[ $dead != *" $vm "* && ! -s $LAB_LOG_DIR/$vm.dmesg ]]; then
-			lab_diag "$vm: its kernel log could not be saved (the VM did not answer)"
+			ktap_diag "$vm: its kernel log could not be saved (the VM did not answer)"
 			rc=1
 		fi
-		lab_ok "$rc" "console clean: $vm"
+		ktap_ok "$rc" "console clean: $vm"
 	done
 	rc=0
-	[[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; lab_diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
-	lab_ok "$rc" "hostengine stopped cleanly"
+	[[ ${TOPO_ENGINE_RC:-1} == 0 ]] || { rc=1; ktap_diag "hostengine exit status ${TOPO_ENGINE_RC:-unknown} on SIGTERM"; }
+	ktap_ok "$rc" "hostengine stopped cleanly"
 }
