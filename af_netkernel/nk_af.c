@@ -123,6 +123,13 @@
  *   reuseport arrays, cgroup sock_addr hooks) treat it as an inet socket.
  *   SO_PROTOCOL and SO_TYPE report what Linux reports.
  *
+ * - connect(AF_UNSPEC) dissolves a UDP socket's association and, on TCP,
+ *   does what tcp_disconnect() does (the NSM disconnects its socket):
+ *   nothing on a socket never connected, a listener stops listening, a
+ *   connection is reset.  Unlike Linux, a connection so reset cannot
+ *   connect again (EOPNOTSUPP; its credit state is the old connection's):
+ *   a new socket can.
+ *
  * - A datagram must fit one message: max_payload minus the 28-byte
  *   struct nk_addr (65444 bytes with the default max_payload of 65472 on
  *   both modules).  Larger ones fail with -EMSGSIZE
@@ -1474,6 +1481,43 @@ static int nk_accept(struct socket *sock, struct socket *newsock, int flags,
 }
 #endif
 
+/*
+ * connect(AF_UNSPEC), as tcp_disconnect(): nothing to do on a socket
+ * never connected; a listener stops listening; a connection is reset
+ * (its peer reads ECONNRESET, and so does this socket, from the NSM's
+ * EV_ERROR), and is left closed for good: sending fails with EPIPE,
+ * reading finds end-of-file, and it cannot connect again (see the notes).
+ * Called with the socket locked.
+ */
+static int nk_stream_disconnect(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	bool listener = sk->sk_state == TCP_LISTEN;
+	struct nk_txbuf *tb;
+	int err;
+
+	if (sk->sk_state == TCP_CLOSE && sock->state == SS_UNCONNECTED)
+		return 0;
+	nk_sock_sync_opts(nks);
+	tb = nk_req_alloc(nks, NK_OP_CONNECT, sizeof(struct nk_addr));
+	if (tb)
+		memset(tb->payload, 0, sizeof(struct nk_addr));
+	err = nk_sock_simple(nks, tb);
+	if (err)
+		return err;
+	spin_lock(&nks->lock);
+	sk->sk_state = TCP_CLOSE;
+	nks->accept_pending = 0;
+	if (!listener)
+		WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
+	spin_unlock(&nks->lock);
+	memset(&nks->peer, 0, sizeof(nks->peer));
+	sock->state = listener ? SS_UNCONNECTED : SS_DISCONNECTING;
+	sk->sk_state_change(sk);
+	return 0;
+}
+
 static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 			     int addr_len, int flags)
 {
@@ -1488,7 +1532,16 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 	int err;
 
 	lock_sock(sk);
+	if (addr_len >= (int)sizeof(addr->sa_family) &&
+	    addr->sa_family == AF_UNSPEC) {
+		err = nk_stream_disconnect(sock);
+		goto out;
+	}
 	switch (sock->state) {
+	case SS_DISCONNECTING:
+		/* A connection dissolved by connect(AF_UNSPEC). */
+		err = -EOPNOTSUPP;
+		goto out;
 	case SS_CONNECTED:
 		err = -EISCONN;
 		goto out;
