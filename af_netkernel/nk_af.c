@@ -111,16 +111,11 @@
  *
  * - sk_family is AF_NETKERNEL, not the family the application asked for,
  *   so that no generic code mistakes a struct nk_sock for an inet_sock or
- *   a tcp_sock; getsockopt(SO_DOMAIN) therefore reports AF_NETKERNEL (19)
- *   where Linux reports AF_INET/AF_INET6 (an intended difference:
- *   SOL_SOCKET getsockopt never reaches a family, so it cannot be answered
- *   here).  With AF_INET and sk_protocol IPPROTO_TCP, sk_is_tcp() holds,
- *   and generic code casts: setsockopt(SO_TIMESTAMPING) with
- *   SOF_TIMESTAMPING_OPT_ID on a connected socket reads
- *   tcp_sk(sk)->snd_una (an out-of-bounds read any user could trigger),
- *   SO_ZEROCOPY is accepted, and BPF helpers that check only the family
- *   and protocol (bpf_skc_to_tcp6_sock(), bpf_skc_to_udp6_sock(),
- *   reuseport arrays, cgroup sock_addr hooks) treat it as an inet socket.
+ *   a tcp_sock (with AF_INET and IPPROTO_TCP, sk_is_tcp() would hold:
+ *   SO_TIMESTAMPING's OPT_ID would read tcp_sk(sk)->snd_una, BPF helpers
+ *   that check only family and protocol would cast).  getsockopt
+ *   (SO_DOMAIN) still answers the family socket() was asked for
+ *   (nks->domain), from a hook on sk_getsockopt() (nk_takeover.c);
  *   SO_PROTOCOL and SO_TYPE report what Linux reports.
  *
  * - connect(AF_UNSPEC) dissolves a UDP socket's association and, on TCP,
@@ -643,6 +638,7 @@ static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
 	nks = nk_sk(sk);
 	nks->nd = nd;
 	nks->family = family;
+	nks->domain = family;
 	spin_lock_init(&nks->lock);
 	want = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf), nk_dev_max_payload(nd),
 		       NK_CREDIT_MAX);
@@ -1359,6 +1355,7 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock,
 			      nks->family, nks->nd, 0);
 	if (!child)
 		return -ENOMEM;
+	child->domain = nks->domain;
 
 	tb = nk_req_alloc(nks, NK_OP_ACCEPT, 0);
 	if (!tb) {
@@ -2137,6 +2134,7 @@ static int nk_family_create(struct net *net, struct socket *sock,
 			    int protocol, int kern)
 {
 	struct nk_dev *nd;
+	int err;
 
 	if (!nk_net_served(net))
 		return -EAFNOSUPPORT;
@@ -2150,7 +2148,10 @@ static int nk_family_create(struct net *net, struct socket *sock,
 		return sock->type == SOCK_STREAM || sock->type == SOCK_DGRAM ?
 		       -EPROTONOSUPPORT : -ESOCKTNOSUPPORT;
 	}
-	return nk_sock_create(net, sock, protocol, AF_INET, nd);
+	err = nk_sock_create(net, sock, protocol, AF_INET, nd);
+	if (!err)
+		nk_sk(sock->sk)->domain = AF_NETKERNEL;
+	return err;
 }
 
 static const struct net_proto_family nk_family = {

@@ -2071,6 +2071,31 @@ static void tcp_connect_unspec_server(void)
 	xclose(lfd);
 }
 
+/* SO_DOMAIN, SO_PROTOCOL and SO_TYPE as socket() was asked. */
+static void so_domain(void)
+{
+	static const int types[] = { SOCK_STREAM, SOCK_DGRAM };
+	static const int families[] = { AF_INET, AF_INET6 };
+	int f, t, fd;
+
+	for (f = 0; f < 2; f++) {
+		for (t = 0; t < 2; t++) {
+			fd = xsocket(families[f], types[t]);
+			CHECK(get_int_opt(fd, SOL_SOCKET, SO_DOMAIN) == families[f],
+			      "family %d type %d: SO_DOMAIN %d", families[f], types[t],
+			      get_int_opt(fd, SOL_SOCKET, SO_DOMAIN));
+			CHECK(get_int_opt(fd, SOL_SOCKET, SO_TYPE) == types[t],
+			      "family %d type %d: SO_TYPE %d", families[f], types[t],
+			      get_int_opt(fd, SOL_SOCKET, SO_TYPE));
+			CHECK(get_int_opt(fd, SOL_SOCKET, SO_PROTOCOL) ==
+			      (types[t] == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP),
+			      "family %d type %d: SO_PROTOCOL %d", families[f], types[t],
+			      get_int_opt(fd, SOL_SOCKET, SO_PROTOCOL));
+			xclose(fd);
+		}
+	}
+}
+
 /* ICMP port unreachable: ECONNREFUSED on a connected socket only. */
 static void udp_refused_client(void)
 {
@@ -2977,6 +3002,7 @@ static const struct test_case cases[] = {
 	CASE("udp_econnrefused", udp_refused_client, udp_refused_server),
 	CASE("udp_connect_unspec", udp_connect_unspec_client, udp_connect_unspec_server),
 	CASE("tcp_connect_unspec", tcp_connect_unspec_client, tcp_connect_unspec_server),
+	CASE("so_domain_protocol_type", so_domain, no_server),
 	CASE("ipv6_dualstack_listen.active", ipv6_dual_listen, ipv6_dual_listen),
 	CASE_P("ipv6_dualstack_listen.passive", ipv6_dual_listen, ipv6_dual_listen),
 	CASE("ipv6_v4mapped_connect", ipv6_mapped_connect, ipv6_mapped_connect),
