@@ -111,17 +111,19 @@
  *
  * - sk_family is AF_NETKERNEL, not the family the application asked for,
  *   so that no generic code mistakes a struct nk_sock for an inet_sock or
- *   a tcp_sock; getsockopt(SO_DOMAIN) therefore reports AF_NETKERNEL (19)
- *   where Linux reports AF_INET/AF_INET6 (an intended difference:
- *   SOL_SOCKET getsockopt never reaches a family, so it cannot be answered
- *   here).  With AF_INET and sk_protocol IPPROTO_TCP, sk_is_tcp() holds,
- *   and generic code casts: setsockopt(SO_TIMESTAMPING) with
- *   SOF_TIMESTAMPING_OPT_ID on a connected socket reads
- *   tcp_sk(sk)->snd_una (an out-of-bounds read any user could trigger),
- *   SO_ZEROCOPY is accepted, and BPF helpers that check only the family
- *   and protocol (bpf_skc_to_tcp6_sock(), bpf_skc_to_udp6_sock(),
- *   reuseport arrays, cgroup sock_addr hooks) treat it as an inet socket.
+ *   a tcp_sock (with AF_INET and IPPROTO_TCP, sk_is_tcp() would hold:
+ *   SO_TIMESTAMPING's OPT_ID would read tcp_sk(sk)->snd_una, BPF helpers
+ *   that check only family and protocol would cast).  getsockopt
+ *   (SO_DOMAIN) still answers the family socket() was asked for
+ *   (nks->domain), from a hook on sk_getsockopt() (nk_takeover.c);
  *   SO_PROTOCOL and SO_TYPE report what Linux reports.
+ *
+ * - connect(AF_UNSPEC) dissolves a UDP socket's association and, on TCP,
+ *   does what tcp_disconnect() does (the NSM disconnects its socket):
+ *   nothing on a socket never connected, a listener stops listening, a
+ *   connection is reset.  Unlike Linux, a connection so reset cannot
+ *   connect again (EOPNOTSUPP; its credit state is the old connection's):
+ *   a new socket can.
  *
  * - A datagram must fit one message: max_payload minus the 28-byte
  *   struct nk_addr (65444 bytes with the default max_payload of 65472 on
@@ -636,6 +638,7 @@ static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
 	nks = nk_sk(sk);
 	nks->nd = nd;
 	nks->family = family;
+	nks->domain = family;
 	spin_lock_init(&nks->lock);
 	want = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf), nk_dev_max_payload(nd),
 		       NK_CREDIT_MAX);
@@ -1352,6 +1355,7 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock,
 			      nks->family, nks->nd, 0);
 	if (!child)
 		return -ENOMEM;
+	child->domain = nks->domain;
 
 	tb = nk_req_alloc(nks, NK_OP_ACCEPT, 0);
 	if (!tb) {
@@ -1474,6 +1478,43 @@ static int nk_accept(struct socket *sock, struct socket *newsock, int flags,
 }
 #endif
 
+/*
+ * connect(AF_UNSPEC), as tcp_disconnect(): nothing to do on a socket
+ * never connected; a listener stops listening; a connection is reset
+ * (its peer reads ECONNRESET, and so does this socket, from the NSM's
+ * EV_ERROR), and is left closed for good: sending fails with EPIPE,
+ * reading finds end-of-file, and it cannot connect again (see the notes).
+ * Called with the socket locked.
+ */
+static int nk_stream_disconnect(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	struct nk_sock *nks = nk_sk(sk);
+	bool listener = sk->sk_state == TCP_LISTEN;
+	struct nk_txbuf *tb;
+	int err;
+
+	if (sk->sk_state == TCP_CLOSE && sock->state == SS_UNCONNECTED)
+		return 0;
+	nk_sock_sync_opts(nks);
+	tb = nk_req_alloc(nks, NK_OP_CONNECT, sizeof(struct nk_addr));
+	if (tb)
+		memset(tb->payload, 0, sizeof(struct nk_addr));
+	err = nk_sock_simple(nks, tb);
+	if (err)
+		return err;
+	spin_lock(&nks->lock);
+	sk->sk_state = TCP_CLOSE;
+	nks->accept_pending = 0;
+	if (!listener)
+		WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
+	spin_unlock(&nks->lock);
+	memset(&nks->peer, 0, sizeof(nks->peer));
+	sock->state = listener ? SS_UNCONNECTED : SS_DISCONNECTING;
+	sk->sk_state_change(sk);
+	return 0;
+}
+
 static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 			     int addr_len, int flags)
 {
@@ -1488,7 +1529,16 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 	int err;
 
 	lock_sock(sk);
+	if (addr_len >= (int)sizeof(addr->sa_family) &&
+	    addr->sa_family == AF_UNSPEC) {
+		err = nk_stream_disconnect(sock);
+		goto out;
+	}
 	switch (sock->state) {
+	case SS_DISCONNECTING:
+		/* A connection dissolved by connect(AF_UNSPEC). */
+		err = -EOPNOTSUPP;
+		goto out;
 	case SS_CONNECTED:
 		err = -EISCONN;
 		goto out;
@@ -2084,6 +2134,7 @@ static int nk_family_create(struct net *net, struct socket *sock,
 			    int protocol, int kern)
 {
 	struct nk_dev *nd;
+	int err;
 
 	if (!nk_net_served(net))
 		return -EAFNOSUPPORT;
@@ -2097,7 +2148,10 @@ static int nk_family_create(struct net *net, struct socket *sock,
 		return sock->type == SOCK_STREAM || sock->type == SOCK_DGRAM ?
 		       -EPROTONOSUPPORT : -ESOCKTNOSUPPORT;
 	}
-	return nk_sock_create(net, sock, protocol, AF_INET, nd);
+	err = nk_sock_create(net, sock, protocol, AF_INET, nd);
+	if (!err)
+		nk_sk(sock->sk)->domain = AF_NETKERNEL;
+	return err;
 }
 
 static const struct net_proto_family nk_family = {

@@ -38,6 +38,8 @@ struct nk_sol_opts {
  * @nd: the device the socket lives on (referenced)
  * @id: socket id on the nk link, a key of nk_socks
  * @family: AF_INET or AF_INET6: the family the application and the NSM see
+ * @domain: the family socket() was asked for (SO_DOMAIN): @family for a
+ *          socket taken over, AF_NETKERNEL for socket(AF_NETKERNEL)
  * @created: the NSM has the socket (SOCKET or ACCEPT succeeded)
  * @sock_flags: NK_SOCK_* of its SOCKET request (to make it again)
  * @backlog: listen()'s backlog (to listen again)
@@ -63,6 +65,7 @@ struct nk_sock {
 	struct nk_dev *nd;
 	u32 id;
 	int family;
+	int domain;
 	bool created;
 	u64 sock_flags;
 	int backlog;

@@ -30,14 +30,26 @@
  * (module load and unload, a few microseconds), socket(AF_INET) fails
  * with EAFNOSUPPORT.
  *
+ * getsockopt(SOL_SOCKET) never reaches a family: the kernel answers it
+ * from struct sock, and SO_DOMAIN from sk_family, which is AF_NETKERNEL
+ * so that no generic code mistakes an nk_sock for an inet_sock or a
+ * tcp_sock (see nk_af.c).  So an ftrace hook on sk_getsockopt() (both
+ * the system call and BPF's bpf_getsockopt() go through it) sends
+ * SO_DOMAIN of an nk_sock to nk_so_domain(), which answers the family
+ * socket() was asked for (nks->domain), as sk_getsockopt() answers an
+ * int; every other call runs sk_getsockopt() untouched.  Without ftrace
+ * (the hook cannot be installed: logged), SO_DOMAIN reports AF_NETKERNEL.
+ *
  * Locking: none of its own.  Install and remove run from module init and
  * exit only; create() runs with the family referenced by __sock_create().
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/ftrace.h>
 #include <linux/kprobes.h>
 #include <linux/module.h>
 #include <linux/net.h>
+#include <linux/sockptr.h>
 #include <linux/uaccess.h>
 #include <net/sock.h>
 #ifdef CONFIG_X86_KERNEL_IBT
@@ -161,6 +173,72 @@ static unsigned long (*nk_find_lookup(void))(const char *)
 	return (unsigned long (*)(const char *))addr;
 }
 
+/* sk_getsockopt(SOL_SOCKET, SO_DOMAIN) of an nk_sock, as it answers an int. */
+static int nk_so_domain(struct sock *sk, int level, int optname,
+			sockptr_t optval, sockptr_t optlen)
+{
+	int v = nk_sk(sk)->domain;
+	int len;
+
+	if (copy_from_sockptr(&len, optlen, sizeof(int)))
+		return -EFAULT;
+	if (len < 0)
+		return -EINVAL;
+	len = min_t(int, len, sizeof(v));
+	if (copy_to_sockptr(optval, &v, len) ||
+	    copy_to_sockptr(optlen, &len, sizeof(int)))
+		return -EFAULT;
+	return 0;
+}
+
+static void notrace nk_getsockopt_hook(unsigned long ip, unsigned long parent_ip,
+				       struct ftrace_ops *op,
+				       struct ftrace_regs *fregs)
+{
+	struct pt_regs *regs = ftrace_get_regs(fregs);
+	struct sock *sk;
+
+	/* sk_getsockopt(sk, level, optname, optval, optlen) */
+	if (!regs || (int)regs->si != SOL_SOCKET || (int)regs->dx != SO_DOMAIN)
+		return;
+	sk = (struct sock *)regs->di;
+	if (sk && sk->sk_family == PF_NETKERNEL)
+		regs->ip = (unsigned long)nk_so_domain;
+}
+
+static struct ftrace_ops nk_getsockopt_ops = {
+	.func = nk_getsockopt_hook,
+	.flags = FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_IPMODIFY |
+		 FTRACE_OPS_FL_RECURSION,
+};
+
+static bool nk_getsockopt_hooked;
+
+static void nk_getsockopt_hook_install(void)
+{
+	static unsigned char name[] = "sk_getsockopt";
+	int err;
+
+	err = ftrace_set_filter(&nk_getsockopt_ops, name, sizeof(name) - 1, 0);
+	if (!err)
+		err = register_ftrace_function(&nk_getsockopt_ops);
+	if (err) {
+		pr_warn("cannot hook sk_getsockopt (%d): SO_DOMAIN reports AF_NETKERNEL\n",
+			err);
+		return;
+	}
+	nk_getsockopt_hooked = true;
+}
+
+static void nk_getsockopt_hook_remove(void)
+{
+	if (!nk_getsockopt_hooked)
+		return;
+	unregister_ftrace_function(&nk_getsockopt_ops);
+	ftrace_free_filter(&nk_getsockopt_ops);
+	nk_getsockopt_hooked = false;
+}
+
 static void nk_hook_remove(struct nk_hook *hook)
 {
 	int err;
@@ -219,6 +297,7 @@ int nk_takeover_init(void)
 		hook->kernel_ops = ops;
 	}
 
+	nk_getsockopt_hook_install();
 	for (i = 0; i < ARRAY_SIZE(nk_hooks); i++) {
 		if (!*nk_hooks[i].enabled)
 			continue;
@@ -244,4 +323,5 @@ void nk_takeover_exit(void)
 
 	for (i = ARRAY_SIZE(nk_hooks) - 1; i >= 0; i--)
 		nk_hook_remove(&nk_hooks[i]);
+	nk_getsockopt_hook_remove();
 }

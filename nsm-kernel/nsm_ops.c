@@ -722,6 +722,37 @@ err_unreserve:
 	return err;
 }
 
+/*
+ * CONNECT to the all-zero address (AF_UNSPEC): the guest's
+ * connect(AF_UNSPEC), done on the kernel socket.  A datagram socket's
+ * association is dissolved (on the kernel socket it went through); a
+ * stream socket is disconnected as tcp_disconnect() does: a listener
+ * stops listening, a connection is reset.
+ */
+static int nsm_disconnect(struct nsm_sock *ns)
+{
+	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	int err = 0;
+
+	if (ns->type == SOCK_DGRAM) {
+		if (ns->dgram_peer)
+			err = kernel_connect(ns->dgram_peer, &sa, sizeof(sa), 0);
+		if (!err)
+			ns->dgram_peer = NULL;
+		return err;
+	}
+	err = kernel_connect(ns->sock, &sa, sizeof(sa), 0);
+	if (!err && ns->sock6)
+		err = kernel_connect(ns->sock6, &sa, sizeof(sa), 0);
+	if (!err) {
+		ns->listening = false;
+		ns->connecting = false;
+		ns->connected = false;
+		ns->accept_sent = 0;
+	}
+	return err;
+}
+
 static int nsm_op_connect(struct nsm_req *rq, struct nsm_sock *ns,
 			  struct nsm_reply *rp)
 {
@@ -731,6 +762,8 @@ static int nsm_op_connect(struct nsm_req *rq, struct nsm_sock *ns,
 	__be32 a4;
 	int len, err;
 
+	if (rq->len == sizeof(na) && !memchr_inv(rq->payload, 0, sizeof(na)))
+		return nsm_disconnect(ns);
 	err = nsm_req_addr(rq, ns, &na);
 	if (!err)
 		err = nsm_dest_check(ns, &na);

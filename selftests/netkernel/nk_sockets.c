@@ -1970,6 +1970,132 @@ static void udp_trunc_server(void)
 	xclose(fd);
 }
 
+/*
+ * connect(AF_UNSPEC) dissolves a UDP association: no peer, send() without
+ * an address fails with EDESTADDRREQ, and datagrams from anyone arrive.
+ */
+static void udp_connect_unspec_client(void)
+{
+	struct sockaddr un = { .sa_family = AF_UNSPEC };
+	struct sockaddr_in srv, from;
+	socklen_t alen = sizeof(from);
+	uint16_t other;
+	char buf[64];
+	int fd;
+
+	srv = peer_port(ctl_recv_long("PORT"));
+	other = ctl_recv_long("OTHER");
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_OK(connect(fd, (struct sockaddr *)&srv, sizeof(srv)), "connect");
+	CHECK_OK(connect(fd, &un, sizeof(un)), "connect(AF_UNSPEC) of a connected socket");
+	CHECK_ERR(getpeername(fd, (struct sockaddr *)&from, &alen), ENOTCONN,
+		  "getpeername after connect(AF_UNSPEC)");
+	CHECK_ERR(send(fd, "x", 1, 0), EDESTADDRREQ, "send without an address");
+	CHECK_OK(connect(fd, &un, sizeof(un)), "connect(AF_UNSPEC) of an unconnected socket");
+	CHECK_RET(sendto(fd, "ping", 4, 0, (struct sockaddr *)&srv, sizeof(srv)), 4, "sendto");
+	CHECK_RET(udp_recv(fd, buf, sizeof(buf), 0, &from), 5, "recvfrom another port");
+	CHECK(!memcmp(buf, "other", 5) && ntohs(from.sin_port) == other,
+	      "received \"%.5s\" from %s, expected \"other\" from port %u", buf,
+	      addr_str(&from), other);
+	xclose(fd);
+}
+
+static void udp_connect_unspec_server(void)
+{
+	uint16_t port = 0, other = 0;
+	struct sockaddr_in from;
+	char buf[64];
+	int fd, fd2;
+
+	fd = bound_socket(SOCK_DGRAM, &port);
+	fd2 = bound_socket(SOCK_DGRAM, &other);
+	ctl_send("PORT %u", port);
+	ctl_send("OTHER %u", other);
+	CHECK_RET(udp_recv(fd, buf, sizeof(buf), 0, &from), 4, "recvfrom");
+	CHECK_RET(sendto(fd2, "other", 5, 0, (struct sockaddr *)&from, sizeof(from)), 5,
+		  "sendto from another port");
+	xclose(fd2);
+	xclose(fd);
+}
+
+/*
+ * connect(AF_UNSPEC) on TCP (Linux 6.1 and later: tcp_disconnect()):
+ * succeeds on an unconnected socket, stops a listener, and resets a
+ * connection (the peer reads ECONNRESET).
+ */
+static void tcp_connect_unspec_client(void)
+{
+	struct sockaddr un = { .sa_family = AF_UNSPEC };
+	struct sockaddr_in sin;
+	socklen_t alen = sizeof(sin);
+	uint16_t port = 0;
+	int fd;
+
+	fd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_OK(connect(fd, &un, sizeof(un)), "connect(AF_UNSPEC) of a new socket");
+	xclose(fd);
+
+	fd = tcp_listener(AF_INET, &port);
+	CHECK_OK(connect(fd, &un, sizeof(un)), "connect(AF_UNSPEC) of a listener");
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_ACCEPTCONN) == 0,
+	      "SO_ACCEPTCONN after connect(AF_UNSPEC)");
+	set_nonblock(fd, true);
+	CHECK_ERR(accept(fd, NULL, NULL), EINVAL, "accept after connect(AF_UNSPEC)");
+	xclose(fd);
+
+	fd = connect_port(ctl_recv_long("PORT"));
+	ctl_expect("ACCEPTED");
+	CHECK_OK(connect(fd, &un, sizeof(un)), "connect(AF_UNSPEC) of a connection");
+	CHECK_ERR(getpeername(fd, (struct sockaddr *)&sin, &alen), ENOTCONN,
+		  "getpeername after connect(AF_UNSPEC)");
+	ctl_send("DISCONNECTED");
+	ctl_expect("RESET");
+	xclose(fd);
+}
+
+static void tcp_connect_unspec_server(void)
+{
+	uint16_t port = 0;
+	int lfd, fd;
+	char c;
+
+	lfd = tcp_listener(AF_INET, &port);
+	ctl_send("PORT %u", port);
+	fd = accept_wait(lfd, NULL);
+	ctl_send("ACCEPTED");
+	ctl_expect("DISCONNECTED");
+	wait_ev(fd, POLLIN);
+	CHECK_ERR(recv(fd, &c, 1, 0), ECONNRESET, "recv after the peer's connect(AF_UNSPEC)");
+	ctl_send("RESET");
+	xclose(fd);
+	xclose(lfd);
+}
+
+/* SO_DOMAIN, SO_PROTOCOL and SO_TYPE as socket() was asked. */
+static void so_domain(void)
+{
+	static const int types[] = { SOCK_STREAM, SOCK_DGRAM };
+	static const int families[] = { AF_INET, AF_INET6 };
+	int f, t, fd;
+
+	for (f = 0; f < 2; f++) {
+		for (t = 0; t < 2; t++) {
+			fd = xsocket(families[f], types[t]);
+			CHECK(get_int_opt(fd, SOL_SOCKET, SO_DOMAIN) == families[f],
+			      "family %d type %d: SO_DOMAIN %d", families[f], types[t],
+			      get_int_opt(fd, SOL_SOCKET, SO_DOMAIN));
+			CHECK(get_int_opt(fd, SOL_SOCKET, SO_TYPE) == types[t],
+			      "family %d type %d: SO_TYPE %d", families[f], types[t],
+			      get_int_opt(fd, SOL_SOCKET, SO_TYPE));
+			CHECK(get_int_opt(fd, SOL_SOCKET, SO_PROTOCOL) ==
+			      (types[t] == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP),
+			      "family %d type %d: SO_PROTOCOL %d", families[f], types[t],
+			      get_int_opt(fd, SOL_SOCKET, SO_PROTOCOL));
+			xclose(fd);
+		}
+	}
+}
+
 /* ICMP port unreachable: ECONNREFUSED on a connected socket only. */
 static void udp_refused_client(void)
 {
@@ -2874,6 +3000,9 @@ static const struct test_case cases[] = {
 	CASE("udp_connected", udp_connected_client, udp_connected_server),
 	CASE("udp_boundaries_msg_trunc", udp_trunc_client, udp_trunc_server),
 	CASE("udp_econnrefused", udp_refused_client, udp_refused_server),
+	CASE("udp_connect_unspec", udp_connect_unspec_client, udp_connect_unspec_server),
+	CASE("tcp_connect_unspec", tcp_connect_unspec_client, tcp_connect_unspec_server),
+	CASE("so_domain_protocol_type", so_domain, no_server),
 	CASE("ipv6_dualstack_listen.active", ipv6_dual_listen, ipv6_dual_listen),
 	CASE_P("ipv6_dualstack_listen.passive", ipv6_dual_listen, ipv6_dual_listen),
 	CASE("ipv6_v4mapped_connect", ipv6_mapped_connect, ipv6_mapped_connect),
