@@ -100,74 +100,105 @@ static const struct nsm_sk_cbs *nsm_sk_cbs(struct nsm_sock *ns,
 	return sk == ns->sk6 ? &ns->orig6 : &ns->orig;
 }
 
-static void nsm_data_ready(struct sock *sk)
+/*
+ * What every callback does: with sk_callback_lock read-held, kick ev_work
+ * for @sk's socket (for write_space, @blocked, only while its txq waits)
+ * and copy the callbacks @sk had before ours to @orig.  The caller chains
+ * to its own one once the lock is dropped.  A listener's child or a
+ * socket no longer ours is not kicked.
+ *
+ * Return: false when @sk is not ours any more: nothing to chain to.
+ */
+static bool nsm_sk_forward(struct sock *sk, bool blocked,
+			   struct nsm_sk_cbs *orig)
 {
-	void (*orig)(struct sock *sk) = NULL;
 	struct nsm_sock *ns;
 
 	read_lock_bh(&sk->sk_callback_lock);
 	ns = nsm_sk_ns(sk);
 	if (ns) {
-		orig = nsm_sk_cbs(ns, sk)->data_ready;
-		if (ns->sk == sk || ns->sk6 == sk)
+		*orig = *nsm_sk_cbs(ns, sk);
+		if ((ns->sk == sk || ns->sk6 == sk) &&
+		    (!blocked || READ_ONCE(ns->tx_blocked)))
 			nsm_sock_kick(ns);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
-	if (orig)
-		orig(sk);
+	return ns;
 }
 
+static void nsm_data_ready(struct sock *sk)
+{
+	struct nsm_sk_cbs orig;
+
+	if (nsm_sk_forward(sk, false, &orig))
+		orig.data_ready(sk);
+}
+
+/* UDP calls this for every packet freed: kick only when it matters. */
 static void nsm_write_space(struct sock *sk)
 {
-	void (*orig)(struct sock *sk) = NULL;
-	struct nsm_sock *ns;
+	struct nsm_sk_cbs orig;
 
-	read_lock_bh(&sk->sk_callback_lock);
-	ns = nsm_sk_ns(sk);
-	if (ns) {
-		orig = nsm_sk_cbs(ns, sk)->write_space;
-		/* UDP calls this for every packet freed: only when it matters. */
-		if ((ns->sk == sk || ns->sk6 == sk) &&
-		    READ_ONCE(ns->tx_blocked))
-			nsm_sock_kick(ns);
-	}
-	read_unlock_bh(&sk->sk_callback_lock);
-	if (orig)
-		orig(sk);
+	if (nsm_sk_forward(sk, true, &orig))
+		orig.write_space(sk);
 }
 
 static void nsm_state_change(struct sock *sk)
 {
-	void (*orig)(struct sock *sk) = NULL;
-	struct nsm_sock *ns;
+	struct nsm_sk_cbs orig;
 
-	read_lock_bh(&sk->sk_callback_lock);
-	ns = nsm_sk_ns(sk);
-	if (ns) {
-		orig = nsm_sk_cbs(ns, sk)->state_change;
-		if (ns->sk == sk || ns->sk6 == sk)
-			nsm_sock_kick(ns);
-	}
-	read_unlock_bh(&sk->sk_callback_lock);
-	if (orig)
-		orig(sk);
+	if (nsm_sk_forward(sk, false, &orig))
+		orig.state_change(sk);
 }
 
 static void nsm_error_report(struct sock *sk)
 {
-	void (*orig)(struct sock *sk) = NULL;
-	struct nsm_sock *ns;
+	struct nsm_sk_cbs orig;
 
-	read_lock_bh(&sk->sk_callback_lock);
-	ns = nsm_sk_ns(sk);
-	if (ns) {
-		orig = nsm_sk_cbs(ns, sk)->error_report;
-		if (ns->sk == sk || ns->sk6 == sk)
-			nsm_sock_kick(ns);
+	if (nsm_sk_forward(sk, false, &orig))
+		orig.error_report(sk);
+}
+
+/*
+ * Install our callbacks on @sk, ns->sock's (@six false) or ns->sock6's,
+ * saving the ones to restore on release: @orig, or @sk's current ones.
+ */
+static void nsm_sk_install(struct nsm_sock *ns, struct sock *sk, bool six,
+			   const struct nsm_sk_cbs *orig)
+{
+	struct nsm_sk_cbs *saved = six ? &ns->orig6 : &ns->orig;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (orig) {
+		*saved = *orig;
+	} else {
+		saved->data_ready = sk->sk_data_ready;
+		saved->write_space = sk->sk_write_space;
+		saved->state_change = sk->sk_state_change;
+		saved->error_report = sk->sk_error_report;
 	}
-	read_unlock_bh(&sk->sk_callback_lock);
-	if (orig)
-		orig(sk);
+	if (six)
+		ns->sk6 = sk;
+	else
+		ns->sk = sk;
+	sk->sk_user_data = ns;
+	sk->sk_data_ready = nsm_data_ready;
+	sk->sk_write_space = nsm_write_space;
+	sk->sk_state_change = nsm_state_change;
+	sk->sk_error_report = nsm_error_report;
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+/* Give @sk back the callbacks @orig it had before ours. */
+static void nsm_sk_restore(struct sock *sk, const struct nsm_sk_cbs *orig)
+{
+	write_lock_bh(&sk->sk_callback_lock);
+	sk->sk_user_data = NULL;
+	sk->sk_data_ready = orig->data_ready;
+	sk->sk_write_space = orig->write_space;
+	sk->sk_state_change = orig->state_change;
+	sk->sk_error_report = orig->error_report;
+	write_unlock_bh(&sk->sk_callback_lock);
 }
 
 /**
@@ -179,24 +210,7 @@ static void nsm_error_report(struct sock *sk)
  */
 void nsm_sock_set_callbacks(struct nsm_sock *ns, const struct nsm_sk_cbs *orig)
 {
-	struct sock *sk = ns->sock->sk;
-
-	write_lock_bh(&sk->sk_callback_lock);
-	if (orig) {
-		ns->orig = *orig;
-	} else {
-		ns->orig.data_ready = sk->sk_data_ready;
-		ns->orig.write_space = sk->sk_write_space;
-		ns->orig.state_change = sk->sk_state_change;
-		ns->orig.error_report = sk->sk_error_report;
-	}
-	ns->sk = sk;
-	sk->sk_user_data = ns;
-	sk->sk_data_ready = nsm_data_ready;
-	sk->sk_write_space = nsm_write_space;
-	sk->sk_state_change = nsm_state_change;
-	sk->sk_error_report = nsm_error_report;
-	write_unlock_bh(&sk->sk_callback_lock);
+	nsm_sk_install(ns, ns->sock->sk, false, orig);
 }
 
 /**
@@ -205,20 +219,7 @@ void nsm_sock_set_callbacks(struct nsm_sock *ns, const struct nsm_sk_cbs *orig)
  */
 void nsm_sock_set_callbacks6(struct nsm_sock *ns)
 {
-	struct sock *sk = ns->sock6->sk;
-
-	write_lock_bh(&sk->sk_callback_lock);
-	ns->orig6.data_ready = sk->sk_data_ready;
-	ns->orig6.write_space = sk->sk_write_space;
-	ns->orig6.state_change = sk->sk_state_change;
-	ns->orig6.error_report = sk->sk_error_report;
-	ns->sk6 = sk;
-	sk->sk_user_data = ns;
-	sk->sk_data_ready = nsm_data_ready;
-	sk->sk_write_space = nsm_write_space;
-	sk->sk_state_change = nsm_state_change;
-	sk->sk_error_report = nsm_error_report;
-	write_unlock_bh(&sk->sk_callback_lock);
+	nsm_sk_install(ns, ns->sock6->sk, true, NULL);
 }
 
 /* Release ns->sock6, if any, with its callbacks restored.  @ns is locked. */
@@ -229,33 +230,13 @@ void nsm_sock_release6(struct nsm_sock *ns)
 	if (!ns->sock6)
 		return;
 	if (sk) {
-		write_lock_bh(&sk->sk_callback_lock);
-		sk->sk_user_data = NULL;
-		sk->sk_data_ready = ns->orig6.data_ready;
-		sk->sk_write_space = ns->orig6.write_space;
-		sk->sk_state_change = ns->orig6.state_change;
-		sk->sk_error_report = ns->orig6.error_report;
-		write_unlock_bh(&sk->sk_callback_lock);
+		nsm_sk_restore(sk, &ns->orig6);
 		ns->sk6 = NULL;
 	}
 	if (ns->dgram_peer == ns->sock6)
 		ns->dgram_peer = NULL;
 	sock_release(ns->sock6);
 	ns->sock6 = NULL;
-}
-
-static void nsm_sock_restore_callbacks(struct nsm_sock *ns)
-{
-	struct sock *sk = ns->sk;
-
-	write_lock_bh(&sk->sk_callback_lock);
-	sk->sk_user_data = NULL;
-	sk->sk_data_ready = ns->orig.data_ready;
-	sk->sk_write_space = ns->orig.write_space;
-	sk->sk_state_change = ns->orig.state_change;
-	sk->sk_error_report = ns->orig.error_report;
-	write_unlock_bh(&sk->sk_callback_lock);
-	ns->sk = NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -667,8 +648,10 @@ void nsm_sock_release(struct nsm_sock *ns)
 		return;
 	sk = sock->sk;
 	nsm_sock_release6(ns);
-	if (ns->sk)
-		nsm_sock_restore_callbacks(ns);
+	if (ns->sk) {
+		nsm_sk_restore(ns->sk, &ns->orig);
+		ns->sk = NULL;
+	}
 	nsm_txq_purge(ns);
 
 	lock_sock(sk);
