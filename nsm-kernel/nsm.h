@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * nsm_kernel.ko internals shared by its files.  The implementation notes
- * and the lock order are at the top of nsm_main.c.
+ * and the lock order are at the top of nsm_main.c; each file's own rules
+ * are at its top.
  */
 #ifndef _NSM_H
 #define _NSM_H
@@ -246,22 +247,18 @@ static inline void nsm_sock_consumed(struct nsm_sock *ns, u32 n)
 	ns->rx.fwd_cnt += n;
 }
 
-/* nsm_main.c */
-extern struct workqueue_struct *nsm_wq;
-struct nsm_out *nsm_msg_new(u32 id, u16 op, u16 flags, u64 req_id, u32 len);
-void nsm_out_free(struct nsm_out *out);
-void nsm_xmit(struct nsm_dev *nsm, struct nsm_sock *ns, struct nsm_out *out);
-void nsm_msg(struct nsm_dev *nsm, struct nsm_sock *ns, u32 id, u16 op,
-	     u16 flags, u64 req_id, int status, u64 a0, const void *payload,
-	     u32 len);
-void nsm_event(struct nsm_sock *ns, u16 op, int status, u64 a0);
-void nsm_sock_put(struct nsm_sock *ns);
-struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id);
-bool nsm_drain_start(struct nsm_sock *ns);
-bool nsm_ev_throttle(struct nsm_dev *nsm);
-void nsm_ev_unthrottle(struct nsm_dev *nsm);
+/*
+ * The files call one way: nsm_main.c -> nsm_ops.c -> nsm_sock.c ->
+ * nsm_out.c, each only into the ones after it.
+ */
+
+/* nsm_ops.c */
+void nsm_request(struct nsm_dev *nsm, const struct nk_hdr *hdr,
+		 const void *payload);
 
 /* nsm_sock.c */
+void nsm_sock_hold(void *entry);
+void nsm_sock_put(struct nsm_sock *ns);
 void nsm_sock_kick(struct nsm_sock *ns);
 void nsm_sock_set_callbacks(struct nsm_sock *ns, const struct nsm_sk_cbs *orig);
 void nsm_sock_set_callbacks6(struct nsm_sock *ns);
@@ -273,10 +270,21 @@ int nsm_sock_write(struct nsm_sock *ns, const void *data, u32 len,
 		   unsigned int msg_flags, const struct sockaddr_storage *to,
 		   int tolen);
 void nsm_sock_credit(struct nsm_sock *ns);
+bool nsm_drain_start(struct nsm_sock *ns);
+void nsm_drain_work(struct work_struct *work);
 void nsm_ev_work(struct work_struct *work);
 
-/* nsm_ops.c */
-void nsm_request(struct nsm_dev *nsm, const struct nk_hdr *hdr,
-		 const void *payload);
+/* nsm_out.c */
+extern struct workqueue_struct *nsm_wq;
+struct nsm_out *nsm_msg_new(u32 id, u16 op, u16 flags, u64 req_id, u32 len);
+void nsm_out_free(struct nsm_out *out);
+void nsm_xmit(struct nsm_dev *nsm, struct nsm_sock *ns, struct nsm_out *out);
+void nsm_msg(struct nsm_dev *nsm, struct nsm_sock *ns, u32 id, u16 op,
+	     u16 flags, u64 req_id, int status, u64 a0, const void *payload,
+	     u32 len);
+void nsm_event(struct nsm_sock *ns, u16 op, int status, u64 a0);
+void nsm_tx_work(struct work_struct *work);
+bool nsm_ev_throttle(struct nsm_dev *nsm);
+void nsm_ev_unthrottle(struct nsm_dev *nsm);
 
 #endif /* _NSM_H */

@@ -6,6 +6,14 @@
  * socket ids translated, with kernel sockets; what happens on those sockets
  * goes back to the guests as events.
  *
+ * The files, each calling only into the ones after it:
+ *   nsm_main.c  the module and the device: attach, detach, ops->rx and
+ *               ops->tx_space, debugfs
+ *   nsm_ops.c   the requests, validated and served; the guests' accounting
+ *   nsm_sock.c  the kernel sockets: callbacks, ev_work, guest data waiting
+ *               for send space, references, release and draining
+ *   nsm_out.c   outgoing messages, tx_work, ev_work's throttle
+ *
  * Implementation notes:
  *
  * - Requests arrive in the transport's eventq work (ops->rx) and are served
@@ -13,16 +21,10 @@
  *   non-blocking (O_NONBLOCK, MSG_DONTWAIT).  ACCEPT answers -EAGAIN when no
  *   connection waits, CONNECT -EINPROGRESS; the guest waits for the events.
  *
- * - Nothing is sent to the transport directly.  Replies and events are
- *   queued on nsm_dev.outq, in order, and tx_work hands them to nk_send().
- *   It never sleeps for requestq space: when the ring is full, the message
- *   goes back to the head of outq (NK_XMIT_KEEP) and tx_work ends; the
- *   transport's ops->tx_space() queues it again once the ring has room.
- *   So a stalled engine holds no worker of nsm_wq, and detach never waits
- *   for one (ops->rx may not wait for the device either).  A
- *   reply or event about a socket is queued with nsm_sock.lock held, so the
- *   guest sees them in the order they happened (the CONNECT reply before
- *   EV_CONNECTED, the ACCEPT reply before the new socket's EV_DATA).
+ * - Nothing is sent to the transport directly: replies and events wait on
+ *   nsm_dev.outq for tx_work, which never sleeps for requestq space (see
+ *   nsm_out.c).  A reply or event about a socket is queued with
+ *   nsm_sock.lock held, so the guest sees them in the order they happened.
  *
  * - Socket callbacks (data_ready, write_space, state_change, error_report)
  *   only queue the socket on nsm_dev.ready and kick ev_work, then call the
@@ -127,7 +129,7 @@
  *   returns -ENODEV at once, ops->tx_space() is not called any more) and
  *   stopped ops->rx, so nothing else uses the nsm_dev.
  *
- * Locking:
+ * Locking (each lock's rules at the top of the file that owns it):
  *   nsm_dev.rx_lock (mutex)     request handling vs the debugfs socket list;
  *                               the socket table's changes (detach runs
  *                               after ops->rx has stopped for good and needs
@@ -136,11 +138,12 @@
  *   nsm_sock.lock (mutex)       one socket's state, its txq and credits, and
  *                               every call on its kernel socket
  *   sk->sk_callback_lock (rw)   sk_user_data and the callbacks
- *   nsm_dev.ready_lock (spin, _bh)  the ready list
+ *   nsm_dev.ready_lock (spin, _bh)  the ready list (nsm_sock.c)
  *   nsm_dev.drain_lock (spin)   the draining list and drain_work's timer
+ *                               (nsm_sock.c)
  *   nsm_guest counters (atomic) grow only under rx_lock (checked, then
  *                               added), shrink under the socket's lock
- *   nsm_dev.out_lock (spin)     the outgoing queue
+ *   nsm_dev.out_lock (spin)     the outgoing queue (nsm_out.c)
  * Order: rx_lock -> nsm_sock.lock (a listener's before its new socket's)
  * -> lock_sock -> sk_callback_lock -> ready_lock; drain_lock and out_lock
  * nest inside nsm_sock.lock and take nothing.  drain_work takes a
@@ -154,7 +157,6 @@
 #include <linux/debugfs.h>
 #include <linux/module.h>
 #include <linux/nsproxy.h>
-#include <linux/sched.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <net/net_namespace.h>
@@ -168,383 +170,7 @@ module_param(netns_pid, int, 0444);
 MODULE_PARM_DESC(netns_pid,
 		 "Serve sockets in the network namespace of this process (default 0: the initial namespace)");
 
-static unsigned int out_limit = 4 << 20;
-module_param(out_limit, uint, 0644);
-MODULE_PARM_DESC(out_limit,
-		 "Bytes waiting for the requestq above which sockets are not read (default 4 MiB)");
-
-static unsigned int drain_timeout = 60;
-module_param(drain_timeout, uint, 0644);
-MODULE_PARM_DESC(drain_timeout,
-		 "Seconds a closed socket may take to hand its queued data to TCP before it is reset, 1..86400 (default 60)");
-
-static unsigned int guest_max_draining = 64;
-module_param(guest_max_draining, uint, 0644);
-MODULE_PARM_DESC(guest_max_draining,
-		 "Closed sockets per guest that may still drain; a CLOSE beyond resets (default 64)");
-
-/* Kernel sockets of guest N belong to uid NSM_GUEST_UID_BASE + N. */
-#define NSM_GUEST_UID_BASE	1000000000u
-#define NSM_GUEST_ID_MAX	(1u << 24)
-
 static struct dentry *nsm_debugfs_root;
-struct workqueue_struct *nsm_wq;
-
-/* ------------------------------------------------------------------ */
-/* Outgoing messages                                                   */
-/* ------------------------------------------------------------------ */
-
-/**
- * nsm_msg_new() - allocate a message
- * @id: socket id of the message (0: none)
- * @op: enum nk_op
- * @flags: NK_F_*
- * @req_id: request id (0 for events)
- * @len: payload bytes; hdr.len may be lowered before nsm_xmit()
- *
- * Return: the message or NULL.
- */
-struct nsm_out *nsm_msg_new(u32 id, u16 op, u16 flags, u64 req_id, u32 len)
-{
-	struct nsm_out *out;
-
-	out = kmalloc(sizeof(*out), GFP_KERNEL);
-	if (!out)
-		return NULL;
-	out->tb = nk_txbuf_alloc(len, GFP_KERNEL);
-	if (!out->tb) {
-		kfree(out);
-		return NULL;
-	}
-	nk_hdr_init(&out->tb->hdr, op, flags, id, req_id);
-	out->tb->hdr.len = cpu_to_le32(len);
-	return out;
-}
-
-static u32 nsm_out_size(const struct nsm_out *out)
-{
-	return sizeof(out->tb->hdr) + le32_to_cpu(out->tb->hdr.len);
-}
-
-void nsm_out_free(struct nsm_out *out)
-{
-	nk_txbuf_free(out->tb);
-	kfree(out);
-}
-
-/**
- * nsm_xmit() - queue a message for the requestq
- * @nsm: the device
- * @ns: socket whose receive credit the message announces, or NULL; its
- *      lock is held
- * @out: the message, consumed
- */
-void nsm_xmit(struct nsm_dev *nsm, struct nsm_sock *ns, struct nsm_out *out)
-{
-	struct nk_hdr *hdr = &out->tb->hdr;
-	u16 flags = le16_to_cpu(hdr->flags);
-	u16 op = le16_to_cpu(hdr->op);
-
-	/* outq is sent in order, all of it unless the device dies */
-	if (ns) {
-		nk_credit_rx_fill(&ns->rx, hdr);
-		nk_credit_rx_queued(&ns->rx, ns->rx.fwd_cnt);
-	}
-	if (flags & NK_F_REPLY) {
-		nsm_count(nsm, NSM_S_REPLIES, 1);
-		if (nk_hdr_status(hdr))
-			nsm_count(nsm, NSM_S_ERROR_REPLIES, 1);
-	} else {
-		nsm_count(nsm, NSM_S_EVENTS, 1);
-		if (op == NK_EV_DATA)
-			nsm_count(nsm, NSM_S_BYTES_TO_GUESTS,
-				  le32_to_cpu(hdr->len) -
-				  (flags & NK_F_ADDR ? sizeof(struct nk_addr) : 0));
-	}
-
-	spin_lock(&nsm->out_lock);
-	if (nsm->out_dead) {
-		spin_unlock(&nsm->out_lock);
-		nsm_out_free(out);
-		return;
-	}
-	list_add_tail(&out->node, &nsm->outq);
-	nsm->out_bytes += nsm_out_size(out);
-	spin_unlock(&nsm->out_lock);
-	queue_work(nsm_wq, &nsm->tx_work);
-}
-
-/**
- * nsm_msg() - queue a reply or an event
- * @nsm: the device
- * @ns: socket whose credit the message carries, or NULL (see nsm_xmit())
- * @id: socket id
- * @op: enum nk_op
- * @flags: NK_F_*
- * @req_id: request id (0 for events)
- * @status: 0 or -errno
- * @a0: argument 0
- * @payload: @len bytes of payload, or NULL
- * @len: payload length
- */
-void nsm_msg(struct nsm_dev *nsm, struct nsm_sock *ns, u32 id, u16 op,
-	     u16 flags, u64 req_id, int status, u64 a0, const void *payload,
-	     u32 len)
-{
-	struct nsm_out *out;
-
-	out = nsm_msg_new(id, op, flags, req_id, len);
-	if (!out) {
-		pr_warn_ratelimited("socket %u: no memory for %s%s\n", id,
-				    nk_op_name(op),
-				    flags & NK_F_REPLY ? " reply" : "");
-		return;
-	}
-	out->tb->hdr.status = cpu_to_le32(status);
-	out->tb->hdr.arg[0] = cpu_to_le64(a0);
-	if (len)
-		memcpy(out->tb->payload, payload, len);
-	nsm_xmit(nsm, ns, out);
-}
-
-/* Queue event @op about @ns, whose lock is held. */
-void nsm_event(struct nsm_sock *ns, u16 op, int status, u64 a0)
-{
-	nsm_msg(ns->nsm, ns, ns->id, op, 0, 0, status, a0, NULL, 0);
-}
-
-/* Whether ev_work must wait for the requestq to drain. */
-static bool nsm_out_over(struct nsm_dev *nsm, size_t limit)
-{
-	return READ_ONCE(nsm->out_bytes) > limit;
-}
-
-static void nsm_tx_work(struct work_struct *work)
-{
-	struct nsm_dev *nsm = container_of(work, struct nsm_dev, tx_work);
-	struct nsm_out *out;
-	bool more = false;
-	int err;
-
-	for (;;) {
-		spin_lock(&nsm->out_lock);
-		out = list_first_entry_or_null(&nsm->outq, struct nsm_out,
-					       node);
-		if (out) {
-			list_del(&out->node);
-			nsm->out_bytes -= nsm_out_size(out);
-			more = !list_empty(&nsm->outq);
-		}
-		spin_unlock(&nsm->out_lock);
-		if (!out)
-			break;
-
-		/*
-		 * One kick for what is queued now: only this work takes from
-		 * outq.  A full ring: back to the head, in order; tx_space
-		 * brings us back (nk_send() kicked what it added before).
-		 */
-		err = nk_send(nsm->nd, out->tb,
-			      NK_XMIT_KEEP | (more ? NK_XMIT_MORE : 0), NULL);
-		if (err == -EAGAIN) {
-			spin_lock(&nsm->out_lock);
-			list_add(&out->node, &nsm->outq);
-			nsm->out_bytes += nsm_out_size(out);
-			spin_unlock(&nsm->out_lock);
-			nsm_count(nsm, NSM_S_TX_RING_FULL, 1);
-			return;
-		}
-		kfree(out);
-		if (err) {
-			nsm_count(nsm, NSM_S_XMIT_FAILED, 1);
-			if (err != -ENODEV)
-				pr_warn_ratelimited("cannot queue a message on the requestq: %d\n",
-						    err);
-		}
-		if (READ_ONCE(nsm->ev_throttled) &&
-		    !nsm_out_over(nsm, READ_ONCE(out_limit) / 2))
-			nsm_ev_unthrottle(nsm);
-		cond_resched();
-	}
-	nk_kick(nsm->nd);
-}
-
-/**
- * nsm_ev_throttle() - pause ev_work while the requestq lags
- * @nsm: the device
- *
- * Called by ev_work before it reads a socket; tx_work resumes it once the
- * outgoing queue is below half the limit.
- *
- * Return: true when ev_work must stop.
- */
-bool nsm_ev_throttle(struct nsm_dev *nsm)
-{
-	if (!nsm_out_over(nsm, READ_ONCE(out_limit)))
-		return false;
-	spin_lock_bh(&nsm->ready_lock);
-	nsm->ev_throttled = true;
-	spin_unlock_bh(&nsm->ready_lock);
-	nsm_count(nsm, NSM_S_THROTTLED, 1);
-	/* tx_work may have emptied the queue before it could see the flag. */
-	if (!nsm_out_over(nsm, READ_ONCE(out_limit) / 2))
-		nsm_ev_unthrottle(nsm);
-	return true;
-}
-
-void nsm_ev_unthrottle(struct nsm_dev *nsm)
-{
-	spin_lock_bh(&nsm->ready_lock);
-	if (nsm->ev_throttled && !nsm->ev_stop) {
-		nsm->ev_throttled = false;
-		queue_work(nsm_wq, &nsm->ev_work);
-	}
-	spin_unlock_bh(&nsm->ready_lock);
-}
-
-/* ------------------------------------------------------------------ */
-/* Sockets                                                             */
-/* ------------------------------------------------------------------ */
-
-/* The socket table's hold function: nk_sockid_get() takes a reference. */
-static void nsm_sock_hold(void *entry)
-{
-	struct nsm_sock *ns = entry;
-
-	refcount_inc(&ns->ref);
-}
-
-void nsm_sock_put(struct nsm_sock *ns)
-{
-	if (!refcount_dec_and_test(&ns->ref))
-		return;
-	WARN_ON_ONCE(ns->sock || ns->sock6 || !list_empty(&ns->txq));
-	mutex_destroy(&ns->lock);
-	kfree(ns);
-}
-
-/* ------------------------------------------------------------------ */
-/* Guests                                                              */
-/* ------------------------------------------------------------------ */
-
-/**
- * nsm_guest_get() - the accounting of guest @id, created on first use
- * @nsm: the device; rx_lock is held
- * @id: the guest's endpoint id
- *
- * Return: the guest (freed at detach), or an ERR_PTR(): -EINVAL for an id
- * that has no uid of its own, -ENOMEM.
- */
-struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
-{
-	struct nsm_guest *g = xa_load(&nsm->guests, id);
-	kuid_t uid;
-	int err;
-
-	if (g)
-		return g;
-	uid = make_kuid(nsm->net->user_ns, NSM_GUEST_UID_BASE + id);
-	if (id >= NSM_GUEST_ID_MAX || !uid_valid(uid))
-		return ERR_PTR(-EINVAL);
-	g = kzalloc(sizeof(*g), GFP_KERNEL);
-	if (!g)
-		return ERR_PTR(-ENOMEM);
-	g->id = id;
-	g->uid = uid;
-	atomic_set(&g->socks, 0);
-	atomic_set(&g->draining, 0);
-	atomic_long_set(&g->credit, 0);
-	err = xa_err(xa_store(&nsm->guests, id, g, GFP_KERNEL));
-	if (err) {
-		kfree(g);
-		return ERR_PTR(err);
-	}
-	return g;
-}
-
-/**
- * nsm_drain_start() - let a closed socket drain its txq, if its guest may
- * @ns: the socket, locked, closed, out of the table; the table's reference
- *      moves to the draining list
- *
- * Return: false when the guest has guest_max_draining sockets draining
- * already: the caller resets the socket.
- */
-bool nsm_drain_start(struct nsm_sock *ns)
-{
-	unsigned long timeo = clamp(READ_ONCE(drain_timeout), 1U, 86400U) * HZ;
-	struct nsm_dev *nsm = ns->nsm;
-
-	if (atomic_read(&ns->g->draining) >= READ_ONCE(guest_max_draining)) {
-		nsm_count(nsm, NSM_S_DRAIN_ABORTS, 1);
-		pr_info_ratelimited("guest %u: %d closed sockets draining already, socket %u reset\n",
-				    ns->guest, atomic_read(&ns->g->draining),
-				    ns->id);
-		return false;
-	}
-	atomic_inc(&ns->g->draining);
-	ns->drain_deadline = jiffies + timeo;
-	spin_lock(&nsm->drain_lock);
-	list_add_tail(&ns->drain_node, &nsm->draining);
-	if (!nsm->drain_armed ||
-	    time_before(ns->drain_deadline, nsm->drain_next)) {
-		nsm->drain_armed = true;
-		nsm->drain_next = ns->drain_deadline;
-		mod_delayed_work(nsm_wq, &nsm->drain_work, timeo);
-	}
-	spin_unlock(&nsm->drain_lock);
-	return true;
-}
-
-/* Reset the draining sockets whose time is up; requeue for the next one. */
-static void nsm_drain_work(struct work_struct *work)
-{
-	struct nsm_dev *nsm = container_of(to_delayed_work(work),
-					   struct nsm_dev, drain_work);
-	struct nsm_sock *ns, *found;
-	unsigned long next = 0;
-
-	for (;;) {
-		found = NULL;
-		spin_lock(&nsm->drain_lock);
-		nsm->drain_armed = false;
-		list_for_each_entry(ns, &nsm->draining, drain_node) {
-			if (!time_before(jiffies, ns->drain_deadline)) {
-				refcount_inc(&ns->ref);
-				found = ns;
-				break;
-			}
-			if (!nsm->drain_armed ||
-			    time_before(ns->drain_deadline, next)) {
-				nsm->drain_armed = true;
-				next = ns->drain_deadline;
-			}
-		}
-		if (!found) {
-			if (nsm->drain_armed) {
-				nsm->drain_next = next;
-				mod_delayed_work(nsm_wq, &nsm->drain_work,
-						 next - jiffies);
-			}
-			spin_unlock(&nsm->drain_lock);
-			return;
-		}
-		spin_unlock(&nsm->drain_lock);
-
-		/* Whoever holds the socket's lock may have released it. */
-		mutex_lock(&found->lock);
-		if (found->sock && !list_empty(&found->drain_node)) {
-			nsm_count(nsm, NSM_S_DRAIN_TIMEOUTS, 1);
-			pr_info_ratelimited("guest %u: socket %u still had %u bytes to hand to TCP after drain_timeout, reset\n",
-					    found->guest, found->id,
-					    found->txq_bytes);
-			nsm_sock_drained(found, true);
-		}
-		mutex_unlock(&found->lock);
-		nsm_sock_put(found);
-		cond_resched();
-	}
-}
 
 /* ------------------------------------------------------------------ */
 /* debugfs                                                             */

@@ -6,7 +6,8 @@
  * lengths, addresses, options) before a kernel socket sees it, and answers
  * a bad request with an error reply and a rate-limited log line.  The
  * implementation notes, including the source address and destination
- * rules, are at the top of nsm_main.c.
+ * rules, are at the top of nsm_main.c.  It calls into nsm_sock.c and
+ * nsm_out.c only.
  *
  * Locking (order in nsm_main.c): nsm_request() runs with nsm_dev.rx_lock
  * held, which keeps the socket table stable.  It takes a reference to the
@@ -15,7 +16,8 @@
  * reserved before anything is created for them and published once nothing
  * can fail any more.  A socket created by SOCKET or ACCEPT gets its
  * callbacks only after its reply is queued, with its own lock held (nested
- * inside a listener's).
+ * inside a listener's).  The guests' accounting (struct nsm_guest) is
+ * created here under rx_lock and freed by detach.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -50,6 +52,49 @@ MODULE_PARM_DESC(guest_txq_max,
 		 "Credit for guest data all sockets of one guest may announce, in bytes; beyond, new sockets get one message's worth (default 64 MiB)");
 
 #define NSM_MIN_BUF_ALLOC	4096
+
+/* Kernel sockets of guest N belong to uid NSM_GUEST_UID_BASE + N. */
+#define NSM_GUEST_UID_BASE	1000000000u
+#define NSM_GUEST_ID_MAX	(1u << 24)
+
+/* ------------------------------------------------------------------ */
+/* Guests                                                              */
+/* ------------------------------------------------------------------ */
+
+/**
+ * nsm_guest_get() - the accounting of guest @id, created on first use
+ * @nsm: the device; rx_lock is held
+ * @id: the guest's endpoint id
+ *
+ * Return: the guest (freed at detach), or an ERR_PTR(): -EINVAL for an id
+ * that has no uid of its own, -ENOMEM.
+ */
+static struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
+{
+	struct nsm_guest *g = xa_load(&nsm->guests, id);
+	kuid_t uid;
+	int err;
+
+	if (g)
+		return g;
+	uid = make_kuid(nsm->net->user_ns, NSM_GUEST_UID_BASE + id);
+	if (id >= NSM_GUEST_ID_MAX || !uid_valid(uid))
+		return ERR_PTR(-EINVAL);
+	g = kzalloc(sizeof(*g), GFP_KERNEL);
+	if (!g)
+		return ERR_PTR(-ENOMEM);
+	g->id = id;
+	g->uid = uid;
+	atomic_set(&g->socks, 0);
+	atomic_set(&g->draining, 0);
+	atomic_long_set(&g->credit, 0);
+	err = xa_err(xa_store(&nsm->guests, id, g, GFP_KERNEL));
+	if (err) {
+		kfree(g);
+		return ERR_PTR(err);
+	}
+	return g;
+}
 
 /* One request being served. */
 struct nsm_req {

@@ -2,14 +2,19 @@
 /*
  * nsm_kernel.ko: the kernel sockets' side.  Socket callbacks, the event
  * work that turns what happened on a socket into events, guest data waiting
- * for send space, and releasing a socket.  The implementation notes are at
- * the top of nsm_main.c.
+ * for send space, a socket's references, releasing a socket and draining a
+ * closed one.  It calls into nsm_out.c only.  The implementation notes are
+ * at the top of nsm_main.c.
  *
- * Locking (order in nsm_main.c): the callbacks run in softirq context with
+ * Locking (order in nsm_main.c): this file owns nsm_dev.ready_lock (_bh)
+ * and nsm_dev.drain_lock.  The callbacks run in softirq context with
  * sk_callback_lock read-held and take only ready_lock; they never sleep
  * and never touch the socket's state.  ev_work holds one nsm_sock.lock at a
- * time, and ready_lock only to take a socket off the ready list.  Every
- * other function here is called with nsm_sock.lock held.
+ * time, and ready_lock only to take a socket off the ready list.
+ * drain_work takes a reference under drain_lock, drops it, then takes the
+ * socket's lock and checks the socket is still draining.  Every other
+ * function here but nsm_sock_hold() and nsm_sock_put() is called with
+ * nsm_sock.lock held.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -24,6 +29,16 @@ static unsigned int sock_budget = 65536;
 module_param(sock_budget, uint, 0644);
 MODULE_PARM_DESC(sock_budget,
 		 "Bytes ev_work reads from one socket before it turns to the next (default 65536)");
+
+static unsigned int drain_timeout = 60;
+module_param(drain_timeout, uint, 0644);
+MODULE_PARM_DESC(drain_timeout,
+		 "Seconds a closed socket may take to hand its queued data to TCP before it is reset, 1..86400 (default 60)");
+
+static unsigned int guest_max_draining = 64;
+module_param(guest_max_draining, uint, 0644);
+MODULE_PARM_DESC(guest_max_draining,
+		 "Closed sockets per guest that may still drain; a CLOSE beyond resets (default 64)");
 
 /* Sockets ev_work serves before it requeues itself. */
 #define NSM_EV_BATCH	64
@@ -85,74 +100,105 @@ static const struct nsm_sk_cbs *nsm_sk_cbs(struct nsm_sock *ns,
 	return sk == ns->sk6 ? &ns->orig6 : &ns->orig;
 }
 
-static void nsm_data_ready(struct sock *sk)
+/*
+ * What every callback does: with sk_callback_lock read-held, kick ev_work
+ * for @sk's socket (for write_space, @blocked, only while its txq waits)
+ * and copy the callbacks @sk had before ours to @orig.  The caller chains
+ * to its own one once the lock is dropped.  A listener's child or a
+ * socket no longer ours is not kicked.
+ *
+ * Return: false when @sk is not ours any more: nothing to chain to.
+ */
+static bool nsm_sk_forward(struct sock *sk, bool blocked,
+			   struct nsm_sk_cbs *orig)
 {
-	void (*orig)(struct sock *sk) = NULL;
 	struct nsm_sock *ns;
 
 	read_lock_bh(&sk->sk_callback_lock);
 	ns = nsm_sk_ns(sk);
 	if (ns) {
-		orig = nsm_sk_cbs(ns, sk)->data_ready;
-		if (ns->sk == sk || ns->sk6 == sk)
+		*orig = *nsm_sk_cbs(ns, sk);
+		if ((ns->sk == sk || ns->sk6 == sk) &&
+		    (!blocked || READ_ONCE(ns->tx_blocked)))
 			nsm_sock_kick(ns);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
-	if (orig)
-		orig(sk);
+	return ns;
 }
 
+static void nsm_data_ready(struct sock *sk)
+{
+	struct nsm_sk_cbs orig;
+
+	if (nsm_sk_forward(sk, false, &orig))
+		orig.data_ready(sk);
+}
+
+/* UDP calls this for every packet freed: kick only when it matters. */
 static void nsm_write_space(struct sock *sk)
 {
-	void (*orig)(struct sock *sk) = NULL;
-	struct nsm_sock *ns;
+	struct nsm_sk_cbs orig;
 
-	read_lock_bh(&sk->sk_callback_lock);
-	ns = nsm_sk_ns(sk);
-	if (ns) {
-		orig = nsm_sk_cbs(ns, sk)->write_space;
-		/* UDP calls this for every packet freed: only when it matters. */
-		if ((ns->sk == sk || ns->sk6 == sk) &&
-		    READ_ONCE(ns->tx_blocked))
-			nsm_sock_kick(ns);
-	}
-	read_unlock_bh(&sk->sk_callback_lock);
-	if (orig)
-		orig(sk);
+	if (nsm_sk_forward(sk, true, &orig))
+		orig.write_space(sk);
 }
 
 static void nsm_state_change(struct sock *sk)
 {
-	void (*orig)(struct sock *sk) = NULL;
-	struct nsm_sock *ns;
+	struct nsm_sk_cbs orig;
 
-	read_lock_bh(&sk->sk_callback_lock);
-	ns = nsm_sk_ns(sk);
-	if (ns) {
-		orig = nsm_sk_cbs(ns, sk)->state_change;
-		if (ns->sk == sk || ns->sk6 == sk)
-			nsm_sock_kick(ns);
-	}
-	read_unlock_bh(&sk->sk_callback_lock);
-	if (orig)
-		orig(sk);
+	if (nsm_sk_forward(sk, false, &orig))
+		orig.state_change(sk);
 }
 
 static void nsm_error_report(struct sock *sk)
 {
-	void (*orig)(struct sock *sk) = NULL;
-	struct nsm_sock *ns;
+	struct nsm_sk_cbs orig;
 
-	read_lock_bh(&sk->sk_callback_lock);
-	ns = nsm_sk_ns(sk);
-	if (ns) {
-		orig = nsm_sk_cbs(ns, sk)->error_report;
-		if (ns->sk == sk || ns->sk6 == sk)
-			nsm_sock_kick(ns);
+	if (nsm_sk_forward(sk, false, &orig))
+		orig.error_report(sk);
+}
+
+/*
+ * Install our callbacks on @sk, ns->sock's (@six false) or ns->sock6's,
+ * saving the ones to restore on release: @orig, or @sk's current ones.
+ */
+static void nsm_sk_install(struct nsm_sock *ns, struct sock *sk, bool six,
+			   const struct nsm_sk_cbs *orig)
+{
+	struct nsm_sk_cbs *saved = six ? &ns->orig6 : &ns->orig;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (orig) {
+		*saved = *orig;
+	} else {
+		saved->data_ready = sk->sk_data_ready;
+		saved->write_space = sk->sk_write_space;
+		saved->state_change = sk->sk_state_change;
+		saved->error_report = sk->sk_error_report;
 	}
-	read_unlock_bh(&sk->sk_callback_lock);
-	if (orig)
-		orig(sk);
+	if (six)
+		ns->sk6 = sk;
+	else
+		ns->sk = sk;
+	sk->sk_user_data = ns;
+	sk->sk_data_ready = nsm_data_ready;
+	sk->sk_write_space = nsm_write_space;
+	sk->sk_state_change = nsm_state_change;
+	sk->sk_error_report = nsm_error_report;
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+/* Give @sk back the callbacks @orig it had before ours. */
+static void nsm_sk_restore(struct sock *sk, const struct nsm_sk_cbs *orig)
+{
+	write_lock_bh(&sk->sk_callback_lock);
+	sk->sk_user_data = NULL;
+	sk->sk_data_ready = orig->data_ready;
+	sk->sk_write_space = orig->write_space;
+	sk->sk_state_change = orig->state_change;
+	sk->sk_error_report = orig->error_report;
+	write_unlock_bh(&sk->sk_callback_lock);
 }
 
 /**
@@ -164,24 +210,7 @@ static void nsm_error_report(struct sock *sk)
  */
 void nsm_sock_set_callbacks(struct nsm_sock *ns, const struct nsm_sk_cbs *orig)
 {
-	struct sock *sk = ns->sock->sk;
-
-	write_lock_bh(&sk->sk_callback_lock);
-	if (orig) {
-		ns->orig = *orig;
-	} else {
-		ns->orig.data_ready = sk->sk_data_ready;
-		ns->orig.write_space = sk->sk_write_space;
-		ns->orig.state_change = sk->sk_state_change;
-		ns->orig.error_report = sk->sk_error_report;
-	}
-	ns->sk = sk;
-	sk->sk_user_data = ns;
-	sk->sk_data_ready = nsm_data_ready;
-	sk->sk_write_space = nsm_write_space;
-	sk->sk_state_change = nsm_state_change;
-	sk->sk_error_report = nsm_error_report;
-	write_unlock_bh(&sk->sk_callback_lock);
+	nsm_sk_install(ns, ns->sock->sk, false, orig);
 }
 
 /**
@@ -190,20 +219,7 @@ void nsm_sock_set_callbacks(struct nsm_sock *ns, const struct nsm_sk_cbs *orig)
  */
 void nsm_sock_set_callbacks6(struct nsm_sock *ns)
 {
-	struct sock *sk = ns->sock6->sk;
-
-	write_lock_bh(&sk->sk_callback_lock);
-	ns->orig6.data_ready = sk->sk_data_ready;
-	ns->orig6.write_space = sk->sk_write_space;
-	ns->orig6.state_change = sk->sk_state_change;
-	ns->orig6.error_report = sk->sk_error_report;
-	ns->sk6 = sk;
-	sk->sk_user_data = ns;
-	sk->sk_data_ready = nsm_data_ready;
-	sk->sk_write_space = nsm_write_space;
-	sk->sk_state_change = nsm_state_change;
-	sk->sk_error_report = nsm_error_report;
-	write_unlock_bh(&sk->sk_callback_lock);
+	nsm_sk_install(ns, ns->sock6->sk, true, NULL);
 }
 
 /* Release ns->sock6, if any, with its callbacks restored.  @ns is locked. */
@@ -214,33 +230,13 @@ void nsm_sock_release6(struct nsm_sock *ns)
 	if (!ns->sock6)
 		return;
 	if (sk) {
-		write_lock_bh(&sk->sk_callback_lock);
-		sk->sk_user_data = NULL;
-		sk->sk_data_ready = ns->orig6.data_ready;
-		sk->sk_write_space = ns->orig6.write_space;
-		sk->sk_state_change = ns->orig6.state_change;
-		sk->sk_error_report = ns->orig6.error_report;
-		write_unlock_bh(&sk->sk_callback_lock);
+		nsm_sk_restore(sk, &ns->orig6);
 		ns->sk6 = NULL;
 	}
 	if (ns->dgram_peer == ns->sock6)
 		ns->dgram_peer = NULL;
 	sock_release(ns->sock6);
 	ns->sock6 = NULL;
-}
-
-static void nsm_sock_restore_callbacks(struct nsm_sock *ns)
-{
-	struct sock *sk = ns->sk;
-
-	write_lock_bh(&sk->sk_callback_lock);
-	sk->sk_user_data = NULL;
-	sk->sk_data_ready = ns->orig.data_ready;
-	sk->sk_write_space = ns->orig.write_space;
-	sk->sk_state_change = ns->orig.state_change;
-	sk->sk_error_report = ns->orig.error_report;
-	write_unlock_bh(&sk->sk_callback_lock);
-	ns->sk = NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -612,6 +608,26 @@ static bool nsm_read_dgram(struct nsm_sock *ns, struct socket *sock)
 }
 
 /* ------------------------------------------------------------------ */
+/* Sockets                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The socket table's hold function: nk_sockid_get() takes a reference. */
+void nsm_sock_hold(void *entry)
+{
+	struct nsm_sock *ns = entry;
+
+	refcount_inc(&ns->ref);
+}
+
+void nsm_sock_put(struct nsm_sock *ns)
+{
+	if (!refcount_dec_and_test(&ns->ref))
+		return;
+	WARN_ON_ONCE(ns->sock || ns->sock6 || !list_empty(&ns->txq));
+	mutex_destroy(&ns->lock);
+	kfree(ns);
+}
+/* ------------------------------------------------------------------ */
 /* Release                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -632,8 +648,10 @@ void nsm_sock_release(struct nsm_sock *ns)
 		return;
 	sk = sock->sk;
 	nsm_sock_release6(ns);
-	if (ns->sk)
-		nsm_sock_restore_callbacks(ns);
+	if (ns->sk) {
+		nsm_sk_restore(ns->sk, &ns->orig);
+		ns->sk = NULL;
+	}
 	nsm_txq_purge(ns);
 
 	lock_sock(sk);
@@ -672,6 +690,93 @@ void nsm_sock_drained(struct nsm_sock *ns, bool reset)
 	nsm_sock_put(ns);
 }
 
+/* ------------------------------------------------------------------ */
+/* Draining                                                            */
+/* ------------------------------------------------------------------ */
+
+/**
+ * nsm_drain_start() - let a closed socket drain its txq, if its guest may
+ * @ns: the socket, locked, closed, out of the table; the table's reference
+ *      moves to the draining list
+ *
+ * Return: false when the guest has guest_max_draining sockets draining
+ * already: the caller resets the socket.
+ */
+bool nsm_drain_start(struct nsm_sock *ns)
+{
+	unsigned long timeo = clamp(READ_ONCE(drain_timeout), 1U, 86400U) * HZ;
+	struct nsm_dev *nsm = ns->nsm;
+
+	if (atomic_read(&ns->g->draining) >= READ_ONCE(guest_max_draining)) {
+		nsm_count(nsm, NSM_S_DRAIN_ABORTS, 1);
+		pr_info_ratelimited("guest %u: %d closed sockets draining already, socket %u reset\n",
+				    ns->guest, atomic_read(&ns->g->draining),
+				    ns->id);
+		return false;
+	}
+	atomic_inc(&ns->g->draining);
+	ns->drain_deadline = jiffies + timeo;
+	spin_lock(&nsm->drain_lock);
+	list_add_tail(&ns->drain_node, &nsm->draining);
+	if (!nsm->drain_armed ||
+	    time_before(ns->drain_deadline, nsm->drain_next)) {
+		nsm->drain_armed = true;
+		nsm->drain_next = ns->drain_deadline;
+		mod_delayed_work(nsm_wq, &nsm->drain_work, timeo);
+	}
+	spin_unlock(&nsm->drain_lock);
+	return true;
+}
+
+/* Reset the draining sockets whose time is up; requeue for the next one. */
+void nsm_drain_work(struct work_struct *work)
+{
+	struct nsm_dev *nsm = container_of(to_delayed_work(work),
+					   struct nsm_dev, drain_work);
+	struct nsm_sock *ns, *found;
+	unsigned long next = 0;
+
+	for (;;) {
+		found = NULL;
+		spin_lock(&nsm->drain_lock);
+		nsm->drain_armed = false;
+		list_for_each_entry(ns, &nsm->draining, drain_node) {
+			if (!time_before(jiffies, ns->drain_deadline)) {
+				refcount_inc(&ns->ref);
+				found = ns;
+				break;
+			}
+			if (!nsm->drain_armed ||
+			    time_before(ns->drain_deadline, next)) {
+				nsm->drain_armed = true;
+				next = ns->drain_deadline;
+			}
+		}
+		if (!found) {
+			if (nsm->drain_armed) {
+				nsm->drain_next = next;
+				mod_delayed_work(nsm_wq, &nsm->drain_work,
+						 next - jiffies);
+			}
+			spin_unlock(&nsm->drain_lock);
+			return;
+		}
+		spin_unlock(&nsm->drain_lock);
+
+		/* Whoever holds the socket's lock may have released it. */
+		mutex_lock(&found->lock);
+		if (found->sock && !list_empty(&found->drain_node)) {
+			nsm_count(nsm, NSM_S_DRAIN_TIMEOUTS, 1);
+			pr_info_ratelimited("guest %u: socket %u still had %u bytes to hand to TCP after drain_timeout, reset\n",
+					    found->guest, found->id,
+					    found->txq_bytes);
+			nsm_sock_drained(found, true);
+		}
+		mutex_unlock(&found->lock);
+		nsm_sock_put(found);
+		cond_resched();
+	}
+}
 /* ------------------------------------------------------------------ */
 /* ev_work                                                             */
 /* ------------------------------------------------------------------ */
