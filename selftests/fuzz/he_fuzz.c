@@ -11,6 +11,7 @@
 
 /* What main.c gives the rest of the engine: no log lines while fuzzing. */
 int he_logtype;
+bool he_journal;
 
 bool he_ratelimit_ok(struct he_ep *ep)
 {
