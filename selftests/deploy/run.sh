@@ -28,7 +28,8 @@
 #   libvirt_guest    a guest defined and started through virsh
 #                    (qemu:///system, TCG) from the documented domain XML
 #                    (Documentation/netkernel/examples/libvirt-guest.xml),
-#                    its QEMU running as libvirt-qemu: the download again
+#                    its QEMU running as libvirt-qemu: the download again;
+#                    the host's mount points the same before and after
 #   console clean    no kernel trouble in any VM; the engine stops cleanly
 #
 # libvirtd runs in a mount namespace of its own whose /etc/libvirt,
@@ -137,6 +138,14 @@ libvirt_up() {
 	lab_spawn "$logdir/libvirt-ns.log" unshare -m --propagation private sleep 100000
 	nspid=$LAB_LAST_PID
 	LV_NS=$nspid
+	# Only once unshare has made the namespace: before that, nsenter
+	# would enter the host's own and the mounts below would land there.
+	for ((i = 0; i < 100; i++)); do
+		[[ $(readlink "/proc/$nspid/ns/mnt" 2>/dev/null) != "$(readlink /proc/self/ns/mnt)" &&
+			$(readlink "/proc/$nspid/exe" 2>/dev/null) == */sleep ]] && break
+		sleep 0.05
+	done
+	((i < 100)) || return 1
 	nsenter -t "$nspid" -m -- sh -ec "
 		mount -t tmpfs -o mode=0755 lvrun /run
 		mkdir -p /run/libvirt
@@ -189,13 +198,19 @@ libvirt_guest() {
 }
 libvirt_down() {
 	[[ -n ${LV_NS:-} ]] || return 0
-	lab_vm_dmesg "$lv" || true
+	[[ -z ${LAB_VM_AGENT[$lv]:-} ]] || lab_vm_dmesg "$lv" || true
 	lv_virsh destroy "$lv" >>"$logdir/virsh.log" 2>&1 || true
 	lv_virsh undefine "$lv" >>"$logdir/virsh.log" 2>&1 || true
 	cp "$lvstate/log/qemu/$lv.log" "$logdir/$lv.qemu.log" 2>/dev/null || true
 	lab_stop_pid "$LV_LIBVIRTD" || true
 	lab_stop_pid "$LV_NS" || true
 }
+# The host's own mount points, before and after: libvirtd's mounts must
+# stay in its namespace.
+host_mounts() {
+	cut -d' ' -f5 /proc/self/mountinfo | sort
+}
+mounts_before=$(host_mounts)
 rc=0
 if libvirt_up; then
 	libvirt_guest || rc=1
@@ -204,8 +219,12 @@ else
 	rc=1
 fi
 ((rc == 0)) || ktap_diag "$(tail -n 5 "$logdir/virsh.log" "$lvstate/log/qemu/$lv.log" 2>/dev/null)"
-ktap_ok "$rc" "libvirt_guest: $lv through virsh, QEMU as libvirt-qemu, vm1's socket"
 libvirt_down
+if [[ $(host_mounts) != "$mounts_before" ]]; then
+	ktap_diag "the host's mounts changed:" "$(diff <(echo "$mounts_before") <(host_mounts))"
+	rc=1
+fi
+ktap_ok "$rc" "libvirt_guest: $lv through virsh, QEMU as libvirt-qemu, vm1's socket; the host's mounts untouched"
 rc=0
 lab_scan_console "$lv" || rc=1
 ktap_ok "$rc" "console clean: $lv"
