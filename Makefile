@@ -13,7 +13,7 @@
 #                 baseline guests, both directions), KTAP
 #   make tenancy  adversarial guests sharing one NSM (isolation, per-guest
 #                 limits) in the VM lab, KTAP
-#   make lab-up / lab-down  the VM lab in the background (tools/lab/lab.sh)
+#   make lab-up / lab-down  the VM lab in the background (tools/testing/lab/lab.sh)
 #   make bench    the benchmarks: the host engine alone and end to end in the
 #                 VM lab, NetKernel beside the native virtio-net path, with a
 #                 table, results/bench-DATE/results.{json,csv,png}
@@ -27,7 +27,7 @@
 
 MAKEFLAGS += --no-print-directory -j2
 
-SUBDIRS := hostengine tools/vufront tools/nkctl tools/bench
+SUBDIRS := hostengine tools/testing/vufront tools/nkctl tools/testing/bench
 
 # The kernel the modules are built for: the newest of Debian's headers of
 # KSERIES under KSRC, or KDIR when given.  Nothing here may depend on an
@@ -55,15 +55,15 @@ deps:
 $(SUBDIRS): deps
 	$(MAKE) -C $@
 
-tools/bench: tools/vufront
+tools/testing/bench: tools/testing/vufront
 
 tests: all
 	$(MAKE) -C hostengine/tests
 
-# Every suite prints TAP/KTAP; tools/run-tests.sh runs them in order and
+# Every suite prints TAP/KTAP; tools/testing/run-tests.sh runs them in order and
 # closes with "N passed, N failed".
 check: tests
-	tools/run-tests.sh
+	tools/testing/run-tests.sh
 
 demo: all
 	tools/demo.sh
@@ -77,12 +77,12 @@ kselftest: all
 tenancy: all
 	selftests/netkernel/tenancy.sh
 
-# The VM lab left running for hands-on work: tools/lab/lab.sh exec vm1 ...
+# The VM lab left running for hands-on work: tools/testing/lab/lab.sh exec vm1 ...
 lab-up: all
-	tools/lab/lab.sh up
+	tools/testing/lab/lab.sh up
 
 lab-down:
-	tools/lab/lab.sh down
+	tools/testing/lab/lab.sh down
 
 # KUnit suites of lib/ in a User-Mode Linux kernel built from Debian's
 # linux-source-6.1 (about 6 minutes the first time, seconds after).
@@ -91,10 +91,10 @@ kunit: deps
 
 # Documentation/netkernel/performance.rst; BENCH_ARGS, e.g. --reps 5.
 bench: all
-	tools/bench/bench.sh $(BENCH_ARGS)
+	tools/testing/bench/bench.sh $(BENCH_ARGS)
 
 bench-smoke: all
-	tools/bench/bench.sh --smoke
+	tools/testing/bench/bench.sh --smoke
 
 # The scale runs at the figures the resilience issue asks for (10,000
 # connections at once, 100,000 cycles, 64 downloads; make check runs them

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make demo: boot the VM lab (tools/lab/topology.sh) and show unmodified
+# make demo: boot the VM lab (tools/testing/lab/topology.sh) and show unmodified
 # programs in a guest that has no network interface at all reaching the
 # world through NetKernel:
 #
@@ -22,9 +22,9 @@ set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=lab/lib.sh
-. "$top/tools/lab/lib.sh"
+. "$top/tools/testing/lab/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=lab/topology.sh
-. "$top/tools/lab/topology.sh"
+. "$top/tools/testing/lab/topology.sh"
 
 logdir=$top/build/lab/demo
 rm -rf "$logdir"

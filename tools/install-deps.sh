@@ -9,12 +9,12 @@
 #   --quiet   say nothing when everything is installed
 #
 # Besides the fixed list it wants one Debian 6.12 kernel (image and
-# headers; bookworm has no meta-package for it): tools/check-kernel.sh
+# headers; bookworm has no meta-package for it): tools/testing/check-kernel.sh
 # builds the modules against 6.12 too.  When none is installed, the newest
 # linux-image-6.12.*+deb12-amd64 apt knows of is chosen.
 #
 # At the end it prints the Debian kernels the lab will boot
-# (tools/lab/lib.sh: lab_kernel_version 6.1, 6.12).
+# (tools/testing/lab/lib.sh: lab_kernel_version 6.1, 6.12).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -91,7 +91,7 @@ done
 report_kernels() {
 	local s ver
 	# shellcheck source-path=SCRIPTDIR source=lab/lib.sh
-	. "$top/tools/lab/lib.sh"
+	. "$top/tools/testing/lab/lib.sh"
 	for s in 6.1 "${EXTRA_SERIES[@]}"; do
 		if ver=$(lab_kernel_version "$s" 2>/dev/null); then
 			echo "install-deps: Debian $s kernel for the lab: $ver"

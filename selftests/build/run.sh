@@ -60,10 +60,10 @@ stub_bin() {
 # unprivileged user can read them.
 stub_tree() {
 	local d=$1
-	mkdir -p "$d/tree/tools/lab" "$d/tree/selftests/kselftest"
+	mkdir -p "$d/tree/tools/testing/lab" "$d/tree/selftests/kselftest"
 	cp "$top/Makefile" "$d/tree/"
 	cp "$top/tools/install-deps.sh" "$d/tree/tools/"
-	cp "$top/tools/lab/lib.sh" "$d/tree/tools/lab/"
+	cp "$top/tools/testing/lab/lib.sh" "$d/tree/tools/testing/lab/"
 	cp "$top/selftests/kselftest/ktap_helpers.sh" "$d/tree/selftests/kselftest/"
 	chmod -R a+rX "$d"
 }
@@ -148,7 +148,7 @@ test_initramfs_own_files() {
 		d=$1 top=$2
 		mount --bind "$d/busybox" /bin/busybox
 		before=$(sha256sum </bin/busybox)
-		"$top/tools/lab/mkinitramfs.sh" -o "$d/img.cpio.gz" --init "$d/init" \
+		"$top/tools/testing/lab/mkinitramfs.sh" -o "$d/img.cpio.gz" --init "$d/init" \
 			--bin /usr/bin/sha256sum --add "$d/added:/bin/ls" --force
 		after=$(sha256sum </bin/busybox)
 		if [[ $before != "$after" ]]; then

@@ -12,8 +12,8 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
-# shellcheck source-path=SCRIPTDIR source=../../tools/lab/lib.sh
-. "$top/tools/lab/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/lib.sh
+. "$top/tools/testing/lab/lib.sh"
 out=$top/build/fuzz
 
 secs=60

@@ -1,10 +1,10 @@
 # shellcheck shell=bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# KTAP output for every test script of the tree, sourced by tools/lab/lib.sh
+# KTAP output for every test script of the tree, sourced by tools/testing/lab/lib.sh
 # (so by every lab test) and by the scripts that need no lab
 # (selftests/build/run.sh, selftests/netkernel/run-native.sh,
-# tools/check-kernel.sh).  Linux keeps the same thing in
+# tools/testing/check-kernel.sh).  Linux keeps the same thing in
 # tools/testing/selftests/kselftest/ktap_helpers.sh.
 #
 # A script declares its test points as a table, as

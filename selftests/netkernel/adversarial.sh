@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Adversarial cases for the VM lab, sourced by run-vm.sh after
-# tools/lab/lib.sh and tools/lab/topology.sh: they run in run-vm.sh's one
+# tools/testing/lab/lib.sh and tools/testing/lab/topology.sh: they run in run-vm.sh's one
 # boot of the lab, against the NetKernel guest and, unchanged, against the
 # baseline guest (the native stack), so that every assertion is one Linux
 # itself meets.  Each adv_* function is one KTAP test point, passing when

@@ -1,8 +1,8 @@
 # shellcheck shell=bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Real programs in the VM lab, sourced by run-vm.sh after tools/lab/lib.sh
-# and tools/lab/topology.sh: each runs unchanged, as a user would run it,
+# Real programs in the VM lab, sourced by run-vm.sh after tools/testing/lab/lib.sh
+# and tools/testing/lab/topology.sh: each runs unchanged, as a user would run it,
 # in the NetKernel guest and in the baseline guest, in run-vm.sh's one boot
 # of the lab.  Each prog_* function is one KTAP test point, passing when
 # it returns 0 (run-vm.sh's table names them).

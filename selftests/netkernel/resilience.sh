@@ -60,10 +60,10 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
-# shellcheck source-path=SCRIPTDIR source=../../tools/lab/lib.sh
-. "$top/tools/lab/lib.sh"
-# shellcheck source-path=SCRIPTDIR source=../../tools/lab/topology.sh
-. "$top/tools/lab/topology.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/lib.sh
+. "$top/tools/testing/lab/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/topology.sh
+. "$top/tools/testing/lab/topology.sh"
 
 logdir=$top/build/lab/resilience
 hold_bin=$here/nk_hold		# built by make -C selftests/netkernel

@@ -4,7 +4,7 @@
 # make kselftest: the socket-semantics suite (nk_sockets, see its header
 # comment and README) in real VMs, printing KTAP.
 #
-# One boot of the lab (tools/lab/topology.sh: world namespace, hostengine,
+# One boot of the lab (tools/testing/lab/topology.sh: world namespace, hostengine,
 # NSM VM, NetKernel guest vm1 without a NIC, baseline guest with an
 # ordinary NIC) serves every run:
 #
@@ -31,7 +31,7 @@
 # NK_FLOOD_COUNT, NK_FLOOD_SEGS, NK_FLOOD_SECS (the adversarial floods'
 # bounds: datagrams, TCP segments, seconds),
 # TOPO_GUEST_APPEND (default slub_debug=FZP,skbuff_head_cache),
-# TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/lab).
+# TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/testing/lab).
 # Logs: build/lab/kselftest/ (consoles, dmesg, agent logs, engine, servers).
 # Scripts for the guests in single quotes are expanded by the guest.
 # TEST_NAMES and TEST_DESCS are read by ktap_run_table, which runs the
@@ -41,13 +41,13 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
-# shellcheck source-path=SCRIPTDIR source=../../tools/lab/lib.sh
-. "$top/tools/lab/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/lib.sh
+. "$top/tools/testing/lab/lib.sh"
 # SLUB debugging of skbs in the NetKernel guest: a freed skb is poisoned
 # (set before topology.sh, which keeps it; empty: none).
 TOPO_GUEST_APPEND=${TOPO_GUEST_APPEND-slub_debug=FZP,skbuff_head_cache}
-# shellcheck source-path=SCRIPTDIR source=../../tools/lab/topology.sh
-. "$top/tools/lab/topology.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/topology.sh
+. "$top/tools/testing/lab/topology.sh"
 # shellcheck source-path=SCRIPTDIR source=adversarial.sh
 . "$here/adversarial.sh"
 # shellcheck source-path=SCRIPTDIR source=programs.sh

@@ -34,10 +34,10 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
-# shellcheck source-path=SCRIPTDIR source=../../tools/lab/lib.sh
-. "$top/tools/lab/lib.sh"
-# shellcheck source-path=SCRIPTDIR source=../../tools/lab/topology.sh
-. "$top/tools/lab/topology.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/lib.sh
+. "$top/tools/testing/lab/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/topology.sh
+. "$top/tools/testing/lab/topology.sh"
 
 conns=10000
 ncycles=100000

@@ -30,7 +30,7 @@
 #   9. console clean: every VM; hostengine stopped cleanly.
 #
 # usage: selftests/netkernel/tenancy.sh
-# Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/lab).
+# Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/testing/lab).
 # Logs: build/lab/tenancy/.
 # Scripts for the guests in single quotes are expanded by the guest.
 # TEST_NAMES and TEST_DESCS are read by ktap_run_table, which runs the
@@ -40,10 +40,10 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
-# shellcheck source-path=SCRIPTDIR source=../../tools/lab/lib.sh
-. "$top/tools/lab/lib.sh"
-# shellcheck source-path=SCRIPTDIR source=../../tools/lab/topology.sh
-. "$top/tools/lab/topology.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/lib.sh
+. "$top/tools/testing/lab/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/topology.sh
+. "$top/tools/testing/lab/topology.sh"
 
 logdir=$top/build/lab/tenancy
 bin=$here/nk_tenancy

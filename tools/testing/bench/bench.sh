@@ -5,10 +5,10 @@
 # by side with the native virtio-net path in one run
 # (Documentation/netkernel/performance.rst).
 #
-#  1. The host engine alone: tools/bench/nkbench against a hostengine it
+#  1. The host engine alone: tools/testing/bench/nkbench against a hostengine it
 #     starts, beside the machine's own limits measured in the same run
 #     (an ideal two-thread ring switch, single-core memcpy).
-#  2. End to end in the VM lab (tools/lab/topology.sh), the same world
+#  2. End to end in the VM lab (tools/testing/lab/topology.sh), the same world
 #     namespace and nkperf server for both paths, the same vCPUs and
 #     memory for every VM: bulk TCP guest->world (stream) and world->guest
 #     (maerts) on 1 and 8 connections, 64-byte request-response latency,
@@ -25,27 +25,27 @@
 # Every lab measurement runs A (netkernel) then B (baseline), repeated
 # --reps times, so that ratios come from neighbouring runs.  Each
 # measurement is one KTAP test point (it passes when it ran, its data were
-# verified and its numbers are sane); tools/bench/report.py then prints the
+# verified and its numbers are sane); tools/testing/bench/report.py then prints the
 # table (median and min..max of every figure, the ratio netkernel /
 # baseline) and writes results.json, results.csv and results.png.
 #
-# usage: tools/bench/bench.sh [--smoke] [--reps N] [--seconds S] [--out DIR]
+# usage: tools/testing/bench/bench.sh [--smoke] [--reps N] [--seconds S] [--out DIR]
 #   --smoke      short: one repetition, 1 s per measurement, 1 and 2 guests
 #                (make bench-smoke, part of make check; sanity only)
 #   --reps N     repetitions (default 3)
 #   --seconds S  length of each lab measurement (default 5)
 #   --out DIR    results directory (default results/bench-DATE, smoke:
 #                build/bench-smoke)
-# Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (tools/lab).
+# Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (tools/testing/lab).
 # shellcheck disable=SC2016 # scripts for the guests in single quotes
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-top=$(cd "$here/../.." && pwd)
+top=$(cd "$here/../../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=../lab/lib.sh
-. "$top/tools/lab/lib.sh"
+. "$top/tools/testing/lab/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../lab/topology.sh
-. "$top/tools/lab/topology.sh"
+. "$top/tools/testing/lab/topology.sh"
 
 smoke=
 reps=3
@@ -108,7 +108,7 @@ finish() {
 opts=(--engine "$top/hostengine/hostengine" --reps "$reps" --json "$out/engine.json")
 [[ -z $smoke ]] || opts+=(--smoke)
 if ! make -C "$here" -j2 >"$out/logs/build-bench.log" 2>&1; then
-	ktap_diag "make -C tools/bench failed:"
+	ktap_diag "make -C tools/testing/bench failed:"
 	tail -n 20 "$out/logs/build-bench.log" | sed 's/^/#   /'
 	ktap_fail_rest "prerequisite failed: the benchmarks do not build"
 	finish

@@ -10,7 +10,7 @@
 # exit 0 on SIGTERM leaving no process behind.  Exits 0 only if every test
 # point passes.
 #
-# usage: tools/lab/qemu-smoke.sh
+# usage: tools/testing/lab/qemu-smoke.sh
 # Environment:
 #   HOSTENGINE          an engine binary to use instead of building hostengine/
 #   NK_SMOKE_TIMEOUT    seconds the guest may take, boot to power-off (120)

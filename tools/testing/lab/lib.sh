@@ -7,10 +7,10 @@
 # namespace it creates and removes exactly those on exit, and scans guest
 # console logs for kernel trouble.
 #
-#   . tools/lab/lib.sh
+#   . tools/testing/lab/lib.sh
 #   lab_init /path/to/log/dir            # installs the EXIT/INT/TERM trap
 #   ver=$(lab_kernel_version 6.1)        # 6.1.0-56-amd64, newest installed
-#   tools/lab/mkinitramfs.sh -k "$ver" --init my-init -o initrd.cpio.gz
+#   tools/testing/lab/mkinitramfs.sh -k "$ver" --init my-init -o initrd.cpio.gz
 #   lab_vm_start vm1 --kernel "$ver" --initrd initrd.cpio.gz --nk /run/x.sock
 #   lab_vm_wait vm1 120                  # 0: QEMU exited; 124: timed out
 #   lab_console_result vm1               # the guest's NK-RESULT line
@@ -20,7 +20,7 @@
 #   LAB_ACCEL   auto (default) | kvm | tcg
 #   LAB_QEMU    the QEMU binary (default qemu-system-x86_64)
 #
-# Guest side: mkinitramfs.sh installs tools/lab/guest-lib.sh as
+# Guest side: mkinitramfs.sh installs tools/testing/lab/guest-lib.sh as
 # /lib/nk-lab.sh; an /init sources it (nk_setup, nk_load_modules,
 # nk_result ok|fail WHY) and prints NK-RESULT markers, then the whole
 # kernel log, and powers off.
@@ -31,7 +31,7 @@ fi
 _NK_LAB_LIB_LOADED=1
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-LAB_TOP=$(cd "$LAB_DIR/../.." && pwd)
+LAB_TOP=$(cd "$LAB_DIR/../../.." && pwd)
 LAB_QEMU=${LAB_QEMU:-qemu-system-x86_64}
 LAB_ACCEL=${LAB_ACCEL:-auto}
 LAB_LOG_DIR=${LAB_LOG_DIR:-}
@@ -665,5 +665,5 @@ lab_scan_console() {
 # ------------------------------------------------------------ KTAP points
 # The lab's test scripts print KTAP with selftests/kselftest/ktap_helpers.sh
 # (ktap_begin, ktap_ok, ktap_diag, ktap_run_table, ktap_end).
-# shellcheck source=../../selftests/kselftest/ktap_helpers.sh
-. "$LAB_DIR/../../selftests/kselftest/ktap_helpers.sh"
+# shellcheck source=../../../selftests/kselftest/ktap_helpers.sh
+. "$LAB_TOP/selftests/kselftest/ktap_helpers.sh"

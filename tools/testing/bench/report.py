@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""The report of a benchmark run (tools/bench/bench.sh).
+"""The report of a benchmark run (tools/testing/bench/bench.sh).
 
   report.py DIR                  table on stdout; DIR/results.json,
                                  DIR/results.csv and DIR/results.png

@@ -6,24 +6,24 @@
 # the top-level test points: "N passed, N failed".  A suite that exits
 # non-zero without reporting a failed test point counts as one failure.
 #
-# Usage: tools/run-tests.sh [SUITE...]   (default: all suites, in order)
+# Usage: tools/testing/run-tests.sh [SUITE...]   (default: all suites, in order)
 set -uo pipefail
 
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 logs=$top/build/test-logs
 mkdir -p "$logs"
 
 declare -A suite_cmd=(
 	[build]="$top/selftests/build/run.sh"
-	[kernel-build]="$top/tools/check-kernel.sh"
+	[kernel-build]="$top/tools/testing/check-kernel.sh"
 	[hostengine]="make -s -C $top/hostengine/tests check"
 	[kunit]="$top/selftests/kunit/run.sh"
-	[qemu-smoke]="$top/tools/lab/qemu-smoke.sh"
+	[qemu-smoke]="$top/tools/testing/lab/qemu-smoke.sh"
 	[kselftest]="$top/selftests/netkernel/run-vm.sh"
 	[resilience]="$top/selftests/netkernel/resilience.sh"
 	[tenancy]="$top/selftests/netkernel/tenancy.sh"
 	[scale]="$top/selftests/netkernel/scale.sh --conns 2000 --cycles 3000"
-	[bench-smoke]="$top/tools/bench/bench.sh --smoke"
+	[bench-smoke]="$top/tools/testing/bench/bench.sh --smoke"
 	[fuzz]="$top/selftests/fuzz/run.sh -t 15"
 	[deploy]="$top/selftests/deploy/run.sh"
 )

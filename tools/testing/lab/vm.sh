@@ -4,7 +4,7 @@
 # Boot one lab guest by hand and wait for it: the front end of lib.sh's
 # lab_vm_start for people (scripts source lib.sh instead).
 #
-# usage: tools/lab/vm.sh [-t SECONDS] [-l LOGDIR] [-n NAME] --initrd FILE [lab_vm_start options]
+# usage: tools/testing/lab/vm.sh [-t SECONDS] [-l LOGDIR] [-n NAME] --initrd FILE [lab_vm_start options]
 #   -t SECONDS   how long the guest may run (default 120)
 #   -l LOGDIR    where the console and QEMU logs go (default build/lab/logs)
 #   -n NAME      the VM's name, and its logs' (default vm)

@@ -11,8 +11,8 @@
 # shellcheck disable=SC2034,SC2119,SC2317
 set -uo pipefail
 
-top=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source-path=SCRIPTDIR source=../selftests/kselftest/ktap_helpers.sh
+top=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../../selftests/kselftest/ktap_helpers.sh
 . "$top/selftests/kselftest/ktap_helpers.sh"
 out=$top/build/kbuild
 mkdir -p "$out"

@@ -2,24 +2,24 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The NetKernel VM lab from the command line (the topology is described in
-# tools/lab/topology.sh): a world network namespace with a bridge, an HTTP
+# tools/testing/lab/topology.sh): a world network namespace with a bridge, an HTTP
 # server and room for test servers; hostengine; an NSM VM; NetKernel guest
 # VMs without a NIC; a baseline guest VM with an ordinary NIC.
 #
-# usage: tools/lab/lab.sh up [--guests N] [--bases M | --no-base]
+# usage: tools/testing/lab/lab.sh up [--guests N] [--bases M | --no-base]
 #            build what is needed, start the lab in the background and
 #            return once every VM answers (make lab-up)
-#        tools/lab/lab.sh down
+#        tools/testing/lab/lab.sh down
 #            power the VMs off, stop everything the lab started, delete its
 #            namespace; exits 1 if any VM's kernel logged trouble
 #            (make lab-down)
-#        tools/lab/lab.sh status
-#        tools/lab/lab.sh exec VM [-t SECONDS] SCRIPT...
+#        tools/testing/lab/lab.sh status
+#        tools/testing/lab/lab.sh exec VM [-t SECONDS] SCRIPT...
 #            run a sh script in VM (nsm, vm1..., base, base2...); its output and exit
 #            status are the command's (default timeout 60 s)
-#        tools/lab/lab.sh world CMD...     run CMD in the world namespace
-#        tools/lab/lab.sh nkctl ARGS...    nkctl on the lab's engine
-#        tools/lab/lab.sh run [--guests N] [--bases M | --no-base] CMD...
+#        tools/testing/lab/lab.sh world CMD...     run CMD in the world namespace
+#        tools/testing/lab/lab.sh nkctl ARGS...    nkctl on the lab's engine
+#        tools/testing/lab/lab.sh run [--guests N] [--bases M | --no-base] CMD...
 #            bring the lab up in this process, run CMD (it finds the lab
 #            through $LAB_STATE: `lab.sh exec` etc. work inside it), tear
 #            it down; exits with CMD's status, or 1 on kernel trouble
@@ -105,7 +105,7 @@ up)
 	if [[ -r $default_state ]]; then
 		pid=$(sed -n 's/^LAB_SERVE_PID=//p' "$default_state")
 		if serve_running "$pid"; then
-			lab_die "a lab is already up (pid $pid); tools/lab/lab.sh down first"
+			lab_die "a lab is already up (pid $pid); tools/testing/lab/lab.sh down first"
 		fi
 		rm -f "$default_state"
 	fi
@@ -124,10 +124,10 @@ up)
 	# shellcheck source=/dev/null
 	. "$default_state"
 	echo "lab up in $((SECONDS - t0)) s (pid $LAB_SERVE_PID): VMs ${TOPO_VMS[*]}, world namespace $TOPO_NS"
-	echo "  tools/lab/lab.sh exec vm1 'cat /proc/net/netkernel'"
-	echo "  tools/lab/lab.sh world busybox wget -O - http://10.0.0.1:$TOPO_HTTP_PORT/ | head"
-	echo "  tools/lab/lab.sh nkctl stats"
-	echo "  tools/lab/lab.sh down         (logs: $LAB_LOG_DIR)"
+	echo "  tools/testing/lab/lab.sh exec vm1 'cat /proc/net/netkernel'"
+	echo "  tools/testing/lab/lab.sh world busybox wget -O - http://10.0.0.1:$TOPO_HTTP_PORT/ | head"
+	echo "  tools/testing/lab/lab.sh nkctl stats"
+	echo "  tools/testing/lab/lab.sh down         (logs: $LAB_LOG_DIR)"
 	;;
 down)
 	if [[ ! -r $default_state ]]; then
@@ -150,7 +150,7 @@ down)
 	;;
 status | exec | world | nkctl)
 	state=$(state_file)
-	[[ -r $state ]] || lab_die "no lab is up ($state missing; tools/lab/lab.sh up)"
+	[[ -r $state ]] || lab_die "no lab is up ($state missing; tools/testing/lab/lab.sh up)"
 	# shellcheck source=/dev/null
 	. "$state"
 	case $action in

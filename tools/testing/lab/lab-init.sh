@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# /init of every VM of the lab topology (tools/lab/topology.sh): one
+# /init of every VM of the lab topology (tools/testing/lab/topology.sh): one
 # initramfs serves all roles, chosen on the kernel command line:
 #
 #   nk.role=nsm     load nsm_kernel.ko (nk.modargs=a=1,b=2 are its

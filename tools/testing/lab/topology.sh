@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # NetKernel VM lab: the whole topology, as a library sourced after lib.sh
-# (tools/lab/lab.sh is its command line; selftests/netkernel/run-vm.sh and
+# (tools/testing/lab/lab.sh is its command line; selftests/netkernel/run-vm.sh and
 # tools/demo.sh use it directly).
 #
 #            world network namespace nklab-<pid> (created and deleted here)
@@ -30,11 +30,11 @@
 #
 # Every VM boots Debian's kernel (TOPO_KVER, default the newest 6.1) with
 # the same vCPUs and memory (TOPO_SMP, TOPO_MEM) and one initramfs
-# (tools/lab/lab-init.sh as /init; its role comes from the kernel command
+# (tools/testing/lab/lab-init.sh as /init; its role comes from the kernel command
 # line), and runs nk_agent on its second serial port: topo_exec VM TIMEOUT
 # SCRIPT runs commands in it, so one boot serves any number of tests.
 #
-#   . tools/lab/lib.sh; . tools/lab/topology.sh
+#   . tools/testing/lab/lib.sh; . tools/testing/lab/topology.sh
 #   lab_init "$logdir"
 #   TOPO_INITRD_ARGS+=(--bin /usr/bin/curl)     # optional extras
 #   topo_build                  # modules, engine, nkctl, initramfs
@@ -173,10 +173,10 @@ topo_build() {
 	fi
 	_topo_step "$LAB_LOG_DIR/build-nkctl.log" make -C "$LAB_TOP/tools/nkctl" -j2 || return 1
 	TOPO_INITRD=${TOPO_INITRD_OUT:-$LAB_TOP/build/lab/topology-$TOPO_KVER.cpio.gz}
-	# nkperf (tools/bench), the benchmarks' client, when it is built by
+	# nkperf (tools/testing/bench), the benchmarks' client, when it is built by
 	# now: bench.sh builds it just before.
-	if [[ -x $LAB_TOP/tools/bench/nkperf ]]; then
-		nkperf=(--add "$LAB_TOP/tools/bench/nkperf:/usr/bin/nkperf")
+	if [[ -x $LAB_TOP/tools/testing/bench/nkperf ]]; then
+		nkperf=(--add "$LAB_TOP/tools/testing/bench/nkperf:/usr/bin/nkperf")
 	fi
 	_topo_step "$LAB_LOG_DIR/build-initramfs.log" "$LAB_DIR/mkinitramfs.sh" -k "$TOPO_KVER" \
 		--init "$LAB_DIR/lab-init.sh" -o "$TOPO_INITRD" --module virtio_net \
