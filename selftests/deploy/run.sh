@@ -105,12 +105,7 @@ TOPO_INITRD_OUT=$out/topology-$k61.cpio.gz
 # QEMU under libvirt runs as libvirt-qemu (group kvm): the guest's socket
 # must let it in, as the packaged configuration does.
 TOPO_ENGINE_OPTS="socket_group=kvm socket_mode=0660"
-if ! topo_build 2>"$logdir/build.err" || ! topo_up --guests 1 --no-base 2>"$logdir/up.err"; then
-	ktap_diag "$(cat "$logdir/build.err" "$logdir/up.err" 2>/dev/null)"
-	ktap_fail_rest "prerequisite failed: the lab did not come up"
-	finish
-fi
-ktap_diag "lab up ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+topo_up_ktap --guests 1 --no-base || finish
 
 # download VM: the world's file through NetKernel, sha256 checked
 download() {

@@ -106,12 +106,7 @@ fi
 TOPO_INITRD_ARGS+=(--add "$hold_bin:/usr/bin/nk_hold" --add "$stall_bin:/usr/bin/nk_stall"
 	--add "$dgram_bin:/usr/bin/nk_dgram")
 TOPO_NK_RECONNECT=1
-if ! topo_build 2>"$logdir/build.err" || ! topo_up --guests 1 --no-base 2>"$logdir/up.err"; then
-	ktap_diag "$(cat "$logdir/build.err" "$logdir/up.err" 2>/dev/null)"
-	ktap_fail_rest "prerequisite failed: the lab did not come up"
-	finish
-fi
-ktap_diag "lab up ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+topo_up_ktap --guests 1 --no-base || finish
 
 # hold_start N: a world listener on port 9100+N that never sends or
 # closes, and nk_hold in vm1 connected to it; 1 if either fails.

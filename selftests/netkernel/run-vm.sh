@@ -109,7 +109,6 @@ finish() {
 
 # ------------------------------------------------------------------ build
 
-t0=$SECONDS
 if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.log" 2>&1; then
 	ktap_diag "make -C selftests/netkernel failed:"
 	tail -n 20 "$logdir/build-nk_sockets.log" | sed 's/^/#   /'
@@ -125,22 +124,7 @@ for bin in "$suite_bin" "$flood_bin"; do
 done
 TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$flood_bin:$guest_flood")
 prog_initrd_args
-if ! topo_build 2>"$logdir/build.err"; then
-	sed 's/^/# /' "$logdir/build.err"
-	ktap_fail_rest "prerequisite failed: the lab does not build"
-	finish
-fi
-ktap_diag "build: $((SECONDS - t0)) s"
-
-# ------------------------------------------------------------------- boot
-
-t0=$SECONDS
-if ! topo_up --guests 1 2>"$logdir/up.err"; then
-	sed 's/^/# /' "$logdir/up.err"
-	ktap_fail_rest "prerequisite failed: the lab did not come up"
-	finish
-fi
-ktap_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+topo_up_ktap --guests 1 || finish
 
 # ------------------------------------------------------------ suite runs
 

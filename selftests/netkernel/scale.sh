@@ -79,12 +79,7 @@ TOPO_INITRD_ARGS+=(--add "$bin:/usr/bin/nk_scale")
 # defaults allow.
 TOPO_ENGINE_OPTS="${TOPO_ENGINE_OPTS:-} max_sockets=$((conns + 1024))"
 TOPO_NSM_MODARGS="${TOPO_NSM_MODARGS:+$TOPO_NSM_MODARGS,}guest_max_socks=$((conns + 1024))"
-if ! topo_build 2>"$logdir/build.err" || ! topo_up --guests 1 --no-base 2>"$logdir/up.err"; then
-	ktap_diag "$(cat "$logdir/build.err" "$logdir/up.err" 2>/dev/null)"
-	ktap_fail_rest "prerequisite failed: the lab did not come up"
-	finish
-fi
-ktap_diag "lab up ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+topo_up_ktap --guests 1 --no-base || finish
 
 mem_available() {	# VM: MemAvailable in kB
 	topo_exec "$1" 10 'cat /proc/meminfo' | awk '$1 == "MemAvailable:" { print $2 }'

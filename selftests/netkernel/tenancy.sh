@@ -110,7 +110,6 @@ nsm_mem_avail() {	# kB
 
 # ------------------------------------------------------------------ build
 
-t0=$SECONDS
 if ! make -C "$here" -j2 nk_tenancy >"$logdir/build-nk_tenancy.log" 2>&1 ||
 	ldd "$bin" >/dev/null 2>&1; then
 	tail -n 20 "$logdir/build-nk_tenancy.log" | sed 's/^/#   /'
@@ -120,20 +119,7 @@ fi
 TOPO_INITRD_ARGS+=(--add "$bin:$gbin")
 TOPO_NO_ADDR6=vm2
 TOPO_NSM_MODARGS=guest_max_socks=$max_socks,guest_max_draining=$max_draining,drain_timeout=$drain_timeout,guest_txq_max=$txq_max
-if ! topo_build 2>"$logdir/build.err"; then
-	sed 's/^/# /' "$logdir/build.err"
-	ktap_fail_rest "prerequisite failed: the lab does not build"
-	finish
-fi
-ktap_diag "build: $((SECONDS - t0)) s"
-
-t0=$SECONDS
-if ! topo_up --guests 2 --no-base 2>"$logdir/up.err"; then
-	sed 's/^/# /' "$logdir/up.err"
-	ktap_fail_rest "prerequisite failed: the lab did not come up"
-	finish
-fi
-ktap_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; VMs ${TOPO_VMS[*]})"
+topo_up_ktap --guests 2 --no-base || finish
 
 # ------------------------------------------------------------ the cases
 

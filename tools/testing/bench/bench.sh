@@ -122,13 +122,7 @@ ktap_ok "$status" "engine alone: nkbench"
 
 # ---------------------------------------------------------------- the lab
 
-t0=$SECONDS
-if ! topo_build 2>"$out/logs/build.err" || ! topo_up --guests "$nvms" --bases "$nvms" 2>"$out/logs/up.err"; then
-	sed 's/^/# /' "$out/logs/build.err" "$out/logs/up.err" 2>/dev/null
-	ktap_fail_rest "prerequisite failed: the lab did not come up"
-	finish
-fi
-ktap_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER; ${TOPO_SMP} vCPU and ${TOPO_MEM} MB each; VMs ${TOPO_VMS[*]})"
+topo_up_ktap --guests "$nvms" --bases "$nvms" || finish
 topo_world_spawn "$out/logs/nkperf-server.log" "$nkperf" server -B "$TOPO_WORLD_IP" -p "$port"
 if ! topo_world_wait_port "$port"; then
 	ktap_diag "nkperf server did not listen in the world:"

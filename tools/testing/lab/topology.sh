@@ -315,6 +315,29 @@ topo_ep_wait_ready() {
 	done
 }
 
+# topo_up_ktap TOPO_UP_ARGS...: topo_build, then topo_up TOPO_UP_ARGS, for
+# a KTAP script: the time each took as a diagnostic.  When either fails,
+# its errors as diagnostics, every test point left failed
+# (ktap_fail_rest) and 1, so the script ends: topo_up_ktap ... || finish
+topo_up_ktap() {
+	local t0=$SECONDS err=$LAB_LOG_DIR/topo_up.err
+
+	if ! topo_build 2>"$err"; then
+		sed 's/^/# /' "$err"
+		ktap_fail_rest "prerequisite failed: the lab does not build"
+		return 1
+	fi
+	ktap_diag "build: $((SECONDS - t0)) s"
+	t0=$SECONDS
+	if ! topo_up "$@" 2>"$err"; then
+		sed 's/^/# /' "$err"
+		ktap_fail_rest "prerequisite failed: the lab did not come up"
+		return 1
+	fi
+	ktap_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER;" \
+		"$TOPO_SMP vCPU and $TOPO_MEM MB each; VMs ${TOPO_VMS[*]})"
+}
+
 # topo_up [--guests N] [--bases M | --no-base]: bring the topology up and
 # wait until every VM's agent answers, every nk endpoint is ready and the
 # world reaches the NSM and every baseline guest.  N NetKernel guests
