@@ -17,6 +17,9 @@
 #   LAB_ACCEL           auto | kvm | tcg (see lib.sh)
 # Logs (kept after the run): build/lab/qemu-smoke/{engine.log,vm1.console,
 # vm1.qemu.log,build.log,mkinitramfs.log}.
+# TEST_NAMES and TEST_DESCS are read by ktap_run_table, which runs the
+# test_NAME functions in order: each test after engine_start finds what
+# the ones before it left (the engine's pid, the guest's console).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +38,18 @@ lab_init "$logdir"
 
 # ------------------------------------------------------------ KTAP output
 
-ktap_begin 6
+# shellcheck disable=SC2034 # the table, read by ktap_run_table
+TEST_NAMES=(engine_start guest_boot virtio_device get_config console_clean engine_exit)
+# shellcheck disable=SC2034
+TEST_DESCS=(
+	"engine started and created its sockets ($guest.sock, nsm0.sock, control.sock)"
+	"guest booted to /init"
+	"virtio device 41 (PCI 1af4:1069) present in guest sysfs"
+	"engine served GET_CONFIG to $guest"
+	"no kernel trouble in the guest console log"
+	"engine exited 0 on SIGTERM and left no process behind"
+)
+ktap_begin "$(ktap_table_count)"
 
 diag_file() {	# FILE [N]: its last N lines as diagnostics
 	tr -d '\r' <"$1" 2>/dev/null | tail -n "${2:-15}" | sed 's/^/#   /' || true
@@ -132,120 +146,120 @@ nsm = nsm0
 address = 10.0.0.11
 EOF
 
-# ---------------------------------------------------------- 1: the engine
+# ------------------------------------------------------------------ tests
 
 elog=$logdir/engine.log
-# -v: the engine logs each GET_CONFIG it answers at debug level.
-lab_spawn "$elog" "$engine" -c "$run/engine.ini" -f -v
-epid=$LAB_LAST_PID
-rc=0
-for s in "$guest.sock" nsm0.sock control.sock; do
-	lab_wait_socket "$run/run/$s" 30 "$epid" || { rc=1; ktap_diag "no socket $run/run/$s"; break; }
-done
-if ((rc)); then
-	lab_alive "$epid" || ktap_diag "the engine exited"
-	diag_file "$elog"
-fi
-ktap_ok "$rc" "engine started and created its sockets ($guest.sock, nsm0.sock, control.sock)"
-if ((rc)); then
-	ktap_fail_rest "prerequisite failed: the engine did not start"
-	finish
-fi
+epid=
+con=
 
-# ------------------------------------------------------- 2, 3: the guest
+test_engine_start() {
+	local s
+	# -v: the engine logs each GET_CONFIG it answers at debug level.
+	lab_spawn "$elog" "$engine" -c "$run/engine.ini" -f -v
+	epid=$LAB_LAST_PID
+	for s in "$guest.sock" nsm0.sock control.sock; do
+		if ! lab_wait_socket "$run/run/$s" 30 "$epid"; then
+			ktap_diag "no socket $run/run/$s"
+			lab_alive "$epid" || ktap_diag "the engine exited"
+			diag_file "$elog"
+			return 1
+		fi
+	done
+}
 
-start=$SECONDS
-lab_vm_start "$guest" --kernel "$kver" --initrd "$initrd" --nk "$run/run/$guest.sock"
-vrc=0
-lab_vm_wait "$guest" "$vm_timeout" || vrc=$?
-con=$(lab_vm_console "$guest")
-ktap_diag "guest ran $((SECONDS - start)) s (QEMU exit status $vrc; 124: killed after $vm_timeout s)"
-if ((vrc)); then
-	ktap_diag "QEMU:"
-	diag_file "$logdir/$guest.qemu.log" 10
-fi
+test_guest_boot() {
+	local start=$SECONDS vrc=0 init_line
 
-rc=0
-init_line=$(lab_console_marker "$con" 'NK-LAB: init started' | head -n 1) || rc=1
-if ((rc)); then
-	ktap_diag "no 'NK-LAB: init started' on the console; its end:"
-	lab_console_tail "$con" 15
-else
+	lab_alive "$epid" || { ktap_diag "no engine to connect to"; return 1; }
+	lab_vm_start "$guest" --kernel "$kver" --initrd "$initrd" --nk "$run/run/$guest.sock"
+	lab_vm_wait "$guest" "$vm_timeout" || vrc=$?
+	con=$(lab_vm_console "$guest")
+	ktap_diag "guest ran $((SECONDS - start)) s (QEMU exit status $vrc; 124: killed after $vm_timeout s)"
+	if ((vrc)); then
+		ktap_diag "QEMU:"
+		diag_file "$logdir/$guest.qemu.log" 10
+	fi
+	if ! init_line=$(lab_console_marker "$con" 'NK-LAB: init started' | head -n 1); then
+		ktap_diag "no 'NK-LAB: init started' on the console; its end:"
+		lab_console_tail "$con" 15
+		return 1
+	fi
 	ktap_diag "${init_line#NK-LAB: }"
-fi
-ktap_ok "$rc" "guest booted to /init"
+}
 
-rc=0
-verdict=$(lab_console_result "$con") || rc=1
-check=$(lab_console_marker "$con" 'NK-CHECK: virtio-41' | head -n 1) || rc=1
-if ((rc)); then
-	ktap_diag "guest verdict: $verdict"
-	lab_console_marker "$con" 'NK-LAB: virtio' | sed 's/^/#   /' || true
-else
+test_virtio_device() {
+	local verdict check
+
+	if ! verdict=$(lab_console_result "$con") ||
+		! check=$(lab_console_marker "$con" 'NK-CHECK: virtio-41' | head -n 1); then
+		ktap_diag "guest verdict: ${verdict:-none}"
+		lab_console_marker "$con" 'NK-LAB: virtio' | sed 's/^/#   /' || true
+		return 1
+	fi
 	ktap_diag "${check#NK-CHECK: }"
-fi
-ktap_ok "$rc" "virtio device 41 (PCI 1af4:1069) present in guest sysfs"
-
-# -------------------------------------------------- 4: GET_CONFIG served
+}
 
 # rte_vhost's own "read message VHOST_USER_GET_CONFIG" does not count: the
 # engine's line naming the endpoint does.
-rc=0
-served=$(grep -a 'GET_CONFIG' "$elog" | grep -av 'VHOST_USER_GET_CONFIG' |
-	grep -a -- "$guest" | head -n 3) || rc=1
-if ((rc)); then
-	ktap_diag "no engine log line with GET_CONFIG for $guest in $elog"
-else
+test_get_config() {
+	local served
+
+	if ! served=$(grep -a 'GET_CONFIG' "$elog" | grep -av 'VHOST_USER_GET_CONFIG' |
+		grep -a -- "$guest" | head -n 3); then
+		ktap_diag "no engine log line with GET_CONFIG for $guest in $elog"
+		return 1
+	fi
 	printf '%s\n' "$served" | sed 's/^/#   /'
-fi
-ktap_ok "$rc" "engine served GET_CONFIG to $guest"
+}
 
-# --------------------------------------------------- 5: kernel trouble
+test_console_clean() {
+	local rc=0
 
-rc=0
-if ! lab_console_marker "$con" 'NK-DMESG-END' >/dev/null; then
-	ktap_diag "the guest did not print its whole kernel log (no NK-DMESG-END)"
-	rc=1
-fi
-lab_console_trouble "$con" || rc=1
-ktap_ok "$rc" "no kernel trouble in the guest console log"
-
-# ------------------------------------------------ 6: engine shutdown
-
-rc=0
-erc=0
-kill -TERM "$epid" 2>/dev/null || true
-lab_wait_pid "$epid" 30 || erc=$?
-if ((erc == 124)); then
-	ktap_diag "engine still running 30 s after SIGTERM; killing it"
-	lab_stop_pid "$epid" 1 || true
-	rc=1
-elif ((erc)); then
-	ktap_diag "engine exited $erc after SIGTERM"
-	rc=1
-fi
-# Any process still holding this run's files: its directory is unique.
-left=()
-for p in /proc/[0-9]*; do
-	pid=${p#/proc/}
-	[[ $pid != "$$" && $pid != "$BASHPID" ]] || continue
-	pcmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
-	if [[ $pcmd == *"$run"* ]]; then
-		left+=("$pid")
+	if ! lab_console_marker "$con" 'NK-DMESG-END' >/dev/null; then
+		ktap_diag "the guest did not print its whole kernel log (no NK-DMESG-END)"
+		rc=1
 	fi
-done
-if ((${#left[@]})); then
-	ktap_diag "processes left behind: ${left[*]}"
-	rc=1
-fi
-for s in "$guest.sock" nsm0.sock control.sock; do
-	if [[ -e $run/run/$s ]]; then
-		ktap_diag "note: the engine left $run/run/$s behind"
-	fi
-done
-if ((rc)); then
-	diag_file "$elog" 10
-fi
-ktap_ok "$rc" "engine exited 0 on SIGTERM and left no process behind"
+	lab_console_trouble "$con" || rc=1
+	return "$rc"
+}
 
+test_engine_exit() {
+	local rc=0 erc=0 p pid pcmd s
+	local -a left=()
+
+	kill -TERM "$epid" 2>/dev/null || true
+	lab_wait_pid "$epid" 30 || erc=$?
+	if ((erc == 124)); then
+		ktap_diag "engine still running 30 s after SIGTERM; killing it"
+		lab_stop_pid "$epid" 1 || true
+		rc=1
+	elif ((erc)); then
+		ktap_diag "engine exited $erc after SIGTERM"
+		rc=1
+	fi
+	# Any process still holding this run's files: its directory is unique.
+	for p in /proc/[0-9]*; do
+		pid=${p#/proc/}
+		[[ $pid != "$$" && $pid != "$BASHPID" ]] || continue
+		pcmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+		if [[ $pcmd == *"$run"* ]]; then
+			left+=("$pid")
+		fi
+	done
+	if ((${#left[@]})); then
+		ktap_diag "processes left behind: ${left[*]}"
+		rc=1
+	fi
+	for s in "$guest.sock" nsm0.sock control.sock; do
+		if [[ -e $run/run/$s ]]; then
+			ktap_diag "note: the engine left $run/run/$s behind"
+		fi
+	done
+	if ((rc)); then
+		diag_file "$elog" 10
+	fi
+	return "$rc"
+}
+
+ktap_run_table
 finish
