@@ -28,7 +28,10 @@
  *   its reader has taken everything and waits while the NSM had used all
  *   its credit, the window was the limit, and buf_alloc (and sk_rcvbuf)
  *   doubles, up to tcp_rmem[2] (nk_credit_rx_autotune()), as far as the
- *   window budget allows.
+ *   window budget allows.  SO_RCVLOWAT is clamped as TCP clamps it, and
+ *   poll() reports what arrived once the credit window is closed
+ *   (nk_credit_rx_closed()), as TCP's does: a low-water mark beyond the
+ *   window never waits for bytes that cannot come.
  *
  * - The window budget.  The engine holds what the guest has not taken off
  *   its eventq up to what HELLO said (its pending_limit) and resets
@@ -1654,6 +1657,7 @@ static __poll_t nk_stream_poll(struct file *file, struct socket *sock,
 	int state, shutdown;
 	__poll_t mask = 0;
 	u32 unread, space;
+	bool closed;
 
 	sock_poll_wait(file, sock, wait);
 	state = READ_ONCE(sk->sk_state);
@@ -1674,10 +1678,11 @@ static __poll_t nk_stream_poll(struct file *file, struct socket *sock,
 
 	spin_lock(&nks->lock);
 	unread = nk_credit_rx_unread(&nks->rx);
+	closed = nk_credit_rx_closed(&nks->rx);
 	space = nk_credit_tx_space(&nks->tx);
 	spin_unlock(&nks->lock);
 
-	if (unread && unread >= sock_rcvlowat(sk, 0, INT_MAX))
+	if (unread && (unread >= sock_rcvlowat(sk, 0, INT_MAX) || closed))
 		mask |= EPOLLIN | EPOLLRDNORM;
 	if (shutdown & SEND_SHUTDOWN || state != TCP_ESTABLISHED || space) {
 		mask |= EPOLLOUT | EPOLLWRNORM;
@@ -2086,6 +2091,27 @@ static int nk_dgram_recvmsg(struct socket *sock, struct msghdr *msg,
 /* proto_ops and the family                                            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * SO_RCVLOWAT as tcp_set_rcvlowat() takes it: clamped to half of
+ * tcp_rmem[2], or of SO_RCVBUF once that is set, and readers woken to
+ * look again.  poll() also reports what has arrived once the NSM can send
+ * no more (nk_credit_rx_closed()), as TCP's does when its window is
+ * closed, so a low-water mark beyond the credit window never waits for
+ * bytes that cannot come.
+ */
+static int nk_stream_set_rcvlowat(struct sock *sk, int val)
+{
+	int cap;
+
+	if (sk->sk_userlocks & SOCK_RCVBUF_LOCK)
+		cap = READ_ONCE(sk->sk_rcvbuf) >> 1;
+	else
+		cap = READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_rmem[2]) >> 1;
+	WRITE_ONCE(sk->sk_rcvlowat, min(val, cap) ? : 1);
+	sk->sk_data_ready(sk);
+	return 0;
+}
+
 static const struct proto_ops nk_stream_ops = {
 	.family = PF_NETKERNEL,
 	.owner = THIS_MODULE,
@@ -2104,6 +2130,7 @@ static const struct proto_ops nk_stream_ops = {
 	.sendmsg = nk_stream_sendmsg,
 	.recvmsg = nk_stream_recvmsg,
 	.mmap = sock_no_mmap,
+	.set_rcvlowat = nk_stream_set_rcvlowat,
 };
 
 static const struct proto_ops nk_dgram_ops = {

@@ -368,6 +368,11 @@ u32 nk_credit_rx_unread(const struct nk_credit_rx *c)
 	return c->rx_cnt - c->fwd_cnt;
 }
 
+bool nk_credit_rx_closed(const struct nk_credit_rx *c)
+{
+	return c->rx_cnt - c->fwd_sent >= c->buf_alloc;
+}
+
 void nk_credit_rx_fill(struct nk_credit_rx *c, struct nk_hdr *hdr)
 {
 	nk_hdr_set_credit(hdr, c->buf_alloc, c->fwd_cnt);

@@ -308,6 +308,17 @@ int nk_credit_rx_accept(struct nk_credit_rx *c, u32 n);
 u32 nk_credit_rx_unread(const struct nk_credit_rx *c);
 
 /**
+ * nk_credit_rx_closed() - whether the sender can send nothing more
+ * @c: receiver state
+ *
+ * True when the bytes received since the last consumption the sender may
+ * know of (fwd_sent) fill buf_alloc: until more is announced, nothing more
+ * comes, so a reader waiting for more than it has (SO_RCVLOWAT) must be
+ * told what it has, as TCP's poll does when its window is closed.
+ */
+bool nk_credit_rx_closed(const struct nk_credit_rx *c);
+
+/**
  * nk_credit_rx_fill() - put the receiver's credit in an outgoing message
  * @c: receiver state
  * @hdr: the message's header (nk_hdr_set_credit() with buf_alloc, fwd_cnt)

@@ -1273,6 +1273,32 @@ static void credit_rx_unread(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, nk_credit_rx_unread(&s), 0x20U);
 }
 
+/* The window closes when received bytes fill it since what was announced. */
+static void credit_rx_closed(struct kunit *test)
+{
+	struct nk_credit_rx s = { 65536, 0, 0, 0 };
+	struct nk_hdr hdr = {};
+
+	KUNIT_EXPECT_FALSE(test, nk_credit_rx_closed(&s));
+	s.rx_cnt = 65535;
+	KUNIT_EXPECT_FALSE(test, nk_credit_rx_closed(&s));
+	s.rx_cnt = 65536;
+	KUNIT_EXPECT_TRUE(test, nk_credit_rx_closed(&s));
+	/* Consumed but not announced: still closed for the sender. */
+	s.fwd_cnt = 100;
+	KUNIT_EXPECT_TRUE(test, nk_credit_rx_closed(&s));
+	/* Announced (filled into a message): open by 100 bytes. */
+	nk_credit_rx_fill(&s, &hdr);
+	KUNIT_EXPECT_FALSE(test, nk_credit_rx_closed(&s));
+	/* Across the wrap of the counters. */
+	s.fwd_cnt = 0xfffffff0;
+	s.fwd_sent = 0xfffffff0;
+	s.rx_cnt = 0xfffffff0 + 65536;
+	KUNIT_EXPECT_TRUE(test, nk_credit_rx_closed(&s));
+	s.rx_cnt--;
+	KUNIT_EXPECT_FALSE(test, nk_credit_rx_closed(&s));
+}
+
 struct upd_case {
 	const char *name;
 	struct nk_credit_rx s;
@@ -1615,6 +1641,7 @@ static struct kunit_case netkernel_credit_cases[] = {
 	KUNIT_CASE_PARAM(credit_tx_update_table, tx_gen_params),
 	KUNIT_CASE_PARAM(credit_rx_accept_table, rx_gen_params),
 	KUNIT_CASE(credit_rx_unread),
+	KUNIT_CASE(credit_rx_closed),
 	KUNIT_CASE_PARAM(credit_rx_need_update_table, upd_gen_params),
 	KUNIT_CASE(credit_rx_accept_marks_starved),
 	KUNIT_CASE(hdr_data_len),

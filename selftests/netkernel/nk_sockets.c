@@ -1281,6 +1281,61 @@ static void tcp_keepalive(void)
 	xclose(fd);
 }
 
+/*
+ * SO_RCVLOWAT beyond what the receive window can hold.  Linux clamps it
+ * to half of tcp_rmem[2] (of SO_RCVBUF once that is set), and poll()
+ * reports POLLIN once that much, or all the window holds, has arrived:
+ * it never waits for bytes the sender cannot send.  The server sends
+ * RCVLOWAT_LEN bytes and closes; the client, with SO_RCVLOWAT at 64 MiB,
+ * polls before it reads a byte, then reads them all.
+ */
+#define RCVLOWAT_LEN	(8U << 20)
+
+static void tcp_rcvlowat_big_client(void)
+{
+	struct pstream ps;
+	long rmem[3];
+	int fd = pair_open(), want;
+	FILE *f;
+
+	step = "tcp_rmem";
+	f = fopen("/proc/sys/net/ipv4/tcp_rmem", "r");
+	CHECK(f && fscanf(f, "%ld %ld %ld", &rmem[0], &rmem[1], &rmem[2]) == 3,
+	      "read /proc/sys/net/ipv4/tcp_rmem");
+	fclose(f);
+	want = rmem[2] / 2 < (64L << 20) ? rmem[2] / 2 : 64 << 20;
+	set_int_opt(fd, SOL_SOCKET, SO_RCVLOWAT, 64 << 20);
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_RCVLOWAT) == want,
+	      "SO_RCVLOWAT 64 MiB reads %d, not half of tcp_rmem[2] (%d)",
+	      get_int_opt(fd, SOL_SOCKET, SO_RCVLOWAT), want);
+	ctl_send("SEND");
+	step = "poll POLLIN with SO_RCVLOWAT beyond the window";
+	CHECK(wait_fd(fd, POLLIN, 20000) & POLLIN,
+	      "no POLLIN in 20 s while the sender waits for window");
+	set_int_opt(fd, SOL_SOCKET, SO_RCVLOWAT, 1);
+	ps_init(&ps, 47);
+	ps_recv(fd, &ps, RCVLOWAT_LEN);
+	expect_eof(fd);
+	xclose(fd);
+}
+
+static void tcp_rcvlowat_big_server(void)
+{
+	struct pstream ps;
+	int fd = pair_open();
+	size_t left;
+	ssize_t ret;
+
+	ctl_expect("SEND");
+	ps_init(&ps, 47);
+	step = "send while the peer polls";
+	for (left = RCVLOWAT_LEN; left; left -= ret) {
+		ret = ps_send(fd, &ps, left, MSG_NOSIGNAL);
+		CHECK(ret > 0, "send: %m");
+	}
+	xclose(fd);
+}
+
 /* Symmetric: Linux doubles SO_RCVBUF and SO_SNDBUF. */
 static void tcp_bufsize(void)
 {
@@ -2989,6 +3044,7 @@ static const struct test_case cases[] = {
 	CASE("tcp_info_state", tcp_info_client, tcp_info_server),
 	CASE("tcp_keepalive", tcp_keepalive, tcp_keepalive),
 	CASE("tcp_rcvbuf_sndbuf", tcp_bufsize, tcp_bufsize),
+	CASE("tcp_rcvlowat_big", tcp_rcvlowat_big_client, tcp_rcvlowat_big_server),
 	CASE("sockopt_table", sockopt_table, no_server),
 	CASE("poll_events", poll_events_client, poll_events_server),
 	CASE("epoll_in_out_rdhup_hup", epoll_events_client, epoll_events_server),
