@@ -447,7 +447,11 @@ static void proto_error(struct he_ep *ep, int perr, int err, uint16_t head, uint
 		he_cnt_add(ep, HE_C_DROPS, 1);
 }
 
-/* Reply to @h on behalf of the engine. */
+/*
+ * Reply to @h on behalf of the engine.  An ACCEPT's reply names the new
+ * socket in a0, as the NSM's do: a guest that gave the call up finds by
+ * it the socket it keeps for the late reply.
+ */
 static void reply(struct he_ep *ep, const struct nk_hdr *h, int status)
 {
 	struct nk_hdr r = {
@@ -456,6 +460,7 @@ static void reply(struct he_ep *ep, const struct nk_hdr *h, int status)
 		.sock = h->sock,
 		.status = (uint32_t)status,
 		.req_id = h->req_id,
+		.arg[0] = h->op == NK_OP_ACCEPT ? h->arg[0] : 0,
 	};
 
 	if (status)

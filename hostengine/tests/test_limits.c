@@ -320,7 +320,7 @@ static void t_socket_cap(void **state)
 {
 	uint32_t ids[MAX_SOCKETS], extra = h_new_sock_id();
 	struct h_counters g0;
-	struct nk_hdr h;
+	struct nk_hdr h, rep;
 	unsigned int i, n;
 	size_t pos;
 
@@ -335,7 +335,9 @@ static void t_socket_cap(void **state)
 	assert_int_equal(h_socket(W.vm1, extra, AF_INET, SOCK_STREAM, 65536, NULL), -EMFILE);
 	h_hdr(&h, NK_OP_ACCEPT, ids[0]);
 	h.arg[0] = extra;
-	assert_int_equal(h_call(W.vm1, &h, NULL, 0, NULL, NULL, 0), -EMFILE);
+	assert_int_equal(h_call(W.vm1, &h, NULL, 0, &rep, NULL, 0), -EMFILE);
+	/* The refusal names the new socket, as every ACCEPT reply does. */
+	assert_int_equal(rep.arg[0], extra);
 	h_nsm_none(pos, NK_OP_SOCKET, H_QUIET_MS);
 	h_nsm_none(pos, NK_OP_ACCEPT, 0);
 	h_assert_delta(H_VM1, &g0, HC_SOCKET_LIMIT, 2);
