@@ -11,8 +11,11 @@
 #  2. End to end in the VM lab (tools/testing/lab/topology.sh), the same world
 #     namespace and nkperf server for both paths, the same vCPUs and
 #     memory for every VM: bulk TCP guest->world (stream) and world->guest
-#     (maerts) on 1 and 8 connections, 64-byte request-response latency,
-#     connect/exchange/close rate, each on NetKernel guest vm1 (path
+#     (maerts) on 1, 4, 8 and 16 connections with 128 KiB writes, 64-byte
+#     request-response latency, one request at a time (rr_64) and
+#     pipelined on 50 connections with 16 requests in flight each
+#     (prr_64, as a key-value client), connect/exchange/close rate, each
+#     on NetKernel guest vm1 (path
 #     "netkernel": vm1 -> hostengine -> NSM VM -> its virtio-net NIC) and
 #     on the baseline guest with its own virtio-net NIC (path "baseline").
 #     Host CPU of each path is the user+system time of its processes over
@@ -89,6 +92,11 @@ tests=(
 	"stream_rx_8:-m maerts -P 8"
 	"rr_64:-m rr -s 64"
 	"crr_64:-m crr -s 64"
+	"stream_tx_4:-m stream -P 4 -s 128k"
+	"stream_tx_16:-m stream -P 16 -s 128k"
+	"stream_rx_4:-m maerts -P 4 -s 128k"
+	"stream_rx_16:-m maerts -P 16 -s 128k"
+	"prr_64:-m rr -s 64 -P 50 -D 16"
 )
 mux_args="-m stream -P 1"
 

@@ -5,7 +5,7 @@
  *
  *   nkperf server [-B ADDR] [-p PORT]
  *   nkperf client -c ADDR [-p PORT] -m stream|maerts|rr|crr [-t SECONDS]
- *                 [-P NCONN] [-s SIZE] [--json]
+ *                 [-P NCONN] [-s SIZE] [-D DEPTH] [--json]
  *
  * It is a static binary that runs unchanged in the lab's busybox guests and
  * on the host, so it uses only the plain IPv4 socket API (numeric addresses,
@@ -31,7 +31,11 @@
  *           result counting exactly the data it received.
  *   rr      the client sends a size-byte request, the server checks it and
  *           answers size bytes, until the duration is over; the client then
- *           shuts down its write side and reads the result.
+ *           shuts down its write side and reads the result.  With -D DEPTH
+ *           the client keeps DEPTH requests in flight (pipelined, as a
+ *           key-value client does): it sends another each time an answer
+ *           comes, and each request's latency runs from its send to its
+ *           answer.  The server is the same: it answers in order.
  *   crr     request and message in one write, one size-byte answer, then
  *           the server closes and the client reads EOF and closes; again
  *           with a new connection until the duration is over.
@@ -79,6 +83,8 @@
 #define RR_SIZE		64
 #define MAX_SIZE	(4 * 1024 * 1024)
 #define MAX_CONNS	128
+#define MAX_DEPTH	1024
+#define MAX_IN_FLIGHT	(64 * 1024)	/* depth x size: never both sides blocked */
 #define MAX_DURATION_MS	3600000u
 #define IO_TIMEOUT_S	10
 #define NSEC		1000000000ull
@@ -655,6 +661,7 @@ static struct {
 	uint32_t duration_ms;
 	uint32_t size;
 	unsigned int conns;
+	unsigned int depth;	/* rr: requests in flight per connection */
 	bool json;
 	uint64_t seed;
 	uint64_t deadline;	/* end of the measurement */
@@ -818,44 +825,62 @@ static void client_maerts(struct job *j, int fd, char *buf)
 		j->retrans = res.retrans;
 }
 
+/*
+ * Requests of cfg.size bytes, cfg.depth of them in flight: one more is
+ * sent for each answer, until the deadline; then the rest are answered.
+ * sent_ns[i % depth] is when request i left.
+ */
 static void client_rr(struct job *j, int fd, char *buf)
 {
-	uint64_t rseed = reply_seed(j->seed), off = 0, t0, t;
+	uint64_t rseed = reply_seed(j->seed), sent = 0, got = 0, t, *sent_ns;
+	unsigned int depth = cfg.depth;
 	struct nkp_result res;
 	size_t size = cfg.size, bad;
 	ssize_t n;
 	int err;
 
+	sent_ns = calloc(depth, sizeof(*sent_ns));
+	if (!sent_ns) {
+		job_fail(j, "out of memory");
+		return;
+	}
 	j->start_ns = now_ns();
 	t = j->start_ns;
-	while (t < cfg.deadline) {
-		pat_fill(buf, size, j->seed, off);
-		t0 = now_ns();
-		err = send_all(fd, buf, size);
-		if (err) {
-			job_fail(j, "send after %" PRIu64 " transactions: %s",
-				 j->count, errstr(err));
-			return;
+	for (;;) {
+		while (t < cfg.deadline && sent - got < depth) {
+			pat_fill(buf, size, j->seed, sent * size);
+			sent_ns[sent % depth] = now_ns();
+			err = send_all(fd, buf, size);
+			if (err) {
+				job_fail(j, "send after %" PRIu64 " transactions: %s",
+					 j->count, errstr(err));
+				goto out;
+			}
+			sent++;
 		}
+		if (got == sent)
+			break;
 		n = recv_full(fd, buf, size);
 		t = now_ns();
 		if (n < (ssize_t)size) {
 			job_fail(j, "after %" PRIu64 " transactions: %s", j->count, n < 0 ?
 				 errstr(n) : "the server closed the connection (see its log)");
-			return;
+			goto out;
 		}
-		bad = pat_check(buf, size, rseed, off);
+		bad = pat_check(buf, size, rseed, got * size);
 		if (bad < size) {
-			job_fail(j, "reply data mismatch at offset %" PRIu64, off + bad);
-			return;
+			job_fail(j, "reply data mismatch at offset %" PRIu64, got * size + bad);
+			goto out;
 		}
-		hist_add(&j->hist, t - t0);
-		off += size;
+		hist_add(&j->hist, t - sent_ns[got % depth]);
+		got++;
 		j->count++;
 	}
 	j->end_ns = t;
-	read_result(j, fd, &res, off);
-	j->bytes = off;
+	read_result(j, fd, &res, sent * size);
+	j->bytes = sent * size;
+out:
+	free(sent_ns);
 }
 
 /* One connection: request and message in one write, reply, EOF, close. */
@@ -985,10 +1010,10 @@ static int report(struct job *jobs)
 	} else {
 		rate = secs > 0 ? count / secs : 0;
 		if (cfg.json)
-			printf("{\"mode\":\"%s\",\"conns\":%u,\"size\":%u,\"seconds\":%.3f,"
-			       "\"%s\":%" PRIu64 ",\"%s\":%.1f,\"mean_us\":%.1f,"
+			printf("{\"mode\":\"%s\",\"conns\":%u,\"size\":%u,\"depth\":%u,"
+			       "\"seconds\":%.3f,\"%s\":%" PRIu64 ",\"%s\":%.1f,\"mean_us\":%.1f,"
 			       "\"p50_us\":%.1f,\"p99_us\":%.1f,", mode, cfg.conns,
-			       cfg.size, secs, cfg.mode == MODE_RR ? "transactions" : "connections",
+			       cfg.size, cfg.depth, secs, cfg.mode == MODE_RR ? "transactions" : "connections",
 			       count, cfg.mode == MODE_RR ? "tps" : "conns_per_s", rate,
 			       h.n ? h.sum_ns / 1e3 / h.n : 0, hist_us(&h, 0.5), hist_us(&h, 0.99));
 		else
@@ -1053,7 +1078,8 @@ static void __attribute__((noreturn)) usage(const char *fmt, ...)
 	fprintf(stderr,
 		"usage: nkperf server [-B ADDR] [-p PORT]\n"
 		"       nkperf client -c ADDR [-p PORT] -m stream|maerts|rr|crr\n"
-		"                     [-t SECONDS] [-P NCONN] [-s SIZE[k|m]] [--json]\n"
+		"                     [-t SECONDS] [-P NCONN] [-s SIZE[k|m]] [-D DEPTH]\n"
+		"                     [--json]\n"
 		"  -B ADDR     server: IPv4 address to listen on (default 0.0.0.0)\n"
 		"  -c ADDR     client: the server's IPv4 address\n"
 		"  -p PORT     TCP port (default %u)\n"
@@ -1063,8 +1089,10 @@ static void __attribute__((noreturn)) usage(const char *fmt, ...)
 		"  -P NCONN    parallel connections, 1..%u (default 1)\n"
 		"  -s SIZE     bytes per write (stream, maerts; default 128k) or per\n"
 		"              message (rr, crr; default %u), at most 4m\n"
+		"  -D DEPTH    rr: requests in flight per connection, 1..%u (default 1;\n"
+		"              DEPTH x SIZE at most %u)\n"
 		"  --json      one JSON object on stdout instead of one line of text\n",
-		NKP_PORT, MAX_CONNS, RR_SIZE);
+		NKP_PORT, MAX_CONNS, RR_SIZE, MAX_DEPTH, MAX_IN_FLIGHT);
 	exit(2);
 }
 
@@ -1110,8 +1138,8 @@ int main(int argc, char **argv)
 	cfg.addr.sin_port = htons(NKP_PORT);
 	cfg.conns = 1;
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "B:c:p:m:t:P:s:jh", longopts, NULL)) != -1) {
-		if ((server && strchr("cmtPsj", c)) || (!server && c == 'B'))
+	while ((c = getopt_long(argc, argv, "B:c:p:m:t:P:s:D:jh", longopts, NULL)) != -1) {
+		if ((server && strchr("cmtPsDj", c)) || (!server && c == 'B'))
 			usage("option -%c is not for the %s", c, argv[1]);
 		switch (c) {
 		case 'B':
@@ -1140,6 +1168,9 @@ int main(int argc, char **argv)
 		case 's':
 			cfg.size = parse_num(optarg, "size", MAX_SIZE);
 			break;
+		case 'D':
+			cfg.depth = parse_num(optarg, "depth", MAX_DEPTH);
+			break;
 		case 'j':
 			cfg.json = true;
 			break;
@@ -1156,6 +1187,13 @@ int main(int argc, char **argv)
 		usage("the client needs -c ADDR and -m MODE");
 	if (!cfg.size)
 		cfg.size = cfg.mode <= MODE_MAERTS ? STREAM_SIZE : RR_SIZE;
+	if (cfg.depth && cfg.mode != MODE_RR)
+		usage("-D is for -m rr");
+	if (!cfg.depth)
+		cfg.depth = 1;
+	if ((uint64_t)cfg.depth * cfg.size > MAX_IN_FLIGHT && cfg.depth > 1)
+		usage("-D %u with -s %u: more than %u bytes in flight", cfg.depth,
+		      cfg.size, MAX_IN_FLIGHT);
 	cfg.duration_ms = secs * 1000 + 0.5;
 	return run_client();
 }

@@ -50,14 +50,16 @@ STREAM_METRICS = (
     ("throughput", "Gbit/s", +1, _gbit_s),
     ("host_cpu_per_gb", "CPU s/GB", -1, _cpu_per_gb),
 )
+RR_METRICS = (
+    ("p50", "us", -1, lambda r: statistics.median(x["p50_us"] for x in r["results"])),
+    ("p99", "us", -1, lambda r: statistics.median(x["p99_us"] for x in r["results"])),
+    ("transactions", "1/s", +1, lambda r: _sum(r, "tps")),
+)
 METRICS = {
     "stream": STREAM_METRICS,
     "mux": STREAM_METRICS,
-    "rr": (
-        ("p50", "us", -1, lambda r: statistics.median(x["p50_us"] for x in r["results"])),
-        ("p99", "us", -1, lambda r: statistics.median(x["p99_us"] for x in r["results"])),
-        ("transactions", "1/s", +1, lambda r: _sum(r, "tps")),
-    ),
+    "rr": RR_METRICS,
+    "prr": RR_METRICS,
     "crr": (
         ("connections", "1/s", +1, lambda r: _sum(r, "conns_per_s")),
         ("p50", "us", -1, lambda r: statistics.median(x["p50_us"] for x in r["results"])),
