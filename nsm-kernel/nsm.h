@@ -165,6 +165,8 @@ struct nsm_sk_cbs {
  * @tx_blocked: @txq is not empty; write_space must queue the socket
  * @kept_opts: options kept for the guest, not applied (nsm_ops.c), a bit
  *	each
+ * @set_opts: carried options the guest set, a bit each (by the same
+ *	index): a dual-stack socket's IPv6 half takes them (nsm_opts_copy())
  * @rx: credit of the guest-to-world direction (this side receives)
  * @tx: credit of the world-to-guest direction (this side sends)
  * @txq: struct nsm_chunk of guest data the kernel socket did not take yet
@@ -210,6 +212,7 @@ struct nsm_sock {
 	u32 accept_sent;
 	bool tx_blocked;
 	u64 kept_opts;
+	u64 set_opts;
 	struct nk_credit_rx rx;
 	struct nk_credit_tx tx;
 	struct list_head txq;

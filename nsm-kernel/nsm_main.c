@@ -69,7 +69,9 @@
  *   it at LISTEN (ACCEPT takes from both), a datagram socket at bind
  *   (datagrams are read from both, IPv6 destinations are sent from it,
  *   and a CONNECT to an IPv6 peer connects it; a connected one's other
- *   socket then drops what it hears, as connected UDP filters).
+ *   socket then drops what it hears, as connected UDP filters).  The
+ *   second socket takes the options the guest set before it was made,
+ *   and options set later go to both (the first socket's answer counts).
  *
  * - Destinations.  CONNECT and datagram SEND to a loopback or unspecified
  *   address answer -ENETUNREACH, to an address of the NSM itself (which

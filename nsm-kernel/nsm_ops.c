@@ -275,6 +275,8 @@ static int nsm_setsockopt(struct socket *sock, int level, int name,
 				     len);
 }
 
+static void nsm_opts_copy(struct nsm_sock *ns, struct socket *to);
+
 /*
  * A dual-stack AF_INET6 socket bound to the wildcard hears both families
  * in Linux.  The NSM's socket is bound to the guest's IPv4 address
@@ -282,6 +284,8 @@ static int nsm_setsockopt(struct socket *sock, int level, int name,
  * address here too, a second socket (ns->sock6), IPV6_V6ONLY on that
  * address and the same port, serves IPv6.  Called once the primary socket
  * is bound; a stream socket gets it at LISTEN, a datagram socket at once.
+ * It takes the options the guest set so far (nsm_opts_copy()), and those
+ * set later reach both sockets (nsm_op_setsockopt()).
  */
 static int nsm_bind6(struct nsm_sock *ns)
 {
@@ -312,6 +316,8 @@ static int nsm_bind6(struct nsm_sock *ns)
 	err = ip6_sock_set_v6only(sock->sk);
 	sock->sk->sk_reuse = sk->sk_reuse;
 	sock->sk->sk_reuseport = sk->sk_reuseport;
+	if (!err)
+		nsm_opts_copy(ns, sock);
 	if (!err && ns->type == SOCK_DGRAM)
 		err = nsm_setsockopt(sock, SOL_IPV6, IPV6_MULTICAST_LOOP,
 				     &(int){ 0 }, sizeof(int));
@@ -1065,7 +1071,7 @@ static const struct nsm_opt *nsm_opt_find(struct nsm_req *rq,
 	return NULL;
 }
 
-/* The bit of a kept option in nsm_sock.kept_opts: its index. */
+/* The bit of an option in nsm_sock.kept_opts and set_opts: its index. */
 static u64 nsm_opt_bit(const struct nsm_opt *o)
 {
 	BUILD_BUG_ON(ARRAY_SIZE(nsm_opts) > 64);
@@ -1100,6 +1106,7 @@ static int nsm_op_setsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 	const struct nsm_opt *o = nsm_opt_find(rq, ns, true);
 	u8 val[16] = {};
 	u32 len = min_t(u32, rq->len, sizeof(val));
+	int err;
 
 	if (!o)
 		return -ENOPROTOOPT;
@@ -1112,7 +1119,14 @@ static int nsm_op_setsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 	memcpy(val, rq->payload, len);
 	if (o->flags & NSM_OPT_KEEP)
 		return nsm_opt_keep(ns, o, val, len);
-	return nsm_setsockopt(ns->sock, o->level, o->name, val, len);
+	err = nsm_setsockopt(ns->sock, o->level, o->name, val, len);
+	if (err)
+		return err;
+	ns->set_opts |= nsm_opt_bit(o);
+	/* The answer is ns->sock's; a dual-stack socket's IPv6 half follows. */
+	if (ns->sock6 && !(o->level == SOL_IPV6 && o->name == IPV6_V6ONLY))
+		nsm_setsockopt(ns->sock6, o->level, o->name, val, len);
+	return 0;
 }
 
 /* TCP_DEFER_ACCEPT's retransmissions in seconds, as tcp.c's retrans_to_secs(). */
@@ -1272,6 +1286,33 @@ static int nsm_getsockopt(struct nsm_sock *ns, const struct nsm_opt *o,
 	}
 	release_sock(sk);
 	return sizeof(*v);
+}
+
+/*
+ * Give @to, the IPv6 half of dual-stack @ns being made (nsm_bind6()), the
+ * carried options the guest set on ns->sock, as ns->sock reads them back:
+ * SO_RCVBUF and SO_SNDBUF read doubled, so half is set; IPV6_V6ONLY is
+ * @to's own and TCP_QUICKACK is no setting.  An error leaves that option
+ * as it is: the guest's answer was ns->sock's.
+ */
+static void nsm_opts_copy(struct nsm_sock *ns, struct socket *to)
+{
+	const struct nsm_opt *o;
+	struct nsm_reply rp;
+	int i, len;
+
+	for (i = 0; i < ARRAY_SIZE(nsm_opts); i++) {
+		o = &nsm_opts[i];
+		if (!(ns->set_opts & nsm_opt_bit(o)) ||
+		    (o->level == SOL_IPV6 && o->name == IPV6_V6ONLY) ||
+		    (o->level == SOL_TCP && o->name == TCP_QUICKACK))
+			continue;
+		len = nsm_getsockopt(ns, o, &rp);
+		if (o->level == SOL_SOCKET &&
+		    (o->name == SO_RCVBUF || o->name == SO_SNDBUF))
+			rp.u.val /= 2;
+		nsm_setsockopt(to, o->level, o->name, &rp.u, len);
+	}
 }
 
 /*

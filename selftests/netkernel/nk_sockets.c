@@ -2394,6 +2394,58 @@ static void ipv6_tcp(void)
 	xclose(fd);
 }
 
+
+/*
+ * Options of a dual-stack listener act on its IPv6 connections too:
+ * TCP_DEFER_ACCEPT, set before listen() on one listener and after it on
+ * another, keeps an IPv6 connection that sent nothing out of the accept
+ * queue (poll() on the listener stays quiet for a second) until its first
+ * byte comes.
+ */
+static void ipv6_dual_options(void)
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	socklen_t len = sizeof(s6);
+	int lfd, fd, after;
+	char c;
+
+	ipv6_agree();
+	for (after = 0; after < 2; after++) {
+		if (cur->client) {
+			s6 = cur->peer6;
+			s6.sin6_port = htons(ctl_recv_long("PORT"));
+			fd = tcp_connect(&s6);
+			ctl_expect("SEND");
+			send_str(fd, "d");
+			recv_str(fd, "ok");
+			xclose(fd);
+			continue;
+		}
+		lfd = xsocket(AF_INET6, SOCK_STREAM);
+		set_int_opt(lfd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
+		if (!after)
+			set_int_opt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, 10);
+		s6.sin6_port = 0;
+		CHECK_OK(bind(lfd, (struct sockaddr *)&s6, sizeof(s6)), "bind [::]");
+		len = sizeof(s6);
+		CHECK_OK(getsockname(lfd, (struct sockaddr *)&s6, &len), "getsockname");
+		CHECK_OK(listen(lfd, 8), "listen");
+		if (after)
+			set_int_opt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, 10);
+		ctl_send("PORT %u", ntohs(s6.sin6_port));
+		step = after ? "TCP_DEFER_ACCEPT set after listen()" :
+			       "TCP_DEFER_ACCEPT set before listen()";
+		CHECK(!(wait_fd(lfd, POLLIN, 1000) & POLLIN),
+		      "an IPv6 connection that sent nothing is ready to accept (%s)", step);
+		ctl_send("SEND");
+		fd = accept_wait(lfd, NULL);
+		CHECK_RET(recv(fd, &c, 1, 0), 1, "recv the first byte");
+		send_str(fd, "ok");
+		xclose(fd);
+		xclose(lfd);
+		s6.sin6_addr = in6addr_any;
+	}
+}
 /*
  * listen() again on a listening dual-stack [::] socket, with the same and
  * with another backlog, changes only the backlog: IPv4 (v4-mapped) and
@@ -3066,6 +3118,7 @@ static const struct test_case cases[] = {
 	CASE_P("ipv6_v6only.passive", ipv6_v6only, ipv6_v6only),
 	CASE("ipv6_tcp", ipv6_tcp, ipv6_tcp),
 	CASE("ipv6_udp", ipv6_udp, ipv6_udp),
+	CASE("ipv6_dual_options", ipv6_dual_options, ipv6_dual_options),
 	CASE("ipv6_listen_twice", ipv6_listen_twice, ipv6_listen_twice),
 	CASE("signal_eintr", sig_eintr_client, sig_eintr_server),
 	CASE("fork_dup_shared", fork_dup_client, fork_dup_server),
