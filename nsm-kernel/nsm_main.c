@@ -405,7 +405,7 @@ static void nsm_tx_space(struct nk_dev *nd)
 static const struct nk_transport_ops nsm_ops = {
 	.name = "nsm_kernel",
 	.role = NK_ROLE_NSM,
-	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM,
+	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO,
 	.attach = nsm_attach,
 	.detach = nsm_detach,
 	.rx = nsm_rx,
