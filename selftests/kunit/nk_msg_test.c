@@ -1732,16 +1732,27 @@ static void info_record(struct nk_sock_info *si, enum info_mut mut)
 	si->remote.family = si->family;
 	si->rtt_us = cpu_to_le32(1000);
 	switch (mut) {
-	case IM_NONE: break;
-	case IM_SOCK: si->sock = cpu_to_le32(10); break;
+	case IM_NONE:
+		break;
+	case IM_SOCK:
+		si->sock = cpu_to_le32(10);
+		break;
 	case IM_EBADF:
 		memset(&si->family, 0, sizeof(*si) - offsetof(struct nk_sock_info, family));
 		si->status = cpu_to_le32(-EBADF);
 		break;
-	case IM_EBADF_DATA: si->status = cpu_to_le32(-EBADF); break;
-	case IM_EINVAL: si->status = cpu_to_le32(-EINVAL); break;
-	case IM_STATUS_POS: si->status = cpu_to_le32(1); break;
-	case IM_FAMILY: si->family = cpu_to_le16(3); break;
+	case IM_EBADF_DATA:
+		si->status = cpu_to_le32(-EBADF);
+		break;
+	case IM_EINVAL:
+		si->status = cpu_to_le32(-EINVAL);
+		break;
+	case IM_STATUS_POS:
+		si->status = cpu_to_le32(1);
+		break;
+	case IM_FAMILY:
+		si->family = cpu_to_le16(3);
+		break;
 	case IM_V6:
 		si->family = cpu_to_le16(AF_INET6);
 		si->local.family = si->family;
@@ -1749,17 +1760,41 @@ static void info_record(struct nk_sock_info *si, enum info_mut mut)
 		si->local.addr[15] = 1;
 		si->local.flowinfo = htonl(5);
 		break;
-	case IM_PROTO: si->proto = 1; break;
-	case IM_UDP: si->proto = IPPROTO_UDP; si->state = NK_SS_CLOSE; break;
-	case IM_UDP_LISTEN: si->proto = IPPROTO_UDP; si->state = NK_SS_LISTEN; break;
-	case IM_STATE_0: si->state = 0; break;
-	case IM_STATE_MAX: si->state = NK_SS_MAX; break;
-	case IM_STATE_13: si->state = NK_SS_MAX + 1; break;
-	case IM_LOCAL_FAMILY: si->local.family = cpu_to_le16(AF_INET6); break;
-	case IM_REMOTE_FAMILY: si->remote.family = 0; break;
-	case IM_V4_HIGH: si->remote.addr[4] = 1; break;
-	case IM_V4_FLOWINFO: si->local.flowinfo = htonl(1); break;
-	case IM_RESERVED: si->reserved = cpu_to_le32(1); break;
+	case IM_PROTO:
+		si->proto = 1;
+		break;
+	case IM_UDP:
+		si->proto = IPPROTO_UDP;
+		si->state = NK_SS_CLOSE;
+		break;
+	case IM_UDP_LISTEN:
+		si->proto = IPPROTO_UDP;
+		si->state = NK_SS_LISTEN;
+		break;
+	case IM_STATE_0:
+		si->state = 0;
+		break;
+	case IM_STATE_MAX:
+		si->state = NK_SS_MAX;
+		break;
+	case IM_STATE_13:
+		si->state = NK_SS_MAX + 1;
+		break;
+	case IM_LOCAL_FAMILY:
+		si->local.family = cpu_to_le16(AF_INET6);
+		break;
+	case IM_REMOTE_FAMILY:
+		si->remote.family = 0;
+		break;
+	case IM_V4_HIGH:
+		si->remote.addr[4] = 1;
+		break;
+	case IM_V4_FLOWINFO:
+		si->local.flowinfo = htonl(1);
+		break;
+	case IM_RESERVED:
+		si->reserved = cpu_to_le32(1);
+		break;
 	case IM_RATE_ANY:
 		si->delivery_rate = cpu_to_le64(~0ULL);
 		si->snd_cwnd = cpu_to_le32(U32_MAX);
