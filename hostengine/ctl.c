@@ -8,8 +8,11 @@
  * line, each line a reply object with "more": true but the last: the next
  * page is made when the previous one has been written, so a listing of any
  * size costs one page of buffer.  "ss" waits for the NSMs' INFO replies
- * in he_dp_ss(), at most HE_INFO_TIMEOUT_MS, with the data plane serving
- * every endpoint meanwhile.
+ * (at most HE_INFO_TIMEOUT_MS) without holding anyone up: the data plane
+ * serves every endpoint meanwhile, and this loop every other client; the
+ * client that asked reads nothing more until its answer is out.  One ss
+ * is under way at a time (he_dp_ss_start()); other clients' wait their
+ * turn (ss_wait), in slot order, and he_dp_ss_fd() says when one is done.
  *
  * Clients cannot hold the main lcore: sockets are written without
  * blocking (a reply that does not fit waits in the client's out buffer,
@@ -74,12 +77,18 @@ struct client {
 	char *out;		/* the reply being written, or NULL */
 	size_t out_len, out_off;
 	struct listing *list;	/* pages still to write, or NULL */
+	bool ss_wait;		/* an "ss" waiting to start or for its answer */
+	struct he_ep *ss_guest, *ss_nsm;
+	struct ss_filter ss_flt;
+	uint64_t gen;		/* connections this slot has had */
 	char buf[CTL_LINE_MAX];
 };
 
 static struct he_config *cfg;
 static int listen_fd = -1;
 static struct client clients[CTL_CLIENTS];
+static struct client *ss_owner;		/* whose "ss" is under way, or NULL */
+static uint64_t ss_owner_gen;
 static struct timespec started;
 
 static const char *const state_names[] = {
@@ -372,13 +381,40 @@ static int opt_str(json_object *req, const char *key, const char **out)
 	return 1;
 }
 
+static void ss_start(struct client *cl)
+{
+	ss_owner = cl;
+	ss_owner_gen = cl->gen;
+	/* Cannot fail: the roles were checked, and none is under way. */
+	he_dp_ss_start(cl->ss_guest, cl->ss_nsm);
+}
+
+/* The listing (NULL: cl->list set) or error reply of an "ss" that is done. */
+static json_object *ss_reply(struct client *cl, int n, struct he_ss_info *ss)
+{
+	struct listing *l;
+
+	if (n < 0)
+		return error_reply(-n, strerror(-n));
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		free(ss);
+		return error_reply(ENOMEM, strerror(ENOMEM));
+	}
+	l->ss = ss;
+	l->n = n;
+	l->flt = cl->ss_flt;
+	cl->list = l;
+	return NULL;
+}
+
 static json_object *cmd_ss(struct client *cl, json_object *req)
 {
 	struct he_ep *g = NULL, *nsm = NULL;
 	json_object *err = NULL, *v;
 	struct ss_filter flt = { 0 };
+	struct he_ss_info *ss;
 	const char *st = NULL;
-	struct listing *l;
 	unsigned int i;
 	int n;
 
@@ -403,18 +439,19 @@ static json_object *cmd_ss(struct client *cl, json_object *req)
 		flt.port_set = true;
 		flt.port = p;
 	}
-	l = calloc(1, sizeof(*l));
-	if (!l)
-		return error_reply(ENOMEM, strerror(ENOMEM));
-	n = he_dp_ss(g, nsm, &l->ss);
-	if (n < 0) {
-		list_free(l);
-		return error_reply(-n, strerror(-n));
-	}
-	l->n = n;
-	l->flt = flt;
-	cl->list = l;
-	return NULL;
+	cl->ss_guest = g;
+	cl->ss_nsm = nsm;
+	cl->ss_flt = flt;
+	cl->ss_wait = true;
+	if (ss_owner)
+		return NULL;		/* its turn comes (ss_poll) */
+	ss_start(cl);
+	n = he_dp_ss_result(&ss);
+	if (n == -EAGAIN)
+		return NULL;		/* answered by ss_poll */
+	ss_owner = NULL;
+	cl->ss_wait = false;
+	return ss_reply(cl, n, ss);
 }
 
 static json_object *cmd_kill(json_object *req)
@@ -532,6 +569,7 @@ static void client_close(struct client *cl)
 	cl->out = NULL;
 	list_free(cl->list);
 	cl->list = NULL;
+	cl->ss_wait = false;
 }
 
 static bool client_set_out(struct client *cl, json_object *r)
@@ -599,7 +637,8 @@ static void client_lines(struct client *cl)
 {
 	char *nl;
 
-	while (cl->fd >= 0 && !cl->out && (nl = memchr(cl->buf, '\n', cl->len))) {
+	while (cl->fd >= 0 && !cl->out && !cl->ss_wait &&
+	       (nl = memchr(cl->buf, '\n', cl->len))) {
 		size_t used = nl - cl->buf + 1;
 		bool discard = cl->discard;
 
@@ -612,7 +651,7 @@ static void client_lines(struct client *cl)
 		memmove(cl->buf, cl->buf + used, cl->len - used);
 		cl->len -= used;
 	}
-	if (cl->fd >= 0 && !cl->out && cl->len == sizeof(cl->buf)) {
+	if (cl->fd >= 0 && !cl->out && !cl->ss_wait && cl->len == sizeof(cl->buf)) {
 		bool discard = cl->discard;
 
 		cl->discard = true;
@@ -668,6 +707,8 @@ static void client_accept(struct client *cl)
 	cl->discard = false;
 	cl->out = NULL;
 	cl->list = NULL;
+	cl->ss_wait = false;
+	cl->gen++;
 	cl->last_ms = now_ms();
 }
 
@@ -728,6 +769,8 @@ static int clients_expire(uint64_t now, bool *slot)
 
 		if (cl->fd < 0)
 			continue;
+		if (cl->ss_wait)	/* the engine's turn: bounded by HE_INFO_TIMEOUT_MS */
+			cl->last_ms = now;
 		if (now - cl->last_ms >= CTL_IDLE_MS) {
 			he_log(DEBUG, "control: client idle for %u ms closed", CTL_IDLE_MS);
 			client_close(cl);
@@ -743,9 +786,46 @@ static int clients_expire(uint64_t now, bool *slot)
 	return wait == UINT64_MAX ? -1 : (int)wait;
 }
 
+/*
+ * The "ss" under way is done (he_dp_ss_fd() readable): its client gets
+ * the answer, if it is still there, and the next waiting client's starts.
+ */
+static void ss_poll(void)
+{
+	struct he_ss_info *ss = NULL;
+	struct client *cl;
+	unsigned int i;
+	int n;
+
+	for (;;) {
+		if (!ss_owner) {
+			for (i = 0; i < CTL_CLIENTS && !(clients[i].fd >= 0 && clients[i].ss_wait); i++)
+				;
+			if (i == CTL_CLIENTS) {
+				he_dp_ss_result(&ss);	/* clears the eventfd */
+				return;
+			}
+			ss_start(&clients[i]);
+		}
+		n = he_dp_ss_result(&ss);
+		if (n == -EAGAIN)
+			return;
+		cl = ss_owner;
+		ss_owner = NULL;
+		if (cl->fd < 0 || cl->gen != ss_owner_gen || !cl->ss_wait) {
+			free(n >= 0 ? ss : NULL);
+			continue;
+		}
+		cl->ss_wait = false;
+		client_send(cl, ss_reply(cl, n, ss));
+		if (cl->fd >= 0 && !cl->out)
+			client_lines(cl);
+	}
+}
+
 void he_ctl_run(int sigfd)
 {
-	struct pollfd pfd[CTL_CLIENTS + 2];
+	struct pollfd pfd[CTL_CLIENTS + 3];
 	struct signalfd_siginfo si;
 	struct client *cl;
 	unsigned int i;
@@ -761,8 +841,12 @@ void he_ctl_run(int sigfd)
 		pfd[1].events = POLLIN;
 		for (i = 0; i < CTL_CLIENTS; i++) {
 			pfd[i + 2].fd = clients[i].fd;
-			pfd[i + 2].events = clients[i].out ? POLLOUT : POLLIN;
+			/* Waiting for its ss: nothing read, a hangup still seen. */
+			pfd[i + 2].events = clients[i].out ? POLLOUT :
+					    clients[i].ss_wait ? 0 : POLLIN;
 		}
+		pfd[CTL_CLIENTS + 2].fd = he_dp_ss_fd();
+		pfd[CTL_CLIENTS + 2].events = POLLIN;
 		if (poll(pfd, RTE_DIM(pfd), timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -788,6 +872,8 @@ void he_ctl_run(int sigfd)
 				client_close(cl);
 			}
 		}
+		if (pfd[CTL_CLIENTS + 2].revents & POLLIN)
+			ss_poll();
 		if ((pfd[1].revents & POLLIN) && (cl = client_slot(now_ms())))
 			client_accept(cl);
 	}

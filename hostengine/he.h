@@ -402,12 +402,17 @@ int he_dp_detach(struct he_ep *guest);
 /* Returns the number of entries in *out (malloc'ed), or -errno. */
 int he_dp_sockets(struct he_ep *ep, struct he_sock_info **out);
 /*
- * The connections of @guest (NULL: every guest's) served by @nsm (NULL:
- * any), with their NSMs' INFO answers, waited for at most
- * HE_INFO_TIMEOUT_MS.  Returns the number of entries in *out (malloc'ed),
- * or -errno.
+ * The "ss" listing, for the control thread, one at a time: start it for
+ * the connections of @guest (NULL: every guest's) served by @nsm (NULL:
+ * any): 0, -EINVAL (wrong role) or -EBUSY (one is under way).  Its NSMs'
+ * INFO answers are waited for at most HE_INFO_TIMEOUT_MS, without the
+ * caller waiting: he_dp_ss_fd() becomes readable when it is done, and
+ * he_dp_ss_result() then gives the number of entries in *out (malloc'ed)
+ * or -errno; before, -EAGAIN; with none started, -ENOENT.
  */
-int he_dp_ss(struct he_ep *guest, struct he_ep *nsm, struct he_ss_info **out);
+int he_dp_ss_start(struct he_ep *guest, struct he_ep *nsm);
+int he_dp_ss_result(struct he_ss_info **out);
+int he_dp_ss_fd(void);
 /* Reset @guest's socket @gsock as a peer's reset would: 0 or -errno. */
 int he_dp_kill(struct he_ep *guest, uint32_t gsock);
 

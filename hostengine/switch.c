@@ -10,7 +10,7 @@
  * Threading and locking:
  *  - Everything in this file except the command-queue entry points
  *    (he_dp_dev_start/stop/pause/resume, he_dp_attach/detach,
- *    he_dp_sockets, he_dp_ss, he_dp_kill, he_dp_stats)
+ *    he_dp_sockets, he_dp_ss_*, he_dp_kill, he_dp_stats)
  *    runs on the data-plane lcore, which owns all endpoints' data-plane
  *    state, every he_map, he_req and he_pmsg, and the endpoints' rings and
  *    guest memory while they are running.  No lock protects that state.
@@ -22,12 +22,14 @@
  *    caller, under cmd_lock, which keeps them serialised.
  *  - Counters are written here with relaxed atomic stores (he_cnt_*);
  *    other threads only read them.
- *  - An "ss" command (CMD_SS) is the one the data plane does not finish
- *    when it takes it: it sends NK_OP_INFO requests to the NSMs and
- *    completes the command (done, cmd_cond) when the last reply is in or
- *    HE_INFO_TIMEOUT_MS have passed, whichever is first, serving every
- *    endpoint meanwhile.  A reply that comes after that is dropped; an NSM
- *    with INFO requests still outstanding is not asked again.
+ *  - An "ss" command (CMD_SS, he_dp_ss_start) is the one its caller does
+ *    not wait for, and the one the data plane does not finish when it
+ *    takes it: it sends NK_OP_INFO requests to the NSMs and completes the
+ *    command when the last reply is in or HE_INFO_TIMEOUT_MS have passed,
+ *    whichever is first, serving every endpoint meanwhile; ss_efd then
+ *    tells the control thread, which collects it (he_dp_ss_result).  One
+ *    at a time.  A reply that comes after that is dropped; an NSM with
+ *    INFO requests still outstanding is not asked again.
  *
  * Scheduling (also in Documentation/netkernel/hostengine.rst, "Data
  * plane"): the data plane makes passes over all running endpoints, starting
@@ -161,6 +163,9 @@ static struct he_config *cfg;
 static uint64_t next_req_id = 1;
 static int epfd = -1;
 static int cmd_efd = -1;
+static int ss_efd = -1;			/* ss_cmd done */
+static struct he_cmd ss_cmd;		/* the control thread's "ss" */
+static bool ss_started;			/* control thread only */
 static bool dp_quit;
 static struct he_chain rq_chain;	/* the requestq chain being handled */
 static struct he_chain ev_chain;	/* the eventq chain being filled */
@@ -1558,6 +1563,8 @@ ss_err(struct he_ss_info *e, const char *fmt, ...)
 	va_end(ap);
 }
 
+static void cmd_done_locked(struct he_cmd *c);
+
 /* The job is over: entries still waiting timed out; the caller goes on. */
 static void ss_finish(void)
 {
@@ -1575,7 +1582,7 @@ static void ss_finish(void)
 	ss_job.cmd = NULL;
 	ss_job.outstanding = 0;
 	pthread_mutex_lock(&cmd_lock);
-	c->done = true;
+	cmd_done_locked(c);
 	pthread_cond_broadcast(&cmd_cond);
 	pthread_mutex_unlock(&cmd_lock);
 }
@@ -1827,6 +1834,34 @@ static void cmd_exec(struct he_cmd *c)
 	}
 }
 
+/* @c is carried out (cmd_lock held); the "ss" command's caller is told. */
+static void cmd_done_locked(struct he_cmd *c)
+{
+	uint64_t one = 1;
+
+	c->done = true;
+	if (c == &ss_cmd && ss_efd >= 0 && write(ss_efd, &one, sizeof(one)) < 0)
+		he_log(ERR, "ss eventfd: %s", strerror(errno));
+}
+
+/* Queue @c for the data plane (or run it here if it is not running). */
+static void cmd_submit_async(struct he_cmd *c)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&cmd_lock);
+	if (!dp_running) {
+		cmd_exec(c);
+		cmd_done_locked(c);
+	} else {
+		STAILQ_INSERT_TAIL(&cmd_q, c, link);
+		__atomic_add_fetch(&cmd_nr, 1, __ATOMIC_RELEASE);
+		if (write(cmd_efd, &one, sizeof(one)) < 0)
+			he_log(ERR, "command eventfd: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&cmd_lock);
+}
+
 /* Run @c on the data plane (or here if it is not running) and wait. */
 static void cmd_submit(struct he_cmd *c)
 {
@@ -1861,7 +1896,8 @@ static unsigned int cmd_drain(void)
 		pthread_mutex_unlock(&cmd_lock);
 		cmd_exec(c);
 		pthread_mutex_lock(&cmd_lock);
-		c->done = !c->deferred;
+		if (!c->deferred)
+			cmd_done_locked(c);
 		n++;
 	}
 	pthread_cond_broadcast(&cmd_cond);
@@ -1939,15 +1975,43 @@ int he_dp_sockets(struct he_ep *ep, struct he_sock_info **out)
 	return c.ret;
 }
 
-int he_dp_ss(struct he_ep *guest, struct he_ep *nsm, struct he_ss_info **out)
+int he_dp_ss_start(struct he_ep *guest, struct he_ep *nsm)
 {
-	struct he_cmd c = { .type = CMD_SS, .ep = guest, .ep2 = nsm };
-
 	if ((guest && guest->role != NK_ROLE_GUEST) || (nsm && nsm->role != NK_ROLE_NSM))
 		return -EINVAL;
-	cmd_submit(&c);
-	*out = c.ss;
-	return c.ret;
+	if (ss_started)
+		return -EBUSY;
+	memset(&ss_cmd, 0, sizeof(ss_cmd));
+	ss_cmd.type = CMD_SS;
+	ss_cmd.ep = guest;
+	ss_cmd.ep2 = nsm;
+	ss_started = true;
+	cmd_submit_async(&ss_cmd);
+	return 0;
+}
+
+int he_dp_ss_result(struct he_ss_info **out)
+{
+	uint64_t v;
+	bool done;
+
+	if (ss_efd >= 0 && read(ss_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		he_log(DEBUG, "read(ss eventfd): %s", strerror(errno));
+	if (!ss_started)
+		return -ENOENT;
+	pthread_mutex_lock(&cmd_lock);
+	done = ss_cmd.done;
+	pthread_mutex_unlock(&cmd_lock);
+	if (!done)
+		return -EAGAIN;
+	ss_started = false;
+	*out = ss_cmd.ss;
+	return ss_cmd.ret;
+}
+
+int he_dp_ss_fd(void)
+{
+	return ss_efd;
 }
 
 int he_dp_kill(struct he_ep *guest, uint32_t gsock)
@@ -2094,7 +2158,7 @@ static int dp_main(void *arg)
 	while ((c = STAILQ_FIRST(&cmd_q))) {
 		STAILQ_REMOVE_HEAD(&cmd_q, link);
 		cmd_exec(c);
-		c->done = true;
+		cmd_done_locked(c);
 	}
 	cmd_nr = 0;
 	pthread_cond_broadcast(&cmd_cond);
@@ -2114,7 +2178,8 @@ int he_dp_init(struct he_config *c)
 		return -EIO;
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	cmd_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (epfd < 0 || cmd_efd < 0)
+	ss_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (epfd < 0 || cmd_efd < 0 || ss_efd < 0)
 		return -errno;
 	ev.data.fd = cmd_efd;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, cmd_efd, &ev) < 0)

@@ -679,8 +679,9 @@ static void t_ss_info_case(void **state)
 	struct tnsm_rec rec;
 	struct nk_hdr h;
 	json_object *r, *arr, *e;
+	int fd, fd2 = -1;
+	double t;
 	size_t pos;
-	int fd;
 
 	assert_int_equal(h_socket(W.vm1, id, 2, 1, 4096, NULL), 0);
 	nsock = h_nsm_id(H_VM1, id);
@@ -694,9 +695,20 @@ static void t_ss_info_case(void **state)
 	memcpy(&asked, rec.data, sizeof(asked));
 	assert_int_equal(asked, nsock);
 	if (c->silent) {
-		/* Meanwhile the engine serves everyone else. */
+		/*
+		 * Meanwhile the engine serves everyone else: the guests, and
+		 * other control clients at once; a second ss waits its turn.
+		 */
 		h_roundtrip(W.vm2);
 		h_roundtrip(W.vm1);
+		fd2 = h_ctl_start("{\"cmd\":\"ss\",\"guest\":\"vm1\"}");
+		assert_true(fd2 >= 0);
+		t = h_now();
+		json_object_put(h_ctl_ok("{\"cmd\":\"list\"}"));
+		t = h_now() - t;
+		/* Answered while the ss still waits, not after it. */
+		if (poll(&(struct pollfd){ .fd = fd, .events = POLLIN }, 1, 0))
+			fail_msg("list answered only after the ss (%.2f s)", t);
 	} else {
 		tnsm_info_record(nsock, &si[0]);
 		nk_hdr_init(&h, NK_OP_INFO, NK_F_REPLY, c->hsock, rec.h.req_id);
@@ -717,7 +729,8 @@ static void t_ss_info_case(void **state)
 
 	if (c->silent) {
 		/* Not asked again while that request is outstanding... */
-		r = h_ctl_ok("{\"cmd\":\"ss\",\"guest\":\"vm1\"}");
+		r = h_ctl_finish(fd2);
+		assert_non_null(r);
 		e = json_object_array_get_idx(out_sockets(r, 1), 0);
 		assert_non_null(strstr(h_json_str(e, "info_error"), "earlier INFO request"));
 		json_object_put(r);
@@ -734,6 +747,68 @@ static void t_ss_info_case(void **state)
 	ss_assert_info(json_object_array_get_idx(out_sockets(r, 1), 0), nsock);
 	json_object_put(r);
 	h_close(W.vm1, id);
+	h_pass();
+}
+
+/* The first entry of "ss guest vm1", whose Note must contain @want. */
+static void ss_note(json_object *r, const char *want)
+{
+	json_object *e;
+
+	assert_non_null(r);
+	e = json_object_array_get_idx(out_sockets(r, 1), 0);
+	if (!h_json_str(e, "info_error") || !strstr(h_json_str(e, "info_error"), want))
+		fail_msg("%s: want \"%s\"", json_object_to_json_string(e), want);
+	json_object_put(r);
+}
+
+/*
+ * The NSM goes away while INFO is outstanding; one that does not offer
+ * NK_FEAT_INFO (a v1 NSM) is never sent it.
+ */
+static void t_ss_nsm_lost_and_v1(void **state)
+{
+	uint32_t id = h_new_sock_id();
+	struct tnsm_rec rec;
+	struct nk_hdr ev;
+	char path[256];
+	size_t pos;
+	int fd;
+
+	(void)state;
+	assert_int_equal(h_socket(W.vm1, id, 2, 1, 4096, NULL), 0);
+	tnsm_set_reply(W.nsm, NK_OP_INFO, TNSM_SILENT, 0);
+	pos = tnsm_log_count(W.nsm);
+	fd = h_ctl_start("{\"cmd\":\"ss\",\"guest\":\"vm1\"}");
+	assert_true(fd >= 0);
+	h_nsm_expect(&pos, NK_OP_INFO, 0, &rec);
+	tnsm_stop(W.nsm);
+	W.nsm = NULL;
+	ss_note(h_ctl_finish(fd), "the NSM went away");
+	h_recv(W.vm1, &ev, NULL, 0, H_TIMEOUT_MS);
+	assert_int_equal(ev.op, NK_EV_RESET);
+	h_close(W.vm1, id);
+	h_wait_state(H_NSM, "waiting");
+
+	/* An NSM of before INFO. */
+	h_sock_path(path, sizeof(path), H_NSM);
+	W.nsm = tnsm_start_opts(path, 0, NK_FEAT_INET6 | NK_FEAT_DGRAM);
+	assert_non_null(W.nsm);
+	h_wait_state(H_NSM, "ready");
+	assert_int_equal(h_socket(W.vm1, id, 2, 1, 4096, NULL), 0);
+	pos = tnsm_log_count(W.nsm);
+	ss_note(h_ctl("{\"cmd\":\"ss\",\"guest\":\"vm1\"}"), "does not answer INFO");
+	h_nsm_none(pos, NK_OP_INFO, H_QUIET_MS);
+	h_close(W.vm1, id);
+	tnsm_stop(W.nsm);
+	W.nsm = NULL;
+	h_wait_state(H_NSM, "waiting");
+
+	W.nsm = tnsm_start(path);
+	assert_non_null(W.nsm);
+	h_wait_state(H_NSM, "ready");
+	h_roundtrip(W.vm1);
+	h_roundtrip(W.vm2);
 	h_pass();
 }
 
@@ -832,6 +907,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_ss),
 	H_TEST(t_ss_bad_filters),
 	H_TEST(t_kill),
+	H_TEST(t_ss_nsm_lost_and_v1),
 	H_TEST(t_ss_many),
 };
 

@@ -420,8 +420,14 @@ struct tnsm *tnsm_start(const char *path)
 
 struct tnsm *tnsm_start_mp(const char *path, uint32_t max_payload)
 {
+	return tnsm_start_opts(path, max_payload, 0);
+}
+
+struct tnsm *tnsm_start_opts(const char *path, uint32_t max_payload, uint64_t features)
+{
 	struct nk_ep_opts o = {
 		.role = NK_ROLE_NSM, .timeout_ms = H_TIMEOUT_MS, .max_payload = max_payload,
+		.features = features,
 	};
 	double deadline = h_now() + H_TIMEOUT_MS / 1000.0;
 	struct tnsm *t = calloc(1, sizeof(*t));

@@ -56,6 +56,8 @@ struct tnsm;
 struct tnsm *tnsm_start(const char *path);
 /* The same, offering @max_payload in HELLO (0: NK_MAX_PAYLOAD). */
 struct tnsm *tnsm_start_mp(const char *path, uint32_t max_payload);
+/* ... and @features in HELLO (0: NK_FEAT_ALL). */
+struct tnsm *tnsm_start_opts(const char *path, uint32_t max_payload, uint64_t features);
 /* Stop the thread and disconnect abruptly (as a dying VM). */
 void tnsm_stop(struct tnsm *t);
 uint32_t tnsm_ep_id(struct tnsm *t);
