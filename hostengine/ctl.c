@@ -4,6 +4,16 @@
  * each direction (Documentation/netkernel/hostengine.rst, "Control
  * socket"), served with poll() on the main lcore.
  *
+ * Listings ("sockets", "ss") are streamed a page (CTL_PAGE entries) per
+ * line, each line a reply object with "more": true but the last: the next
+ * page is made when the previous one has been written, so a listing of any
+ * size costs one page of buffer.  "ss" waits for the NSMs' INFO replies
+ * (at most HE_INFO_TIMEOUT_MS) without holding anyone up: the data plane
+ * serves every endpoint meanwhile, and this loop every other client; the
+ * client that asked reads nothing more until its answer is out.  One ss
+ * is under way at a time (he_dp_ss_start()); other clients' wait their
+ * turn (ss_wait), in slot order, and he_dp_ss_fd() says when one is done.
+ *
  * Clients cannot hold the main lcore: sockets are written without
  * blocking (a reply that does not fit waits in the client's out buffer,
  * and no further request of that client is read until it is written), a
@@ -42,6 +52,22 @@
 #define CTL_CLIENTS	16
 #define CTL_IDLE_MS	5000	/* no progress: closed */
 #define CTL_EVICT_MS	1000	/* idle this long: its slot may go to a newcomer */
+#define CTL_PAGE	256	/* listing entries per reply line */
+
+/* "ss" filters; 0 / empty: any. */
+struct ss_filter {
+	uint8_t state;		/* enum nk_sock_state */
+	bool port_set;
+	uint16_t port;		/* local or remote */
+};
+
+/* A listing being streamed: he_sock_info ("sockets") or he_ss_info ("ss"). */
+struct listing {
+	struct he_sock_info *socks;
+	struct he_ss_info *ss;
+	uint32_t n, pos;
+	struct ss_filter flt;
+};
 
 struct client {
 	int fd;
@@ -50,12 +76,19 @@ struct client {
 	uint64_t last_ms;	/* when bytes last moved */
 	char *out;		/* the reply being written, or NULL */
 	size_t out_len, out_off;
+	struct listing *list;	/* pages still to write, or NULL */
+	bool ss_wait;		/* an "ss" waiting to start or for its answer */
+	struct he_ep *ss_guest, *ss_nsm;
+	struct ss_filter ss_flt;
+	uint64_t gen;		/* connections this slot has had */
 	char buf[CTL_LINE_MAX];
 };
 
 static struct he_config *cfg;
 static int listen_fd = -1;
 static struct client clients[CTL_CLIENTS];
+static struct client *ss_owner;		/* whose "ss" is under way, or NULL */
+static uint64_t ss_owner_gen;
 static struct timespec started;
 
 static const char *const state_names[] = {
@@ -185,42 +218,264 @@ static json_object *cmd_stats(json_object *req)
 	return r;
 }
 
-static json_object *cmd_sockets(json_object *req)
+static void list_free(struct listing *l)
 {
-	json_object *r, *arr, *err = NULL;
-	struct he_sock_info *s;
+	if (l) {
+		free(l->socks);
+		free(l->ss);
+		free(l);
+	}
+}
+
+static void sock_json(json_object *o, const struct he_sock_info *s, bool credits)
+{
+	json_object_object_add(o, "guest", json_object_new_string(s->guest));
+	add_u64(o, "guest_sock", s->guest_sock);
+	json_object_object_add(o, "nsm", json_object_new_string(s->nsm));
+	add_u64(o, "nsm_sock", s->nsm_sock);
+	json_object_object_add(o, credits ? "state" : "engine_state",
+			       json_object_new_string(s->state));
+	add_u64(o, "tx_bytes", s->tx_bytes);
+	add_u64(o, "rx_bytes", s->rx_bytes);
+	if (!credits)
+		return;
+	add_u64(o, "guest_buf_alloc", s->guest_buf_alloc);
+	add_u64(o, "guest_fwd_cnt", s->guest_fwd_cnt);
+	add_u64(o, "nsm_buf_alloc", s->nsm_buf_alloc);
+	add_u64(o, "nsm_fwd_cnt", s->nsm_fwd_cnt);
+	add_u64(o, "guest_tx_cnt", s->guest_tx_cnt);
+	add_u64(o, "nsm_tx_cnt", s->nsm_tx_cnt);
+}
+
+static json_object *cmd_sockets(struct client *cl, json_object *req)
+{
+	json_object *err = NULL;
+	struct listing *l;
 	struct he_ep *ep;
-	int n, i;
+	int n;
 
 	ep = req_ep(req, "endpoint", 0, &err);
 	if (!ep)
 		return err;
-	n = he_dp_sockets(ep, &s);
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return error_reply(ENOMEM, strerror(ENOMEM));
+	n = he_dp_sockets(ep, &l->socks);
+	if (n < 0) {
+		list_free(l);
+		return error_reply(-n, strerror(-n));
+	}
+	l->n = n;
+	cl->list = l;
+	return NULL;
+}
+
+/* ss's names of the TCP states, as its State column prints them. */
+static const char *const ss_states[NK_SS_MAX + 1] = {
+	[NK_SS_ESTABLISHED] = "ESTAB",
+	[NK_SS_SYN_SENT] = "SYN-SENT",
+	[NK_SS_SYN_RECV] = "SYN-RECV",
+	[NK_SS_FIN_WAIT1] = "FIN-WAIT-1",
+	[NK_SS_FIN_WAIT2] = "FIN-WAIT-2",
+	[NK_SS_TIME_WAIT] = "TIME-WAIT",
+	[NK_SS_CLOSE] = "UNCONN",
+	[NK_SS_CLOSE_WAIT] = "CLOSE-WAIT",
+	[NK_SS_LAST_ACK] = "LAST-ACK",
+	[NK_SS_LISTEN] = "LISTEN",
+	[NK_SS_CLOSING] = "CLOSING",
+	[NK_SS_NEW_SYN_RECV] = "NEW-SYN-RECV",
+};
+
+static json_object *ss_addr(const struct nk_addr *na)
+{
+	char a[INET6_ADDRSTRLEN], s[INET6_ADDRSTRLEN + 16];
+	int af = na->family == AF_INET ? AF_INET : AF_INET6;
+
+	if (!inet_ntop(af, na->addr, a, sizeof(a)))
+		return NULL;
+	snprintf(s, sizeof(s), af == AF_INET ? "%s:%u" : "[%s]:%u", a, ntohs(na->port));
+	return json_object_new_string(s);
+}
+
+static bool ss_match(const struct he_ss_info *e, const struct ss_filter *f)
+{
+	if (f->state && (!e->info_ok || e->info.state != f->state))
+		return false;
+	if (f->port_set && (!e->info_ok || (ntohs(e->info.local.port) != f->port &&
+					    ntohs(e->info.remote.port) != f->port)))
+		return false;
+	return true;
+}
+
+static void ss_json(json_object *o, const struct he_ss_info *e)
+{
+	const struct nk_sock_info *i = &e->info;
+
+	sock_json(o, &e->s, false);
+	json_object_object_add(o, "proto", json_object_new_string(e->stream ? "tcp" : "udp"));
+	if (!e->info_ok) {
+		json_object_object_add(o, "state", NULL);
+		json_object_object_add(o, "info_error", json_object_new_string(e->info_err));
+		return;
+	}
+	json_object_object_add(o, "state", json_object_new_string(ss_states[i->state]));
+	json_object_object_add(o, "family", json_object_new_string(
+				       i->family == AF_INET ? "inet" : "inet6"));
+	json_object_object_add(o, "local", ss_addr(&i->local));
+	json_object_object_add(o, "remote", ss_addr(&i->remote));
+	add_u64(o, "local_port", ntohs(i->local.port));
+	add_u64(o, "remote_port", ntohs(i->remote.port));
+	add_u64(o, "recv_q", i->recv_q);
+	add_u64(o, "send_q", i->send_q);
+	if (i->proto != IPPROTO_TCP)
+		return;
+	add_u64(o, "rtt_us", i->rtt_us);
+	add_u64(o, "rttvar_us", i->rttvar_us);
+	add_u64(o, "cwnd", i->snd_cwnd);
+	add_u64(o, "retrans", i->retrans);
+	add_u64(o, "delivery_rate", i->delivery_rate);
+}
+
+/* The next page of @cl's listing; the listing is freed with its last. */
+static json_object *list_page(struct client *cl)
+{
+	json_object *r = ok_reply(), *arr = json_object_new_array();
+	struct listing *l = cl->list;
+	unsigned int k = 0;
+
+	for (; l->pos < l->n && k < CTL_PAGE; l->pos++) {
+		json_object *o;
+
+		if (l->ss && !ss_match(&l->ss[l->pos], &l->flt))
+			continue;
+		o = json_object_new_object();
+		if (l->ss)
+			ss_json(o, &l->ss[l->pos]);
+		else
+			sock_json(o, &l->socks[l->pos], true);
+		json_object_array_add(arr, o);
+		k++;
+	}
+	/* A page ends early only at the end: no empty last page follows. */
+	while (l->ss && l->pos < l->n && !ss_match(&l->ss[l->pos], &l->flt))
+		l->pos++;
+	json_object_object_add(r, "more", json_object_new_boolean(l->pos < l->n));
+	json_object_object_add(r, "sockets", arr);
+	if (l->pos >= l->n) {
+		list_free(l);
+		cl->list = NULL;
+	}
+	return r;
+}
+
+/* An optional string member: 0 (absent or null), 1 (*@out set), or -1. */
+static int opt_str(json_object *req, const char *key, const char **out)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(req, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return -1;
+	*out = json_object_get_string(v);
+	return 1;
+}
+
+static void ss_start(struct client *cl)
+{
+	ss_owner = cl;
+	ss_owner_gen = cl->gen;
+	/* Cannot fail: the roles were checked, and none is under way. */
+	he_dp_ss_start(cl->ss_guest, cl->ss_nsm);
+}
+
+/* The listing (NULL: cl->list set) or error reply of an "ss" that is done. */
+static json_object *ss_reply(struct client *cl, int n, struct he_ss_info *ss)
+{
+	struct listing *l;
+
 	if (n < 0)
 		return error_reply(-n, strerror(-n));
-	r = ok_reply();
-	arr = json_object_new_array();
-	for (i = 0; i < n; i++) {
-		json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "guest", json_object_new_string(s[i].guest));
-		add_u64(o, "guest_sock", s[i].guest_sock);
-		json_object_object_add(o, "nsm", json_object_new_string(s[i].nsm));
-		add_u64(o, "nsm_sock", s[i].nsm_sock);
-		json_object_object_add(o, "state", json_object_new_string(s[i].state));
-		add_u64(o, "tx_bytes", s[i].tx_bytes);
-		add_u64(o, "rx_bytes", s[i].rx_bytes);
-		add_u64(o, "guest_buf_alloc", s[i].guest_buf_alloc);
-		add_u64(o, "guest_fwd_cnt", s[i].guest_fwd_cnt);
-		add_u64(o, "nsm_buf_alloc", s[i].nsm_buf_alloc);
-		add_u64(o, "nsm_fwd_cnt", s[i].nsm_fwd_cnt);
-		add_u64(o, "guest_tx_cnt", s[i].guest_tx_cnt);
-		add_u64(o, "nsm_tx_cnt", s[i].nsm_tx_cnt);
-		json_object_array_add(arr, o);
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		free(ss);
+		return error_reply(ENOMEM, strerror(ENOMEM));
 	}
-	free(s);
-	json_object_object_add(r, "sockets", arr);
-	return r;
+	l->ss = ss;
+	l->n = n;
+	l->flt = cl->ss_flt;
+	cl->list = l;
+	return NULL;
+}
+
+static json_object *cmd_ss(struct client *cl, json_object *req)
+{
+	struct he_ep *g = NULL, *nsm = NULL;
+	json_object *err = NULL, *v;
+	struct ss_filter flt = { 0 };
+	struct he_ss_info *ss;
+	const char *st = NULL;
+	unsigned int i;
+	int n;
+
+	if ((opt_str(req, "guest", &st) > 0 && !(g = req_ep(req, "guest", NK_ROLE_GUEST, &err))) ||
+	    (opt_str(req, "nsm", &st) > 0 && !(nsm = req_ep(req, "nsm", NK_ROLE_NSM, &err))))
+		return err;
+	if (opt_str(req, "guest", &st) < 0 || opt_str(req, "nsm", &st) < 0)
+		return error_reply(EINVAL, "guest and nsm must be endpoint names");
+	st = NULL;
+	if (opt_str(req, "state", &st) < 0)
+		return error_reply(EINVAL, "state must be a string");
+	for (i = 1; st && i <= NK_SS_MAX && !flt.state; i++)
+		if (!strcasecmp(st, ss_states[i]))
+			flt.state = i;
+	if (st && !flt.state)
+		return error_reply(EINVAL, "unknown state");
+	if (json_object_object_get_ex(req, "port", &v) && !json_object_is_type(v, json_type_null)) {
+		int64_t p = json_object_get_int64(v);
+
+		if (!json_object_is_type(v, json_type_int) || p < 0 || p > 65535)
+			return error_reply(EINVAL, "port must be an integer 0 to 65535");
+		flt.port_set = true;
+		flt.port = p;
+	}
+	cl->ss_guest = g;
+	cl->ss_nsm = nsm;
+	cl->ss_flt = flt;
+	cl->ss_wait = true;
+	if (ss_owner)
+		return NULL;		/* its turn comes (ss_poll) */
+	ss_start(cl);
+	n = he_dp_ss_result(&ss);
+	if (n == -EAGAIN)
+		return NULL;		/* answered by ss_poll */
+	ss_owner = NULL;
+	cl->ss_wait = false;
+	return ss_reply(cl, n, ss);
+}
+
+static json_object *cmd_kill(json_object *req)
+{
+	json_object *err = NULL, *v;
+	struct he_ep *g;
+	int64_t sock;
+	int ret;
+
+	g = req_ep(req, "guest", NK_ROLE_GUEST, &err);
+	if (!g)
+		return err;
+	if (!json_object_object_get_ex(req, "sock", &v) || !json_object_is_type(v, json_type_int) ||
+	    (sock = json_object_get_int64(v)) <= 0 || sock > UINT32_MAX)
+		return error_reply(EINVAL, "sock must be a guest socket id, 1 to 4294967295");
+	ret = he_dp_kill(g, sock);
+	if (ret == -ENOENT)
+		return error_reply(ENOENT, "no such socket");
+	if (ret == -EALREADY)
+		return error_reply(EALREADY, "socket already reset or closing");
+	if (ret)
+		return error_reply(-ret, strerror(-ret));
+	he_log(NOTICE, "control: %s socket %" PRId64 " killed", g->name, sock);
+	return ok_reply();
 }
 
 static json_object *cmd_engine(void)
@@ -250,7 +505,8 @@ static json_object *cmd_engine(void)
 	return r;
 }
 
-static json_object *handle(const char *line)
+/* The reply to @line, or NULL when a listing is to be streamed (cl->list). */
+static json_object *handle(struct client *cl, const char *line)
 {
 	enum json_tokener_error jerr;
 	json_object *req, *cmd, *r, *err = NULL;
@@ -272,7 +528,11 @@ static json_object *handle(const char *line)
 	} else if (!strcmp(c, "stats")) {
 		r = cmd_stats(req);
 	} else if (!strcmp(c, "sockets")) {
-		r = cmd_sockets(req);
+		r = cmd_sockets(cl, req);
+	} else if (!strcmp(c, "ss")) {
+		r = cmd_ss(cl, req);
+	} else if (!strcmp(c, "kill")) {
+		r = cmd_kill(req);
 	} else if (!strcmp(c, "engine")) {
 		r = cmd_engine();
 	} else if (!strcmp(c, "attach")) {
@@ -307,48 +567,69 @@ static void client_close(struct client *cl)
 	cl->fd = -1;
 	free(cl->out);
 	cl->out = NULL;
+	list_free(cl->list);
+	cl->list = NULL;
+	cl->ss_wait = false;
 }
 
-/* Write what the client's socket takes now; the rest waits for POLLOUT. */
-static void client_flush(struct client *cl)
-{
-	ssize_t n;
-
-	while (cl->out_off < cl->out_len) {
-		n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
-			 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n <= 0) {
-			client_close(cl);
-			return;
-		}
-		cl->out_off += n;
-		cl->last_ms = now_ms();
-	}
-	free(cl->out);
-	cl->out = NULL;
-}
-
-static void client_send(struct client *cl, json_object *r)
+static bool client_set_out(struct client *cl, json_object *r)
 {
 	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN |
 							 JSON_C_TO_STRING_NOSLASHESCAPE);
 	size_t len = strlen(s);
 
 	cl->out = malloc(len + 1);
-	if (!cl->out) {
-		client_close(cl);
-	} else {
+	if (cl->out) {
 		memcpy(cl->out, s, len);
 		cl->out[len] = '\n';
 		cl->out_len = len + 1;
 		cl->out_off = 0;
-		client_flush(cl);
 	}
 	json_object_put(r);
+	return cl->out;
+}
+
+/*
+ * Write what the client's socket takes now; the rest waits for POLLOUT.
+ * A listing's next page is made when the previous one is out.
+ */
+static void client_flush(struct client *cl)
+{
+	ssize_t n;
+
+	for (;;) {
+		while (cl->out && cl->out_off < cl->out_len) {
+			n = send(cl->fd, cl->out + cl->out_off, cl->out_len - cl->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return;
+			if (n <= 0) {
+				client_close(cl);
+				return;
+			}
+			cl->out_off += n;
+			cl->last_ms = now_ms();
+		}
+		free(cl->out);
+		cl->out = NULL;
+		if (!cl->list)
+			return;
+		if (!client_set_out(cl, list_page(cl))) {
+			client_close(cl);
+			return;
+		}
+	}
+}
+
+static void client_send(struct client *cl, json_object *r)
+{
+	if (r && !client_set_out(cl, r)) {
+		client_close(cl);
+		return;
+	}
+	client_flush(cl);
 }
 
 /* Answer the complete lines in the client's buffer while replies get out. */
@@ -356,20 +637,21 @@ static void client_lines(struct client *cl)
 {
 	char *nl;
 
-	while (cl->fd >= 0 && !cl->out && (nl = memchr(cl->buf, '\n', cl->len))) {
+	while (cl->fd >= 0 && !cl->out && !cl->ss_wait &&
+	       (nl = memchr(cl->buf, '\n', cl->len))) {
 		size_t used = nl - cl->buf + 1;
 		bool discard = cl->discard;
 
 		*nl = '\0';
 		cl->discard = false;
 		if (!discard)
-			client_send(cl, handle(cl->buf));
+			client_send(cl, handle(cl, cl->buf));
 		if (cl->fd < 0)
 			return;
 		memmove(cl->buf, cl->buf + used, cl->len - used);
 		cl->len -= used;
 	}
-	if (cl->fd >= 0 && !cl->out && cl->len == sizeof(cl->buf)) {
+	if (cl->fd >= 0 && !cl->out && !cl->ss_wait && cl->len == sizeof(cl->buf)) {
 		bool discard = cl->discard;
 
 		cl->discard = true;
@@ -424,6 +706,9 @@ static void client_accept(struct client *cl)
 	cl->len = 0;
 	cl->discard = false;
 	cl->out = NULL;
+	cl->list = NULL;
+	cl->ss_wait = false;
+	cl->gen++;
 	cl->last_ms = now_ms();
 }
 
@@ -484,6 +769,8 @@ static int clients_expire(uint64_t now, bool *slot)
 
 		if (cl->fd < 0)
 			continue;
+		if (cl->ss_wait)	/* the engine's turn: bounded by HE_INFO_TIMEOUT_MS */
+			cl->last_ms = now;
 		if (now - cl->last_ms >= CTL_IDLE_MS) {
 			he_log(DEBUG, "control: client idle for %u ms closed", CTL_IDLE_MS);
 			client_close(cl);
@@ -499,9 +786,46 @@ static int clients_expire(uint64_t now, bool *slot)
 	return wait == UINT64_MAX ? -1 : (int)wait;
 }
 
+/*
+ * The "ss" under way is done (he_dp_ss_fd() readable): its client gets
+ * the answer, if it is still there, and the next waiting client's starts.
+ */
+static void ss_poll(void)
+{
+	struct he_ss_info *ss = NULL;
+	struct client *cl;
+	unsigned int i;
+	int n;
+
+	for (;;) {
+		if (!ss_owner) {
+			for (i = 0; i < CTL_CLIENTS && !(clients[i].fd >= 0 && clients[i].ss_wait); i++)
+				;
+			if (i == CTL_CLIENTS) {
+				he_dp_ss_result(&ss);	/* clears the eventfd */
+				return;
+			}
+			ss_start(&clients[i]);
+		}
+		n = he_dp_ss_result(&ss);
+		if (n == -EAGAIN)
+			return;
+		cl = ss_owner;
+		ss_owner = NULL;
+		if (cl->fd < 0 || cl->gen != ss_owner_gen || !cl->ss_wait) {
+			free(n >= 0 ? ss : NULL);
+			continue;
+		}
+		cl->ss_wait = false;
+		client_send(cl, ss_reply(cl, n, ss));
+		if (cl->fd >= 0 && !cl->out)
+			client_lines(cl);
+	}
+}
+
 void he_ctl_run(int sigfd)
 {
-	struct pollfd pfd[CTL_CLIENTS + 2];
+	struct pollfd pfd[CTL_CLIENTS + 3];
 	struct signalfd_siginfo si;
 	struct client *cl;
 	unsigned int i;
@@ -517,8 +841,12 @@ void he_ctl_run(int sigfd)
 		pfd[1].events = POLLIN;
 		for (i = 0; i < CTL_CLIENTS; i++) {
 			pfd[i + 2].fd = clients[i].fd;
-			pfd[i + 2].events = clients[i].out ? POLLOUT : POLLIN;
+			/* Waiting for its ss: nothing read, a hangup still seen. */
+			pfd[i + 2].events = clients[i].out ? POLLOUT :
+					    clients[i].ss_wait ? 0 : POLLIN;
 		}
+		pfd[CTL_CLIENTS + 2].fd = he_dp_ss_fd();
+		pfd[CTL_CLIENTS + 2].events = POLLIN;
 		if (poll(pfd, RTE_DIM(pfd), timeout) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -544,6 +872,8 @@ void he_ctl_run(int sigfd)
 				client_close(cl);
 			}
 		}
+		if (pfd[CTL_CLIENTS + 2].revents & POLLIN)
+			ss_poll();
 		if ((pfd[1].revents & POLLIN) && (cl = client_slot(now_ms())))
 			client_accept(cl);
 	}

@@ -42,6 +42,7 @@
 #define HE_MAX_SOCKETS		4096	/* default max_sockets */
 #define HE_MAX_SOCKETS_LIMIT	(1U << 20)	/* largest max_sockets */
 #define HE_SLEEP_MS		100	/* adaptive sleep timeout */
+#define HE_INFO_TIMEOUT_MS	2000	/* NSMs' INFO replies for one listing */
 
 /* ------------------------------------------------------------------ */
 /* Logging                                                             */
@@ -138,6 +139,7 @@ enum he_counter {
 	HE_C_CONFIG_ERRORS,	/* written by the vhost-user message thread */
 	HE_C_OVERSIZE,
 	HE_C_SOCKET_LIMIT,
+	HE_C_CONN_RESETS,	/* guests: EV_RESET sent to it, any cause */
 	HE_C_NR,
 };
 
@@ -308,6 +310,7 @@ struct he_ep {
 	struct he_req_list my_reqs;	/* guest: its outstanding requests */
 	uint32_t nr_reqs;		/* guest: entries in my_reqs */
 	uint32_t next_sock;		/* NSM: next NSM socket id to try */
+	uint32_t info_reqs;		/* NSM: INFO requests outstanding */
 	struct he_pmsg_list pending;
 	struct he_ratelimit rl;
 };
@@ -353,6 +356,19 @@ struct he_sock_info {
 	uint32_t guest_tx_cnt, nsm_tx_cnt;
 };
 
+/*
+ * One socket as the "ss" control command reports it: the engine's view
+ * (he_sock_info) and, when info_ok, what the NSM answered to INFO; else
+ * info_err says why there is none.
+ */
+struct he_ss_info {
+	struct he_sock_info s;
+	bool stream;
+	bool info_ok;
+	char info_err[80];
+	struct nk_sock_info info;	/* checked by nk_sock_info_check() */
+};
+
 struct he_engine_stats {
 	uint64_t loops;
 	uint64_t sleeps;
@@ -385,6 +401,20 @@ int he_dp_attach(struct he_ep *guest, struct he_ep *nsm);
 int he_dp_detach(struct he_ep *guest);
 /* Returns the number of entries in *out (malloc'ed), or -errno. */
 int he_dp_sockets(struct he_ep *ep, struct he_sock_info **out);
+/*
+ * The "ss" listing, for the control thread, one at a time: start it for
+ * the connections of @guest (NULL: every guest's) served by @nsm (NULL:
+ * any): 0, -EINVAL (wrong role) or -EBUSY (one is under way).  Its NSMs'
+ * INFO answers are waited for at most HE_INFO_TIMEOUT_MS, without the
+ * caller waiting: he_dp_ss_fd() becomes readable when it is done, and
+ * he_dp_ss_result() then gives the number of entries in *out (malloc'ed)
+ * or -errno; before, -EAGAIN; with none started, -ENOENT.
+ */
+int he_dp_ss_start(struct he_ep *guest, struct he_ep *nsm);
+int he_dp_ss_result(struct he_ss_info **out);
+int he_dp_ss_fd(void);
+/* Reset @guest's socket @gsock as a peer's reset would: 0 or -errno. */
+int he_dp_kill(struct he_ep *guest, uint32_t gsock);
 
 /* ------------------------------------------------------------------ */
 /* vhost-user (vhost.c), control socket (ctl.c), telemetry             */

@@ -10,7 +10,7 @@
  * Threading and locking:
  *  - Everything in this file except the command-queue entry points
  *    (he_dp_dev_start/stop/pause/resume, he_dp_attach/detach,
- *    he_dp_sockets, he_dp_stats)
+ *    he_dp_sockets, he_dp_ss_*, he_dp_kill, he_dp_stats)
  *    runs on the data-plane lcore, which owns all endpoints' data-plane
  *    state, every he_map, he_req and he_pmsg, and the endpoints' rings and
  *    guest memory while they are running.  No lock protects that state.
@@ -22,6 +22,14 @@
  *    caller, under cmd_lock, which keeps them serialised.
  *  - Counters are written here with relaxed atomic stores (he_cnt_*);
  *    other threads only read them.
+ *  - An "ss" command (CMD_SS, he_dp_ss_start) is the one its caller does
+ *    not wait for, and the one the data plane does not finish when it
+ *    takes it: it sends NK_OP_INFO requests to the NSMs and completes the
+ *    command when the last reply is in or HE_INFO_TIMEOUT_MS have passed,
+ *    whichever is first, serving every endpoint meanwhile; ss_efd then
+ *    tells the control thread, which collects it (he_dp_ss_result).  One
+ *    at a time.  A reply that comes after that is dropped; an NSM with
+ *    INFO requests still outstanding is not asked again.
  *
  * Scheduling (also in Documentation/netkernel/hostengine.rst, "Data
  * plane"): the data plane makes passes over all running endpoints, starting
@@ -38,6 +46,8 @@
 #include <inttypes.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,6 +58,7 @@
 
 #include <rte_atomic.h>
 #include <rte_common.h>
+#include <rte_cycles.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
@@ -93,6 +104,8 @@ struct he_req {
 	uint32_t nsm_sock;
 	uint32_t new_guest_sock;	/* ACCEPT */
 	uint32_t new_nsm_sock;		/* ACCEPT */
+	uint32_t info_first, info_n;	/* INFO: its entries of ss_job.idx */
+	uint64_t info_gen;		/* INFO: the ss_job it was sent for */
 	uint16_t op;
 };
 
@@ -111,6 +124,8 @@ enum he_cmd_type {
 	CMD_ATTACH,
 	CMD_DETACH,
 	CMD_SOCKETS,
+	CMD_SS,
+	CMD_KILL,
 };
 
 struct he_cmd {
@@ -125,14 +140,32 @@ struct he_cmd {
 	uint16_t *last_used;
 	struct rte_vhost_memory *mem;
 	struct he_sock_info *socks;
+	struct he_ss_info *ss;
+	uint32_t sock;			/* CMD_KILL */
 	int ret;
+	bool deferred;			/* CMD_SS: done later (ss_finish) */
 	bool done;
 };
+
+/*
+ * The "ss" command being answered: its entries, and for each NSM asked
+ * the indices of its entries (idx), in the order of the INFO requests.
+ */
+static struct {
+	struct he_cmd *cmd;		/* NULL: none */
+	uint64_t gen;
+	uint64_t deadline;		/* timer cycles */
+	uint32_t *idx;
+	uint32_t outstanding;		/* INFO requests */
+} ss_job;
 
 static struct he_config *cfg;
 static uint64_t next_req_id = 1;
 static int epfd = -1;
 static int cmd_efd = -1;
+static int ss_efd = -1;			/* ss_cmd done */
+static struct he_cmd ss_cmd;		/* the control thread's "ss" */
+static bool ss_started;			/* control thread only */
 static bool dp_quit;
 static struct he_chain rq_chain;	/* the requestq chain being handled */
 static struct he_chain ev_chain;	/* the eventq chain being filled */
@@ -606,6 +639,7 @@ static void map_reset(struct he_map *m, int err)
 		return;
 	m->reset = true;
 	m->reset_err = err;
+	he_cnt_add(m->guest, HE_C_CONN_RESETS, 1);
 	if (deliver(m->guest, &ev, NULL, 0, true))
 		he_cnt_add(m->guest, HE_C_DROPS, 1);
 	if (m->nsm)
@@ -912,6 +946,9 @@ static int reply_room(struct he_ep *nsm, struct he_ep *g, const struct nk_hdr *h
  * A reply whose payload cannot reach the guest (reply_room) becomes an
  * error reply without payload; a socket the NSM did open is then closed.
  */
+static void info_reply(struct he_ep *nsm, struct he_req *r, const struct nk_hdr *h,
+		       const struct he_iov *iov);
+
 static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 			 const struct he_iov *iov)
 {
@@ -921,6 +958,11 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 	struct nk_hdr f;
 	int err;
 
+	if (r->op == NK_OP_INFO) {
+		info_reply(nsm, r, h, iov);
+		free(r);
+		return;
+	}
 	if (g) {
 		TAILQ_REMOVE(&g->my_reqs, r, glink);
 		g->nr_reqs--;
@@ -1474,6 +1516,23 @@ static const char *map_state(const struct he_map *m)
 	return m->opening ? "opening" : "open";
 }
 
+static void sock_info_fill(struct he_sock_info *s, const struct he_map *m)
+{
+	snprintf(s->guest, sizeof(s->guest), "%s", m->guest ? m->guest->name : "");
+	snprintf(s->nsm, sizeof(s->nsm), "%s", m->nsm ? m->nsm->name : "");
+	s->guest_sock = m->guest_sock;
+	s->nsm_sock = m->nsm_sock;
+	s->state = map_state(m);
+	s->tx_bytes = m->tx_bytes;
+	s->rx_bytes = m->rx_bytes;
+	s->guest_buf_alloc = m->to_guest.peer_buf_alloc;
+	s->guest_fwd_cnt = m->to_guest.peer_fwd_cnt;
+	s->nsm_buf_alloc = m->to_nsm.peer_buf_alloc;
+	s->nsm_fwd_cnt = m->to_nsm.peer_fwd_cnt;
+	s->guest_tx_cnt = m->to_nsm.tx_cnt;
+	s->nsm_tx_cnt = m->to_guest.tx_cnt;
+}
+
 static int cmd_sockets(struct he_ep *ep, struct he_sock_info **out)
 {
 	struct he_sock_info *s = calloc(ep->socks.count + 1, sizeof(*s));
@@ -1488,25 +1547,263 @@ static int cmd_sockets(struct he_ep *ep, struct he_sock_info **out)
 			const struct he_map *m = guest ? container_of(n, struct he_map, gnode) :
 							 container_of(n, struct he_map, nnode);
 
-			snprintf(s[k].guest, sizeof(s[k].guest), "%s",
-				 m->guest ? m->guest->name : "");
-			snprintf(s[k].nsm, sizeof(s[k].nsm), "%s", m->nsm ? m->nsm->name : "");
-			s[k].guest_sock = m->guest_sock;
-			s[k].nsm_sock = m->nsm_sock;
-			s[k].state = map_state(m);
-			s[k].tx_bytes = m->tx_bytes;
-			s[k].rx_bytes = m->rx_bytes;
-			s[k].guest_buf_alloc = m->to_guest.peer_buf_alloc;
-			s[k].guest_fwd_cnt = m->to_guest.peer_fwd_cnt;
-			s[k].nsm_buf_alloc = m->to_nsm.peer_buf_alloc;
-			s[k].nsm_fwd_cnt = m->to_nsm.peer_fwd_cnt;
-			s[k].guest_tx_cnt = m->to_nsm.tx_cnt;
-			s[k].nsm_tx_cnt = m->to_guest.tx_cnt;
-			k++;
+			sock_info_fill(&s[k++], m);
 		}
 	}
 	*out = s;
 	return k;
+}
+
+/* ------------------------------------------------------------------ */
+/* "ss": the NSMs' view of the sockets (NK_OP_INFO)                    */
+/* ------------------------------------------------------------------ */
+
+static void __attribute__((format(printf, 2, 3)))
+ss_err(struct he_ss_info *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(e->info_err, sizeof(e->info_err), fmt, ap);
+	va_end(ap);
+}
+
+static void cmd_done_locked(struct he_cmd *c);
+
+/* The job is over: entries still waiting timed out; the caller goes on. */
+static void ss_finish(void)
+{
+	struct he_cmd *c = ss_job.cmd;
+	int i;
+
+	if (!c)
+		return;
+	for (i = 0; i < c->ret; i++)
+		if (!c->ss[i].info_ok && !c->ss[i].info_err[0])
+			ss_err(&c->ss[i], "no INFO reply from the NSM within %u ms",
+			       HE_INFO_TIMEOUT_MS);
+	free(ss_job.idx);
+	ss_job.idx = NULL;
+	ss_job.cmd = NULL;
+	ss_job.outstanding = 0;
+	pthread_mutex_lock(&cmd_lock);
+	cmd_done_locked(c);
+	pthread_cond_broadcast(&cmd_cond);
+	pthread_mutex_unlock(&cmd_lock);
+}
+
+/* Ask @nsm about the entries ss_job.idx[first..first+n): 0 or -errno. */
+static int info_ask(struct he_ep *nsm, uint32_t first, uint32_t n)
+{
+	struct nk_hdr f = { .op = NK_OP_INFO, .len = n * sizeof(uint32_t) };
+	struct he_cmd *c = ss_job.cmd;
+	uint32_t ids[NK_INFO_MAX(NK_MAX_PAYLOAD)], i;
+	struct he_seg seg;
+	struct he_iov iov;
+	struct he_req *r;
+	int err;
+
+	for (i = 0; i < n; i++)
+		ids[i] = c->ss[ss_job.idx[first + i]].s.nsm_sock;
+	r = req_new(NULL, NK_OP_INFO);
+	if (!r)
+		return -ENOMEM;
+	r->info_first = first;
+	r->info_n = n;
+	r->info_gen = ss_job.gen;
+	r->node.key = f.req_id = next_req_id++;
+	he_iov_flat(&iov, &seg, ids, f.len);
+	err = deliver(nsm, &f, &iov, 0, false);
+	if (err) {
+		free(r);
+		return err;
+	}
+	req_track(nsm, r);
+	nsm->info_reqs++;
+	ss_job.outstanding++;
+	return 0;
+}
+
+/*
+ * Start answering CMD_SS: collect the entries, then ask each NSM that
+ * can answer about its entries in INFO requests of up to NK_INFO_MAX of
+ * its max_payload ids.  The command is deferred while any is outstanding.
+ */
+static void ss_start(struct he_cmd *c)
+{
+	struct he_ep **enm = NULL, *g, *nsm;
+	uint32_t total = 0, n = 0, k = 0, i, j, l, b, batch;
+	struct he_hnode *h;
+	int err;
+
+	if (ss_job.cmd) {
+		c->ret = -EBUSY;
+		return;
+	}
+	for (i = 0; i < cfg->nr_eps; i++)
+		if (cfg->eps[i]->role == NK_ROLE_GUEST && (!c->ep || c->ep == cfg->eps[i]))
+			total += cfg->eps[i]->socks.count;
+	c->ss = calloc(total + 1, sizeof(*c->ss));
+	enm = calloc(total + 1, sizeof(*enm));
+	ss_job.idx = calloc(total + 1, sizeof(*ss_job.idx));
+	if (!c->ss || !enm || !ss_job.idx) {
+		free(c->ss);
+		free(enm);
+		free(ss_job.idx);
+		ss_job.idx = NULL;
+		c->ret = -ENOMEM;
+		return;
+	}
+	for (i = 0; i < cfg->nr_eps; i++) {
+		g = cfg->eps[i];
+		if (g->role != NK_ROLE_GUEST || (c->ep && c->ep != g))
+			continue;
+		for (j = 0; j < HE_HASH_BUCKETS; j++) {
+			for (h = g->socks.b[j]; h; h = h->next) {
+				struct he_map *m = container_of(h, struct he_map, gnode);
+				struct he_ss_info *e = &c->ss[n];
+
+				if (c->ep2 && m->nsm != c->ep2)
+					continue;
+				sock_info_fill(&e->s, m);
+				e->stream = m->stream;
+				nsm = m->nsm;
+				if (!nsm || m->reset || m->closing)
+					ss_err(e, "%s by the engine: not asked", e->s.state);
+				else if (!dp_running || !nsm->running || nsm->state != HE_EP_READY)
+					ss_err(e, "the NSM is not connected");
+				else if (!(nsm->features & NK_FEAT_INFO))
+					ss_err(e, "the NSM does not answer INFO (no NK_FEAT_INFO)");
+				else if (nsm->info_reqs)
+					ss_err(e, "the NSM has not answered an earlier INFO request");
+				else
+					enm[n] = nsm;
+				n++;
+			}
+		}
+	}
+	c->ret = n;
+	ss_job.cmd = c;
+	ss_job.gen++;
+	ss_job.deadline = rte_get_timer_cycles() +
+			  rte_get_timer_hz() * HE_INFO_TIMEOUT_MS / 1000;
+	for (i = 0; i < cfg->nr_eps; i++) {
+		uint32_t first = k;
+
+		nsm = cfg->eps[i];
+		if (nsm->role != NK_ROLE_NSM)
+			continue;
+		for (j = 0; j < n; j++)
+			if (enm[j] == nsm)
+				ss_job.idx[k++] = j;
+		batch = NK_INFO_MAX(nsm->max_payload);
+		for (j = first; j < k; j += b) {
+			b = RTE_MIN(batch, k - j);
+			err = info_ask(nsm, j, b);
+			for (l = 0; err && l < b; l++)
+				ss_err(&c->ss[ss_job.idx[j + l]], "INFO request not sent: %s",
+				       strerror(-err));
+		}
+	}
+	free(enm);
+	c->deferred = ss_job.outstanding > 0;
+	if (!c->deferred) {
+		free(ss_job.idx);
+		ss_job.idx = NULL;
+		ss_job.cmd = NULL;
+	}
+}
+
+/*
+ * An NSM's answer to INFO request @r (or its failure: @iov NULL when the
+ * NSM went away).  Every byte is checked before any of it is used: the
+ * length must be one record per id asked, and each record pass
+ * nk_sock_info_check() for the id at its place; a reply that fails is
+ * refused whole (EV_PROTO_ERROR NK_PERR_REFUSED to the NSM, the reason in
+ * each entry).  Records are copied out of the NSM's memory once.
+ */
+static void info_reply(struct he_ep *nsm, struct he_req *r, const struct nk_hdr *h,
+		       const struct he_iov *iov)
+{
+	struct he_cmd *c = ss_job.cmd;
+	const uint32_t rlen = sizeof(struct nk_sock_info);
+	int status = (int32_t)h->status;
+	struct nk_sock_info *rec = NULL;
+	const char *why = NULL;
+	bool refused = false;
+	char bad[64] = "";
+	uint32_t i;
+
+	nsm->info_reqs--;
+	if (!c || r->info_gen != ss_job.gen)
+		return;		/* its listing is over */
+	ss_job.outstanding--;
+	if (!iov) {
+		snprintf(bad, sizeof(bad), "the NSM went away (%s)", strerror(-status));
+	} else if (status < 0 && !h->len && !h->sock) {
+		snprintf(bad, sizeof(bad), "the NSM answered %s", strerror(-status));
+	} else {
+		refused = true;
+		if (h->sock)
+			snprintf(bad, sizeof(bad), "reply for socket %u", h->sock);
+		else if (status < 0)
+			snprintf(bad, sizeof(bad), "error reply with %u bytes", h->len);
+		else if (h->len != r->info_n * rlen)
+			snprintf(bad, sizeof(bad), "%u bytes for %u sockets", h->len, r->info_n);
+		else
+			refused = false;
+	}
+	if (!bad[0]) {
+		rec = malloc(h->len);
+		if (!rec)
+			snprintf(bad, sizeof(bad), "%s", strerror(ENOMEM));
+		else
+			he_iov_read(iov, HDR_LEN, rec, h->len);
+	}
+	for (i = 0; rec && !bad[0] && i < r->info_n; i++) {
+		uint32_t sock = c->ss[ss_job.idx[r->info_first + i]].s.nsm_sock;
+
+		if (nk_sock_info_check(&rec[i], sock, &why) == -EPROTO) {
+			snprintf(bad, sizeof(bad), "record %u: %s", i, why);
+			refused = true;
+		}
+	}
+	if (refused) {
+		he_ep_log(nsm, WARNING, "INFO reply refused: %s", bad);
+		proto_error(nsm, NK_PERR_REFUSED, -EPROTO, cur_head, h->op, h->req_id, false);
+	}
+	for (i = 0; i < r->info_n; i++) {
+		struct he_ss_info *e = &c->ss[ss_job.idx[r->info_first + i]];
+
+		if (bad[0]) {
+			ss_err(e, "%s%s", refused ? "INFO reply refused: " : "", bad);
+			continue;
+		}
+		if (nk_sock_info_check(&rec[i], e->s.nsm_sock, &why)) {
+			ss_err(e, "the NSM has no such socket");
+			continue;
+		}
+		e->info = rec[i];
+		e->info_ok = true;
+	}
+	free(rec);
+	if (!ss_job.outstanding)
+		ss_finish();
+}
+
+static int cmd_kill(struct he_ep *g, uint32_t gsock)
+{
+	struct he_map *m = map_by_guest(g, gsock);
+
+	if (!m)
+		return -ENOENT;
+	if (m->reset || m->closing)
+		return -EALREADY;
+	he_cnt_add(g, HE_C_RESETS, 1);
+	he_ep_log(g, NOTICE, "socket %u (NSM socket %u) reset by the operator", gsock,
+		  m->nsm_sock);
+	map_reset(m, -ECONNRESET);
+	return 0;
 }
 
 static void cmd_exec(struct he_cmd *c)
@@ -1533,7 +1830,41 @@ static void cmd_exec(struct he_cmd *c)
 	case CMD_SOCKETS:
 		c->ret = cmd_sockets(c->ep, &c->socks);
 		break;
+	case CMD_SS:
+		ss_start(c);
+		break;
+	case CMD_KILL:
+		c->ret = cmd_kill(c->ep, c->sock);
+		break;
 	}
+}
+
+/* @c is carried out (cmd_lock held); the "ss" command's caller is told. */
+static void cmd_done_locked(struct he_cmd *c)
+{
+	uint64_t one = 1;
+
+	c->done = true;
+	if (c == &ss_cmd && ss_efd >= 0 && write(ss_efd, &one, sizeof(one)) < 0)
+		he_log(ERR, "ss eventfd: %s", strerror(errno));
+}
+
+/* Queue @c for the data plane (or run it here if it is not running). */
+static void cmd_submit_async(struct he_cmd *c)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&cmd_lock);
+	if (!dp_running) {
+		cmd_exec(c);
+		cmd_done_locked(c);
+	} else {
+		STAILQ_INSERT_TAIL(&cmd_q, c, link);
+		__atomic_add_fetch(&cmd_nr, 1, __ATOMIC_RELEASE);
+		if (write(cmd_efd, &one, sizeof(one)) < 0)
+			he_log(ERR, "command eventfd: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&cmd_lock);
 }
 
 /* Run @c on the data plane (or here if it is not running) and wait. */
@@ -1570,7 +1901,8 @@ static unsigned int cmd_drain(void)
 		pthread_mutex_unlock(&cmd_lock);
 		cmd_exec(c);
 		pthread_mutex_lock(&cmd_lock);
-		c->done = true;
+		if (!c->deferred)
+			cmd_done_locked(c);
 		n++;
 	}
 	pthread_cond_broadcast(&cmd_cond);
@@ -1645,6 +1977,55 @@ int he_dp_sockets(struct he_ep *ep, struct he_sock_info **out)
 
 	cmd_submit(&c);
 	*out = c.socks;
+	return c.ret;
+}
+
+int he_dp_ss_start(struct he_ep *guest, struct he_ep *nsm)
+{
+	if ((guest && guest->role != NK_ROLE_GUEST) || (nsm && nsm->role != NK_ROLE_NSM))
+		return -EINVAL;
+	if (ss_started)
+		return -EBUSY;
+	memset(&ss_cmd, 0, sizeof(ss_cmd));
+	ss_cmd.type = CMD_SS;
+	ss_cmd.ep = guest;
+	ss_cmd.ep2 = nsm;
+	ss_started = true;
+	cmd_submit_async(&ss_cmd);
+	return 0;
+}
+
+int he_dp_ss_result(struct he_ss_info **out)
+{
+	uint64_t v;
+	bool done;
+
+	if (ss_efd >= 0 && read(ss_efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		he_log(DEBUG, "read(ss eventfd): %s", strerror(errno));
+	if (!ss_started)
+		return -ENOENT;
+	pthread_mutex_lock(&cmd_lock);
+	done = ss_cmd.done;
+	pthread_mutex_unlock(&cmd_lock);
+	if (!done)
+		return -EAGAIN;
+	ss_started = false;
+	*out = ss_cmd.ss;
+	return ss_cmd.ret;
+}
+
+int he_dp_ss_fd(void)
+{
+	return ss_efd;
+}
+
+int he_dp_kill(struct he_ep *guest, uint32_t gsock)
+{
+	struct he_cmd c = { .type = CMD_KILL, .ep = guest, .sock = gsock };
+
+	if (guest->role != NK_ROLE_GUEST)
+		return -EINVAL;
+	cmd_submit(&c);
 	return c.ret;
 }
 
@@ -1760,6 +2141,8 @@ static int dp_main(void *arg)
 			start = (start + 1) % cfg->nr_eps;
 		calls_flush();
 		stat_add(&dp_stats.loops, 1);
+		if (ss_job.cmd && rte_get_timer_cycles() >= ss_job.deadline)
+			ss_finish();
 		if (work) {
 			idle = 0;
 		} else if (++idle >= cfg->idle_polls) {
@@ -1774,12 +2157,13 @@ static int dp_main(void *arg)
 	}
 
 	/* Hand over: later commands run in their callers. */
+	ss_finish();
 	pthread_mutex_lock(&cmd_lock);
 	dp_running = false;
 	while ((c = STAILQ_FIRST(&cmd_q))) {
 		STAILQ_REMOVE_HEAD(&cmd_q, link);
 		cmd_exec(c);
-		c->done = true;
+		cmd_done_locked(c);
 	}
 	cmd_nr = 0;
 	pthread_cond_broadcast(&cmd_cond);
@@ -1799,7 +2183,8 @@ int he_dp_init(struct he_config *c)
 		return -EIO;
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	cmd_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (epfd < 0 || cmd_efd < 0)
+	ss_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (epfd < 0 || cmd_efd < 0 || ss_efd < 0)
 		return -errno;
 	ev.data.fd = cmd_efd;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, cmd_efd, &ev) < 0)

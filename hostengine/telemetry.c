@@ -30,6 +30,7 @@ const char *const he_counter_names[HE_C_NR] = {
 	[HE_C_CONFIG_ERRORS] = "config_errors",
 	[HE_C_OVERSIZE] = "oversize",
 	[HE_C_SOCKET_LIMIT] = "socket_limit",
+	[HE_C_CONN_RESETS] = "conn_resets",
 };
 
 static struct he_config *cfg;

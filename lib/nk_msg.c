@@ -52,6 +52,7 @@ static bool nk_op_allowed(int role, u16 op, bool reply)
 		if (reply)
 			return op == NK_OP_HELLO;
 		return (nk_op_is_request(op) && op != NK_OP_HELLO) ||
+		       op == NK_OP_INFO ||
 		       op == NK_EV_RESET || op == NK_EV_PROTO_ERROR;
 	default:
 		return false;
@@ -65,9 +66,10 @@ bool nk_op_sendable(int role, u16 op, bool reply)
 		/* requests; a guest answers none */
 		return !reply && nk_op_is_request(op);
 	case NK_ROLE_NSM:
-		/* HELLO, replies to the guests' requests, events, CREDIT */
+		/* HELLO, replies to the guests' and the engine's requests, events, CREDIT */
 		if (reply)
-			return nk_op_is_request(op) && op != NK_OP_HELLO;
+			return (nk_op_is_request(op) && op != NK_OP_HELLO) ||
+			       op == NK_OP_INFO;
 		return op == NK_OP_HELLO || op == NK_OP_CREDIT ||
 		       (op >= NK_EV_DATA && op <= NK_EV_ERROR);
 	default:
@@ -165,6 +167,8 @@ const char *nk_op_name(u16 op)
 
 	if (nk_op_is_request(op))
 		return req_names[op];
+	if (op == NK_OP_INFO)
+		return "INFO";
 	if (op == NK_EV_PROTO_ERROR)
 		return "EV_PROTO_ERROR";
 	if (nk_op_is_event(op))
@@ -236,6 +240,55 @@ int nk_addr_check(const struct nk_addr *na)
 	default:
 		return -EINVAL;
 	}
+}
+
+int nk_info_req_check(const struct nk_hdr *hdr, u32 max_payload)
+{
+	u32 plen = le32_to_cpu(hdr->len);
+
+	if (hdr->sock || plen % sizeof(__le32) || !plen ||
+	    plen / sizeof(__le32) > NK_INFO_MAX(max_payload))
+		return -EINVAL;
+	return plen / sizeof(__le32);
+}
+
+/* An address of a socket of @family: that family, or all zero but it. */
+static bool nk_info_addr_ok(const struct nk_addr *na, u16 family)
+{
+	return le16_to_cpu(na->family) == family && !nk_addr_check(na);
+}
+
+int nk_sock_info_check(const struct nk_sock_info *si, u32 sock,
+		       const char **why)
+{
+	s32 status = (s32)le32_to_cpu(si->status);
+	u16 family = le16_to_cpu(si->family);
+
+	*why = NULL;
+	if (le32_to_cpu(si->sock) != sock)
+		*why = "not the socket asked for";
+	else if (status == -EBADF)
+		*why = memchr_inv(&si->family, 0, sizeof(*si) -
+				  offsetof(struct nk_sock_info, family)) ?
+		       "unknown socket with data" : NULL;
+	else if (status)
+		*why = "bad status";
+	else if (family != AF_INET && family != AF_INET6)
+		*why = "bad family";
+	else if (si->proto != IPPROTO_TCP && si->proto != IPPROTO_UDP)
+		*why = "bad protocol";
+	else if (!si->state || si->state > NK_SS_MAX ||
+		 (si->proto == IPPROTO_UDP && si->state != NK_SS_ESTABLISHED &&
+		  si->state != NK_SS_CLOSE))
+		*why = "bad state";
+	else if (!nk_info_addr_ok(&si->local, family) ||
+		 !nk_info_addr_ok(&si->remote, family))
+		*why = "bad address";
+	else if (si->reserved)
+		*why = "reserved field set";
+	if (*why)
+		return -EPROTO;
+	return status;
 }
 
 int nk_addr_from_sockaddr(struct nk_addr *na, const struct sockaddr *sa,

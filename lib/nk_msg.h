@@ -174,6 +174,34 @@ int nk_hello_reply_parse(const struct nk_hdr *hdr, const void *payload,
 int nk_addr_check(const struct nk_addr *na);
 
 /**
+ * nk_info_req_check() - validate an NK_OP_INFO request (the NSM's side)
+ * @hdr: the header, already checked by nk_hdr_check()
+ * @max_payload: the NSM's agreed max_payload (its reply must fit)
+ *
+ * sock must be 0 and the payload 1 to NK_INFO_MAX(@max_payload) __le32
+ * socket ids.
+ *
+ * Return: the number of ids, or -EINVAL.
+ */
+int nk_info_req_check(const struct nk_hdr *hdr, u32 max_payload);
+
+/**
+ * nk_sock_info_check() - validate one record of an NK_OP_INFO reply
+ * @si: the record, as received
+ * @sock: the socket id the request asked for at this record's place
+ * @why: set to what is wrong (a constant string), NULL if nothing
+ *
+ * Every byte is checked: the id, status 0 or -EBADF (then all else 0),
+ * family, protocol, state (UDP: ESTABLISHED or CLOSE), both addresses of
+ * the record's family (nk_addr_check()), reserved 0.
+ *
+ * Return: 0 (a socket described), -EBADF (the NSM has no such socket), or
+ * -EPROTO (a malformed record, *@why says how).
+ */
+int nk_sock_info_check(const struct nk_sock_info *si, u32 sock,
+		       const char **why);
+
+/**
  * nk_addr_from_sockaddr() - convert a user's socket address
  * @na: result
  * @sa: struct sockaddr_in or sockaddr_in6 (kernel copy)

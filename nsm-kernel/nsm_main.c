@@ -21,6 +21,12 @@
  *   non-blocking (O_NONBLOCK, MSG_DONTWAIT).  ACCEPT answers -EAGAIN when no
  *   connection waits, CONNECT -EINPROGRESS; the guest waits for the events.
  *
+ * - INFO, the engine's own request (nkctl ss), is answered from the same
+ *   work: for each NSM socket id asked, a struct nk_sock_info with the
+ *   kernel socket's state, addresses, queues and tcp_info (nsm_op_info()),
+ *   each socket's lock held while it is read; -EBADF in the record for an
+ *   id that is not open.  NK_FEAT_INFO in HELLO says the module answers it.
+ *
  * - Nothing is sent to the transport directly: replies and events wait on
  *   nsm_dev.outq for tx_work, which never sleeps for requestq space (see
  *   nsm_out.c).  A reply or event about a socket is queued with
@@ -407,7 +413,7 @@ static void nsm_tx_space(struct nk_dev *nd)
 static const struct nk_transport_ops nsm_ops = {
 	.name = "nsm_kernel",
 	.role = NK_ROLE_NSM,
-	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM,
+	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO,
 	.attach = nsm_attach,
 	.detach = nsm_detach,
 	.rx = nsm_rx,

@@ -1474,6 +1474,103 @@ static void nsm_answer(struct nsm_req *rq, struct nsm_sock *ns, int err,
 	}
 }
 
+/* One NK_OP_INFO record for @ns, whose lock is held. */
+static void nsm_info_fill(struct nsm_sock *ns, struct nk_sock_info *si)
+{
+	struct sockaddr_storage ss;
+	struct sock *sk = ns->sock->sk;
+	struct tcp_info ti;
+	int len;
+
+	si->family = cpu_to_le16(ns->family);
+	si->local.family = si->family;
+	si->remote.family = si->family;
+	si->proto = ns->type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP;
+	si->state = READ_ONCE(sk->sk_state);
+	if (si->state < NK_SS_ESTABLISHED || si->state > NK_SS_MAX ||
+	    (si->proto == IPPROTO_UDP && si->state != NK_SS_ESTABLISHED))
+		si->state = NK_SS_CLOSE;
+	len = kernel_getsockname(ns->sock, (struct sockaddr *)&ss);
+	if (len < 0 ||
+	    nk_addr_from_sockaddr(&si->local, (struct sockaddr *)&ss, len))
+		memset(&si->local, 0, sizeof(si->local));
+	len = kernel_getpeername(ns->sock, (struct sockaddr *)&ss);
+	if (len < 0 ||
+	    nk_addr_from_sockaddr(&si->remote, (struct sockaddr *)&ss, len))
+		memset(&si->remote, 0, sizeof(si->remote));
+	si->local.family = si->family;
+	si->remote.family = si->family;
+	if (si->proto == IPPROTO_UDP) {
+		si->send_q = cpu_to_le32(sk_wmem_alloc_get(sk));
+		si->recv_q = cpu_to_le32(sk_rmem_alloc_get(sk));
+		return;
+	}
+	if (si->state == NK_SS_LISTEN) {
+		si->recv_q = cpu_to_le32(READ_ONCE(sk->sk_ack_backlog));
+		si->send_q = cpu_to_le32(READ_ONCE(sk->sk_max_ack_backlog));
+	} else {
+		const struct tcp_sock *tp = tcp_sk(sk);
+
+		si->recv_q = cpu_to_le32(max_t(int, READ_ONCE(tp->rcv_nxt) -
+					       READ_ONCE(tp->copied_seq), 0));
+		si->send_q = cpu_to_le32(READ_ONCE(tp->write_seq) -
+					 READ_ONCE(tp->snd_una));
+	}
+	tcp_get_info(sk, &ti);
+	si->rtt_us = cpu_to_le32(ti.tcpi_rtt);
+	si->rttvar_us = cpu_to_le32(ti.tcpi_rttvar);
+	si->snd_cwnd = cpu_to_le32(ti.tcpi_snd_cwnd);
+	si->retrans = cpu_to_le32(ti.tcpi_total_retrans);
+	si->delivery_rate = cpu_to_le64(ti.tcpi_delivery_rate);
+}
+
+/*
+ * NK_OP_INFO: the engine asks what its sockets' kernel sockets look like
+ * (nkctl ss).  The reply carries one record per id, -EBADF in the record
+ * for an id this NSM has no open socket for.
+ */
+static void nsm_op_info(struct nsm_req *rq)
+{
+	u64 req_id = le64_to_cpu(rq->hdr->req_id);
+	const __le32 *ids = rq->payload;
+	struct nk_sock_info *si;
+	struct nsm_sock *ns;
+	struct nsm_out *out;
+	int n, i;
+
+	n = nk_info_req_check(rq->hdr, rq->nsm->max_payload);
+	if (n < 0) {
+		nsm_invalid(rq, "bad INFO request");
+		nsm_msg(rq->nsm, NULL, 0, rq->op, NK_F_REPLY, req_id, n, 0,
+			NULL, 0);
+		return;
+	}
+	out = nsm_msg_new(0, rq->op, NK_F_REPLY, req_id, n * sizeof(*si));
+	if (!out) {
+		pr_warn_ratelimited("no memory for an INFO reply\n");
+		return;
+	}
+	si = (struct nk_sock_info *)out->tb->payload;
+	memset(si, 0, n * sizeof(*si));
+	for (i = 0; i < n; i++) {
+		u32 id = le32_to_cpu(ids[i]);
+
+		si[i].sock = ids[i];
+		si[i].status = cpu_to_le32(-EBADF);
+		ns = id ? nk_sockid_get(&rq->nsm->socks, id) : NULL;
+		if (!ns)
+			continue;
+		mutex_lock(&ns->lock);
+		if (!ns->closed && ns->sock) {
+			si[i].status = 0;
+			nsm_info_fill(ns, &si[i]);
+		}
+		mutex_unlock(&ns->lock);
+		nsm_sock_put(ns);
+	}
+	nsm_xmit(rq->nsm, NULL, out);
+}
+
 /* An event the engine sent us: nothing to do but note it. */
 static void nsm_engine_event(struct nsm_req *rq)
 {
@@ -1515,6 +1612,10 @@ void nsm_request(struct nsm_dev *nsm, const struct nk_hdr *hdr,
 	}
 	if (rq.op == NK_EV_RESET || rq.op == NK_EV_PROTO_ERROR) {
 		nsm_engine_event(&rq);
+		return;
+	}
+	if (rq.op == NK_OP_INFO) {
+		nsm_op_info(&rq);
 		return;
 	}
 	if (rq.op == NK_OP_SOCKET) {

@@ -39,6 +39,7 @@ const char *const h_cnt_names[HC_NR] = {
 	[HC_CONFIG_ERRORS] = "config_errors",
 	[HC_OVERSIZE] = "oversize",
 	[HC_SOCKET_LIMIT] = "socket_limit",
+	[HC_CONN_RESETS] = "conn_resets",
 };
 
 struct h_world W = { .pid = -1 };
@@ -457,48 +458,112 @@ int h_main(const struct h_group *g)
 /* Control socket                                                      */
 /* ------------------------------------------------------------------ */
 
-static json_object *vctl(const char *fmt, va_list ap)
+static int vctl_start(const char *fmt, va_list ap)
 {
-	char line[4096], *buf = NULL, *p;
-	size_t size = 0, n = 0;
-	json_object *r = NULL;
+	char line[4096];
 	int fd, len;
-	ssize_t k;
 
 	len = vsnprintf(line, sizeof(line) - 1, fmt, ap);
 	if (len < 0 || len >= (int)sizeof(line) - 1)
-		return NULL;
+		return -1;
 	line[len++] = '\n';
 	fd = ctl_connect();
 	if (fd < 0)
+		return -1;
+	if (write(fd, line, len) != len) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int h_ctl_start(const char *fmt, ...)
+{
+	va_list ap;
+	int fd;
+
+	va_start(ap, fmt);
+	fd = vctl_start(fmt, ap);
+	va_end(ap);
+	return fd;
+}
+
+/* Join a listing's page @p into @r's "sockets"; false if @p is not one. */
+static bool join_page(json_object *r, json_object *p)
+{
+	json_object *all, *arr;
+	size_t i;
+
+	if (!json_object_object_get_ex(r, "sockets", &all) ||
+	    !json_object_object_get_ex(p, "sockets", &arr) ||
+	    !json_object_is_type(arr, json_type_array))
+		return false;
+	for (i = 0; i < json_object_array_length(arr); i++)
+		json_object_array_add(all, json_object_get(json_object_array_get_idx(arr, i)));
+	return true;
+}
+
+json_object *h_ctl_finish(int fd)
+{
+	json_object *r = NULL, *pg, *more;
+	size_t size = 0, n = 0;
+	char *buf = NULL, *p, *nl;
+	bool last, joined;
+	ssize_t k;
+
+	if (fd < 0)
 		return NULL;
-	if (write(fd, line, len) != len)
-		goto out;
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 
-		if (n + 4096 > size) {
-			size = size ? 2 * size : 65536;
+		while (buf && (nl = memchr(buf, '\n', n))) {
+			*nl = '\0';
+			pg = json_tokener_parse(buf);
+			n -= nl + 1 - buf;
+			memmove(buf, nl + 1, n);
+			if (!pg)
+				goto fail;
+			last = !json_object_object_get_ex(pg, "more", &more) ||
+			       !json_object_get_boolean(more);
+			if (!r) {
+				r = pg;
+			} else {
+				joined = join_page(r, pg);
+				json_object_put(pg);
+				if (!joined)
+					goto fail;
+			}
+			if (last) {
+				json_object_object_del(r, "more");
+				goto out;
+			}
+		}
+		if (n + 65536 > size) {
+			size = size ? 2 * size : 131072;
 			p = realloc(buf, size);
 			if (!p)
-				goto out;
+				goto fail;
 			buf = p;
 		}
 		if (poll(&pfd, 1, 10000) <= 0)
-			goto out;
+			goto fail;
 		k = read(fd, buf + n, size - n - 1);
 		if (k <= 0)
-			goto out;
+			goto fail;
 		n += k;
-		buf[n] = '\0';
-		if (memchr(buf, '\n', n))
-			break;
 	}
-	r = json_tokener_parse(buf);
+fail:
+	json_object_put(r);
+	r = NULL;
 out:
 	free(buf);
 	close(fd);
 	return r;
+}
+
+static json_object *vctl(const char *fmt, va_list ap)
+{
+	return h_ctl_finish(vctl_start(fmt, ap));
 }
 
 json_object *h_ctl(const char *fmt, ...)

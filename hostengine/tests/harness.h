@@ -63,6 +63,7 @@ enum h_cnt {
 	HC_CONFIG_ERRORS,
 	HC_OVERSIZE,
 	HC_SOCKET_LIMIT,
+	HC_CONN_RESETS,
 	HC_NR,
 };
 
@@ -160,6 +161,13 @@ int h_main(const struct h_group *g);
 
 /* ---- control socket ---- */
 
+/*
+ * A request sent without waiting (printf format): the connection, or -1;
+ * h_ctl_finish() reads the reply (a listing's pages joined, "more"
+ * removed) and closes it.
+ */
+int h_ctl_start(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+json_object *h_ctl_finish(int fd);
 /* One request line (printf format); the reply object, or NULL. */
 json_object *h_ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Same, asserting "ok": true.  Caller puts the object. */

@@ -583,6 +583,7 @@ static const struct bad_msg bad_msgs[] = {
 	  -EOPNOTSUPP },
 	{ "guest_ev_data", false, true, NK_EV_DATA, 0, 0, { 0 }, 1, -EOPNOTSUPP },
 	{ "guest_ev_reset", false, true, NK_EV_RESET, 0, 0, { 0 }, 0, -EOPNOTSUPP },
+	{ "guest_info", false, false, NK_OP_INFO, 0, 0, { 0 }, 4, -EOPNOTSUPP },
 	/* vm1: flags */
 	{ "guest_socket_flag_0x0100", false, false, NK_OP_SOCKET, 0x0100, 0, SOCK_ARGS, 0,
 	  -EINVAL },
@@ -606,6 +607,7 @@ static const struct bad_msg bad_msgs[] = {
 	{ "nsm_op_max_request_plus_1", true, true, NK_OP_MAX_REQUEST + 1, 0, 0, { 0 }, 0,
 	  -EOPNOTSUPP },
 	{ "nsm_ev_reset", true, true, NK_EV_RESET, 0, 0, { 0 }, 0, -EOPNOTSUPP },
+	{ "nsm_info_request", true, false, NK_OP_INFO, 0, 0, { 0 }, 4, -EOPNOTSUPP },
 	/* the NSM: flags and status */
 	{ "nsm_ev_hup_flag_0x0100", true, true, NK_EV_HUP, 0x0100, 0, { 0 }, 0, -EINVAL },
 	{ "nsm_ev_connected_addr", true, true, NK_EV_CONNECTED, NK_F_ADDR, 0, { 0 },

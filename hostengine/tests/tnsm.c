@@ -22,7 +22,8 @@
 #include "tnsm.h"
 
 #define TNSM_LOG_MAX	200000
-#define TNSM_NOPS	(NK_OP_MAX_REQUEST + 1)
+#define TNSM_INFO_SLOT	(NK_OP_MAX_REQUEST + 1)	/* NK_OP_INFO's knobs */
+#define TNSM_NOPS	(NK_OP_MAX_REQUEST + 2)
 
 struct tsock {
 	struct tnsm_sock_info i;
@@ -213,6 +214,54 @@ static void on_send(struct tnsm *t, const struct nk_hdr *h, const uint8_t *p, in
 	pthread_cond_broadcast(&t->cond);
 }
 
+void tnsm_info_record(uint32_t sock, struct nk_sock_info *si)
+{
+	memset(si, 0, sizeof(*si));
+	si->sock = sock;
+	si->family = AF_INET;
+	si->proto = IPPROTO_TCP;
+	si->state = NK_SS_ESTABLISHED;
+	nk_addr_parse(&si->local, TNSM_INFO_LOCAL_IP, TNSM_INFO_PORT(sock));
+	nk_addr_parse(&si->remote, TNSM_PEER_IP, TNSM_PEER_PORT);
+	si->rtt_us = TNSM_INFO_RTT(sock);
+	si->rttvar_us = TNSM_INFO_RTT(sock) / 2;
+	si->snd_cwnd = 10;
+	si->retrans = 1;
+	si->send_q = 3;
+	si->recv_q = 4;
+	si->delivery_rate = 125000000;
+}
+
+/* INFO: a record per id, made up by tnsm_info_record() for open sockets. */
+static void on_info(struct tnsm *t, const struct nk_hdr *h, const uint8_t *p, int len)
+{
+	uint32_t n = len / sizeof(uint32_t), i, id;
+	struct nk_sock_info *si = calloc(n + 1, sizeof(*si));
+	struct tsock *s;
+	struct nk_hdr r;
+
+	if (!si || (uint32_t)len != h->len || len % sizeof(uint32_t)) {
+		terr(t, "INFO of %d bytes", len);
+		free(si);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		memcpy(&id, p + i * sizeof(id), sizeof(id));
+		s = sock_find(t, id);
+		if (s && !s->i.closed) {
+			tnsm_info_record(id, &si[i]);
+		} else {
+			si[i].sock = id;
+			si[i].status = (uint32_t)-EBADF;
+		}
+	}
+	nk_hdr_init(&r, NK_OP_INFO, NK_F_REPLY, 0, h->req_id);
+	r.status = (uint32_t)t->status[TNSM_INFO_SLOT];
+	tsend(t, &r, r.status ? NULL : si, r.status ? 0 : n * sizeof(*si));
+	free(si);
+	pthread_cond_broadcast(&t->cond);
+}
+
 static void handle(struct tnsm *t, const struct nk_hdr *h, const uint8_t *p, int len)
 {
 	uint32_t optval = TNSM_OPTVAL;
@@ -229,6 +278,11 @@ static void handle(struct tnsm *t, const struct nk_hdr *h, const uint8_t *p, int
 		return on_send(t, h, p, len);
 	if (op == NK_OP_CREDIT) {
 		credit_take(h, sock_find(t, h->sock));
+		return;
+	}
+	if (op == NK_OP_INFO) {
+		if (t->mode[TNSM_INFO_SLOT] != TNSM_SILENT)
+			on_info(t, h, p, len);
 		return;
 	}
 	if (op < NK_OP_SOCKET || op > NK_OP_MAX_REQUEST)
@@ -366,8 +420,14 @@ struct tnsm *tnsm_start(const char *path)
 
 struct tnsm *tnsm_start_mp(const char *path, uint32_t max_payload)
 {
+	return tnsm_start_opts(path, max_payload, 0);
+}
+
+struct tnsm *tnsm_start_opts(const char *path, uint32_t max_payload, uint64_t features)
+{
 	struct nk_ep_opts o = {
 		.role = NK_ROLE_NSM, .timeout_ms = H_TIMEOUT_MS, .max_payload = max_payload,
+		.features = features,
 	};
 	double deadline = h_now() + H_TIMEOUT_MS / 1000.0;
 	struct tnsm *t = calloc(1, sizeof(*t));
@@ -466,6 +526,8 @@ void tnsm_defaults(struct tnsm *t)
 
 void tnsm_set_reply(struct tnsm *t, uint16_t op, enum tnsm_mode mode, int32_t status)
 {
+	if (op == NK_OP_INFO)
+		op = TNSM_INFO_SLOT;
 	if (op >= TNSM_NOPS)
 		return;
 	pthread_mutex_lock(&t->lock);

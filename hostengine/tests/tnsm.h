@@ -25,6 +25,10 @@
 #define TNSM_PEER_PORT		4242		/* ACCEPT/GETPEERNAME peer */
 #define TNSM_PEER_IP		"192.0.2.1"
 #define TNSM_NAME_PORT		8080		/* GETSOCKNAME */
+/* INFO records for open sockets (tnsm_info_record()) */
+#define TNSM_INFO_LOCAL_IP	"10.0.0.11"
+#define TNSM_INFO_PORT(sock)	((uint16_t)(30000 + (sock) % 30000))
+#define TNSM_INFO_RTT(sock)	(1000 + (sock))
 
 enum tnsm_mode {
 	TNSM_AUTO,		/* answer with the configured status */
@@ -52,6 +56,8 @@ struct tnsm;
 struct tnsm *tnsm_start(const char *path);
 /* The same, offering @max_payload in HELLO (0: NK_MAX_PAYLOAD). */
 struct tnsm *tnsm_start_mp(const char *path, uint32_t max_payload);
+/* ... and @features in HELLO (0: NK_FEAT_ALL). */
+struct tnsm *tnsm_start_opts(const char *path, uint32_t max_payload, uint64_t features);
 /* Stop the thread and disconnect abruptly (as a dying VM). */
 void tnsm_stop(struct tnsm *t);
 uint32_t tnsm_ep_id(struct tnsm *t);
@@ -61,7 +67,11 @@ int tnsm_error(struct tnsm *t);
 
 /* Knobs (tnsm_defaults restores them all). */
 void tnsm_defaults(struct tnsm *t);
+/* NK_OP_INFO too: TNSM_SILENT leaves it unanswered, a status fails it. */
 void tnsm_set_reply(struct tnsm *t, uint16_t op, enum tnsm_mode mode, int32_t status);
+/* The record an INFO reply carries for open socket @sock. */
+struct nk_sock_info;
+void tnsm_info_record(uint32_t sock, struct nk_sock_info *si);
 void tnsm_set_credit(struct tnsm *t, uint32_t buf_alloc);
 /* Record SEND messages in the log (default yes; bulk tests say no). */
 void tnsm_record_sends(struct tnsm *t, bool on);

@@ -152,6 +152,12 @@ struct nk_hdr {
  *  CREDIT        buf_alloc, fwd_cnt (NK_F_CREDIT)  none unless it fails;
  *                sent by either side (N -> E -> G
  *                too, as an event with req_id 0)
+ *  INFO          E -> N only, sock 0, with          status 0, payload one struct
+ *                NK_FEAT_INFO: payload 1 to         nk_sock_info per id, in the
+ *                NK_INFO_MAX(max_payload) NSM       request's order (status
+ *                socket ids, __le32 each            -EBADF in the record: no
+ *                                                   such socket); status < 0:
+ *                                                   no payload
  *
  * Events travel N -> E -> G with req_id 0, except EV_RESET and
  * EV_PROTO_ERROR, which only the engine sends.  An NSM reports a connection
@@ -203,6 +209,7 @@ enum nk_op {
 	NK_OP_IOCTL		= 14,
 	NK_OP_CREDIT		= 15,
 	NK_OP_MAX_REQUEST	= NK_OP_CREDIT,
+	NK_OP_INFO		= 0x40,	/* the engine's own request to an NSM */
 
 	NK_EV_DATA		= 0x101,
 	NK_EV_ACCEPT		= 0x102,
@@ -217,7 +224,8 @@ enum nk_op {
 /* HELLO a1: protocol features. */
 #define NK_FEAT_INET6		(1ULL << 0)	/* AF_INET6 sockets */
 #define NK_FEAT_DGRAM		(1ULL << 1)	/* SOCK_DGRAM sockets */
-#define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM)
+#define NK_FEAT_INFO		(1ULL << 2)	/* NSM: answers NK_OP_INFO */
+#define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO)
 
 /* Largest payload any endpoint may send or be sent; HELLO agrees on less. */
 #define NK_MAX_PAYLOAD		65536
@@ -271,6 +279,58 @@ struct nk_addr {
 };
 
 /*
+ * One socket as an NSM sees it, in the reply to NK_OP_INFO.  sock is the
+ * id asked for.  status 0: every other field describes the NSM's kernel
+ * socket; status -EBADF (the NSM has no such socket): all other bytes 0.
+ * family is 2 or 10, proto 6 (TCP) or 17 (UDP); state is a Linux TCP
+ * state (enum nk_sock_state, 1 to 12; a UDP socket is ESTABLISHED when
+ * connected, else CLOSE).  local and remote carry family's addresses
+ * (remote all 0 but family when there is no peer).  The counters are
+ * struct tcp_info's (tcpi_rtt, tcpi_rttvar in microseconds, tcpi_snd_cwnd
+ * in segments, tcpi_total_retrans, tcpi_delivery_rate in bytes per
+ * second), 0 for UDP; send_q and recv_q are the bytes in the socket's
+ * send and receive queues (as ss's Send-Q and Recv-Q; a listener's
+ * recv_q is its accept queue, send_q its backlog).  reserved is 0.
+ */
+struct nk_sock_info {
+	__le32	sock;
+	__le32	status;		/* 0 or a negative errno (s32) */
+	__le16	family;
+	__u8	proto;
+	__u8	state;		/* enum nk_sock_state */
+	struct nk_addr local;
+	struct nk_addr remote;
+	__le32	rtt_us;
+	__le32	rttvar_us;
+	__le32	snd_cwnd;
+	__le32	retrans;
+	__le32	send_q;
+	__le32	recv_q;
+	__le32	reserved;
+	__le64	delivery_rate;
+};
+
+/* The records one INFO reply may carry for a max_payload. */
+#define NK_INFO_MAX(max_payload)	((max_payload) / sizeof(struct nk_sock_info))
+
+/* nk_sock_info.state: Linux's TCP states (include/net/tcp_states.h). */
+enum nk_sock_state {
+	NK_SS_ESTABLISHED	= 1,
+	NK_SS_SYN_SENT		= 2,
+	NK_SS_SYN_RECV		= 3,
+	NK_SS_FIN_WAIT1		= 4,
+	NK_SS_FIN_WAIT2		= 5,
+	NK_SS_TIME_WAIT		= 6,
+	NK_SS_CLOSE		= 7,
+	NK_SS_CLOSE_WAIT	= 8,
+	NK_SS_LAST_ACK		= 9,
+	NK_SS_LISTEN		= 10,
+	NK_SS_CLOSING		= 11,
+	NK_SS_NEW_SYN_RECV	= 12,
+	NK_SS_MAX		= NK_SS_NEW_SYN_RECV,
+};
+
+/*
  * Credits (per socket and direction, as virtio-vsock's buf_alloc/fwd_cnt):
  * a receiver announces buf_alloc, the bytes it will hold for the socket, and
  * fwd_cnt, the bytes it has consumed so far.  A sender that has sent tx_cnt
@@ -295,5 +355,6 @@ static inline int nk_credit_ok(__u32 tx_cnt, __u32 n, __u32 peer_fwd_cnt,
 _Static_assert(sizeof(struct nk_config) == 8, "nk_config is 8 bytes");
 _Static_assert(sizeof(struct nk_hdr) == 64, "nk_hdr is one cache line");
 _Static_assert(sizeof(struct nk_addr) == 28, "nk_addr is 28 bytes");
+_Static_assert(sizeof(struct nk_sock_info) == 104, "nk_sock_info is 104 bytes");
 
 #endif /* _NETKERNEL_NK_PROTO_H */

@@ -9,7 +9,9 @@
  * Input: request lines separated by '\n', each cut at the control
  * socket's 4 KiB limit.  Every reply must be one JSON object with a
  * boolean "ok", and a failed one a positive "errno" and an "error"
- * string; the reply must print as one line.
+ * string; the reply must print as one line.  A listing ("sockets", "ss")
+ * is paged through to its end as client_flush() would, each page checked
+ * the same way and carrying a boolean "more".
  */
 #include <assert.h>
 #include <stdio.h>
@@ -46,8 +48,26 @@ static void check_reply(json_object *r)
 	json_object_put(r);
 }
 
+/* handle()'s answer, and a listing's pages, as the client would get them. */
+static void check_replies(struct client *cl, json_object *r)
+{
+	json_object *more;
+
+	if (r)
+		return check_reply(r);
+	assert(cl->list);
+	while (cl->list) {
+		r = list_page(cl);
+		assert(json_object_object_get_ex(r, "more", &more) &&
+		       json_object_is_type(more, json_type_boolean) &&
+		       json_object_get_boolean(more) == !!cl->list);
+		check_reply(r);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static struct client cl = { .fd = -1 };
 	static char line[CTL_LINE_MAX];
 	const uint8_t *end = data + size, *nl;
 	size_t n;
@@ -61,7 +81,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n < sizeof(line)) {
 			memcpy(line, data, n);
 			line[n] = '\0';
-			check_reply(handle(line));
+			check_replies(&cl, handle(&cl, line));
 		}
 		data += n + 1;
 	}

@@ -139,6 +139,10 @@ def ctl_seeds():
         'list': b'{"cmd": "list"}\n',
         'stats': b'{"cmd": "stats"}\n{"cmd": "stats", "endpoint": "vm1"}\n',
         'sockets': b'{"cmd": "sockets", "endpoint": "nsm0"}\n',
+        'ss': b'{"cmd": "ss"}\n',
+        'ss_filters': b'{"cmd": "ss", "guest": "vm1", "nsm": "nsm0", "state": "estab", "port": 80}\n',
+        'ss_bad': b'{"cmd": "ss", "state": "nope", "port": 70000}\n',
+        'kill': b'{"cmd": "kill", "guest": "vm1", "sock": 7}\n',
         'engine': b'{"cmd": "engine"}\n',
         'attach-detach': b'{"cmd": "detach", "guest": "vm2"}\n'
                          b'{"cmd": "attach", "guest": "vm2", "nsm": "nsm0"}\n'

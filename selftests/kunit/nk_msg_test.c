@@ -284,7 +284,8 @@ static void hdr_check_unknown_flag_bits(struct kunit *test)
  *  - a guest's eventq carries replies to its requests (HELLO's included)
  *    and events, and the NSM's CREDIT, forwarded "as an event with req_id 0";
  *  - an NSM's eventq carries the guests' requests (HELLO ends at E), its own
- *    HELLO reply, and the events E itself sends (EV_RESET, EV_PROTO_ERROR).
+ *    HELLO reply, the engine's INFO request, and the events E itself sends
+ *    (EV_RESET, EV_PROTO_ERROR).
  */
 static bool spec_is_request(u16 op)
 {
@@ -319,6 +320,7 @@ static bool spec_may_receive(int role, u16 op, bool reply)
 		if (reply)
 			return op == NK_OP_HELLO;
 		return (spec_is_request(op) && op != NK_OP_HELLO) ||
+		       op == NK_OP_INFO ||
 		       op == NK_EV_RESET || op == NK_EV_PROTO_ERROR;
 	default:
 		return false;
@@ -346,6 +348,7 @@ static const struct op_case op_cases[] = {
 	{ NK_OP_GETPEERNAME, "GETPEERNAME" },
 	{ NK_OP_IOCTL, "IOCTL" },
 	{ NK_OP_CREDIT, "CREDIT" },
+	{ NK_OP_INFO, "INFO" },
 	{ NK_EV_DATA, "EV_DATA" },
 	{ NK_EV_ACCEPT, "EV_ACCEPT" },
 	{ NK_EV_CONNECTED, "EV_CONNECTED" },
@@ -400,10 +403,10 @@ static void hdr_check_op_role_matrix(struct kunit *test)
 }
 
 /*
- * protocol.rst: what each endpoint sends the engine.  A guest: requests,
- * answering none; an NSM: HELLO, replies to the guests' requests, CREDIT
- * and the events EV_DATA..EV_ERROR (EV_RESET, EV_PROTO_ERROR are the
- * engine's).
+ * protocol.rst: what each endpoint sends the engine.  A guest: requests
+ * (INFO is the engine's own), answering none; an NSM: HELLO, replies to the
+ * guests' requests and to the engine's INFO, CREDIT and the events
+ * EV_DATA..EV_ERROR (EV_RESET, EV_PROTO_ERROR are the engine's).
  */
 static bool spec_may_send(int role, u16 op, bool reply)
 {
@@ -412,7 +415,8 @@ static bool spec_may_send(int role, u16 op, bool reply)
 		return !reply && spec_is_request(op);
 	case NK_ROLE_NSM:
 		if (reply)
-			return spec_is_request(op) && op != NK_OP_HELLO;
+			return (spec_is_request(op) && op != NK_OP_HELLO) ||
+			       op == NK_OP_INFO;
 		return op == NK_OP_HELLO || op == NK_OP_CREDIT ||
 		       (spec_is_event(op) && op != NK_EV_RESET &&
 			op != NK_EV_PROTO_ERROR);
@@ -487,8 +491,8 @@ static void op_name_every_u16(struct kunit *test)
 		if (strcmp(name, "?"))
 			known++;
 	}
-	/* 15 requests, 7 events and EV_PROTO_ERROR */
-	KUNIT_EXPECT_EQ(test, known, 23U);
+	/* 15 requests, INFO, 7 events and EV_PROTO_ERROR */
+	KUNIT_EXPECT_EQ(test, known, 24U);
 }
 
 static struct kunit_case netkernel_msg_cases[] = {
@@ -1660,8 +1664,214 @@ static struct kunit_suite netkernel_credit_suite = {
 	.test_cases = netkernel_credit_cases,
 };
 
+/* ------------------------------------------------------------------ */
+/* NK_OP_INFO: the request (NSM side) and the records (engine side)    */
+/* ------------------------------------------------------------------ */
+
+struct info_req_case {
+	const char *name;
+	u32 sock, len, max_payload;
+	int want;
+};
+
+static const struct info_req_case info_req_cases[] = {
+	{ "one_id", 0, 4, 4096, 1 },
+	{ "max_ids_4096", 0, 4 * 39, 4096, 39 },
+	{ "over_max_ids_4096", 0, 4 * 40, 4096, -EINVAL },
+	{ "max_ids_65536", 0, 4 * 630, 65536, 630 },
+	{ "over_max_ids_65536", 0, 4 * 631, 65536, -EINVAL },
+	{ "no_ids", 0, 0, 4096, -EINVAL },
+	{ "partial_id", 0, 6, 4096, -EINVAL },
+	{ "socket_set", 7, 4, 4096, -EINVAL },
+};
+
+static void info_req_case_desc(const struct info_req_case *c, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "%s", c->name);
+}
+
+KUNIT_ARRAY_PARAM(info_req, info_req_cases, info_req_case_desc);
+
+static void info_req_check_table(struct kunit *test)
+{
+	const struct info_req_case *c = test->param_value;
+	struct nk_hdr h;
+
+	hdr_make(&h, NK_OP_INFO, 0, c->len, 0);
+	h.sock = cpu_to_le32(c->sock);
+	KUNIT_EXPECT_EQ(test, nk_info_req_check(&h, c->max_payload), c->want);
+}
+
+enum info_mut {
+	IM_NONE, IM_SOCK, IM_EBADF, IM_EBADF_DATA, IM_EINVAL, IM_STATUS_POS,
+	IM_FAMILY, IM_V6, IM_PROTO, IM_UDP, IM_UDP_LISTEN, IM_STATE_0,
+	IM_STATE_MAX, IM_STATE_13, IM_LOCAL_FAMILY, IM_REMOTE_FAMILY,
+	IM_V4_HIGH, IM_V4_FLOWINFO, IM_RESERVED, IM_RATE_ANY,
+};
+
+struct info_case {
+	const char *name;
+	enum info_mut mut;
+	int want;
+	const char *why;
+};
+
+static const struct info_case info_cases[] = {
+	{ "tcp_v4_established", IM_NONE, 0, NULL },
+	{ "tcp_v6", IM_V6, 0, NULL },
+	{ "udp_unconnected", IM_UDP, 0, NULL },
+	{ "state_new_syn_recv", IM_STATE_MAX, 0, NULL },
+	{ "counters_any_value", IM_RATE_ANY, 0, NULL },
+	{ "no_such_socket", IM_EBADF, -EBADF, NULL },
+	{ "other_socket", IM_SOCK, -EPROTO, "not the socket asked for" },
+	{ "no_such_socket_with_data", IM_EBADF_DATA, -EPROTO, "unknown socket with data" },
+	{ "status_einval", IM_EINVAL, -EPROTO, "bad status" },
+	{ "status_positive", IM_STATUS_POS, -EPROTO, "bad status" },
+	{ "family_3", IM_FAMILY, -EPROTO, "bad family" },
+	{ "proto_1", IM_PROTO, -EPROTO, "bad protocol" },
+	{ "udp_listen", IM_UDP_LISTEN, -EPROTO, "bad state" },
+	{ "state_0", IM_STATE_0, -EPROTO, "bad state" },
+	{ "state_13", IM_STATE_13, -EPROTO, "bad state" },
+	{ "local_other_family", IM_LOCAL_FAMILY, -EPROTO, "bad address" },
+	{ "remote_other_family", IM_REMOTE_FAMILY, -EPROTO, "bad address" },
+	{ "v4_address_high_bytes", IM_V4_HIGH, -EPROTO, "bad address" },
+	{ "v4_flowinfo", IM_V4_FLOWINFO, -EPROTO, "bad address" },
+	{ "reserved_set", IM_RESERVED, -EPROTO, "reserved field set" },
+};
+
+static void info_case_desc(const struct info_case *c, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "%s", c->name);
+}
+
+KUNIT_ARRAY_PARAM(info, info_cases, info_case_desc);
+
+static void info_record(struct nk_sock_info *si, enum info_mut mut)
+{
+	memset(si, 0, sizeof(*si));
+	si->sock = cpu_to_le32(9);
+	si->family = cpu_to_le16(AF_INET);
+	si->proto = IPPROTO_TCP;
+	si->state = NK_SS_ESTABLISHED;
+	si->local.family = si->family;
+	si->local.addr[0] = 10;
+	si->local.port = htons(80);
+	si->remote.family = si->family;
+	si->rtt_us = cpu_to_le32(1000);
+	switch (mut) {
+	case IM_NONE:
+		break;
+	case IM_SOCK:
+		si->sock = cpu_to_le32(10);
+		break;
+	case IM_EBADF:
+		memset(&si->family, 0, sizeof(*si) - offsetof(struct nk_sock_info, family));
+		si->status = cpu_to_le32(-EBADF);
+		break;
+	case IM_EBADF_DATA:
+		si->status = cpu_to_le32(-EBADF);
+		break;
+	case IM_EINVAL:
+		si->status = cpu_to_le32(-EINVAL);
+		break;
+	case IM_STATUS_POS:
+		si->status = cpu_to_le32(1);
+		break;
+	case IM_FAMILY:
+		si->family = cpu_to_le16(3);
+		break;
+	case IM_V6:
+		si->family = cpu_to_le16(AF_INET6);
+		si->local.family = si->family;
+		si->remote.family = si->family;
+		si->local.addr[15] = 1;
+		si->local.flowinfo = htonl(5);
+		break;
+	case IM_PROTO:
+		si->proto = 1;
+		break;
+	case IM_UDP:
+		si->proto = IPPROTO_UDP;
+		si->state = NK_SS_CLOSE;
+		break;
+	case IM_UDP_LISTEN:
+		si->proto = IPPROTO_UDP;
+		si->state = NK_SS_LISTEN;
+		break;
+	case IM_STATE_0:
+		si->state = 0;
+		break;
+	case IM_STATE_MAX:
+		si->state = NK_SS_MAX;
+		break;
+	case IM_STATE_13:
+		si->state = NK_SS_MAX + 1;
+		break;
+	case IM_LOCAL_FAMILY:
+		si->local.family = cpu_to_le16(AF_INET6);
+		break;
+	case IM_REMOTE_FAMILY:
+		si->remote.family = 0;
+		break;
+	case IM_V4_HIGH:
+		si->remote.addr[4] = 1;
+		break;
+	case IM_V4_FLOWINFO:
+		si->local.flowinfo = htonl(1);
+		break;
+	case IM_RESERVED:
+		si->reserved = cpu_to_le32(1);
+		break;
+	case IM_RATE_ANY:
+		si->delivery_rate = cpu_to_le64(~0ULL);
+		si->snd_cwnd = cpu_to_le32(U32_MAX);
+		break;
+	}
+}
+
+static void sock_info_check_table(struct kunit *test)
+{
+	const struct info_case *c = test->param_value;
+	struct nk_sock_info si;
+	const char *why = "unset";
+
+	info_record(&si, c->mut);
+	KUNIT_EXPECT_EQ(test, nk_sock_info_check(&si, 9, &why), c->want);
+	if (c->why)
+		KUNIT_EXPECT_STREQ(test, why ? why : "(null)", c->why);
+	else
+		KUNIT_EXPECT_TRUE_MSG(test, !why, "why: %s", why);
+}
+
+/* The wire layout protocol.rst gives. */
+static void sock_info_layout(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, sizeof(struct nk_sock_info), 104);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_sock_info, family), 8);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_sock_info, state), 11);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_sock_info, local), 12);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_sock_info, remote), 40);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_sock_info, rtt_us), 68);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_sock_info, reserved), 92);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_sock_info, delivery_rate), 96);
+	KUNIT_EXPECT_EQ(test, NK_INFO_MAX(NK_MIN_PAYLOAD), 19);
+}
+
+static struct kunit_case netkernel_info_cases[] = {
+	KUNIT_CASE_PARAM(info_req_check_table, info_req_gen_params),
+	KUNIT_CASE_PARAM(sock_info_check_table, info_gen_params),
+	KUNIT_CASE(sock_info_layout),
+	{}
+};
+
+static struct kunit_suite netkernel_info_suite = {
+	.name = "netkernel_info",
+	.test_cases = netkernel_info_cases,
+};
+
 kunit_test_suites(&netkernel_msg_suite, &netkernel_hello_suite,
-		  &netkernel_addr_suite, &netkernel_credit_suite);
+		  &netkernel_addr_suite, &netkernel_credit_suite,
+		  &netkernel_info_suite);
 
 MODULE_DESCRIPTION("KUnit tests for NetKernel's nk message helpers");
 MODULE_LICENSE("GPL");

@@ -8,8 +8,11 @@
  *   nk_tenancy bind ADDR PORT [v6only] [reuseport] [hold SECS]
  *       A TCP socket bound to ADDR:PORT (and listening, if held): "ok" or
  *       the errno name.  With hold, it stays open SECS seconds.
- *   nk_tenancy connect ADDR PORT
- *       A TCP connect (5 s at most): "ok" or the errno name.
+ *   nk_tenancy connect ADDR PORT [recv SECS]
+ *       A TCP connect (5 s at most): "ok" or the errno name.  With recv,
+ *       once connected it writes one line and waits up to SECS seconds in
+ *       recv(), then prints "recv " and what recv() gave: the errno name,
+ *       "eof", or "data".
  *   nk_tenancy sendto ADDR PORT [broadcast]
  *       One UDP datagram: "ok" or the errno name, of sendto() or else of
  *       the error the socket reports within 2 s (see pending_error()).
@@ -105,12 +108,14 @@ static int cmd_bind(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_connect(char **argv)
+static int cmd_connect(int argc, char **argv)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = parse_addr(argv[0], argv[1], &ss);
 	struct timeval tv = { .tv_sec = 5 };
 	int fd, err = 0;
+	char c;
+	ssize_t n;
 
 	fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (fd < 0)
@@ -120,6 +125,15 @@ static int cmd_connect(char **argv)
 	if (!err && connect(fd, (struct sockaddr *)&ss, len))
 		err = errno;
 	printf("%s\n", ename(err));
+	fflush(stdout);
+	if (err || argc < 4 || strcmp(argv[2], "recv"))
+		return 0;
+	tv.tv_sec = atoi(argv[3]);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (write(fd, "hello\n", 6) != 6)
+		printf("write %s\n", ename(errno));
+	n = recv(fd, &c, 1, 0);
+	printf("recv %s\n", n < 0 ? ename(errno) : n ? "data" : "eof");
 	return 0;
 }
 
@@ -253,8 +267,8 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!strcmp(cmd, "bind") && argc >= 4)
 		return cmd_bind(argc - 2, argv + 2);
-	if (!strcmp(cmd, "connect") && argc == 4)
-		return cmd_connect(argv + 2);
+	if (!strcmp(cmd, "connect") && (argc == 4 || argc == 6))
+		return cmd_connect(argc - 2, argv + 2);
 	if (!strcmp(cmd, "sendto") && argc >= 4)
 		return cmd_sendto(argc - 2, argv + 2);
 	if (!strcmp(cmd, "socks") && argc == 3)

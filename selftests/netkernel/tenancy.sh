@@ -27,7 +27,11 @@
 #   8. vm2 whose IPv4 address is not configured on the NSM: its wildcard
 #      bind answers EADDRNOTAVAIL and its connect EADDRNOTAVAIL (the NSM's
 #      own address before).
-#   9. console clean: every VM; hostengine stopped cleanly.
+#   9. nkctl ss (issue 15): a connection of vm1 to the world, as the
+#      world sees it (10.0.0.11:port -> 10.0.0.1:port, ESTAB) with the
+#      NSM kernel socket's nonzero rtt and cwnd; nkctl kill resets it and
+#      vm1's blocked recv() fails with ECONNRESET.
+#  10. console clean: every VM; hostengine stopped cleanly.
 #
 # usage: selftests/netkernel/tenancy.sh
 # Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/testing/lab).
@@ -69,7 +73,7 @@ t_start=$SECONDS
 # One point per entry, in this order (test_NAME, below), then topo_down_ktap's
 # points: "console clean" for nsm, vm1 and vm2, and the engine's stop.
 TEST_NAMES=(no_ipv6_wildcard reuseport_owners broadcast link_local max_socks
-	fill_close drain_timeout addr_not_on_nsm)
+	fill_close drain_timeout addr_not_on_nsm ss_kill)
 TEST_DESCS=(
 	"vm2 without IPv6: V6ONLY wildcard bind refused"
 	"SO_REUSEPORT: each guest's sockets have their own owner, not root"
@@ -79,6 +83,7 @@ TEST_DESCS=(
 	"connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
 	"draining sockets reset after drain_timeout"
 	"vm2's address not on the NSM: bind and connect refused"
+	"nkctl ss shows vm1's connection from the NSM; nkctl kill resets it (ECONNRESET)"
 )
 down_points=4	# topo_down_ktap's
 
@@ -231,6 +236,48 @@ test_addr_not_on_nsm() {
 	got=$(lab_vm_exec vm2 60 "$gbin bind 0.0.0.0 7106; $gbin connect $TOPO_WORLD_IP $TOPO_HTTP_PORT" 2>&1 |
 		paste -sd' ') || true
 	expect "EADDRNOTAVAIL EADDRNOTAVAIL" "$got"
+}
+
+# 9. nkctl ss and nkctl kill on a connection of vm1 to a world server that
+# never reads (its TCP state and addresses from the NSM's kernel socket).
+ss_port=7300
+test_ss_kill() {
+	local sink got entry gsock rc=0 i
+	topo_world_spawn "$logdir/ss-sink.log" "$bin" sink "$ss_port"
+	sink=$LAB_LAST_PID
+	topo_world_wait_port "$ss_port" || ktap_diag "the sink does not listen"
+	lab_vm_exec vm1 30 "$gbin connect $TOPO_WORLD_IP $ss_port recv 60 >/tmp/ss.log 2>&1 &
+i=0; until grep -q ok /tmp/ss.log; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
+cat /tmp/ss.log" >"$logdir/ss-connect.log" 2>&1 || true
+	topo_nkctl ss guest vm1 port "$ss_port" 2>&1 | sed 's/^/#   /'
+	got=$(topo_nkctl --json ss guest vm1 port "$ss_port" 2>&1) || rc=1
+	entry=$(python3 -c '
+import json, sys
+e = json.load(sys.stdin)["sockets"]
+if len(e) != 1:
+    print("entries", len(e)); sys.exit()
+e = e[0]
+ok = (e.get("proto") == "tcp" and e.get("state") == "ESTAB" and
+      e.get("local", "").startswith(sys.argv[1] + ":") and
+      e.get("remote") == sys.argv[2] and e.get("rtt_us", 0) > 0 and
+      e.get("cwnd", 0) > 0 and e.get("engine_state") == "open")
+print(("ok" if ok else "bad"), e["guest_sock"], e.get("state"), e.get("local"),
+      e.get("remote"), e.get("rtt_us"), e.get("cwnd"), e.get("info_error", ""))
+' "$(topo_guest_ip vm1)" "$TOPO_WORLD_IP:$ss_port" <<<"$got" 2>&1) || true
+	ktap_diag "ss: $entry"
+	[[ $entry == "ok "* ]] || rc=1
+	gsock=$(awk '{ print $2 }' <<<"$entry")
+	topo_nkctl kill vm1 "$gsock" >"$logdir/ss-kill.log" 2>&1 || { rc=1; ktap_diag "nkctl kill: $(cat "$logdir/ss-kill.log")"; }
+	for ((i = 0; i < 20; i++)); do
+		got=$(lab_vm_exec vm1 30 'cat /tmp/ss.log' 2>&1 | paste -sd' ') || true
+		[[ $got == *recv* ]] && break
+		sleep 0.5
+	done
+	ktap_diag "vm1: $got"
+	[[ $got == "ok recv ECONNRESET" ]] || rc=1
+	topo_nkctl stats vm1 2>&1 | grep -E 'resets' | sed 's/^/#   /'
+	lab_stop_pid "$sink" 5 >/dev/null 2>&1 || true
+	return "$rc"
 }
 
 ktap_run_table

@@ -5,6 +5,9 @@
  * A client of the engine's control socket (Documentation/netkernel/
  * hostengine.rst): it sends one JSON request on one line, reads one JSON
  * reply on one line and prints it as tables, or as pretty JSON with --json.
+ * A listing ("sockets", "ss") comes as several lines, pages of a
+ * "sockets" array with "more": true but the last; they are read within one
+ * timeout each and joined into one reply.
  */
 #include <ctype.h>
 #include <err.h>
@@ -28,7 +31,8 @@
 #define NKCTL_DEFAULT_SOCKET	"/run/netkernel/control.sock"
 #define NKCTL_SOCKET_ENV	"NKCTL_SOCKET"
 #define NKCTL_TIMEOUT_MS	5000
-#define NKCTL_REPLY_MAX		(1024 * 1024)	/* bytes, newline excluded */
+#define NKCTL_REPLY_MAX		(1024 * 1024)	/* bytes per line, newline excluded */
+#define NKCTL_ROWS_MAX		(1U << 22)	/* entries of a listing */
 #define NKCTL_CELL_MAX		128
 
 #define ARRAY_SIZE(a)		(sizeof(a) / sizeof((a)[0]))
@@ -49,6 +53,8 @@ struct command {
 	int max_args;
 	const char *keys[2];		/* request member of each argument */
 	int (*show)(struct json_object *reply, char **argv);
+	/* Adds the arguments to the request itself (keys unused): exit code. */
+	int (*build)(struct json_object *req, char **argv, int argc);
 };
 
 /* One column of a table: a heading and how to fill it from a row object. */
@@ -321,7 +327,7 @@ static const char *const counter_order[] = {
 	"requests", "replies", "events", "bytes_in", "bytes_out", "errors",
 	"proto_errors", "credit_violations", "drops", "resets",
 	"pending_bytes", "pending_max", "sockets", "config_errors", "oversize",
-	"socket_limit", NULL,
+	"socket_limit", "conn_resets", NULL,
 };
 
 static int show_stats(struct json_object *reply, char **argv)
@@ -382,6 +388,133 @@ static int show_sockets(struct json_object *reply, char **argv)
 	return NKCTL_EXIT_OK;
 }
 
+/* ss: Netid, as ss -tunip prints it. */
+static void fmt_ss_addr(struct json_object *row, const struct column *col,
+			char *buf, size_t size)
+{
+	struct json_object *v;
+
+	if (json_object_object_get_ex(row, col->key, &v) &&
+	    json_object_is_type(v, json_type_string))
+		format_value(v, buf, size);
+	else
+		snprintf(buf, size, "-");
+}
+
+static const struct column ss_columns[] = {
+	{ "Netid",		"proto",	false,	fmt_member },
+	{ "State",		"state",	false,	fmt_member },
+	{ "Recv-Q",		"recv_q",	true,	fmt_member },
+	{ "Send-Q",		"send_q",	true,	fmt_member },
+	{ "Local Address:Port",	"local",	false,	fmt_ss_addr },
+	{ "Peer Address:Port",	"remote",	false,	fmt_ss_addr },
+	{ "Guest",		"guest",	false,	fmt_member },
+	{ "GSock",		"guest_sock",	true,	fmt_member },
+	{ "NSM",		"nsm",		false,	fmt_member },
+	{ "NSock",		"nsm_sock",	true,	fmt_member },
+	{ "TX_Bytes",		"tx_bytes",	true,	fmt_member },
+	{ "RX_Bytes",		"rx_bytes",	true,	fmt_member },
+	{ "RTT_us",		"rtt_us",	true,	fmt_member },
+	{ "RTTvar",		"rttvar_us",	true,	fmt_member },
+	{ "Cwnd",		"cwnd",		true,	fmt_member },
+	{ "Retrans",		"retrans",	true,	fmt_member },
+	{ "Rate_Bps",		"delivery_rate", true,	fmt_member },
+	{ "Note",		"info_error",	false,	fmt_ss_addr },
+};
+
+static int show_ss(struct json_object *reply, char **argv)
+{
+	struct json_object *socks = object_array(reply, "sockets");
+
+	(void)argv;
+	if (!socks)
+		return NKCTL_EXIT_REPLY;
+	print_table(socks, ss_columns, ARRAY_SIZE(ss_columns));
+	return NKCTL_EXIT_OK;
+}
+
+/* The State column's names, which the state filter takes (any case). */
+static const char *const ss_states[] = {
+	"ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2",
+	"TIME-WAIT", "UNCONN", "CLOSE-WAIT", "LAST-ACK", "LISTEN", "CLOSING",
+	"NEW-SYN-RECV",
+};
+
+static int __printf(1, 2) usage_error(const char *fmt, ...);
+
+/* A decimal number in [@min, @max], or -1. */
+static long long parse_num(const char *s, long long min, long long max)
+{
+	char *end;
+	long long v;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	return v;
+}
+
+/* ss [guest NAME] [nsm NAME] [state STATE] [port PORT] */
+static int build_ss(struct json_object *req, char **argv, int argc)
+{
+	static const char *const keys[] = { "guest", "nsm", "state", "port" };
+	long long port;
+	size_t k, i;
+	int a;
+
+	for (a = 0; a < argc; a += 2) {
+		for (k = 0; k < ARRAY_SIZE(keys) && strcmp(argv[a], keys[k]); k++)
+			;
+		if (k == ARRAY_SIZE(keys))
+			return usage_error("ss: unknown filter '%s' (guest, nsm, state, port)",
+					   argv[a]);
+		if (a + 1 >= argc)
+			return usage_error("ss: filter '%s' needs a value", argv[a]);
+		if (json_object_object_get_ex(req, keys[k], NULL))
+			return usage_error("ss: filter '%s' given twice", argv[a]);
+		if (k == 3) {
+			port = parse_num(argv[a + 1], 0, 65535);
+			if (port < 0)
+				return usage_error("ss: port '%s' is not 0 to 65535", argv[a + 1]);
+			json_object_object_add(req, "port", json_object_new_int(port));
+			continue;
+		}
+		if (k == 2) {
+			for (i = 0; i < ARRAY_SIZE(ss_states) &&
+			     strcasecmp(argv[a + 1], ss_states[i]); i++)
+				;
+			if (i == ARRAY_SIZE(ss_states))
+				return usage_error("ss: unknown state '%s' (ESTAB, LISTEN, ...; see nkctl(8))",
+						   argv[a + 1]);
+		}
+		json_object_object_add(req, keys[k], json_object_new_string(argv[a + 1]));
+	}
+	return NKCTL_EXIT_OK;
+}
+
+/* kill GUEST SOCK */
+static int build_kill(struct json_object *req, char **argv, int argc)
+{
+	long long sock = parse_num(argv[1], 1, UINT32_MAX);
+
+	(void)argc;
+	if (sock < 0)
+		return usage_error("kill: socket id '%s' is not 1 to 4294967295", argv[1]);
+	json_object_object_add(req, "guest", json_object_new_string(argv[0]));
+	json_object_object_add(req, "sock", json_object_new_int64(sock));
+	return NKCTL_EXIT_OK;
+}
+
+static int show_kill(struct json_object *reply, char **argv)
+{
+	(void)reply;
+	printf("%s socket %s reset\n", argv[0], argv[1]);
+	return NKCTL_EXIT_OK;
+}
+
 static int show_attach(struct json_object *reply, char **argv)
 {
 	(void)reply;
@@ -411,17 +544,21 @@ static int show_engine(struct json_object *reply, char **argv)
 
 static const struct command commands[] = {
 	{ "list",	"",		0, 0, { NULL },
-	  show_list },
+	  show_list, NULL },
 	{ "stats",	"[ENDPOINT]",	0, 1, { "endpoint" },
-	  show_stats },
+	  show_stats, NULL },
 	{ "sockets",	"ENDPOINT",	1, 1, { "endpoint" },
-	  show_sockets },
+	  show_sockets, NULL },
+	{ "ss",		"[guest G] [nsm N] [state S] [port P]", 0, 8, { NULL },
+	  show_ss, build_ss },
+	{ "kill",	"GUEST SOCK",	2, 2, { NULL },
+	  show_kill, build_kill },
 	{ "attach",	"GUEST NSM",	2, 2, { "guest", "nsm" },
-	  show_attach },
+	  show_attach, NULL },
 	{ "detach",	"GUEST",	1, 1, { "guest" },
-	  show_detach },
+	  show_detach, NULL },
 	{ "engine",	"",		0, 0, { NULL },
-	  show_engine },
+	  show_engine, NULL },
 };
 
 /* ------------------------------------------------------------------ */
@@ -429,15 +566,24 @@ static const struct command commands[] = {
 /* ------------------------------------------------------------------ */
 
 static struct json_object *build_request(const struct command *cmd,
-					 char **argv, int argc)
+					 char **argv, int argc, int *ret)
 {
 	struct json_object *req = json_object_new_object();
 	int i;
 
+	*ret = NKCTL_EXIT_REPLY;
 	if (!req ||
 	    json_object_object_add(req, "cmd",
 				   json_object_new_string(cmd->name)))
 		goto fail;
+	if (cmd->build) {
+		*ret = cmd->build(req, argv, argc);
+		if (*ret) {
+			json_object_put(req);
+			return NULL;
+		}
+		return req;
+	}
 	for (i = 0; i < argc; i++)
 		if (json_object_object_add(req, cmd->keys[i],
 					   json_object_new_string(argv[i])))
@@ -537,93 +683,100 @@ static long ms_until(const struct timespec *deadline)
 	       (deadline->tv_nsec - now.tv_nsec) / 1000000;
 }
 
+/* Bytes read from the engine and not yet handed out as lines. */
+struct reader {
+	int fd;
+	char *buf;
+	size_t len, cap;
+	bool eof;
+};
+
 /*
- * Read one reply line (without its newline, NUL-terminated) into *linep.
- * A connection closed after a partial line yields that line; the parser
- * decides whether it is whole.
+ * Read one reply line (without its newline, NUL-terminated) into *linep,
+ * within NKCTL_TIMEOUT_MS.  A connection closed after a partial line
+ * yields that line; the parser decides whether it is whole.
  */
-static int read_reply_line(int fd, char **linep)
+static int read_reply_line(struct reader *rd, char **linep)
 {
 	struct timespec deadline;
-	size_t len = 0, cap = 0;
-	char *buf = NULL;
+	size_t scanned = 0, used;
+	char *nl = NULL, *line;
 
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += NKCTL_TIMEOUT_MS / 1000;
 
-	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	while (!(nl = memchr(rd->buf + scanned, '\n', rd->len - scanned))) {
+		struct pollfd pfd = { .fd = rd->fd, .events = POLLIN };
 		long ms = ms_until(&deadline);
-		char *nl;
 		ssize_t n;
 		int r;
 
+		scanned = rd->len;
+		if (rd->len > NKCTL_REPLY_MAX) {
+			warnx("reply longer than %d bytes", NKCTL_REPLY_MAX);
+			return NKCTL_EXIT_REPLY;
+		}
+		if (rd->eof) {
+			if (!rd->len) {
+				warnx("the engine closed the connection without a reply");
+				return NKCTL_EXIT_REPLY;
+			}
+			break;
+		}
 		if (ms <= 0) {
 			warnx("no reply from the engine within %d s",
-			       NKCTL_TIMEOUT_MS / 1000);
-			goto fail;
+			      NKCTL_TIMEOUT_MS / 1000);
+			return NKCTL_EXIT_REPLY;
 		}
 		r = poll(&pfd, 1, ms);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
 			warnx("poll: %s", strerror(errno));
-			goto fail;
+			return NKCTL_EXIT_REPLY;
 		}
 		if (!r)
 			continue;	/* the deadline check reports it */
+		if (rd->cap - rd->len < 4096) {
+			size_t cap = rd->cap ? 2 * rd->cap : 65536;
+			char *nbuf = realloc(rd->buf, cap + 1);
 
-		if (len == cap) {
-			char *nbuf;
-
-			if (cap > NKCTL_REPLY_MAX) {
-				warnx("reply longer than %d bytes",
-				       NKCTL_REPLY_MAX);
-				goto fail;
-			}
-			cap = cap ? 2 * cap : 4096;
-			if (cap > NKCTL_REPLY_MAX + 1)
-				cap = NKCTL_REPLY_MAX + 1;
-			nbuf = realloc(buf, cap + 1);
 			if (!nbuf) {
 				warnx("out of memory");
-				goto fail;
+				return NKCTL_EXIT_REPLY;
 			}
-			buf = nbuf;
+			rd->buf = nbuf;
+			rd->cap = cap;
 		}
-
-		n = read(fd, buf + len, cap - len);
+		n = read(rd->fd, rd->buf + rd->len, rd->cap - rd->len);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0) {
-			warnx("cannot read from the engine: %s",
-			       strerror(errno));
-			goto fail;
+			warnx("cannot read from the engine: %s", strerror(errno));
+			return NKCTL_EXIT_REPLY;
 		}
-		if (!n) {
-			if (!len) {
-				warnx("the engine closed the connection without a reply");
-				goto fail;
-			}
-			break;
-		}
-		nl = memchr(buf + len, '\n', n);
-		if (nl) {
-			len = nl - buf;
-			break;
-		}
-		len += n;
+		if (!n)
+			rd->eof = true;
+		rd->len += n;
 	}
-	if (len > NKCTL_REPLY_MAX) {
+	used = nl ? (size_t)(nl - rd->buf) : rd->len;
+	if (used > NKCTL_REPLY_MAX) {
 		warnx("reply longer than %d bytes", NKCTL_REPLY_MAX);
-		goto fail;
+		return NKCTL_EXIT_REPLY;
 	}
-	buf[len] = '\0';
-	*linep = buf;
+	line = malloc(used + 1);
+	if (!line) {
+		warnx("out of memory");
+		return NKCTL_EXIT_REPLY;
+	}
+	memcpy(line, rd->buf, used);
+	line[used] = '\0';
+	if (nl)
+		used++;
+	memmove(rd->buf, rd->buf + used, rd->len - used);
+	rd->len -= used;
+	*linep = line;
 	return NKCTL_EXIT_OK;
-fail:
-	free(buf);
-	return NKCTL_EXIT_REPLY;
 }
 
 /*
@@ -679,53 +832,131 @@ static void report_engine_error(struct json_object *reply)
 	}
 }
 
+/* One reply line, parsed, with a boolean "ok": NULL after a message. */
+static struct json_object *read_reply(struct reader *rd, bool *ok)
+{
+	struct json_object *reply, *v;
+	char *line = NULL;
+
+	if (read_reply_line(rd, &line))
+		return NULL;
+	reply = parse_reply(line);
+	free(line);
+	if (!reply)
+		return NULL;
+	if (!json_object_object_get_ex(reply, "ok", &v) ||
+	    !json_object_is_type(v, json_type_boolean)) {
+		warnx("malformed reply: no boolean \"ok\"");
+		json_object_put(reply);
+		return NULL;
+	}
+	*ok = json_object_get_boolean(v);
+	return reply;
+}
+
+/* Does this page of a listing say more follow?  -1: malformed. */
+static int page_more(struct json_object *page)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(page, "more", &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean)) {
+		warnx("malformed reply: \"more\" is not a boolean");
+		return -1;
+	}
+	return json_object_get_boolean(v);
+}
+
+/*
+ * Read the pages after the first of a listing and join their "sockets"
+ * into @reply's, which loses its "more".
+ */
+static int read_pages(struct reader *rd, struct json_object *reply)
+{
+	struct json_object *all, *page, *arr;
+	int more = page_more(reply);
+	size_t i, n;
+	bool ok;
+
+	if (more < 0)
+		return NKCTL_EXIT_REPLY;
+	json_object_object_del(reply, "more");
+	if (!more)
+		return NKCTL_EXIT_OK;
+	all = object_array(reply, "sockets");
+	if (!all)
+		return NKCTL_EXIT_REPLY;
+	while (more) {
+		page = read_reply(rd, &ok);
+		if (!page)
+			return NKCTL_EXIT_REPLY;
+		more = page_more(page);
+		arr = ok && more >= 0 ? object_array(page, "sockets") : NULL;
+		if (!arr) {
+			if (!ok)
+				warnx("malformed reply: a failed page in a listing");
+			json_object_put(page);
+			return NKCTL_EXIT_REPLY;
+		}
+		n = json_object_array_length(arr);
+		if (json_object_array_length(all) + n > NKCTL_ROWS_MAX) {
+			warnx("listing longer than %u entries", NKCTL_ROWS_MAX);
+			json_object_put(page);
+			return NKCTL_EXIT_REPLY;
+		}
+		for (i = 0; i < n; i++)
+			json_object_array_add(all, json_object_get(
+						      json_object_array_get_idx(arr, i)));
+		json_object_put(page);
+	}
+	return NKCTL_EXIT_OK;
+}
+
 static int run(const char *path, const struct command *cmd, char **argv,
 	       int argc, bool json)
 {
-	struct json_object *req, *reply = NULL, *ok;
-	char *line = NULL;
-	int fd = -1, ret;
+	struct json_object *req, *reply = NULL;
+	struct reader rd = { .fd = -1 };
+	bool ok;
+	int ret;
 
-	req = build_request(cmd, argv, argc);
+	req = build_request(cmd, argv, argc, &ret);
 	if (!req)
-		return NKCTL_EXIT_REPLY;
+		return ret;
 
-	ret = connect_engine(path, &fd);
+	ret = connect_engine(path, &rd.fd);
 	if (ret)
 		goto out;
-	ret = send_request(fd, req);
+	ret = send_request(rd.fd, req);
 	if (ret)
 		goto out;
-	ret = read_reply_line(fd, &line);
-	if (ret)
-		goto out;
-
 	ret = NKCTL_EXIT_REPLY;
-	reply = parse_reply(line);
+	reply = read_reply(&rd, &ok);
 	if (!reply)
 		goto out;
-	if (!json_object_object_get_ex(reply, "ok", &ok) ||
-	    !json_object_is_type(ok, json_type_boolean)) {
-		warnx("malformed reply: no boolean \"ok\"");
-		goto out;
+	if (ok) {
+		ret = read_pages(&rd, reply);
+		if (ret)
+			goto out;
 	}
 
 	if (json)
 		puts(json_object_to_json_string_ext(reply,
 			JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
 			JSON_C_TO_STRING_NOSLASHESCAPE));
-	if (!json_object_get_boolean(ok)) {
+	if (!ok) {
 		report_engine_error(reply);
 		ret = NKCTL_EXIT_ENGINE;
 	} else {
 		ret = json ? NKCTL_EXIT_OK : cmd->show(reply, argv);
 	}
 out:
-	if (fd >= 0)
-		close(fd);
+	if (rd.fd >= 0)
+		close(rd.fd);
+	free(rd.buf);
 	json_object_put(reply);
 	json_object_put(req);
-	free(line);
 	return ret;
 }
 
