@@ -142,14 +142,18 @@ static void step(int line)
 /* Before each control operation of a test: its line. */
 #define STEP()	step(__LINE__)
 
+/* The steps running during [@from, @to]: times relative to @to. */
 static void steps_print(double from, double to)
 {
 	unsigned int i;
 
-	for (i = 0; i < nr_steps; i++)
-		if (steps[i].t >= from && (i == 0 || steps[i - 1].t <= to))
+	for (i = 0; i < nr_steps; i++) {
+		bool running = steps[i].t <= from && (i + 1 == nr_steps || steps[i + 1].t > from);
+
+		if (running || (steps[i].t > from && steps[i].t <= to))
 			printf("# %+.3f s: %s line %d\n", steps[i].t - to, __FILE__,
 			       steps[i].line);
+	}
 }
 
 /* vm1 starts sending to nsm0 in the background. */
@@ -209,8 +213,8 @@ static void bg_check(void)
 		fail_msg("vm1's transfer: %s", bg.err);
 	assert_true(bg.credits > 0);
 	if (bg.max_gap >= BG_GAP_MAX_S) {
-		printf("# the test's steps around the gap (times relative to its end):\n");
-		steps_print(bg.gap_at - bg.max_gap - 0.5, bg.gap_at);
+		printf("# the test's steps during the gap (times relative to its end):\n");
+		steps_print(bg.gap_at - bg.max_gap, bg.gap_at);
 		fail_msg("vm1's transfer stalled for %.3f s", bg.max_gap);
 	}
 	assert_int_equal(tnsm_wait_rx(W.nsm, bg.s.nsm_sock, bg.s.tx_done, WAIT_MS), 0);
