@@ -61,7 +61,7 @@ static void perr(struct parse *p, const char *fmt, ...)
 	p->err_line = p->line;
 }
 
-static bool name_ok(const char *s)
+bool he_name_ok(const char *s)
 {
 	size_t n = strlen(s), i;
 
@@ -71,11 +71,6 @@ static bool name_ok(const char *s)
 		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
 			return false;
 	return true;
-}
-
-bool he_name_ok(const char *s)
-{
-	return name_ok(s);
 }
 
 struct he_ep *he_ep_by_id(const struct he_config *cfg, uint32_t id)
@@ -133,7 +128,7 @@ static void section(struct parse *p, const char *name)
 	} else {
 		return perr(p, "unknown section [%s]", name);
 	}
-	if (!name_ok(n))
+	if (!he_name_ok(n))
 		return perr(p, "bad endpoint name '%s' (1 to 63 of [A-Za-z0-9_.-])", n);
 	if (he_ep_by_name(cfg, n))
 		return perr(p, "endpoint '%s' defined twice", n);
@@ -319,7 +314,7 @@ static int engine_key(struct parse *p, const char *k, const char *v)
 	bool ok;
 
 	if (!strcmp(k, "name")) {
-		ok = name_ok(v) && parse_path(v, cfg->name, sizeof(cfg->name));
+		ok = he_name_ok(v) && parse_path(v, cfg->name, sizeof(cfg->name));
 	} else if (!strcmp(k, "run_dir")) {
 		ok = parse_path(v, cfg->run_dir, sizeof(cfg->run_dir));
 	} else if (!strcmp(k, "hugepages")) {
@@ -372,7 +367,7 @@ const char *he_ep_set(struct he_ep *ep, const char *k, const char *v, char *buf,
 		ok = parse_path(v, ep->sock_path, sizeof(ep->sock_path) - 1);
 		range = ": a path";
 	} else if (guest && !strcmp(k, "nsm")) {
-		ok = !*v || name_ok(v);
+		ok = !*v || he_name_ok(v);
 		snprintf(ep->cfg_nsm, sizeof(ep->cfg_nsm), "%s", ok ? v : "");
 		range = ": an NSM's name";
 	} else if (!strcmp(k, "queue_pairs")) {
