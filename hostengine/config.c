@@ -3,9 +3,15 @@
  * The configuration file (Documentation/netkernel/hostengine.rst,
  * "Configuration"), parsed with libinih.
  *
- * Threading: runs once on the main thread before EAL starts; the result is
- * read-only afterwards (except the data-plane parts of struct he_ep, which
- * only switch.c touches).
+ * Threading: he_config_load runs once on the main thread before EAL
+ * starts; he_config_parse runs again on the main lcore for a reload
+ * (live.c) into a separate struct he_config, which live.c compares with
+ * the running one and frees.  The endpoint helpers (he_ep_alloc,
+ * he_ep_set, he_ep_resolve) build an endpoint that nobody else sees yet:
+ * they are shared by the file and the control socket's "add" (live.c),
+ * so both give the same errors.  he_ep_by_name and he_ep_by_id read
+ * cfg->eps: callers other than the main lcore and the data plane hold
+ * he_eps_lock for reading (live.c has the rules).
  *
  * Line numbers: inih's handler is not told the line, so the file is fed
  * through our own reader, which counts lines and also sees section headers
@@ -55,7 +61,7 @@ static void perr(struct parse *p, const char *fmt, ...)
 	p->err_line = p->line;
 }
 
-static bool name_ok(const char *s)
+bool he_name_ok(const char *s)
 {
 	size_t n = strlen(s), i;
 
@@ -65,6 +71,30 @@ static bool name_ok(const char *s)
 		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
 			return false;
 	return true;
+}
+
+struct he_ep *he_ep_by_id(const struct he_config *cfg, uint32_t id)
+{
+	unsigned int i;
+
+	for (i = 0; i < cfg->nr_eps; i++)
+		if (cfg->eps[i]->id == id)
+			return cfg->eps[i];
+	return NULL;
+}
+
+struct he_ep *he_ep_alloc(enum nk_role role, const char *name)
+{
+	struct he_ep *ep = calloc(1, sizeof(*ep));
+
+	if (!ep)
+		return NULL;
+	snprintf(ep->name, sizeof(ep->name), "%s", name);
+	ep->role = role;
+	ep->weight = 1;
+	ep->queue_pairs = 1;
+	snprintf(ep->sock_path, sizeof(ep->sock_path), "%s.sock", name);
+	return ep;
 }
 
 struct he_ep *he_ep_by_name(const struct he_config *cfg, const char *name)
@@ -98,11 +128,11 @@ static void section(struct parse *p, const char *name)
 	} else {
 		return perr(p, "unknown section [%s]", name);
 	}
-	if (!name_ok(n))
+	if (!he_name_ok(n))
 		return perr(p, "bad endpoint name '%s' (1 to 63 of [A-Za-z0-9_.-])", n);
 	if (he_ep_by_name(cfg, n))
 		return perr(p, "endpoint '%s' defined twice", n);
-	ep = calloc(1, sizeof(*ep));
+	ep = he_ep_alloc(role, n);
 	eps = realloc(cfg->eps, (cfg->nr_eps + 1) * sizeof(*eps));
 	lines = realloc(p->nsm_line, (cfg->nr_eps + 1) * sizeof(*lines));
 	if (eps)
@@ -113,12 +143,7 @@ static void section(struct parse *p, const char *name)
 		free(ep);
 		return perr(p, "out of memory");
 	}
-	snprintf(ep->name, sizeof(ep->name), "%s", n);
-	ep->role = role;
 	ep->id = cfg->nr_eps + 1;
-	ep->weight = 1;
-	ep->queue_pairs = 1;
-	snprintf(ep->sock_path, sizeof(ep->sock_path), "%s.sock", n);
 	p->nsm_line[cfg->nr_eps] = 0;
 	cfg->eps[cfg->nr_eps++] = ep;
 	p->cur = ep;
@@ -289,7 +314,7 @@ static int engine_key(struct parse *p, const char *k, const char *v)
 	bool ok;
 
 	if (!strcmp(k, "name")) {
-		ok = name_ok(v) && parse_path(v, cfg->name, sizeof(cfg->name));
+		ok = he_name_ok(v) && parse_path(v, cfg->name, sizeof(cfg->name));
 	} else if (!strcmp(k, "run_dir")) {
 		ok = parse_path(v, cfg->run_dir, sizeof(cfg->run_dir));
 	} else if (!strcmp(k, "hugepages")) {
@@ -332,35 +357,55 @@ static int engine_key(struct parse *p, const char *k, const char *v)
 	return ok;
 }
 
-static int ep_key(struct parse *p, const char *k, const char *v)
+const char *he_ep_set(struct he_ep *ep, const char *k, const char *v, char *buf, size_t size)
 {
-	struct he_ep *ep = p->cur;
 	bool guest = ep->role == NK_ROLE_GUEST;
+	const char *range = "";
 	bool ok;
 
 	if (!strcmp(k, "socket")) {
 		ok = parse_path(v, ep->sock_path, sizeof(ep->sock_path) - 1);
+		range = ": a path";
 	} else if (guest && !strcmp(k, "nsm")) {
-		ok = !*v || name_ok(v);
+		ok = !*v || he_name_ok(v);
 		snprintf(ep->cfg_nsm, sizeof(ep->cfg_nsm), "%s", ok ? v : "");
-		p->nsm_line[ep->id - 1] = p->line;
+		range = ": an NSM's name";
 	} else if (!strcmp(k, "queue_pairs")) {
 		ok = parse_u32(v, 1, NK_MAX_QPAIRS, &ep->queue_pairs);
+		range = ": 1 to " RTE_STR(NK_MAX_QPAIRS);
 	} else if (guest && !strcmp(k, "address")) {
 		ok = inet_pton(AF_INET, v, &ep->addr4) == 1;
 		ep->has_addr4 = ok;
+		range = ": an IPv4 address";
 	} else if (guest && !strcmp(k, "address6")) {
 		ok = inet_pton(AF_INET6, v, &ep->addr6) == 1;
 		ep->has_addr6 = ok;
+		range = ": an IPv6 address";
 	} else if (guest && !strcmp(k, "weight")) {
 		ok = parse_u32(v, 1, 1000, &ep->weight);
+		range = ": 1 to 1000";
 	} else {
-		perr(p, "unknown key '%s' in [%s:%s]", k, guest ? "guest" : "nsm", ep->name);
-		return 0;
+		snprintf(buf, size, "unknown key '%s' in [%s:%s]", k, guest ? "guest" : "nsm",
+			 ep->name);
+		return buf;
 	}
-	if (!ok)
-		perr(p, "bad value '%s' for %s", v, k);
-	return ok;
+	if (ok)
+		return NULL;
+	snprintf(buf, size, "bad value '%s' for %s%s", v, k, range);
+	return buf;
+}
+
+static int ep_key(struct parse *p, const char *k, const char *v)
+{
+	char buf[sizeof(p->err)];
+	const char *err;
+
+	if (!strcmp(k, "nsm"))
+		p->nsm_line[p->cur->id - 1] = p->line;
+	err = he_ep_set(p->cur, k, v, buf, sizeof(buf));
+	if (err)
+		perr(p, "%s", err);
+	return !err;
 }
 
 static int handler(void *user, const char *sect, const char *key, const char *value)
@@ -377,6 +422,27 @@ static int handler(void *user, const char *sect, const char *key, const char *va
 	return 0;
 }
 
+const char *he_ep_resolve(const struct he_config *cfg, struct he_ep *ep, char *buf,
+			  size_t size)
+{
+	char path[PATH_MAX];
+
+	if (ep->sock_path[0] != '/') {
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", cfg->run_dir,
+				     ep->sock_path) >= sizeof(path)) {
+			snprintf(buf, size, "%s: socket path too long", ep->name);
+			return buf;
+		}
+		memcpy(ep->sock_path, path, sizeof(path));
+	}
+	if (strlen(ep->sock_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		snprintf(buf, size, "%s: socket path %s too long for a Unix socket", ep->name,
+			 ep->sock_path);
+		return buf;
+	}
+	return NULL;
+}
+
 /* Checks that need the whole file. */
 static void finish(struct parse *p)
 {
@@ -390,20 +456,12 @@ static void finish(struct parse *p)
 	for (i = 0; i < cfg->nr_eps; i++) {
 		struct he_ep *ep = cfg->eps[i];
 		struct he_ep *nsm;
-		char path[PATH_MAX];
 
-		if (ep->sock_path[0] != '/') {
-			if ((size_t)snprintf(path, sizeof(path), "%s/%s", cfg->run_dir,
-					     ep->sock_path) >= sizeof(path)) {
-				p->line = 0;
-				return perr(p, "%s: socket path too long", ep->name);
-			}
-			memcpy(ep->sock_path, path, sizeof(path));
-		}
-		if (strlen(ep->sock_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-			p->line = 0;
-			return perr(p, "%s: socket path %s too long for a Unix socket", ep->name,
-				    ep->sock_path);
+		const char *err = he_ep_resolve(cfg, ep, p->err, sizeof(p->err));
+
+		if (err) {
+			p->err_line = 0;
+			return;
 		}
 		if (ep->role != NK_ROLE_GUEST || !ep->cfg_nsm[0])
 			continue;
@@ -421,12 +479,25 @@ static void finish(struct parse *p)
 	}
 }
 
-int he_config_load(struct he_config *cfg, const char *file)
+void he_config_free(struct he_config *cfg)
+{
+	unsigned int i;
+
+	for (i = 0; i < cfg->nr_eps; i++)
+		free(cfg->eps[i]);
+	free(cfg->eps);
+	cfg->eps = NULL;
+	cfg->nr_eps = 0;
+}
+
+int he_config_parse(struct he_config *cfg, const char *file, char *err, size_t size)
 {
 	struct parse p = { .cfg = cfg, .file = file };
 	int ret;
 
 	memset(cfg, 0, sizeof(*cfg));
+	if (!realpath(file, cfg->path))	/* a reload finds it whatever the cwd */
+		snprintf(cfg->path, sizeof(cfg->path), "%s", file);
 	snprintf(cfg->name, sizeof(cfg->name), "netkernel");
 	snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/run/netkernel");
 	cfg->hugepages = true;
@@ -443,7 +514,7 @@ int he_config_load(struct he_config *cfg, const char *file)
 
 	p.f = fopen(file, "r");
 	if (!p.f) {
-		fprintf(stderr, "%s%s: %s\n", he_journal ? "<3>" : "", file, strerror(errno));
+		snprintf(err, size, "%s: %s", file, strerror(errno));
 		return -1;
 	}
 	ret = ini_parse_stream(reader, &p, handler, &p);
@@ -457,9 +528,20 @@ int he_config_load(struct he_config *cfg, const char *file)
 		finish(&p);
 	free(p.nsm_line);
 	if (p.err[0]) {
-		fprintf(stderr, "%s%s:%u: %s\n", he_journal ? "<3>" : "", file, p.err_line,
-			p.err);
+		snprintf(err, size, "%s:%u: %s", file, p.err_line, p.err);
+		he_config_free(cfg);
 		return -1;
 	}
+	cfg->next_id = cfg->nr_eps + 1;
 	return 0;
+}
+
+int he_config_load(struct he_config *cfg, const char *file)
+{
+	char err[PATH_MAX + 600];
+
+	if (!he_config_parse(cfg, file, err, sizeof(err)))
+		return 0;
+	fprintf(stderr, "%s%s\n", he_journal ? "<3>" : "", err);
+	return -1;
 }

@@ -23,16 +23,20 @@
  * or takes the slot of the client idle longest, once that one has been
  * idle for CTL_EVICT_MS.
  *
- * Threading: everything here runs on the main lcore.  Endpoint
- * configuration is read directly (immutable); counters, states and the
- * attached NSM are read with relaxed atomic loads; attach, detach and the
- * socket listing go through the data plane's command queue (he_dp_*),
- * which waits for the data plane to carry them out.
+ * Threading: everything here runs on the main lcore, the only thread that
+ * changes the endpoint table (add, remove and SIGHUP's reload, live.c), so
+ * the table and the endpoints' configuration are read without a lock;
+ * counters, states and the attached NSM are read with relaxed atomic
+ * loads; attach, detach, add, remove and the socket listing go through
+ * the data plane's command queue (he_dp_*), which waits for the data plane
+ * to carry them out.  What add, remove, attach and detach change is not
+ * written to the configuration file: their replies say "persistent": false.
  */
 #include <errno.h>
 #include <malloc.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +111,17 @@ static json_object *error_reply(int err, const char *msg)
 	return r;
 }
 
+/* An error about endpoint @ep (and its @key, if not NULL). */
+static json_object *error_at(int err, const char *ep, const char *key, const char *msg)
+{
+	json_object *r = error_reply(err, msg);
+
+	json_object_object_add(r, "endpoint", json_object_new_string(ep));
+	if (key)
+		json_object_object_add(r, "key", json_object_new_string(key));
+	return r;
+}
+
 static json_object *ok_reply(void)
 {
 	json_object *r = json_object_new_object();
@@ -133,11 +148,18 @@ static struct he_ep *req_ep(json_object *req, const char *key, enum nk_role role
 	}
 	ep = he_ep_by_name(cfg, json_object_get_string(v));
 	if (!ep) {
-		*err = error_reply(ENOENT, "unknown endpoint");
+		char msg[NK_NAME_MAX + 32];
+
+		snprintf(msg, sizeof(msg), "unknown endpoint '%s'", json_object_get_string(v));
+		*err = error_at(ENOENT, json_object_get_string(v), NULL, msg);
 		return NULL;
 	}
 	if (role && ep->role != role) {
-		*err = error_reply(EINVAL, "wrong role");
+		char msg[NK_NAME_MAX + 32];
+
+		snprintf(msg, sizeof(msg), "wrong role: '%s' is not %s", ep->name,
+			 role == NK_ROLE_GUEST ? "a guest" : "an NSM");
+		*err = error_at(EINVAL, ep->name, NULL, msg);
 		return NULL;
 	}
 	return ep;
@@ -172,8 +194,10 @@ static json_object *cmd_list(void)
 		if (guest) {
 			uint32_t id = __atomic_load_n(&ep->attached_id, __ATOMIC_RELAXED);
 
-			json_object_object_add(e, "nsm", id ? json_object_new_string(
-						       cfg->eps[id - 1]->name) : NULL);
+			struct he_ep *nsm = id ? he_ep_by_id(cfg, id) : NULL;
+
+			json_object_object_add(e, "nsm", nsm ? json_object_new_string(
+						       nsm->name) : NULL);
 			json_object_object_add(e, "address",
 					       addr_json(AF_INET, ep->has_addr4, &ep->addr4));
 			json_object_object_add(e, "address6",
@@ -505,6 +529,89 @@ static json_object *cmd_engine(void)
 	return r;
 }
 
+static json_object *not_persistent(json_object *r)
+{
+	json_object_object_add(r, "persistent", json_object_new_boolean(0));
+	return r;
+}
+
+/*
+ * add: {"cmd": "add", "role": "guest"|"nsm", "name": NAME, KEY: VALUE...},
+ * the keys of an endpoint section of the configuration file.
+ */
+static json_object *cmd_add(json_object *req)
+{
+	json_object *v, *r;
+	const char *name;
+	char msg[PATH_MAX + 256], buf[256];
+	enum nk_role role;
+	struct he_ep *ep;
+	int ret;
+
+	if (!json_object_object_get_ex(req, "role", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return error_reply(EINVAL, "missing role: guest or nsm");
+	if (!strcmp(json_object_get_string(v), "guest"))
+		role = NK_ROLE_GUEST;
+	else if (!strcmp(json_object_get_string(v), "nsm"))
+		role = NK_ROLE_NSM;
+	else
+		return error_reply(EINVAL, "bad role: guest or nsm");
+	if (!json_object_object_get_ex(req, "name", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return error_reply(EINVAL, "missing endpoint name");
+	name = json_object_get_string(v);
+	if (!he_name_ok(name))
+		return error_reply(EINVAL, "bad endpoint name (1 to 63 of [A-Za-z0-9_.-])");
+	ep = he_ep_alloc(role, name);
+	if (!ep)
+		return error_reply(ENOMEM, "out of memory");
+	json_object_object_foreach(req, key, val) {
+		const char *err;
+
+		if (!strcmp(key, "cmd") || !strcmp(key, "role") || !strcmp(key, "name"))
+			continue;
+		if (json_object_is_type(val, json_type_string) ||
+		    json_object_is_type(val, json_type_int))
+			err = he_ep_set(ep, key, json_object_get_string(val), buf, sizeof(buf));
+		else
+			err = "value must be a string or a number";
+		if (err) {
+			snprintf(msg, sizeof(msg), "%s: %s", name, err);
+			free(ep);
+			return error_at(EINVAL, name, key, msg);
+		}
+	}
+	ret = he_live_add(cfg, ep, msg, sizeof(msg));	/* @ep is the table's or freed */
+	if (ret)
+		return error_at(-ret, name, -ret == ENOENT ? "nsm" :
+				-ret == EEXIST && strstr(msg, "socket") ? "socket" : NULL, msg);
+	ep = he_ep_by_name(cfg, name);
+	r = ok_reply();
+	json_object_object_add(r, "endpoint", json_object_new_string(name));
+	json_object_object_add(r, "id", json_object_new_int(ep->id));
+	json_object_object_add(r, "socket", json_object_new_string(ep->sock_path));
+	return not_persistent(r);
+}
+
+static json_object *cmd_remove(json_object *req)
+{
+	json_object *err = NULL, *r;
+	struct he_ep *ep = req_ep(req, "name", 0, &err);
+	char name[NK_NAME_MAX];
+	int ret;
+
+	if (!ep)
+		return err;
+	snprintf(name, sizeof(name), "%s", ep->name);
+	ret = he_live_remove(cfg, ep);
+	if (ret)
+		return error_at(-ret, name, NULL, strerror(-ret));
+	r = ok_reply();
+	json_object_object_add(r, "endpoint", json_object_new_string(name));
+	return not_persistent(r);
+}
+
 /* The reply to @line, or NULL when a listing is to be streamed (cl->list). */
 static json_object *handle(struct client *cl, const char *line)
 {
@@ -538,14 +645,18 @@ static json_object *handle(struct client *cl, const char *line)
 	} else if (!strcmp(c, "attach")) {
 		g = req_ep(req, "guest", NK_ROLE_GUEST, &err);
 		nsm = g ? req_ep(req, "nsm", NK_ROLE_NSM, &err) : NULL;
-		r = nsm && !he_dp_attach(g, nsm) ? ok_reply() : err;
+		r = nsm && !he_dp_attach(g, nsm) ? not_persistent(ok_reply()) : err;
 		if (nsm)
 			he_log(INFO, "control: %s attached to %s", g->name, nsm->name);
 	} else if (!strcmp(c, "detach")) {
 		g = req_ep(req, "guest", NK_ROLE_GUEST, &err);
-		r = g && !he_dp_detach(g) ? ok_reply() : err;
+		r = g && !he_dp_detach(g) ? not_persistent(ok_reply()) : err;
 		if (g)
 			he_log(INFO, "control: %s detached", g->name);
+	} else if (!strcmp(c, "add")) {
+		r = cmd_add(req);
+	} else if (!strcmp(c, "remove")) {
+		r = cmd_remove(req);
 	} else {
 		r = error_reply(EINVAL, "unknown command");
 	}
@@ -854,8 +965,13 @@ void he_ctl_run(int sigfd)
 			return;
 		}
 		if (pfd[0].revents & POLLIN) {
-			if (read(sigfd, &si, sizeof(si)) == sizeof(si))
-				he_log(NOTICE, "signal %u: shutting down", si.ssi_signo);
+			if (read(sigfd, &si, sizeof(si)) != sizeof(si))
+				return;
+			if (si.ssi_signo == SIGHUP) {
+				he_reload(cfg);
+				continue;
+			}
+			he_log(NOTICE, "signal %u: shutting down", si.ssi_signo);
 			return;
 		}
 		for (i = 0; i < CTL_CLIENTS; i++) {

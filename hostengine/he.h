@@ -12,10 +12,21 @@
  *    while the data plane runs;
  *  - the telemetry thread: reads configuration and counters only.
  *
- * struct he_ep has three parts: configuration (immutable after
- * he_config_load, readable by anyone), counters and gauges (written by the
- * data plane with relaxed atomic stores, read by anyone with relaxed atomic
- * loads), and data-plane state.
+ * struct he_ep has three parts: configuration (readable by anyone who can
+ * reach the endpoint; live.c changes weight and addresses only through the
+ * data plane's command queue, while the main lcore, their only other
+ * reader that does not hold he_eps_lock, waits), counters and gauges
+ * (written by the data plane with relaxed atomic stores, read by anyone
+ * with relaxed atomic loads), and data-plane state.
+ *
+ * The endpoint table (cfg->eps, cfg->nr_eps) changes at run time (live.c:
+ * nkctl add/remove, SIGHUP): it is written by the data plane only, while
+ * it executes a command the main lcore submitted holding he_eps_lock for
+ * writing.  So the data plane and the main lcore read it without a lock;
+ * every other thread (rte_vhost's, telemetry) holds he_eps_lock for
+ * reading while it looks an endpoint up, and may keep the pointer only as
+ * long as rte_vhost guarantees the endpoint's socket is registered (an
+ * endpoint is freed only after rte_vhost_driver_unregister returned).
  */
 #ifndef _HE_H
 #define _HE_H
@@ -23,6 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/types.h>
@@ -108,15 +120,38 @@ struct he_config {
 	struct he_perm sock_perm;	/* every vhost-user socket */
 	struct he_perm ctl_perm;	/* the control socket */
 
-	struct he_ep **eps;		/* in file order; eps[i]->id == i + 1 */
+	char path[PATH_MAX];		/* the configuration file */
+	struct he_ep **eps;		/* he_eps_lock; ids in ascending order */
 	unsigned int nr_eps;
+	/*
+	 * The next endpoint id: the file's endpoints get 1.. in file order at
+	 * start, every endpoint added later the next number.  Ids are never
+	 * reused while the engine runs (peers learn them: the NSM gets the
+	 * guest's id with every SOCKET), main lcore only.
+	 */
+	uint32_t next_id;
 };
 
 /* stderr is the journal: lines written there carry a "<N>" priority. */
 extern bool he_journal;
 
+extern pthread_rwlock_t he_eps_lock;
+
 int he_config_load(struct he_config *cfg, const char *path);
+/* he_config_load without printing: the error ("file:line: message") in @err. */
+int he_config_parse(struct he_config *cfg, const char *path, char *err, size_t size);
+void he_config_free(struct he_config *cfg);
 struct he_ep *he_ep_by_name(const struct he_config *cfg, const char *name);
+struct he_ep *he_ep_by_id(const struct he_config *cfg, uint32_t id);
+bool he_name_ok(const char *name);
+/* A new endpoint with the defaults (id 0), or NULL. */
+struct he_ep *he_ep_alloc(enum nk_role role, const char *name);
+/* Set one endpoint key from its text: NULL, or the error (in @buf). */
+const char *he_ep_set(struct he_ep *ep, const char *key, const char *value, char *buf,
+		      size_t size);
+/* The socket path made absolute (run_dir) and checked: NULL or the error. */
+const char *he_ep_resolve(const struct he_config *cfg, struct he_ep *ep, char *buf,
+			  size_t size);
 
 /* ------------------------------------------------------------------ */
 /* Counters                                                            */
@@ -292,6 +327,7 @@ struct he_ep {
 	 * device's messages: a SET_MEM_TABLE paused the device.
 	 */
 	bool mem_paused;
+	bool registered;		/* main lcore: vhost-user driver registered */
 
 	/* Data-plane state. */
 	int vid;
@@ -399,6 +435,16 @@ int he_dp_dev_pause(struct he_ep *ep, int vid);
 int he_dp_dev_resume(struct he_ep *ep, struct he_dev_start *ds, struct rte_vhost_memory **old);
 int he_dp_attach(struct he_ep *guest, struct he_ep *nsm);
 int he_dp_detach(struct he_ep *guest);
+/*
+ * The endpoint table becomes @eps (@nr entries): with @ep added (attached
+ * to @nsm unless NULL), or with @ep removed (detached, every guest of an
+ * NSM detached from it, nothing left pointing at it).  The caller holds
+ * he_eps_lock for writing and frees the old table (and a removed @ep).
+ */
+void he_dp_ep_add(struct he_ep *ep, struct he_ep *nsm, struct he_ep **eps, unsigned int nr);
+void he_dp_ep_remove(struct he_ep *ep, struct he_ep **eps, unsigned int nr);
+/* A guest's weight and addresses become @from's. */
+void he_dp_ep_update(struct he_ep *ep, const struct he_ep *from);
 /* Returns the number of entries in *out (malloc'ed), or -errno. */
 int he_dp_sockets(struct he_ep *ep, struct he_sock_info **out);
 /*
@@ -422,6 +468,9 @@ int he_dp_kill(struct he_ep *guest, uint32_t gsock);
 
 int he_vhost_start(struct he_config *cfg);
 void he_vhost_stop(struct he_config *cfg);
+/* Serve / stop serving one endpoint's socket (main lcore). */
+int he_vhost_add(struct he_ep *ep);
+void he_vhost_remove(struct he_ep *ep);
 
 int he_ctl_open(struct he_config *cfg);
 void he_ctl_close(void);
@@ -429,5 +478,23 @@ void he_ctl_close(void);
 void he_ctl_run(int sigfd);
 
 int he_telemetry_register(struct he_config *cfg);
+
+/* ------------------------------------------------------------------ */
+/* Live endpoints and reload (live.c), main lcore only                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Can @ep (new, not yet in the table) be added?  0, or -errno with the
+ * reason in @err.  @file: the reloaded file @ep comes from (its socket
+ * path is resolved, its NSM is looked up there), NULL for "add".
+ */
+int he_live_check(const struct he_config *cfg, struct he_ep *ep, const struct he_config *file,
+		  char *err, size_t size);
+/* Check, publish and serve @ep (which is the table's or freed): 0 or -errno. */
+int he_live_add(struct he_config *cfg, struct he_ep *ep, char *err, size_t size);
+/* Unserve, retire and free @ep: 0 or -ENOMEM (nothing changed). */
+int he_live_remove(struct he_config *cfg, struct he_ep *ep);
+/* SIGHUP: apply cfg->path's difference; 0, or -1 (nothing changed, logged). */
+int he_reload(struct he_config *cfg);
 
 #endif /* _HE_H */

@@ -3,9 +3,11 @@
  * hostengine: command line, EAL arguments, logging, signals and the
  * program's life cycle.
  *
- * Threading: main() runs on the main lcore.  SIGTERM and SIGINT are blocked
- * before rte_eal_init, so every thread EAL creates inherits the mask, and
- * are read from a signalfd by the control loop.  Startup order: config,
+ * Threading: main() runs on the main lcore.  SIGTERM, SIGINT and SIGHUP
+ * are blocked before rte_eal_init, so every thread EAL creates inherits
+ * the mask, and are read from a signalfd by the control loop: SIGHUP
+ * reloads the configuration file there (live.c), the others stop the
+ * engine.  Startup order: config,
  * EAL, telemetry, data plane (launched on the data-plane lcore), vhost-user
  * sockets, control socket.  Shutdown: data plane stopped first, then the
  * vhost-user drivers unregistered (their destroy_device callbacks then run
@@ -277,6 +279,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	sigfd = signalfd(-1, &sigs, SFD_CLOEXEC);

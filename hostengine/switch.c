@@ -10,7 +10,8 @@
  * Threading and locking:
  *  - Everything in this file except the command-queue entry points
  *    (he_dp_dev_start/stop/pause/resume, he_dp_attach/detach,
- *    he_dp_sockets, he_dp_ss_*, he_dp_kill, he_dp_stats)
+ *    he_dp_ep_add/remove/update, he_dp_sockets, he_dp_ss_*, he_dp_kill,
+ *    he_dp_stats)
  *    runs on the data-plane lcore, which owns all endpoints' data-plane
  *    state, every he_map, he_req and he_pmsg, and the endpoints' rings and
  *    guest memory while they are running.  No lock protects that state.
@@ -30,6 +31,12 @@
  *    tells the control thread, which collects it (he_dp_ss_result).  One
  *    at a time.  A reply that comes after that is dropped; an NSM with
  *    INFO requests still outstanding is not asked again.
+ *  - The endpoint table (cfg->eps) is replaced only by CMD_EP_ADD and
+ *    CMD_EP_DEL, between two passes of the loop: the data plane never sees
+ *    it change under it, and once he_dp_ep_remove returns it holds no
+ *    pointer to the endpoint (no attached guest, map, request or pending
+ *    message), so live.c may free it.  The caller (main lcore) holds
+ *    he_eps_lock for writing meanwhile, for the other threads' readers.
  *
  * Scheduling (also in Documentation/netkernel/hostengine.rst, "Data
  * plane"): the data plane makes passes over all running endpoints, starting
@@ -126,6 +133,9 @@ enum he_cmd_type {
 	CMD_SOCKETS,
 	CMD_SS,
 	CMD_KILL,
+	CMD_EP_ADD,
+	CMD_EP_DEL,
+	CMD_EP_UPDATE,
 };
 
 struct he_cmd {
@@ -142,6 +152,8 @@ struct he_cmd {
 	struct he_sock_info *socks;
 	struct he_ss_info *ss;
 	uint32_t sock;			/* CMD_KILL */
+	struct he_ep **eps;		/* CMD_EP_ADD/DEL: the new table */
+	unsigned int nr_eps;
 	int ret;
 	bool deferred;			/* CMD_SS: done later (ss_finish) */
 	bool done;
@@ -1505,6 +1517,42 @@ static void attach(struct he_ep *g, struct he_ep *nsm)
 	__atomic_store_n(&g->attached_id, nsm->id, __ATOMIC_RELAXED);
 }
 
+/*
+ * An endpoint leaves the table.  Its device is stopped already
+ * (rte_vhost_driver_unregister ran destroy_device, whose session_end reset
+ * its sockets for their peers); what is left is who points at it.
+ */
+static void ep_retire(struct he_ep *ep)
+{
+	unsigned int i;
+
+	if (ep->role == NK_ROLE_GUEST) {
+		detach(ep);
+	} else {
+		for (i = 0; i < cfg->nr_eps; i++)
+			if (cfg->eps[i]->nsm == ep)
+				detach(cfg->eps[i]);
+	}
+	if (ep->running) {	/* not expected: the caller unregistered it */
+		he_log(WARNING, "%s: removed while its device runs", ep->name);
+		ep->running = false;
+		epoll_kick(ep, EPOLL_CTL_DEL);
+	}
+	session_end(ep);
+	pend_free_all(ep);
+}
+
+static void ep_update(struct he_ep *ep, const struct he_ep *from)
+{
+	if (ep->nsm)
+		ep->nsm->guest_weight += from->weight - ep->weight;
+	ep->weight = from->weight;
+	ep->has_addr4 = from->has_addr4;
+	ep->addr4 = from->addr4;
+	ep->has_addr6 = from->has_addr6;
+	ep->addr6 = from->addr6;
+}
+
 static const char *map_state(const struct he_map *m)
 {
 	if (m->reset)
@@ -1836,6 +1884,20 @@ static void cmd_exec(struct he_cmd *c)
 	case CMD_KILL:
 		c->ret = cmd_kill(c->ep, c->sock);
 		break;
+	case CMD_EP_ADD:
+		cfg->eps = c->eps;
+		cfg->nr_eps = c->nr_eps;
+		if (c->ep2)
+			attach(c->ep, c->ep2);
+		break;
+	case CMD_EP_DEL:
+		ep_retire(c->ep);
+		cfg->eps = c->eps;
+		cfg->nr_eps = c->nr_eps;
+		break;
+	case CMD_EP_UPDATE:
+		ep_update(c->ep, c->ep2);
+		break;
 	}
 }
 
@@ -1969,6 +2031,39 @@ int he_dp_detach(struct he_ep *guest)
 		return -EINVAL;
 	cmd_submit(&c);
 	return 0;
+}
+
+/* The data-plane state of an endpoint nobody has seen yet. */
+static void ep_init(struct he_ep *ep)
+{
+	ep->vid = -1;
+	ep->next_sock = 1;
+	TAILQ_INIT(&ep->pending);
+	TAILQ_INIT(&ep->my_reqs);
+}
+
+void he_dp_ep_add(struct he_ep *ep, struct he_ep *nsm, struct he_ep **eps, unsigned int nr)
+{
+	struct he_cmd c = {
+		.type = CMD_EP_ADD, .ep = ep, .ep2 = nsm, .eps = eps, .nr_eps = nr,
+	};
+
+	ep_init(ep);
+	cmd_submit(&c);
+}
+
+void he_dp_ep_remove(struct he_ep *ep, struct he_ep **eps, unsigned int nr)
+{
+	struct he_cmd c = { .type = CMD_EP_DEL, .ep = ep, .eps = eps, .nr_eps = nr };
+
+	cmd_submit(&c);
+}
+
+void he_dp_ep_update(struct he_ep *ep, const struct he_ep *from)
+{
+	struct he_cmd c = { .type = CMD_EP_UPDATE, .ep = ep, .ep2 = (struct he_ep *)from };
+
+	cmd_submit(&c);
 }
 
 int he_dp_sockets(struct he_ep *ep, struct he_sock_info **out)
@@ -2189,14 +2284,8 @@ int he_dp_init(struct he_config *c)
 	ev.data.fd = cmd_efd;
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, cmd_efd, &ev) < 0)
 		return -errno;
-	for (i = 0; i < cfg->nr_eps; i++) {
-		struct he_ep *ep = cfg->eps[i];
-
-		ep->vid = -1;
-		ep->next_sock = 1;
-		TAILQ_INIT(&ep->pending);
-		TAILQ_INIT(&ep->my_reqs);
-	}
+	for (i = 0; i < cfg->nr_eps; i++)
+		ep_init(cfg->eps[i]);
 	for (i = 0; i < cfg->nr_eps; i++) {
 		struct he_ep *ep = cfg->eps[i];
 

@@ -4,8 +4,9 @@
  * /netkernel/stats,<name> (that endpoint's counters).
  *
  * Threading: registration runs on the main lcore after rte_eal_init; the
- * callbacks run on DPDK's telemetry thread and read only the immutable
- * configuration and the counters (relaxed atomic loads).
+ * callbacks run on DPDK's telemetry thread and read only the endpoints'
+ * names and counters (relaxed atomic loads), holding he_eps_lock for
+ * reading (the endpoint table changes at run time, live.c).
  */
 #include <errno.h>
 
@@ -42,23 +43,28 @@ static int tel_endpoints(const char *cmd, const char *params, struct rte_tel_dat
 	RTE_SET_USED(cmd);
 	RTE_SET_USED(params);
 	rte_tel_data_start_array(d, RTE_TEL_STRING_VAL);
+	pthread_rwlock_rdlock(&he_eps_lock);
 	for (i = 0; i < cfg->nr_eps; i++)
 		rte_tel_data_add_array_string(d, cfg->eps[i]->name);
+	pthread_rwlock_unlock(&he_eps_lock);
 	return 0;
 }
 
 static int tel_stats(const char *cmd, const char *params, struct rte_tel_data *d)
 {
-	struct he_ep *ep = params ? he_ep_by_name(cfg, params) : NULL;
+	struct he_ep *ep;
 	unsigned int i;
 
 	RTE_SET_USED(cmd);
-	if (!ep)
-		return -EINVAL;
-	rte_tel_data_start_dict(d);
-	for (i = 0; i < HE_C_NR; i++)
-		rte_tel_data_add_dict_u64(d, he_counter_names[i], he_cnt_get(ep, i));
-	return 0;
+	pthread_rwlock_rdlock(&he_eps_lock);
+	ep = params ? he_ep_by_name(cfg, params) : NULL;
+	if (ep) {
+		rte_tel_data_start_dict(d);
+		for (i = 0; i < HE_C_NR; i++)
+			rte_tel_data_add_dict_u64(d, he_counter_names[i], he_cnt_get(ep, i));
+	}
+	pthread_rwlock_unlock(&he_eps_lock);
+	return ep ? 0 : -EINVAL;
 }
 
 int he_telemetry_register(struct he_config *c)

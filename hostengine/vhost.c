@@ -22,6 +22,16 @@
  *    frontend before it has torn the previous connection down.  One device
  *    per endpoint runs at a time: the data plane refuses a second
  *    new_device (-EBUSY) while the first runs.
+ *  - The callbacks find their endpoint by socket path in cfg->eps, holding
+ *    he_eps_lock for reading (the table changes at run time, live.c), and
+ *    use it after dropping the lock: an endpoint is freed only after
+ *    he_vhost_remove returned, and rte_vhost_driver_unregister returns
+ *    only once no callback of that socket runs or can start.  live.c
+ *    publishes an endpoint before he_vhost_add and retires it after
+ *    he_vhost_remove, so a callback always finds its endpoint.  No lock is
+ *    held across rte_vhost calls.
+ *  - he_vhost_add/he_vhost_remove run on the main lcore (live.c);
+ *    ep->registered is main-lcore state.
  *  - Configuration (cfg, endpoints' names and roles) is read-only here.
  */
 #include <errno.h>
@@ -38,19 +48,21 @@
 				 (1ULL << VHOST_USER_F_PROTOCOL_FEATURES))
 
 static struct he_config *cfg;
-static bool *registered;
 
 static struct he_ep *ep_by_vid(int vid)
 {
+	struct he_ep *ep = NULL;
 	char path[PATH_MAX];
 	unsigned int i;
 
 	if (rte_vhost_get_ifname(vid, path, sizeof(path)) < 0)
 		return NULL;
-	for (i = 0; i < cfg->nr_eps; i++)
+	pthread_rwlock_rdlock(&he_eps_lock);
+	for (i = 0; i < cfg->nr_eps && !ep; i++)
 		if (!strcmp(cfg->eps[i]->sock_path, path))
-			return cfg->eps[i];
-	return NULL;
+			ep = cfg->eps[i];
+	pthread_rwlock_unlock(&he_eps_lock);
+	return ep;
 }
 
 /*
@@ -284,25 +296,34 @@ static int register_ep(struct he_ep *ep, bool *registered_ep)
 	return 0;
 }
 
+int he_vhost_add(struct he_ep *ep)
+{
+	if (register_ep(ep, &ep->registered)) {
+		he_log(ERR, "%s: cannot serve vhost-user socket %s", ep->name, ep->sock_path);
+		return -EIO;
+	}
+	he_log(INFO, "%s: %s on %s", ep->name, ep->role == NK_ROLE_GUEST ? "guest" : "nsm",
+	       ep->sock_path);
+	return 0;
+}
+
+void he_vhost_remove(struct he_ep *ep)
+{
+	if (!ep->registered)
+		return;
+	rte_vhost_driver_unregister(ep->sock_path);
+	unlink(ep->sock_path);
+	ep->registered = false;
+}
+
 int he_vhost_start(struct he_config *c)
 {
 	unsigned int i;
 
 	cfg = c;
-	registered = calloc(cfg->nr_eps, sizeof(*registered));
-	if (!registered)
-		return -ENOMEM;
-	for (i = 0; i < cfg->nr_eps; i++) {
-		struct he_ep *ep = cfg->eps[i];
-
-		if (register_ep(ep, &registered[i])) {
-			he_log(ERR, "%s: cannot serve vhost-user socket %s", ep->name,
-			       ep->sock_path);
+	for (i = 0; i < cfg->nr_eps; i++)
+		if (he_vhost_add(cfg->eps[i]))
 			return -EIO;
-		}
-		he_log(INFO, "%s: %s on %s", ep->name,
-		       ep->role == NK_ROLE_GUEST ? "guest" : "nsm", ep->sock_path);
-	}
 	return 0;
 }
 
@@ -310,13 +331,6 @@ void he_vhost_stop(struct he_config *c)
 {
 	unsigned int i;
 
-	for (i = 0; registered && i < c->nr_eps; i++) {
-		if (!registered[i])
-			continue;
-		rte_vhost_driver_unregister(c->eps[i]->sock_path);
-		unlink(c->eps[i]->sock_path);
-		registered[i] = false;
-	}
-	free(registered);
-	registered = NULL;
+	for (i = 0; i < c->nr_eps; i++)
+		he_vhost_remove(c->eps[i]);
 }

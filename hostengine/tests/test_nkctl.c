@@ -28,10 +28,12 @@
 
 static char nkctl_bin[PATH_MAX];
 static char out[OUT_MAX];
+static char err_out[4096];
 
 /*
- * Run nkctl with the NULL-terminated arguments; its stdout goes to out[].
- * Returns its exit status (-1 if it did not exit normally).
+ * Run nkctl with the NULL-terminated arguments; its stdout goes to out[],
+ * its stderr to err_out[].  Returns its exit status (-1 if it did not
+ * exit normally).
  */
 static int nkctl(const char *arg0, ...)
 {
@@ -53,10 +55,13 @@ static int nkctl(const char *arg0, ...)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (!pid) {
-		int null = open("/dev/null", O_WRONLY);
+		char ep[256];
+		int efd;
 
+		snprintf(ep, sizeof(ep), "%s/nkctl.err", W.dir);
+		efd = open(ep, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		dup2(pfd[1], STDOUT_FILENO);
-		dup2(null, STDERR_FILENO);
+		dup2(efd, STDERR_FILENO);
 		unsetenv("NKCTL_SOCKET");
 		execv(nkctl_bin, (char *const *)argv);
 		_exit(127);
@@ -69,6 +74,17 @@ static int nkctl(const char *arg0, ...)
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 127)
 		fail_msg("cannot run %s", nkctl_bin);
+	{
+		char ep[256];
+		int efd;
+
+		snprintf(ep, sizeof(ep), "%s/nkctl.err", W.dir);
+		efd = open(ep, O_RDONLY | O_CLOEXEC);
+		k = efd >= 0 ? read(efd, err_out, sizeof(err_out) - 1) : 0;
+		err_out[k > 0 ? k : 0] = '\0';
+		if (efd >= 0)
+			close(efd);
+	}
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
@@ -896,6 +912,90 @@ static void t_kill(void **state)
 	h_pass();
 }
 
+/*
+ * add and remove: what they print, --json, that they say the change is not
+ * persistent, and the errors naming the endpoint or key.
+ */
+static void t_add_remove(void **state)
+{
+	char sock[256], want[512];
+	json_object *o, *v;
+	uint32_t id;
+
+	(void)state;
+	assert_int_equal(nkctl("-s", W.ctl, "-j", "add", "nsm", "nsm7", NULL), 0);
+	o = out_json(true);
+	assert_string_equal(h_json_str(o, "endpoint"), "nsm7");
+	h_sock_path(sock, sizeof(sock), "nsm7");
+	assert_string_equal(h_json_str(o, "socket"), sock);
+	assert_true(json_object_object_get_ex(o, "persistent", &v));
+	assert_false(json_object_get_boolean(v));
+	id = h_json_u64(o, "id");
+	assert_true(id > H_ID_VM3);
+	json_object_put(o);
+
+	assert_int_equal(nkctl("-s", W.ctl, "add", "guest", "vm7", "nsm=nsm7",
+			       "address=10.0.0.17", "address6=fd00::17", "weight=3",
+			       "queue_pairs=2", "socket=vm7.sock", NULL), 0);
+	h_sock_path(sock, sizeof(sock), "vm7");
+	snprintf(want, sizeof(want), "guest vm7 added, id %u, socket %s\n", id + 1, sock);
+	assert_string_equal(out, want);
+	assert_non_null(strstr(err_out, "not persistent"));
+	o = h_list_ep("vm7");
+	assert_string_equal(h_json_str(o, "nsm"), "nsm7");
+	assert_string_equal(h_json_str(o, "address"), "10.0.0.17");
+	assert_string_equal(h_json_str(o, "address6"), "fd00::17");
+	assert_int_equal(h_json_u64(o, "weight"), 3);
+	json_object_put(o);
+
+	/* Engine errors: exit 1, the endpoint and key named. */
+	assert_int_equal(nkctl("-s", W.ctl, "-j", "add", "guest", "vm7", NULL), 1);
+	o = out_json(false);
+	assert_int_equal(h_json_u64(o, "errno"), EEXIST);
+	assert_string_equal(h_json_str(o, "endpoint"), "vm7");
+	json_object_put(o);
+	assert_int_equal(nkctl("-s", W.ctl, "add", "guest", "vm8", "weight=0", NULL), 1);
+	assert_non_null(strstr(err_out, "vm8: bad value '0' for weight: 1 to 1000"));
+	assert_int_equal(nkctl("-s", W.ctl, "-j", "add", "guest", "vm8", "nsm=nsm9", NULL), 1);
+	o = out_json(false);
+	assert_string_equal(h_json_str(o, "key"), "nsm");
+	assert_string_equal(h_json_str(o, "endpoint"), "vm8");
+	json_object_put(o);
+	assert_int_equal(nkctl("-s", W.ctl, "add", "router", "vm8", NULL), 1);
+	assert_non_null(strstr(err_out, "bad role"));
+
+	/* Usage errors: exit 2, nothing sent. */
+	assert_int_equal(nkctl("-s", W.ctl, "add", "guest", NULL), 2);
+	assert_int_equal(nkctl("-s", W.ctl, "add", "guest", "vm8", "weight", NULL), 2);
+	assert_non_null(strstr(err_out, "'weight' is not KEY=VALUE"));
+	assert_int_equal(nkctl("-s", W.ctl, "add", "guest", "vm8", "=3", NULL), 2);
+	assert_int_equal(nkctl("-s", W.ctl, "add", "guest", "vm8", "weight=1", "weight=2",
+			       NULL), 2);
+	assert_non_null(strstr(err_out, "key 'weight' given twice"));
+	assert_int_equal(nkctl("-s", W.ctl, "add", "guest", "vm8", "name=vm9", NULL), 2);
+	assert_int_equal(nkctl("-s", W.ctl, "remove", NULL), 2);
+	assert_int_equal(nkctl("-s", W.ctl, "remove", "vm7", "vm8", NULL), 2);
+
+	/* remove, twice. */
+	assert_int_equal(nkctl("-s", W.ctl, "remove", "vm7", NULL), 0);
+	assert_string_equal(out, "vm7 removed\n");
+	assert_non_null(strstr(err_out, "not persistent"));
+	assert_int_equal(nkctl("-s", W.ctl, "-j", "remove", "vm7", NULL), 1);
+	o = out_json(false);
+	assert_int_equal(h_json_u64(o, "errno"), ENOENT);
+	assert_string_equal(h_json_str(o, "endpoint"), "vm7");
+	assert_string_equal(h_json_str(o, "error"), "unknown endpoint 'vm7'");
+	json_object_put(o);
+	assert_int_equal(nkctl("-s", W.ctl, "-j", "remove", "nsm7", NULL), 0);
+	o = out_json(true);
+	json_object_put(o);
+	assert_int_equal(nkctl("-s", W.ctl, "remove", "nsm7", NULL), 1);
+	assert_non_null(strstr(err_out, "unknown endpoint 'nsm7'"));
+	assert_int_equal(nkctl("-s", W.ctl, "--json", "list", NULL), 0);
+	assert_null(strstr(out, "vm7"));
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	H_TEST(t_list),
 	H_TEST(t_stats),
@@ -909,6 +1009,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_kill),
 	H_TEST(t_ss_nsm_lost_and_v1),
 	H_TEST(t_ss_many),
+	H_TEST(t_add_remove),
 };
 
 static int prepare(void)

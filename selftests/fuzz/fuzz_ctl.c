@@ -6,6 +6,12 @@
  * real data plane's commands (executed in the caller while the data plane
  * is not running, as before launch).
  *
+ * "add" and "remove" run live.c as the engine does, but with no vhost-user
+ * socket behind an endpoint (he_vhost_add/remove below); endpoints an
+ * input added are removed after it, so every input starts from the same
+ * four.  setup() checks that a well-formed add and remove succeed, so the
+ * fuzzer can reach past their checks.
+ *
  * Input: request lines separated by '\n', each cut at the control
  * socket's 4 KiB limit.  Every reply must be one JSON object with a
  * boolean "ok", and a failed one a positive "errno" and an "error"
@@ -19,6 +25,29 @@
 #include "../../hostengine/ctl.c"
 #include "he_fuzz.h"
 
+#define BASE_EPS	4
+
+int he_vhost_add(struct he_ep *ep)
+{
+	ep->registered = true;
+	return 0;
+}
+
+void he_vhost_remove(struct he_ep *ep)
+{
+	ep->registered = false;
+}
+
+/* The reply's "ok". */
+static bool reply_ok(json_object *r)
+{
+	json_object *ok;
+	bool ret = json_object_object_get_ex(r, "ok", &ok) && json_object_get_boolean(ok);
+
+	json_object_put(r);
+	return ret;
+}
+
 static void setup(void)
 {
 	static struct he_config conf;
@@ -26,6 +55,22 @@ static void setup(void)
 	he_fuzz_engine(&conf, "");
 	cfg = &conf;
 	clock_gettime(CLOCK_MONOTONIC, &started);
+	assert(cfg->nr_eps == BASE_EPS);
+	/* Reachability: the add and remove paths succeed past every check. */
+	assert(reply_ok(handle("{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm5\", "
+			       "\"socket\": \"/tmp/he_fuzz_vm5.sock\", \"nsm\": \"nsm0\", "
+			       "\"weight\": \"3\", \"address\": \"10.0.0.15\"}")));
+	assert(cfg->nr_eps == BASE_EPS + 1 && he_ep_by_name(cfg, "vm5")->nsm);
+	assert(reply_ok(handle("{\"cmd\": \"remove\", \"name\": \"vm5\"}")));
+	assert(!reply_ok(handle("{\"cmd\": \"remove\", \"name\": \"vm5\"}")));
+	assert(cfg->nr_eps == BASE_EPS);
+}
+
+/* Back to the four endpoints of he_fuzz_engine. */
+static void remove_added(void)
+{
+	while (cfg->nr_eps > BASE_EPS)
+		assert(!he_live_remove(cfg, cfg->eps[cfg->nr_eps - 1]));
 }
 
 static void check_reply(json_object *r)
@@ -85,5 +130,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		data += n + 1;
 	}
+	remove_added();
 	return 0;
 }

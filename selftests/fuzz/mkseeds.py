@@ -148,6 +148,19 @@ def ctl_seeds():
                          b'{"cmd": "attach", "guest": "vm2", "nsm": "nsm0"}\n'
                          b'{"cmd": "attach", "guest": "vm1", "nsm": "vm2"}\n',
         'malformed': b'{"cmd": 7}\n[1, 2]\n{"cmd": "list"\n\n',
+        'add-remove': b'{"cmd": "add", "role": "guest", "name": "vm5", '
+                      b'"socket": "/tmp/he_fuzz_vm5.sock", "nsm": "nsm0", "weight": "3", '
+                      b'"address": "10.0.0.15", "address6": "fd00::15", "queue_pairs": "2"}\n'
+                      b'{"cmd": "add", "role": "nsm", "name": "nsm5", '
+                      b'"socket": "/tmp/he_fuzz_nsm5.sock"}\n'
+                      b'{"cmd": "attach", "guest": "vm5", "nsm": "nsm5"}\n'
+                      b'{"cmd": "list"}\n{"cmd": "remove", "name": "nsm5"}\n'
+                      b'{"cmd": "remove", "name": "vm5"}\n{"cmd": "remove", "name": "vm5"}\n',
+        'add-bad': b'{"cmd": "add", "role": "guest", "name": "vm1"}\n'
+                   b'{"cmd": "add", "role": "guest", "name": "vm6", "nsm": "vm1"}\n'
+                   b'{"cmd": "add", "role": "guest", "name": "vm6", "weight": "0"}\n'
+                   b'{"cmd": "add", "role": "nsm", "name": "n6", "nsm": "nsm0"}\n'
+                   b'{"cmd": "add", "role": "x", "name": "a/b", "weight": true}\n',
     }
 
 

@@ -34,6 +34,14 @@
 #                   connection waiting (EAGAIN: the ACCEPT cannot go out),
 #                   and close() each return within STALL_MS instead of
 #                   waiting for ring space (nk_stall)
+#   live_endpoints  while vm1 streams to the world through the NSM ("yes"
+#                   into nc; the world checks every byte and the longest
+#                   pause between two reads), vm2 is added to the running
+#                   engine (nkctl add), booted, used (a verified download),
+#                   detached (its downloads fail), removed, and then added
+#                   by the configuration file and a SIGHUP and removed by
+#                   the file and a SIGHUP: vm1's stream sees no error and no
+#                   pause over LIVE_GAP_S, the engine is never restarted
 #   nsm_dies        the NSM VM killed: the held connection ends with
 #                   ECONNRESET within 1 s, a new connection fails at once
 #                   with a clear errno; the NSM booted again, a download
@@ -77,6 +85,8 @@ RESET_S=5
 DEATH_S=1
 # A non-blocking call, or close(), on a full requestq returns within this (ms).
 STALL_MS=100
+# vm1's stream may pause at most this long while endpoints come and go (s).
+LIVE_GAP_S=1
 
 rm -rf "$logdir"
 lab_init "$logdir"
@@ -85,8 +95,8 @@ t_start=$SECONDS
 # One point per case, in this order (test_NAME, below), each named after
 # its case, then topo_down_ktap's points: "console clean" for nsm and vm1,
 # and the engine's stop.
-TEST_NAMES=(socket_abandoned accept_abandoned stop_cont stop_cont_dgram engine_restart ring_full nsm_dies
-	nsm_dies_dgram guest_dies)
+TEST_NAMES=(socket_abandoned accept_abandoned stop_cont stop_cont_dgram engine_restart ring_full
+	live_endpoints nsm_dies nsm_dies_dgram guest_dies)
 TEST_DESCS=("${TEST_NAMES[@]}")
 down_points=3
 # NK_RESILIENCE_CASES="a b": only these cases (in the order above).
@@ -442,6 +452,147 @@ while pidof nk_dgram >/dev/null && [ \$i -lt 50 ]; do
 	sleep 0.1; i=\$((i + 1))
 done" >/dev/null 2>&1 || true
 	lab_stop_pid "$DGRAM_WORLD_PID" 1 >/dev/null 2>&1 || true
+}
+
+# live_log: the running engine's log (engine.N.log after a restart).
+live_log() {
+	if ((TOPO_ENGINE_STARTS == 1)); then
+		echo "$LAB_LOG_DIR/engine.log"
+	else
+		echo "$LAB_LOG_DIR/engine.$TOPO_ENGINE_STARTS.log"
+	fi
+}
+
+# live_wait_log FROM TEXT: TEXT in the engine's log past byte FROM within 10 s.
+live_wait_log() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		tail -c +"$(($1 + 1))" "$(live_log)" | grep -qF -- "$2" && return 0
+		sleep 0.1
+	done
+	ktap_diag "no \"$2\" in the engine's log"
+	return 1
+}
+
+# live_hup TEXT: SIGHUP to the engine; TEXT must follow in its log.
+live_hup() {
+	local from
+	from=$(stat -c %s "$(live_log)")
+	kill -HUP "$TOPO_ENGINE_PID"
+	live_wait_log "$from" "$1" && lab_alive "$TOPO_ENGINE_PID"
+}
+
+# live_vm2_boot: boot vm2 on its nk socket and wait until it is served.
+live_vm2_boot() {
+	lab_vm_start vm2 --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
+		--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent --nk "$TOPO_RUN/run/vm2.sock" \
+		--append "nk.role=guest" &&
+		lab_vm_agent_wait vm2 "$TOPO_BOOT_TIMEOUT" && topo_ep_wait_ready 60 vm2
+}
+
+# live_vm2_down: vm2 powered off, its console scanned: 1 on kernel trouble.
+live_vm2_down() {
+	local n=$1
+	lab_vm_poweroff vm2
+	cp "$(lab_vm_console vm2)" "$logdir/vm2.$n.console"
+	lab_console_trouble "$logdir/vm2.$n.console"
+}
+
+LIVE_STOP=$logdir/live.stop	# the world's end of vm1's stream stops when it exists
+live_endpoints() {
+	local port=9200 ini=$TOPO_RUN/engine.ini stop=$LIVE_STOP res=$logdir/live.result
+	local ip2 sum id1 r i bytes gap bad end
+	ip2=$(topo_guest_ip vm2)
+	rm -f "$stop" "$res"
+	# The world's end of vm1's stream: every byte checked ("y\n" repeated),
+	# the longest pause between two reads measured, until $stop exists.
+	topo_world_spawn "$logdir/live-world.log" python3 -c "
+import os, socket, time
+s = socket.create_server(('$TOPO_WORLD_IP', $port))
+c, _ = s.accept()
+c.settimeout(0.2)
+n = bad = 0
+gap = 0.0
+end = 'stopped'
+last = time.monotonic()
+pat = b'y\\n' * 32768
+while not os.path.exists('$stop'):
+    try:
+        d = c.recv(65536)
+    except socket.timeout:
+        continue
+    except OSError as e:
+        end = 'error %s' % e
+        break
+    now = time.monotonic()
+    if not d:
+        end = 'eof'
+        break
+    gap = max(gap, now - last)
+    last = now
+    if d != pat[n % 2:n % 2 + len(d)]:
+        bad += 1
+    n += len(d)
+gap = max(gap, time.monotonic() - last) if end != 'stopped' else gap
+open('$res', 'w').write('bytes %d max_gap %.3f bad %d end %s\\n' % (n, gap, bad, end))"
+	topo_world_wait_port "$port" || { ktap_diag "the world does not listen on $port"; return 1; }
+	topo_exec vm1 30 "yes | nc $TOPO_WORLD_IP $port >/tmp/live-nc 2>&1 &" >/dev/null || return 1
+	id1=$(topo_nkctl --json list | python3 -c 'import json, sys
+print(max(e["id"] for e in json.load(sys.stdin)["endpoints"]))')
+
+	# vm2 added live, used, detached, removed.  The NSM takes vm2's
+	# source address (it was booted for vm1 only).
+	topo_exec "$TOPO_NSM" 30 "ip addr add $ip2/32 dev eth0" >/dev/null || return 1
+	r=$(topo_nkctl --json add guest vm2 nsm=nsm0 "address=$ip2") || {
+		ktap_diag "nkctl add: $r"
+		return 1
+	}
+	r=$(python3 -c 'import json, sys; r = json.load(sys.stdin); print(r["id"], r["persistent"])' <<<"$r")
+	ktap_diag "vm2 added: id and persistent: $r (ids up to $id1 before)"
+	[[ ${r% *} -gt $id1 && ${r#* } == False ]] || return 1
+	live_vm2_boot || { ktap_diag "vm2 not served"; return 1; }
+	sum=$(topo_exec vm2 60 "wget -q -O- $TOPO_FILE_URL | sha256sum") || return 1
+	[[ ${sum%% *} == "$TOPO_FILE_SHA" ]] || { ktap_diag "vm2's download: $sum"; return 1; }
+	topo_nkctl detach vm2 >/dev/null 2>&1 || return 1
+	if topo_exec vm2 30 "wget -q -O- $TOPO_FILE_URL >/dev/null" >/dev/null 2>&1; then
+		ktap_diag "vm2 downloads while detached"
+		return 1
+	fi
+	topo_nkctl remove vm2 >/dev/null 2>&1 || return 1
+	topo_nkctl remove vm2 >/dev/null 2>&1 && { ktap_diag "vm2 removed twice"; return 1; }
+	live_vm2_down 1 || return 1
+
+	# vm2 in the file: SIGHUP adds it, served again; out of it: removed.
+	cp "$ini" "$ini.orig"
+	printf '\n[guest:vm2]\nsocket = vm2.sock\nnsm = nsm0\naddress = %s\n' "$ip2" >>"$ini"
+	live_hup "reload: $ini: 1 change(s)" || return 1
+	live_vm2_boot || { ktap_diag "vm2 not served after the reload"; return 1; }
+	sum=$(topo_exec vm2 60 "wget -q -O- $TOPO_FILE_URL | sha256sum") || return 1
+	[[ ${sum%% *} == "$TOPO_FILE_SHA" ]] || { ktap_diag "vm2's download: $sum"; return 1; }
+	cp "$ini.orig" "$ini"
+	live_hup "reload: $ini: 1 change(s)" || return 1
+	live_vm2_down 2 || return 1
+	topo_nkctl list | awk '$1 == "vm2" { f = 1 } END { exit f }' || return 1
+
+	# vm1's stream went on throughout.
+	touch "$stop"
+	for ((i = 0; i < 50; i++)); do
+		[[ -s $res ]] && break
+		sleep 0.1
+	done
+	read -r _ bytes _ gap _ bad _ end <"$res" || { ktap_diag "no result from the world"; return 1; }
+	ktap_diag "vm1's stream: $bytes bytes, longest pause $gap s, $bad bad reads, end: $end"
+	[[ $bytes -gt 0 && $bad == 0 && $end == stopped ]] &&
+		python3 -c "import sys; sys.exit(not $gap <= $LIVE_GAP_S)"
+}
+
+# The stream ends with the case, whatever its outcome.
+test_live_endpoints() {
+	local rc=0
+	live_endpoints || rc=1
+	touch "$LIVE_STOP"
+	topo_exec vm1 10 "pkill yes; pkill nc; true" >/dev/null 2>&1 || true
+	return "$rc"
 }
 
 test_nsm_dies() {

@@ -51,7 +51,8 @@ struct command {
 	const char *args;		/* for the usage text */
 	int min_args;
 	int max_args;
-	const char *keys[2];		/* request member of each argument */
+	const char *keys[2];		/* request member of each argument; */
+					/* any further one is KEY=VALUE */
 	int (*show)(struct json_object *reply, char **argv);
 	/* Adds the arguments to the request itself (keys unused): exit code. */
 	int (*build)(struct json_object *req, char **argv, int argc);
@@ -515,10 +516,21 @@ static int show_kill(struct json_object *reply, char **argv)
 	return NKCTL_EXIT_OK;
 }
 
+/*
+ * What add, remove, attach and detach change is not written to the
+ * engine's configuration file: say so, where a script will not parse it.
+ */
+static void not_persistent(void)
+{
+	fprintf(stderr, "%s: note: not persistent: the configuration file is unchanged, "
+		"a reload (SIGHUP) or restart applies the file again\n", progname);
+}
+
 static int show_attach(struct json_object *reply, char **argv)
 {
 	(void)reply;
 	printf("%s attached to %s\n", argv[0], argv[1]);
+	not_persistent();
 	return NKCTL_EXIT_OK;
 }
 
@@ -526,6 +538,30 @@ static int show_detach(struct json_object *reply, char **argv)
 {
 	(void)reply;
 	printf("%s detached\n", argv[0]);
+	not_persistent();
+	return NKCTL_EXIT_OK;
+}
+
+static int show_add(struct json_object *reply, char **argv)
+{
+	struct json_object *id, *sock;
+
+	if (!json_object_object_get_ex(reply, "id", &id) ||
+	    !json_object_object_get_ex(reply, "socket", &sock)) {
+		warnx("malformed reply: no \"id\" or \"socket\"");
+		return NKCTL_EXIT_REPLY;
+	}
+	printf("%s %s added, id %d, socket %s\n", argv[0], argv[1], json_object_get_int(id),
+	       json_object_get_string(sock));
+	not_persistent();
+	return NKCTL_EXIT_OK;
+}
+
+static int show_remove(struct json_object *reply, char **argv)
+{
+	(void)reply;
+	printf("%s removed\n", argv[0]);
+	not_persistent();
 	return NKCTL_EXIT_OK;
 }
 
@@ -559,6 +595,10 @@ static const struct command commands[] = {
 	  show_detach, NULL },
 	{ "engine",	"",		0, 0, { NULL },
 	  show_engine, NULL },
+	{ "add",	"guest|nsm NAME [KEY=VALUE...]", 2, 10, { "role", "name" },
+	  show_add, NULL },
+	{ "remove",	"NAME",		1, 1, { "name" },
+	  show_remove, NULL },
 };
 
 /* ------------------------------------------------------------------ */
@@ -584,10 +624,21 @@ static struct json_object *build_request(const struct command *cmd,
 		}
 		return req;
 	}
-	for (i = 0; i < argc; i++)
-		if (json_object_object_add(req, cmd->keys[i],
-					   json_object_new_string(argv[i])))
+	for (i = 0; i < argc; i++) {
+		const char *key = cmd->keys[i < 2 ? i : 0], *val = argv[i];
+		char kbuf[64];
+
+		if (i >= (int)ARRAY_SIZE(cmd->keys)) {
+			/* main() checked the '=' */
+			const char *eq = strchr(argv[i], '=');
+
+			snprintf(kbuf, sizeof(kbuf), "%.*s", (int)(eq - argv[i]), argv[i]);
+			key = kbuf;
+			val = eq + 1;
+		}
+		if (json_object_object_add(req, key, json_object_new_string(val)))
 			goto fail;
+	}
 	return req;
 fail:
 	json_object_put(req);
@@ -1014,7 +1065,7 @@ int main(int argc, char **argv)
 	const struct command *cmd = NULL;
 	const char *path = getenv(NKCTL_SOCKET_ENV);
 	bool json = false;
-	size_t i;
+	size_t i, j;
 	int opt, nargs;
 
 	if (!path || !*path)
@@ -1063,9 +1114,23 @@ int main(int argc, char **argv)
 		return usage_error("wrong number of arguments; usage: %s %s%s%s",
 				   progname, cmd->name, *cmd->args ? " " : "",
 				   cmd->args);
-	for (i = 0; i < (size_t)nargs; i++)
-		if (!argv[optind + 1 + i][0])
+	for (i = 0; i < (size_t)nargs; i++) {
+		const char *a = argv[optind + 1 + i], *eq = strchr(a, '=');
+
+		if (!a[0])
 			return usage_error("%s: empty argument", cmd->name);
+		if (i < ARRAY_SIZE(cmd->keys))
+			continue;
+		if (!eq || eq == a || eq - a >= 64)
+			return usage_error("%s: '%s' is not KEY=VALUE", cmd->name, a);
+		if (!strncmp(a, "cmd=", 4) || !strncmp(a, "role=", 5) ||
+		    !strncmp(a, "name=", 5))
+			return usage_error("%s: '%s': that key is an argument", cmd->name, a);
+		for (j = ARRAY_SIZE(cmd->keys); j < i; j++)
+			if (!strncmp(argv[optind + 1 + j], a, eq - a + 1))
+				return usage_error("%s: key '%.*s' given twice", cmd->name,
+						   (int)(eq - a), a);
+	}
 
 	return run(path, cmd, argv + optind + 1, nargs, json);
 }
