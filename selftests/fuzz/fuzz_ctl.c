@@ -50,6 +50,7 @@ static bool reply_ok(json_object *r)
 
 static void setup(void)
 {
+	static struct client cl = { .fd = -1 };
 	static struct he_config conf;
 
 	he_fuzz_engine(&conf, "");
@@ -57,12 +58,12 @@ static void setup(void)
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	assert(cfg->nr_eps == BASE_EPS);
 	/* Reachability: the add and remove paths succeed past every check. */
-	assert(reply_ok(handle("{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm5\", "
+	assert(reply_ok(handle(&cl, "{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm5\", "
 			       "\"socket\": \"/tmp/he_fuzz_vm5.sock\", \"nsm\": \"nsm0\", "
 			       "\"weight\": \"3\", \"address\": \"10.0.0.15\"}")));
 	assert(cfg->nr_eps == BASE_EPS + 1 && he_ep_by_name(cfg, "vm5")->nsm);
-	assert(reply_ok(handle("{\"cmd\": \"remove\", \"name\": \"vm5\"}")));
-	assert(!reply_ok(handle("{\"cmd\": \"remove\", \"name\": \"vm5\"}")));
+	assert(reply_ok(handle(&cl, "{\"cmd\": \"remove\", \"name\": \"vm5\"}")));
+	assert(!reply_ok(handle(&cl, "{\"cmd\": \"remove\", \"name\": \"vm5\"}")));
 	assert(cfg->nr_eps == BASE_EPS);
 }
 
