@@ -145,8 +145,9 @@ mkfifo /tmp/view-fifo
 nk_dgram '"$TOPO_WORLD_IP"' 9 9001 /tmp/view-fifo >/tmp/view-dgram.log 2>&1 &
 (sleep 3600 | nc '"$TOPO_WORLD_IP $prog_view_port"' >/dev/null 2>&1) &
 i=0
-until grep -q ready /tmp/view-dgram.log && ss -Htn state established | grep -q ":'"$prog_view_port"'"; do
-	[ $i -lt 100 ] || { echo "the sockets did not open"; cat /tmp/view-dgram.log; ss -tan; exit 1; }
+until grep -q ready /tmp/view-dgram.log &&
+	grep -Eqs " [0-9A-F]+:'"$(printf %04X "$prog_view_port")"' 01 |:'"$prog_view_port"' " /proc/net/netkernel /proc/net/tcp; do
+	[ $i -lt 100 ] || { echo "the sockets did not open"; cat /tmp/view-dgram.log; exit 1; }
 	sleep 0.2; i=$((i + 1))
 done
 : >/tmp/view-open'
