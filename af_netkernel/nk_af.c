@@ -119,7 +119,9 @@
  *   that check only family and protocol would cast).  getsockopt
  *   (SO_DOMAIN) still answers the family socket() was asked for
  *   (nks->domain), from a hook on sk_getsockopt() (nk_takeover.c);
- *   SO_PROTOCOL and SO_TYPE report what Linux reports.
+ *   SO_PROTOCOL and SO_TYPE report what Linux reports.  No inet hash
+ *   table holds an nk_sock either: ss, netstat and lsof learn of them
+ *   from nk_diag.c (inet_diag dumps) and nk_procinet.c (/proc/net/tcp).
  *
  * - connect(AF_UNSPEC) dissolves a UDP socket's association and, on TCP,
  *   does what tcp_disconnect() does (the NSM disconnects its socket):
@@ -2711,16 +2713,23 @@ static int __init nk_init(void)
 	err = nk_proc_init();
 	if (err)
 		goto err_family;
-	err = nk_transport_register(&nk_guest_ops);
+	err = nk_fallback_init();
 	if (err)
 		goto err_proc;
+	err = nk_transport_register(&nk_guest_ops);
+	if (err)
+		goto err_fallback;
 	err = nk_takeover_init();
 	if (err)
 		goto err_transport;
+	nk_diag_init();
+	nk_procinet_init();
 	return 0;
 
 err_transport:
 	nk_transport_unregister();
+err_fallback:
+	nk_fallback_exit();
 err_proc:
 	nk_proc_exit();
 err_family:
@@ -2733,11 +2742,14 @@ err_proto:
 
 static void __exit nk_exit(void)
 {
+	nk_procinet_exit();
+	nk_diag_exit();
 	nk_takeover_exit();
 	nk_transport_unregister();
 	cancel_delayed_work_sync(&nk_revive_work);
 	/* nk_detach() queued the sockets still waiting for a late reply. */
 	flush_work(&nk_orphan_work);
+	nk_fallback_exit();
 	nk_proc_exit();
 	sock_unregister(PF_NETKERNEL);
 	proto_unregister(&nk_proto);

@@ -6,6 +6,7 @@
 #ifndef _NK_GUEST_H
 #define _NK_GUEST_H
 
+#include <linux/inet_diag.h>
 #include <linux/spinlock.h>
 #include <net/sock.h>
 
@@ -122,6 +123,39 @@ int nk_cgroup_bpf_check(struct sock *sk, int family, enum nk_bpf_op op);
 /* nk_takeover.c */
 int nk_takeover_init(void);
 void nk_takeover_exit(void);
+typedef unsigned long (*nk_lookup_fn)(const char *name);	/* kallsyms */
+unsigned long nk_call_target(unsigned long addr);
+nk_lookup_fn nk_find_lookup(void);
+
+/* nk_diag.c: a NetKernel socket as inet_diag and /proc/net/tcp show it */
+struct nk_diag_rec {
+	struct inet_diag_msg msg;
+	u8 shutdown;
+	int drops;
+};
+
+bool nk_diag_sock(struct nk_sock *nks, int type, int family, u32 states,
+		  struct user_namespace *user_ns, struct nk_diag_rec *rec);
+void nk_diag_init(void);
+void nk_diag_exit(void);
+
+/* nk_procinet.c */
+void nk_procinet_init(void);
+void nk_procinet_exit(void);
+
+/* nk_fallback.c: why a socket was left to the native stack */
+enum nk_fallback {
+	NK_FB_KERNEL,
+	NK_FB_NETNS,
+	NK_FB_NODEV,
+	NK_FB_CGROUP_BPF,
+	NK_FB_UNSUPPORTED,
+	NK_FB_MAX
+};
+
+void nk_fallback_inc(enum nk_fallback why);
+int nk_fallback_init(void);
+void nk_fallback_exit(void);
 
 /* nk_proc.c */
 int nk_proc_init(void);

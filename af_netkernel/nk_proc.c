@@ -4,7 +4,7 @@
  * network namespace, in the spirit of /proc/net/tcp:
  *
  *   id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd \
- *   rx_cnt buf_alloc fwd_cnt rmem drops
+ *   rx_cnt buf_alloc fwd_cnt rmem drops uid inode
  *
  * st is the TCP state number as in /proc/net/tcp (01 established,
  * 02 syn-sent, 07 close, 0A listen); a reset socket shows "R" after it.
@@ -14,6 +14,9 @@
  * rmem is the memory the receive queue holds (sk_rmem_alloc: the skbs'
  * truesize, bounded by the receive buffer), drops the datagrams dropped
  * because it was full (sk_drops, as /proc/net/udp's drops).
+ * uid and inode are the socket's owner (in the reader's user namespace)
+ * and inode number, as in /proc/net/tcp: the inode is the one in
+ * /proc/PID/fd's "socket:[inode]" links.
  * An address not known yet shows as "*".
  *
  * Locking: the nk_socks lock from start to stop (sockets in the table stay
@@ -78,13 +81,17 @@ static void nk_proc_stop(struct seq_file *seq, void *v)
 static int nk_proc_show(struct seq_file *seq, void *v)
 {
 	struct nk_sock *nks = v;
+	unsigned long ino;
 	struct sock *sk;
+	uid_t uid;
 
 	if (v == SEQ_START_TOKEN) {
-		seq_puts(seq, "id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd rx_cnt buf_alloc fwd_cnt rmem drops\n");
+		seq_puts(seq, "id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd rx_cnt buf_alloc fwd_cnt rmem drops uid inode\n");
 		return 0;
 	}
 	sk = &nks->sk;
+	uid = from_kuid_munged(seq_user_ns(seq), sock_i_uid(sk));
+	ino = sock_i_ino(sk);
 	spin_lock(&nks->lock);
 	seq_printf(seq, "%u %s%c %02X%s", nks->id,
 		   sk->sk_type == SOCK_STREAM ? "tcp" : "udp",
@@ -92,11 +99,11 @@ static int nk_proc_show(struct seq_file *seq, void *v)
 		   nks->reset ? "R" : "");
 	nk_proc_addr(seq, &nks->local);
 	nk_proc_addr(seq, &nks->peer);
-	seq_printf(seq, " %llu %llu %u %u %u %u %u %u %d %d\n",
+	seq_printf(seq, " %llu %llu %u %u %u %u %u %u %d %d %u %lu\n",
 		   nks->bytes_sent, nks->bytes_rcvd, nks->tx.tx_cnt,
 		   nks->tx.peer_buf_alloc, nks->tx.peer_fwd_cnt,
 		   nks->rx.rx_cnt, nks->rx.buf_alloc, nks->rx.fwd_cnt,
-		   sk_rmem_alloc_get(sk), atomic_read(&sk->sk_drops));
+		   sk_rmem_alloc_get(sk), atomic_read(&sk->sk_drops), uid, ino);
 	spin_unlock(&nks->lock);
 	return 0;
 }

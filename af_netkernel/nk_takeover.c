@@ -26,7 +26,8 @@
  * kernel (kern=1), every type and protocol but TCP and UDP, sockets of a
  * network namespace the device does not serve, and sockets of a cgroup
  * with cgroup-BPF programs for inet sockets go to the kernel's create()
- * (the last two: see nk_policy.c).  While the families are swapped
+ * (the last two: see nk_policy.c), each counted per reason
+ * (nk_fallback.c).  While the families are swapped
  * (module load and unload, a few microseconds), socket(AF_INET) fails
  * with EAFNOSUPPORT.
  *
@@ -108,17 +109,26 @@ static struct nk_hook nk_hooks[] = {
 static int nk_takeover_create(struct nk_hook *hook, struct net *net,
 			      struct socket *sock, int protocol, int kern)
 {
+	enum nk_fallback why = NK_FB_NODEV;
 	struct nk_dev *nd;
 
-	if (!kern && nk_net_served(net) && nk_dev_bound() &&
-	    !nk_cgroup_bpf_current()) {
+	if (kern) {
+		why = NK_FB_KERNEL;
+	} else if (!nk_net_served(net)) {
+		why = NK_FB_NETNS;
+	} else if (nk_dev_bound() && nk_cgroup_bpf_current()) {
+		why = NK_FB_CGROUP_BPF;
+	} else if (nk_dev_bound()) {
 		nd = nk_dev_get();
 		if (nd && nk_sock_wanted(nd, hook->family, sock->type, protocol))
 			return nk_sock_create(net, sock, protocol, hook->family,
 					      nd);
-		if (nd)
+		if (nd) {
+			why = NK_FB_UNSUPPORTED;
 			nk_dev_put(nd);
+		}
 	}
+	nk_fallback_inc(why);
 	return hook->kernel_ops->create(net, sock, protocol, kern);
 }
 
@@ -135,7 +145,7 @@ static int nk_inet6_create(struct net *net, struct socket *sock, int protocol,
 }
 
 /* Make a kprobe address callable indirectly; 0 if it cannot be. */
-static unsigned long nk_call_target(unsigned long addr)
+unsigned long nk_call_target(unsigned long addr)
 {
 #ifdef CONFIG_X86_KERNEL_IBT
 	u32 insn;
@@ -152,7 +162,7 @@ static unsigned long nk_call_target(unsigned long addr)
 	return addr;
 }
 
-static unsigned long (*nk_find_lookup(void))(const char *)
+nk_lookup_fn nk_find_lookup(void)
 {
 	struct kprobe kp = { .symbol_name = "kallsyms_lookup_name" };
 	unsigned long addr;
@@ -170,7 +180,7 @@ static unsigned long (*nk_find_lookup(void))(const char *)
 	addr = nk_call_target(addr);
 	if (!addr)
 		pr_err("kallsyms_lookup_name is sealed against indirect calls (IBT)\n");
-	return (unsigned long (*)(const char *))addr;
+	return (nk_lookup_fn)addr;
 }
 
 /* sk_getsockopt(SOL_SOCKET, SO_DOMAIN) of an nk_sock, as it answers an int. */
@@ -272,7 +282,7 @@ static int nk_hook_install(struct nk_hook *hook)
 
 int nk_takeover_init(void)
 {
-	unsigned long (*lookup)(const char *name);
+	nk_lookup_fn lookup;
 	const struct net_proto_family *ops;
 	struct nk_hook *hook;
 	int i, err;

@@ -79,3 +79,205 @@ grep -E "\[(emerg|alert|crit|error|warn)\]" /var/log/nginx/error.log') || true
 	[[ $got == "$sha" && -n $sha ]] || rc=1
 	return "$rc"
 }
+
+# ------------------------------------------------------ the guest's view
+# What the guest's own tools show, Debian's ss (iproute2), netstat
+# (net-tools) and lsof, run unchanged in vm1 and in the baseline guest
+# with the same sockets open in each (prog_view_open):
+#
+#   a TCP listener on 8081, dual-stack (busybox nc -l)
+#   a TCP listener and a bound UDP socket on 0.0.0.0:9001 (nk_dgram)
+#   a TCP connection to the world's port 9000, held open (busybox nc)
+#
+# Each tool's output is normalised (prog_view_norm: the guest's own
+# address is SELF, an ephemeral port EPH, pids and queue sizes dropped,
+# lines sorted), only the lines of these sockets are kept (other tests
+# leave sockets behind: a native guest keeps TIME-WAIT connections, a
+# NetKernel guest's are in the NSM), and the two guests' must be equal
+# and not empty:
+#
+#   prog_view_ss       ss -tan, ss -tln, ss -uan, ss -tnp, ss -uanp
+#   prog_view_netstat  netstat -tn, netstat -tln, netstat -uan
+#   prog_view_lsof     lsof -i -n -P
+#   prog_view_diag     nk_diagreq: good and bad sock_diag requests (unknown
+#                      family or protocol, a short request, bad or huge
+#                      filters) answered alike
+#   prog_view_proc     (vm1) /proc/net/netkernel's uid and inode columns
+#                      name the inodes ss -tanep gives
+#   prog_view_fallback (vm1) /sys/module/af_netkernel/fallback counts
+#                      ping's ICMP socket (unsupported) and a TCP socket
+#                      in another network namespace (netns)
+
+prog_view_bins=(/usr/bin/ss /usr/bin/lsof /usr/bin/netstat)
+prog_view_port=9000	# the world's holder
+prog_view_pid=		# the world's holder, while it runs
+# The lines of these sockets, and the lines naming each listing.
+prog_view_keep="^(ss|netstat) -|:(8081|9001|$prog_view_port)( |$|-)"
+
+prog_view_initrd_args() {	# DIAGREQ DGRAM: static helpers to add
+	local b
+	for b in "${prog_view_bins[@]}"; do
+		[[ -x $b ]] && TOPO_INITRD_ARGS+=(--bin "$b")
+	done
+	TOPO_INITRD_ARGS+=(--add "$1:/usr/bin/nk_diagreq" --add "$2:/usr/bin/nk_dgram")
+}
+
+# prog_view_world: a server in the world that accepts and holds
+# connections on port 9000 (started once, stopped at cleanup).
+prog_view_world() {
+	[[ -z $prog_view_pid ]] || return 0
+	topo_world_spawn "$LAB_LOG_DIR/view-holder.log" python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(16)
+held = []
+while True:
+	held.append(s.accept())' "$TOPO_WORLD_IP" "$prog_view_port"
+	prog_view_pid=$LAB_LAST_PID
+	topo_world_wait_port "$prog_view_port"
+}
+
+# prog_view_open VM: the sockets above, open in VM (once).
+prog_view_open() {
+	local vm=$1
+	prog_view_world || return 1
+	topo_exec "$vm" 60 '[ -e /tmp/view-open ] && exit 0
+grep -qs "^root:" /etc/passwd || echo "root:x:0:0:root:/root:/bin/sh" >>/etc/passwd
+nc -l -p 8081 </dev/null >/dev/null 2>&1 &
+mkfifo /tmp/view-fifo
+nk_dgram '"$TOPO_WORLD_IP"' 9 9001 /tmp/view-fifo >/tmp/view-dgram.log 2>&1 &
+(sleep 3600 | nc '"$TOPO_WORLD_IP $prog_view_port"' >/dev/null 2>&1) &
+i=0
+until grep -qs ready /tmp/view-dgram.log &&
+	grep -Eqs " [0-9A-F]+:'"$(printf %04X "$prog_view_port")"' 01 |:'"$prog_view_port"' " /proc/net/netkernel /proc/net/tcp; do
+	[ $i -lt 100 ] || { echo "the sockets did not open"; cat /tmp/view-dgram.log; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+: >/tmp/view-open'
+}
+
+# prog_view_norm VM: stdin normalised for VM (see above).
+prog_view_norm() {
+	local self
+	self=$(topo_vm_ip "$1")
+	sed -E -e "s/(::ffff:)?${self//./\\.}([: ])/SELF\2/g" \
+		-e 's/:(3[2-9][0-9]{3}|[4-6][0-9]{4})( |$|-)/:EPH\2/g' \
+		-e 's/pid=[0-9]+,//g' -e 's/ +/ /g' -e 's/ $//' | sort
+}
+
+# prog_view_compare NAME SCRIPT [KEEP]: run SCRIPT in vm1 and in the
+# baseline guest, normalised, keeping only the lines matching the regex
+# KEEP if given; 0 when equal and not empty.
+prog_view_compare() {
+	local name=$1 script=$2 keep=${3:-} vm out rc=0
+	local -A got
+	for vm in vm1 "$TOPO_BASE"; do
+		prog_view_open "$vm" || { ktap_diag "$name: the sockets did not open in $vm"; return 1; }
+		out=$(topo_exec "$vm" 60 "$script" 2>&1) || rc=1
+		got[$vm]=$(prog_view_norm "$vm" <<<"$out")
+		[[ -z $keep ]] || got[$vm]=$(grep -E -- "$keep" <<<"${got[$vm]}")
+	done
+	if ((rc)) || [[ ${got[vm1]} != "${got[$TOPO_BASE]}" || -z ${got[vm1]} ]]; then
+		ktap_diag "$name: vm1 and $TOPO_BASE differ (normalised; < vm1, > $TOPO_BASE):" \
+			"$(diff <(echo "${got[vm1]}") <(echo "${got[$TOPO_BASE]}"))"
+		return 1
+	fi
+	ktap_diag "$name: $(wc -l <<<"${got[vm1]}") lines alike"
+	return 0
+}
+
+# The State, Local and Peer columns (and Process with -p) of ss.
+prog_view_ss() {
+	prog_view_compare "ss" '
+for o in -tan -tln -uan; do echo "ss $o"; ss -H $o | awk "{ print \$1, \$4, \$5 }"; done
+for o in -tnp -tlnp -uanp; do echo "ss $o"; ss -H $o | awk "{ print \$1, \$4, \$5, \$6 }"; done' "$prog_view_keep"
+}
+
+prog_view_netstat() {
+	prog_view_compare "netstat" '
+for o in -tn -tln -uan; do echo "netstat $o"; /usr/bin/netstat $o | awk "NR > 2 { print \$1, \$4, \$5, \$6 }"; done' "$prog_view_keep"
+}
+
+prog_view_lsof() {
+	prog_view_compare "lsof" 'lsof -i -n -P 2>/dev/null | awk "NR > 1 { print \$1, \$5, \$8, \$9, \$10 }"' \
+		"$prog_view_keep"
+}
+
+prog_view_diag() {
+	prog_view_compare "sock_diag requests" 'nk_diagreq'
+}
+
+# /proc/net/netkernel's uid and inode columns (found by their header) are
+# the owner and the inode ss -e shows for the same local address.
+prog_view_proc() {
+	local out
+	prog_view_open vm1 || return 1
+	out=$(topo_exec vm1 30 '
+awk "NR == 1 { for (i = 1; i <= NF; i++) c[\$i] = i; next }
+	{ print \$c[\"local\"], \$c[\"uid\"], \$c[\"inode\"] }" /proc/net/netkernel | sort >/tmp/view-proc
+ss -Htuane | awk "{ u = 0; n = \"\"
+	for (i = 6; i <= NF; i++) { if (\$i ~ /^uid:/) u = substr(\$i, 5); if (\$i ~ /^ino:/) n = substr(\$i, 5) }
+	sub(/^\\*:/, \"[::]:\", \$5); print \$5, u, n }" | sort >/tmp/view-ss
+echo "proc:"; cat /tmp/view-proc; echo "ss:"; cat /tmp/view-ss
+[ "$(wc -l </tmp/view-ss)" -ge 4 ] || exit 1
+while read -r l; do grep -qxF "$l" /tmp/view-proc || { echo "not in /proc/net/netkernel: $l"; exit 1; }; done </tmp/view-ss') || {
+		ktap_diag "/proc/net/netkernel against ss -e in vm1:" "$out"
+		return 1
+	}
+	return 0
+}
+
+prog_view_fallback() {
+	local out
+	out=$(topo_exec vm1 30 '
+d=/sys/module/af_netkernel/fallback
+for f in kernel netns nodev cgroup_bpf unsupported; do [ -r $d/$f ] || { echo "no $d/$f"; exit 1; }; done
+u0=$(cat $d/unsupported) n0=$(cat $d/netns)
+ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1
+unshare -n nc 127.0.0.1 1 </dev/null >/dev/null 2>&1
+u1=$(cat $d/unsupported) n1=$(cat $d/netns)
+grep . $d/*
+echo "unsupported $u0 -> $u1, netns $n0 -> $n1"
+[ "$u1" -ge $((u0 + 1)) ] && [ "$n1" -eq $((n0 + 1)) ]') || {
+		ktap_diag "fallback counters in vm1:" "$out"
+		return 1
+	}
+	ktap_diag "fallback counters in vm1:" "$out"
+	return 0
+}
+
+# prog_view_unload (vm1, the last point of the lab: vm1 has no NetKernel
+# afterwards): the sockets above closed, rmmod af_netkernel gives the
+# kernel's diag handlers and /proc/net files back: a native listener
+# then shows in ss and /proc/net/tcp6, and tcp_diag and udp_diag, no
+# longer pinned, unload.
+prog_view_unload() {
+	local out
+	out=$(topo_exec vm1 60 '
+kill $(pidof nc nk_dgram sleep) 2>/dev/null
+i=0
+until [ "$(wc -l </proc/net/netkernel)" -le 1 ]; do
+	[ $i -lt 50 ] || { echo "NetKernel sockets left:"; cat /proc/net/netkernel; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+i=0
+until rmmod af_netkernel 2>/tmp/view-rmmod; do
+	[ $i -lt 50 ] || { cat /tmp/view-rmmod; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+nc -l -p 8082 </dev/null >/dev/null 2>&1 &
+sleep 1
+echo "ss -tln:"; ss -Htln
+echo "tcp6:"; cat /proc/net/tcp6
+ss -Htln | grep -q ":8082 " && grep -q ":1F92 " /proc/net/tcp6 || exit 1
+kill $!
+rmmod udp_diag tcp_diag || exit 1
+echo "tcp_diag and udp_diag unloaded"') || {
+		ktap_diag "unloading af_netkernel in vm1:" "$out"
+		return 1
+	}
+	ktap_diag "unloading af_netkernel in vm1:" "$out"
+	return 0
+}

@@ -14,6 +14,13 @@
 #   baseline guest: server side
 #   adversarial: ...               floods from the world (adversarial.sh),
 #                                  against the NetKernel and the baseline guest
+#   guest's view: ...              Debian's ss, netstat and lsof list the
+#                                  same sockets in vm1 as in the baseline
+#                                  guest; sock_diag requests answered
+#                                  alike; /proc/net/netkernel's uid and
+#                                  inode; the fallback counters
+#                                  (programs.sh); rmmod af_netkernel,
+#                                  vm1's last test
 #   console clean: <vm>            no WARN, BUG, oops, hung task, lockdep
 #                                  report on any VM's console or kernel log
 #                                  (the NetKernel guest boots with SLUB
@@ -59,6 +66,8 @@ suite_bin=${NK_SOCKETS:-$here/nk_sockets}	# built by make -C selftests/netkernel
 guest_bin=/usr/bin/nk_sockets		# where the initramfs has it
 flood_bin=$(dirname "$suite_bin")/nk_flood	# adversarial.sh's traffic
 guest_flood=/usr/bin/nk_flood
+diagreq_bin=$(dirname "$suite_bin")/nk_diagreq	# programs.sh's view points
+dgram_bin=$(dirname "$suite_bin")/nk_dgram
 
 # ----------------------------------------------- the suite's command line
 # (selftests/netkernel/README): a server that serves client runs until it
@@ -85,6 +94,8 @@ TEST_NAMES=(
 	nk_client nk_server base_client base_server
 	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
 	nginx_nk nginx_base
+	view_ss view_netstat view_lsof view_diag view_proc view_fallback
+	view_unload
 )
 TEST_DESCS=(
 	"netkernel guest: client side"
@@ -97,6 +108,13 @@ TEST_DESCS=(
 	"adversarial: tcp 1-byte segments, base"
 	"nginx, Debian's default configuration: vm1 serves a file to the world"
 	"nginx, Debian's default configuration: base serves a file to the world"
+	"guest's view: ss lists in vm1 what it lists in base"
+	"guest's view: netstat lists in vm1 what it lists in base"
+	"guest's view: lsof -i lists in vm1 what it lists in base"
+	"guest's view: sock_diag requests answered in vm1 as in base"
+	"guest's view: /proc/net/netkernel's uid and inode are ss's"
+	"guest's view: fallback counters of vm1 count per reason"
+	"guest's view: rmmod af_netkernel gives ss and /proc/net back to the kernel"
 )
 down_points=4	# topo_down_ktap's
 
@@ -115,7 +133,7 @@ if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.
 	ktap_fail_rest "prerequisite failed: nk_sockets does not build"
 	finish
 fi
-for bin in "$suite_bin" "$flood_bin"; do
+for bin in "$suite_bin" "$flood_bin" "$diagreq_bin" "$dgram_bin"; do
 	if [[ ! -x $bin ]] || ldd "$bin" >/dev/null 2>&1; then
 		ktap_diag "$bin: missing or not a static binary"
 		ktap_fail_rest "prerequisite failed: no static $(basename "$bin")"
@@ -124,6 +142,7 @@ for bin in "$suite_bin" "$flood_bin"; do
 done
 TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$flood_bin:$guest_flood")
 prog_initrd_args
+prog_view_initrd_args "$diagreq_bin" "$dgram_bin"
 topo_up_ktap --guests 1 || finish
 
 # ------------------------------------------------------------ suite runs
@@ -197,6 +216,13 @@ test_adv_tcp_flood_nk() { adv_tcp_flood vm1; }
 test_adv_tcp_flood_base() { adv_tcp_flood "$TOPO_BASE"; }
 test_nginx_nk() { prog_nginx vm1; }
 test_nginx_base() { prog_nginx "$TOPO_BASE"; }
+test_view_ss() { prog_view_ss; }
+test_view_netstat() { prog_view_netstat; }
+test_view_lsof() { prog_view_lsof; }
+test_view_diag() { prog_view_diag; }
+test_view_proc() { prog_view_proc; }
+test_view_fallback() { prog_view_fallback; }
+test_view_unload() { prog_view_unload; }	# the last: vm1 has no NetKernel after it
 
 ktap_run_table
 

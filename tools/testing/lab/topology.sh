@@ -161,6 +161,8 @@ topo_build_modules() {
 # Modules built elsewhere (by DKMS from the packages, say) are used as
 # they are when TOPO_KO_AF and TOPO_KO_NSM name them; the initramfs then
 # goes to TOPO_INITRD_OUT if set.  Logs in $LAB_LOG_DIR/build-*.log.
+# tcp_diag and udp_diag are loaded before af_netkernel.ko, which wraps
+# their handlers (af_netkernel/nk_diag.c), so ss lists NetKernel sockets.
 topo_build() {
 	local t0=$SECONDS
 	local -a nkperf=()
@@ -180,6 +182,7 @@ topo_build() {
 	fi
 	_topo_step "$LAB_LOG_DIR/build-initramfs.log" "$LAB_DIR/mkinitramfs.sh" -k "$TOPO_KVER" \
 		--init "$LAB_DIR/lab-init.sh" -o "$TOPO_INITRD" --module virtio_net \
+		--module tcp_diag --module udp_diag \
 		--ko "$TOPO_KO_AF" --ko "$TOPO_KO_NSM" "${nkperf[@]}" "${TOPO_INITRD_ARGS[@]}" || return 1
 	lab_msg "built modules, engine, nkctl and initramfs for $TOPO_KVER in $((SECONDS - t0)) s"
 }

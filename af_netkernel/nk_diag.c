@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * NetKernel sockets in the inet_diag dumps, so that ss(8) lists them as it
+ * lists native TCP and UDP sockets.
+ *
+ * A NetKernel socket is in no inet hash table (its sk_family is
+ * AF_NETKERNEL, see nk_af.c), so the kernel's TCP and UDP diag handlers
+ * (tcp_diag.ko, udp_diag.ko) never see it.  At load, the handler
+ * registered for IPPROTO_TCP and for IPPROTO_UDP in inet_diag's table is
+ * replaced by a copy of it whose dump() first emits the NetKernel sockets
+ * of that protocol (nk_diag_dump_socks()) and then calls the kernel's
+ * dump(); every other callback (dump_one, get_info, destroy...) is the
+ * kernel's own.  At unload the kernel's handlers are registered again.  As
+ * with the families of nk_takeover.c, a handler living in module memory
+ * never stays registered: inet_diag calls the registered handler under its
+ * table mutex (6.1) or with a reference on the handler's owner taken
+ * under RCU (6.9 and later: .owner is this module, and unregistering
+ * waits for RCU readers), so once inet_diag_unregister() returns no dump
+ * runs in this module.  While the kernel's handler is wrapped its module
+ * (tcp_diag, udp_diag) is pinned: unloading it would unregister the
+ * wrapper and free the dump() the wrapper calls.  The handlers in
+ * inet_diag's table are found with kallsyms ("inet_diag_table", see
+ * nk_takeover.c for the lookup); the TCP and UDP diag modules are loaded
+ * first (request_module(), as inet_diag does, and a soft dependency).  A
+ * protocol whose handler cannot be found or wrapped is left alone (logged):
+ * ss then shows no NetKernel socket of it.
+ *
+ * Everything inet_diag checks before a handler's dump() runs is unchanged:
+ * the family (AF_INET, AF_INET6), the protocol (no handler: ENOENT), the
+ * attributes and the bytecode filter (audited by inet_diag_bc_audit()).
+ *
+ * What a NetKernel socket's record says: the family the application
+ * asked for, its state (sk_state, TCP numbering as the native stack's),
+ * the local address cached by nk_af.c and the peer's, the inode and the
+ * owner's uid (so ss -p finds the process), the socket cookie and
+ * INET_DIAG_SHUTDOWN.  Recv-Q and Send-Q: a listener's accept queue (the
+ * connections the NSM announced) and backlog; a stream's unread bytes and
+ * the bytes the NSM has not taken yet; a datagram socket's receive and
+ * send memory, as udp_diag reports.  A socket appears as the native one
+ * would: a TCP socket once it listens or connects, a UDP socket once it
+ * has a local address.  Not reported: TCP info (ss -i: it lives in the
+ * NSM, and a dump cannot wait for the NSM's answer), timers, memory
+ * details; the bytecode filter is not run on NetKernel sockets (ss runs
+ * its filter again on every record it receives, so its output is right).
+ *
+ * A dump may span several netlink reads.  Its position is kept in
+ * cb->args[4] (the next socket id to look at) and cb->args[5] (nonzero
+ * once the NetKernel sockets are all out, then the kernel's dump runs
+ * with its own cb->args[0..2], which it alone uses).
+ *
+ * Locking: the nk_socks lock across one pass over the table (sockets in
+ * it stay alive), nks->lock for each socket's fields; sock_i_ino() and
+ * sock_i_uid() take sk_callback_lock inside them.  Install and remove run
+ * from module init and exit only; the dump runs in inet_diag's context
+ * (its table mutex held on 6.1), which takes none of these locks.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/inet_diag.h>
+#include <linux/kmod.h>
+#include <linux/module.h>
+#include <linux/sock_diag.h>
+#include <linux/version.h>
+#include <net/netlink.h>
+#include <net/tcp_states.h>
+
+#include "nk_guest.h"
+
+#define NK_DIAG_ARG_NEXT	4	/* cb->args[]: the next socket id */
+#define NK_DIAG_ARG_DONE	5	/* cb->args[]: NetKernel sockets done */
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
+#define NK_DIAG_HANDLER_OWNER	1	/* struct inet_diag_handler has .owner */
+#endif
+
+struct nk_diag_wrap {
+	int proto;
+	int type;		/* the sockets of ours it lists */
+	const struct inet_diag_handler *kernel;
+	struct module *kernel_mod;	/* pinned while wrapped */
+	struct inet_diag_handler ops;
+	bool installed;
+};
+
+static void nk_diag_tcp_dump(struct sk_buff *skb, struct netlink_callback *cb,
+			     const struct inet_diag_req_v2 *r);
+static void nk_diag_udp_dump(struct sk_buff *skb, struct netlink_callback *cb,
+			     const struct inet_diag_req_v2 *r);
+
+static struct nk_diag_wrap nk_diag_wraps[] = {
+	{ .proto = IPPROTO_TCP, .type = SOCK_STREAM },
+	{ .proto = IPPROTO_UDP, .type = SOCK_DGRAM },
+};
+
+static void nk_diag_addr(const struct nk_addr *na, int family, __be16 *port,
+			 __be32 *addr)
+{
+	if (le16_to_cpu(na->family) != family)
+		return;
+	*port = na->port;
+	memcpy(addr, na->addr, family == AF_INET6 ? 16 : 4);
+}
+
+/*
+ * Whether @nks is a socket of @type and @family (AF_UNSPEC: either) the
+ * native stack would list in a state of @states, and its record if so;
+ * its uid is seen from @user_ns.  Called with the nk_socks lock held.
+ */
+bool nk_diag_sock(struct nk_sock *nks, int type, int family, u32 states,
+		  struct user_namespace *user_ns, struct nk_diag_rec *rec)
+{
+	struct inet_diag_msg *m = &rec->msg;
+	struct sock *sk = &nks->sk;
+	bool listed;
+
+	if (sk->sk_type != type ||
+	    (family != AF_UNSPEC && family != nks->family))
+		return false;
+
+	memset(rec, 0, sizeof(*rec));
+	spin_lock(&nks->lock);
+	m->idiag_family = nks->family;
+	m->idiag_state = sk->sk_state;
+	/* What the native stack has in its hash tables: see above. */
+	if (sk->sk_type == SOCK_STREAM)
+		listed = sk->sk_state != TCP_CLOSE;
+	else
+		listed = le16_to_cpu(nks->local.family) == nks->family;
+	listed = listed && (states & (1 << sk->sk_state));
+	if (listed) {
+		nk_diag_addr(&nks->local, nks->family, &m->id.idiag_sport,
+			     m->id.idiag_src);
+		nk_diag_addr(&nks->peer, nks->family, &m->id.idiag_dport,
+			     m->id.idiag_dst);
+		m->id.idiag_if = sk->sk_bound_dev_if;
+		if (sk->sk_type == SOCK_DGRAM) {
+			m->idiag_rqueue = sk_rmem_alloc_get(sk);
+			m->idiag_wqueue = sk_wmem_alloc_get(sk);
+		} else if (sk->sk_state == TCP_LISTEN) {
+			m->idiag_rqueue = nks->accept_pending;
+			m->idiag_wqueue = nks->backlog;
+		} else {
+			m->idiag_rqueue = nks->rx.rx_cnt - READ_ONCE(nks->rx_seq);
+			m->idiag_wqueue = nks->tx.tx_cnt - nks->tx.peer_fwd_cnt;
+		}
+		rec->shutdown = sk->sk_shutdown;
+		rec->drops = atomic_read(&sk->sk_drops);
+	}
+	spin_unlock(&nks->lock);
+	if (!listed)
+		return false;
+
+	sock_diag_save_cookie(sk, m->id.idiag_cookie);
+	m->idiag_uid = from_kuid_munged(user_ns, sock_i_uid(sk));
+	m->idiag_inode = sock_i_ino(sk);
+	return true;
+}
+
+static int nk_diag_put(struct sk_buff *skb, struct netlink_callback *cb,
+		       const struct nk_diag_rec *rec)
+{
+	struct nlmsghdr *nlh;
+
+	nlh = nlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			cb->nlh->nlmsg_type, sizeof(rec->msg), NLM_F_MULTI);
+	if (!nlh)
+		return -EMSGSIZE;
+	memcpy(nlmsg_data(nlh), &rec->msg, sizeof(rec->msg));
+	if (nla_put_u8(skb, INET_DIAG_SHUTDOWN, rec->shutdown)) {
+		nlmsg_cancel(skb, nlh);
+		return -EMSGSIZE;
+	}
+	nlmsg_end(skb, nlh);
+	return 0;
+}
+
+/*
+ * Emit the NetKernel sockets of @w's protocol from cb->args[NEXT] on:
+ * 0 when all are out, -EMSGSIZE when @skb is full (the next read goes on).
+ */
+static int nk_diag_dump_socks(const struct nk_diag_wrap *w,
+			      struct sk_buff *skb, struct netlink_callback *cb,
+			      const struct inet_diag_req_v2 *r)
+{
+	struct user_namespace *user_ns = sk_user_ns(NETLINK_CB(cb->skb).sk);
+	struct net *net = sock_net(skb->sk);
+	unsigned long id = cb->args[NK_DIAG_ARG_NEXT];
+	struct nk_diag_rec rec;
+	struct nk_sock *nks;
+	int err = 0;
+
+	nk_sockid_lock(&nk_socks);
+	for (; (nks = nk_sockid_find(&nk_socks, &id)); id++) {
+		if (!net_eq(sock_net(&nks->sk), net) ||
+		    (r->id.idiag_if &&
+		     r->id.idiag_if != nks->sk.sk_bound_dev_if) ||
+		    !nk_diag_sock(nks, w->type, r->sdiag_family,
+				  r->idiag_states, user_ns, &rec))
+			continue;
+		err = nk_diag_put(skb, cb, &rec);
+		if (err)
+			break;
+	}
+	nk_sockid_unlock(&nk_socks);
+	cb->args[NK_DIAG_ARG_NEXT] = id;
+	return err;
+}
+
+static void nk_diag_dump(const struct nk_diag_wrap *w, struct sk_buff *skb,
+			 struct netlink_callback *cb,
+			 const struct inet_diag_req_v2 *r)
+{
+	if (!cb->args[NK_DIAG_ARG_DONE]) {
+		if (nk_diag_dump_socks(w, skb, cb, r))
+			return;
+		cb->args[NK_DIAG_ARG_DONE] = 1;
+	}
+	w->kernel->dump(skb, cb, r);
+}
+
+static void nk_diag_tcp_dump(struct sk_buff *skb, struct netlink_callback *cb,
+			     const struct inet_diag_req_v2 *r)
+{
+	nk_diag_dump(&nk_diag_wraps[0], skb, cb, r);
+}
+
+static void nk_diag_udp_dump(struct sk_buff *skb, struct netlink_callback *cb,
+			     const struct inet_diag_req_v2 *r)
+{
+	nk_diag_dump(&nk_diag_wraps[1], skb, cb, r);
+}
+
+/* The module of a handler, referenced; NULL if it cannot be pinned. */
+static struct module *nk_diag_pin(const struct inet_diag_handler *h,
+				  nk_lookup_fn lookup)
+{
+#ifdef NK_DIAG_HANDLER_OWNER
+	return h->owner && try_module_get(h->owner) ? h->owner : NULL;
+#else
+	struct module *(*module_address)(unsigned long addr);
+	struct module *mod;
+
+	module_address = (void *)nk_call_target(lookup("__module_address"));
+	if (!module_address)
+		return NULL;
+	preempt_disable();
+	mod = module_address((unsigned long)h);
+	if (mod && !try_module_get(mod))
+		mod = NULL;
+	preempt_enable();
+	return mod;
+#endif
+}
+
+static void nk_diag_remove(struct nk_diag_wrap *w)
+{
+	int err;
+
+	if (!w->installed)
+		return;
+	inet_diag_unregister(&w->ops);
+	err = inet_diag_register(w->kernel);
+	if (err)
+		pr_crit("cannot give the diag handler of protocol %d back: %d\n",
+			w->proto, err);
+	module_put(w->kernel_mod);
+	w->installed = false;
+}
+
+static void nk_diag_install(struct nk_diag_wrap *w,
+			    const struct inet_diag_handler **table,
+			    nk_lookup_fn lookup)
+{
+	const struct inet_diag_handler *h;
+	int err;
+
+	request_module("net-pf-%d-proto-%d-type-%d-%d", PF_NETLINK,
+		       NETLINK_SOCK_DIAG, AF_INET, w->proto);
+	h = READ_ONCE(table[w->proto]);
+	if (!h || h->idiag_type != w->proto) {
+		pr_warn("no diag handler for protocol %d: ss will not list its NetKernel sockets\n",
+			w->proto);
+		return;
+	}
+	w->kernel_mod = nk_diag_pin(h, lookup);
+	if (!w->kernel_mod) {
+		pr_warn("cannot pin the diag handler of protocol %d: ss will not list its NetKernel sockets\n",
+			w->proto);
+		return;
+	}
+	w->kernel = h;
+	w->ops = *h;
+#ifdef NK_DIAG_HANDLER_OWNER
+	w->ops.owner = THIS_MODULE;
+#endif
+	w->ops.dump = w->proto == IPPROTO_TCP ? nk_diag_tcp_dump :
+						nk_diag_udp_dump;
+	inet_diag_unregister(h);
+	err = inet_diag_register(&w->ops);
+	if (err) {
+		pr_warn("cannot wrap the diag handler of protocol %d (%d): ss will not list its NetKernel sockets\n",
+			w->proto, err);
+		if (inet_diag_register(h))
+			pr_crit("cannot give the diag handler of protocol %d back\n",
+				w->proto);
+		module_put(w->kernel_mod);
+		return;
+	}
+	w->installed = true;
+}
+
+void nk_diag_init(void)
+{
+	const struct inet_diag_handler ***table;
+	nk_lookup_fn lookup;
+	int i;
+
+	lookup = nk_find_lookup();
+	if (!lookup)
+		return;
+	table = (const struct inet_diag_handler ***)lookup("inet_diag_table");
+	if (!table || !*table) {
+		pr_warn("inet_diag_table not found: ss will not list NetKernel sockets\n");
+		return;
+	}
+	for (i = 0; i < ARRAY_SIZE(nk_diag_wraps); i++)
+		nk_diag_install(&nk_diag_wraps[i], *table, lookup);
+}
+
+void nk_diag_exit(void)
+{
+	int i;
+
+	for (i = ARRAY_SIZE(nk_diag_wraps) - 1; i >= 0; i--)
+		nk_diag_remove(&nk_diag_wraps[i]);
+}
+
+MODULE_SOFTDEP("pre: tcp_diag udp_diag");
