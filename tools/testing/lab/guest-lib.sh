@@ -95,6 +95,10 @@ nk_cmdline() {
 #     NK-CMD-END ID STATUS
 # on a line of its own.  Commands run one after the other; a command may
 # start background work (redirected away from TTY) for later commands.
+# A line that is not of that form (bytes of it were lost on the way: seen
+# under heavy load) is not run: the agent answers
+#     nk_agent: malformed command: LINE
+# and lab_vm_exec sends the command again.
 # PAGER=cat: a pager (perf report, say) would read the agent's own TTY.
 nk_agent() {
 	tty=${1:-/dev/ttyS1}
@@ -111,6 +115,14 @@ nk_agent() {
 		tmo=${rest%% *}
 		b64=${rest#* }
 		[ -n "$id" ] || continue
+		case $id in
+		*[!0-9a-z.]*) tmo= ;;
+		esac
+		case $tmo in
+		''|*[!0-9]*)
+			printf 'nk_agent: malformed command: %s\nNK-CMD-END - 127\n' "$line" >&4
+			continue ;;
+		esac
 		f=/tmp/nk-agent/cmd.$id
 		if echo "$b64" | base64 -d >"$f" 2>/dev/null; then
 			(cd /root && exec timeout -s KILL "$tmo" sh "$f") </dev/null >&4 2>&4

@@ -588,29 +588,66 @@ lab_vm_monitor() {
 		grep -v '^QEMU .* monitor' | grep -vF "(qemu)" || true
 }
 
+# _lab_agent_wait LOG OFF ID LINE TIMEOUT PID: wait for the agent's end of
+# command ID in LOG after byte OFF: 0 once it ended, 2 when the agent got
+# LINE with bytes lost (its "malformed command" or "bad base64" answer
+# quotes a part of LINE: the command did not run), 1 when PID exits
+# first, 124 on timeout.
+_lab_agent_wait() {
+	local log=$1 off=$2 id=$3 line=$4 deadline=$(($5 + SECONDS)) pid=$6 new bad
+	while :; do
+		new=$(tail -c +$((off + 1)) "$log" 2>/dev/null)
+		# Ours: the malformed line is what was left of LINE's end, or our
+		# ID came whole with its base64 damaged (then its END follows).
+		while IFS= read -r bad; do
+			[[ ${#bad} -ge 16 && $line == *"$bad" ]] && return 2
+		done < <(sed -n 's/^nk_agent: malformed command: //p' <<<"$new")
+		grep -qxF "nk_agent: command $id: bad base64" <<<"$new" && return 2
+		if grep -Eq -- "^NK-CMD-END ${id//./\\.} -?[0-9]+\$" <<<"$new"; then
+			return 0
+		fi
+		if [[ -n $pid ]] && ! lab_alive "$pid"; then
+			grep -Eq -- "^NK-CMD-END ${id//./\\.} -?[0-9]+\$" "$log" 2>/dev/null && return 0
+			return 1
+		fi
+		((SECONDS < deadline)) || return 124
+		sleep 0.2
+	done
+}
+
 # lab_vm_exec NAME TIMEOUT SCRIPT: run SCRIPT (sh, may be several lines)
 # in guest NAME, killed after TIMEOUT seconds; print its output (stdout
 # and stderr together) and return its exit status: 137 when the guest's
 # timeout killed it, 124 when no answer came (the guest hangs), 125 when
 # QEMU is gone.  Commands to one guest run one after the other.
 lab_vm_exec() {
-	local name=$1 tmo=$2 script=$3 pipe log id off fd content rc
+	local name=$1 tmo=$2 script=$3 pipe log id off fd content rc line
 	pipe=${LAB_VM_AGENT[$name]:-}
 	[[ -n $pipe ]] || lab_die "lab_vm_exec: $name has no agent"
 	log=$LAB_LOG_DIR/$name.agent.log
 	lab_alive "${LAB_VM_PID[$name]}" || { echo "lab: vm $name is not running" >&2; return 125; }
 	LAB_CMD_SEQ=$((LAB_CMD_SEQ + 1))
 	id=$BASHPID.$LAB_CMD_SEQ
-	off=$(stat -c %s "$log")
-	# Read-write: the open never blocks, even if QEMU is gone.
-	exec {fd}<>"$pipe.in"
-	printf '%s %s %s\n' "$id" "$tmo" "$(printf '%s\n' "$script" | base64 -w 0)" >&"$fd"
-	exec {fd}>&-
-	rc=0
-	lab_wait_for "$log" "^NK-CMD-END ${id//./\\.} -?[0-9]+\$" $((tmo + 30)) "${LAB_VM_PID[$name]}" || rc=$?
+	line="$id $tmo $(printf '%s\n' "$script" | base64 -w 0)"
+	for _ in 1 2 3; do
+		off=$(stat -c %s "$log")
+		# Read-write: the open never blocks, even if QEMU is gone.
+		exec {fd}<>"$pipe.in"
+		printf '%s\n' "$line" >&"$fd"
+		exec {fd}>&-
+		rc=0
+		_lab_agent_wait "$log" "$off" "$id" "$line" $((tmo + 30)) "${LAB_VM_PID[$name]}" ||
+			rc=$?
+		((rc == 2)) || break
+		echo "lab: vm $name: command $id reached the agent garbled; sent again" >&2
+	done
 	content=$(tail -c +$((off + 1)) "$log")
 	if ((rc)); then
 		printf '%s\n' "$content"
+		if ((rc == 2)); then
+			echo "lab: vm $name: command $id reached the agent garbled three times" >&2
+			return 124
+		fi
 		if ((rc == 124)); then
 			echo "lab: vm $name: no answer to command $id within $((tmo + 30)) s" >&2
 			return 124
