@@ -21,9 +21,9 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# shellcheck source-path=SCRIPTDIR source=lab/lib.sh
+# shellcheck source-path=SCRIPTDIR source=testing/lab/lib.sh
 . "$top/tools/testing/lab/lib.sh"
-# shellcheck source-path=SCRIPTDIR source=lab/topology.sh
+# shellcheck source-path=SCRIPTDIR source=testing/lab/topology.sh
 . "$top/tools/testing/lab/topology.sh"
 
 logdir=$top/build/lab/demo

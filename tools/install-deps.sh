@@ -90,7 +90,7 @@ done
 
 report_kernels() {
 	local s ver
-	# shellcheck source-path=SCRIPTDIR source=lab/lib.sh
+	# shellcheck source-path=SCRIPTDIR source=testing/lab/lib.sh
 	. "$top/tools/testing/lab/lib.sh"
 	for s in 6.1 "${EXTRA_SERIES[@]}"; do
 		if ver=$(lab_kernel_version "$s" 2>/dev/null); then
