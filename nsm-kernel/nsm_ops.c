@@ -314,8 +314,6 @@ static int nsm_bind6(struct nsm_sock *ns)
 	if (err)
 		return err;
 	err = ip6_sock_set_v6only(sock->sk);
-	sock->sk->sk_reuse = sk->sk_reuse;
-	sock->sk->sk_reuseport = sk->sk_reuseport;
 	if (!err)
 		nsm_opts_copy(ns, sock);
 	if (!err && ns->type == SOCK_DGRAM)
