@@ -454,34 +454,6 @@ done" >/dev/null 2>&1 || true
 	lab_stop_pid "$DGRAM_WORLD_PID" 1 >/dev/null 2>&1 || true
 }
 
-# live_log: the running engine's log (engine.N.log after a restart).
-live_log() {
-	if ((TOPO_ENGINE_STARTS == 1)); then
-		echo "$LAB_LOG_DIR/engine.log"
-	else
-		echo "$LAB_LOG_DIR/engine.$TOPO_ENGINE_STARTS.log"
-	fi
-}
-
-# live_wait_log FROM TEXT: TEXT in the engine's log past byte FROM within 10 s.
-live_wait_log() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		tail -c +"$(($1 + 1))" "$(live_log)" | grep -qF -- "$2" && return 0
-		sleep 0.1
-	done
-	ktap_diag "no \"$2\" in the engine's log"
-	return 1
-}
-
-# live_hup TEXT: SIGHUP to the engine; TEXT must follow in its log.
-live_hup() {
-	local from
-	from=$(stat -c %s "$(live_log)")
-	kill -HUP "$TOPO_ENGINE_PID"
-	live_wait_log "$from" "$1" && lab_alive "$TOPO_ENGINE_PID"
-}
-
 # live_vm2_boot: boot vm2 on its nk socket and wait until it is served.
 live_vm2_boot() {
 	lab_vm_start vm2 --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
@@ -565,12 +537,12 @@ print(max(e["id"] for e in json.load(sys.stdin)["endpoints"]))')
 	# vm2 in the file: SIGHUP adds it, served again; out of it: removed.
 	cp "$ini" "$ini.orig"
 	printf '\n[guest:vm2]\nsocket = vm2.sock\nnsm = nsm0\naddress = %s\n' "$ip2" >>"$ini"
-	live_hup "reload: $ini: 1 change(s)" || return 1
+	topo_engine_hup "reload: $ini: 1 change(s)" || return 1
 	live_vm2_boot || { ktap_diag "vm2 not served after the reload"; return 1; }
 	sum=$(topo_exec vm2 60 "wget -q -O- $TOPO_FILE_URL | sha256sum") || return 1
 	[[ ${sum%% *} == "$TOPO_FILE_SHA" ]] || { ktap_diag "vm2's download: $sum"; return 1; }
 	cp "$ini.orig" "$ini"
-	live_hup "reload: $ini: 1 change(s)" || return 1
+	topo_engine_hup "reload: $ini: 1 change(s)" || return 1
 	live_vm2_down 2 || return 1
 	topo_nkctl list | awk '$1 == "vm2" { f = 1 } END { exit f }' || return 1
 

@@ -305,6 +305,48 @@ topo_engine_restart() {
 	_topo_engine_start "$LAB_LOG_DIR/engine.$TOPO_ENGINE_STARTS.log"
 }
 
+# topo_engine_log: the running engine's log (engine.N.log after a restart).
+topo_engine_log() {
+	if ((TOPO_ENGINE_STARTS == 1)); then
+		echo "$LAB_LOG_DIR/engine.log"
+	else
+		echo "$LAB_LOG_DIR/engine.$TOPO_ENGINE_STARTS.log"
+	fi
+}
+
+# topo_engine_hup TEXT: SIGHUP to the engine (it reloads engine.ini); TEXT
+# must follow in its log within 10 s and the engine must live on.
+topo_engine_hup() {
+	local from i log
+	log=$(topo_engine_log)
+	from=$(stat -c %s "$log")
+	kill -HUP "$TOPO_ENGINE_PID" || return 1
+	for ((i = 0; i < 100; i++)); do
+		if tail -c +"$((from + 1))" "$log" | grep -qF -- "$1"; then
+			lab_alive "$TOPO_ENGINE_PID"
+			return
+		fi
+		sleep 0.1
+	done
+	echo "lab: error: no \"$1\" in the engine's log after SIGHUP" >&2
+	return 1
+}
+
+# topo_guest_set KEY VALUE GUEST...: KEY = VALUE in the sections of GUEST...
+# of the engine's file, applied live by a reload.
+topo_guest_set() {
+	local key=$1 value=$2 ini=$TOPO_RUN/engine.ini vm
+	shift 2
+	for vm in "$@"; do
+		awk -v sec="[guest:$vm]" -v key="$key" -v val="$value" '
+			$0 == sec { print; print key " = " val; in_sec = 1; next }
+			/^\[/ { in_sec = 0 }
+			in_sec && $1 == key && $2 == "=" { next }
+			{ print }' "$ini" >"$ini.new" && mv "$ini.new" "$ini" || return 1
+	done
+	topo_engine_hup "reload: $ini: "
+}
+
 # topo_ep_wait_ready SECONDS NAME...: wait until the engine lists every
 # NAME as ready; 1 when one is not within SECONDS.
 topo_ep_wait_ready() {
