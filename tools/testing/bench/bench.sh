@@ -24,6 +24,10 @@
 #  3. Multiplexing: 1, 2, 4 NetKernel guests streaming at once through
 #     one NSM against as many baseline guests: aggregate throughput and
 #     total host CPU of each path.
+#  4. Sharing one NSM: vm1 and vm2 streaming at once (each way) with
+#     weights 1:1 and 1:3, set live by a reload of the engine's file, and
+#     the share each got; vm1's rr_64 alone and beside vm2 flooding small
+#     pipelined requests (p50, p99).
 #
 # Every lab measurement runs A (netkernel) then B (baseline), repeated
 # --reps times, so that ratios come from neighbouring runs.  Each
@@ -99,12 +103,21 @@ tests=(
 	"prr_64:-m rr -s 64 -P 50 -D 16"
 )
 mux_args="-m stream -P 1"
+# Sharing one NSM: name, then nkperf's arguments for vm1 and vm2 at once;
+# each runs with vm2's weight 1, then 3 (vm1's stays 1).
+shares=(
+	"share_tx:-m stream -P 1"
+	"share_rx:-m maerts -P 1"
+)
+share_weights=(1 3)
+flood_args="-m rr -s 64 -P 16 -D 16"
 
 # ------------------------------------------------------------ KTAP output
 
 # nkbench; every measurement; the report; the console of every VM but the
 # NSM; the NSM's console and the engine's exit together.
-ktap_begin $((1 + reps * (${#tests[@]} + ${#mux[@]}) * 2 + 1 + 2 * nvms + 1))
+ktap_begin $((1 + reps * ((${#tests[@]} + ${#mux[@]}) * 2 + ${#shares[@]} * ${#share_weights[@]} + 3) +
+	1 + 2 * nvms + 1))
 
 finish() {
 	ktap_diag "results: $out" "total $((SECONDS - t_start)) s"
@@ -147,7 +160,7 @@ path_pids() {
 	for vm in "$@"; do
 		echo "${LAB_VM_PID[$vm]}"
 	done
-	if [[ $path == netkernel ]]; then
+	if [[ $path != baseline ]]; then
 		echo "${LAB_VM_PID[$TOPO_NSM]}" "$TOPO_ENGINE_PID"
 	fi
 }
@@ -204,6 +217,48 @@ for ((rep = 1; rep <= reps; rep++)); do
 		measure "mux_$n" netkernel "$rep" "$mux_args" "${TOPO_GUESTS[@]:0:n}"
 		measure "mux_$n" baseline "$rep" "$mux_args" "${TOPO_BASES[@]:0:n}"
 	done
+done
+
+# share REP: vm1 and vm2 through one NSM, vm2 weighted 1 then 3.
+share() {
+	local rep=$1 t w
+	for t in "${shares[@]}"; do
+		for w in "${share_weights[@]}"; do
+			if ! topo_guest_set weight "$w" vm2; then
+				ktap_ok 1 "${t%%:*}_w$w netkernel rep $rep (vm2's weight not set)"
+				continue
+			fi
+			measure "${t%%:*}_w$w" netkernel "$rep" "${t#*:}" vm1 vm2
+		done
+	done
+	topo_guest_set weight 1 vm2 || true
+}
+
+# flood REP: vm1's rr_64 alone, then while vm2 floods the same NSM with
+# small pipelined requests (vm2's run must end well too).
+flood() {
+	local rep=$1 fpid status=0
+	measure flood_rr_64 alone "$rep" "-m rr -s 64" vm1
+	lab_vm_exec vm2 $((secs + 64)) \
+		"$guest_nkperf client -c $TOPO_WORLD_IP -p $port -t $((secs + 4)) $flood_args --json" \
+		>"$out/logs/flood.$rep.vm2.json" 2>&1 &
+	fpid=$!
+	sleep 2
+	measure flood_rr_64 flooded "$rep" "-m rr -s 64" vm1
+	wait "$fpid" || status=$?
+	if ((status)); then
+		ktap_diag "vm2's flood exited $status:"
+		sed 's/^/#   vm2: /' "$out/logs/flood.$rep.vm2.json"
+	elif ! tail -n 1 "$out/logs/flood.$rep.vm2.json" >"$out/logs/record.tmp" ||
+		! python3 "$here/report.py" --validate-client "$out/logs/record.tmp" | sed 's/^/# /'; then
+		status=1
+	fi
+	ktap_ok "$status" "flood_rr_64 vm2's flood rep $rep"
+}
+
+for ((rep = 1; rep <= reps; rep++)); do
+	share "$rep"
+	flood "$rep"
 done
 
 # ------------------------------------------------------------- the report

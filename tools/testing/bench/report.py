@@ -6,13 +6,16 @@
                                  DIR/results.csv and DIR/results.png
   report.py --validate RECORD    one lab measurement (a records.jsonl line)
   report.py --validate-engine F  nkbench's JSON
+  report.py --validate-client F  one nkperf client's JSON
 
 DIR holds engine.json (nkbench --json) and records.jsonl (one line per lab
 measurement: test, path, rep, vms, wall_s, cpu_s and the JSON of every
-nkperf client).  Every figure is summarised by its median and its range
+nkperf client, in the order of the VMs).  Every figure is summarised by its median and its range
 (min..max) over the repetitions; a ratio netkernel / baseline is computed
 for each repetition from its two neighbouring measurements, then
-summarised the same way.  Absolute figures are reported, never judged:
+summarised the same way.  Guests sharing one NSM (share_*, flood_*) have a
+table of their own: the throughput ratio of two guests against the ratio
+of their weights, and a request-response guest flooded against alone.  Absolute figures are reported, never judged:
 validation asks only that every measurement ran, verified its data and
 gave positive, finite numbers.
 """
@@ -58,6 +61,8 @@ RR_METRICS = (
 METRICS = {
     "stream": STREAM_METRICS,
     "mux": STREAM_METRICS,
+    "share": STREAM_METRICS,
+    "flood": RR_METRICS,
     "rr": RR_METRICS,
     "prr": RR_METRICS,
     "crr": (
@@ -76,6 +81,14 @@ def sane(v):
         math.isfinite(v) and v > 0
 
 
+def validate_client(r, what):
+    if not isinstance(r, dict) or r.get("verified") is not True or r.get("errors") != 0:
+        return ["%s: data not verified or errors: %s" % (what, json.dumps(r))]
+    if kind(what) == "share" and not sane(r.get("gbps")):
+        return ["%s: gbps = %s" % (what, r.get("gbps"))]
+    return []
+
+
 def validate_record(rec):
     problems = []
     what = "%s %s rep %s" % (rec.get("test"), rec.get("path"), rec.get("rep"))
@@ -83,8 +96,7 @@ def validate_record(rec):
     if len(results) != rec.get("vms"):
         problems.append("%s: %d results from %s VMs" % (what, len(results), rec.get("vms")))
     for r in results:
-        if r.get("verified") is not True or r.get("errors") != 0:
-            problems.append("%s: data not verified or errors: %s" % (what, json.dumps(r)))
+        problems += validate_client(r, what)
     if not sane(rec.get("cpu_s")) or not sane(rec.get("wall_s")):
         problems.append("%s: cpu_s %s wall_s %s" % (what, rec.get("cpu_s"), rec.get("wall_s")))
     if not problems:
@@ -139,6 +151,36 @@ def lab_results(records):
     return out
 
 
+def sharing_results(records):
+    """Rows of the sharing table: share_NAME_wW (vm1 weight 1, vm2 weight
+    W) and flood_TEST (paths alone and flooded)."""
+    by = {}
+    for rec in records:
+        if kind(rec["test"]) in ("share", "flood"):
+            by.setdefault(rec["test"], {}).setdefault(rec["path"], {})[rec["rep"]] = rec
+    out = []
+    for test, paths in by.items():
+        if kind(test) == "share":
+            recs = [paths["netkernel"][k] for k in sorted(paths.get("netkernel", {}))]
+            weight = float(test.rsplit("_w", 1)[1])
+            gbps = [[r["gbps"] for r in rec["results"]] for rec in recs]
+            out.append({"test": test, "metric": "throughput", "unit": "Gbit/s",
+                        "first": summary([g[0] for g in gbps]),
+                        "second": summary([g[1] for g in gbps]),
+                        "ratio": summary([g[1] / g[0] / weight for g in gbps])})
+            continue
+        reps = sorted(set(paths.get("alone", ())) & set(paths.get("flooded", ())))
+        if not reps:
+            continue
+        for name, unit, _, fn in RR_METRICS[:2]:
+            out.append({"test": test, "metric": name, "unit": unit,
+                        "first": summary([fn(paths["alone"][k]) for k in reps]),
+                        "second": summary([fn(paths["flooded"][k]) for k in reps]),
+                        "ratio": summary([fn(paths["flooded"][k]) / fn(paths["alone"][k])
+                                          for k in reps])})
+    return out
+
+
 def engine_results(eng):
     out = []
     for p in eng["phases"]:
@@ -156,7 +198,7 @@ def fmt(s):
     return "%s [%s..%s]" % (num(s["median"]), num(s["min"]), num(s["max"]))
 
 
-def table(engine, lab):
+def table(engine, lab, sharing=()):
     lines = []
     w = "%-12s %-22s %-9s %-32s %-40s %s"
     if engine:
@@ -172,16 +214,34 @@ def table(engine, lab):
         for r in lab:
             lines.append(w % (r["test"], r["metric"], r["unit"], fmt(r["netkernel"]),
                               fmt(r["baseline"]), fmt(r["ratio"])))
+    shares = [r for r in sharing if kind(r["test"]) == "share"]
+    floods = [r for r in sharing if kind(r["test"]) == "flood"]
+    if shares:
+        lines.append("")
+        lines.append("guests sharing one NSM, vm1 weight 1, vm2 weight W (share_*_wW)")
+        lines.append(w % ("test", "metric", "unit", "vm1", "vm2",
+                          "vm2 / vm1 / W (1 = shared by weight)"))
+        for r in shares:
+            lines.append(w % (r["test"], r["metric"], r["unit"], fmt(r["first"]),
+                              fmt(r["second"]), fmt(r["ratio"])))
+    if floods:
+        lines.append("")
+        lines.append("vm1's request-response alone and while vm2 floods the NSM")
+        lines.append(w % ("test", "metric", "unit", "alone", "flooded", "flooded / alone"))
+        for r in floods:
+            lines.append(w % (r["test"], r["metric"], r["unit"], fmt(r["first"]),
+                              fmt(r["second"]), fmt(r["ratio"])))
     return "\n".join(lines)
 
 
-def write_csv(path, engine, lab):
+def write_csv(path, engine, lab, sharing):
     with open(path, "w", newline="") as f:
         cw = csv.writer(f)
         cw.writerow(["section", "test", "metric", "unit", "side", "median", "min", "max",
                      "values"])
         for sec, rows, sides in (("engine", engine, ("engine", "baseline", "ratio")),
-                                 ("lab", lab, PATHS + ("ratio",))):
+                                 ("lab", lab, PATHS + ("ratio",)),
+                                 ("sharing", sharing, ("first", "second", "ratio"))):
             for r in rows:
                 for s in sides:
                     v = r[s]
@@ -271,10 +331,12 @@ def load(path):
 
 
 def main(argv):
-    if len(argv) == 3 and argv[1] in ("--validate", "--validate-engine"):
+    checks = {"--validate": validate_record, "--validate-engine": validate_engine,
+              "--validate-client": lambda r: validate_client(r, argv[2])}
+    if len(argv) == 3 and argv[1] in checks:
         try:
             data = load(argv[2])
-            problems = (validate_record if argv[1] == "--validate" else validate_engine)(data)
+            problems = checks[argv[1]](data)
         except (OSError, ValueError, KeyError, TypeError) as e:
             problems = ["%s: %s" % (argv[2], e)]
         for p in problems:
@@ -298,13 +360,14 @@ def main(argv):
         print("invalid:", p)
     records = [r for r in records if not validate_record(r)]
     lab = lab_results(records)
-    print(table(engine, lab))
+    sharing = sharing_results(records)
+    print(table(engine, lab, sharing))
     title = os.path.basename(os.path.normpath(out))
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"run": title, "engine": engine, "lab": lab,
+        json.dump({"run": title, "engine": engine, "lab": lab, "sharing": sharing,
                    "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}},
                   f, indent=1)
-    write_csv(os.path.join(out, "results.csv"), engine, lab)
+    write_csv(os.path.join(out, "results.csv"), engine, lab, sharing)
     plot(out, engine, lab, title)
     return 1 if problems or not lab or not engine else 0
 
