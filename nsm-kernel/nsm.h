@@ -144,6 +144,9 @@ struct nsm_sk_cbs {
  * @id: socket id on the NSM link (chosen by the engine)
  * @guest: endpoint id of the guest that owns it
  * @g: that guest's accounting
+ * @net: the namespace its kernel sockets live in, referenced (kernel
+ *       sockets do not hold one): the NSM's, or the guest's tenant
+ *       namespace (nsm_tenant.c)
  * @family: AF_INET or AF_INET6
  * @type: SOCK_STREAM or SOCK_DGRAM
  * @ref: references: table or draining list, ready list, callers
@@ -193,6 +196,7 @@ struct nsm_sock {
 	u32 id;
 	u32 guest;
 	struct nsm_guest *g;
+	struct net *net;
 	int family;
 	int type;
 	refcount_t ref;
@@ -243,6 +247,14 @@ static inline void nsm_count(struct nsm_dev *nsm, enum nsm_stat s, u64 n)
 {
 	atomic64_add(n, &nsm->stats[s]);
 }
+
+/* Guest ids from 2^24 up are refused: they have no uid of their own. */
+#define NSM_GUEST_ID_MAX	(1u << 24)
+
+/* nsm_tenant.c */
+struct net *nsm_tenant_net(u32 id, struct net *dflt);
+int nsm_tenant_init(void);
+void nsm_tenant_exit(void);
 
 /* @n bytes of guest data are gone (sent or dropped): the guest may reuse them. */
 static inline void nsm_sock_consumed(struct nsm_sock *ns, u32 n)

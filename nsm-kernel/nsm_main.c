@@ -432,17 +432,26 @@ static int __init nsm_init(void)
 	if (!nsm_wq)
 		return -ENOMEM;
 	nsm_debugfs_root = debugfs_create_dir("nsm_kernel", NULL);
+	err = nsm_tenant_init();
+	if (err)
+		goto err_tenant;
 	err = nk_transport_register(&nsm_ops);
-	if (err) {
-		debugfs_remove_recursive(nsm_debugfs_root);
-		destroy_workqueue(nsm_wq);
-	}
+	if (err)
+		goto err_transport;
+	return 0;
+
+err_transport:
+	nsm_tenant_exit();
+err_tenant:
+	debugfs_remove_recursive(nsm_debugfs_root);
+	destroy_workqueue(nsm_wq);
 	return err;
 }
 
 static void __exit nsm_exit(void)
 {
 	nk_transport_unregister();
+	nsm_tenant_exit();
 	debugfs_remove_recursive(nsm_debugfs_root);
 	destroy_workqueue(nsm_wq);
 }

@@ -55,7 +55,6 @@ MODULE_PARM_DESC(guest_txq_max,
 
 /* Kernel sockets of guest N belong to uid NSM_GUEST_UID_BASE + N. */
 #define NSM_GUEST_UID_BASE	1000000000u
-#define NSM_GUEST_ID_MAX	(1u << 24)
 
 /* ------------------------------------------------------------------ */
 /* Guests                                                              */
@@ -241,7 +240,7 @@ static int nsm_bind_src(struct nsm_sock *ns, const struct nk_addr *src,
 	len = nk_addr_to_sockaddr(&a, &ss, ns->family);
 	if (len < 0)
 		return -EADDRNOTAVAIL;
-	if (!nsm_addr_is_local(ns->nsm->net, src))
+	if (!nsm_addr_is_local(ns->net, src))
 		return nsm_src_unavail(ns, &ss, -EADDRNOTAVAIL);
 	return kernel_bind(ns->sock, (struct sockaddr *)&ss, len);
 }
@@ -259,7 +258,7 @@ static int nsm_sock_create(struct nsm_sock *ns, int family, int proto,
 {
 	int err;
 
-	err = sock_create_kern(ns->nsm->net, family, ns->type, proto, res);
+	err = sock_create_kern(ns->net, family, ns->type, proto, res);
 	if (!err)
 		nsm_sock_own(ns, *res);
 	return err;
@@ -297,7 +296,7 @@ static int nsm_bind6(struct nsm_sock *ns)
 	int len, err;
 
 	if (ns->family != AF_INET6 || !ns->bound_any || sk->sk_ipv6only ||
-	    ns->sock6 || !src6 || !nsm_addr_is_local(ns->nsm->net, src6))
+	    ns->sock6 || !src6 || !nsm_addr_is_local(ns->net, src6))
 		return 0;
 	/* Bound to the IPv6 address itself (no IPv4 one): nothing to add. */
 	if (!ipv6_addr_v4mapped(&sk->sk_v6_rcv_saddr))
@@ -423,7 +422,7 @@ static bool nsm_addr_is_bcast(struct net *net, const struct nk_addr *na)
 /* Destinations a guest may not reach through the NSM (see nsm_main.c). */
 static int nsm_dest_check(struct nsm_sock *ns, const struct nk_addr *na)
 {
-	struct net *net = ns->nsm->net;
+	struct net *net = ns->net;
 	int err = 0;
 
 	if (nk_addr_is_loopback(na) || nsm_addr_is_any(na) ||
@@ -456,16 +455,20 @@ static int nsm_req_addr(struct nsm_req *rq, struct nsm_sock *ns,
 /* Socket creation                                                     */
 /* ------------------------------------------------------------------ */
 
+/* A socket of @g in namespace @net, whose reference it takes over. */
 static struct nsm_sock *nsm_sock_alloc(struct nsm_dev *nsm, u32 id,
-				       struct nsm_guest *g, int family,
-				       int type)
+				       struct nsm_guest *g, struct net *net,
+				       int family, int type)
 {
 	struct nsm_sock *ns;
 
 	ns = kzalloc(sizeof(*ns), GFP_KERNEL);
-	if (!ns)
+	if (!ns) {
+		put_net(net);
 		return NULL;
+	}
 	ns->nsm = nsm;
+	ns->net = net;
 	ns->id = id;
 	ns->guest = g->id;
 	ns->g = g;
@@ -546,6 +549,7 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 	struct nsm_guest *g;
 	struct nk_addr *src;
 	struct nsm_sock *ns;
+	struct net *net;
 	u32 flags = lower_32_bits(a3);
 	int off = 0, i, err;
 
@@ -574,7 +578,12 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 	if (err)
 		return err;
 
-	ns = nsm_sock_alloc(nsm, rq->id, g, family, type);
+	net = nsm_tenant_net(g->id, nsm->net);
+	if (IS_ERR(net)) {
+		err = PTR_ERR(net);
+		goto err_unreserve;
+	}
+	ns = nsm_sock_alloc(nsm, rq->id, g, net, family, type);
 	if (!ns) {
 		err = -ENOMEM;
 		goto err_unreserve;
@@ -664,7 +673,7 @@ static int nsm_op_bind(struct nsm_req *rq, struct nsm_sock *ns,
 static int nsm_op_listen(struct nsm_req *rq, struct nsm_sock *ns,
 			 struct nsm_reply *rp)
 {
-	int somaxconn = READ_ONCE(ns->nsm->net->core.sysctl_somaxconn);
+	int somaxconn = READ_ONCE(ns->net->core.sysctl_somaxconn);
 	u64 backlog = nsm_arg(rq, 0);
 	bool fresh6;
 	int err;
@@ -727,7 +736,8 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 	err = nk_sockid_reserve(&nsm->socks, nid, GFP_KERNEL);
 	if (err)
 		return err;
-	nns = nsm_sock_alloc(nsm, nid, ns->g, ns->family, ns->type);
+	nns = nsm_sock_alloc(nsm, nid, ns->g, get_net(ns->net), ns->family,
+			     ns->type);
 	if (!nns) {
 		err = -ENOMEM;
 		goto err_unreserve;

@@ -625,6 +625,7 @@ void nsm_sock_put(struct nsm_sock *ns)
 		return;
 	WARN_ON_ONCE(ns->sock || ns->sock6 || !list_empty(&ns->txq));
 	mutex_destroy(&ns->lock);
+	put_net(ns->net);
 	kfree(ns);
 }
 /* ------------------------------------------------------------------ */

@@ -31,7 +31,14 @@
 #      world sees it (10.0.0.11:port -> 10.0.0.1:port, ESTAB) with the
 #      NSM kernel socket's nonzero rtt and cwnd; nkctl kill resets it and
 #      vm1's blocked recv() fails with ECONNRESET.
-#  10. console clean: every VM; hostengine stopped cleanly.
+#  10. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
+#      and vm2 a network namespace each (/proc/net/nsm_tenants), each
+#      with the same address 192.168.77.2 on a link to a world of its own
+#      (192.168.77.1, an httpd saying which world it is); the engine gives
+#      both guests that address.  Each guest's wget reaches its own world,
+#      both bind the same address and port, and neither reaches the NSM's
+#      own address (no route in its namespace).
+#  11. console clean: every VM; hostengine stopped cleanly.
 #
 # usage: selftests/netkernel/tenancy.sh
 # Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/testing/lab).
@@ -73,7 +80,7 @@ t_start=$SECONDS
 # One point per entry, in this order (test_NAME, below), then topo_down_ktap's
 # points: "console clean" for nsm, vm1 and vm2, and the engine's stop.
 TEST_NAMES=(no_ipv6_wildcard reuseport_owners broadcast link_local max_socks
-	fill_close drain_timeout addr_not_on_nsm ss_kill)
+	fill_close drain_timeout addr_not_on_nsm ss_kill tenant_netns)
 TEST_DESCS=(
 	"vm2 without IPv6: V6ONLY wildcard bind refused"
 	"SO_REUSEPORT: each guest's sockets have their own owner, not root"
@@ -84,6 +91,7 @@ TEST_DESCS=(
 	"draining sockets reset after drain_timeout"
 	"vm2's address not on the NSM: bind and connect refused"
 	"nkctl ss shows vm1's connection from the NSM; nkctl kill resets it (ECONNRESET)"
+	"vm1 and vm2 in namespaces of their own, same address: each reaches its own world"
 )
 down_points=4	# topo_down_ktap's
 
@@ -277,6 +285,65 @@ print(("ok" if ok else "bad"), e["guest_sock"], e.get("state"), e.get("local"),
 	[[ $got == "ok recv ECONNRESET" ]] || rc=1
 	topo_nkctl stats vm1 2>&1 | grep -E 'resets' | sed 's/^/#   /'
 	lab_stop_pid "$sink" 5 >/dev/null 2>&1 || true
+	return "$rc"
+}
+
+# 10. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
+# namespace tT (held by a sleeping process) with tT 192.168.77.2/24, the
+# veth peer wT 192.168.77.1/24 in a world namespace running an httpd that
+# serves "world-T"; then the guest's endpoint id is written into tT's
+# /proc/net/nsm_tenants.
+tenant_ip=192.168.77.2
+tenant_world=192.168.77.1
+tenant_setup='set -e
+for t in a b; do
+	unshare -n sleep 100000 & echo $! >/tmp/t$t.pid
+	unshare -n sleep 100000 & echo $! >/tmp/w$t.pid
+done
+sleep 0.5
+for t in a b; do
+	tp=$(cat /tmp/t$t.pid) wp=$(cat /tmp/w$t.pid)
+	ip link add t$t type veth
+	ip link set veth0 name w$t
+	ip link set t$t netns $tp
+	ip link set w$t netns $wp
+	nsenter -t $tp -n sh -c "ip link set lo up && ip link set t$t up && ip addr add TIP/24 dev t$t"
+	nsenter -t $wp -n sh -c "ip link set lo up && ip link set w$t up && ip addr add TWORLD/24 dev w$t"
+	mkdir -p /tmp/www$t && echo world-$t >/tmp/www$t/index.html
+	nsenter -t $wp -n httpd -p TWORLD:8000 -h /tmp/www$t
+done
+nsenter -t $(cat /tmp/ta.pid) -n sh -c "echo VM1 >/proc/net/nsm_tenants"
+nsenter -t $(cat /tmp/tb.pid) -n sh -c "echo VM2 >/proc/net/nsm_tenants"
+nsenter -t $(cat /tmp/ta.pid) -n cat /proc/net/nsm_tenants
+echo setup ok'
+tenant_ids() {	# the engine's ids of vm1 and vm2
+	topo_nkctl --json list | python3 -c '
+import json, sys
+ids = {e["name"]: e["id"] for e in json.load(sys.stdin)["endpoints"]}
+print(ids["vm1"], ids["vm2"])'
+}
+test_tenant_netns() {
+	local ids got script rc=0
+	read -r -a ids < <(tenant_ids)
+	script=${tenant_setup//TIP/$tenant_ip}
+	script=${script//TWORLD/$tenant_world}
+	script=${script//VM1/${ids[0]}}
+	script=${script//VM2/${ids[1]}}
+	got=$(lab_vm_exec "$TOPO_NSM" 60 "$script" 2>&1 | paste -sd' ') || true
+	ktap_diag "NSM: $got"
+	[[ $got == "${ids[0]} setup ok" ]] || return 1
+	topo_guest_set address "$tenant_ip" vm1 vm2 || return 1
+	got=$(lab_vm_exec vm1 60 "wget -qO- http://$tenant_world:8000/" 2>&1 | paste -sd' ') || true
+	expect world-a "$got" || rc=1
+	got=$(lab_vm_exec vm2 60 "wget -qO- http://$tenant_world:8000/" 2>&1 | paste -sd' ') || true
+	expect world-b "$got" || rc=1
+	lab_vm_exec vm1 30 "$gbin bind 0.0.0.0 7401 hold 10 >/tmp/hold.log 2>&1 & sleep 2" >/dev/null 2>&1 || true
+	got=$(lab_vm_exec vm2 30 "$gbin bind 0.0.0.0 7401" 2>&1) || true
+	expect ok "$got" || rc=1
+	got=$(lab_vm_exec vm1 30 "$gbin connect $(topo_vm_ip "$TOPO_NSM") 22" 2>&1) || true
+	expect ENETUNREACH "$got" || rc=1
+	lab_vm_exec "$TOPO_NSM" 30 "nsenter -t \$(cat /tmp/ta.pid) -n sh -c 'echo -${ids[0]} >/proc/net/nsm_tenants' &&
+nsenter -t \$(cat /tmp/tb.pid) -n sh -c 'echo -${ids[1]} >/proc/net/nsm_tenants' && echo unassigned" 2>&1 | sed 's/^/#   NSM: /'
 	return "$rc"
 }
 
