@@ -13,6 +13,7 @@
  *   nsm_sock.c  the kernel sockets: callbacks, ev_work, guest data waiting
  *               for send space, references, release and draining
  *   nsm_out.c   outgoing messages, tx_work, ev_work's throttle
+ *   nsm_tenant.c  the network namespace of each guest's sockets
  *
  * Implementation notes:
  *
@@ -102,6 +103,11 @@
  *   the NSM's own (root's).  It shows in /proc/net/tcp and in uid routing
  *   rules of the NSM.
  *
+ * - Tenants.  A guest's kernel sockets are made in the network namespace
+ *   the NSM's operator gave it through /proc/net/nsm_tenants, else in the
+ *   NSM's (netns_pid); each socket holds a reference to its namespace
+ *   (nsm_tenant.c).
+ *
  * - CLOSE frees the id at once.  A stream socket whose txq still holds
  *   guest data keeps draining it (nsm_dev.draining) and is released when it
  *   is empty or fails, or reset when drain_timeout (module parameter,
@@ -152,6 +158,8 @@
  *   nsm_guest counters (atomic) grow only under rx_lock (checked, then
  *                               added), shrink under the socket's lock
  *   nsm_dev.out_lock (spin)     the outgoing queue (nsm_out.c)
+ *   nsm_tenant_lock (mutex)     the tenant table (nsm_tenant.c), taken
+ *                               inside rx_lock and taking nothing
  * Order: rx_lock -> nsm_sock.lock (a listener's before its new socket's)
  * -> lock_sock -> sk_callback_lock -> ready_lock; drain_lock and out_lock
  * nest inside nsm_sock.lock and take nothing.  drain_work takes a

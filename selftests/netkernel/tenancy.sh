@@ -129,7 +129,7 @@ if ! make -C "$here" -j2 nk_tenancy >"$logdir/build-nk_tenancy.log" 2>&1 ||
 	ktap_fail_rest "prerequisite failed: no static nk_tenancy"
 	finish
 fi
-TOPO_INITRD_ARGS+=(--add "$bin:$gbin")
+TOPO_INITRD_ARGS+=(--add "$bin:$gbin" --module veth)	# veth: tenant_netns
 TOPO_NO_ADDR6=vm2
 TOPO_NSM_MODARGS=guest_max_socks=$max_socks,guest_max_draining=$max_draining,drain_timeout=$drain_timeout,guest_txq_max=$txq_max
 topo_up_ktap --guests 2 --no-base || finish
