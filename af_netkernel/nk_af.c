@@ -110,7 +110,8 @@
  *   nk_sock_sync_opts() before the next operation that can depend on them
  *   (bind, listen, connect, send, recv, shutdown, close, any forwarded
  *   option).  Every other level is forwarded at once, so TCP_INFO and
- *   friends come from the NSM's real socket.
+ *   friends come from the NSM's real socket (ss -ti reads TCP_INFO the
+ *   same way, nk_sock_getsockopt() from nk_diag.c).
  *
  * - sk_family is AF_NETKERNEL, not the family the application asked for,
  *   so that no generic code mistakes a struct nk_sock for an inet_sock or
@@ -343,20 +344,30 @@ static bool nk_sock_apply_credit(struct nk_sock *nks, const struct nk_hdr *hdr)
 	return after > before;
 }
 
-/* Send a request and wait for its reply; the reply's credit is applied. */
-static int nk_sock_call(struct nk_sock *nks, struct nk_txbuf *tb,
-			struct nk_reply *reply, unsigned int flags)
+/*
+ * Send a request and wait for its reply, at most @timeout_ms (0: the
+ * reply timeout); the reply's credit is applied.
+ */
+static int nk_sock_call_timeout(struct nk_sock *nks, struct nk_txbuf *tb,
+				struct nk_reply *reply, unsigned int flags,
+				unsigned int timeout_ms)
 {
 	u32 fwd = le32_to_cpu(tb->hdr.fwd_cnt);
 	int err;
 
-	err = nk_call(nks->nd, tb, reply, flags);
+	err = nk_call_timeout(nks->nd, tb, reply, flags, timeout_ms);
 	if (reply->req_id)
 		nk_sock_credit_sent(nks, fwd);
 	if ((le16_to_cpu(reply->hdr.flags) & NK_F_REPLY) &&
 	    nk_sock_apply_credit(nks, &reply->hdr))
 		nks->sk.sk_write_space(&nks->sk);
 	return nk_err(err);
+}
+
+static int nk_sock_call(struct nk_sock *nks, struct nk_txbuf *tb,
+			struct nk_reply *reply, unsigned int flags)
+{
+	return nk_sock_call_timeout(nks, tb, reply, flags, 0);
 }
 
 /* A request whose reply carries only a status. */
@@ -1028,42 +1039,61 @@ out:
 	return err;
 }
 
+/*
+ * Read option @level/@optname of the NSM's socket into @buf, which has
+ * room for *@len bytes; *@len becomes the length of the value, at most
+ * that (a longer one is cut, as getsockopt() cuts it).  The wait is that
+ * of nk_sock_opt_call(), bounded by @timeout_ms (0: the reply timeout).
+ * Takes no socket lock: nk_getsockopt() synchronises the SOL_SOCKET
+ * options first, nk_diag.c does not (they are not what it reads).
+ */
+int nk_sock_getsockopt(struct nk_sock *nks, int level, int optname,
+		       void *buf, u32 *len, unsigned int timeout_ms)
+{
+	struct nk_reply reply = { .buf = buf, .buf_len = *len };
+	struct nk_txbuf *tb;
+	int err;
+
+	tb = nk_req_alloc(nks, NK_OP_GETSOCKOPT, 0);
+	if (!tb)
+		return -ENOMEM;
+	tb->hdr.arg[0] = cpu_to_le64((s64)level);
+	tb->hdr.arg[1] = cpu_to_le64((s64)optname);
+	tb->hdr.arg[2] = cpu_to_le64(*len);
+	err = nk_sock_call_timeout(nks, tb, &reply,
+				   NK_XMIT_INTR | NK_CALL_INTR, timeout_ms);
+	if (!err)
+		*len = reply.len;
+	return err;
+}
+
 static int nk_getsockopt(struct socket *sock, int level, int optname,
 			 char __user *optval, int __user *optlen)
 {
 	struct nk_sock *nks = nk_sk(sock->sk);
-	struct nk_reply reply = {};
-	struct nk_txbuf *tb;
+	void *buf;
 	int len, err;
+	u32 got;
 
 	if (get_user(len, optlen))
 		return -EFAULT;
 	if (len < 0)
 		return -EINVAL;
-	len = min_t(u32, len, nk_dev_max_payload(nks->nd));
+	got = min_t(u32, len, nk_dev_max_payload(nks->nd));
 
-	reply.buf = kmalloc(len ?: 1, GFP_KERNEL);
-	if (!reply.buf)
+	buf = kmalloc(got ?: 1, GFP_KERNEL);
+	if (!buf)
 		return -ENOMEM;
-	reply.buf_len = len;
 
 	lock_sock(sock->sk);
 	nk_sock_sync_opts(nks);
-	tb = nk_req_alloc(nks, NK_OP_GETSOCKOPT, 0);
 	release_sock(sock->sk);
-	if (tb) {
-		tb->hdr.arg[0] = cpu_to_le64((s64)level);
-		tb->hdr.arg[1] = cpu_to_le64((s64)optname);
-		tb->hdr.arg[2] = cpu_to_le64(len);
-		err = nk_sock_opt_call(nks, tb, &reply);
-	} else {
-		err = -ENOMEM;
-	}
+	err = nk_sock_getsockopt(nks, level, optname, buf, &got, 0);
 
-	if (!err && (copy_to_user(optval, reply.buf, reply.len) ||
-		     put_user(reply.len, optlen)))
+	if (!err && (copy_to_user(optval, buf, got) ||
+		     put_user(got, optlen)))
 		err = -EFAULT;
-	kfree(reply.buf);
+	kfree(buf);
 	return err;
 }
 

@@ -38,28 +38,50 @@
  * the bytes the NSM has not taken yet; a datagram socket's receive and
  * send memory, as udp_diag reports.  A socket appears as the native one
  * would: a TCP socket once it listens or connects, a UDP socket once it
- * has a local address.  Not reported: TCP info (ss -i: it lives in the
- * NSM, and a dump cannot wait for the NSM's answer), timers, memory
- * details; the bytecode filter is not run on NetKernel sockets (ss runs
- * its filter again on every record it receives, so its output is right).
+ * has a local address.  Not reported: timers, memory details, the
+ * congestion control's name and info; the bytecode filter is not run on
+ * NetKernel sockets (ss runs its filter again on every record it
+ * receives, so its output is right).
+ *
+ * TCP info (ss -i: the request asks for INET_DIAG_INFO) is the NSM's: the
+ * struct tcp_info of its kernel socket, read with a forwarded getsockopt
+ * (TCP_INFO, nk_sock_getsockopt()) for each TCP socket the dump emits,
+ * as the application's own getsockopt() reads it.  A dump without
+ * INET_DIAG_INFO (ss -t) sends the NSM nothing.  Each answer is awaited
+ * at most NK_DIAG_INFO_TIMEOUT_MS; one that does not come (a stalled NSM
+ * or ring, the device gone, a signal to the reader) ends the asking for
+ * the rest of the dump (NK_DIAG_NO_INFO), so a dump waits at most that
+ * long for an NSM that does not answer.  A socket without an answer, or
+ * with one that is not a tcp_info (nk_diag_info_ok(): shorter than any
+ * Linux's, no TCP state), has no INET_DIAG_INFO, as a socket that is not
+ * a full one has none natively; a shorter tcp_info (an older NSM kernel)
+ * goes out as it came, and ss reads the fields it has.  Not asked: a
+ * socket closed, reset, or being made again on a new NSM meanwhile.
  *
  * A dump may span several netlink reads.  Its position is kept in
- * cb->args[4] (the next socket id to look at) and cb->args[5] (nonzero
- * once the NetKernel sockets are all out, then the kernel's dump runs
- * with its own cb->args[0..2], which it alone uses).
+ * cb->args[4] (the next socket id to look at) and cb->args[5] (flags:
+ * NK_DIAG_DONE once the NetKernel sockets are all out, then the kernel's
+ * dump runs with its own cb->args[0..2], which it alone uses;
+ * NK_DIAG_NO_INFO).
  *
- * Locking: the nk_socks lock across one pass over the table (sockets in
- * it stay alive), nks->lock for each socket's fields; sock_i_ino() and
- * sock_i_uid() take sk_callback_lock inside them.  Install and remove run
- * from module init and exit only; the dump runs in inet_diag's context
- * (its table mutex held on 6.1), which takes none of these locks.
+ * Locking: the nk_socks lock while a batch of NK_DIAG_BATCH listed
+ * sockets is taken from the table, each referenced (sock_hold()), and
+ * nks->lock for each socket's fields; sock_i_ino() and sock_i_uid() take
+ * sk_callback_lock inside them.  The batch is emitted with no lock held:
+ * asking the NSM sleeps.  Install and remove run from module init and
+ * exit only; the dump runs in inet_diag's context, which takes none of
+ * these locks and may sleep (on 6.1 it holds inet_diag's table mutex, so
+ * an NSM that does not answer holds other diag dumps back as long as it
+ * holds this one, NK_DIAG_INFO_TIMEOUT_MS at most).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/inet_diag.h>
 #include <linux/kmod.h>
 #include <linux/module.h>
+#include <linux/sched/signal.h>
 #include <linux/sock_diag.h>
+#include <linux/tcp.h>
 #include <linux/version.h>
 #include <net/netlink.h>
 #include <net/tcp_states.h>
@@ -67,7 +89,14 @@
 #include "nk_guest.h"
 
 #define NK_DIAG_ARG_NEXT	4	/* cb->args[]: the next socket id */
-#define NK_DIAG_ARG_DONE	5	/* cb->args[]: NetKernel sockets done */
+#define NK_DIAG_ARG_FLAGS	5	/* cb->args[]: NK_DIAG_* below */
+#define NK_DIAG_DONE		0x1	/* the NetKernel sockets are all out */
+#define NK_DIAG_NO_INFO		0x2	/* the NSM did not answer: ask no more */
+
+/* Sockets taken at a time under the nk_socks lock. */
+#define NK_DIAG_BATCH		8
+/* How long a dump waits for one tcp_info from the NSM. */
+#define NK_DIAG_INFO_TIMEOUT_MS	1000
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 9, 0)
 #define NK_DIAG_HANDLER_OWNER	1	/* struct inet_diag_handler has .owner */
@@ -156,8 +185,64 @@ bool nk_diag_sock(struct nk_sock *nks, int type, int family, u32 states,
 	return true;
 }
 
+/*
+ * How long of a tcp_info from the NSM is one: no Linux ever had a shorter
+ * struct tcp_info than 2.6's, which ended with tcpi_total_retrans.  A
+ * longer one than ours is cut by the NSM (we ask for ours), a shorter one
+ * is what an older kernel has (ss reads the fields it carries).
+ */
+#define NK_DIAG_INFO_MIN	offsetofend(struct tcp_info, tcpi_total_retrans)
+
+/*
+ * Whether the @len bytes of @info (at most its size: the transport cuts a
+ * longer reply) are a tcp_info: long enough, and a TCP state.
+ */
+static bool nk_diag_info_ok(const struct tcp_info *info, u32 len)
+{
+	return len >= NK_DIAG_INFO_MIN && info->tcpi_state &&
+	       info->tcpi_state < TCP_MAX_STATES;
+}
+
+/*
+ * The NSM's tcp_info of @nks into @info; its length, 0 when there is none
+ * to show.  A call that got no answer (the NSM or the ring stalled, the
+ * device went, a signal) sets NK_DIAG_NO_INFO: the dump asks no more.
+ */
+static u32 nk_diag_tcp_info(struct nk_sock *nks, struct tcp_info *info,
+			    unsigned long *flags)
+{
+	u32 len = sizeof(*info);
+	bool ask;
+	int err;
+
+	spin_lock(&nks->lock);
+	ask = READ_ONCE(nks->created) && !nks->reset && !nks->revive &&
+	      !sock_flag(&nks->sk, SOCK_DEAD);
+	spin_unlock(&nks->lock);
+	if (!ask)
+		return 0;
+
+	err = nk_sock_getsockopt(nks, SOL_TCP, TCP_INFO, info, &len,
+				 NK_DIAG_INFO_TIMEOUT_MS);
+	if (err == -ETIMEDOUT || err == -EAGAIN || err == -ENETDOWN ||
+	    signal_pending(current)) {
+		*flags |= NK_DIAG_NO_INFO;
+		return 0;
+	}
+	if (err)
+		return 0;
+	if (!nk_diag_info_ok(info, len)) {
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: bad TCP_INFO from the NSM (%u bytes), not shown\n",
+				     nks->id, len);
+		return 0;
+	}
+	return len;
+}
+
 static int nk_diag_put(struct sk_buff *skb, struct netlink_callback *cb,
-		       const struct nk_diag_rec *rec)
+		       const struct nk_diag_rec *rec,
+		       const struct tcp_info *info, u32 info_len)
 {
 	struct nlmsghdr *nlh;
 
@@ -166,7 +251,8 @@ static int nk_diag_put(struct sk_buff *skb, struct netlink_callback *cb,
 	if (!nlh)
 		return -EMSGSIZE;
 	memcpy(nlmsg_data(nlh), &rec->msg, sizeof(rec->msg));
-	if (nla_put_u8(skb, INET_DIAG_SHUTDOWN, rec->shutdown)) {
+	if (nla_put_u8(skb, INET_DIAG_SHUTDOWN, rec->shutdown) ||
+	    (info_len && nla_put(skb, INET_DIAG_INFO, info_len, info))) {
 		nlmsg_cancel(skb, nlh);
 		return -EMSGSIZE;
 	}
@@ -174,9 +260,19 @@ static int nk_diag_put(struct sk_buff *skb, struct netlink_callback *cb,
 	return 0;
 }
 
+/* One socket of a batch: referenced, and its record. */
+struct nk_diag_ent {
+	struct nk_sock *nks;
+	unsigned long id;
+	struct nk_diag_rec rec;
+};
+
 /*
  * Emit the NetKernel sockets of @w's protocol from cb->args[NEXT] on:
  * 0 when all are out, -EMSGSIZE when @skb is full (the next read goes on).
+ * Batches of NK_DIAG_BATCH sockets are taken, referenced, under the
+ * nk_socks lock and emitted without it: asking the NSM for a tcp_info
+ * sleeps.
  */
 static int nk_diag_dump_socks(const struct nk_diag_wrap *w,
 			      struct sk_buff *skb, struct netlink_callback *cb,
@@ -185,23 +281,49 @@ static int nk_diag_dump_socks(const struct nk_diag_wrap *w,
 	struct user_namespace *user_ns = sk_user_ns(NETLINK_CB(cb->skb).sk);
 	struct net *net = sock_net(skb->sk);
 	unsigned long id = cb->args[NK_DIAG_ARG_NEXT];
-	struct nk_diag_rec rec;
+	struct nk_diag_ent batch[NK_DIAG_BATCH];
+	struct tcp_info *info = NULL;
 	struct nk_sock *nks;
-	int err = 0;
+	int i, n, err = 0;
+	u32 info_len;
 
-	nk_sockid_lock(&nk_socks);
-	for (; (nks = nk_sockid_find(&nk_socks, &id)); id++) {
-		if (!net_eq(sock_net(&nks->sk), net) ||
-		    (r->id.idiag_if &&
-		     r->id.idiag_if != nks->sk.sk_bound_dev_if) ||
-		    !nk_diag_sock(nks, w->type, r->sdiag_family,
-				  r->idiag_states, user_ns, &rec))
-			continue;
-		err = nk_diag_put(skb, cb, &rec);
-		if (err)
-			break;
-	}
-	nk_sockid_unlock(&nk_socks);
+	if (w->proto == IPPROTO_TCP &&
+	    (r->idiag_ext & (1 << (INET_DIAG_INFO - 1))))
+		info = kmalloc(sizeof(*info), GFP_KERNEL);
+	do {
+		n = 0;
+		nk_sockid_lock(&nk_socks);
+		for (; n < NK_DIAG_BATCH &&
+		       (nks = nk_sockid_find(&nk_socks, &id)); id++) {
+			if (!net_eq(sock_net(&nks->sk), net) ||
+			    (r->id.idiag_if &&
+			     r->id.idiag_if != nks->sk.sk_bound_dev_if) ||
+			    !nk_diag_sock(nks, w->type, r->sdiag_family,
+					  r->idiag_states, user_ns,
+					  &batch[n].rec))
+				continue;
+			sock_hold(&nks->sk);
+			batch[n].nks = nks;
+			batch[n].id = id;
+			n++;
+		}
+		nk_sockid_unlock(&nk_socks);
+
+		for (i = 0; i < n && !err; i++) {
+			info_len = 0;
+			if (info && !(cb->args[NK_DIAG_ARG_FLAGS] &
+				      NK_DIAG_NO_INFO))
+				info_len = nk_diag_tcp_info(batch[i].nks, info,
+							    &cb->args[NK_DIAG_ARG_FLAGS]);
+			err = nk_diag_put(skb, cb, &batch[i].rec, info,
+					  info_len);
+			if (err)
+				id = batch[i].id;	/* the next read's first */
+		}
+		for (i = 0; i < n; i++)
+			sock_put(&batch[i].nks->sk);
+	} while (n == NK_DIAG_BATCH && !err);
+	kfree(info);
 	cb->args[NK_DIAG_ARG_NEXT] = id;
 	return err;
 }
@@ -210,10 +332,10 @@ static void nk_diag_dump(const struct nk_diag_wrap *w, struct sk_buff *skb,
 			 struct netlink_callback *cb,
 			 const struct inet_diag_req_v2 *r)
 {
-	if (!cb->args[NK_DIAG_ARG_DONE]) {
+	if (!(cb->args[NK_DIAG_ARG_FLAGS] & NK_DIAG_DONE)) {
 		if (nk_diag_dump_socks(w, skb, cb, r))
 			return;
-		cb->args[NK_DIAG_ARG_DONE] = 1;
+		cb->args[NK_DIAG_ARG_FLAGS] |= NK_DIAG_DONE;
 	}
 	w->kernel->dump(skb, cb, r);
 }

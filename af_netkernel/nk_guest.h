@@ -106,6 +106,8 @@ extern struct nk_sockid_table nk_socks;
 int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 		   int family, struct nk_dev *nd);
 bool nk_sock_wanted(struct nk_dev *nd, int family, int type, int protocol);
+int nk_sock_getsockopt(struct nk_sock *nks, int level, int optname,
+		       void *buf, u32 *len, unsigned int timeout_ms);
 
 /* nk_policy.c */
 enum nk_bpf_op {

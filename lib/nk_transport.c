@@ -678,14 +678,18 @@ int nk_post(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 	return nk_send(nd, tb, flags, timeo);
 }
 
-int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
-	    unsigned int flags)
+int nk_call_timeout(struct nk_dev *nd, struct nk_txbuf *tb,
+		    struct nk_reply *reply, unsigned int flags,
+		    unsigned int timeout_ms)
 {
-	long timeo = msecs_to_jiffies(reply_timeout_ms);
+	unsigned int limit_ms = READ_ONCE(reply_timeout_ms);
 	struct nk_pending p = { .reply = reply, .err = -ETIMEDOUT };
-	long left;
+	long timeo, left;
 	int err;
 
+	if (!timeout_ms || timeout_ms > limit_ms)
+		timeout_ms = limit_ms;
+	timeo = msecs_to_jiffies(timeout_ms);
 	memset(&reply->hdr, 0, sizeof(reply->hdr));
 	reply->len = 0;
 	reply->req_id = 0;
@@ -735,8 +739,14 @@ int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 	if (err == -ETIMEDOUT && !reply->hdr.op)
 		dev_warn_ratelimited(&nd->vdev->dev,
 				     "no reply to request %llu within %u ms\n",
-				     p.req_id, reply_timeout_ms);
+				     p.req_id, timeout_ms);
 	return err;
+}
+
+int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
+	    unsigned int flags)
+{
+	return nk_call_timeout(nd, tb, reply, flags, 0);
 }
 
 /* ------------------------------------------------------------------ */

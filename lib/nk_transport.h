@@ -298,4 +298,16 @@ int nk_post(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 	    unsigned int flags);
 
+/**
+ * nk_call_timeout() - nk_call() with a shorter bound
+ * @timeout_ms: bound of the wait for ring space and reply together, at
+ *              most the reply timeout; 0: the reply timeout
+ *
+ * For callers that must not wait as long as an application's call may
+ * (a diag dump asking for many sockets).  Otherwise as nk_call().
+ */
+int nk_call_timeout(struct nk_dev *nd, struct nk_txbuf *tb,
+		    struct nk_reply *reply, unsigned int flags,
+		    unsigned int timeout_ms);
+
 #endif /* _NK_TRANSPORT_H */

@@ -97,6 +97,8 @@ grep -E "\[(emerg|alert|crit|error|warn)\]" /var/log/nginx/error.log') || true
 # and not empty:
 #
 #   prog_view_ss       ss -tan, ss -tln, ss -uan, ss -tnp, ss -uanp
+#   prog_view_ssinfo   ss -tin: a connection's rtt, cwnd and byte counts,
+#                      the NSM's socket's in vm1 (see there)
 #   prog_view_netstat  netstat -tn, netstat -tln, netstat -uan
 #   prog_view_lsof     lsof -i -n -P
 #   prog_view_diag     nk_diagreq: good and bad sock_diag requests (unknown
@@ -110,7 +112,8 @@ grep -E "\[(emerg|alert|crit|error|warn)\]" /var/log/nginx/error.log') || true
 
 prog_view_bins=(/usr/bin/ss /usr/bin/lsof /usr/bin/netstat)
 prog_view_port=9000	# the world's holder
-prog_view_pid=		# the world's holder, while it runs
+prog_view_greet_port=9002	# the world's greeter (prog_view_ssinfo)
+declare -gA prog_view_pids=()	# the world's servers by port, while they run
 # The lines of these sockets, and the lines naming each listing.
 prog_view_keep="^(ss|netstat) -|:(8081|9001|$prog_view_port)( |$|-)"
 
@@ -122,11 +125,13 @@ prog_view_initrd_args() {	# DIAGREQ DGRAM: static helpers to add
 	TOPO_INITRD_ARGS+=(--add "$1:/usr/bin/nk_diagreq" --add "$2:/usr/bin/nk_dgram")
 }
 
-# prog_view_world: a server in the world that accepts and holds
-# connections on port 9000 (started once, stopped at cleanup).
+# prog_view_world PORT [GREETING]: a server in the world that accepts and
+# holds connections on PORT, sending each GREETING first (started once
+# per port, stopped at cleanup).
 prog_view_world() {
-	[[ -z $prog_view_pid ]] || return 0
-	topo_world_spawn "$LAB_LOG_DIR/view-holder.log" python3 -c '
+	local port=$1 greet=${2:-}
+	[[ -z ${prog_view_pids[$port]:-} ]] || return 0
+	topo_world_spawn "$LAB_LOG_DIR/view-holder-$port.log" python3 -c '
 import socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -134,15 +139,17 @@ s.bind((sys.argv[1], int(sys.argv[2])))
 s.listen(16)
 held = []
 while True:
-	held.append(s.accept())' "$TOPO_WORLD_IP" "$prog_view_port"
-	prog_view_pid=$LAB_LAST_PID
-	topo_world_wait_port "$prog_view_port"
+	c = s.accept()
+	c[0].sendall(sys.argv[3].encode())
+	held.append(c)' "$TOPO_WORLD_IP" "$port" "$greet"
+	prog_view_pids[$port]=$LAB_LAST_PID
+	topo_world_wait_port "$port"
 }
 
 # prog_view_open VM: the sockets above, open in VM (once).
 prog_view_open() {
 	local vm=$1
-	prog_view_world || return 1
+	prog_view_world "$prog_view_port" || return 1
 	topo_exec "$vm" 60 '[ -e /tmp/view-open ] && exit 0
 grep -qs "^root:" /etc/passwd || echo "root:x:0:0:root:/root:/bin/sh" >>/etc/passwd
 nc -l -p 8081 </dev/null >/dev/null 2>&1 &
@@ -193,6 +200,46 @@ prog_view_ss() {
 	prog_view_compare "ss" '
 for o in -tan -tln -uan; do echo "ss $o"; ss -H $o | awk "{ print \$1, \$4, \$5 }"; done
 for o in -tnp -tlnp -uanp; do echo "ss $o"; ss -H $o | awk "{ print \$1, \$4, \$5, \$6 }"; done' "$prog_view_keep"
+}
+
+# ss -tin: a TCP connection shows the info of the socket that carries
+# it, the NSM's in vm1.  Each guest holds a connection to the world's
+# greeter, which sends "hi\n" (3 bytes) while the guest sends "hello" (5),
+# and ss -tin must show rtt, cwnd and the same byte counts in vm1 as in
+# the baseline guest: bytes_sent:5, bytes_acked:6 (the SYN counts) and
+# bytes_received:3.  In vm1, ss -tan sends the NSM no request (the nk
+# device's tx_msgs does not move) and ss -tin does.
+prog_view_ssinfo() {
+	local vm out rc=0
+	local -A got
+	prog_view_world "$prog_view_greet_port" 'hi
+' || { ktap_diag "ss -tin: the world's greeter did not start"; return 1; }
+	for vm in vm1 "$TOPO_BASE"; do
+		out=$(topo_exec "$vm" 60 '[ -e /tmp/view-info ] ||
+	{ (printf hello; sleep 3600) | nc '"$TOPO_WORLD_IP $prog_view_greet_port"' >/dev/null 2>&1 & : >/tmp/view-info; }
+i=0
+until ss -HOtin | grep -E ":'"$prog_view_greet_port"'( |$)" >/tmp/view-info.ss &&
+	grep -q "bytes_received:3" /tmp/view-info.ss; do
+	[ $i -lt 50 ] || break
+	sleep 0.2; i=$((i + 1))
+done
+cat /tmp/view-info.ss') || rc=1
+		ktap_diag "ss -tin in $vm:" "$out"
+		got[$vm]=$(grep -oE ' (rtt|cwnd):| bytes_(sent|acked|received):[0-9]+' <<<"$out" | sort)
+	done
+	if [[ ${got[vm1]} != "${got[$TOPO_BASE]}" || $(wc -l <<<"${got[vm1]}") -ne 5 ]]; then
+		ktap_diag "ss -tin: vm1 and $TOPO_BASE differ (< vm1, > $TOPO_BASE):" \
+			"$(diff <(echo "${got[vm1]}") <(echo "${got[$TOPO_BASE]}"))"
+		rc=1
+	fi
+	out=$(topo_exec vm1 30 '
+n=$(ls /sys/bus/virtio/devices/*/nk/tx_msgs | head -n 1)
+a=$(cat $n); ss -Htan >/dev/null; ss -Htan >/dev/null; b=$(cat $n)
+ss -Htin >/dev/null; c=$(cat $n)
+echo "tx_msgs: $a, after ss -tan twice $b, after ss -tin $c"
+[ "$b" -eq "$a" ] && [ "$c" -gt "$b" ]') || rc=1
+	ktap_diag "requests to the NSM in vm1: $out"
+	return "$rc"
 }
 
 prog_view_netstat() {

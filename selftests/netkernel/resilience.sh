@@ -14,6 +14,11 @@
 #   accept_abandoned  the same for accept() with a connection waiting:
 #                   the world's end of the connection the NSM accepted
 #                   late sees it closed, and no socket is left
+#   ss_info_frozen  three TCP connections held from vm1 while the NSM's
+#                   QEMU is stopped: ss -tin lists them within SS_INFO_MS
+#                   (one tcp_info wait, NK_DIAG_INFO_TIMEOUT_MS, and no
+#                   more), without TCP info; once the NSM runs again,
+#                   ss -tin shows each one's rtt and cwnd
 #   stop_cont       vm1's QEMU stop and cont (vhost-user stop and start):
 #                   the engine ends vm1's session; vm1 notices, its held
 #                   connection ends with ECONNRESET, the world's end is
@@ -87,6 +92,9 @@ DEATH_S=1
 STALL_MS=100
 # vm1's stream may pause at most this long while endpoints come and go (s).
 LIVE_GAP_S=1
+# ss -tin with the NSM stopped lists vm1's connections within this (ms):
+# af_netkernel waits one second for one tcp_info, then asks no more.
+SS_INFO_MS=2500
 
 rm -rf "$logdir"
 lab_init "$logdir"
@@ -95,7 +103,7 @@ t_start=$SECONDS
 # One point per case, in this order (test_NAME, below), each named after
 # its case, then topo_down_ktap's points: "console clean" for nsm and vm1,
 # and the engine's stop.
-TEST_NAMES=(socket_abandoned accept_abandoned stop_cont stop_cont_dgram engine_restart ring_full
+TEST_NAMES=(socket_abandoned accept_abandoned ss_info_frozen stop_cont stop_cont_dgram engine_restart ring_full
 	live_endpoints nsm_dies nsm_dies_dgram guest_dies)
 TEST_DESCS=("${TEST_NAMES[@]}")
 down_points=3
@@ -114,7 +122,7 @@ if ! make -C "$here" -j2 >"$logdir/build-tests.log" 2>&1; then
 	finish
 fi
 TOPO_INITRD_ARGS+=(--add "$hold_bin:/usr/bin/nk_hold" --add "$stall_bin:/usr/bin/nk_stall"
-	--add "$dgram_bin:/usr/bin/nk_dgram")
+	--add "$dgram_bin:/usr/bin/nk_dgram" --bin /usr/bin/ss)
 TOPO_NK_RECONNECT=1
 topo_up_ktap --guests 1 --no-base || finish
 
@@ -290,6 +298,56 @@ cat /tmp/acc") || true
 	ktap_diag "the world's end: $(tail -n 1 "$logdir/world-accept.log")"
 	grep -Eq '^ended (EOF|ConnectionResetError)' "$logdir/world-accept.log" || return 1
 	counts_back "$n0" "$g0"
+}
+
+# ss_info_lines: vm1's ss -tin lines of the connections to port 9160, one
+# line each, then "ms N", how long ss took (from /proc/uptime).
+ss_info_lines() {
+	topo_exec vm1 30 'read -r a _ </proc/uptime
+ss -HOtin >/tmp/ss-info
+read -r b _ </proc/uptime
+grep -E ":9160( |$)" /tmp/ss-info
+awk -v a="$a" -v b="$b" "BEGIN { print \"ms\", int((b - a) * 1000) }"'
+}
+
+test_ss_info_frozen() {
+	local port=9160 out ms i rc=0
+	topo_world_spawn "$logdir/world-ss-info.log" python3 -c "
+import socket, time
+s = socket.create_server(('$TOPO_WORLD_IP', $port))
+held = [s.accept() for _ in range(3)]
+time.sleep(600)"
+	WORLD_PID=$LAB_LAST_PID
+	topo_world_wait_port "$port" || { ktap_diag "the world does not listen on $port"; return 1; }
+	topo_exec vm1 30 "for n in 1 2 3; do (sleep 600 | nc $TOPO_WORLD_IP $port >/dev/null 2>&1 &); done
+i=0
+until [ \$(ss -Htn | grep -cE ':$port( |\$)') -eq 3 ]; do
+	[ \$i -lt 100 ] || { ss -tn; exit 1; }
+	sleep 0.1; i=\$((i + 1))
+done" >"$logdir/ss-info.start" 2>&1 || {
+		ktap_diag "the connections did not open:" "$(cat "$logdir/ss-info.start")"
+		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
+		return 1
+	}
+	nsm_freeze
+	out=$(ss_info_lines) || rc=1
+	nsm_thaw
+	ktap_diag "ss -tin while the NSM is stopped:" "$out"
+	ms=$(sed -n 's/^ms //p' <<<"$out")
+	[[ $(grep -c ESTAB <<<"$out") -eq 3 ]] || rc=1
+	! grep -q ' rtt:' <<<"$out" || rc=1
+	[[ -n $ms ]] && ((ms <= SS_INFO_MS)) || rc=1
+	# The NSM catches up on what it missed first: up to 5 s.
+	for ((i = 0; i < 10; i++)); do
+		out=$(ss_info_lines) || true
+		[[ $(grep -E -c ' rtt:.* cwnd:' <<<"$out") -eq 3 ]] && break
+		sleep 0.5
+	done
+	ktap_diag "ss -tin once the NSM runs again:" "$out"
+	[[ $(grep -E -c ' rtt:.* cwnd:' <<<"$out") -eq 3 ]] || rc=1
+	topo_exec vm1 10 'kill $(pidof nc) 2>/dev/null' >/dev/null || true
+	lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
+	return "$rc"
 }
 
 test_stop_cont() {

@@ -16,7 +16,8 @@
 #                                  against the NetKernel and the baseline guest
 #   guest's view: ...              Debian's ss, netstat and lsof list the
 #                                  same sockets in vm1 as in the baseline
-#                                  guest; sock_diag requests answered
+#                                  guest; ss -tin shows TCP info (vm1:
+#                                  the NSM's); sock_diag requests answered
 #                                  alike; /proc/net/netkernel's uid and
 #                                  inode; the fallback counters
 #                                  (programs.sh); rmmod af_netkernel,
@@ -94,8 +95,8 @@ TEST_NAMES=(
 	nk_client nk_server base_client base_server
 	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
 	nginx_nk nginx_base
-	view_ss view_netstat view_lsof view_diag view_proc view_fallback
-	view_unload
+	view_ss view_ssinfo view_netstat view_lsof view_diag view_proc
+	view_fallback view_unload
 )
 TEST_DESCS=(
 	"netkernel guest: client side"
@@ -109,6 +110,7 @@ TEST_DESCS=(
 	"nginx, Debian's default configuration: vm1 serves a file to the world"
 	"nginx, Debian's default configuration: base serves a file to the world"
 	"guest's view: ss lists in vm1 what it lists in base"
+	"guest's view: ss -tin shows the NSM's TCP info in vm1 as base shows its own"
 	"guest's view: netstat lists in vm1 what it lists in base"
 	"guest's view: lsof -i lists in vm1 what it lists in base"
 	"guest's view: sock_diag requests answered in vm1 as in base"
@@ -217,6 +219,7 @@ test_adv_tcp_flood_base() { adv_tcp_flood "$TOPO_BASE"; }
 test_nginx_nk() { prog_nginx vm1; }
 test_nginx_base() { prog_nginx "$TOPO_BASE"; }
 test_view_ss() { prog_view_ss; }
+test_view_ssinfo() { prog_view_ssinfo; }
 test_view_netstat() { prog_view_netstat; }
 test_view_lsof() { prog_view_lsof; }
 test_view_diag() { prog_view_diag; }
