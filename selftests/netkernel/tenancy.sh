@@ -19,6 +19,13 @@
 #      test), fe80::1%2 (the NSM's eth0) and ff02::1%2 answer ENETUNREACH,
 #      for datagrams and connects.
 #   5. guest_max_socks: vm1 gets ENFILE at its limit; vm2 still opens.
+#   5b. The engine's per-guest limits (issue 14 item 4), set for vm2 by a
+#      reload of the engine's file: vm2 opens sockets until refused (EMFILE
+#      at max_sockets, below the NSM's guest_max_socks, the engine's
+#      socket_limit counting) and keeps trying while vm1 downloads the file
+#      (sha256 checked) and connects $vm1_conns times without one error or
+#      count against it; then vm2's connect loop meets max_conn_rate
+#      (EAGAIN, conn_rate_limit counting).  The file as it was is reloaded.
 #   6. connect/fill/close against a world server that never reads: the
 #      NSM keeps at most guest_max_draining closed sockets of vm1, resets
 #      the ones beyond (drain_aborts), and its memory stays bounded.
@@ -59,6 +66,10 @@ max_draining=4
 drain_timeout=8
 txq_max=$((8 << 20))
 fill_conns=24
+# The engine's limits for vm2 (test_guest_limits), and vm1's connections.
+vm2_max_socks=16
+vm2_conn_rate=2
+vm1_conns=20
 # Of the NSM's MemAvailable, what the fill loop may take: the guest's
 # credit (txq_max, plus one message for each socket) and what the kernel
 # sockets of max_draining draining ones hold, with room to spare.  Without
@@ -73,13 +84,14 @@ t_start=$SECONDS
 # One point per entry, in this order (test_NAME, below), then topo_down_ktap's
 # points: "console clean" for nsm, vm1 and vm2, and the engine's stop.
 TEST_NAMES=(no_ipv6_wildcard reuseport_owners broadcast link_local max_socks
-	fill_close drain_timeout addr_not_on_nsm ss_kill)
+	guest_limits fill_close drain_timeout addr_not_on_nsm ss_kill)
 TEST_DESCS=(
 	"vm2 without IPv6: V6ONLY wildcard bind refused"
 	"SO_REUSEPORT: each guest's sockets have their own owner, not root"
 	"broadcast datagrams refused"
 	"link-local destinations refused"
 	"guest_max_socks: ENFILE for vm1 at $max_socks, not for vm2"
+	"engine limits: vm2 EMFILE at $vm2_max_socks, EAGAIN over $vm2_conn_rate/s; vm1 unaffected"
 	"connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
 	"draining sockets reset after drain_timeout"
 	"vm2's address not on the NSM: bind and connect refused"
@@ -187,6 +199,48 @@ test_max_socks() {
 	ktap_diag "vm1: $got; vm2 meanwhile: $other"
 	[[ $got == "opened $max_socks ENFILE" ]] || rc=1
 	[[ $other == "opened 4 none" ]] || rc=1
+	return "$rc"
+}
+
+# 5b. The engine's limits for vm2 (the last section of the engine's file).
+test_guest_limits() {
+	local got sum conns c rc=0 i
+	local -A v1 v2
+	wait_nsm_idle
+	topo_guest_set vm2 max_sockets="$vm2_max_socks" max_conn_rate="$vm2_conn_rate" \
+		conn_burst="$vm2_conn_rate" || rc=1
+	for c in socket_limit conn_rate_limit pending_limit; do
+		v1[$c]=$(topo_ep_counter vm1 "$c")
+		v2[$c]=$(topo_ep_counter vm2 "$c")
+	done
+	lab_vm_exec vm2 30 "$gbin socks $((2 * vm2_max_socks)) hold 300 >/tmp/socks.log 2>&1 &
+i=0; until [ -s /tmp/socks.log ]; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
+cat /tmp/socks.log" >"$logdir/socks-vm2.log" 2>&1 || true
+	got=$(head -n 1 "$logdir/socks-vm2.log")
+	sum=$(lab_vm_exec vm1 120 "wget -q -O- $TOPO_FILE_URL | sha256sum" 2>&1) || true
+	conns=$(lab_vm_exec vm1 120 "$gbin conns $TOPO_WORLD_IP $TOPO_HTTP_PORT $vm1_conns" 2>&1) || true
+	ktap_diag "vm2: $got, socket_limit ${v2[socket_limit]} -> $(topo_ep_counter vm2 socket_limit)" \
+		"vm1 meanwhile: sha256 ${sum:0:16}..., $conns"
+	[[ $got == "opened $vm2_max_socks EMFILE" ]] || rc=1
+	(($(topo_ep_counter vm2 socket_limit) >= v2[socket_limit] + 2)) || rc=1
+	[[ ${sum%% *} == "$TOPO_FILE_SHA" ]] || rc=1
+	[[ $conns == "ok $vm1_conns" ]] || rc=1
+	lab_vm_exec vm2 30 'kill $(pidof nk_tenancy) 2>/dev/null; true' >/dev/null 2>&1 || true
+	for ((i = 0; i < 20; i++)); do
+		(($(topo_ep_sockets vm2) == 0)) && break
+		sleep 0.5
+	done
+
+	# The connection rate: the burst, then EAGAIN until a token is back.
+	got=$(lab_vm_exec vm2 60 "$gbin conns $TOPO_WORLD_IP $TOPO_HTTP_PORT $((4 * vm2_conn_rate))" 2>&1) || true
+	ktap_diag "vm2's connects: $got, conn_rate_limit ${v2[conn_rate_limit]} -> $(topo_ep_counter vm2 conn_rate_limit)"
+	[[ $got =~ ^ok\ [0-9]+\ EAGAIN\ [0-9]+$ ]] || rc=1
+	(($(topo_ep_counter vm2 conn_rate_limit) > v2[conn_rate_limit])) || rc=1
+	for c in socket_limit conn_rate_limit pending_limit; do
+		got=$(topo_ep_counter vm1 "$c")
+		[[ $got == "${v1[$c]}" ]] || { rc=1; ktap_diag "vm1's $c: ${v1[$c]} -> $got"; }
+	done
+	topo_guest_set vm2 max_sockets=4096 max_conn_rate=0 conn_burst=0 || rc=1
 	return "$rc"
 }
 
