@@ -18,7 +18,8 @@
 #   4. Link-local destinations: 169.254.1.1 (routed on the NSM for this
 #      test), fe80::1%2 (the NSM's eth0) and ff02::1%2 answer ENETUNREACH,
 #      for datagrams and connects.
-#   5. guest_max_socks: vm1 gets ENFILE at its limit; vm2 still opens.
+#   5. guest_max_socks: vm1 gets ENFILE at its limit, counted in vm1's
+#      sock_limit (debugfs guests); vm2 still opens.
 #   5b. The engine's per-guest limits (issue 14 item 4), set for vm2 by a
 #      reload of the engine's file: vm2 opens sockets until refused (EMFILE
 #      at max_sockets, below the NSM's guest_max_socks, the engine's
@@ -192,13 +193,18 @@ $gbin connect 169.254.1.1 $TOPO_HTTP_PORT; $gbin connect fe80::1%2 $TOPO_HTTP_PO
 
 # 5. The socket limit, per guest, once the sockets above are gone.
 test_max_socks() {
-	local got other rc=0
+	local got other lim rc=0
 	wait_nsm_idle
 	got=$(lab_vm_exec vm1 60 "$gbin socks $((max_socks + 8))" 2>&1) || true
 	other=$(lab_vm_exec vm2 60 "$gbin socks 4" 2>&1) || true
 	ktap_diag "vm1: $got; vm2 meanwhile: $other"
 	[[ $got == "opened $max_socks ENFILE" ]] || rc=1
 	[[ $other == "opened 4 none" ]] || rc=1
+	# Counted per guest too (endpoint ids: nsm0 1, vm1 2, vm2 3).
+	lim=$(lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/guests' 2>&1 |
+		awk '$1 == 2 { v1 = $6 } $1 == 3 { v2 = $6 } END { print v1 + 0, v2 + 0 }') || true
+	ktap_diag "the NSM's sock_limit: vm1 and vm2 ${lim:-none}"
+	[[ $lim =~ ^[1-9][0-9]*\ 0$ ]] || rc=1
 	return "$rc"
 }
 
