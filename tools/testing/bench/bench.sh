@@ -24,6 +24,12 @@
 #  3. Multiplexing: 1, 2, 4 NetKernel guests streaming at once through
 #     one NSM against as many baseline guests: aggregate throughput and
 #     total host CPU of each path.
+#  4. Isolation (issue 14 item 4): vm1's bulk TCP (stream_tx_1) and its
+#     connect/exchange/close rate (crr_64), alone (path "alone") and while
+#     vm2 sits at its engine max_sockets (16, set by a reload
+#     of the engine's file), trying one more socket every 20 ms
+#     (nk_tenancy socks, path "vm2_at_limit").  report.py gives the ratio
+#     vm2_at_limit / alone; the aim is within 10%.
 #
 # Every lab measurement runs A (netkernel) then B (baseline), repeated
 # --reps times, so that ratios come from neighbouring runs.  Each
@@ -99,12 +105,20 @@ tests=(
 	"prr_64:-m rr -s 64 -P 50 -D 16"
 )
 mux_args="-m stream -P 1"
+# Isolation: name, then nkperf's arguments (vm1 alone / vm2 at its limit).
+limit_tests=(
+	"limit_stream_tx_1:-m stream -P 1"
+	"limit_crr_64:-m crr -s 64"
+)
+vm2_max_socks=16
+tenancy=$top/selftests/netkernel/nk_tenancy
+guest_tenancy=/usr/bin/nk_tenancy
 
 # ------------------------------------------------------------ KTAP output
 
 # nkbench; every measurement; the report; the console of every VM but the
 # NSM; the NSM's console and the engine's exit together.
-ktap_begin $((1 + reps * (${#tests[@]} + ${#mux[@]}) * 2 + 1 + 2 * nvms + 1))
+ktap_begin $((1 + reps * (${#tests[@]} + ${#mux[@]} + ${#limit_tests[@]}) * 2 + 1 + 2 * nvms + 1))
 
 finish() {
 	ktap_diag "results: $out" "total $((SECONDS - t_start)) s"
@@ -115,7 +129,8 @@ finish() {
 
 opts=(--engine "$top/hostengine/hostengine" --reps "$reps" --json "$out/engine.json")
 [[ -z $smoke ]] || opts+=(--smoke)
-if ! make -C "$here" -j2 >"$out/logs/build-bench.log" 2>&1; then
+if ! make -C "$here" -j2 >"$out/logs/build-bench.log" 2>&1 ||
+	! make -C "$top/selftests/netkernel" nk_tenancy >>"$out/logs/build-bench.log" 2>&1; then
 	ktap_diag "make -C tools/testing/bench failed:"
 	tail -n 20 "$out/logs/build-bench.log" | sed 's/^/#   /'
 	ktap_fail_rest "prerequisite failed: the benchmarks do not build"
@@ -130,7 +145,11 @@ ktap_ok "$status" "engine alone: nkbench"
 
 # ---------------------------------------------------------------- the lab
 
+TOPO_INITRD_ARGS+=(--add "$tenancy:$guest_tenancy")
 topo_up_ktap --guests "$nvms" --bases "$nvms" || finish
+topo_guest_set vm2 max_sockets="$vm2_max_socks" ||
+	ktap_diag "vm2's max_sockets not set: the vm2_at_limit runs are not at a limit"
+
 topo_world_spawn "$out/logs/nkperf-server.log" "$nkperf" server -B "$TOPO_WORLD_IP" -p "$port"
 if ! topo_world_wait_port "$port"; then
 	ktap_diag "nkperf server did not listen in the world:"
@@ -147,7 +166,7 @@ path_pids() {
 	for vm in "$@"; do
 		echo "${LAB_VM_PID[$vm]}"
 	done
-	if [[ $path == netkernel ]]; then
+	if [[ $path != baseline ]]; then
 		echo "${LAB_VM_PID[$TOPO_NSM]}" "$TOPO_ENGINE_PID"
 	fi
 }
@@ -195,6 +214,26 @@ measure() {
 	ktap_ok "$status" "$name"
 }
 
+# vm2_at_limit start|stop: vm2 opens sockets until its max_sockets refuses
+# one (EMFILE, checked) and keeps trying; or it stops, its sockets closed.
+vm2_at_limit() {
+	local got i
+	if [[ $1 == stop ]]; then
+		lab_vm_exec vm2 30 'kill $(pidof nk_tenancy) 2>/dev/null; true' >/dev/null 2>&1 || true
+		for ((i = 0; i < 20; i++)); do
+			(($(topo_ep_sockets vm2) == 0)) && return
+			sleep 0.5
+		done
+		ktap_diag "vm2 still has $(topo_ep_sockets vm2) sockets"
+		return
+	fi
+	got=$(lab_vm_exec vm2 30 "rm -f /tmp/socks.log
+$guest_tenancy socks $((2 * vm2_max_socks)) hold 3600 >/tmp/socks.log 2>&1 &
+i=0; until [ -s /tmp/socks.log ]; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
+cat /tmp/socks.log" 2>&1) || true
+	[[ $got == "opened $vm2_max_socks EMFILE" ]] || ktap_diag "vm2 not at its limit: $got"
+}
+
 for ((rep = 1; rep <= reps; rep++)); do
 	for t in "${tests[@]}"; do
 		measure "${t%%:*}" netkernel "$rep" "${t#*:}" "${TOPO_GUESTS[0]}"
@@ -203,6 +242,12 @@ for ((rep = 1; rep <= reps; rep++)); do
 	for n in "${mux[@]}"; do
 		measure "mux_$n" netkernel "$rep" "$mux_args" "${TOPO_GUESTS[@]:0:n}"
 		measure "mux_$n" baseline "$rep" "$mux_args" "${TOPO_BASES[@]:0:n}"
+	done
+	for t in "${limit_tests[@]}"; do
+		measure "${t%%:*}" alone "$rep" "${t#*:}" vm1
+		vm2_at_limit start
+		measure "${t%%:*}" vm2_at_limit "$rep" "${t#*:}" vm1
+		vm2_at_limit stop
 	done
 done
 
