@@ -346,15 +346,59 @@ static int engine_key(struct parse *p, const char *k, const char *v)
 			return 0;
 		}
 		ok = true;
+	} else if (!strcmp(k, "max_conn_rate")) {
+		ok = parse_u32(v, 0, HE_MAX_CONN_RATE, &cfg->max_conn_rate);
+	} else if (!strcmp(k, "conn_burst")) {
+		ok = parse_u32(v, 0, HE_MAX_CONN_RATE, &cfg->conn_burst);
 	} else if (perm_key(p, k, v)) {
 		return !p->err[0];
 	} else {
 		perr(p, "unknown key '%s' in [engine]", k);
 		return 0;
 	}
-	if (!ok)
+	if (!ok && (!strcmp(k, "max_conn_rate") || !strcmp(k, "conn_burst")))
+		perr(p, "bad value '%s' for %s: 0 to %u", v, k, HE_MAX_CONN_RATE);
+	else if (!ok)
 		perr(p, "bad value '%s' for %s", v, k);
 	return ok;
+}
+
+/* A guest's limit key: its range (*@ok set), or NULL if @k is not one. */
+static const char *limit_key(struct he_ep *ep, const char *k, const char *v, bool *ok)
+{
+	if (!strcmp(k, "max_sockets")) {
+		*ok = parse_u32(v, 1, HE_MAX_SOCKETS_LIMIT, &ep->max_sockets);
+		ep->lim_set |= HE_LIM_SOCKETS;
+		return ": sockets, 1 to 1048576";
+	}
+	if (!strcmp(k, "max_pending")) {
+		*ok = parse_u64(v, HE_MIN_PENDING, HE_MAX_PENDING, &ep->max_pending);
+		ep->lim_set |= HE_LIM_PENDING;
+		return ": bytes, 4096 to 1099511627776";
+	}
+	if (!strcmp(k, "max_conn_rate")) {
+		*ok = parse_u32(v, 0, HE_MAX_CONN_RATE, &ep->max_conn_rate);
+		ep->lim_set |= HE_LIM_CONN_RATE;
+		return ": connections a second, 0 (no limit) to 1000000";
+	}
+	if (!strcmp(k, "conn_burst")) {
+		*ok = parse_u32(v, 0, HE_MAX_CONN_RATE, &ep->conn_burst);
+		ep->lim_set |= HE_LIM_CONN_BURST;
+		return ": connections, 0 (max_conn_rate) to 1000000";
+	}
+	return NULL;
+}
+
+void he_ep_limits(const struct he_config *cfg, struct he_ep *ep)
+{
+	if (!(ep->lim_set & HE_LIM_SOCKETS))
+		ep->max_sockets = cfg->max_sockets;
+	if (!(ep->lim_set & HE_LIM_PENDING))
+		ep->max_pending = cfg->pending_limit;
+	if (!(ep->lim_set & HE_LIM_CONN_RATE))
+		ep->max_conn_rate = cfg->max_conn_rate;
+	if (!(ep->lim_set & HE_LIM_CONN_BURST))
+		ep->conn_burst = cfg->conn_burst;
 }
 
 const char *he_ep_set(struct he_ep *ep, const char *k, const char *v, char *buf, size_t size)
@@ -384,7 +428,7 @@ const char *he_ep_set(struct he_ep *ep, const char *k, const char *v, char *buf,
 	} else if (guest && !strcmp(k, "weight")) {
 		ok = parse_u32(v, 1, 1000, &ep->weight);
 		range = ": 1 to 1000";
-	} else {
+	} else if (!guest || !(range = limit_key(ep, k, v, &ok))) {
 		snprintf(buf, size, "unknown key '%s' in [%s:%s]", k, guest ? "guest" : "nsm",
 			 ep->name);
 		return buf;
@@ -459,6 +503,7 @@ static void finish(struct parse *p)
 
 		const char *err = he_ep_resolve(cfg, ep, p->err, sizeof(p->err));
 
+		he_ep_limits(cfg, ep);
 		if (err) {
 			p->err_line = 0;
 			return;

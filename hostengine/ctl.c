@@ -203,6 +203,11 @@ static json_object *cmd_list(void)
 			json_object_object_add(e, "address6",
 					       addr_json(AF_INET6, ep->has_addr6, &ep->addr6));
 			json_object_object_add(e, "weight", json_object_new_int(ep->weight));
+			add_u64(e, "max_sockets", ep->max_sockets);
+			add_u64(e, "max_pending", ep->max_pending);
+			add_u64(e, "max_conn_rate", ep->max_conn_rate);
+			add_u64(e, "conn_burst", ep->conn_burst ? ep->conn_burst :
+				ep->max_conn_rate);
 		}
 		json_object_array_add(arr, e);
 	}

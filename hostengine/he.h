@@ -13,9 +13,9 @@
  *  - the telemetry thread: reads configuration and counters only.
  *
  * struct he_ep has three parts: configuration (readable by anyone who can
- * reach the endpoint; live.c changes weight and addresses only through the
- * data plane's command queue, while the main lcore, their only other
- * reader that does not hold he_eps_lock, waits), counters and gauges
+ * reach the endpoint; live.c changes weight, addresses and limits only
+ * through the data plane's command queue, while the main lcore, their only
+ * other reader that does not hold he_eps_lock, waits), counters and gauges
  * (written by the data plane with relaxed atomic stores, read by anyone
  * with relaxed atomic loads), and data-plane state.
  *
@@ -53,6 +53,9 @@
 #define HE_HASH_BUCKETS		(1U << HE_HASH_BITS)	/* per endpoint tables */
 #define HE_MAX_SOCKETS		4096	/* default max_sockets */
 #define HE_MAX_SOCKETS_LIMIT	(1U << 20)	/* largest max_sockets */
+#define HE_MIN_PENDING		4096U		/* smallest max_pending */
+#define HE_MAX_PENDING		(1ULL << 40)	/* largest max_pending */
+#define HE_MAX_CONN_RATE	1000000U	/* largest max_conn_rate, conn_burst */
 #define HE_SLEEP_MS		100	/* adaptive sleep timeout */
 #define HE_INFO_TIMEOUT_MS	2000	/* NSMs' INFO replies for one listing */
 
@@ -114,8 +117,11 @@ struct he_config {
 	uint32_t idle_polls;
 	uint32_t batch;
 	uint32_t max_payload;
-	uint64_t pending_limit;
-	uint32_t max_sockets;		/* per guest */
+	/* The guests' limits where their sections do not set them. */
+	uint64_t pending_limit;		/* max_pending */
+	uint32_t max_sockets;
+	uint32_t max_conn_rate;		/* 0: no limit */
+	uint32_t conn_burst;		/* 0: max_conn_rate */
 	char ctl_path[PATH_MAX];
 	struct he_perm sock_perm;	/* every vhost-user socket */
 	struct he_perm ctl_perm;	/* the control socket */
@@ -149,6 +155,8 @@ struct he_ep *he_ep_alloc(enum nk_role role, const char *name);
 /* Set one endpoint key from its text: NULL, or the error (in @buf). */
 const char *he_ep_set(struct he_ep *ep, const char *key, const char *value, char *buf,
 		      size_t size);
+/* A guest's limits its section did not set become @cfg's [engine] ones. */
+void he_ep_limits(const struct he_config *cfg, struct he_ep *ep);
 /* The socket path made absolute (run_dir) and checked: NULL or the error. */
 const char *he_ep_resolve(const struct he_config *cfg, struct he_ep *ep, char *buf,
 			  size_t size);
@@ -175,6 +183,8 @@ enum he_counter {
 	HE_C_OVERSIZE,
 	HE_C_SOCKET_LIMIT,
 	HE_C_CONN_RESETS,	/* guests: EV_RESET sent to it, any cause */
+	HE_C_PENDING_LIMIT,	/* messages refused: max_pending */
+	HE_C_CONN_RATE_LIMIT,	/* CONNECTs refused, ACCEPTs aborted: max_conn_rate */
 	HE_C_NR,
 };
 
@@ -278,6 +288,14 @@ static inline void he_iov_get_hdr(const struct he_iov *src, struct nk_hdr *h)
 /* Endpoints                                                           */
 /* ------------------------------------------------------------------ */
 
+/* A guest section's limit keys (struct he_ep.lim_set). */
+enum {
+	HE_LIM_SOCKETS = 1,
+	HE_LIM_PENDING = 2,
+	HE_LIM_CONN_RATE = 4,
+	HE_LIM_CONN_BURST = 8,
+};
+
 enum he_ep_state {
 	HE_EP_WAITING,		/* no frontend */
 	HE_EP_CONNECTED,	/* rings set up, no HELLO yet */
@@ -299,13 +317,46 @@ struct he_htab {
 	uint32_t count;
 };
 
+/*
+ * A token bucket (max_conn_rate): @rate tokens a second, at most @burst
+ * (0: @rate), one per new connection.  @level is in tokens * @hz, so that
+ * the refill is exact in timer cycles.  A zeroed bucket starts full.
+ */
+struct he_bucket {
+	uint64_t last;			/* timer cycles */
+	uint64_t level;
+};
+
+/* Take a token at @now (timer cycles, @hz a second): whether there was one. */
+static inline bool he_bucket_take(struct he_bucket *b, uint32_t rate, uint32_t burst,
+				  uint64_t now, uint64_t hz)
+{
+	uint64_t cap, elapsed;
+
+	if (!rate)
+		return true;
+	cap = (uint64_t)(burst ? burst : rate) * hz;
+	elapsed = now - b->last;
+	b->last = now;
+	if (elapsed >= cap / rate)
+		b->level = cap;
+	else if (b->level + elapsed * rate < cap)
+		b->level += elapsed * rate;
+	else
+		b->level = cap;
+	if (b->level < hz)
+		return false;
+	b->level -= hz;
+	return true;
+}
+
 struct he_pmsg;
 struct he_req;
 TAILQ_HEAD(he_pmsg_list, he_pmsg);
 TAILQ_HEAD(he_req_list, he_req);
 
 struct he_ep {
-	/* Configuration: immutable once loaded. */
+	/* Configuration: immutable once loaded but weight, addresses, limits. */
 	char name[NK_NAME_MAX];
 	uint32_t id;
 	enum nk_role role;
@@ -316,6 +367,15 @@ struct he_ep {
 	struct in6_addr addr6;
 	uint32_t weight;		/* guests; NSMs 1 */
 	uint32_t queue_pairs;		/* offered in the config space */
+	/*
+	 * Limits: a guest's, or for an NSM only max_pending (pending_limit).
+	 * Changed live by the data plane (CMD_EP_UPDATE, reload).
+	 */
+	uint32_t max_sockets;
+	uint64_t max_pending;
+	uint32_t max_conn_rate;		/* 0: no limit */
+	uint32_t conn_burst;		/* 0: max_conn_rate */
+	unsigned int lim_set;		/* HE_LIM_* its section set */
 
 	/* Counters and gauges: data plane writes, anyone reads (relaxed). */
 	uint64_t cnt[HE_C_NR];
@@ -349,6 +409,7 @@ struct he_ep {
 	uint32_t info_reqs;		/* NSM: INFO requests outstanding */
 	struct he_pmsg_list pending;
 	struct he_ratelimit rl;
+	struct he_bucket conn_bucket;	/* guest: max_conn_rate */
 };
 
 static inline uint64_t he_cnt_get(const struct he_ep *ep, enum he_counter c)
@@ -443,7 +504,7 @@ int he_dp_detach(struct he_ep *guest);
  */
 void he_dp_ep_add(struct he_ep *ep, struct he_ep *nsm, struct he_ep **eps, unsigned int nr);
 void he_dp_ep_remove(struct he_ep *ep, struct he_ep **eps, unsigned int nr);
-/* A guest's weight and addresses become @from's. */
+/* A guest's weight, addresses and limits become @from's. */
 void he_dp_ep_update(struct he_ep *ep, const struct he_ep *from);
 /* Returns the number of entries in *out (malloc'ed), or -errno. */
 int he_dp_sockets(struct he_ep *ep, struct he_sock_info **out);

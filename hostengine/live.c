@@ -38,9 +38,13 @@
  *    parse, changes an [engine] key, or changes what cannot change live
  *    (an endpoint's role, socket or queue_pairs) changes nothing and the
  *    reason is logged.  Then endpoints are removed, added (NSMs first),
- *    and guests' weights, addresses and NSMs are updated in place.
+ *    and guests' weights, addresses, limits and NSMs are updated in place.
+ *    A limit applies from then on to what is new: a guest over a lowered
+ *    max_sockets keeps its sockets and gets no new one, one over a lowered
+ *    max_pending keeps what is queued and gets nothing more queued.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +165,7 @@ int he_live_add(struct he_config *cfg, struct he_ep *ep, char *err, size_t size)
 		free(ep);
 		return ret;
 	}
+	he_ep_limits(cfg, ep);
 	return live_add(cfg, ep, err, size);
 }
 
@@ -203,6 +208,8 @@ static const char *engine_diff(const struct he_config *a, const struct he_config
 	DIFF(max_payload, "max_payload");
 	DIFF(pending_limit, "pending_limit");
 	DIFF(max_sockets, "max_sockets");
+	DIFF(max_conn_rate, "max_conn_rate");
+	DIFF(conn_burst, "conn_burst");
 	DIFF(sock_perm.uid, "socket_owner");
 	DIFF(sock_perm.gid, "socket_group");
 	DIFF(sock_perm.mode, "socket_mode");
@@ -227,7 +234,9 @@ static const char *ep_fixed_diff(const struct he_ep *run, const struct he_ep *f)
 
 static bool ep_live_diff(const struct he_ep *run, const struct he_ep *f)
 {
-	return run->weight != f->weight || run->has_addr4 != f->has_addr4 ||
+	return run->weight != f->weight || run->max_sockets != f->max_sockets ||
+	       run->max_pending != f->max_pending || run->max_conn_rate != f->max_conn_rate ||
+	       run->conn_burst != f->conn_burst || run->has_addr4 != f->has_addr4 ||
 	       run->has_addr6 != f->has_addr6 ||
 	       (f->has_addr4 && memcmp(&run->addr4, &f->addr4, sizeof(f->addr4))) ||
 	       (f->has_addr6 && memcmp(&run->addr6, &f->addr6, sizeof(f->addr6)));
@@ -323,7 +332,9 @@ int he_reload(struct he_config *cfg)
 			continue;
 		run = he_ep_by_name(cfg, fe->name);
 		if (ep_live_diff(run, fe)) {
-			he_log(INFO, "%s: weight %u, addresses updated", run->name, fe->weight);
+			he_log(INFO, "%s: weight %u, addresses, max_sockets %u, max_pending %" PRIu64
+			       ", max_conn_rate %u, conn_burst %u updated", run->name, fe->weight,
+			       fe->max_sockets, fe->max_pending, fe->max_conn_rate, fe->conn_burst);
 			he_dp_ep_update(run, fe);
 			changes++;
 		}

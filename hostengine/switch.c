@@ -42,8 +42,8 @@
  * plane"): the data plane makes passes over all running endpoints, starting
  * one endpoint later on each pass.  On its visit an endpoint first gets its
  * pending queue written into its eventq as far as buffers allow, then,
- * unless it is held back (its own pending bytes at or over pending_limit;
- * for a guest, also its NSM's at or over half of it), up to
+ * unless it is held back (its own pending bytes at or over its max_pending;
+ * for a guest, also its NSM's at or over half of the NSM's), up to
  * batch * weight messages are taken from its requestqs (pairs served in
  * turn, starting one pair later on each visit).  A guest's weight is its
  * configured weight; an NSM's is the sum of the weights of the guests
@@ -54,6 +54,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -321,9 +322,13 @@ static void pend_free_all(struct he_ep *ep)
 	he_cnt_set(ep, HE_C_PENDING_BYTES, 0);
 }
 
-static bool over_limit(const struct he_ep *ep, uint64_t add)
+/* Would @add more bytes take @ep over its max_pending?  Refusals are counted. */
+static bool over_limit(struct he_ep *ep, uint64_t add)
 {
-	return ep->cnt[HE_C_PENDING_BYTES] + add > cfg->pending_limit;
+	if (likely(ep->cnt[HE_C_PENDING_BYTES] + add <= ep->max_pending))
+		return false;
+	he_cnt_add(ep, HE_C_PENDING_LIMIT, 1);
+	return true;
 }
 
 /*
@@ -743,11 +748,46 @@ static void fwd_failed(struct he_ep *g, const struct nk_hdr *h, struct he_ep *ns
  */
 static bool socket_limit(struct he_ep *g)
 {
-	if (likely(g->socks.count < cfg->max_sockets))
+	if (likely(g->socks.count < g->max_sockets))
 		return false;
 	he_cnt_add(g, HE_C_SOCKET_LIMIT, 1);
 	he_ep_log(g, NOTICE, "%u sockets: max_sockets reached", g->socks.count);
 	return true;
+}
+
+/*
+ * A new connection of @g, CONNECT or accepted: does max_conn_rate allow
+ * it (a token from its bucket)?  A refusal is counted.
+ */
+static bool conn_rate_ok(struct he_ep *g)
+{
+	if (likely(he_bucket_take(&g->conn_bucket, g->max_conn_rate, g->conn_burst,
+				  rte_get_timer_cycles(), rte_get_timer_hz())))
+		return true;
+	he_cnt_add(g, HE_C_CONN_RATE_LIMIT, 1);
+	he_ep_log(g, NOTICE, "max_conn_rate %u reached", g->max_conn_rate);
+	return false;
+}
+
+/*
+ * Is @h a CONNECT that opens a connection of stream socket @m, and not
+ * allowed by @g's max_conn_rate?  It is then refused with -EAGAIN, what
+ * Linux's connect() returns when it has no local port left: a temporary
+ * shortage, after which the same socket may connect again (the guest's
+ * socket goes back to unconnected), and which clients treat as retryable.
+ * connect(AF_UNSPEC) dissolves a connection and opens none; a datagram
+ * CONNECT only sets a peer; a CONNECT too short to say is the NSM's to
+ * refuse.
+ */
+static bool connect_refused(struct he_ep *g, const struct nk_hdr *h, const struct he_iov *iov,
+			    const struct he_map *m)
+{
+	uint16_t family;
+
+	if (h->op != NK_OP_CONNECT || !m->stream || !g->max_conn_rate || h->len < ADDR_LEN)
+		return false;
+	he_iov_read(iov, HDR_LEN + offsetof(struct nk_addr, family), &family, sizeof(family));
+	return family != AF_UNSPEC && !conn_rate_ok(g);
 }
 
 static void guest_socket(struct he_ep *g, struct nk_hdr *h)
@@ -909,6 +949,8 @@ static void guest_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov
 		err = deliver(m->nsm, &f, iov, HDR_LEN, false);
 		break;
 	default:
+		if (connect_refused(g, h, iov, m))
+			return reply(g, h, -EAGAIN);
 		f = *h;
 		f.sock = m->nsm_sock;
 		err = fwd_tracked(g, h, m->nsm, &f, iov, HDR_LEN, NULL);
@@ -979,6 +1021,15 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 		TAILQ_REMOVE(&g->my_reqs, r, glink);
 		g->nr_reqs--;
 		err = reply_room(nsm, g, h);
+		/*
+		 * A connection accepted beyond max_conn_rate is aborted: closed
+		 * at the NSM (below), -ECONNABORTED to the guest, whose accept()
+		 * servers already skip, as Linux's for a connection that died
+		 * in the queue.  Refusing the ACCEPT instead would leave the
+		 * connection queued and its accept() spinning on it.
+		 */
+		if (!err && r->op == NK_OP_ACCEPT && opened && !conn_rate_ok(g))
+			err = -ECONNABORTED;
 		if (err) {
 			he_cnt_add(g, HE_C_ERRORS, 1);
 			h->status = (uint32_t)err;
@@ -1220,7 +1271,7 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 	r.arg[2] = mp;
 	r.arg[3] = ep->id;
 	/* What a guest's windows together may promise beyond its eventq. */
-	r.buf_alloc = RTE_MIN(cfg->pending_limit, (uint64_t)UINT32_MAX);
+	r.buf_alloc = RTE_MIN(ep->max_pending, (uint64_t)UINT32_MAX);
 	he_iov_flat(&iov, &seg, ep->name, r.len);
 	if (deliver(ep, &r, &iov, 0, true))
 		he_cnt_add(ep, HE_C_DROPS, 1);
@@ -1303,9 +1354,9 @@ done:
  */
 static bool held_back(const struct he_ep *ep)
 {
-	return ep->cnt[HE_C_PENDING_BYTES] >= cfg->pending_limit ||
+	return ep->cnt[HE_C_PENDING_BYTES] >= ep->max_pending ||
 	       (ep->role == NK_ROLE_GUEST && ep->nsm &&
-		ep->nsm->cnt[HE_C_PENDING_BYTES] >= cfg->pending_limit / 2);
+		ep->nsm->cnt[HE_C_PENDING_BYTES] >= ep->nsm->max_pending / 2);
 }
 
 static unsigned int visit(struct he_ep *ep)
@@ -1547,6 +1598,11 @@ static void ep_update(struct he_ep *ep, const struct he_ep *from)
 	if (ep->nsm)
 		ep->nsm->guest_weight += from->weight - ep->weight;
 	ep->weight = from->weight;
+	ep->max_sockets = from->max_sockets;
+	ep->max_pending = from->max_pending;
+	ep->max_conn_rate = from->max_conn_rate;
+	ep->conn_burst = from->conn_burst;
+	ep->lim_set = from->lim_set;
 	ep->has_addr4 = from->has_addr4;
 	ep->addr4 = from->addr4;
 	ep->has_addr6 = from->has_addr6;

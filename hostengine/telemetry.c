@@ -32,6 +32,8 @@ const char *const he_counter_names[HE_C_NR] = {
 	[HE_C_OVERSIZE] = "oversize",
 	[HE_C_SOCKET_LIMIT] = "socket_limit",
 	[HE_C_CONN_RESETS] = "conn_resets",
+	[HE_C_PENDING_LIMIT] = "pending_limit",
+	[HE_C_CONN_RATE_LIMIT] = "conn_rate_limit",
 };
 
 static struct he_config *cfg;

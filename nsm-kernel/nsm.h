@@ -118,6 +118,8 @@ struct nsm_dev {
  * @draining: its closed sockets still draining
  * @credit: bytes of credit its sockets announce (nsm_sock.rx.buf_alloc):
  *          the most guest data their txqs can hold
+ * @sock_limit: its SOCKETs and ACCEPTs refused at guest_max_socks (the
+ *              stats' guest_sock_limit, per guest)
  *
  * The counters change under nsm_dev.rx_lock when they grow (SOCKET,
  * ACCEPT, CLOSE) and under the socket's lock anywhere when they shrink.
@@ -128,6 +130,7 @@ struct nsm_guest {
 	atomic_t socks;
 	atomic_t draining;
 	atomic_long_t credit;
+	atomic64_t sock_limit;
 };
 
 /* The socket callbacks a kernel socket had before ours. */

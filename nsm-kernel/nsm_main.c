@@ -124,7 +124,9 @@
  *   included: SOCKET and ACCEPT beyond answer -ENFILE, the "too many open
  *   files in the system" of the guest's share of the NSM (the connection
  *   stays queued, as when accept() fails so); guest_sock_limit counts
- *   them.  The txqs are charged through the credit that bounds them: a
+ *   them, and each guest's sock_limit in "guests".  The host engine has
+ *   its own per-guest max_sockets (-EMFILE, the guest's own limit): this
+ *   one holds even if the host does not.  The txqs are charged through the credit that bounds them: a
  *   socket's buf_alloc is the most guest data its txq can hold, and a
  *   guest's sockets announce at most guest_txq_max in all; a socket
  *   created beyond gets what is left, at least one message (max_payload,
@@ -235,12 +237,13 @@ static int nsm_guests_show(struct seq_file *m, void *v)
 	struct nsm_guest *g;
 	unsigned long id;
 
-	seq_puts(m, "guest uid sockets draining credit\n");
+	seq_puts(m, "guest uid sockets draining credit sock_limit\n");
 	xa_for_each(&nsm->guests, id, g)
-		seq_printf(m, "%u %u %d %d %ld\n", g->id,
+		seq_printf(m, "%u %u %d %d %ld %lld\n", g->id,
 			   from_kuid_munged(&init_user_ns, g->uid),
 			   atomic_read(&g->socks), atomic_read(&g->draining),
-			   atomic_long_read(&g->credit));
+			   atomic_long_read(&g->credit),
+			   (long long)atomic64_read(&g->sock_limit));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(nsm_guests);

@@ -87,6 +87,7 @@ static struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
 	atomic_set(&g->socks, 0);
 	atomic_set(&g->draining, 0);
 	atomic_long_set(&g->credit, 0);
+	atomic64_set(&g->sock_limit, 0);
 	err = xa_err(xa_store(&nsm->guests, id, g, GFP_KERNEL));
 	if (err) {
 		kfree(g);
@@ -490,6 +491,7 @@ static int nsm_guest_sock_check(struct nsm_dev *nsm, struct nsm_guest *g)
 	if (atomic_read(&g->socks) < READ_ONCE(guest_max_socks))
 		return 0;
 	nsm_count(nsm, NSM_S_SOCK_LIMIT, 1);
+	atomic64_inc(&g->sock_limit);
 	pr_info_ratelimited("guest %u: %d sockets, guest_max_socks reached\n",
 			    g->id, atomic_read(&g->socks));
 	return -ENFILE;

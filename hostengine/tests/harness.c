@@ -40,6 +40,8 @@ const char *const h_cnt_names[HC_NR] = {
 	[HC_OVERSIZE] = "oversize",
 	[HC_SOCKET_LIMIT] = "socket_limit",
 	[HC_CONN_RESETS] = "conn_resets",
+	[HC_PENDING_LIMIT] = "pending_limit",
+	[HC_CONN_RATE_LIMIT] = "conn_rate_limit",
 };
 
 struct h_world W = { .pid = -1 };
@@ -80,8 +82,9 @@ static int write_config(const char *path, const char *tag, const struct h_engine
 	fprintf(f, "\n[nsm:nsm0]\nsocket = nsm0.sock\n\n"
 		"[guest:vm1]\nsocket = vm1.sock\nnsm = nsm0\naddress = 10.0.0.11\n"
 		"address6 = fd00::11\n\n"
-		"[guest:vm2]\nsocket = vm2.sock\nnsm = nsm0\naddress = 10.0.0.12\n\n"
-		"[guest:vm3]\nsocket = vm3.sock\naddress = 10.0.0.13\n");
+		"[guest:vm2]\nsocket = vm2.sock\nnsm = nsm0\naddress = 10.0.0.12\n%s\n"
+		"[guest:vm3]\nsocket = vm3.sock\naddress = 10.0.0.13\n%s",
+		o && o->vm2_keys ? o->vm2_keys : "", o && o->vm3_keys ? o->vm3_keys : "");
 	(void)tag;
 	return fclose(f);
 }
@@ -185,8 +188,13 @@ void h_tool_path(char *buf, size_t size, const char *env, const char *rel)
 void h_config_refused(const char *line, const char *msg, char *conf, size_t size)
 {
 	char bin[PATH_MAX], cmd[PATH_MAX + 256], out[512], want[256];
+	unsigned int n = 3;
+	const char *c;
 	FILE *f;
 	int st;
+
+	for (c = line; *c; c++)
+		n += *c == '\n';
 
 	h_tool_path(bin, sizeof(bin), "HOSTENGINE", "../hostengine");
 	snprintf(conf, size, "%s/bad.conf", W.dir);
@@ -200,7 +208,7 @@ void h_config_refused(const char *line, const char *msg, char *conf, size_t size
 	out[fread(out, 1, sizeof(out) - 1, f)] = '\0';
 	st = pclose(f);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
-	snprintf(want, sizeof(want), "%s:3: %s", conf, msg);
+	snprintf(want, sizeof(want), "%s:%u: %s", conf, n, msg);
 	if (!strstr(out, want))
 		fail_msg("want \"%s\", got \"%s\"", want, out);
 }

@@ -64,6 +64,8 @@ enum h_cnt {
 	HC_OVERSIZE,
 	HC_SOCKET_LIMIT,
 	HC_CONN_RESETS,
+	HC_PENDING_LIMIT,
+	HC_CONN_RATE_LIMIT,
 	HC_NR,
 };
 
@@ -77,6 +79,8 @@ struct h_engine_opts {
 	uint64_t pending_limit;		/* 0: the engine's default */
 	uint32_t max_sockets;		/* 0: the engine's default */
 	uint32_t nsm_max_payload;	/* the test NSM's HELLO; 0: NK_MAX_PAYLOAD */
+	const char *vm2_keys;		/* lines added to [guest:vm2], or NULL */
+	const char *vm3_keys;		/* lines added to [guest:vm3], or NULL */
 };
 
 struct tnsm;
@@ -109,7 +113,8 @@ void h_sock_path(char *buf, size_t size, const char *ep);
 void h_tool_path(char *buf, size_t size, const char *env, const char *rel);
 /*
  * An engine whose file is "[engine]", "name = bad" and @line, written to
- * @conf (W.dir/bad.conf), must exit 1 saying "@conf:3: @msg".
+ * @conf (W.dir/bad.conf), must exit 1 saying "@conf:N: @msg", N the
+ * number of @line's last line (3 if it has one).
  */
 void h_config_refused(const char *line, const char *msg, char *conf, size_t size);
 /*

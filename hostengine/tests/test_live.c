@@ -31,6 +31,7 @@
 #define BG_GAP_MAX_S	1.0	/* the longest pause of vm1's transfer allowed */
 #define BG_MIN_S	0.5	/* the transfer runs at least this long */
 #define WAIT_MS		5000
+#define HE_MAX_SOCKETS_DEFAULT	4096	/* [engine] max_sockets by default */
 
 /* ------------------------------------------------------------------ */
 /* The background transfer                                             */
@@ -618,6 +619,32 @@ static void t_bad_commands(void **state)
 		  EINVAL, "vm6", "address", "bad value '10.0.0.300' for address: an IPv4 address" },
 		{ "{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm6\", \"address6\": \"zz\"}",
 		  EINVAL, "vm6", "address6", "bad value 'zz' for address6: an IPv6 address" },
+		{ "{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm6\", "
+		  "\"max_sockets\": \"0\"}",
+		  EINVAL, "vm6", "max_sockets",
+		  "vm6: bad value '0' for max_sockets: sockets, 1 to 1048576" },
+		{ "{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm6\", "
+		  "\"max_sockets\": 1048577}",
+		  EINVAL, "vm6", "max_sockets",
+		  "vm6: bad value '1048577' for max_sockets: sockets, 1 to 1048576" },
+		{ "{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm6\", "
+		  "\"max_pending\": \"4095\"}",
+		  EINVAL, "vm6", "max_pending",
+		  "vm6: bad value '4095' for max_pending: bytes, 4096 to 1099511627776" },
+		{ "{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm6\", "
+		  "\"max_pending\": \"1099511627777\"}",
+		  EINVAL, "vm6", "max_pending",
+		  "vm6: bad value '1099511627777' for max_pending: bytes, 4096 to 1099511627776" },
+		{ "{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm6\", "
+		  "\"max_conn_rate\": \"-1\"}",
+		  EINVAL, "vm6", "max_conn_rate", "vm6: bad value '-1' for max_conn_rate: "
+		  "connections a second, 0 (no limit) to 1000000" },
+		{ "{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm6\", "
+		  "\"conn_burst\": \"1000001\"}",
+		  EINVAL, "vm6", "conn_burst", "vm6: bad value '1000001' for conn_burst: "
+		  "connections, 0 (max_conn_rate) to 1000000" },
+		{ "{\"cmd\": \"add\", \"role\": \"nsm\", \"name\": \"n6\", \"max_sockets\": \"9\"}",
+		  EINVAL, "n6", "max_sockets", "n6: unknown key 'max_sockets' in [nsm:n6]" },
 		{ "{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm6\", \"speed\": \"9\"}",
 		  EINVAL, "vm6", "speed", "vm6: unknown key 'speed' in [guest:vm6]" },
 		{ "{\"cmd\": \"add\", \"role\": \"nsm\", \"name\": \"n6\", \"nsm\": \"nsm0\"}",
@@ -800,6 +827,16 @@ static void t_reload_bad_file(void **state)
 		  "vm3: queue_pairs cannot change while the engine runs" },
 		{ "poll = adaptive", "poll = busy", "", 0,
 		  "[engine] poll cannot change while the engine runs" },
+		{ NULL, NULL, "max_sockets = 0\n", -1,
+		  "bad value '0' for max_sockets: sockets, 1 to 1048576" },
+		{ NULL, NULL, "max_pending = lots\n", -1,
+		  "bad value 'lots' for max_pending: bytes, 4096 to 1099511627776" },
+		{ NULL, NULL, "max_conn_rate = 1000001\n", -1, "bad value '1000001' for "
+		  "max_conn_rate: connections a second, 0 (no limit) to 1000000" },
+		{ NULL, NULL, "conn_burst = 1e3\n", -1, "bad value '1e3' for conn_burst: "
+		  "connections, 0 (max_conn_rate) to 1000000" },
+		{ "poll = adaptive", "poll = adaptive\nmax_conn_rate = 5", "", 0,
+		  "[engine] max_conn_rate cannot change while the engine runs" },
 	};
 	char *before, *after, msg[512];
 	int lines = 0;
@@ -837,11 +874,85 @@ static void t_reload_bad_file(void **state)
 	h_pass();
 }
 
+/* vm2's limits as "list" shows them. */
+static void assert_limits(uint64_t sockets, uint64_t pending, uint64_t rate, uint64_t burst)
+{
+	json_object *e = h_list_ep(H_VM2);
+
+	assert_int_equal(h_json_u64(e, "max_sockets"), sockets);
+	assert_int_equal(h_json_u64(e, "max_pending"), pending);
+	assert_int_equal(h_json_u64(e, "max_conn_rate"), rate);
+	assert_int_equal(h_json_u64(e, "conn_burst"), burst);
+	json_object_put(e);
+}
+
+/*
+ * SIGHUP changes a guest's limits live.  vm2's max_sockets lowered below
+ * the sockets it holds: they stay usable, a new one is refused (-EMFILE,
+ * counted) until it is under the limit again; the file as it was lifts
+ * the limit.  vm1's transfer goes on undisturbed, its limits unchanged.
+ * (Before, the keys were unknown: the reload changed nothing.)
+ */
+static void t_reload_limits(void **state)
+{
+	uint32_t a = h_new_sock_id(), b = h_new_sock_id(), c = h_new_sock_id();
+	char to[256];
+	struct h_counters g0;
+	uint64_t n;
+	json_object *e;
+
+	(void)state;
+	bg_start();
+	assert_limits(HE_MAX_SOCKETS_DEFAULT, 8U << 20, 0, 0);
+	STEP();
+	assert_int_equal(h_socket(W.vm2, a, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	assert_int_equal(h_socket(W.vm2, b, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	n = h_counter(H_VM2, HC_SOCKETS);
+	snprintf(to, sizeof(to), "[guest:vm2]\nsocket = vm2.sock\nmax_sockets = %llu\n"
+		 "max_pending = 65536\nmax_conn_rate = 10\nconn_burst = 20",
+		 (unsigned long long)n - 1);
+	conf_edit("[guest:vm2]\nsocket = vm2.sock", to, "");
+	STEP();
+	hup("1 change(s)");
+	assert_limits(n - 1, 65536, 10, 20);
+	e = h_list_ep(H_VM1);
+	assert_int_equal(h_json_u64(e, "max_sockets"), HE_MAX_SOCKETS_DEFAULT);
+	json_object_put(e);
+
+	h_counters(H_VM2, &g0);
+	STEP();
+	assert_int_equal(h_socket(W.vm2, c, AF_INET, SOCK_STREAM, 65536, NULL), -EMFILE);
+	h_assert_delta(H_VM2, &g0, HC_SOCKET_LIMIT, 1);
+	/* What it holds still works; one closed leaves it at the limit. */
+	h_close(W.vm2, a);
+	assert_int_equal(h_socket(W.vm2, c, AF_INET, SOCK_STREAM, 65536, NULL), -EMFILE);
+	h_assert_delta(H_VM2, &g0, HC_SOCKET_LIMIT, 2);
+	h_close(W.vm2, b);
+	assert_int_equal(h_socket(W.vm2, c, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	h_close(W.vm2, c);
+	assert_int_equal(h_socket(W.vm2, a, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	assert_int_equal(h_socket(W.vm2, b, AF_INET, SOCK_STREAM, 65536, NULL), -EMFILE);
+
+	/* The file as it was: the [engine] defaults again. */
+	conf_write(conf_orig);
+	STEP();
+	hup("1 change(s)");
+	assert_limits(HE_MAX_SOCKETS_DEFAULT, 8U << 20, 0, 0);
+	assert_int_equal(h_socket(W.vm2, b, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	h_close(W.vm2, a);
+	h_close(W.vm2, b);
+	STEP();
+	h_roundtrip(W.vm2);
+	bg_check();
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	LIVE_TEST(t_add_attach_detach_remove),
 	LIVE_TEST(t_bad_commands),
 	LIVE_TEST(t_reload_add_remove),
 	LIVE_TEST(t_reload_bad_file),
+	LIVE_TEST(t_reload_limits),
 };
 
 H_MAIN("live", tests, .ready = ready)

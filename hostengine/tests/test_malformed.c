@@ -1086,6 +1086,41 @@ static void t_guest_sends_reply(void **state)
 	h_pass();
 }
 
+/*
+ * The limit keys out of range, in [engine] and in a [guest:] section:
+ * the engine does not start and names the file, line, key and range.
+ * An [nsm:] section has none of them.
+ */
+static void t_limit_keys_config(void **state)
+{
+	static const struct {
+		const char *line, *msg;
+	} bad[] = {
+		{ "max_conn_rate = 1000001", "bad value '1000001' for max_conn_rate: 0 to 1000000" },
+		{ "conn_burst = -1", "bad value '-1' for conn_burst: 0 to 1000000" },
+		{ "[guest:g]\nmax_sockets = 0",
+		  "bad value '0' for max_sockets: sockets, 1 to 1048576" },
+		{ "[guest:g]\nmax_sockets = 1048577",
+		  "bad value '1048577' for max_sockets: sockets, 1 to 1048576" },
+		{ "[guest:g]\nmax_pending = 4095",
+		  "bad value '4095' for max_pending: bytes, 4096 to 1099511627776" },
+		{ "[guest:g]\nmax_pending = 18446744073709551616",
+		  "bad value '18446744073709551616' for max_pending: bytes, 4096 to 1099511627776" },
+		{ "[guest:g]\nmax_conn_rate = 2M",
+		  "bad value '2M' for max_conn_rate: connections a second, 0 (no limit) to 1000000" },
+		{ "[guest:g]\nconn_burst = ",
+		  "bad value '' for conn_burst: connections, 0 (max_conn_rate) to 1000000" },
+		{ "[nsm:n]\nmax_sockets = 5", "unknown key 'max_sockets' in [nsm:n]" },
+	};
+	char conf[128];
+	unsigned int i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
+		h_config_refused(bad[i].line, bad[i].msg, conf, sizeof(conf));
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	T(t_desc_outside_memory),
 	T(t_desc_loop),
@@ -1114,6 +1149,7 @@ static const struct CMUnitTest tests[] = {
 	T(t_credit_violation_ev_data),
 	T(t_credit_stale_fwd_cnt),
 	T(t_outstanding_table_full),
+	T(t_limit_keys_config),
 };
 
 /* tests[], then a test a row of bad_msgs[], named after the row. */

@@ -267,7 +267,7 @@ static void setup(void)
 	static struct he_config conf;
 	unsigned int i;
 
-	he_fuzz_engine(&conf, "pending_limit = 65536\n");
+	he_fuzz_engine(&conf, "pending_limit = 65536\nmax_conn_rate = 1000\n");
 	assert(conf.nr_eps == NEPS);
 	for (i = 0; i < NEPS; i++) {
 		drv[i].ep = conf.eps[i];

@@ -161,6 +161,15 @@ def ctl_seeds():
                    b'{"cmd": "add", "role": "guest", "name": "vm6", "weight": "0"}\n'
                    b'{"cmd": "add", "role": "nsm", "name": "n6", "nsm": "nsm0"}\n'
                    b'{"cmd": "add", "role": "x", "name": "a/b", "weight": true}\n',
+        'add-limits': b'{"cmd": "add", "role": "guest", "name": "vm7", '
+                      b'"socket": "/tmp/he_fuzz_vm7.sock", "nsm": "nsm0", "max_sockets": "8", '
+                      b'"max_pending": 65536, "max_conn_rate": "5", "conn_burst": "10"}\n'
+                      b'{"cmd": "list"}\n{"cmd": "stats", "endpoint": "vm7"}\n'
+                      b'{"cmd": "remove", "name": "vm7"}\n'
+                      b'{"cmd": "add", "role": "guest", "name": "vm7", "max_sockets": "0"}\n'
+                      b'{"cmd": "add", "role": "guest", "name": "vm7", "max_pending": "4095"}\n'
+                      b'{"cmd": "add", "role": "guest", "name": "vm7", "max_conn_rate": "-1"}\n'
+                      b'{"cmd": "add", "role": "nsm", "name": "n7", "conn_burst": "1"}\n',
     }
 
 

@@ -13,12 +13,18 @@
  *       once connected it writes one line and waits up to SECS seconds in
  *       recv(), then prints "recv " and what recv() gave: the errno name,
  *       "eof", or "data".
+ *   nk_tenancy conns ADDR PORT N
+ *       N TCP connects (5 s each at most), one after the other, each
+ *       socket closed once it is answered: "ok K" and, for each errno
+ *       met, "ERRNO COUNT", in the order first met.
  *   nk_tenancy sendto ADDR PORT [broadcast]
  *       One UDP datagram: "ok" or the errno name, of sendto() or else of
  *       the error the socket reports within 2 s (see pending_error()).
  *       ADDR may carry a numeric %scope.
- *   nk_tenancy socks N
- *       Opens up to N TCP sockets: "opened K FIRST-ERRNO|none".
+ *   nk_tenancy socks N [hold SECS]
+ *       Opens up to N TCP sockets: "opened K FIRST-ERRNO|none".  With
+ *       hold, it keeps them SECS seconds (or until killed), trying one
+ *       more every 20 ms meanwhile.
  *   nk_tenancy sink PORT
  *       Accepts TCP connections on PORT (IPv4) and never reads them (a
  *       tiny receive buffer: the peers see a zero window).  Until killed.
@@ -37,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *ename(int e)
@@ -137,6 +144,41 @@ static int cmd_connect(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_conns(char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = parse_addr(argv[0], argv[1], &ss);
+	struct timeval tv = { .tv_sec = 5 };
+	int n = atoi(argv[2]), i, j, nerr = 0, ok = 0, fd, err;
+	int errs[8], counts[8];
+
+	for (i = 0; i < n; i++) {
+		fd = socket(ss.ss_family, SOCK_STREAM, 0);
+		err = fd < 0 ? errno : 0;
+		if (!err)
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (!err && connect(fd, (struct sockaddr *)&ss, len))
+			err = errno;
+		if (fd >= 0)
+			close(fd);
+		if (!err) {
+			ok++;
+			continue;
+		}
+		for (j = 0; j < nerr && errs[j] != err; j++)
+			;
+		if (j == nerr && nerr < 8)
+			errs[nerr++] = err, counts[j] = 0;
+		if (j < nerr)
+			counts[j]++;
+	}
+	printf("ok %d", ok);
+	for (j = 0; j < nerr; j++)
+		printf(" %s %d", ename(errs[j]), counts[j]);
+	printf("\n");
+	return 0;
+}
+
 /*
  * The error a datagram that was sent raised later: NetKernel reports a
  * SEND the NSM refused as the socket's pending error (POLLERR).  Waits
@@ -173,9 +215,10 @@ static int cmd_sendto(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_socks(char **argv)
+static int cmd_socks(int argc, char **argv)
 {
 	int n = atoi(argv[0]), k, err = 0;
+	time_t end;
 
 	for (k = 0; k < n; k++) {
 		if (socket(AF_INET, SOCK_STREAM, 0) < 0) {
@@ -184,6 +227,13 @@ static int cmd_socks(char **argv)
 		}
 	}
 	printf("opened %d %s\n", k, err ? ename(err) : "none");
+	if (argc < 3 || strcmp(argv[1], "hold"))
+		return 0;
+	end = time(NULL) + atoi(argv[2]);
+	while (time(NULL) < end) {
+		usleep(20000);
+		socket(AF_INET, SOCK_STREAM, 0);
+	}
 	return 0;
 }
 
@@ -269,10 +319,12 @@ int main(int argc, char **argv)
 		return cmd_bind(argc - 2, argv + 2);
 	if (!strcmp(cmd, "connect") && (argc == 4 || argc == 6))
 		return cmd_connect(argc - 2, argv + 2);
+	if (!strcmp(cmd, "conns") && argc == 5)
+		return cmd_conns(argv + 2);
 	if (!strcmp(cmd, "sendto") && argc >= 4)
 		return cmd_sendto(argc - 2, argv + 2);
-	if (!strcmp(cmd, "socks") && argc == 3)
-		return cmd_socks(argv + 2);
+	if (!strcmp(cmd, "socks") && (argc == 3 || argc == 5))
+		return cmd_socks(argc - 2, argv + 2);
 	if (!strcmp(cmd, "sink") && argc == 3)
 		return cmd_sink(argv + 2);
 	if (!strcmp(cmd, "fill") && argc == 5)

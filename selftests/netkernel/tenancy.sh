@@ -18,27 +18,35 @@
 #   4. Link-local destinations: 169.254.1.1 (routed on the NSM for this
 #      test), fe80::1%2 (the NSM's eth0) and ff02::1%2 answer ENETUNREACH,
 #      for datagrams and connects.
-#   5. guest_max_socks: vm1 gets ENFILE at its limit; vm2 still opens.
-#   6. connect/fill/close against a world server that never reads: the
+#   5. guest_max_socks: vm1 gets ENFILE at its limit, counted in vm1's
+#      sock_limit (debugfs guests); vm2 still opens.
+#   6. The engine's per-guest limits (issue 14 item 4), set for vm2 by a
+#      reload of the engine's file: vm2 opens sockets until refused (EMFILE
+#      at max_sockets, below the NSM's guest_max_socks, the engine's
+#      socket_limit counting) and keeps trying while vm1 downloads the file
+#      (sha256 checked) and connects $vm1_conns times without one error or
+#      count against it; then vm2's connect loop meets max_conn_rate
+#      (EAGAIN, conn_rate_limit counting).  The file as it was is reloaded.
+#   7. connect/fill/close against a world server that never reads: the
 #      NSM keeps at most guest_max_draining closed sockets of vm1, resets
 #      the ones beyond (drain_aborts), and its memory stays bounded.
-#   7. ... and resets the draining ones after drain_timeout
+#   8. ... and resets the draining ones after drain_timeout
 #      (drain_timeouts), leaving vm1 with no socket on the NSM.
-#   8. vm2 whose IPv4 address is not configured on the NSM: its wildcard
+#   9. vm2 whose IPv4 address is not configured on the NSM: its wildcard
 #      bind answers EADDRNOTAVAIL and its connect EADDRNOTAVAIL (the NSM's
 #      own address before).
-#   9. nkctl ss (issue 15): a connection of vm1 to the world, as the
+#  10. nkctl ss (issue 15): a connection of vm1 to the world, as the
 #      world sees it (10.0.0.11:port -> 10.0.0.1:port, ESTAB) with the
 #      NSM kernel socket's nonzero rtt and cwnd; nkctl kill resets it and
 #      vm1's blocked recv() fails with ECONNRESET.
-#  10. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
+#  11. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
 #      and vm2 a network namespace each (/proc/net/nsm_tenants), each
 #      with the same address 192.168.77.2 on a link to a world of its own
 #      (192.168.77.1, an httpd saying which world it is); the engine gives
 #      both guests that address.  Each guest's wget reaches its own world,
 #      both bind the same address and port, and neither reaches the NSM's
 #      own address (no route in its namespace).
-#  11. console clean: every VM; hostengine stopped cleanly.
+#  12. console clean: every VM; hostengine stopped cleanly.
 #
 # usage: selftests/netkernel/tenancy.sh
 # Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/testing/lab).
@@ -66,6 +74,10 @@ max_draining=4
 drain_timeout=8
 txq_max=$((8 << 20))
 fill_conns=24
+# The engine's limits for vm2 (test_guest_limits), and vm1's connections.
+vm2_max_socks=16
+vm2_conn_rate=2
+vm1_conns=20
 # Of the NSM's MemAvailable, what the fill loop may take: the guest's
 # credit (txq_max, plus one message for each socket) and what the kernel
 # sockets of max_draining draining ones hold, with room to spare.  Without
@@ -80,13 +92,14 @@ t_start=$SECONDS
 # One point per entry, in this order (test_NAME, below), then topo_down_ktap's
 # points: "console clean" for nsm, vm1 and vm2, and the engine's stop.
 TEST_NAMES=(no_ipv6_wildcard reuseport_owners broadcast link_local max_socks
-	fill_close drain_timeout addr_not_on_nsm ss_kill tenant_netns)
+	guest_limits fill_close drain_timeout addr_not_on_nsm ss_kill tenant_netns)
 TEST_DESCS=(
 	"vm2 without IPv6: V6ONLY wildcard bind refused"
 	"SO_REUSEPORT: each guest's sockets have their own owner, not root"
 	"broadcast datagrams refused"
 	"link-local destinations refused"
 	"guest_max_socks: ENFILE for vm1 at $max_socks, not for vm2"
+	"engine limits: vm2 EMFILE at $vm2_max_socks, EAGAIN over $vm2_conn_rate/s; vm1 unaffected"
 	"connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
 	"draining sockets reset after drain_timeout"
 	"vm2's address not on the NSM: bind and connect refused"
@@ -188,17 +201,64 @@ $gbin connect 169.254.1.1 $TOPO_HTTP_PORT; $gbin connect fe80::1%2 $TOPO_HTTP_PO
 
 # 5. The socket limit, per guest, once the sockets above are gone.
 test_max_socks() {
-	local got other rc=0
+	local got other lim rc=0
 	wait_nsm_idle
 	got=$(lab_vm_exec vm1 60 "$gbin socks $((max_socks + 8))" 2>&1) || true
 	other=$(lab_vm_exec vm2 60 "$gbin socks 4" 2>&1) || true
 	ktap_diag "vm1: $got; vm2 meanwhile: $other"
 	[[ $got == "opened $max_socks ENFILE" ]] || rc=1
 	[[ $other == "opened 4 none" ]] || rc=1
+	# Counted per guest too (endpoint ids: nsm0 1, vm1 2, vm2 3).
+	lim=$(lab_vm_exec "$TOPO_NSM" 30 'cat /sys/kernel/debug/nsm_kernel/*/guests' 2>&1 |
+		awk '$1 == 2 { v1 = $6 } $1 == 3 { v2 = $6 } END { print v1 + 0, v2 + 0 }') || true
+	ktap_diag "the NSM's sock_limit: vm1 and vm2 ${lim:-none}"
+	[[ $lim =~ ^[1-9][0-9]*\ 0$ ]] || rc=1
 	return "$rc"
 }
 
-# 6. and 7. connect/fill/close against a server that never reads (the
+# 6. The engine's limits for vm2 (the last section of the engine's file).
+test_guest_limits() {
+	local got sum conns c rc=0 i
+	local -A v1 v2
+	wait_nsm_idle
+	topo_guest_set vm2 max_sockets="$vm2_max_socks" max_conn_rate="$vm2_conn_rate" \
+		conn_burst="$vm2_conn_rate" || rc=1
+	for c in socket_limit conn_rate_limit pending_limit; do
+		v1[$c]=$(topo_ep_counter vm1 "$c")
+		v2[$c]=$(topo_ep_counter vm2 "$c")
+	done
+	lab_vm_exec vm2 30 "$gbin socks $((2 * vm2_max_socks)) hold 300 >/tmp/socks.log 2>&1 &
+i=0; until [ -s /tmp/socks.log ]; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
+cat /tmp/socks.log" >"$logdir/socks-vm2.log" 2>&1 || true
+	got=$(head -n 1 "$logdir/socks-vm2.log")
+	sum=$(lab_vm_exec vm1 120 "wget -q -O- $TOPO_FILE_URL | sha256sum" 2>&1) || true
+	conns=$(lab_vm_exec vm1 120 "$gbin conns $TOPO_WORLD_IP $TOPO_HTTP_PORT $vm1_conns" 2>&1) || true
+	ktap_diag "vm2: $got, socket_limit ${v2[socket_limit]} -> $(topo_ep_counter vm2 socket_limit)" \
+		"vm1 meanwhile: sha256 ${sum:0:16}..., $conns"
+	[[ $got == "opened $vm2_max_socks EMFILE" ]] || rc=1
+	(($(topo_ep_counter vm2 socket_limit) >= v2[socket_limit] + 2)) || rc=1
+	[[ ${sum%% *} == "$TOPO_FILE_SHA" ]] || rc=1
+	[[ $conns == "ok $vm1_conns" ]] || rc=1
+	lab_vm_exec vm2 30 'kill $(pidof nk_tenancy) 2>/dev/null; true' >/dev/null 2>&1 || true
+	for ((i = 0; i < 20; i++)); do
+		(($(topo_ep_sockets vm2) == 0)) && break
+		sleep 0.5
+	done
+
+	# The connection rate: the burst, then EAGAIN until a token is back.
+	got=$(lab_vm_exec vm2 60 "$gbin conns $TOPO_WORLD_IP $TOPO_HTTP_PORT $((4 * vm2_conn_rate))" 2>&1) || true
+	ktap_diag "vm2's connects: $got, conn_rate_limit ${v2[conn_rate_limit]} -> $(topo_ep_counter vm2 conn_rate_limit)"
+	[[ $got =~ ^ok\ [0-9]+\ EAGAIN\ [0-9]+$ ]] || rc=1
+	(($(topo_ep_counter vm2 conn_rate_limit) > v2[conn_rate_limit])) || rc=1
+	for c in socket_limit conn_rate_limit pending_limit; do
+		got=$(topo_ep_counter vm1 "$c")
+		[[ $got == "${v1[$c]}" ]] || { rc=1; ktap_diag "vm1's $c: ${v1[$c]} -> $got"; }
+	done
+	topo_guest_set vm2 max_sockets=4096 max_conn_rate=0 conn_burst=0 || rc=1
+	return "$rc"
+}
+
+# 7. and 8. connect/fill/close against a server that never reads (the
 # sink, left to test_drain_timeout to stop).
 sink_port=7200
 sink_pid=
@@ -237,7 +297,7 @@ test_drain_timeout() {
 	return "$rc"
 }
 
-# 8. A guest address the NSM does not have: no wildcard instead.
+# 9. A guest address the NSM does not have: no wildcard instead.
 test_addr_not_on_nsm() {
 	local got
 	lab_vm_exec "$TOPO_NSM" 30 "ip addr del $(topo_guest_ip vm2)/32 dev eth0" >/dev/null 2>&1 || true
@@ -246,7 +306,7 @@ test_addr_not_on_nsm() {
 	expect "EADDRNOTAVAIL EADDRNOTAVAIL" "$got"
 }
 
-# 9. nkctl ss and nkctl kill on a connection of vm1 to a world server that
+# 10. nkctl ss and nkctl kill on a connection of vm1 to a world server that
 # never reads (its TCP state and addresses from the NSM's kernel socket).
 ss_port=7300
 test_ss_kill() {
@@ -288,7 +348,7 @@ print(("ok" if ok else "bad"), e["guest_sock"], e.get("state"), e.get("local"),
 	return "$rc"
 }
 
-# 10. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
+# 11. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
 # namespace tT (held by a sleeping process) with tT 192.168.77.2/24, the
 # veth peer wT 192.168.77.1/24 in a world namespace running an httpd that
 # serves "world-T"; then the guest's endpoint id is written into tT's
@@ -332,7 +392,7 @@ test_tenant_netns() {
 	got=$(lab_vm_exec "$TOPO_NSM" 60 "$script" 2>&1 | paste -sd' ') || true
 	ktap_diag "NSM: $got"
 	[[ $got == "${ids[0]} setup ok" ]] || return 1
-	topo_guest_set address "$tenant_ip" vm1 vm2 || return 1
+	topo_guest_set vm1 address="$tenant_ip" && topo_guest_set vm2 address="$tenant_ip" || return 1
 	got=$(lab_vm_exec vm1 60 "wget -qO- http://$tenant_world:8000/" 2>&1 | paste -sd' ') || true
 	expect world-a "$got" || rc=1
 	got=$(lab_vm_exec vm2 60 "wget -qO- http://$tenant_world:8000/" 2>&1 | paste -sd' ') || true

@@ -24,7 +24,13 @@
 #  3. Multiplexing: 1, 2, 4 NetKernel guests streaming at once through
 #     one NSM against as many baseline guests: aggregate throughput and
 #     total host CPU of each path.
-#  4. Sharing one NSM: vm1 and vm2 streaming at once (each way) with
+#  4. Isolation (issue 14 item 4): vm1's bulk TCP (stream_tx_1) and its
+#     connect/exchange/close rate (crr_64), alone (path "alone") and while
+#     vm2 sits at its engine max_sockets (16, set by a reload
+#     of the engine's file), trying one more socket every 20 ms
+#     (nk_tenancy socks, path "vm2_at_limit").  report.py gives the ratio
+#     vm2_at_limit / alone; the aim is within 10%.
+#  5. Sharing one NSM: vm1 and vm2 streaming at once (each way) with
 #     weights 1:1 and 1:3, set live by a reload of the engine's file, and
 #     the share each got; vm1's rr_64 alone and beside vm2 flooding small
 #     pipelined requests (p50, p99).
@@ -103,6 +109,14 @@ tests=(
 	"prr_64:-m rr -s 64 -P 50 -D 16"
 )
 mux_args="-m stream -P 1"
+# Isolation: name, then nkperf's arguments (vm1 alone / vm2 at its limit).
+limit_tests=(
+	"limit_stream_tx_1:-m stream -P 1"
+	"limit_crr_64:-m crr -s 64"
+)
+vm2_max_socks=16
+tenancy=$top/selftests/netkernel/nk_tenancy
+guest_tenancy=/usr/bin/nk_tenancy
 # Sharing one NSM: name, then nkperf's arguments for vm1 and vm2 at once;
 # each runs with vm2's weight 1, then 3 (vm1's stays 1).
 shares=(
@@ -110,14 +124,14 @@ shares=(
 	"share_rx:-m maerts -P 1"
 )
 share_weights=(1 3)
-flood_args="-m rr -s 64 -P 16 -D 16"
+flood_args="-m rr -s 64 -P 8 -D 32"	# within vm2_max_socks
 
 # ------------------------------------------------------------ KTAP output
 
 # nkbench; every measurement; the report; the console of every VM but the
 # NSM; the NSM's console and the engine's exit together.
-ktap_begin $((1 + reps * ((${#tests[@]} + ${#mux[@]}) * 2 + ${#shares[@]} * ${#share_weights[@]} + 3) +
-	1 + 2 * nvms + 1))
+ktap_begin $((1 + reps * ((${#tests[@]} + ${#mux[@]} + ${#limit_tests[@]}) * 2 +
+	${#shares[@]} * ${#share_weights[@]} + 3) + 1 + 2 * nvms + 1))
 
 finish() {
 	ktap_diag "results: $out" "total $((SECONDS - t_start)) s"
@@ -128,7 +142,8 @@ finish() {
 
 opts=(--engine "$top/hostengine/hostengine" --reps "$reps" --json "$out/engine.json")
 [[ -z $smoke ]] || opts+=(--smoke)
-if ! make -C "$here" -j2 >"$out/logs/build-bench.log" 2>&1; then
+if ! make -C "$here" -j2 >"$out/logs/build-bench.log" 2>&1 ||
+	! make -C "$top/selftests/netkernel" nk_tenancy >>"$out/logs/build-bench.log" 2>&1; then
 	ktap_diag "make -C tools/testing/bench failed:"
 	tail -n 20 "$out/logs/build-bench.log" | sed 's/^/#   /'
 	ktap_fail_rest "prerequisite failed: the benchmarks do not build"
@@ -143,7 +158,11 @@ ktap_ok "$status" "engine alone: nkbench"
 
 # ---------------------------------------------------------------- the lab
 
+TOPO_INITRD_ARGS+=(--add "$tenancy:$guest_tenancy")
 topo_up_ktap --guests "$nvms" --bases "$nvms" || finish
+topo_guest_set vm2 max_sockets="$vm2_max_socks" ||
+	ktap_diag "vm2's max_sockets not set: the vm2_at_limit runs are not at a limit"
+
 topo_world_spawn "$out/logs/nkperf-server.log" "$nkperf" server -B "$TOPO_WORLD_IP" -p "$port"
 if ! topo_world_wait_port "$port"; then
 	ktap_diag "nkperf server did not listen in the world:"
@@ -208,6 +227,27 @@ measure() {
 	ktap_ok "$status" "$name"
 }
 
+# vm2_at_limit start|stop: vm2 opens sockets until its max_sockets refuses
+# one and keeps trying (1 when it was not EMFILE at vm2_max_socks); or it
+# stops, its sockets closed.
+vm2_at_limit() {
+	local got i
+	if [[ $1 == stop ]]; then
+		lab_vm_exec vm2 30 'kill $(pidof nk_tenancy) 2>/dev/null; true' >/dev/null 2>&1 || true
+		for ((i = 0; i < 20; i++)); do
+			(($(topo_ep_sockets vm2) == 0)) && return
+			sleep 0.5
+		done
+		ktap_diag "vm2 still has $(topo_ep_sockets vm2) sockets"
+		return
+	fi
+	got=$(lab_vm_exec vm2 30 "rm -f /tmp/socks.log
+$guest_tenancy socks $((2 * vm2_max_socks)) hold 3600 >/tmp/socks.log 2>&1 &
+i=0; until [ -s /tmp/socks.log ]; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
+cat /tmp/socks.log" 2>&1) || true
+	[[ $got == "opened $vm2_max_socks EMFILE" ]] || { ktap_diag "vm2 not at its limit: $got"; return 1; }
+}
+
 for ((rep = 1; rep <= reps; rep++)); do
 	for t in "${tests[@]}"; do
 		measure "${t%%:*}" netkernel "$rep" "${t#*:}" "${TOPO_GUESTS[0]}"
@@ -217,6 +257,16 @@ for ((rep = 1; rep <= reps; rep++)); do
 		measure "mux_$n" netkernel "$rep" "$mux_args" "${TOPO_GUESTS[@]:0:n}"
 		measure "mux_$n" baseline "$rep" "$mux_args" "${TOPO_BASES[@]:0:n}"
 	done
+	for t in "${limit_tests[@]}"; do
+		measure "${t%%:*}" alone "$rep" "${t#*:}" vm1
+		# Not at its limit, the run would measure something else: none.
+		if vm2_at_limit start; then
+			measure "${t%%:*}" vm2_at_limit "$rep" "${t#*:}" vm1
+		else
+			ktap_ok 1 "${t%%:*} vm2_at_limit rep $rep"
+		fi
+		vm2_at_limit stop
+	done
 done
 
 # share REP: vm1 and vm2 through one NSM, vm2 weighted 1 then 3.
@@ -224,14 +274,14 @@ share() {
 	local rep=$1 t w
 	for t in "${shares[@]}"; do
 		for w in "${share_weights[@]}"; do
-			if ! topo_guest_set weight "$w" vm2; then
+			if ! topo_guest_set vm2 weight="$w"; then
 				ktap_ok 1 "${t%%:*}_w$w netkernel rep $rep (vm2's weight not set)"
 				continue
 			fi
 			measure "${t%%:*}_w$w" netkernel "$rep" "${t#*:}" vm1 vm2
 		done
 	done
-	topo_guest_set weight 1 vm2 || true
+	topo_guest_set vm2 weight=1 || true
 }
 
 # flood REP: vm1's rr_64 alone, then while vm2 floods the same NSM with

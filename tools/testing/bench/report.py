@@ -13,9 +13,13 @@ measurement: test, path, rep, vms, wall_s, cpu_s and the JSON of every
 nkperf client, in the order of the VMs).  Every figure is summarised by its median and its range
 (min..max) over the repetitions; a ratio netkernel / baseline is computed
 for each repetition from its two neighbouring measurements, then
-summarised the same way.  Guests sharing one NSM (share_*, flood_*) have a
-table of their own: the throughput ratio of two guests against the ratio
-of their weights, and a request-response guest flooded against alone.  Absolute figures are reported, never judged:
+summarised the same way.  The isolation tests ("limit_" and a lab test's
+name) compare vm1 while vm2 sits at its engine limits (path
+"vm2_at_limit") with vm1 alone (path "alone"): their ratio, reported
+apart, is vm2_at_limit / alone.  Guests sharing one NSM (share_*,
+flood_*) have a table of their own: the throughput ratio of two guests
+against the ratio of their weights, and a request-response guest flooded
+against alone.  Absolute figures are reported, never judged:
 validation asks only that every measurement ran, verified its data and
 gave positive, finite numbers.
 """
@@ -28,6 +32,7 @@ import subprocess
 import sys
 
 PATHS = ("netkernel", "baseline")
+LIMIT_PATHS = ("vm2_at_limit", "alone")
 
 # Lab metrics: (name, unit, better, how to compute it from a record).
 # better: +1 higher is better, -1 lower is better.
@@ -73,7 +78,12 @@ METRICS = {
 
 
 def kind(test):
-    return test.split("_")[0]
+    parts = test.split("_")
+    return parts[1] if parts[0] == "limit" else parts[0]
+
+
+def isolation(test):
+    return test.startswith("limit_")
 
 
 def sane(v):
@@ -130,22 +140,25 @@ def summary(vals):
             "values": vals}
 
 
-def lab_results(records):
-    """{(test, metric): {unit, better, netkernel, baseline, ratio}}"""
+def lab_results(records, sides=PATHS):
+    """[{test, metric, unit, better, vms, sides[0], sides[1], ratio}]: the
+    records of the tests compared between paths @sides, the ratio
+    sides[0] / sides[1]"""
     by = {}
     for rec in records:
-        by.setdefault(rec["test"], {}).setdefault(rec["path"], {})[rec["rep"]] = rec
+        if isolation(rec["test"]) == (sides == LIMIT_PATHS):
+            by.setdefault(rec["test"], {}).setdefault(rec["path"], {})[rec["rep"]] = rec
     out = []
     for test, paths in by.items():
-        reps = sorted(set(paths.get("netkernel", ())) & set(paths.get("baseline", ())))
+        reps = sorted(set(paths.get(sides[0], ())) & set(paths.get(sides[1], ())))
         if not reps:
             continue
         for name, unit, better, fn in METRICS[kind(test)]:
             row = {"test": test, "metric": name, "unit": unit, "better": better,
-                   "vms": next(iter(paths[PATHS[0]].values()))["vms"]}
-            for p in PATHS:
+                   "vms": next(iter(paths[sides[0]].values()))["vms"]}
+            for p in sides:
                 row[p] = summary([fn(paths[p][k]) for k in sorted(paths[p])])
-            row["ratio"] = summary([fn(paths["netkernel"][k]) / fn(paths["baseline"][k])
+            row["ratio"] = summary([fn(paths[sides[0]][k]) / fn(paths[sides[1]][k])
                                     for k in reps])
             out.append(row)
     return out
@@ -198,7 +211,7 @@ def fmt(s):
     return "%s [%s..%s]" % (num(s["median"]), num(s["min"]), num(s["max"]))
 
 
-def table(engine, lab, sharing=()):
+def table(engine, lab, iso=(), sharing=()):
     lines = []
     w = "%-12s %-22s %-9s %-32s %-40s %s"
     if engine:
@@ -214,6 +227,15 @@ def table(engine, lab, sharing=()):
         for r in lab:
             lines.append(w % (r["test"], r["metric"], r["unit"], fmt(r["netkernel"]),
                               fmt(r["baseline"]), fmt(r["ratio"])))
+    if iso:
+        lines.append("")
+        lines.append("isolation: vm1 with vm2 at its limit / alone (median [min..max])")
+        wi = "%-18s" + w[len("%-12s"):]
+        lines.append(wi % ("test", "metric", "unit", "vm2 at limit", "alone",
+                           "at limit / alone"))
+        for r in iso:
+            lines.append(wi % (r["test"], r["metric"], r["unit"], fmt(r["vm2_at_limit"]),
+                              fmt(r["alone"]), fmt(r["ratio"])))
     shares = [r for r in sharing if kind(r["test"]) == "share"]
     floods = [r for r in sharing if kind(r["test"]) == "flood"]
     if shares:
@@ -234,13 +256,14 @@ def table(engine, lab, sharing=()):
     return "\n".join(lines)
 
 
-def write_csv(path, engine, lab, sharing):
+def write_csv(path, engine, lab, iso, sharing):
     with open(path, "w", newline="") as f:
         cw = csv.writer(f)
         cw.writerow(["section", "test", "metric", "unit", "side", "median", "min", "max",
                      "values"])
         for sec, rows, sides in (("engine", engine, ("engine", "baseline", "ratio")),
                                  ("lab", lab, PATHS + ("ratio",)),
+                                 ("isolation", iso, LIMIT_PATHS + ("ratio",)),
                                  ("sharing", sharing, ("first", "second", "ratio"))):
             for r in rows:
                 for s in sides:
@@ -360,14 +383,16 @@ def main(argv):
         print("invalid:", p)
     records = [r for r in records if not validate_record(r)]
     lab = lab_results(records)
+    iso = lab_results(records, LIMIT_PATHS)
     sharing = sharing_results(records)
-    print(table(engine, lab, sharing))
+    print(table(engine, lab, iso, sharing))
     title = os.path.basename(os.path.normpath(out))
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"run": title, "engine": engine, "lab": lab, "sharing": sharing,
+        json.dump({"run": title, "engine": engine, "lab": lab, "isolation": iso,
+                   "sharing": sharing,
                    "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}},
                   f, indent=1)
-    write_csv(os.path.join(out, "results.csv"), engine, lab, sharing)
+    write_csv(os.path.join(out, "results.csv"), engine, lab, iso, sharing)
     plot(out, engine, lab, title)
     return 1 if problems or not lab or not engine else 0
 

@@ -236,6 +236,47 @@ topo_ep_sockets() {
 		python3 -c 'import json, sys; print(len(json.load(sys.stdin)["sockets"]))'
 }
 
+# topo_ep_counter NAME COUNTER: one of the engine's counters of endpoint
+# NAME (-1 if it has none of that name).
+topo_ep_counter() {
+	topo_nkctl --json stats "$1" | python3 -c 'import json, sys
+print(json.load(sys.stdin)["endpoints"][0]["counters"].get(sys.argv[1], -1))' "$2"
+}
+
+# topo_guest_set VM KEY=VALUE...: set the keys in [guest:VM] of the
+# engine's file (replacing those it has) and reload it (SIGHUP), as an
+# operator changes a running guest's limits; 0 once the engine lists VM
+# with every VALUE (10 s at most).
+topo_guest_set() {
+	local vm=$1 i
+	shift
+	python3 - "$TOPO_RUN/engine.ini" "$vm" "$@" <<-'EOF'
+	import sys
+	path, vm = sys.argv[1], sys.argv[2]
+	kv = dict(a.split("=", 1) for a in sys.argv[3:])
+	out, cur = [], None
+	for line in open(path).read().splitlines():
+	    if line.startswith("["):
+	        cur = line
+	    elif cur == "[guest:%s]" % vm and line.split("=")[0].strip() in kv:
+	        continue
+	    out.append(line)
+	    if line == "[guest:%s]" % vm:
+	        out += ["%s = %s" % (k, v) for k, v in kv.items()]
+	open(path, "w").write("\n".join(out) + "\n")
+	EOF
+	kill -HUP "$TOPO_ENGINE_PID"
+	for ((i = 0; i < 20; i++)); do
+		topo_nkctl --json list | python3 -c 'import json, sys
+e = [e for e in json.load(sys.stdin)["endpoints"] if e["name"] == sys.argv[1]]
+sys.exit(not e or any(str(e[0].get(k)) != v for k, v in (a.split("=", 1) for a in sys.argv[2:])))' \
+			"$vm" "$@" && return 0
+		sleep 0.5
+	done
+	lab_msg "topo_guest_set: the engine does not list $vm with $*"
+	return 1
+}
+
 # _topo_ep_ready NAME: 0 when the engine lists endpoint NAME as ready.
 _topo_ep_ready() {
 	topo_nkctl list 2>/dev/null | awk -v ep="$1" '$1 == ep && $4 == "ready" { f = 1 } END { exit !f }'
@@ -330,21 +371,6 @@ topo_engine_hup() {
 	done
 	echo "lab: error: no \"$1\" in the engine's log after SIGHUP" >&2
 	return 1
-}
-
-# topo_guest_set KEY VALUE GUEST...: KEY = VALUE in the sections of GUEST...
-# of the engine's file, applied live by a reload.
-topo_guest_set() {
-	local key=$1 value=$2 ini=$TOPO_RUN/engine.ini vm
-	shift 2
-	for vm in "$@"; do
-		awk -v sec="[guest:$vm]" -v key="$key" -v val="$value" '
-			$0 == sec { print; print key " = " val; in_sec = 1; next }
-			/^\[/ { in_sec = 0 }
-			in_sec && $1 == key && $2 == "=" { next }
-			{ print }' "$ini" >"$ini.new" && mv "$ini.new" "$ini" || return 1
-	done
-	topo_engine_hup "reload: $ini: "
 }
 
 # topo_ep_wait_ready SECONDS NAME...: wait until the engine lists every
