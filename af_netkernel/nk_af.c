@@ -133,10 +133,24 @@
  *
  * - A datagram must fit one message: max_payload minus the 28-byte
  *   struct nk_addr (65444 bytes with the default max_payload of 65472 on
- *   both modules).  Larger ones fail with -EMSGSIZE
+ *   both modules; 80 bytes less received with control messages).  Larger ones fail with -EMSGSIZE
  *   on send, and the NSM drops larger incoming ones (counted), where Linux
  *   allows 65507 (IPv4) and 65527 (IPv6) bytes: protocol v1's
  *   NK_MAX_PAYLOAD (65536) cannot carry those with their address.
+ *
+ * - Ancillary data (NK_FEAT_ANC): a datagram's EV_DATA may carry the
+ *   control messages the NSM's socket gave with it (struct nk_anc,
+ *   checked with nk_anc_check()).  They stay in the skb's headroom and
+ *   recvmsg() gives them after SO_TIMESTAMP* (the skb is stamped when it
+ *   arrives here: the guest's clock) and SO_RXQ_OVFL, an interface index
+ *   translated to the guest's interface holding the address, or lo.  An
+ *   error queue entry (IP_RECVERR) goes to sk_error_queue, charged to
+ *   sk_rcvbuf as sock_queue_err_skb() charges it (beyond: dropped, its
+ *   bytes consumed); MSG_ERRQUEUE takes it and, as
+ *   sock_dequeue_err_skb(), leaves sk_err to the next ICMP entry.  The
+ *   engine's SOCKET reply lists the guest's source addresses (nks->src):
+ *   sendmsg()'s IP_PKTINFO/IPV6_PKTINFO may name them, any other source
+ *   is EINVAL here and nothing of it crosses the wire.
  *
  * - When the device goes away, every socket is reset with ENETDOWN and
  *   requests in flight fail with ENETDOWN.  When the engine lost the
@@ -190,6 +204,8 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <asm/ioctls.h>
+#include <linux/errqueue.h>
+#include <linux/inetdevice.h>
 #include <linux/init.h>
 #include <linux/ip.h>
 #include <linux/module.h>
@@ -199,6 +215,7 @@
 #include <linux/skbuff.h>
 #include <linux/sockios.h>
 #include <linux/version.h>
+#include <net/addrconf.h>
 #include <net/ipv6.h>
 #include <net/tcp_states.h>
 
@@ -627,6 +644,7 @@ static void nk_sk_destruct(struct sock *sk)
 
 	nk_window_put(nks->rx.buf_alloc);
 	skb_queue_purge(&sk->sk_receive_queue);
+	skb_queue_purge(&sk->sk_error_queue);
 	if (nks->nd)
 		nk_dev_put(nks->nd);
 }
@@ -847,13 +865,39 @@ static struct nk_txbuf *nk_socket_req(struct nk_sock *nks, u32 id)
 }
 
 /*
+ * Keep the source addresses a successful SOCKET reply listed (@reply's
+ * buffer is @src): every one must be a well-formed address of port 0; a
+ * malformed list is logged and counts as no list.
+ */
+static void nk_sock_set_src(struct nk_sock *nks, const struct nk_reply *reply,
+			    const struct nk_addr *src)
+{
+	u32 i, n = reply->len / sizeof(*src);
+
+	if (reply->len % sizeof(*src) || n > ARRAY_SIZE(nks->src))
+		n = U32_MAX;
+	for (i = 0; n != U32_MAX && i < n; i++)
+		if (nk_addr_check(&src[i]) || src[i].port)
+			n = U32_MAX;
+	if (n == U32_MAX) {
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: bad address list in the SOCKET reply, ignored\n",
+				     nks->id);
+		n = 0;
+	}
+	memcpy(nks->src, src, n * sizeof(*src));
+	nks->nsrc = n;
+}
+
+/*
  * Create a NetKernel socket for @sock (type already checked by
  * nk_sock_wanted()).  @nd's reference passes to the socket.
  */
 int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 		   int family, struct nk_dev *nd)
 {
-	struct nk_reply reply = {};
+	struct nk_addr src[2];
+	struct nk_reply reply = { .buf = src, .buf_len = sizeof(src) };
 	struct nk_sock *nks;
 	struct nk_txbuf *tb;
 	bool stream = sock->type == SOCK_STREAM;
@@ -877,6 +921,7 @@ int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 		nk_sock_abandon(nks, &reply);
 		return err;
 	}
+	nk_sock_set_src(nks, &reply, src);
 
 	WRITE_ONCE(nks->created, true);
 	sock->state = SS_UNCONNECTED;
@@ -938,6 +983,7 @@ static int nk_release(struct socket *sock)
 	spin_unlock(&nks->lock);
 	sock_orphan(sk);
 	skb_queue_purge(&sk->sk_receive_queue);
+	skb_queue_purge(&sk->sk_error_queue);
 	release_sock(sk);
 
 	sock->sk = NULL;
@@ -1812,6 +1858,24 @@ struct nk_skb_cb {
 #define NK_SKB_CB(skb)	((struct nk_skb_cb *)(skb)->cb)
 
 /*
+ * A datagram skb (on sk_receive_queue or sk_error_queue): its sender, or
+ * an error entry's destination, and whether its struct nk_anc sits in its
+ * headroom, at skb->head.  The end of cb is the socket layer's
+ * (SOCK_SKB_CB: the drop count).
+ */
+struct nk_dgram_cb {
+	struct nk_addr from;
+	bool anc;
+};
+
+#define NK_DGRAM_CB(skb)	((struct nk_dgram_cb *)(skb)->cb)
+
+static const struct nk_anc *nk_skb_anc(const struct sk_buff *skb)
+{
+	return NK_DGRAM_CB(skb)->anc ? (const struct nk_anc *)skb->head : NULL;
+}
+
+/*
  * The queued skb that holds stream byte @seq, with @seq's offset in it and
  * its length at the time, or NULL when that byte has not arrived.  The
  * skb stays queued while the caller holds lock_sock: only readers unlink.
@@ -2007,8 +2071,10 @@ static __poll_t nk_dgram_poll(struct file *file, struct socket *sock,
 
 	sock_poll_wait(file, sock, wait);
 	shutdown = READ_ONCE(sk->sk_shutdown);
-	if (READ_ONCE(sk->sk_err))
-		mask |= EPOLLERR;
+	if (READ_ONCE(sk->sk_err) ||
+	    !skb_queue_empty_lockless(&sk->sk_error_queue))
+		mask |= EPOLLERR |
+			(sock_flag(sk, SOCK_SELECT_ERR_QUEUE) ? EPOLLPRI : 0);
 	if (shutdown == SHUTDOWN_MASK)
 		mask |= EPOLLHUP;
 	if (shutdown & RCV_SHUTDOWN)
@@ -2024,6 +2090,90 @@ static __poll_t nk_dgram_poll(struct file *file, struct socket *sock,
 		sk_set_bit(SOCKWQ_ASYNC_NOSPACE, sk);
 	spin_unlock(&nks->lock);
 	return mask;
+}
+
+/*
+ * Whether @a (4 bytes with @v4, else 16) is one of the guest's source
+ * addresses, or any: the addresses the NSM sends this socket's datagrams
+ * from.  A v4-mapped IPv6 address is its IPv4 one.  Unknown (an engine
+ * without NK_FEAT_ANC): any address passes, as it did before.
+ */
+static bool nk_src_ours(const struct nk_sock *nks, const u8 *a, bool v4)
+{
+	static const u8 any[16];
+	int i;
+
+	if (!v4 && ipv6_addr_v4mapped((const struct in6_addr *)a)) {
+		a += 12;
+		v4 = true;
+	}
+	if (!memcmp(a, any, v4 ? 4 : 16) || !nks->nsrc)
+		return true;
+	for (i = 0; i < nks->nsrc; i++)
+		if (le16_to_cpu(nks->src[i].family) == (v4 ? AF_INET : AF_INET6) &&
+		    !memcmp(nks->src[i].addr, a, v4 ? 4 : 16))
+			return true;
+	return false;
+}
+
+/*
+ * sendmsg()'s IP_PKTINFO and (an AF_INET6 socket's) IPV6_PKTINFO, with
+ * the errors ip_cmsg_send(), the IPv4 route lookup and
+ * ip6_datagram_send_ctl() give: a wrong length -EINVAL; an IPv4 source
+ * that is multicast, limited broadcast or in 0/8 -EINVAL, one that is
+ * not the guest's -ENETUNREACH, then an interface the guest does not
+ * have -ENODEV; IPv6 checks the interface first, and a source not the
+ * guest's is -EINVAL.  The guest's own address (or none) needs nothing
+ * more: the NSM sends from it anyway, through its own interfaces.  Other
+ * control messages are not looked at.  lock_sock is held.
+ */
+static int nk_dgram_cmsg_check(struct nk_sock *nks, struct msghdr *msg)
+{
+	struct net *net = sock_net(&nks->sk);
+	struct in6_pktinfo pi6;
+	struct in_pktinfo pi;
+	struct cmsghdr *c;
+	bool nodev;
+
+	if (!msg->msg_controllen)
+		return 0;
+	for_each_cmsghdr(c, msg) {
+		if (!CMSG_OK(msg, c))
+			return -EINVAL;
+		if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_PKTINFO) {
+			if (c->cmsg_len != CMSG_LEN(sizeof(pi)))
+				return -EINVAL;
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			if (ipv4_is_multicast(pi.ipi_spec_dst.s_addr) ||
+			    ipv4_is_lbcast(pi.ipi_spec_dst.s_addr) ||
+			    (pi.ipi_spec_dst.s_addr &&
+			     ipv4_is_zeronet(pi.ipi_spec_dst.s_addr)))
+				return -EINVAL;
+			if (!nk_src_ours(nks, (u8 *)&pi.ipi_spec_dst, true))
+				return -ENETUNREACH;
+			rcu_read_lock();
+			nodev = pi.ipi_ifindex &&
+				!dev_get_by_index_rcu(net, pi.ipi_ifindex);
+			rcu_read_unlock();
+			if (nodev)
+				return -ENODEV;
+		} else if (c->cmsg_level == SOL_IPV6 &&
+			   c->cmsg_type == IPV6_PKTINFO &&
+			   nks->family == AF_INET6) {
+			if (c->cmsg_len < CMSG_LEN(sizeof(pi6)))
+				return -EINVAL;
+			memcpy(&pi6, CMSG_DATA(c), sizeof(pi6));
+			rcu_read_lock();
+			nodev = pi6.ipi6_ifindex &&
+				!dev_get_by_index_rcu(net, pi6.ipi6_ifindex);
+			rcu_read_unlock();
+			if (nodev)
+				return -ENODEV;
+			if (!nk_src_ours(nks, pi6.ipi6_addr.s6_addr, false))
+				return -EINVAL;
+		}
+	}
+	return 0;
 }
 
 static int nk_dgram_sendmsg(struct socket *sock, struct msghdr *msg,
@@ -2056,6 +2206,9 @@ static int nk_dgram_sendmsg(struct socket *sock, struct msghdr *msg,
 		err = -EDESTADDRREQ;
 		goto out;
 	}
+	err = nk_dgram_cmsg_check(nks, msg);
+	if (err)
+		goto out;
 	if (READ_ONCE(nks->reset)) {
 		err = nk_sock_gone_err(nks);
 		goto out;
@@ -2078,20 +2231,181 @@ out:
 	return err ? nk_send_error(msg, err) : len;
 }
 
+/*
+ * The guest's interface for a datagram the NSM received on its own: the
+ * one that holds the destination address (the guest's address, as the
+ * engine gives it), or lo when none does.  @addr is 4 bytes (@v6 false)
+ * or 16.
+ */
+static int nk_anc_ifindex(struct sock *sk, const u8 *addr, bool v6)
+{
+	struct net *net = sock_net(sk);
+	struct net_device *dev;
+	struct in6_addr a6;
+	__be32 a4;
+	int ifindex;
+
+	rcu_read_lock();
+	if (v6) {
+		memcpy(&a6, addr, sizeof(a6));
+		dev = ipv6_dev_find(net, &a6, NULL);
+	} else {
+		memcpy(&a4, addr, sizeof(a4));
+		dev = __ip_dev_find(net, a4, false);
+	}
+	ifindex = dev ? dev->ifindex : net->loopback_dev->ifindex;
+	rcu_read_unlock();
+	return ifindex;
+}
+
+/*
+ * The control messages of a datagram, in the order udp_recvmsg() and
+ * udpv6_recvmsg() give them.  Only those the socket asked for are there:
+ * the NSM's socket has the same options.
+ */
+static void nk_put_anc(struct sock *sk, struct msghdr *msg,
+		       const struct nk_anc *anc)
+{
+	u16 present = le16_to_cpu(anc->present);
+	struct in6_pktinfo pi6;
+	struct in_pktinfo pi;
+	int v;
+
+	if (present & NK_ANC_PKTINFO) {
+		pi.ipi_ifindex = nk_anc_ifindex(sk, anc->addr4, false);
+		memcpy(&pi.ipi_spec_dst, anc->spec_dst, sizeof(pi.ipi_spec_dst));
+		memcpy(&pi.ipi_addr, anc->addr4, sizeof(pi.ipi_addr));
+		put_cmsg(msg, SOL_IP, IP_PKTINFO, sizeof(pi), &pi);
+	}
+	if (present & NK_ANC_TTL) {
+		v = anc->ttl;
+		put_cmsg(msg, SOL_IP, IP_TTL, sizeof(v), &v);
+	}
+	if (present & NK_ANC_TOS)
+		put_cmsg(msg, SOL_IP, IP_TOS, 1, (void *)&anc->tos);
+	if (present & NK_ANC_PKTINFO6) {
+		pi6.ipi6_ifindex = nk_anc_ifindex(sk, anc->addr6, true);
+		memcpy(&pi6.ipi6_addr, anc->addr6, sizeof(pi6.ipi6_addr));
+		put_cmsg(msg, SOL_IPV6, IPV6_PKTINFO, sizeof(pi6), &pi6);
+	}
+	if (present & NK_ANC_HOPLIMIT) {
+		v = anc->hoplimit;
+		put_cmsg(msg, SOL_IPV6, IPV6_HOPLIMIT, sizeof(v), &v);
+	}
+	if (present & NK_ANC_TCLASS) {
+		v = anc->tclass;
+		put_cmsg(msg, SOL_IPV6, IPV6_TCLASS, sizeof(v), &v);
+	}
+}
+
+static bool nk_anc_icmp(const struct nk_anc *anc)
+{
+	return anc->ee_origin == NK_EE_ORIGIN_ICMP ||
+	       anc->ee_origin == NK_EE_ORIGIN_ICMP6;
+}
+
+/*
+ * recvmsg(MSG_ERRQUEUE): the oldest entry of the error queue as
+ * ip_recv_error() (IP_RECVERR) or ipv6_recv_error() (IPV6_RECVERR) give
+ * it: what the error quoted of the datagram, its destination as the
+ * address, the sock_extended_err and its offender, MSG_ERRQUEUE.  As
+ * sock_dequeue_err_skb(), taking an ICMP error leaves the next one's
+ * errno pending, or none.  Never waits.
+ */
+static int nk_dgram_recv_err(struct nk_sock *nks, struct msghdr *msg,
+			     size_t len)
+{
+	DECLARE_SOCKADDR(struct sockaddr *, addr, msg->msg_name);
+	struct sk_buff_head *q = &nks->sk.sk_error_queue;
+	struct sock *sk = &nks->sk;
+	struct {
+		struct sock_extended_err ee;
+		struct sockaddr_in6 offender;
+	} eh = {};
+	const struct nk_anc *anc = NULL, *next_anc;
+	struct sockaddr_storage ss;
+	struct sk_buff *skb, *next;
+	unsigned long flags;
+	int err, namelen;
+	size_t copied;
+	bool v6;
+
+	spin_lock(&nks->lock);
+	spin_lock_irqsave(&q->lock, flags);
+	skb = __skb_dequeue(q);
+	next = skb ? skb_peek(q) : NULL;
+	spin_unlock_irqrestore(&q->lock, flags);
+	if (skb) {
+		anc = nk_skb_anc(skb);
+		next_anc = next ? nk_skb_anc(next) : NULL;
+		if (next_anc && nk_anc_icmp(next_anc))
+			WRITE_ONCE(sk->sk_err, le32_to_cpu(next_anc->ee_errno));
+		else if (nk_anc_icmp(anc))
+			WRITE_ONCE(sk->sk_err, 0);
+	}
+	spin_unlock(&nks->lock);
+	if (!skb)
+		return -EAGAIN;
+	if (next)
+		sk_error_report(sk);
+
+	copied = min_t(size_t, skb->len, len);
+	if (copied < skb->len)
+		msg->msg_flags |= MSG_TRUNC;
+	err = skb_copy_datagram_msg(skb, 0, msg, copied);
+	if (err)
+		goto out;
+	sock_recv_timestamp(msg, sk, skb);
+	if (addr) {
+		namelen = nk_addr_to_sockaddr(&NK_DGRAM_CB(skb)->from, &ss,
+					      nks->family);
+		if (namelen > 0) {
+			memcpy(addr, &ss, namelen);
+			msg->msg_namelen = namelen;
+		}
+	}
+	v6 = le16_to_cpu(anc->present) & NK_ANC_ERR6;
+	eh.ee.ee_errno = le32_to_cpu(anc->ee_errno);
+	eh.ee.ee_origin = anc->ee_origin;
+	eh.ee.ee_type = anc->ee_type;
+	eh.ee.ee_code = anc->ee_code;
+	eh.ee.ee_info = le32_to_cpu(anc->ee_info);
+	eh.ee.ee_data = le32_to_cpu(anc->ee_data);
+	if (anc->offender.family) {
+		namelen = nk_addr_to_sockaddr(&anc->offender, &ss,
+					      v6 ? AF_INET6 : AF_INET);
+		if (namelen > 0)
+			memcpy(&eh.offender, &ss,
+			       min_t(size_t, namelen, sizeof(eh.offender)));
+	}
+	put_cmsg(msg, v6 ? SOL_IPV6 : SOL_IP, v6 ? IPV6_RECVERR : IP_RECVERR,
+		 sizeof(eh.ee) + (v6 ? sizeof(struct sockaddr_in6) :
+				       sizeof(struct sockaddr_in)), &eh);
+	msg->msg_flags |= MSG_ERRQUEUE;
+	err = copied;
+out:
+	nk_sock_credit_consumed(nks, skb->len, 0);
+	kfree_skb(skb);
+	return err;
+}
+
 static int nk_dgram_recvmsg(struct socket *sock, struct msghdr *msg,
 			    size_t len, int flags)
 {
 	DECLARE_SOCKADDR(struct sockaddr *, addr, msg->msg_name);
 	struct sock *sk = sock->sk;
 	struct nk_sock *nks = nk_sk(sk);
+	const struct nk_anc *anc;
 	struct sockaddr_storage ss;
 	struct nk_addr *from;
 	struct sk_buff *skb;
 	int err, namelen;
 	size_t copied;
 
-	if (flags & (MSG_OOB | MSG_ERRQUEUE))
-		return flags & MSG_OOB ? -EOPNOTSUPP : -EAGAIN;
+	if (flags & MSG_OOB)
+		return -EOPNOTSUPP;
+	if (flags & MSG_ERRQUEUE)
+		return nk_dgram_recv_err(nks, msg, len);
 
 	skb = skb_recv_datagram(sk, flags, &err);
 	if (!skb)
@@ -2102,15 +2416,20 @@ static int nk_dgram_recvmsg(struct socket *sock, struct msghdr *msg,
 		msg->msg_flags |= MSG_TRUNC;
 	err = skb_copy_datagram_msg(skb, 0, msg, copied);
 	if (!err && addr) {
-		from = (struct nk_addr *)skb->cb;
+		from = &NK_DGRAM_CB(skb)->from;
 		namelen = nk_addr_to_sockaddr(from, &ss, nks->family);
 		if (namelen > 0) {
 			memcpy(addr, &ss, namelen);
 			msg->msg_namelen = namelen;
 		}
 	}
-	if (!err)
-		sock_recv_cmsgs(msg, sk, skb);	/* SO_RXQ_OVFL: the drops */
+	if (!err) {
+		/* SO_TIMESTAMP*: its arrival here; SO_RXQ_OVFL: the drops */
+		sock_recv_cmsgs(msg, sk, skb);
+		anc = nk_skb_anc(skb);
+		if (anc)
+			nk_put_anc(sk, msg, anc);
+	}
 	if (!err && flags & MSG_TRUNC)
 		copied = skb->len;
 	if (!(flags & MSG_PEEK))
@@ -2284,7 +2603,8 @@ static int nk_sock_addr_req(struct nk_sock *nks, u16 op,
 static int nk_sock_revive(struct nk_sock *nks)
 {
 	struct sock *sk = &nks->sk;
-	struct nk_reply reply = {};
+	struct nk_addr src[2];
+	struct nk_reply reply = { .buf = src, .buf_len = sizeof(src) };
 	struct nk_txbuf *tb;
 	u32 id, buf_alloc;
 	int err, drops = 0;
@@ -2310,6 +2630,7 @@ static int nk_sock_revive(struct nk_sock *nks)
 
 	nk_sock_close(nks);
 	nks->id = id;
+	nk_sock_set_src(nks, &reply, src);
 	spin_lock(&nks->lock);
 	buf_alloc = nks->rx.buf_alloc;
 	memset(&nks->rx, 0, sizeof(nks->rx));
@@ -2323,6 +2644,7 @@ static int nk_sock_revive(struct nk_sock *nks)
 		drops++;
 	}
 	atomic_add(drops, &sk->sk_drops);
+	skb_queue_purge(&sk->sk_error_queue);
 	nks->rx_seq = 0;
 
 	memset(&nks->sol_sent, 0, sizeof(nks->sol_sent));
@@ -2436,23 +2758,42 @@ out:
 	return done;
 }
 
+/*
+ * An error queue entry (IP_RECVERR) is queued as sock_queue_err_skb()
+ * queues it: within the receive buffer, charged to it.
+ */
+static bool nk_errq_full(const struct sock *sk, const struct sk_buff *skb)
+{
+	return atomic_read(&sk->sk_rmem_alloc) + skb->truesize >=
+	       (unsigned int)READ_ONCE(sk->sk_rcvbuf);
+}
+
 static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 		       const void *payload)
 {
-	bool addr = le16_to_cpu(hdr->flags) & NK_F_ADDR;
+	u16 flags = le16_to_cpu(hdr->flags);
+	bool addr = flags & NK_F_ADDR;
 	u32 len = le32_to_cpu(hdr->len);
 	struct sock *sk = &nks->sk;
-	const struct nk_addr *from = payload;
+	const struct nk_anc *anc = NULL;
+	const struct nk_addr *from;
 	struct sk_buff *skb;
+	bool errq = false;
 	int err;
 
-	if (addr != !nk_is_stream(sk) ||
-	    (addr && (len < sizeof(*from) || nk_addr_check(from)))) {
-		dev_warn_ratelimited(nk_dev_device(nks->nd),
-				     "socket %u: malformed EV_DATA dropped\n",
-				     nks->id);
-		return;
+	if (flags & NK_F_ANC) {
+		anc = payload;
+		if (nk_is_stream(sk) || len < sizeof(*anc) ||
+		    nk_anc_check(anc))
+			goto malformed;
+		errq = le16_to_cpu(anc->present) & (NK_ANC_ERR | NK_ANC_ERR6);
+		payload = anc + 1;
+		len -= sizeof(*anc);
 	}
+	from = payload;
+	if (addr != !nk_is_stream(sk) ||
+	    (addr && (len < sizeof(*from) || nk_addr_check(from))))
+		goto malformed;
 	if (addr) {
 		payload = from + 1;
 		len -= sizeof(*from);
@@ -2472,13 +2813,23 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 		return;
 	}
 	if (!skb) {
-		skb = alloc_skb(addr ? len : max_t(u32, len, NK_RX_SMALL),
-				GFP_KERNEL);
+		skb = alloc_skb(addr ? (anc ? sizeof(*anc) : 0) + len :
+				max_t(u32, len, NK_RX_SMALL), GFP_KERNEL);
+		/* A datagram's control messages stay in its headroom. */
+		if (skb && anc) {
+			memcpy(skb->data, anc, sizeof(*anc));
+			skb_reserve(skb, sizeof(*anc));
+		}
 		if (skb)
 			skb_put_data(skb, payload, len);
 	}
-	if (skb && addr)
-		memcpy(skb->cb, from, sizeof(*from));
+	if (skb && addr) {
+		BUILD_BUG_ON(sizeof(struct nk_dgram_cb) >
+			     sizeof(skb->cb) - sizeof(struct sock_skb_cb));
+		NK_DGRAM_CB(skb)->from = *from;
+		NK_DGRAM_CB(skb)->anc = anc;
+		__net_timestamp(skb);
+	}
 
 	spin_lock(&nks->lock);
 	if (nks->reset || READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN) {
@@ -2489,15 +2840,19 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 	if (skb && !addr)
 		NK_SKB_CB(skb)->seq = nks->rx.rx_cnt;
 	err = skb ? nk_credit_rx_accept(&nks->rx, len) : -ENOMEM;
-	if (!err && addr && nk_rxq_full(sk)) {
+	if (!err && addr && (errq ? nk_errq_full(sk, skb) : nk_rxq_full(sk))) {
 		/* As UDP: dropped, counted, and its credit is free again. */
-		atomic_inc(&sk->sk_drops);
+		if (!errq)
+			atomic_inc(&sk->sk_drops);
 		nks->rx.fwd_cnt += len;
 		spin_unlock(&nks->lock);
 		kfree_skb(skb);
 		return;
 	}
-	if (!err) {
+	if (!err && errq) {
+		skb_set_owner_r(skb, sk);
+		skb_queue_tail(&sk->sk_error_queue, skb);
+	} else if (!err) {
 		nks->bytes_rcvd += len;
 		skb_set_owner_r(skb, sk);
 		sock_skb_set_dropcount(sk, skb);
@@ -2505,6 +2860,10 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 	}
 	spin_unlock(&nks->lock);
 
+	if (!err && errq) {
+		sk_error_report(sk);
+		return;
+	}
 	if (!err) {
 		sk->sk_data_ready(sk);
 		return;
@@ -2517,6 +2876,11 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 	/* A stream with a hole is worse than a reset one. */
 	if (nk_is_stream(sk))
 		nk_sock_reset(nks, err == -ENOBUFS ? EPROTO : ENOMEM);
+	return;
+
+malformed:
+	dev_warn_ratelimited(nk_dev_device(nks->nd),
+			     "socket %u: malformed EV_DATA dropped\n", nks->id);
 }
 
 static void nk_ev_status(struct nk_sock *nks, const struct nk_hdr *hdr,
@@ -2708,7 +3072,7 @@ static void nk_detach(struct nk_dev *nd)
 static const struct nk_transport_ops nk_guest_ops = {
 	.name = "af_netkernel",
 	.role = NK_ROLE_GUEST,
-	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM,
+	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_ANC,
 	.attach = nk_attach,
 	.detach = nk_detach,
 	.rx = nk_rx,

@@ -45,6 +45,9 @@ struct nk_sol_opts {
  * @sock_flags: NK_SOCK_* of its SOCKET request (to make it again)
  * @backlog: listen()'s backlog (to listen again)
  * @local: cached local address (family 0 while unknown)
+ * @src: the guest's source addresses, as the engine's SOCKET reply listed
+ *       them (NK_FEAT_ANC): the ones sendmsg()'s IP_PKTINFO may name
+ * @nsrc: how many of @src there are (0: the engine did not say)
  * @peer: remote address of a connected socket (family 0 while unknown)
  * @sol_sent: SOL_SOCKET options as the NSM has them
  * @rx_seq: a stream socket's sequence number (see rx.rx_cnt) of the next
@@ -71,6 +74,8 @@ struct nk_sock {
 	u64 sock_flags;
 	int backlog;
 	struct nk_addr local;
+	struct nk_addr src[2];
+	u8 nsrc;
 	struct nk_addr peer;
 	struct nk_sol_opts sol_sent;
 	u32 rx_seq;

@@ -837,6 +837,8 @@ static void guest_socket(struct he_ep *g, struct nk_hdr *h)
 	f = *h;
 	f.sock = m->nsm_sock;
 	f.arg[3] = h->arg[3] | (uint64_t)g->id << 32;
+	if (h->arg[1] == SOCK_DGRAM && (feat & NK_FEAT_ANC))
+		f.arg[3] |= NK_SOCK_ANC;
 	f.len = na * ADDR_LEN;
 	he_iov_flat(&ai, &seg, a, f.len);
 	err = fwd_tracked(g, h, nsm, &f, &ai, 0, NULL);
@@ -871,6 +873,22 @@ static void guest_accept(struct he_ep *g, struct nk_hdr *h, const struct he_iov 
 		map_drop(nm, true, true);
 		fwd_failed(g, h, m->nsm, m, err);
 	}
+}
+
+/*
+ * An EV_DATA with NK_F_ANC (its length checked by nk_hdr_data_len()) that
+ * may not pass: a stream socket, a guest or NSM that did not agree
+ * NK_FEAT_ANC, or a struct nk_anc that breaks a rule of nk_anc_check().
+ */
+static bool anc_refused(struct he_ep *g, struct he_ep *nsm, const struct he_map *m,
+			const struct he_iov *iov)
+{
+	struct nk_anc anc;
+
+	if (m->stream || !(g->features & nsm->features & NK_FEAT_ANC))
+		return true;
+	he_iov_read(iov, HDR_LEN, &anc, sizeof(anc));
+	return nk_anc_check(&anc) != 0;
 }
 
 static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
@@ -1003,12 +1021,39 @@ static int reply_room(struct he_ep *nsm, struct he_ep *g, const struct nk_hdr *h
 static void info_reply(struct he_ep *nsm, struct he_req *r, const struct nk_hdr *h,
 		       const struct he_iov *iov);
 
+/*
+ * The payload of a successful SOCKET reply to a guest with NK_FEAT_ANC: all
+ * of its source addresses, IPv4 first, whatever the NSM's reply carried
+ * (the guest checks sendmsg()'s IP_PKTINFO against them).  Return: how
+ * many are in @a.
+ */
+static unsigned int guest_addrs(const struct he_ep *g, struct nk_addr a[2])
+{
+	unsigned int n = 0;
+
+	memset(a, 0, 2 * sizeof(*a));
+	if (g->has_addr4) {
+		a[n].family = AF_INET;
+		memcpy(a[n++].addr, &g->addr4, sizeof(g->addr4));
+	}
+	if (g->has_addr6) {
+		a[n].family = AF_INET6;
+		memcpy(a[n++].addr, &g->addr6, sizeof(g->addr6));
+	}
+	return n;
+}
+
 static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 			 const struct he_iov *iov)
 {
 	struct he_ep *g = r->guest;
 	bool opened = (int32_t)h->status >= 0;
+	const struct he_iov *src = iov;
+	uint32_t soff = HDR_LEN;
+	struct nk_addr a[2];
 	struct he_map *m;
+	struct he_seg seg;
+	struct he_iov ai;
 	struct nk_hdr f;
 	int err;
 
@@ -1069,7 +1114,13 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 		f.req_id = r->guest_req_id;
 		if (r->op == NK_OP_ACCEPT)
 			f.arg[0] = r->new_guest_sock;
-		if (deliver(g, &f, iov, HDR_LEN, true))
+		if (r->op == NK_OP_SOCKET && (g->features & NK_FEAT_ANC) && !h->status) {
+			f.len = guest_addrs(g, a) * ADDR_LEN;
+			he_iov_flat(&ai, &seg, a, f.len);
+			src = &ai;
+			soff = 0;
+		}
+		if (deliver(g, &f, src, soff, true))
 			he_cnt_add(g, HE_C_DROPS, 1);
 	}
 	free(r);
@@ -1148,6 +1199,8 @@ static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *
 	n = nk_hdr_data_len(h);
 	if (n < 0)
 		return proto_error(nsm, NK_PERR_LENGTH, -EMSGSIZE, cur_head, h->op, 0, false);
+	if ((h->flags & NK_F_ANC) && anc_refused(g, nsm, m, iov))
+		return proto_error(nsm, NK_PERR_REFUSED, -EPROTO, cur_head, h->op, 0, false);
 	if ((uint32_t)n > nk_credit_tx_space(&m->to_guest)) {
 		/* A stream with a hole is worth nothing: reset the socket. */
 		he_cnt_add(nsm, HE_C_CREDIT_VIOLATIONS, 1);

@@ -100,6 +100,8 @@ int nk_hdr_check_fields(const struct nk_hdr *hdr)
 		return -EINVAL;
 	if ((flags & NK_F_MORE) && op != NK_OP_SEND)
 		return -EINVAL;
+	if ((flags & NK_F_ANC) && (op != NK_EV_DATA || !(flags & NK_F_ADDR)))
+		return -EINVAL;
 	if (status > 0 || status < -MAX_ERRNO)
 		return -EINVAL;
 	return 0;
@@ -122,13 +124,70 @@ int nk_hdr_check(const struct nk_hdr *hdr, u32 len, int role, u32 max_payload)
 
 int nk_hdr_data_len(const struct nk_hdr *hdr)
 {
+	u16 flags = le16_to_cpu(hdr->flags);
 	u32 plen = le32_to_cpu(hdr->len);
+	u32 meta = 0;
 
-	if (!(le16_to_cpu(hdr->flags) & NK_F_ADDR))
-		return plen;
-	if (plen < sizeof(struct nk_addr))
+	if (flags & NK_F_ADDR)
+		meta += sizeof(struct nk_addr);
+	if (flags & NK_F_ANC)
+		meta += sizeof(struct nk_anc);
+	if (plen < meta)
 		return -EMSGSIZE;
-	return plen - sizeof(struct nk_addr);
+	return plen - meta;
+}
+
+/* The bytes of @anc that @present leaves unused must be 0. */
+static bool nk_anc_unused_zero(const struct nk_anc *anc, u16 present)
+{
+	static const u8 zero_addr[sizeof(struct nk_addr)];
+
+	if (!(present & (NK_ANC_PKTINFO | NK_ANC_PKTINFO6)) && anc->ifindex)
+		return false;
+	if (!(present & NK_ANC_PKTINFO6) &&
+	    memchr_inv(anc->addr6, 0, sizeof(anc->addr6)))
+		return false;
+	if (!(present & NK_ANC_PKTINFO) &&
+	    (memchr_inv(anc->addr4, 0, sizeof(anc->addr4)) ||
+	     memchr_inv(anc->spec_dst, 0, sizeof(anc->spec_dst))))
+		return false;
+	if ((!(present & NK_ANC_TOS) && anc->tos) ||
+	    (!(present & NK_ANC_TCLASS) && anc->tclass) ||
+	    (!(present & NK_ANC_TTL) && anc->ttl) ||
+	    (!(present & NK_ANC_HOPLIMIT) && anc->hoplimit))
+		return false;
+	if (!(present & (NK_ANC_ERR | NK_ANC_ERR6)) &&
+	    (anc->ee_errno || anc->ee_origin || anc->ee_type || anc->ee_code ||
+	     anc->ee_info || anc->ee_data ||
+	     memcmp(&anc->offender, zero_addr, sizeof(zero_addr))))
+		return false;
+	return true;
+}
+
+int nk_anc_check(const struct nk_anc *anc)
+{
+	static const u8 zero_addr[sizeof(struct nk_addr)];
+	u16 present = le16_to_cpu(anc->present);
+	u16 err = present & (NK_ANC_ERR | NK_ANC_ERR6);
+	u32 ee_errno = le32_to_cpu(anc->ee_errno);
+
+	if (anc->version != NK_ANC_VERSION || anc->size != sizeof(*anc) ||
+	    (present & ~NK_ANC_KNOWN) || !nk_anc_unused_zero(anc, present))
+		return -EINVAL;
+	if (!err)
+		return 0;
+	/* An error queue entry carries its error and nothing else. */
+	if (present != NK_ANC_ERR && present != NK_ANC_ERR6)
+		return -EINVAL;
+	if (!ee_errno || ee_errno > MAX_ERRNO || anc->ee_pad)
+		return -EINVAL;
+	if (anc->ee_origin != NK_EE_ORIGIN_LOCAL &&
+	    anc->ee_origin != NK_EE_ORIGIN_ICMP &&
+	    (anc->ee_origin != NK_EE_ORIGIN_ICMP6 || present != NK_ANC_ERR6))
+		return -EINVAL;
+	if (!memcmp(&anc->offender, zero_addr, sizeof(zero_addr)))
+		return 0;
+	return nk_addr_check(&anc->offender);
 }
 
 int nk_hdr_status(const struct nk_hdr *hdr)

@@ -77,7 +77,7 @@ int nk_hdr_check_len(const struct nk_hdr *hdr, u32 len, u32 max_payload);
  * @hdr: the header
  *
  * No unknown flag, NK_F_ADDR only on SEND and EV_DATA, NK_F_MORE only on
- * SEND, a status of 0 or a negative errno.  Whoever receives a message
+ * SEND, NK_F_ANC only on EV_DATA with NK_F_ADDR, a status of 0 or a negative errno.  Whoever receives a message
  * applies them, the engine included.
  *
  * Return: 0 or -EINVAL.
@@ -102,12 +102,27 @@ bool nk_op_sendable(int role, u16 op, bool reply);
  * nk_hdr_data_len() - the payload bytes credit counts
  * @hdr: a SEND or EV_DATA header whose hdr.len was checked
  *
- * hdr.len less the struct nk_addr that NK_F_ADDR puts first.
+ * hdr.len less the struct nk_anc of NK_F_ANC and the struct nk_addr of
+ * NK_F_ADDR that come first.
  *
- * Return: the byte count, or -EMSGSIZE when NK_F_ADDR's payload has no
- * room for the address.
+ * Return: the byte count, or -EMSGSIZE when the payload has no room for
+ * them.
  */
 int nk_hdr_data_len(const struct nk_hdr *hdr);
+
+/**
+ * nk_anc_check() - validate the struct nk_anc of an EV_DATA with NK_F_ANC
+ * @anc: the block, as it arrived
+ *
+ * Every byte is checked against the rules of nk_proto.h: version and size,
+ * no unknown NK_ANC_* bit, every field that no present bit covers 0; an
+ * error entry (ERR or ERR6) carries nothing else, an errno of 1 to 4095,
+ * an origin it may have (LOCAL, ICMP; ICMP6 for ERR6 only), ee_pad 0 and
+ * an offender all 0 or valid (nk_addr_check()).
+ *
+ * Return: 0 or -EINVAL.
+ */
+int nk_anc_check(const struct nk_anc *anc);
 
 /**
  * nk_hdr_status() - the status field of a checked header as an int

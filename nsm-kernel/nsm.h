@@ -171,6 +171,11 @@ struct nsm_sk_cbs {
  * @tx_blocked: @txq is not empty; write_space must queue the socket
  * @kept_opts: options kept for the guest, not applied (nsm_ops.c), a bit
  *	each
+ * @anc: the guest takes ancillary data on this datagram socket (SOCKET's
+ *	NK_SOCK_ANC): its options that ask for control messages or an
+ *	error queue are applied too, and its datagrams carry struct nk_anc
+ * @anc_rx: @anc and an option asks for control messages on data: every
+ *	datagram carries a struct nk_anc
  * @set_opts: carried options the guest set, a bit each (by the same
  *	index): a dual-stack socket's IPv6 half takes them (nsm_opts_copy())
  * @rx: credit of the guest-to-world direction (this side receives)
@@ -220,6 +225,8 @@ struct nsm_sock {
 	bool tx_blocked;
 	u64 kept_opts;
 	u64 set_opts;
+	bool anc;
+	bool anc_rx;
 	struct nk_credit_rx rx;
 	struct nk_credit_tx tx;
 	struct list_head txq;

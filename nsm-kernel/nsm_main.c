@@ -96,6 +96,15 @@
  *   all of these.  Datagram sockets are created with multicast loopback
  *   off.
  *
+ * - Ancillary data.  A datagram socket the engine marked NK_SOCK_ANC (its
+ *   guest agreed NK_FEAT_ANC) has the options that ask for control
+ *   messages or an error queue applied, not only kept (nsm_ops.c).  Its
+ *   datagrams are read with a control buffer and sent with the control
+ *   messages in a struct nk_anc (nsm_sock.c); its error queue is read
+ *   first (MSG_ERRQUEUE), each entry an EV_DATA of its own with the
+ *   error in the nk_anc, within the guest's credit like data, so an error
+ *   queue never holds more than the kernel socket lets it.
+ *
  * - Owners.  Each guest's kernel sockets belong to a uid of their own,
  *   1000000000 + the guest's endpoint id (socket inode and sk_uid; guest
  *   ids from 2^24 up are refused), so SO_REUSEPORT, which only groups
@@ -424,7 +433,7 @@ static void nsm_tx_space(struct nk_dev *nd)
 static const struct nk_transport_ops nsm_ops = {
 	.name = "nsm_kernel",
 	.role = NK_ROLE_NSM,
-	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO,
+	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC,
 	.attach = nsm_attach,
 	.detach = nsm_detach,
 	.rx = nsm_rx,

@@ -563,8 +563,9 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		return -ESOCKTNOSUPPORT;
 	if (proto && proto != (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
 		return -EPROTONOSUPPORT;
-	if ((flags & ~NK_SOCK_V6ONLY) ||
-	    ((flags & NK_SOCK_V6ONLY) && family != AF_INET6))
+	if ((flags & ~(NK_SOCK_V6ONLY | NK_SOCK_ANC)) ||
+	    ((flags & NK_SOCK_V6ONLY) && family != AF_INET6) ||
+	    ((flags & NK_SOCK_ANC) && type != SOCK_DGRAM))
 		return nsm_invalid(rq, "bad NK_SOCK_* flags");
 	if (rq->len % sizeof(*na) || rq->len > 2 * sizeof(*na))
 		return nsm_invalid(rq, "bad source address list");
@@ -590,6 +591,7 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		err = -ENOMEM;
 		goto err_unreserve;
 	}
+	ns->anc = flags & NK_SOCK_ANC;
 	for (i = 0; i < rq->len / sizeof(*na); i++) {
 		src = le16_to_cpu(na[i].family) == AF_INET ? &ns->src4 :
 							     &ns->src6;
@@ -985,11 +987,13 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
  * - carried: applied to the kernel socket, which checks the value and
  *   answers as Linux does; read back from it (nsm_getsockopt());
  * - kept (NSM_OPT_KEEP): a flag the guest may set and read back, kept in
- *   nsm_sock.kept_opts and not applied: it asks for control messages or
- *   an error queue, which the NSM does not deliver to guests yet, and
- *   applied it would fill the kernel socket's error queue, which the NSM
- *   never reads, until the socket receives nothing (UDP_GRO: it would
- *   merge datagrams whose boundaries only its control message tells);
+ *   nsm_sock.kept_opts.  One that asks for control messages or an error
+ *   queue (NSM_OPT_ANC) is applied too on a datagram socket whose guest
+ *   takes them (nsm_sock.anc, see nsm_sock.c): the NSM then reads them
+ *   and forwards them in struct nk_anc.  Otherwise it is not applied:
+ *   nobody would read the error queue it fills, until the socket receives
+ *   nothing (UDP_GRO: it would merge datagrams whose boundaries only its
+ *   control message tells);
  * - refused (NSM_OPT_EPERM): it would act outside the guest's tenancy on
  *   the NSM; -EPERM as for an unprivileged process, whatever the guest's
  *   privileges, and reads 0 (it can never be on).
@@ -1002,6 +1006,8 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
 #define NSM_OPT_KEEP		0x8	/* kept, not applied */
 #define NSM_OPT_EPERM		0x10	/* refused: outside the tenancy */
 #define NSM_OPT_DGRAM		0x20	/* UDP sockets only */
+#define NSM_OPT_ANC		0x40	/* kept; applied with nsm_sock.anc */
+#define NSM_OPT_ERRQ		0x80	/* NSM_OPT_ANC: an error queue, no cmsg on data */
 
 struct nsm_opt {
 	int level;
@@ -1046,17 +1052,21 @@ static const struct nsm_opt nsm_opts[] = {
 	{ SOL_IP, IP_BIND_ADDRESS_NO_PORT, 0 },
 	{ SOL_IP, IP_FREEBIND, 0 },
 	{ SOL_IP, IP_HDRINCL, NSM_OPT_GET_ONLY },	/* raw sockets only */
-	{ SOL_IP, IP_PKTINFO, NSM_OPT_KEEP },
-	{ SOL_IP, IP_RECVERR, NSM_OPT_KEEP },
-	{ SOL_IP, IP_RECVTOS, NSM_OPT_KEEP },
-	{ SOL_IP, IP_RECVTTL, NSM_OPT_KEEP },
+	{ SOL_IP, IP_PKTINFO, NSM_OPT_KEEP | NSM_OPT_ANC },
+	{ SOL_IP, IP_RECVERR, NSM_OPT_KEEP | NSM_OPT_ANC | NSM_OPT_ERRQ },
+	{ SOL_IP, IP_RECVTOS, NSM_OPT_KEEP | NSM_OPT_ANC },
+	{ SOL_IP, IP_RECVTTL, NSM_OPT_KEEP | NSM_OPT_ANC },
 	{ SOL_IP, IP_TRANSPARENT, NSM_OPT_EPERM },
 	{ SOL_IPV6, IPV6_V6ONLY, NSM_OPT_INET6 },
 	{ SOL_IPV6, IPV6_TCLASS, NSM_OPT_INET6 },
-	{ SOL_IPV6, IPV6_RECVPKTINFO, NSM_OPT_INET6 | NSM_OPT_KEEP },
-	{ SOL_IPV6, IPV6_RECVERR, NSM_OPT_INET6 | NSM_OPT_KEEP },
-	{ SOL_IPV6, IPV6_RECVTCLASS, NSM_OPT_INET6 | NSM_OPT_KEEP },
-	{ SOL_IPV6, IPV6_RECVHOPLIMIT, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_RECVPKTINFO,
+	  NSM_OPT_INET6 | NSM_OPT_KEEP | NSM_OPT_ANC },
+	{ SOL_IPV6, IPV6_RECVERR,
+	  NSM_OPT_INET6 | NSM_OPT_KEEP | NSM_OPT_ANC | NSM_OPT_ERRQ },
+	{ SOL_IPV6, IPV6_RECVTCLASS,
+	  NSM_OPT_INET6 | NSM_OPT_KEEP | NSM_OPT_ANC },
+	{ SOL_IPV6, IPV6_RECVHOPLIMIT,
+	  NSM_OPT_INET6 | NSM_OPT_KEEP | NSM_OPT_ANC },
 	{ SOL_IPV6, IPV6_TRANSPARENT, NSM_OPT_INET6 | NSM_OPT_EPERM },
 };
 
@@ -1088,14 +1098,28 @@ static u64 nsm_opt_bit(const struct nsm_opt *o)
 	return BIT_ULL(o - nsm_opts);
 }
 
+/* The options that ask for control messages on received data. */
+static u64 nsm_anc_rx_opts(void)
+{
+	u64 bits = 0;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(nsm_opts); i++)
+		if ((nsm_opts[i].flags & (NSM_OPT_ANC | NSM_OPT_ERRQ)) ==
+		    NSM_OPT_ANC)
+			bits |= nsm_opt_bit(&nsm_opts[i]);
+	return bits;
+}
+
 /*
  * Set a kept flag as Linux parses it: IPv4 options take an int, a single
- * byte or nothing (0), IPv6 ones an int.
+ * byte or nothing (0), IPv6 ones an int.  With nsm_sock.anc, one that asks
+ * for control messages or an error queue is applied too.
  */
 static int nsm_opt_keep(struct nsm_sock *ns, const struct nsm_opt *o,
 			const u8 *val, u32 len)
 {
-	int v;
+	int v, err;
 
 	if (len >= sizeof(int))
 		memcpy(&v, val, sizeof(v));
@@ -1103,10 +1127,22 @@ static int nsm_opt_keep(struct nsm_sock *ns, const struct nsm_opt *o,
 		v = len ? val[0] : 0;
 	else
 		return -EINVAL;
+	if (!(o->flags & NSM_OPT_ANC) || !ns->anc)
+		goto keep;
+	/* The guest takes control messages: the kernel socket gives them. */
+	v = !!v;
+	err = nsm_setsockopt(ns->sock, o->level, o->name, &v, sizeof(v));
+	if (err)
+		return err;
+	if (ns->sock6)
+		nsm_setsockopt(ns->sock6, o->level, o->name, &v, sizeof(v));
+	ns->set_opts |= nsm_opt_bit(o);
+keep:
 	if (v)
 		ns->kept_opts |= nsm_opt_bit(o);
 	else
 		ns->kept_opts &= ~nsm_opt_bit(o);
+	ns->anc_rx = ns->anc && (ns->kept_opts & nsm_anc_rx_opts());
 	return 0;
 }
 

@@ -108,8 +108,7 @@ void nsm_xmit(struct nsm_dev *nsm, struct nsm_sock *ns, struct nsm_out *out)
 		nsm_count(nsm, NSM_S_EVENTS, 1);
 		if (op == NK_EV_DATA)
 			nsm_count(nsm, NSM_S_BYTES_TO_GUESTS,
-				  le32_to_cpu(hdr->len) -
-				  (flags & NK_F_ADDR ? sizeof(struct nk_addr) : 0));
+				  max(nk_hdr_data_len(hdr), 0));
 	}
 
 	spin_lock(&nsm->out_lock);

@@ -18,6 +18,9 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/errqueue.h>
+#include <linux/in.h>
+#include <linux/ipv6.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <net/sock.h>
@@ -542,20 +545,176 @@ static bool nsm_read_stream(struct nsm_sock *ns)
 	return false;
 }
 
+/* Room for the control messages one datagram or error entry may give. */
+#define NSM_CMSG_SPACE	256
+
+/* The most of an error queue entry's data (what the ICMP error quoted). */
+#define NSM_ERRQ_DATA	1280
+
 /*
- * Read datagrams from @sock (ns->sock or ns->sock6) within the guest's
- * credit, each with its source address.
- * Return: budget exhausted.
+ * Fill @anc with the control messages the kernel wrote to @buf (@used
+ * bytes of it) for a datagram or an error queue entry: the ones struct
+ * nk_anc carries, each as recvmsg() gave it.  Any other is left out.
  */
-static bool nsm_read_dgram(struct nsm_sock *ns, struct socket *sock)
+static void nsm_anc_fill(struct nk_anc *anc, void *buf, size_t used)
 {
-	u32 room = ns->nsm->max_payload - sizeof(struct nk_addr);
-	u32 budget = max(READ_ONCE(sock_budget), 1U);
+	struct msghdr m = { .msg_control = buf, .msg_controllen = used };
+	struct sock_extended_err *ee;
+	struct in6_pktinfo *pi6;
+	struct in_pktinfo *pi;
+	u16 present = 0;
+	struct cmsghdr *c;
+	size_t len;
+	void *d;
+	int v;
+
+	memset(anc, 0, sizeof(*anc));
+	anc->version = NK_ANC_VERSION;
+	anc->size = sizeof(*anc);
+	for_each_cmsghdr(c, &m) {
+		d = CMSG_DATA(c);
+		len = c->cmsg_len - CMSG_LEN(0);
+		v = len >= sizeof(int) ? *(int *)d : len ? *(u8 *)d : 0;
+		switch (c->cmsg_level << 16 | c->cmsg_type) {
+		case SOL_IP << 16 | IP_PKTINFO:
+			if (len < sizeof(*pi))
+				break;
+			pi = d;
+			present |= NK_ANC_PKTINFO;
+			anc->ifindex = cpu_to_le32(pi->ipi_ifindex);
+			memcpy(anc->addr4, &pi->ipi_addr, sizeof(anc->addr4));
+			memcpy(anc->spec_dst, &pi->ipi_spec_dst,
+			       sizeof(anc->spec_dst));
+			break;
+		case SOL_IP << 16 | IP_TOS:
+			present |= NK_ANC_TOS;
+			anc->tos = v;
+			break;
+		case SOL_IP << 16 | IP_TTL:
+			present |= NK_ANC_TTL;
+			anc->ttl = v;
+			break;
+		case SOL_IPV6 << 16 | IPV6_PKTINFO:
+			if (len < sizeof(*pi6))
+				break;
+			pi6 = d;
+			present |= NK_ANC_PKTINFO6;
+			anc->ifindex = cpu_to_le32(pi6->ipi6_ifindex);
+			memcpy(anc->addr6, &pi6->ipi6_addr, sizeof(anc->addr6));
+			break;
+		case SOL_IPV6 << 16 | IPV6_TCLASS:
+			present |= NK_ANC_TCLASS;
+			anc->tclass = v;
+			break;
+		case SOL_IPV6 << 16 | IPV6_HOPLIMIT:
+			present |= NK_ANC_HOPLIMIT;
+			anc->hoplimit = v;
+			break;
+		case SOL_IP << 16 | IP_RECVERR:
+		case SOL_IPV6 << 16 | IPV6_RECVERR:
+			if (len < sizeof(*ee))
+				break;
+			ee = d;
+			present |= c->cmsg_level == SOL_IP ? NK_ANC_ERR :
+							     NK_ANC_ERR6;
+			anc->ee_errno = cpu_to_le32(ee->ee_errno);
+			anc->ee_origin = ee->ee_origin;
+			anc->ee_type = ee->ee_type;
+			anc->ee_code = ee->ee_code;
+			anc->ee_info = cpu_to_le32(ee->ee_info);
+			anc->ee_data = cpu_to_le32(ee->ee_data);
+			if (SO_EE_OFFENDER(ee)->sa_family != AF_UNSPEC)
+				nk_addr_from_sockaddr(&anc->offender,
+						      SO_EE_OFFENDER(ee),
+						      len - sizeof(*ee));
+			break;
+		}
+	}
+	anc->present = cpu_to_le16(present);
+}
+
+/*
+ * Forward the entries of @sock's error queue (IP_RECVERR, IPV6_RECVERR)
+ * within the guest's credit: EV_DATA with NK_F_ANC, the entry's error and
+ * offender in the nk_anc, the destination of the datagram that failed in
+ * the nk_addr, what the error quoted of it as data (at most
+ * NSM_ERRQ_DATA bytes, less when the credit has less room).  An entry
+ * struct nk_anc cannot carry is dropped and counted.
+ * Return: the credit ran out (the guest's CREDIT queues us again).
+ */
+static bool nsm_read_errqueue(struct nsm_sock *ns, struct socket *sock)
+{
+	u32 meta = sizeof(struct nk_anc) + sizeof(struct nk_addr);
+	u8 cbuf[NSM_CMSG_SPACE];
 	struct sockaddr_storage ss;
 	struct msghdr msg;
 	struct nsm_out *out;
 	struct nk_addr *na;
+	struct nk_anc *anc;
+	u32 n;
+	int r;
+
+	while (!skb_queue_empty_lockless(&sock->sk->sk_error_queue)) {
+		n = min3(ns->nsm->max_payload - meta, (u32)NSM_ERRQ_DATA,
+			 nk_credit_tx_space(&ns->tx));
+		if (!n)
+			return true;
+		out = nsm_msg_new(ns->id, NK_EV_DATA, NK_F_ADDR | NK_F_ANC, 0,
+				  meta + n);
+		if (!out)
+			return false;
+		anc = (struct nk_anc *)out->tb->payload;
+		na = (struct nk_addr *)(anc + 1);
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_name = &ss;
+		msg.msg_namelen = sizeof(ss);
+		msg.msg_control = cbuf;
+		msg.msg_controllen = sizeof(cbuf);
+		r = nsm_recv_from(sock, &msg, na + 1, n, MSG_ERRQUEUE);
+		if (r < 0) {
+			nsm_out_free(out);
+			return false;
+		}
+		nsm_anc_fill(anc, cbuf, sizeof(cbuf) - msg.msg_controllen);
+		if (nk_anc_check(anc) ||
+		    !(anc->present & cpu_to_le16(NK_ANC_ERR | NK_ANC_ERR6)) ||
+		    nk_addr_from_sockaddr(na, (struct sockaddr *)&ss,
+					  msg.msg_namelen)) {
+			nsm_out_free(out);
+			nsm_count(ns->nsm, NSM_S_DGRAM_DROPS, 1);
+			continue;
+		}
+		out->tb->hdr.len = cpu_to_le32(meta + r);
+		ns->tx.tx_cnt += r;
+		ns->bytes_out += r;
+		nsm_xmit(ns->nsm, ns, out);
+	}
+	return false;
+}
+
+/*
+ * Read datagrams from @sock (ns->sock or ns->sock6) within the guest's
+ * credit, each with its source address and, when the guest asked for
+ * control messages (nsm_sock.anc_rx), the ones the kernel gave in a
+ * struct nk_anc first.
+ * Return: budget exhausted.
+ */
+static bool nsm_read_dgram(struct nsm_sock *ns, struct socket *sock)
+{
+	u32 meta = sizeof(struct nk_addr) +
+		   (ns->anc_rx ? sizeof(struct nk_anc) : 0);
+	u32 room = ns->nsm->max_payload - meta;
+	u32 budget = max(READ_ONCE(sock_budget), 1U);
+	u8 cbuf[NSM_CMSG_SPACE];
+	struct sockaddr_storage ss;
+	struct nk_anc *anc = NULL;
+	struct msghdr msg;
+	struct nsm_out *out;
+	struct nk_addr *na;
 	int size, r;
+
+	if (ns->anc && nsm_read_errqueue(ns, sock))
+		return false;
 
 	while (budget) {
 		memset(&msg, 0, sizeof(msg));
@@ -578,12 +737,19 @@ static bool nsm_read_dgram(struct nsm_sock *ns, struct socket *sock)
 		if (nk_credit_tx_space(&ns->tx) < size)
 			return false;
 
-		out = nsm_msg_new(ns->id, NK_EV_DATA, NK_F_ADDR, 0,
-				  sizeof(*na) + size);
+		out = nsm_msg_new(ns->id, NK_EV_DATA,
+				  NK_F_ADDR | (ns->anc_rx ? NK_F_ANC : 0), 0,
+				  meta + size);
 		if (!out)
 			return true;
-		na = (struct nk_addr *)out->tb->payload;
 		memset(&msg, 0, sizeof(msg));
+		na = (struct nk_addr *)out->tb->payload;
+		if (ns->anc_rx) {
+			anc = (struct nk_anc *)out->tb->payload;
+			na = (struct nk_addr *)(anc + 1);
+			msg.msg_control = cbuf;
+			msg.msg_controllen = sizeof(cbuf);
+		}
 		msg.msg_name = &ss;
 		msg.msg_namelen = sizeof(ss);
 		r = nsm_recv_from(sock, &msg, na + 1, size, 0);
@@ -599,7 +765,10 @@ static bool nsm_read_dgram(struct nsm_sock *ns, struct socket *sock)
 				nsm_count(ns->nsm, NSM_S_DGRAM_DROPS, 1);
 			continue;
 		}
-		out->tb->hdr.len = cpu_to_le32(sizeof(*na) + r);
+		if (anc)
+			nsm_anc_fill(anc, cbuf,
+				     sizeof(cbuf) - msg.msg_controllen);
+		out->tb->hdr.len = cpu_to_le32(meta + r);
 		ns->tx.tx_cnt += r;
 		ns->bytes_out += r;
 		nsm_xmit(ns->nsm, ns, out);

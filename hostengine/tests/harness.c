@@ -618,6 +618,15 @@ uint64_t h_json_u64(json_object *o, const char *key)
 	return json_object_get_uint64(v);
 }
 
+void h_assert_addr(const uint8_t *p, int family, const char *ip, uint16_t port)
+{
+	struct nk_addr want;
+
+	assert_int_equal(nk_addr_parse(&want, ip, port), 0);
+	assert_int_equal(want.family, family);
+	assert_memory_equal(p, &want, sizeof(want));
+}
+
 void h_counters(const char *ep, struct h_counters *c)
 {
 	json_object *r = h_ctl_ok("{\"cmd\":\"stats\",\"endpoint\":\"%s\"}", ep);

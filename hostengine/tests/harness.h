@@ -183,6 +183,8 @@ uint64_t h_counter(const char *ep, enum h_cnt c);
 json_object *h_list_ep(const char *ep);
 const char *h_json_str(json_object *o, const char *key);
 uint64_t h_json_u64(json_object *o, const char *key);
+/* @p holds the nk_addr of @family, @ip and @port (nk_addr_parse()). */
+void h_assert_addr(const uint8_t *p, int family, const char *ip, uint16_t port);
 /* sockets EP: the entry for guest socket @gsock, NULL if none (new ref). */
 json_object *h_sock_entry(const char *ep, uint32_t gsock);
 /* The NSM id the engine mapped @guest's @gsock to (asserted present). */

@@ -887,6 +887,94 @@ static void t_nsm_event_not_owned(void **state)
 	h_pass();
 }
 
+/* A struct nk_anc that passes nk_anc_check(): IP_TTL 64. */
+static void anc_ttl(uint8_t *p)
+{
+	struct nk_anc a = {
+		.version = NK_ANC_VERSION,
+		.size = sizeof(a),
+		.present = NK_ANC_TTL,
+		.ttl = 64,
+	};
+
+	memcpy(p, &a, sizeof(a));
+}
+
+/*
+ * protocol.rst, "Ancillary data": a datagram socket of a guest and NSM that
+ * agreed NK_FEAT_ANC reaches the NSM marked NK_SOCK_ANC, and its SOCKET
+ * reply lists the guest's addresses; an EV_DATA's struct nk_anc passes
+ * whole when it keeps the rules, is refused (EV_PROTO_ERROR
+ * NK_PERR_REFUSED, -EPROTO) when it breaks one or is on a stream socket,
+ * and credit counts only the data after it.
+ */
+static void t_ancillary_data(void **state)
+{
+	uint8_t buf[256], rbuf[256];
+	uint32_t dg = h_new_sock_id(), st = h_new_sock_id(), dgn, stn;
+	struct h_counters n0, g0;
+	struct nk_hdr h, rep;
+	struct tnsm_rec r;
+	struct nk_addr a;
+	json_object *e;
+	size_t pos;
+	int len;
+
+	(void)state;
+	pos = tnsm_log_count(W.nsm);
+	h_hdr(&h, NK_OP_SOCKET, dg);
+	h.flags = NK_F_CREDIT;
+	h.buf_alloc = 65536;
+	h.arg[0] = 2;
+	h.arg[1] = 2;
+	assert_int_equal(h_call(W.vm1, &h, NULL, 0, &rep, rbuf, sizeof(rbuf)), 0);
+	assert_int_equal(rep.len, 2 * sizeof(struct nk_addr));
+	h_assert_addr(rbuf, 2, "10.0.0.11", 0);
+	h_assert_addr(rbuf + sizeof(struct nk_addr), 10, "fd00::11", 0);
+	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
+	assert_int_equal(r.h.arg[3], NK_SOCK_ANC | (uint64_t)H_ID_VM1 << 32);
+	dgn = h_nsm_id(H_VM1, dg);
+	assert_int_equal(h_socket(W.vm1, st, 2, 1, 65536, NULL), 0);
+	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
+	assert_int_equal(r.h.arg[3], (uint64_t)H_ID_VM1 << 32);
+	stn = h_nsm_id(H_VM1, st);
+
+	/* A good one passes as it is; credit counts the 10 bytes of data. */
+	anc_ttl(buf);
+	assert_int_equal(nk_addr_parse(&a, "198.51.100.9", 53), 0);
+	memcpy(buf + sizeof(struct nk_anc), &a, sizeof(a));
+	memset(buf + sizeof(struct nk_anc) + sizeof(a), 'd', 10);
+	len = sizeof(struct nk_anc) + sizeof(a) + 10;
+	h_hdr(&h, NK_EV_DATA, dgn);
+	h.flags = NK_F_ADDR | NK_F_ANC;
+	h_nsm_send(&h, buf, len);
+	assert_int_equal(h_recv(W.vm1, &rep, rbuf, sizeof(rbuf), H_TIMEOUT_MS), len);
+	assert_int_equal(rep.op, NK_EV_DATA);
+	assert_int_equal(rep.flags, NK_F_ADDR | NK_F_ANC);
+	assert_int_equal(rep.sock, dg);
+	assert_memory_equal(rbuf, buf, len);
+	e = h_sock_entry(H_VM1, dg);
+	assert_int_equal(h_json_u64(e, "nsm_tx_cnt"), 10);
+	json_object_put(e);
+
+	/* A bad one (version 2), and a good one on a stream socket. */
+	h_counters(H_NSM, &n0);
+	h_counters(H_VM1, &g0);
+	buf[0] = 2;
+	h_nsm_send(&h, buf, len);
+	nsm_perr(&pos, -EPROTO, NK_EV_DATA, 0, NK_PERR_REFUSED);
+	buf[0] = NK_ANC_VERSION;
+	h.sock = stn;
+	h_nsm_send(&h, buf, len);
+	nsm_perr(&pos, -EPROTO, NK_EV_DATA, 0, NK_PERR_REFUSED);
+	h_recv_none(W.vm1, H_QUIET_MS);
+	h_assert_delta(H_NSM, &n0, HC_PROTO_ERRORS, 2);
+	h_assert_delta(H_VM1, &g0, HC_EVENTS, 0);
+	h_close(W.vm1, st);
+	h_close(W.vm1, dg);
+	h_pass();
+}
+
 static void t_credit_violation_send(void **state)
 {
 	uint8_t data[1500];
@@ -1150,6 +1238,7 @@ static const struct CMUnitTest tests[] = {
 	T(t_credit_stale_fwd_cnt),
 	T(t_outstanding_table_full),
 	T(t_limit_keys_config),
+	T(t_ancillary_data),
 };
 
 /* tests[], then a test a row of bad_msgs[], named after the row. */

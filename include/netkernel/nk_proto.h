@@ -103,7 +103,8 @@ struct nk_hdr {
 #define NK_F_ADDR	0x0002	/* payload starts with a struct nk_addr (datagrams) */
 #define NK_F_CREDIT	0x0004	/* buf_alloc and fwd_cnt are valid */
 #define NK_F_MORE	0x0008	/* SEND: more data follows (MSG_MORE) */
-#define NK_F_KNOWN	(NK_F_REPLY | NK_F_ADDR | NK_F_CREDIT | NK_F_MORE)
+#define NK_F_ANC	0x0010	/* datagram EV_DATA: payload starts with struct nk_anc */
+#define NK_F_KNOWN	(NK_F_REPLY | NK_F_ADDR | NK_F_CREDIT | NK_F_MORE | NK_F_ANC)
 
 /*
  * Operations.  "G" is the guest, "E" the host engine, "N" the NSM.  A
@@ -126,13 +127,13 @@ struct nk_hdr {
  *                                                  sockets (0: not said);
  *                                                  payload: endpoint name
  *                                                  with its NUL
- *  SOCKET        a0 family (2, 10), a1 type        status
- *                (1 stream, 2 dgram), a2 protocol
- *                (0, 6, 17), a3 NK_SOCK_* flags.
- *                E -> N adds a3 bits 32..63: guest
- *                endpoint id, payload: the guest's
- *                source addresses as nk_addr, its
- *                IPv4 one first (0 to 2 of them)
+ *  SOCKET        a0 family (2, 10), a1 type        status; E -> G, to a
+ *                (1 stream, 2 dgram), a2 protocol  guest with NK_FEAT_ANC,
+ *                (0, 6, 17), a3 NK_SOCK_* flags.   status 0: payload the
+ *                E -> N adds a3 bits 32..63: guest guest's source addresses
+ *                endpoint id, payload: the guest's as nk_addr (0 to 2, IPv4
+ *                source addresses as nk_addr, its  first), whatever the
+ *                IPv4 one first (0 to 2 of them)   NSM's reply carried
  *  BIND          payload nk_addr                   status
  *  LISTEN        a0 backlog                        status
  *  ACCEPT        a0 new socket id, a1 NK_SOCK_*    status, payload peer nk_addr;
@@ -164,7 +165,8 @@ struct nk_hdr {
  * reset by its peer as EV_ERROR -ECONNRESET then EV_HUP; EV_ERROR hands
  * the socket's pending error over (the NSM's SO_ERROR reads 0 afterwards),
  * so the guest answers SO_ERROR itself:
- *  EV_DATA       payload data (NK_F_ADDR: nk_addr first), counted by credit
+ *  EV_DATA       payload data (NK_F_ADDR: nk_addr first; NK_F_ANC: struct
+ *                nk_anc before that), counted by credit
  *  EV_ACCEPT     a0 connections waiting in the accept queue
  *  EV_CONNECTED  a non-blocking CONNECT completed; payload: none, or the
  *                socket's local nk_addr (what GETSOCKNAME would answer)
@@ -225,7 +227,8 @@ enum nk_op {
 #define NK_FEAT_INET6		(1ULL << 0)	/* AF_INET6 sockets */
 #define NK_FEAT_DGRAM		(1ULL << 1)	/* SOCK_DGRAM sockets */
 #define NK_FEAT_INFO		(1ULL << 2)	/* NSM: answers NK_OP_INFO */
-#define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO)
+#define NK_FEAT_ANC		(1ULL << 3)	/* datagrams carry struct nk_anc (NK_F_ANC) */
+#define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC)
 
 /* Largest payload any endpoint may send or be sent; HELLO agrees on less. */
 #define NK_MAX_PAYLOAD		65536
@@ -234,6 +237,12 @@ enum nk_op {
 
 /* SOCKET and ACCEPT a3/a1 flags. */
 #define NK_SOCK_V6ONLY		0x1	/* IPV6_V6ONLY at creation */
+/*
+ * SOCKET a3, set by the engine only (E -> N; a guest's gets -EINVAL): the
+ * guest and the NSM both agreed NK_FEAT_ANC, so the NSM may send this
+ * socket's datagrams with NK_F_ANC.
+ */
+#define NK_SOCK_ANC		0x2
 
 /* SEND a0 flags: the subset of MSG_* that crosses the wire. */
 #define NK_MSG_OOB		0x1
@@ -276,6 +285,68 @@ struct nk_addr {
 	__be32	flowinfo;
 	__u8	addr[16];
 	__le32	scope_id;
+};
+
+/*
+ * Ancillary data of one datagram (NK_F_ANC, with NK_FEAT_ANC agreed): the
+ * control messages a native socket would give or take with it.  It comes
+ * first in the payload, before the nk_addr of NK_F_ADDR, and credit does
+ * not count it.  version is NK_ANC_VERSION and size sizeof(struct nk_anc);
+ * present says which fields hold something (NK_ANC_*), and every byte of
+ * a field not present is 0.
+ *
+ * EV_DATA (N -> G): what the NSM's kernel socket gave for the datagram,
+ * each only when the guest's socket asked for it.  PKTINFO: ifindex the
+ * NSM's interface (the guest names its own), addr4 ipi_addr, spec_dst
+ * ipi_spec_dst; PKTINFO6: ifindex, addr6 ipi6_addr; TOS, TTL, TCLASS,
+ * HOPLIMIT: the header's values.  ERR and ERR6 (alone: nothing else is
+ * present) make the message an entry of the socket's error queue, not
+ * data: IP_RECVERR's or IPV6_RECVERR's sock_extended_err (ee_*; origin
+ * LOCAL, ICMP or, for ERR6, ICMP6; errno 1 to 4095) and its offender
+ * (family 0 and all 0: none); the nk_addr is the datagram's destination
+ * and the data what the error quoted of it.
+ *
+ * Only EV_DATA (N -> G) carries it: a source address that sendmsg()'s
+ * IP_PKTINFO or IPV6_PKTINFO names is checked by the guest against the
+ * addresses its SOCKET reply listed (the NSM sends from them anyway).
+ */
+#define NK_ANC_VERSION		1
+
+#define NK_ANC_PKTINFO		0x01	/* IP_PKTINFO: ifindex, addr4, spec_dst */
+#define NK_ANC_TTL		0x02	/* IP_TTL: ttl */
+#define NK_ANC_TOS		0x04	/* IP_TOS: tos */
+#define NK_ANC_PKTINFO6		0x08	/* IPV6_PKTINFO: ifindex, addr6 */
+#define NK_ANC_HOPLIMIT		0x10	/* IPV6_HOPLIMIT: hoplimit */
+#define NK_ANC_TCLASS		0x20	/* IPV6_TCLASS: tclass */
+#define NK_ANC_ERR		0x40	/* IP_RECVERR entry: ee_*, offender */
+#define NK_ANC_ERR6		0x80	/* IPV6_RECVERR entry: ee_*, offender */
+#define NK_ANC_KNOWN		0xff
+
+/* nk_anc.ee_origin: Linux's SO_EE_ORIGIN_* that an error entry may carry. */
+#define NK_EE_ORIGIN_LOCAL	1
+#define NK_EE_ORIGIN_ICMP	2
+#define NK_EE_ORIGIN_ICMP6	3
+
+struct nk_anc {
+	__u8	version;	/* NK_ANC_VERSION */
+	__u8	size;		/* sizeof(struct nk_anc) */
+	__le16	present;	/* NK_ANC_* */
+	__le32	ifindex;
+	__u8	addr6[16];
+	__u8	addr4[4];
+	__u8	spec_dst[4];
+	__u8	tos;
+	__u8	tclass;
+	__u8	ttl;
+	__u8	hoplimit;
+	__le32	ee_errno;
+	__u8	ee_origin;
+	__u8	ee_type;
+	__u8	ee_code;
+	__u8	ee_pad;
+	__le32	ee_info;
+	__le32	ee_data;
+	struct nk_addr offender;
 };
 
 /*
@@ -335,7 +406,7 @@ enum nk_sock_state {
  * a receiver announces buf_alloc, the bytes it will hold for the socket, and
  * fwd_cnt, the bytes it has consumed so far.  A sender that has sent tx_cnt
  * bytes may send n more only if (u32)(tx_cnt + n - fwd_cnt) <= buf_alloc.
- * Only SEND and EV_DATA payload (nk_addr excluded) is counted.  The engine
+ * Only SEND and EV_DATA payload (nk_addr and nk_anc excluded) is counted.  The engine
  * checks every data message against the credit the receiver announced and
  * refuses what exceeds it, so no party, the engine included, ever holds more
  * than buf_alloc bytes for a socket that stops reading.  EV_DATA beyond the
@@ -356,5 +427,6 @@ _Static_assert(sizeof(struct nk_config) == 8, "nk_config is 8 bytes");
 _Static_assert(sizeof(struct nk_hdr) == 64, "nk_hdr is one cache line");
 _Static_assert(sizeof(struct nk_addr) == 28, "nk_addr is 28 bytes");
 _Static_assert(sizeof(struct nk_sock_info) == 104, "nk_sock_info is 104 bytes");
+_Static_assert(sizeof(struct nk_anc) == 80, "nk_anc is 80 bytes");
 
 #endif /* _NETKERNEL_NK_PROTO_H */

@@ -46,6 +46,33 @@ static void check_addr(const uint8_t *p, uint32_t plen)
 	(void)nk_addr_is_loopback(&na);
 }
 
+/* An EV_DATA's struct nk_anc, as nk_af.c takes it. */
+static void check_anc(const uint8_t *p, uint32_t plen)
+{
+	u16 present, err;
+	struct nk_anc anc;
+
+	if (plen < sizeof(anc))
+		return;
+	memcpy(&anc, p, sizeof(anc));
+	if (nk_anc_check(&anc))
+		return;
+	present = le16_to_cpu(anc.present);
+	err = present & (NK_ANC_ERR | NK_ANC_ERR6);
+	assert(anc.version == NK_ANC_VERSION && anc.size == sizeof(anc));
+	assert(!(present & ~NK_ANC_KNOWN));
+	assert(!err || present == NK_ANC_ERR || present == NK_ANC_ERR6);
+	if (err) {
+		assert(le32_to_cpu(anc.ee_errno) && le32_to_cpu(anc.ee_errno) <= MAX_ERRNO);
+		if (anc.offender.family)
+			assert(!nk_addr_check(&anc.offender));
+	} else {
+		assert(!anc.ee_errno && !anc.offender.family);
+	}
+	if (!(present & (NK_ANC_PKTINFO | NK_ANC_PKTINFO6)))
+		assert(!anc.ifindex);
+}
+
 static void check_hello(const struct nk_hdr *h, const uint8_t *p, uint32_t plen,
 			uint32_t max_payload)
 {
@@ -138,8 +165,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(strcmp(nk_op_name(le16_to_cpu(h.op)), "?"));
 		if (le16_to_cpu(h.op) == NK_OP_HELLO)
 			check_hello(&h, buf + sizeof(h), plen, max_payload);
-		if (le16_to_cpu(h.flags) & NK_F_ADDR)
+		if (le16_to_cpu(h.flags) & NK_F_ANC) {
+			assert(le16_to_cpu(h.op) == NK_EV_DATA && (le16_to_cpu(h.flags) & NK_F_ADDR));
+			check_anc(buf + sizeof(h), plen);
+			if (plen >= sizeof(struct nk_anc))
+				check_addr(buf + sizeof(h) + sizeof(struct nk_anc),
+					   plen - sizeof(struct nk_anc));
+		} else if (le16_to_cpu(h.flags) & NK_F_ADDR) {
 			check_addr(buf + sizeof(h), plen);
+		}
 	}
 	check_credit(data + n, size - n);
 	return 0;

@@ -16,7 +16,7 @@ OP = dict(HELLO=1, SOCKET=2, BIND=3, LISTEN=4, ACCEPT=5, CONNECT=6, SEND=7,
           GETPEERNAME=13, IOCTL=14, CREDIT=15)
 EV = dict(DATA=0x101, ACCEPT=0x102, CONNECTED=0x103, WRITABLE=0x104,
           HUP=0x105, ERROR=0x106, RESET=0x107)
-F_REPLY, F_ADDR, F_CREDIT, F_MORE = 1, 2, 4, 8
+F_REPLY, F_ADDR, F_CREDIT, F_MORE, F_ANC = 1, 2, 4, 8, 0x10
 GUEST, NSM = 0, 1
 
 
@@ -34,6 +34,18 @@ def addr4(ip, port):
 def addr6(ip, port, scope=0):
     return struct.pack('<H', 10) + struct.pack('>H', port) + bytes(4) + \
         bytes(ip) + struct.pack('<I', scope)
+
+
+# struct nk_anc (80 bytes) and its NK_ANC_* bits
+ANC_PKTINFO, ANC_TTL, ANC_TOS, ANC_ERR = 0x01, 0x02, 0x04, 0x40
+
+
+def anc(present, ifindex=0, addr4=bytes(4), spec_dst=bytes(4), tos=0, ttl=0,
+        ee=(0, 0, 0, 0, 0, 0), offender=bytes(28)):
+    errno, origin, typ, code, info, data = ee
+    return struct.pack('<BBHI', 1, 80, present, ifindex) + bytes(16) + \
+        bytes(addr4) + bytes(spec_dst) + bytes([tos, 0, ttl, 0]) + \
+        struct.pack('<IBBBBII', errno, origin, typ, code, 0, info, data) + offender
 
 
 def msg(op, payload=b'', **kw):
@@ -57,6 +69,14 @@ def nk_msg_seeds():
                                                 flags=F_ADDR, sock=3)),
         'ev-data-credit': nk_msg_seed(GUEST, msg(EV['DATA'], b'y' * 1000, flags=F_CREDIT,
                                                  sock=3, buf_alloc=65536), credit),
+        'ev-data-anc': nk_msg_seed(GUEST, msg(
+            EV['DATA'], anc(ANC_PKTINFO | ANC_TTL | ANC_TOS, 2, [10, 0, 0, 2], [10, 0, 0, 2],
+                            0x20, 63) + addr4([10, 0, 0, 1], 53) + b'a' * 20,
+            flags=F_ADDR | F_ANC, sock=3)),
+        'ev-data-errqueue': nk_msg_seed(GUEST, msg(
+            EV['DATA'], anc(ANC_ERR, ee=(111, 2, 3, 3, 0, 0),
+                            offender=addr4([10, 0, 0, 1], 0)) +
+            addr4([10, 0, 0, 1], 9) + b'u', flags=F_ADDR | F_ANC, sock=3)),
         'send-addr6': nk_msg_seed(NSM, msg(OP['SEND'], addr6(v6, 443, 2) + b'z' * 10,
                                            flags=F_ADDR, sock=7, req_id=9)),
         'connect-reply': nk_msg_seed(GUEST, msg(OP['CONNECT'], flags=F_REPLY, sock=3,
@@ -119,6 +139,16 @@ def engine_seeds():
         + run() + submit(NSM0, hdr(OP['SOCKET'], flags=F_REPLY, sock=1, req_id=1)) + run() +
         submit(VM1, msg(OP['SEND'], addr4([10, 0, 0, 1], 53) + b'q' * 40, flags=F_ADDR,
                         sock=5)) + run(),
+        'dgram-anc': mp + post(VM1, 64 + 65536, 4) + post(NSM0, 64 + 65536, 4) +
+        submit(VM1, hdr(OP['SOCKET'], sock=5, req_id=2, args=(AF_INET, SOCK_DGRAM, 0, 0)))
+        + run() + submit(NSM0, hdr(OP['SOCKET'], flags=F_REPLY | F_CREDIT, sock=1, req_id=1,
+                                   buf_alloc=65536)) + run() +
+        submit(VM1, hdr(OP['CREDIT'], flags=F_CREDIT, sock=5, buf_alloc=65536)) + run() +
+        submit(NSM0, msg(EV['DATA'], anc(ANC_ERR, ee=(111, 2, 3, 3, 0, 0),
+                                         offender=addr4([10, 0, 0, 1], 0)) +
+                         addr4([10, 0, 0, 1], 9) + b'u', flags=F_ADDR | F_ANC, sock=1)) +
+        submit(NSM0, msg(EV['DATA'], anc(ANC_TTL, ttl=64) + addr4([10, 0, 0, 1], 9) +
+                         b'v' * 10, flags=F_ADDR | F_ANC, sock=1)) + run(2),
         # A guest whose payload limit is larger than its NSM's.
         'bind-larger-than-nsm': bytes([mp_byte(8192), 0, mp_byte(2048), 0]) +
         post(VM1, 64 + 8192, 4) + post(NSM0, 64 + 2048, 4) + sock + run() + sock_reply +

@@ -8,6 +8,7 @@
  *                     nk_hdr_check_len/fields, nk_op_sendable, nk_op_name
  *   netkernel_hello   nk_hello_reply_parse
  *   netkernel_addr    nk_addr_check, sockaddr <-> nk_addr, loopback
+ *   netkernel_anc     nk_anc_check(), the layout of struct nk_anc
  *   netkernel_credit  nk_credit_ok(), nk_hdr_data_len() and the
  *                     nk_credit_tx/rx helpers
  *
@@ -158,7 +159,7 @@ static const struct hdr_case hdr_cases[] = {
 	  U32_MAX, 0, 0 },
 
 	/* flags */
-	{ "unknown_flag_0x10", GUEST, NK_EV_DATA, 0x10, 0, 64, 4096, 0, -EINVAL },
+	{ "unknown_flag_0x20", GUEST, NK_EV_DATA, 0x20, 0, 64, 4096, 0, -EINVAL },
 	{ "unknown_flag_0x8000", NSM, NK_OP_SEND, 0x8000, 0, 64, 4096, 0,
 	  -EINVAL },
 	{ "all_flags_set", GUEST, NK_OP_SEND, 0xffff, 0, 64, 4096, 0, -EINVAL },
@@ -183,6 +184,15 @@ static const struct hdr_case hdr_cases[] = {
 	  -EINVAL },
 	{ "more_on_credit", NSM, NK_OP_CREDIT, NK_F_MORE | NK_F_CREDIT, 0, 64,
 	  4096, 0, -EINVAL },
+	/* nk_proto.h: NK_F_ANC on a datagram's EV_DATA, which has NK_F_ADDR */
+	{ "anc_addr_on_ev_data", GUEST, NK_EV_DATA, NK_F_ANC | NK_F_ADDR, 108, 172,
+	  4096, 0, 0 },
+	{ "anc_without_addr_on_ev_data", GUEST, NK_EV_DATA, NK_F_ANC, 80, 144,
+	  4096, 0, -EINVAL },
+	{ "anc_on_send", NSM, NK_OP_SEND, NK_F_ANC | NK_F_ADDR, 108, 172, 4096, 0,
+	  -EINVAL },
+	{ "anc_on_ev_error", GUEST, NK_EV_ERROR, NK_F_ANC, 0, 64, 4096, 0,
+	  -EINVAL },
 
 	/* who may be sent what */
 	{ "guest_gets_reply", GUEST, NK_OP_CONNECT, R, 0, 64, 4096, 0, 0 },
@@ -275,7 +285,7 @@ static void hdr_check_unknown_flag_bits(struct kunit *test)
 		KUNIT_EXPECT_EQ_MSG(test, nk_hdr_check(&h, HDR_SIZE, NSM, 4096),
 				    -EINVAL, "nsm SEND flag 0x%x", f);
 	}
-	KUNIT_EXPECT_EQ(test, NK_F_KNOWN, 0xf);
+	KUNIT_EXPECT_EQ(test, NK_F_KNOWN, 0x1f);
 }
 
 /*
@@ -1391,6 +1401,13 @@ static void hdr_data_len(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), -EMSGSIZE);
 	hdr_make(&h, NK_OP_SEND, NK_F_MORE, 0, 0);
 	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 0);
+	/* nk_proto.h: "credit does not count" the 80-byte nk_anc either */
+	hdr_make(&h, NK_EV_DATA, NK_F_ADDR | NK_F_ANC, 200, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 200 - 28 - 80);
+	hdr_make(&h, NK_EV_DATA, NK_F_ADDR | NK_F_ANC, 108, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), 0);
+	hdr_make(&h, NK_EV_DATA, NK_F_ADDR | NK_F_ANC, 107, 0);
+	KUNIT_EXPECT_EQ(test, nk_hdr_data_len(&h), -EMSGSIZE);
 }
 
 /* nk_credit_rx_fill(): the header says buf_alloc and fwd_cnt, fwd_sent follows. */
@@ -1857,6 +1874,222 @@ static void sock_info_layout(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, NK_INFO_MAX(NK_MIN_PAYLOAD), 19);
 }
 
+/* ====================================================================== */
+/* netkernel_anc                                                          */
+/* ====================================================================== */
+
+enum anc_mut {
+	AM_NONE, AM_EMPTY, AM_V6, AM_ERR, AM_ERR_NO_OFFENDER, AM_ERR6_ICMP6,
+	AM_VERSION, AM_SIZE, AM_UNKNOWN_BIT, AM_IFINDEX_NO_PKTINFO,
+	AM_ADDR6_NO_PKTINFO6, AM_SPEC_DST_NO_PKTINFO, AM_TTL_NOT_PRESENT,
+	AM_TCLASS_NOT_PRESENT, AM_EE_WITHOUT_ERR, AM_ERR_AND_TTL, AM_ERR_AND_ERR6,
+	AM_ERRNO_0, AM_ERRNO_4096, AM_ORIGIN_0, AM_ICMP6_ON_ERR,
+	AM_ORIGIN_ZEROCOPY, AM_EE_PAD, AM_OFFENDER_BAD, AM_OFFENDER_FAMILY_0_DATA,
+};
+
+struct anc_case {
+	const char *name;
+	enum anc_mut mut;
+	int want;
+};
+
+/* Rows from the nk_anc rules of nk_proto.h and protocol.rst. */
+static const struct anc_case anc_cases[] = {
+	{ "pktinfo_tos_ttl", AM_NONE, 0 },
+	{ "nothing_present", AM_EMPTY, 0 },
+	{ "pktinfo6_tclass_hoplimit", AM_V6, 0 },
+	{ "err_icmp_port_unreachable", AM_ERR, 0 },
+	{ "err_local_no_offender", AM_ERR_NO_OFFENDER, 0 },
+	{ "err6_icmp6", AM_ERR6_ICMP6, 0 },
+	{ "version_2", AM_VERSION, -EINVAL },
+	{ "size_79", AM_SIZE, -EINVAL },
+	{ "unknown_present_bit", AM_UNKNOWN_BIT, -EINVAL },
+	{ "ifindex_without_pktinfo", AM_IFINDEX_NO_PKTINFO, -EINVAL },
+	{ "addr6_without_pktinfo6", AM_ADDR6_NO_PKTINFO6, -EINVAL },
+	{ "spec_dst_without_pktinfo", AM_SPEC_DST_NO_PKTINFO, -EINVAL },
+	{ "ttl_not_present", AM_TTL_NOT_PRESENT, -EINVAL },
+	{ "tclass_not_present", AM_TCLASS_NOT_PRESENT, -EINVAL },
+	{ "ee_without_err", AM_EE_WITHOUT_ERR, -EINVAL },
+	{ "err_with_ttl", AM_ERR_AND_TTL, -EINVAL },
+	{ "err_and_err6", AM_ERR_AND_ERR6, -EINVAL },
+	{ "errno_0", AM_ERRNO_0, -EINVAL },
+	{ "errno_4096", AM_ERRNO_4096, -EINVAL },
+	{ "origin_none", AM_ORIGIN_0, -EINVAL },
+	{ "origin_icmp6_on_err", AM_ICMP6_ON_ERR, -EINVAL },
+	{ "origin_zerocopy", AM_ORIGIN_ZEROCOPY, -EINVAL },
+	{ "ee_pad_set", AM_EE_PAD, -EINVAL },
+	{ "offender_v4_high_bytes", AM_OFFENDER_BAD, -EINVAL },
+	{ "offender_family_0_with_data", AM_OFFENDER_FAMILY_0_DATA, -EINVAL },
+};
+
+static void anc_case_desc(const struct anc_case *c, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "%s", c->name);
+}
+
+KUNIT_ARRAY_PARAM(anc, anc_cases, anc_case_desc);
+
+static void anc_err(struct nk_anc *a, u16 present, u8 origin)
+{
+	a->present = cpu_to_le16(present);
+	a->ifindex = 0;
+	memset(a->addr4, 0, sizeof(a->addr4));
+	memset(a->spec_dst, 0, sizeof(a->spec_dst));
+	a->tos = 0;
+	a->ttl = 0;
+	a->ee_errno = cpu_to_le32(ECONNREFUSED);
+	a->ee_origin = origin;
+	a->ee_type = 3;
+	a->ee_code = 3;
+	a->offender.family = cpu_to_le16(AF_INET);
+	a->offender.addr[0] = 10;
+}
+
+static void anc_block(struct nk_anc *a, enum anc_mut mut)
+{
+	memset(a, 0, sizeof(*a));
+	a->version = NK_ANC_VERSION;
+	a->size = sizeof(*a);
+	a->present = cpu_to_le16(NK_ANC_PKTINFO | NK_ANC_TOS | NK_ANC_TTL);
+	a->ifindex = cpu_to_le32(2);
+	a->addr4[0] = 10;
+	a->spec_dst[0] = 10;
+	a->tos = 0x20;
+	a->ttl = 64;
+	switch (mut) {
+	case AM_NONE:
+		break;
+	case AM_EMPTY:
+		memset(a, 0, sizeof(*a));
+		a->version = NK_ANC_VERSION;
+		a->size = sizeof(*a);
+		break;
+	case AM_V6:
+		anc_block(a, AM_EMPTY);
+		a->present = cpu_to_le16(NK_ANC_PKTINFO6 | NK_ANC_TCLASS |
+					 NK_ANC_HOPLIMIT);
+		a->ifindex = cpu_to_le32(2);
+		a->addr6[0] = 0xfd;
+		a->tclass = 0x20;
+		a->hoplimit = 64;
+		break;
+	case AM_ERR:
+		anc_err(a, NK_ANC_ERR, NK_EE_ORIGIN_ICMP);
+		break;
+	case AM_ERR_NO_OFFENDER:
+		anc_err(a, NK_ANC_ERR, NK_EE_ORIGIN_LOCAL);
+		memset(&a->offender, 0, sizeof(a->offender));
+		break;
+	case AM_ERR6_ICMP6:
+		anc_err(a, NK_ANC_ERR6, NK_EE_ORIGIN_ICMP6);
+		a->offender.family = cpu_to_le16(AF_INET6);
+		break;
+	case AM_VERSION:
+		a->version = 2;
+		break;
+	case AM_SIZE:
+		a->size = sizeof(*a) - 1;
+		break;
+	case AM_UNKNOWN_BIT:
+		a->present |= cpu_to_le16(0x100);
+		break;
+	case AM_IFINDEX_NO_PKTINFO:
+		a->present = cpu_to_le16(NK_ANC_TTL);
+		memset(a->addr4, 0, sizeof(a->addr4));
+		memset(a->spec_dst, 0, sizeof(a->spec_dst));
+		a->tos = 0;
+		break;
+	case AM_ADDR6_NO_PKTINFO6:
+		a->addr6[15] = 1;
+		break;
+	case AM_SPEC_DST_NO_PKTINFO:
+		a->present = cpu_to_le16(NK_ANC_PKTINFO6 | NK_ANC_TOS | NK_ANC_TTL);
+		memset(a->addr4, 0, sizeof(a->addr4));
+		break;
+	case AM_TTL_NOT_PRESENT:
+		a->present = cpu_to_le16(NK_ANC_PKTINFO | NK_ANC_TOS);
+		break;
+	case AM_TCLASS_NOT_PRESENT:
+		a->tclass = 1;
+		break;
+	case AM_EE_WITHOUT_ERR:
+		a->ee_info = cpu_to_le32(1500);
+		break;
+	case AM_ERR_AND_TTL:
+		anc_err(a, NK_ANC_ERR | NK_ANC_TTL, NK_EE_ORIGIN_ICMP);
+		a->ttl = 64;
+		break;
+	case AM_ERR_AND_ERR6:
+		anc_err(a, NK_ANC_ERR | NK_ANC_ERR6, NK_EE_ORIGIN_ICMP);
+		break;
+	case AM_ERRNO_0:
+		anc_err(a, NK_ANC_ERR, NK_EE_ORIGIN_ICMP);
+		a->ee_errno = 0;
+		break;
+	case AM_ERRNO_4096:
+		anc_err(a, NK_ANC_ERR, NK_EE_ORIGIN_ICMP);
+		a->ee_errno = cpu_to_le32(4096);
+		break;
+	case AM_ORIGIN_0:
+		anc_err(a, NK_ANC_ERR, 0);
+		break;
+	case AM_ICMP6_ON_ERR:
+		anc_err(a, NK_ANC_ERR, NK_EE_ORIGIN_ICMP6);
+		break;
+	case AM_ORIGIN_ZEROCOPY:
+		anc_err(a, NK_ANC_ERR6, 5);	/* SO_EE_ORIGIN_ZEROCOPY */
+		break;
+	case AM_EE_PAD:
+		anc_err(a, NK_ANC_ERR, NK_EE_ORIGIN_ICMP);
+		a->ee_pad = 1;
+		break;
+	case AM_OFFENDER_BAD:
+		anc_err(a, NK_ANC_ERR, NK_EE_ORIGIN_ICMP);
+		a->offender.addr[4] = 1;
+		break;
+	case AM_OFFENDER_FAMILY_0_DATA:
+		anc_err(a, NK_ANC_ERR, NK_EE_ORIGIN_ICMP);
+		a->offender.family = 0;
+		break;
+	}
+}
+
+static void anc_check_table(struct kunit *test)
+{
+	const struct anc_case *c = test->param_value;
+	struct nk_anc a;
+
+	anc_block(&a, c->mut);
+	KUNIT_EXPECT_EQ(test, nk_anc_check(&a), c->want);
+}
+
+/* The wire layout nk_proto.h and protocol.rst give. */
+static void anc_layout(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, sizeof(struct nk_anc), 80);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_anc, present), 2);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_anc, ifindex), 4);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_anc, addr6), 8);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_anc, addr4), 24);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_anc, spec_dst), 28);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_anc, tos), 32);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_anc, hoplimit), 35);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_anc, ee_errno), 36);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_anc, ee_info), 44);
+	KUNIT_EXPECT_EQ(test, offsetof(struct nk_anc, offender), 52);
+}
+
+static struct kunit_case netkernel_anc_cases[] = {
+	KUNIT_CASE_PARAM(anc_check_table, anc_gen_params),
+	KUNIT_CASE(anc_layout),
+	{}
+};
+
+static struct kunit_suite netkernel_anc_suite = {
+	.name = "netkernel_anc",
+	.test_cases = netkernel_anc_cases,
+};
+
 static struct kunit_case netkernel_info_cases[] = {
 	KUNIT_CASE_PARAM(info_req_check_table, info_req_gen_params),
 	KUNIT_CASE_PARAM(sock_info_check_table, info_gen_params),
@@ -1871,7 +2104,7 @@ static struct kunit_suite netkernel_info_suite = {
 
 kunit_test_suites(&netkernel_msg_suite, &netkernel_hello_suite,
 		  &netkernel_addr_suite, &netkernel_credit_suite,
-		  &netkernel_info_suite);
+		  &netkernel_info_suite, &netkernel_anc_suite);
 
 MODULE_DESCRIPTION("KUnit tests for NetKernel's nk message helpers");
 MODULE_LICENSE("GPL");

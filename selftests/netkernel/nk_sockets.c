@@ -22,6 +22,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <linux/bpf.h>
+#include <linux/errqueue.h>
 #include <linux/sockios.h>
 #include <linux/udp.h>
 #include <net/if.h>
@@ -2200,6 +2201,224 @@ static void udp_refused_server(void)
 	ctl_expect("DONE");
 }
 
+/* ------------------------------------------------------ ancillary data */
+
+/* The control message @level/@type of @msg, or NULL; its data length in @len. */
+static void *cmsg_find(struct msghdr *msg, int level, int type, size_t *len)
+{
+	struct cmsghdr *c;
+
+	for (c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+		if (c->cmsg_level == level && c->cmsg_type == type) {
+			*len = c->cmsg_len - CMSG_LEN(0);
+			return CMSG_DATA(c);
+		}
+	}
+	return NULL;
+}
+
+/* recvmsg() one datagram of @want bytes with room for control messages. */
+static void cmsg_recv(int fd, struct msghdr *msg, void *ctl, size_t ctl_len, int flags,
+		      ssize_t want)
+{
+	static char data[64];
+	static struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) };
+	static struct sockaddr_storage from;
+
+	memset(msg, 0, sizeof(*msg));
+	msg->msg_name = &from;
+	msg->msg_namelen = sizeof(from);
+	msg->msg_iov = &iov;
+	msg->msg_iovlen = 1;
+	msg->msg_control = ctl;
+	msg->msg_controllen = ctl_len;
+	CHECK_RET(recvmsg(fd, msg, flags), want, "recvmsg");
+	CHECK(!(msg->msg_flags & MSG_CTRUNC), "control messages truncated");
+}
+
+#define TEST_TOS	0x20	/* CS1, ECN 0 */
+
+/* IP_PKTINFO, IP_RECVTOS, IP_RECVTTL and SO_TIMESTAMPNS on a received datagram. */
+static void udp_cmsg_client(void)
+{
+	struct sockaddr_in srv = peer_port(ctl_recv_long("PORT"));
+	char ctl[512];
+	struct in_pktinfo *pi;
+	struct timespec now, *ts;
+	struct msghdr msg;
+	uint16_t port = 0;
+	size_t len;
+	long long d;
+	int fd, *ttl;
+	uint8_t *tos;
+
+	fd = bound_socket(SOCK_DGRAM, &port);
+	set_int_opt(fd, IPPROTO_IP, IP_PKTINFO, 1);
+	set_int_opt(fd, IPPROTO_IP, IP_RECVTOS, 1);
+	set_int_opt(fd, IPPROTO_IP, IP_RECVTTL, 1);
+	set_int_opt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+	ctl_send("SRC %u", port);
+	wait_ev(fd, POLLIN);
+	cmsg_recv(fd, &msg, ctl, sizeof(ctl), 0, 4);
+	CHECK(same_addr((struct sockaddr_in *)msg.msg_name, &srv), "datagram from %s",
+	      addr_str((struct sockaddr_in *)msg.msg_name));
+
+	pi = cmsg_find(&msg, IPPROTO_IP, IP_PKTINFO, &len);
+	CHECK(pi && len == sizeof(*pi), "no IP_PKTINFO control message");
+	CHECK(pi->ipi_ifindex > 0, "IP_PKTINFO ifindex %d", pi->ipi_ifindex);
+	CHECK(pi->ipi_addr.s_addr == cur->self.sin_addr.s_addr,
+	      "IP_PKTINFO ipi_addr %s, expected %s", inet_ntoa(pi->ipi_addr),
+	      addr_str(&cur->self));
+	CHECK(pi->ipi_spec_dst.s_addr == cur->self.sin_addr.s_addr,
+	      "IP_PKTINFO ipi_spec_dst %s, expected %s", inet_ntoa(pi->ipi_spec_dst),
+	      addr_str(&cur->self));
+	tos = cmsg_find(&msg, IPPROTO_IP, IP_TOS, &len);
+	CHECK(tos && len == 1, "no IP_TOS control message");
+	CHECK(*tos == TEST_TOS, "IP_TOS %#x, expected %#x", *tos, TEST_TOS);
+	ttl = cmsg_find(&msg, IPPROTO_IP, IP_TTL, &len);
+	CHECK(ttl && len == sizeof(int), "no IP_TTL control message");
+	CHECK(*ttl > 0 && *ttl <= 255, "IP_TTL %d", *ttl);
+	ts = cmsg_find(&msg, SOL_SOCKET, SO_TIMESTAMPNS, &len);
+	CHECK(ts && len == sizeof(*ts), "no SO_TIMESTAMPNS control message");
+	CHECK_OK(clock_gettime(CLOCK_REALTIME, &now), "clock_gettime");
+	d = (now.tv_sec - ts->tv_sec) * 1000LL + (now.tv_nsec - ts->tv_nsec) / 1000000;
+	CHECK(d >= 0 && d < io_timeout_ms, "SO_TIMESTAMPNS %lld ms before now", d);
+	ctl_send("DONE");
+	xclose(fd);
+}
+
+static void udp_cmsg_server(void)
+{
+	uint16_t port = 0;
+	struct sockaddr_in to;
+	int fd = bound_socket(SOCK_DGRAM, &port);
+
+	set_int_opt(fd, IPPROTO_IP, IP_TOS, TEST_TOS);
+	ctl_send("PORT %u", port);
+	to = peer_port(ctl_recv_long("SRC"));
+	CHECK_RET(sendto(fd, "ping", 4, 0, (struct sockaddr *)&to, sizeof(to)), 4, "sendto");
+	ctl_expect("DONE");
+	xclose(fd);
+}
+
+/*
+ * IP_RECVERR: an ICMP port unreachable lands on the error queue of an
+ * unconnected and of a connected socket; MSG_ERRQUEUE gives the datagram,
+ * its destination and a sock_extended_err with the offender, and reading
+ * it clears the socket's pending error.
+ */
+static void udp_errqueue_one(const struct sockaddr_in *srv, bool connected)
+{
+	long long end = now_ms() + io_timeout_ms;
+	struct sock_extended_err *ee;
+	struct sockaddr_in *off;
+	struct msghdr msg;
+	char ctl[512];
+	size_t len;
+	short rev;
+	int fd;
+
+	step = connected ? "connected" : "unconnected";
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	set_int_opt(fd, IPPROTO_IP, IP_RECVERR, 1);
+	if (connected)
+		CHECK_OK(connect(fd, (struct sockaddr *)srv, sizeof(*srv)), "connect");
+	for (;;) {
+		CHECK(now_ms() < end, "no error queued after %d ms", io_timeout_ms);
+		if (sendto(fd, "u", 1, 0, connected ? NULL : (struct sockaddr *)srv,
+			   connected ? 0 : sizeof(*srv)) < 0) {
+			/* The error is pending on the connected socket: the queue has it too. */
+			CHECK(connected && errno == ECONNREFUSED, "sendto: %m");
+		}
+		rev = wait_fd(fd, POLLIN, 1000);
+		if (rev & POLLERR)
+			break;
+		CHECK(!rev, "poll: %#x", rev);
+	}
+	cmsg_recv(fd, &msg, ctl, sizeof(ctl), MSG_ERRQUEUE, 1);
+	CHECK(msg.msg_flags & MSG_ERRQUEUE, "no MSG_ERRQUEUE in msg_flags");
+	CHECK(same_addr((struct sockaddr_in *)msg.msg_name, srv), "msg_name %s, expected %s",
+	      addr_str((struct sockaddr_in *)msg.msg_name), addr_str(srv));
+	ee = cmsg_find(&msg, IPPROTO_IP, IP_RECVERR, &len);
+	CHECK(ee && len == sizeof(*ee) + sizeof(*off), "no IP_RECVERR control message");
+	CHECK(ee->ee_errno == ECONNREFUSED, "ee_errno %u", ee->ee_errno);
+	CHECK(ee->ee_origin == SO_EE_ORIGIN_ICMP, "ee_origin %u", ee->ee_origin);
+	CHECK(ee->ee_type == 3 && ee->ee_code == 3, "ICMP type %u code %u", ee->ee_type,
+	      ee->ee_code);
+	off = (struct sockaddr_in *)SO_EE_OFFENDER(ee);
+	CHECK(off->sin_family == AF_INET && off->sin_addr.s_addr == srv->sin_addr.s_addr,
+	      "offender %s", inet_ntoa(off->sin_addr));
+	/* A second datagram's error may be queued too: the last one clears SO_ERROR. */
+	while (recvmsg(fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT) >= 0)
+		;
+	CHECK(errno == EAGAIN, "MSG_ERRQUEUE on an empty queue: %m");
+	CHECK(get_int_opt(fd, SOL_SOCKET, SO_ERROR) == 0, "SO_ERROR after MSG_ERRQUEUE");
+	xclose(fd);
+}
+
+static void udp_errqueue_client(void)
+{
+	struct sockaddr_in srv = peer_port(ctl_recv_long("PORT"));
+
+	udp_errqueue_one(&srv, false);
+	udp_errqueue_one(&srv, true);
+	ctl_send("DONE");
+}
+
+/*
+ * sendmsg() with IP_PKTINFO: our own address as the source is honoured;
+ * an address that is not ours fails the route lookup (ENETUNREACH), a
+ * multicast one is EINVAL, and neither sends anything.
+ */
+static void udp_pktinfo_send_client(void)
+{
+	struct sockaddr_in srv = peer_port(ctl_recv_long("PORT"));
+	char ctl[CMSG_SPACE(sizeof(struct in_pktinfo))] = { 0 };
+	struct iovec iov = { .iov_base = "src", .iov_len = 3 };
+	struct msghdr msg = {
+		.msg_name = &srv, .msg_namelen = sizeof(srv),
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = ctl, .msg_controllen = sizeof(ctl),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	struct in_pktinfo *pi = (struct in_pktinfo *)CMSG_DATA(c);
+	uint16_t port = 0;
+	int fd;
+
+	c->cmsg_level = IPPROTO_IP;
+	c->cmsg_type = IP_PKTINFO;
+	c->cmsg_len = CMSG_LEN(sizeof(*pi));
+	fd = bound_socket(SOCK_DGRAM, &port);
+	ctl_send("SRC %u", port);
+	pi->ipi_spec_dst.s_addr = htonl(0xc0000201);	/* 192.0.2.1: not ours */
+	CHECK_ERR(sendmsg(fd, &msg, 0), ENETUNREACH, "sendmsg from 192.0.2.1");
+	pi->ipi_spec_dst.s_addr = htonl(0xe0000001);	/* 224.0.0.1 */
+	CHECK_ERR(sendmsg(fd, &msg, 0), EINVAL, "sendmsg from 224.0.0.1");
+	pi->ipi_spec_dst = cur->self.sin_addr;
+	CHECK_RET(sendmsg(fd, &msg, 0), 3, "sendmsg from our own address");
+	ctl_expect("GOT");
+	xclose(fd);
+}
+
+static void udp_pktinfo_send_server(void)
+{
+	struct sockaddr_in from;
+	uint16_t port = 0;
+	char buf[16];
+	int fd = bound_socket(SOCK_DGRAM, &port);
+	int src;
+
+	ctl_send("PORT %u", port);
+	src = ctl_recv_long("SRC");
+	CHECK_RET(udp_recv(fd, buf, sizeof(buf), 0, &from), 3, "recvfrom");
+	CHECK(!memcmp(buf, "src", 3), "received \"%.3s\"", buf);
+	CHECK(ntohs(from.sin_port) == src && from.sin_addr.s_addr == cur->peer.sin_addr.s_addr,
+	      "datagram from %s, expected port %d of %s", addr_str(&from), src,
+	      addr_str(&cur->peer));
+	ctl_send("GOT");
+	xclose(fd);
+}
+
 /* ----------------------------------------------------------------- IPv6 */
 
 static struct sockaddr_in6 mapped(struct in_addr a, uint16_t port)
@@ -2535,6 +2754,64 @@ static void ipv6_udp(void)
 	CHECK(!memcmp(buf, "pong", 4), "received \"%.4s\", expected \"pong\"", buf);
 	CHECK(len == sizeof(from) && same_addr(&from, &want), "reply from %s, expected %s",
 	      addr_str(&from), addr_str(&want));
+	ctl_send("DONE");
+	xclose(fd);
+}
+
+/* IPV6_RECVPKTINFO, IPV6_RECVTCLASS and IPV6_RECVHOPLIMIT on a received datagram. */
+static void ipv6_udp_cmsg(void)
+{
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	struct sockaddr_in6 peer;
+	socklen_t slen = sizeof(s6);
+	struct in6_pktinfo *pi;
+	char ctl[512], buf[64];
+	struct msghdr msg;
+	size_t len;
+	int fd, *v;
+
+	ipv6_agree();
+	fd = xsocket(AF_INET6, SOCK_DGRAM);
+	set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+	if (!cur->client) {
+		/* Learn the client's address from its ping, then answer it. */
+		CHECK_OK(bind(fd, (struct sockaddr *)&s6, sizeof(s6)), "bind [::]");
+		CHECK_OK(getsockname(fd, (struct sockaddr *)&s6, &slen), "getsockname");
+		set_int_opt(fd, IPPROTO_IPV6, IPV6_TCLASS, TEST_TOS);
+		ctl_send("PORT %u", ntohs(s6.sin6_port));
+		wait_ev(fd, POLLIN);
+		slen = sizeof(peer);
+		CHECK_RET(recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&peer, &slen), 4,
+			  "recvfrom");
+		CHECK_RET(sendto(fd, "pong", 4, 0, (struct sockaddr *)&peer, slen), 4, "sendto");
+		inet_ntop(AF_INET6, &peer.sin6_addr, buf, sizeof(buf));
+		ctl_send("SELF %s", buf);
+		ctl_expect("DONE");
+		xclose(fd);
+		return;
+	}
+	peer = cur->peer6;
+	peer.sin6_port = htons(ctl_recv_long("PORT"));
+	set_int_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+	set_int_opt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, 1);
+	set_int_opt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1);
+	CHECK_RET(sendto(fd, "ping", 4, 0, (struct sockaddr *)&peer, sizeof(peer)), 4,
+		  "sendto");
+	wait_ev(fd, POLLIN);
+	cmsg_recv(fd, &msg, ctl, sizeof(ctl), 0, 4);
+	ctl_parse("SELF", buf, sizeof(buf));
+	CHECK_OK(inet_pton(AF_INET6, buf, &s6.sin6_addr) == 1 ? 0 : -1, "SELF address");
+	pi = cmsg_find(&msg, IPPROTO_IPV6, IPV6_PKTINFO, &len);
+	CHECK(pi && len == sizeof(*pi), "no IPV6_PKTINFO control message");
+	CHECK(pi->ipi6_ifindex > 0, "IPV6_PKTINFO ifindex %d", pi->ipi6_ifindex);
+	CHECK(!memcmp(&pi->ipi6_addr, &s6.sin6_addr, sizeof(s6.sin6_addr)),
+	      "IPV6_PKTINFO address is not ours (%s)", buf);
+	v = cmsg_find(&msg, IPPROTO_IPV6, IPV6_TCLASS, &len);
+	CHECK(v && len == sizeof(int), "no IPV6_TCLASS control message");
+	CHECK(*v == TEST_TOS, "IPV6_TCLASS %#x, expected %#x", *v, TEST_TOS);
+	v = cmsg_find(&msg, IPPROTO_IPV6, IPV6_HOPLIMIT, &len);
+	CHECK(v && len == sizeof(int), "no IPV6_HOPLIMIT control message");
+	CHECK(*v > 0 && *v <= 255, "IPV6_HOPLIMIT %d", *v);
 	ctl_send("DONE");
 	xclose(fd);
 }
@@ -3108,6 +3385,9 @@ static const struct test_case cases[] = {
 	CASE("udp_connected", udp_connected_client, udp_connected_server),
 	CASE("udp_boundaries_msg_trunc", udp_trunc_client, udp_trunc_server),
 	CASE("udp_econnrefused", udp_refused_client, udp_refused_server),
+	CASE("udp_cmsg_pktinfo_tos_ttl_timestamp", udp_cmsg_client, udp_cmsg_server),
+	CASE("udp_errqueue_icmp", udp_errqueue_client, udp_refused_server),
+	CASE("udp_sendmsg_pktinfo", udp_pktinfo_send_client, udp_pktinfo_send_server),
 	CASE("udp_connect_unspec", udp_connect_unspec_client, udp_connect_unspec_server),
 	CASE("tcp_connect_unspec", tcp_connect_unspec_client, tcp_connect_unspec_server),
 	CASE("so_domain_protocol_type", so_domain, no_server),
@@ -3118,6 +3398,7 @@ static const struct test_case cases[] = {
 	CASE_P("ipv6_v6only.passive", ipv6_v6only, ipv6_v6only),
 	CASE("ipv6_tcp", ipv6_tcp, ipv6_tcp),
 	CASE("ipv6_udp", ipv6_udp, ipv6_udp),
+	CASE("ipv6_udp_cmsg", ipv6_udp_cmsg, ipv6_udp_cmsg),
 	CASE("ipv6_dual_options", ipv6_dual_options, ipv6_dual_options),
 	CASE("ipv6_listen_twice", ipv6_listen_twice, ipv6_listen_twice),
 	CASE("signal_eintr", sig_eintr_client, sig_eintr_server),
