@@ -221,38 +221,30 @@ def table(engine, lab, iso=(), sharing=()):
             lines.append(w % (r["test"], r["metric"], r["unit"], fmt(r["engine"]),
                               fmt(r["baseline"]) + " " + r["baseline_name"], fmt(r["ratio"])))
         lines.append("")
-    if lab:
-        lines.append("end to end (median [min..max]; ratio from neighbouring runs)")
-        lines.append(w % ("test", "metric", "unit", "netkernel", "baseline", "netkernel / baseline"))
-        for r in lab:
-            lines.append(w % (r["test"], r["metric"], r["unit"], fmt(r["netkernel"]),
-                              fmt(r["baseline"]), fmt(r["ratio"])))
-    if iso:
-        lines.append("")
-        lines.append("isolation: vm1 with vm2 at its limit / alone (median [min..max])")
-        wi = "%-18s" + w[len("%-12s"):]
-        lines.append(wi % ("test", "metric", "unit", "vm2 at limit", "alone",
-                           "at limit / alone"))
-        for r in iso:
-            lines.append(wi % (r["test"], r["metric"], r["unit"], fmt(r["vm2_at_limit"]),
-                              fmt(r["alone"]), fmt(r["ratio"])))
-    shares = [r for r in sharing if kind(r["test"]) == "share"]
-    floods = [r for r in sharing if kind(r["test"]) == "flood"]
-    if shares:
-        lines.append("")
-        lines.append("guests sharing one NSM, vm1 weight 1, vm2 weight W (share_*_wW)")
-        lines.append(w % ("test", "metric", "unit", "vm1", "vm2",
-                          "vm2 / vm1 / W (1 = shared by weight)"))
-        for r in shares:
-            lines.append(w % (r["test"], r["metric"], r["unit"], fmt(r["first"]),
-                              fmt(r["second"]), fmt(r["ratio"])))
-    if floods:
-        lines.append("")
-        lines.append("vm1's request-response alone and while vm2 floods the NSM")
-        lines.append(w % ("test", "metric", "unit", "alone", "flooded", "flooded / alone"))
-        for r in floods:
-            lines.append(w % (r["test"], r["metric"], r["unit"], fmt(r["first"]),
-                              fmt(r["second"]), fmt(r["ratio"])))
+
+    def section(title, head, rows, a, b, w=w):
+        """A table of rows comparing sides a and b, their ratio last."""
+        if not rows:
+            return
+        if lines and lines[-1]:
+            lines.append("")
+        lines.append(title)
+        lines.append(w % (("test", "metric", "unit") + head))
+        for r in rows:
+            lines.append(w % (r["test"], r["metric"], r["unit"], fmt(r[a]), fmt(r[b]),
+                              fmt(r["ratio"])))
+
+    section("end to end (median [min..max]; ratio from neighbouring runs)",
+            ("netkernel", "baseline", "netkernel / baseline"), lab, "netkernel", "baseline")
+    section("isolation: vm1 with vm2 at its limit / alone (median [min..max])",
+            ("vm2 at limit", "alone", "at limit / alone"), iso, "vm2_at_limit", "alone",
+            w="%-18s" + w[len("%-12s"):])
+    section("guests sharing one NSM, vm1 weight 1, vm2 weight W (share_*_wW)",
+            ("vm1", "vm2", "vm2 / vm1 / W (1 = shared by weight)"),
+            [r for r in sharing if kind(r["test"]) == "share"], "first", "second")
+    section("vm1's request-response alone and while vm2 floods the NSM",
+            ("alone", "flooded", "flooded / alone"),
+            [r for r in sharing if kind(r["test"]) == "flood"], "first", "second")
     return "\n".join(lines)
 
 
