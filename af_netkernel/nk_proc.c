@@ -4,7 +4,7 @@
  * network namespace, in the spirit of /proc/net/tcp:
  *
  *   id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd \
- *   rx_cnt buf_alloc fwd_cnt rmem drops
+ *   rx_cnt buf_alloc fwd_cnt rmem drops path
  *
  * st is the TCP state number as in /proc/net/tcp (01 established,
  * 02 syn-sent, 07 close, 0A listen); a reset socket shows "R" after it.
@@ -14,7 +14,11 @@
  * rmem is the memory the receive queue holds (sk_rmem_alloc: the skbs'
  * truesize, bounded by the receive buffer), drops the datagrams dropped
  * because it was full (sk_drops, as /proc/net/udp's drops).
- * An address not known yet shows as "*".
+ * An address not known yet shows as "*".  path says which half carries
+ * the socket (nk_af.c): "nsm", "local" (the guest's own stack: st and the
+ * addresses are its native socket's, the counters zero) or "both" (not
+ * decided yet: unconnected, or a listener or UDP socket on a wildcard or
+ * own address, whose counters are the NSM half's).
  *
  * Locking: the nk_socks lock from start to stop (sockets in the table stay
  * alive under it), nks->lock for each line.
@@ -78,25 +82,33 @@ static void nk_proc_stop(struct seq_file *seq, void *v)
 static int nk_proc_show(struct seq_file *seq, void *v)
 {
 	struct nk_sock *nks = v;
+	struct nk_addr local, peer;
 	struct sock *sk;
+	int state;
 
 	if (v == SEQ_START_TOKEN) {
-		seq_puts(seq, "id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd rx_cnt buf_alloc fwd_cnt rmem drops\n");
+		seq_puts(seq, "id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd rx_cnt buf_alloc fwd_cnt rmem drops path\n");
 		return 0;
 	}
 	sk = &nks->sk;
 	spin_lock(&nks->lock);
+	state = sk->sk_state;
+	local = nks->local;
+	peer = nks->peer;
+	if (nks->path == NK_PATH_LOCAL)
+		nk_sock_local_proc(nks, &state, &local, &peer);
 	seq_printf(seq, "%u %s%c %02X%s", nks->id,
 		   sk->sk_type == SOCK_STREAM ? "tcp" : "udp",
-		   nks->family == AF_INET6 ? '6' : ' ', sk->sk_state,
+		   nks->family == AF_INET6 ? '6' : ' ', state,
 		   nks->reset ? "R" : "");
-	nk_proc_addr(seq, &nks->local);
-	nk_proc_addr(seq, &nks->peer);
-	seq_printf(seq, " %llu %llu %u %u %u %u %u %u %d %d\n",
+	nk_proc_addr(seq, &local);
+	nk_proc_addr(seq, &peer);
+	seq_printf(seq, " %llu %llu %u %u %u %u %u %u %d %d %s\n",
 		   nks->bytes_sent, nks->bytes_rcvd, nks->tx.tx_cnt,
 		   nks->tx.peer_buf_alloc, nks->tx.peer_fwd_cnt,
 		   nks->rx.rx_cnt, nks->rx.buf_alloc, nks->rx.fwd_cnt,
-		   sk_rmem_alloc_get(sk), atomic_read(&sk->sk_drops));
+		   sk_rmem_alloc_get(sk), atomic_read(&sk->sk_drops),
+		   nk_sock_path_name(nks));
 	spin_unlock(&nks->lock);
 	return 0;
 }

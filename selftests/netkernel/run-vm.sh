@@ -12,6 +12,11 @@
 #   netkernel guest: server side   nk_sockets server in vm1, client in the world
 #   baseline guest: client side    the same, unchanged, in the baseline guest
 #   baseline guest: server side
+#   netkernel guest: loopback      server (on 0.0.0.0) and client both in vm1,
+#                                  over 127.0.0.1 and ::1
+#   netkernel guest: own address   the same over vm1's own address (the
+#                                  engine's, which lab-init.sh puts on lo)
+#   baseline guest: loopback, own address   the same natively
 #   adversarial: ...               floods from the world (adversarial.sh),
 #                                  against the NetKernel and the baseline guest
 #   console clean: <vm>            no WARN, BUG, oops, hung task, lockdep
@@ -24,7 +29,8 @@
 # Each suite run's own KTAP is printed indented, as a subtest of its test
 # point.  Exits non-zero on any failure.
 #
-# usage: selftests/netkernel/run-vm.sh
+# usage: selftests/netkernel/run-vm.sh [TEST...]   (TEST: names of the table
+# below, e.g. nk_local_lo; default all)
 # Environment: NK_SUITE_TIMEOUT (seconds per suite run, default 300),
 # NK_SOCKETS (a prebuilt static nk_sockets: no make; nk_flood beside it),
 # NK_SUITE_ARGS (more client options, e.g. "--run tcp_msg_peek"),
@@ -85,6 +91,8 @@ TEST_NAMES=(
 	nk_client nk_server base_client base_server
 	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
 	nginx_nk nginx_base
+	nk_local_lo nk_local_own base_local_lo base_local_own
+	httpd_local_nk httpd_local_base
 )
 TEST_DESCS=(
 	"netkernel guest: client side"
@@ -97,10 +105,16 @@ TEST_DESCS=(
 	"adversarial: tcp 1-byte segments, base"
 	"nginx, Debian's default configuration: vm1 serves a file to the world"
 	"nginx, Debian's default configuration: base serves a file to the world"
+	"netkernel guest: loopback (127.0.0.1, ::1)"
+	"netkernel guest: own address"
+	"baseline guest: loopback (127.0.0.1, ::1)"
+	"baseline guest: own address"
+	"busybox httpd and wget http://localhost/ in vm1"
+	"busybox httpd and wget http://localhost/ in base"
 )
 down_points=4	# topo_down_ktap's
 
-ktap_begin $(($(ktap_table_count) + down_points))
+ktap_begin $(($(ktap_table_count "$@") + down_points))
 
 finish() {
 	ktap_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
@@ -170,21 +184,54 @@ client_side() {
 	return "$status"
 }
 
-# server_side VM: the server in VM, the client in the world; the suite's
-# KTAP as the subtest of the point TEST_DESC.
-server_side() {
-	local vm=$1 name=$TEST_DESC out status=0 t=$SECONDS ip port_hex
-	ip=$(topo_vm_ip "$vm")
+# vm_server_start VM: the suite's server in the background in VM, on the
+# wildcard; returns once it listens (its NetKernel socket, or a native
+# one on the baseline).
+vm_server_start() {
+	local vm=$1 port_hex
 	port_hex=$(printf '%04X' "$suite_port")
-	# The server runs in the background in the guest; wait until it
-	# listens (its NetKernel socket, or a native one on the baseline).
-	if ! lab_vm_exec "$vm" 60 "$(suite_server "$guest_bin" 0.0.0.0) >/tmp/nk_sockets-server.log 2>&1 &
+	lab_vm_exec "$vm" 60 "$(suite_server "$guest_bin" 0.0.0.0) >/tmp/nk_sockets-server.log 2>&1 &
 echo \$! >/tmp/nk_sockets-server.pid
 i=0
 until grep -Eqs ':$suite_port |:$port_hex [0-9A-F]+:0000 0A' /proc/net/netkernel /proc/net/tcp /proc/net/tcp6; do
 	[ \$i -lt 100 ] || { echo 'the server does not listen'; cat /tmp/nk_sockets-server.log; exit 1; }
 	sleep 0.2; i=\$((i + 1))
-done" >"$logdir/server-$vm.start.log" 2>&1; then
+done"
+}
+
+# vm_server_stop VM: stop it; its log to stdout.
+vm_server_stop() {
+	lab_vm_exec "$1" 30 'kill $(cat /tmp/nk_sockets-server.pid) 2>/dev/null; sleep 0.5; cat /tmp/nk_sockets-server.log'
+}
+
+# local_side VM ADDR ADDR6: server and client both in VM, the client
+# reaching the server at ADDR (and ADDR6); the suite's KTAP as the subtest
+# of the point TEST_DESC.
+local_side() {
+	local vm=$1 name=$TEST_DESC out status=0 t=$SECONDS
+	if ! vm_server_start "$vm" >"$logdir/server-$vm-local.start.log" 2>&1; then
+		ktap_diag "$name: the server in $vm did not start:"
+		sed 's/^/#   /' "$logdir/server-$vm-local.start.log"
+		return 1
+	fi
+	out=$(lab_vm_exec "$vm" "$suite_timeout" \
+		"$(suite_client "$guest_bin" "$2" "$3")") || status=$?
+	vm_server_stop "$vm" >"$logdir/server-$vm-local-$2.log" 2>&1 || true
+	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
+	if ((status)); then
+		ktap_diag "server log ($vm), its end:"
+		tail -n 10 "$logdir/server-$vm-local-$2.log" | sed 's/^/#   /'
+	fi
+	ktap_subtest "$name" "$out" || status=1
+	return "$status"
+}
+
+# server_side VM: the server in VM, the client in the world; the suite's
+# KTAP as the subtest of the point TEST_DESC.
+server_side() {
+	local vm=$1 name=$TEST_DESC out status=0 t=$SECONDS ip
+	ip=$(topo_vm_ip "$vm")
+	if ! vm_server_start "$vm" >"$logdir/server-$vm.start.log" 2>&1; then
 		ktap_diag "$name: the server in $vm did not start:"
 		sed 's/^/#   /' "$logdir/server-$vm.start.log"
 		return 1
@@ -192,8 +239,7 @@ done" >"$logdir/server-$vm.start.log" 2>&1; then
 	# shellcheck disable=SC2046 # the command line is words
 	out=$(timeout -k 5 "$suite_timeout" ip netns exec "$TOPO_NS" \
 		$(suite_client "$suite_bin" "$ip" "$(topo_vm_ip6 "$vm")") 2>&1) || status=$?
-	lab_vm_exec "$vm" 30 'kill $(cat /tmp/nk_sockets-server.pid) 2>/dev/null; sleep 0.5; cat /tmp/nk_sockets-server.log' \
-		>"$logdir/server-$vm.log" 2>&1 || true
+	vm_server_stop "$vm" >"$logdir/server-$vm.log" 2>&1 || true
 	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
 	if ((status)); then
 		ktap_diag "server log ($vm), its end:"
@@ -213,8 +259,14 @@ test_adv_tcp_flood_nk() { adv_tcp_flood vm1; }
 test_adv_tcp_flood_base() { adv_tcp_flood "$TOPO_BASE"; }
 test_nginx_nk() { prog_nginx vm1; }
 test_nginx_base() { prog_nginx "$TOPO_BASE"; }
+test_nk_local_lo() { local_side vm1 127.0.0.1 ::1; }
+test_nk_local_own() { local_side vm1 "$(topo_vm_ip vm1)" "$(topo_vm_ip6 vm1)"; }
+test_base_local_lo() { local_side "$TOPO_BASE" 127.0.0.1 ::1; }
+test_base_local_own() { local_side "$TOPO_BASE" "$(topo_vm_ip "$TOPO_BASE")" "$(topo_vm_ip6 "$TOPO_BASE")"; }
+test_httpd_local_nk() { prog_httpd_local vm1; }
+test_httpd_local_base() { prog_httpd_local "$TOPO_BASE"; }
 
-ktap_run_table
+ktap_run_table "$@"
 
 ktap_diag "engine counters after the runs:"
 topo_nkctl stats 2>&1 | sed 's/^/#   /' || true
