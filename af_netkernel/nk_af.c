@@ -129,6 +129,9 @@
  *   both halves may carry the socket, to the native half too (the NSM's
  *   answer counts); on a local socket, to the native half only.  The
  *   native half is made eagerly: one sock_create_kern() per socket().
+ *   Costs on the remote path: that sock_create_kern() (and its release)
+ *   per socket, and on an unbound UDP socket's first sendto() the BIND
+ *   (and GETSOCKNAME) that puts both halves on one port.
  *   Differences left: a socket that went local stays local (connect
  *   (AF_UNSPEC) then a remote peer: the guest's stack has no route,
  *   ENETUNREACH), and one that went to the NSM refuses a local
@@ -658,7 +661,8 @@ static void nk_sock_sync_opts(struct nk_sock *nks)
 /* The native half, while it may carry traffic; lockless readers too. */
 static struct socket *nk_lower(const struct nk_sock *nks)
 {
-	return READ_ONCE(nks->path) == NK_PATH_NSM ? NULL : nks->lower;
+	return READ_ONCE(nks->path) == NK_PATH_NSM ? NULL :
+	       READ_ONCE(nks->lower);
 }
 
 static bool nk_is_local(const struct nk_sock *nks)
@@ -1009,6 +1013,7 @@ static int nk_release(struct socket *sock)
 	struct sock *sk = sock->sk;
 	struct socket *lower;
 	struct nk_sock *nks;
+	int i;
 
 	if (!sk)
 		return 0;
@@ -1039,6 +1044,9 @@ static int nk_release(struct socket *sock)
 	/* Out of nk_socks: /proc/net/netkernel no longer looks at it. */
 	if (lower)
 		sock_release(lower);
+	for (i = 0; i < ARRAY_SIZE(nks->lower_spent); i++)
+		if (nks->lower_spent[i])
+			sock_release(nks->lower_spent[i]);
 	sock->sk = NULL;
 	sock_put(sk);
 	return 0;
@@ -1125,26 +1133,84 @@ static void nk_go_local(struct nk_sock *nks)
 }
 
 /*
+ * A new native half for @nks (locked) in place of one bound to a port the
+ * NSM refused: with the old one's SOL_SOCKET options and IPV6_V6ONLY.
+ * The old one cannot be unbound, nor freed while a lockless reader may
+ * hold it: it waits in lower_spent[@slot] for nk_release().
+ */
+static int nk_lower_renew(struct nk_sock *nks, int slot)
+{
+	static const enum sock_flags flags[] = {
+		SOCK_LINGER, SOCK_BROADCAST, SOCK_URGINLINE, SOCK_LOCALROUTE,
+	};
+	struct sock *old = nks->lower->sk, *new;
+	struct socket *lower;
+	int err, i;
+
+	err = sock_create_kern(sock_net(&nks->sk), nks->family,
+			       nks->sk.sk_type, nks->sk.sk_protocol, &lower);
+	if (err)
+		return err;
+	/* Nobody else has @new yet. */
+	new = lower->sk;
+	new->sk_reuse = old->sk_reuse;
+	new->sk_reuseport = old->sk_reuseport;
+	new->sk_ipv6only = old->sk_ipv6only;
+	new->sk_bound_dev_if = old->sk_bound_dev_if;
+	new->sk_userlocks = old->sk_userlocks &
+			    (SOCK_SNDBUF_LOCK | SOCK_RCVBUF_LOCK);
+	WRITE_ONCE(new->sk_sndbuf, old->sk_sndbuf);
+	WRITE_ONCE(new->sk_rcvbuf, old->sk_rcvbuf);
+	WRITE_ONCE(new->sk_rcvtimeo, old->sk_rcvtimeo);
+	WRITE_ONCE(new->sk_sndtimeo, old->sk_sndtimeo);
+	WRITE_ONCE(new->sk_rcvlowat, old->sk_rcvlowat);
+	new->sk_priority = old->sk_priority;
+	new->sk_mark = old->sk_mark;
+	new->sk_lingertime = old->sk_lingertime;
+	for (i = 0; i < ARRAY_SIZE(flags); i++)
+		if (sock_flag(old, flags[i]))
+			sock_set_flag(new, flags[i]);
+	if (sock_flag(old, SOCK_KEEPOPEN))
+		sock_set_keepalive(new);
+	nk_lower_attach(nks->sk.sk_socket, lower);
+	nks->lower_spent[slot] = nks->lower;
+	WRITE_ONCE(nks->lower, lower);
+	return 0;
+}
+
+/*
  * Bind both halves of @nks (locked) to @addr, a wildcard or an own
  * address, on the same port: the native half first, which picks the port
- * when @addr has none, then the NSM's.  Should the NSM refuse (its port
- * space is not the guest's), bind() fails with its error and the socket
- * goes on as an NSM-only one.
+ * when @addr has none, then the NSM's.  The NSM's port space is not the
+ * guest's (its TIME_WAIT connections of this guest, say): a port it
+ * refuses is tried again with a new native half, up to NK_BIND_TRIES
+ * times when the port was the guest's pick; otherwise bind() fails with
+ * the NSM's error and the socket goes on as an NSM-only one.
  */
 static int nk_sock_bind_req(struct nk_sock *nks, const struct nk_addr *na);
 
 static int nk_dual_bind(struct nk_sock *nks, struct sockaddr *addr, int len)
 {
 	struct nk_addr na;
-	int err;
+	int err, try;
 
-	err = kernel_bind(nks->lower, addr, len);
+	err = nk_addr_from_sockaddr(&na, addr, len);
 	if (err)
 		return err;
-	err = nk_addr_from_sockaddr(&na, addr, len);
-	if (!err) {
+	for (try = 1; ; try++) {
+		err = kernel_bind(nks->lower, addr, len);
+		if (err)
+			return err;
+		if (na.port) {
+			err = nk_sock_bind_req(nks, &na);
+			break;
+		}
 		na.port = htons(inet_sk(nks->lower->sk)->inet_num);
 		err = nk_sock_bind_req(nks, &na);
+		na.port = 0;
+		if (err != -EADDRINUSE || try == NK_BIND_TRIES ||
+		    nk_lower_renew(nks, try - 1))
+			break;
 	}
 	if (err)
 		nk_set_path(nks, NK_PATH_NSM);

@@ -19,6 +19,9 @@
 #define AF_NETKERNEL	AF_ECONET
 #define PF_NETKERNEL	AF_NETKERNEL
 
+/* Ports a bind() of both halves tries (nk_dual_bind()). */
+#define NK_BIND_TRIES	4
+
 /* SOL_SOCKET option values last forwarded to the NSM (nk_sock_sync_opts()). */
 struct nk_sol_opts {
 	int reuseaddr;
@@ -63,6 +66,8 @@ struct nk_sol_opts {
  *         protocol in the guest's own stack (NULL for a connection
  *         accepted from the NSM); set before the socket is published and
  *         released only by nk_release()
+ * @lower_spent: native halves bound to a port the NSM refused, replaced
+ *               (nk_lower_renew()); released by nk_release()
  * @path: NK_PATH_*: which half carries the traffic; changes only under
  *        lock_sock, from BOTH to NSM or LOCAL, never back
  */
@@ -95,6 +100,7 @@ struct nk_sock {
 	int late_status;	/* and its status */
 	struct list_head orphan_node;	/* on nk_orphans_close */
 	struct socket *lower;
+	struct socket *lower_spent[NK_BIND_TRIES - 1];
 	u8 path;
 };
 
