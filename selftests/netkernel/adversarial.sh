@@ -44,12 +44,14 @@ adv_meminfo() {
 }
 
 # adv_sock_line VM PORT PROTO: the socket's line (NetKernel: rmem and drops
-# of /proc/net/netkernel; native: /proc/net/udp or tcp) as "RMEM DROPS".
+# of /proc/net/netkernel, found by its header; native: /proc/net/udp or
+# tcp) as "RMEM DROPS".
 adv_sock_line() {
 	local vm=$1 port=$2 proto=$3 hex
 	hex=$(printf '%04X' "$port")
 	lab_vm_exec "$vm" 30 "if [ -e /proc/net/netkernel ]; then
-	awk '\$2 ~ /^$proto/ && \$3 != \"0A\" && (\$4 ~ /:$port\$/ || \$5 ~ /:$port\$/) { print \$(NF - 1), \$NF; exit }' /proc/net/netkernel
+	awk 'NR == 1 { for (i = 1; i <= NF; i++) col[\$i] = i; next }
+	\$2 ~ /^$proto/ && \$3 != \"0A\" && (\$4 ~ /:$port\$/ || \$5 ~ /:$port\$/) { print \$col[\"rmem\"], \$col[\"drops\"]; exit }' /proc/net/netkernel
 else
 	set -- \$(awk '\$2 ~ /:$hex\$/ && \$4 != \"0A\" { split(\$5, q, \":\"); print q[2], \$NF; exit }' /proc/net/$proto)
 	[ -n \"\$1\" ] && echo \$(printf %d 0x\$1) \$2
