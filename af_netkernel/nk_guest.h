@@ -20,6 +20,9 @@
 #define AF_NETKERNEL	AF_ECONET
 #define PF_NETKERNEL	AF_NETKERNEL
 
+/* Ports a bind() of both halves tries (nk_dual_bind()). */
+#define NK_BIND_TRIES	4
+
 /* SOL_SOCKET option values last forwarded to the NSM (nk_sock_sync_opts()). */
 struct nk_sol_opts {
 	int reuseaddr;
@@ -60,6 +63,14 @@ struct nk_sol_opts {
  * @reset: the socket is gone on the NSM side (EV_RESET or device removal)
  * @revive: a UDP socket or a listener whose NSM side the engine reset: it
  *          is made again on whichever NSM serves next (nk_revive_work)
+ * @lower: the native half: a kernel socket of the same family, type and
+ *         protocol in the guest's own stack (NULL for a connection
+ *         accepted from the NSM); set before the socket is published and
+ *         released only by nk_release()
+ * @lower_spent: native halves bound to a port the NSM refused, replaced
+ *               (nk_lower_renew()); released by nk_release()
+ * @path: NK_PATH_*: which half carries the traffic; changes only under
+ *        lock_sock, from BOTH to NSM or LOCAL, never back
  */
 struct nk_sock {
 	struct sock sk;
@@ -89,6 +100,16 @@ struct nk_sock {
 	u64 late_req;		/* a reply that came while the call gave up */
 	int late_status;	/* and its status */
 	struct list_head orphan_node;	/* on nk_orphans_close */
+	struct socket *lower;
+	struct socket *lower_spent[NK_BIND_TRIES - 1];
+	u8 path;
+};
+
+/* Which half of an nk_sock carries its traffic (see nk_af.c's notes). */
+enum {
+	NK_PATH_NSM,	/* the NSM only: a remote peer */
+	NK_PATH_BOTH,	/* not yet decided: both halves, on the same port */
+	NK_PATH_LOCAL,	/* the guest's own stack only: a local peer */
 };
 
 static inline struct nk_sock *nk_sk(const struct sock *sk)
@@ -106,6 +127,13 @@ extern struct nk_sockid_table nk_socks;
 int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 		   int family, struct nk_dev *nd);
 bool nk_sock_wanted(struct nk_dev *nd, int family, int type, int protocol);
+struct sock *nk_sock_local_sk(struct sock *sk);
+bool nk_sock_has_lower(const struct sock *sk);
+int nk_sock_sol_setsockopt(struct socket *sock, int level, int optname,
+			   sockptr_t optval, unsigned int optlen);
+const char *nk_sock_path_name(const struct nk_sock *nks);
+void nk_sock_local_proc(struct nk_sock *nks, int *state, struct nk_addr *local,
+			struct nk_addr *peer);
 
 /* nk_policy.c */
 enum nk_bpf_op {

@@ -14,6 +14,11 @@
 #                   copy has the guest's sha256, and nginx's error log has
 #                   no error or warning
 #
+#   prog_httpd_local VM   busybox httpd and busybox wget http://localhost/
+#                   in the same VM (localhost from /etc/hosts, as Debian
+#                   writes it: 127.0.0.1 and ::1): the copy has the file's
+#                   sha256, fetched over each
+#
 # prog_initrd_args adds the programs to TOPO_INITRD_ARGS before topo_build;
 # a program that is not installed (tools/install-deps.sh installs it) is a
 # failed test point, not a skipped one.
@@ -280,4 +285,31 @@ echo "tcp_diag and udp_diag unloaded"') || {
 	}
 	ktap_diag "unloading af_netkernel in vm1:" "$out"
 	return 0
+}
+
+# prog_httpd_local VM: one test point.
+prog_httpd_local() {
+	local vm=$1 name="busybox httpd and wget http://localhost/ in $1" out rc=0
+	out=$(topo_exec "$vm" 120 'set -e
+[ -s /etc/hosts ] || printf "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n" >/etc/hosts
+mkdir -p /tmp/www
+head -c 262144 /dev/urandom >/tmp/www/file
+busybox httpd -f -p 8080 -h /tmp/www &
+pid=$!
+i=0
+until grep -Eqs ":1F90 [0-9A-F]+:0000 0A|:8080 " /proc/net/netkernel /proc/net/tcp /proc/net/tcp6; do
+	[ $i -lt 100 ] || { echo "httpd does not listen"; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+want=$(sha256sum </tmp/www/file)
+for url in http://localhost:8080/file http://127.0.0.1:8080/file "http://[::1]:8080/file"; do
+	rm -f /tmp/got
+	busybox wget -q -O /tmp/got "$url" || { echo "wget $url failed"; rc=1; continue; }
+	got=$(sha256sum </tmp/got)
+	[ "$got" = "$want" ] && echo "$url: same sha256" || { echo "$url: sha256 differs"; rc=1; }
+done
+kill $pid
+exit ${rc:-0}' 2>&1) || rc=1
+	ktap_diag "$name:" "$out"
+	return "$rc"
 }
