@@ -134,7 +134,11 @@
  *   native half is made eagerly: one sock_create_kern() per socket().
  *   Costs on the remote path: that sock_create_kern() (and its release)
  *   per socket, and on an unbound UDP socket's first sendto() the BIND
- *   (and GETSOCKNAME) that puts both halves on one port.
+ *   (and GETSOCKNAME) that puts both halves on one port.  The native halves
+ *   are the guest stack's sockets, which ss, netstat and lsof would list:
+ *   nk_diag.c and nk_procinet.c hide them by inode
+ *   (nk_sock_lower_inodes()) and list a local socket from its native
+ *   half (nk_sock_local_proc()).
  *   Differences left: a socket that went local stays local (connect
  *   (AF_UNSPEC) then a remote peer: the guest's stack has no route,
  *   ENETUNREACH), and one that went to the NSM refuses a local
@@ -233,9 +237,10 @@
  * lock_sock -> lock_sock(lower->sk) (never the other way: the native
  * half knows nothing of the nk_sock).  A local socket's calls take no
  * lock of the nk_sock: the native socket's own lock serialises them.
- * /proc/net/netkernel reads a local socket's native half under the
- * nk_socks lock and nks->lock, without its lock (a snapshot, as
- * /proc/net/tcp's).
+ * /proc/net/netkernel and the diag dumps read a local socket's native half
+ * under the nk_socks lock and nks->lock, without its lock (a snapshot, as
+ * /proc/net/tcp's); nk_release() clears nks->lower and lower_spent under
+ * nks->lock before it releases them.
  * No spinlock is held across a transport call, and the rx work (transport
  * rx_lock) takes only nks->lock, the queue lock, the nk_socks lock and
  * nk_orphans_lock.
@@ -685,6 +690,22 @@ static void nk_set_path(struct nk_sock *nks, u8 path)
 }
 
 /*
+ * A native half: kern=1 goes to the kernel's own create()
+ * (nk_takeover.c), which counts it as a kernel socket left to the native
+ * stack; it is a part of a NetKernel socket, not counted.
+ */
+static int nk_lower_create(struct net *net, int family, int type,
+			   int protocol, struct socket **res)
+{
+	int err;
+
+	err = sock_create_kern(net, family, type, protocol, res);
+	if (!err)
+		nk_fallback_uncount(NK_FB_KERNEL);
+	return err;
+}
+
+/*
  * @lower becomes @sock's native half: its wake-ups (sk_data_ready,
  * sk_write_space, sk_state_change, sk_error_report, SIGIO) go to @sock's
  * wait queue, where the application sleeps and polls.
@@ -945,8 +966,7 @@ int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 	int err;
 
 	protocol = protocol ?: (stream ? IPPROTO_TCP : IPPROTO_UDP);
-	/* kern=1: the kernel's own create() makes it (nk_takeover.c). */
-	err = sock_create_kern(net, family, sock->type, protocol, &lower);
+	err = nk_lower_create(net, family, sock->type, protocol, &lower);
 	if (err) {
 		nk_dev_put(nd);
 		return err;
@@ -1015,8 +1035,8 @@ static void nk_sock_close(struct nk_sock *nks)
 
 static int nk_release(struct socket *sock)
 {
+	struct socket *lowers[NK_LOWER_MAX];
 	struct sock *sk = sock->sk;
-	struct socket *lower;
 	struct nk_sock *nks;
 	int i;
 
@@ -1039,19 +1059,21 @@ static int nk_release(struct socket *sock)
 	sk->sk_state = TCP_CLOSE;
 	WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
 	nks->revive = false;
+	/* Readers of the table look at the halves under nks->lock. */
+	lowers[0] = nks->lower;
+	WRITE_ONCE(nks->lower, NULL);
+	for (i = 1; i < NK_LOWER_MAX; i++) {
+		lowers[i] = nks->lower_spent[i - 1];
+		nks->lower_spent[i - 1] = NULL;
+	}
 	spin_unlock(&nks->lock);
 	sock_orphan(sk);
 	skb_queue_purge(&sk->sk_receive_queue);
-	lower = nks->lower;
-	nks->lower = NULL;
 	release_sock(sk);
 
-	/* Out of nk_socks: /proc/net/netkernel no longer looks at it. */
-	if (lower)
-		sock_release(lower);
-	for (i = 0; i < ARRAY_SIZE(nks->lower_spent); i++)
-		if (nks->lower_spent[i])
-			sock_release(nks->lower_spent[i]);
+	for (i = 0; i < NK_LOWER_MAX; i++)
+		if (lowers[i])
+			sock_release(lowers[i]);
 	sock->sk = NULL;
 	sock_put(sk);
 	return 0;
@@ -1152,8 +1174,8 @@ static int nk_lower_renew(struct nk_sock *nks, int slot)
 	struct socket *lower;
 	int err, i;
 
-	err = sock_create_kern(sock_net(&nks->sk), nks->family,
-			       nks->sk.sk_type, nks->sk.sk_protocol, &lower);
+	err = nk_lower_create(sock_net(&nks->sk), nks->family,
+			      nks->sk.sk_type, nks->sk.sk_protocol, &lower);
 	if (err)
 		return err;
 	/* Nobody else has @new yet. */
@@ -1178,8 +1200,10 @@ static int nk_lower_renew(struct nk_sock *nks, int slot)
 	if (sock_flag(old, SOCK_KEEPOPEN))
 		sock_set_keepalive(new);
 	nk_lower_attach(nks->sk.sk_socket, lower);
+	spin_lock(&nks->lock);
 	nks->lower_spent[slot] = nks->lower;
 	WRITE_ONCE(nks->lower, lower);
+	spin_unlock(&nks->lock);
 	return 0;
 }
 
@@ -1349,14 +1373,39 @@ static void nk_addr_of(struct nk_addr *na, const struct sock *lsk, bool peer)
 }
 
 /*
- * /proc/net/netkernel's view of a local socket (the nk_socks lock held:
- * the socket and its native half live).
+ * The inodes of @nks's native halves into @ino (NK_LOWER_MAX of them at
+ * most); how many.  The kernel lists those sockets as its own, and they
+ * are not to be listed: @nks is, once (nk_diag.c).  Called with the
+ * nk_socks lock held; takes nks->lock, under which nk_release() takes the
+ * halves away before it frees them.
+ */
+unsigned int nk_sock_lower_inodes(struct nk_sock *nks, unsigned long *ino)
+{
+	unsigned int n = 0;
+	int i;
+
+	spin_lock(&nks->lock);
+	if (nks->lower)
+		ino[n++] = SOCK_INODE(nks->lower)->i_ino;
+	for (i = 0; i < ARRAY_SIZE(nks->lower_spent); i++)
+		if (nks->lower_spent[i])
+			ino[n++] = SOCK_INODE(nks->lower_spent[i])->i_ino;
+	spin_unlock(&nks->lock);
+	return n;
+}
+
+/*
+ * /proc/net/netkernel's and the diag dumps' view of a local socket (the
+ * nk_socks lock and nks->lock held: the socket and its native half live).
  */
 void nk_sock_local_proc(struct nk_sock *nks, int *state, struct nk_addr *local,
 			struct nk_addr *peer)
 {
-	const struct sock *lsk = nks->lower->sk;
+	const struct sock *lsk;
 
+	if (!nks->lower)
+		return;
+	lsk = nks->lower->sk;
 	*state = READ_ONCE(lsk->sk_state);
 	nk_addr_of(local, lsk, false);
 	if (inet_sk(lsk)->inet_dport)
@@ -1364,7 +1413,6 @@ void nk_sock_local_proc(struct nk_sock *nks, int *state, struct nk_addr *local,
 	else
 		memset(peer, 0, sizeof(*peer));
 }
-
 
 /* ------------------------------------------------------------------ */
 /* Operations common to both types                                     */
@@ -2234,10 +2282,10 @@ static int nk_stream_sendmsg(struct socket *sock, struct msghdr *msg,
 	long timeo;
 	u32 chunk;
 	u16 more;
+	int err;
 
 	if (nk_is_local(nks))
 		return nks->lower->ops->sendmsg(nks->lower, msg, len);
-	int err;
 
 	err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_SEND);
 	if (err)

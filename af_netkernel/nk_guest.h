@@ -22,6 +22,8 @@
 
 /* Ports a bind() of both halves tries (nk_dual_bind()). */
 #define NK_BIND_TRIES	4
+/* Native halves a socket may hold: its own and the ones bind() replaced. */
+#define NK_LOWER_MAX	NK_BIND_TRIES
 
 /* SOL_SOCKET option values last forwarded to the NSM (nk_sock_sync_opts()). */
 struct nk_sol_opts {
@@ -65,10 +67,11 @@ struct nk_sol_opts {
  *          is made again on whichever NSM serves next (nk_revive_work)
  * @lower: the native half: a kernel socket of the same family, type and
  *         protocol in the guest's own stack (NULL for a connection
- *         accepted from the NSM); set before the socket is published and
- *         released only by nk_release()
+ *         accepted from the NSM); set before the socket is published,
+ *         replaced (nk_lower_renew()) and cleared (nk_release()) under
+ *         lock_sock and nks->lock, released only by nk_release()
  * @lower_spent: native halves bound to a port the NSM refused, replaced
- *               (nk_lower_renew()); released by nk_release()
+ *               (nk_lower_renew()); as @lower
  * @path: NK_PATH_*: which half carries the traffic; changes only under
  *        lock_sock, from BOTH to NSM or LOCAL, never back
  */
@@ -132,6 +135,7 @@ bool nk_sock_has_lower(const struct sock *sk);
 int nk_sock_sol_setsockopt(struct socket *sock, int level, int optname,
 			   sockptr_t optval, unsigned int optlen);
 const char *nk_sock_path_name(const struct nk_sock *nks);
+unsigned int nk_sock_lower_inodes(struct nk_sock *nks, unsigned long *ino);
 void nk_sock_local_proc(struct nk_sock *nks, int *state, struct nk_addr *local,
 			struct nk_addr *peer);
 
@@ -162,8 +166,17 @@ struct nk_diag_rec {
 	int drops;
 };
 
+/* The inodes of native halves, sorted (nk_diag_lower_get()). */
+struct nk_diag_lower {
+	unsigned long *ino;
+	unsigned int n;
+};
+
 bool nk_diag_sock(struct nk_sock *nks, int type, int family, u32 states,
 		  struct user_namespace *user_ns, struct nk_diag_rec *rec);
+void nk_diag_lower_get(struct net *net, struct nk_diag_lower *set);
+bool nk_diag_lower_has(const struct nk_diag_lower *set, unsigned long ino);
+void nk_diag_lower_put(struct nk_diag_lower *set);
 void nk_diag_init(void);
 void nk_diag_exit(void);
 
@@ -182,6 +195,7 @@ enum nk_fallback {
 };
 
 void nk_fallback_inc(enum nk_fallback why);
+void nk_fallback_uncount(enum nk_fallback why);
 int nk_fallback_init(void);
 void nk_fallback_exit(void);
 

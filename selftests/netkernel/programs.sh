@@ -93,6 +93,13 @@ grep -E "\[(emerg|alert|crit|error|warn)\]" /var/log/nginx/error.log') || true
 #   a TCP listener on 8081, dual-stack (busybox nc -l)
 #   a TCP listener and a bound UDP socket on 0.0.0.0:9001 (nk_dgram)
 #   a TCP connection to the world's port 9000, held open (busybox nc)
+#   a TCP connection over loopback, held open: busybox nc -l on 9002
+#   (dual-stack) and busybox nc to 127.0.0.1 9002
+#   a TCP listener on 127.0.0.1:9003 (busybox httpd)
+#
+# (In vm1 the wildcard listeners and the loopback sockets have native
+# halves, af_netkernel/nk_af.c: each socket must still be listed once, with
+# its native half's state and addresses.)
 #
 # Each tool's output is normalised (prog_view_norm: the guest's own
 # address is SELF, an ephemeral port EPH, pids and queue sizes dropped,
@@ -111,13 +118,14 @@ grep -E "\[(emerg|alert|crit|error|warn)\]" /var/log/nginx/error.log') || true
 #                      name the inodes ss -tanep gives
 #   prog_view_fallback (vm1) /sys/module/af_netkernel/fallback counts
 #                      ping's ICMP socket (unsupported) and a TCP socket
-#                      in another network namespace (netns)
+#                      in another network namespace (netns), and not the
+#                      native half of a NetKernel socket (kernel)
 
 prog_view_bins=(/usr/bin/ss /usr/bin/lsof /usr/bin/netstat)
 prog_view_port=9000	# the world's holder
 prog_view_pid=		# the world's holder, while it runs
 # The lines of these sockets, and the lines naming each listing.
-prog_view_keep="^(ss|netstat) -|:(8081|9001|$prog_view_port)( |$|-)"
+prog_view_keep="^(ss|netstat) -|:(8081|9001|9002|9003|$prog_view_port)( |$|-)"
 
 prog_view_initrd_args() {	# DIAGREQ DGRAM: static helpers to add
 	local b
@@ -154,8 +162,19 @@ nc -l -p 8081 </dev/null >/dev/null 2>&1 &
 mkfifo /tmp/view-fifo
 nk_dgram '"$TOPO_WORLD_IP"' 9 9001 /tmp/view-fifo >/tmp/view-dgram.log 2>&1 &
 (sleep 3600 | nc '"$TOPO_WORLD_IP $prog_view_port"' >/dev/null 2>&1) &
+(sleep 3600 | nc -l -p 9002 >/dev/null 2>&1) &
+busybox httpd -f -p 127.0.0.1:9003 -h /tmp &
+echo $! >/tmp/view-httpd.pid
 i=0
-until grep -qs ready /tmp/view-dgram.log &&
+until ss -Htln | grep -Eq ":9002( |$)"; do
+	[ $i -lt 100 ] || { echo "nc -l -p 9002 does not listen"; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+(sleep 3600 | nc 127.0.0.1 9002 >/dev/null 2>&1) &
+i=0
+until ss -Htn | grep -Eq "127\.0\.0\.1:9002( |$)" &&
+	ss -Htln | grep -Eq "127\.0\.0\.1:9003( |$)" &&
+	grep -qs ready /tmp/view-dgram.log &&
 	grep -Eqs " [0-9A-F]+:'"$(printf %04X "$prog_view_port")"' 01 |:'"$prog_view_port"' " /proc/net/netkernel /proc/net/tcp; do
 	[ $i -lt 100 ] || { echo "the sockets did not open"; cat /tmp/view-dgram.log; exit 1; }
 	sleep 0.2; i=$((i + 1))
@@ -224,7 +243,7 @@ awk "NR == 1 { for (i = 1; i <= NF; i++) c[\$i] = i; next }
 	{ print \$c[\"local\"], \$c[\"uid\"], \$c[\"inode\"] }" /proc/net/netkernel | sort >/tmp/view-proc
 ss -Htuane | awk "{ u = 0; n = \"\"
 	for (i = 6; i <= NF; i++) { if (\$i ~ /^uid:/) u = substr(\$i, 5); if (\$i ~ /^ino:/) n = substr(\$i, 5) }
-	sub(/^\\*:/, \"[::]:\", \$5); print \$5, u, n }" | sort >/tmp/view-ss
+	sub(/^\\*:/, \"[::]:\", \$5); if (n != \"\" && n != 0) print \$5, u, n }" | sort >/tmp/view-ss
 echo "proc:"; cat /tmp/view-proc; echo "ss:"; cat /tmp/view-ss
 [ "$(wc -l </tmp/view-ss)" -ge 4 ] || exit 1
 while read -r l; do grep -qxF "$l" /tmp/view-proc || { echo "not in /proc/net/netkernel: $l"; exit 1; }; done </tmp/view-ss') || {
@@ -239,6 +258,11 @@ prog_view_fallback() {
 	out=$(topo_exec vm1 30 '
 d=/sys/module/af_netkernel/fallback
 for f in kernel netns nodev cgroup_bpf unsupported; do [ -r $d/$f ] || { echo "no $d/$f"; exit 1; }; done
+k0=$(cat $d/kernel)
+busybox wget -q -O /dev/null http://127.0.0.1:1/ 2>/dev/null
+k1=$(cat $d/kernel)
+echo "kernel $k0 -> $k1 (a NetKernel socket and its native half)"
+[ "$k1" -eq "$k0" ] || exit 1
 u0=$(cat $d/unsupported) n0=$(cat $d/netns)
 ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1
 unshare -n nc 127.0.0.1 1 </dev/null >/dev/null 2>&1
@@ -257,11 +281,13 @@ echo "unsupported $u0 -> $u1, netns $n0 -> $n1"
 # afterwards): the sockets above closed, rmmod af_netkernel gives the
 # kernel's diag handlers and /proc/net files back: a native listener
 # then shows in ss and /proc/net/tcp6, and tcp_diag and udp_diag, no
-# longer pinned, unload.
+# longer pinned, unload.  No native half outlives its socket: ss, now the
+# kernel's alone, lists no listener, bound UDP socket or connection on the
+# ports above (TIME-WAIT and the other closing states are TCP's own).
 prog_view_unload() {
 	local out
 	out=$(topo_exec vm1 60 '
-kill $(pidof nc nk_dgram sleep) 2>/dev/null
+kill $(pidof nc nk_dgram sleep) $(cat /tmp/view-httpd.pid) 2>/dev/null
 i=0
 until [ "$(wc -l </proc/net/netkernel)" -le 1 ]; do
 	[ $i -lt 50 ] || { echo "NetKernel sockets left:"; cat /proc/net/netkernel; exit 1; }
@@ -278,6 +304,8 @@ echo "ss -tln:"; ss -Htln
 echo "tcp6:"; cat /proc/net/tcp6
 ss -Htln | grep -q ":8082 " && grep -q ":1F92 " /proc/net/tcp6 || exit 1
 kill $!
+left=$(ss -Htuan | awk "\$2 ~ /^(LISTEN|UNCONN|ESTAB)\$/" | grep -E ":(8081|9001|9002|9003)( |\$)")
+[ -z "$left" ] || { echo "native halves left:"; echo "$left"; exit 1; }
 rmmod udp_diag tcp_diag || exit 1
 echo "tcp_diag and udp_diag unloaded"') || {
 		ktap_diag "unloading af_netkernel in vm1:" "$out"
@@ -313,3 +341,4 @@ exit ${rc:-0}' 2>&1) || rc=1
 	ktap_diag "$name:" "$out"
 	return "$rc"
 }
+
