@@ -106,8 +106,9 @@
  *   or an address on a guest interface: inet_addr_type() == RTN_LOCAL,
  *   ipv6_chk_addr()).  connect() or sendto() to a local address, bind()
  *   to a loopback one: the native half only (NK_PATH_LOCAL, for good;
- *   nk_go_local() closes the NSM's socket, and the nk_sock takes a fresh
- *   id, known only here, to be listed in /proc/net/netkernel), and every
+ *   nk_go_local() closes the NSM's socket if it was made, and the nk_sock
+ *   keeps or takes an id known only here, to be listed in
+ *   /proc/net/netkernel), and every
  *   call goes straight to the native socket's proto_ops: semantics and
  *   speed are native by construction.  bind() to the wildcard or an own
  *   address, listen(), a UDP socket's first sendto(): both halves
@@ -131,10 +132,17 @@
  *   its native half (SO_ERROR...); other levels go to the NSM and, while
  *   both halves may carry the socket, to the native half too (the NSM's
  *   answer counts); on a local socket, to the native half only.  The
- *   native half is made eagerly: one sock_create_kern() per socket().
- *   Costs on the remote path: that sock_create_kern() (and its release)
- *   per socket, and on an unbound UDP socket's first sendto() the BIND
- *   (and GETSOCKNAME) that puts both halves on one port.  The native halves
+ *   native half is made eagerly, one sock_create_kern() per socket(),
+ *   but the NSM's socket lazily: SOCKET goes out with the first call
+ *   that needs it (nk_sock_nsm(): a bind() or connect() to anything but
+ *   loopback, listen(), an option of another level than SOL_SOCKET,
+ *   shutdown(), a datagram to a remote address), so a socket that only
+ *   talks over loopback costs the NSM nothing; until then the SOL_SOCKET
+ *   options wait here (nk_sock_sync_opts() sends them after SOCKET),
+ *   getsockname() is the native half's, SIOCOUTQ is 0.  Costs on the
+ *   remote path: that sock_create_kern() (and its release) per socket,
+ *   and on an unbound UDP socket's first sendto() the BIND (and
+ *   GETSOCKNAME) that puts both halves on one port.  The native halves
  *   are the guest stack's sockets, which ss, netstat and lsof would list:
  *   nk_diag.c and nk_procinet.c hide them by inode
  *   (nk_sock_lower_inodes()) and list a local socket from its native
@@ -625,6 +633,9 @@ static void nk_sock_sync_opts(struct nk_sock *nks)
 	struct nk_txbuf *tb;
 	u32 want;
 
+	/* Not made yet: nk_sock_nsm() makes it, then this sends them all. */
+	if (!READ_ONCE(nks->created))
+		return;
 	nk_sync_opt(nks, SO_REUSEADDR, sk->sk_reuse != SK_NO_REUSE,
 		    &sent->reuseaddr);
 	nk_sync_opt(nks, SO_REUSEPORT, sk->sk_reuseport, &sent->reuseport);
@@ -958,10 +969,8 @@ static struct nk_txbuf *nk_socket_req(struct nk_sock *nks, u32 id)
 int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 		   int family, struct nk_dev *nd)
 {
-	struct nk_reply reply = {};
 	struct socket *lower;
 	struct nk_sock *nks;
-	struct nk_txbuf *tb;
 	bool stream = sock->type == SOCK_STREAM;
 	int err;
 
@@ -981,31 +990,56 @@ int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 
 	if (family == AF_INET6 && READ_ONCE(net->ipv6.sysctl.bindv6only))
 		nks->sock_flags = NK_SOCK_V6ONLY;
-	tb = nk_socket_req(nks, nks->id);
-	if (!tb) {
-		err = -ENOMEM;
-		goto fail;
-	}
-	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
-	if (err) {
-		nks->lower = NULL;
-		sock_release(lower);
-		nk_sock_abandon(nks, &reply);
-		return err;
-	}
-
-	WRITE_ONCE(nks->created, true);
+	/* The NSM's socket waits for its first need (nk_sock_nsm()). */
 	sock->state = SS_UNCONNECTED;
 	sock->ops = stream ? &nk_stream_ops : &nk_dgram_ops;
 	sock_graft(&nks->sk, sock);
 	nk_lower_attach(sock, lower);
 	return 0;
+}
 
-fail:
-	nks->lower = NULL;
-	sock_release(lower);
-	nk_sock_discard(nks);
-	return err;
+/*
+ * The NSM's socket of @nks (locked), made on the first call that needs
+ * it: SOCKET under the id @nks has.  A SOCKET given up after it left (a
+ * fatal signal, the reply timeout) may yet create it: @nks keeps to the
+ * NSM then, its later calls learn what the late reply said (a socket
+ * made is taken, a failure tried again; -ETIMEDOUT while none came), and
+ * nk_release() leaves the id to nk_sock_abandon().
+ */
+static int nk_sock_nsm(struct nk_sock *nks)
+{
+	struct nk_reply reply = {};
+	struct nk_txbuf *tb;
+	int err, status;
+
+	if (READ_ONCE(nks->created) || nk_is_local(nks))
+		return 0;
+	if (!nk_dev_alive(nks->nd))
+		return -ENETDOWN;
+	if (nks->nsm_req) {
+		spin_lock(&nks->lock);
+		status = nks->late_req == nks->nsm_req ? nks->late_status : 1;
+		spin_unlock(&nks->lock);
+		if (status > 0)
+			return -ETIMEDOUT;
+		nks->nsm_req = 0;
+		if (!status)
+			goto made;
+	}
+	tb = nk_socket_req(nks, nks->id);
+	if (!tb)
+		return -ENOMEM;
+	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
+	if (err) {
+		if (reply.req_id && !reply.hdr.op && nk_dev_alive(nks->nd)) {
+			nks->nsm_req = reply.req_id;
+			nk_set_path(nks, NK_PATH_NSM);
+		}
+		return err;
+	}
+made:
+	WRITE_ONCE(nks->created, true);
+	return 0;
 }
 
 /*
@@ -1051,6 +1085,10 @@ static int nk_release(struct socket *sock)
 	} else if (nks->created && nk_dev_alive(nks->nd)) {
 		nk_sock_sync_opts(nks);
 		nk_sock_close(nks);
+	} else if (nks->nsm_req) {
+		/* Its SOCKET's late reply decides; this reference waits. */
+		sock_hold(sk);
+		nk_sock_abandon(nks, &(struct nk_reply){ .req_id = nks->nsm_req });
 	} else {
 		nk_sockid_remove(&nk_socks, nks->id);
 	}
@@ -1143,12 +1181,16 @@ static void nk_go_local(struct nk_sock *nks)
 	u32 old = nks->id, id, window;
 
 	nk_set_path(nks, NK_PATH_LOCAL);
-	if (nks->created && nk_dev_alive(nks->nd))
-		nk_sock_close(nks);
-	else
-		nk_sockid_remove(&nk_socks, old);
-	if (nk_sockid_alloc(&nk_socks, nks, &id, GFP_KERNEL))
-		id = 0;
+	id = old;
+	/* Made on the NSM (see nk_sock_nsm()): closed there, a new id. */
+	if (nks->created) {
+		if (nk_dev_alive(nks->nd))
+			nk_sock_close(nks);
+		else
+			nk_sockid_remove(&nk_socks, old);
+		if (nk_sockid_alloc(&nk_socks, nks, &id, GFP_KERNEL))
+			id = 0;
+	}
 	spin_lock(&nks->lock);
 	nks->id = id;
 	nks->created = false;
@@ -1424,6 +1466,9 @@ static int nk_sock_bind_req(struct nk_sock *nks, const struct nk_addr *na)
 	struct nk_txbuf *tb;
 	int err;
 
+	err = nk_sock_nsm(nks);
+	if (err)
+		return err;
 	nk_sock_sync_opts(nks);
 	tb = nk_req_alloc(nks, NK_OP_BIND, sizeof(*na));
 	if (tb)
@@ -1489,6 +1534,12 @@ static int nk_getname(struct socket *sock, struct sockaddr *addr, int peer)
 	if (nk_is_local(nks))
 		return nks->lower->ops->getname(nks->lower, addr, peer);
 	lock_sock(sock->sk);
+	/* Neither bound nor connected yet: as its native half. */
+	if (!READ_ONCE(nks->created) && nks->lower) {
+		err = nks->lower->ops->getname(nks->lower, addr, peer);
+		release_sock(sock->sk);
+		return err;
+	}
 	if (peer) {
 		na = nks->peer;
 		err = na.family && sock->sk->sk_state != TCP_CLOSE ?
@@ -1527,6 +1578,9 @@ static int nk_setsockopt(struct socket *sock, int level, int optname,
 		return -EINVAL;
 
 	lock_sock(sk);
+	err = nk_sock_nsm(nks);
+	if (err)
+		goto out;
 	nk_sock_sync_opts(nks);
 	tb = nk_req_alloc(nks, NK_OP_SETSOCKOPT, optlen);
 	if (!tb) {
@@ -1575,16 +1629,18 @@ static int nk_getsockopt(struct socket *sock, int level, int optname,
 	reply.buf_len = len;
 
 	lock_sock(sock->sk);
-	nk_sock_sync_opts(nks);
-	tb = nk_req_alloc(nks, NK_OP_GETSOCKOPT, 0);
+	err = nk_sock_nsm(nks);
+	if (!err) {
+		nk_sock_sync_opts(nks);
+		tb = nk_req_alloc(nks, NK_OP_GETSOCKOPT, 0);
+		err = tb ? 0 : -ENOMEM;
+	}
 	release_sock(sock->sk);
-	if (tb) {
+	if (!err) {
 		tb->hdr.arg[0] = cpu_to_le64((s64)level);
 		tb->hdr.arg[1] = cpu_to_le64((s64)optname);
 		tb->hdr.arg[2] = cpu_to_le64(len);
 		err = nk_sock_opt_call(nks, tb, &reply);
-	} else {
-		err = -ENOMEM;
 	}
 
 	if (!err && (copy_to_user(optval, reply.buf, reply.len) ||
@@ -1626,6 +1682,11 @@ static int nk_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg)
 	case SIOCOUTQNSD:
 		if (sk->sk_state == TCP_LISTEN)
 			return -EINVAL;
+		/* Nothing sent without the NSM's socket: as a native one. */
+		if (!READ_ONCE(nks->created)) {
+			val = 0;
+			break;
+		}
 		lock_sock(sk);
 		tb = nk_req_alloc(nks, NK_OP_IOCTL, 0);
 		err = -ENOMEM;
@@ -1673,6 +1734,10 @@ static int nk_shutdown(struct socket *sock, int how)
 		err = -ENOTCONN;
 		goto out;
 	}
+	err = nk_sock_nsm(nks);
+	if (err)
+		goto out;
+	nk_sock_sync_opts(nks);
 	tb = nk_req_alloc(nks, NK_OP_SHUTDOWN, 0);
 	if (tb)
 		tb->hdr.arg[0] = cpu_to_le64(how);
@@ -1861,6 +1926,10 @@ static int nk_listen(struct socket *sock, int backlog)
 		if (err)
 			goto out;
 	}
+	err = nk_sock_nsm(nks);
+	if (err)
+		goto out;
+	nk_sock_sync_opts(nks);
 	tb = nk_req_alloc(nks, NK_OP_LISTEN, 0);
 	if (tb)
 		tb->hdr.arg[0] = cpu_to_le64((s64)backlog);
@@ -2136,7 +2205,8 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 		}
 		nk_set_path(nks, NK_PATH_NSM);
 	}
-	err = nk_sock_addr(nks, addr, addr_len, &na, false);
+	err = nk_sock_addr(nks, addr, addr_len, &na, false) ?:
+	      nk_sock_nsm(nks);
 	if (err)
 		goto out;
 
@@ -2550,6 +2620,14 @@ static int nk_dgram_connect(struct socket *sock, struct sockaddr *addr,
 	}
 
 	lock_sock(sk);
+	/* Not on the NSM yet, so not connected: nothing to dissolve. */
+	if (na.family == cpu_to_le16(AF_UNSPEC) && !READ_ONCE(nks->created)) {
+		err = 0;
+		goto out;
+	}
+	err = nk_sock_nsm(nks);
+	if (err)
+		goto out;
 	nk_sock_sync_opts(nks);
 	tb = nk_req_alloc(nks, NK_OP_CONNECT, sizeof(na));
 	if (tb)
@@ -2565,6 +2643,7 @@ static int nk_dgram_connect(struct socket *sock, struct sockaddr *addr,
 		sock->state = connected ? SS_CONNECTED : SS_UNCONNECTED;
 		nk_sock_getsockname(nks, NULL);
 	}
+out:
 	release_sock(sk);
 	return err;
 }
@@ -2649,6 +2728,10 @@ static int nk_dgram_sendmsg(struct socket *sock, struct msghdr *msg,
 		err = -EDESTADDRREQ;
 		goto out;
 	}
+	err = nk_sock_nsm(nks);
+	if (err)
+		goto out;
+	nk_sock_sync_opts(nks);
 	if (READ_ONCE(nks->reset)) {
 		err = nk_sock_gone_err(nks);
 		goto out;
@@ -3333,8 +3416,9 @@ static void nk_detach(struct nk_dev *nd)
 	/* A socket in nk_socks is alive while the table is locked. */
 	nk_sockid_lock(&nk_socks);
 	nk_sockid_for_each(&nk_socks, id, nks) {
-		/* A local socket has nothing on the device. */
-		if (nks->nd != nd || nk_is_local(nks))
+		/* A local socket, or one not made there, has nothing on it. */
+		if (nks->nd != nd || nk_is_local(nks) ||
+		    (!READ_ONCE(nks->created) && !READ_ONCE(nks->orphan_req)))
 			continue;
 		nk_sock_reset(nks, nk_is_stream(&nks->sk) ? err : ENETDOWN);
 		/* No late reply comes any more: nk_orphan_work frees it. */

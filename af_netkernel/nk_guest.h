@@ -46,7 +46,8 @@ struct nk_sol_opts {
  * @family: AF_INET or AF_INET6: the family the application and the NSM see
  * @domain: the family socket() was asked for (SO_DOMAIN): @family for a
  *          socket taken over, AF_NETKERNEL for socket(AF_NETKERNEL)
- * @created: the NSM has the socket (SOCKET or ACCEPT succeeded)
+ * @created: the NSM has the socket (SOCKET or ACCEPT succeeded); a socket
+ *           made by socket() gets it on its first need (nk_sock_nsm())
  * @sock_flags: NK_SOCK_* of its SOCKET request (to make it again)
  * @backlog: listen()'s backlog (to listen again)
  * @local: cached local address (family 0 while unknown)
@@ -102,6 +103,7 @@ struct nk_sock {
 	u64 orphan_req;		/* its req_id, while its reply is awaited */
 	u64 late_req;		/* a reply that came while the call gave up */
 	int late_status;	/* and its status */
+	u64 nsm_req;		/* a SOCKET of nk_sock_nsm() given up (lock_sock) */
 	struct list_head orphan_node;	/* on nk_orphans_close */
 	struct socket *lower;
 	struct socket *lower_spent[NK_BIND_TRIES - 1];

@@ -18,7 +18,9 @@
  *       the error the socket reports within 2 s (see pending_error()).
  *       ADDR may carry a numeric %scope.
  *   nk_tenancy socks N
- *       Opens up to N TCP sockets: "opened K FIRST-ERRNO|none".
+ *       Opens up to N TCP sockets, each bound to 0.0.0.0:0 (so that the
+ *       NSM has it: a NetKernel socket gets its socket there on first
+ *       need): "opened K FIRST-ERRNO|none".
  *   nk_tenancy sink PORT
  *       Accepts TCP connections on PORT (IPv4) and never reads them (a
  *       tiny receive buffer: the peers see a zero window).  Until killed.
@@ -175,10 +177,13 @@ static int cmd_sendto(int argc, char **argv)
 
 static int cmd_socks(char **argv)
 {
-	int n = atoi(argv[0]), k, err = 0;
+	struct sockaddr_in any = { .sin_family = AF_INET };
+	int n = atoi(argv[0]), k, fd, err = 0;
 
+	/* A bind to the wildcard makes the NSM's socket (nk_af.c: lazily). */
 	for (k = 0; k < n; k++) {
-		if (socket(AF_INET, SOCK_STREAM, 0) < 0) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&any, sizeof(any))) {
 			err = errno;
 			break;
 		}

@@ -19,6 +19,11 @@
 #                   writes it: 127.0.0.1 and ::1): the copy has the file's
 #                   sha256, fetched over each
 #
+#   prog_lo_nsm_free   (vm1) 20 busybox wget of http://127.0.0.1/ from
+#                   busybox httpd on 127.0.0.1: the NSM opens no socket
+#                   for them (its sockets_opened counter), since a socket
+#                   that only talks over loopback never needs one
+#
 # prog_initrd_args adds the programs to TOPO_INITRD_ARGS before topo_build;
 # a program that is not installed (tools/install-deps.sh installs it) is a
 # failed test point, not a skipped one.
@@ -342,3 +347,28 @@ exit ${rc:-0}' 2>&1) || rc=1
 	return "$rc"
 }
 
+# prog_lo_nsm_free: one test point (vm1).
+prog_lo_nsm_free() {
+	local before after out rc=0
+	before=$(topo_nsm_stat sockets_opened)
+	out=$(topo_exec vm1 120 'mkdir -p /tmp/www-lo
+echo hello >/tmp/www-lo/file
+busybox httpd -f -p 127.0.0.1:8083 -h /tmp/www-lo &
+pid=$!
+i=0
+until ss -Htln | grep -Eq "127\.0\.0\.1:8083( |$)"; do
+	[ $i -lt 100 ] || { echo "httpd does not listen"; kill $pid; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+n=0
+for i in $(seq 20); do
+	busybox wget -q -O - http://127.0.0.1:8083/file | grep -q hello && n=$((n + 1))
+done
+kill $pid
+echo "$n of 20 fetched"
+[ $n -eq 20 ]' 2>&1) || rc=1
+	after=$(topo_nsm_stat sockets_opened)
+	ktap_diag "vm1: $out; the NSM's sockets_opened: $before -> $after"
+	[[ $before -ge 0 && $after -eq $before ]] || rc=1
+	return "$rc"
+}

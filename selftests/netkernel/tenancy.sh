@@ -18,7 +18,8 @@
 #   4. Link-local destinations: 169.254.1.1 (routed on the NSM for this
 #      test), fe80::1%2 (the NSM's eth0) and ff02::1%2 answer ENETUNREACH,
 #      for datagrams and connects.
-#   5. guest_max_socks: vm1 gets ENFILE at its limit; vm2 still opens.
+#   5. guest_max_socks: vm1 gets ENFILE at its limit (from the bind that
+#      makes a socket's NSM half); vm2 still opens.
 #   6. connect/fill/close against a world server that never reads: the
 #      NSM keeps at most guest_max_draining closed sockets of vm1, resets
 #      the ones beyond (drain_aborts), and its memory stays bounded.
