@@ -2061,9 +2061,14 @@ static int nk_do_accept(struct socket *sock, struct socket *newsock,
 		      nk_accept_lower(nks, newsock, O_NONBLOCK) : -EAGAIN;
 		if (err != -EAGAIN)
 			break;
-		/* No NSM side until it is made again: nothing to accept. */
-		err = READ_ONCE(nks->revive) ? -EAGAIN :
-		      nk_accept_one(sk, newsock, !timeo);
+		/*
+		 * Nothing to accept from the NSM while its side is being made
+		 * again, or while it announced no connection: it announces
+		 * every one (EV_ACCEPT, which poll() counts on too, wakes this
+		 * loop), so a listener woken by local clients asks it nothing.
+		 */
+		err = READ_ONCE(nks->revive) || !READ_ONCE(nks->accept_pending) ?
+		      -EAGAIN : nk_accept_one(sk, newsock, !timeo);
 		if (err != -EAGAIN)
 			break;
 		if (!timeo)

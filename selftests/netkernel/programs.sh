@@ -20,9 +20,12 @@
 #                   sha256, fetched over each
 #
 #   prog_lo_nsm_free   (vm1) 20 busybox wget of http://127.0.0.1/ from
-#                   busybox httpd on 127.0.0.1: the NSM opens no socket
-#                   for them (its sockets_opened counter), since a socket
-#                   that only talks over loopback never needs one
+#                   busybox httpd on 127.0.0.1 and 20 from one on the
+#                   wildcard: the NSM opens no socket for them and gets no
+#                   request (its sockets_opened and requests counters),
+#                   since a socket that only talks over loopback never
+#                   needs one, and a wildcard listener woken by a local
+#                   client asks the NSM nothing
 #
 # prog_initrd_args adds the programs to TOPO_INITRD_ARGS before topo_build;
 # a program that is not installed (tools/install-deps.sh installs it) is a
@@ -349,26 +352,34 @@ exit ${rc:-0}' 2>&1) || rc=1
 
 # prog_lo_nsm_free: one test point (vm1).
 prog_lo_nsm_free() {
-	local before after out rc=0
-	before=$(topo_nsm_stat sockets_opened)
-	out=$(topo_exec vm1 120 'mkdir -p /tmp/www-lo
+	local opened0 opened1 req0 req1 out rc=0
+	out=$(topo_exec vm1 60 'mkdir -p /tmp/www-lo
 echo hello >/tmp/www-lo/file
 busybox httpd -f -p 127.0.0.1:8083 -h /tmp/www-lo &
-pid=$!
+echo $! >/tmp/lo-httpd.pid
+busybox httpd -f -p 8084 -h /tmp/www-lo &
+echo $! >>/tmp/lo-httpd.pid
 i=0
-until ss -Htln | grep -Eq "127\.0\.0\.1:8083( |$)"; do
-	[ $i -lt 100 ] || { echo "httpd does not listen"; kill $pid; exit 1; }
+until ss -Htln | grep -Eq "127\.0\.0\.1:8083( |$)" && ss -Htln | grep -Eq ":8084( |$)"; do
+	[ $i -lt 100 ] || { echo "httpd does not listen"; exit 1; }
 	sleep 0.2; i=$((i + 1))
+done' 2>&1) || {
+		ktap_diag "vm1: $out"
+		topo_exec vm1 30 'kill $(cat /tmp/lo-httpd.pid)' >/dev/null 2>&1 || true
+		return 1
+	}
+	opened0=$(topo_nsm_stat sockets_opened) req0=$(topo_nsm_stat requests)
+	out=$(topo_exec vm1 120 'n=0
+for p in 8083 8084; do
+	for i in $(seq 20); do
+		busybox wget -q -O - http://127.0.0.1:$p/file | grep -q hello && n=$((n + 1))
+	done
 done
-n=0
-for i in $(seq 20); do
-	busybox wget -q -O - http://127.0.0.1:8083/file | grep -q hello && n=$((n + 1))
-done
-kill $pid
-echo "$n of 20 fetched"
-[ $n -eq 20 ]' 2>&1) || rc=1
-	after=$(topo_nsm_stat sockets_opened)
-	ktap_diag "vm1: $out; the NSM's sockets_opened: $before -> $after"
-	[[ $before -ge 0 && $after -eq $before ]] || rc=1
+echo "$n of 40 fetched"
+[ $n -eq 40 ]' 2>&1) || rc=1
+	opened1=$(topo_nsm_stat sockets_opened) req1=$(topo_nsm_stat requests)
+	topo_exec vm1 30 'kill $(cat /tmp/lo-httpd.pid)' >/dev/null 2>&1 || true
+	ktap_diag "vm1: $out; the NSM's sockets_opened: $opened0 -> $opened1, requests: $req0 -> $req1"
+	[[ $opened0 -ge 0 && $req0 -ge 0 && $opened1 -eq $opened0 && $req1 -eq $req0 ]] || rc=1
 	return "$rc"
 }

@@ -128,7 +128,7 @@ TEST_DESCS=(
 	"nginx, Debian's default configuration: base serves a file to the world"
 	"busybox httpd and wget http://localhost/ in vm1"
 	"busybox httpd and wget http://localhost/ in base"
-	"netkernel guest: loopback connections open no socket on the NSM"
+	"netkernel guest: loopback connections cost the NSM nothing"
 	"guest's view: ss lists in vm1 what it lists in base"
 	"guest's view: netstat lists in vm1 what it lists in base"
 	"guest's view: lsof -i lists in vm1 what it lists in base"
