@@ -96,10 +96,67 @@
  *   EV_CONNECTED that ends it, which carries it, and asks only when it
  *   did not come (a CONNECT that completed at once).
  *
- * - Destinations and bind addresses on 127.0.0.0/8 and ::1 (v4-mapped
- *   included) are refused here (-ENETUNREACH for connect and sendto,
- *   -EADDRNOTAVAIL for bind): they would reach the NSM's own loopback, not
- *   this guest's.  Local switching is future work.
+ * - Guest loopback: the native half.  A socket made by socket() also
+ *   holds a kernel socket of the same family, type and protocol in the
+ *   guest's own stack (nks->lower, sock_create_kern(): kern=1 goes to the
+ *   kernel's create(), nk_takeover.c), in the style of SMC's fallback
+ *   socket, and nks->path says which half carries it.  An address is
+ *   local when the guest's own stack says so (nk_addr_where():
+ *   127.0.0.0/8, ::1, v4-mapped loopback, the wildcard as a destination,
+ *   or an address on a guest interface: inet_addr_type() == RTN_LOCAL,
+ *   ipv6_chk_addr()).  connect() or sendto() to a local address, bind()
+ *   to a loopback one: the native half only (NK_PATH_LOCAL, for good;
+ *   nk_go_local() closes the NSM's socket if it was made, and the nk_sock
+ *   keeps or takes an id known only here, to be listed in
+ *   /proc/net/netkernel), and every
+ *   call goes straight to the native socket's proto_ops: semantics and
+ *   speed are native by construction.  bind() to the wildcard or an own
+ *   address, listen(), a UDP socket's first sendto(): both halves
+ *   (NK_PATH_BOTH), on one port, the native half's (nk_dual_bind());
+ *   accept() takes a native connection first (it costs no request) and
+ *   makes it a new local nk_sock, recvmsg() a native datagram first, and
+ *   poll() reports both.  connect() or bind() to a remote address: the
+ *   NSM only (NK_PATH_NSM), as are connections accepted from the NSM.
+ *   The path only moves from BOTH, under lock_sock; the native half stays
+ *   until nk_release(), so lockless readers (poll, the hooks) can use it
+ *   whatever the path.  The native socket's sk_wq is this socket's wait
+ *   queue (nk_lower_attach()): its sk_data_ready, sk_write_space,
+ *   sk_state_change and sk_error_report wake the application, blocking
+ *   calls and poll() wherever it waits, and its SIGIO reaches the
+ *   application's fasync list.  Why this rather than a loopback transport
+ *   of our own (vsock_loopback's way): it needs no second implementation
+ *   of TCP's semantics, and the guest's loopback is as fast as native.
+ *   Options: SOL_SOCKET ones reach both halves' struct sock through a
+ *   hook on sock_setsockopt() (nk_takeover.c; 6.1 never gives them to a
+ *   family), and a local socket's getsockopt(SOL_SOCKET) is answered from
+ *   its native half (SO_ERROR...); other levels go to the NSM and, while
+ *   both halves may carry the socket, to the native half too (the NSM's
+ *   answer counts); on a local socket, to the native half only.  The
+ *   native half is made eagerly, one sock_create_kern() per socket(),
+ *   but the NSM's socket lazily: SOCKET goes out with the first call
+ *   that needs it (nk_sock_nsm(): a bind() or connect() to anything but
+ *   loopback, listen(), an option of another level than SOL_SOCKET,
+ *   shutdown(), a datagram to a remote address), so a socket that only
+ *   talks over loopback costs the NSM nothing; until then the SOL_SOCKET
+ *   options wait here (nk_sock_sync_opts() sends them after SOCKET),
+ *   getsockname() is the native half's, SIOCOUTQ is 0.  Costs on the
+ *   remote path: that sock_create_kern() (and its release) per socket,
+ *   and on an unbound UDP socket's first sendto() the BIND (and
+ *   GETSOCKNAME) that puts both halves on one port.  The native halves
+ *   are the guest stack's sockets, which ss, netstat and lsof would list:
+ *   nk_diag.c and nk_procinet.c hide them by inode
+ *   (nk_sock_lower_inodes()) and list a local socket from its native
+ *   half (nk_sock_local_proc()).
+ *   Differences left: a socket that went local stays local (connect
+ *   (AF_UNSPEC) then a remote peer: the guest's stack has no route,
+ *   ENETUNREACH), and one that went to the NSM refuses a local
+ *   destination as before (-ENETUNREACH; e.g. a UDP socket connected to
+ *   a remote peer that then sends to 127.0.0.1); a bind() both halves
+ *   take fails with the NSM's error should the NSM's port space refuse the
+ *   port the guest picked (the socket then stays on the NSM only); a
+ *   UDP socket with both halves sends local datagrams without the NSM's
+ *   credit, as natively.  The guest must have its own address on an
+ *   interface (lo) for it to count as local.
  *
  * - setsockopt(SOL_SOCKET) never reaches a protocol family in 6.1 (the
  *   socket layer applies it to struct sock itself), and getsockopt
@@ -148,9 +205,13 @@
  *   sk_rcvbuf as sock_queue_err_skb() charges it (beyond: dropped, its
  *   bytes consumed); MSG_ERRQUEUE takes it and, as
  *   sock_dequeue_err_skb(), leaves sk_err to the next ICMP entry.  The
- *   engine's SOCKET reply lists the guest's source addresses (nks->src):
+ *   engine's SOCKET reply lists the guest's source addresses (nks->src,
+ *   kept by nk_sock_nsm(), which sendmsg() calls before its check):
  *   sendmsg()'s IP_PKTINFO/IPV6_PKTINFO may name them, any other source
- *   is EINVAL here and nothing of it crosses the wire.
+ *   is EINVAL here and nothing of it crosses the wire.  A SOCKET that a
+ *   late reply made (nks->nsm_req) lists none: any source passes, as with
+ *   an engine without NK_FEAT_ANC.  A local socket's datagrams, their
+ *   control messages and its error queue are its native half's.
  *
  * - When the device goes away, every socket is reset with ENETDOWN and
  *   requests in flight fail with ENETDOWN.  When the engine lost the
@@ -195,8 +256,18 @@
  *   nk_revive_work    takes one socket at a time, referenced under the
  *                     nk_socks lock, then lock_sock (nothing else held)
  *   nk_orphans_lock   the sockets nk_orphan_work is to close; innermost
+ *   the native half's locks  lock_sock(lower->sk) and its own, taken by
+ *                     its proto_ops; its wake-ups take only this
+ *                     socket's wait queue lock
  * Order: lock_sock -> nk_socks lock -> nks->lock -> sk_receive_queue.lock,
- * nks->lock -> nk_window_lock, nk_socks lock -> nk_orphans_lock.
+ * nks->lock -> nk_window_lock, nk_socks lock -> nk_orphans_lock,
+ * lock_sock -> lock_sock(lower->sk) (never the other way: the native
+ * half knows nothing of the nk_sock).  A local socket's calls take no
+ * lock of the nk_sock: the native socket's own lock serialises them.
+ * /proc/net/netkernel and the diag dumps read a local socket's native half
+ * under the nk_socks lock and nks->lock, without its lock (a snapshot, as
+ * /proc/net/tcp's); nk_release() clears nks->lower and lower_spent under
+ * nks->lock before it releases them.
  * No spinlock is held across a transport call, and the rx work (transport
  * rx_lock) takes only nks->lock, the queue lock, the nk_socks lock and
  * nk_orphans_lock.
@@ -216,7 +287,9 @@
 #include <linux/sockios.h>
 #include <linux/version.h>
 #include <net/addrconf.h>
+#include <net/inet_connection_sock.h>
 #include <net/ipv6.h>
+#include <net/route.h>
 #include <net/tcp_states.h>
 
 #include "../include/netkernel/nk_version.h"
@@ -591,6 +664,9 @@ static void nk_sock_sync_opts(struct nk_sock *nks)
 	struct nk_txbuf *tb;
 	u32 want;
 
+	/* Not made yet: nk_sock_nsm() makes it, then this sends them all. */
+	if (!READ_ONCE(nks->created))
+		return;
 	nk_sync_opt(nks, SO_REUSEADDR, sk->sk_reuse != SK_NO_REUSE,
 		    &sent->reuseaddr);
 	nk_sync_opt(nks, SO_REUSEPORT, sk->sk_reuseport, &sent->reuseport);
@@ -634,6 +710,57 @@ static void nk_sock_sync_opts(struct nk_sock *nks)
 		sent->linger = ling;
 }
 
+/* The native half, while it may carry traffic; lockless readers too. */
+static struct socket *nk_lower(const struct nk_sock *nks)
+{
+	return READ_ONCE(nks->path) == NK_PATH_NSM ? NULL :
+	       READ_ONCE(nks->lower);
+}
+
+static bool nk_is_local(const struct nk_sock *nks)
+{
+	return READ_ONCE(nks->path) == NK_PATH_LOCAL;
+}
+
+static void nk_set_path(struct nk_sock *nks, u8 path)
+{
+	spin_lock(&nks->lock);
+	WRITE_ONCE(nks->path, path);
+	if (path == NK_PATH_LOCAL)
+		nks->revive = false;
+	spin_unlock(&nks->lock);
+}
+
+/*
+ * A native half: kern=1 goes to the kernel's own create()
+ * (nk_takeover.c), which counts it as a kernel socket left to the native
+ * stack; it is a part of a NetKernel socket, not counted.
+ */
+static int nk_lower_create(struct net *net, int family, int type,
+			   int protocol, struct socket **res)
+{
+	int err;
+
+	err = sock_create_kern(net, family, type, protocol, res);
+	if (!err)
+		nk_fallback_uncount(NK_FB_KERNEL);
+	return err;
+}
+
+/*
+ * @lower becomes @sock's native half: its wake-ups (sk_data_ready,
+ * sk_write_space, sk_state_change, sk_error_report, SIGIO) go to @sock's
+ * wait queue, where the application sleeps and polls.
+ */
+static void nk_lower_attach(struct socket *sock, struct socket *lower)
+{
+	struct sock *lsk = lower->sk;
+
+	write_lock_bh(&lsk->sk_callback_lock);
+	rcu_assign_pointer(lsk->sk_wq, &sock->wq);
+	write_unlock_bh(&lsk->sk_callback_lock);
+}
+
 /* ------------------------------------------------------------------ */
 /* Socket life cycle                                                   */
 /* ------------------------------------------------------------------ */
@@ -651,14 +778,14 @@ static void nk_sk_destruct(struct sock *sk)
 
 /* Allocate an nk_sock with an id; @nd's reference passes to it. */
 static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
-				     int family, struct nk_dev *nd, int kern)
+				     int family, struct nk_dev *nd, u8 path)
 {
 	struct nk_sock *nks;
 	struct sock *sk;
 	u32 want;
 	int err;
 
-	sk = sk_alloc(net, PF_NETKERNEL, GFP_KERNEL, &nk_proto, kern);
+	sk = sk_alloc(net, PF_NETKERNEL, GFP_KERNEL, &nk_proto, 0);
 	if (!sk) {
 		nk_dev_put(nd);
 		return NULL;
@@ -673,10 +800,13 @@ static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
 	nks->nd = nd;
 	nks->family = family;
 	nks->domain = family;
+	nks->path = path;
 	spin_lock_init(&nks->lock);
+	/* A local socket promises the NSM nothing. */
 	want = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf), nk_dev_max_payload(nd),
 		       NK_CREDIT_MAX);
-	nks->rx.buf_alloc = nk_window_take(nd, want, NK_WINDOW_MIN);
+	if (path != NK_PATH_LOCAL)
+		nks->rx.buf_alloc = nk_window_take(nd, want, NK_WINDOW_MIN);
 
 	err = nk_sockid_alloc(&nk_socks, nks, &nks->id, GFP_KERNEL);
 	if (err) {
@@ -896,42 +1026,79 @@ static void nk_sock_set_src(struct nk_sock *nks, const struct nk_reply *reply,
 int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 		   int family, struct nk_dev *nd)
 {
-	struct nk_addr src[2];
-	struct nk_reply reply = { .buf = src, .buf_len = sizeof(src) };
+	struct socket *lower;
 	struct nk_sock *nks;
-	struct nk_txbuf *tb;
 	bool stream = sock->type == SOCK_STREAM;
 	int err;
 
-	nks = nk_sock_alloc(net, sock->type,
-			    protocol ?: (stream ? IPPROTO_TCP : IPPROTO_UDP),
-			    family, nd, 0);
-	if (!nks)
+	protocol = protocol ?: (stream ? IPPROTO_TCP : IPPROTO_UDP);
+	err = nk_lower_create(net, family, sock->type, protocol, &lower);
+	if (err) {
+		nk_dev_put(nd);
+		return err;
+	}
+	nks = nk_sock_alloc(net, sock->type, protocol, family, nd,
+			    NK_PATH_BOTH);
+	if (!nks) {
+		sock_release(lower);
 		return -ENOMEM;
+	}
+	nks->lower = lower;
 
 	if (family == AF_INET6 && READ_ONCE(net->ipv6.sysctl.bindv6only))
 		nks->sock_flags = NK_SOCK_V6ONLY;
-	tb = nk_socket_req(nks, nks->id);
-	if (!tb) {
-		err = -ENOMEM;
-		goto fail;
-	}
-	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
-	if (err) {
-		nk_sock_abandon(nks, &reply);
-		return err;
-	}
-	nk_sock_set_src(nks, &reply, src);
-
-	WRITE_ONCE(nks->created, true);
+	/* The NSM's socket waits for its first need (nk_sock_nsm()). */
 	sock->state = SS_UNCONNECTED;
 	sock->ops = stream ? &nk_stream_ops : &nk_dgram_ops;
 	sock_graft(&nks->sk, sock);
+	nk_lower_attach(sock, lower);
 	return 0;
+}
 
-fail:
-	nk_sock_discard(nks);
-	return err;
+/*
+ * The NSM's socket of @nks (locked), made on the first call that needs
+ * it: SOCKET under the id @nks has.  A SOCKET given up after it left (a
+ * fatal signal, the reply timeout) may yet create it: @nks keeps to the
+ * NSM then, its later calls learn what the late reply said (a socket
+ * made is taken, a failure tried again; -ETIMEDOUT while none came), and
+ * nk_release() leaves the id to nk_sock_abandon().
+ */
+static int nk_sock_nsm(struct nk_sock *nks)
+{
+	struct nk_addr src[2];
+	struct nk_reply reply = { .buf = src, .buf_len = sizeof(src) };
+	struct nk_txbuf *tb;
+	int err, status;
+
+	if (READ_ONCE(nks->created) || nk_is_local(nks))
+		return 0;
+	if (!nk_dev_alive(nks->nd))
+		return -ENETDOWN;
+	if (nks->nsm_req) {
+		spin_lock(&nks->lock);
+		status = nks->late_req == nks->nsm_req ? nks->late_status : 1;
+		spin_unlock(&nks->lock);
+		if (status > 0)
+			return -ETIMEDOUT;
+		nks->nsm_req = 0;
+		if (!status)
+			goto made;
+	}
+	tb = nk_socket_req(nks, nks->id);
+	if (!tb)
+		return -ENOMEM;
+	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
+	if (err) {
+		if (reply.req_id && !reply.hdr.op && nk_dev_alive(nks->nd)) {
+			nks->nsm_req = reply.req_id;
+			nk_set_path(nks, NK_PATH_NSM);
+		}
+		return err;
+	}
+	nk_sock_set_src(nks, &reply, src);
+made:
+	WRITE_ONCE(nks->created, true);
+	return 0;
 }
 
 /*
@@ -961,17 +1128,26 @@ static void nk_sock_close(struct nk_sock *nks)
 
 static int nk_release(struct socket *sock)
 {
+	struct socket *lowers[NK_LOWER_MAX];
 	struct sock *sk = sock->sk;
 	struct nk_sock *nks;
+	int i;
 
 	if (!sk)
 		return 0;
 	nks = nk_sk(sk);
 
 	lock_sock(sk);
-	if (nks->created && nk_dev_alive(nks->nd)) {
+	if (nk_is_local(nks)) {
+		if (nks->id)
+			nk_sockid_remove(&nk_socks, nks->id);
+	} else if (nks->created && nk_dev_alive(nks->nd)) {
 		nk_sock_sync_opts(nks);
 		nk_sock_close(nks);
+	} else if (nks->nsm_req) {
+		/* Its SOCKET's late reply decides; this reference waits. */
+		sock_hold(sk);
+		nk_sock_abandon(nks, &(struct nk_reply){ .req_id = nks->nsm_req });
 	} else {
 		nk_sockid_remove(&nk_socks, nks->id);
 	}
@@ -980,45 +1156,433 @@ static int nk_release(struct socket *sock)
 	sk->sk_state = TCP_CLOSE;
 	WRITE_ONCE(sk->sk_shutdown, SHUTDOWN_MASK);
 	nks->revive = false;
+	/* Readers of the table look at the halves under nks->lock. */
+	lowers[0] = nks->lower;
+	WRITE_ONCE(nks->lower, NULL);
+	for (i = 1; i < NK_LOWER_MAX; i++) {
+		lowers[i] = nks->lower_spent[i - 1];
+		nks->lower_spent[i - 1] = NULL;
+	}
 	spin_unlock(&nks->lock);
 	sock_orphan(sk);
 	skb_queue_purge(&sk->sk_receive_queue);
 	skb_queue_purge(&sk->sk_error_queue);
 	release_sock(sk);
 
+	for (i = 0; i < NK_LOWER_MAX; i++)
+		if (lowers[i])
+			sock_release(lowers[i]);
 	sock->sk = NULL;
 	sock_put(sk);
 	return 0;
+}
+/* ------------------------------------------------------------------ */
+/* The native half (see the notes at the top)                          */
+/* ------------------------------------------------------------------ */
+
+/* Where an address is, as the guest's own stack sees it. */
+enum nk_where {
+	NK_WHERE_REMOTE,	/* elsewhere: the NSM's */
+	NK_WHERE_ANY,		/* the wildcard */
+	NK_WHERE_LOOP,		/* 127.0.0.0/8, ::1 */
+	NK_WHERE_OWN,		/* configured on a guest interface */
+};
+
+static enum nk_where nk_where4(struct net *net, __be32 a)
+{
+	if (a == htonl(INADDR_ANY))
+		return NK_WHERE_ANY;
+	if (ipv4_is_loopback(a))
+		return NK_WHERE_LOOP;
+	return inet_addr_type(net, a) == RTN_LOCAL ? NK_WHERE_OWN :
+						     NK_WHERE_REMOTE;
+}
+
+/*
+ * Where @addr of a socket of @family is.  A malformed address is
+ * "remote": the NSM path reports its error as it always did.
+ */
+static enum nk_where nk_addr_where(struct net *net, const struct sockaddr *addr,
+				   int len, int family)
+{
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)addr;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
+
+	if (len < (int)sizeof(addr->sa_family) || addr->sa_family != family)
+		return NK_WHERE_REMOTE;
+	if (family == AF_INET)
+		return len < (int)sizeof(*sin) ? NK_WHERE_REMOTE :
+		       nk_where4(net, sin->sin_addr.s_addr);
+	if (len < SIN6_LEN_RFC2133)
+		return NK_WHERE_REMOTE;
+	if (ipv6_addr_v4mapped(&sin6->sin6_addr))
+		return nk_where4(net, sin6->sin6_addr.s6_addr32[3]);
+	if (ipv6_addr_any(&sin6->sin6_addr))
+		return NK_WHERE_ANY;
+	if (ipv6_addr_loopback(&sin6->sin6_addr))
+		return NK_WHERE_LOOP;
+	return ipv6_chk_addr(net, &sin6->sin6_addr, NULL, 0) ?
+	       NK_WHERE_OWN : NK_WHERE_REMOTE;
+}
+
+/* The native half is bound (explicitly or by a connect or a send). */
+static bool nk_lower_bound(const struct nk_sock *nks)
+{
+	return inet_sk(nks->lower->sk)->inet_num;
+}
+
+/*
+ * Only the native half carries @nks (locked) from now on: the NSM's
+ * socket is closed, and the nk_sock gets an id of its own for
+ * /proc/net/netkernel (0 when none is left: it is not listed).
+ */
+static void nk_go_local(struct nk_sock *nks)
+{
+	u32 old = nks->id, id, window;
+
+	nk_set_path(nks, NK_PATH_LOCAL);
+	id = old;
+	/* Made on the NSM (see nk_sock_nsm()): closed there, a new id. */
+	if (nks->created) {
+		if (nk_dev_alive(nks->nd))
+			nk_sock_close(nks);
+		else
+			nk_sockid_remove(&nk_socks, old);
+		if (nk_sockid_alloc(&nk_socks, nks, &id, GFP_KERNEL))
+			id = 0;
+	}
+	spin_lock(&nks->lock);
+	nks->id = id;
+	nks->created = false;
+	/* It promises the NSM nothing any more. */
+	window = nks->rx.buf_alloc;
+	nks->rx.buf_alloc = 0;
+	nk_window_put(window);
+	spin_unlock(&nks->lock);
+}
+
+/*
+ * A new native half for @nks (locked) in place of one bound to a port the
+ * NSM refused: with the old one's SOL_SOCKET options and IPV6_V6ONLY.
+ * The old one cannot be unbound, nor freed while a lockless reader may
+ * hold it: it waits in lower_spent[@slot] for nk_release().
+ */
+static int nk_lower_renew(struct nk_sock *nks, int slot)
+{
+	static const enum sock_flags flags[] = {
+		SOCK_LINGER, SOCK_BROADCAST, SOCK_URGINLINE, SOCK_LOCALROUTE,
+	};
+	struct sock *old = nks->lower->sk, *new;
+	struct socket *lower;
+	int err, i;
+
+	err = nk_lower_create(sock_net(&nks->sk), nks->family,
+			      nks->sk.sk_type, nks->sk.sk_protocol, &lower);
+	if (err)
+		return err;
+	/* Nobody else has @new yet. */
+	new = lower->sk;
+	new->sk_reuse = old->sk_reuse;
+	new->sk_reuseport = old->sk_reuseport;
+	new->sk_ipv6only = old->sk_ipv6only;
+	new->sk_bound_dev_if = old->sk_bound_dev_if;
+	new->sk_userlocks = old->sk_userlocks &
+			    (SOCK_SNDBUF_LOCK | SOCK_RCVBUF_LOCK);
+	WRITE_ONCE(new->sk_sndbuf, old->sk_sndbuf);
+	WRITE_ONCE(new->sk_rcvbuf, old->sk_rcvbuf);
+	WRITE_ONCE(new->sk_rcvtimeo, old->sk_rcvtimeo);
+	WRITE_ONCE(new->sk_sndtimeo, old->sk_sndtimeo);
+	WRITE_ONCE(new->sk_rcvlowat, old->sk_rcvlowat);
+	new->sk_priority = old->sk_priority;
+	new->sk_mark = old->sk_mark;
+	new->sk_lingertime = old->sk_lingertime;
+	for (i = 0; i < ARRAY_SIZE(flags); i++)
+		if (sock_flag(old, flags[i]))
+			sock_set_flag(new, flags[i]);
+	if (sock_flag(old, SOCK_KEEPOPEN))
+		sock_set_keepalive(new);
+	nk_lower_attach(nks->sk.sk_socket, lower);
+	spin_lock(&nks->lock);
+	nks->lower_spent[slot] = nks->lower;
+	WRITE_ONCE(nks->lower, lower);
+	spin_unlock(&nks->lock);
+	return 0;
+}
+
+/*
+ * Bind both halves of @nks (locked) to @addr, a wildcard or an own
+ * address, on the same port: the native half first, which picks the port
+ * when @addr has none, then the NSM's.  The NSM's port space is not the
+ * guest's (its TIME_WAIT connections of this guest, say): a port it
+ * refuses is tried again with a new native half, up to NK_BIND_TRIES
+ * times when the port was the guest's pick; otherwise bind() fails with
+ * the NSM's error and the socket goes on as an NSM-only one.
+ */
+static int nk_sock_bind_req(struct nk_sock *nks, const struct nk_addr *na);
+
+static int nk_dual_bind(struct nk_sock *nks, struct sockaddr *addr, int len)
+{
+	struct nk_addr na;
+	int err, try;
+
+	err = nk_addr_from_sockaddr(&na, addr, len);
+	if (err)
+		return err;
+	for (try = 1; ; try++) {
+		err = kernel_bind(nks->lower, addr, len);
+		if (err)
+			return err;
+		if (na.port) {
+			err = nk_sock_bind_req(nks, &na);
+			break;
+		}
+		na.port = htons(inet_sk(nks->lower->sk)->inet_num);
+		err = nk_sock_bind_req(nks, &na);
+		na.port = 0;
+		if (err != -EADDRINUSE || try == NK_BIND_TRIES ||
+		    nk_lower_renew(nks, try - 1))
+			break;
+	}
+	if (err)
+		nk_set_path(nks, NK_PATH_NSM);
+	return err;
+}
+
+/* Bind both halves to the wildcard, as an implicit bind does. */
+static int nk_dual_autobind(struct nk_sock *nks)
+{
+	struct sockaddr_storage ss = { .ss_family = nks->family };
+
+	if (nk_lower_bound(nks))
+		return 0;
+	return nk_dual_bind(nks, (struct sockaddr *)&ss,
+			    nks->family == AF_INET ?
+			    sizeof(struct sockaddr_in) :
+			    sizeof(struct sockaddr_in6));
+}
+
+/*
+ * A connection accepted on the native half of listener @nks (locked, or
+ * local) becomes @newsock, a new local nk_sock.
+ */
+static int nk_accept_lower(struct nk_sock *nks, struct socket *newsock,
+			   int flags)
+{
+	struct socket *lower;
+	struct nk_sock *child;
+	int err;
+
+	err = kernel_accept(nks->lower, &lower, flags);
+	if (err)
+		return err;
+	nk_dev_hold(nks->nd);
+	child = nk_sock_alloc(sock_net(&nks->sk), nks->sk.sk_type,
+			      nks->sk.sk_protocol, nks->family, nks->nd,
+			      NK_PATH_LOCAL);
+	if (!child) {
+		sock_release(lower);
+		return -ENOMEM;
+	}
+	child->domain = nks->domain;
+	child->lower = lower;
+	sock_graft(&child->sk, newsock);
+	newsock->state = SS_CONNECTED;
+	nk_lower_attach(newsock, lower);
+	return 0;
+}
+
+/* Whether the native half of listener @nks has a connection waiting. */
+static bool nk_lower_acceptable(const struct nk_sock *nks)
+{
+	struct socket *lower = nk_lower(nks);
+
+	return lower &&
+	       !reqsk_queue_empty(&inet_csk(lower->sk)->icsk_accept_queue);
+}
+
+/*
+ * What the native half of @nks adds to poll(), of @events: readability of
+ * a listener with both halves; that and an error (its sk_err or error
+ * queue: EPOLLERR, EPOLLPRI with SO_SELECT_ERR_QUEUE) of such a datagram
+ * socket.
+ */
+static __poll_t nk_lower_poll(struct file *file, const struct nk_sock *nks,
+			      __poll_t events)
+{
+	struct socket *lower = nk_lower(nks);
+
+	if (!lower || !file)
+		return 0;
+	return lower->ops->poll(file, lower, NULL) & events;
+}
+
+/*
+ * setsockopt(SOL_SOCKET) of a socket with a native half, sent here by a
+ * hook on sock_setsockopt() (nk_takeover.c): struct sock of each half
+ * takes it, and a local socket answers with its native half's result.
+ */
+int nk_sock_sol_setsockopt(struct socket *sock, int level, int optname,
+			   sockptr_t optval, unsigned int optlen)
+{
+	struct nk_sock *nks = nk_sk(sock->sk);
+	struct socket *lower = nk_lower(nks);
+	int err, lerr;
+
+	err = sock_setsockopt(sock, level, optname, optval, optlen);
+	if (!lower)
+		return err;
+	lerr = sock_setsockopt(lower, level, optname, optval, optlen);
+	return nk_is_local(nks) ? lerr : err;
+}
+
+/* Called from the sock_setsockopt() hook. */
+bool nk_sock_has_lower(const struct sock *sk)
+{
+	return nk_lower(nk_sk(sk));
+}
+
+/* Called from the sk_getsockopt() hook: the socket SOL_SOCKET reads. */
+struct sock *nk_sock_local_sk(struct sock *sk)
+{
+	struct nk_sock *nks = nk_sk(sk);
+
+	return nk_is_local(nks) ? nks->lower->sk : NULL;
+}
+
+const char *nk_sock_path_name(const struct nk_sock *nks)
+{
+	static const char * const names[] = {
+		[NK_PATH_NSM] = "nsm",
+		[NK_PATH_BOTH] = "both",
+		[NK_PATH_LOCAL] = "local",
+	};
+
+	return names[READ_ONCE(nks->path)];
+}
+
+static void nk_addr_of(struct nk_addr *na, const struct sock *lsk, bool peer)
+{
+	const struct inet_sock *inet = inet_sk(lsk);
+
+	memset(na, 0, sizeof(*na));
+	na->family = cpu_to_le16(lsk->sk_family);
+	na->port = peer ? inet->inet_dport : htons(inet->inet_num);
+	if (lsk->sk_family == AF_INET)
+		memcpy(na->addr, peer ? &inet->inet_daddr :
+		       &inet->inet_rcv_saddr, 4);
+#if IS_ENABLED(CONFIG_IPV6)
+	else
+		memcpy(na->addr, peer ? &lsk->sk_v6_daddr :
+		       &lsk->sk_v6_rcv_saddr, 16);
+#endif
+}
+
+/*
+ * The inodes of @nks's native halves into @ino (NK_LOWER_MAX of them at
+ * most); how many.  The kernel lists those sockets as its own, and they
+ * are not to be listed: @nks is, once (nk_diag.c).  Called with the
+ * nk_socks lock held; takes nks->lock, under which nk_release() takes the
+ * halves away before it frees them.
+ */
+unsigned int nk_sock_lower_inodes(struct nk_sock *nks, unsigned long *ino)
+{
+	unsigned int n = 0;
+	int i;
+
+	spin_lock(&nks->lock);
+	if (nks->lower)
+		ino[n++] = SOCK_INODE(nks->lower)->i_ino;
+	for (i = 0; i < ARRAY_SIZE(nks->lower_spent); i++)
+		if (nks->lower_spent[i])
+			ino[n++] = SOCK_INODE(nks->lower_spent[i])->i_ino;
+	spin_unlock(&nks->lock);
+	return n;
+}
+
+/*
+ * /proc/net/netkernel's and the diag dumps' view of a local socket (the
+ * nk_socks lock and nks->lock held: the socket and its native half live).
+ */
+void nk_sock_local_proc(struct nk_sock *nks, int *state, struct nk_addr *local,
+			struct nk_addr *peer)
+{
+	const struct sock *lsk;
+
+	if (!nks->lower)
+		return;
+	lsk = nks->lower->sk;
+	*state = READ_ONCE(lsk->sk_state);
+	nk_addr_of(local, lsk, false);
+	if (inet_sk(lsk)->inet_dport)
+		nk_addr_of(peer, lsk, true);
+	else
+		memset(peer, 0, sizeof(*peer));
 }
 
 /* ------------------------------------------------------------------ */
 /* Operations common to both types                                     */
 /* ------------------------------------------------------------------ */
 
+/* BIND @na on the NSM (@nks locked). */
+static int nk_sock_bind_req(struct nk_sock *nks, const struct nk_addr *na)
+{
+	struct nk_txbuf *tb;
+	int err;
+
+	err = nk_sock_nsm(nks);
+	if (err)
+		return err;
+	nk_sock_sync_opts(nks);
+	tb = nk_req_alloc(nks, NK_OP_BIND, sizeof(*na));
+	if (tb)
+		memcpy(tb->payload, na, sizeof(*na));
+	err = nk_sock_simple(nks, tb);
+	if (!err)
+		nk_sock_getsockname(nks, NULL);
+	return err;
+}
+
+/*
+ * A loopback address binds the native half only; a wildcard or an own
+ * address both halves, on one port; any other address the NSM's only.
+ */
 static int nk_bind(struct socket *sock, struct sockaddr *addr, int addr_len)
 {
 	struct nk_sock *nks = nk_sk(sock->sk);
-	struct nk_txbuf *tb;
+	struct socket *lower = nk_lower(nks);
 	struct nk_addr na;
 	int err;
 
 	err = nk_cgroup_bpf_check(sock->sk, nks->family, NK_BPF_BIND);
 	if (err)
 		return err;
-	err = nk_sock_addr(nks, addr, addr_len, &na, true);
-	if (err)
-		return err;
-	if (!nk_bind_port_allowed(sock->sk, &na))
-		return -EACCES;
+	if (nk_is_local(nks))
+		return lower->ops->bind(lower, addr, addr_len);
 
 	lock_sock(sock->sk);
-	nk_sock_sync_opts(nks);
-	tb = nk_req_alloc(nks, NK_OP_BIND, sizeof(na));
-	if (tb)
-		memcpy(tb->payload, &na, sizeof(na));
-	err = nk_sock_simple(nks, tb);
+	if (nk_lower(nks)) {
+		switch (nk_addr_where(sock_net(sock->sk), addr, addr_len,
+				      nks->family)) {
+		case NK_WHERE_LOOP:
+			err = lower->ops->bind(lower, addr, addr_len);
+			if (!err)
+				nk_go_local(nks);
+			goto out;
+		case NK_WHERE_ANY:
+		case NK_WHERE_OWN:
+			err = nk_dual_bind(nks, addr, addr_len);
+			goto out;
+		default:
+			nk_set_path(nks, NK_PATH_NSM);
+			break;
+		}
+	}
+	err = nk_sock_addr(nks, addr, addr_len, &na, true);
+	if (!err && !nk_bind_port_allowed(sock->sk, &na))
+		err = -EACCES;
 	if (!err)
-		nk_sock_getsockname(nks, NULL);
+		err = nk_sock_bind_req(nks, &na);
+out:
 	release_sock(sock->sk);
 	return err;
 }
@@ -1030,7 +1594,15 @@ static int nk_getname(struct socket *sock, struct sockaddr *addr, int peer)
 	struct nk_addr na;
 	int err;
 
+	if (nk_is_local(nks))
+		return nks->lower->ops->getname(nks->lower, addr, peer);
 	lock_sock(sock->sk);
+	/* Neither bound nor connected yet: as its native half. */
+	if (!READ_ONCE(nks->created) && nks->lower) {
+		err = nks->lower->ops->getname(nks->lower, addr, peer);
+		release_sock(sock->sk);
+		return err;
+	}
 	if (peer) {
 		na = nks->peer;
 		err = na.family && sock->sk->sk_state != TCP_CLOSE ?
@@ -1058,13 +1630,20 @@ static int nk_setsockopt(struct socket *sock, int level, int optname,
 {
 	struct sock *sk = sock->sk;
 	struct nk_sock *nks = nk_sk(sk);
+	struct socket *lower = nk_lower(nks);
 	struct nk_txbuf *tb;
 	int err = 0;
 
+	if (nk_is_local(nks))
+		return lower->ops->setsockopt(lower, level, optname, optval,
+					      optlen);
 	if (optlen > nk_dev_max_payload(nks->nd))
 		return -EINVAL;
 
 	lock_sock(sk);
+	err = nk_sock_nsm(nks);
+	if (err)
+		goto out;
 	nk_sock_sync_opts(nks);
 	tb = nk_req_alloc(nks, NK_OP_SETSOCKOPT, optlen);
 	if (!tb) {
@@ -1079,7 +1658,12 @@ static int nk_setsockopt(struct socket *sock, int level, int optname,
 	tb->hdr.arg[0] = cpu_to_le64((s64)level);
 	tb->hdr.arg[1] = cpu_to_le64((s64)optname);
 	release_sock(sk);
-	return nk_sock_opt_call(nks, tb, &(struct nk_reply){});
+	err = nk_sock_opt_call(nks, tb, &(struct nk_reply){});
+	/* Both halves may yet carry the traffic: the native one too. */
+	lower = nk_lower(nks);
+	if (!err && lower)
+		lower->ops->setsockopt(lower, level, optname, optval, optlen);
+	return err;
 out:
 	release_sock(sk);
 	return err;
@@ -1121,6 +1705,9 @@ static int nk_getsockopt(struct socket *sock, int level, int optname,
 	int len, err;
 	u32 got;
 
+	if (nk_is_local(nks))
+		return nks->lower->ops->getsockopt(nks->lower, level, optname,
+						   optval, optlen);
 	if (get_user(len, optlen))
 		return -EFAULT;
 	if (len < 0)
@@ -1132,9 +1719,12 @@ static int nk_getsockopt(struct socket *sock, int level, int optname,
 		return -ENOMEM;
 
 	lock_sock(sock->sk);
-	nk_sock_sync_opts(nks);
+	err = nk_sock_nsm(nks);
+	if (!err)
+		nk_sock_sync_opts(nks);
 	release_sock(sock->sk);
-	err = nk_sock_getsockopt(nks, level, optname, buf, &got, 0);
+	if (!err)
+		err = nk_sock_getsockopt(nks, level, optname, buf, &got, 0);
 
 	if (!err && (copy_to_user(optval, buf, got) ||
 		     put_user(got, optlen)))
@@ -1153,6 +1743,8 @@ static int nk_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg)
 	u64 val;
 	int err;
 
+	if (nk_is_local(nks))
+		return nks->lower->ops->ioctl(nks->lower, cmd, arg);
 	switch (cmd) {
 	case SIOCINQ:
 		if (sk->sk_state == TCP_LISTEN)
@@ -1173,6 +1765,11 @@ static int nk_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg)
 	case SIOCOUTQNSD:
 		if (sk->sk_state == TCP_LISTEN)
 			return -EINVAL;
+		/* Nothing sent without the NSM's socket: as a native one. */
+		if (!READ_ONCE(nks->created)) {
+			val = 0;
+			break;
+		}
 		lock_sock(sk);
 		tb = nk_req_alloc(nks, NK_OP_IOCTL, 0);
 		err = -ENOMEM;
@@ -1205,6 +1802,8 @@ static int nk_shutdown(struct socket *sock, int how)
 	struct nk_txbuf *tb;
 	int mask, err;
 
+	if (nk_is_local(nks))
+		return nks->lower->ops->shutdown(nks->lower, how);
 	/* SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2 -> RCV_SHUTDOWN/SEND_SHUTDOWN bits */
 	mask = how + 1;
 	if ((mask & ~SHUTDOWN_MASK) || !mask)
@@ -1218,6 +1817,10 @@ static int nk_shutdown(struct socket *sock, int how)
 		err = -ENOTCONN;
 		goto out;
 	}
+	err = nk_sock_nsm(nks);
+	if (err)
+		goto out;
+	nk_sock_sync_opts(nks);
 	tb = nk_req_alloc(nks, NK_OP_SHUTDOWN, 0);
 	if (tb)
 		tb->hdr.arg[0] = cpu_to_le64(how);
@@ -1225,6 +1828,9 @@ static int nk_shutdown(struct socket *sock, int how)
 	if (err)
 		goto out;
 
+	/* A listener's or a datagram socket's native half too. */
+	if (nk_lower(nks))
+		nks->lower->ops->shutdown(nks->lower, how);
 	spin_lock(&nks->lock);
 	WRITE_ONCE(sk->sk_shutdown, sk->sk_shutdown | mask);
 	/* A listener shut down for reading stops listening, as in TCP. */
@@ -1386,6 +1992,8 @@ static int nk_listen(struct socket *sock, int backlog)
 	struct nk_txbuf *tb;
 	int err;
 
+	if (nk_is_local(nks))
+		return nks->lower->ops->listen(nks->lower, backlog);
 	lock_sock(sk);
 	nk_sock_sync_opts(nks);
 	if (sock->state != SS_UNCONNECTED ||
@@ -1393,6 +2001,18 @@ static int nk_listen(struct socket *sock, int backlog)
 		err = -EINVAL;
 		goto out;
 	}
+	/* Local clients reach the native half: on the NSM's port. */
+	if (nk_lower(nks)) {
+		err = nk_dual_autobind(nks);
+		if (!err && nk_lower(nks))
+			err = nks->lower->ops->listen(nks->lower, backlog);
+		if (err)
+			goto out;
+	}
+	err = nk_sock_nsm(nks);
+	if (err)
+		goto out;
+	nk_sock_sync_opts(nks);
 	tb = nk_req_alloc(nks, NK_OP_LISTEN, 0);
 	if (tb)
 		tb->hdr.arg[0] = cpu_to_le64((s64)backlog);
@@ -1433,7 +2053,7 @@ static int nk_accept_one(struct sock *sk, struct socket *newsock,
 	seq = READ_ONCE(nks->accept_seq);
 	nk_dev_hold(nks->nd);
 	child = nk_sock_alloc(sock_net(sk), sk->sk_type, sk->sk_protocol,
-			      nks->family, nks->nd, 0);
+			      nks->family, nks->nd, NK_PATH_NSM);
 	if (!child)
 		return -ENOMEM;
 	child->domain = nks->domain;
@@ -1502,6 +2122,9 @@ static int nk_do_accept(struct socket *sock, struct socket *newsock,
 	u32 seq;
 	int err;
 
+	/* The native half waits as TCP does; the nk_sock stays unlocked. */
+	if (nk_is_local(nks))
+		return nk_accept_lower(nks, newsock, flags);
 	lock_sock(sk);
 	timeo = sock_rcvtimeo(sk, flags & O_NONBLOCK);
 	add_wait_queue(sk_sleep(sk), &wait);
@@ -1516,9 +2139,19 @@ static int nk_do_accept(struct socket *sock, struct socket *newsock,
 			break;
 		}
 		seq = READ_ONCE(nks->accept_seq);
-		/* No NSM side until it is made again: nothing to accept. */
-		err = READ_ONCE(nks->revive) ? -EAGAIN :
-		      nk_accept_one(sk, newsock, !timeo);
+		/* A local client first: it costs no request. */
+		err = nk_lower(nks) ?
+		      nk_accept_lower(nks, newsock, O_NONBLOCK) : -EAGAIN;
+		if (err != -EAGAIN)
+			break;
+		/*
+		 * Nothing to accept from the NSM while its side is being made
+		 * again, or while it announced no connection: it announces
+		 * every one (EV_ACCEPT, which poll() counts on too, wakes this
+		 * loop), so a listener woken by local clients asks it nothing.
+		 */
+		err = READ_ONCE(nks->revive) || !READ_ONCE(nks->accept_pending) ?
+		      -EAGAIN : nk_accept_one(sk, newsock, !timeo);
 		if (err != -EAGAIN)
 			break;
 		if (!timeo)
@@ -1529,6 +2162,7 @@ static int nk_do_accept(struct socket *sock, struct socket *newsock,
 		}
 		sk_wait_event(sk, &timeo,
 			      READ_ONCE(nks->accept_seq) != seq ||
+			      nk_lower_acceptable(nks) ||
 			      READ_ONCE(sk->sk_state) != TCP_LISTEN ||
 			      !nk_dev_alive(nks->nd), &wait);
 		if (signal_pending(current)) {
@@ -1609,10 +2243,17 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 	u16 known;
 	int err;
 
+	if (nk_is_local(nks))
+		return nks->lower->ops->connect(nks->lower, addr, addr_len,
+						flags);
 	lock_sock(sk);
 	if (addr_len >= (int)sizeof(addr->sa_family) &&
 	    addr->sa_family == AF_UNSPEC) {
 		err = nk_stream_disconnect(sock);
+		/* A listener's native half stops listening too. */
+		if (!err && nk_lower(nks))
+			nks->lower->ops->connect(nks->lower, addr, addr_len,
+						 flags);
 		goto out;
 	}
 	switch (sock->state) {
@@ -1638,8 +2279,22 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 		err = -EISCONN;
 		goto out;
 	}
-	err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_CONNECT) ?:
-	      nk_sock_addr(nks, addr, addr_len, &na, false);
+	err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_CONNECT);
+	if (err)
+		goto out;
+	/* A local peer: the native half alone, from now on. */
+	if (nk_lower(nks)) {
+		if (nk_addr_where(sock_net(sk), addr, addr_len,
+				  nks->family) != NK_WHERE_REMOTE) {
+			nk_go_local(nks);
+			release_sock(sk);
+			return nks->lower->ops->connect(nks->lower, addr,
+							addr_len, flags);
+		}
+		nk_set_path(nks, NK_PATH_NSM);
+	}
+	err = nk_sock_addr(nks, addr, addr_len, &na, false) ?:
+	      nk_sock_nsm(nks);
 	if (err)
 		goto out;
 
@@ -1737,13 +2392,17 @@ static __poll_t nk_stream_poll(struct file *file, struct socket *sock,
 	u32 unread, space;
 	bool closed;
 
+	/* The native half wakes this socket's wait queue too. */
 	sock_poll_wait(file, sock, wait);
+	if (nk_is_local(nks))
+		return nks->lower->ops->poll(file, nks->lower, NULL);
 	state = READ_ONCE(sk->sk_state);
 	shutdown = READ_ONCE(sk->sk_shutdown);
 
 	if (state == TCP_LISTEN)
-		return READ_ONCE(nks->accept_pending) ?
-		       EPOLLIN | EPOLLRDNORM : 0;
+		return (READ_ONCE(nks->accept_pending) ?
+			EPOLLIN | EPOLLRDNORM : 0) |
+		       nk_lower_poll(file, nks, EPOLLIN | EPOLLRDNORM);
 
 	if (READ_ONCE(sk->sk_err))
 		mask |= EPOLLERR;
@@ -1782,6 +2441,9 @@ static int nk_stream_sendmsg(struct socket *sock, struct msghdr *msg,
 	u32 chunk;
 	u16 more;
 	int err;
+
+	if (nk_is_local(nks))
+		return nks->lower->ops->sendmsg(nks->lower, msg, len);
 
 	err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_SEND);
 	if (err)
@@ -1939,6 +2601,9 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 	long timeo;
 	u32 chunk;
 
+	if (nk_is_local(nks))
+		return nks->lower->ops->recvmsg(nks->lower, msg, len, flags);
+
 	if (flags & (MSG_OOB | MSG_ERRQUEUE))
 		return flags & MSG_OOB ? -EINVAL : -EAGAIN;
 
@@ -2029,19 +2694,46 @@ static int nk_dgram_connect(struct socket *sock, struct sockaddr *addr,
 	struct nk_addr na;
 	int err;
 
+	if (nk_is_local(nks))
+		return nks->lower->ops->connect(nks->lower, addr, addr_len,
+						flags);
 	if (addr_len >= (int)sizeof(addr->sa_family) &&
 	    addr->sa_family == AF_UNSPEC) {
 		/* Dissolve the association. */
 		memset(&na, 0, sizeof(na));
 		na.family = cpu_to_le16(AF_UNSPEC);
 	} else {
-		err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_CONNECT) ?:
-		      nk_sock_addr(nks, addr, addr_len, &na, false);
+		err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_CONNECT);
+		if (err)
+			return err;
+		/* A local peer: the native half alone; a remote one not. */
+		lock_sock(sk);
+		if (nk_lower(nks)) {
+			if (nk_addr_where(sock_net(sk), addr, addr_len,
+					  nks->family) != NK_WHERE_REMOTE) {
+				nk_go_local(nks);
+				release_sock(sk);
+				return nks->lower->ops->connect(nks->lower,
+								addr, addr_len,
+								flags);
+			}
+			nk_set_path(nks, NK_PATH_NSM);
+		}
+		release_sock(sk);
+		err = nk_sock_addr(nks, addr, addr_len, &na, false);
 		if (err)
 			return err;
 	}
 
 	lock_sock(sk);
+	/* Not on the NSM yet, so not connected: nothing to dissolve. */
+	if (na.family == cpu_to_le16(AF_UNSPEC) && !READ_ONCE(nks->created)) {
+		err = 0;
+		goto out;
+	}
+	err = nk_sock_nsm(nks);
+	if (err)
+		goto out;
 	nk_sock_sync_opts(nks);
 	tb = nk_req_alloc(nks, NK_OP_CONNECT, sizeof(na));
 	if (tb)
@@ -2057,6 +2749,7 @@ static int nk_dgram_connect(struct socket *sock, struct sockaddr *addr,
 		sock->state = connected ? SS_CONNECTED : SS_UNCONNECTED;
 		nk_sock_getsockname(nks, NULL);
 	}
+out:
 	release_sock(sk);
 	return err;
 }
@@ -2069,7 +2762,12 @@ static __poll_t nk_dgram_poll(struct file *file, struct socket *sock,
 	__poll_t mask = 0;
 	int shutdown;
 
+	/* The native half wakes this socket's wait queue too. */
 	sock_poll_wait(file, sock, wait);
+	if (nk_is_local(nks))
+		return nks->lower->ops->poll(file, nks->lower, NULL);
+	mask = nk_lower_poll(file, nks, EPOLLIN | EPOLLRDNORM | EPOLLERR |
+					  EPOLLPRI);
 	shutdown = READ_ONCE(sk->sk_shutdown);
 	if (READ_ONCE(sk->sk_err) ||
 	    !skb_queue_empty_lockless(&sk->sk_error_queue))
@@ -2186,6 +2884,23 @@ static int nk_dgram_sendmsg(struct socket *sock, struct msghdr *msg,
 	long timeo;
 	int err;
 
+	if (nk_is_local(nks))
+		return nks->lower->ops->sendmsg(nks->lower, msg, len);
+	if (addr && nk_lower(nks)) {
+		err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_SENDTO);
+		if (err)
+			return err;
+		/* Both halves on one port before either sends. */
+		lock_sock(sk);
+		err = nk_lower(nks) ? nk_dual_autobind(nks) : 0;
+		release_sock(sk);
+		if (err)
+			return err;
+		if (nk_lower(nks) &&
+		    nk_addr_where(sock_net(sk), addr, msg->msg_namelen,
+				  nks->family) != NK_WHERE_REMOTE)
+			return nks->lower->ops->sendmsg(nks->lower, msg, len);
+	}
 	if (msg->msg_flags & MSG_OOB)
 		return -EOPNOTSUPP;
 	if (len > nk_dev_max_payload(nks->nd) - sizeof(dest))
@@ -2206,6 +2921,11 @@ static int nk_dgram_sendmsg(struct socket *sock, struct msghdr *msg,
 		err = -EDESTADDRREQ;
 		goto out;
 	}
+	/* The NSM's socket first: its SOCKET reply lists our sources. */
+	err = nk_sock_nsm(nks);
+	if (err)
+		goto out;
+	nk_sock_sync_opts(nks);
 	err = nk_dgram_cmsg_check(nks, msg);
 	if (err)
 		goto out;
@@ -2389,8 +3109,9 @@ out:
 	return err;
 }
 
-static int nk_dgram_recvmsg(struct socket *sock, struct msghdr *msg,
-			    size_t len, int flags)
+/* A datagram, or an error queue entry, the NSM's socket sent us. */
+static int nk_dgram_recv_nsm(struct socket *sock, struct msghdr *msg,
+			     size_t len, int flags)
 {
 	DECLARE_SOCKADDR(struct sockaddr *, addr, msg->msg_name);
 	struct sock *sk = sock->sk;
@@ -2436,6 +3157,51 @@ static int nk_dgram_recvmsg(struct socket *sock, struct msghdr *msg,
 		nk_sock_credit_consumed(nks, skb->len, 0);
 	skb_free_datagram(sk, skb);
 	return err ?: copied;
+}
+
+/*
+ * With both halves, a datagram from either: the native one first, then
+ * the NSM's, and a blocking call sleeps on the wait queue both wake.  The
+ * error queue (MSG_ERRQUEUE, never waits) likewise: the native half's
+ * entries, then those the NSM sent.  A local socket's are its native
+ * half's alone, control messages and all.
+ */
+static int nk_dgram_recvmsg(struct socket *sock, struct msghdr *msg,
+			    size_t len, int flags)
+{
+	DEFINE_WAIT_FUNC(wait, woken_wake_function);
+	struct sock *sk = sock->sk;
+	struct socket *lower = nk_lower(nk_sk(sk));
+	long timeo;
+	int err;
+
+	if (!lower)
+		return nk_dgram_recv_nsm(sock, msg, len, flags);
+	if (nk_is_local(nk_sk(sk)))
+		return lower->ops->recvmsg(lower, msg, len, flags);
+	if (flags & MSG_ERRQUEUE) {
+		err = lower->ops->recvmsg(lower, msg, len, flags);
+		return err != -EAGAIN ? err :
+		       nk_dgram_recv_nsm(sock, msg, len, flags);
+	}
+	timeo = sock_rcvtimeo(sk, flags & MSG_DONTWAIT);
+	add_wait_queue(sk_sleep(sk), &wait);
+	for (;;) {
+		err = lower->ops->recvmsg(lower, msg, len,
+					  flags | MSG_DONTWAIT);
+		if (err != -EAGAIN)
+			break;
+		err = nk_dgram_recv_nsm(sock, msg, len, flags | MSG_DONTWAIT);
+		if (err != -EAGAIN || !timeo)
+			break;
+		if (signal_pending(current)) {
+			err = sock_intr_errno(timeo);
+			break;
+		}
+		timeo = wait_woken(&wait, TASK_INTERRUPTIBLE, timeo);
+	}
+	remove_wait_queue(sk_sleep(sk), &wait);
+	return err;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2984,6 +3750,11 @@ static void nk_rx_reply(struct nk_dev *nd, const struct nk_hdr *hdr)
 	nks = nk_sockid_get(&nk_socks, id);
 	if (!nks)
 		return;
+	/* The NSM never had a local socket's id. */
+	if (nk_is_local(nks)) {
+		sock_put(&nks->sk);
+		return;
+	}
 	dev_dbg_ratelimited(nk_dev_device(nd), "socket %u: %s failed: %d\n",
 			    id, nk_op_name(op), status);
 	/* A reset socket knows already; one being revived must not hear. */
@@ -3024,6 +3795,13 @@ static void nk_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 				    nk_op_name(op), id);
 		return;
 	}
+	if (nk_is_local(nks)) {
+		dev_warn_ratelimited(nk_dev_device(nd),
+				     "%s for local socket %u dropped\n",
+				     nk_op_name(op), id);
+		sock_put(&nks->sk);
+		return;
+	}
 	if (nk_sock_apply_credit(nks, hdr))
 		nks->sk.sk_write_space(&nks->sk);
 	if (op == NK_EV_DATA)
@@ -3055,7 +3833,9 @@ static void nk_detach(struct nk_dev *nd)
 	/* A socket in nk_socks is alive while the table is locked. */
 	nk_sockid_lock(&nk_socks);
 	nk_sockid_for_each(&nk_socks, id, nks) {
-		if (nks->nd != nd)
+		/* A local socket, or one not made there, has nothing on it. */
+		if (nks->nd != nd || nk_is_local(nks) ||
+		    (!READ_ONCE(nks->created) && !READ_ONCE(nks->orphan_req)))
 			continue;
 		nk_sock_reset(nks, nk_is_stream(&nks->sk) ? err : ENETDOWN);
 		/* No late reply comes any more: nk_orphan_work frees it. */

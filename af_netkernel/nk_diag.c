@@ -38,10 +38,18 @@
  * the bytes the NSM has not taken yet; a datagram socket's receive and
  * send memory, as udp_diag reports.  A socket appears as the native one
  * would: a TCP socket once it listens or connects, a UDP socket once it
- * has a local address.  Not reported: timers, memory details, the
- * congestion control's name and info; the bytecode filter is not run on
- * NetKernel sockets (ss runs its filter again on every record it
- * receives, so its output is right).
+ * has a local address.  A local socket (one its native half alone
+ * carries, nk_af.c's "Guest loopback") is listed from that half: its
+ * state, addresses and queues as tcp_diag and udp_diag give them
+ * (nk_diag_local()), with the nk_sock's inode and owner.  The native
+ * halves themselves are sockets of the kernel's, which its dump would
+ * list beside their nk_sock: nk_diag_dump() drops their records from
+ * what the kernel's dump() wrote, by inode (nk_diag_lower_get(): the
+ * sorted inodes of every native half of the namespace, gathered before
+ * each kernel dump() call; one made meanwhile may be listed).  Not
+ * reported: timers, memory details, the congestion control's name and
+ * info; the bytecode filter is not run on NetKernel sockets (ss runs its
+ * filter again on every record it receives, so its output is right).
  *
  * TCP info (ss -i: the request asks for INET_DIAG_INFO) is the NSM's: the
  * struct tcp_info of its kernel socket, read with a forwarded getsockopt
@@ -56,7 +64,10 @@
  * Linux's, no TCP state), has no INET_DIAG_INFO, as a socket that is not
  * a full one has none natively; a shorter tcp_info (an older NSM kernel)
  * goes out as it came, and ss reads the fields it has.  Not asked: a
- * socket closed, reset, or being made again on a new NSM meanwhile.
+ * socket closed, reset, or being made again on a new NSM meanwhile.  A
+ * local socket has no socket in the NSM to ask (or one that carries none
+ * of its traffic): its TCP info is its native half's, read with
+ * tcp_get_info() as tcp_diag reads it, with a reference on that half.
  *
  * A dump may span several netlink reads.  Its position is kept in
  * cb->args[4] (the next socket id to look at) and cb->args[5] (flags:
@@ -66,7 +77,9 @@
  *
  * Locking: the nk_socks lock while a batch of NK_DIAG_BATCH listed
  * sockets is taken from the table, each referenced (sock_hold()), and
- * nks->lock for each socket's fields; sock_i_ino() and sock_i_uid() take
+ * nks->lock for each socket's fields and its native halves (nk_release()
+ * clears them under it before freeing them; a local socket's half is
+ * referenced under it for its tcp_info); sock_i_ino() and sock_i_uid() take
  * sk_callback_lock inside them.  The batch is emitted with no lock held:
  * asking the NSM sleeps.  Install and remove run from module init and
  * exit only; the dump runs in inet_diag's context, which takes none of
@@ -76,15 +89,18 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/bsearch.h>
 #include <linux/inet_diag.h>
 #include <linux/kmod.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sched/signal.h>
 #include <linux/sock_diag.h>
+#include <linux/sort.h>
 #include <linux/tcp.h>
 #include <linux/version.h>
 #include <net/netlink.h>
-#include <net/tcp_states.h>
+#include <net/tcp.h>
 
 #include "nk_guest.h"
 
@@ -131,6 +147,50 @@ static void nk_diag_addr(const struct nk_addr *na, int family, __be16 *port,
 }
 
 /*
+ * A local socket's record (nks->lock held): its native half's state,
+ * addresses and queues, as tcp_diag and udp_diag give them, under the
+ * nk_sock's inode and owner; whether it is listed.
+ */
+static bool nk_diag_local(struct nk_sock *nks, u32 states,
+			  struct nk_diag_rec *rec)
+{
+	struct inet_diag_msg *m = &rec->msg;
+	struct nk_addr local, peer;
+	const struct sock *lsk;
+	int state;
+
+	if (!nks->lower)
+		return false;
+	lsk = nks->lower->sk;
+	nk_sock_local_proc(nks, &state, &local, &peer);
+	if (lsk->sk_type == SOCK_STREAM ? state == TCP_CLOSE :
+	    !inet_sk(lsk)->inet_num)
+		return false;
+	if (!(states & (1 << state)))
+		return false;
+	m->idiag_state = state;
+	nk_diag_addr(&local, nks->family, &m->id.idiag_sport, m->id.idiag_src);
+	nk_diag_addr(&peer, nks->family, &m->id.idiag_dport, m->id.idiag_dst);
+	m->id.idiag_if = READ_ONCE(lsk->sk_bound_dev_if);
+	if (lsk->sk_type == SOCK_DGRAM) {
+		m->idiag_rqueue = sk_rmem_alloc_get(lsk);
+		m->idiag_wqueue = sk_wmem_alloc_get(lsk);
+	} else if (state == TCP_LISTEN) {
+		m->idiag_rqueue = READ_ONCE(lsk->sk_ack_backlog);
+		m->idiag_wqueue = READ_ONCE(lsk->sk_max_ack_backlog);
+	} else {
+		const struct tcp_sock *tp = tcp_sk(lsk);
+
+		m->idiag_rqueue = max_t(int, READ_ONCE(tp->rcv_nxt) -
+					     READ_ONCE(tp->copied_seq), 0);
+		m->idiag_wqueue = READ_ONCE(tp->write_seq) - tp->snd_una;
+	}
+	rec->shutdown = READ_ONCE(lsk->sk_shutdown);
+	rec->drops = atomic_read(&lsk->sk_drops);
+	return true;
+}
+
+/*
  * Whether @nks is a socket of @type and @family (AF_UNSPEC: either) the
  * native stack would list in a state of @states, and its record if so;
  * its uid is seen from @user_ns.  Called with the nk_socks lock held.
@@ -150,13 +210,17 @@ bool nk_diag_sock(struct nk_sock *nks, int type, int family, u32 states,
 	spin_lock(&nks->lock);
 	m->idiag_family = nks->family;
 	m->idiag_state = sk->sk_state;
-	/* What the native stack has in its hash tables: see above. */
-	if (sk->sk_type == SOCK_STREAM)
-		listed = sk->sk_state != TCP_CLOSE;
-	else
-		listed = le16_to_cpu(nks->local.family) == nks->family;
-	listed = listed && (states & (1 << sk->sk_state));
-	if (listed) {
+	if (READ_ONCE(nks->path) == NK_PATH_LOCAL) {
+		listed = nk_diag_local(nks, states, rec);
+	} else {
+		/* What the native stack has in its hash tables: see above. */
+		if (sk->sk_type == SOCK_STREAM)
+			listed = sk->sk_state != TCP_CLOSE;
+		else
+			listed = le16_to_cpu(nks->local.family) == nks->family;
+		listed = listed && (states & (1 << sk->sk_state));
+	}
+	if (listed && READ_ONCE(nks->path) != NK_PATH_LOCAL) {
 		nk_diag_addr(&nks->local, nks->family, &m->id.idiag_sport,
 			     m->id.idiag_src);
 		nk_diag_addr(&nks->peer, nks->family, &m->id.idiag_dport,
@@ -204,21 +268,36 @@ static bool nk_diag_info_ok(const struct tcp_info *info, u32 len)
 }
 
 /*
- * The NSM's tcp_info of @nks into @info; its length, 0 when there is none
- * to show.  A call that got no answer (the NSM or the ring stalled, the
- * device went, a signal) sets NK_DIAG_NO_INFO: the dump asks no more.
+ * The tcp_info of @nks into @info: the NSM's, or a local socket's native
+ * half's; its length, 0 when there is none to show.  A call to the NSM
+ * that got no answer (the NSM or the ring stalled, the device went, a
+ * signal) sets NK_DIAG_NO_INFO: the dump asks no more.
  */
 static u32 nk_diag_tcp_info(struct nk_sock *nks, struct tcp_info *info,
 			    unsigned long *flags)
 {
+	struct sock *lsk = NULL;
 	u32 len = sizeof(*info);
 	bool ask;
 	int err;
 
 	spin_lock(&nks->lock);
-	ask = READ_ONCE(nks->created) && !nks->reset && !nks->revive &&
-	      !sock_flag(&nks->sk, SOCK_DEAD);
+	if (READ_ONCE(nks->path) == NK_PATH_LOCAL) {
+		ask = false;
+		if (nks->lower) {
+			lsk = nks->lower->sk;
+			sock_hold(lsk);
+		}
+	} else {
+		ask = READ_ONCE(nks->created) && !nks->reset &&
+		      !nks->revive && !sock_flag(&nks->sk, SOCK_DEAD);
+	}
 	spin_unlock(&nks->lock);
+	if (lsk) {
+		tcp_get_info(lsk, info);
+		sock_put(lsk);
+		return sizeof(*info);
+	}
 	if (!ask)
 		return 0;
 
@@ -238,6 +317,86 @@ static u32 nk_diag_tcp_info(struct nk_sock *nks, struct tcp_info *info,
 		return 0;
 	}
 	return len;
+}
+
+static int nk_diag_ino_cmp(const void *a, const void *b)
+{
+	unsigned long x = *(const unsigned long *)a;
+	unsigned long y = *(const unsigned long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * The inodes of the native halves of @net's NetKernel sockets, sorted, in
+ * @set (empty when memory is short: the halves are then listed too).  A
+ * socket made after this is not in it: a dump that runs meanwhile may
+ * list its native half.
+ */
+void nk_diag_lower_get(struct net *net, struct nk_diag_lower *set)
+{
+	unsigned long id = 0, max = 0;
+	struct nk_sock *nks;
+
+	set->n = 0;
+	nk_sockid_lock(&nk_socks);
+	for (; (nks = nk_sockid_find(&nk_socks, &id)); id++)
+		max += NK_LOWER_MAX;
+	nk_sockid_unlock(&nk_socks);
+	set->ino = max ? kvmalloc_array(max, sizeof(*set->ino), GFP_KERNEL) :
+		   NULL;
+	if (!set->ino)
+		return;
+	id = 0;
+	nk_sockid_lock(&nk_socks);
+	for (; set->n + NK_LOWER_MAX <= max &&
+	       (nks = nk_sockid_find(&nk_socks, &id)); id++)
+		if (net_eq(sock_net(&nks->sk), net))
+			set->n += nk_sock_lower_inodes(nks, set->ino + set->n);
+	nk_sockid_unlock(&nk_socks);
+	sort(set->ino, set->n, sizeof(*set->ino), nk_diag_ino_cmp, NULL);
+}
+
+bool nk_diag_lower_has(const struct nk_diag_lower *set, unsigned long ino)
+{
+	return ino && set->n &&
+	       bsearch(&ino, set->ino, set->n, sizeof(*set->ino),
+		       nk_diag_ino_cmp);
+}
+
+void nk_diag_lower_put(struct nk_diag_lower *set)
+{
+	kvfree(set->ino);
+	set->ino = NULL;
+	set->n = 0;
+}
+
+/*
+ * Drop the records of native halves in @set from what the kernel's dump
+ * added to @skb from offset @start on.
+ */
+static void nk_diag_drop_lower(struct sk_buff *skb, unsigned int start,
+			       const struct nk_diag_lower *set)
+{
+	unsigned char *p = skb->data + start, *out = p;
+	unsigned char *end = skb_tail_pointer(skb);
+	const struct inet_diag_msg *m;
+	struct nlmsghdr *nlh;
+	unsigned int len;
+
+	while (end - p >= NLMSG_HDRLEN) {
+		nlh = (struct nlmsghdr *)p;
+		len = min_t(unsigned int, NLMSG_ALIGN(nlh->nlmsg_len), end - p);
+		m = nlmsg_data(nlh);
+		if (nlh->nlmsg_len < nlmsg_msg_size(sizeof(*m)) ||
+		    !nk_diag_lower_has(set, m->idiag_inode)) {
+			if (out != p)
+				memmove(out, p, len);
+			out += len;
+		}
+		p += len;
+	}
+	skb_trim(skb, out - skb->data);
 }
 
 static int nk_diag_put(struct sk_buff *skb, struct netlink_callback *cb,
@@ -332,12 +491,27 @@ static void nk_diag_dump(const struct nk_diag_wrap *w, struct sk_buff *skb,
 			 struct netlink_callback *cb,
 			 const struct inet_diag_req_v2 *r)
 {
+	struct nk_diag_lower lower;
+	unsigned int start;
+
 	if (!(cb->args[NK_DIAG_ARG_FLAGS] & NK_DIAG_DONE)) {
 		if (nk_diag_dump_socks(w, skb, cb, r))
 			return;
 		cb->args[NK_DIAG_ARG_FLAGS] |= NK_DIAG_DONE;
 	}
-	w->kernel->dump(skb, cb, r);
+	/*
+	 * An empty skb ends the dump: if the kernel's records were all
+	 * native halves, its dump goes on at once.
+	 */
+	nk_diag_lower_get(sock_net(skb->sk), &lower);
+	do {
+		start = skb->len;
+		w->kernel->dump(skb, cb, r);
+		if (skb->len == start)
+			break;
+		nk_diag_drop_lower(skb, start, &lower);
+	} while (!skb->len);
+	nk_diag_lower_put(&lower);
 }
 
 static void nk_diag_tcp_dump(struct sk_buff *skb, struct netlink_callback *cb,

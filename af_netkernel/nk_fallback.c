@@ -6,7 +6,8 @@
  * namespaces together.  Each reason is one file of
  * /sys/module/af_netkernel/fallback/, holding a decimal count:
  *
- *   kernel       created by the kernel (kern=1: NFS, iSCSI, tunnels...)
+ *   kernel       created by the kernel (kern=1: NFS, iSCSI, tunnels...),
+ *                but for the native halves of NetKernel sockets (nk_af.c)
  *   netns        created in a network namespace the nk device does not
  *                serve (nk_policy.c)
  *   nodev        no nk device bound and ready
@@ -36,6 +37,12 @@ static atomic_long_t nk_fallbacks[NK_FB_MAX];
 void nk_fallback_inc(enum nk_fallback why)
 {
 	atomic_long_inc(&nk_fallbacks[why]);
+}
+
+/* Take back a count: the socket was made by this module (nk_af.c). */
+void nk_fallback_uncount(enum nk_fallback why)
+{
+	atomic_long_dec(&nk_fallbacks[why]);
 }
 
 /*

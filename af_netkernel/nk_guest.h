@@ -20,6 +20,11 @@
 #define AF_NETKERNEL	AF_ECONET
 #define PF_NETKERNEL	AF_NETKERNEL
 
+/* Ports a bind() of both halves tries (nk_dual_bind()). */
+#define NK_BIND_TRIES	4
+/* Native halves a socket may hold: its own and the ones bind() replaced. */
+#define NK_LOWER_MAX	NK_BIND_TRIES
+
 /* SOL_SOCKET option values last forwarded to the NSM (nk_sock_sync_opts()). */
 struct nk_sol_opts {
 	int reuseaddr;
@@ -41,7 +46,8 @@ struct nk_sol_opts {
  * @family: AF_INET or AF_INET6: the family the application and the NSM see
  * @domain: the family socket() was asked for (SO_DOMAIN): @family for a
  *          socket taken over, AF_NETKERNEL for socket(AF_NETKERNEL)
- * @created: the NSM has the socket (SOCKET or ACCEPT succeeded)
+ * @created: the NSM has the socket (SOCKET or ACCEPT succeeded); a socket
+ *           made by socket() gets it on its first need (nk_sock_nsm())
  * @sock_flags: NK_SOCK_* of its SOCKET request (to make it again)
  * @backlog: listen()'s backlog (to listen again)
  * @local: cached local address (family 0 while unknown)
@@ -63,6 +69,15 @@ struct nk_sol_opts {
  * @reset: the socket is gone on the NSM side (EV_RESET or device removal)
  * @revive: a UDP socket or a listener whose NSM side the engine reset: it
  *          is made again on whichever NSM serves next (nk_revive_work)
+ * @lower: the native half: a kernel socket of the same family, type and
+ *         protocol in the guest's own stack (NULL for a connection
+ *         accepted from the NSM); set before the socket is published,
+ *         replaced (nk_lower_renew()) and cleared (nk_release()) under
+ *         lock_sock and nks->lock, released only by nk_release()
+ * @lower_spent: native halves bound to a port the NSM refused, replaced
+ *               (nk_lower_renew()); as @lower
+ * @path: NK_PATH_*: which half carries the traffic; changes only under
+ *        lock_sock, from BOTH to NSM or LOCAL, never back
  */
 struct nk_sock {
 	struct sock sk;
@@ -93,7 +108,18 @@ struct nk_sock {
 	u64 orphan_req;		/* its req_id, while its reply is awaited */
 	u64 late_req;		/* a reply that came while the call gave up */
 	int late_status;	/* and its status */
+	u64 nsm_req;		/* a SOCKET of nk_sock_nsm() given up (lock_sock) */
 	struct list_head orphan_node;	/* on nk_orphans_close */
+	struct socket *lower;
+	struct socket *lower_spent[NK_BIND_TRIES - 1];
+	u8 path;
+};
+
+/* Which half of an nk_sock carries its traffic (see nk_af.c's notes). */
+enum {
+	NK_PATH_NSM,	/* the NSM only: a remote peer */
+	NK_PATH_BOTH,	/* not yet decided: both halves, on the same port */
+	NK_PATH_LOCAL,	/* the guest's own stack only: a local peer */
 };
 
 static inline struct nk_sock *nk_sk(const struct sock *sk)
@@ -113,6 +139,14 @@ int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 bool nk_sock_wanted(struct nk_dev *nd, int family, int type, int protocol);
 int nk_sock_getsockopt(struct nk_sock *nks, int level, int optname,
 		       void *buf, u32 *len, unsigned int timeout_ms);
+struct sock *nk_sock_local_sk(struct sock *sk);
+bool nk_sock_has_lower(const struct sock *sk);
+int nk_sock_sol_setsockopt(struct socket *sock, int level, int optname,
+			   sockptr_t optval, unsigned int optlen);
+const char *nk_sock_path_name(const struct nk_sock *nks);
+unsigned int nk_sock_lower_inodes(struct nk_sock *nks, unsigned long *ino);
+void nk_sock_local_proc(struct nk_sock *nks, int *state, struct nk_addr *local,
+			struct nk_addr *peer);
 
 /* nk_policy.c */
 enum nk_bpf_op {
@@ -141,8 +175,17 @@ struct nk_diag_rec {
 	int drops;
 };
 
+/* The inodes of native halves, sorted (nk_diag_lower_get()). */
+struct nk_diag_lower {
+	unsigned long *ino;
+	unsigned int n;
+};
+
 bool nk_diag_sock(struct nk_sock *nks, int type, int family, u32 states,
 		  struct user_namespace *user_ns, struct nk_diag_rec *rec);
+void nk_diag_lower_get(struct net *net, struct nk_diag_lower *set);
+bool nk_diag_lower_has(const struct nk_diag_lower *set, unsigned long ino);
+void nk_diag_lower_put(struct nk_diag_lower *set);
 void nk_diag_init(void);
 void nk_diag_exit(void);
 
@@ -161,6 +204,7 @@ enum nk_fallback {
 };
 
 void nk_fallback_inc(enum nk_fallback why);
+void nk_fallback_uncount(enum nk_fallback why);
 int nk_fallback_init(void);
 void nk_fallback_exit(void);
 

@@ -4,7 +4,7 @@
  * network namespace, in the spirit of /proc/net/tcp:
  *
  *   id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd \
- *   rx_cnt buf_alloc fwd_cnt rmem drops uid inode
+ *   rx_cnt buf_alloc fwd_cnt rmem drops uid inode path
  *
  * st is the TCP state number as in /proc/net/tcp (01 established,
  * 02 syn-sent, 07 close, 0A listen); a reset socket shows "R" after it.
@@ -17,7 +17,11 @@
  * uid and inode are the socket's owner (in the reader's user namespace)
  * and inode number, as in /proc/net/tcp: the inode is the one in
  * /proc/PID/fd's "socket:[inode]" links.
- * An address not known yet shows as "*".
+ * An address not known yet shows as "*".  path says which half carries
+ * the socket (nk_af.c): "nsm", "local" (the guest's own stack: st and the
+ * addresses are its native socket's, the counters zero) or "both" (not
+ * decided yet: unconnected, or a listener or UDP socket on a wildcard or
+ * own address, whose counters are the NSM half's).
  *
  * Locking: the nk_socks lock from start to stop (sockets in the table stay
  * alive under it), nks->lock for each line.
@@ -81,29 +85,37 @@ static void nk_proc_stop(struct seq_file *seq, void *v)
 static int nk_proc_show(struct seq_file *seq, void *v)
 {
 	struct nk_sock *nks = v;
+	struct nk_addr local, peer;
 	unsigned long ino;
 	struct sock *sk;
+	int state;
 	uid_t uid;
 
 	if (v == SEQ_START_TOKEN) {
-		seq_puts(seq, "id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd rx_cnt buf_alloc fwd_cnt rmem drops uid inode\n");
+		seq_puts(seq, "id type st local remote tx_bytes rx_bytes tx_cnt peer_buf peer_fwd rx_cnt buf_alloc fwd_cnt rmem drops uid inode path\n");
 		return 0;
 	}
 	sk = &nks->sk;
 	uid = from_kuid_munged(seq_user_ns(seq), sock_i_uid(sk));
 	ino = sock_i_ino(sk);
 	spin_lock(&nks->lock);
+	state = sk->sk_state;
+	local = nks->local;
+	peer = nks->peer;
+	if (nks->path == NK_PATH_LOCAL)
+		nk_sock_local_proc(nks, &state, &local, &peer);
 	seq_printf(seq, "%u %s%c %02X%s", nks->id,
 		   sk->sk_type == SOCK_STREAM ? "tcp" : "udp",
-		   nks->family == AF_INET6 ? '6' : ' ', sk->sk_state,
+		   nks->family == AF_INET6 ? '6' : ' ', state,
 		   nks->reset ? "R" : "");
-	nk_proc_addr(seq, &nks->local);
-	nk_proc_addr(seq, &nks->peer);
-	seq_printf(seq, " %llu %llu %u %u %u %u %u %u %d %d %u %lu\n",
+	nk_proc_addr(seq, &local);
+	nk_proc_addr(seq, &peer);
+	seq_printf(seq, " %llu %llu %u %u %u %u %u %u %d %d %u %lu %s\n",
 		   nks->bytes_sent, nks->bytes_rcvd, nks->tx.tx_cnt,
 		   nks->tx.peer_buf_alloc, nks->tx.peer_fwd_cnt,
 		   nks->rx.rx_cnt, nks->rx.buf_alloc, nks->rx.fwd_cnt,
-		   sk_rmem_alloc_get(sk), atomic_read(&sk->sk_drops), uid, ino);
+		   sk_rmem_alloc_get(sk), atomic_read(&sk->sk_drops), uid, ino,
+		   nk_sock_path_name(nks));
 	spin_unlock(&nks->lock);
 	return 0;
 }

@@ -12,7 +12,10 @@
  * the kernel's lines are all out, add one line per NetKernel socket of
  * the file's protocol and family, in the kernel's format (the addresses
  * and ports, state, queues, uid and inode of nk_diag_sock(); timers,
- * retransmits and congestion fields 0; the socket pointer as %pK).  At
+ * retransmits and congestion fields 0; the socket pointer as %pK).  The
+ * kernel's lines of NetKernel sockets' native halves (nk_af.c) are
+ * skipped: their inodes are gathered when the kernel's part of a read
+ * starts (nk_diag_lower_get()), and its NetKernel socket has the line.  At
  * unload the kernel's files are made again.  A file whose symbols are not
  * found is left alone (logged).  remove_proc_entry() waits for the
  * readers of a file and closes its open instances, so no read runs in
@@ -29,7 +32,9 @@
  *
  * Locking: while the iterator is among the NetKernel sockets, the
  * nk_socks lock from start() to stop() (sockets in the table stay
- * alive); nk_diag_sock() takes nks->lock.  The kernel's functions take
+ * alive); nk_diag_sock() takes nks->lock.  The hidden inodes are gathered
+ * before the kernel's start() (which may take its bucket locks) and freed
+ * in stop().  The kernel's functions take
  * their own locks, never held together with the nk_socks lock.  Install
  * and remove run from module init and exit only.
  */
@@ -46,6 +51,7 @@
 struct nk_pi_iter {
 	loff_t kernel_end;	/* first position after the kernel's lines, or -1 */
 	bool ours;		/* among the NetKernel sockets, the lock held */
+	struct nk_diag_lower lower;	/* among the kernel's: hidden inodes */
 	loff_t next_pos;	/* the position that resumes at next_id */
 	unsigned long next_id;
 };
@@ -158,6 +164,7 @@ static void *nk_pi_start(struct seq_file *seq, loff_t *pos)
 	}
 	it->ours = false;
 	if (it->kernel_end < 0 || *pos < it->kernel_end) {
+		nk_diag_lower_get(seq_file_net(seq), &it->lower);
 		v = f->kops->start(seq, pos);
 		if (v)
 			return v;
@@ -191,6 +198,7 @@ static void nk_pi_stop(struct seq_file *seq, void *v)
 {
 	struct nk_pi_iter *it = nk_pi_iter(seq);
 
+	nk_diag_lower_put(&it->lower);
 	if (it->ours) {
 		nk_sockid_unlock(&nk_socks);
 		it->ours = false;
@@ -207,8 +215,13 @@ static int nk_pi_show(struct seq_file *seq, void *v)
 	struct nk_diag_rec rec;
 	int sl;
 
-	if (!it->ours)
+	if (!it->ours) {
+		/* A native half: its nk_sock has the line. */
+		if (v != SEQ_START_TOKEN && sk_fullsock(v) &&
+		    nk_diag_lower_has(&it->lower, sock_i_ino(v)))
+			return SEQ_SKIP;
 		return f->kops->show(seq, v);
+	}
 	if (!nk_diag_sock(v, f->type, f->family, ~0U, seq_user_ns(seq), &rec))
 		return SEQ_SKIP;
 	m = &rec.msg;

@@ -38,8 +38,17 @@
  * the system call and BPF's bpf_getsockopt() go through it) sends
  * SO_DOMAIN of an nk_sock to nk_so_domain(), which answers the family
  * socket() was asked for (nks->domain), as sk_getsockopt() answers an
- * int; every other call runs sk_getsockopt() untouched.  Without ftrace
- * (the hook cannot be installed: logged), SO_DOMAIN reports AF_NETKERNEL.
+ * int.  Every other option of a local socket (one only its native half
+ * carries, see nk_af.c) is answered by sk_getsockopt() from that half's
+ * struct sock (SO_ERROR, SO_RCVBUF, SO_ACCEPTCONN... as TCP has them);
+ * every other call runs sk_getsockopt() untouched.  Without ftrace (the
+ * hook cannot be installed: logged), SO_DOMAIN reports AF_NETKERNEL and a
+ * local socket's SOL_SOCKET options come from the nk_sock.
+ *
+ * setsockopt(SOL_SOCKET) never reaches a family either (6.1 lets only
+ * MPTCP have it): the kernel applies it to struct sock.  A socket with a
+ * native half needs it on that half too, so a second hook, on
+ * sock_setsockopt(), sends those calls to nk_sock_sol_setsockopt().
  *
  * Locking: none of its own.  Install and remove run from module init and
  * exit only; create() runs with the family referenced by __sock_create().
@@ -206,14 +215,22 @@ static void notrace nk_getsockopt_hook(unsigned long ip, unsigned long parent_ip
 				       struct ftrace_regs *fregs)
 {
 	struct pt_regs *regs = ftrace_get_regs(fregs);
-	struct sock *sk;
+	struct sock *sk, *lsk;
 
 	/* sk_getsockopt(sk, level, optname, optval, optlen) */
-	if (!regs || (int)regs->si != SOL_SOCKET || (int)regs->dx != SO_DOMAIN)
+	if (!regs || (int)regs->si != SOL_SOCKET)
 		return;
 	sk = (struct sock *)regs->di;
-	if (sk && sk->sk_family == PF_NETKERNEL)
+	if (!sk || sk->sk_family != PF_NETKERNEL)
+		return;
+	if ((int)regs->dx == SO_DOMAIN) {
 		regs->ip = (unsigned long)nk_so_domain;
+		return;
+	}
+	/* A local socket's options live in its native half (nk_af.c). */
+	lsk = nk_sock_local_sk(sk);
+	if (lsk)
+		regs->di = (unsigned long)lsk;
 }
 
 static struct ftrace_ops nk_getsockopt_ops = {
@@ -222,31 +239,80 @@ static struct ftrace_ops nk_getsockopt_ops = {
 		 FTRACE_OPS_FL_RECURSION,
 };
 
-static bool nk_getsockopt_hooked;
-
-static void nk_getsockopt_hook_install(void)
+/*
+ * sock_setsockopt(sock, level, optname, optval, optlen) of an nk_sock with
+ * a native half goes to nk_sock_sol_setsockopt(), same arguments, which
+ * calls sock_setsockopt() for each half: calls from this module pass.
+ */
+static void notrace nk_setsockopt_hook(unsigned long ip, unsigned long parent_ip,
+				       struct ftrace_ops *op,
+				       struct ftrace_regs *fregs)
 {
-	static unsigned char name[] = "sk_getsockopt";
-	int err;
+	struct pt_regs *regs = ftrace_get_regs(fregs);
+	struct socket *sock;
 
-	err = ftrace_set_filter(&nk_getsockopt_ops, name, sizeof(name) - 1, 0);
-	if (!err)
-		err = register_ftrace_function(&nk_getsockopt_ops);
-	if (err) {
-		pr_warn("cannot hook sk_getsockopt (%d): SO_DOMAIN reports AF_NETKERNEL\n",
-			err);
+	if (!regs || within_module(parent_ip, THIS_MODULE))
 		return;
-	}
-	nk_getsockopt_hooked = true;
+	sock = (struct socket *)regs->di;
+	if (sock && sock->sk && sock->sk->sk_family == PF_NETKERNEL &&
+	    nk_sock_has_lower(sock->sk))
+		regs->ip = (unsigned long)nk_sock_sol_setsockopt;
 }
 
-static void nk_getsockopt_hook_remove(void)
+static struct ftrace_ops nk_setsockopt_ops = {
+	.func = nk_setsockopt_hook,
+	.flags = FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_IPMODIFY |
+		 FTRACE_OPS_FL_RECURSION,
+};
+
+struct nk_fhook {
+	struct ftrace_ops *ops;
+	const char *symbol;
+	const char *without;
+	bool hooked;
+};
+
+static struct nk_fhook nk_fhooks[] = {
+	{ &nk_getsockopt_ops, "sk_getsockopt",
+	  "SO_DOMAIN reports AF_NETKERNEL" },
+	{ &nk_setsockopt_ops, "sock_setsockopt",
+	  "SOL_SOCKET options of a local socket stay off its native half" },
+};
+
+static void nk_sockopt_hooks_install(void)
 {
-	if (!nk_getsockopt_hooked)
-		return;
-	unregister_ftrace_function(&nk_getsockopt_ops);
-	ftrace_free_filter(&nk_getsockopt_ops);
-	nk_getsockopt_hooked = false;
+	unsigned char name[32];
+	struct nk_fhook *h;
+	int i, err;
+
+	for (i = 0; i < ARRAY_SIZE(nk_fhooks); i++) {
+		h = &nk_fhooks[i];
+		strscpy(name, h->symbol, sizeof(name));
+		err = ftrace_set_filter(h->ops, name, strlen(name), 0);
+		if (!err)
+			err = register_ftrace_function(h->ops);
+		if (err) {
+			pr_warn("cannot hook %s (%d): %s\n", h->symbol, err,
+				h->without);
+			continue;
+		}
+		h->hooked = true;
+	}
+}
+
+static void nk_sockopt_hooks_remove(void)
+{
+	struct nk_fhook *h;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(nk_fhooks); i++) {
+		h = &nk_fhooks[i];
+		if (!h->hooked)
+			continue;
+		unregister_ftrace_function(h->ops);
+		ftrace_free_filter(h->ops);
+		h->hooked = false;
+	}
 }
 
 static void nk_hook_remove(struct nk_hook *hook)
@@ -307,7 +373,7 @@ int nk_takeover_init(void)
 		hook->kernel_ops = ops;
 	}
 
-	nk_getsockopt_hook_install();
+	nk_sockopt_hooks_install();
 	for (i = 0; i < ARRAY_SIZE(nk_hooks); i++) {
 		if (!*nk_hooks[i].enabled)
 			continue;
@@ -333,5 +399,5 @@ void nk_takeover_exit(void)
 
 	for (i = ARRAY_SIZE(nk_hooks) - 1; i >= 0; i--)
 		nk_hook_remove(&nk_hooks[i]);
-	nk_getsockopt_hook_remove();
+	nk_sockopt_hooks_remove();
 }

@@ -12,7 +12,10 @@
  *
  *   nk_hold socket
  *
- * One socket(AF_INET, SOCK_STREAM): prints "socket OK" or "socket ERRNAME".
+ * One socket(AF_INET, SOCK_STREAM) bound to 0.0.0.0:0, the call that
+ * makes a NetKernel socket's socket on the NSM (socket() itself does not:
+ * af_netkernel/nk_af.c, nk_sock_nsm()): prints "socket OK" or
+ * "socket ERRNAME" (of socket() or bind()).
  *
  *   nk_hold accept PORT
  *
@@ -83,8 +86,13 @@ int main(int argc, char **argv)
 	ssize_t n;
 	int fd;
 
-	if (argc == 2 && !strcmp(argv[1], "socket"))
-		return say("socket", socket(AF_INET, SOCK_STREAM, 0) >= 0);
+	if (argc == 2 && !strcmp(argv[1], "socket")) {
+		struct sockaddr_in any = { .sin_family = AF_INET };
+
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		return say("socket", fd >= 0 &&
+			   !bind(fd, (struct sockaddr *)&any, sizeof(any)));
+	}
 	if (argc == 3 && !strcmp(argv[1], "accept"))
 		return do_accept(atoi(argv[2]));
 	if (argc != 3) {

@@ -8,9 +8,9 @@
  * cases: for each one the client names the case, both sides run their
  * function of it in a child process of their own (bounded by an alarm and
  * killed when it overruns), and both parents exchange the result.  Every
- * case asserts the behaviour of the native Linux stack; the one intended
- * difference of NetKernel, the loopback case, asserts each side's own
- * stack (see README).
+ * case asserts the behaviour of the native Linux stack, on NetKernel as
+ * natively, the two sides on two hosts or on one (the server reached at
+ * 127.0.0.1, ::1 or the host's own address: see README).
  *
  * usage: nk_sockets server [--bind ADDR] [--port N]
  *        nk_sockets client --server ADDR [--server6 ADDR6] [--port N] [--run NAME]...
@@ -494,6 +494,9 @@ static void tcp_connect_timeout_client(void)
 	long long t0, dt;
 	int fd;
 
+	/* On a loopback every address answers, with a reset. */
+	if ((ntohl(sin.sin_addr.s_addr) >> 24) == 127)
+		skip_case("the peer is on a loopback network");
 	sin.sin_addr.s_addr = htonl((ntohl(sin.sin_addr.s_addr) & ~0xffU) | 250);
 	fd = xsocket(AF_INET, SOCK_STREAM);
 	CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)),
@@ -2917,41 +2920,193 @@ static void fork_dup_server(void)
 /* ------------------------------------------------------------- loopback */
 
 /*
- * The one intended difference: NetKernel never reaches a loopback, so
- * connect() to 127.0.0.1 is ENETUNREACH and bind() EADDRNOTAVAIL; on the
- * native stack loopback works.  Each side asserts its own stack.
+ * /proc/net/netkernel lists the listener at @sa as a local socket (state
+ * 0A, path "local").
+ */
+static void proc_local_listener(const void *sa)
+{
+	const struct sockaddr_in6 *s6 = sa;
+	const struct sockaddr_in *s4 = sa;
+	char want[64], line[512];
+	bool found = false;
+	FILE *f;
+
+	if (s4->sin_family == AF_INET)
+		snprintf(want, sizeof(want), " 0A 127.0.0.1:%u ", ntohs(s4->sin_port));
+	else
+		snprintf(want, sizeof(want), " 0A [::1]:%u ", ntohs(s6->sin6_port));
+	f = fopen("/proc/net/netkernel", "r");
+	CHECK(f, "/proc/net/netkernel: %m");
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, want) && strstr(line, " local\n"))
+			found = true;
+	fclose(f);
+	CHECK(found, "/proc/net/netkernel has no local listener \"%s\"", want);
+}
+
+/* A loopback connection of @family: bind, listen, connect, accept, data. */
+static void loopback_family(int family)
+{
+	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct sockaddr_in lo = sin4((struct in_addr){ htonl(INADDR_LOOPBACK) }, 0);
+	struct sockaddr_storage ss, peer;
+	socklen_t len = sizeof(ss);
+	void *sa = family == AF_INET ? (void *)&lo : (void *)&lo6;
+	socklen_t salen = family == AF_INET ? sizeof(lo) : sizeof(lo6);
+	int lfd, fd, afd, ufd, vfd;
+	char buf[8];
+
+	lfd = xsocket(family, SOCK_STREAM);
+	CHECK_OK(bind(lfd, sa, salen), "bind loopback");
+	CHECK_OK(listen(lfd, 1), "listen");
+	CHECK_OK(getsockname(lfd, (struct sockaddr *)&ss, &len), "getsockname");
+	CHECK(get_int_opt(lfd, SOL_SOCKET, SO_ACCEPTCONN) == 1, "SO_ACCEPTCONN not 1");
+	CHECK(get_int_opt(lfd, SOL_SOCKET, SO_DOMAIN) == family, "SO_DOMAIN");
+	fd = xsocket(family, SOCK_STREAM);
+	CHECK_ERR(bind(fd, (struct sockaddr *)&ss, len), EADDRINUSE, "bind to the listener's port");
+	xclose(fd);
+	if (cur->netkernel)
+		proc_local_listener(&ss);
+	fd = tcp_connect(&ss);
+	afd = accept_wait(lfd, &peer);
+	len = sizeof(ss);
+	CHECK_OK(getsockname(fd, (struct sockaddr *)&ss, &len), "getsockname");
+	CHECK(same_addr(&ss, &peer), "accept() says %s, the client is %s",
+	      addr_str(&peer), addr_str(&ss));
+	send_str(fd, "lo");
+	recv_str(afd, "lo");
+	CHECK_OK(shutdown(fd, SHUT_WR), "shutdown");
+	expect_eof(afd);
+	xclose(afd);
+	xclose(fd);
+
+	/* Refused once nobody listens. */
+	len = sizeof(ss);
+	CHECK_OK(getsockname(lfd, (struct sockaddr *)&ss, &len), "getsockname");
+	xclose(lfd);
+	fd = xsocket(family, SOCK_STREAM);
+	CHECK_ERR(connect(fd, (struct sockaddr *)&ss, len), ECONNREFUSED,
+		  "connect to a closed loopback port");
+	xclose(fd);
+
+	/* UDP: a datagram each way. */
+	ufd = xsocket(family, SOCK_DGRAM);
+	CHECK_OK(bind(ufd, sa, salen), "bind UDP loopback");
+	len = sizeof(ss);
+	CHECK_OK(getsockname(ufd, (struct sockaddr *)&ss, &len), "getsockname");
+	vfd = xsocket(family, SOCK_DGRAM);
+	CHECK_RET(sendto(vfd, "u", 1, 0, (struct sockaddr *)&ss, len), 1, "sendto");
+	CHECK(wait_fd(ufd, POLLIN, io_timeout_ms) & POLLIN, "no datagram");
+	len = sizeof(peer);
+	CHECK_RET(recvfrom(ufd, buf, sizeof(buf), 0, (struct sockaddr *)&peer, &len), 1, "recvfrom");
+	CHECK_RET(sendto(ufd, "v", 1, 0, (struct sockaddr *)&peer, len), 1, "sendto back");
+	CHECK(wait_fd(vfd, POLLIN, io_timeout_ms) & POLLIN, "no answer");
+	CHECK_RET(recv(vfd, buf, sizeof(buf), 0), 1, "recv");
+	xclose(vfd);
+	xclose(ufd);
+}
+
+/*
+ * Loopback works on NetKernel as natively: 127.0.0.1 and ::1 carry TCP
+ * and UDP within this host, each side on its own.
  */
 static void loopback(void)
 {
-	struct sockaddr_in sin = sin4((struct in_addr){ htonl(INADDR_LOOPBACK) }, 0);
-	uint16_t port;
-	int lfd, fd, afd;
+	loopback_family(AF_INET);
+	loopback_family(AF_INET6);
+}
 
-	if (cur->netkernel) {
-		fd = xsocket(AF_INET, SOCK_STREAM);
-		sin.sin_port = htons(cur->client ? 9 : 7);
-		CHECK_ERR(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), ENETUNREACH,
-			  "NetKernel: connect to 127.0.0.1");
-		xclose(fd);
-		fd = xsocket(AF_INET, SOCK_STREAM);
-		sin.sin_port = 0;
-		CHECK_ERR(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), EADDRNOTAVAIL,
-			  "NetKernel: bind to 127.0.0.1");
-		xclose(fd);
-		diag("NetKernel: 127.0.0.1 refused as intended");
-		return;
-	}
-	lfd = xsocket(AF_INET, SOCK_STREAM);
-	CHECK_OK(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), "bind 127.0.0.1");
-	CHECK_OK(listen(lfd, 1), "listen");
-	port = ntohs(sock_name4(lfd, false).sin_port);
-	sin.sin_port = htons(port);
+/*
+ * A listener on the wildcard hears a client of its own host (127.0.0.1)
+ * and the peer on one accept queue, and epoll wakes for each.
+ */
+static void wildcard_local_remote_client(void)
+{
+	struct sockaddr_in sin = peer_port(ctl_recv_long("PORT"));
+	int fd;
+
 	fd = tcp_connect(&sin);
-	afd = accept_wait(lfd, NULL);
-	send_str(fd, "lo");
-	recv_str(afd, "lo");
-	xclose(afd);
+	send_str(fd, "R");
+	recv_str(fd, "r");
 	xclose(fd);
+	ctl_send("DONE");
+}
+
+static void wildcard_local_remote_server(void)
+{
+	struct sockaddr_in any = sin4((struct in_addr){ htonl(INADDR_ANY) }, 0);
+	struct sockaddr_in lo = sin4((struct in_addr){ htonl(INADDR_LOOPBACK) }, 0);
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct sockaddr_in from;
+	int lfd, ep, lc, a1, a2;
+
+	lfd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_OK(bind(lfd, (struct sockaddr *)&any, sizeof(any)), "bind 0.0.0.0");
+	CHECK_OK(listen(lfd, 4), "listen");
+	set_nonblock(lfd, true);
+	lo.sin_port = sock_name4(lfd, false).sin_port;
+	ep = epoll_create1(0);
+	CHECK_OK(ep, "epoll_create1");
+	CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev), "epoll_ctl");
+	CHECK(epoll_wait(ep, &ev, 1, 0) == 0, "epoll: the listener is ready with no client");
+
+	step = "the local client";
+	lc = tcp_connect(&lo);
+	CHECK(epoll_wait(ep, &ev, 1, io_timeout_ms) == 1, "epoll: no wake-up for the local client");
+	a1 = accept_wait(lfd, &from);
+	CHECK(from.sin_addr.s_addr == htonl(INADDR_LOOPBACK), "local client from %s",
+	      addr_str(&from));
+	send_str(lc, "L");
+	recv_str(a1, "L");
+	CHECK_ERR(accept(lfd, NULL, NULL), EAGAIN, "accept with nobody waiting");
+
+	step = "the peer";
+	ctl_send("PORT %u", ntohs(lo.sin_port));
+	CHECK(epoll_wait(ep, &ev, 1, io_timeout_ms) == 1, "epoll: no wake-up for the peer");
+	a2 = accept_wait(lfd, &from);
+	CHECK(from.sin_addr.s_addr == cur->peer.sin_addr.s_addr,
+	      "the peer's connection from %s", addr_str(&from));
+	recv_str(a2, "R");
+	send_str(a2, "r");
+	ctl_expect("DONE");
+	xclose(a2);
+	xclose(a1);
+	xclose(lc);
+	xclose(ep);
+	xclose(lfd);
+}
+
+/*
+ * A listener on 127.0.0.1 is not reachable from elsewhere: the peer is
+ * refused (a peer on this same host, reaching it at 127.0.0.1, is not).
+ */
+static void loopback_private_client(void)
+{
+	struct sockaddr_in sin = peer_port(ctl_recv_long("PORT"));
+	int fd;
+
+	if ((ntohl(sin.sin_addr.s_addr) >> 24) == 127) {
+		fd = tcp_connect(&sin);
+		xclose(fd);
+	} else {
+		fd = xsocket(AF_INET, SOCK_STREAM);
+		CHECK_ERR(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), ECONNREFUSED,
+			  "connect to a listener on the peer's 127.0.0.1");
+		xclose(fd);
+	}
+	ctl_send("DONE");
+}
+
+static void loopback_private_server(void)
+{
+	struct sockaddr_in lo = sin4((struct in_addr){ htonl(INADDR_LOOPBACK) }, 0);
+	int lfd;
+
+	lfd = xsocket(AF_INET, SOCK_STREAM);
+	CHECK_OK(bind(lfd, (struct sockaddr *)&lo, sizeof(lo)), "bind 127.0.0.1");
+	CHECK_OK(listen(lfd, 4), "listen");
+	ctl_send("PORT %u", ntohs(sock_name4(lfd, false).sin_port));
+	ctl_expect("DONE");
 	xclose(lfd);
 }
 
@@ -3404,6 +3559,8 @@ static const struct test_case cases[] = {
 	CASE("signal_eintr", sig_eintr_client, sig_eintr_server),
 	CASE("fork_dup_shared", fork_dup_client, fork_dup_server),
 	CASE("loopback", loopback, loopback),
+	CASE("wildcard_local_remote", wildcard_local_remote_client, wildcard_local_remote_server),
+	CASE("loopback_private", loopback_private_client, loopback_private_server),
 	CASE("netns_native", netns_native, no_server),
 	CASE("bind_privileged_port", bind_privileged_port, no_server),
 	CASE("cgroup_bpf_connect4", cgroup_bpf_connect4_client, cgroup_bpf_connect4_server),

@@ -22,9 +22,10 @@
  *       the error the socket reports within 2 s (see pending_error()).
  *       ADDR may carry a numeric %scope.
  *   nk_tenancy socks N [hold SECS]
- *       Opens up to N TCP sockets: "opened K FIRST-ERRNO|none".  With
- *       hold, it keeps them SECS seconds (or until killed), trying one
- *       more every 20 ms meanwhile.
+ *       Opens up to N TCP sockets, each bound to 0.0.0.0:0 (so that the
+ *       NSM has it: a NetKernel socket gets its socket there on first
+ *       need): "opened K FIRST-ERRNO|none".  With hold, it keeps them SECS
+ *       seconds (or until killed), trying one more every 20 ms meanwhile.
  *   nk_tenancy sink PORT
  *       Accepts TCP connections on PORT (IPv4) and never reads them (a
  *       tiny receive buffer: the peers see a zero window).  Until killed.
@@ -215,16 +216,34 @@ static int cmd_sendto(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * A TCP socket bound to the wildcard: the bind makes the NSM's socket
+ * (nk_af.c: lazily).  0, or the errno; a socket that failed is closed.
+ */
+static int open_bound(void)
+{
+	struct sockaddr_in any = { .sin_family = AF_INET };
+	int fd, err;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return errno;
+	if (!bind(fd, (struct sockaddr *)&any, sizeof(any)))
+		return 0;
+	err = errno;
+	close(fd);
+	return err;
+}
+
 static int cmd_socks(int argc, char **argv)
 {
 	int n = atoi(argv[0]), k, err = 0;
 	time_t end;
 
 	for (k = 0; k < n; k++) {
-		if (socket(AF_INET, SOCK_STREAM, 0) < 0) {
-			err = errno;
+		err = open_bound();
+		if (err)
 			break;
-		}
 	}
 	printf("opened %d %s\n", k, err ? ename(err) : "none");
 	if (argc < 3 || strcmp(argv[1], "hold"))
@@ -232,7 +251,7 @@ static int cmd_socks(int argc, char **argv)
 	end = time(NULL) + atoi(argv[2]);
 	while (time(NULL) < end) {
 		usleep(20000);
-		socket(AF_INET, SOCK_STREAM, 0);
+		open_bound();
 	}
 	return 0;
 }

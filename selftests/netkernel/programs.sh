@@ -14,6 +14,19 @@
 #                   copy has the guest's sha256, and nginx's error log has
 #                   no error or warning
 #
+#   prog_httpd_local VM   busybox httpd and busybox wget http://localhost/
+#                   in the same VM (localhost from /etc/hosts, as Debian
+#                   writes it: 127.0.0.1 and ::1): the copy has the file's
+#                   sha256, fetched over each
+#
+#   prog_lo_nsm_free   (vm1) 20 busybox wget of http://127.0.0.1/ from
+#                   busybox httpd on 127.0.0.1 and 20 from one on the
+#                   wildcard: the NSM opens no socket for them and gets no
+#                   request (its sockets_opened and requests counters),
+#                   since a socket that only talks over loopback never
+#                   needs one, and a wildcard listener woken by a local
+#                   client asks the NSM nothing
+#
 # prog_initrd_args adds the programs to TOPO_INITRD_ARGS before topo_build;
 # a program that is not installed (tools/install-deps.sh installs it) is a
 # failed test point, not a skipped one.
@@ -88,6 +101,13 @@ grep -E "\[(emerg|alert|crit|error|warn)\]" /var/log/nginx/error.log') || true
 #   a TCP listener on 8081, dual-stack (busybox nc -l)
 #   a TCP listener and a bound UDP socket on 0.0.0.0:9001 (nk_dgram)
 #   a TCP connection to the world's port 9000, held open (busybox nc)
+#   a TCP connection over loopback, held open: busybox nc -l on 9002
+#   (dual-stack) and busybox nc to 127.0.0.1 9002
+#   a TCP listener on 127.0.0.1:9003 (busybox httpd)
+#
+# (In vm1 the wildcard listeners and the loopback sockets have native
+# halves, af_netkernel/nk_af.c: each socket must still be listed once, with
+# its native half's state and addresses.)
 #
 # Each tool's output is normalised (prog_view_norm: the guest's own
 # address is SELF, an ephemeral port EPH, pids and queue sizes dropped,
@@ -98,7 +118,8 @@ grep -E "\[(emerg|alert|crit|error|warn)\]" /var/log/nginx/error.log') || true
 #
 #   prog_view_ss       ss -tan, ss -tln, ss -uan, ss -tnp, ss -uanp
 #   prog_view_ssinfo   ss -tin: a connection's rtt, cwnd and byte counts,
-#                      the NSM's socket's in vm1 (see there)
+#                      the NSM's socket's in vm1 (see there); those of the
+#                      loopback connection on 9002 too, its native half's
 #   prog_view_netstat  netstat -tn, netstat -tln, netstat -uan
 #   prog_view_lsof     lsof -i -n -P
 #   prog_view_diag     nk_diagreq: good and bad sock_diag requests (unknown
@@ -108,14 +129,15 @@ grep -E "\[(emerg|alert|crit|error|warn)\]" /var/log/nginx/error.log') || true
 #                      name the inodes ss -tanep gives
 #   prog_view_fallback (vm1) /sys/module/af_netkernel/fallback counts
 #                      ping's ICMP socket (unsupported) and a TCP socket
-#                      in another network namespace (netns)
+#                      in another network namespace (netns), and not the
+#                      native half of a NetKernel socket (kernel)
 
 prog_view_bins=(/usr/bin/ss /usr/bin/lsof /usr/bin/netstat)
 prog_view_port=9000	# the world's holder
 prog_view_greet_port=9002	# the world's greeter (prog_view_ssinfo)
 declare -gA prog_view_pids=()	# the world's servers by port, while they run
 # The lines of these sockets, and the lines naming each listing.
-prog_view_keep="^(ss|netstat) -|:(8081|9001|$prog_view_port)( |$|-)"
+prog_view_keep="^(ss|netstat) -|:(8081|9001|9002|9003|$prog_view_port)( |$|-)"
 
 prog_view_initrd_args() {	# DIAGREQ DGRAM: static helpers to add
 	local b
@@ -156,8 +178,19 @@ nc -l -p 8081 </dev/null >/dev/null 2>&1 &
 mkfifo /tmp/view-fifo
 nk_dgram '"$TOPO_WORLD_IP"' 9 9001 /tmp/view-fifo >/tmp/view-dgram.log 2>&1 &
 (sleep 3600 | nc '"$TOPO_WORLD_IP $prog_view_port"' >/dev/null 2>&1) &
+(sleep 3600 | nc -l -p 9002 >/dev/null 2>&1) &
+busybox httpd -f -p 127.0.0.1:9003 -h /tmp &
+echo $! >/tmp/view-httpd.pid
 i=0
-until grep -qs ready /tmp/view-dgram.log &&
+until ss -Htln | grep -Eq ":9002( |$)"; do
+	[ $i -lt 100 ] || { echo "nc -l -p 9002 does not listen"; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+(sleep 3600 | nc 127.0.0.1 9002 >/dev/null 2>&1) &
+i=0
+until ss -Htn | grep -Eq "127\.0\.0\.1:9002( |$)" &&
+	ss -Htln | grep -Eq "127\.0\.0\.1:9003( |$)" &&
+	grep -qs ready /tmp/view-dgram.log &&
 	grep -Eqs " [0-9A-F]+:'"$(printf %04X "$prog_view_port")"' 01 |:'"$prog_view_port"' " /proc/net/netkernel /proc/net/tcp; do
 	[ $i -lt 100 ] || { echo "the sockets did not open"; cat /tmp/view-dgram.log; exit 1; }
 	sleep 0.2; i=$((i + 1))
@@ -211,7 +244,7 @@ for o in -tnp -tlnp -uanp; do echo "ss $o"; ss -H $o | awk "{ print \$1, \$4, \$
 # device's tx_msgs does not move) and ss -tin does.
 prog_view_ssinfo() {
 	local vm out rc=0
-	local -A got
+	local -A got world
 	prog_view_world "$prog_view_greet_port" 'hi
 ' || { ktap_diag "ss -tin: the world's greeter did not start"; return 1; }
 	for vm in vm1 "$TOPO_BASE"; do
@@ -226,8 +259,11 @@ done
 cat /tmp/view-info.ss') || rc=1
 		ktap_diag "ss -tin in $vm:" "$out"
 		got[$vm]=$(grep -oE ' (rtt|cwnd):| bytes_(sent|acked|received):[0-9]+' <<<"$out" | sort)
+		# The world's connection has all five (the loopback one fewer).
+		world[$vm]=$(grep -F " $TOPO_WORLD_IP:$prog_view_greet_port" <<<"$out" |
+			grep -oE ' (rtt|cwnd):| bytes_(sent|acked|received):[0-9]+' | wc -l)
 	done
-	if [[ ${got[vm1]} != "${got[$TOPO_BASE]}" || $(wc -l <<<"${got[vm1]}") -ne 5 ]]; then
+	if [[ ${got[vm1]} != "${got[$TOPO_BASE]}" || ${world[vm1]} -ne 5 ]]; then
 		ktap_diag "ss -tin: vm1 and $TOPO_BASE differ (< vm1, > $TOPO_BASE):" \
 			"$(diff <(echo "${got[vm1]}") <(echo "${got[$TOPO_BASE]}"))"
 		rc=1
@@ -266,7 +302,7 @@ awk "NR == 1 { for (i = 1; i <= NF; i++) c[\$i] = i; next }
 	{ print \$c[\"local\"], \$c[\"uid\"], \$c[\"inode\"] }" /proc/net/netkernel | sort >/tmp/view-proc
 ss -Htuane | awk "{ u = 0; n = \"\"
 	for (i = 6; i <= NF; i++) { if (\$i ~ /^uid:/) u = substr(\$i, 5); if (\$i ~ /^ino:/) n = substr(\$i, 5) }
-	sub(/^\\*:/, \"[::]:\", \$5); print \$5, u, n }" | sort >/tmp/view-ss
+	sub(/^\\*:/, \"[::]:\", \$5); if (n != \"\" && n != 0) print \$5, u, n }" | sort >/tmp/view-ss
 echo "proc:"; cat /tmp/view-proc; echo "ss:"; cat /tmp/view-ss
 [ "$(wc -l </tmp/view-ss)" -ge 4 ] || exit 1
 while read -r l; do grep -qxF "$l" /tmp/view-proc || { echo "not in /proc/net/netkernel: $l"; exit 1; }; done </tmp/view-ss') || {
@@ -281,6 +317,11 @@ prog_view_fallback() {
 	out=$(topo_exec vm1 30 '
 d=/sys/module/af_netkernel/fallback
 for f in kernel netns nodev cgroup_bpf unsupported; do [ -r $d/$f ] || { echo "no $d/$f"; exit 1; }; done
+k0=$(cat $d/kernel)
+busybox wget -q -O /dev/null http://127.0.0.1:1/ 2>/dev/null
+k1=$(cat $d/kernel)
+echo "kernel $k0 -> $k1 (a NetKernel socket and its native half)"
+[ "$k1" -eq "$k0" ] || exit 1
 u0=$(cat $d/unsupported) n0=$(cat $d/netns)
 ping -c 1 -W 1 127.0.0.1 >/dev/null 2>&1
 unshare -n nc 127.0.0.1 1 </dev/null >/dev/null 2>&1
@@ -299,11 +340,13 @@ echo "unsupported $u0 -> $u1, netns $n0 -> $n1"
 # afterwards): the sockets above closed, rmmod af_netkernel gives the
 # kernel's diag handlers and /proc/net files back: a native listener
 # then shows in ss and /proc/net/tcp6, and tcp_diag and udp_diag, no
-# longer pinned, unload.
+# longer pinned, unload.  No native half outlives its socket: ss, now the
+# kernel's alone, lists no listener, bound UDP socket or connection on the
+# ports above (TIME-WAIT and the other closing states are TCP's own).
 prog_view_unload() {
 	local out
 	out=$(topo_exec vm1 60 '
-kill $(pidof nc nk_dgram sleep) 2>/dev/null
+kill $(pidof nc nk_dgram sleep) $(cat /tmp/view-httpd.pid) 2>/dev/null
 i=0
 until [ "$(wc -l </proc/net/netkernel)" -le 1 ]; do
 	[ $i -lt 50 ] || { echo "NetKernel sockets left:"; cat /proc/net/netkernel; exit 1; }
@@ -320,6 +363,8 @@ echo "ss -tln:"; ss -Htln
 echo "tcp6:"; cat /proc/net/tcp6
 ss -Htln | grep -q ":8082 " && grep -q ":1F92 " /proc/net/tcp6 || exit 1
 kill $!
+left=$(ss -Htuan | awk "\$2 ~ /^(LISTEN|UNCONN|ESTAB)\$/" | grep -E ":(8081|9001|9002|9003)( |\$)")
+[ -z "$left" ] || { echo "native halves left:"; echo "$left"; exit 1; }
 rmmod udp_diag tcp_diag || exit 1
 echo "tcp_diag and udp_diag unloaded"') || {
 		ktap_diag "unloading af_netkernel in vm1:" "$out"
@@ -327,4 +372,65 @@ echo "tcp_diag and udp_diag unloaded"') || {
 	}
 	ktap_diag "unloading af_netkernel in vm1:" "$out"
 	return 0
+}
+
+# prog_httpd_local VM: one test point.
+prog_httpd_local() {
+	local vm=$1 name="busybox httpd and wget http://localhost/ in $1" out rc=0
+	out=$(topo_exec "$vm" 120 'set -e
+[ -s /etc/hosts ] || printf "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n" >/etc/hosts
+mkdir -p /tmp/www
+head -c 262144 /dev/urandom >/tmp/www/file
+busybox httpd -f -p 8080 -h /tmp/www &
+pid=$!
+i=0
+until grep -Eqs ":1F90 [0-9A-F]+:0000 0A|:8080 " /proc/net/netkernel /proc/net/tcp /proc/net/tcp6; do
+	[ $i -lt 100 ] || { echo "httpd does not listen"; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+want=$(sha256sum </tmp/www/file)
+for url in http://localhost:8080/file http://127.0.0.1:8080/file "http://[::1]:8080/file"; do
+	rm -f /tmp/got
+	busybox wget -q -O /tmp/got "$url" || { echo "wget $url failed"; rc=1; continue; }
+	got=$(sha256sum </tmp/got)
+	[ "$got" = "$want" ] && echo "$url: same sha256" || { echo "$url: sha256 differs"; rc=1; }
+done
+kill $pid
+exit ${rc:-0}' 2>&1) || rc=1
+	ktap_diag "$name:" "$out"
+	return "$rc"
+}
+
+# prog_lo_nsm_free: one test point (vm1).
+prog_lo_nsm_free() {
+	local opened0 opened1 req0 req1 out rc=0
+	out=$(topo_exec vm1 60 'mkdir -p /tmp/www-lo
+echo hello >/tmp/www-lo/file
+busybox httpd -f -p 127.0.0.1:8083 -h /tmp/www-lo &
+echo $! >/tmp/lo-httpd.pid
+busybox httpd -f -p 8084 -h /tmp/www-lo &
+echo $! >>/tmp/lo-httpd.pid
+i=0
+until ss -Htln | grep -Eq "127\.0\.0\.1:8083( |$)" && ss -Htln | grep -Eq ":8084( |$)"; do
+	[ $i -lt 100 ] || { echo "httpd does not listen"; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done' 2>&1) || {
+		ktap_diag "vm1: $out"
+		topo_exec vm1 30 'kill $(cat /tmp/lo-httpd.pid)' >/dev/null 2>&1 || true
+		return 1
+	}
+	opened0=$(topo_nsm_stat sockets_opened) req0=$(topo_nsm_stat requests)
+	out=$(topo_exec vm1 120 'n=0
+for p in 8083 8084; do
+	for i in $(seq 20); do
+		busybox wget -q -O - http://127.0.0.1:$p/file | grep -q hello && n=$((n + 1))
+	done
+done
+echo "$n of 40 fetched"
+[ $n -eq 40 ]' 2>&1) || rc=1
+	opened1=$(topo_nsm_stat sockets_opened) req1=$(topo_nsm_stat requests)
+	topo_exec vm1 30 'kill $(cat /tmp/lo-httpd.pid)' >/dev/null 2>&1 || true
+	ktap_diag "vm1: $out; the NSM's sockets_opened: $opened0 -> $opened1, requests: $req0 -> $req1"
+	[[ $opened0 -ge 0 && $req0 -ge 0 && $opened1 -eq $opened0 && $req1 -eq $req0 ]] || rc=1
+	return "$rc"
 }

@@ -6,7 +6,9 @@
 # connection from vm1 to the world open (nk_hold), breaks something, and
 # asserts what the issue asks of NetKernel:
 #
-#   socket_abandoned  vm1's socket() given up (the reply timeout) while
+#   socket_abandoned  vm1's first call on a new socket that makes its
+#                   socket on the NSM (a wildcard bind: nk_hold socket)
+#                   given up (the reply timeout) while
 #                   the NSM's QEMU is stopped with SIGSTOP (no vhost-user
 #                   stop: the session stays): once the NSM runs again and
 #                   creates the socket late, vm1 closes it, and neither the
@@ -242,7 +244,7 @@ test_socket_abandoned() {
 	out=$(topo_exec vm1 20 "nk_hold socket") || true
 	nsm_thaw
 	guest_reply_timeout 10000 || return 1
-	ktap_diag "socket() while the NSM is stopped: $out"
+	ktap_diag "socket() and bind() while the NSM is stopped: $out"
 	[[ $out == "socket ETIMEDOUT" ]] || return 1
 	counts_back "$n0" "$g0"
 }

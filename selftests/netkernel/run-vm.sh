@@ -12,6 +12,14 @@
 #   netkernel guest: server side   nk_sockets server in vm1, client in the world
 #   baseline guest: client side    the same, unchanged, in the baseline guest
 #   baseline guest: server side
+#   netkernel guest: loopback      server (on 0.0.0.0) and client both in vm1,
+#                                  over 127.0.0.1 and ::1
+#   netkernel guest: own address   the same over vm1's own address (the
+#                                  engine's, which lab-init.sh puts on lo)
+#   baseline guest: loopback, own address   the same natively
+#   loopback: ...                  busybox httpd and wget http://localhost/
+#                                  in each guest; vm1's loopback connections
+#                                  open no socket on the NSM (programs.sh)
 #   adversarial: ...               floods from the world (adversarial.sh),
 #                                  against the NetKernel and the baseline guest
 #   guest's view: ...              Debian's ss, netstat and lsof list the
@@ -32,7 +40,8 @@
 # Each suite run's own KTAP is printed indented, as a subtest of its test
 # point.  Exits non-zero on any failure.
 #
-# usage: selftests/netkernel/run-vm.sh
+# usage: selftests/netkernel/run-vm.sh [TEST...]   (TEST: names of the table
+# below, e.g. nk_local_lo; default all)
 # Environment: NK_SUITE_TIMEOUT (seconds per suite run, default 300),
 # NK_SOCKETS (a prebuilt static nk_sockets: no make; nk_flood beside it),
 # NK_SUITE_ARGS (more client options, e.g. "--run tcp_msg_peek"),
@@ -91,10 +100,15 @@ t_start=$SECONDS
 # One point per entry, in this order (test_NAME, below), then topo_down_ktap's
 # points: "console clean" for nsm, vm1 and base, and the engine's stop.
 
+# The suite's runs come before nginx, whose connections closed by the
+# server leave port 80 in TIME_WAIT for a minute (bind_privileged_port
+# binds it).
 TEST_NAMES=(
 	nk_client nk_server base_client base_server
+	nk_local_lo nk_local_own base_local_lo base_local_own
 	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
 	nginx_nk nginx_base
+	httpd_local_nk httpd_local_base lo_nsm_free
 	view_ss view_ssinfo view_netstat view_lsof view_diag view_proc
 	view_fallback view_unload
 )
@@ -103,12 +117,19 @@ TEST_DESCS=(
 	"netkernel guest: server side"
 	"baseline guest: client side"
 	"baseline guest: server side"
+	"netkernel guest: loopback (127.0.0.1, ::1)"
+	"netkernel guest: own address"
+	"baseline guest: loopback (127.0.0.1, ::1)"
+	"baseline guest: own address"
 	"adversarial: udp flood, vm1"
 	"adversarial: udp flood, base"
 	"adversarial: tcp 1-byte segments, vm1"
 	"adversarial: tcp 1-byte segments, base"
 	"nginx, Debian's default configuration: vm1 serves a file to the world"
 	"nginx, Debian's default configuration: base serves a file to the world"
+	"busybox httpd and wget http://localhost/ in vm1"
+	"busybox httpd and wget http://localhost/ in base"
+	"netkernel guest: loopback connections cost the NSM nothing"
 	"guest's view: ss lists in vm1 what it lists in base"
 	"guest's view: ss -tin shows the NSM's TCP info in vm1 as base shows its own"
 	"guest's view: netstat lists in vm1 what it lists in base"
@@ -120,7 +141,7 @@ TEST_DESCS=(
 )
 down_points=4	# topo_down_ktap's
 
-ktap_begin $(($(ktap_table_count) + down_points))
+ktap_begin $(($(ktap_table_count "$@") + down_points))
 
 finish() {
 	ktap_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
@@ -175,21 +196,54 @@ client_side() {
 	return "$status"
 }
 
-# server_side VM: the server in VM, the client in the world; the suite's
-# KTAP as the subtest of the point TEST_DESC.
-server_side() {
-	local vm=$1 name=$TEST_DESC out status=0 t=$SECONDS ip port_hex
-	ip=$(topo_vm_ip "$vm")
+# vm_server_start VM: the suite's server in the background in VM, on the
+# wildcard; returns once it listens (its NetKernel socket, or a native
+# one on the baseline).
+vm_server_start() {
+	local vm=$1 port_hex
 	port_hex=$(printf '%04X' "$suite_port")
-	# The server runs in the background in the guest; wait until it
-	# listens (its NetKernel socket, or a native one on the baseline).
-	if ! lab_vm_exec "$vm" 60 "$(suite_server "$guest_bin" 0.0.0.0) >/tmp/nk_sockets-server.log 2>&1 &
+	lab_vm_exec "$vm" 60 "$(suite_server "$guest_bin" 0.0.0.0) >/tmp/nk_sockets-server.log 2>&1 &
 echo \$! >/tmp/nk_sockets-server.pid
 i=0
 until grep -Eqs ':$suite_port |:$port_hex [0-9A-F]+:0000 0A' /proc/net/netkernel /proc/net/tcp /proc/net/tcp6; do
 	[ \$i -lt 100 ] || { echo 'the server does not listen'; cat /tmp/nk_sockets-server.log; exit 1; }
 	sleep 0.2; i=\$((i + 1))
-done" >"$logdir/server-$vm.start.log" 2>&1; then
+done"
+}
+
+# vm_server_stop VM: stop it; its log to stdout.
+vm_server_stop() {
+	lab_vm_exec "$1" 30 'kill $(cat /tmp/nk_sockets-server.pid) 2>/dev/null; sleep 0.5; cat /tmp/nk_sockets-server.log'
+}
+
+# local_side VM ADDR ADDR6: server and client both in VM, the client
+# reaching the server at ADDR (and ADDR6); the suite's KTAP as the subtest
+# of the point TEST_DESC.
+local_side() {
+	local vm=$1 name=$TEST_DESC out status=0 t=$SECONDS
+	if ! vm_server_start "$vm" >"$logdir/server-$vm-local.start.log" 2>&1; then
+		ktap_diag "$name: the server in $vm did not start:"
+		sed 's/^/#   /' "$logdir/server-$vm-local.start.log"
+		return 1
+	fi
+	out=$(lab_vm_exec "$vm" "$suite_timeout" \
+		"$(suite_client "$guest_bin" "$2" "$3")") || status=$?
+	vm_server_stop "$vm" >"$logdir/server-$vm-local-$2.log" 2>&1 || true
+	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
+	if ((status)); then
+		ktap_diag "server log ($vm), its end:"
+		tail -n 10 "$logdir/server-$vm-local-$2.log" | sed 's/^/#   /'
+	fi
+	ktap_subtest "$name" "$out" || status=1
+	return "$status"
+}
+
+# server_side VM: the server in VM, the client in the world; the suite's
+# KTAP as the subtest of the point TEST_DESC.
+server_side() {
+	local vm=$1 name=$TEST_DESC out status=0 t=$SECONDS ip
+	ip=$(topo_vm_ip "$vm")
+	if ! vm_server_start "$vm" >"$logdir/server-$vm.start.log" 2>&1; then
 		ktap_diag "$name: the server in $vm did not start:"
 		sed 's/^/#   /' "$logdir/server-$vm.start.log"
 		return 1
@@ -197,8 +251,7 @@ done" >"$logdir/server-$vm.start.log" 2>&1; then
 	# shellcheck disable=SC2046 # the command line is words
 	out=$(timeout -k 5 "$suite_timeout" ip netns exec "$TOPO_NS" \
 		$(suite_client "$suite_bin" "$ip" "$(topo_vm_ip6 "$vm")") 2>&1) || status=$?
-	lab_vm_exec "$vm" 30 'kill $(cat /tmp/nk_sockets-server.pid) 2>/dev/null; sleep 0.5; cat /tmp/nk_sockets-server.log' \
-		>"$logdir/server-$vm.log" 2>&1 || true
+	vm_server_stop "$vm" >"$logdir/server-$vm.log" 2>&1 || true
 	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
 	if ((status)); then
 		ktap_diag "server log ($vm), its end:"
@@ -218,6 +271,13 @@ test_adv_tcp_flood_nk() { adv_tcp_flood vm1; }
 test_adv_tcp_flood_base() { adv_tcp_flood "$TOPO_BASE"; }
 test_nginx_nk() { prog_nginx vm1; }
 test_nginx_base() { prog_nginx "$TOPO_BASE"; }
+test_nk_local_lo() { local_side vm1 127.0.0.1 ::1; }
+test_nk_local_own() { local_side vm1 "$(topo_vm_ip vm1)" "$(topo_vm_ip6 vm1)"; }
+test_base_local_lo() { local_side "$TOPO_BASE" 127.0.0.1 ::1; }
+test_base_local_own() { local_side "$TOPO_BASE" "$(topo_vm_ip "$TOPO_BASE")" "$(topo_vm_ip6 "$TOPO_BASE")"; }
+test_httpd_local_nk() { prog_httpd_local vm1; }
+test_httpd_local_base() { prog_httpd_local "$TOPO_BASE"; }
+test_lo_nsm_free() { prog_lo_nsm_free; }
 test_view_ss() { prog_view_ss; }
 test_view_ssinfo() { prog_view_ssinfo; }
 test_view_netstat() { prog_view_netstat; }
@@ -227,7 +287,7 @@ test_view_proc() { prog_view_proc; }
 test_view_fallback() { prog_view_fallback; }
 test_view_unload() { prog_view_unload; }	# the last: vm1 has no NetKernel after it
 
-ktap_run_table
+ktap_run_table "$@"
 
 ktap_diag "engine counters after the runs:"
 topo_nkctl stats 2>&1 | sed 's/^/#   /' || true

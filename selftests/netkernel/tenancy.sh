@@ -18,15 +18,17 @@
 #   4. Link-local destinations: 169.254.1.1 (routed on the NSM for this
 #      test), fe80::1%2 (the NSM's eth0) and ff02::1%2 answer ENETUNREACH,
 #      for datagrams and connects.
-#   5. guest_max_socks: vm1 gets ENFILE at its limit, counted in vm1's
-#      sock_limit (debugfs guests); vm2 still opens.
+#   5. guest_max_socks: vm1 gets ENFILE at its limit (from the bind that
+#      makes a socket's NSM half), counted in vm1's sock_limit (debugfs
+#      guests); vm2 still opens.
 #   6. The engine's per-guest limits (issue 14 item 4), set for vm2 by a
 #      reload of the engine's file: vm2 opens sockets until refused (EMFILE
-#      at max_sockets, below the NSM's guest_max_socks, the engine's
-#      socket_limit counting) and keeps trying while vm1 downloads the file
-#      (sha256 checked) and connects $vm1_conns times without one error or
-#      count against it; then vm2's connect loop meets max_conn_rate
-#      (EAGAIN, conn_rate_limit counting).  The file as it was is reloaded.
+#      at max_sockets, below the NSM's guest_max_socks, from the bind that
+#      makes a socket's NSM half, the engine's socket_limit counting) and
+#      keeps trying while vm1 downloads the file (sha256 checked) and
+#      connects $vm1_conns times without one error or count against it;
+#      then vm2's connect loop meets max_conn_rate (EAGAIN, conn_rate_limit
+#      counting).  The file as it was is reloaded.
 #   7. connect/fill/close against a world server that never reads: the
 #      NSM keeps at most guest_max_draining closed sockets of vm1, resets
 #      the ones beyond (drain_aborts), and its memory stays bounded.

@@ -21,16 +21,21 @@
 #     Host CPU of each path is the user+system time of its processes over
 #     the measurement: vm1's and the NSM's QEMU and hostengine, or the
 #     baseline guest's QEMU.
-#  3. Multiplexing: 1, 2, 4 NetKernel guests streaming at once through
+#  3. Guest loopback: stream, rr_64 and crr_64 with nkperf's client and
+#     server in the same guest over 127.0.0.1, on vm1 (path "netkernel":
+#     its sockets' native half, see architecture.rst "Guest loopback") and
+#     on the baseline guest (path "baseline"): the tests stream_lo_1,
+#     rr_lo_64, crr_lo_64.
+#  4. Multiplexing: 1, 2, 4 NetKernel guests streaming at once through
 #     one NSM against as many baseline guests: aggregate throughput and
 #     total host CPU of each path.
-#  4. Isolation (issue 14 item 4): vm1's bulk TCP (stream_tx_1) and its
+#  5. Isolation (issue 14 item 4): vm1's bulk TCP (stream_tx_1) and its
 #     connect/exchange/close rate (crr_64), alone (path "alone") and while
 #     vm2 sits at its engine max_sockets (16, set by a reload
 #     of the engine's file), trying one more socket every 20 ms
 #     (nk_tenancy socks, path "vm2_at_limit").  report.py gives the ratio
 #     vm2_at_limit / alone; the aim is within 10%.
-#  5. Sharing one NSM: vm1 and vm2 streaming at once (each way) with
+#  6. Sharing one NSM: vm1 and vm2 streaming at once (each way) with
 #     weights 1:1 and 1:3, set live by a reload of the engine's file, and
 #     the share each got; vm1's rr_64 alone and beside vm2 flooding small
 #     pipelined requests (p50, p99).
@@ -125,13 +130,21 @@ shares=(
 )
 share_weights=(1 3)
 flood_args="-m rr -s 64 -P 8 -D 32"	# within vm2_max_socks
+# Client and server in one guest, over 127.0.0.1.
+lo_tests=(
+	"stream_lo_1:-m stream -P 1"
+	"rr_lo_64:-m rr -s 64"
+	"crr_lo_64:-m crr -s 64"
+)
+lo_port=5202
 
 # ------------------------------------------------------------ KTAP output
 
 # nkbench; every measurement; the report; the console of every VM but the
 # NSM; the NSM's console and the engine's exit together.
-ktap_begin $((1 + reps * ((${#tests[@]} + ${#mux[@]} + ${#limit_tests[@]}) * 2 +
-	${#shares[@]} * ${#share_weights[@]} + 3) + 1 + 2 * nvms + 1))
+ktap_begin $((1 + reps * ((${#tests[@]} + ${#lo_tests[@]} + ${#mux[@]} +
+	${#limit_tests[@]}) * 2 + ${#shares[@]} * ${#share_weights[@]} + 3) +
+	1 + 2 * nvms + 1))
 
 finish() {
 	ktap_diag "results: $out" "total $((SECONDS - t_start)) s"
@@ -185,10 +198,12 @@ path_pids() {
 }
 
 # measure TEST PATH REP "NKPERF-ARGS" VM...: nkperf client in every VM at
-# once against the world's server; one JSON record in records.jsonl and
-# one test point.
+# once against the world's server (or, with srv=127.0.0.1 and
+# srv_port=N set, against a server in the VM itself); one JSON record in
+# records.jsonl and one test point.
 measure() {
 	local test=$1 path=$2 rep=$3 nkargs=$4 vm c0 c1 t0 t1 status=0 name
+	local target=${srv:-$TOPO_WORLD_IP} tport=${srv_port:-$port}
 	local -a pids
 	shift 4
 	name="$test $path rep $rep"
@@ -197,7 +212,7 @@ measure() {
 	t0=$(date +%s.%N)
 	for vm in "$@"; do
 		lab_vm_exec "$vm" $((secs + 60)) \
-			"$guest_nkperf client -c $TOPO_WORLD_IP -p $port -t $secs $nkargs --json" \
+			"$guest_nkperf client -c $target -p $tport -t $secs $nkargs --json" \
 			>"$out/logs/$test.$path.$rep.$vm.json" 2>&1 &
 	done
 	for vm in "$@"; do
@@ -248,10 +263,36 @@ cat /tmp/socks.log" 2>&1) || true
 	[[ $got == "opened $vm2_max_socks EMFILE" ]] || { ktap_diag "vm2 not at its limit: $got"; return 1; }
 }
 
+# lo_server VM start|stop: an nkperf server on VM's 127.0.0.1.
+lo_server() {
+	if [[ $2 == stop ]]; then
+		lab_vm_exec "$1" 30 'kill $(cat /tmp/nkperf-lo.pid) 2>/dev/null; true'
+		return
+	fi
+	lab_vm_exec "$1" 60 "$guest_nkperf server -B 127.0.0.1 -p $lo_port >/tmp/nkperf-lo.log 2>&1 &
+echo \$! >/tmp/nkperf-lo.pid
+i=0
+until grep -Eqs ':$(printf '%04X' "$lo_port") [0-9A-F]+:0000 0A|:$lo_port ' /proc/net/netkernel /proc/net/tcp; do
+	[ \$i -lt 100 ] || { echo 'nkperf does not listen'; cat /tmp/nkperf-lo.log; exit 1; }
+	sleep 0.2; i=\$((i + 1))
+done"
+}
+
+for vm in "${TOPO_GUESTS[0]}" "$TOPO_BASE"; do
+	if ! lo_server "$vm" start >"$out/logs/nkperf-lo-$vm.log" 2>&1; then
+		ktap_diag "nkperf server on 127.0.0.1 did not listen in $vm:"
+		sed 's/^/#   /' "$out/logs/nkperf-lo-$vm.log"
+	fi
+done
+
 for ((rep = 1; rep <= reps; rep++)); do
 	for t in "${tests[@]}"; do
 		measure "${t%%:*}" netkernel "$rep" "${t#*:}" "${TOPO_GUESTS[0]}"
 		measure "${t%%:*}" baseline "$rep" "${t#*:}" "$TOPO_BASE"
+	done
+	for t in "${lo_tests[@]}"; do
+		srv=127.0.0.1 srv_port=$lo_port measure "${t%%:*}" netkernel "$rep" "${t#*:}" "${TOPO_GUESTS[0]}"
+		srv=127.0.0.1 srv_port=$lo_port measure "${t%%:*}" baseline "$rep" "${t#*:}" "$TOPO_BASE"
 	done
 	for n in "${mux[@]}"; do
 		measure "mux_$n" netkernel "$rep" "$mux_args" "${TOPO_GUESTS[@]:0:n}"
@@ -309,6 +350,10 @@ flood() {
 for ((rep = 1; rep <= reps; rep++)); do
 	share "$rep"
 	flood "$rep"
+done
+
+for vm in "${TOPO_GUESTS[0]}" "$TOPO_BASE"; do
+	lo_server "$vm" stop >/dev/null 2>&1 || true
 done
 
 # ------------------------------------------------------------- the report

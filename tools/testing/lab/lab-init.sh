@@ -7,7 +7,11 @@
 #   nk.role=nsm     load nsm_kernel.ko (nk.modargs=a=1,b=2 are its
 #                   parameters), configure eth0 with nk.addrs
 #   nk.role=guest   a NetKernel guest: no NIC, load af_netkernel.ko (with
-#                   nk.modargs as its parameters)
+#                   nk.modargs as its parameters); nk.addrs (the address
+#                   the engine gives it, /32 and /128) go on lo, so that
+#                   connecting to its own address reaches its own
+#                   listeners, as a guest admin does it
+#                   (Documentation/netkernel/deployment.rst)
 #   nk.role=base    a baseline guest: eth0 with nk.addrs, no NetKernel
 #   nk.addrs=A/N,B/N,...   addresses for eth0 (the first is the primary)
 #   nk.gw=ADDR      a default route (optional)
@@ -65,6 +69,12 @@ nsm)
 	;;
 guest)
 	[ ! -e /sys/class/net/eth0 ] || nk_fail "a NetKernel guest must have no NIC"
+	old_ifs=$IFS
+	IFS=,
+	for a in $addrs; do
+		ip addr add "$a" dev lo || nk_fail "ip addr add $a dev lo failed"
+	done
+	IFS=$old_ifs
 	# shellcheck disable=SC2046 # one word per parameter
 	insmod "/lib/modules/$kver/extra/af_netkernel.ko" $(echo "$modargs" | tr , ' ') ||
 		nk_fail "insmod af_netkernel.ko failed"

@@ -124,6 +124,17 @@ _topo_has_addr6() {	# VM: 0 unless VM is in TOPO_NO_ADDR6
 	[[ " $TOPO_NO_ADDR6 " != *" $1 "* ]]
 }
 
+# The addresses a NetKernel guest puts on its lo (lab-init.sh): the ones
+# the engine gives it, so that its own address is local to it.
+_topo_guest_addrs() {	# VM
+	local a
+	a="$(topo_vm_ip "$1")/32"
+	if _topo_has_addr6 "$1"; then
+		a+=",$(topo_vm_ip6 "$1")/128"
+	fi
+	echo "$a"
+}
+
 _topo_step() {	# LOG CMD...: run CMD, output to LOG; on failure show LOG's end
 	local log=$1
 	shift
@@ -505,7 +516,7 @@ topo_up() {
 		lab_vm_start "$vm" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
 			--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent ${TOPO_NK_RECONNECT:+--nk-reconnect} \
 			--nk "$TOPO_RUN/run/$vm.sock" \
-			--append "nk.role=guest${TOPO_GUEST_MODARGS:+ nk.modargs=$TOPO_GUEST_MODARGS}${TOPO_GUEST_APPEND:+ $TOPO_GUEST_APPEND}"
+			--append "nk.role=guest nk.addrs=$(_topo_guest_addrs "$vm")${TOPO_GUEST_MODARGS:+ nk.modargs=$TOPO_GUEST_MODARGS}${TOPO_GUEST_APPEND:+ $TOPO_GUEST_APPEND}"
 		TOPO_VMS+=("$vm")
 	done
 	TOPO_BASE=${TOPO_BASES[0]:-}
