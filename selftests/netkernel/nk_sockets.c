@@ -2371,7 +2371,9 @@ static void udp_errqueue_client(void)
 /*
  * sendmsg() with IP_PKTINFO: our own address as the source is honoured;
  * an address that is not ours fails the route lookup (ENETUNREACH), a
- * multicast one is EINVAL, and neither sends anything.
+ * multicast one is EINVAL, and neither sends anything.  The first send of
+ * a socket never bound is checked too (a NetKernel socket's NSM half is
+ * made by that send).
  */
 static void udp_pktinfo_send_client(void)
 {
@@ -2391,9 +2393,12 @@ static void udp_pktinfo_send_client(void)
 	c->cmsg_level = IPPROTO_IP;
 	c->cmsg_type = IP_PKTINFO;
 	c->cmsg_len = CMSG_LEN(sizeof(*pi));
+	pi->ipi_spec_dst.s_addr = htonl(0xc0000201);	/* 192.0.2.1: not ours */
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_ERR(sendmsg(fd, &msg, 0), ENETUNREACH, "first sendmsg from 192.0.2.1");
+	xclose(fd);
 	fd = bound_socket(SOCK_DGRAM, &port);
 	ctl_send("SRC %u", port);
-	pi->ipi_spec_dst.s_addr = htonl(0xc0000201);	/* 192.0.2.1: not ours */
 	CHECK_ERR(sendmsg(fd, &msg, 0), ENETUNREACH, "sendmsg from 192.0.2.1");
 	pi->ipi_spec_dst.s_addr = htonl(0xe0000001);	/* 224.0.0.1 */
 	CHECK_ERR(sendmsg(fd, &msg, 0), EINVAL, "sendmsg from 224.0.0.1");
