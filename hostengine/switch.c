@@ -790,11 +790,31 @@ static bool connect_refused(struct he_ep *g, const struct nk_hdr *h, const struc
 	return family != AF_UNSPEC && !conn_rate_ok(g);
 }
 
+/*
+ * The guest's source addresses, IPv4 first (with @v4), then IPv6 (with
+ * @v6), into @a.  Return: how many.
+ */
+static unsigned int guest_addrs(const struct he_ep *g, bool v4, bool v6, struct nk_addr a[2])
+{
+	unsigned int n = 0;
+
+	memset(a, 0, 2 * sizeof(*a));
+	if (v4 && g->has_addr4) {
+		a[n].family = AF_INET;
+		memcpy(a[n++].addr, &g->addr4, sizeof(g->addr4));
+	}
+	if (v6 && g->has_addr6) {
+		a[n].family = AF_INET6;
+		memcpy(a[n++].addr, &g->addr6, sizeof(g->addr6));
+	}
+	return n;
+}
+
 static void guest_socket(struct he_ep *g, struct nk_hdr *h)
 {
 	struct he_ep *nsm = g->nsm;
-	struct nk_addr a[2] = { 0 };
-	unsigned int na = 0;
+	struct nk_addr a[2];
+	unsigned int na;
 	uint64_t feat;
 	struct he_seg seg;
 	struct he_iov ai;
@@ -817,14 +837,8 @@ static void guest_socket(struct he_ep *g, struct nk_hdr *h)
 	 * The guest's source addresses, IPv4 first: an AF_INET6 socket that
 	 * is not V6ONLY may reach IPv4 peers through mapped addresses.
 	 */
-	if (g->has_addr4 && (h->arg[0] == AF_INET || !(h->arg[3] & NK_SOCK_V6ONLY))) {
-		a[na].family = AF_INET;
-		memcpy(a[na++].addr, &g->addr4, sizeof(g->addr4));
-	}
-	if (g->has_addr6 && h->arg[0] == AF_INET6) {
-		a[na].family = AF_INET6;
-		memcpy(a[na++].addr, &g->addr6, sizeof(g->addr6));
-	}
+	na = guest_addrs(g, h->arg[0] == AF_INET || !(h->arg[3] & NK_SOCK_V6ONLY),
+			 h->arg[0] == AF_INET6, a);
 	if (!na)
 		return reply(g, h, -EAFNOSUPPORT);
 	if (h->arg[1] != SOCK_STREAM && !(h->arg[1] == SOCK_DGRAM && (feat & NK_FEAT_DGRAM)))
@@ -1021,28 +1035,6 @@ static int reply_room(struct he_ep *nsm, struct he_ep *g, const struct nk_hdr *h
 static void info_reply(struct he_ep *nsm, struct he_req *r, const struct nk_hdr *h,
 		       const struct he_iov *iov);
 
-/*
- * The payload of a successful SOCKET reply to a guest with NK_FEAT_ANC: all
- * of its source addresses, IPv4 first, whatever the NSM's reply carried
- * (the guest checks sendmsg()'s IP_PKTINFO against them).  Return: how
- * many are in @a.
- */
-static unsigned int guest_addrs(const struct he_ep *g, struct nk_addr a[2])
-{
-	unsigned int n = 0;
-
-	memset(a, 0, 2 * sizeof(*a));
-	if (g->has_addr4) {
-		a[n].family = AF_INET;
-		memcpy(a[n++].addr, &g->addr4, sizeof(g->addr4));
-	}
-	if (g->has_addr6) {
-		a[n].family = AF_INET6;
-		memcpy(a[n++].addr, &g->addr6, sizeof(g->addr6));
-	}
-	return n;
-}
-
 static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 			 const struct he_iov *iov)
 {
@@ -1115,7 +1107,12 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 		if (r->op == NK_OP_ACCEPT)
 			f.arg[0] = r->new_guest_sock;
 		if (r->op == NK_OP_SOCKET && (g->features & NK_FEAT_ANC) && !h->status) {
-			f.len = guest_addrs(g, a) * ADDR_LEN;
+			/*
+			 * All of the guest's source addresses, whatever the
+			 * NSM's reply carried: the guest checks sendmsg()'s
+			 * IP_PKTINFO against them.
+			 */
+			f.len = guest_addrs(g, true, true, a) * ADDR_LEN;
 			he_iov_flat(&ai, &seg, a, f.len);
 			src = &ai;
 			soff = 0;
