@@ -39,6 +39,16 @@ while read -r m; do
 	insmod "$m" || nk_fail "insmod $m failed"
 done </etc/nk-lab/modules
 
+# addrs_on DEV: the addresses of nk.addrs on DEV.
+addrs_on() {
+	old_ifs=$IFS
+	IFS=,
+	for a in $addrs; do
+		ip addr add "$a" dev "$1" || nk_fail "ip addr add $a dev $1 failed"
+	done
+	IFS=$old_ifs
+}
+
 net_setup() {
 	i=0
 	while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do
@@ -49,12 +59,7 @@ net_setup() {
 	# IPv6 addresses usable at once: the lab's are unique by construction.
 	echo 0 >/proc/sys/net/ipv6/conf/eth0/accept_dad
 	ip link set eth0 up || nk_fail "ip link set eth0 up failed"
-	old_ifs=$IFS
-	IFS=,
-	for a in $addrs; do
-		ip addr add "$a" dev eth0 || nk_fail "ip addr add $a failed"
-	done
-	IFS=$old_ifs
+	addrs_on eth0
 	if [ -n "$gw" ]; then
 		ip route add default via "$gw" || nk_fail "default route via $gw failed"
 	fi
@@ -69,12 +74,7 @@ nsm)
 	;;
 guest)
 	[ ! -e /sys/class/net/eth0 ] || nk_fail "a NetKernel guest must have no NIC"
-	old_ifs=$IFS
-	IFS=,
-	for a in $addrs; do
-		ip addr add "$a" dev lo || nk_fail "ip addr add $a dev lo failed"
-	done
-	IFS=$old_ifs
+	addrs_on lo
 	# shellcheck disable=SC2046 # one word per parameter
 	insmod "/lib/modules/$kver/extra/af_netkernel.ko" $(echo "$modargs" | tr , ' ') ||
 		nk_fail "insmod af_netkernel.ko failed"
