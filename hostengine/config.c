@@ -97,6 +97,20 @@ struct he_ep *he_ep_alloc(enum nk_role role, const char *name)
 	return ep;
 }
 
+void he_ep_copy_live(struct he_ep *to, const struct he_ep *from)
+{
+	to->weight = from->weight;
+	to->max_sockets = from->max_sockets;
+	to->max_pending = from->max_pending;
+	to->max_conn_rate = from->max_conn_rate;
+	to->conn_burst = from->conn_burst;
+	to->lim_set = from->lim_set;
+	to->has_addr4 = from->has_addr4;
+	to->addr4 = from->addr4;
+	to->has_addr6 = from->has_addr6;
+	to->addr6 = from->addr6;
+}
+
 struct he_ep *he_ep_by_name(const struct he_config *cfg, const char *name)
 {
 	unsigned int i;

@@ -30,7 +30,9 @@
  * loads; attach, detach, add, remove and the socket listing go through
  * the data plane's command queue (he_dp_*), which waits for the data plane
  * to carry them out.  What add, remove, attach and detach change is not
- * written to the configuration file: their replies say "persistent": false.
+ * written to the configuration file: their replies say "persistent": false,
+ * and so do those of "set" (a running guest's weight, addresses, limits).
+ * Nor is what "set" changes (a running guest's weight, addresses, limits).
  */
 #include <errno.h>
 #include <malloc.h>
@@ -617,6 +619,94 @@ static json_object *cmd_remove(json_object *req)
 	return not_persistent(r);
 }
 
+/* The keys "set" may change on a running guest, as a reload may. */
+static const char *const set_keys[] = {
+	"weight", "address", "address6", "max_sockets", "max_pending", "max_conn_rate",
+	"conn_burst", NULL,
+};
+
+static bool set_key_ok(const char *key)
+{
+	const char *const *k;
+
+	for (k = set_keys; *k; k++)
+		if (!strcmp(key, *k))
+			return true;
+	return false;
+}
+
+/*
+ * set: {"cmd": "set", "name": GUEST, KEY: VALUE...}: a running guest's
+ * weight, addresses or limits, all keys checked before any applies.  The
+ * data plane applies them as a reload does (ep_update(), switch.c).
+ */
+static json_object *cmd_set(json_object *req)
+{
+	json_object *err = NULL, *r;
+	struct he_ep *run = req_ep(req, "name", NK_ROLE_GUEST, &err), *ep;
+	char msg[512], buf[256];
+	unsigned int n = 0;
+
+	if (!run)
+		return err;
+	/* What may change, copied: the rest is the data plane's. */
+	ep = he_ep_alloc(NK_ROLE_GUEST, run->name);
+	if (!ep)
+		return error_at(ENOMEM, run->name, NULL, "out of memory");
+	he_ep_copy_live(ep, run);
+	json_object_object_foreach(req, key, val) {
+		const char *e = NULL;
+
+		if (!strcmp(key, "cmd") || !strcmp(key, "name"))
+			continue;
+		if (!strcmp(key, "nsm")) {
+			snprintf(msg, sizeof(msg), "%s: nsm: attach or detach the guest instead",
+				 run->name);
+			e = msg;
+		} else if (!strcmp(key, "socket") || !strcmp(key, "queue_pairs")) {
+			snprintf(msg, sizeof(msg), "%s: %s cannot change while the endpoint runs "
+				 "(remove it and add it again)", run->name, key);
+			e = msg;
+		} else if (!set_key_ok(key)) {
+			snprintf(msg, sizeof(msg), "%s: unknown key '%s'", run->name, key);
+			e = msg;
+		} else if (json_object_is_type(val, json_type_string) ||
+			   json_object_is_type(val, json_type_int)) {
+			e = he_ep_set(ep, key, json_object_get_string(val), buf, sizeof(buf));
+			if (e) {
+				snprintf(msg, sizeof(msg), "%s: %s", run->name, e);
+				e = msg;
+			}
+		} else {
+			snprintf(msg, sizeof(msg), "%s: %s: value must be a string or a number",
+				 run->name, key);
+			e = msg;
+		}
+		if (e) {
+			free(ep);
+			return error_at(EINVAL, run->name, key, e);
+		}
+		n++;
+	}
+	if (!n) {
+		free(ep);
+		return error_at(EINVAL, run->name, NULL, "nothing to set: give KEY=VALUE");
+	}
+	he_dp_ep_update(run, ep);
+	free(ep);
+	he_log(INFO, "control: %s: weight %u, max_sockets %u, max_pending %" PRIu64
+	       ", max_conn_rate %u, conn_burst %u set", run->name, run->weight,
+	       run->max_sockets, run->max_pending, run->max_conn_rate, run->conn_burst);
+	r = ok_reply();
+	json_object_object_add(r, "endpoint", json_object_new_string(run->name));
+	json_object_object_add(r, "weight", json_object_new_int(run->weight));
+	json_object_object_add(r, "max_sockets", json_object_new_int64(run->max_sockets));
+	add_u64(r, "max_pending", run->max_pending);
+	json_object_object_add(r, "max_conn_rate", json_object_new_int64(run->max_conn_rate));
+	json_object_object_add(r, "conn_burst", json_object_new_int64(run->conn_burst));
+	return not_persistent(r);
+}
+
 /* The reply to @line, or NULL when a listing is to be streamed (cl->list). */
 static json_object *handle(struct client *cl, const char *line)
 {
@@ -662,6 +752,8 @@ static json_object *handle(struct client *cl, const char *line)
 		r = cmd_add(req);
 	} else if (!strcmp(c, "remove")) {
 		r = cmd_remove(req);
+	} else if (!strcmp(c, "set")) {
+		r = cmd_set(req);
 	} else {
 		r = error_reply(EINVAL, "unknown command");
 	}

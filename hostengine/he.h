@@ -152,6 +152,8 @@ struct he_ep *he_ep_by_id(const struct he_config *cfg, uint32_t id);
 bool he_name_ok(const char *name);
 /* A new endpoint with the defaults (id 0), or NULL. */
 struct he_ep *he_ep_alloc(enum nk_role role, const char *name);
+/* Copy what may change on a running guest (weight, addresses, limits). */
+void he_ep_copy_live(struct he_ep *to, const struct he_ep *from);
 /* Set one endpoint key from its text: NULL, or the error (in @buf). */
 const char *he_ep_set(struct he_ep *ep, const char *key, const char *value, char *buf,
 		      size_t size);

@@ -1647,16 +1647,7 @@ static void ep_update(struct he_ep *ep, const struct he_ep *from)
 {
 	if (ep->nsm)
 		ep->nsm->guest_weight += from->weight - ep->weight;
-	ep->weight = from->weight;
-	ep->max_sockets = from->max_sockets;
-	ep->max_pending = from->max_pending;
-	ep->max_conn_rate = from->max_conn_rate;
-	ep->conn_burst = from->conn_burst;
-	ep->lim_set = from->lim_set;
-	ep->has_addr4 = from->has_addr4;
-	ep->addr4 = from->addr4;
-	ep->has_addr6 = from->has_addr6;
-	ep->addr6 = from->addr6;
+	he_ep_copy_live(ep, from);
 }
 
 static const char *map_state(const struct he_map *m)

@@ -996,6 +996,100 @@ static void t_add_remove(void **state)
 	h_pass();
 }
 
+/*
+ * set: a running guest's weight and limits change at once and act (a
+ * socket beyond the new max_sockets gets -EMFILE, counted), --json gives
+ * the new values, the change is said not to be persistent, the other
+ * guest is unchanged; every bad request names the endpoint or key and
+ * changes nothing.
+ */
+static void t_set(void **state)
+{
+	uint32_t a = h_new_sock_id(), b = h_new_sock_id();
+	json_object *o, *v;
+	uint64_t n, lim;
+	char arg[64];
+
+	(void)state;
+	assert_int_equal(h_socket(W.vm2, a, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	n = h_counter(H_VM2, HC_SOCKETS);
+	assert_int_equal(nkctl("-s", W.ctl, "-j", "set", "vm2", "weight=7", "max_conn_rate=50",
+			       NULL), 0);
+	o = out_json(true);
+	assert_string_equal(h_json_str(o, "endpoint"), "vm2");
+	assert_int_equal(h_json_u64(o, "weight"), 7);
+	assert_int_equal(h_json_u64(o, "max_conn_rate"), 50);
+	assert_true(json_object_object_get_ex(o, "persistent", &v));
+	assert_false(json_object_get_boolean(v));
+	json_object_put(o);
+	snprintf(arg, sizeof(arg), "max_sockets=%llu", (unsigned long long)n);
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm2", arg, NULL), 0);
+	assert_non_null(strstr(out, "vm2 set\n"));
+	assert_non_null(strstr(out, "weight"));
+	assert_non_null(strstr(err_out, "not persistent"));
+	o = h_list_ep(H_VM2);
+	assert_int_equal(h_json_u64(o, "weight"), 7);
+	assert_int_equal(h_json_u64(o, "max_sockets"), n);
+	assert_int_equal(h_json_u64(o, "max_conn_rate"), 50);
+	json_object_put(o);
+	o = h_list_ep(H_VM1);
+	assert_int_equal(h_json_u64(o, "weight"), 1);
+	lim = h_json_u64(o, "max_sockets");
+	assert_true(lim > n);
+	json_object_put(o);
+	lim = h_counter(H_VM2, HC_SOCKET_LIMIT);
+	assert_int_equal(h_socket(W.vm2, b, AF_INET, SOCK_STREAM, 65536, NULL), -EMFILE);
+	assert_int_equal(h_counter(H_VM2, HC_SOCKET_LIMIT), lim + 1);
+
+	/* Engine errors: exit 1, the endpoint and key named, nothing changed. */
+	assert_int_equal(nkctl("-s", W.ctl, "-j", "set", "vm2", "weight=2", "speed=3", NULL), 1);
+	o = out_json(false);
+	assert_int_equal(h_json_u64(o, "errno"), EINVAL);
+	assert_string_equal(h_json_str(o, "endpoint"), "vm2");
+	assert_string_equal(h_json_str(o, "key"), "speed");
+	assert_string_equal(h_json_str(o, "error"), "vm2: unknown key 'speed'");
+	json_object_put(o);
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm2", "weight=1001", NULL), 1);
+	assert_non_null(strstr(err_out, "vm2: bad value '1001' for weight: 1 to 1000"));
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm2", "max_sockets=0", NULL), 1);
+	assert_non_null(strstr(err_out, "max_sockets"));
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm2", "address=10.0.0.300", NULL), 1);
+	assert_non_null(strstr(err_out, "for address"));
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm2", "nsm=nsm0", NULL), 1);
+	assert_non_null(strstr(err_out, "attach or detach"));
+	assert_int_equal(nkctl("-s", W.ctl, "-j", "set", "vm2", "socket=x.sock", NULL), 1);
+	o = out_json(false);
+	assert_string_equal(h_json_str(o, "key"), "socket");
+	json_object_put(o);
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm2", "queue_pairs=2", NULL), 1);
+	assert_int_equal(nkctl("-s", W.ctl, "-j", "set", "nsm0", "weight=2", NULL), 1);
+	o = out_json(false);
+	assert_string_equal(h_json_str(o, "endpoint"), "nsm0");
+	assert_non_null(strstr(h_json_str(o, "error"), "not a guest"));
+	json_object_put(o);
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm9", "weight=2", NULL), 1);
+	assert_non_null(strstr(err_out, "unknown endpoint 'vm9'"));
+	o = h_list_ep(H_VM2);
+	assert_int_equal(h_json_u64(o, "weight"), 7);
+	json_object_put(o);
+
+	/* Usage errors: exit 2, nothing sent. */
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm2", NULL), 2);
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm2", "weight", NULL), 2);
+	assert_non_null(strstr(err_out, "'weight' is not KEY=VALUE"));
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm2", "weight=1", "weight=2", NULL), 2);
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm2", "name=vm1", NULL), 2);
+
+	/* Back as the file has it, the socket limit lifted. */
+	assert_int_equal(nkctl("-s", W.ctl, "set", "vm2", "weight=1", "max_sockets=4096",
+			       "max_conn_rate=0", NULL), 0);
+	assert_int_equal(h_socket(W.vm2, b, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	h_close(W.vm2, a);
+	h_close(W.vm2, b);
+	h_roundtrip(W.vm2);
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	H_TEST(t_list),
 	H_TEST(t_stats),
@@ -1010,6 +1104,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_ss_nsm_lost_and_v1),
 	H_TEST(t_ss_many),
 	H_TEST(t_add_remove),
+	H_TEST(t_set),
 };
 
 static int prepare(void)

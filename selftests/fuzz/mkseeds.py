@@ -200,6 +200,16 @@ def ctl_seeds():
                       b'{"cmd": "add", "role": "guest", "name": "vm7", "max_pending": "4095"}\n'
                       b'{"cmd": "add", "role": "guest", "name": "vm7", "max_conn_rate": "-1"}\n'
                       b'{"cmd": "add", "role": "nsm", "name": "n7", "conn_burst": "1"}\n',
+        'set': b'{"cmd": "set", "name": "vm2", "weight": "5", "max_sockets": 2, '
+               b'"max_pending": "65536", "max_conn_rate": "3", "conn_burst": "4", '
+               b'"address": "10.0.0.22", "address6": "fd00::22"}\n'
+               b'{"cmd": "list"}\n'
+               b'{"cmd": "set", "name": "vm2", "weight": "0"}\n'
+               b'{"cmd": "set", "name": "vm2", "nsm": "nsm0"}\n'
+               b'{"cmd": "set", "name": "vm2", "socket": "x", "queue_pairs": "2"}\n'
+               b'{"cmd": "set", "name": "nsm0", "weight": "2"}\n'
+               b'{"cmd": "set", "name": "vm2", "weight": [1]}\n'
+               b'{"cmd": "set", "name": "vm2"}\n{"cmd": "set"}\n',
     }
 
 

@@ -578,6 +578,31 @@ static int show_engine(struct json_object *reply, char **argv)
 	return NKCTL_EXIT_OK;
 }
 
+/* How many leading arguments are named by cmd->keys; the rest are KEY=VALUE. */
+static int named_args(const struct command *cmd)
+{
+	int n = 0;
+
+	while (n < (int)ARRAY_SIZE(cmd->keys) && cmd->keys[n])
+		n++;
+	return n;
+}
+
+static int show_set(struct json_object *reply, char **argv)
+{
+	static const char *const order[] = {
+		"weight", "max_sockets", "max_pending", "max_conn_rate", "conn_burst", NULL,
+	};
+
+	json_object_object_del(reply, "ok");
+	json_object_object_del(reply, "endpoint");
+	json_object_object_del(reply, "persistent");
+	printf("%s set\n", argv[0]);
+	print_kv(reply, order, "  ");
+	not_persistent();
+	return NKCTL_EXIT_OK;
+}
+
 static const struct command commands[] = {
 	{ "list",	"",		0, 0, { NULL },
 	  show_list, NULL },
@@ -599,6 +624,8 @@ static const struct command commands[] = {
 	  show_add, NULL },
 	{ "remove",	"NAME",		1, 1, { "name" },
 	  show_remove, NULL },
+	{ "set",	"GUEST KEY=VALUE...", 2, 9, { "name" },
+	  show_set, NULL },
 };
 
 /* ------------------------------------------------------------------ */
@@ -625,10 +652,10 @@ static struct json_object *build_request(const struct command *cmd,
 		return req;
 	}
 	for (i = 0; i < argc; i++) {
-		const char *key = cmd->keys[i < 2 ? i : 0], *val = argv[i];
+		const char *key = i < named_args(cmd) ? cmd->keys[i] : NULL, *val = argv[i];
 		char kbuf[64];
 
-		if (i >= (int)ARRAY_SIZE(cmd->keys)) {
+		if (!key) {
 			/* main() checked the '=' */
 			const char *eq = strchr(argv[i], '=');
 
@@ -1120,14 +1147,14 @@ int main(int argc, char **argv)
 		if (!a[0])
 			return usage_error("%s: empty argument", cmd->name);
 		/* A command with a builder (ss, kill) checks its own arguments. */
-		if (i < ARRAY_SIZE(cmd->keys) || cmd->build)
+		if ((int)i < named_args(cmd) || cmd->build)
 			continue;
 		if (!eq || eq == a || eq - a >= 64)
 			return usage_error("%s: '%s' is not KEY=VALUE", cmd->name, a);
 		if (!strncmp(a, "cmd=", 4) || !strncmp(a, "role=", 5) ||
 		    !strncmp(a, "name=", 5))
 			return usage_error("%s: '%s': that key is an argument", cmd->name, a);
-		for (j = ARRAY_SIZE(cmd->keys); j < i; j++)
+		for (j = named_args(cmd); j < i; j++)
 			if (!strncmp(argv[optind + 1 + j], a, eq - a + 1))
 				return usage_error("%s: key '%.*s' given twice", cmd->name,
 						   (int)(eq - a), a);
