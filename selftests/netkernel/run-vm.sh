@@ -17,7 +17,8 @@
 #   netkernel guest: own address   the same over vm1's own address (the
 #                                  engine's, which lab-init.sh puts on lo)
 #   baseline guest: loopback, own address   the same natively
-#   loopback: ...                  busybox httpd and wget http://localhost/
+#   loopback: ...                  busybox httpd and wget http://localhost/,
+#                                  redis-server and redis-cli
 #                                  in each guest; vm1's loopback connections
 #                                  open no socket on the NSM (programs.sh)
 #   adversarial: ...               floods from the world (adversarial.sh),
@@ -108,7 +109,7 @@ TEST_NAMES=(
 	nk_local_lo nk_local_own base_local_lo base_local_own
 	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
 	nginx_nk nginx_base
-	httpd_local_nk httpd_local_base lo_nsm_free
+	httpd_local_nk httpd_local_base redis_local_nk redis_local_base lo_nsm_free
 	view_ss view_ssinfo view_netstat view_lsof view_diag view_proc
 	view_fallback view_unload
 )
@@ -129,6 +130,8 @@ TEST_DESCS=(
 	"nginx, Debian's default configuration: base serves a file to the world"
 	"busybox httpd and wget http://localhost/ in vm1"
 	"busybox httpd and wget http://localhost/ in base"
+	"redis-server and redis-cli, Debian's redis.conf, in vm1"
+	"redis-server and redis-cli, Debian's redis.conf, in base"
 	"netkernel guest: loopback connections cost the NSM nothing"
 	"guest's view: ss lists in vm1 what it lists in base"
 	"guest's view: ss -tin shows the NSM's TCP info in vm1 as base shows its own"
@@ -277,6 +280,8 @@ test_base_local_lo() { local_side "$TOPO_BASE" 127.0.0.1 ::1; }
 test_base_local_own() { local_side "$TOPO_BASE" "$(topo_vm_ip "$TOPO_BASE")" "$(topo_vm_ip6 "$TOPO_BASE")"; }
 test_httpd_local_nk() { prog_httpd_local vm1; }
 test_httpd_local_base() { prog_httpd_local "$TOPO_BASE"; }
+test_redis_local_nk() { prog_redis_local vm1; }
+test_redis_local_base() { prog_redis_local "$TOPO_BASE"; }
 test_lo_nsm_free() { prog_lo_nsm_free; }
 test_view_ss() { prog_view_ss; }
 test_view_ssinfo() { prog_view_ssinfo; }
