@@ -19,6 +19,14 @@
 #                   writes it: 127.0.0.1 and ::1): the copy has the file's
 #                   sha256, fetched over each
 #
+#   prog_redis_local VM   Debian's redis-server with Debian's own
+#                   /etc/redis/redis.conf (bind 127.0.0.1 -::1, port 6379,
+#                   daemonized) and redis-cli with its default host in the
+#                   same VM: SET, GET, 200 INCR, PING over ::1, a short
+#                   redis-benchmark of SET and GET (50 clients), then the
+#                   counter and the keys checked, and redis's log free of
+#                   errors
+#
 #   prog_lo_nsm_free   (vm1) 20 busybox wget of http://127.0.0.1/ from
 #                   busybox httpd on 127.0.0.1 and 20 from one on the
 #                   wildcard: the NSM opens no socket for them and gets no
@@ -34,14 +42,21 @@
 # shellcheck disable=SC2016
 
 prog_nginx_bin=/usr/sbin/nginx
+prog_redis_bins=(/usr/bin/redis-server /usr/bin/redis-cli /usr/bin/redis-benchmark)
 
 prog_initrd_args() {
 	local f
-	[[ -x $prog_nginx_bin ]] || return 0
-	TOPO_INITRD_ARGS+=(--bin "$prog_nginx_bin")
-	for f in nginx.conf mime.types sites-available/default; do
-		TOPO_INITRD_ARGS+=(--add "/etc/nginx/$f:/etc/nginx/$f")
+	if [[ -x $prog_nginx_bin ]]; then
+		TOPO_INITRD_ARGS+=(--bin "$prog_nginx_bin")
+		for f in nginx.conf mime.types sites-available/default; do
+			TOPO_INITRD_ARGS+=(--add "/etc/nginx/$f:/etc/nginx/$f")
+		done
+	fi
+	for f in "${prog_redis_bins[@]}"; do
+		[[ -x $f ]] && TOPO_INITRD_ARGS+=(--bin "$f")
 	done
+	[[ ! -r /etc/redis/redis.conf ]] ||
+		TOPO_INITRD_ARGS+=(--add "/etc/redis/redis.conf:/etc/redis/redis.conf")
 }
 
 # prog_nginx VM: one test point.
@@ -397,6 +412,52 @@ for url in http://localhost:8080/file http://127.0.0.1:8080/file "http://[::1]:8
 done
 kill $pid
 exit ${rc:-0}' 2>&1) || rc=1
+	ktap_diag "$name:" "$out"
+	return "$rc"
+}
+
+# prog_redis_local VM: one test point.
+prog_redis_local() {
+	local vm=$1 name="redis-server and redis-cli in $1" out rc=0 f
+	for f in "${prog_redis_bins[@]}" /etc/redis/redis.conf; do
+		if [[ ! -e $f ]]; then
+			ktap_diag "$name: $f is not installed (tools/install-deps.sh)"
+			return 1
+		fi
+	done
+	out=$(topo_exec "$vm" 180 'set -e
+[ -s /etc/hosts ] || printf "127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n" >/etc/hosts
+mkdir -p /run/redis /var/log/redis /var/lib/redis
+: >/var/log/redis/redis-server.log
+redis-server /etc/redis/redis.conf
+i=0
+until [ "$(redis-cli ping 2>/dev/null)" = PONG ]; do
+	[ $i -lt 100 ] || { echo "redis-server does not answer"; cat /var/log/redis/redis-server.log; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+rc=0
+[ "$(redis-cli set greeting hello)" = OK ] || { echo "SET failed"; rc=1; }
+[ "$(redis-cli get greeting)" = hello ] || { echo "GET failed"; rc=1; }
+[ "$(redis-cli -h ::1 ping)" = PONG ] || { echo "PING over ::1 failed"; rc=1; }
+for i in $(seq 200); do redis-cli incr counter; done >/dev/null
+[ "$(redis-cli get counter)" = 200 ] || { echo "counter is $(redis-cli get counter), not 200"; rc=1; }
+redis-benchmark -q -c 50 -n 2000 -t set,get -r 100 --csv >/tmp/redis-bench.csv ||
+	{ echo "redis-benchmark failed"; rc=1; }
+grep -E "^\"(SET|GET)\"" /tmp/redis-bench.csv | cut -d, -f1,2 | tr -d \" | sed "s/^/benchmark: /"
+[ "$(grep -cE "^\"(SET|GET)\"" /tmp/redis-bench.csv)" = 2 ] || { echo "benchmark gave no SET and GET rates"; rc=1; }
+keys=$(redis-cli dbsize)
+[ "$keys" -ge 2 ] || { echo "dbsize $keys"; rc=1; }
+echo "dbsize $keys"
+redis-cli shutdown nosave >/dev/null 2>&1 || true
+i=0
+while redis-cli ping >/dev/null 2>&1; do
+	[ $i -lt 50 ] || { echo "redis-server did not stop"; rc=1; break; }
+	sleep 0.2; i=$((i + 1))
+done
+if grep -E "# (Could not|Failed|Error|Warning: Could not)|Error accepting" /var/log/redis/redis-server.log; then
+	echo "errors in redis-server.log"; rc=1
+fi
+exit $rc' 2>&1) || rc=1
 	ktap_diag "$name:" "$out"
 	return "$rc"
 }

@@ -17,7 +17,8 @@
 #   netkernel guest: own address   the same over vm1's own address (the
 #                                  engine's, which lab-init.sh puts on lo)
 #   baseline guest: loopback, own address   the same natively
-#   loopback: ...                  busybox httpd and wget http://localhost/
+#   loopback: ...                  busybox httpd and wget http://localhost/,
+#                                  redis-server and redis-cli
 #                                  in each guest; vm1's loopback connections
 #                                  open no socket on the NSM (programs.sh)
 #   adversarial: ...               floods from the world (adversarial.sh),
@@ -108,7 +109,7 @@ TEST_NAMES=(
 	nk_local_lo nk_local_own base_local_lo base_local_own
 	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
 	nginx_nk nginx_base
-	httpd_local_nk httpd_local_base lo_nsm_free
+	httpd_local_nk httpd_local_base redis_local_nk redis_local_base lo_nsm_free
 	view_ss view_ssinfo view_netstat view_lsof view_diag view_proc
 	view_fallback view_unload
 )
@@ -129,6 +130,8 @@ TEST_DESCS=(
 	"nginx, Debian's default configuration: base serves a file to the world"
 	"busybox httpd and wget http://localhost/ in vm1"
 	"busybox httpd and wget http://localhost/ in base"
+	"redis-server and redis-cli, Debian's redis.conf, in vm1"
+	"redis-server and redis-cli, Debian's redis.conf, in base"
 	"netkernel guest: loopback connections cost the NSM nothing"
 	"guest's view: ss lists in vm1 what it lists in base"
 	"guest's view: ss -tin shows the NSM's TCP info in vm1 as base shows its own"
@@ -170,6 +173,21 @@ topo_up_ktap --guests 1 || finish
 
 # ------------------------------------------------------------ suite runs
 
+# suite_report NAME STATUS T0 OUT WHERE SLOG: a suite run's end: its exit
+# status and time, the end of the server's log (SLOG, in WHERE) when it
+# failed, the suite's KTAP (OUT) as the subtest of NAME.  Returns non-zero
+# if the run or its KTAP failed.
+suite_report() {
+	local name=$1 status=$2 t=$3 out=$4 where=$5 slog=$6
+	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
+	if ((status)); then
+		ktap_diag "server log ($where), its end:"
+		tail -n 10 "$slog" | sed 's/^/#   /'
+	fi
+	ktap_subtest "$name" "$out" || status=1
+	return "$status"
+}
+
 # client_side VM: the server in the world, the client in VM; the suite's
 # KTAP as the subtest of the point TEST_DESC.
 client_side() {
@@ -187,19 +205,22 @@ client_side() {
 	out=$(lab_vm_exec "$vm" "$suite_timeout" \
 		"$(suite_client "$guest_bin" "$TOPO_WORLD_IP" "$TOPO_WORLD_IP6")") || status=$?
 	lab_stop_pid "$spid" 5 >/dev/null 2>&1 || true
-	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
-	if ((status)); then
-		ktap_diag "server log (world), its end:"
-		tail -n 10 "$slog" | sed 's/^/#   /'
-	fi
-	ktap_subtest "$name" "$out" || status=1
-	return "$status"
+	suite_report "$name" "$status" "$t" "$out" world "$slog"
 }
 
-# vm_server_start VM: the suite's server in the background in VM, on the
-# wildcard; returns once it listens (its NetKernel socket, or a native
-# one on the baseline).
+# vm_server_start VM LOG: the suite's server in the background in VM, on
+# the wildcard; returns once it listens (its NetKernel socket, or a native
+# one on the baseline), or fails with LOG, what starting it said, shown.
 vm_server_start() {
+	local vm=$1 log=$2
+	if ! vm_server_spawn "$vm" >"$log" 2>&1; then
+		ktap_diag "$TEST_DESC: the server in $vm did not start:"
+		sed 's/^/#   /' "$log"
+		return 1
+	fi
+}
+
+vm_server_spawn() {
 	local vm=$1 port_hex
 	port_hex=$(printf '%04X' "$suite_port")
 	lab_vm_exec "$vm" 60 "$(suite_server "$guest_bin" 0.0.0.0) >/tmp/nk_sockets-server.log 2>&1 &
@@ -221,21 +242,11 @@ vm_server_stop() {
 # of the point TEST_DESC.
 local_side() {
 	local vm=$1 name=$TEST_DESC out status=0 t=$SECONDS
-	if ! vm_server_start "$vm" >"$logdir/server-$vm-local.start.log" 2>&1; then
-		ktap_diag "$name: the server in $vm did not start:"
-		sed 's/^/#   /' "$logdir/server-$vm-local.start.log"
-		return 1
-	fi
+	vm_server_start "$vm" "$logdir/server-$vm-local.start.log" || return 1
 	out=$(lab_vm_exec "$vm" "$suite_timeout" \
 		"$(suite_client "$guest_bin" "$2" "$3")") || status=$?
 	vm_server_stop "$vm" >"$logdir/server-$vm-local-$2.log" 2>&1 || true
-	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
-	if ((status)); then
-		ktap_diag "server log ($vm), its end:"
-		tail -n 10 "$logdir/server-$vm-local-$2.log" | sed 's/^/#   /'
-	fi
-	ktap_subtest "$name" "$out" || status=1
-	return "$status"
+	suite_report "$name" "$status" "$t" "$out" "$vm" "$logdir/server-$vm-local-$2.log"
 }
 
 # server_side VM: the server in VM, the client in the world; the suite's
@@ -243,22 +254,12 @@ local_side() {
 server_side() {
 	local vm=$1 name=$TEST_DESC out status=0 t=$SECONDS ip
 	ip=$(topo_vm_ip "$vm")
-	if ! vm_server_start "$vm" >"$logdir/server-$vm.start.log" 2>&1; then
-		ktap_diag "$name: the server in $vm did not start:"
-		sed 's/^/#   /' "$logdir/server-$vm.start.log"
-		return 1
-	fi
+	vm_server_start "$vm" "$logdir/server-$vm.start.log" || return 1
 	# shellcheck disable=SC2046 # the command line is words
 	out=$(timeout -k 5 "$suite_timeout" ip netns exec "$TOPO_NS" \
 		$(suite_client "$suite_bin" "$ip" "$(topo_vm_ip6 "$vm")") 2>&1) || status=$?
 	vm_server_stop "$vm" >"$logdir/server-$vm.log" 2>&1 || true
-	ktap_diag "$name: exit $status, $((SECONDS - t)) s"
-	if ((status)); then
-		ktap_diag "server log ($vm), its end:"
-		tail -n 10 "$logdir/server-$vm.log" | sed 's/^/#   /'
-	fi
-	ktap_subtest "$name" "$out" || status=1
-	return "$status"
+	suite_report "$name" "$status" "$t" "$out" "$vm" "$logdir/server-$vm.log"
 }
 
 test_nk_client() { client_side vm1; }
@@ -277,6 +278,8 @@ test_base_local_lo() { local_side "$TOPO_BASE" 127.0.0.1 ::1; }
 test_base_local_own() { local_side "$TOPO_BASE" "$(topo_vm_ip "$TOPO_BASE")" "$(topo_vm_ip6 "$TOPO_BASE")"; }
 test_httpd_local_nk() { prog_httpd_local vm1; }
 test_httpd_local_base() { prog_httpd_local "$TOPO_BASE"; }
+test_redis_local_nk() { prog_redis_local vm1; }
+test_redis_local_base() { prog_redis_local "$TOPO_BASE"; }
 test_lo_nsm_free() { prog_lo_nsm_free; }
 test_view_ss() { prog_view_ss; }
 test_view_ssinfo() { prog_view_ssinfo; }
