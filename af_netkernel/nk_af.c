@@ -436,7 +436,9 @@ static bool nk_sock_apply_credit(struct nk_sock *nks, const struct nk_hdr *hdr)
 
 /*
  * Send a request and wait for its reply, at most @timeout_ms (0: the
- * reply timeout); the reply's credit is applied.
+ * reply timeout); the reply's credit is applied.  The transport's -ENODEV
+ * (the device went away) becomes -ENETDOWN; a reply's status is the NSM's
+ * answer, passed on as it is.
  */
 static int nk_sock_call_timeout(struct nk_sock *nks, struct nk_txbuf *tb,
 				struct nk_reply *reply, unsigned int flags,
@@ -448,10 +450,12 @@ static int nk_sock_call_timeout(struct nk_sock *nks, struct nk_txbuf *tb,
 	err = nk_call_timeout(nks->nd, tb, reply, flags, timeout_ms);
 	if (reply->req_id)
 		nk_sock_credit_sent(nks, fwd);
-	if ((le16_to_cpu(reply->hdr.flags) & NK_F_REPLY) &&
-	    nk_sock_apply_credit(nks, &reply->hdr))
+	if (!(le16_to_cpu(reply->hdr.flags) & NK_F_REPLY))
+		return nk_err(err);
+	if (nk_sock_apply_credit(nks, &reply->hdr))
 		nks->sk.sk_write_space(&nks->sk);
-	return nk_err(err);
+	/* The NSM's answer is its kernel's (-ENODEV: no such interface). */
+	return err == nk_hdr_status(&reply->hdr) ? err : nk_err(err);
 }
 
 static int nk_sock_call(struct nk_sock *nks, struct nk_txbuf *tb,

@@ -7,6 +7,7 @@
 #ifndef _NSM_H
 #define _NSM_H
 
+#include <linux/bitmap.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
 #include <linux/net.h>
@@ -141,6 +142,9 @@ struct nsm_sk_cbs {
 	void (*error_report)(struct sock *sk);
 };
 
+/* Room for a bit per entry of nsm_opts[] (nsm_ops.c). */
+#define NSM_OPTS_MAX	128
+
 /**
  * struct nsm_sock - one guest socket served by a kernel socket
  * @nsm: the device
@@ -170,7 +174,8 @@ struct nsm_sk_cbs {
  * @accept_sent: accept queue length last reported with EV_ACCEPT
  * @tx_blocked: @txq is not empty; write_space must queue the socket
  * @kept_opts: options kept for the guest, not applied (nsm_ops.c), a bit
- *	each
+ *	each (by its index in nsm_opts[]; for one that reads 1 until
+ *	cleared, the bit says it is cleared)
  * @anc: the guest takes ancillary data on this datagram socket (SOCKET's
  *	NK_SOCK_ANC): its options that ask for control messages or an
  *	error queue are applied too, and its datagrams carry struct nk_anc
@@ -223,8 +228,8 @@ struct nsm_sock {
 	u8 hup_sent;
 	u32 accept_sent;
 	bool tx_blocked;
-	u64 kept_opts;
-	u64 set_opts;
+	DECLARE_BITMAP(kept_opts, NSM_OPTS_MAX);
+	DECLARE_BITMAP(set_opts, NSM_OPTS_MAX);
 	bool anc;
 	bool anc_rx;
 	struct nk_credit_rx rx;
@@ -263,6 +268,9 @@ static inline void nsm_count(struct nsm_dev *nsm, enum nsm_stat s, u64 n)
 
 /* nsm_tenant.c */
 struct net *nsm_tenant_net(u32 id, struct net *dflt);
+/* nsm_ops.c: the credentials guest options are applied with */
+int nsm_opts_init(void);
+void nsm_opts_exit(void);
 int nsm_tenant_init(void);
 void nsm_tenant_exit(void);
 

@@ -105,6 +105,15 @@
  *   error in the nk_anc, within the guest's credit like data, so an error
  *   queue never holds more than the kernel socket lets it.
  *
+ * - Options.  A guest's options (the levels it forwards) are applied with
+ *   the credentials of a process that has no capability (nsm_ops.c,
+ *   nsm_guest_cred), whatever the NSM's: the kernel answers them as it
+ *   answers an unprivileged native process.  Those that name an
+ *   interface reach the kernel socket only to say "none" (or the guest's
+ *   own address), multicast groups never do, and those that would act
+ *   outside the guest's tenancy are refused
+ *   (Documentation/netkernel/sockopts.rst).
+ *
  * - Owners.  Each guest's kernel sockets belong to a uid of their own,
  *   1000000000 + the guest's endpoint id (socket inode and sk_uid; guest
  *   ids from 2^24 up are refused), so SO_REUSEPORT, which only groups
@@ -452,6 +461,9 @@ static int __init nsm_init(void)
 	if (!nsm_wq)
 		return -ENOMEM;
 	nsm_debugfs_root = debugfs_create_dir("nsm_kernel", NULL);
+	err = nsm_opts_init();
+	if (err)
+		goto err_opts;
 	err = nsm_tenant_init();
 	if (err)
 		goto err_tenant;
@@ -463,6 +475,8 @@ static int __init nsm_init(void)
 err_transport:
 	nsm_tenant_exit();
 err_tenant:
+	nsm_opts_exit();
+err_opts:
 	debugfs_remove_recursive(nsm_debugfs_root);
 	destroy_workqueue(nsm_wq);
 	return err;
@@ -472,6 +486,7 @@ static void __exit nsm_exit(void)
 {
 	nk_transport_unregister();
 	nsm_tenant_exit();
+	nsm_opts_exit();
 	debugfs_remove_recursive(nsm_debugfs_root);
 	destroy_workqueue(nsm_wq);
 }

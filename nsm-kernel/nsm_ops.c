@@ -21,6 +21,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/cred.h>
 #include <linux/in.h>
 #include <linux/in6.h>
 #include <linux/module.h>
@@ -29,6 +30,7 @@
 #include <linux/udp.h>
 #include <linux/version.h>
 #include <net/addrconf.h>
+#include <net/ip.h>
 #include <net/ipv6.h>
 #include <net/route.h>
 #include <net/sock.h>
@@ -117,6 +119,8 @@ struct nsm_reply {
 		struct nk_addr addr;
 		struct tcp_info info;
 		struct linger linger;
+		char name[TCP_CA_NAME_MAX];
+		u8 ipopt[MAX_IPOPTLEN];
 		int val;
 	} u;
 };
@@ -761,7 +765,7 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 	nk_sockid_publish(&nsm->socks, nid, nns);
 	nns->src4 = ns->src4;
 	nns->src6 = ns->src6;
-	nns->kept_opts = ns->kept_opts;
+	bitmap_copy(nns->kept_opts, ns->kept_opts, NSM_OPTS_MAX);
 	nns->bound = true;
 	nns->connected = true;
 	nsm_take_credit(nns, rq->hdr);
@@ -984,8 +988,12 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
  * The options a guest may set or read on its socket, at the levels the
  * guest forwards (SOL_SOCKET is the guest's own, see af_netkernel).  Each
  * is one of:
- * - carried: applied to the kernel socket, which checks the value and
- *   answers as Linux does; read back from it (nsm_getsockopt());
+ * - carried: applied to the kernel socket with the credentials of an
+ *   unprivileged process (nsm_guest_cred), whatever the NSM's: the kernel
+ *   checks the value and answers as Linux answers such a process (no
+ *   congestion control but the allowed ones, no module loaded, no CIPSO
+ *   option; IP_OPTIONS with a source route is refused, see
+ *   nsm_ip_options_srr()); read back from it (nsm_getsockopt());
  * - kept (NSM_OPT_KEEP): a flag the guest may set and read back, kept in
  *   nsm_sock.kept_opts.  One that asks for control messages or an error
  *   queue (NSM_OPT_ANC) is applied too on a datagram socket whose guest
@@ -993,10 +1001,15 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
  *   and forwards them in struct nk_anc.  Otherwise it is not applied:
  *   nobody would read the error queue it fills, until the socket receives
  *   nothing (UDP_GRO: it would merge datagrams whose boundaries only its
- *   control message tells);
- * - refused (NSM_OPT_EPERM): it would act outside the guest's tenancy on
- *   the NSM; -EPERM as for an unprivileged process, whatever the guest's
- *   privileges, and reads 0 (it can never be on).
+ *   control message tells; IP_MULTICAST_LOOP: a guest's multicast never
+ *   loops back to the NSM, see nsm_op_socket());
+ * - an interface (NSM_OPT_IF): it names one of the guest's interfaces,
+ *   which the NSM does not have: only "none" is carried (nsm_opt_if());
+ * - a group's (NSM_OPT_GROUP): checked, then answered as Linux answers
+ *   when no interface reaches the group (nsm_opt_group());
+ * - refused (@err): it would act outside the guest's tenancy on the NSM
+ *   (-EPERM as for an unprivileged process, whatever the guest's
+ *   privileges), or the NSM cannot serve it; reads 0 (it can never be on).
  * Anything else answers -ENOPROTOOPT.  Documentation/netkernel/
  * sockopts.rst lists them with their reasons.
  */
@@ -1004,16 +1017,25 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
 #define NSM_OPT_STREAM		0x2	/* TCP sockets only */
 #define NSM_OPT_INET6		0x4	/* AF_INET6 sockets only */
 #define NSM_OPT_KEEP		0x8	/* kept, not applied */
-#define NSM_OPT_EPERM		0x10	/* refused: outside the tenancy */
+#define NSM_OPT_SET_ONLY	0x10	/* getsockopt: as for an unknown option */
 #define NSM_OPT_DGRAM		0x20	/* UDP sockets only */
 #define NSM_OPT_ANC		0x40	/* kept; applied with nsm_sock.anc */
 #define NSM_OPT_ERRQ		0x80	/* NSM_OPT_ANC: an error queue, no cmsg on data */
+#define NSM_OPT_ON		0x100	/* NSM_OPT_KEEP: reads 1 until cleared */
+#define NSM_OPT_IF		0x200	/* names an interface: nsm_opt_if() */
+#define NSM_OPT_GROUP		0x400	/* a group's: nsm_opt_group() */
+#define NSM_OPT_LEAVE		0x800	/* NSM_OPT_GROUP: leaves one */
 
 struct nsm_opt {
 	int level;
 	int name;
 	unsigned int flags;
+	int err;		/* refused: the answer */
+	unsigned int len;	/* NSM_OPT_GROUP: the shortest value */
 };
+
+#define NSM_GROUP_OPT(level, name, flags, len)				\
+	{ level, name, (flags) | NSM_OPT_GROUP | NSM_OPT_SET_ONLY, 0, len }
 
 static const struct nsm_opt nsm_opts[] = {
 	{ SOL_SOCKET, SO_REUSEADDR, 0 },
@@ -1042,13 +1064,27 @@ static const struct nsm_opt nsm_opts[] = {
 	{ SOL_TCP, TCP_LINGER2, NSM_OPT_STREAM },
 	{ SOL_TCP, TCP_WINDOW_CLAMP, NSM_OPT_STREAM },
 	{ SOL_TCP, TCP_THIN_LINEAR_TIMEOUTS, NSM_OPT_STREAM },
-	{ SOL_TCP, TCP_REPAIR, NSM_OPT_STREAM | NSM_OPT_EPERM },
+	{ SOL_TCP, TCP_TX_DELAY, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_SAVE_SYN, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_CONGESTION, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_MD5SIG, NSM_OPT_STREAM | NSM_OPT_SET_ONLY },
+	/* Never in repair mode (TCP_REPAIR is refused): they answer so. */
+	{ SOL_TCP, TCP_REPAIR_QUEUE, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_QUEUE_SEQ, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_REPAIR_OPTIONS, NSM_OPT_STREAM | NSM_OPT_SET_ONLY },
+	{ SOL_TCP, TCP_REPAIR_WINDOW, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_REPAIR, NSM_OPT_STREAM, -EPERM },
+	{ SOL_TCP, TCP_FASTOPEN_CONNECT, NSM_OPT_STREAM, -EOPNOTSUPP },
+	{ SOL_TCP, TCP_ULP, NSM_OPT_STREAM, -ENOENT },
 	{ SOL_UDP, UDP_CORK, NSM_OPT_DGRAM },
 	{ SOL_UDP, UDP_SEGMENT, NSM_OPT_DGRAM },
 	{ SOL_UDP, UDP_GRO, NSM_OPT_DGRAM | NSM_OPT_KEEP },
 	{ SOL_IP, IP_TOS, 0 },
 	{ SOL_IP, IP_TTL, 0 },
 	{ SOL_IP, IP_MTU_DISCOVER, 0 },
+	{ SOL_IP, IP_MTU, NSM_OPT_GET_ONLY },
+	{ SOL_IP, IP_OPTIONS, 0 },
+	{ SOL_IP, IP_RECVFRAGSIZE, 0 },
 	{ SOL_IP, IP_BIND_ADDRESS_NO_PORT, 0 },
 	{ SOL_IP, IP_FREEBIND, 0 },
 	{ SOL_IP, IP_HDRINCL, NSM_OPT_GET_ONLY },	/* raw sockets only */
@@ -1056,9 +1092,48 @@ static const struct nsm_opt nsm_opts[] = {
 	{ SOL_IP, IP_RECVERR, NSM_OPT_KEEP | NSM_OPT_ANC | NSM_OPT_ERRQ },
 	{ SOL_IP, IP_RECVTOS, NSM_OPT_KEEP | NSM_OPT_ANC },
 	{ SOL_IP, IP_RECVTTL, NSM_OPT_KEEP | NSM_OPT_ANC },
-	{ SOL_IP, IP_TRANSPARENT, NSM_OPT_EPERM },
+	{ SOL_IP, IP_RECVOPTS, NSM_OPT_KEEP },
+	{ SOL_IP, IP_RETOPTS, NSM_OPT_KEEP },
+	{ SOL_IP, IP_RECVORIGDSTADDR, NSM_OPT_KEEP },
+	{ SOL_IP, IP_MULTICAST_TTL, 0 },
+	{ SOL_IP, IP_MULTICAST_LOOP, NSM_OPT_KEEP | NSM_OPT_ON },
+	{ SOL_IP, IP_MULTICAST_ALL, 0 },
+	{ SOL_IP, IP_MULTICAST_IF, NSM_OPT_IF },
+	{ SOL_IP, IP_UNICAST_IF, NSM_OPT_IF },
+	NSM_GROUP_OPT(SOL_IP, IP_ADD_MEMBERSHIP, 0, sizeof(struct ip_mreq)),
+	NSM_GROUP_OPT(SOL_IP, IP_DROP_MEMBERSHIP, NSM_OPT_LEAVE,
+		      sizeof(struct ip_mreq)),
+	NSM_GROUP_OPT(SOL_IP, IP_ADD_SOURCE_MEMBERSHIP, 0,
+		      sizeof(struct ip_mreq_source)),
+	NSM_GROUP_OPT(SOL_IP, IP_DROP_SOURCE_MEMBERSHIP, 0,
+		      sizeof(struct ip_mreq_source)),
+	NSM_GROUP_OPT(SOL_IP, IP_BLOCK_SOURCE, 0,
+		      sizeof(struct ip_mreq_source)),
+	NSM_GROUP_OPT(SOL_IP, IP_UNBLOCK_SOURCE, 0,
+		      sizeof(struct ip_mreq_source)),
+	NSM_GROUP_OPT(SOL_IP, IP_MSFILTER, 0, IP_MSFILTER_SIZE(0)),
+	NSM_GROUP_OPT(SOL_IP, MCAST_JOIN_GROUP, 0, sizeof(struct group_req)),
+	NSM_GROUP_OPT(SOL_IP, MCAST_LEAVE_GROUP, NSM_OPT_LEAVE,
+		      sizeof(struct group_req)),
+	NSM_GROUP_OPT(SOL_IP, MCAST_JOIN_SOURCE_GROUP, 0,
+		      sizeof(struct group_source_req)),
+	NSM_GROUP_OPT(SOL_IP, MCAST_LEAVE_SOURCE_GROUP, 0,
+		      sizeof(struct group_source_req)),
+	NSM_GROUP_OPT(SOL_IP, MCAST_BLOCK_SOURCE, 0,
+		      sizeof(struct group_source_req)),
+	NSM_GROUP_OPT(SOL_IP, MCAST_UNBLOCK_SOURCE, 0,
+		      sizeof(struct group_source_req)),
+	NSM_GROUP_OPT(SOL_IP, MCAST_MSFILTER, 0, GROUP_FILTER_SIZE(0)),
+	{ SOL_IP, IP_TRANSPARENT, 0, -EPERM },
+	{ SOL_IP, IP_IPSEC_POLICY, NSM_OPT_SET_ONLY, -EPERM },
+	{ SOL_IP, IP_XFRM_POLICY, NSM_OPT_SET_ONLY, -EPERM },
 	{ SOL_IPV6, IPV6_V6ONLY, NSM_OPT_INET6 },
 	{ SOL_IPV6, IPV6_TCLASS, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_UNICAST_HOPS, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_MTU_DISCOVER, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_MTU, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_DONTFRAG, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_ADDR_PREFERENCES, NSM_OPT_INET6 },
 	{ SOL_IPV6, IPV6_RECVPKTINFO,
 	  NSM_OPT_INET6 | NSM_OPT_KEEP | NSM_OPT_ANC },
 	{ SOL_IPV6, IPV6_RECVERR,
@@ -1067,8 +1142,76 @@ static const struct nsm_opt nsm_opts[] = {
 	  NSM_OPT_INET6 | NSM_OPT_KEEP | NSM_OPT_ANC },
 	{ SOL_IPV6, IPV6_RECVHOPLIMIT,
 	  NSM_OPT_INET6 | NSM_OPT_KEEP | NSM_OPT_ANC },
-	{ SOL_IPV6, IPV6_TRANSPARENT, NSM_OPT_INET6 | NSM_OPT_EPERM },
+	{ SOL_IPV6, IPV6_RECVRTHDR, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_RECVDSTOPTS, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_RECVPATHMTU, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_RECVORIGDSTADDR, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_MULTICAST_HOPS, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_MULTICAST_LOOP,
+	  NSM_OPT_INET6 | NSM_OPT_KEEP | NSM_OPT_ON },
+	{ SOL_IPV6, IPV6_MULTICAST_ALL, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_MULTICAST_IF, NSM_OPT_INET6 | NSM_OPT_IF },
+	{ SOL_IPV6, IPV6_UNICAST_IF, NSM_OPT_INET6 | NSM_OPT_IF },
+	NSM_GROUP_OPT(SOL_IPV6, IPV6_ADD_MEMBERSHIP, NSM_OPT_INET6,
+		      sizeof(struct ipv6_mreq)),
+	NSM_GROUP_OPT(SOL_IPV6, IPV6_DROP_MEMBERSHIP, NSM_OPT_INET6 | NSM_OPT_LEAVE,
+		      sizeof(struct ipv6_mreq)),
+	NSM_GROUP_OPT(SOL_IPV6, MCAST_JOIN_GROUP, NSM_OPT_INET6,
+		      sizeof(struct group_req)),
+	NSM_GROUP_OPT(SOL_IPV6, MCAST_LEAVE_GROUP, NSM_OPT_INET6 | NSM_OPT_LEAVE,
+		      sizeof(struct group_req)),
+	NSM_GROUP_OPT(SOL_IPV6, MCAST_JOIN_SOURCE_GROUP, NSM_OPT_INET6,
+		      sizeof(struct group_source_req)),
+	NSM_GROUP_OPT(SOL_IPV6, MCAST_LEAVE_SOURCE_GROUP, NSM_OPT_INET6,
+		      sizeof(struct group_source_req)),
+	NSM_GROUP_OPT(SOL_IPV6, MCAST_BLOCK_SOURCE, NSM_OPT_INET6,
+		      sizeof(struct group_source_req)),
+	NSM_GROUP_OPT(SOL_IPV6, MCAST_UNBLOCK_SOURCE, NSM_OPT_INET6,
+		      sizeof(struct group_source_req)),
+	NSM_GROUP_OPT(SOL_IPV6, MCAST_MSFILTER, NSM_OPT_INET6,
+		      GROUP_FILTER_SIZE(0)),
+	{ SOL_IPV6, IPV6_TRANSPARENT, NSM_OPT_INET6, -EPERM },
+	{ SOL_IPV6, IPV6_IPSEC_POLICY, NSM_OPT_INET6 | NSM_OPT_SET_ONLY, -EPERM },
+	{ SOL_IPV6, IPV6_XFRM_POLICY, NSM_OPT_INET6 | NSM_OPT_SET_ONLY, -EPERM },
 };
+
+/*
+ * The credentials a guest's options are applied with: those of a process
+ * with no capability, so that the kernel answers as it answers an
+ * unprivileged native process (nsm_opts_init()).
+ */
+static const struct cred *nsm_guest_cred;
+
+int nsm_opts_init(void)
+{
+	struct cred *cred = prepare_kernel_cred(&init_task);
+
+	if (!cred)
+		return -ENOMEM;
+	cap_clear(cred->cap_inheritable);
+	cap_clear(cred->cap_permitted);
+	cap_clear(cred->cap_effective);
+	cap_clear(cred->cap_bset);
+	cap_clear(cred->cap_ambient);
+	nsm_guest_cred = cred;
+	return 0;
+}
+
+void nsm_opts_exit(void)
+{
+	put_cred(nsm_guest_cred);
+}
+
+/* Set an option as the guest's unprivileged process would. */
+static int nsm_setsockopt_guest(struct socket *sock, int level, int name,
+				void *val, unsigned int len)
+{
+	const struct cred *old = override_creds(nsm_guest_cred);
+	int err = nsm_setsockopt(sock, level, name, val, len);
+
+	revert_creds(old);
+	return err;
+}
 
 static const struct nsm_opt *nsm_opt_find(struct nsm_req *rq,
 					  struct nsm_sock *ns, bool set)
@@ -1082,6 +1225,7 @@ static const struct nsm_opt *nsm_opt_find(struct nsm_req *rq,
 		if (o->level != level || o->name != name)
 			continue;
 		if ((set && (o->flags & NSM_OPT_GET_ONLY)) ||
+		    (!set && (o->flags & NSM_OPT_SET_ONLY)) ||
 		    ((o->flags & NSM_OPT_STREAM) && ns->type != SOCK_STREAM) ||
 		    ((o->flags & NSM_OPT_DGRAM) && ns->type != SOCK_DGRAM) ||
 		    ((o->flags & NSM_OPT_INET6) && ns->family != AF_INET6))
@@ -1092,23 +1236,22 @@ static const struct nsm_opt *nsm_opt_find(struct nsm_req *rq,
 }
 
 /* The bit of an option in nsm_sock.kept_opts and set_opts: its index. */
-static u64 nsm_opt_bit(const struct nsm_opt *o)
+static unsigned int nsm_opt_bit(const struct nsm_opt *o)
 {
-	BUILD_BUG_ON(ARRAY_SIZE(nsm_opts) > 64);
-	return BIT_ULL(o - nsm_opts);
+	BUILD_BUG_ON(ARRAY_SIZE(nsm_opts) > NSM_OPTS_MAX);
+	return o - nsm_opts;
 }
 
-/* The options that ask for control messages on received data. */
-static u64 nsm_anc_rx_opts(void)
+/* Whether an option kept on @ns asks for control messages on received data. */
+static bool nsm_anc_rx_opts(const struct nsm_sock *ns)
 {
-	u64 bits = 0;
 	int i;
 
 	for (i = 0; i < ARRAY_SIZE(nsm_opts); i++)
 		if ((nsm_opts[i].flags & (NSM_OPT_ANC | NSM_OPT_ERRQ)) ==
-		    NSM_OPT_ANC)
-			bits |= nsm_opt_bit(&nsm_opts[i]);
-	return bits;
+		    NSM_OPT_ANC && test_bit(i, ns->kept_opts))
+			return true;
+	return false;
 }
 
 /*
@@ -1117,7 +1260,7 @@ static u64 nsm_anc_rx_opts(void)
  * for control messages or an error queue is applied too.
  */
 static int nsm_opt_keep(struct nsm_sock *ns, const struct nsm_opt *o,
-			const u8 *val, u32 len)
+			u8 *val, u32 len)
 {
 	int v, err;
 
@@ -1127,51 +1270,204 @@ static int nsm_opt_keep(struct nsm_sock *ns, const struct nsm_opt *o,
 		v = len ? val[0] : 0;
 	else
 		return -EINVAL;
+	if (o->level == SOL_IPV6 && o->name == IPV6_MULTICAST_LOOP &&
+	    v != !!v)
+		return -EINVAL;
 	if (!(o->flags & NSM_OPT_ANC) || !ns->anc)
 		goto keep;
 	/* The guest takes control messages: the kernel socket gives them. */
 	v = !!v;
-	err = nsm_setsockopt(ns->sock, o->level, o->name, &v, sizeof(v));
+	err = nsm_setsockopt_guest(ns->sock, o->level, o->name, &v, sizeof(v));
 	if (err)
 		return err;
 	if (ns->sock6)
-		nsm_setsockopt(ns->sock6, o->level, o->name, &v, sizeof(v));
-	ns->set_opts |= nsm_opt_bit(o);
+		nsm_setsockopt_guest(ns->sock6, o->level, o->name, &v,
+				     sizeof(v));
+	__set_bit(nsm_opt_bit(o), ns->set_opts);
 keep:
-	if (v)
-		ns->kept_opts |= nsm_opt_bit(o);
+	if (!v != !(o->flags & NSM_OPT_ON))
+		__set_bit(nsm_opt_bit(o), ns->kept_opts);
 	else
-		ns->kept_opts &= ~nsm_opt_bit(o);
-	ns->anc_rx = ns->anc && (ns->kept_opts & nsm_anc_rx_opts());
+		__clear_bit(nsm_opt_bit(o), ns->kept_opts);
+	ns->anc_rx = ns->anc && nsm_anc_rx_opts(ns);
 	return 0;
+}
+
+/* Whether @a is the guest's IPv4 address on @ns. */
+static bool nsm_guest_addr4(const struct nsm_sock *ns, __be32 a)
+{
+	__be32 own;
+
+	return ns->src4.family && nsm_addr_v4(&ns->src4, &own) && a == own;
+}
+
+/*
+ * An option that names an interface.  Its index is one of the guest's,
+ * which the NSM does not have, so only "none" is carried (index 0,
+ * INADDR_ANY), and for IP_MULTICAST_IF the guest's own address too (the
+ * NSM's kernel takes its interface that holds it, or answers
+ * -EADDRNOTAVAIL).  Anything else answers what Linux answers for an
+ * interface it does not have: a guest never names the NSM's.  The checks
+ * before are Linux's, in its order.  Return: 0 to carry it, or the answer.
+ */
+static int nsm_opt_if(struct nsm_sock *ns, const struct nsm_opt *o,
+		      const u8 *val, u32 len)
+{
+	struct ip_mreqn mreq = {};
+	int v = 0;
+
+	if (len >= sizeof(v))
+		memcpy(&v, val, sizeof(v));
+	switch (o->level << 16 | o->name) {
+	case SOL_IP << 16 | IP_MULTICAST_IF:
+		if (ns->type == SOCK_STREAM || len < sizeof(struct in_addr))
+			return -EINVAL;
+		if (len >= sizeof(struct ip_mreqn))
+			memcpy(&mreq, val, sizeof(mreq));
+		else if (len >= sizeof(struct ip_mreq))
+			memcpy(&mreq, val, sizeof(struct ip_mreq));
+		else
+			memcpy(&mreq.imr_address, val, sizeof(struct in_addr));
+		if (mreq.imr_ifindex ||
+		    (mreq.imr_address.s_addr != htonl(INADDR_ANY) &&
+		     !nsm_guest_addr4(ns, mreq.imr_address.s_addr)))
+			return -EADDRNOTAVAIL;
+		return 0;
+	case SOL_IP << 16 | IP_UNICAST_IF:
+	case SOL_IPV6 << 16 | IPV6_UNICAST_IF:
+		if (len != sizeof(int))
+			return -EINVAL;
+		return v ? -EADDRNOTAVAIL : 0;
+	case SOL_IPV6 << 16 | IPV6_MULTICAST_IF:
+		if (ns->type == SOCK_STREAM)
+			return -ENOPROTOOPT;
+		if (len < sizeof(int))
+			return -EINVAL;
+		return v ? -ENODEV : 0;
+	}
+	return -ENOPROTOOPT;
+}
+
+/*
+ * A multicast group option.  No guest socket joins a group in the NSM: a
+ * membership would make the NSM's interface join it, for every socket of
+ * the NSM bound to the port (the NSM's own and other tenants'), and the
+ * NSM's multicast routing is not the guest's.  The value is checked as
+ * Linux checks it, then answered as Linux answers when no interface
+ * reaches the group: -ENODEV, but leaving a group the socket is not in
+ * answers -EADDRNOTAVAIL where Linux does not look for the interface
+ * first (IPv6; IPv4 when the value names one).
+ */
+static int nsm_opt_group(struct nsm_sock *ns, const struct nsm_opt *o,
+			 const u8 *val, u32 len)
+{
+	bool mcast_req = o->name >= MCAST_JOIN_GROUP &&
+			 o->name <= MCAST_MSFILTER;
+	struct sockaddr_storage ss;
+	struct ip_mreqn mreq = {};
+	struct group_req greq;
+	struct in6_addr a6;
+	__be32 a4;
+
+	BUILD_BUG_ON(offsetof(struct group_source_req, gsr_group) !=
+		     offsetof(struct group_req, gr_group) ||
+		     offsetof(struct group_filter, gf_group) !=
+		     offsetof(struct group_req, gr_group));
+	if (ns->type == SOCK_STREAM && !mcast_req)
+		return -EPROTO;
+	if (len < o->len)
+		return -EINVAL;
+	if (mcast_req) {
+		memcpy(&greq, val, sizeof(greq));
+		memcpy(&ss, &greq.gr_group, sizeof(ss));
+		if (ss.ss_family != (o->level == SOL_IP ? AF_INET : AF_INET6))
+			return -EINVAL;
+		if (ss.ss_family == AF_INET)
+			a4 = ((struct sockaddr_in *)&ss)->sin_addr.s_addr;
+		else
+			a6 = ((struct sockaddr_in6 *)&ss)->sin6_addr;
+		mreq.imr_ifindex = greq.gr_interface;
+	} else if (o->level == SOL_IP) {
+		/* Each starts with the group: ip_mreq(n), ip_mreq_source... */
+		memcpy(&mreq, val, min_t(u32, len, sizeof(mreq)));
+		a4 = mreq.imr_multiaddr.s_addr;
+	} else {
+		memcpy(&a6, val, sizeof(a6));
+	}
+	if (o->level == SOL_IP ? !ipv4_is_multicast(a4) :
+				 !ipv6_addr_is_multicast(&a6))
+		return -EINVAL;
+	if (!(o->flags & NSM_OPT_LEAVE))
+		return -ENODEV;
+	if (o->level == SOL_IPV6 || mreq.imr_ifindex ||
+	    (!mcast_req && mreq.imr_address.s_addr))
+		return -EADDRNOTAVAIL;
+	return -ENODEV;
+}
+
+/*
+ * Whether IP_OPTIONS @val has a source route: its first hop would get the
+ * NSM's packets, never checked as a destination is (nsm_dest_check()).
+ * A malformed one is left to the kernel, which refuses it.
+ */
+static bool nsm_ip_options_srr(const u8 *val, u32 len)
+{
+	u32 i = 0;
+
+	while (i < len && val[i] != IPOPT_END) {
+		if (val[i] == IPOPT_NOOP) {
+			i++;
+			continue;
+		}
+		if (val[i] == IPOPT_LSRR || val[i] == IPOPT_SSRR)
+			return true;
+		if (i + 1 >= len || val[i + 1] < 2)
+			break;
+		i += val[i + 1];
+	}
+	return false;
 }
 
 static int nsm_op_setsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 			     struct nsm_reply *rp)
 {
 	const struct nsm_opt *o = nsm_opt_find(rq, ns, true);
-	u8 val[16] = {};
+	/* Every allowed option is at most a struct group_source_req. */
+	u8 val[sizeof(struct group_source_req)] = {};
 	u32 len = min_t(u32, rq->len, sizeof(val));
 	int err;
 
 	if (!o)
 		return -ENOPROTOOPT;
-	if (o->flags & NSM_OPT_EPERM) {
+	if (o->err == -EPERM)
 		pr_info_ratelimited("guest %u: socket %u: option %d:%d refused\n",
 				    ns->guest, ns->id, o->level, o->name);
-		return -EPERM;
-	}
-	/* Every allowed option is at most a struct linger. */
+	if (o->err)
+		return o->err;
 	memcpy(val, rq->payload, len);
 	if (o->flags & NSM_OPT_KEEP)
 		return nsm_opt_keep(ns, o, val, len);
-	err = nsm_setsockopt(ns->sock, o->level, o->name, val, len);
+	if (o->flags & NSM_OPT_GROUP)
+		return nsm_opt_group(ns, o, val, len);
+	if (o->flags & NSM_OPT_IF) {
+		err = nsm_opt_if(ns, o, val, len);
+		if (err)
+			return err;
+	}
+	if (o->level == SOL_IP && o->name == IP_OPTIONS &&
+	    nsm_ip_options_srr(val, len)) {
+		pr_info_ratelimited("guest %u: socket %u: source route refused\n",
+				    ns->guest, ns->id);
+		return -EPERM;
+	}
+	err = nsm_setsockopt_guest(ns->sock, o->level, o->name, val, len);
 	if (err)
 		return err;
-	ns->set_opts |= nsm_opt_bit(o);
+	if (!(o->flags & NSM_OPT_SET_ONLY))
+		__set_bit(nsm_opt_bit(o), ns->set_opts);
 	/* The answer is ns->sock's; a dual-stack socket's IPv6 half follows. */
 	if (ns->sock6 && !(o->level == SOL_IPV6 && o->name == IPV6_V6ONLY))
-		nsm_setsockopt(ns->sock6, o->level, o->name, val, len);
+		nsm_setsockopt_guest(ns->sock6, o->level, o->name, val, len);
 	return 0;
 }
 
@@ -1190,26 +1486,128 @@ static int nsm_retrans_to_secs(u8 retrans)
 	return period;
 }
 
+/* ip_options_undo(), which is not exported: the options as they were set. */
+static void nsm_ip_options_undo(struct ip_options *opt)
+{
+	unsigned char *optptr;
+
+	if (opt->srr) {
+		optptr = opt->__data + opt->srr - sizeof(struct iphdr);
+		memmove(optptr + 7, optptr + 3, optptr[1] - 7);
+		memcpy(optptr + 3, &opt->faddr, 4);
+	}
+	if (opt->rr_needaddr) {
+		optptr = opt->__data + opt->rr - sizeof(struct iphdr);
+		optptr[2] -= 4;
+		memset(&optptr[optptr[2] - 1], 0, 4);
+	}
+	if (opt->ts) {
+		optptr = opt->__data + opt->ts - sizeof(struct iphdr);
+		if (opt->ts_needtime) {
+			optptr[2] -= 4;
+			memset(&optptr[optptr[2] - 1], 0, 4);
+			if ((optptr[3] & 0xF) == IPOPT_TS_PRESPEC)
+				optptr[2] -= 4;
+		}
+		if (opt->ts_needaddr) {
+			optptr[2] -= 4;
+			memset(&optptr[optptr[2] - 1], 0, 4);
+		}
+	}
+}
+
+/* IP_OPTIONS of locked @sk into @buf, as ip_getsockopt() reads them. */
+static int nsm_get_ip_options(struct sock *sk, u8 *buf)
+{
+	unsigned char optbuf[sizeof(struct ip_options) + MAX_IPOPTLEN];
+	struct ip_options *opt = (struct ip_options *)optbuf;
+	struct ip_options_rcu *inet_opt;
+
+	opt->optlen = 0;
+	inet_opt = rcu_dereference_protected(inet_sk(sk)->inet_opt,
+					     lockdep_sock_is_held(sk));
+	if (inet_opt)
+		memcpy(optbuf, &inet_opt->opt,
+		       sizeof(struct ip_options) + inet_opt->opt.optlen);
+	if (!opt->optlen)
+		return 0;
+	nsm_ip_options_undo(opt);
+	memcpy(buf, opt->__data, opt->optlen);
+	return opt->optlen;
+}
+
+/* The path MTU of @sk's route, as IP_MTU and IPV6_MTU read it. */
+static int nsm_get_path_mtu(struct sock *sk, int *v)
+{
+	struct dst_entry *dst = sk_dst_get(sk);
+
+	*v = 0;
+	if (dst) {
+		*v = dst_mtu(dst);
+		dst_release(dst);
+	}
+	return *v ? sizeof(*v) : -ENOTCONN;
+}
+
+/* IPV6_ADDR_PREFERENCES of @prefs as ipv6_getsockopt() reads it. */
+static int nsm_addr_preferences(u8 prefs)
+{
+	int val;
+
+	if (prefs & IPV6_PREFER_SRC_TMP)
+		val = IPV6_PREFER_SRC_TMP;
+	else if (prefs & IPV6_PREFER_SRC_PUBLIC)
+		val = IPV6_PREFER_SRC_PUBLIC;
+	else
+		val = IPV6_PREFER_SRC_PUBTMP_DEFAULT;
+	return val | (prefs & IPV6_PREFER_SRC_COA ? IPV6_PREFER_SRC_COA :
+						    IPV6_PREFER_SRC_HOME);
+}
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+#define nsm_cmsg_flags(sk)		READ_ONCE(inet_sk(sk)->inet_flags)
+#define nsm_inet6_flag(sk, field, bit)	inet6_test_bit(bit, sk)
+#else
+#define nsm_cmsg_flags(sk)		(inet_sk(sk)->cmsg_flags)
+#define nsm_inet6_flag(sk, field, bit)	(inet6_sk(sk)->field)
+#endif
+
 /*
- * Read an option as getsockopt(2) would.  6.1 and 6.12 have no in-kernel
- * getsockopt for TCP (their proto getsockopt takes user pointers), so the
- * values are read from the socket the way the kernel's own code does.
- * Return: the value's size.
+ * Read an option as getsockopt(2) would, @optlen the room the guest gave.
+ * 6.1 and 6.12 have no in-kernel getsockopt for TCP (their proto
+ * getsockopt takes user pointers), so the values are read from the socket
+ * the way the kernel's own code does.
+ * Return: the value's size, or the error getsockopt(2) answers.
  */
 static int nsm_getsockopt(struct nsm_sock *ns, const struct nsm_opt *o,
-			  struct nsm_reply *rp)
+			  struct nsm_reply *rp, u64 optlen)
 {
 	struct sock *sk = ns->sock->sk;
 	struct inet_connection_sock *icsk = inet_csk(sk);
 	int *v = &rp->u.val;
+	int len = sizeof(*v);
 
-	if (o->level == SOL_TCP && o->name == TCP_INFO) {
+	switch (o->level << 16 | o->name) {
+	case SOL_TCP << 16 | TCP_INFO:
 		tcp_get_info(sk, &rp->u.info);
 		return sizeof(rp->u.info);
+	case SOL_TCP << 16 | TCP_ULP:
+		return 0;		/* none */
+	case SOL_TCP << 16 | TCP_REPAIR_QUEUE:
+	case SOL_TCP << 16 | TCP_QUEUE_SEQ:
+		return -EINVAL;		/* not in repair mode */
+	case SOL_TCP << 16 | TCP_REPAIR_WINDOW:
+		return optlen != sizeof(struct tcp_repair_window) ? -EINVAL :
+								     -EPERM;
 	}
-	if (o->flags & (NSM_OPT_KEEP | NSM_OPT_EPERM)) {
-		*v = !!(ns->kept_opts & nsm_opt_bit(o));
-		return sizeof(*v);
+	if (o->flags & NSM_OPT_KEEP) {
+		*v = test_bit(nsm_opt_bit(o), ns->kept_opts) !=
+		     !!(o->flags & NSM_OPT_ON);
+		return len;
+	}
+	if (o->err) {
+		*v = 0;
+		return len;
 	}
 
 	lock_sock(sk);
@@ -1323,15 +1721,79 @@ static int nsm_getsockopt(struct nsm_sock *ns, const struct nsm_opt *o,
 	case SOL_IP << 16 | IP_HDRINCL:
 		*v = nsm_inet_flag(sk, hdrincl, HDRINCL);
 		break;
+	case SOL_IP << 16 | IP_MTU:
+		len = nsm_get_path_mtu(sk, v);
+		break;
+	case SOL_IP << 16 | IP_OPTIONS:
+		len = nsm_get_ip_options(sk, rp->u.ipopt);
+		break;
+	case SOL_IP << 16 | IP_RECVFRAGSIZE:
+		*v = !!(nsm_cmsg_flags(sk) & IP_CMSG_RECVFRAGSIZE);
+		break;
+	case SOL_IP << 16 | IP_MULTICAST_TTL:
+		*v = READ_ONCE(inet_sk(sk)->mc_ttl);
+		break;
+	case SOL_IP << 16 | IP_MULTICAST_ALL:
+		*v = nsm_inet_flag(sk, mc_all, MC_ALL);
+		break;
+	case SOL_IP << 16 | IP_MULTICAST_IF:
+		*v = (__force int)READ_ONCE(inet_sk(sk)->mc_addr);
+		len = sizeof(struct in_addr);
+		break;
+	case SOL_IP << 16 | IP_UNICAST_IF:
+		*v = (__force int)htonl(READ_ONCE(inet_sk(sk)->uc_index));
+		break;
+	case SOL_TCP << 16 | TCP_TX_DELAY:
+		*v = READ_ONCE(tcp_sk(sk)->tcp_tx_delay);
+		break;
+	case SOL_TCP << 16 | TCP_SAVE_SYN:
+		*v = tcp_sk(sk)->save_syn;
+		break;
+	case SOL_TCP << 16 | TCP_CONGESTION:
+		memset(rp->u.name, 0, sizeof(rp->u.name));
+		strscpy(rp->u.name, icsk->icsk_ca_ops->name, sizeof(rp->u.name));
+		len = sizeof(rp->u.name);
+		break;
 	case SOL_IPV6 << 16 | IPV6_V6ONLY:
 		*v = sk->sk_ipv6only;
 		break;
 	case SOL_IPV6 << 16 | IPV6_TCLASS:
 		*v = inet6_sk(sk)->tclass;
 		break;
+	case SOL_IPV6 << 16 | IPV6_UNICAST_HOPS:
+		*v = inet6_sk(sk)->hop_limit;
+		if (*v < 0 && __sk_dst_get(sk))
+			*v = ip6_dst_hoplimit(__sk_dst_get(sk));
+		if (*v < 0)
+			*v = READ_ONCE(sock_net(sk)->ipv6.devconf_all->hop_limit);
+		break;
+	case SOL_IPV6 << 16 | IPV6_MULTICAST_HOPS:
+		*v = inet6_sk(sk)->mcast_hops;
+		break;
+	case SOL_IPV6 << 16 | IPV6_MTU_DISCOVER:
+		*v = inet6_sk(sk)->pmtudisc;
+		break;
+	case SOL_IPV6 << 16 | IPV6_MTU:
+		len = nsm_get_path_mtu(sk, v);
+		break;
+	case SOL_IPV6 << 16 | IPV6_DONTFRAG:
+		*v = nsm_inet6_flag(sk, dontfrag, DONTFRAG);
+		break;
+	case SOL_IPV6 << 16 | IPV6_ADDR_PREFERENCES:
+		*v = nsm_addr_preferences(inet6_sk(sk)->srcprefs);
+		break;
+	case SOL_IPV6 << 16 | IPV6_MULTICAST_ALL:
+		*v = nsm_inet6_flag(sk, mc_all, MC6_ALL);
+		break;
+	case SOL_IPV6 << 16 | IPV6_MULTICAST_IF:
+		*v = READ_ONCE(inet6_sk(sk)->mcast_oif);
+		break;
+	case SOL_IPV6 << 16 | IPV6_UNICAST_IF:
+		*v = (__force int)htonl(READ_ONCE(inet6_sk(sk)->ucast_oif));
+		break;
 	}
 	release_sock(sk);
-	return sizeof(*v);
+	return len;
 }
 
 /*
@@ -1349,15 +1811,17 @@ static void nsm_opts_copy(struct nsm_sock *ns, struct socket *to)
 
 	for (i = 0; i < ARRAY_SIZE(nsm_opts); i++) {
 		o = &nsm_opts[i];
-		if (!(ns->set_opts & nsm_opt_bit(o)) ||
+		if (!test_bit(i, ns->set_opts) ||
 		    (o->level == SOL_IPV6 && o->name == IPV6_V6ONLY) ||
 		    (o->level == SOL_TCP && o->name == TCP_QUICKACK))
 			continue;
-		len = nsm_getsockopt(ns, o, &rp);
+		len = nsm_getsockopt(ns, o, &rp, sizeof(rp.u));
+		if (len < 0)
+			continue;
 		if (o->level == SOL_SOCKET &&
 		    (o->name == SO_RCVBUF || o->name == SO_SNDBUF))
 			rp.u.val /= 2;
-		nsm_setsockopt(to, o->level, o->name, &rp.u, len);
+		nsm_setsockopt_guest(to, o->level, o->name, &rp.u, len);
 	}
 }
 
@@ -1379,6 +1843,7 @@ static int nsm_op_getsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 {
 	const struct nsm_opt *o = nsm_opt_find(rq, ns, false);
 	u64 optlen = nsm_arg(rq, 2);
+	int len;
 
 	if (rq->len)
 		return nsm_invalid(rq, "unexpected payload");
@@ -1386,7 +1851,10 @@ static int nsm_op_getsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 		return -EINVAL;
 	if (!o)
 		return nsm_getsockopt_unknown(ns, nsm_arg(rq, 0));
-	rp->len = min_t(u64, optlen, nsm_getsockopt(ns, o, rp));
+	len = nsm_getsockopt(ns, o, rp, optlen);
+	if (len < 0)
+		return len;
+	rp->len = min_t(u64, optlen, len);
 	return 0;
 }
 

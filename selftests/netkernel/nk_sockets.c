@@ -1366,7 +1366,14 @@ static void tcp_bufsize(void)
  * NetKernel as root too, whose privileges in the guest do not count.
  * An AF_INET socket's getsockopt at a level neither its protocol's nor
  * IPPROTO_IP answers EOPNOTSUPP (ip_getsockopt()), setsockopt ENOPROTOOPT.
+ * A value other than an int is @buf; getsockopt reads an int's room of it.
+ * Where NetKernel answers otherwise on purpose (sockopts.rst says why),
+ * @nk is its answer and native's is checked on the baseline guest.
  */
+struct opt_res {
+	int set_err, get_err, get;
+};
+
 struct opt_case {
 	const char *what;
 	int family, type, level, name, val;
@@ -1374,11 +1381,54 @@ struct opt_case {
 	int get_err;		/* getsockopt's errno, 0: reads @get */
 	int get;
 	bool unpriv;		/* a privileged option */
+	const void *buf;	/* the value, if not @val */
+	socklen_t buflen;
+	const struct opt_res *nk;	/* NetKernel's answer, if not native's */
+	bool get_any;		/* the value read is not compared */
 };
 
-#define OPT_TCP(n, v, se, g)	{ #n, AF_INET, SOCK_STREAM, IPPROTO_TCP, n, v, se, 0, g, false }
-#define OPT_IP(t, n, v, se, g)	{ #n "/" #t, AF_INET, t, IPPROTO_IP, n, v, se, 0, g, false }
-#define OPT_IP6(t, n, v, se, g)	{ #n "/" #t, AF_INET6, t, IPPROTO_IPV6, n, v, se, 0, g, false }
+#define OPT_F(w, f, t, l, n, v, se, ge, g, u)					\
+	.what = w, .family = f, .type = t, .level = l, .name = n, .val = v,	\
+	.set_err = se, .get_err = ge, .get = g, .unpriv = u
+#define OPT(...)		{ OPT_F(__VA_ARGS__) }
+#define TCP_F(n, v, se, g)						\
+	OPT_F(#n, AF_INET, SOCK_STREAM, IPPROTO_TCP, n, v, se, 0, g, false)
+#define IP_F(t, n, v, se, g)						\
+	OPT_F(#n "/" #t, AF_INET, t, IPPROTO_IP, n, v, se, 0, g, false)
+#define IP6_F(t, n, v, se, g)						\
+	OPT_F(#n "/" #t, AF_INET6, t, IPPROTO_IPV6, n, v, se, 0, g, false)
+/* Each stringifies its own @n: an argument passed on is expanded first. */
+#define OPT_TCP(n, v, se, g)						\
+	{ OPT_F(#n, AF_INET, SOCK_STREAM, IPPROTO_TCP, n, v, se, 0, g, false) }
+#define OPT_IP(t, n, v, se, g)						\
+	{ OPT_F(#n "/" #t, AF_INET, t, IPPROTO_IP, n, v, se, 0, g, false) }
+#define OPT_IP6(t, n, v, se, g)						\
+	{ OPT_F(#n "/" #t, AF_INET6, t, IPPROTO_IPV6, n, v, se, 0, g, false) }
+/* A value that is not an int, @b a pointer to it. */
+#define BUF_F(w, f, t, l, n, b, se, ge, g, u)					\
+	OPT_F(w, f, t, l, n, 0, se, ge, g, u), .buf = b, .buflen = sizeof(*(b))
+#define OPT_BUF(...)		{ BUF_F(__VA_ARGS__) }
+/* @fields (one of the *_F above) natively; NetKernel answers @se, @ge, @g. */
+#define OPT_NK(fields, se, ge, g)	{ fields, .nk = &(const struct opt_res){ se, ge, g } }
+
+#ifndef IPV6_PREFER_SRC_PUBLIC
+#define IPV6_PREFER_SRC_PUBLIC		0x0002	/* linux/in6.h */
+#define IPV6_PREFER_SRC_HOME		0x0400
+#endif
+
+/* htonl() of a constant, in a static initializer */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define BE32(x)		__builtin_bswap32(x)
+#else
+#define BE32(x)		(x)
+#endif
+#define MC4		{ BE32(0xef010203) }		/* 239.1.2.3 */
+#define MC6		{ { { 0xff, 0x05, [13] = 1, [15] = 3 } } }	/* ff05::1:3 */
+#define NOT_LOCAL4	{ BE32(0x0a636363) }		/* 10.99.99.99 */
+#define NO_IFINDEX	99				/* no interface has it */
+
+/* A little-endian int of its bytes: "reno" */
+#define STR4(a, b, c, d)	((a) | (b) << 8 | (c) << 16 | (d) << 24)
 
 static const struct opt_case opt_cases[] = {
 	OPT_TCP(TCP_CORK, 1, 0, 1),
@@ -1393,12 +1443,37 @@ static const struct opt_case opt_cases[] = {
 	OPT_TCP(TCP_LINGER2, 30, 0, 30),
 	OPT_TCP(TCP_WINDOW_CLAMP, 65536, 0, 65536),
 	OPT_TCP(TCP_THIN_LINEAR_TIMEOUTS, 1, 0, 1),
-	{ "UDP_CORK", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_CORK, 1, 0, 0, 1, false },
-	{ "UDP_SEGMENT", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_SEGMENT, 1000, 0, 0, 1000,
-	  false },
-	{ "UDP_GRO", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_GRO, 1, 0, 0, 1, false },
-	{ "UDP_CORK/TCP", AF_INET, SOCK_STREAM, IPPROTO_UDP, UDP_CORK, 1, ENOPROTOOPT,
-	  EOPNOTSUPP, 0, false },
+	OPT_TCP(TCP_TX_DELAY, 1000, 0, 1000),
+	OPT_TCP(TCP_SAVE_SYN, 1, 0, 1),
+	OPT_TCP(TCP_SAVE_SYN, 3, EINVAL, 0),
+	/* No repair mode (TCP_REPAIR is refused): as a socket not in it. */
+	OPT("TCP_REPAIR_QUEUE", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_REPAIR_QUEUE, 1,
+	    EPERM, EINVAL, 0, false),
+	OPT("TCP_QUEUE_SEQ", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_QUEUE_SEQ, 1,
+	    EINVAL, EINVAL, 0, false),
+	OPT("TCP_REPAIR_OPTIONS", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_REPAIR_OPTIONS, 1,
+	    EINVAL, ENOPROTOOPT, 0, false),
+	OPT("TCP_REPAIR_WINDOW", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_REPAIR_WINDOW, 1,
+	    EPERM, EINVAL, 0, false),
+	OPT_NK(TCP_F(TCP_FASTOPEN_CONNECT, 1, 0, 1), EOPNOTSUPP, 0, 0),
+	/* As an unprivileged process: the allowed ones, no module loaded. */
+	OPT_BUF("TCP_CONGESTION reno", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_CONGESTION,
+		&"reno", 0, 0, STR4('r', 'e', 'n', 'o'), true),
+	/* Reads the kernel's default: cubic in the guests, bbr in the world. */
+	{ BUF_F("TCP_CONGESTION vegas", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_CONGESTION,
+		&"vegas", ENOENT, 0, 0, true), .get_any = true },
+	OPT_BUF("TCP_ULP tls", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_ULP, &"tls", ENOENT,
+		0, -1, true),		/* none: reads no byte */
+	OPT_BUF("TCP_MD5SIG", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_MD5SIG,
+		(&(const struct tcp_md5sig){
+			.tcpm_addr.ss_family = AF_INET, .tcpm_keylen = 4,
+			.tcpm_key = "abcd" }), 0, ENOPROTOOPT, 0, false),
+	OPT("UDP_CORK", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_CORK, 1, 0, 0, 1, false),
+	OPT("UDP_SEGMENT", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_SEGMENT, 1000, 0, 0, 1000,
+	    false),
+	OPT("UDP_GRO", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_GRO, 1, 0, 0, 1, false),
+	OPT("UDP_CORK/TCP", AF_INET, SOCK_STREAM, IPPROTO_UDP, UDP_CORK, 1, ENOPROTOOPT,
+	    EOPNOTSUPP, 0, false),
 	OPT_IP(SOCK_STREAM, IP_TOS, 0x10, 0, 0x10),
 	OPT_IP(SOCK_DGRAM, IP_TOS, 0x12, 0, 0x12),
 	OPT_IP(SOCK_STREAM, IP_TTL, 42, 0, 42),
@@ -1415,27 +1490,143 @@ static const struct opt_case opt_cases[] = {
 	OPT_IP(SOCK_STREAM, IP_RECVERR, 1, 0, 1),
 	OPT_IP(SOCK_DGRAM, IP_RECVERR, 1, 0, 1),
 	OPT_IP(SOCK_STREAM, IP_HDRINCL, 1, ENOPROTOOPT, 0),	/* raw sockets only */
+	/* Read only, and only once a route is chosen. */
+	OPT("IP_MTU/SOCK_STREAM", AF_INET, SOCK_STREAM, IPPROTO_IP, IP_MTU, 1500,
+	    ENOPROTOOPT, ENOTCONN, 0, false),
+	OPT("IP_MTU/SOCK_DGRAM", AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_MTU, 1500,
+	    ENOPROTOOPT, ENOTCONN, 0, false),
+	/* Three NOPs and an END, read back as set. */
+	OPT_IP(SOCK_STREAM, IP_OPTIONS, STR4(1, 1, 1, 0), 0, STR4(1, 1, 1, 0)),
+	OPT_IP(SOCK_DGRAM, IP_OPTIONS, STR4(1, 1, 1, 0), 0, STR4(1, 1, 1, 0)),
+	/* A loose source route through 10.0.0.1: not from the NSM. */
+	OPT_NK(BUF_F("IP_OPTIONS LSRR", AF_INET, SOCK_STREAM, IPPROTO_IP, IP_OPTIONS,
+		     (&(const unsigned char[8]){ 131, 7, 4, 10, 0, 0, 1, 0 }), 0, 0,
+		     STR4(131, 7, 4, 10), false), EPERM, 0, -1),
+	OPT_IP(SOCK_DGRAM, IP_RECVFRAGSIZE, 1, 0, 1),
+	OPT_IP(SOCK_STREAM, IP_RECVFRAGSIZE, 1, EINVAL, 0),
+	OPT_IP(SOCK_DGRAM, IP_RECVOPTS, 1, 0, 1),
+	OPT_IP(SOCK_DGRAM, IP_RETOPTS, 1, 0, 1),
+	OPT_IP(SOCK_DGRAM, IP_RECVORIGDSTADDR, 1, 0, 1),
+	OPT_IP(SOCK_STREAM, IP_RECVORIGDSTADDR, 1, 0, 1),
+	OPT_IP(SOCK_DGRAM, IP_MULTICAST_TTL, 5, 0, 5),
+	OPT_IP(SOCK_STREAM, IP_MULTICAST_TTL, 5, EINVAL, 1),
+	OPT_IP(SOCK_DGRAM, IP_MULTICAST_LOOP, 0, 0, 0),
+	OPT_IP(SOCK_DGRAM, IP_MULTICAST_LOOP, 7, 0, 1),
+	OPT_IP(SOCK_DGRAM, IP_MULTICAST_ALL, 0, 0, 0),
+	OPT_IP(SOCK_DGRAM, IP_MULTICAST_ALL, 2, EINVAL, 1),
+	OPT_IP(SOCK_DGRAM, IP_MULTICAST_IF, 0, 0, 0),		/* INADDR_ANY: none */
+	OPT_IP(SOCK_STREAM, IP_MULTICAST_IF, 0, EINVAL, 0),
+	OPT_BUF("IP_MULTICAST_IF not local", AF_INET, SOCK_DGRAM, IPPROTO_IP,
+		IP_MULTICAST_IF, (&(const struct in_addr)NOT_LOCAL4), EADDRNOTAVAIL, 0, 0,
+		false),
+	OPT_BUF("IP_MULTICAST_IF no ifindex", AF_INET, SOCK_DGRAM, IPPROTO_IP,
+		IP_MULTICAST_IF, (&(const struct ip_mreqn){ .imr_ifindex = NO_IFINDEX }),
+		EADDRNOTAVAIL, 0, 0, false),
+	/* lo: an interface of the guest's, not the NSM's. */
+	OPT_NK(BUF_F("IP_MULTICAST_IF lo", AF_INET, SOCK_DGRAM, IPPROTO_IP,
+		       IP_MULTICAST_IF, (&(const struct ip_mreqn){ .imr_ifindex = 1 }), 0,
+		       0, 0, false), EADDRNOTAVAIL, 0, 0),
+	OPT_IP(SOCK_DGRAM, IP_UNICAST_IF, 0, 0, 0),
+	OPT_IP(SOCK_DGRAM, IP_UNICAST_IF, (int)BE32(NO_IFINDEX), EADDRNOTAVAIL, 0),
+	OPT_IP(SOCK_STREAM, IP_UNICAST_IF, (int)BE32(NO_IFINDEX), EADDRNOTAVAIL, 0),
+	OPT_NK(IP_F(SOCK_DGRAM, IP_UNICAST_IF, (int)BE32(1), 0, (int)BE32(1)),
+	       EADDRNOTAVAIL, 0, 0),
+	/*
+	 * No group is joined in the NSM: as Linux with no interface that
+	 * reaches the group, as the lab's guests have none for IPv4.
+	 */
+	OPT_BUF("IP_ADD_MEMBERSHIP", AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_ADD_MEMBERSHIP,
+		(&(const struct ip_mreqn){ .imr_multiaddr = MC4 }), ENODEV, ENOPROTOOPT, 0,
+		false),
+	OPT_BUF("IP_ADD_MEMBERSHIP no ifindex", AF_INET, SOCK_DGRAM, IPPROTO_IP,
+		IP_ADD_MEMBERSHIP, (&(const struct ip_mreqn){ .imr_multiaddr = MC4,
+							      .imr_ifindex = NO_IFINDEX }),
+		ENODEV, ENOPROTOOPT, 0, false),
+	OPT_BUF("IP_ADD_MEMBERSHIP/SOCK_STREAM", AF_INET, SOCK_STREAM, IPPROTO_IP,
+		IP_ADD_MEMBERSHIP, (&(const struct ip_mreqn){ .imr_multiaddr = MC4 }),
+		EPROTO, ENOPROTOOPT, 0, false),
+	OPT_BUF("IP_DROP_MEMBERSHIP", AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_DROP_MEMBERSHIP,
+		(&(const struct ip_mreqn){ .imr_multiaddr = MC4 }), ENODEV, ENOPROTOOPT, 0,
+		false),
+	/* An interface named: the socket is not in the group. */
+	OPT_BUF("IP_DROP_MEMBERSHIP no ifindex", AF_INET, SOCK_DGRAM, IPPROTO_IP,
+		IP_DROP_MEMBERSHIP, (&(const struct ip_mreqn){ .imr_multiaddr = MC4,
+							       .imr_ifindex = NO_IFINDEX }),
+		EADDRNOTAVAIL, ENOPROTOOPT, 0, false),
+	OPT_BUF("IP_DROP_SOURCE_MEMBERSHIP", AF_INET, SOCK_DGRAM, IPPROTO_IP,
+		IP_DROP_SOURCE_MEMBERSHIP,
+		(&(const struct ip_mreq_source){ .imr_multiaddr = MC4,
+						 .imr_sourceaddr = NOT_LOCAL4 }),
+		ENODEV, ENOPROTOOPT, 0, false),
+	/* Not a group address. */
+	OPT_BUF("MCAST_JOIN_GROUP 0.0.0.0", AF_INET, SOCK_DGRAM, IPPROTO_IP,
+		MCAST_JOIN_GROUP, (&(const struct group_req){
+			.gr_group = { .ss_family = AF_INET } }), EINVAL, ENOPROTOOPT, 0,
+		false),
 	OPT_IP6(SOCK_STREAM, IPV6_TCLASS, 0x20, 0, 0x20),
 	OPT_IP6(SOCK_DGRAM, IPV6_RECVPKTINFO, 1, 0, 1),
 	OPT_IP6(SOCK_DGRAM, IPV6_RECVERR, 1, 0, 1),
 	OPT_IP6(SOCK_DGRAM, IPV6_RECVTCLASS, 1, 0, 1),
 	OPT_IP6(SOCK_DGRAM, IPV6_RECVHOPLIMIT, 1, 0, 1),
-	{ "TCP_CORK/UDP", AF_INET, SOCK_DGRAM, IPPROTO_TCP, TCP_CORK, 1,
-	  ENOPROTOOPT, EOPNOTSUPP, 0, false },
-	{ "IPV6_TCLASS/AF_INET", AF_INET, SOCK_STREAM, IPPROTO_IPV6, IPV6_TCLASS, 1,
-	  ENOPROTOOPT, EOPNOTSUPP, 0, false },
-	{ "TCP_REPAIR", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_REPAIR, 1, EPERM, 0, 0,
-	  true },
-	{ "IP_TRANSPARENT", AF_INET, SOCK_STREAM, IPPROTO_IP, IP_TRANSPARENT, 1, EPERM,
-	  0, 0, true },
-	{ "IP_TRANSPARENT/UDP", AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_TRANSPARENT, 1,
-	  EPERM, 0, 0, true },
-	{ "IPV6_TRANSPARENT", AF_INET6, SOCK_STREAM, IPPROTO_IPV6, IPV6_TRANSPARENT, 1,
-	  EPERM, 0, 0, true },
-};
-
-struct opt_res {
-	int set_err, get_err, get;
+	OPT_IP6(SOCK_DGRAM, IPV6_UNICAST_HOPS, 7, 0, 7),
+	OPT_IP6(SOCK_STREAM, IPV6_UNICAST_HOPS, 7, 0, 7),
+	OPT_IP6(SOCK_STREAM, IPV6_UNICAST_HOPS, 256, EINVAL, 64),
+	OPT_IP6(SOCK_STREAM, IPV6_MTU_DISCOVER, IPV6_PMTUDISC_DO, 0, IPV6_PMTUDISC_DO),
+	OPT_IP6(SOCK_DGRAM, IPV6_MTU_DISCOVER, 9, EINVAL, IPV6_PMTUDISC_WANT),
+	OPT("IPV6_MTU/SOCK_DGRAM", AF_INET6, SOCK_DGRAM, IPPROTO_IPV6, IPV6_MTU, 1400, 0,
+	    ENOTCONN, 0, false),
+	OPT("IPV6_MTU 1000/SOCK_DGRAM", AF_INET6, SOCK_DGRAM, IPPROTO_IPV6, IPV6_MTU, 1000,
+	    EINVAL, ENOTCONN, 0, false),
+	OPT_IP6(SOCK_DGRAM, IPV6_DONTFRAG, 1, 0, 1),
+	OPT_IP6(SOCK_STREAM, IPV6_ADDR_PREFERENCES, IPV6_PREFER_SRC_PUBLIC, 0,
+		IPV6_PREFER_SRC_PUBLIC | IPV6_PREFER_SRC_HOME),
+	OPT_IP6(SOCK_DGRAM, IPV6_RECVRTHDR, 1, 0, 1),
+	OPT_IP6(SOCK_DGRAM, IPV6_RECVDSTOPTS, 1, 0, 1),
+	OPT_IP6(SOCK_DGRAM, IPV6_RECVPATHMTU, 1, 0, 1),
+	OPT_IP6(SOCK_DGRAM, IPV6_RECVORIGDSTADDR, 1, 0, 1),
+	OPT_IP6(SOCK_DGRAM, IPV6_MULTICAST_HOPS, 5, 0, 5),
+	OPT_IP6(SOCK_STREAM, IPV6_MULTICAST_HOPS, 5, ENOPROTOOPT, 1),
+	OPT_IP6(SOCK_DGRAM, IPV6_MULTICAST_LOOP, 0, 0, 0),
+	OPT_IP6(SOCK_DGRAM, IPV6_MULTICAST_LOOP, 2, EINVAL, 1),
+	OPT_IP6(SOCK_DGRAM, IPV6_MULTICAST_ALL, 0, 0, 0),
+	OPT_IP6(SOCK_DGRAM, IPV6_MULTICAST_IF, 0, 0, 0),
+	OPT_IP6(SOCK_DGRAM, IPV6_MULTICAST_IF, NO_IFINDEX, ENODEV, 0),
+	OPT_NK(IP6_F(SOCK_DGRAM, IPV6_MULTICAST_IF, 1, 0, 1), ENODEV, 0, 0),
+	OPT_IP6(SOCK_DGRAM, IPV6_UNICAST_IF, 0, 0, 0),
+	OPT_IP6(SOCK_DGRAM, IPV6_UNICAST_IF, (int)BE32(NO_IFINDEX), EADDRNOTAVAIL, 0),
+	OPT_NK(BUF_F("IPV6_JOIN_GROUP", AF_INET6, SOCK_DGRAM, IPPROTO_IPV6,
+		       IPV6_JOIN_GROUP, (&(const struct ipv6_mreq){ .ipv6mr_multiaddr = MC6 }),
+		       0, ENOPROTOOPT, 0, false), ENODEV, ENOPROTOOPT, 0),
+	OPT_BUF("IPV6_JOIN_GROUP no ifindex", AF_INET6, SOCK_DGRAM, IPPROTO_IPV6,
+		IPV6_JOIN_GROUP, (&(const struct ipv6_mreq){ .ipv6mr_multiaddr = MC6,
+							     .ipv6mr_interface = NO_IFINDEX }),
+		ENODEV, ENOPROTOOPT, 0, false),
+	OPT_BUF("IPV6_JOIN_GROUP/SOCK_STREAM", AF_INET6, SOCK_STREAM, IPPROTO_IPV6,
+		IPV6_JOIN_GROUP, (&(const struct ipv6_mreq){ .ipv6mr_multiaddr = MC6 }),
+		EPROTO, ENOPROTOOPT, 0, false),
+	OPT_BUF("IPV6_LEAVE_GROUP", AF_INET6, SOCK_DGRAM, IPPROTO_IPV6, IPV6_LEAVE_GROUP,
+		(&(const struct ipv6_mreq){ .ipv6mr_multiaddr = MC6 }), EADDRNOTAVAIL,
+		ENOPROTOOPT, 0, false),
+	OPT("TCP_CORK/UDP", AF_INET, SOCK_DGRAM, IPPROTO_TCP, TCP_CORK, 1,
+	    ENOPROTOOPT, EOPNOTSUPP, 0, false),
+	OPT("IPV6_TCLASS/AF_INET", AF_INET, SOCK_STREAM, IPPROTO_IPV6, IPV6_TCLASS, 1,
+	    ENOPROTOOPT, EOPNOTSUPP, 0, false),
+	OPT("TCP_REPAIR", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_REPAIR, 1, EPERM, 0, 0,
+	    true),
+	OPT("IP_TRANSPARENT", AF_INET, SOCK_STREAM, IPPROTO_IP, IP_TRANSPARENT, 1, EPERM,
+	    0, 0, true),
+	OPT("IP_TRANSPARENT/UDP", AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_TRANSPARENT, 1,
+	    EPERM, 0, 0, true),
+	OPT("IPV6_TRANSPARENT", AF_INET6, SOCK_STREAM, IPPROTO_IPV6, IPV6_TRANSPARENT, 1,
+	    EPERM, 0, 0, true),
+	OPT("IP_IPSEC_POLICY", AF_INET, SOCK_STREAM, IPPROTO_IP, IP_IPSEC_POLICY, 1, EPERM,
+	    ENOPROTOOPT, 0, true),
+	OPT("IP_XFRM_POLICY/UDP", AF_INET, SOCK_DGRAM, IPPROTO_IP, IP_XFRM_POLICY, 1,
+	    EPERM, ENOPROTOOPT, 0, true),
+	OPT("IPV6_IPSEC_POLICY", AF_INET6, SOCK_STREAM, IPPROTO_IPV6, IPV6_IPSEC_POLICY, 1,
+	    EPERM, ENOPROTOOPT, 0, true),
+	OPT("IPV6_XFRM_POLICY/UDP", AF_INET6, SOCK_DGRAM, IPPROTO_IPV6, IPV6_XFRM_POLICY,
+	    1, EPERM, ENOPROTOOPT, 0, true),
 };
 
 static void opt_run(const struct opt_case *oc, struct opt_res *r)
@@ -1448,8 +1639,12 @@ static void opt_run(const struct opt_case *oc, struct opt_res *r)
 		r->set_err = r->get_err = -errno;
 		return;
 	}
-	r->set_err = setsockopt(fd, oc->level, oc->name, &oc->val, sizeof(oc->val)) ?
-		     errno : 0;
+	if (oc->buf)
+		r->set_err = setsockopt(fd, oc->level, oc->name, oc->buf, oc->buflen) ?
+			     errno : 0;
+	else
+		r->set_err = setsockopt(fd, oc->level, oc->name, &oc->val,
+					sizeof(oc->val)) ? errno : 0;
 	r->get_err = getsockopt(fd, oc->level, oc->name, &v, &len) ? errno : 0;
 	r->get = v;
 	close(fd);
@@ -1484,16 +1679,24 @@ static const char *err_name(int e)
 	return e > 0 ? strerrorname_np(e) : e ? "(socket failed)" : "success";
 }
 
-/* Whether @r is what @oc says; if not, one line about it in @buf. */
+/*
+ * Whether @r is what @oc says (on NetKernel, oc->nk where it differs on
+ * purpose); if not, one line about it in @buf.
+ */
 static bool opt_same(const struct opt_case *oc, const struct opt_res *r, const char *as,
 		     char *buf, size_t size)
 {
-	if (r->set_err == oc->set_err && r->get_err == oc->get_err &&
-	    (oc->get_err || r->get == oc->get))
+	struct opt_res want = { oc->set_err, oc->get_err, oc->get };
+
+	if (oc->nk && cur->netkernel)
+		want = *oc->nk;
+	if (r->set_err == want.set_err && r->get_err == want.get_err &&
+	    (want.get_err || oc->get_any || r->get == want.get))
 		return true;
-	snprintf(buf, size, "%s%s: set %d: %s, get: %s %d; native: %s, %s %d", oc->what, as,
+	snprintf(buf, size, "%s%s: set %d: %s, get: %s %d; %s: %s, %s %d", oc->what, as,
 		 oc->val, err_name(r->set_err), err_name(r->get_err), r->get,
-		 err_name(oc->set_err), err_name(oc->get_err), oc->get);
+		 oc->nk && cur->netkernel ? "netkernel" : "native",
+		 err_name(want.set_err), err_name(want.get_err), want.get);
 	return false;
 }
 
