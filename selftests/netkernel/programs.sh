@@ -25,6 +25,11 @@
 #                   af_netkernel/nk_netdev.c; base: its NIC), as programs
 #                   that advertise their own address look for it
 #
+#   prog_ifaddrs_reload   (vm1) a reload of the engine's configuration
+#                   that changes vm1's address6 reaches nk0 with vm1's
+#                   next socket (its SOCKET reply lists the addresses),
+#                   and so does the reload that puts it back
+#
 #   prog_sshd VM    Debian's OpenSSH server (sshd -D -e, a configuration,
 #                   host key, client key and known_hosts made in
 #                   build/lab/ssh) accepts the world's ssh client by key
@@ -451,6 +456,32 @@ prog_ifaddrs() {
 			rc=1
 		fi
 	done
+	return "$rc"
+}
+
+# prog_ifaddrs_wait HAS GONE: a script for vm1: a socket (a TCP connect
+# to the world's port 1, refused) every half second until nk0 has HAS and
+# not GONE (10 s at most), then nk0's addresses.
+prog_ifaddrs_wait() {
+	printf '%s' 'i=0
+until ip -o addr show dev nk0 | grep -q " '"$1"'/" && ! ip -o addr show dev nk0 | grep -q " '"$2"'/"; do
+	[ $i -lt 20 ] || { ip -o addr show; exit 1; }
+	nc -w 1 '"$TOPO_WORLD_IP"' 1 </dev/null >/dev/null 2>&1
+	sleep 0.5; i=$((i + 1))
+done
+ip -o addr show dev nk0'
+}
+
+# prog_ifaddrs_reload: one test point (vm1).
+prog_ifaddrs_reload() {
+	local old new=$TOPO_NET6:99 out rc=0
+	old=$(topo_vm_ip6 vm1)
+	topo_guest_set vm1 address6="$new" || { ktap_diag "the engine did not take address6 = $new"; rc=1; }
+	out=$(topo_exec vm1 60 "$(prog_ifaddrs_wait "$new" "$old")") || rc=1
+	ktap_diag "vm1's nk0 after a reload with address6 = $new:" "$out"
+	topo_guest_set vm1 address6="$old" || { ktap_diag "the engine did not take address6 = $old"; rc=1; }
+	out=$(topo_exec vm1 60 "$(prog_ifaddrs_wait "$old" "$new")") || rc=1
+	ktap_diag "vm1's nk0 after a reload with address6 = $old:" "$out"
 	return "$rc"
 }
 

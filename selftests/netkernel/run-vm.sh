@@ -115,7 +115,7 @@ TEST_NAMES=(
 	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
 	nginx_nk nginx_base
 	httpd_local_nk httpd_local_base lo_nsm_free
-	ifaddrs_nk ifaddrs_base sshd_nk sshd_base dnsmasq_nk dnsmasq_base
+	ifaddrs_nk ifaddrs_base ifaddrs_reload sshd_nk sshd_base dnsmasq_nk dnsmasq_base
 	view_ss view_ssinfo view_netstat view_lsof view_diag view_proc
 	view_fallback view_unload
 )
@@ -139,6 +139,7 @@ TEST_DESCS=(
 	"netkernel guest: loopback connections cost the NSM nothing"
 	"interfaces: getifaddrs() and ip addr show vm1's address on a non-loopback interface"
 	"interfaces: getifaddrs() and ip addr show base's address on a non-loopback interface"
+	"interfaces: a reload that changes vm1's address6 reaches its nk0"
 	"sshd: vm1 accepts the world's ssh by key and runs a command"
 	"sshd: base accepts the world's ssh by key and runs a command"
 	"dnsmasq: vm1 answers the world's queries over IPv4 and IPv6"
@@ -294,6 +295,7 @@ test_httpd_local_base() { prog_httpd_local "$TOPO_BASE"; }
 test_lo_nsm_free() { prog_lo_nsm_free; }
 test_ifaddrs_nk() { prog_ifaddrs vm1; }
 test_ifaddrs_base() { prog_ifaddrs "$TOPO_BASE"; }
+test_ifaddrs_reload() { prog_ifaddrs_reload; }
 test_sshd_nk() { prog_sshd vm1; }
 test_sshd_base() { prog_sshd "$TOPO_BASE"; }
 test_dnsmasq_nk() { prog_dnsmasq vm1; }
