@@ -155,8 +155,9 @@
  *   take fails with the NSM's error should the NSM's port space refuse the
  *   port the guest picked (the socket then stays on the NSM only); a
  *   UDP socket with both halves sends local datagrams without the NSM's
- *   credit, as natively.  The guest must have its own address on an
- *   interface (lo) for it to count as local.
+ *   credit, as natively.  The guest's own addresses count as local
+ *   because nk_netdev.c puts them on nk0 (with netdev=0, the
+ *   administrator on some interface, lo say).
  *
  * - setsockopt(SOL_SOCKET) never reaches a protocol family in 6.1 (the
  *   socket layer applies it to struct sock itself), and getsockopt
@@ -200,7 +201,7 @@
  *   checked with nk_anc_check()).  They stay in the skb's headroom and
  *   recvmsg() gives them after SO_TIMESTAMP* (the skb is stamped when it
  *   arrives here: the guest's clock) and SO_RXQ_OVFL, an interface index
- *   translated to the guest's interface holding the address, or lo.  An
+ *   translated to the guest's interface holding the address (nk0), or lo.  An
  *   error queue entry (IP_RECVERR) goes to sk_error_queue, charged to
  *   sk_rcvbuf as sock_queue_err_skb() charges it (beyond: dropped, its
  *   bytes consumed); MSG_ERRQUEUE takes it and, as
@@ -1021,6 +1022,8 @@ static void nk_sock_set_src(struct nk_sock *nks, const struct nk_reply *reply,
 	}
 	memcpy(nks->src, src, n * sizeof(*src));
 	nks->nsrc = n;
+	/* The guest's addresses as the engine has them now (nk_netdev.c). */
+	nk_netdev_addrs(src, n);
 }
 
 /*
@@ -3817,6 +3820,7 @@ static void nk_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 
 static int nk_attach(struct nk_dev *nd)
 {
+	nk_netdev_attach(nd);
 	return 0;
 }
 
@@ -3834,6 +3838,7 @@ static void nk_detach(struct nk_dev *nd)
 	unsigned long id;
 	bool orphan;
 
+	nk_netdev_detach();
 	/* A socket in nk_socks is alive while the table is locked. */
 	nk_sockid_lock(&nk_socks);
 	nk_sockid_for_each(&nk_socks, id, nks) {
@@ -3856,7 +3861,7 @@ static void nk_detach(struct nk_dev *nd)
 static const struct nk_transport_ops nk_guest_ops = {
 	.name = "af_netkernel",
 	.role = NK_ROLE_GUEST,
-	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_ANC,
+	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_ANC | NK_FEAT_ADDR,
 	.attach = nk_attach,
 	.detach = nk_detach,
 	.rx = nk_rx,
@@ -3906,6 +3911,7 @@ static int __init nk_init(void)
 
 err_transport:
 	nk_transport_unregister();
+	nk_netdev_exit();
 err_fallback:
 	nk_fallback_exit();
 err_proc:
@@ -3924,6 +3930,7 @@ static void __exit nk_exit(void)
 	nk_diag_exit();
 	nk_takeover_exit();
 	nk_transport_unregister();
+	nk_netdev_exit();
 	cancel_delayed_work_sync(&nk_revive_work);
 	/* nk_detach() queued the sockets still waiting for a late reply. */
 	flush_work(&nk_orphan_work);

@@ -209,6 +209,12 @@ int nk_fallback_init(void);
 void nk_fallback_exit(void);
 
 /* nk_proc.c */
+/* nk_netdev.c: the guest's interface and its addresses */
+void nk_netdev_attach(struct nk_dev *nd);
+void nk_netdev_detach(void);
+void nk_netdev_addrs(const struct nk_addr *a, u32 n);
+void nk_netdev_exit(void);
+
 int nk_proc_init(void);
 void nk_proc_exit(void);
 

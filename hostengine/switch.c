@@ -1296,6 +1296,11 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 		.req_id = h->req_id,
 		.len = strlen(ep->name) + 1,
 	};
+	/* With NK_FEAT_ADDR: the name in NK_NAME_MAX bytes, the addresses. */
+	struct {
+		char name[NK_NAME_MAX];
+		struct nk_addr a[2];
+	} pl;
 	struct he_seg seg;
 	struct he_iov iov;
 
@@ -1315,6 +1320,9 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 		return reply(ep, h, -EALREADY);
 	ep->max_payload = mp;
 	ep->features = h->arg[1] & NK_FEAT_ALL;
+	/* Only a guest has addresses to learn. */
+	if (ep->role != NK_ROLE_GUEST)
+		ep->features &= ~NK_FEAT_ADDR;
 	__atomic_store_n(&ep->state, HE_EP_READY, __ATOMIC_RELAXED);
 	r.arg[0] = NK_PROTO_VERSION;
 	r.arg[1] = ep->features;
@@ -1322,7 +1330,14 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 	r.arg[3] = ep->id;
 	/* What a guest's windows together may promise beyond its eventq. */
 	r.buf_alloc = RTE_MIN(ep->max_pending, (uint64_t)UINT32_MAX);
-	he_iov_flat(&iov, &seg, ep->name, r.len);
+	if (ep->features & NK_FEAT_ADDR) {
+		memset(pl.name, 0, sizeof(pl.name));
+		memcpy(pl.name, ep->name, r.len);
+		r.len = NK_NAME_MAX + guest_addrs(ep, true, true, pl.a) * ADDR_LEN;
+		he_iov_flat(&iov, &seg, &pl, r.len);
+	} else {
+		he_iov_flat(&iov, &seg, ep->name, r.len);
+	}
 	if (deliver(ep, &r, &iov, 0, true))
 		he_cnt_add(ep, HE_C_DROPS, 1);
 	he_log(INFO, "%s: HELLO: max_payload %u features %#" PRIx64, ep->name,

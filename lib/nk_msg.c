@@ -273,6 +273,27 @@ int nk_hello_reply_parse(const struct nk_hdr *hdr, const void *payload,
 
 	if (plen < le32_to_cpu(hdr->len))
 		return -EPROTO;
+	plen = le32_to_cpu(hdr->len);
+	out->naddrs = 0;
+	if (out->features & NK_FEAT_ADDR) {
+		/* The name in NK_NAME_MAX bytes, then the addresses. */
+		const struct nk_addr *a = (const void *)(name + NK_NAME_MAX);
+		u32 alen = plen - min_t(u32, plen, NK_NAME_MAX);
+
+		if (plen < NK_NAME_MAX || name[NK_NAME_MAX - 1] ||
+		    alen % sizeof(*a) || alen > sizeof(out->addrs))
+			return -EPROTO;
+		out->naddrs = alen / sizeof(*a);
+		memcpy(out->addrs, a, alen);
+		for (i = 0; i < out->naddrs; i++)
+			if (nk_addr_check(&out->addrs[i]) || out->addrs[i].port)
+				return -EPROTO;
+		if (out->naddrs == 2 &&
+		    (le16_to_cpu(out->addrs[0].family) != AF_INET ||
+		     le16_to_cpu(out->addrs[1].family) != AF_INET6))
+			return -EPROTO;
+		plen = NK_NAME_MAX;
+	}
 	/* The name may or may not carry its NUL (protocol.rst, open point 6). */
 	while (plen && !name[plen - 1])
 		plen--;

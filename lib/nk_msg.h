@@ -150,6 +150,9 @@ const char *nk_op_name(u16 op);
  * @engine_hold: bytes the engine holds for the endpoint beyond its eventq
  *               before it resets sockets (the reply's buf_alloc), 0 if the
  *               engine did not say
+ * @addrs: with NK_FEAT_ADDR agreed, the guest's addresses (port 0, at most
+ *         one per family, IPv4 first)
+ * @naddrs: how many of @addrs there are
  */
 struct nk_hello {
 	u32 version;
@@ -158,12 +161,18 @@ struct nk_hello {
 	u32 endpoint_id;
 	char name[NK_NAME_MAX];
 	u32 engine_hold;
+	struct nk_addr addrs[2];
+	u32 naddrs;
 };
+
+/* The largest HELLO reply payload: the name, then the guest's addresses. */
+#define NK_HELLO_REPLY_MAX	(NK_NAME_MAX + 2 * sizeof(struct nk_addr))
 
 /**
  * nk_hello_reply_parse() - validate a HELLO reply against the proposal
  * @hdr: the reply header (passed nk_hdr_check())
- * @payload: the payload (the endpoint name)
+ * @payload: the payload (the endpoint name; with NK_FEAT_ADDR agreed, the
+ *           name in NK_NAME_MAX bytes, then 0 to 2 struct nk_addr)
  * @plen: bytes of it available (less than hdr.len if it was truncated)
  * @features: features proposed
  * @max_payload: max_payload proposed
@@ -171,7 +180,8 @@ struct nk_hello {
  *
  * Return: 0, the reply's own error status, -EPROTONOSUPPORT for another
  * version, or -EPROTO for a reply that breaks the HELLO rules (features
- * not proposed, payload size out of range, endpoint id 0, bad name).
+ * not proposed, payload size out of range, endpoint id 0, bad name, bad
+ * address list).
  */
 int nk_hello_reply_parse(const struct nk_hdr *hdr, const void *payload,
 			 u32 plen, u64 features, u32 max_payload,

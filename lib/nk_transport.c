@@ -286,6 +286,12 @@ u32 nk_dev_endpoint_id(const struct nk_dev *nd)
 	return nd->hello.endpoint_id;
 }
 
+u32 nk_dev_addrs(const struct nk_dev *nd, const struct nk_addr **addrs)
+{
+	*addrs = nd->hello.addrs;
+	return nd->hello.naddrs;
+}
+
 const char *nk_dev_name(const struct nk_dev *nd)
 {
 	return nd->hello.name;
@@ -1173,7 +1179,7 @@ static void nk_dev_shutdown(struct nk_dev *nd)
 static int nk_hello(struct nk_dev *nd)
 {
 	u64 features = nd->ops->features;
-	char name[NK_NAME_MAX];
+	char name[NK_HELLO_REPLY_MAX];
 	struct nk_reply reply = { .buf = name, .buf_len = sizeof(name) };
 	struct nk_txbuf *tb;
 	int err;

@@ -164,6 +164,8 @@ u32 nk_dev_max_payload(const struct nk_dev *nd);
 u32 nk_dev_engine_hold(const struct nk_dev *nd);
 u64 nk_dev_features(const struct nk_dev *nd);
 u32 nk_dev_endpoint_id(const struct nk_dev *nd);
+/* The guest's addresses HELLO's reply listed (NK_FEAT_ADDR): how many. */
+u32 nk_dev_addrs(const struct nk_dev *nd, const struct nk_addr **addrs);
 const char *nk_dev_name(const struct nk_dev *nd);
 struct device *nk_dev_device(struct nk_dev *nd);
 

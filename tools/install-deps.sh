@@ -25,7 +25,7 @@ GROUPS_=(
 	"host engine|DPDK 22.11 rte_vhost, config file, control socket, unit tests|dpdk-dev libdpdk-dev libinih-dev libjson-c-dev libcmocka-dev"
 	"kernel modules|Debian's 6.1 kernel and headers, its source for checkpatch and KUnit under UML|linux-image-amd64 linux-headers-amd64 linux-source-6.1 bc flex bison libelf-dev libssl-dev"
 	"VM lab|QEMU 7.2, the busybox initramfs, Debian's modules (6.12's are .ko.xz), namespaces and taps, control-socket pokes|qemu-system-x86 busybox-static cpio kmod xz-utils zstd iproute2 socat python3"
-	"real programs|programs the lab runs in a guest as a user would: nginx with Debian's default nginx.conf; redis-server with Debian's redis.conf and redis-cli over localhost; Debian's ss (iproute2), netstat (net-tools) and lsof, which list a guest's sockets|nginx redis-server redis-tools iproute2 net-tools lsof"
+	"real programs|programs the lab runs in a guest as a user would: nginx with Debian's default nginx.conf; redis-server with Debian's redis.conf and redis-cli over localhost; Debian's ss (iproute2), netstat (net-tools) and lsof, which list a guest's sockets; OpenSSH's sshd (it sets IP_TOS on its connections), reached by ssh from the world; dnsmasq (a UDP server that answers through IP_PKTINFO)|nginx redis-server redis-tools iproute2 net-tools lsof openssh-server openssh-client dnsmasq-base"
 	"benchmarks|the plot of make bench|gnuplot-nox"
 	"fuzzing|clang's libFuzzer with AddressSanitizer and UBSan for make fuzz|clang libclang-rt-14-dev"
 	"packaging|make deb (debhelper, DKMS, lintian) and the libvirt guest of the install test|debhelper dh-dkms dkms lintian fakeroot bash-completion libvirt-daemon-system libvirt-clients"

@@ -38,6 +38,10 @@ static void t_hello(void **state)
 	struct nk_ep *vm3;
 	json_object *e;
 	char name[NK_NAME_MAX];
+	struct {
+		char name[NK_NAME_MAX];
+		struct nk_addr a;
+	} pl;
 	int len;
 
 	(void)state;
@@ -68,7 +72,7 @@ static void t_hello(void **state)
 	h_counters(H_VM3, &before);
 	h_hdr(&h, NK_OP_HELLO, 0);
 	h.arg[0] = NK_PROTO_VERSION;
-	h.arg[1] = NK_FEAT_ALL | (1ULL << 40);
+	h.arg[1] = (NK_FEAT_ALL & ~NK_FEAT_ADDR) | (1ULL << 40);
 	h.arg[2] = 4096;
 	h.arg[3] = NK_ROLE_GUEST;
 	h.req_id = h_new_req_id();
@@ -80,7 +84,7 @@ static void t_hello(void **state)
 	assert_int_equal(rep.req_id, h.req_id);
 	assert_int_equal((int32_t)rep.status, 0);
 	assert_int_equal(rep.arg[0], NK_PROTO_VERSION);
-	assert_int_equal(rep.arg[1], NK_FEAT_ALL);
+	assert_int_equal(rep.arg[1], NK_FEAT_ALL & ~NK_FEAT_ADDR);
 	assert_int_equal(rep.arg[2], 4096);
 	assert_int_equal(rep.arg[3], H_ID_VM3);
 	assert_int_equal(len, 4);
@@ -90,6 +94,28 @@ static void t_hello(void **state)
 	h_assert_delta(H_VM3, &before, HC_REQUESTS, 1);
 	h_assert_delta(H_VM3, &before, HC_REPLIES, 1);
 	h_assert_delta(H_VM3, &before, HC_ERRORS, 0);
+	nk_ep_close(vm3);
+	h_wait_state(H_VM3, "waiting");
+
+	/* NK_FEAT_ADDR: the name in NK_NAME_MAX bytes, then its address. */
+	vm3 = h_guest_open(H_VM3, &o);
+	assert_non_null(vm3);
+	h_wait_state(H_VM3, "connected");
+	h.arg[1] = NK_FEAT_ADDR;
+	h.req_id = h_new_req_id();
+	h_send(vm3, &h, NULL, 0);
+	memset(&pl, 0xff, sizeof(pl));
+	len = h_recv(vm3, &rep, &pl, sizeof(pl), H_TIMEOUT_MS);
+	assert_int_equal((int32_t)rep.status, 0);
+	assert_int_equal(rep.arg[1], NK_FEAT_ADDR);
+	assert_int_equal(len, NK_NAME_MAX + sizeof(struct nk_addr));
+	assert_int_equal(rep.len, len);
+	assert_string_equal(pl.name, "vm3");
+	assert_true(pl.name[NK_NAME_MAX - 1] == 0);
+	assert_int_equal(pl.a.family, AF_INET);
+	assert_int_equal(pl.a.port, 0);
+	assert_memory_equal(pl.a.addr, ((uint8_t[]){ 10, 0, 0, 13 }), 4);
+	h_wait_state(H_VM3, "ready");
 	nk_ep_close(vm3);
 	h_wait_state(H_VM3, "waiting");
 

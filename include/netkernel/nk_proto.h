@@ -126,7 +126,10 @@ struct nk_hdr {
  *                                                  eventq before it resets
  *                                                  sockets (0: not said);
  *                                                  payload: endpoint name
- *                                                  with its NUL
+ *                                                  with its NUL (NK_FEAT_ADDR:
+ *                                                  in NK_NAME_MAX bytes, then
+ *                                                  the guest's nk_addr, 0 to
+ *                                                  2, IPv4 first)
  *  SOCKET        a0 family (2, 10), a1 type        status; E -> G, to a
  *                (1 stream, 2 dgram), a2 protocol  guest with NK_FEAT_ANC,
  *                (0, 6, 17), a3 NK_SOCK_* flags.   status 0: payload the
@@ -228,7 +231,9 @@ enum nk_op {
 #define NK_FEAT_DGRAM		(1ULL << 1)	/* SOCK_DGRAM sockets */
 #define NK_FEAT_INFO		(1ULL << 2)	/* NSM: answers NK_OP_INFO */
 #define NK_FEAT_ANC		(1ULL << 3)	/* datagrams carry struct nk_anc (NK_F_ANC) */
-#define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC)
+#define NK_FEAT_ADDR		(1ULL << 5)	/* guest: HELLO's reply lists its addresses */
+#define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC | \
+				 NK_FEAT_ADDR)
 
 /* Largest payload any endpoint may send or be sent; HELLO agrees on less. */
 #define NK_MAX_PAYLOAD		65536

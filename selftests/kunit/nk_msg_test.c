@@ -6,7 +6,7 @@
  *   netkernel_msg     nk_hdr_init/set_credit encoding, nk_hdr_check (framing,
  *                     flags, op/role/reply matrix, status), its parts
  *                     nk_hdr_check_len/fields, nk_op_sendable, nk_op_name
- *   netkernel_hello   nk_hello_reply_parse
+ *   netkernel_hello   nk_hello_reply_parse (and NK_FEAT_ADDR's addresses)
  *   netkernel_addr    nk_addr_check, sockaddr <-> nk_addr, loopback
  *   netkernel_anc     nk_anc_check(), the layout of struct nk_anc
  *   netkernel_credit  nk_credit_ok(), nk_hdr_data_len() and the
@@ -550,10 +550,10 @@ struct hello_case {
 };
 
 static const struct hello_case hello_cases[] = {
-	{ "name_with_nul", 0, 1, NK_FEAT_ALL, 65536, 7, "guest1", 7, 7,
-	  NK_FEAT_ALL, 65536, 0, 1, "guest1" },
-	{ "name_without_nul", 0, 1, NK_FEAT_ALL, 65536, 7, "guest1", 6, 6,
-	  NK_FEAT_ALL, 65536, 0, 1, "guest1" },
+	{ "name_with_nul", 0, 1, NK_FEAT_ALL & ~NK_FEAT_ADDR, 65536, 7, "guest1",
+	  7, 7, NK_FEAT_ALL, 65536, 0, 1, "guest1" },
+	{ "name_without_nul", 0, 1, NK_FEAT_ALL & ~NK_FEAT_ADDR, 65536, 7,
+	  "guest1", 6, 6, NK_FEAT_ALL, 65536, 0, 1, "guest1" },
 	{ "name_all_allowed_chars", 0, 1, 0, 2048, 1, "aZ09_.-", 8, 8,
 	  NK_FEAT_ALL, 65536, 0, 1, "aZ09_.-" },
 	{ "name_63_chars_with_nul", 0, 1, NK_FEAT_DGRAM, 4096, 2, NAME64 + 1, 64,
@@ -675,9 +675,82 @@ static void hello_reply_wrong_op(struct kunit *test)
 						   &out), -EPROTO);
 }
 
+/*
+ * NK_FEAT_ADDR: the name in NK_NAME_MAX bytes, then 0 to 2 addresses of
+ * port 0, IPv4 before IPv6; anything else is -EPROTO.
+ */
+static void hello_reply_addrs(struct kunit *test)
+{
+	static const u8 a6[16] = { 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2 };
+	struct {
+		char name[NK_NAME_MAX];
+		struct nk_addr a[3];
+	} pl;
+	struct nk_hello out;
+	struct nk_hdr h;
+	u32 len;
+
+	static_assert(sizeof(pl) == NK_HELLO_REPLY_MAX + sizeof(struct nk_addr));
+	memset(&pl, 0, sizeof(pl));
+	strscpy(pl.name, "guest1", sizeof(pl.name));
+	pl.a[0].family = cpu_to_le16(AF_INET);
+	memcpy(pl.a[0].addr, (u8[]){ 10, 0, 0, 2 }, 4);
+	pl.a[1].family = cpu_to_le16(AF_INET6);
+	memcpy(pl.a[1].addr, a6, 16);
+	pl.a[2] = pl.a[1];
+
+#define HELLO_ADDRS(len_, want_) do {					\
+	len = (len_);							\
+	hdr_make(&h, NK_OP_HELLO, NK_F_REPLY, len, 0);			\
+	h.arg[0] = cpu_to_le64(NK_PROTO_VERSION);			\
+	h.arg[1] = cpu_to_le64(NK_FEAT_ADDR);				\
+	h.arg[2] = cpu_to_le64(4096);					\
+	h.arg[3] = cpu_to_le64(3);					\
+	KUNIT_EXPECT_EQ_MSG(test, nk_hello_reply_parse(&h, &pl, len,	\
+			    NK_FEAT_ALL, 65536, &out), want_, "len %u", len); \
+} while (0)
+
+	HELLO_ADDRS(NK_NAME_MAX + 2 * sizeof(struct nk_addr), 0);
+	KUNIT_EXPECT_EQ(test, out.naddrs, 2U);
+	KUNIT_EXPECT_STREQ(test, out.name, "guest1");
+	KUNIT_EXPECT_EQ(test, le16_to_cpu(out.addrs[0].family), AF_INET);
+	KUNIT_EXPECT_EQ(test, out.addrs[0].addr[0], 10);
+	KUNIT_EXPECT_EQ(test, out.addrs[0].addr[3], 2);
+	KUNIT_EXPECT_EQ(test, le16_to_cpu(out.addrs[1].family), AF_INET6);
+	KUNIT_EXPECT_EQ(test, memcmp(out.addrs[1].addr, a6, 16), 0);
+	HELLO_ADDRS(NK_NAME_MAX + sizeof(struct nk_addr), 0);
+	KUNIT_EXPECT_EQ(test, out.naddrs, 1U);
+	HELLO_ADDRS(NK_NAME_MAX, 0);
+	KUNIT_EXPECT_EQ(test, out.naddrs, 0U);
+	KUNIT_EXPECT_STREQ(test, out.name, "guest1");
+	/* Short of the name's bytes, part of an address, three of them. */
+	HELLO_ADDRS(7, -EPROTO);
+	HELLO_ADDRS(NK_NAME_MAX - 1, -EPROTO);
+	HELLO_ADDRS(NK_NAME_MAX + 1, -EPROTO);
+	HELLO_ADDRS(NK_NAME_MAX + sizeof(struct nk_addr) - 1, -EPROTO);
+	HELLO_ADDRS(NK_NAME_MAX + 3 * sizeof(struct nk_addr), -EPROTO);
+	/* Two of one family, IPv6 first, a port, a bad family. */
+	pl.a[0] = pl.a[1];
+	HELLO_ADDRS(NK_NAME_MAX + 2 * sizeof(struct nk_addr), -EPROTO);
+	pl.a[1].family = cpu_to_le16(AF_INET);
+	memset(pl.a[1].addr, 0, 16);
+	HELLO_ADDRS(NK_NAME_MAX + 2 * sizeof(struct nk_addr), -EPROTO);
+	HELLO_ADDRS(NK_NAME_MAX + sizeof(struct nk_addr), 0);
+	pl.a[0].port = htons(53);
+	HELLO_ADDRS(NK_NAME_MAX + sizeof(struct nk_addr), -EPROTO);
+	pl.a[0].port = 0;
+	pl.a[0].family = cpu_to_le16(AF_UNIX);
+	HELLO_ADDRS(NK_NAME_MAX + sizeof(struct nk_addr), -EPROTO);
+	/* A name that fills NK_NAME_MAX bytes without its NUL. */
+	memset(pl.name, 'a', sizeof(pl.name));
+	HELLO_ADDRS(NK_NAME_MAX, -EPROTO);
+#undef HELLO_ADDRS
+}
+
 static struct kunit_case netkernel_hello_cases[] = {
 	KUNIT_CASE_PARAM(hello_reply_parse_table, hello_gen_params),
 	KUNIT_CASE(hello_reply_wrong_op),
+	KUNIT_CASE(hello_reply_addrs),
 	{}
 };
 

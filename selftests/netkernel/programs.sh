@@ -26,6 +26,29 @@
 #                   redis-benchmark of SET and GET (50 clients), then the
 #                   counter and the keys checked, and redis's log free of
 #                   errors
+#   prog_ifaddrs VM getifaddrs() (nk_ifaddrs) and ip addr show VM's own
+#                   addresses (IPv4 and IPv6, the engine's in vm1) on an
+#                   interface that is up and not loopback (vm1: nk0, from
+#                   af_netkernel/nk_netdev.c; base: its NIC), as programs
+#                   that advertise their own address look for it
+#
+#   prog_ifaddrs_reload   (vm1) a reload of the engine's configuration
+#                   that changes vm1's address6 reaches nk0 with vm1's
+#                   next socket (its SOCKET reply lists the addresses),
+#                   and so does the reload that puts it back
+#
+#   prog_sshd VM    Debian's OpenSSH server (sshd -D -e, a configuration,
+#                   host key, client key and known_hosts made in
+#                   build/lab/ssh) accepts the world's ssh client by key
+#                   and runs a command in VM: its output names VM's
+#                   kernel, and sshd (which sets IP_TOS on its
+#                   connections) logs no error
+#
+#   prog_dnsmasq VM dnsmasq (dnsmasq-base: a wildcard UDP socket that
+#                   reads IP_PKTINFO/IPV6_PKTINFO and answers through it)
+#                   serves a name from a hosts file: busybox nslookup in
+#                   the world gets its A record over IPv4 and its AAAA
+#                   record over IPv6
 #
 #   prog_lo_nsm_free   (vm1) 20 busybox wget of http://127.0.0.1/ from
 #                   busybox httpd on 127.0.0.1 and 20 from one on the
@@ -43,6 +66,39 @@
 
 prog_nginx_bin=/usr/sbin/nginx
 prog_redis_bins=(/usr/bin/redis-server /usr/bin/redis-cli /usr/bin/redis-benchmark)
+prog_sshd_bin=/usr/sbin/sshd	# openssh-server
+prog_ssh_bin=/usr/bin/ssh	# openssh-client, in the world
+prog_dnsmasq_bin=/usr/sbin/dnsmasq	# dnsmasq-base
+prog_ssh_dir=$LAB_TOP/build/lab/ssh	# keys and configuration (prog_ssh_files)
+prog_dns_name=www.nk.test	# what dnsmasq serves, and its addresses
+prog_dns_a=10.9.8.7
+prog_dns_aaaa=fd00::9:8:7
+
+# prog_ssh_files: sshd's host key, the world's client key, sshd's
+# configuration in prog_ssh_dir (made once; kept, so that the initramfs
+# stays the same from run to run).
+prog_ssh_files() {
+	local d=$prog_ssh_dir
+	mkdir -p "$d" || return 1
+	[[ -s $d/host_ed25519_key ]] ||
+		ssh-keygen -q -t ed25519 -N '' -C nk-lab-host -f "$d/host_ed25519_key" || return 1
+	[[ -s $d/client_ed25519_key ]] ||
+		ssh-keygen -q -t ed25519 -N '' -C nk-lab-client -f "$d/client_ed25519_key" || return 1
+	cat >"$d/sshd_config" <<-EOF
+	# The lab's sshd (selftests/netkernel/programs.sh, prog_sshd)
+	Port 22
+	HostKey /etc/ssh/nk_host_ed25519_key
+	AuthorizedKeysFile /etc/ssh/nk_authorized_keys
+	PermitRootLogin prohibit-password
+	PubkeyAuthentication yes
+	PasswordAuthentication no
+	KbdInteractiveAuthentication no
+	UsePAM no
+	StrictModes no
+	PidFile none
+	LogLevel VERBOSE
+	EOF
+}
 
 prog_initrd_args() {
 	local f
@@ -57,6 +113,13 @@ prog_initrd_args() {
 	done
 	[[ ! -r /etc/redis/redis.conf ]] ||
 		TOPO_INITRD_ARGS+=(--add "/etc/redis/redis.conf:/etc/redis/redis.conf")
+	if [[ -x $prog_sshd_bin ]] && prog_ssh_files; then
+		TOPO_INITRD_ARGS+=(--bin "$prog_sshd_bin"
+			--add "$prog_ssh_dir/host_ed25519_key:/etc/ssh/nk_host_ed25519_key"
+			--add "$prog_ssh_dir/client_ed25519_key.pub:/etc/ssh/nk_authorized_keys"
+			--add "$prog_ssh_dir/sshd_config:/etc/ssh/nk_sshd_config")
+	fi
+	[[ ! -x $prog_dnsmasq_bin ]] || TOPO_INITRD_ARGS+=(--bin "$prog_dnsmasq_bin")
 }
 
 # prog_nginx VM: one test point.
@@ -352,8 +415,8 @@ echo "unsupported $u0 -> $u1, netns $n0 -> $n1"
 }
 
 # prog_view_unload (vm1, the last point of the lab: vm1 has no NetKernel
-# afterwards): the sockets above closed, rmmod af_netkernel gives the
-# kernel's diag handlers and /proc/net files back: a native listener
+# afterwards): the sockets above closed, rmmod af_netkernel removes nk0
+# and gives the kernel's diag handlers and /proc/net files back: a native listener
 # then shows in ss and /proc/net/tcp6, and tcp_diag and udp_diag, no
 # longer pinned, unload.  No native half outlives its socket: ss, now the
 # kernel's alone, lists no listener, bound UDP socket or connection on the
@@ -378,6 +441,7 @@ echo "ss -tln:"; ss -Htln
 echo "tcp6:"; cat /proc/net/tcp6
 ss -Htln | grep -q ":8082 " && grep -q ":1F92 " /proc/net/tcp6 || exit 1
 kill $!
+[ ! -e /sys/class/net/nk0 ] || { echo "nk0 outlives af_netkernel"; exit 1; }
 left=$(ss -Htuan | awk "\$2 ~ /^(LISTEN|UNCONN|ESTAB)\$/" | grep -E ":(8081|9001|9002|9003)( |\$)")
 [ -z "$left" ] || { echo "native halves left:"; echo "$left"; exit 1; }
 rmmod udp_diag tcp_diag || exit 1
@@ -387,6 +451,134 @@ echo "tcp_diag and udp_diag unloaded"') || {
 	}
 	ktap_diag "unloading af_netkernel in vm1:" "$out"
 	return 0
+}
+
+# prog_ifaddrs VM: one test point.
+prog_ifaddrs() {
+	local vm=$1 out rc=0 a
+	out=$(topo_exec "$vm" 30 'echo "getifaddrs:"; nk_ifaddrs; echo "ip addr:"; ip -o addr show') || rc=1
+	ktap_diag "$vm's interfaces:" "$out"
+	for a in "$(topo_vm_ip "$vm")" "$(topo_vm_ip6 "$vm")"; do
+		# getifaddrs: "IFNAME ADDRESS up -"; ip -o: "N: IFNAME inet ADDRESS/LEN ...".
+		if ! awk -v a="$a" '$2 == a && $3 == "up" && $4 == "-" { f = 1 } END { exit !f }' 			<<<"${out%%ip addr:*}"; then
+			ktap_diag "$vm: getifaddrs() shows $a on no interface that is up and not loopback"
+			rc=1
+		fi
+		if ! grep -E "^[0-9]+: [^ ]+ +inet6? ${a//./\\.}/" <<<"${out#*ip addr:}" | grep -vq "^[0-9]*: lo "; then
+			ktap_diag "$vm: ip addr shows $a on no interface but lo"
+			rc=1
+		fi
+	done
+	return "$rc"
+}
+
+# prog_ifaddrs_wait HAS GONE: a script for vm1: a socket (a TCP connect
+# to the world's port 1, refused) every half second until nk0 has HAS and
+# not GONE (10 s at most), then nk0's addresses.
+prog_ifaddrs_wait() {
+	printf '%s' 'i=0
+until ip -o addr show dev nk0 | grep -q " '"$1"'/" && ! ip -o addr show dev nk0 | grep -q " '"$2"'/"; do
+	[ $i -lt 20 ] || { ip -o addr show; exit 1; }
+	nc -w 1 '"$TOPO_WORLD_IP"' 1 </dev/null >/dev/null 2>&1
+	sleep 0.5; i=$((i + 1))
+done
+ip -o addr show dev nk0'
+}
+
+# prog_ifaddrs_reload: one test point (vm1).
+prog_ifaddrs_reload() {
+	local old new=$TOPO_NET6:99 out rc=0
+	old=$(topo_vm_ip6 vm1)
+	topo_guest_set vm1 address6="$new" || { ktap_diag "the engine did not take address6 = $new"; rc=1; }
+	out=$(topo_exec vm1 60 "$(prog_ifaddrs_wait "$new" "$old")") || rc=1
+	ktap_diag "vm1's nk0 after a reload with address6 = $new:" "$out"
+	topo_guest_set vm1 address6="$old" || { ktap_diag "the engine did not take address6 = $old"; rc=1; }
+	out=$(topo_exec vm1 60 "$(prog_ifaddrs_wait "$old" "$new")") || rc=1
+	ktap_diag "vm1's nk0 after a reload with address6 = $old:" "$out"
+	return "$rc"
+}
+
+# prog_sshd VM: one test point.
+prog_sshd() {
+	local vm=$1 ip out rc=0 want got b
+	local d=$prog_ssh_dir
+	for b in "$prog_sshd_bin" "$prog_ssh_bin"; do
+		if [[ ! -x $b ]]; then
+			ktap_diag "sshd in $vm: $b is not installed (tools/install-deps.sh)"
+			return 1
+		fi
+	done
+	ip=$(topo_vm_ip "$vm")
+	# Debian's privilege separation: the sshd user and /run/sshd.
+	out=$(topo_exec "$vm" 60 'set -e
+mkdir -p /run/sshd /root
+chmod 755 /run/sshd
+grep -qs "^root:" /etc/passwd || echo "root:x:0:0:root:/root:/bin/sh" >>/etc/passwd
+grep -qs "^sshd:" /etc/passwd || echo "sshd:x:100:65534::/run/sshd:/usr/sbin/nologin" >>/etc/passwd
+grep -qs "^root:" /etc/group || echo "root:x:0:" >>/etc/group
+grep -qs "^nogroup:" /etc/group || echo "nogroup:x:65534:" >>/etc/group
+chmod 600 /etc/ssh/nk_host_ed25519_key
+/usr/sbin/sshd -D -e -f /etc/ssh/nk_sshd_config >/tmp/sshd.log 2>&1 &
+echo $! >/tmp/sshd.pid
+i=0
+until grep -Eqs ":0016 [0-9A-F]+:0000 0A|:22 " /proc/net/netkernel /proc/net/tcp /proc/net/tcp6; do
+	[ $i -lt 100 ] || { echo "sshd does not listen"; cat /tmp/sshd.log; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done' 2>&1) || {
+		ktap_diag "sshd did not start in $vm:" "$out"
+		topo_exec "$vm" 30 'kill $(cat /tmp/sshd.pid) 2>/dev/null' >/dev/null 2>&1 || true
+		return 1
+	}
+	echo "$ip $(cut -d' ' -f1,2 "$d/host_ed25519_key.pub")" >"$LAB_LOG_DIR/ssh-known_hosts-$vm"
+	got=$(timeout -k 5 120 ip netns exec "$TOPO_NS" "$prog_ssh_bin" -F /dev/null -T \
+		-i "$d/client_ed25519_key" -o IdentitiesOnly=yes -o BatchMode=yes \
+		-o StrictHostKeyChecking=yes -o UserKnownHostsFile="$LAB_LOG_DIR/ssh-known_hosts-$vm" \
+		-o GlobalKnownHostsFile=/dev/null -o ConnectTimeout=60 -o LogLevel=ERROR \
+		"root@$ip" 'echo "ran on $(uname -r) as $(id -u)"' 2>&1) || rc=1
+	want="ran on $TOPO_KVER as 0"
+	out=$(topo_exec "$vm" 30 'kill $(cat /tmp/sshd.pid) 2>/dev/null; sleep 0.5; cat /tmp/sshd.log') || true
+	ktap_diag "sshd in $vm: the world's ssh printed: $got" "sshd's log:" "$out"
+	[[ $got == "$want" ]] || rc=1
+	grep -q "Accepted publickey for root from $TOPO_WORLD_IP" <<<"$out" || rc=1
+	if grep -Eiq "error|fatal|setsockopt" <<<"$out"; then
+		ktap_diag "sshd in $vm logged an error"
+		rc=1
+	fi
+	return "$rc"
+}
+
+# prog_dnsmasq VM: one test point.
+prog_dnsmasq() {
+	local vm=$1 ip ip6 out rc=0 got got6
+	if [[ ! -x $prog_dnsmasq_bin ]]; then
+		ktap_diag "dnsmasq in $vm: $prog_dnsmasq_bin is not installed (tools/install-deps.sh)"
+		return 1
+	fi
+	ip=$(topo_vm_ip "$vm") ip6=$(topo_vm_ip6 "$vm")
+	out=$(topo_exec "$vm" 60 'set -e
+grep -qs "^root:" /etc/passwd || echo "root:x:0:0:root:/root:/bin/sh" >>/etc/passwd
+grep -qs "^root:" /etc/group || echo "root:x:0:" >>/etc/group
+printf "%s %s
+" '"$prog_dns_a $prog_dns_name $prog_dns_aaaa $prog_dns_name"' >/tmp/dns-hosts
+dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --addn-hosts=/tmp/dns-hosts 	--user=root --group=root --pid-file= --log-queries --log-facility=- >/tmp/dnsmasq.log 2>&1 &
+echo $! >/tmp/dnsmasq.pid
+i=0
+until grep -Eqs ":0035 0+:0000 07|:53 " /proc/net/netkernel /proc/net/udp; do
+	[ $i -lt 100 ] || { echo "dnsmasq does not listen"; cat /tmp/dnsmasq.log; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done' 2>&1) || {
+		ktap_diag "dnsmasq did not start in $vm:" "$out"
+		topo_exec "$vm" 30 'kill $(cat /tmp/dnsmasq.pid) 2>/dev/null' >/dev/null 2>&1 || true
+		return 1
+	}
+	got=$(timeout -k 5 60 ip netns exec "$TOPO_NS" busybox nslookup -type=A "$prog_dns_name" "$ip" 2>&1) || rc=1
+	got6=$(timeout -k 5 60 ip netns exec "$TOPO_NS" busybox nslookup -type=AAAA "$prog_dns_name" "$ip6" 2>&1) || rc=1
+	out=$(topo_exec "$vm" 30 'kill $(cat /tmp/dnsmasq.pid) 2>/dev/null; sleep 0.5; cat /tmp/dnsmasq.log') || true
+	ktap_diag "dnsmasq in $vm: nslookup over IPv4:" "$got" "over IPv6:" "$got6" "dnsmasq's log:" "$out"
+	grep -qx "Address: $prog_dns_a" <<<"$got" || rc=1
+	grep -qx "Address: $prog_dns_aaaa" <<<"$got6" || rc=1
+	grep -q "query\[A\] $prog_dns_name from $TOPO_WORLD_IP\$" <<<"$out" || rc=1
+	return "$rc"
 }
 
 # prog_httpd_local VM: one test point.

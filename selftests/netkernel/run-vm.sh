@@ -15,12 +15,17 @@
 #   netkernel guest: loopback      server (on 0.0.0.0) and client both in vm1,
 #                                  over 127.0.0.1 and ::1
 #   netkernel guest: own address   the same over vm1's own address (the
-#                                  engine's, which lab-init.sh puts on lo)
+#                                  engine's, which af_netkernel puts on nk0)
 #   baseline guest: loopback, own address   the same natively
 #   loopback: ...                  busybox httpd and wget http://localhost/,
 #                                  redis-server and redis-cli
 #                                  in each guest; vm1's loopback connections
 #                                  open no socket on the NSM (programs.sh)
+#   interfaces: ...                getifaddrs() and ip addr show each
+#                                  guest's address on an interface that is
+#                                  not loopback (programs.sh)
+#   sshd, dnsmasq: ...             OpenSSH's server and dnsmasq in each
+#                                  guest serve the world (programs.sh)
 #   adversarial: ...               floods from the world (adversarial.sh),
 #                                  against the NetKernel and the baseline guest
 #   guest's view: ...              Debian's ss, netstat and lsof list the
@@ -79,6 +84,7 @@ flood_bin=$(dirname "$suite_bin")/nk_flood	# adversarial.sh's traffic
 guest_flood=/usr/bin/nk_flood
 diagreq_bin=$(dirname "$suite_bin")/nk_diagreq	# programs.sh's view points
 dgram_bin=$(dirname "$suite_bin")/nk_dgram
+ifaddrs_bin=$(dirname "$suite_bin")/nk_ifaddrs
 
 # ----------------------------------------------- the suite's command line
 # (selftests/netkernel/README): a server that serves client runs until it
@@ -110,6 +116,7 @@ TEST_NAMES=(
 	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
 	nginx_nk nginx_base
 	httpd_local_nk httpd_local_base redis_local_nk redis_local_base lo_nsm_free
+	ifaddrs_nk ifaddrs_base ifaddrs_reload sshd_nk sshd_base dnsmasq_nk dnsmasq_base
 	view_ss view_ssinfo view_netstat view_lsof view_diag view_proc
 	view_fallback view_unload
 )
@@ -133,6 +140,13 @@ TEST_DESCS=(
 	"redis-server and redis-cli, Debian's redis.conf, in vm1"
 	"redis-server and redis-cli, Debian's redis.conf, in base"
 	"netkernel guest: loopback connections cost the NSM nothing"
+	"interfaces: getifaddrs() and ip addr show vm1's address on a non-loopback interface"
+	"interfaces: getifaddrs() and ip addr show base's address on a non-loopback interface"
+	"interfaces: a reload that changes vm1's address6 reaches its nk0"
+	"sshd: vm1 accepts the world's ssh by key and runs a command"
+	"sshd: base accepts the world's ssh by key and runs a command"
+	"dnsmasq: vm1 answers the world's queries over IPv4 and IPv6"
+	"dnsmasq: base answers the world's queries over IPv4 and IPv6"
 	"guest's view: ss lists in vm1 what it lists in base"
 	"guest's view: ss -tin shows the NSM's TCP info in vm1 as base shows its own"
 	"guest's view: netstat lists in vm1 what it lists in base"
@@ -159,14 +173,15 @@ if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.
 	ktap_fail_rest "prerequisite failed: nk_sockets does not build"
 	finish
 fi
-for bin in "$suite_bin" "$flood_bin" "$diagreq_bin" "$dgram_bin"; do
+for bin in "$suite_bin" "$flood_bin" "$diagreq_bin" "$dgram_bin" "$ifaddrs_bin"; do
 	if [[ ! -x $bin ]] || ldd "$bin" >/dev/null 2>&1; then
 		ktap_diag "$bin: missing or not a static binary"
 		ktap_fail_rest "prerequisite failed: no static $(basename "$bin")"
 		finish
 	fi
 done
-TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$flood_bin:$guest_flood")
+TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$flood_bin:$guest_flood"
+	--add "$ifaddrs_bin:/usr/bin/nk_ifaddrs")
 prog_initrd_args
 prog_view_initrd_args "$diagreq_bin" "$dgram_bin"
 topo_up_ktap --guests 1 || finish
@@ -281,6 +296,13 @@ test_httpd_local_base() { prog_httpd_local "$TOPO_BASE"; }
 test_redis_local_nk() { prog_redis_local vm1; }
 test_redis_local_base() { prog_redis_local "$TOPO_BASE"; }
 test_lo_nsm_free() { prog_lo_nsm_free; }
+test_ifaddrs_nk() { prog_ifaddrs vm1; }
+test_ifaddrs_base() { prog_ifaddrs "$TOPO_BASE"; }
+test_ifaddrs_reload() { prog_ifaddrs_reload; }
+test_sshd_nk() { prog_sshd vm1; }
+test_sshd_base() { prog_sshd "$TOPO_BASE"; }
+test_dnsmasq_nk() { prog_dnsmasq vm1; }
+test_dnsmasq_base() { prog_dnsmasq "$TOPO_BASE"; }
 test_view_ss() { prog_view_ss; }
 test_view_ssinfo() { prog_view_ssinfo; }
 test_view_netstat() { prog_view_netstat; }

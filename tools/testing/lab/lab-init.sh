@@ -7,10 +7,12 @@
 #   nk.role=nsm     load nsm_kernel.ko (nk.modargs=a=1,b=2 are its
 #                   parameters), configure eth0 with nk.addrs
 #   nk.role=guest   a NetKernel guest: no NIC, load af_netkernel.ko (with
-#                   nk.modargs as its parameters); nk.addrs (the address
-#                   the engine gives it, /32 and /128) go on lo, so that
-#                   connecting to its own address reaches its own
-#                   listeners, as a guest admin does it
+#                   nk.modargs as its parameters), which puts the
+#                   addresses the engine gives it on its interface nk0
+#                   (af_netkernel/nk_netdev.c): wait until nk.addrs (the
+#                   same, /32 and /128) are there; with netdev=0 in
+#                   nk.modargs put them on lo, so that connecting to its
+#                   own address still reaches its own listeners
 #                   (Documentation/netkernel/deployment.rst)
 #   nk.role=base    a baseline guest: eth0 with nk.addrs, no NetKernel
 #   nk.addrs=A/N,B/N,...   addresses for eth0 (the first is the primary)
@@ -49,6 +51,26 @@ addrs_on() {
 	IFS=$old_ifs
 }
 
+# addrs_wait: 0 once every address of nk.addrs is on an interface other
+# than lo (up to 30 s); 1 otherwise.
+addrs_wait() {
+	old_ifs=$IFS
+	IFS=,
+	set -f
+	# shellcheck disable=SC2086 # one word per address
+	set -- $addrs
+	set +f
+	IFS=$old_ifs
+	i=0
+	for a in "$@"; do
+		until ip -o addr show | grep -v "^[0-9]*: lo " | grep -q " ${a%/*}/"; do
+			[ $i -lt 300 ] || return 1
+			sleep 0.1
+			i=$((i + 1))
+		done
+	done
+}
+
 net_setup() {
 	i=0
 	while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do
@@ -74,10 +96,13 @@ nsm)
 	;;
 guest)
 	[ ! -e /sys/class/net/eth0 ] || nk_fail "a NetKernel guest must have no NIC"
-	addrs_on lo
 	# shellcheck disable=SC2046 # one word per parameter
 	insmod "/lib/modules/$kver/extra/af_netkernel.ko" $(echo "$modargs" | tr , ' ') ||
 		nk_fail "insmod af_netkernel.ko failed"
+	case ,$modargs, in
+	*,netdev=0,* | *,netdev=n,* | *,netdev=N,*) addrs_on lo ;;
+	*) addrs_wait || nk_log "nk.addrs $addrs not on the guest's interface after 30 s" ;;
+	esac
 	;;
 base)
 	net_setup

@@ -124,8 +124,9 @@ _topo_has_addr6() {	# VM: 0 unless VM is in TOPO_NO_ADDR6
 	[[ " $TOPO_NO_ADDR6 " != *" $1 "* ]]
 }
 
-# The addresses a NetKernel guest puts on its lo (lab-init.sh): the ones
-# the engine gives it, so that its own address is local to it.
+# The addresses a NetKernel guest waits for on nk0 (lab-init.sh; on lo
+# with netdev=0): the ones the engine gives it, so that its own address
+# is local to it.
 _topo_guest_addrs() {	# VM
 	local a
 	a="$(topo_vm_ip "$1")/32"

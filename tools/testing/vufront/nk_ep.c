@@ -360,7 +360,7 @@ int nk_ep_call(struct nk_ep *ep, struct nk_hdr *req, const void *payload, size_t
 /* HELLO; the reply is checked by the modules' rules (nk_hello_reply_parse()). */
 static int hello(struct nk_ep *ep, enum nk_role role, uint64_t features)
 {
-	char name[NK_NAME_MAX];
+	char name[NK_HELLO_REPLY_MAX];
 	struct nk_hdr h, rep;
 	struct nk_hello hi;
 	int r;
