@@ -216,8 +216,8 @@ path_pids() {
 # records.jsonl and one test point.
 measure() {
 	local test=$1 path=$2 rep=$3 nkargs=$4 vm c0 c1 t0 t1 status=0 name
-	local target=${srv:-$TOPO_WORLD_IP} tport=${srv_port:-$port}
-	local -a pids
+	local target=${srv:-$TOPO_WORLD_IP} tport=${srv_port:-$port} pid
+	local -a pids clients=()
 	shift 4
 	name="$test $path rep $rep"
 	mapfile -t pids < <(path_pids "$path" "$@")
@@ -227,9 +227,11 @@ measure() {
 		lab_vm_exec "$vm" $((secs + 60)) \
 			"$guest_nkperf client -c $target -p $tport -t $secs $nkargs --json" \
 			>"$out/logs/$test.$path.$rep.$vm.json" 2>&1 &
+		clients+=($!)
 	done
-	for vm in "$@"; do
-		wait -n || status=$?
+	# Its own clients: another job (vm2's flood) may end first.
+	for pid in "${clients[@]}"; do
+		wait "$pid" || status=$?
 	done
 	t1=$(date +%s.%N)
 	c1=$(lab_cpu_ticks "${pids[@]}")
@@ -375,7 +377,7 @@ done
 # ------------------------------------------------------------- the report
 
 status=0
-python3 "$here/report.py" "$out" >"$out/report.txt" 2>&1 || status=$?
+python3 "$here/report.py" ${sharing:+--sharing} "$out" >"$out/report.txt" 2>&1 || status=$?
 ktap_ok "$status" "report: results.json, results.csv, results.png"
 sed 's/^/# /' "$out/report.txt"
 
