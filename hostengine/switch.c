@@ -853,6 +853,9 @@ static void guest_socket(struct he_ep *g, struct nk_hdr *h)
 	f.arg[3] = h->arg[3] | (uint64_t)g->id << 32;
 	if (h->arg[1] == SOCK_DGRAM && (feat & NK_FEAT_ANC))
 		f.arg[3] |= NK_SOCK_ANC;
+	/* Its weight, for the NSM's own scheduling; the latest one counts. */
+	if (nsm->features & NK_FEAT_WEIGHT)
+		f.arg[3] |= (uint64_t)g->weight << NK_SOCK_WEIGHT_SHIFT;
 	f.len = na * ADDR_LEN;
 	he_iov_flat(&ai, &seg, a, f.len);
 	err = fwd_tracked(g, h, nsm, &f, &ai, 0, NULL);

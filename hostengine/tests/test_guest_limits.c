@@ -7,7 +7,7 @@
  * connection (-ECONNABORTED) for an ACCEPT, each counted, the other
  * guests unaffected.
  *
- * The group's vm2 has its own limits (VM2_KEYS), vm3 its max_pending
+ * The group's vm2 has its own limits and weight 3 (VM2_KEYS), vm3 its max_pending
  * (VM3_PENDING, attached to nsm0 by the test that needs it, posting only
  * VM3_BUFS eventq buffers); vm1 has the [engine] ones: max_sockets
  * ENGINE_SOCKETS, pending_limit 8 MiB, no connection rate limit.  The bucket
@@ -29,7 +29,7 @@
 #define VM2_RATE	1
 #define VM2_BURST	3
 #define VM2_KEYS	"max_sockets = 4\nmax_pending = 65536\nmax_conn_rate = 1\n" \
-			"conn_burst = 3\n"
+			"conn_burst = 3\nweight = 3\n"
 #define VM3_KEYS	"max_pending = 16384\n"
 #define TRIES		5		/* to find the bucket empty */
 #define VM3_PENDING	16384
@@ -281,8 +281,33 @@ static void t_guest_max_pending(void **state)
 	h_pass();
 }
 
+/*
+ * hostengine.rst, "Data plane": the NSM (NK_FEAT_WEIGHT) is told each
+ * guest's weight in SOCKET a3 bits 16..25: vm1's 1, vm2's 3.
+ */
+static void t_weight_to_nsm(void **state)
+{
+	uint32_t id1 = h_new_sock_id(), id2 = h_new_sock_id();
+	struct tnsm_rec r;
+	size_t pos;
+
+	(void)state;
+	pos = tnsm_log_count(W.nsm);
+	assert_int_equal(h_socket(W.vm1, id1, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
+	assert_int_equal(r.h.arg[3], H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
+	assert_int_equal(h_socket(W.vm2, id2, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
+	assert_int_equal(r.h.arg[3], H_WEIGHT(3) | (uint64_t)H_ID_VM2 << 32);
+	assert_int_equal((r.h.arg[3] & NK_SOCK_WEIGHT_MASK) >> NK_SOCK_WEIGHT_SHIFT, 3);
+	h_close(W.vm1, id1);
+	h_close(W.vm2, id2);
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	T(t_limits_listed),
+	T(t_weight_to_nsm),
 	T(t_guest_max_sockets),
 	T(t_guest_max_pending),
 	T(t_connect_rate),
