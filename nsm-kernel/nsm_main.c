@@ -158,8 +158,10 @@
  *   their weights; and a new socket announces buf_alloc * weight of
  *   credit (at most NK_CREDIT_MAX, then cut to guest_txq_max as above),
  *   since requests are served in the order of the eventq and a stream's
- *   share of that order is what its credit lets it have in flight.
- *   Weight 1 keeps the module parameters' values.
+ *   share of that order is what its credit lets it have in flight.  The
+ *   engine, for its part, lets each guest have only its weight's share of
+ *   the messages waiting in this module's eventq.  Weight 1 keeps the
+ *   module parameters' values.
  *
  * - The device going away (ops->detach) stops events, restores every
  *   socket's callbacks, releases every kernel socket, frees what waits for
