@@ -440,7 +440,7 @@ const char *he_ep_set(struct he_ep *ep, const char *k, const char *v, char *buf,
 		ep->has_addr6 = ok;
 		range = ": an IPv6 address";
 	} else if (guest && !strcmp(k, "weight")) {
-		ok = parse_u32(v, 1, 1000, &ep->weight);
+		ok = parse_u32(v, 1, NK_WEIGHT_MAX, &ep->weight);
 		range = ": 1 to 1000";
 	} else if (!guest || !(range = limit_key(ep, k, v, &ok))) {
 		snprintf(buf, size, "unknown key '%s' in [%s:%s]", k, guest ? "guest" : "nsm",

@@ -57,6 +57,7 @@
 #define HE_MAX_PENDING		(1ULL << 40)	/* largest max_pending */
 #define HE_MAX_CONN_RATE	1000000U	/* largest max_conn_rate, conn_burst */
 #define HE_SLEEP_MS		100	/* adaptive sleep timeout */
+#define HE_NSM_QUEUE		32	/* messages toward an NSM shared by weight */
 #define HE_INFO_TIMEOUT_MS	2000	/* NSMs' INFO replies for one listing */
 
 /* ------------------------------------------------------------------ */
@@ -187,6 +188,8 @@ enum he_counter {
 	HE_C_CONN_RESETS,	/* guests: EV_RESET sent to it, any cause */
 	HE_C_PENDING_LIMIT,	/* messages refused: max_pending */
 	HE_C_CONN_RATE_LIMIT,	/* CONNECTs refused, ACCEPTs aborted: max_conn_rate */
+	HE_C_NSM_QUEUED,	/* gauge, guests: messages toward its NSM not taken */
+	HE_C_NSM_QUEUED_MAX,
 	HE_C_NR,
 };
 
@@ -233,6 +236,7 @@ int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
 void he_vq_push(struct he_vq *vq, uint16_t head, uint32_t len);
 void he_vq_publish(struct he_vq *vq);
 bool he_vq_pending(const struct he_vq *vq);
+uint16_t he_vq_avail_count(const struct he_vq *vq);
 void he_vq_notify(struct he_vq *vq, bool enable);
 void he_vq_call(int vid, struct he_vq *vq);
 
@@ -354,6 +358,7 @@ static inline bool he_bucket_take(struct he_bucket *b, uint32_t rate, uint32_t b
 
 struct he_pmsg;
 struct he_req;
+struct he_evq_track;
 TAILQ_HEAD(he_pmsg_list, he_pmsg);
 TAILQ_HEAD(he_req_list, he_req);
 
@@ -403,6 +408,14 @@ struct he_ep {
 	uint64_t features;		/* agreed in HELLO */
 	struct he_ep *nsm;		/* guests: attached NSM */
 	uint32_t guest_weight;		/* NSMs: sum of attached guests' weights */
+	/*
+	 * Sharing an NSM (switch.c, "Scheduling"): the sum of the weights of
+	 * its guests that have messages queued toward it (their nsm_queued
+	 * counter), and per eventq who wrote each message it has not taken
+	 * (NULL when nothing is tracked: no memory for it).
+	 */
+	uint32_t queued_weight;		/* NSMs */
+	struct he_evq_track *evt[NK_MAX_QPAIRS];	/* NSMs, per pair */
 	struct he_htab socks;		/* guest: by guest id; NSM: by NSM id */
 	struct he_htab reqs;		/* NSM: outstanding requests by engine id */
 	struct he_req_list my_reqs;	/* guest: its outstanding requests */

@@ -48,6 +48,14 @@
  * turn, starting one pair later on each visit).  A guest's weight is its
  * configured weight; an NSM's is the sum of the weights of the guests
  * attached to it (at least 1), because it answers for all of them.
+ *
+ * The NSM, not the engine, is where guests contend: it serves its eventq
+ * first come, first served.  So a guest is also held back while it has
+ * its weight's share of HE_NSM_QUEUE messages queued toward its NSM
+ * (nsm_share(): among the guests that have some), counted from what the
+ * engine wrote and what the NSM took since (struct he_evq_track), and the
+ * NSM is told each guest's weight in SOCKET (NK_FEAT_WEIGHT) for its own
+ * work (hostengine.rst, "Sharing an NSM").
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -120,6 +128,7 @@ struct he_req {
 /* A message held for an endpoint whose eventq has no buffer. */
 struct he_pmsg {
 	TAILQ_ENTRY(he_pmsg) link;
+	struct he_ep *from;		/* NSMs: the guest it is counted to */
 	struct nk_hdr h;
 	uint8_t data[];
 };
@@ -183,6 +192,7 @@ static bool dp_quit;
 static struct he_chain rq_chain;	/* the requestq chain being handled */
 static struct he_chain ev_chain;	/* the eventq chain being filled */
 static uint16_t cur_head;		/* head of rq_chain, for EV_PROTO_ERROR */
+static struct he_ep *cur_guest;		/* the guest whose request take() handles */
 static struct he_engine_stats dp_stats;
 
 static pthread_mutex_t cmd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -296,13 +306,154 @@ static void pend_account(struct he_ep *ep, int64_t delta)
 		he_cnt_set(ep, HE_C_PENDING_MAX, v);
 }
 
+/* ---- Sharing an NSM ---- */
+
+/*
+ * One eventq of an NSM: who wrote each message the NSM has not taken
+ * yet, oldest first (NULL: the engine, or a guest since detached).  The
+ * NSM takes its eventq in order and posts a buffer again for each message
+ * it took, so the buffers it keeps posted when idle (most: the most ever
+ * seen available) less those available now are the messages it has not
+ * taken.  An NSM that posts fewer only holds its own guests back.
+ */
+struct he_evq_track {
+	uint32_t size, head, len;
+	uint16_t most;
+	struct he_ep *own[];
+};
+
+/* @g's messages toward its NSM change by @d. */
+static void queued_add(struct he_ep *g, int64_t d)
+{
+	uint64_t n = g->cnt[HE_C_NSM_QUEUED] + d;
+	uint32_t before = g->cnt[HE_C_NSM_QUEUED] ? g->weight : 0;
+
+	he_cnt_set(g, HE_C_NSM_QUEUED, n);
+	if (n > g->cnt[HE_C_NSM_QUEUED_MAX])
+		he_cnt_set(g, HE_C_NSM_QUEUED_MAX, n);
+	g->nsm->queued_weight += (n ? g->weight : 0) - before;
+}
+
+/* The guest a message to @nsm is counted to: the one being served. */
+static struct he_ep *msg_owner(const struct he_ep *nsm)
+{
+	return cur_guest && cur_guest->nsm == nsm && nsm->evt[0] ? cur_guest : NULL;
+}
+
+static void evq_pop(struct he_evq_track *t)
+{
+	struct he_ep *g = t->own[t->head];
+
+	t->head = (t->head + 1) % t->size;
+	t->len--;
+	if (g)
+		queued_add(g, -1);
+}
+
+/* A message of @from (or none: NULL) went into @ep's eventq @vq. */
+static void evq_written(struct he_ep *ep, const struct he_vq *vq, struct he_ep *from)
+{
+	struct he_evq_track *t = ep->evt[vq->qid / 2];
+
+	if (!t)
+		return;
+	if (t->len == t->size)		/* the NSM posts more than it said */
+		evq_pop(t);
+	t->own[(t->head + t->len++) % t->size] = from;
+}
+
+/* What @nsm took from its eventqs since it was last looked at. */
+static void nsm_sync(struct he_ep *nsm)
+{
+	unsigned int p;
+
+	if (!nsm->evt[0] || !nsm->running || nsm->paused)
+		return;
+	for (p = 0; p < nsm->nr_pairs; p++) {
+		struct he_evq_track *t = nsm->evt[p];
+		const struct he_vq *vq = &nsm->vq[NK_VQ_EVENT(p)];
+		uint16_t avail = vq->broken ? t->most : he_vq_avail_count(vq);
+
+		if (avail > t->most)
+			t->most = avail;
+		while (t->len > (uint32_t)(t->most - avail))
+			evq_pop(t);
+	}
+}
+
+static void evq_track_free(struct he_ep *nsm)
+{
+	unsigned int p;
+
+	for (p = 0; p < RTE_DIM(nsm->evt) && nsm->evt[p]; p++) {
+		while (nsm->evt[p]->len)
+			evq_pop(nsm->evt[p]);
+		free(nsm->evt[p]);
+		nsm->evt[p] = NULL;
+	}
+}
+
+/* Track an NSM's eventqs; without the memory, its guests are not held. */
+static void evq_track_alloc(struct he_ep *nsm)
+{
+	unsigned int p;
+
+	for (p = 0; p < nsm->nr_pairs; p++) {
+		uint32_t size = RTE_MAX(nsm->vq[NK_VQ_EVENT(p)].vr.size, 1U);
+
+		nsm->evt[p] = calloc(1, sizeof(*nsm->evt[p]) + size * sizeof(nsm->evt[p]->own[0]));
+		if (!nsm->evt[p]) {
+			he_ep_log(nsm, WARNING, "no memory to share it by weight");
+			evq_track_free(nsm);
+			return;
+		}
+		nsm->evt[p]->size = size;
+	}
+}
+
+/* @g no longer counts what it queued toward its NSM (it detaches). */
+static void queued_forget(struct he_ep *g)
+{
+	struct he_ep *nsm = g->nsm;
+	struct he_pmsg *pm;
+	unsigned int p, i;
+
+	if (!g->cnt[HE_C_NSM_QUEUED])
+		return;
+	TAILQ_FOREACH(pm, &nsm->pending, link)
+		if (pm->from == g)
+			pm->from = NULL;
+	for (p = 0; p < RTE_DIM(nsm->evt) && nsm->evt[p]; p++)
+		for (i = 0; i < nsm->evt[p]->size; i++)
+			if (nsm->evt[p]->own[i] == g)
+				nsm->evt[p]->own[i] = NULL;
+	queued_add(g, -(int64_t)g->cnt[HE_C_NSM_QUEUED]);
+}
+
+/*
+ * How many messages @g may have queued toward its NSM: its weight's share
+ * of HE_NSM_QUEUE among the guests that have some queued, at least one.
+ */
+static uint32_t nsm_share(const struct he_ep *g)
+{
+	uint64_t w = g->nsm->queued_weight + (g->cnt[HE_C_NSM_QUEUED] ? 0 : g->weight);
+
+	return RTE_MAX((uint64_t)HE_NSM_QUEUE * g->weight / w, 1U);
+}
+
+static bool over_share(const struct he_ep *g)
+{
+	return g->nsm && g->nsm->evt[0] && g->cnt[HE_C_NSM_QUEUED] >= nsm_share(g);
+}
+
 static int pend_add(struct he_ep *ep, const struct nk_hdr *h, const struct he_iov *src,
-		    uint32_t soff)
+		    uint32_t soff, struct he_ep *from)
 {
 	struct he_pmsg *pm = malloc(sizeof(*pm) + h->len);
 
 	if (!pm)
 		return -ENOMEM;
+	pm->from = from;
 	pm->h = *h;
 	if (h->len)
 		he_iov_read(src, soff, pm->data, h->len);
@@ -317,6 +468,8 @@ static void pend_free_all(struct he_ep *ep)
 
 	while ((pm = TAILQ_FIRST(&ep->pending))) {
 		TAILQ_REMOVE(&ep->pending, pm, link);
+		if (pm->from)
+			queued_add(pm->from, -1);
 		free(pm);
 	}
 	he_cnt_set(ep, HE_C_PENDING_BYTES, 0);
@@ -371,17 +524,19 @@ static int event_chain(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *
 			err = -ENOBUFS;
 		}
 		he_vq_push(vq, ev_chain.head, 0);
+		evq_written(ep, vq, NULL);
 		proto_error(ep, -r, err, ev_chain.head, 0, 0, true);
 	}
 }
 
 static void write_msg(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h,
-		      const struct he_iov *src, uint32_t soff)
+		      const struct he_iov *src, uint32_t soff, struct he_ep *from)
 {
 	he_iov_put_hdr(&ev_chain.iov, h);
 	if (h->len)
 		he_iov_copy(&ev_chain.iov, HDR_LEN, src, soff, h->len);
 	he_vq_push(vq, ev_chain.head, HDR_LEN + h->len);
+	evq_written(ep, vq, from);
 	he_cnt_add(ep, h->flags & NK_F_REPLY ? HE_C_REPLIES : HE_C_EVENTS, 1);
 	he_cnt_add(ep, HE_C_BYTES_OUT, h->len);
 }
@@ -397,7 +552,9 @@ static void write_msg(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h
 static int deliver(struct he_ep *dst, const struct nk_hdr *h, const struct he_iov *src,
 		   uint32_t soff, bool must)
 {
+	struct he_ep *from = msg_owner(dst);
 	struct he_vq *vq;
+	int err;
 
 	if (!dst->running)
 		return -ENOTCONN;
@@ -410,11 +567,16 @@ static int deliver(struct he_ep *dst, const struct nk_hdr *h, const struct he_io
 	if (TAILQ_EMPTY(&dst->pending) && !dst->paused) {
 		vq = event_vq(dst, h->sock);
 		if (event_chain(dst, vq, h)) {
-			write_msg(dst, vq, h, src, soff);
+			write_msg(dst, vq, h, src, soff, from);
+			if (from)
+				queued_add(from, 1);
 			return 0;
 		}
 	}
-	return pend_add(dst, h, src, soff);
+	err = pend_add(dst, h, src, soff, from);
+	if (!err && from)
+		queued_add(from, 1);
+	return err;
 }
 
 /*
@@ -467,7 +629,7 @@ static unsigned int flush_pending(struct he_ep *ep)
 		if (!event_chain(ep, vq, &pm->h))
 			break;
 		he_iov_flat(&iov, &seg, pm->data, pm->h.len);
-		write_msg(ep, vq, &pm->h, &iov, 0);
+		write_msg(ep, vq, &pm->h, &iov, 0, pm->from);
 		TAILQ_REMOVE(&ep->pending, pm, link);
 		pend_account(ep, -(int64_t)(HDR_LEN + pm->h.len));
 		free(pm);
@@ -490,7 +652,7 @@ static void proto_error(struct he_ep *ep, int perr, int err, uint16_t head, uint
 	he_cnt_add(ep, HE_C_PROTO_ERRORS, 1);
 	he_ep_log(ep, WARNING, "protocol error %d (%d) head %u op %#x", perr, err, head, op);
 	if (queue_only)
-		ret = over_limit(ep, HDR_LEN) ? -ENOBUFS : pend_add(ep, &e, NULL, 0);
+		ret = over_limit(ep, HDR_LEN) ? -ENOBUFS : pend_add(ep, &e, NULL, 0, NULL);
 	else
 		ret = deliver(ep, &e, NULL, 0, false);
 	if (ret)
@@ -853,6 +1015,9 @@ static void guest_socket(struct he_ep *g, struct nk_hdr *h)
 	f.arg[3] = h->arg[3] | (uint64_t)g->id << 32;
 	if (h->arg[1] == SOCK_DGRAM && (feat & NK_FEAT_ANC))
 		f.arg[3] |= NK_SOCK_ANC;
+	/* Its weight, for the NSM's own scheduling; the latest one counts. */
+	if (nsm->features & NK_FEAT_WEIGHT)
+		f.arg[3] |= (uint64_t)g->weight << NK_SOCK_WEIGHT_SHIFT;
 	f.len = na * ADDR_LEN;
 	he_iov_flat(&ai, &seg, a, f.len);
 	err = fwd_tracked(g, h, nsm, &f, &ai, 0, NULL);
@@ -1405,7 +1570,9 @@ static void take(struct he_ep *ep, struct he_vq *vq, int r, int err)
 		goto done;
 	}
 	he_cnt_add(ep, HE_C_BYTES_IN, h.len);
+	cur_guest = ep->role == NK_ROLE_GUEST ? ep : NULL;
 	dispatch(ep, &h, &c->iov);
+	cur_guest = NULL;
 done:
 	he_vq_push(vq, c->head, 0);
 }
@@ -1415,13 +1582,15 @@ done:
  * its own eventq (pending_limit reached), and, for a guest, while its NSM
  * holds half of pending_limit that the NSM has not taken yet: the guest's
  * SENDs would only add to it, up to resets of sockets that did nothing
- * wrong, where waiting costs nothing but time.
+ * wrong, where waiting costs nothing but time; or while the guest has
+ * its share of HE_NSM_QUEUE queued toward its NSM (nsm_share()).
  */
 static bool held_back(const struct he_ep *ep)
 {
 	return ep->cnt[HE_C_PENDING_BYTES] >= ep->max_pending ||
 	       (ep->role == NK_ROLE_GUEST && ep->nsm &&
-		ep->nsm->cnt[HE_C_PENDING_BYTES] >= ep->nsm->max_pending / 2);
+		(ep->nsm->cnt[HE_C_PENDING_BYTES] >= ep->nsm->max_pending / 2 ||
+		 over_share(ep)));
 }
 
 static unsigned int visit(struct he_ep *ep)
@@ -1432,6 +1601,8 @@ static unsigned int visit(struct he_ep *ep)
 	if (ep->paused)
 		return 0;
 	work = flush_pending(ep);
+	if (ep->role == NK_ROLE_GUEST && ep->nsm)
+		nsm_sync(ep->nsm);
 	if (held_back(ep))
 		return work;
 	quota = cfg->batch * (ep->role == NK_ROLE_GUEST ? ep->weight :
@@ -1450,6 +1621,8 @@ static unsigned int visit(struct he_ep *ep)
 			take(ep, vq, r, err);
 			quota--;
 			work++;
+			if (ep->role == NK_ROLE_GUEST && over_share(ep))
+				quota = 0;
 		}
 	}
 	ep->rr_pair++;
@@ -1503,6 +1676,8 @@ static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
 	ep->max_payload = 0;
 	ep->features = 0;
 	ep->paused = false;
+	if (ep->role == NK_ROLE_NSM)
+		evq_track_alloc(ep);
 	epoll_kick(ep, EPOLL_CTL_ADD);
 	ep->running = true;
 	__atomic_store_n(&ep->state, HE_EP_CONNECTED, __ATOMIC_RELAXED);
@@ -1511,7 +1686,7 @@ static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
 	 * device stopped and started again, or this engine is a new process)
 	 * starts over; one that is saying HELLO ignores it.
 	 */
-	if (pend_add(ep, &no_session, NULL, 0))
+	if (pend_add(ep, &no_session, NULL, 0, NULL))
 		he_cnt_add(ep, HE_C_DROPS, 1);
 	he_log(INFO, "%s: device started, %u queue pair(s)", ep->name, ep->nr_pairs);
 	return 0;
@@ -1532,6 +1707,7 @@ static void cmd_stop(struct he_cmd *c)
 		session_end(ep);
 	epoll_kick(ep, EPOLL_CTL_DEL);
 	pend_free_all(ep);
+	evq_track_free(ep);
 	c->nr_vqs = 2 * ep->nr_pairs;
 	for (q = 0; q < c->nr_vqs; q++) {
 		if (!ep->paused)	/* else published by cmd_pause */
@@ -1618,6 +1794,7 @@ static void detach(struct he_ep *g)
 			}
 		}
 	}
+	queued_forget(g);
 	g->nsm->guest_weight -= g->weight;
 	g->nsm = NULL;
 	__atomic_store_n(&g->attached_id, 0, __ATOMIC_RELAXED);
@@ -1656,12 +1833,16 @@ static void ep_retire(struct he_ep *ep)
 	}
 	session_end(ep);
 	pend_free_all(ep);
+	evq_track_free(ep);
 }
 
 static void ep_update(struct he_ep *ep, const struct he_ep *from)
 {
-	if (ep->nsm)
+	if (ep->nsm) {
 		ep->nsm->guest_weight += from->weight - ep->weight;
+		if (ep->cnt[HE_C_NSM_QUEUED])
+			ep->nsm->queued_weight += from->weight - ep->weight;
+	}
 	he_ep_copy_live(ep, from);
 }
 
@@ -2270,7 +2451,8 @@ static void notify_all(bool enable)
 
 	for (i = 0; i < cfg->nr_eps; i++) {
 		struct he_ep *ep = cfg->eps[i];
-		bool waiting = !TAILQ_EMPTY(&ep->pending);
+		/* An NSM's guest may wait for it to take its eventq. */
+		bool waiting = !TAILQ_EMPTY(&ep->pending) || ep->queued_weight;
 
 		for (q = 0; ep->running && !ep->paused && q < 2U * ep->nr_pairs; q++)
 			he_vq_notify(&ep->vq[q], enable &&
@@ -2297,6 +2479,8 @@ static bool work_available(void)
 		for (p = 0; p < 2U * ep->nr_pairs; p++)
 			if (ep->vq[p].need_call)	/* an interrupt to retry */
 				return true;
+		if (ep->role == NK_ROLE_GUEST && ep->nsm)
+			nsm_sync(ep->nsm);
 		if (held_back(ep))
 			continue;
 		for (p = 0; p < ep->nr_pairs; p++)

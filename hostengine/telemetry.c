@@ -34,6 +34,8 @@ const char *const he_counter_names[HE_C_NR] = {
 	[HE_C_CONN_RESETS] = "conn_resets",
 	[HE_C_PENDING_LIMIT] = "pending_limit",
 	[HE_C_CONN_RATE_LIMIT] = "conn_rate_limit",
+	[HE_C_NSM_QUEUED] = "nsm_queued",
+	[HE_C_NSM_QUEUED_MAX] = "nsm_queued_max",
 };
 
 static struct he_config *cfg;

@@ -192,6 +192,14 @@ bool he_vq_pending(const struct he_vq *vq)
 			       ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail);
 }
 
+/* Buffers the driver made available that the device has not taken yet. */
+uint16_t he_vq_avail_count(const struct he_vq *vq)
+{
+	uint16_t n = ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE) - vq->last_avail;
+
+	return RTE_MIN(n, vq->vr.size);
+}
+
 /*
  * Ask for kicks (enable) or suppress them.  The caller issues a full
  * barrier before looking at the avail ring again.

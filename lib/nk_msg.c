@@ -307,6 +307,13 @@ int nk_hello_reply_parse(const struct nk_hdr *hdr, const void *payload,
 	return 0;
 }
 
+int nk_sock_weight(u64 a3)
+{
+	u32 w = ((u32)a3 & NK_SOCK_WEIGHT_MASK) >> NK_SOCK_WEIGHT_SHIFT;
+
+	return w > NK_WEIGHT_MAX ? -EINVAL : (int)w;
+}
+
 int nk_addr_check(const struct nk_addr *na)
 {
 	switch (le16_to_cpu(na->family)) {

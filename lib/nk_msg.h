@@ -199,6 +199,18 @@ int nk_hello_reply_parse(const struct nk_hdr *hdr, const void *payload,
 int nk_addr_check(const struct nk_addr *na);
 
 /**
+ * nk_sock_weight() - the guest's weight in a SOCKET's a3 (E -> N)
+ * @a3: the request's arg[3]
+ *
+ * Bits 16..25 (NK_SOCK_WEIGHT_MASK) carry it when the NSM agreed
+ * NK_FEAT_WEIGHT; the other bits are not looked at.
+ *
+ * Return: the weight, 1 to NK_WEIGHT_MAX; 0 when none is said; -EINVAL
+ * above NK_WEIGHT_MAX.
+ */
+int nk_sock_weight(u64 a3);
+
+/**
  * nk_info_req_check() - validate an NK_OP_INFO request (the NSM's side)
  * @hdr: the header, already checked by nk_hdr_check()
  * @max_payload: the NSM's agreed max_payload (its reply must fit)

@@ -121,6 +121,9 @@ struct nsm_dev {
  *          the most guest data their txqs can hold
  * @sock_limit: its SOCKETs and ACCEPTs refused at guest_max_socks (the
  *              stats' guest_sock_limit, per guest)
+ * @weight: its scheduling weight, 1..NK_WEIGHT_MAX, the latest SOCKET's
+ *          (NK_SOCK_WEIGHT_MASK; 1 until one says): its sockets' read
+ *          budget and credit are scaled by it (see "Weights" in nsm_main.c)
  *
  * The counters change under nsm_dev.rx_lock when they grow (SOCKET,
  * ACCEPT, CLOSE) and under the socket's lock anywhere when they shrink.
@@ -132,6 +135,7 @@ struct nsm_guest {
 	atomic_t draining;
 	atomic_long_t credit;
 	atomic64_t sock_limit;
+	u32 weight;
 };
 
 /* The socket callbacks a kernel socket had before ours. */

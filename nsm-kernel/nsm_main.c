@@ -156,6 +156,22 @@
  *   connect, fill, close loop therefore holds a bounded number of sockets
  *   and bytes on the NSM.
  *
+ * - Weights.  This module's CPU is where guests sharing it contend, so
+ *   each guest's share of it follows its weight (hostengine.rst,
+ *   "Sharing an NSM"), which the engine gives in SOCKET a3 bits 16..25
+ *   (NK_FEAT_WEIGHT; 1..NK_WEIGHT_MAX, else -EINVAL; nk_sock_weight()).
+ *   struct nsm_guest keeps the latest SOCKET's (1 until one says), so a
+ *   changed weight counts from the guest's next socket.  ev_work reads
+ *   sock_budget * weight bytes from a socket before it turns to the next,
+ *   so guests whose sockets all have data get the reading in the ratio of
+ *   their weights; and a new socket announces buf_alloc * weight of
+ *   credit (at most NK_CREDIT_MAX, then cut to guest_txq_max as above),
+ *   since requests are served in the order of the eventq and a stream's
+ *   share of that order is what its credit lets it have in flight.  The
+ *   engine, for its part, lets each guest have only its weight's share of
+ *   the messages waiting in this module's eventq.  Weight 1 keeps the
+ *   module parameters' values.
+ *
  * - The device going away (ops->detach) stops events, restores every
  *   socket's callbacks, releases every kernel socket, frees what waits for
  *   the requestq, flushes tx_work and frees the struct nsm_dev.  The
@@ -255,13 +271,14 @@ static int nsm_guests_show(struct seq_file *m, void *v)
 	struct nsm_guest *g;
 	unsigned long id;
 
-	seq_puts(m, "guest uid sockets draining credit sock_limit\n");
+	seq_puts(m, "guest uid sockets draining credit sock_limit weight\n");
 	xa_for_each(&nsm->guests, id, g)
-		seq_printf(m, "%u %u %d %d %ld %lld\n", g->id,
+		seq_printf(m, "%u %u %d %d %ld %lld %u\n", g->id,
 			   from_kuid_munged(&init_user_ns, g->uid),
 			   atomic_read(&g->socks), atomic_read(&g->draining),
 			   atomic_long_read(&g->credit),
-			   (long long)atomic64_read(&g->sock_limit));
+			   (long long)atomic64_read(&g->sock_limit),
+			   READ_ONCE(g->weight));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(nsm_guests);
@@ -442,7 +459,8 @@ static void nsm_tx_space(struct nk_dev *nd)
 static const struct nk_transport_ops nsm_ops = {
 	.name = "nsm_kernel",
 	.role = NK_ROLE_NSM,
-	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC,
+	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC |
+		    NK_FEAT_WEIGHT,
 	.attach = nsm_attach,
 	.detach = nsm_detach,
 	.rx = nsm_rx,

@@ -41,7 +41,7 @@
 static unsigned int buf_alloc = 2 << 20;
 module_param(buf_alloc, uint, 0644);
 MODULE_PARM_DESC(buf_alloc,
-		 "Credit each socket announces for guest data, in bytes, 4096..4194304 (default 2097152)");
+		 "Credit each socket announces for guest data, in bytes, 4096..4194304, times its guest's weight up to 4194304 (default 2097152)");
 
 static unsigned int guest_max_socks = 1024;
 module_param(guest_max_socks, uint, 0644);
@@ -90,6 +90,7 @@ static struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
 	atomic_set(&g->draining, 0);
 	atomic_long_set(&g->credit, 0);
 	atomic64_set(&g->sock_limit, 0);
+	g->weight = 1;
 	err = xa_err(xa_store(&nsm->guests, id, g, GFP_KERNEL));
 	if (err) {
 		kfree(g);
@@ -484,7 +485,9 @@ static struct nsm_sock *nsm_sock_alloc(struct nsm_dev *nsm, u32 id,
 	INIT_LIST_HEAD(&ns->txq);
 	INIT_LIST_HEAD(&ns->ready_node);
 	INIT_LIST_HEAD(&ns->drain_node);
-	ns->rx.buf_alloc = clamp_t(u32, READ_ONCE(buf_alloc),
+	/* The guest's weight scales its credit (before guest_txq_max). */
+	ns->rx.buf_alloc = clamp_t(u64, (u64)READ_ONCE(buf_alloc) *
+				   READ_ONCE(g->weight),
 				   NSM_MIN_BUF_ALLOC, NK_CREDIT_MAX);
 	return ns;
 }
@@ -557,6 +560,7 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 	struct nsm_sock *ns;
 	struct net *net;
 	u32 flags = lower_32_bits(a3);
+	int weight = nk_sock_weight(a3);
 	int off = 0, i, err;
 
 	if (!nk_sockid_valid(&nsm->socks, rq->id))
@@ -567,16 +571,21 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		return -ESOCKTNOSUPPORT;
 	if (proto && proto != (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
 		return -EPROTONOSUPPORT;
-	if ((flags & ~(NK_SOCK_V6ONLY | NK_SOCK_ANC)) ||
+	if ((flags & ~(NK_SOCK_V6ONLY | NK_SOCK_ANC | NK_SOCK_WEIGHT_MASK)) ||
 	    ((flags & NK_SOCK_V6ONLY) && family != AF_INET6) ||
 	    ((flags & NK_SOCK_ANC) && type != SOCK_DGRAM))
 		return nsm_invalid(rq, "bad NK_SOCK_* flags");
+	if (weight < 0)
+		return nsm_invalid(rq, "bad weight");
 	if (rq->len % sizeof(*na) || rq->len > 2 * sizeof(*na))
 		return nsm_invalid(rq, "bad source address list");
 	g = nsm_guest_get(nsm, upper_32_bits(a3));
 	if (IS_ERR(g))
 		return PTR_ERR(g) == -EINVAL ? nsm_invalid(rq, "bad guest id") :
 					       PTR_ERR(g);
+	/* The latest SOCKET's weight is the guest's, refused or not. */
+	if (weight)
+		WRITE_ONCE(g->weight, weight);
 	err = nsm_guest_sock_check(nsm, g);
 	if (err)
 		return err;

@@ -31,7 +31,7 @@
 static unsigned int sock_budget = 65536;
 module_param(sock_budget, uint, 0644);
 MODULE_PARM_DESC(sock_budget,
-		 "Bytes ev_work reads from one socket before it turns to the next (default 65536)");
+		 "Bytes ev_work reads from one socket before it turns to the next, times its guest's weight (default 65536)");
 
 static unsigned int drain_timeout = 60;
 module_param(drain_timeout, uint, 0644);
@@ -497,10 +497,21 @@ static void nsm_check_stream_state(struct nsm_sock *ns, u8 shutdown)
 	}
 }
 
+/*
+ * Bytes ev_work reads from @ns before it turns to the next socket:
+ * sock_budget times its guest's weight, so that guests whose sockets all
+ * have data get the NSM's reading in proportion to their weights.
+ */
+static u32 nsm_sock_budget(const struct nsm_sock *ns)
+{
+	return min_t(u64, (u64)max(READ_ONCE(sock_budget), 1U) *
+		     READ_ONCE(ns->g->weight), U32_MAX);
+}
+
 /* Read stream data within the guest's credit.  Return: budget exhausted. */
 static bool nsm_read_stream(struct nsm_sock *ns)
 {
-	u32 budget = max(READ_ONCE(sock_budget), 1U);
+	u32 budget = nsm_sock_budget(ns);
 	struct sock *sk = ns->sock->sk;
 	struct msghdr msg = {};
 	struct nsm_out *out;
@@ -704,7 +715,7 @@ static bool nsm_read_dgram(struct nsm_sock *ns, struct socket *sock)
 	u32 meta = sizeof(struct nk_addr) +
 		   (ns->anc_rx ? sizeof(struct nk_anc) : 0);
 	u32 room = ns->nsm->max_payload - meta;
-	u32 budget = max(READ_ONCE(sock_budget), 1U);
+	u32 budget = nsm_sock_budget(ns);
 	u8 cbuf[NSM_CMSG_SPACE];
 	struct sockaddr_storage ss;
 	struct nk_anc *anc = NULL;

@@ -42,6 +42,8 @@ const char *const h_cnt_names[HC_NR] = {
 	[HC_CONN_RESETS] = "conn_resets",
 	[HC_PENDING_LIMIT] = "pending_limit",
 	[HC_CONN_RATE_LIMIT] = "conn_rate_limit",
+	[HC_NSM_QUEUED] = "nsm_queued",
+	[HC_NSM_QUEUED_MAX] = "nsm_queued_max",
 };
 
 struct h_world W = { .pid = -1 };

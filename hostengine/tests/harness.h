@@ -36,6 +36,8 @@
 #define H_ID_VM1	2
 #define H_ID_VM2	3
 #define H_ID_VM3	4
+/* SOCKET a3 E -> N: weight @w (the test NSM agrees NK_FEAT_WEIGHT). */
+#define H_WEIGHT(w)	((uint64_t)(w) << NK_SOCK_WEIGHT_SHIFT)
 
 #ifndef ARRAY_SIZE
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
@@ -66,6 +68,8 @@ enum h_cnt {
 	HC_CONN_RESETS,
 	HC_PENDING_LIMIT,
 	HC_CONN_RATE_LIMIT,
+	HC_NSM_QUEUED,
+	HC_NSM_QUEUED_MAX,
 	HC_NR,
 };
 

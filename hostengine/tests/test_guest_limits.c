@@ -7,7 +7,7 @@
  * connection (-ECONNABORTED) for an ACCEPT, each counted, the other
  * guests unaffected.
  *
- * The group's vm2 has its own limits (VM2_KEYS), vm3 its max_pending
+ * The group's vm2 has its own limits and weight 3 (VM2_KEYS), vm3 its max_pending
  * (VM3_PENDING, attached to nsm0 by the test that needs it, posting only
  * VM3_BUFS eventq buffers); vm1 has the [engine] ones: max_sockets
  * ENGINE_SOCKETS, pending_limit 8 MiB, no connection rate limit.  The bucket
@@ -29,13 +29,15 @@
 #define VM2_RATE	1
 #define VM2_BURST	3
 #define VM2_KEYS	"max_sockets = 4\nmax_pending = 65536\nmax_conn_rate = 1\n" \
-			"conn_burst = 3\n"
+			"conn_burst = 3\nweight = 3\n"
 #define VM3_KEYS	"max_pending = 16384\n"
 #define TRIES		5		/* to find the bucket empty */
 #define VM3_PENDING	16384
 #define VM3_BUFS	4
 #define FLOOD_LEN	4096
 #define HDR		((uint32_t)sizeof(struct nk_hdr))
+#define NSM_QUEUE	32		/* the engine's HE_NSM_QUEUE */
+#define FLOOD_MSGS	150		/* vm2's SENDs while the NSM is busy */
 
 static uint8_t flood[FLOOD_LEN];
 
@@ -281,8 +283,98 @@ static void t_guest_max_pending(void **state)
 	h_pass();
 }
 
+/*
+ * hostengine.rst, "Data plane": the NSM (NK_FEAT_WEIGHT) is told each
+ * guest's weight in SOCKET a3 bits 16..25: vm1's 1, vm2's 3.
+ */
+static void t_weight_to_nsm(void **state)
+{
+	uint32_t id1 = h_new_sock_id(), id2 = h_new_sock_id();
+	struct tnsm_rec r;
+	size_t pos;
+
+	(void)state;
+	pos = tnsm_log_count(W.nsm);
+	assert_int_equal(h_socket(W.vm1, id1, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
+	assert_int_equal(r.h.arg[3], H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
+	assert_int_equal(h_socket(W.vm2, id2, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
+	assert_int_equal(r.h.arg[3], H_WEIGHT(3) | (uint64_t)H_ID_VM2 << 32);
+	assert_int_equal((r.h.arg[3] & NK_SOCK_WEIGHT_MASK) >> NK_SOCK_WEIGHT_SHIFT, 3);
+	h_close(W.vm1, id1);
+	h_close(W.vm2, id2);
+	h_pass();
+}
+
+/*
+ * hostengine.rst, "Data plane": while the NSM takes nothing, vm2 floods it
+ * with small SENDs, then vm1 sends one.  vm2 queues toward the NSM no more
+ * than its share of HE_NSM_QUEUE (the rest waits in its own requestq), so
+ * vm1's SEND is written right behind those and the NSM, once it goes on,
+ * takes it before all but NSM_QUEUE of vm2's; every SEND arrives, each
+ * guest's in its order.
+ */
+static void t_flood_share(void **state)
+{
+	uint32_t id1 = h_new_sock_id(), id2 = h_new_sock_id(), n1, n2, seq;
+	size_t pos, i, before_vm1 = 0;
+	struct tnsm_rec r;
+	struct nk_hdr h;
+	bool seen1 = false;
+
+	(void)state;
+	assert_int_equal(h_socket(W.vm1, id1, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	assert_int_equal(h_socket(W.vm2, id2, AF_INET, SOCK_STREAM, 65536, NULL), 0);
+	n1 = h_nsm_id(H_VM1, id1);
+	n2 = h_nsm_id(H_VM2, id2);
+	pos = tnsm_log_count(W.nsm);
+	tnsm_hold(W.nsm, true);
+	for (seq = 0; seq < FLOOD_MSGS; seq++) {
+		h_hdr(&h, NK_OP_SEND, id2);
+		h_send(W.vm2, &h, &seq, sizeof(seq));
+	}
+	/* The engine takes what it will of the flood (and vm1's comes later). */
+	usleep(2 * H_QUIET_MS * 1000);
+	h_hdr(&h, NK_OP_SEND, id1);
+	seq = 0xfeed;
+	h_send(W.vm1, &h, &seq, sizeof(seq));
+	usleep(H_QUIET_MS * 1000);
+	tnsm_hold(W.nsm, false);
+
+	for (seq = 0; seq < FLOOD_MSGS || !seen1;) {
+		uint32_t v;
+
+		h_nsm_expect(&pos, NK_OP_SEND, H_ANY_SOCK, &r);
+		memcpy(&v, r.data, sizeof(v));
+		if (r.h.sock == n1) {
+			assert_int_equal(v, 0xfeed);
+			seen1 = true;
+			before_vm1 = seq;
+			continue;
+		}
+		assert_int_equal(r.h.sock, n2);
+		assert_int_equal(v, seq);
+		seq++;
+	}
+	printf("# vm1's SEND taken after %zu of vm2's %u\n", before_vm1, FLOOD_MSGS);
+	assert_true(before_vm1 <= NSM_QUEUE);
+	printf("# vm2: nsm_queued_max %llu\n",
+	       (unsigned long long)h_counter(H_VM2, HC_NSM_QUEUED_MAX));
+	assert_true(h_counter(H_VM2, HC_NSM_QUEUED_MAX) <= NSM_QUEUE);
+	for (i = 0; i < 100 && h_counter(H_VM2, HC_NSM_QUEUED); i++)
+		usleep(10000);
+	assert_int_equal(h_counter(H_VM2, HC_NSM_QUEUED), 0);
+	assert_int_equal(h_counter(H_VM1, HC_NSM_QUEUED), 0);
+	h_close(W.vm1, id1);
+	h_close(W.vm2, id2);
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	T(t_limits_listed),
+	T(t_weight_to_nsm),
+	T(t_flood_share),
 	T(t_guest_max_sockets),
 	T(t_guest_max_pending),
 	T(t_connect_rate),

@@ -932,11 +932,11 @@ static void t_ancillary_data(void **state)
 	h_assert_addr(rbuf, 2, "10.0.0.11", 0);
 	h_assert_addr(rbuf + sizeof(struct nk_addr), 10, "fd00::11", 0);
 	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
-	assert_int_equal(r.h.arg[3], NK_SOCK_ANC | (uint64_t)H_ID_VM1 << 32);
+	assert_int_equal(r.h.arg[3], NK_SOCK_ANC | H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
 	dgn = h_nsm_id(H_VM1, dg);
 	assert_int_equal(h_socket(W.vm1, st, 2, 1, 65536, NULL), 0);
 	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
-	assert_int_equal(r.h.arg[3], (uint64_t)H_ID_VM1 << 32);
+	assert_int_equal(r.h.arg[3], H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
 	stn = h_nsm_id(H_VM1, st);
 
 	/* A good one passes as it is; credit counts the 10 bytes of data. */

@@ -811,7 +811,11 @@ static void t_ss_nsm_lost_and_v1(void **state)
 	W.nsm = tnsm_start_opts(path, 0, NK_FEAT_INET6 | NK_FEAT_DGRAM);
 	assert_non_null(W.nsm);
 	h_wait_state(H_NSM, "ready");
+	pos = tnsm_log_count(W.nsm);
 	assert_int_equal(h_socket(W.vm1, id, 2, 1, 4096, NULL), 0);
+	/* Nor NK_FEAT_WEIGHT: SOCKET says no weight. */
+	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &rec);
+	assert_int_equal(rec.h.arg[3], (uint64_t)H_ID_VM1 << 32);
 	pos = tnsm_log_count(W.nsm);
 	ss_note(h_ctl("{\"cmd\":\"ss\",\"guest\":\"vm1\"}"), "does not answer INFO");
 	h_nsm_none(pos, NK_OP_INFO, H_QUIET_MS);

@@ -57,6 +57,7 @@ struct tnsm {
 	int32_t status[TNSM_NOPS];
 	uint32_t credit;
 	bool rec_sends;
+	bool hold;
 
 	struct tnsm_rec *log;
 	size_t nlog, caplog;
@@ -390,7 +391,7 @@ static void *thread_main(void *arg)
 			pthread_cond_broadcast(&t->cond);
 		}
 		busy = false;
-		while ((len = nk_ep_recv(t->ep, &h, t->buf, t->max, 0)) >= 0) {
+		while (!t->hold && (len = nk_ep_recv(t->ep, &h, t->buf, t->max, 0)) >= 0) {
 			if ((uint32_t)len > t->max)
 				terr(t, "message of %d bytes > max_payload", len);
 			else
@@ -548,6 +549,16 @@ void tnsm_record_sends(struct tnsm *t, bool on)
 	pthread_mutex_lock(&t->lock);
 	t->rec_sends = on;
 	pthread_mutex_unlock(&t->lock);
+}
+
+static void wake(struct tnsm *t);
+
+void tnsm_hold(struct tnsm *t, bool on)
+{
+	pthread_mutex_lock(&t->lock);
+	t->hold = on;
+	pthread_mutex_unlock(&t->lock);
+	wake(t);
 }
 
 size_t tnsm_log_count(struct tnsm *t)

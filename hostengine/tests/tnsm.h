@@ -75,6 +75,8 @@ void tnsm_info_record(uint32_t sock, struct nk_sock_info *si);
 void tnsm_set_credit(struct tnsm *t, uint32_t buf_alloc);
 /* Record SEND messages in the log (default yes; bulk tests say no). */
 void tnsm_record_sends(struct tnsm *t, bool on);
+/* Stop taking messages from the eventq (@on), or go on, as a busy NSM. */
+void tnsm_hold(struct tnsm *t, bool on);
 
 /* The log: records are numbered from 0 in arrival order. */
 size_t tnsm_log_count(struct tnsm *t);

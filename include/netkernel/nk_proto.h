@@ -136,7 +136,9 @@ struct nk_hdr {
  *                E -> N adds a3 bits 32..63: guest guest's source addresses
  *                endpoint id, payload: the guest's as nk_addr (0 to 2, IPv4
  *                source addresses as nk_addr, its  first), whatever the
- *                IPv4 one first (0 to 2 of them)   NSM's reply carried
+ *                IPv4 one first (0 to 2 of them);  NSM's reply carried
+ *                with NK_FEAT_WEIGHT, bits 16..25
+ *                the guest's weight
  *  BIND          payload nk_addr                   status
  *  LISTEN        a0 backlog                        status
  *  ACCEPT        a0 new socket id, a1 NK_SOCK_*    status, payload peer nk_addr;
@@ -231,9 +233,10 @@ enum nk_op {
 #define NK_FEAT_DGRAM		(1ULL << 1)	/* SOCK_DGRAM sockets */
 #define NK_FEAT_INFO		(1ULL << 2)	/* NSM: answers NK_OP_INFO */
 #define NK_FEAT_ANC		(1ULL << 3)	/* datagrams carry struct nk_anc (NK_F_ANC) */
+#define NK_FEAT_WEIGHT		(1ULL << 4)	/* NSM: SOCKET a3 carries the guest's weight */
 #define NK_FEAT_ADDR		(1ULL << 5)	/* guest: HELLO's reply lists its addresses */
 #define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC | \
-				 NK_FEAT_ADDR)
+				 NK_FEAT_WEIGHT | NK_FEAT_ADDR)
 
 /* Largest payload any endpoint may send or be sent; HELLO agrees on less. */
 #define NK_MAX_PAYLOAD		65536
@@ -248,6 +251,15 @@ enum nk_op {
  * socket's datagrams with NK_F_ANC.
  */
 #define NK_SOCK_ANC		0x2
+/*
+ * SOCKET a3 bits 16..25, set by the engine only (E -> N, when the NSM
+ * agreed NK_FEAT_WEIGHT; a guest's gets -EINVAL): the guest's scheduling
+ * weight, 1 to NK_WEIGHT_MAX; 0: not said.  The NSM keeps the latest per
+ * guest and shares its own CPU by it (hostengine.rst "Data plane").
+ */
+#define NK_SOCK_WEIGHT_SHIFT	16
+#define NK_SOCK_WEIGHT_MASK	(0x3ffU << NK_SOCK_WEIGHT_SHIFT)
+#define NK_WEIGHT_MAX		1000
 
 /* SEND a0 flags: the subset of MSG_* that crosses the wire. */
 #define NK_MSG_OOB		0x1

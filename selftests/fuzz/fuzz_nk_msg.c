@@ -165,6 +165,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		assert(strcmp(nk_op_name(le16_to_cpu(h.op)), "?"));
 		if (le16_to_cpu(h.op) == NK_OP_HELLO)
 			check_hello(&h, buf + sizeof(h), plen, max_payload);
+		if (le16_to_cpu(h.op) == NK_OP_SOCKET) {
+			r = nk_sock_weight(le64_to_cpu(h.arg[3]));
+			assert(r == -EINVAL || (r >= 0 && r <= NK_WEIGHT_MAX));
+			assert((r == -EINVAL) == (((le64_to_cpu(h.arg[3]) & NK_SOCK_WEIGHT_MASK) >>
+						   NK_SOCK_WEIGHT_SHIFT) > NK_WEIGHT_MAX));
+		}
 		if (le16_to_cpu(h.flags) & NK_F_ANC) {
 			assert(le16_to_cpu(h.op) == NK_EV_DATA && (le16_to_cpu(h.flags) & NK_F_ADDR));
 			check_anc(buf + sizeof(h), plen);

@@ -82,6 +82,11 @@ def nk_msg_seeds():
         'connect-reply': nk_msg_seed(GUEST, msg(OP['CONNECT'], flags=F_REPLY, sock=3,
                                                 status=-115, req_id=4)),
         'ev-reset': nk_msg_seed(GUEST, msg(EV['RESET'], sock=3, status=-104)),
+        # E -> N: the guest's endpoint id and weight (NK_FEAT_WEIGHT) in a3
+        'socket-weight': nk_msg_seed(NSM, msg(OP['SOCKET'], addr4([10, 0, 0, 11], 0),
+                                              sock=7, req_id=9,
+                                              args=(AF_INET, SOCK_STREAM, 0,
+                                                    3 << 16 | 2 << 32))),
     }
 
 

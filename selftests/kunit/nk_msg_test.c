@@ -1758,6 +1758,39 @@ static struct kunit_suite netkernel_credit_suite = {
 /* NK_OP_INFO: the request (NSM side) and the records (engine side)    */
 /* ------------------------------------------------------------------ */
 
+struct sock_weight_case {
+	const char *name;
+	u64 a3;
+	int want;
+};
+
+static const struct sock_weight_case sock_weight_cases[] = {
+	{ "none", 0, 0 },
+	{ "none_flags_and_guest", NK_SOCK_V6ONLY | NK_SOCK_ANC | 7ULL << 32, 0 },
+	{ "one", 1 << NK_SOCK_WEIGHT_SHIFT, 1 },
+	{ "three_with_flags", 3 << NK_SOCK_WEIGHT_SHIFT | NK_SOCK_ANC | 9ULL << 32, 3 },
+	{ "max", NK_WEIGHT_MAX << NK_SOCK_WEIGHT_SHIFT, NK_WEIGHT_MAX },
+	{ "over_max", (NK_WEIGHT_MAX + 1) << NK_SOCK_WEIGHT_SHIFT, -EINVAL },
+	{ "all_bits", NK_SOCK_WEIGHT_MASK, -EINVAL },
+	{ "bit_26_not_weight", 1ULL << 26 | 2 << NK_SOCK_WEIGHT_SHIFT, 2 },
+	{ "guest_id_not_weight", 0xffffffffULL << 32, 0 },
+};
+
+static void sock_weight_case_desc(const struct sock_weight_case *c, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "%s", c->name);
+}
+
+KUNIT_ARRAY_PARAM(sock_weight, sock_weight_cases, sock_weight_case_desc);
+
+/* SOCKET a3's weight (E -> N, NK_FEAT_WEIGHT): 0 none, 1..1000, else -EINVAL. */
+static void sock_weight_table(struct kunit *test)
+{
+	const struct sock_weight_case *c = test->param_value;
+
+	KUNIT_EXPECT_EQ(test, nk_sock_weight(c->a3), c->want);
+}
+
 struct info_req_case {
 	const char *name;
 	u32 sock, len, max_payload;
@@ -2165,6 +2198,7 @@ static struct kunit_suite netkernel_anc_suite = {
 
 static struct kunit_case netkernel_info_cases[] = {
 	KUNIT_CASE_PARAM(info_req_check_table, info_req_gen_params),
+	KUNIT_CASE_PARAM(sock_weight_table, sock_weight_gen_params),
 	KUNIT_CASE_PARAM(sock_info_check_table, info_gen_params),
 	KUNIT_CASE(sock_info_layout),
 	{}

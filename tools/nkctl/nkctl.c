@@ -328,7 +328,8 @@ static const char *const counter_order[] = {
 	"requests", "replies", "events", "bytes_in", "bytes_out", "errors",
 	"proto_errors", "credit_violations", "drops", "resets",
 	"pending_bytes", "pending_max", "sockets", "config_errors", "oversize",
-	"socket_limit", "conn_resets", "pending_limit", "conn_rate_limit", NULL,
+	"socket_limit", "conn_resets", "pending_limit", "conn_rate_limit", "nsm_queued",
+	"nsm_queued_max", NULL,
 };
 
 static int show_stats(struct json_object *reply, char **argv)

@@ -47,9 +47,11 @@
 # table (median and min..max of every figure, the ratio netkernel /
 # baseline) and writes results.json, results.csv and results.png.
 #
-# usage: tools/testing/bench/bench.sh [--smoke] [--reps N] [--seconds S] [--out DIR]
+# usage: tools/testing/bench/bench.sh [--smoke] [--sharing] [--reps N] [--seconds S] [--out DIR]
 #   --smoke      short: one repetition, 1 s per measurement, 1 and 2 guests
 #                (make bench-smoke, part of make check; sanity only)
+#   --sharing    only 6. (sharing one NSM): two guests, no baseline guest,
+#                no nkbench (BENCH_ARGS="--sharing" make bench)
 #   --reps N     repetitions (default 3)
 #   --seconds S  length of each lab measurement (default 5)
 #   --out DIR    results directory (default results/bench-DATE, smoke:
@@ -66,12 +68,14 @@ top=$(cd "$here/../../.." && pwd)
 . "$top/tools/testing/lab/topology.sh"
 
 smoke=
+sharing=
 reps=3
 secs=5
 out=
 while (($#)); do
 	case $1 in
 	--smoke) smoke=1 ;;
+	--sharing) sharing=1 ;;
 	--reps) reps=${2:?}; shift ;;
 	--seconds) secs=${2:?}; shift ;;
 	--out) out=${2:?}; shift ;;
@@ -86,6 +90,7 @@ if [[ -n $smoke ]]; then
 fi
 out=${out:-$top/results/bench-$(date +%Y%m%d-%H%M%S)}
 ((reps >= 1 && secs >= 1)) || { echo "bench: --reps and --seconds must be >= 1" >&2; exit 2; }
+[[ -z $sharing ]] || mux=(2)
 nvms=${mux[-1]}
 port=5201
 nkperf=$here/nkperf
@@ -142,9 +147,15 @@ lo_port=5202
 
 # nkbench; every measurement; the report; the console of every VM but the
 # NSM; the NSM's console and the engine's exit together.
-ktap_begin $((1 + reps * ((${#tests[@]} + ${#lo_tests[@]} + ${#mux[@]} +
-	${#limit_tests[@]}) * 2 + ${#shares[@]} * ${#share_weights[@]} + 3) +
-	1 + 2 * nvms + 1))
+# --sharing: the sharing rows; the report; vm1's and vm2's consoles; the
+# NSM's and the engine's.
+if [[ -n $sharing ]]; then
+	ktap_begin $((reps * (${#shares[@]} * ${#share_weights[@]} + 3) + 1 + nvms + 1))
+else
+	ktap_begin $((1 + reps * ((${#tests[@]} + ${#lo_tests[@]} + ${#mux[@]} +
+		${#limit_tests[@]}) * 2 + ${#shares[@]} * ${#share_weights[@]} + 3) +
+		1 + 2 * nvms + 1))
+fi
 
 finish() {
 	ktap_diag "results: $out" "total $((SECONDS - t_start)) s"
@@ -162,17 +173,19 @@ if ! make -C "$here" -j2 >"$out/logs/build-bench.log" 2>&1 ||
 	ktap_fail_rest "prerequisite failed: the benchmarks do not build"
 	finish
 fi
-status=0
-"$here/nkbench" "${opts[@]}" >"$out/logs/nkbench.log" 2>&1 || status=$?
-sed 's/^/# /' "$out/logs/nkbench.log"
-((status)) || python3 "$here/report.py" --validate-engine "$out/engine.json" | sed 's/^/# /' ||
-	status=1
-ktap_ok "$status" "engine alone: nkbench"
+if [[ -z $sharing ]]; then
+	status=0
+	"$here/nkbench" "${opts[@]}" >"$out/logs/nkbench.log" 2>&1 || status=$?
+	sed 's/^/# /' "$out/logs/nkbench.log"
+	((status)) || python3 "$here/report.py" --validate-engine "$out/engine.json" | sed 's/^/# /' ||
+		status=1
+	ktap_ok "$status" "engine alone: nkbench"
+fi
 
 # ---------------------------------------------------------------- the lab
 
 TOPO_INITRD_ARGS+=(--add "$tenancy:$guest_tenancy")
-topo_up_ktap --guests "$nvms" --bases "$nvms" || finish
+topo_up_ktap --guests "$nvms" --bases "$((sharing ? 0 : nvms))" || finish
 topo_guest_set vm2 max_sockets="$vm2_max_socks" ||
 	ktap_diag "vm2's max_sockets not set: the vm2_at_limit runs are not at a limit"
 
@@ -203,8 +216,8 @@ path_pids() {
 # records.jsonl and one test point.
 measure() {
 	local test=$1 path=$2 rep=$3 nkargs=$4 vm c0 c1 t0 t1 status=0 name
-	local target=${srv:-$TOPO_WORLD_IP} tport=${srv_port:-$port}
-	local -a pids
+	local target=${srv:-$TOPO_WORLD_IP} tport=${srv_port:-$port} pid
+	local -a pids clients=()
 	shift 4
 	name="$test $path rep $rep"
 	mapfile -t pids < <(path_pids "$path" "$@")
@@ -214,9 +227,11 @@ measure() {
 		lab_vm_exec "$vm" $((secs + 60)) \
 			"$guest_nkperf client -c $target -p $tport -t $secs $nkargs --json" \
 			>"$out/logs/$test.$path.$rep.$vm.json" 2>&1 &
+		clients+=($!)
 	done
-	for vm in "$@"; do
-		wait -n || status=$?
+	# Its own clients: another job (vm2's flood) may end first.
+	for pid in "${clients[@]}"; do
+		wait "$pid" || status=$?
 	done
 	t1=$(date +%s.%N)
 	c1=$(lab_cpu_ticks "${pids[@]}")
@@ -279,6 +294,7 @@ done"
 }
 
 for vm in "${TOPO_GUESTS[0]}" "$TOPO_BASE"; do
+	[[ -z $sharing ]] || break
 	if ! lo_server "$vm" start >"$out/logs/nkperf-lo-$vm.log" 2>&1; then
 		ktap_diag "nkperf server on 127.0.0.1 did not listen in $vm:"
 		sed 's/^/#   /' "$out/logs/nkperf-lo-$vm.log"
@@ -286,6 +302,7 @@ for vm in "${TOPO_GUESTS[0]}" "$TOPO_BASE"; do
 done
 
 for ((rep = 1; rep <= reps; rep++)); do
+	[[ -z $sharing ]] || break
 	for t in "${tests[@]}"; do
 		measure "${t%%:*}" netkernel "$rep" "${t#*:}" "${TOPO_GUESTS[0]}"
 		measure "${t%%:*}" baseline "$rep" "${t#*:}" "$TOPO_BASE"
@@ -353,13 +370,14 @@ for ((rep = 1; rep <= reps; rep++)); do
 done
 
 for vm in "${TOPO_GUESTS[0]}" "$TOPO_BASE"; do
+	[[ -z $sharing ]] || break
 	lo_server "$vm" stop >/dev/null 2>&1 || true
 done
 
 # ------------------------------------------------------------- the report
 
 status=0
-python3 "$here/report.py" "$out" >"$out/report.txt" 2>&1 || status=$?
+python3 "$here/report.py" ${sharing:+--sharing} "$out" >"$out/report.txt" 2>&1 || status=$?
 ktap_ok "$status" "report: results.json, results.csv, results.png"
 sed 's/^/# /' "$out/report.txt"
 

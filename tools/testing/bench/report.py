@@ -4,6 +4,8 @@
 
   report.py DIR                  table on stdout; DIR/results.json,
                                  DIR/results.csv and DIR/results.png
+  report.py --sharing DIR        a bench.sh --sharing run: only the
+                                 sharing rows, no results.png
   report.py --validate RECORD    one lab measurement (a records.jsonl line)
   report.py --validate-engine F  nkbench's JSON
   report.py --validate-client F  one nkperf client's JSON
@@ -357,6 +359,9 @@ def main(argv):
         for p in problems:
             print("invalid:", p)
         return 1 if problems else 0
+    sharing_only = len(argv) == 3 and argv[1] == "--sharing"
+    if sharing_only:
+        argv = argv[:1] + argv[2:]
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
@@ -385,6 +390,8 @@ def main(argv):
                    "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}},
                   f, indent=1)
     write_csv(os.path.join(out, "results.csv"), engine, lab, iso, sharing)
+    if sharing_only:
+        return 1 if problems or not sharing else 0
     plot(out, engine, lab, title)
     return 1 if problems or not lab or not engine else 0
 
