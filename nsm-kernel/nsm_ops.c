@@ -278,6 +278,21 @@ static int nsm_setsockopt(struct socket *sock, int level, int name,
 static void nsm_opts_copy(struct nsm_sock *ns, struct socket *to);
 
 /*
+ * A socket whose guest takes urgent data (nsm_sock.urg) keeps the urgent
+ * byte in the stream: the guest skips it or not, as its own SO_OOBINLINE
+ * says when it reads, and tcp_inq() counts the bytes after the mark.
+ */
+static int nsm_urg_inline(struct nsm_sock *ns, struct socket *sock)
+{
+	int one = 1;
+
+	if (!ns->urg)
+		return 0;
+	return nsm_setsockopt(sock, SOL_SOCKET, SO_OOBINLINE, &one,
+			      sizeof(one));
+}
+
+/*
  * A dual-stack AF_INET6 socket bound to the wildcard hears both families
  * in Linux.  The NSM's socket is bound to the guest's IPv4 address
  * (nsm_src_default()), so it only hears IPv4: when the guest has an IPv6
@@ -563,9 +578,10 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		return -ESOCKTNOSUPPORT;
 	if (proto && proto != (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
 		return -EPROTONOSUPPORT;
-	if ((flags & ~(NK_SOCK_V6ONLY | NK_SOCK_ANC)) ||
+	if ((flags & ~(NK_SOCK_V6ONLY | NK_SOCK_ANC | NK_SOCK_URG)) ||
 	    ((flags & NK_SOCK_V6ONLY) && family != AF_INET6) ||
-	    ((flags & NK_SOCK_ANC) && type != SOCK_DGRAM))
+	    ((flags & NK_SOCK_ANC) && type != SOCK_DGRAM) ||
+	    ((flags & NK_SOCK_URG) && type != SOCK_STREAM))
 		return nsm_invalid(rq, "bad NK_SOCK_* flags");
 	if (rq->len % sizeof(*na) || rq->len > 2 * sizeof(*na))
 		return nsm_invalid(rq, "bad source address list");
@@ -592,6 +608,7 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		goto err_unreserve;
 	}
 	ns->anc = flags & NK_SOCK_ANC;
+	ns->urg = flags & NK_SOCK_URG;
 	for (i = 0; i < rq->len / sizeof(*na); i++) {
 		src = le16_to_cpu(na[i].family) == AF_INET ? &ns->src4 :
 							     &ns->src6;
@@ -608,6 +625,8 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		goto err_free;
 	if (flags & NK_SOCK_V6ONLY)
 		err = ip6_sock_set_v6only(ns->sock->sk);
+	if (!err)
+		err = nsm_urg_inline(ns, ns->sock);
 	/* A guest's multicast must not loop back to the NSM's listeners. */
 	if (!err && type == SOCK_DGRAM)
 		err = nsm_setsockopt(ns->sock,
@@ -762,6 +781,8 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 	nns->src4 = ns->src4;
 	nns->src6 = ns->src6;
 	nns->kept_opts = ns->kept_opts;
+	/* The kernel socket has its listener's SO_OOBINLINE. */
+	nns->urg = ns->urg;
 	nns->bound = true;
 	nns->connected = true;
 	nsm_take_credit(nns, rq->hdr);
@@ -1165,6 +1186,9 @@ static int nsm_op_setsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 	memcpy(val, rq->payload, len);
 	if (o->flags & NSM_OPT_KEEP)
 		return nsm_opt_keep(ns, o, val, len);
+	/* The guest applies its SO_OOBINLINE itself (nsm_urg_inline()). */
+	if (ns->urg && o->level == SOL_SOCKET && o->name == SO_OOBINLINE)
+		return 0;
 	err = nsm_setsockopt(ns->sock, o->level, o->name, val, len);
 	if (err)
 		return err;
@@ -1359,6 +1383,7 @@ static void nsm_opts_copy(struct nsm_sock *ns, struct socket *to)
 			rp.u.val /= 2;
 		nsm_setsockopt(to, o->level, o->name, &rp.u, len);
 	}
+	nsm_urg_inline(ns, to);
 }
 
 /*
