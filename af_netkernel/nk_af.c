@@ -214,6 +214,19 @@
  *   an engine without NK_FEAT_ANC.  A local socket's datagrams, their
  *   control messages and its error queue are its native half's.
  *
+ * - Urgent data (NK_FEAT_URG): the NSM keeps TCP's urgent byte in the
+ *   stream and tells where it is before it comes (EV_URG: the byte, its
+ *   sequence number, checked with nk_urg_check()).  nks->urg_* hold them as
+ *   TCP's urg_data and urg_seq do, and the stream calls act as
+ *   tcp_recvmsg(), tcp_poll() and tcp_ioctl() do: SIGURG to the owner and
+ *   EPOLLPRI while the byte is unread, reads stop at the mark and one that
+ *   starts there skips the byte unless SO_OOBINLINE (a read past the mark
+ *   forgets it), recv(MSG_OOB) takes it once, SIOCATMARK; while the byte
+ *   is not inline SIOCINQ counts the bytes before it only and EPOLLIN
+ *   does not count it.  A new EV_URG replaces the old one.
+ *   recv(MSG_OOB) never answers EAGAIN: the NSM tells of urgent data only
+ *   once the byte is there.
+ *
  * - When the device goes away, every socket is reset with ENETDOWN and
  *   requests in flight fail with ENETDOWN.  When the engine lost the
  *   session (the transport then probes the device again), the sockets are
@@ -247,10 +260,11 @@
  *
  * Locking:
  *   lock_sock(sk)     serialises the socket calls of the application
- *   nks->lock         credits, counters, accept state, orphan_req,
- *                     late_req and the sk_state, sk_shutdown and sk_err
- *                     changes; taken by the event handlers, which run in
- *                     the transport's rx work and never take lock_sock
+ *   nks->lock         credits, counters, accept state, urgent data,
+ *                     orphan_req, late_req and the sk_state, sk_shutdown
+ *                     and sk_err changes; taken by the event handlers,
+ *                     which run in the transport's rx work and never take
+ *                     lock_sock
  *   sk_receive_queue.lock  the skb queue itself
  *   nk_socks lock     the id table (nk_sockid_lock())
  *   nk_window_lock    the window budget; innermost, takes nothing
@@ -259,11 +273,14 @@
  *   nk_orphans_lock   the sockets nk_orphan_work is to close; innermost
  *   the native half's locks  lock_sock(lower->sk) and its own, taken by
  *                     its proto_ops; its wake-ups take only this
- *                     socket's wait queue lock
+ *                     socket's wait queue lock, and its sk_data_ready
+ *                     (nk_lower_data_ready()) its sk_callback_lock, read,
+ *                     then nothing but sk_send_sigurg()'s locks
  * Order: lock_sock -> nk_socks lock -> nks->lock -> sk_receive_queue.lock,
  * nks->lock -> nk_window_lock, nk_socks lock -> nk_orphans_lock,
  * lock_sock -> lock_sock(lower->sk) (never the other way: the native
- * half knows nothing of the nk_sock).  A local socket's calls take no
+ * half takes no lock of the nk_sock; nk_lower_data_ready() only signals
+ * its owner and writes lower_urg*, which nothing else touches).  A local socket's calls take no
  * lock of the nk_sock: the native socket's own lock serialises them.
  * /proc/net/netkernel and the diag dumps read a local socket's native half
  * under the nk_socks lock and nks->lock, without its lock (a snapshot, as
@@ -291,6 +308,7 @@
 #include <net/inet_connection_sock.h>
 #include <net/ipv6.h>
 #include <net/route.h>
+#include <net/tcp.h>
 #include <net/tcp_states.h>
 
 #include "../include/netkernel/nk_version.h"
@@ -757,12 +775,58 @@ static int nk_lower_create(struct net *net, int family, int type,
  * sk_write_space, sk_state_change, sk_error_report, SIGIO) go to @sock's
  * wait queue, where the application sleeps and polls.
  */
+/* The kernel's sk_data_ready of a TCP socket (sock_def_readable(), not exported). */
+static void (*nk_lower_readable)(struct sock *sk);
+
+/*
+ * The native half's sk_data_ready, on a stream.  A native socket's
+ * sk_send_sigurg() has no file to signal (it is a kernel socket), so the
+ * owner of this socket gets SIGURG from here when tcp_urg() has an urgent
+ * byte (it calls sk_data_ready then), once per byte.  The native socket's
+ * lock is held; sk_callback_lock keeps the socket whose wait queue it has
+ * (nk_lower_attach()) from going away: its release orphans the native
+ * half first.  A connection in the accept queue, which has no wait queue
+ * of ours yet, or one being accepted, is only woken as the kernel's.
+ */
+static void nk_lower_data_ready(struct sock *lsk)
+{
+	struct tcp_sock *tp = tcp_sk(lsk);
+	struct socket_wq *wq;
+	struct socket *sock;
+	struct nk_sock *nks;
+	u32 seq;
+
+	READ_ONCE(nk_lower_readable)(lsk);
+	read_lock_bh(&lsk->sk_callback_lock);
+	wq = rcu_dereference_protected(lsk->sk_wq,
+				       lockdep_is_held(&lsk->sk_callback_lock));
+	sock = wq ? container_of(wq, struct socket, wq) : NULL;
+	if (!sock || !sock->sk || sock->sk == lsk ||
+	    sock->sk->sk_family != PF_NETKERNEL)
+		goto out;
+	nks = nk_sk(sock->sk);
+	seq = READ_ONCE(tp->urg_seq);
+	if ((READ_ONCE(tp->urg_data) & TCP_URG_VALID) &&
+	    (!nks->lower_urg || nks->lower_urg_seq != seq)) {
+		nks->lower_urg = true;
+		nks->lower_urg_seq = seq;
+		sk_send_sigurg(sock->sk);
+	}
+out:
+	read_unlock_bh(&lsk->sk_callback_lock);
+}
+
 static void nk_lower_attach(struct socket *sock, struct socket *lower)
 {
 	struct sock *lsk = lower->sk;
 
 	write_lock_bh(&lsk->sk_callback_lock);
 	rcu_assign_pointer(lsk->sk_wq, &sock->wq);
+	if (lsk->sk_type == SOCK_STREAM &&
+	    lsk->sk_data_ready != nk_lower_data_ready) {
+		WRITE_ONCE(nk_lower_readable, lsk->sk_data_ready);
+		lsk->sk_data_ready = nk_lower_data_ready;
+	}
 	write_unlock_bh(&lsk->sk_callback_lock);
 }
 
@@ -1740,6 +1804,22 @@ static int nk_getsockopt(struct socket *sock, int level, int optname,
 	return err;
 }
 
+/*
+ * SIOCINQ of a stream, as tcp_inq(): the bytes not read, but only those
+ * before the urgent mark while the byte there is not inline.  nks->lock
+ * held.
+ */
+static u32 nk_urg_unread(struct nk_sock *nks)
+{
+	u32 unread = nk_credit_rx_unread(&nks->rx);
+	u32 before = nks->urg_mark - READ_ONCE(nks->rx_seq);
+
+	if (nks->urg_state != NK_URG_NONE && before < unread &&
+	    !sock_flag(&nks->sk, SOCK_URGINLINE))
+		return before;
+	return unread;
+}
+
 static int nk_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg)
 {
 	struct sock *sk = sock->sk;
@@ -1758,7 +1838,7 @@ static int nk_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg)
 			return -EINVAL;
 		if (nk_is_stream(sk)) {
 			spin_lock(&nks->lock);
-			val = nk_credit_rx_unread(&nks->rx);
+			val = nk_urg_unread(nks);
 			spin_unlock(&nks->lock);
 		} else {
 			/* UDP: the size of the next datagram */
@@ -1767,6 +1847,15 @@ static int nk_ioctl(struct socket *sock, unsigned int cmd, unsigned long arg)
 			val = skb ? skb->len : 0;
 			spin_unlock_irq(&sk->sk_receive_queue.lock);
 		}
+		break;
+	case SIOCATMARK:
+		/* As tcp_ioctl(): the next byte to read is the urgent mark. */
+		if (!nk_is_stream(sk))
+			return -ENOIOCTLCMD;
+		spin_lock(&nks->lock);
+		val = nks->urg_state != NK_URG_NONE &&
+		      nks->urg_mark == READ_ONCE(nks->rx_seq);
+		spin_unlock(&nks->lock);
 		break;
 	case SIOCOUTQ:
 	case SIOCOUTQNSD:
@@ -2422,12 +2511,19 @@ static __poll_t nk_stream_poll(struct file *file, struct socket *sock,
 
 	spin_lock(&nks->lock);
 	unread = nk_credit_rx_unread(&nks->rx);
+	/* As tcp_poll(): the urgent byte at the mark is not data to read. */
+	if (nks->urg_state != NK_URG_NONE && unread &&
+	    nks->urg_mark == READ_ONCE(nks->rx_seq) &&
+	    !sock_flag(sk, SOCK_URGINLINE))
+		unread--;
 	closed = nk_credit_rx_closed(&nks->rx);
 	space = nk_credit_tx_space(&nks->tx);
 	spin_unlock(&nks->lock);
 
 	if (unread && (unread >= sock_rcvlowat(sk, 0, INT_MAX) || closed))
 		mask |= EPOLLIN | EPOLLRDNORM;
+	if (READ_ONCE(nks->urg_state) == NK_URG_VALID)
+		mask |= EPOLLPRI;
 	if (shutdown & SEND_SHUTDOWN || state != TCP_ESTABLISHED || space) {
 		mask |= EPOLLOUT | EPOLLWRNORM;
 	} else {
@@ -2594,6 +2690,68 @@ static void nk_rxq_read(struct nk_sock *nks, struct sk_buff *skb)
  * lock), and when another reader took bytes meanwhile, peeking goes on
  * from what is left.
  */
+/*
+ * recv(MSG_OOB), as tcp_recv_urg(): the urgent byte, once (MSG_PEEK
+ * leaves it); -EINVAL with SO_OOBINLINE, without urgent data or when it
+ * was taken.  It never waits.
+ */
+static int nk_stream_recv_urg(struct nk_sock *nks, struct msghdr *msg,
+			      size_t len, int flags)
+{
+	struct sock *sk = &nks->sk;
+	int err = -EINVAL;
+	u8 byte = 0;
+
+	if (READ_ONCE(sk->sk_state) == TCP_LISTEN)
+		return -ENOTCONN;
+	spin_lock(&nks->lock);
+	if (!sock_flag(sk, SOCK_URGINLINE) &&
+	    nks->urg_state == NK_URG_VALID) {
+		byte = nks->urg_byte;
+		if (!(flags & MSG_PEEK))
+			WRITE_ONCE(nks->urg_state, NK_URG_READ);
+		err = 0;
+	}
+	spin_unlock(&nks->lock);
+	if (err)
+		return err;
+	msg->msg_flags |= MSG_OOB;
+	if (!len) {
+		msg->msg_flags |= MSG_TRUNC;
+		return 0;
+	}
+	if (!(flags & MSG_TRUNC) && memcpy_to_msg(msg, &byte, 1))
+		return -EFAULT;
+	return 1;
+}
+
+/*
+ * The bytes a read from @seq may take before it stops at the urgent mark,
+ * as tcp_recvmsg() stops there: 0 at the mark, U32_MAX with no mark ahead.
+ * The urgent byte is in the stream, at the mark (NK_SOCK_URG): a read
+ * that starts there skips it, unless SO_OOBINLINE, and goes on.
+ */
+static u32 nk_urg_room(struct nk_sock *nks, u32 seq)
+{
+	u32 room = U32_MAX;
+
+	spin_lock(&nks->lock);
+	if (nks->urg_state != NK_URG_NONE && (s32)(nks->urg_mark - seq) >= 0)
+		room = nks->urg_mark - seq;
+	spin_unlock(&nks->lock);
+	return room;
+}
+
+/* Reads went past the mark: the urgent data is gone, as in tcp_recvmsg(). */
+static void nk_urg_passed(struct nk_sock *nks)
+{
+	spin_lock(&nks->lock);
+	if (nks->urg_state != NK_URG_NONE &&
+	    (s32)(nks->rx_seq - nks->urg_mark) > 0)
+		WRITE_ONCE(nks->urg_state, NK_URG_NONE);
+	spin_unlock(&nks->lock);
+}
+
 static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 			     size_t len, int flags)
 {
@@ -2606,13 +2764,15 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 	u32 consumed = 0, rx_seen, off, skb_len, peek_seq, *seq;
 	int target, err = 0;
 	long timeo;
-	u32 chunk;
+	u32 chunk, room;
 
 	if (nk_is_local(nks))
 		return nks->lower->ops->recvmsg(nks->lower, msg, len, flags);
 
-	if (flags & (MSG_OOB | MSG_ERRQUEUE))
-		return flags & MSG_OOB ? -EINVAL : -EAGAIN;
+	if (flags & MSG_OOB)
+		return nk_stream_recv_urg(nks, msg, len, flags);
+	if (flags & MSG_ERRQUEUE)
+		return -EAGAIN;
 
 	lock_sock(sk);
 	nk_sock_sync_opts(nks);
@@ -2627,9 +2787,26 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 
 	while (copied < len) {
 		rx_seen = READ_ONCE(nks->rx.rx_cnt);
+		/* Stop at the urgent mark; a read that starts there passes it. */
+		room = nk_urg_room(nks, *seq);
 		skb = nk_rxq_find(sk, *seq, &off, &skb_len);
+		if (!room && copied)
+			break;
+		if (!room && skb && !sock_flag(sk, SOCK_URGINLINE)) {
+			/* The urgent byte, not part of the data: skipped. */
+			*seq += 1;
+			if (!peek) {
+				consumed++;
+				nk_rxq_read(nks, skb);
+				nk_urg_passed(nks);
+			}
+			continue;
+		}
+		if (!room)
+			room = U32_MAX;
 		if (skb) {
-			chunk = min_t(size_t, skb_len - off, len - copied);
+			chunk = min_t(size_t, min(skb_len - off, room),
+				      len - copied);
 			if (!(flags & MSG_TRUNC) &&
 			    skb_copy_datagram_msg(skb, off, msg, chunk)) {
 				err = -EFAULT;
@@ -2640,6 +2817,7 @@ static int nk_stream_recvmsg(struct socket *sock, struct msghdr *msg,
 			if (!peek) {
 				consumed += chunk;
 				nk_rxq_read(nks, skb);
+				nk_urg_passed(nks);
 			}
 			continue;
 		}
@@ -3656,6 +3834,37 @@ malformed:
 			     "socket %u: malformed EV_DATA dropped\n", nks->id);
 }
 
+/*
+ * Urgent data arrived on a connection: as tcp_urg() does, a new byte
+ * replaces an unread one, the socket's owner gets SIGURG (F_SETOWN) and
+ * pollers EPOLLPRI.  The mark may be ahead of the bytes received (the NSM
+ * sends them within credit), never behind them (nk_urg_check()).
+ */
+static void nk_ev_urg(struct nk_sock *nks, const struct nk_hdr *hdr)
+{
+	struct sock *sk = &nks->sk;
+	bool ok;
+
+	spin_lock(&nks->lock);
+	ok = nk_is_stream(sk) && sk->sk_state != TCP_LISTEN &&
+	     sk->sk_state != TCP_SYN_SENT && !nks->reset &&
+	     !nk_urg_check(hdr, nks->rx.rx_cnt);
+	if (ok) {
+		nks->urg_byte = le64_to_cpu(hdr->arg[0]);
+		nks->urg_mark = le64_to_cpu(hdr->arg[1]);
+		WRITE_ONCE(nks->urg_state, NK_URG_VALID);
+	}
+	spin_unlock(&nks->lock);
+	if (!ok) {
+		dev_warn_ratelimited(nk_dev_device(nks->nd),
+				     "socket %u: malformed EV_URG dropped\n",
+				     nks->id);
+		return;
+	}
+	sk_send_sigurg(sk);
+	sk->sk_data_ready(sk);
+}
+
 static void nk_ev_status(struct nk_sock *nks, const struct nk_hdr *hdr,
 			 const void *payload)
 {
@@ -3723,6 +3932,9 @@ static void nk_ev_status(struct nk_sock *nks, const struct nk_hdr *hdr,
 	case NK_EV_RESET:
 		if (!nk_sock_revive_later(nks))
 			nk_sock_reset(nks, -status);
+		break;
+	case NK_EV_URG:
+		nk_ev_urg(nks, hdr);
 		break;
 	}
 }
@@ -3861,7 +4073,8 @@ static void nk_detach(struct nk_dev *nd)
 static const struct nk_transport_ops nk_guest_ops = {
 	.name = "af_netkernel",
 	.role = NK_ROLE_GUEST,
-	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_ANC | NK_FEAT_ADDR,
+	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_ANC | NK_FEAT_ADDR |
+		    NK_FEAT_URG,
 	.attach = nk_attach,
 	.detach = nk_detach,
 	.rx = nk_rx,

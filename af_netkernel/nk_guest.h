@@ -66,6 +66,9 @@ struct nk_sol_opts {
  * @bytes_rcvd: payload bytes received
  * @accept_pending: connections the NSM said wait in the accept queue
  * @accept_seq: EV_ACCEPT events seen
+ * @urg_state: NK_URG_*: a stream's urgent data (EV_URG), as TCP's urg_data
+ * @urg_byte: the urgent byte, while @urg_state is not NK_URG_NONE
+ * @urg_mark: the sequence number (as @rx_seq) of its place in the stream
  * @reset: the socket is gone on the NSM side (EV_RESET or device removal)
  * @revive: a UDP socket or a listener whose NSM side the engine reset: it
  *          is made again on whichever NSM serves next (nk_revive_work)
@@ -78,6 +81,9 @@ struct nk_sol_opts {
  *               (nk_lower_renew()); as @lower
  * @path: NK_PATH_*: which half carries the traffic; changes only under
  *        lock_sock, from BOTH to NSM or LOCAL, never back
+ * @lower_urg: the native half's urgent byte at @lower_urg_seq was
+ *             signalled (SIGURG, nk_lower_data_ready()); under the native
+ *             socket's lock
  */
 struct nk_sock {
 	struct sock sk;
@@ -102,6 +108,9 @@ struct nk_sock {
 	u64 bytes_rcvd;
 	u32 accept_pending;
 	u32 accept_seq;
+	u8 urg_state;
+	u8 urg_byte;
+	u32 urg_mark;
 	bool reset;
 	bool revive;
 	/* A SOCKET or ACCEPT given up after it left (see nk_sock_abandon()) */
@@ -113,6 +122,15 @@ struct nk_sock {
 	struct socket *lower;
 	struct socket *lower_spent[NK_BIND_TRIES - 1];
 	u8 path;
+	bool lower_urg;
+	u32 lower_urg_seq;
+};
+
+/* nk_sock.urg_state: TCP's urg_data without TCP_URG_NOTYET (never sent). */
+enum {
+	NK_URG_NONE,	/* no urgent data, or reads went past its mark */
+	NK_URG_VALID,	/* the byte arrived and recv(MSG_OOB) did not take it */
+	NK_URG_READ,	/* recv(MSG_OOB) took it; reads still stop at the mark */
 };
 
 /* Which half of an nk_sock carries its traffic (see nk_af.c's notes). */

@@ -1018,6 +1018,8 @@ static void guest_socket(struct he_ep *g, struct nk_hdr *h)
 	/* Its weight, for the NSM's own scheduling; the latest one counts. */
 	if (nsm->features & NK_FEAT_WEIGHT)
 		f.arg[3] |= (uint64_t)g->weight << NK_SOCK_WEIGHT_SHIFT;
+	if (h->arg[1] == SOCK_STREAM && (feat & NK_FEAT_URG))
+		f.arg[3] |= NK_SOCK_URG;
 	f.len = na * ADDR_LEN;
 	he_iov_flat(&ai, &seg, a, f.len);
 	err = fwd_tracked(g, h, nsm, &f, &ai, 0, NULL);
@@ -1341,6 +1343,22 @@ static void nsm_reply(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *
 	req_complete(nsm, r, h, iov);
 }
 
+/*
+ * An EV_URG passes only on a stream whose SOCKET carried NK_SOCK_URG (the
+ * guest and the NSM agreed NK_FEAT_URG), as nk_urg_check() has it against
+ * the stream bytes sent to the guest so far (every EV_DATA before it was
+ * forwarded, in order); else it is refused (EV_PROTO_ERROR, counted and
+ * logged).
+ */
+static void nsm_urg(struct he_ep *nsm, struct he_ep *g, struct he_map *m, struct nk_hdr *f,
+		    const struct he_iov *iov)
+{
+	if (!(g->features & nsm->features & NK_FEAT_URG) || !m->stream ||
+	    nk_urg_check(f, m->to_guest.tx_cnt))
+		return proto_error(nsm, NK_PERR_REFUSED, -EPROTO, cur_head, f->op, 0, false);
+	nsm_to_guest(nsm, m, f, iov);
+}
+
 static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *iov)
 {
 	struct he_map *m = map_by_nsm(nsm, h->sock);
@@ -1356,6 +1374,8 @@ static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *
 		return;
 	f = *h;
 	f.sock = m->guest_sock;
+	if (h->op == NK_EV_URG)
+		return nsm_urg(nsm, g, m, &f, iov);
 	if (h->op != NK_EV_DATA)
 		return nsm_to_guest(nsm, m, &f, iov);
 	n = nk_hdr_data_len(h);

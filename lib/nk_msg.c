@@ -34,7 +34,7 @@ static bool nk_op_is_request(u16 op)
 
 static bool nk_op_is_event(u16 op)
 {
-	return (op >= NK_EV_DATA && op <= NK_EV_RESET) ||
+	return (op >= NK_EV_DATA && op <= NK_EV_URG) ||
 	       op == NK_EV_PROTO_ERROR;
 }
 
@@ -71,7 +71,8 @@ bool nk_op_sendable(int role, u16 op, bool reply)
 			return (nk_op_is_request(op) && op != NK_OP_HELLO) ||
 			       op == NK_OP_INFO;
 		return op == NK_OP_HELLO || op == NK_OP_CREDIT ||
-		       (op >= NK_EV_DATA && op <= NK_EV_ERROR);
+		       (op >= NK_EV_DATA && op <= NK_EV_ERROR) ||
+		       op == NK_EV_URG;
 	default:
 		return false;
 	}
@@ -190,6 +191,22 @@ int nk_anc_check(const struct nk_anc *anc)
 	return nk_addr_check(&anc->offender);
 }
 
+int nk_urg_check(const struct nk_hdr *hdr, u32 rx_cnt)
+{
+	u64 byte = le64_to_cpu(hdr->arg[0]);
+	u64 mark = le64_to_cpu(hdr->arg[1]);
+
+	if (le16_to_cpu(hdr->op) != NK_EV_URG || hdr->len || hdr->status ||
+	    (le16_to_cpu(hdr->flags) & ~NK_F_CREDIT))
+		return -EINVAL;
+	if (byte > U8_MAX || mark > U32_MAX || hdr->arg[2] || hdr->arg[3])
+		return -EINVAL;
+	/* Not before the bytes already sent: their reads did not stop there. */
+	if ((u32)mark - rx_cnt > S32_MAX)
+		return -EINVAL;
+	return 0;
+}
+
 int nk_hdr_status(const struct nk_hdr *hdr)
 {
 	return (s32)le32_to_cpu(hdr->status);
@@ -222,6 +239,7 @@ const char *nk_op_name(u16 op)
 		[NK_EV_HUP - NK_EV_DATA]	= "EV_HUP",
 		[NK_EV_ERROR - NK_EV_DATA]	= "EV_ERROR",
 		[NK_EV_RESET - NK_EV_DATA]	= "EV_RESET",
+		[NK_EV_URG - NK_EV_DATA]	= "EV_URG",
 	};
 
 	if (nk_op_is_request(op))

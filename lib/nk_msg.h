@@ -92,7 +92,8 @@ int nk_hdr_check_fields(const struct nk_hdr *hdr);
  *
  * A guest sends requests (HELLO included) and answers none; an NSM sends
  * HELLO, replies to requests other than HELLO, CREDIT and the events
- * EV_DATA to EV_ERROR (EV_RESET and EV_PROTO_ERROR are the engine's own).
+ * EV_DATA to EV_ERROR and EV_URG (EV_RESET and EV_PROTO_ERROR are the
+ * engine's own).
  * The counterpart of the rule nk_hdr_check() applies to what an endpoint
  * is sent.
  */
@@ -123,6 +124,20 @@ int nk_hdr_data_len(const struct nk_hdr *hdr);
  * Return: 0 or -EINVAL.
  */
 int nk_anc_check(const struct nk_anc *anc);
+
+/**
+ * nk_urg_check() - validate an EV_URG
+ * @hdr: its header, whose hdr.len was checked
+ * @rx_cnt: stream bytes the receiver has had on the socket (its credit's
+ *          rx_cnt, or the engine's tx_cnt towards the guest)
+ *
+ * The rules of nk_proto.h: no payload, status 0, no flag but NK_F_CREDIT,
+ * a byte of 0..255 in a0, a u32 mark in a1 that is not before @rx_cnt
+ * (a difference below 2^31), a2 and a3 0.
+ *
+ * Return: 0 or -EINVAL.
+ */
+int nk_urg_check(const struct nk_hdr *hdr, u32 rx_cnt);
 
 /**
  * nk_hdr_status() - the status field of a checked header as an int

@@ -185,6 +185,9 @@ struct nsm_sk_cbs {
  *	error queue are applied too, and its datagrams carry struct nk_anc
  * @anc_rx: @anc and an option asks for control messages on data: every
  *	datagram carries a struct nk_anc
+ * @urg: the guest takes urgent data on this stream socket (SOCKET's
+ *	NK_SOCK_URG, an accepted one its listener's): the kernel socket keeps
+ *	SO_OOBINLINE and EV_URG says where the byte is (nsm_sock.c)
  * @set_opts: carried options the guest set, a bit each (by the same
  *	index): a dual-stack socket's IPv6 half takes them (nsm_opts_copy())
  * @rx: credit of the guest-to-world direction (this side receives)
@@ -236,6 +239,7 @@ struct nsm_sock {
 	DECLARE_BITMAP(set_opts, NSM_OPTS_MAX);
 	bool anc;
 	bool anc_rx;
+	bool urg;
 	struct nk_credit_rx rx;
 	struct nk_credit_tx tx;
 	struct list_head txq;

@@ -113,6 +113,14 @@
  *   own address), multicast groups never do, and those that would act
  *   outside the guest's tenancy are refused
  *   (Documentation/netkernel/sockopts.rst).
+ * - Urgent data.  A stream socket the engine marked NK_SOCK_URG (its guest
+ *   agreed NK_FEAT_URG; an accepted one its listener's) keeps SO_OOBINLINE
+ *   on its kernel socket whatever the guest sets, so the urgent byte stays
+ *   in the stream and tcp_inq() counts the bytes after it.  ev_work takes
+ *   the byte when tcp_urg() has it (urg_data TCP_URG_VALID, set to
+ *   TCP_URG_READ as recv(MSG_OOB) does) and sends EV_URG with the byte's
+ *   stream sequence number before the EV_DATA that carries it; the guest
+ *   skips it or not (nsm_sock.c, nk_af.c).  Other sockets are as before.
  *
  * - Owners.  Each guest's kernel sockets belong to a uid of their own,
  *   1000000000 + the guest's endpoint id (socket inode and sk_uid; guest
@@ -460,7 +468,7 @@ static const struct nk_transport_ops nsm_ops = {
 	.name = "nsm_kernel",
 	.role = NK_ROLE_NSM,
 	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC |
-		    NK_FEAT_WEIGHT,
+		    NK_FEAT_WEIGHT | NK_FEAT_URG,
 	.attach = nsm_attach,
 	.detach = nsm_detach,
 	.rx = nsm_rx,

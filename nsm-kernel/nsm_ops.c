@@ -283,6 +283,21 @@ static int nsm_setsockopt(struct socket *sock, int level, int name,
 static void nsm_opts_copy(struct nsm_sock *ns, struct socket *to);
 
 /*
+ * A socket whose guest takes urgent data (nsm_sock.urg) keeps the urgent
+ * byte in the stream: the guest skips it or not, as its own SO_OOBINLINE
+ * says when it reads, and tcp_inq() counts the bytes after the mark.
+ */
+static int nsm_urg_inline(struct nsm_sock *ns, struct socket *sock)
+{
+	int one = 1;
+
+	if (!ns->urg)
+		return 0;
+	return nsm_setsockopt(sock, SOL_SOCKET, SO_OOBINLINE, &one,
+			      sizeof(one));
+}
+
+/*
  * A dual-stack AF_INET6 socket bound to the wildcard hears both families
  * in Linux.  The NSM's socket is bound to the guest's IPv4 address
  * (nsm_src_default()), so it only hears IPv4: when the guest has an IPv6
@@ -571,9 +586,10 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		return -ESOCKTNOSUPPORT;
 	if (proto && proto != (type == SOCK_STREAM ? IPPROTO_TCP : IPPROTO_UDP))
 		return -EPROTONOSUPPORT;
-	if ((flags & ~(NK_SOCK_V6ONLY | NK_SOCK_ANC | NK_SOCK_WEIGHT_MASK)) ||
+	if ((flags & ~(NK_SOCK_V6ONLY | NK_SOCK_ANC | NK_SOCK_URG | NK_SOCK_WEIGHT_MASK)) ||
 	    ((flags & NK_SOCK_V6ONLY) && family != AF_INET6) ||
-	    ((flags & NK_SOCK_ANC) && type != SOCK_DGRAM))
+	    ((flags & NK_SOCK_ANC) && type != SOCK_DGRAM) ||
+	    ((flags & NK_SOCK_URG) && type != SOCK_STREAM))
 		return nsm_invalid(rq, "bad NK_SOCK_* flags");
 	if (weight < 0)
 		return nsm_invalid(rq, "bad weight");
@@ -605,6 +621,7 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		goto err_unreserve;
 	}
 	ns->anc = flags & NK_SOCK_ANC;
+	ns->urg = flags & NK_SOCK_URG;
 	for (i = 0; i < rq->len / sizeof(*na); i++) {
 		src = le16_to_cpu(na[i].family) == AF_INET ? &ns->src4 :
 							     &ns->src6;
@@ -621,6 +638,8 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		goto err_free;
 	if (flags & NK_SOCK_V6ONLY)
 		err = ip6_sock_set_v6only(ns->sock->sk);
+	if (!err)
+		err = nsm_urg_inline(ns, ns->sock);
 	/* A guest's multicast must not loop back to the NSM's listeners. */
 	if (!err && type == SOCK_DGRAM)
 		err = nsm_setsockopt(ns->sock,
@@ -775,6 +794,8 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 	nns->src4 = ns->src4;
 	nns->src6 = ns->src6;
 	bitmap_copy(nns->kept_opts, ns->kept_opts, NSM_OPTS_MAX);
+	/* The kernel socket has its listener's SO_OOBINLINE. */
+	nns->urg = ns->urg;
 	nns->bound = true;
 	nns->connected = true;
 	nsm_take_credit(nns, rq->hdr);
@@ -1456,6 +1477,9 @@ static int nsm_op_setsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 	memcpy(val, rq->payload, len);
 	if (o->flags & NSM_OPT_KEEP)
 		return nsm_opt_keep(ns, o, val, len);
+	/* The guest applies its SO_OOBINLINE itself (nsm_urg_inline()). */
+	if (ns->urg && o->level == SOL_SOCKET && o->name == SO_OOBINLINE)
+		return 0;
 	if (o->flags & NSM_OPT_GROUP)
 		return nsm_opt_group(ns, o, val, len);
 	if (o->flags & NSM_OPT_IF) {
@@ -1832,6 +1856,7 @@ static void nsm_opts_copy(struct nsm_sock *ns, struct socket *to)
 			rp.u.val /= 2;
 		nsm_setsockopt_guest(to, o->level, o->name, &rp.u, len);
 	}
+	nsm_urg_inline(ns, to);
 }
 
 /*

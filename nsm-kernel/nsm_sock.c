@@ -508,6 +508,43 @@ static u32 nsm_sock_budget(const struct nsm_sock *ns)
 		     READ_ONCE(ns->g->weight), U32_MAX);
 }
 
+/*
+ * Urgent data that arrived on a socket of a guest that takes it (ns->urg:
+ * SO_OOBINLINE, so the byte stays in the stream; tcp_urg() set urg_data
+ * and called sk_data_ready): take the byte as recv(MSG_OOB) would, so that
+ * it is handed over once, and return the mark, the stream sequence number
+ * (ns->tx.tx_cnt counts) of the byte.  Called with the socket owned, in
+ * the section that reads tcp_inq(): ev_work never reads past the bytes
+ * tcp_inq() counted then, which all come before a mark not yet seen, so
+ * EV_URG goes before the EV_DATA that carries the byte.
+ *
+ * Return: the byte (0..255), or -1: none to hand over.
+ */
+static int nsm_urg_take(struct nsm_sock *ns, struct sock *sk, u32 *mark)
+{
+	struct tcp_sock *tp = tcp_sk(sk);
+	u16 urg = READ_ONCE(tp->urg_data);
+
+	if (!(urg & TCP_URG_VALID) || !ns->urg)
+		return -1;
+	WRITE_ONCE(tp->urg_data, TCP_URG_READ);
+	*mark = ns->tx.tx_cnt + (tp->urg_seq - tp->copied_seq);
+	return urg & 0xff;
+}
+
+static void nsm_urg_event(struct nsm_sock *ns, u8 byte, u32 mark)
+{
+	struct nsm_out *out = nsm_msg_new(ns->id, NK_EV_URG, 0, 0, 0);
+
+	if (!out) {
+		pr_warn_ratelimited("socket %u: no memory for EV_URG\n", ns->id);
+		return;
+	}
+	out->tb->hdr.arg[0] = cpu_to_le64(byte);
+	out->tb->hdr.arg[1] = cpu_to_le64(mark);
+	nsm_xmit(ns->nsm, ns, out);
+}
+
 /* Read stream data within the guest's credit.  Return: budget exhausted. */
 static bool nsm_read_stream(struct nsm_sock *ns)
 {
@@ -515,17 +552,20 @@ static bool nsm_read_stream(struct nsm_sock *ns)
 	struct sock *sk = ns->sock->sk;
 	struct msghdr msg = {};
 	struct nsm_out *out;
-	u32 space, avail, n;
+	u32 space, avail, n, mark;
 	u8 shutdown;
 	bool slow;
-	int r;
+	int r, urg;
 
 	for (;;) {
-		/* Owning the socket keeps the two consistent. */
+		/* Owning the socket keeps them consistent. */
 		slow = lock_sock_fast(sk);
 		shutdown = READ_ONCE(sk->sk_shutdown);
 		avail = tcp_inq(sk);
+		urg = nsm_urg_take(ns, sk, &mark);
 		unlock_sock_fast(sk, slow);
+		if (urg >= 0)
+			nsm_urg_event(ns, urg, mark);
 		if (!avail)
 			break;
 		space = nk_credit_tx_space(&ns->tx);

@@ -936,7 +936,7 @@ static void t_ancillary_data(void **state)
 	dgn = h_nsm_id(H_VM1, dg);
 	assert_int_equal(h_socket(W.vm1, st, 2, 1, 65536, NULL), 0);
 	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
-	assert_int_equal(r.h.arg[3], H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
+	assert_int_equal(r.h.arg[3], NK_SOCK_URG | H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
 	stn = h_nsm_id(H_VM1, st);
 
 	/* A good one passes as it is; credit counts the 10 bytes of data. */
@@ -969,6 +969,85 @@ static void t_ancillary_data(void **state)
 	nsm_perr(&pos, -EPROTO, NK_EV_DATA, 0, NK_PERR_REFUSED);
 	h_recv_none(W.vm1, H_QUIET_MS);
 	h_assert_delta(H_NSM, &n0, HC_PROTO_ERRORS, 2);
+	h_assert_delta(H_VM1, &g0, HC_EVENTS, 0);
+	h_close(W.vm1, st);
+	h_close(W.vm1, dg);
+	h_pass();
+}
+
+/*
+ * protocol.rst, "Urgent data": a stream socket of a guest and NSM that
+ * agreed NK_FEAT_URG reaches the NSM marked NK_SOCK_URG (a datagram one
+ * not); an EV_URG passes whole when it keeps the rules of nk_urg_check()
+ * against the stream bytes the guest was sent, and is refused
+ * (EV_PROTO_ERROR NK_PERR_REFUSED, -EPROTO, counted) when it breaks one
+ * or is on a datagram socket.
+ */
+static void t_urgent_data(void **state)
+{
+	uint32_t st = h_new_sock_id(), dg = h_new_sock_id(), stn, dgn;
+	struct h_counters n0, g0;
+	struct nk_hdr h, rep;
+	struct tnsm_rec r;
+	uint8_t data[10], rbuf[64];
+	size_t pos;
+	int i;
+	static const struct {
+		uint64_t byte, mark, a2;
+		uint32_t len;
+	} bad[] = {
+		{ 256, 12, 0, 0 },		/* not a byte */
+		{ 'c', 9, 0, 0 },		/* before the 10 bytes sent */
+		{ 'c', 1ULL << 32, 0, 0 },	/* not a u32 */
+		{ 'c', 12, 1, 0 },		/* a2 set */
+		{ 'c', 12, 0, 1 },		/* a payload */
+	};
+
+	(void)state;
+	pos = tnsm_log_count(W.nsm);
+	assert_int_equal(h_socket(W.vm1, st, 2, 1, 65536, NULL), 0);
+	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
+	assert_int_equal(r.h.arg[3], NK_SOCK_URG | (uint64_t)H_ID_VM1 << 32);
+	stn = h_nsm_id(H_VM1, st);
+	assert_int_equal(h_socket(W.vm1, dg, 2, 2, 65536, NULL), 0);
+	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
+	assert_int_equal(r.h.arg[3], NK_SOCK_ANC | (uint64_t)H_ID_VM1 << 32);
+	dgn = h_nsm_id(H_VM1, dg);
+
+	/* 10 bytes of stream, then urgent data at 12: it passes as it is. */
+	memset(data, 'd', sizeof(data));
+	h_hdr(&h, NK_EV_DATA, stn);
+	h_nsm_send(&h, data, sizeof(data));
+	assert_int_equal(h_recv(W.vm1, &rep, rbuf, sizeof(rbuf), H_TIMEOUT_MS), sizeof(data));
+	assert_int_equal(rep.op, NK_EV_DATA);
+	h_hdr(&h, NK_EV_URG, stn);
+	h.arg[0] = 'c';
+	h.arg[1] = 12;
+	h_nsm_send(&h, NULL, 0);
+	assert_int_equal(h_recv(W.vm1, &rep, rbuf, sizeof(rbuf), H_TIMEOUT_MS), 0);
+	assert_int_equal(rep.op, NK_EV_URG);
+	assert_int_equal(rep.sock, st);
+	assert_int_equal(rep.arg[0], 'c');
+	assert_int_equal(rep.arg[1], 12);
+	assert_int_equal(rep.arg[2], 0);
+
+	/* Each bad one, and a good one on the datagram socket: refused. */
+	h_counters(H_NSM, &n0);
+	h_counters(H_VM1, &g0);
+	for (i = 0; i < (int)(sizeof(bad) / sizeof(bad[0])); i++) {
+		h_hdr(&h, NK_EV_URG, stn);
+		h.arg[0] = bad[i].byte;
+		h.arg[1] = bad[i].mark;
+		h.arg[2] = bad[i].a2;
+		h_nsm_send(&h, data, bad[i].len);
+		nsm_perr(&pos, -EPROTO, NK_EV_URG, 0, NK_PERR_REFUSED);
+	}
+	h_hdr(&h, NK_EV_URG, dgn);
+	h.arg[0] = 'c';
+	h_nsm_send(&h, NULL, 0);
+	nsm_perr(&pos, -EPROTO, NK_EV_URG, 0, NK_PERR_REFUSED);
+	h_recv_none(W.vm1, H_QUIET_MS);
+	h_assert_delta(H_NSM, &n0, HC_PROTO_ERRORS, 6);
 	h_assert_delta(H_VM1, &g0, HC_EVENTS, 0);
 	h_close(W.vm1, st);
 	h_close(W.vm1, dg);
@@ -1239,6 +1318,7 @@ static const struct CMUnitTest tests[] = {
 	T(t_outstanding_table_full),
 	T(t_limit_keys_config),
 	T(t_ancillary_data),
+	T(t_urgent_data),
 };
 
 /* tests[], then a test a row of bad_msgs[], named after the row. */

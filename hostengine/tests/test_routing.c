@@ -165,7 +165,8 @@ static void t_socket_inet(void **state)
 	assert_int_equal(r.h.arg[0], 2);
 	assert_int_equal(r.h.arg[1], 1);
 	assert_int_equal(r.h.arg[2], 6);
-	assert_int_equal(r.h.arg[3], H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
+	/* NK_FEAT_URG agreed: the NSM hands urgent data over (EV_URG). */
+	assert_int_equal(r.h.arg[3], NK_SOCK_URG | H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
 	assert_int_equal(r.len, sizeof(struct nk_addr));
 	assert_int_equal(r.h.len, sizeof(struct nk_addr));
 	h_assert_addr(r.data, 2, "10.0.0.11", 0);
@@ -199,7 +200,8 @@ static void socket_addrs(struct nk_ep *ep, uint32_t guest_id, int family, uint64
 	assert_int_equal(h_call(ep, &h, NULL, 0, NULL, NULL, 0), 0);
 	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
 	assert_int_equal(r.h.arg[0], family);
-	assert_int_equal(r.h.arg[3], flags | H_WEIGHT(1) | (uint64_t)guest_id << 32);
+	/* Stream sockets: NK_FEAT_URG agreed, NK_SOCK_URG added. */
+	assert_int_equal(r.h.arg[3], flags | NK_SOCK_URG | H_WEIGHT(1) | (uint64_t)guest_id << 32);
 	assert_int_equal(r.len, naddr * sizeof(struct nk_addr));
 	h_assert_addr(r.data, fam0, ip0, 0);
 	if (naddr > 1)

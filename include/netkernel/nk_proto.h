@@ -178,6 +178,14 @@ struct nk_hdr {
  *  EV_WRITABLE   the NSM socket has send space again
  *  EV_HUP        a0 NK_SHUT_* mask: the peer shut down (EOF for RD)
  *  EV_ERROR      status -errno: a socket error (sk_err)
+ *  EV_URG        on a stream socket made with NK_SOCK_URG (or accepted
+ *                from one): urgent data arrived.  a0 the urgent byte
+ *                (0..255), a1 the mark: the stream sequence number (as
+ *                credit counts EV_DATA bytes, mod 2^32) of the byte, which
+ *                stays in the stream (EV_DATA carries it after this
+ *                event); a2, a3, len and status 0.  A new one replaces an
+ *                unread one; its mark is never before the bytes EV_DATA
+ *                has sent (u32 difference < 2^31)
  *  EV_RESET      status -errno: the socket is gone (peer reset, NSM lost,
  *                guest detached); the id stays allocated until CLOSE
  *  EV_PROTO_ERROR status -errno, a0 enum nk_proto_err, a1 descriptor head,
@@ -225,6 +233,7 @@ enum nk_op {
 	NK_EV_HUP		= 0x105,
 	NK_EV_ERROR		= 0x106,
 	NK_EV_RESET		= 0x107,
+	NK_EV_URG		= 0x108,
 	NK_EV_PROTO_ERROR	= 0x1ff,
 };
 
@@ -235,8 +244,9 @@ enum nk_op {
 #define NK_FEAT_ANC		(1ULL << 3)	/* datagrams carry struct nk_anc (NK_F_ANC) */
 #define NK_FEAT_WEIGHT		(1ULL << 4)	/* NSM: SOCKET a3 carries the guest's weight */
 #define NK_FEAT_ADDR		(1ULL << 5)	/* guest: HELLO's reply lists its addresses */
+#define NK_FEAT_URG		(1ULL << 6)	/* TCP urgent data (NK_EV_URG) */
 #define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC | \
-				 NK_FEAT_WEIGHT | NK_FEAT_ADDR)
+				 NK_FEAT_WEIGHT | NK_FEAT_ADDR | NK_FEAT_URG)
 
 /* Largest payload any endpoint may send or be sent; HELLO agrees on less. */
 #define NK_MAX_PAYLOAD		65536
@@ -251,6 +261,14 @@ enum nk_op {
  * socket's datagrams with NK_F_ANC.
  */
 #define NK_SOCK_ANC		0x2
+/*
+ * SOCKET a3, set by the engine only, on a stream socket: the guest and the
+ * NSM both agreed NK_FEAT_URG.  The NSM keeps the urgent byte in the
+ * stream (its socket's SO_OOBINLINE stays on, the guest's own applies in
+ * the guest) and sends EV_URG; a connection accepted from such a listener
+ * does the same.
+ */
+#define NK_SOCK_URG		0x4
 /*
  * SOCKET a3 bits 16..25, set by the engine only (E -> N, when the NSM
  * agreed NK_FEAT_WEIGHT; a guest's gets -EINVAL): the guest's scheduling

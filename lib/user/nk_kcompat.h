@@ -34,6 +34,7 @@ typedef long long s64;
 
 #define __force
 #define U16_MAX		((u16)~0U)
+#define U8_MAX		((u8)~0U)
 #define U32_MAX		((u32)~0U)
 #define S32_MAX		((s32)(U32_MAX >> 1))
 #define S32_MIN		((s32)(-S32_MAX - 1))

@@ -73,6 +73,20 @@ static void check_anc(const uint8_t *p, uint32_t plen)
 		assert(!anc.ifindex);
 }
 
+/* An EV_URG, as nk_af.c takes it, against a receiver at @rx_cnt. */
+static void check_urg(const struct nk_hdr *h, u32 rx_cnt)
+{
+	u64 mark = le64_to_cpu(h->arg[1]);
+
+	if (nk_urg_check(h, rx_cnt))
+		return;
+	assert(le16_to_cpu(h->op) == NK_EV_URG && !h->len && !h->status);
+	assert(!(le16_to_cpu(h->flags) & ~NK_F_CREDIT));
+	assert(le64_to_cpu(h->arg[0]) <= 0xff && mark <= U32_MAX);
+	assert((u32)mark - rx_cnt <= S32_MAX);
+	assert(!h->arg[2] && !h->arg[3]);
+}
+
 static void check_hello(const struct nk_hdr *h, const uint8_t *p, uint32_t plen,
 			uint32_t max_payload)
 {
@@ -171,6 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			assert((r == -EINVAL) == (((le64_to_cpu(h.arg[3]) & NK_SOCK_WEIGHT_MASK) >>
 						   NK_SOCK_WEIGHT_SHIFT) > NK_WEIGHT_MAX));
 		}
+		/* The receiver's place in the stream: what fwd_cnt says. */
+		check_urg(&h, le32_to_cpu(h.fwd_cnt));
 		if (le16_to_cpu(h.flags) & NK_F_ANC) {
 			assert(le16_to_cpu(h.op) == NK_EV_DATA && (le16_to_cpu(h.flags) & NK_F_ADDR));
 			check_anc(buf + sizeof(h), plen);

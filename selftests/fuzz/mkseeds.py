@@ -15,7 +15,7 @@ OP = dict(HELLO=1, SOCKET=2, BIND=3, LISTEN=4, ACCEPT=5, CONNECT=6, SEND=7,
           SHUTDOWN=8, CLOSE=9, SETSOCKOPT=10, GETSOCKOPT=11, GETSOCKNAME=12,
           GETPEERNAME=13, IOCTL=14, CREDIT=15)
 EV = dict(DATA=0x101, ACCEPT=0x102, CONNECTED=0x103, WRITABLE=0x104,
-          HUP=0x105, ERROR=0x106, RESET=0x107)
+          HUP=0x105, ERROR=0x106, RESET=0x107, URG=0x108)
 F_REPLY, F_ADDR, F_CREDIT, F_MORE, F_ANC = 1, 2, 4, 8, 0x10
 GUEST, NSM = 0, 1
 
@@ -87,6 +87,8 @@ def nk_msg_seeds():
                                               sock=7, req_id=9,
                                               args=(AF_INET, SOCK_STREAM, 0,
                                                     3 << 16 | 2 << 32))),
+        'ev-urg': nk_msg_seed(GUEST, msg(EV['URG'], sock=3, fwd_cnt=1000,
+                                         args=(ord('c'), 1002, 0, 0))),
     }
 
 
@@ -164,6 +166,11 @@ def engine_seeds():
         run() + submit(VM1, hdr(OP['GETSOCKOPT'], sock=1, req_id=3, args=(1, 7, 4, 0))) +
         run() + submit(NSM0, hdr(OP['GETSOCKOPT'], flags=F_REPLY, sock=1, req_id=2),
                        length=64 + 8192) + run(),
+        'urgent-data': mp + opened + conn + run() +
+        submit(NSM0, hdr(OP['CONNECT'], flags=F_REPLY, sock=1, req_id=2)) + run() +
+        submit(NSM0, msg(EV['DATA'], b'ab', sock=1)) +
+        submit(NSM0, hdr(EV['URG'], sock=1, args=(ord('c'), 2, 0, 0))) +
+        submit(NSM0, msg(EV['DATA'], b'cde', sock=1)) + run(3),
         'reconnect-nsm': mp + opened + reconnect(NSM0) + run() + post(VM1, 4096, 2) + run(),
     }
 

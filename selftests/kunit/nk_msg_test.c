@@ -9,6 +9,7 @@
  *   netkernel_hello   nk_hello_reply_parse (and NK_FEAT_ADDR's addresses)
  *   netkernel_addr    nk_addr_check, sockaddr <-> nk_addr, loopback
  *   netkernel_anc     nk_anc_check(), the layout of struct nk_anc
+ *   netkernel_urg     nk_urg_check()
  *   netkernel_credit  nk_credit_ok(), nk_hdr_data_len() and the
  *                     nk_credit_tx/rx helpers
  *
@@ -312,6 +313,7 @@ static bool spec_is_event(u16 op)
 	case NK_EV_HUP:
 	case NK_EV_ERROR:
 	case NK_EV_RESET:
+	case NK_EV_URG:
 	case NK_EV_PROTO_ERROR:
 		return true;
 	default:
@@ -366,11 +368,12 @@ static const struct op_case op_cases[] = {
 	{ NK_EV_HUP, "EV_HUP" },
 	{ NK_EV_ERROR, "EV_ERROR" },
 	{ NK_EV_RESET, "EV_RESET" },
+	{ NK_EV_URG, "EV_URG" },
 	{ NK_EV_PROTO_ERROR, "EV_PROTO_ERROR" },
 	{ 0, "?" },
 	{ 16, "?" },
 	{ 0x0100, "?" },
-	{ 0x0108, "?" },
+	{ 0x0109, "?" },
 	{ 0x01fe, "?" },
 	{ 0x0200, "?" },
 	{ 0x0700, "?" },
@@ -416,7 +419,7 @@ static void hdr_check_op_role_matrix(struct kunit *test)
  * protocol.rst: what each endpoint sends the engine.  A guest: requests
  * (INFO is the engine's own), answering none; an NSM: HELLO, replies to the
  * guests' requests and to the engine's INFO, CREDIT and the events
- * EV_DATA..EV_ERROR (EV_RESET, EV_PROTO_ERROR are the engine's).
+ * EV_DATA..EV_ERROR and EV_URG (EV_RESET, EV_PROTO_ERROR are the engine's).
  */
 static bool spec_may_send(int role, u16 op, bool reply)
 {
@@ -501,8 +504,8 @@ static void op_name_every_u16(struct kunit *test)
 		if (strcmp(name, "?"))
 			known++;
 	}
-	/* 15 requests, INFO, 7 events and EV_PROTO_ERROR */
-	KUNIT_EXPECT_EQ(test, known, 24U);
+	/* 15 requests, INFO, 8 events and EV_PROTO_ERROR */
+	KUNIT_EXPECT_EQ(test, known, 25U);
 }
 
 static struct kunit_case netkernel_msg_cases[] = {
@@ -2196,6 +2199,79 @@ static struct kunit_suite netkernel_anc_suite = {
 	.test_cases = netkernel_anc_cases,
 };
 
+/*
+ * nk_urg_check(): an EV_URG as nk_proto.h has it.  Each row changes one
+ * field of a valid event (byte 'c', mark 1000, receiver at 990).
+ */
+struct urg_case {
+	const char *name;
+	u16 op;
+	u16 flags;
+	u32 len;
+	s32 status;
+	u64 byte;
+	u64 mark;
+	u64 a2;
+	u64 a3;
+	u32 rx_cnt;
+	int want;
+};
+
+static const struct urg_case urg_cases[] = {
+	{ "valid", NK_EV_URG, 0, 0, 0, 'c', 1000, 0, 0, 990, 0 },
+	{ "valid_with_credit", NK_EV_URG, NK_F_CREDIT, 0, 0, 'c', 1000, 0, 0, 990, 0 },
+	{ "byte_0", NK_EV_URG, 0, 0, 0, 0, 1000, 0, 0, 990, 0 },
+	{ "byte_255", NK_EV_URG, 0, 0, 0, 255, 1000, 0, 0, 990, 0 },
+	{ "byte_256", NK_EV_URG, 0, 0, 0, 256, 1000, 0, 0, 990, -EINVAL },
+	{ "byte_high_bits", NK_EV_URG, 0, 0, 0, 0x100000063ULL, 1000, 0, 0, 990, -EINVAL },
+	{ "mark_at_rx_cnt", NK_EV_URG, 0, 0, 0, 'c', 990, 0, 0, 990, 0 },
+	{ "mark_one_behind", NK_EV_URG, 0, 0, 0, 'c', 989, 0, 0, 990, -EINVAL },
+	{ "mark_2g_ahead", NK_EV_URG, 0, 0, 0, 'c', 990 + 0x7fffffffULL, 0, 0, 990, 0 },
+	{ "mark_2g_plus_1_ahead", NK_EV_URG, 0, 0, 0, 'c', 990 + 0x80000000ULL, 0, 0, 990,
+	  -EINVAL },
+	{ "mark_wraps", NK_EV_URG, 0, 0, 0, 'c', 5, 0, 0, 0xfffffff0U, 0 },
+	{ "mark_behind_across_wrap", NK_EV_URG, 0, 0, 0, 'c', 0xfffffff0U, 0, 0, 5, -EINVAL },
+	{ "mark_above_u32", NK_EV_URG, 0, 0, 0, 'c', 0x1000003e8ULL, 0, 0, 990, -EINVAL },
+	{ "a2_set", NK_EV_URG, 0, 0, 0, 'c', 1000, 1, 0, 990, -EINVAL },
+	{ "a3_set", NK_EV_URG, 0, 0, 0, 'c', 1000, 0, 1, 990, -EINVAL },
+	{ "payload", NK_EV_URG, 0, 1, 0, 'c', 1000, 0, 0, 990, -EINVAL },
+	{ "status", NK_EV_URG, 0, 0, -EIO, 'c', 1000, 0, 0, 990, -EINVAL },
+	{ "flag_addr", NK_EV_URG, NK_F_ADDR, 0, 0, 'c', 1000, 0, 0, 990, -EINVAL },
+	{ "flag_reply", NK_EV_URG, NK_F_REPLY, 0, 0, 'c', 1000, 0, 0, 990, -EINVAL },
+	{ "flag_unknown", NK_EV_URG, 0x8000, 0, 0, 'c', 1000, 0, 0, 990, -EINVAL },
+	{ "other_op", NK_EV_DATA, 0, 0, 0, 'c', 1000, 0, 0, 990, -EINVAL },
+};
+
+static void urg_case_desc(const struct urg_case *c, char *desc)
+{
+	snprintf(desc, KUNIT_PARAM_DESC_SIZE, "%s", c->name);
+}
+
+KUNIT_ARRAY_PARAM(urg, urg_cases, urg_case_desc);
+
+static void urg_check_table(struct kunit *test)
+{
+	const struct urg_case *c = test->param_value;
+	struct nk_hdr h;
+
+	hdr_make(&h, c->op, c->flags, c->len, c->status);
+	h.arg[0] = cpu_to_le64(c->byte);
+	h.arg[1] = cpu_to_le64(c->mark);
+	h.arg[2] = cpu_to_le64(c->a2);
+	h.arg[3] = cpu_to_le64(c->a3);
+	KUNIT_EXPECT_EQ(test, nk_urg_check(&h, c->rx_cnt), c->want);
+}
+
+static struct kunit_case netkernel_urg_cases[] = {
+	KUNIT_CASE_PARAM(urg_check_table, urg_gen_params),
+	{}
+};
+
+static struct kunit_suite netkernel_urg_suite = {
+	.name = "netkernel_urg",
+	.test_cases = netkernel_urg_cases,
+};
+
 static struct kunit_case netkernel_info_cases[] = {
 	KUNIT_CASE_PARAM(info_req_check_table, info_req_gen_params),
 	KUNIT_CASE_PARAM(sock_weight_table, sock_weight_gen_params),
@@ -2211,7 +2287,8 @@ static struct kunit_suite netkernel_info_suite = {
 
 kunit_test_suites(&netkernel_msg_suite, &netkernel_hello_suite,
 		  &netkernel_addr_suite, &netkernel_credit_suite,
-		  &netkernel_info_suite, &netkernel_anc_suite);
+		  &netkernel_info_suite, &netkernel_anc_suite,
+		  &netkernel_urg_suite);
 
 MODULE_DESCRIPTION("KUnit tests for NetKernel's nk message helpers");
 MODULE_LICENSE("GPL");

@@ -1155,6 +1155,107 @@ static void tcp_ioctl_server(void)
 	xclose(fd);
 }
 
+/*
+ * Urgent data (TCP's out-of-band byte).  The sender sends "ab", "c" with
+ * MSG_OOB, then "de"; the receiver checks what Linux gives: SIGURG to the
+ * owner (F_SETOWN) and POLLPRI once the byte is there, SIOCATMARK 0 before
+ * "ab" is read and 1 after, a read stopping at the mark, recv(MSG_OOB)
+ * giving 'c' once (EINVAL before any urgent data, for a second read, and
+ * with SO_OOBINLINE, which leaves 'c' in the stream at the mark).
+ */
+static volatile sig_atomic_t sigurg_count;
+
+static void on_sigurg(int sig)
+{
+	(void)sig;
+	sigurg_count++;
+}
+
+static void urg_send(int fd)
+{
+	CHECK_OK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int)),
+		 "TCP_NODELAY");
+	ctl_expect("SEND");
+	send_str(fd, "ab");
+	CHECK_RET(send(fd, "c", 1, MSG_OOB), 1, "send MSG_OOB");
+	send_str(fd, "de");
+	ctl_expect("DONE");
+	xclose(fd);
+}
+
+static int atmark(int fd)
+{
+	return ioctl_int(fd, SIOCATMARK, "SIOCATMARK");
+}
+
+static void urg_recv(int fd, bool oobinline)
+{
+	struct sigaction sa = { .sa_handler = on_sigurg };
+	char buf[16], ch = 0;
+
+	CHECK_OK(sigaction(SIGURG, &sa, NULL), "sigaction SIGURG");
+	CHECK_OK(fcntl(fd, F_SETOWN, getpid()), "F_SETOWN");
+	if (oobinline)
+		CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &(int){ 1 },
+				    sizeof(int)), "SO_OOBINLINE");
+	step = "no urgent data yet";
+	CHECK_ERR(recv(fd, &ch, 1, MSG_OOB | MSG_DONTWAIT), EINVAL,
+		  "recv MSG_OOB without urgent data");
+	CHECK(!atmark(fd), "SIOCATMARK 1 without urgent data");
+	ctl_send("SEND");
+	step = "urgent byte arrives";
+	wait_mask(fd, POLLIN | POLLPRI, POLLPRI);
+	CHECK(sigurg_count >= 1, "no SIGURG with POLLPRI reported");
+	CHECK(!atmark(fd), "SIOCATMARK 1 before \"ab\" is read");
+	/* As tcp_inq(): only the bytes before the mark while 'c' is not inline. */
+	if (!oobinline)
+		CHECK(ioctl_int(fd, FIONREAD, "FIONREAD") == 2,
+		      "FIONREAD %d before the mark, expected 2",
+		      ioctl_int(fd, FIONREAD, "FIONREAD"));
+	if (oobinline) {
+		CHECK_ERR(recv(fd, &ch, 1, MSG_OOB), EINVAL,
+			  "recv MSG_OOB with SO_OOBINLINE");
+	} else {
+		step = "recv MSG_OOB";
+		CHECK_RET(recv(fd, &ch, 1, MSG_OOB), 1, "recv MSG_OOB");
+		CHECK(ch == 'c', "urgent byte '%c', expected 'c'", ch);
+		CHECK_ERR(recv(fd, &ch, 1, MSG_OOB), EINVAL,
+			  "recv MSG_OOB of a byte already read");
+		CHECK(!(poll_now(fd, POLLPRI) & POLLPRI),
+		      "POLLPRI after the urgent byte was read");
+	}
+	step = "read up to the mark";
+	CHECK_RET(recv(fd, buf, sizeof(buf), 0), 2, "recv stopping at the mark");
+	CHECK(!memcmp(buf, "ab", 2), "received \"%.2s\", expected \"ab\"", buf);
+	CHECK(atmark(fd) == 1, "SIOCATMARK 0 at the mark");
+	CHECK(!!(poll_now(fd, POLLPRI) & POLLPRI) == oobinline,
+	      "POLLPRI at the mark %s", oobinline ? "not set" : "set");
+	step = "read past the mark";
+	recv_str(fd, oobinline ? "cde" : "de");
+	CHECK(!atmark(fd), "SIOCATMARK 1 past the mark");
+	CHECK(!(poll_now(fd, POLLPRI) & POLLPRI), "POLLPRI past the mark");
+	CHECK_ERR(recv(fd, &ch, 1, MSG_OOB | MSG_DONTWAIT), EINVAL,
+		  "recv MSG_OOB past the mark");
+	CHECK(sigurg_count == 1, "%d SIGURG for one urgent byte", (int)sigurg_count);
+	ctl_send("DONE");
+	xclose(fd);
+}
+
+static void tcp_oob_recv(void)
+{
+	urg_recv(pair_open(), false);
+}
+
+static void tcp_oob_inline(void)
+{
+	urg_recv(pair_open(), true);
+}
+
+static void tcp_oob_send(void)
+{
+	urg_send(pair_open());
+}
+
 static void tcp_timeo_client(void)
 {
 	struct timeval tv = { 0, 300000 };
@@ -3731,6 +3832,10 @@ static const struct test_case cases[] = {
 	CASE_P("tcp_linger0_reset.passive", tcp_linger0_client, tcp_linger0_server),
 	CASE("tcp_epipe_sigpipe", tcp_epipe_client, tcp_epipe_server),
 	CASE("tcp_fionread_siocoutq", tcp_ioctl_client, tcp_ioctl_server),
+	CASE("tcp_oob_urgent_byte", tcp_oob_recv, tcp_oob_send),
+	CASE("tcp_oob_urgent_byte.server", tcp_oob_send, tcp_oob_recv),
+	CASE("tcp_oob_inline", tcp_oob_inline, tcp_oob_send),
+	CASE("tcp_oob_inline.server", tcp_oob_send, tcp_oob_inline),
 	CASE("tcp_so_rcvtimeo_sndtimeo", tcp_timeo_client, tcp_timeo_server),
 	CASE("tcp_nodelay", tcp_nodelay, tcp_nodelay),
 	CASE("tcp_info_state", tcp_info_client, tcp_info_server),
