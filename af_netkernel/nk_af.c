@@ -189,12 +189,16 @@
  *   connect again (EOPNOTSUPP; its credit state is the old connection's):
  *   a new socket can.
  *
- * - A datagram must fit one message: max_payload minus the 28-byte
- *   struct nk_addr (65444 bytes with the default max_payload of 65472 on
- *   both modules; 80 bytes less received with control messages).  Larger ones fail with -EMSGSIZE
- *   on send, and the NSM drops larger incoming ones (counted), where Linux
- *   allows 65507 (IPv4) and 65527 (IPv6) bytes: protocol v1's
- *   NK_MAX_PAYLOAD (65536) cannot carry those with their address.
+ * - A datagram travels whole in one message, with its 28-byte struct
+ *   nk_addr (and, received, its 80-byte struct nk_anc): the default
+ *   max_payload, NK_MAX_PAYLOAD, carries Linux's largest, 65507 bytes to
+ *   an IPv4 address (v4-mapped too) and 65527 to an IPv6 one, and larger
+ *   ones fail with -EMSGSIZE here as udp_sendmsg() fails them.  With a
+ *   smaller max_payload agreed (an older engine, max_payload=65472)
+ *   sends beyond max_payload minus the address fail with -EMSGSIZE too;
+ *   one the NSM's smaller max_payload cannot take fails there (the
+ *   engine's -EMSGSIZE, as an asynchronous error), and the NSM drops
+ *   incoming ones larger than it can send (counted).
  *
  * - Ancillary data (NK_FEAT_ANC): a datagram's EV_DATA may carry the
  *   control messages the NSM's socket gave with it (struct nk_anc,
@@ -3088,7 +3092,8 @@ static int nk_dgram_sendmsg(struct socket *sock, struct msghdr *msg,
 	}
 	if (msg->msg_flags & MSG_OOB)
 		return -EOPNOTSUPP;
-	if (len > nk_dev_max_payload(nks->nd) - sizeof(dest))
+	if (len > NK_DGRAM_MAX ||
+	    len > nk_dev_max_payload(nks->nd) - sizeof(dest))
 		return -EMSGSIZE;
 	err = nk_cgroup_bpf_check(sk, nks->family, NK_BPF_SENDTO);
 	if (err)
@@ -3104,6 +3109,10 @@ static int nk_dgram_sendmsg(struct socket *sock, struct msghdr *msg,
 	nk_sock_sync_opts(nks);
 	if (!destp && sk->sk_state != TCP_ESTABLISHED) {
 		err = -EDESTADDRREQ;
+		goto out;
+	}
+	if (len > NK_DGRAM_MAX4 && nk_addr_is_v4(destp ?: &nks->peer)) {
+		err = -EMSGSIZE;
 		goto out;
 	}
 	/* The NSM's socket first: its SOCKET reply lists our sources. */

@@ -474,6 +474,16 @@ bool nk_addr_is_loopback(const struct nk_addr *na)
 	return ipv6_addr_loopback(&a6);
 }
 
+bool nk_addr_is_v4(const struct nk_addr *na)
+{
+	struct in6_addr a6;
+
+	if (le16_to_cpu(na->family) == AF_INET)
+		return true;
+	memcpy(&a6, na->addr, sizeof(a6));
+	return ipv6_addr_v4mapped(&a6);
+}
+
 u32 nk_credit_tx_space(const struct nk_credit_tx *c)
 {
 	u32 in_flight = c->tx_cnt - c->peer_fwd_cnt;

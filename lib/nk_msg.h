@@ -286,6 +286,15 @@ int nk_addr_to_sockaddr(const struct nk_addr *na,
  */
 bool nk_addr_is_loopback(const struct nk_addr *na);
 
+/**
+ * nk_addr_is_v4() - whether an address is an IPv4 one
+ * @na: a checked address
+ *
+ * True for AF_INET and for a v4-mapped AF_INET6 address (an IPv6 socket
+ * sends to it over IPv4, so its datagrams are at most NK_DGRAM_MAX4).
+ */
+bool nk_addr_is_v4(const struct nk_addr *na);
+
 /*
  * Credit arithmetic (see "Flow control" in protocol.rst).  One struct per
  * socket and direction; the caller provides the locking.

@@ -18,7 +18,9 @@
  * borrows the buffer), topping the ring up to event_bufs when an
  * allocation failed earlier.  Each eventq buffer is one (compound) page of
  * a page_pool, large enough for a header plus the payload size proposed in
- * HELLO.
+ * HELLO: by default NK_MAX_PAYLOAD, so that the largest datagram arrives
+ * with its control messages, which takes an order-5 page (128 KiB);
+ * max_payload=65472 keeps them at 64 KiB, and datagrams at 65444 bytes.
  *
  * Lending (nk_rx_skb()).  ops->rx() may turn a message that fills at least
  * half its buffer into an skb whose fragment is the buffer itself, so bulk
@@ -124,10 +126,10 @@ module_param(reply_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(reply_timeout_ms,
 		 "Milliseconds to wait for the host engine to answer a request (default 10000)");
 
-static unsigned int max_payload = 65536 - sizeof(struct nk_hdr);
+static unsigned int max_payload = NK_MAX_PAYLOAD;
 module_param(max_payload, uint, 0444);
 MODULE_PARM_DESC(max_payload,
-		 "Payload size proposed in HELLO, 2048..65536 (default 65472: eventq buffers of 64 KiB)");
+		 "Payload size proposed in HELLO, 2048..65635 (default 65635: the largest datagram with its control messages; eventq buffers of 128 KiB, 65472 for 64 KiB ones)");
 
 static unsigned int event_bufs = 64;
 module_param(event_bufs, uint, 0444);

@@ -420,6 +420,68 @@ static void t_send(void **state)
 	h_pass();
 }
 
+/*
+ * The largest datagrams cross whole (protocol.rst, "The largest datagram"):
+ * between endpoints that agreed NK_MAX_PAYLOAD, a SEND of NK_DGRAM_MAX
+ * bytes after its nk_addr, and an EV_DATA of NK_DGRAM_MAX bytes after its
+ * nk_anc and nk_addr; credit counts the data only.
+ */
+static void t_send_largest_datagram(void **state)
+{
+	static uint8_t buf[NK_MAX_PAYLOAD], rbuf[NK_MAX_PAYLOAD];
+	const uint32_t meta = sizeof(struct nk_anc) + sizeof(struct nk_addr);
+	struct nk_anc anc = {
+		.version = NK_ANC_VERSION, .size = sizeof(anc),
+		.present = NK_ANC_HOPLIMIT, .hoplimit = 64,
+	};
+	uint32_t dg = h_new_sock_id(), dgn, i;
+	struct nk_hdr h, rep;
+	struct tnsm_rec r;
+	struct nk_addr a;
+	json_object *e;
+	size_t pos;
+
+	(void)state;
+	assert_int_equal(nk_ep_max_payload(W.vm1), NK_MAX_PAYLOAD);
+	assert_int_equal(h_socket(W.vm1, dg, 10, 2, 2 * NK_MAX_PAYLOAD, NULL), 0);
+	dgn = h_nsm_id(H_VM1, dg);
+	assert_int_equal(nk_addr_parse(&a, "2001:db8::9", 53), 0);
+	memcpy(buf, &anc, sizeof(anc));
+	memcpy(buf + sizeof(anc), &a, sizeof(a));
+	for (i = meta; i < NK_MAX_PAYLOAD; i++)
+		buf[i] = (uint8_t)(i * 7);
+
+	/* vm1's SEND: nk_addr and data, at the NSM whole. */
+	pos = tnsm_log_count(W.nsm);
+	h_hdr(&h, NK_OP_SEND, dg);
+	h.flags = NK_F_ADDR;
+	h.req_id = h_new_req_id();
+	h_send(W.vm1, &h, buf + sizeof(anc), sizeof(a) + NK_DGRAM_MAX);
+	h_nsm_expect(&pos, NK_OP_SEND, dgn, &r);
+	assert_int_equal(r.h.flags, NK_F_ADDR);
+	assert_int_equal(r.len, sizeof(a) + NK_DGRAM_MAX);
+	assert_memory_equal(r.data, buf + sizeof(anc), TNSM_REC_DATA);
+	assert_int_equal(tnsm_wait_rx(W.nsm, dgn, NK_DGRAM_MAX, H_TIMEOUT_MS), 0);
+
+	/* The NSM's EV_DATA: nk_anc, nk_addr and data, at vm1 whole. */
+	h_hdr(&h, NK_EV_DATA, dgn);
+	h.flags = NK_F_ADDR | NK_F_ANC;
+	h_nsm_send(&h, buf, NK_MAX_PAYLOAD);
+	assert_int_equal(h_recv(W.vm1, &rep, rbuf, sizeof(rbuf), H_TIMEOUT_MS),
+			 NK_MAX_PAYLOAD);
+	assert_int_equal(rep.op, NK_EV_DATA);
+	assert_int_equal(rep.flags, NK_F_ADDR | NK_F_ANC);
+	assert_int_equal(rep.sock, dg);
+	assert_memory_equal(rbuf, buf, NK_MAX_PAYLOAD);
+	e = h_sock_entry(H_VM1, dg);
+	assert_int_equal(h_json_u64(e, "guest_tx_cnt"), NK_DGRAM_MAX);
+	assert_int_equal(h_json_u64(e, "nsm_tx_cnt"), NK_DGRAM_MAX);
+	json_object_put(e);
+	h_recv_none(W.vm1, H_QUIET_MS);
+	h_close(W.vm1, dg);
+	h_pass();
+}
+
 static void t_credit(void **state)
 {
 	struct nk_hdr h, ev;
@@ -713,6 +775,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST_PRE("op_getpeername", t_op, &c_getpeername),
 	H_TEST_PRE("op_ioctl", t_op, &c_ioctl),
 	H_TEST(t_send),
+	H_TEST(t_send_largest_datagram),
 	H_TEST(t_credit),
 	H_TEST(t_accept),
 	H_TEST(t_close),

@@ -195,7 +195,9 @@ struct nk_hdr {
  * Size rules: max_payload is agreed per endpoint in HELLO (at least
  * NK_MIN_PAYLOAD, or -EINVAL).  Stream data larger than the receiver's
  * max_payload is split by the engine; a datagram larger than it is refused
- * (SEND: -EMSGSIZE; EV_DATA: dropped and counted).
+ * (SEND: -EMSGSIZE; EV_DATA: dropped and counted).  A datagram always
+ * travels whole, in one message: NK_MAX_PAYLOAD is the largest UDP
+ * datagram (NK_DGRAM_MAX, IPv6's) with its struct nk_anc and nk_addr.
  *
  * Reset sockets: after EV_RESET the engine answers every request on the id
  * itself with the EV_RESET's errno, and CLOSE with 0, which frees the id.  EV_RESET
@@ -248,8 +250,17 @@ enum nk_op {
 #define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC | \
 				 NK_FEAT_WEIGHT | NK_FEAT_ADDR | NK_FEAT_URG)
 
-/* Largest payload any endpoint may send or be sent; HELLO agrees on less. */
-#define NK_MAX_PAYLOAD		65536
+/*
+ * Largest payload any endpoint may send or be sent; HELLO agrees on less.
+ * It is the largest datagram, NK_DGRAM_MAX bytes of data (an IPv6 UDP
+ * datagram's without jumbograms: 65535 minus its UDP header; IPv4's are at
+ * most NK_DGRAM_MAX4), after its struct nk_anc and nk_addr: 65527 + 80 +
+ * 28 (asserted below).  It was 65536 before; HELLO agrees on the smaller
+ * proposal, so a peer that proposes that or less still gets what it asks.
+ */
+#define NK_DGRAM_MAX		65527
+#define NK_DGRAM_MAX4		65507	/* 65535 - IPv4 header - UDP header */
+#define NK_MAX_PAYLOAD		65635
 #define NK_MIN_PAYLOAD		2048
 #define NK_NAME_MAX		64	/* endpoint names, NUL included */
 
@@ -463,5 +474,7 @@ _Static_assert(sizeof(struct nk_hdr) == 64, "nk_hdr is one cache line");
 _Static_assert(sizeof(struct nk_addr) == 28, "nk_addr is 28 bytes");
 _Static_assert(sizeof(struct nk_sock_info) == 104, "nk_sock_info is 104 bytes");
 _Static_assert(sizeof(struct nk_anc) == 80, "nk_anc is 80 bytes");
+_Static_assert(NK_MAX_PAYLOAD == NK_DGRAM_MAX + sizeof(struct nk_anc) +
+	       sizeof(struct nk_addr), "the largest datagram fits one message");
 
 #endif /* _NETKERNEL_NK_PROTO_H */

@@ -38,6 +38,9 @@ static void check_addr(const uint8_t *p, uint32_t plen)
 		return;
 	r = nk_addr_to_sockaddr(&na, &ss, AF_INET6);
 	assert(r == sizeof(struct sockaddr_in6) && ss.ss_family == AF_INET6);
+	/* IPv4's largest datagram: an AF_INET address or a v4-mapped one. */
+	assert(nk_addr_is_v4(&na) ==
+	       !!IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&ss)->sin6_addr));
 	r = nk_addr_to_sockaddr(&na, &ss, AF_INET);
 	if (le16_to_cpu(na.family) == AF_INET)
 		assert(r == sizeof(struct sockaddr_in) && ss.ss_family == AF_INET);

@@ -776,23 +776,24 @@ struct addr_case {
 	struct nk_addr na;
 	int want;		/* nk_addr_check() */
 	bool loopback;		/* nk_addr_is_loopback(), when want is 0 */
+	bool v4;		/* nk_addr_is_v4(), when want is 0 */
 };
 
 static const struct addr_case addr_cases[] = {
-	{ "v4_any", { LE16(AF_INET), 0, 0, V4(0, 0, 0, 0), 0 }, 0, false },
+	{ "v4_any", { LE16(AF_INET), 0, 0, V4(0, 0, 0, 0), 0 }, 0, false, true },
 	{ "v4_127.0.0.1", { LE16(AF_INET), htons(80), 0, V4(127, 0, 0, 1), 0 },
-	  0, true },
-	{ "v4_127.0.0.0", { LE16(AF_INET), 0, 0, V4(127, 0, 0, 0), 0 }, 0, true },
+	  0, true, true },
+	{ "v4_127.0.0.0", { LE16(AF_INET), 0, 0, V4(127, 0, 0, 0), 0 }, 0, true, true },
 	{ "v4_127.255.255.255", { LE16(AF_INET), 0, 0, V4(127, 255, 255, 255), 0 },
-	  0, true },
+	  0, true, true },
 	{ "v4_126.255.255.255", { LE16(AF_INET), 0, 0, V4(126, 255, 255, 255), 0 },
-	  0, false },
-	{ "v4_128.0.0.1", { LE16(AF_INET), 0, 0, V4(128, 0, 0, 1), 0 }, 0, false },
+	  0, false, true },
+	{ "v4_128.0.0.1", { LE16(AF_INET), 0, 0, V4(128, 0, 0, 1), 0 }, 0, false, true },
 	{ "v4_10.0.0.127", { LE16(AF_INET), 0, 0, V4(10, 0, 0, 127), 0 }, 0,
-	  false },
-	{ "v4_1.0.0.127", { LE16(AF_INET), 0, 0, V4(1, 0, 0, 127), 0 }, 0, false },
+	  false, true },
+	{ "v4_1.0.0.127", { LE16(AF_INET), 0, 0, V4(1, 0, 0, 127), 0 }, 0, false, true },
 	{ "v4_broadcast", { LE16(AF_INET), 0, 0, V4(255, 255, 255, 255), 0 }, 0,
-	  false },
+	  false, true },
 	{ "v4_flowinfo_set", { LE16(AF_INET), 0, htonl(1), V4(10, 0, 0, 1), 0 },
 	  -EINVAL },
 	{ "v4_scope_id_set", { LE16(AF_INET), 0, 0, V4(10, 0, 0, 1), cpu_to_le32(1) },
@@ -815,15 +816,15 @@ static const struct addr_case addr_cases[] = {
 	{ "v6_fe80::1", { LE16(AF_INET6), 0, 0, { 0xfe, 0x80, [15] = 1 },
 	  cpu_to_le32(2) }, 0, false },
 	{ "v6_mapped_127.0.0.1", { LE16(AF_INET6), 0, 0, V6_MAPPED(127, 0, 0, 1),
-	  0 }, 0, true },
+	  0 }, 0, true, true },
 	{ "v6_mapped_127.1.2.3", { LE16(AF_INET6), 0, 0, V6_MAPPED(127, 1, 2, 3),
-	  0 }, 0, true },
+	  0 }, 0, true, true },
 	{ "v6_mapped_126.0.0.1", { LE16(AF_INET6), 0, 0, V6_MAPPED(126, 0, 0, 1),
-	  0 }, 0, false },
+	  0 }, 0, false, true },
 	{ "v6_mapped_128.0.0.1", { LE16(AF_INET6), 0, 0, V6_MAPPED(128, 0, 0, 1),
-	  0 }, 0, false },
+	  0 }, 0, false, true },
 	{ "v6_mapped_10.0.0.127", { LE16(AF_INET6), 0, 0,
-	  V6_MAPPED(10, 0, 0, 127), 0 }, 0, false },
+	  V6_MAPPED(10, 0, 0, 127), 0 }, 0, false, true },
 	{ "v6_compat_::127.0.0.1", { LE16(AF_INET6), 0, 0,
 	  { [12] = 127, [15] = 1 }, 0 }, 0, false },
 	{ "v6_siit_::ffff:0:127.0.0.1", { LE16(AF_INET6), 0, 0,
@@ -875,6 +876,14 @@ static void addr_loopback_table(struct kunit *test)
 
 	KUNIT_EXPECT_EQ_MSG(test, nk_addr_is_loopback(&c->na), c->loopback,
 			    "%s", c->name);
+}
+
+/* The largest datagram to the address: IPv4's for AF_INET and v4-mapped. */
+static void addr_v4_table(struct kunit *test)
+{
+	const struct addr_case *c = test->param_value;
+
+	KUNIT_EXPECT_EQ_MSG(test, nk_addr_is_v4(&c->na), c->v4, "%s", c->name);
 }
 
 union sa_any {
@@ -1110,6 +1119,7 @@ static void addr_v4_through_v6_socket(struct kunit *test)
 static struct kunit_case netkernel_addr_cases[] = {
 	KUNIT_CASE_PARAM(addr_check_table, addr_gen_params),
 	KUNIT_CASE_PARAM(addr_loopback_table, loopback_gen_params),
+	KUNIT_CASE_PARAM(addr_v4_table, loopback_gen_params),
 	KUNIT_CASE_PARAM(addr_from_sockaddr_table, from_gen_params),
 	KUNIT_CASE_PARAM(addr_to_sockaddr_table, to_gen_params),
 	KUNIT_CASE_PARAM(addr_round_trip_table, rt_gen_params),

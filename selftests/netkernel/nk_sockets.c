@@ -3128,6 +3128,144 @@ static void ipv6_udp_cmsg(void)
 	xclose(fd);
 }
 
+/*
+ * The largest UDP datagram each way, 65507 bytes over IPv4 and 65527 over
+ * IPv6 (65535 minus the headers), and one byte more fails with EMSGSIZE
+ * at once, on the sender, as udp_sendmsg() and udpv6_sendmsg() fail it; a
+ * v4-mapped destination of an IPv6 socket takes IPv4's limit.  With
+ * @pktinfo both sides ask for IP_PKTINFO (IPV6_RECVPKTINFO), which must
+ * come with the datagram.  The client sends, the server checks and sends
+ * the same back to where it came from.
+ */
+#define UDP_MAX4	65507
+#define UDP_MAX6	65527
+
+/* recvmsg() one datagram of @max bytes into @buf; its source into @from. */
+static socklen_t udp_max_recv(int fd, int family, bool pktinfo, uint8_t *buf, size_t size,
+			      ssize_t max, struct sockaddr_storage *from)
+{
+	struct iovec iov = { .iov_base = buf, .iov_len = size };
+	struct msghdr msg = {
+		.msg_name = from, .msg_namelen = sizeof(*from),
+		.msg_iov = &iov, .msg_iovlen = 1,
+	};
+	struct in6_pktinfo *pi6;
+	struct in_pktinfo *pi;
+	char ctl[256];
+	size_t len;
+
+	msg.msg_control = ctl;
+	msg.msg_controllen = sizeof(ctl);
+	wait_ev(fd, POLLIN);
+	CHECK_RET(recvmsg(fd, &msg, 0), max, "recvmsg: the largest datagram");
+	CHECK(!(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)), "recvmsg flags %#x",
+	      msg.msg_flags);
+	if (pktinfo && family == AF_INET6) {
+		pi6 = cmsg_find(&msg, IPPROTO_IPV6, IPV6_PKTINFO, &len);
+		CHECK(pi6 && len == sizeof(*pi6),
+		      "no IPV6_PKTINFO control message with the largest datagram");
+		CHECK(pi6->ipi6_ifindex > 0, "IPV6_PKTINFO ifindex %d", pi6->ipi6_ifindex);
+	} else if (pktinfo) {
+		pi = cmsg_find(&msg, IPPROTO_IP, IP_PKTINFO, &len);
+		CHECK(pi && len == sizeof(*pi),
+		      "no IP_PKTINFO control message with the largest datagram");
+		CHECK(pi->ipi_ifindex > 0, "IP_PKTINFO ifindex %d", pi->ipi_ifindex);
+		CHECK(!cur->client || pi->ipi_addr.s_addr == cur->self.sin_addr.s_addr,
+		      "IP_PKTINFO ipi_addr %s, expected %s", inet_ntoa(pi->ipi_addr),
+		      addr_str(&cur->self));
+	}
+	return msg.msg_namelen;
+}
+
+/* A dual-stack IPv6 socket sends to the server's v4-mapped address. */
+static void udp_max_mapped(const uint8_t *buf)
+{
+	struct sockaddr_in6 m = { .sin6_family = AF_INET6, .sin6_port = htons(9) };
+	int fd = xsocket(AF_INET6, SOCK_DGRAM);
+
+	set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
+	m.sin6_addr.s6_addr[10] = 0xff;
+	m.sin6_addr.s6_addr[11] = 0xff;
+	memcpy(&m.sin6_addr.s6_addr[12], &cur->peer.sin_addr, 4);
+	CHECK_ERR(sendto(fd, buf, UDP_MAX4 + 1, 0, (struct sockaddr *)&m, sizeof(m)), EMSGSIZE,
+		  "sendto a v4-mapped address one byte over IPv4's largest datagram");
+	xclose(fd);
+}
+
+static void udp_max(int family, bool pktinfo)
+{
+	static uint8_t buf[UDP_MAX6 + 1], got[65536];
+	ssize_t max = family == AF_INET6 ? UDP_MAX6 : UDP_MAX4;
+	struct sockaddr_storage ss = { .ss_family = family }, from;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	socklen_t slen = family == AF_INET6 ? sizeof(*s6) : sizeof(*s4), flen;
+	struct pstream ps;
+	int fd;
+
+	if (family == AF_INET6)
+		ipv6_agree();
+	fd = xsocket(family, SOCK_DGRAM);
+	if (family == AF_INET6)
+		set_int_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+	if (pktinfo && family == AF_INET6)
+		set_int_opt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+	else if (pktinfo)
+		set_int_opt(fd, IPPROTO_IP, IP_PKTINFO, 1);
+	ps_init(&ps, 65000 + family + pktinfo);
+	ps_fill(&ps, buf, max + 1);
+	if (!cur->client) {
+		CHECK_OK(bind(fd, (struct sockaddr *)&ss, slen), "bind the wildcard");
+		CHECK_OK(getsockname(fd, (struct sockaddr *)&ss, &slen), "getsockname");
+		ctl_send("PORT %u", ntohs(family == AF_INET6 ? s6->sin6_port : s4->sin_port));
+		flen = udp_max_recv(fd, family, pktinfo, got, sizeof(got), max, &from);
+		CHECK(!memcmp(got, buf, max), "the largest datagram arrived changed");
+		CHECK_ERR(sendto(fd, buf, max + 1, 0, (struct sockaddr *)&from, flen), EMSGSIZE,
+			  "sendto one byte over the largest datagram");
+		CHECK_RET(sendto(fd, buf, max, 0, (struct sockaddr *)&from, flen), max,
+			  "sendto the largest datagram back");
+		ctl_expect("DONE");
+		xclose(fd);
+		return;
+	}
+	if (family == AF_INET6) {
+		*s6 = cur->peer6;
+		s6->sin6_port = htons(ctl_recv_long("PORT"));
+		udp_max_mapped(buf);
+	} else {
+		*s4 = peer_port(ctl_recv_long("PORT"));
+	}
+	CHECK_ERR(sendto(fd, buf, max + 1, 0, (struct sockaddr *)&ss, slen), EMSGSIZE,
+		  "sendto one byte over the largest datagram");
+	CHECK_RET(sendto(fd, buf, max, 0, (struct sockaddr *)&ss, slen), max,
+		  "sendto the largest datagram");
+	flen = udp_max_recv(fd, family, pktinfo, got, sizeof(got), max, &from);
+	CHECK(!memcmp(got, buf, max), "the largest datagram came back changed");
+	CHECK(flen == slen && same_addr(&from, &ss), "the reply is not from the server");
+	ctl_send("DONE");
+	xclose(fd);
+}
+
+static void udp_max4(void)
+{
+	udp_max(AF_INET, false);
+}
+
+static void udp_max4_pktinfo(void)
+{
+	udp_max(AF_INET, true);
+}
+
+static void udp_max6(void)
+{
+	udp_max(AF_INET6, false);
+}
+
+static void udp_max6_pktinfo(void)
+{
+	udp_max(AF_INET6, true);
+}
+
 /* --------------------------------------------------- signals, fork, dup */
 
 static sig_atomic_t sigusr1s;
@@ -3857,6 +3995,8 @@ static const struct test_case cases[] = {
 	CASE("udp_errqueue_icmp", udp_errqueue_client, udp_refused_server),
 	CASE("udp_sendmsg_pktinfo", udp_pktinfo_send_client, udp_pktinfo_send_server),
 	CASE("udp_connect_unspec", udp_connect_unspec_client, udp_connect_unspec_server),
+	CASE("udp_max_datagram", udp_max4, udp_max4),
+	CASE("udp_max_datagram_pktinfo", udp_max4_pktinfo, udp_max4_pktinfo),
 	CASE("tcp_connect_unspec", tcp_connect_unspec_client, tcp_connect_unspec_server),
 	CASE("so_domain_protocol_type", so_domain, no_server),
 	CASE("ipv6_dualstack_listen.active", ipv6_dual_listen, ipv6_dual_listen),
@@ -3867,6 +4007,8 @@ static const struct test_case cases[] = {
 	CASE("ipv6_tcp", ipv6_tcp, ipv6_tcp),
 	CASE("ipv6_udp", ipv6_udp, ipv6_udp),
 	CASE("ipv6_udp_cmsg", ipv6_udp_cmsg, ipv6_udp_cmsg),
+	CASE("ipv6_udp_max_datagram", udp_max6, udp_max6),
+	CASE("ipv6_udp_max_datagram_pktinfo", udp_max6_pktinfo, udp_max6_pktinfo),
 	CASE("ipv6_dual_options", ipv6_dual_options, ipv6_dual_options),
 	CASE("ipv6_listen_twice", ipv6_listen_twice, ipv6_listen_twice),
 	CASE("signal_eintr", sig_eintr_client, sig_eintr_server),
