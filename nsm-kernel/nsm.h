@@ -147,7 +147,7 @@ struct nsm_sk_cbs {
 };
 
 /* Room for a bit per entry of nsm_opts[] (nsm_ops.c). */
-#define NSM_OPTS_MAX	128
+#define NSM_OPTS_MAX	192
 
 /**
  * struct nsm_sock - one guest socket served by a kernel socket

@@ -24,6 +24,7 @@
 #include <linux/cred.h>
 #include <linux/in.h>
 #include <linux/in6.h>
+#include <linux/inet_diag.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/tcp.h>
@@ -122,6 +123,9 @@ struct nsm_reply {
 		struct linger linger;
 		char name[TCP_CA_NAME_MAX];
 		u8 ipopt[MAX_IPOPTLEN];
+		union tcp_cc_info cc_info;
+		u8 tfo_key[TCP_FASTOPEN_KEY_BUF_LENGTH];
+		struct ip6_mtuinfo mtuinfo;
 		int val;
 	} u;
 };
@@ -1039,7 +1043,8 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
  *   when no interface reaches the group (nsm_opt_group());
  * - refused (@err): it would act outside the guest's tenancy on the NSM
  *   (-EPERM as for an unprivileged process, whatever the guest's
- *   privileges), or the NSM cannot serve it; reads 0 (it can never be on).
+ *   privileges), or the NSM cannot serve it; reads 0 (it can never be on),
+ *   or what Linux reads when it is off (nsm_getsockopt()).
  * Anything else answers -ENOPROTOOPT.  Documentation/netkernel/
  * sockopts.rst lists them with their reasons.
  */
@@ -1055,6 +1060,7 @@ static int nsm_op_close(struct nsm_req *rq, struct nsm_sock *ns,
 #define NSM_OPT_IF		0x200	/* names an interface: nsm_opt_if() */
 #define NSM_OPT_GROUP		0x400	/* a group's: nsm_opt_group() */
 #define NSM_OPT_LEAVE		0x800	/* NSM_OPT_GROUP: leaves one */
+#define NSM_OPT_BOOL		0x1000	/* NSM_OPT_KEEP: 0 or 1, else -EINVAL */
 
 struct nsm_opt {
 	int level;
@@ -1106,9 +1112,21 @@ static const struct nsm_opt nsm_opts[] = {
 	{ SOL_TCP, TCP_REPAIR, NSM_OPT_STREAM, -EPERM },
 	{ SOL_TCP, TCP_FASTOPEN_CONNECT, NSM_OPT_STREAM, -EOPNOTSUPP },
 	{ SOL_TCP, TCP_ULP, NSM_OPT_STREAM, -ENOENT },
+	{ SOL_TCP, TCP_THIN_DUPACK, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_TIMESTAMP, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_CC_INFO, NSM_OPT_STREAM | NSM_OPT_GET_ONLY },
+	{ SOL_TCP, TCP_MD5SIG_EXT, NSM_OPT_STREAM | NSM_OPT_SET_ONLY },
+	{ SOL_TCP, TCP_FASTOPEN_KEY, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_FASTOPEN_NO_COOKIE, NSM_OPT_STREAM },
+	{ SOL_TCP, TCP_SAVED_SYN, NSM_OPT_STREAM | NSM_OPT_GET_ONLY },
+	{ SOL_TCP, TCP_INQ, NSM_OPT_STREAM | NSM_OPT_KEEP | NSM_OPT_BOOL },
+	{ SOL_TCP, TCP_ZEROCOPY_RECEIVE, NSM_OPT_STREAM | NSM_OPT_GET_ONLY },
 	{ SOL_UDP, UDP_CORK, NSM_OPT_DGRAM },
 	{ SOL_UDP, UDP_SEGMENT, NSM_OPT_DGRAM },
 	{ SOL_UDP, UDP_GRO, NSM_OPT_DGRAM | NSM_OPT_KEEP },
+	{ SOL_UDP, UDP_NO_CHECK6_TX, NSM_OPT_DGRAM },
+	{ SOL_UDP, UDP_NO_CHECK6_RX, NSM_OPT_DGRAM },
+	{ SOL_UDP, UDP_ENCAP, NSM_OPT_DGRAM, -EPERM },
 	{ SOL_IP, IP_TOS, 0 },
 	{ SOL_IP, IP_TTL, 0 },
 	{ SOL_IP, IP_MTU_DISCOVER, 0 },
@@ -1118,6 +1136,15 @@ static const struct nsm_opt nsm_opts[] = {
 	{ SOL_IP, IP_BIND_ADDRESS_NO_PORT, 0 },
 	{ SOL_IP, IP_FREEBIND, 0 },
 	{ SOL_IP, IP_HDRINCL, NSM_OPT_GET_ONLY },	/* raw sockets only */
+	{ SOL_IP, IP_NODEFRAG, NSM_OPT_GET_ONLY },	/* raw sockets only */
+	{ SOL_IP, IP_MINTTL, 0 },
+	{ SOL_IP, IP_RECVERR_RFC4884, 0 },
+	{ SOL_IP, IP_LOCAL_PORT_RANGE, 0 },
+	{ SOL_IP, IP_PROTOCOL, NSM_OPT_GET_ONLY },
+	{ SOL_IP, IP_PKTOPTIONS, NSM_OPT_STREAM | NSM_OPT_GET_ONLY },
+	{ SOL_IP, IP_CHECKSUM, NSM_OPT_KEEP },
+	{ SOL_IP, IP_PASSSEC, NSM_OPT_KEEP },
+	{ SOL_IP, IP_ROUTER_ALERT, NSM_OPT_SET_ONLY, -EINVAL },	/* raw only */
 	{ SOL_IP, IP_PKTINFO, NSM_OPT_KEEP | NSM_OPT_ANC },
 	{ SOL_IP, IP_RECVERR, NSM_OPT_KEEP | NSM_OPT_ANC | NSM_OPT_ERRQ },
 	{ SOL_IP, IP_RECVTOS, NSM_OPT_KEEP | NSM_OPT_ANC },
@@ -1164,6 +1191,24 @@ static const struct nsm_opt nsm_opts[] = {
 	{ SOL_IPV6, IPV6_MTU, NSM_OPT_INET6 },
 	{ SOL_IPV6, IPV6_DONTFRAG, NSM_OPT_INET6 },
 	{ SOL_IPV6, IPV6_ADDR_PREFERENCES, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_MINHOPCOUNT, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_RECVFRAGSIZE, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_FREEBIND, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_AUTOFLOWLABEL, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_FLOWINFO_SEND, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_RECVERR_RFC4884, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_ROUTER_ALERT_ISOLATE, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_PATHMTU, NSM_OPT_INET6 | NSM_OPT_GET_ONLY },
+	{ SOL_IPV6, IPV6_PKTINFO, NSM_OPT_INET6 | NSM_OPT_SET_ONLY },
+	{ SOL_IPV6, IPV6_ADDRFORM, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_2292PKTOPTIONS, NSM_OPT_INET6 },
+	{ SOL_IPV6, IPV6_RECVHOPOPTS, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_FLOWINFO, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_2292PKTINFO, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_2292HOPLIMIT, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_2292HOPOPTS, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_2292DSTOPTS, NSM_OPT_INET6 | NSM_OPT_KEEP },
+	{ SOL_IPV6, IPV6_2292RTHDR, NSM_OPT_INET6 | NSM_OPT_KEEP },
 	{ SOL_IPV6, IPV6_RECVPKTINFO,
 	  NSM_OPT_INET6 | NSM_OPT_KEEP | NSM_OPT_ANC },
 	{ SOL_IPV6, IPV6_RECVERR,
@@ -1178,7 +1223,7 @@ static const struct nsm_opt nsm_opts[] = {
 	{ SOL_IPV6, IPV6_RECVORIGDSTADDR, NSM_OPT_INET6 | NSM_OPT_KEEP },
 	{ SOL_IPV6, IPV6_MULTICAST_HOPS, NSM_OPT_INET6 },
 	{ SOL_IPV6, IPV6_MULTICAST_LOOP,
-	  NSM_OPT_INET6 | NSM_OPT_KEEP | NSM_OPT_ON },
+	  NSM_OPT_INET6 | NSM_OPT_KEEP | NSM_OPT_ON | NSM_OPT_BOOL },
 	{ SOL_IPV6, IPV6_MULTICAST_ALL, NSM_OPT_INET6 },
 	{ SOL_IPV6, IPV6_MULTICAST_IF, NSM_OPT_INET6 | NSM_OPT_IF },
 	{ SOL_IPV6, IPV6_UNICAST_IF, NSM_OPT_INET6 | NSM_OPT_IF },
@@ -1203,6 +1248,14 @@ static const struct nsm_opt nsm_opts[] = {
 	{ SOL_IPV6, IPV6_TRANSPARENT, NSM_OPT_INET6, -EPERM },
 	{ SOL_IPV6, IPV6_IPSEC_POLICY, NSM_OPT_INET6 | NSM_OPT_SET_ONLY, -EPERM },
 	{ SOL_IPV6, IPV6_XFRM_POLICY, NSM_OPT_INET6 | NSM_OPT_SET_ONLY, -EPERM },
+	/* Sticky headers: read back empty (nsm_getsockopt()). */
+	{ SOL_IPV6, IPV6_HOPOPTS, NSM_OPT_INET6, -EPERM },
+	{ SOL_IPV6, IPV6_DSTOPTS, NSM_OPT_INET6, -EPERM },
+	{ SOL_IPV6, IPV6_RTHDRDSTOPTS, NSM_OPT_INET6, -EPERM },
+	{ SOL_IPV6, IPV6_RTHDR, NSM_OPT_INET6, -EPERM },
+	{ SOL_IPV6, IPV6_JOIN_ANYCAST, NSM_OPT_INET6 | NSM_OPT_SET_ONLY, -EPERM },
+	{ SOL_IPV6, IPV6_LEAVE_ANYCAST, NSM_OPT_INET6 | NSM_OPT_SET_ONLY, -ENOENT },
+	{ SOL_IPV6, IPV6_FLOWLABEL_MGR, NSM_OPT_INET6, -EPERM },
 };
 
 /*
@@ -1300,8 +1353,7 @@ static int nsm_opt_keep(struct nsm_sock *ns, const struct nsm_opt *o,
 		v = len ? val[0] : 0;
 	else
 		return -EINVAL;
-	if (o->level == SOL_IPV6 && o->name == IPV6_MULTICAST_LOOP &&
-	    v != !!v)
+	if ((o->flags & NSM_OPT_BOOL) && v != !!v)
 		return -EINVAL;
 	if (!(o->flags & NSM_OPT_ANC) || !ns->anc)
 		goto keep;
@@ -1458,6 +1510,46 @@ static bool nsm_ip_options_srr(const u8 *val, u32 len)
 	return false;
 }
 
+/*
+ * Options carried only in part; the rest answers as Linux answers where
+ * it cannot serve the value (sockopts.rst).  Return: 0 to carry it, or
+ * the answer.
+ */
+static int nsm_opt_partial(struct nsm_sock *ns, const struct nsm_opt *o,
+			   const u8 *val, u32 len)
+{
+	struct in6_pktinfo pi;
+	int v = 0;
+
+	if (len >= sizeof(v))
+		memcpy(&v, val, sizeof(v));
+	switch (o->level << 16 | o->name) {
+	case SOL_IP << 16 | IP_OPTIONS:
+		if (!nsm_ip_options_srr(val, len))
+			return 0;
+		pr_info_ratelimited("guest %u: socket %u: source route refused\n",
+				    ns->guest, ns->id);
+		return -EPERM;
+	case SOL_IPV6 << 16 | IPV6_PKTINFO:
+		/* Only "none": an index or a source would be the NSM's. */
+		if (len < sizeof(pi))
+			return -EINVAL;
+		memcpy(&pi, val, sizeof(pi));
+		return pi.ipi6_ifindex || !ipv6_addr_any(&pi.ipi6_addr) ?
+		       -EINVAL : 0;
+	case SOL_IPV6 << 16 | IPV6_2292PKTOPTIONS:
+		/* Sticky headers in control messages: none, as IPV6_HOPOPTS. */
+		return len >= sizeof(struct cmsghdr) ? -EPERM : 0;
+	case SOL_IPV6 << 16 | IPV6_ADDRFORM:
+		/* The guest's socket stays AF_INET6. */
+		if (len < sizeof(v) || v != AF_INET)
+			return -EINVAL;
+		return ns->sock->sk->sk_state != TCP_ESTABLISHED ? -ENOTCONN :
+								   -EBUSY;
+	}
+	return 0;
+}
+
 static int nsm_op_setsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 			     struct nsm_reply *rp)
 {
@@ -1487,12 +1579,9 @@ static int nsm_op_setsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 		if (err)
 			return err;
 	}
-	if (o->level == SOL_IP && o->name == IP_OPTIONS &&
-	    nsm_ip_options_srr(val, len)) {
-		pr_info_ratelimited("guest %u: socket %u: source route refused\n",
-				    ns->guest, ns->id);
-		return -EPERM;
-	}
+	err = nsm_opt_partial(ns, o, val, len);
+	if (err)
+		return err;
 	err = nsm_setsockopt_guest(ns->sock, o->level, o->name, val, len);
 	if (err)
 		return err;
@@ -1600,10 +1689,56 @@ static int nsm_addr_preferences(u8 prefs)
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
 #define nsm_cmsg_flags(sk)		READ_ONCE(inet_sk(sk)->inet_flags)
 #define nsm_inet6_flag(sk, field, bit)	inet6_test_bit(bit, sk)
+#define nsm_local_port_range(sk)	READ_ONCE(inet_sk(sk)->local_port_range)
+#define nsm_tcp_timestamp(tp)		tcp_clock_ts((tp)->tcp_usec_ts)
 #else
 #define nsm_cmsg_flags(sk)		(inet_sk(sk)->cmsg_flags)
 #define nsm_inet6_flag(sk, field, bit)	(inet6_sk(sk)->field)
+#define nsm_local_port_range(sk)				\
+	(inet_sk(sk)->local_port_range.hi << 16 |		\
+	 inet_sk(sk)->local_port_range.lo)
+#define nsm_tcp_timestamp(tp)		tcp_time_stamp_raw()
 #endif
+
+/* TCP_CC_INFO: what the congestion control of @sk tells, if anything. */
+static int nsm_get_cc_info(struct sock *sk, union tcp_cc_info *info)
+{
+	const struct tcp_congestion_ops *ca_ops;
+	size_t sz = 0;
+	int attr;
+
+	rcu_read_lock();
+	ca_ops = READ_ONCE(inet_csk(sk)->icsk_ca_ops);
+	if (ca_ops && ca_ops->get_info)
+		sz = ca_ops->get_info(sk, ~0U, &attr, info);
+	rcu_read_unlock();
+	return sz;
+}
+
+/*
+ * TCP_FASTOPEN_KEY: the keys the guest gave this socket, as
+ * tcp_fastopen_get_cipher() reads them; never the NSM's own (its
+ * namespace's), which Linux reads when the socket has none.
+ */
+static int nsm_get_fastopen_key(struct sock *sk, u8 *key)
+{
+	struct tcp_fastopen_context *ctx;
+	int i, n = 0;
+
+	rcu_read_lock();
+	ctx = tcp_fastopen_get_ctx(sk);
+	if (ctx) {
+		n = tcp_fastopen_context_len(ctx);
+		for (i = 0; i < n; i++) {
+			put_unaligned_le64(ctx->key[i].key[0],
+					   key + i * TCP_FASTOPEN_KEY_LENGTH);
+			put_unaligned_le64(ctx->key[i].key[1],
+					   key + i * TCP_FASTOPEN_KEY_LENGTH + 8);
+		}
+	}
+	rcu_read_unlock();
+	return n * TCP_FASTOPEN_KEY_LENGTH;
+}
 
 /*
  * Read an option as getsockopt(2) would, @optlen the room the guest gave.
@@ -1618,7 +1753,7 @@ static int nsm_getsockopt(struct nsm_sock *ns, const struct nsm_opt *o,
 	struct sock *sk = ns->sock->sk;
 	struct inet_connection_sock *icsk = inet_csk(sk);
 	int *v = &rp->u.val;
-	int len = sizeof(*v);
+	int len = sizeof(*v), mtu;
 
 	switch (o->level << 16 | o->name) {
 	case SOL_TCP << 16 | TCP_INFO:
@@ -1632,6 +1767,38 @@ static int nsm_getsockopt(struct nsm_sock *ns, const struct nsm_opt *o,
 	case SOL_TCP << 16 | TCP_REPAIR_WINDOW:
 		return optlen != sizeof(struct tcp_repair_window) ? -EINVAL :
 								     -EPERM;
+	case SOL_TCP << 16 | TCP_CC_INFO:
+		return nsm_get_cc_info(sk, &rp->u.cc_info);
+	case SOL_TCP << 16 | TCP_FASTOPEN_KEY:
+		return nsm_get_fastopen_key(sk, rp->u.tfo_key);
+	case SOL_TCP << 16 | TCP_ZEROCOPY_RECEIVE:
+		return -EINVAL;		/* no mapping of the NSM's socket */
+	case SOL_TCP << 16 | TCP_SAVED_SYN:	/* the SYN is the NSM's */
+	case SOL_IP << 16 | IP_PKTOPTIONS:
+	case SOL_IPV6 << 16 | IPV6_HOPOPTS:
+	case SOL_IPV6 << 16 | IPV6_DSTOPTS:
+	case SOL_IPV6 << 16 | IPV6_RTHDRDSTOPTS:
+	case SOL_IPV6 << 16 | IPV6_RTHDR:
+		return 0;		/* none */
+	case SOL_IPV6 << 16 | IPV6_2292PKTOPTIONS:
+		return ns->type == SOCK_STREAM ? 0 : -ENOPROTOOPT;
+	case SOL_IPV6 << 16 | IPV6_FLOWLABEL_MGR:
+		return optlen < sizeof(struct in6_flowlabel_req) ? -EINVAL :
+								   -ENOENT;
+	case SOL_IPV6 << 16 | IPV6_PATHMTU:
+		if (optlen < sizeof(rp->u.mtuinfo))
+			return -EINVAL;
+		len = nsm_get_path_mtu(sk, &mtu);
+		if (len < 0)
+			return len;
+		memset(&rp->u.mtuinfo, 0, sizeof(rp->u.mtuinfo));
+		rp->u.mtuinfo.ip6m_mtu = mtu;
+		return sizeof(rp->u.mtuinfo);
+	case SOL_IPV6 << 16 | IPV6_ADDRFORM:
+		if (READ_ONCE(sk->sk_state) != TCP_ESTABLISHED)
+			return -ENOTCONN;
+		*v = AF_INET6;
+		return len;
 	}
 	if (o->flags & NSM_OPT_KEEP) {
 		*v = test_bit(nsm_opt_bit(o), ns->kept_opts) !=
@@ -1775,6 +1942,60 @@ static int nsm_getsockopt(struct nsm_sock *ns, const struct nsm_opt *o,
 		break;
 	case SOL_IP << 16 | IP_UNICAST_IF:
 		*v = (__force int)htonl(READ_ONCE(inet_sk(sk)->uc_index));
+		break;
+	case SOL_IP << 16 | IP_NODEFRAG:
+		*v = nsm_inet_flag(sk, nodefrag, NODEFRAG);
+		break;
+	case SOL_IP << 16 | IP_MINTTL:
+		*v = READ_ONCE(inet_sk(sk)->min_ttl);
+		break;
+	case SOL_IP << 16 | IP_RECVERR_RFC4884:
+		*v = nsm_inet_flag(sk, recverr_rfc4884, RECVERR_RFC4884);
+		break;
+	case SOL_IP << 16 | IP_LOCAL_PORT_RANGE:
+		*v = nsm_local_port_range(sk);
+		break;
+	case SOL_IP << 16 | IP_PROTOCOL:
+		*v = inet_sk(sk)->inet_num;
+		break;
+	case SOL_TCP << 16 | TCP_THIN_DUPACK:
+		*v = 0;			/* no longer does anything */
+		break;
+	case SOL_TCP << 16 | TCP_TIMESTAMP:
+		*v = nsm_tcp_timestamp(tcp_sk(sk)) +
+		     READ_ONCE(tcp_sk(sk)->tsoffset);
+		break;
+	case SOL_TCP << 16 | TCP_FASTOPEN_NO_COOKIE:
+		*v = tcp_sk(sk)->fastopen_no_cookie;
+		break;
+	case SOL_UDP << 16 | UDP_NO_CHECK6_TX:
+		*v = udp_get_no_check6_tx(sk);
+		break;
+	case SOL_UDP << 16 | UDP_NO_CHECK6_RX:
+		*v = udp_get_no_check6_rx(sk);
+		break;
+	case SOL_IPV6 << 16 | IPV6_MINHOPCOUNT:
+		*v = READ_ONCE(inet6_sk(sk)->min_hopcount);
+		break;
+	case SOL_IPV6 << 16 | IPV6_RECVFRAGSIZE:
+		*v = inet6_sk(sk)->rxopt.bits.recvfragsize;
+		break;
+	case SOL_IPV6 << 16 | IPV6_FREEBIND:
+		*v = nsm_inet_flag(sk, freebind, FREEBIND);
+		break;
+	case SOL_IPV6 << 16 | IPV6_AUTOFLOWLABEL:
+		*v = nsm_inet6_flag(sk, autoflowlabel_set, AUTOFLOWLABEL_SET) ?
+		     nsm_inet6_flag(sk, autoflowlabel, AUTOFLOWLABEL) :
+		     ip6_default_np_autolabel(sock_net(sk));
+		break;
+	case SOL_IPV6 << 16 | IPV6_FLOWINFO_SEND:
+		*v = nsm_inet6_flag(sk, sndflow, SNDFLOW);
+		break;
+	case SOL_IPV6 << 16 | IPV6_RECVERR_RFC4884:
+		*v = nsm_inet6_flag(sk, recverr_rfc4884, RECVERR6_RFC4884);
+		break;
+	case SOL_IPV6 << 16 | IPV6_ROUTER_ALERT_ISOLATE:
+		*v = nsm_inet6_flag(sk, rtalert_isolate, RTALERT_ISOLATE);
 		break;
 	case SOL_TCP << 16 | TCP_TX_DELAY:
 		*v = READ_ONCE(tcp_sk(sk)->tcp_tx_delay);
