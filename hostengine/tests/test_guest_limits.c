@@ -297,10 +297,10 @@ static void t_weight_to_nsm(void **state)
 	pos = tnsm_log_count(W.nsm);
 	assert_int_equal(h_socket(W.vm1, id1, AF_INET, SOCK_STREAM, 65536, NULL), 0);
 	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
-	assert_int_equal(r.h.arg[3], H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
+	assert_int_equal(r.h.arg[3], NK_SOCK_URG | H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
 	assert_int_equal(h_socket(W.vm2, id2, AF_INET, SOCK_STREAM, 65536, NULL), 0);
 	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
-	assert_int_equal(r.h.arg[3], H_WEIGHT(3) | (uint64_t)H_ID_VM2 << 32);
+	assert_int_equal(r.h.arg[3], NK_SOCK_URG | H_WEIGHT(3) | (uint64_t)H_ID_VM2 << 32);
 	assert_int_equal((r.h.arg[3] & NK_SOCK_WEIGHT_MASK) >> NK_SOCK_WEIGHT_SHIFT, 3);
 	h_close(W.vm1, id1);
 	h_close(W.vm2, id2);

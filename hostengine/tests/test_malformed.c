@@ -1007,11 +1007,11 @@ static void t_urgent_data(void **state)
 	pos = tnsm_log_count(W.nsm);
 	assert_int_equal(h_socket(W.vm1, st, 2, 1, 65536, NULL), 0);
 	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
-	assert_int_equal(r.h.arg[3], NK_SOCK_URG | (uint64_t)H_ID_VM1 << 32);
+	assert_int_equal(r.h.arg[3], NK_SOCK_URG | H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
 	stn = h_nsm_id(H_VM1, st);
 	assert_int_equal(h_socket(W.vm1, dg, 2, 2, 65536, NULL), 0);
 	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
-	assert_int_equal(r.h.arg[3], NK_SOCK_ANC | (uint64_t)H_ID_VM1 << 32);
+	assert_int_equal(r.h.arg[3], NK_SOCK_ANC | H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
 	dgn = h_nsm_id(H_VM1, dg);
 
 	/* 10 bytes of stream, then urgent data at 12: it passes as it is. */
