@@ -901,6 +901,20 @@ static void anc_ttl(uint8_t *p)
 }
 
 /*
+ * A socket of vm1's (IPv4, @type) made at the NSM: the SOCKET the NSM gets
+ * carries @flags, vm1's weight and id in a3.  Its NSM id.
+ */
+static uint32_t vm1_socket_at_nsm(size_t *pos, uint32_t id, int type, uint64_t flags)
+{
+	struct tnsm_rec r;
+
+	assert_int_equal(h_socket(W.vm1, id, AF_INET, type, 65536, NULL), 0);
+	h_nsm_expect(pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
+	assert_int_equal(r.h.arg[3], flags | H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
+	return h_nsm_id(H_VM1, id);
+}
+
+/*
  * protocol.rst, "Ancillary data": a datagram socket of a guest and NSM that
  * agreed NK_FEAT_ANC reaches the NSM marked NK_SOCK_ANC, and its SOCKET
  * reply lists the guest's addresses; an EV_DATA's struct nk_anc passes
@@ -934,10 +948,7 @@ static void t_ancillary_data(void **state)
 	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
 	assert_int_equal(r.h.arg[3], NK_SOCK_ANC | H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
 	dgn = h_nsm_id(H_VM1, dg);
-	assert_int_equal(h_socket(W.vm1, st, 2, 1, 65536, NULL), 0);
-	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
-	assert_int_equal(r.h.arg[3], NK_SOCK_URG | H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
-	stn = h_nsm_id(H_VM1, st);
+	stn = vm1_socket_at_nsm(&pos, st, SOCK_STREAM, NK_SOCK_URG);
 
 	/* A good one passes as it is; credit counts the 10 bytes of data. */
 	anc_ttl(buf);
@@ -988,7 +999,6 @@ static void t_urgent_data(void **state)
 	uint32_t st = h_new_sock_id(), dg = h_new_sock_id(), stn, dgn;
 	struct h_counters n0, g0;
 	struct nk_hdr h, rep;
-	struct tnsm_rec r;
 	uint8_t data[10], rbuf[64];
 	size_t pos;
 	int i;
@@ -1005,14 +1015,8 @@ static void t_urgent_data(void **state)
 
 	(void)state;
 	pos = tnsm_log_count(W.nsm);
-	assert_int_equal(h_socket(W.vm1, st, 2, 1, 65536, NULL), 0);
-	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
-	assert_int_equal(r.h.arg[3], NK_SOCK_URG | H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
-	stn = h_nsm_id(H_VM1, st);
-	assert_int_equal(h_socket(W.vm1, dg, 2, 2, 65536, NULL), 0);
-	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &r);
-	assert_int_equal(r.h.arg[3], NK_SOCK_ANC | H_WEIGHT(1) | (uint64_t)H_ID_VM1 << 32);
-	dgn = h_nsm_id(H_VM1, dg);
+	stn = vm1_socket_at_nsm(&pos, st, SOCK_STREAM, NK_SOCK_URG);
+	dgn = vm1_socket_at_nsm(&pos, dg, SOCK_DGRAM, NK_SOCK_ANC);
 
 	/* 10 bytes of stream, then urgent data at 12: it passes as it is. */
 	memset(data, 'd', sizeof(data));
