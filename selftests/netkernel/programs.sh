@@ -143,11 +143,8 @@ grep -q "^www-data:" /etc/group 2>/dev/null || echo "www-data:x:33:" >>/etc/grou
 head -c 1048576 /dev/urandom >/var/www/html/file
 : >/var/log/nginx/error.log
 nginx
-i=0
-until grep -Eqs ":0050 [0-9A-F]+:0000 0A|:80 " /proc/net/netkernel /proc/net/tcp /proc/net/tcp6; do
-	[ $i -lt 100 ] || { echo "nginx does not listen"; cat /var/log/nginx/error.log; exit 1; }
-	sleep 0.2; i=$((i + 1))
-done
+. /lib/nk-lab.sh
+nk_wait_listen tcp 80 nginx /var/log/nginx/error.log || exit 1
 sha256sum /var/www/html/file') || rc=1
 	sha=${out##*$'\n'}
 	sha=${sha%% *}
@@ -520,11 +517,8 @@ grep -qs "^nogroup:" /etc/group || echo "nogroup:x:65534:" >>/etc/group
 chmod 600 /etc/ssh/nk_host_ed25519_key
 /usr/sbin/sshd -D -e -f /etc/ssh/nk_sshd_config >/tmp/sshd.log 2>&1 &
 echo $! >/tmp/sshd.pid
-i=0
-until grep -Eqs ":0016 [0-9A-F]+:0000 0A|:22 " /proc/net/netkernel /proc/net/tcp /proc/net/tcp6; do
-	[ $i -lt 100 ] || { echo "sshd does not listen"; cat /tmp/sshd.log; exit 1; }
-	sleep 0.2; i=$((i + 1))
-done' 2>&1) || {
+. /lib/nk-lab.sh
+nk_wait_listen tcp 22 sshd /tmp/sshd.log' 2>&1) || {
 		ktap_diag "sshd did not start in $vm:" "$out"
 		topo_exec "$vm" 30 'kill $(cat /tmp/sshd.pid) 2>/dev/null' >/dev/null 2>&1 || true
 		return 1
@@ -562,11 +556,8 @@ printf "%s %s
 " '"$prog_dns_a $prog_dns_name $prog_dns_aaaa $prog_dns_name"' >/tmp/dns-hosts
 dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --addn-hosts=/tmp/dns-hosts 	--user=root --group=root --pid-file= --log-queries --log-facility=- >/tmp/dnsmasq.log 2>&1 &
 echo $! >/tmp/dnsmasq.pid
-i=0
-until grep -Eqs ":0035 0+:0000 07|:53 " /proc/net/netkernel /proc/net/udp; do
-	[ $i -lt 100 ] || { echo "dnsmasq does not listen"; cat /tmp/dnsmasq.log; exit 1; }
-	sleep 0.2; i=$((i + 1))
-done' 2>&1) || {
+. /lib/nk-lab.sh
+nk_wait_listen udp 53 dnsmasq /tmp/dnsmasq.log' 2>&1) || {
 		ktap_diag "dnsmasq did not start in $vm:" "$out"
 		topo_exec "$vm" 30 'kill $(cat /tmp/dnsmasq.pid) 2>/dev/null' >/dev/null 2>&1 || true
 		return 1
@@ -590,11 +581,8 @@ mkdir -p /tmp/www
 head -c 262144 /dev/urandom >/tmp/www/file
 busybox httpd -f -p 8080 -h /tmp/www &
 pid=$!
-i=0
-until grep -Eqs ":1F90 [0-9A-F]+:0000 0A|:8080 " /proc/net/netkernel /proc/net/tcp /proc/net/tcp6; do
-	[ $i -lt 100 ] || { echo "httpd does not listen"; exit 1; }
-	sleep 0.2; i=$((i + 1))
-done
+. /lib/nk-lab.sh
+nk_wait_listen tcp 8080 httpd || exit 1
 want=$(sha256sum </tmp/www/file)
 for url in http://localhost:8080/file http://127.0.0.1:8080/file "http://[::1]:8080/file"; do
 	rm -f /tmp/got

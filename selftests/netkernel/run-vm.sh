@@ -236,15 +236,11 @@ vm_server_start() {
 }
 
 vm_server_spawn() {
-	local vm=$1 port_hex
-	port_hex=$(printf '%04X' "$suite_port")
+	local vm=$1
 	lab_vm_exec "$vm" 60 "$(suite_server "$guest_bin" 0.0.0.0) >/tmp/nk_sockets-server.log 2>&1 &
 echo \$! >/tmp/nk_sockets-server.pid
-i=0
-until grep -Eqs ':$suite_port |:$port_hex [0-9A-F]+:0000 0A' /proc/net/netkernel /proc/net/tcp /proc/net/tcp6; do
-	[ \$i -lt 100 ] || { echo 'the server does not listen'; cat /tmp/nk_sockets-server.log; exit 1; }
-	sleep 0.2; i=\$((i + 1))
-done"
+. /lib/nk-lab.sh
+nk_wait_listen tcp $suite_port 'the server' /tmp/nk_sockets-server.log"
 }
 
 # vm_server_stop VM: stop it; its log to stdout.

@@ -18,6 +18,30 @@
 
 NK_LAB_MODULES=/etc/nk-lab/modules
 
+# nk_wait_listen tcp|udp PORT WHAT [LOG]: wait, 20 s at most, until a
+# socket listens on PORT: a NetKernel one (/proc/net/netkernel) or a
+# native one (a TCP listener in /proc/net/tcp or tcp6, an unconnected UDP
+# socket in /proc/net/udp).  Else say that WHAT does not listen, show LOG
+# and fail.
+nk_wait_listen() {
+	_wl_hex=$(printf '%04X' "$2") _wl_i=0
+	if [ "$1" = udp ]; then
+		_wl_re=":$_wl_hex 0+:0000 07|:$2 " _wl_files=/proc/net/udp
+	else
+		_wl_re=":$_wl_hex [0-9A-F]+:0000 0A|:$2 " _wl_files="/proc/net/tcp /proc/net/tcp6"
+	fi
+	# shellcheck disable=SC2086 # the file names are words
+	until grep -Eqs "$_wl_re" /proc/net/netkernel $_wl_files; do
+		if [ $_wl_i -ge 100 ]; then
+			echo "$3 does not listen"
+			[ -z "${4:-}" ] || cat "$4"
+			return 1
+		fi
+		sleep 0.2
+		_wl_i=$((_wl_i + 1))
+	done
+}
+
 nk_log() {
 	echo "NK-LAB: $*"
 }
