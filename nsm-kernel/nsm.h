@@ -29,7 +29,7 @@ enum nsm_stat {
 	NSM_S_EVENTS,		/* events (and CREDIT) queued */
 	NSM_S_BYTES_FROM_GUESTS,	/* SEND payload taken */
 	NSM_S_BYTES_TO_GUESTS,	/* EV_DATA payload sent */
-	NSM_S_DGRAM_DROPS,	/* datagrams too large for max_payload */
+	NSM_S_DGRAM_DROPS,	/* datagrams too large for max_payload or credit */
 	NSM_S_SOCKETS_OPENED,	/* SOCKET and ACCEPT that succeeded */
 	NSM_S_SOCKETS_CLOSED,	/* kernel sockets released */
 	NSM_S_XMIT_FAILED,	/* messages the transport refused */

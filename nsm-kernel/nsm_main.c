@@ -43,7 +43,11 @@
  * - Memory is bounded by credits in both directions.  World to guest: data
  *   is read from a kernel socket only as far as the guest's credit allows
  *   (nsm_sock.tx); the rest stays in the socket's receive queue, so TCP's
- *   window closes.  Guest to world: each socket announces buf_alloc (module
+ *   window closes.  A datagram larger than the guest's whole credit (its
+ *   buf_alloc: a guest may announce less than the largest datagram) can
+ *   never go: it is dropped and counted (dgram_drops), as UDP drops what
+ *   its receive buffer cannot take, and the datagrams after it go on.
+ *   Guest to world: each socket announces buf_alloc (module
  *   parameter) and keeps what the kernel socket did not take on its txq;
  *   fwd_cnt advances as the kernel takes bytes.  ev_work also stops reading
  *   while more than out_limit bytes wait for the requestq.

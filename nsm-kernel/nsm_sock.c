@@ -778,8 +778,15 @@ static bool nsm_read_dgram(struct nsm_sock *ns, struct socket *sock)
 			nsm_event(ns, NK_EV_ERROR, size, 0);
 			continue;
 		}
-		/* Too large, or heard by the socket the peer is not on. */
-		if (size > room || (ns->dgram_peer && sock != ns->dgram_peer)) {
+		/*
+		 * Too large for a message or for the guest's whole credit
+		 * (it announced less than this datagram: it waits for no
+		 * credit, as UDP drops what its receive buffer cannot take,
+		 * and the ones after it go on), or heard by the socket the
+		 * peer is not on.
+		 */
+		if (size > room || size > ns->tx.peer_buf_alloc ||
+		    (ns->dgram_peer && sock != ns->dgram_peer)) {
 			memset(&msg, 0, sizeof(msg));
 			nsm_recv_from(sock, &msg, NULL, 0, 0);
 			nsm_count(ns->nsm, NSM_S_DGRAM_DROPS, 1);

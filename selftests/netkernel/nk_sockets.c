@@ -2543,6 +2543,85 @@ static void udp_trunc_server(void)
 }
 
 /*
+ * A datagram the receiver cannot hold does not hold up the ones after it:
+ * Linux queues a datagram when the socket's queue is within its rcvbuf
+ * and drops it otherwise (SO_RXQ_OVFL), and the next ones still come.
+ * The server sends 30000 bytes, then "s1", "s2", "s3".  On a NetKernel
+ * guest the socket is made with the window budget spent (window_total=1
+ * for the socket() call, root only), so it announces the NSM only
+ * NK_WINDOW_MIN (16 KiB) of credit: the NSM drops the large datagram,
+ * which can never fit, and counts it (protocol.rst, "Flow control").
+ * Natively (and on the guest's loopback) it arrives first.
+ */
+#define NK_WINDOW_TOTAL "/sys/module/af_netkernel/parameters/window_total"
+#define UDP_BIG		30000
+
+/* Write @val to af_netkernel's window_total; the old value to @old. */
+static bool window_total_set(const char *val, char *old, size_t size)
+{
+	FILE *f = fopen(NK_WINDOW_TOTAL, "r+");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = !old || fgets(old, (int)size, f);
+	ok = ok && !fseek(f, 0, SEEK_SET) && fputs(val, f) >= 0;
+	return !fclose(f) && ok;
+}
+
+static void udp_beyond_credit_client(void)
+{
+	struct sockaddr_in sin = sin4((struct in_addr){ INADDR_ANY }, 0);
+	static uint8_t buf[UDP_BIG + 1];
+	char old[32] = "";
+	bool spent;
+	ssize_t n;
+	int i, fd;
+
+	spent = window_total_set("1", old, sizeof(old));
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (spent && !window_total_set(old, NULL, 0))
+		CHECK(0, "window_total not restored to %s", old);
+	CHECK(fd >= 0, "socket: %s", strerror(errno));
+	CHECK_OK(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), "bind");
+	ctl_send("PORT %u", ntohs(sock_name4(fd, false).sin_port));
+	ctl_expect("SENT");
+	step = "the datagrams after the large one";
+	n = udp_recv(fd, buf, sizeof(buf), 0, NULL);
+	if (n == UDP_BIG)
+		n = udp_recv(fd, buf, sizeof(buf), 0, NULL);
+	for (i = 1; i <= 3; i++) {
+		CHECK(n == 2 && buf[0] == 's' && buf[1] == '0' + i,
+		      "datagram %d: %zd bytes \"%.2s\", expected \"s%d\"",
+		      i, n, n > 0 ? (char *)buf : "", i);
+		if (i < 3)
+			n = udp_recv(fd, buf, sizeof(buf), 0, NULL);
+	}
+	CHECK_ERR(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), EAGAIN, "recv, nothing more");
+	xclose(fd);
+}
+
+static void udp_beyond_credit_server(void)
+{
+	static uint8_t buf[UDP_BIG];
+	struct sockaddr_in to;
+	int fd;
+
+	to = peer_port(ctl_recv_long("PORT"));
+	fd = xsocket(AF_INET, SOCK_DGRAM);
+	CHECK_OK(connect(fd, (struct sockaddr *)&to, sizeof(to)), "connect");
+	memset(buf, 'b', sizeof(buf));
+	CHECK_RET(send(fd, buf, sizeof(buf), 0), UDP_BIG, "send the large datagram");
+	sleep_ms(50);
+	CHECK_RET(send(fd, "s1", 2, 0), 2, "send");
+	CHECK_RET(send(fd, "s2", 2, 0), 2, "send");
+	CHECK_RET(send(fd, "s3", 2, 0), 2, "send");
+	sleep_ms(200);
+	ctl_send("SENT");
+	xclose(fd);
+}
+
+/*
  * connect(AF_UNSPEC) dissolves a UDP association: no peer, send() without
  * an address fails with EDESTADDRREQ, and datagrams from anyone arrive.
  */
@@ -4199,6 +4278,7 @@ static const struct test_case cases[] = {
 	CASE("udp_sendto_recvfrom", udp_sendto_client, udp_sendto_server),
 	CASE("udp_connected", udp_connected_client, udp_connected_server),
 	CASE("udp_boundaries_msg_trunc", udp_trunc_client, udp_trunc_server),
+	CASE("udp_dgram_beyond_credit", udp_beyond_credit_client, udp_beyond_credit_server),
 	CASE("udp_econnrefused", udp_refused_client, udp_refused_server),
 	CASE("udp_cmsg_pktinfo_tos_ttl_timestamp", udp_cmsg_client, udp_cmsg_server),
 	CASE("udp_errqueue_icmp", udp_errqueue_client, udp_refused_server),
