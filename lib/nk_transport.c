@@ -131,6 +131,11 @@ module_param(max_payload, uint, 0444);
 MODULE_PARM_DESC(max_payload,
 		 "Payload size proposed in HELLO, 2048..65635 (default 65635: the largest datagram with its control messages; eventq buffers of 128 KiB, 65472 for 64 KiB ones)");
 
+static unsigned long long feature_mask = NK_FEAT_ALL;
+module_param(feature_mask, ullong, 0444);
+MODULE_PARM_DESC(feature_mask,
+		 "Feature bits (NK_FEAT_*) this module may offer in HELLO (default all it has; fewer make it an endpoint from before them, e.g. 63 a guest without NK_FEAT_URG, for tests)");
+
 static unsigned int event_bufs = 64;
 module_param(event_bufs, uint, 0444);
 MODULE_PARM_DESC(event_bufs,
@@ -1180,7 +1185,7 @@ static void nk_dev_shutdown(struct nk_dev *nd)
 
 static int nk_hello(struct nk_dev *nd)
 {
-	u64 features = nd->ops->features;
+	u64 features = nd->ops->features & feature_mask;
 	char name[NK_HELLO_REPLY_MAX];
 	struct nk_reply reply = { .buf = name, .buf_len = sizeof(name) };
 	struct nk_txbuf *tb;

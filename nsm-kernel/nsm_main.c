@@ -124,7 +124,10 @@
  *   the byte when tcp_urg() has it (urg_data TCP_URG_VALID, set to
  *   TCP_URG_READ as recv(MSG_OOB) does) and sends EV_URG with the byte's
  *   stream sequence number before the EV_DATA that carries it; the guest
- *   skips it or not (nsm_sock.c, nk_af.c).  Other sockets are as before.
+ *   skips it or not (nsm_sock.c, nk_af.c).  Other sockets keep the
+ *   guest's SO_OOBINLINE; without it, at a mark whose byte has arrived,
+ *   ev_work reads on and tcp_recvmsg() skips the byte, as for a native
+ *   reader (nsm_stream_inq()): the stream never stops at the mark.
  *
  * - Owners.  Each guest's kernel sockets belong to a uid of their own,
  *   1000000000 + the guest's endpoint id (socket inode and sk_uid; guest

@@ -1585,6 +1585,10 @@ static int nsm_op_setsockopt(struct nsm_req *rq, struct nsm_sock *ns,
 	err = nsm_setsockopt_guest(ns->sock, o->level, o->name, val, len);
 	if (err)
 		return err;
+	/* Inline, an urgent byte waiting alone at the mark is data to read. */
+	if (o->level == SOL_SOCKET && o->name == SO_OOBINLINE &&
+	    ns->type == SOCK_STREAM)
+		nsm_sock_kick(ns);
 	if (!(o->flags & NSM_OPT_SET_ONLY))
 		__set_bit(nsm_opt_bit(o), ns->set_opts);
 	/* The answer is ns->sock's; a dual-stack socket's IPv6 half follows. */

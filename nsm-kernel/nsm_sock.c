@@ -545,6 +545,34 @@ static void nsm_urg_event(struct nsm_sock *ns, u8 byte, u32 mark)
 	nsm_xmit(ns->nsm, ns, out);
 }
 
+/*
+ * The bytes ev_work may read from @sk (owned) now: tcp_inq(), which stops
+ * at an urgent mark until the byte there is read, unless SO_OOBINLINE.
+ * A socket whose guest takes urgent data keeps SO_OOBINLINE
+ * (nsm_urg_inline()); on any other (its guest did not agree NK_FEAT_URG)
+ * the guest's own SO_OOBINLINE decides, and the NSM, which never reads
+ * MSG_OOB for it, would wait at the mark for ever.  So there, at a mark
+ * whose byte has arrived, the bytes after the byte count: tcp_recvmsg()
+ * skips the byte, as it does for a native reader without SO_OOBINLINE,
+ * and reads on.  The guest gets the stream without the byte.
+ */
+static u32 nsm_stream_inq(struct nsm_sock *ns, struct sock *sk)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+	u32 avail = tcp_inq(sk);
+
+	if (avail || ns->urg || sock_flag(sk, SOCK_URGINLINE) ||
+	    !READ_ONCE(tp->urg_data) || tp->urg_seq != tp->copied_seq ||
+	    !before(tp->urg_seq, tp->rcv_nxt) ||
+	    ((1 << sk->sk_state) & (TCPF_SYN_SENT | TCPF_SYN_RECV)))
+		return avail;
+	/* Past the byte; a FIN takes a sequence number and is no byte. */
+	avail = tp->rcv_nxt - tp->copied_seq - 1;
+	if (avail && sock_flag(sk, SOCK_DONE))
+		avail--;
+	return avail;
+}
+
 /* Read stream data within the guest's credit.  Return: budget exhausted. */
 static bool nsm_read_stream(struct nsm_sock *ns)
 {
@@ -561,7 +589,7 @@ static bool nsm_read_stream(struct nsm_sock *ns)
 		/* Owning the socket keeps them consistent. */
 		slow = lock_sock_fast(sk);
 		shutdown = READ_ONCE(sk->sk_shutdown);
-		avail = tcp_inq(sk);
+		avail = nsm_stream_inq(ns, sk);
 		urg = nsm_urg_take(ns, sk, &mark);
 		unlock_sock_fast(sk, slow);
 		if (urg >= 0)

@@ -1259,6 +1259,40 @@ static void tcp_oob_send(void)
 	urg_send(pair_open());
 }
 
+/*
+ * A reader that never asks for urgent data: the stream goes on past the
+ * mark, without the byte ("abde"), or with it where SO_OOBINLINE keeps it
+ * ("abcde").  It holds for a NetKernel guest that does not take urgent
+ * data too (one loaded with features= without NK_FEAT_URG, run-vm.sh's
+ * nk_no_urg): its NSM skips the byte or keeps it as the guest's
+ * SO_OOBINLINE says.
+ */
+static void urg_stream(int fd, bool oobinline)
+{
+	char ch;
+
+	if (oobinline)
+		CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &(int){ 1 },
+				    sizeof(int)), "SO_OOBINLINE");
+	/* A NetKernel guest forwards SO_OOBINLINE before its next call. */
+	CHECK_ERR(recv(fd, &ch, 1, MSG_DONTWAIT), EAGAIN, "recv before any data");
+	ctl_send("SEND");
+	step = "read through the mark";
+	recv_str(fd, oobinline ? "abcde" : "abde");
+	ctl_send("DONE");
+	xclose(fd);
+}
+
+static void tcp_oob_stream(void)
+{
+	urg_stream(pair_open(), false);
+}
+
+static void tcp_oob_stream_inline(void)
+{
+	urg_stream(pair_open(), true);
+}
+
 static void tcp_timeo_client(void)
 {
 	struct timeval tv = { 0, 300000 };
@@ -4262,6 +4296,10 @@ static const struct test_case cases[] = {
 	CASE("tcp_oob_urgent_byte.server", tcp_oob_send, tcp_oob_recv),
 	CASE("tcp_oob_inline", tcp_oob_inline, tcp_oob_send),
 	CASE("tcp_oob_inline.server", tcp_oob_send, tcp_oob_inline),
+	CASE("tcp_oob_in_stream", tcp_oob_stream, tcp_oob_send),
+	CASE("tcp_oob_in_stream.server", tcp_oob_send, tcp_oob_stream),
+	CASE("tcp_oob_in_stream_inline", tcp_oob_stream_inline, tcp_oob_send),
+	CASE("tcp_oob_in_stream_inline.server", tcp_oob_send, tcp_oob_stream_inline),
 	CASE("tcp_so_rcvtimeo_sndtimeo", tcp_timeo_client, tcp_timeo_server),
 	CASE("tcp_nodelay", tcp_nodelay, tcp_nodelay),
 	CASE("tcp_info_state", tcp_info_client, tcp_info_server),

@@ -34,8 +34,11 @@
 #                                  the NSM's); sock_diag requests answered
 #                                  alike; /proc/net/netkernel's uid and
 #                                  inode; the fallback counters
-#                                  (programs.sh); rmmod af_netkernel,
-#                                  vm1's last test
+#                                  (programs.sh); rmmod af_netkernel
+#   old guest: ...                 af_netkernel again with feature_mask
+#                                  without NK_FEAT_URG: nk_sockets'
+#                                  tcp_oob_in_stream cases, vm1 a client
+#                                  (vm1's last test)
 #   console clean: <vm>            no WARN, BUG, oops, hung task, lockdep
 #                                  report on any VM's console or kernel log
 #                                  (the NetKernel guest boots with SLUB
@@ -118,7 +121,7 @@ TEST_NAMES=(
 	httpd_local_nk httpd_local_base redis_local_nk redis_local_base lo_nsm_free
 	ifaddrs_nk ifaddrs_base ifaddrs_reload sshd_nk sshd_base dnsmasq_nk dnsmasq_base
 	view_ss view_ssinfo view_netstat view_lsof view_diag view_proc
-	view_fallback view_unload
+	view_fallback view_unload nk_no_urg
 )
 TEST_DESCS=(
 	"netkernel guest: client side"
@@ -155,6 +158,7 @@ TEST_DESCS=(
 	"guest's view: /proc/net/netkernel's uid and inode are ss's"
 	"guest's view: fallback counters of vm1 count per reason"
 	"guest's view: rmmod af_netkernel gives ss and /proc/net back to the kernel"
+	"old guest: vm1 without NK_FEAT_URG reads through an urgent mark"
 )
 down_points=4	# topo_down_ktap's
 
@@ -306,7 +310,38 @@ test_view_lsof() { prog_view_lsof; }
 test_view_diag() { prog_view_diag; }
 test_view_proc() { prog_view_proc; }
 test_view_fallback() { prog_view_fallback; }
-test_view_unload() { prog_view_unload; }	# the last: vm1 has no NetKernel after it
+test_view_unload() { prog_view_unload; }	# vm1 has no NetKernel after it
+
+# vm1 as a guest from before urgent data: af_netkernel loaded again with
+# feature_mask without NK_FEAT_URG (bit 6), the engine then marks no
+# socket NK_SOCK_URG; the urgent byte must not stop the stream at the NSM
+# (nk_sockets' tcp_oob_in_stream cases, vm1 receiving and sending).
+test_nk_no_urg() {
+	local out
+	out=$(lab_vm_exec vm1 60 'i=0
+while [ -d /sys/module/af_netkernel ] && ! rmmod af_netkernel 2>/tmp/no-urg-rmmod; do
+	[ $i -lt 50 ] || { cat /tmp/no-urg-rmmod; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+insmod /lib/modules/$(uname -r)/extra/af_netkernel.ko feature_mask=63 || exit 1
+i=0
+until f=$(cat /sys/bus/virtio/devices/*/nk/features 2>/dev/null) && [ -n "$f" ]; do
+	[ $i -lt 100 ] || { echo "no nk device ready"; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done
+echo "features agreed: $f"
+[ $(( f & 64 )) -eq 0 ] || { echo "NK_FEAT_URG agreed"; exit 1; }
+i=0
+until ip -o -4 addr show dev nk0 2>/dev/null | grep -q inet; do
+	[ $i -lt 100 ] || { echo "no address on nk0"; exit 1; }
+	sleep 0.2; i=$((i + 1))
+done') || {
+		ktap_diag "$TEST_DESC: reloading af_netkernel:" "$out"
+		return 1
+	}
+	ktap_diag "$TEST_DESC: $out"
+	NK_SUITE_ARGS="--run tcp_oob_in_stream" client_side vm1
+}
 
 ktap_run_table "$@"
 
