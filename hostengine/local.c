@@ -1,0 +1,671 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Local switching: a guest's TCP connection to another guest of this
+ * engine is joined by the engine itself, guest memory to engine to guest
+ * memory, without an NSM's TCP stack in between (hostengine.rst, "Local
+ * switching", says what the operator sees).
+ *
+ * Design:
+ *  - Listeners.  A stream socket's BIND address (the request's, kept once
+ *    the NSM answered 0) and a LISTEN the NSM answered 0 put the socket on
+ *    its guest's list of listeners (he_ep.listeners).  A listener the NSM
+ *    bound itself (listen() without bind(), bind() to port 0) is not
+ *    known: nothing local reaches it.  IPV6_V6ONLY is the one SOCKET said.
+ *  - Connect.  A CONNECT on a stream socket to an address that is another
+ *    guest's (its address or address6, IPv4-mapped included) is switched
+ *    when both guests' policies allow it (lsw_allowed()).  The engine
+ *    answers it itself: -EINPROGRESS with credit 0, then EV_CONNECTED with
+ *    the socket's local address when a listener matches the destination
+ *    (the exact address first, then a wildcard) and its accept queue has
+ *    room (at most the LISTEN backlog), else EV_ERROR -ECONNREFUSED, as
+ *    TCP over a network would (the socket may connect again; its next
+ *    CONNECT is looked at afresh).  The client's NSM socket stays, never
+ *    connected: setsockopt/getsockopt still go to it.  The client's local
+ *    port is its BIND's, else one of the engine's, 61000 to 65535 in turn
+ *    (above Linux's default ip_local_port_range, so apart from the ports
+ *    the NSM picks; the switched 4-tuple never reaches a network anyway).
+ *  - Accept.  The connection waits on the listener's local queue, and the
+ *    listener's guest gets EV_ACCEPT with the local count plus the NSM's
+ *    last one (an NSM EV_ACCEPT gets the local count added), so the one
+ *    accept queue the guest sees holds both.  An ACCEPT takes a local
+ *    connection first: the engine makes the new socket (no NSM socket)
+ *    and answers with the client's address and the client's credit.
+ *  - Data and credit.  One side's SEND becomes EV_DATA to the other within
+ *    the receiver's credit (its last announcement, carried on every
+ *    request); each new announcement goes to the sender as a CREDIT event.
+ *    Until the ACCEPT the client's credit is 0.  So the engine holds at
+ *    most a receiver's credit (plus headers) per connection, in the
+ *    receiver's pending queue, whose max_pending still applies: beyond
+ *    it, the connection is reset both ways.  A SEND beyond the credit is
+ *    refused (-ENOBUFS, credit_violations) as toward an NSM.
+ *  - Shutdown and close.  SHUTDOWN WR/RDWR sends the peer EV_HUP
+ *    NK_SHUT_RD (EOF after the data before it), later if the connection
+ *    is not accepted yet.  CLOSE with data the guest had not consumed
+ *    (EV_DATA sent beyond its last fwd_cnt) resets the peer (EV_RESET
+ *    -ECONNRESET), else the peer gets EOF; a SEND after the peer closed
+ *    resets the sender, as TCP's RST would.  A guest going away, a socket
+ *    reset for any reason (its NSM lost, detach, operator, overflow) and
+ *    a listener closed with connections in its queue reset the peers.
+ *  - The client's NSM socket: its replies (options) reach the guest
+ *    without their credit, which would be the NSM socket's; its events
+ *    are dropped (counted in the NSM's drops): it is never connected.
+ *  - Answers the engine gives itself on a switched socket: GETSOCKNAME,
+ *    GETPEERNAME (the guests' real addresses and ports), IOCTL OUTQ and
+ *    OUTQNSD (bytes the peer has not consumed), SHUTDOWN; CONNECT -EISCONN,
+ *    LISTEN and ACCEPT -EINVAL.  Options: the client's go to its NSM
+ *    socket; the accepted socket has none, so SETSOCKOPT succeeds without
+ *    effect and GETSOCKOPT fails with -ENOPROTOOPT.  TCP_INFO (and "ss",
+ *    which does not ask an NSM about a switched socket) has nothing to
+ *    tell about a switched connection; "sockets" shows it as local with
+ *    its peer.  Urgent data (MSG_OOB) travels as ordinary data.
+ *  - Untrusted guests: every message is about a socket of the guest that
+ *    sent it (its own table); what it can do to a peer is what it could
+ *    do through TCP: fill the peer's credit, EOF, reset one connection.
+ *    Memory: a he_lsw per stream socket that bound or connected locally,
+ *    bounded by max_sockets; queued connections by the listeners'
+ *    backlogs and the clients' max_sockets.
+ *
+ * Threading: the data-plane lcore only, like switch.c's socket state.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <rte_common.h>
+
+#include "he.h"
+#include "dp.h"
+
+#define LSW_PORT_FIRST	61000
+#define LSW_PORT_LAST	65535
+#define LSW_BACKLOG_MAX	65535
+
+/* An address without port: IPv4 (a[0..3]) or IPv6. */
+struct lsw_ip {
+	bool v4;
+	uint8_t a[16];
+};
+
+struct he_lsw {
+	struct he_map *m;
+	/* Listening */
+	struct nk_addr bind_try;	/* BIND asked, not answered (family 0: none) */
+	struct nk_addr bound;		/* BIND answered 0 (family 0: none) */
+	uint32_t backlog_try, backlog;
+	bool listening;			/* on m->guest->listeners */
+	LIST_ENTRY(he_lsw) llink;
+	TAILQ_HEAD(lsw_queue, he_lsw) queue;	/* connections not accepted */
+	uint32_t queued;
+	uint64_t nsm_waiting;		/* the NSM's last EV_ACCEPT count */
+	/* A switched connection */
+	struct he_lsw *listener;	/* waiting in its queue */
+	TAILQ_ENTRY(he_lsw) qlink;
+	struct he_lsw *peer;		/* accepted: the other side */
+	struct lsw_ip lip, rip;		/* local and remote addresses */
+	uint16_t lport, rport;		/* network order */
+	int family;			/* the socket's */
+	bool shut_wr;			/* SHUTDOWN WR done */
+	bool peer_closed;		/* EOF from a peer that is gone */
+	bool cr_told;			/* cr_buf and cr_fwd went to the peer */
+	uint32_t cr_buf, cr_fwd;
+};
+
+static uint16_t next_port = LSW_PORT_FIRST;
+
+static struct he_lsw *lsw_get(struct he_map *m)
+{
+	if (!m->lsw) {
+		m->lsw = calloc(1, sizeof(*m->lsw));
+		if (!m->lsw)
+			return NULL;
+		m->lsw->m = m;
+		TAILQ_INIT(&m->lsw->queue);
+	}
+	return m->lsw;
+}
+
+/* ---- addresses ---- */
+
+static const uint8_t v4mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+static void ip_of(const struct nk_addr *a, struct lsw_ip *ip)
+{
+	memset(ip, 0, sizeof(*ip));
+	if (a->family == AF_INET) {
+		ip->v4 = true;
+		memcpy(ip->a, a->addr, 4);
+	} else if (!memcmp(a->addr, v4mapped, sizeof(v4mapped))) {
+		ip->v4 = true;
+		memcpy(ip->a, a->addr + 12, 4);
+	} else {
+		memcpy(ip->a, a->addr, 16);
+	}
+}
+
+/* @ip and @port as a socket of @family names them (IPv4 mapped in AF_INET6). */
+static void addr_make(struct nk_addr *a, int family, const struct lsw_ip *ip, uint16_t port)
+{
+	memset(a, 0, sizeof(*a));
+	a->family = family;
+	a->port = port;
+	if (family == AF_INET) {
+		memcpy(a->addr, ip->a, 4);
+	} else if (ip->v4) {
+		memcpy(a->addr, v4mapped, sizeof(v4mapped));
+		memcpy(a->addr + 12, ip->a, 4);
+	} else {
+		memcpy(a->addr, ip->a, 16);
+	}
+}
+
+static bool ip_any(const struct lsw_ip *ip)
+{
+	static const uint8_t zero[16];
+
+	return !memcmp(ip->a, zero, ip->v4 ? 4 : 16);
+}
+
+/* The guest whose address is @ip, if it is one this engine serves. */
+static struct he_ep *guest_by_ip(const struct he_config *c, const struct lsw_ip *ip)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->nr_eps; i++) {
+		struct he_ep *g = c->eps[i];
+
+		if (g->role != NK_ROLE_GUEST)
+			continue;
+		if (ip->v4 ? g->has_addr4 && !memcmp(&g->addr4, ip->a, 4) :
+			     g->has_addr6 && !memcmp(&g->addr6, ip->a, 16))
+			return g;
+	}
+	return NULL;
+}
+
+/*
+ * A listener of @d for @ip:@port: one bound to that address first, then
+ * one bound to its family's wildcard (an AF_INET6 one without V6ONLY
+ * hears IPv4 too).  NULL: none.
+ */
+static struct he_lsw *listener_find(struct he_ep *d, const struct lsw_ip *ip, uint16_t port)
+{
+	struct he_lsw *l, *any = NULL;
+	struct lsw_ip b;
+
+	LIST_FOREACH(l, &d->listeners, llink) {
+		if (l->bound.port != port || l->m->reset || l->m->closing)
+			continue;
+		ip_of(&l->bound, &b);
+		if (l->bound.family == AF_INET6 && ip_any(&b) && !b.v4) {
+			/* "::": IPv6, and IPv4 unless V6ONLY. */
+			if (!ip->v4 || !l->m->v6only)
+				any = any ?: l;
+			continue;
+		}
+		if (b.v4 != ip->v4)
+			continue;
+		if (ip_any(&b))
+			any = any ?: l;
+		else if (!memcmp(b.a, ip->a, ip->v4 ? 4 : 16))
+			return l;
+	}
+	return any;
+}
+
+/* ---- policy ---- */
+
+static struct he_config *cfg;
+
+void lsw_init(struct he_config *c)
+{
+	cfg = c;
+}
+
+/* Does @a's local_switch let it be switched with @b? */
+static bool lsw_allows(const struct he_ep *a, const struct he_ep *b)
+{
+	switch (a->local_switch) {
+	case HE_LSW_ON:
+		return true;
+	case HE_LSW_OFF:
+		return false;
+	default:
+		return a->nsm && a->nsm == b->nsm && !strcmp(a->tenant, b->tenant);
+	}
+}
+
+static bool lsw_allowed(const struct he_ep *a, const struct he_ep *b)
+{
+	return lsw_allows(a, b) && lsw_allows(b, a);
+}
+
+/* ---- messages ---- */
+
+/*
+ * Events and credit to a guest return deliver()'s error without acting on
+ * it: the caller resets the socket (overflow()) as its last step, since
+ * the reset ends the connection's state both ways (lsw_gone()).
+ */
+static int lsw_event(struct he_lsw *l, uint16_t op, int status, uint64_t a0,
+		     const struct nk_addr *payload)
+{
+	struct he_map *m = l->m;
+	struct nk_hdr ev = {
+		.op = op,
+		.sock = m->guest_sock,
+		.status = (uint32_t)status,
+		.arg[0] = a0,
+		.len = payload ? ADDR_LEN : 0,
+	};
+	struct he_seg seg;
+	struct he_iov iov;
+
+	he_iov_flat(&iov, &seg, payload, ev.len);
+	return deliver(m->guest, &ev, &iov, 0, false);
+}
+
+static void lsw_overflow(struct he_map *m)
+{
+	overflow(m->guest, m);
+}
+
+/* @l's credit, as last announced, to its peer (if it changed). */
+static int credit_tell(struct he_lsw *l)
+{
+	const struct nk_credit_tx *c = &l->m->to_guest;
+	struct he_lsw *p = l->peer;
+	struct nk_hdr ev = { .op = NK_OP_CREDIT, .flags = NK_F_CREDIT };
+
+	if (!p || (l->cr_told && l->cr_buf == c->peer_buf_alloc && l->cr_fwd == c->peer_fwd_cnt))
+		return 0;
+	l->cr_told = true;
+	l->cr_buf = ev.buf_alloc = c->peer_buf_alloc;
+	l->cr_fwd = ev.fwd_cnt = c->peer_fwd_cnt;
+	ev.sock = p->m->guest_sock;
+	return deliver(p->m->guest, &ev, NULL, 0, false);
+}
+
+/* A reply to @h with status, an address payload (or none) and a credit. */
+static void lsw_reply(struct he_ep *g, const struct nk_hdr *h, int status,
+		      const struct nk_addr *a, const struct nk_credit_tx *credit)
+{
+	struct nk_hdr r = {
+		.op = h->op,
+		.flags = NK_F_REPLY,
+		.sock = h->sock,
+		.status = (uint32_t)status,
+		.req_id = h->req_id,
+		.arg[0] = h->op == NK_OP_ACCEPT ? h->arg[0] : 0,
+		.len = a ? ADDR_LEN : 0,
+	};
+	struct he_seg seg;
+	struct he_iov iov;
+
+	if (credit) {
+		r.flags |= NK_F_CREDIT;
+		r.buf_alloc = credit->peer_buf_alloc;
+		r.fwd_cnt = credit->peer_fwd_cnt;
+	}
+	if (status)
+		he_cnt_add(g, HE_C_ERRORS, 1);
+	he_iov_flat(&iov, &seg, a, r.len);
+	if (deliver(g, &r, &iov, 0, true))
+		he_cnt_add(g, HE_C_DROPS, 1);
+}
+
+/* ---- connect and accept ---- */
+
+static bool lsw_connect(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
+			struct he_map *m)
+{
+	static const struct nk_credit_tx none;
+	struct he_lsw *l, *L;
+	struct nk_addr dst, la;
+	struct lsw_ip ip;
+	struct he_ep *d;
+	int err;
+
+	if (h->len != ADDR_LEN)
+		return false;
+	he_iov_read(iov, HDR_LEN, &dst, sizeof(dst));
+	if (nk_addr_check(&dst))
+		return false;
+	ip_of(&dst, &ip);
+	d = guest_by_ip(cfg, &ip);
+	/*
+	 * Not a guest's, not allowed, no source address of that kind, or a
+	 * socket that carried data through its NSM already: the NSM's.
+	 */
+	if (!d || !lsw_allowed(g, d) || (ip.v4 ? !g->has_addr4 : !g->has_addr6) ||
+	    (dst.family == AF_INET6 && ip.v4 && m->v6only) ||
+	    m->to_guest.tx_cnt || m->to_nsm.tx_cnt)
+		return false;
+	l = lsw_get(m);
+	if (!l)
+		return false;		/* no memory: through the NSM */
+	if (!conn_rate_ok(g)) {
+		reply(g, h, -EAGAIN);
+		return true;
+	}
+	/* Credit 0 until the listener's guest accepts. */
+	lsw_reply(g, h, -EINPROGRESS, NULL, &none);
+	L = d->state == HE_EP_READY && d->running ? listener_find(d, &ip, dst.port) : NULL;
+	if (!L || L->queued > L->backlog) {
+		if (lsw_event(l, NK_EV_ERROR, -ECONNREFUSED, 0, NULL))
+			lsw_overflow(m);
+		return true;
+	}
+	m->local = true;
+	l->family = dst.family;
+	l->rip = ip;
+	l->rport = dst.port;
+	memset(&l->lip, 0, sizeof(l->lip));
+	l->lip.v4 = ip.v4;
+	memcpy(l->lip.a, ip.v4 ? (const void *)&g->addr4 : (const void *)&g->addr6,
+	       ip.v4 ? 4 : 16);
+	if (l->bound.family && l->bound.port) {
+		l->lport = l->bound.port;
+	} else {
+		l->lport = htons(next_port);
+		next_port = next_port == LSW_PORT_LAST ? LSW_PORT_FIRST : next_port + 1;
+	}
+	l->listener = L;
+	TAILQ_INSERT_TAIL(&L->queue, l, qlink);
+	L->queued++;
+	addr_make(&la, l->family, &l->lip, l->lport);
+	err = lsw_event(l, NK_EV_CONNECTED, 0, 0, &la);
+	if (lsw_event(L, NK_EV_ACCEPT, 0, L->queued + L->nsm_waiting, NULL))
+		lsw_overflow(L->m);	/* its queue, this one included, reset */
+	if (err)
+		lsw_overflow(m);
+	return true;
+}
+
+bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
+{
+	struct he_lsw *L = lm->lsw, *c, *nl;
+	struct he_map *nm, *cm;
+	struct nk_addr peer;
+	int e1, e2 = 0;
+
+	if (!L || !L->listening || !(c = TAILQ_FIRST(&L->queue)))
+		return false;
+	TAILQ_REMOVE(&L->queue, c, qlink);
+	L->queued--;
+	c->listener = NULL;
+	if (!conn_rate_ok(g)) {
+		/* As switch.c's req_complete: aborted, the client reset. */
+		map_reset(c->m, -ECONNRESET);
+		lsw_reply(g, h, -ECONNABORTED, NULL, NULL);
+		return true;
+	}
+	nm = map_new(g, h->arg[0], NULL, true);
+	nl = nm ? lsw_get(nm) : NULL;
+	if (!nl) {
+		if (nm)
+			map_drop(nm, true, true);
+		TAILQ_INSERT_HEAD(&L->queue, c, qlink);
+		L->queued++;
+		c->listener = L;
+		lsw_reply(g, h, -ENOMEM, NULL, NULL);
+		return true;
+	}
+	nm->opening = false;
+	nm->local = true;
+	credit_take(g, h, &nm->to_guest);
+	/* The listener's family names both ends (IPv4 mapped in AF_INET6). */
+	nl->family = L->bound.family;
+	nl->lip = c->rip;
+	nl->lport = c->rport;
+	nl->rip = c->lip;
+	nl->rport = c->lport;
+	nl->peer = c;
+	c->peer = nl;
+	addr_make(&peer, nl->family, &nl->rip, nl->rport);
+	lsw_reply(g, h, 0, &peer, &c->m->to_guest);
+	c->cr_told = true;
+	c->cr_buf = c->m->to_guest.peer_buf_alloc;
+	c->cr_fwd = c->m->to_guest.peer_fwd_cnt;
+	cm = c->m;
+	e1 = credit_tell(nl);
+	if (c->shut_wr)
+		e2 = lsw_event(nl, NK_EV_HUP, 0, NK_SHUT_RD, NULL);
+	if (e1)
+		lsw_overflow(cm);	/* nm is reset with it */
+	if (e2)
+		lsw_overflow(nm);
+	return true;
+}
+
+/* ---- a switched connection's requests ---- */
+
+static void lsw_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
+		     struct he_map *m)
+{
+	struct he_lsw *l = m->lsw, *p = l->peer;
+	int n = nk_hdr_data_len(h);
+	struct nk_hdr ev;
+	int err;
+
+	if (n < 0 || (h->flags & NK_F_ADDR) || (h->arg[0] & ~(uint64_t)NK_MSG_KNOWN))
+		return reply(g, h, -EINVAL);
+	if (l->peer_closed) {
+		/* Data for a closed socket: TCP's RST. */
+		he_cnt_add(g, HE_C_RESETS, 1);
+		return map_reset(m, -ECONNRESET);
+	}
+	if ((uint32_t)n > (p ? nk_credit_tx_space(&p->m->to_guest) : 0)) {
+		he_cnt_add(g, HE_C_CREDIT_VIOLATIONS, 1);
+		he_ep_log(g, NOTICE, "socket %u: SEND of %d bytes beyond credit", m->guest_sock, n);
+		return reply(g, h, -ENOBUFS);
+	}
+	if (!n)
+		return;
+	ev = (struct nk_hdr){
+		.op = NK_EV_DATA,
+		.sock = p->m->guest_sock,
+		.len = h->len,
+	};
+	err = deliver_data(p->m->guest, &ev, iov, HDR_LEN, true);
+	if (err)
+		return overflow(p->m->guest, p->m);
+	p->m->to_guest.tx_cnt += n;
+	p->m->rx_bytes += n;
+	m->tx_bytes += n;
+}
+
+static void lsw_shutdown(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
+{
+	if (h->arg[0] > SHUT_RDWR)
+		return reply(g, h, -EINVAL);
+	reply(g, h, 0);
+	if (h->arg[0] == SHUT_RD || l->shut_wr)
+		return;
+	l->shut_wr = true;
+	if (l->peer && lsw_event(l->peer, NK_EV_HUP, 0, NK_SHUT_RD, NULL))
+		lsw_overflow(l->peer->m);
+}
+
+static void lsw_ioctl(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
+{
+	const struct nk_credit_tx *c = l->peer ? &l->peer->m->to_guest : NULL;
+	struct nk_hdr r = {
+		.op = h->op,
+		.flags = NK_F_REPLY,
+		.sock = h->sock,
+		.req_id = h->req_id,
+	};
+
+	if (h->arg[0] != NK_IOC_OUTQ && h->arg[0] != NK_IOC_OUTQNSD)
+		return reply(g, h, -ENOTTY);
+	/* Sent, not consumed by the peer: both are that here. */
+	r.arg[0] = c ? (uint32_t)(c->tx_cnt - c->peer_fwd_cnt) : 0;
+	if (deliver(g, &r, NULL, 0, true))
+		he_cnt_add(g, HE_C_DROPS, 1);
+}
+
+bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
+		 struct he_map *m)
+{
+	struct he_lsw *l = m->lsw;
+	struct nk_addr a;
+	uint32_t unread;
+
+	if (!m->local) {
+		switch (h->op) {
+		case NK_OP_BIND:
+			if (h->len == ADDR_LEN && (l = lsw_get(m)))
+				he_iov_read(iov, HDR_LEN, &l->bind_try, sizeof(l->bind_try));
+			return false;
+		case NK_OP_LISTEN:
+			if (l)
+				l->backlog_try = RTE_MIN(h->arg[0], (uint64_t)LSW_BACKLOG_MAX);
+			return false;
+		case NK_OP_CONNECT:
+			return lsw_connect(g, h, iov, m);
+		default:
+			return false;
+		}
+	}
+	if (!l) {
+		/* Cannot be: the state goes only with a reset or the CLOSE. */
+		reply(g, h, -ECONNRESET);
+		return true;
+	}
+	if (credit_tell(l)) {
+		lsw_overflow(l->peer->m);	/* resets this socket too */
+		if (h->op != NK_OP_CLOSE) {
+			reply(g, h, m->reset_err);
+		} else {
+			map_drop(m, true, false);
+			reply(g, h, 0);
+		}
+		return true;
+	}
+	switch (h->op) {
+	case NK_OP_SEND:
+		lsw_send(g, h, iov, m);
+		return true;
+	case NK_OP_CREDIT:
+		return true;
+	case NK_OP_SHUTDOWN:
+		lsw_shutdown(g, h, l);
+		return true;
+	case NK_OP_GETSOCKNAME:
+	case NK_OP_GETPEERNAME:
+		if (h->op == NK_OP_GETSOCKNAME)
+			addr_make(&a, l->family, &l->lip, l->lport);
+		else
+			addr_make(&a, l->family, &l->rip, l->rport);
+		lsw_reply(g, h, 0, &a, NULL);
+		return true;
+	case NK_OP_IOCTL:
+		lsw_ioctl(g, h, l);
+		return true;
+	case NK_OP_CONNECT:
+		reply(g, h, -EISCONN);
+		return true;
+	case NK_OP_LISTEN:
+	case NK_OP_ACCEPT:
+		reply(g, h, -EINVAL);
+		return true;
+	case NK_OP_CLOSE:
+		/* Data it never read: the peer is reset, as by TCP. */
+		unread = m->to_guest.tx_cnt - m->to_guest.peer_fwd_cnt;
+		lsw_gone(m, unread ? -ECONNRESET : 0);
+		if (m->nsm)
+			return false;	/* its NSM socket closes as usual */
+		map_drop(m, true, true);
+		reply(g, h, 0);
+		return true;
+	default:
+		/* Options and BIND: the client's NSM socket, if it has one. */
+		if (m->nsm)
+			return false;
+		reply(g, h, h->op == NK_OP_SETSOCKOPT ? 0 :
+			    h->op == NK_OP_GETSOCKOPT ? -ENOPROTOOPT : -EINVAL);
+		return true;
+	}
+}
+
+/* ---- listener state from the NSM's answers ---- */
+
+void lsw_replied(struct he_map *m, uint16_t op, int32_t status)
+{
+	struct he_lsw *l = m->lsw;
+
+	if (!l || m->local)
+		return;
+	if (op == NK_OP_BIND) {
+		if (!status && l->bind_try.family)
+			l->bound = l->bind_try;
+		memset(&l->bind_try, 0, sizeof(l->bind_try));
+		return;
+	}
+	if (op != NK_OP_LISTEN || status || !l->bound.family || !l->bound.port || !m->guest)
+		return;
+	l->backlog = l->backlog_try;
+	if (!l->listening) {
+		l->listening = true;
+		LIST_INSERT_HEAD(&m->guest->listeners, l, llink);
+	}
+}
+
+uint64_t lsw_ev_accept(struct he_map *m, uint64_t n)
+{
+	if (!m->lsw || !m->lsw->listening)
+		return n;
+	m->lsw->nsm_waiting = n;
+	return n + m->lsw->queued;
+}
+
+/* ---- endings ---- */
+
+void lsw_gone(struct he_map *m, int err)
+{
+	struct he_lsw *l = m->lsw, *c, *p;
+
+	if (!l)
+		return;
+	m->lsw = NULL;
+	if (l->listening) {
+		LIST_REMOVE(l, llink);
+		while ((c = TAILQ_FIRST(&l->queue))) {
+			TAILQ_REMOVE(&l->queue, c, qlink);
+			c->listener = NULL;
+			map_reset(c->m, -ECONNRESET);
+		}
+	}
+	if (l->listener) {
+		TAILQ_REMOVE(&l->listener->queue, l, qlink);
+		l->listener->queued--;
+	}
+	p = l->peer;
+	if (p) {
+		p->peer = NULL;
+		if (err) {
+			map_reset(p->m, -ECONNRESET);
+		} else {
+			p->peer_closed = true;
+			if (lsw_event(p, NK_EV_HUP, 0, NK_SHUT_RD, NULL))
+				lsw_overflow(p->m);
+		}
+	}
+	free(l);
+}
+
+void lsw_info(const struct he_map *m, struct he_sock_info *s)
+{
+	const struct he_lsw *p = m->lsw ? m->lsw->peer : NULL;
+
+	s->local = m->local;
+	s->peer[0] = '\0';
+	s->peer_sock = 0;
+	if (p && p->m->guest) {
+		snprintf(s->peer, sizeof(s->peer), "%s", p->m->guest->name);
+		s->peer_sock = p->m->guest_sock;
+	}
+}
