@@ -1218,6 +1218,9 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 		}
 	}
 	m = map_by_nsm(nsm, r->op == NK_OP_ACCEPT ? r->new_nsm_sock : r->nsm_sock);
+	/* A switched socket's credit is its peer's, not its NSM socket's. */
+	if (m && m->local)
+		h->flags &= ~NK_F_CREDIT;
 	if (m) {
 		switch (r->op) {
 		case NK_OP_SOCKET:
@@ -1253,9 +1256,6 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 		f = *h;
 		f.sock = r->guest_sock;
 		f.req_id = r->guest_req_id;
-		/* A switched socket's credit is its peer's, not its NSM socket's. */
-		if (m && m->local)
-			f.flags &= ~NK_F_CREDIT;
 		if (r->op == NK_OP_ACCEPT)
 			f.arg[0] = r->new_guest_sock;
 		if (r->op == NK_OP_SOCKET && (g->features & NK_FEAT_ANC) && !h->status) {
