@@ -83,6 +83,8 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *m);
 /* The NSM answered @m's BIND or LISTEN with @status. */
 void lsw_replied(struct he_map *m, uint16_t op, int32_t status);
+/* The NSM's answer (payload in @iov) to @m's GETSOCKNAME. */
+void lsw_sockname(struct he_map *m, const struct he_iov *iov);
 /* The NSM says @n connections wait on listener @m: what the guest is told. */
 uint64_t lsw_ev_accept(struct he_map *m, uint64_t n);
 /*

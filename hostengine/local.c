@@ -8,9 +8,11 @@
  * Design:
  *  - Listeners.  A stream socket's BIND address (the request's, kept once
  *    the NSM answered 0) and a LISTEN the NSM answered 0 put the socket on
- *    its guest's list of listeners (he_ep.listeners).  A listener the NSM
- *    bound itself (listen() without bind(), bind() to port 0) is not
- *    known: nothing local reaches it.  IPV6_V6ONLY is the one SOCKET said.
+ *    its guest's list of listeners (he_ep.listeners).  When the NSM chose
+ *    the port (bind() to port 0, listen() without bind()), the NSM's
+ *    answer to the guest's next GETSOCKNAME gives it (af_netkernel asks
+ *    after every BIND and LISTEN, before they return).  IPV6_V6ONLY is the
+ *    one SOCKET said.
  *  - Connect.  A CONNECT on a stream socket to an address that is another
  *    guest's (its address or address6, IPv4-mapped included) is switched
  *    when both guests' policies allow it (lsw_allowed()).  The engine
@@ -57,7 +59,10 @@
  *    effect and GETSOCKOPT fails with -ENOPROTOOPT.  TCP_INFO (and "ss",
  *    which does not ask an NSM about a switched socket) has nothing to
  *    tell about a switched connection; "sockets" shows it as local with
- *    its peer.  Urgent data (MSG_OOB) travels as ordinary data.
+ *    its peer.  Urgent data (a SEND with NK_MSG_OOB): its last byte is
+ *    announced with EV_URG before the EV_DATA that carries it, as an NSM
+ *    does for a guest that agreed NK_FEAT_URG; for one that did not, it
+ *    is ordinary data.
  *  - Untrusted guests: every message is about a socket of the guest that
  *    sent it (its own table); what it can do to a peer is what it could
  *    do through TCP: fill the peer's credit, EOF, reset one connection.
@@ -95,6 +100,7 @@ struct he_lsw {
 	struct nk_addr bind_try;	/* BIND asked, not answered (family 0: none) */
 	struct nk_addr bound;		/* BIND answered 0 (family 0: none) */
 	uint32_t backlog_try, backlog;
+	bool listen_ok;			/* LISTEN answered 0 */
 	bool listening;			/* on m->guest->listeners */
 	LIST_ENTRY(he_lsw) llink;
 	TAILQ_HEAD(lsw_queue, he_lsw) queue;	/* connections not accepted */
@@ -464,6 +470,19 @@ static void lsw_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov
 	}
 	if (!n)
 		return;
+	if ((h->arg[0] & NK_MSG_OOB) && (p->m->guest->features & NK_FEAT_URG)) {
+		/* Its last byte is urgent: EV_URG first, as an NSM's TCP says it. */
+		uint8_t b;
+
+		he_iov_read(iov, HDR_LEN + h->len - 1, &b, 1);
+		ev = (struct nk_hdr){
+			.op = NK_EV_URG,
+			.sock = p->m->guest_sock,
+			.arg = { b, (uint32_t)(p->m->to_guest.tx_cnt + n - 1) },
+		};
+		if (deliver(p->m->guest, &ev, NULL, 0, false))
+			return overflow(p->m->guest, p->m);
+	}
 	ev = (struct nk_hdr){
 		.op = NK_EV_DATA,
 		.sock = p->m->guest_sock,
@@ -521,7 +540,7 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 				he_iov_read(iov, HDR_LEN, &l->bind_try, sizeof(l->bind_try));
 			return false;
 		case NK_OP_LISTEN:
-			if (l)
+			if (l || (l = lsw_get(m)))
 				l->backlog_try = RTE_MIN(h->arg[0], (uint64_t)LSW_BACKLOG_MAX);
 			return false;
 		case NK_OP_CONNECT:
@@ -593,25 +612,52 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 
 /* ---- listener state from the NSM's answers ---- */
 
+/* A socket that listens on a known port goes on its guest's list. */
+static void listen_check(struct he_lsw *l)
+{
+	struct he_map *m = l->m;
+
+	if (l->listening || !l->listen_ok || !l->bound.family || !l->bound.port || !m->guest)
+		return;
+	l->listening = true;
+	LIST_INSERT_HEAD(&m->guest->listeners, l, llink);
+}
+
 void lsw_replied(struct he_map *m, uint16_t op, int32_t status)
 {
 	struct he_lsw *l = m->lsw;
 
-	if (!l || m->local)
-		return;
-	if (op == NK_OP_BIND) {
-		if (!status && l->bind_try.family)
-			l->bound = l->bind_try;
+	if (!l || m->local || status)
+		goto out;
+	if (op == NK_OP_BIND && l->bind_try.family)
+		l->bound = l->bind_try;
+	if (op == NK_OP_LISTEN) {
+		l->backlog = l->backlog_try;
+		l->listen_ok = true;
+		listen_check(l);
+	}
+out:
+	if (l && op == NK_OP_BIND)
 		memset(&l->bind_try, 0, sizeof(l->bind_try));
+}
+
+/*
+ * The NSM's GETSOCKNAME answer for a socket that bound or listens: its
+ * port, when the NSM chose it (bind to port 0, listen without bind).  A
+ * Linux guest asks after each BIND and LISTEN, before they return.
+ */
+void lsw_sockname(struct he_map *m, const struct he_iov *iov)
+{
+	struct he_lsw *l = m->lsw;
+	struct nk_addr a;
+
+	if (!l || m->local || (!l->bound.family && !l->listen_ok))
 		return;
-	}
-	if (op != NK_OP_LISTEN || status || !l->bound.family || !l->bound.port || !m->guest)
+	he_iov_read(iov, HDR_LEN, &a, sizeof(a));
+	if (nk_addr_check(&a) || (l->listening && a.port != l->bound.port))
 		return;
-	l->backlog = l->backlog_try;
-	if (!l->listening) {
-		l->listening = true;
-		LIST_INSERT_HEAD(&m->guest->listeners, l, llink);
-	}
+	l->bound = a;
+	listen_check(l);
 }
 
 uint64_t lsw_ev_accept(struct he_map *m, uint64_t n)

@@ -1247,6 +1247,11 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 			lsw_replied(m, r->op, (int32_t)h->status);
 			credit_take(nsm, h, &m->to_nsm);
 			break;
+		case NK_OP_GETSOCKNAME:
+			if (!h->status && h->len == ADDR_LEN && iov)
+				lsw_sockname(m, iov);
+			credit_take(nsm, h, &m->to_nsm);
+			break;
 		default:
 			credit_take(nsm, h, &m->to_nsm);
 			break;

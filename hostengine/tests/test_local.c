@@ -677,6 +677,69 @@ static void t_bad_input(void **state)
 	h_pass();
 }
 
+/*
+ * A listener whose port the NSM chose (bind to port 0; listen without
+ * bind): the engine learns it from the NSM's GETSOCKNAME answer, which the
+ * test NSM gives as 10.0.0.11:TNSM_NAME_PORT, so vm1 listens and vm2
+ * connects.
+ */
+static void t_port_chosen(void **state)
+{
+	uint8_t addr[sizeof(struct nk_addr)];
+	uint32_t l, c;
+	struct nk_hdr h;
+	int bind;
+
+	(void)state;
+	for (bind = 1; bind >= 0; bind--) {
+		l = h_new_sock_id();
+		assert_int_equal(h_socket(W.vm1, l, AF_INET, SOCK_STREAM, BUF, NULL), 0);
+		if (bind)
+			sockaddr_req(W.vm1, NK_OP_BIND, l, "0.0.0.0", 0, 0);
+		h_hdr(&h, NK_OP_LISTEN, l);
+		h.arg[0] = 4;
+		assert_int_equal(h_call(W.vm1, &h, NULL, 0, NULL, NULL, 0), 0);
+		h_hdr(&h, NK_OP_GETSOCKNAME, l);
+		assert_int_equal(h_call(W.vm1, &h, NULL, 0, NULL, addr, sizeof(addr)), 0);
+		h_assert_addr(addr, AF_INET, VM1_IP, TNSM_NAME_PORT);
+		c = h_new_sock_id();
+		assert_int_equal(h_socket(W.vm2, c, AF_INET, SOCK_STREAM, BUF, NULL), 0);
+		h_hdr(&h, NK_OP_CONNECT, c);
+		assert_int_equal(nk_addr_parse((struct nk_addr *)addr, VM1_IP, TNSM_NAME_PORT), 0);
+		assert_int_equal(h_call(W.vm2, &h, addr, sizeof(addr), NULL, NULL, 0), -EINPROGRESS);
+		expect_event(W.vm2, c, NK_EV_CONNECTED, 0, 0);
+		expect_event(W.vm1, l, NK_EV_ACCEPT, 0, 1);
+		h_close(W.vm1, l);
+		expect_event(W.vm2, c, NK_EV_RESET, -ECONNRESET, 0);
+		h_close(W.vm2, c);
+	}
+	h_pass();
+}
+
+/* MSG_OOB: its last byte announced with EV_URG (the stream's mark), then the data. */
+static void t_urgent(void **state)
+{
+	struct conn k;
+	struct nk_hdr h, ev;
+
+	(void)state;
+	conn_open(&k, BUF, BUF);
+	send_data(W.vm1, k.c, "0123", 4);
+	h_hdr(&h, NK_OP_SEND, k.c);
+	h.arg[0] = NK_MSG_OOB;
+	h_send(W.vm1, &h, "abc!", 4);
+	expect_data(W.vm2, k.a, "0123", 4);
+	h_recv(W.vm2, &ev, NULL, 0, H_TIMEOUT_MS);
+	assert_int_equal(ev.op, NK_EV_URG);
+	assert_int_equal(ev.sock, k.a);
+	assert_int_equal(ev.arg[0], '!');
+	assert_int_equal(ev.arg[1], 7);
+	expect_data(W.vm2, k.a, "abc!", 4);
+	close_all(&k);
+	drain_quiet();
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	H_TEST(t_data),
 	H_TEST(t_credit),
@@ -686,6 +749,8 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_policy),
 	H_TEST(t_guest_gone),
 	H_TEST(t_bad_input),
+	H_TEST(t_port_chosen),
+	H_TEST(t_urgent),
 };
 
 H_MAIN("local", tests)
