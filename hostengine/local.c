@@ -16,7 +16,7 @@
  *  - Connect.  A CONNECT on a stream socket to an address that is another
  *    guest's (its address or address6, IPv4-mapped included) is switched
  *    when both guests' policies allow it (lsw_allowed()).  The engine
- *    answers it itself: -EINPROGRESS with credit 0, then EV_CONNECTED with
+ *    answers it itself: -EINPROGRESS with credit LSW_PRE_CREDIT, then EV_CONNECTED with
  *    the socket's local address when a listener matches the destination
  *    (the exact address first, then a wildcard) and its accept queue has
  *    room (at most the LISTEN backlog), else EV_ERROR -ECONNREFUSED, as
@@ -35,11 +35,17 @@
  *  - Data and credit.  One side's SEND becomes EV_DATA to the other within
  *    the receiver's credit (its last announcement, carried on every
  *    request); each new announcement goes to the sender as a CREDIT event.
- *    Until the ACCEPT the client's credit is 0.  So the engine holds at
- *    most a receiver's credit (plus headers) per connection, in the
- *    receiver's pending queue, whose max_pending still applies: beyond
- *    it, the connection is reset both ways.  A SEND beyond the credit is
- *    refused (-ENOBUFS, credit_violations) as toward an NSM.
+ *    A SEND is checked against the sender's credit (send_space(): the
+ *    receiver's buf_alloc less what the sender sent beyond the receiver's
+ *    fwd_cnt), kept in the receiver's inq and delivered (flush()) as far
+ *    as the receiver's credit allows, again on each of its announcements.
+ *    Before the ACCEPT the client's credit is LSW_PRE_CREDIT, as a native
+ *    server's receive window, held in the client's own inq and handed to
+ *    the accepted socket.  So the engine holds at most a receiver's credit
+ *    per connection; the receiver's pending queue's max_pending still
+ *    applies: beyond it, the connection is reset both ways.  A SEND
+ *    beyond the credit is refused (-ENOBUFS, credit_violations) as toward
+ *    an NSM.
  *  - Shutdown and close.  SHUTDOWN WR/RDWR sends the peer EV_HUP
  *    NK_SHUT_RD (EOF after the data before it), later if the connection
  *    is not accepted yet.  CLOSE with data the guest had not consumed
@@ -53,12 +59,12 @@
  *    are dropped (counted in the NSM's drops): it is never connected.
  *  - Answers the engine gives itself on a switched socket: GETSOCKNAME,
  *    GETPEERNAME (the guests' real addresses and ports), IOCTL OUTQ and
- *    OUTQNSD (bytes the peer has not consumed), SHUTDOWN; CONNECT -EISCONN,
+ *    OUTQNSD (bytes the peer has not consumed), SHUTDOWN, GETSOCKOPT
+ *    TCP_INFO (lsw_tcp_info(): the state only); CONNECT -EISCONN,
  *    LISTEN and ACCEPT -EINVAL.  Options: the client's go to its NSM
  *    socket; the accepted socket has none, so SETSOCKOPT succeeds without
- *    effect and GETSOCKOPT fails with -ENOPROTOOPT.  TCP_INFO (and "ss",
- *    which does not ask an NSM about a switched socket) has nothing to
- *    tell about a switched connection; "sockets" shows it as local with
+ *    effect and another GETSOCKOPT fails with -ENOPROTOOPT.  "ss" does not
+ *    ask an NSM about a switched socket; "sockets" shows it as local with
  *    its peer.  Urgent data (a SEND with NK_MSG_OOB): its last byte is
  *    announced with EV_URG before the EV_DATA that carries it, as an NSM
  *    does for a guest that agreed NK_FEAT_URG; for one that did not, it
@@ -78,6 +84,8 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <rte_common.h>
 
@@ -87,6 +95,22 @@
 #define LSW_PORT_FIRST	61000
 #define LSW_PORT_LAST	65535
 #define LSW_BACKLOG_MAX	65535
+
+/*
+ * Before the ACCEPT a client may send this much (TCP's receive window,
+ * which a native client fills before the server accepts); the engine
+ * holds it until the ACCEPT and the accepted socket's credit.
+ */
+#define LSW_PRE_CREDIT	65536U
+#define LSW_TCP_INFO_LEN	232	/* Linux 6.1's struct tcp_info */
+
+/* Data held for a guest, in order. */
+struct lsw_chunk {
+	TAILQ_ENTRY(lsw_chunk) link;
+	uint32_t off, len;
+	bool urg;			/* its last byte is urgent (MSG_OOB) */
+	uint8_t data[];
+};
 
 /* An address without port: IPv4 (a[0..3]) or IPv6. */
 struct lsw_ip {
@@ -114,7 +138,15 @@ struct he_lsw {
 	uint16_t lport, rport;		/* network order */
 	int family;			/* the socket's */
 	bool shut_wr;			/* SHUTDOWN WR done */
+	bool shut_first;		/* ... before EOF came */
+	bool eof_recv;			/* EOF sent to this guest */
+	bool eof_due;			/* EOF to send once inq is delivered */
 	bool peer_closed;		/* EOF from a peer that is gone */
+	uint32_t sent;			/* bytes this side sent, mod 2^32 */
+	bool linked;			/* accepted (inq: data for this side) */
+	/* Data for this side not delivered yet (before the ACCEPT: for the peer). */
+	TAILQ_HEAD(lsw_inq, lsw_chunk) inq;
+	uint64_t inq_bytes;
 	bool cr_told;			/* cr_buf and cr_fwd went to the peer */
 	uint32_t cr_buf, cr_fwd;
 };
@@ -129,6 +161,7 @@ static struct he_lsw *lsw_get(struct he_map *m)
 			return NULL;
 		m->lsw->m = m;
 		TAILQ_INIT(&m->lsw->queue);
+		TAILQ_INIT(&m->lsw->inq);
 	}
 	return m->lsw;
 }
@@ -322,12 +355,14 @@ static void lsw_reply(struct he_ep *g, const struct nk_hdr *h, int status,
 		he_cnt_add(g, HE_C_DROPS, 1);
 }
 
+static int flush(struct he_lsw *q);
+
 /* ---- connect and accept ---- */
 
 static bool lsw_connect(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 			struct he_map *m)
 {
-	static const struct nk_credit_tx none;
+	static const struct nk_credit_tx pre = { .peer_buf_alloc = LSW_PRE_CREDIT };
 	struct he_lsw *l, *L;
 	struct nk_addr dst, la;
 	struct lsw_ip ip;
@@ -356,8 +391,8 @@ static bool lsw_connect(struct he_ep *g, struct nk_hdr *h, const struct he_iov *
 		reply(g, h, -EAGAIN);
 		return true;
 	}
-	/* Credit 0 until the listener's guest accepts. */
-	lsw_reply(g, h, -EINPROGRESS, NULL, &none);
+	/* Until the listener's guest accepts, the window the engine holds. */
+	lsw_reply(g, h, -EINPROGRESS, NULL, &pre);
 	L = d->state == HE_EP_READY && d->running ? listener_find(d, &ip, dst.port) : NULL;
 	if (!L || L->queued > L->backlog) {
 		if (lsw_event(l, NK_EV_ERROR, -ECONNREFUSED, 0, NULL))
@@ -430,15 +465,20 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 	nl->rport = c->lport;
 	nl->peer = c;
 	c->peer = nl;
+	nl->linked = c->linked = true;
 	addr_make(&peer, nl->family, &nl->rip, nl->rport);
 	lsw_reply(g, h, 0, &peer, &c->m->to_guest);
 	c->cr_told = true;
 	c->cr_buf = c->m->to_guest.peer_buf_alloc;
 	c->cr_fwd = c->m->to_guest.peer_fwd_cnt;
 	cm = c->m;
+	/* What the client sent meanwhile, then its EOF, as the credit allows. */
+	TAILQ_CONCAT(&nl->inq, &c->inq, link);
+	nl->inq_bytes = c->inq_bytes;
+	c->inq_bytes = 0;
+	nl->eof_due = c->shut_wr;
 	e1 = credit_tell(nl);
-	if (c->shut_wr)
-		e2 = lsw_event(nl, NK_EV_HUP, 0, NK_SHUT_RD, NULL);
+	e2 = flush(nl);
 	if (e1)
 		lsw_overflow(cm);	/* nm is reset with it */
 	if (e2)
@@ -448,13 +488,98 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 
 /* ---- a switched connection's requests ---- */
 
+/* Bytes the sender @l may send: its peer's credit, or the window before the ACCEPT. */
+static uint32_t send_space(const struct he_lsw *l)
+{
+	struct nk_credit_tx c = { .tx_cnt = l->sent, .peer_buf_alloc = LSW_PRE_CREDIT };
+
+	if (l->peer) {
+		c.peer_buf_alloc = l->peer->m->to_guest.peer_buf_alloc;
+		c.peer_fwd_cnt = l->peer->m->to_guest.peer_fwd_cnt;
+	}
+	return nk_credit_tx_space(&c);
+}
+
+/* EOF to @q's guest, once the data before it is delivered. */
+static int send_eof(struct he_lsw *q)
+{
+	if (!TAILQ_EMPTY(&q->inq)) {
+		q->eof_due = true;
+		return 0;
+	}
+	q->eof_due = false;
+	q->eof_recv = true;
+	return lsw_event(q, NK_EV_HUP, 0, NK_SHUT_RD, NULL);
+}
+
+/*
+ * Deliver what waits for @q's guest (its inq) as far as its credit
+ * allows, then a due EOF: 0 or deliver()'s error (the caller resets).
+ */
+static int flush(struct he_lsw *q)
+{
+	struct he_map *m = q->m;
+	struct lsw_chunk *ch;
+	struct he_seg seg;
+	struct he_iov iov;
+	struct nk_hdr ev;
+	uint32_t k;
+	int err;
+
+	while ((ch = TAILQ_FIRST(&q->inq))) {
+		k = RTE_MIN(nk_credit_tx_space(&m->to_guest), ch->len - ch->off);
+		if (!k)
+			return 0;
+		if (ch->urg && ch->off + k == ch->len && (m->guest->features & NK_FEAT_URG)) {
+			/* Its last byte is urgent: EV_URG first, as an NSM's TCP says it. */
+			ev = (struct nk_hdr){
+				.op = NK_EV_URG,
+				.sock = m->guest_sock,
+				.arg = { ch->data[ch->len - 1], (uint32_t)(m->to_guest.tx_cnt + k - 1) },
+			};
+			err = deliver(m->guest, &ev, NULL, 0, false);
+			if (err)
+				return err;
+		}
+		ev = (struct nk_hdr){ .op = NK_EV_DATA, .sock = m->guest_sock, .len = k };
+		he_iov_flat(&iov, &seg, ch->data + ch->off, k);
+		err = deliver_data(m->guest, &ev, &iov, 0, true);
+		if (err)
+			return err;
+		m->to_guest.tx_cnt += k;
+		m->rx_bytes += k;
+		ch->off += k;
+		q->inq_bytes -= k;
+		if (ch->off == ch->len) {
+			TAILQ_REMOVE(&q->inq, ch, link);
+			free(ch);
+		}
+	}
+	return q->eof_due ? send_eof(q) : 0;
+}
+
+static void inq_free(struct he_lsw *q)
+{
+	struct lsw_chunk *ch;
+
+	while ((ch = TAILQ_FIRST(&q->inq))) {
+		TAILQ_REMOVE(&q->inq, ch, link);
+		free(ch);
+	}
+	q->inq_bytes = 0;
+}
+
+/*
+ * A SEND: within the peer's credit (before the ACCEPT, LSW_PRE_CREDIT),
+ * queued for the peer (held here until the ACCEPT) and delivered as its
+ * credit allows, in order.
+ */
 static void lsw_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 		     struct he_map *m)
 {
-	struct he_lsw *l = m->lsw, *p = l->peer;
+	struct he_lsw *l = m->lsw, *p = l->peer, *q = p ? p : l;
 	int n = nk_hdr_data_len(h);
-	struct nk_hdr ev;
-	int err;
+	struct lsw_chunk *ch;
 
 	if (n < 0 || (h->flags & NK_F_ADDR) || (h->arg[0] & ~(uint64_t)NK_MSG_KNOWN))
 		return reply(g, h, -EINVAL);
@@ -463,37 +588,26 @@ static void lsw_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov
 		he_cnt_add(g, HE_C_RESETS, 1);
 		return map_reset(m, -ECONNRESET);
 	}
-	if ((uint32_t)n > (p ? nk_credit_tx_space(&p->m->to_guest) : 0)) {
+	if ((uint32_t)n > send_space(l)) {
 		he_cnt_add(g, HE_C_CREDIT_VIOLATIONS, 1);
 		he_ep_log(g, NOTICE, "socket %u: SEND of %d bytes beyond credit", m->guest_sock, n);
 		return reply(g, h, -ENOBUFS);
 	}
 	if (!n)
 		return;
-	if ((h->arg[0] & NK_MSG_OOB) && (p->m->guest->features & NK_FEAT_URG)) {
-		/* Its last byte is urgent: EV_URG first, as an NSM's TCP says it. */
-		uint8_t b;
-
-		he_iov_read(iov, HDR_LEN + h->len - 1, &b, 1);
-		ev = (struct nk_hdr){
-			.op = NK_EV_URG,
-			.sock = p->m->guest_sock,
-			.arg = { b, (uint32_t)(p->m->to_guest.tx_cnt + n - 1) },
-		};
-		if (deliver(p->m->guest, &ev, NULL, 0, false))
-			return overflow(p->m->guest, p->m);
-	}
-	ev = (struct nk_hdr){
-		.op = NK_EV_DATA,
-		.sock = p->m->guest_sock,
-		.len = h->len,
-	};
-	err = deliver_data(p->m->guest, &ev, iov, HDR_LEN, true);
-	if (err)
-		return overflow(p->m->guest, p->m);
-	p->m->to_guest.tx_cnt += n;
-	p->m->rx_bytes += n;
+	ch = malloc(sizeof(*ch) + n);
+	if (!ch)
+		return overflow(g, m);
+	ch->off = 0;
+	ch->len = n;
+	ch->urg = h->arg[0] & NK_MSG_OOB;
+	he_iov_read(iov, HDR_LEN, ch->data, n);
+	TAILQ_INSERT_TAIL(&q->inq, ch, link);
+	q->inq_bytes += n;
+	l->sent += n;
 	m->tx_bytes += n;
+	if (p && flush(p))
+		overflow(p->m->guest, p->m);
 }
 
 static void lsw_shutdown(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
@@ -504,13 +618,46 @@ static void lsw_shutdown(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 	if (h->arg[0] == SHUT_RD || l->shut_wr)
 		return;
 	l->shut_wr = true;
-	if (l->peer && lsw_event(l->peer, NK_EV_HUP, 0, NK_SHUT_RD, NULL))
+	l->shut_first = !l->eof_recv;
+	if (l->peer && send_eof(l->peer))
 		lsw_overflow(l->peer->m);
+}
+
+/*
+ * getsockopt(TCP_INFO): what the engine knows of a switched connection,
+ * its state (as TCP's after the same shutdowns); the rest is 0.
+ */
+static void lsw_tcp_info(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
+{
+	static uint8_t info[LSW_TCP_INFO_LEN];
+	uint8_t state = TCP_ESTABLISHED;
+	struct nk_hdr r = {
+		.op = h->op,
+		.flags = NK_F_REPLY,
+		.sock = h->sock,
+		.req_id = h->req_id,
+		.len = RTE_MIN(h->arg[2], (uint64_t)sizeof(info)),
+	};
+	struct he_seg seg;
+	struct he_iov iov;
+
+	if (l->shut_wr && l->eof_recv)
+		state = l->shut_first ? TCP_TIME_WAIT : TCP_LAST_ACK;
+	else if (l->shut_wr)
+		state = TCP_FIN_WAIT2;
+	else if (l->eof_recv)
+		state = TCP_CLOSE_WAIT;
+	memset(info, 0, sizeof(info));
+	info[0] = state;
+	he_iov_flat(&iov, &seg, info, r.len);
+	if (deliver(g, &r, &iov, 0, true))
+		he_cnt_add(g, HE_C_DROPS, 1);
 }
 
 static void lsw_ioctl(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 {
 	const struct nk_credit_tx *c = l->peer ? &l->peer->m->to_guest : NULL;
+	uint32_t fwd = c ? c->peer_fwd_cnt : 0;
 	struct nk_hdr r = {
 		.op = h->op,
 		.flags = NK_F_REPLY,
@@ -521,7 +668,7 @@ static void lsw_ioctl(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 	if (h->arg[0] != NK_IOC_OUTQ && h->arg[0] != NK_IOC_OUTQNSD)
 		return reply(g, h, -ENOTTY);
 	/* Sent, not consumed by the peer: both are that here. */
-	r.arg[0] = c ? (uint32_t)(c->tx_cnt - c->peer_fwd_cnt) : 0;
+	r.arg[0] = (uint32_t)(l->sent - fwd);
 	if (deliver(g, &r, NULL, 0, true))
 		he_cnt_add(g, HE_C_DROPS, 1);
 }
@@ -554,8 +701,8 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 		reply(g, h, -ECONNRESET);
 		return true;
 	}
-	if (credit_tell(l)) {
-		lsw_overflow(l->peer->m);	/* resets this socket too */
+	if (credit_tell(l) || (l->linked && flush(l))) {
+		lsw_overflow(l->peer ? l->peer->m : m);	/* resets both */
 		if (h->op != NK_OP_CLOSE) {
 			reply(g, h, m->reset_err);
 		} else {
@@ -584,6 +731,11 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 	case NK_OP_IOCTL:
 		lsw_ioctl(g, h, l);
 		return true;
+	case NK_OP_GETSOCKOPT:
+		if (h->arg[0] != IPPROTO_TCP || h->arg[1] != TCP_INFO)
+			break;
+		lsw_tcp_info(g, h, l);
+		return true;
 	case NK_OP_CONNECT:
 		reply(g, h, -EISCONN);
 		return true;
@@ -601,13 +753,14 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 		reply(g, h, 0);
 		return true;
 	default:
-		/* Options and BIND: the client's NSM socket, if it has one. */
-		if (m->nsm)
-			return false;
-		reply(g, h, h->op == NK_OP_SETSOCKOPT ? 0 :
-			    h->op == NK_OP_GETSOCKOPT ? -ENOPROTOOPT : -EINVAL);
-		return true;
+		break;
 	}
+	/* Options and BIND: the client's NSM socket, if it has one. */
+	if (m->nsm)
+		return false;
+	reply(g, h, h->op == NK_OP_SETSOCKOPT ? 0 : h->op == NK_OP_GETSOCKOPT ? -ENOPROTOOPT :
+		    -EINVAL);
+	return true;
 }
 
 /* ---- listener state from the NSM's answers ---- */
@@ -689,14 +842,16 @@ void lsw_gone(struct he_map *m, int err)
 		TAILQ_REMOVE(&l->listener->queue, l, qlink);
 		l->listener->queued--;
 	}
+	inq_free(l);
 	p = l->peer;
 	if (p) {
 		p->peer = NULL;
 		if (err) {
 			map_reset(p->m, -ECONNRESET);
 		} else {
+			/* EOF after what it has not had yet of this side's data. */
 			p->peer_closed = true;
-			if (lsw_event(p, NK_EV_HUP, 0, NK_SHUT_RD, NULL))
+			if (!l->shut_wr && send_eof(p))
 				lsw_overflow(p->m);
 		}
 	}

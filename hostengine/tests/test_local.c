@@ -22,6 +22,7 @@
 #define VM1_IP		"10.0.0.11"
 #define VM2_IP		"10.0.0.12"
 #define BUF		65536
+#define PRE_CREDIT	65536	/* local.c's LSW_PRE_CREDIT */
 
 /* One switched connection: vm1's client socket, vm2's listener and accepted one. */
 struct conn {
@@ -72,9 +73,10 @@ static void connect_start(uint32_t id, const char *ip, uint16_t port, struct nk_
 	assert_int_equal(nk_addr_parse(&a, ip, port), 0);
 	h_hdr(&h, NK_OP_CONNECT, id);
 	assert_int_equal(h_call(W.vm1, &h, &a, sizeof(a), &rep, NULL, 0), -EINPROGRESS);
-	/* Credit 0 until vm2 accepts. */
+	/* The window the engine holds until vm2 accepts. */
 	assert_true(rep.flags & NK_F_CREDIT);
-	assert_int_equal(rep.buf_alloc, 0);
+	assert_int_equal(rep.buf_alloc, PRE_CREDIT);
+	assert_int_equal(rep.fwd_cnt, 0);
 	len = h_recv(W.vm1, ev, addr, sizeof(struct nk_addr), H_TIMEOUT_MS);
 	assert_int_equal(ev->sock, id);
 	if (ev->op == NK_EV_CONNECTED)
@@ -399,6 +401,23 @@ static void t_credit(void **state)
 	h_pass();
 }
 
+/* getsockopt(TCP_INFO) on @id: its tcpi_state is @state. */
+static void tcp_state(struct nk_ep *ep, uint32_t id, uint8_t state)
+{
+	uint8_t info[256];
+	struct nk_hdr h, rep;
+	size_t pos = tnsm_log_count(W.nsm);
+
+	h_hdr(&h, NK_OP_GETSOCKOPT, id);
+	h.arg[0] = 6;		/* IPPROTO_TCP */
+	h.arg[1] = 11;		/* TCP_INFO */
+	h.arg[2] = 232;
+	assert_int_equal(h_call(ep, &h, NULL, 0, &rep, info, sizeof(info)), 0);
+	assert_int_equal(rep.len, 232);
+	assert_int_equal(info[0], state);
+	h_nsm_none(pos, NK_OP_GETSOCKOPT, 0);
+}
+
 /* Shutdown each way: EOF after the data before it; the other way still works. */
 static void t_shutdown(void **state)
 {
@@ -413,6 +432,9 @@ static void t_shutdown(void **state)
 	assert_int_equal(h_call(W.vm1, &h, NULL, 0, NULL, NULL, 0), 0);
 	expect_data(W.vm2, k.a, "abc", 3);
 	expect_event(W.vm2, k.a, NK_EV_HUP, 0, NK_SHUT_RD);
+	/* TCP_INFO's state, as TCP's after the same: engine's answers. */
+	tcp_state(W.vm1, k.c, 5);	/* TCP_FIN_WAIT2 */
+	tcp_state(W.vm2, k.a, 8);	/* TCP_CLOSE_WAIT */
 	send_data(W.vm2, k.a, "xyz", 3);
 	expect_data(W.vm1, k.c, "xyz", 3);
 	h_hdr(&h, NK_OP_SHUTDOWN, k.a);
@@ -423,11 +445,10 @@ static void t_shutdown(void **state)
 	h_hdr(&h, NK_OP_SHUTDOWN, k.c);
 	h.arg[0] = 7;
 	assert_int_equal(h_call(W.vm1, &h, NULL, 0, NULL, NULL, 0), -EINVAL);
-	/* Orderly close (all read): vm2 gets EOF again, not a reset. */
+	/* Orderly close (all read): vm2, which had its EOF, hears no more. */
 	consumed(W.vm1, k.c, BUF, 3);
 	h_close(W.vm1, k.c);
 	expect_event(W.vm2, k.a, NK_OP_CREDIT, 0, 0);
-	expect_event(W.vm2, k.a, NK_EV_HUP, 0, NK_SHUT_RD);
 	h_recv_none(W.vm2, H_QUIET_MS);
 	h_close(W.vm2, k.a);
 	h_close(W.vm2, k.l);
@@ -740,6 +761,71 @@ static void t_urgent(void **state)
 	h_pass();
 }
 
+/*
+ * Data before the ACCEPT, as a native client sends into the server's
+ * receive window: held by the engine (at most the window), delivered
+ * after the ACCEPT within the accepted socket's credit, then the EOF.
+ */
+static void t_before_accept(void **state)
+{
+	static uint8_t buf[PRE_CREDIT + 1];
+	uint8_t addr[sizeof(struct nk_addr)];
+	struct conn k = { .c_buf = BUF, .a_buf = 40000 };
+	struct nk_hdr h, ev;
+	uint32_t got = 0, i;
+
+	(void)state;
+	h_pattern(buf, sizeof(buf), 9, 0);
+	k.port = next_port++;
+	k.l = listener("0.0.0.0", k.port, 4);
+	k.c = h_new_sock_id();
+	assert_int_equal(h_socket(W.vm1, k.c, AF_INET, SOCK_STREAM, BUF, NULL), 0);
+	connect_start(k.c, VM2_IP, k.port, &ev, addr);
+	assert_int_equal(ev.op, NK_EV_CONNECTED);
+	k.cport = ntohs(((struct nk_addr *)addr)->port);
+	expect_event(W.vm2, k.l, NK_EV_ACCEPT, 0, 1);
+	/* The whole window, in two SENDs; one byte more is refused. */
+	send_data(W.vm1, k.c, buf, 1000);
+	send_data(W.vm1, k.c, buf + 1000, PRE_CREDIT - 1000);
+	h_hdr(&h, NK_OP_SEND, k.c);
+	h.req_id = h_new_req_id();
+	h_send(W.vm1, &h, buf + PRE_CREDIT, 1);
+	h_recv(W.vm1, &ev, NULL, 0, H_TIMEOUT_MS);
+	assert_int_equal(ev.op, NK_OP_SEND);
+	assert_int_equal((int32_t)ev.status, -ENOBUFS);
+	h_hdr(&h, NK_OP_SHUTDOWN, k.c);
+	h.arg[0] = SHUT_WR;
+	assert_int_equal(h_call(W.vm1, &h, NULL, 0, NULL, NULL, 0), 0);
+	h_recv_none(W.vm2, H_QUIET_MS);
+	/* vm2 accepts with room for 40000: that much comes, in order. */
+	accept_one(&k);
+	while (got < 40000) {
+		static uint8_t rb[NK_MAX_PAYLOAD];
+		int n = h_recv(W.vm2, &ev, rb, sizeof(rb), H_TIMEOUT_MS);
+
+		assert_int_equal(ev.op, NK_EV_DATA);
+		assert_memory_equal(rb, buf + got, n);
+		got += n;
+	}
+	assert_int_equal(got, 40000);
+	h_recv_none(W.vm2, H_QUIET_MS);
+	/* It consumes: the rest, then the EOF. */
+	consumed(W.vm2, k.a, 40000, 40000);
+	for (i = 0; got < PRE_CREDIT; i++) {
+		static uint8_t rb[NK_MAX_PAYLOAD];
+		int n = h_recv(W.vm2, &ev, rb, sizeof(rb), H_TIMEOUT_MS);
+
+		assert_int_equal(ev.op, NK_EV_DATA);
+		assert_memory_equal(rb, buf + got, n);
+		got += n;
+	}
+	expect_event(W.vm2, k.a, NK_EV_HUP, 0, NK_SHUT_RD);
+	consumed(W.vm2, k.a, 40000, PRE_CREDIT);
+	close_all(&k);
+	drain_quiet();
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	H_TEST(t_data),
 	H_TEST(t_credit),
@@ -751,6 +837,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_bad_input),
 	H_TEST(t_port_chosen),
 	H_TEST(t_urgent),
+	H_TEST(t_before_accept),
 };
 
 H_MAIN("local", tests)
