@@ -32,6 +32,7 @@ struct he_map {
 	bool reset;			/* guest view: gone (EV_RESET sent) */
 	bool v6only;			/* SOCKET a3 NK_SOCK_V6ONLY */
 	bool local;			/* a connection local.c switches: no NSM data */
+	bool linger0;			/* SO_LINGER on, 0 s: CLOSE resets (local.c) */
 	int reset_err;
 	uint64_t tx_bytes, rx_bytes;
 	struct nk_credit_tx to_nsm;	/* the guest's SENDs, the NSM's credit */

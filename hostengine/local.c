@@ -39,9 +39,13 @@
  *    receiver's buf_alloc less what the sender sent beyond the receiver's
  *    fwd_cnt), kept in the receiver's inq and delivered (flush()) as far
  *    as the receiver's credit allows, again on each of its announcements.
+ *    A client closed in order before the ACCEPT stays queued without its
+ *    map (m NULL, a ghost): the ACCEPT gets its data and EOF.
  *    Before the ACCEPT the client's credit is LSW_PRE_CREDIT, as a native
  *    server's receive window, held in the client's own inq and handed to
- *    the accepted socket.  So the engine holds at most a receiver's credit
+ *    the accepted socket; after it, the receiver's buf_alloc plus
+ *    LSW_PRE_CREDIT (send_buf()), as a native sender's kernel holds what
+ *    the peer's window has no room for (SIOCOUTQ counts what is held).  So the engine holds at most a receiver's credit
  *    per connection; the receiver's pending queue's max_pending still
  *    applies: beyond it, the connection is reset both ways.  A SEND
  *    beyond the credit is refused (-ENOBUFS, credit_violations) as toward
@@ -61,9 +65,12 @@
  *    GETPEERNAME (the guests' real addresses and ports), IOCTL OUTQ and
  *    OUTQNSD (bytes the peer has not consumed), SHUTDOWN, GETSOCKOPT
  *    TCP_INFO (lsw_tcp_info(): the state only); CONNECT -EISCONN,
- *    LISTEN and ACCEPT -EINVAL.  Options: the client's go to its NSM
- *    socket; the accepted socket has none, so SETSOCKOPT succeeds without
- *    effect and another GETSOCKOPT fails with -ENOPROTOOPT.  "ss" does not
+ *    LISTEN and ACCEPT -EINVAL; connect(AF_UNSPEC) resets both sides.
+ *    Options: the client's go to its NSM socket; the accepted socket has
+ *    none, so the engine keeps the int options it sets (opt_set(),
+ *    LSW_OPTS of them) and answers GETSOCKOPT from them or Linux's
+ *    defaults (opt_get()).  SO_LINGER 0 and IPV6_V6ONLY are watched on
+ *    every stream socket (opt_seen()); TCP_DEFER_ACCEPT is not applied.  "ss" does not
  *    ask an NSM about a switched socket; "sockets" shows it as local with
  *    its peer.  Urgent data (a SEND with NK_MSG_OOB): its last byte is
  *    announced with EV_URG before the EV_DATA that carries it, as an NSM
@@ -103,6 +110,18 @@
  */
 #define LSW_PRE_CREDIT	65536U
 #define LSW_TCP_INFO_LEN	232	/* Linux 6.1's struct tcp_info */
+#define LSW_MSS		65483	/* loopback's MSS */
+#define LSW_OPTS	16	/* int options kept for an accepted socket */
+
+/*
+ * The credit a sender is given: the receiver's buf_alloc and LSW_PRE_CREDIT
+ * the engine holds beyond it, as a native sender's kernel holds what the
+ * peer's window has no room for (SIOCOUTQ counts it).
+ */
+static inline uint32_t send_buf(uint32_t buf_alloc)
+{
+	return RTE_MIN((uint64_t)buf_alloc + LSW_PRE_CREDIT, (uint64_t)NK_CREDIT_MAX);
+}
 
 /* Data held for a guest, in order. */
 struct lsw_chunk {
@@ -143,6 +162,11 @@ struct he_lsw {
 	bool eof_due;			/* EOF to send once inq is delivered */
 	bool peer_closed;		/* EOF from a peer that is gone */
 	uint32_t sent;			/* bytes this side sent, mod 2^32 */
+	struct {
+		bool set;
+		uint64_t level, name;
+		int32_t val;
+	} opt[LSW_OPTS];		/* accepted side: options set (opt_set()) */
 	bool linked;			/* accepted (inq: data for this side) */
 	/* Data for this side not delivered yet (before the ACCEPT: for the peer). */
 	TAILQ_HEAD(lsw_inq, lsw_chunk) inq;
@@ -321,8 +345,9 @@ static int credit_tell(struct he_lsw *l)
 	if (!p || (l->cr_told && l->cr_buf == c->peer_buf_alloc && l->cr_fwd == c->peer_fwd_cnt))
 		return 0;
 	l->cr_told = true;
-	l->cr_buf = ev.buf_alloc = c->peer_buf_alloc;
+	l->cr_buf = c->peer_buf_alloc;
 	l->cr_fwd = ev.fwd_cnt = c->peer_fwd_cnt;
+	ev.buf_alloc = send_buf(c->peer_buf_alloc);
 	ev.sock = p->m->guest_sock;
 	return deliver(p->m->guest, &ev, NULL, 0, false);
 }
@@ -345,7 +370,7 @@ static void lsw_reply(struct he_ep *g, const struct nk_hdr *h, int status,
 
 	if (credit) {
 		r.flags |= NK_F_CREDIT;
-		r.buf_alloc = credit->peer_buf_alloc;
+		r.buf_alloc = send_buf(credit->peer_buf_alloc);
 		r.fwd_cnt = credit->peer_fwd_cnt;
 	}
 	if (status)
@@ -356,13 +381,14 @@ static void lsw_reply(struct he_ep *g, const struct nk_hdr *h, int status,
 }
 
 static int flush(struct he_lsw *q);
+static void inq_free(struct he_lsw *q);
 
 /* ---- connect and accept ---- */
 
 static bool lsw_connect(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 			struct he_map *m)
 {
-	static const struct nk_credit_tx pre = { .peer_buf_alloc = LSW_PRE_CREDIT };
+	static const struct nk_credit_tx pre;
 	struct he_lsw *l, *L;
 	struct nk_addr dst, la;
 	struct lsw_ip ip;
@@ -425,8 +451,23 @@ static bool lsw_connect(struct he_ep *g, struct nk_hdr *h, const struct he_iov *
 	return true;
 }
 
+/*
+ * A queued client ends (its listener closes, its ACCEPT is aborted): reset,
+ * or, one whose guest closed it already (a ghost), forgotten.
+ */
+static void queued_end(struct he_lsw *c)
+{
+	if (c->m) {
+		map_reset(c->m, -ECONNRESET);
+		return;
+	}
+	inq_free(c);
+	free(c);
+}
+
 bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 {
+	static const struct nk_credit_tx none;
 	struct he_lsw *L = lm->lsw, *c, *nl;
 	struct he_map *nm, *cm;
 	struct nk_addr peer;
@@ -439,7 +480,7 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 	c->listener = NULL;
 	if (!conn_rate_ok(g)) {
 		/* As switch.c's req_complete: aborted, the client reset. */
-		map_reset(c->m, -ECONNRESET);
+		queued_end(c);
 		lsw_reply(g, h, -ECONNABORTED, NULL, NULL);
 		return true;
 	}
@@ -463,23 +504,29 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 	nl->lport = c->rport;
 	nl->rip = c->lip;
 	nl->rport = c->lport;
-	nl->peer = c;
-	c->peer = nl;
 	nl->linked = c->linked = true;
 	addr_make(&peer, nl->family, &nl->rip, nl->rport);
-	lsw_reply(g, h, 0, &peer, &c->m->to_guest);
-	c->cr_told = true;
-	c->cr_buf = c->m->to_guest.peer_buf_alloc;
-	c->cr_fwd = c->m->to_guest.peer_fwd_cnt;
+	lsw_reply(g, h, 0, &peer, c->m ? &c->m->to_guest : &none);
 	cm = c->m;
 	/* What the client sent meanwhile, then its EOF, as the credit allows. */
 	TAILQ_CONCAT(&nl->inq, &c->inq, link);
 	nl->inq_bytes = c->inq_bytes;
 	c->inq_bytes = 0;
 	nl->eof_due = c->shut_wr;
+	if (cm) {
+		nl->peer = c;
+		c->peer = nl;
+		c->cr_told = true;
+		c->cr_buf = cm->to_guest.peer_buf_alloc;
+		c->cr_fwd = cm->to_guest.peer_fwd_cnt;
+	} else {
+		/* Its client closed it in the queue: the data, EOF, and no peer. */
+		nl->peer_closed = true;
+		free(c);
+	}
 	e1 = credit_tell(nl);
 	e2 = flush(nl);
-	if (e1)
+	if (e1 && cm)
 		lsw_overflow(cm);	/* nm is reset with it */
 	if (e2)
 		lsw_overflow(nm);
@@ -491,10 +538,10 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 /* Bytes the sender @l may send: its peer's credit, or the window before the ACCEPT. */
 static uint32_t send_space(const struct he_lsw *l)
 {
-	struct nk_credit_tx c = { .tx_cnt = l->sent, .peer_buf_alloc = LSW_PRE_CREDIT };
+	struct nk_credit_tx c = { .tx_cnt = l->sent, .peer_buf_alloc = send_buf(0) };
 
 	if (l->peer) {
-		c.peer_buf_alloc = l->peer->m->to_guest.peer_buf_alloc;
+		c.peer_buf_alloc = send_buf(l->peer->m->to_guest.peer_buf_alloc);
 		c.peer_fwd_cnt = l->peer->m->to_guest.peer_fwd_cnt;
 	}
 	return nk_credit_tx_space(&c);
@@ -649,6 +696,9 @@ static void lsw_tcp_info(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 		state = TCP_CLOSE_WAIT;
 	memset(info, 0, sizeof(info));
 	info[0] = state;
+	/* tcpi_snd_mss and tcpi_rcv_mss: loopback's, what a local peer has. */
+	memcpy(info + 16, &(uint32_t){ LSW_MSS }, 4);
+	memcpy(info + 20, &(uint32_t){ LSW_MSS }, 4);
 	he_iov_flat(&iov, &seg, info, r.len);
 	if (deliver(g, &r, &iov, 0, true))
 		he_cnt_add(g, HE_C_DROPS, 1);
@@ -656,8 +706,6 @@ static void lsw_tcp_info(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 
 static void lsw_ioctl(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 {
-	const struct nk_credit_tx *c = l->peer ? &l->peer->m->to_guest : NULL;
-	uint32_t fwd = c ? c->peer_fwd_cnt : 0;
 	struct nk_hdr r = {
 		.op = h->op,
 		.flags = NK_F_REPLY,
@@ -667,9 +715,87 @@ static void lsw_ioctl(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 
 	if (h->arg[0] != NK_IOC_OUTQ && h->arg[0] != NK_IOC_OUTQNSD)
 		return reply(g, h, -ENOTTY);
-	/* Sent, not consumed by the peer: both are that here. */
-	r.arg[0] = (uint32_t)(l->sent - fwd);
+	/*
+	 * Sent and not in the peer's guest yet (its TCP would have ACKed
+	 * what reached it): held by the engine.  Both are that here.
+	 */
+	r.arg[0] = l->peer ? l->peer->inq_bytes : l->linked ? 0 : l->inq_bytes;
 	if (deliver(g, &r, NULL, 0, true))
+		he_cnt_add(g, HE_C_DROPS, 1);
+}
+
+/*
+ * The options local switching looks at, from the guest's SETSOCKOPT
+ * (whatever the NSM answers): IPV6_V6ONLY of a listener, SO_LINGER with a
+ * zero timeout (CLOSE resets the peer).  On the accepted side, which has
+ * no NSM socket, the int options set are kept for GETSOCKOPT
+ * (opt_get()).
+ */
+static void opt_seen(struct he_map *m, const struct nk_hdr *h, const struct he_iov *iov)
+{
+	int32_t v[2] = { 0, 0 };
+
+	if (h->len < sizeof(v[0]))
+		return;
+	he_iov_read(iov, HDR_LEN, v, RTE_MIN(h->len, (uint32_t)sizeof(v)));
+	if (h->arg[0] == IPPROTO_IPV6 && h->arg[1] == IPV6_V6ONLY)
+		m->v6only = v[0] != 0;
+	if (h->arg[0] == SOL_SOCKET && h->arg[1] == SO_LINGER && h->len >= sizeof(v))
+		m->linger0 = v[0] && !v[1];
+}
+
+static void opt_set(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
+		    struct he_lsw *l)
+{
+	unsigned int i;
+	int32_t v;
+
+	if (h->len == sizeof(v)) {
+		he_iov_read(iov, HDR_LEN, &v, sizeof(v));
+		/* Linux's ranges of the keepalive options. */
+		if (h->arg[0] == IPPROTO_TCP &&
+		    (((h->arg[1] == TCP_KEEPIDLE || h->arg[1] == TCP_KEEPINTVL) &&
+		      (v < 1 || v > 32767)) || (h->arg[1] == TCP_KEEPCNT && (v < 1 || v > 127))))
+			return reply(g, h, -EINVAL);
+		for (i = 0; i < LSW_OPTS && l->opt[i].set &&
+			    (l->opt[i].level != h->arg[0] || l->opt[i].name != h->arg[1]); i++)
+			;
+		if (i < LSW_OPTS) {
+			l->opt[i].set = true;
+			l->opt[i].level = h->arg[0];
+			l->opt[i].name = h->arg[1];
+			l->opt[i].val = v;
+		}
+	}
+	reply(g, h, 0);
+}
+
+/* An int option of the accepted side: as set, else Linux's default (0 but a few). */
+static void opt_get(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
+{
+	struct nk_hdr r = {
+		.op = h->op,
+		.flags = NK_F_REPLY,
+		.sock = h->sock,
+		.req_id = h->req_id,
+		.len = RTE_MIN(h->arg[2], (uint64_t)sizeof(int32_t)),
+	};
+	struct he_seg seg;
+	struct he_iov iov;
+	unsigned int i;
+	int32_t v = 0;
+
+	if (h->arg[0] == IPPROTO_TCP && h->arg[1] == TCP_KEEPIDLE)
+		v = 7200;
+	else if (h->arg[0] == IPPROTO_TCP && h->arg[1] == TCP_KEEPINTVL)
+		v = 75;
+	else if (h->arg[0] == IPPROTO_TCP && h->arg[1] == TCP_KEEPCNT)
+		v = 9;
+	for (i = 0; i < LSW_OPTS && l->opt[i].set; i++)
+		if (l->opt[i].level == h->arg[0] && l->opt[i].name == h->arg[1])
+			v = l->opt[i].val;
+	he_iov_flat(&iov, &seg, &v, r.len);
+	if (deliver(g, &r, &iov, 0, true))
 		he_cnt_add(g, HE_C_DROPS, 1);
 }
 
@@ -680,6 +806,8 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 	struct nk_addr a;
 	uint32_t unread;
 
+	if (h->op == NK_OP_SETSOCKOPT)
+		opt_seen(m, h, iov);
 	if (!m->local) {
 		switch (h->op) {
 		case NK_OP_BIND:
@@ -732,11 +860,32 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 		lsw_ioctl(g, h, l);
 		return true;
 	case NK_OP_GETSOCKOPT:
-		if (h->arg[0] != IPPROTO_TCP || h->arg[1] != TCP_INFO)
-			break;
-		lsw_tcp_info(g, h, l);
+		if (h->arg[0] == IPPROTO_TCP && h->arg[1] == TCP_INFO) {
+			lsw_tcp_info(g, h, l);
+			return true;
+		}
+		if (m->nsm)
+			return false;
+		opt_get(g, h, l);
+		return true;
+	case NK_OP_SETSOCKOPT:
+		if (m->nsm)
+			return false;
+		opt_set(g, h, iov, l);
 		return true;
 	case NK_OP_CONNECT:
+		if (h->len >= sizeof(uint16_t)) {
+			uint16_t family;
+
+			he_iov_read(iov, HDR_LEN, &family, sizeof(family));
+			if (family == AF_UNSPEC) {
+				/* connect(AF_UNSPEC) dissolves it: both sides reset, as TCP's. */
+				reply(g, h, 0);
+				he_cnt_add(g, HE_C_RESETS, 1);
+				map_reset(m, -ECONNRESET);
+				return true;
+			}
+		}
 		reply(g, h, -EISCONN);
 		return true;
 	case NK_OP_LISTEN:
@@ -746,7 +895,7 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 	case NK_OP_CLOSE:
 		/* Data it never read: the peer is reset, as by TCP. */
 		unread = m->to_guest.tx_cnt - m->to_guest.peer_fwd_cnt;
-		lsw_gone(m, unread ? -ECONNRESET : 0);
+		lsw_gone(m, unread || (l->linked && l->inq_bytes) || m->linger0 ? -ECONNRESET : 0);
 		if (m->nsm)
 			return false;	/* its NSM socket closes as usual */
 		map_drop(m, true, true);
@@ -835,8 +984,17 @@ void lsw_gone(struct he_map *m, int err)
 		while ((c = TAILQ_FIRST(&l->queue))) {
 			TAILQ_REMOVE(&l->queue, c, qlink);
 			c->listener = NULL;
-			map_reset(c->m, -ECONNRESET);
+			queued_end(c);
 		}
+	}
+	if (l->listener && !err) {
+		/*
+		 * Closed in order before its ACCEPT: it stays in the queue, as
+		 * TCP's established connection does, with its data and EOF.
+		 */
+		l->m = NULL;
+		l->shut_wr = true;
+		return;
 	}
 	if (l->listener) {
 		TAILQ_REMOVE(&l->listener->queue, l, qlink);

@@ -96,15 +96,15 @@ static void accept_one(struct conn *k)
 	assert_int_equal(h_call(W.vm2, &h, NULL, 0, &rep, peer, sizeof(peer)), 0);
 	assert_int_equal(rep.len, sizeof(struct nk_addr));
 	h_assert_addr(peer, AF_INET, VM1_IP, k->cport);
-	/* The new socket's credit is vm1's. */
+	/* The new socket's credit is vm1's, and what the engine holds beyond. */
 	assert_true(rep.flags & NK_F_CREDIT);
-	assert_int_equal(rep.buf_alloc, k->c_buf);
+	assert_int_equal(rep.buf_alloc, k->c_buf + PRE_CREDIT);
 	/* vm1 learns vm2's credit. */
 	h_recv(W.vm1, &ev, NULL, 0, H_TIMEOUT_MS);
 	assert_int_equal(ev.op, NK_OP_CREDIT);
 	assert_int_equal(ev.sock, k->c);
 	assert_true(ev.flags & NK_F_CREDIT);
-	assert_int_equal(ev.buf_alloc, k->a_buf);
+	assert_int_equal(ev.buf_alloc, k->a_buf + PRE_CREDIT);
 }
 
 /* A switched connection vm1 -> vm2, accepted, credit @c_buf and @a_buf. */
@@ -328,45 +328,67 @@ static void t_data(void **state)
 	h_pass();
 }
 
-/* Credit: vm1 sends what vm2 grants, no more, and more once vm2 consumed it. */
+/*
+ * Credit: vm1 sends what vm2 grants plus what the engine holds beyond it
+ * (PRE_CREDIT), no more; vm2 gets its credit's worth, the rest as it
+ * consumes; vm1 hears of each new announcement.
+ */
 static void t_credit(void **state)
 {
-	static uint8_t buf[3000];
+	static uint8_t buf[1000 + PRE_CREDIT + 600];
 	struct h_counters before;
 	struct conn k;
-	struct nk_hdr h, ev;
+	struct nk_hdr h, ev, rep;
+	uint32_t got = 0;
 
 	(void)state;
 	h_pattern(buf, sizeof(buf), 5, 0);
 	conn_open(&k, BUF, 1000);
 	send_data(W.vm1, k.c, buf, 1000);
+	send_data(W.vm1, k.c, buf + 1000, PRE_CREDIT);
 	expect_data(W.vm2, k.a, buf, 1000);
-	/* Beyond vm2's credit: refused, vm2 gets nothing. */
+	h_recv_none(W.vm2, H_QUIET_MS);
+	/* What the engine holds is vm1's SIOCOUTQ. */
+	h_hdr(&h, NK_OP_IOCTL, k.c);
+	h.arg[0] = NK_IOC_OUTQ;
+	assert_int_equal(h_call(W.vm1, &h, NULL, 0, &rep, NULL, 0), 0);
+	assert_int_equal(rep.arg[0], PRE_CREDIT);
+	/* Beyond vm2's credit and the engine's: refused, vm2 gets nothing. */
 	h_counters(H_VM1, &before);
 	h_hdr(&h, NK_OP_SEND, k.c);
 	h.req_id = h_new_req_id();
-	h_send(W.vm1, &h, buf + 1000, 1);
+	h_send(W.vm1, &h, buf + 1000 + PRE_CREDIT, 1);
 	h_recv(W.vm1, &ev, NULL, 0, H_TIMEOUT_MS);
 	assert_int_equal(ev.op, NK_OP_SEND);
 	assert_true(ev.flags & NK_F_REPLY);
 	assert_int_equal((int32_t)ev.status, -ENOBUFS);
 	h_assert_delta(H_VM1, &before, HC_CREDIT_VIOLATIONS, 1);
 	h_recv_none(W.vm2, H_QUIET_MS);
-	/* vm2 consumes: vm1 is told, and may send again. */
+	/* vm2 consumes: vm1 is told; vm2 gets the next 1000. */
 	consumed(W.vm2, k.a, 1000, 1000);
 	h_recv(W.vm1, &ev, NULL, 0, H_TIMEOUT_MS);
 	assert_int_equal(ev.op, NK_OP_CREDIT);
 	assert_int_equal(ev.sock, k.c);
-	assert_int_equal(ev.buf_alloc, 1000);
+	assert_int_equal(ev.buf_alloc, 1000 + PRE_CREDIT);
 	assert_int_equal(ev.fwd_cnt, 1000);
-	send_data(W.vm1, k.c, buf + 1000, 600);
-	send_data(W.vm1, k.c, buf + 1600, 400);
-	expect_data(W.vm2, k.a, buf + 1000, 600);
-	expect_data(W.vm2, k.a, buf + 1600, 400);
+	expect_data(W.vm2, k.a, buf + 1000, 1000);
 	/* The same announcement again tells vm1 nothing. */
 	consumed(W.vm2, k.a, 1000, 1000);
 	h_recv_none(W.vm1, H_QUIET_MS);
-	consumed(W.vm2, k.a, 1000, 2000);
+	/* vm2 grows its buffer: the rest comes, then vm1's 600 more. */
+	consumed(W.vm2, k.a, 2 * PRE_CREDIT, 2000);
+	expect_event(W.vm1, k.c, NK_OP_CREDIT, 0, 0);
+	for (got = 2000; got < 1000 + PRE_CREDIT;) {
+		static uint8_t rb[NK_MAX_PAYLOAD];
+		int n = h_recv(W.vm2, &ev, rb, sizeof(rb), H_TIMEOUT_MS);
+
+		assert_int_equal(ev.op, NK_EV_DATA);
+		assert_memory_equal(rb, buf + got, n);
+		got += n;
+	}
+	send_data(W.vm1, k.c, buf + 1000 + PRE_CREDIT, 600);
+	expect_data(W.vm2, k.a, buf + 1000 + PRE_CREDIT, 600);
+	consumed(W.vm2, k.a, 2 * PRE_CREDIT, 1600 + PRE_CREDIT);
 	expect_event(W.vm1, k.c, NK_OP_CREDIT, 0, 0);
 
 	/*
@@ -764,7 +786,8 @@ static void t_urgent(void **state)
 /*
  * Data before the ACCEPT, as a native client sends into the server's
  * receive window: held by the engine (at most the window), delivered
- * after the ACCEPT within the accepted socket's credit, then the EOF.
+ * after the ACCEPT within the accepted socket's credit, then the EOF,
+ * though the client closed before the ACCEPT (TCP keeps it queued).
  */
 static void t_before_accept(void **state)
 {
@@ -793,12 +816,17 @@ static void t_before_accept(void **state)
 	h_recv(W.vm1, &ev, NULL, 0, H_TIMEOUT_MS);
 	assert_int_equal(ev.op, NK_OP_SEND);
 	assert_int_equal((int32_t)ev.status, -ENOBUFS);
-	h_hdr(&h, NK_OP_SHUTDOWN, k.c);
-	h.arg[0] = SHUT_WR;
-	assert_int_equal(h_call(W.vm1, &h, NULL, 0, NULL, NULL, 0), 0);
+	/* vm1 closes it before the ACCEPT: it stays queued with its data and EOF. */
+	h_close(W.vm1, k.c);
 	h_recv_none(W.vm2, H_QUIET_MS);
 	/* vm2 accepts with room for 40000: that much comes, in order. */
-	accept_one(&k);
+	k.a = h_new_sock_id();
+	h_hdr(&h, NK_OP_ACCEPT, k.l);
+	h.arg[0] = k.a;
+	h.flags = NK_F_CREDIT;
+	h.buf_alloc = k.a_buf;
+	assert_int_equal(h_call(W.vm2, &h, NULL, 0, NULL, addr, sizeof(addr)), 0);
+	h_assert_addr(addr, AF_INET, VM1_IP, k.cport);
 	while (got < 40000) {
 		static uint8_t rb[NK_MAX_PAYLOAD];
 		int n = h_recv(W.vm2, &ev, rb, sizeof(rb), H_TIMEOUT_MS);
@@ -821,7 +849,106 @@ static void t_before_accept(void **state)
 	}
 	expect_event(W.vm2, k.a, NK_EV_HUP, 0, NK_SHUT_RD);
 	consumed(W.vm2, k.a, 40000, PRE_CREDIT);
+	/* Its peer is gone: sending resets it, as TCP's RST would. */
+	send_data(W.vm2, k.a, "late", 4);
+	expect_event(W.vm2, k.a, NK_EV_RESET, -ECONNRESET, 0);
+	close_sock(W.vm2, k.a);
+	close_sock(W.vm2, k.l);
+	drain_quiet();
+	h_pass();
+}
+
+static int32_t getopt_int(struct nk_ep *ep, uint32_t id, int level, int name)
+{
+	struct nk_hdr h;
+	int32_t v = -1;
+
+	h_hdr(&h, NK_OP_GETSOCKOPT, id);
+	h.arg[0] = level;
+	h.arg[1] = name;
+	h.arg[2] = sizeof(v);
+	assert_int_equal(h_call(ep, &h, NULL, 0, NULL, &v, sizeof(v)), 0);
+	return v;
+}
+
+static void setopt(struct nk_ep *ep, uint32_t id, int level, int name, const void *v, size_t len)
+{
+	struct nk_hdr h;
+
+	h_hdr(&h, NK_OP_SETSOCKOPT, id);
+	h.arg[0] = level;
+	h.arg[1] = name;
+	assert_int_equal(h_call(ep, &h, v, len, NULL, NULL, 0), 0);
+}
+
+/*
+ * Options: the accepted side (no NSM socket) keeps what it sets and has
+ * Linux's defaults; SO_LINGER 0 makes CLOSE reset the peer; OUTQ is what
+ * the engine still holds; an IPV6_V6ONLY listener set by setsockopt
+ * refuses IPv4; connect(AF_UNSPEC) dissolves a connection, both sides reset.
+ */
+static void t_options(void **state)
+{
+	static const int32_t one = 1, linger0[2] = { 1, 0 };
+	uint8_t addr[sizeof(struct nk_addr)];
+	struct conn k;
+	struct nk_hdr h, rep, ev;
+	uint32_t l, c;
+	int32_t v;
+
+	(void)state;
+	conn_open(&k, BUF, BUF);
+	setopt(W.vm2, k.a, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
+	assert_int_equal(getopt_int(W.vm2, k.a, IPPROTO_TCP, 1), 1);
+	assert_int_equal(getopt_int(W.vm2, k.a, IPPROTO_TCP, 4 /* TCP_KEEPIDLE */), 7200);
+	{
+		static const int32_t zero;
+
+		h_hdr(&h, NK_OP_SETSOCKOPT, k.a);
+		h.arg[0] = IPPROTO_TCP;
+		h.arg[1] = 4;	/* TCP_KEEPIDLE 0: Linux's EINVAL */
+		assert_int_equal(h_call(W.vm2, &h, &zero, sizeof(zero), NULL, NULL, 0), -EINVAL);
+	}
+	send_data(W.vm1, k.c, "held", 4);
+	expect_data(W.vm2, k.a, "held", 4);
+	h_hdr(&h, NK_OP_IOCTL, k.c);
+	h.arg[0] = NK_IOC_OUTQ;
+	assert_int_equal(h_call(W.vm1, &h, NULL, 0, &rep, NULL, 0), 0);
+	assert_int_equal(rep.arg[0], 0);
+	consumed(W.vm2, k.a, BUF, 4);
+	expect_event(W.vm1, k.c, NK_OP_CREDIT, 0, 0);
+	/* SO_LINGER {1, 0} (to vm1's NSM socket too): its CLOSE resets vm2. */
+	setopt(W.vm1, k.c, 1 /* SOL_SOCKET */, 13 /* SO_LINGER */, linger0, sizeof(linger0));
+	h_close(W.vm1, k.c);
+	expect_event(W.vm2, k.a, NK_EV_RESET, -ECONNRESET, 0);
+	h_close(W.vm2, k.a);
+	h_close(W.vm2, k.l);
+
+	/* connect(AF_UNSPEC) on a switched connection. */
+	conn_open(&k, BUF, BUF);
+	memset(addr, 0, sizeof(addr));
+	h_hdr(&h, NK_OP_CONNECT, k.c);
+	assert_int_equal(h_call(W.vm1, &h, addr, sizeof(addr), NULL, NULL, 0), 0);
+	expect_event(W.vm1, k.c, NK_EV_RESET, -ECONNRESET, 0);
+	expect_event(W.vm2, k.a, NK_EV_RESET, -ECONNRESET, 0);
 	close_all(&k);
+
+	/* An AF_INET6 listener made V6ONLY by setsockopt: IPv4 is refused. */
+	l = h_new_sock_id();
+	assert_int_equal(h_socket(W.vm2, l, AF_INET6, SOCK_STREAM, BUF, NULL), 0);
+	v = 1;
+	setopt(W.vm2, l, IPPROTO_IPV6, 26 /* IPV6_V6ONLY */, &v, sizeof(v));
+	sockaddr_req(W.vm2, NK_OP_BIND, l, "::", 6970, 0);
+	h_hdr(&h, NK_OP_LISTEN, l);
+	h.arg[0] = 4;
+	assert_int_equal(h_call(W.vm2, &h, NULL, 0, NULL, NULL, 0), 0);
+	c = h_new_sock_id();
+	assert_int_equal(h_socket(W.vm1, c, AF_INET, SOCK_STREAM, BUF, NULL), 0);
+	connect_start(c, VM2_IP, 6970, &ev, addr);
+	assert_int_equal(ev.op, NK_EV_ERROR);
+	assert_int_equal((int32_t)ev.status, -ECONNREFUSED);
+	h_close(W.vm1, c);
+	h_close(W.vm2, l);
 	drain_quiet();
 	h_pass();
 }
@@ -838,6 +965,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_port_chosen),
 	H_TEST(t_urgent),
 	H_TEST(t_before_accept),
+	H_TEST(t_options),
 };
 
 H_MAIN("local", tests)
