@@ -14,9 +14,16 @@
 #              run: the UDP cases (UDP between colocated guests goes
 #              through the NSM, which refuses another guest's address:
 #              nsm_main.c "Destinations"), tcp_so_reuseaddr (a switched
-#              connection leaves no TIME_WAIT) and ipv6_dual_options
+#              connection leaves no TIME_WAIT), ipv6_dual_options
 #              (TCP_DEFER_ACCEPT is not applied to local connections):
-#              hostengine.rst, "Local switching".
+#              hostengine.rst, "Local switching"; and
+#              tcp_fionread_siocoutq, which passes only when the
+#              receiver's first window is large: the sender may send the
+#              receiver's window plus 64 KiB, and an af_netkernel socket
+#              starts with a small window (nk_window_take()) that grows,
+#              so filling the sender at once can stop at 64 KiB, all of it
+#              then delivered (SIOCOUTQ 0; natively the sender's own
+#              buffer keeps it above 0).  1 run in 3 failed so.
 #   off        vm1's local_switch off (nkctl set): its connect to vm2 goes
 #              to the NSM as before local switching, which refuses it
 #              (EADDRNOTAVAIL, another guest's address).
@@ -60,7 +67,7 @@ TEST_DESCS=(
 	"local_switch off: vm1's connect to vm2 goes to the NSM, which refuses it"
 )
 # Cases not run switched (see above).
-skips=(tcp_so_reuseaddr ipv6_dual_options udp_sendto_recvfrom udp_connected udp_boundaries_msg_trunc
+skips=(tcp_so_reuseaddr ipv6_dual_options tcp_fionread_siocoutq udp_sendto_recvfrom udp_connected udp_boundaries_msg_trunc
 	udp_econnrefused udp_cmsg_pktinfo_tos_ttl_timestamp udp_errqueue_icmp
 	udp_sendmsg_pktinfo udp_connect_unspec udp_max_datagram udp_max_datagram_pktinfo
 	ipv6_udp ipv6_udp_cmsg ipv6_udp_max_datagram ipv6_udp_max_datagram_pktinfo)
