@@ -61,6 +61,10 @@ static void perr(struct parse *p, const char *fmt, ...)
 	p->err_line = p->line;
 }
 
+static const char *const lsw_modes[] = {
+	[HE_LSW_AUTO] = "auto", [HE_LSW_ON] = "on", [HE_LSW_OFF] = "off",
+};
+
 bool he_name_ok(const char *s)
 {
 	size_t n = strlen(s), i;
@@ -71,6 +75,11 @@ bool he_name_ok(const char *s)
 		if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
 			return false;
 	return true;
+}
+
+const char *he_lsw_mode_name(const struct he_ep *ep)
+{
+	return lsw_modes[ep->local_switch < RTE_DIM(lsw_modes) ? ep->local_switch : 0];
 }
 
 struct he_ep *he_ep_by_id(const struct he_config *cfg, uint32_t id)
@@ -109,6 +118,8 @@ void he_ep_copy_live(struct he_ep *to, const struct he_ep *from)
 	to->addr4 = from->addr4;
 	to->has_addr6 = from->has_addr6;
 	to->addr6 = from->addr6;
+	to->local_switch = from->local_switch;
+	memcpy(to->tenant, from->tenant, sizeof(to->tenant));
 }
 
 struct he_ep *he_ep_by_name(const struct he_config *cfg, const char *name)
@@ -442,6 +453,20 @@ const char *he_ep_set(struct he_ep *ep, const char *k, const char *v, char *buf,
 	} else if (guest && !strcmp(k, "weight")) {
 		ok = parse_u32(v, 1, NK_WEIGHT_MAX, &ep->weight);
 		range = ": 1 to 1000";
+	} else if (guest && !strcmp(k, "local_switch")) {
+		unsigned int i;
+
+		ok = false;
+		for (i = 0; i < RTE_DIM(lsw_modes); i++)
+			if (!strcmp(v, lsw_modes[i])) {
+				ep->local_switch = i;
+				ok = true;
+			}
+		range = ": auto, on or off";
+	} else if (guest && !strcmp(k, "tenant")) {
+		ok = !*v || he_name_ok(v);
+		snprintf(ep->tenant, sizeof(ep->tenant), "%s", ok ? v : "");
+		range = ": a name (letters, digits, '-', '_', '.'), or empty";
 	} else if (!guest || !(range = limit_key(ep, k, v, &ok))) {
 		snprintf(buf, size, "unknown key '%s' in [%s:%s]", k, guest ? "guest" : "nsm",
 			 ep->name);

@@ -210,6 +210,9 @@ static json_object *cmd_list(void)
 			add_u64(e, "max_conn_rate", ep->max_conn_rate);
 			add_u64(e, "conn_burst", ep->conn_burst ? ep->conn_burst :
 				ep->max_conn_rate);
+			json_object_object_add(e, "local_switch",
+					       json_object_new_string(he_lsw_mode_name(ep)));
+			json_object_object_add(e, "tenant", json_object_new_string(ep->tenant));
 		}
 		json_object_array_add(arr, e);
 	}
@@ -268,6 +271,10 @@ static void sock_json(json_object *o, const struct he_sock_info *s, bool credits
 			       json_object_new_string(s->state));
 	add_u64(o, "tx_bytes", s->tx_bytes);
 	add_u64(o, "rx_bytes", s->rx_bytes);
+	json_object_object_add(o, "local", json_object_new_boolean(s->local));
+	json_object_object_add(o, "peer", s->peer[0] ? json_object_new_string(s->peer) : NULL);
+	if (s->peer[0])
+		add_u64(o, "peer_sock", s->peer_sock);
 	if (!credits)
 		return;
 	add_u64(o, "guest_buf_alloc", s->guest_buf_alloc);
@@ -622,7 +629,7 @@ static json_object *cmd_remove(json_object *req)
 /* The keys "set" may change on a running guest, as a reload may. */
 static const char *const set_keys[] = {
 	"weight", "address", "address6", "max_sockets", "max_pending", "max_conn_rate",
-	"conn_burst", NULL,
+	"conn_burst", "local_switch", "tenant", NULL,
 };
 
 static bool set_key_ok(const char *key)
@@ -704,6 +711,8 @@ static json_object *cmd_set(json_object *req)
 	add_u64(r, "max_pending", run->max_pending);
 	json_object_object_add(r, "max_conn_rate", json_object_new_int64(run->max_conn_rate));
 	json_object_object_add(r, "conn_burst", json_object_new_int64(run->conn_burst));
+	json_object_object_add(r, "local_switch", json_object_new_string(he_lsw_mode_name(run)));
+	json_object_object_add(r, "tenant", json_object_new_string(run->tenant));
 	return not_persistent(r);
 }
 

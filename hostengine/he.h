@@ -151,9 +151,11 @@ void he_config_free(struct he_config *cfg);
 struct he_ep *he_ep_by_name(const struct he_config *cfg, const char *name);
 struct he_ep *he_ep_by_id(const struct he_config *cfg, uint32_t id);
 bool he_name_ok(const char *name);
+/* A guest's local_switch as its key's value: "auto", "on" or "off". */
+const char *he_lsw_mode_name(const struct he_ep *ep);
 /* A new endpoint with the defaults (id 0), or NULL. */
 struct he_ep *he_ep_alloc(enum nk_role role, const char *name);
-/* Copy what may change on a running guest (weight, addresses, limits). */
+/* Copy what may change on a running guest (weight, addresses, limits, policy). */
 void he_ep_copy_live(struct he_ep *to, const struct he_ep *from);
 /* Set one endpoint key from its text: NULL, or the error (in @buf). */
 const char *he_ep_set(struct he_ep *ep, const char *key, const char *value, char *buf,
@@ -359,8 +361,17 @@ static inline bool he_bucket_take(struct he_bucket *b, uint32_t rate, uint32_t b
 struct he_pmsg;
 struct he_req;
 struct he_evq_track;
+struct he_lsw;
 TAILQ_HEAD(he_pmsg_list, he_pmsg);
 TAILQ_HEAD(he_req_list, he_req);
+LIST_HEAD(he_lsw_list, he_lsw);
+
+/* A guest's local_switch key (local.c, hostengine.rst "Local switching"). */
+enum he_lsw_mode {
+	HE_LSW_AUTO,		/* with guests of the same NSM and tenant */
+	HE_LSW_ON,		/* with any guest whose own policy allows it */
+	HE_LSW_OFF,		/* never: every connection through the NSM */
+};
 
 struct he_ep {
 	/* Configuration: immutable once loaded but weight, addresses, limits. */
@@ -373,6 +384,8 @@ struct he_ep {
 	struct in_addr addr4;
 	struct in6_addr addr6;
 	uint32_t weight;		/* guests; NSMs 1 */
+	uint32_t local_switch;		/* guests: enum he_lsw_mode */
+	char tenant[NK_NAME_MAX];	/* guests: "" the default tenant */
 	uint32_t queue_pairs;		/* offered in the config space */
 	/*
 	 * Limits: a guest's, or for an NSM only max_pending (pending_limit).
@@ -425,6 +438,7 @@ struct he_ep {
 	struct he_pmsg_list pending;
 	struct he_ratelimit rl;
 	struct he_bucket conn_bucket;	/* guest: max_conn_rate */
+	struct he_lsw_list listeners;	/* guest: its listeners (local.c) */
 };
 
 static inline uint64_t he_cnt_get(const struct he_ep *ep, enum he_counter c)
@@ -463,6 +477,9 @@ struct he_sock_info {
 	char nsm[NK_NAME_MAX];
 	uint32_t guest_sock, nsm_sock;
 	const char *state;
+	bool local;			/* switched by the engine (local.c) */
+	char peer[NK_NAME_MAX];		/* local: the peer guest, "" none */
+	uint32_t peer_sock;		/* local: its socket id, 0 none */
 	uint64_t tx_bytes, rx_bytes;
 	uint32_t guest_buf_alloc, guest_fwd_cnt, nsm_buf_alloc, nsm_fwd_cnt;
 	uint32_t guest_tx_cnt, nsm_tx_cnt;

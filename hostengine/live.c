@@ -237,7 +237,8 @@ static bool ep_live_diff(const struct he_ep *run, const struct he_ep *f)
 	return run->weight != f->weight || run->max_sockets != f->max_sockets ||
 	       run->max_pending != f->max_pending || run->max_conn_rate != f->max_conn_rate ||
 	       run->conn_burst != f->conn_burst || run->has_addr4 != f->has_addr4 ||
-	       run->has_addr6 != f->has_addr6 ||
+	       run->has_addr6 != f->has_addr6 || run->local_switch != f->local_switch ||
+	       strcmp(run->tenant, f->tenant) ||
 	       (f->has_addr4 && memcmp(&run->addr4, &f->addr4, sizeof(f->addr4))) ||
 	       (f->has_addr6 && memcmp(&run->addr6, &f->addr6, sizeof(f->addr6)));
 }

@@ -79,36 +79,12 @@
 #include <rte_lcore.h>
 
 #include "he.h"
+#include "dp.h"
 #include "nk_msg.h"
 
 #if RTE_BYTE_ORDER != RTE_LITTLE_ENDIAN
 #error "nk_hdr fields are used natively: little-endian hosts only"
 #endif
-
-#define HDR_LEN		((uint32_t)sizeof(struct nk_hdr))
-#define ADDR_LEN	((uint32_t)sizeof(struct nk_addr))
-
-/*
- * One guest socket and its NSM socket.  It sits in the guest's table while
- * guest != NULL and in the NSM's table while nsm != NULL, and is freed when
- * it is in neither.
- */
-struct he_map {
-	struct he_hnode gnode;		/* guest->socks, key guest_sock */
-	struct he_hnode nnode;		/* nsm->socks, key nsm_sock */
-	struct he_ep *guest;
-	struct he_ep *nsm;
-	uint32_t guest_sock;
-	uint32_t nsm_sock;
-	bool stream;
-	bool opening;			/* SOCKET/ACCEPT reply outstanding */
-	bool closing;			/* a CLOSE is outstanding at the NSM */
-	bool reset;			/* guest view: gone (EV_RESET sent) */
-	int reset_err;
-	uint64_t tx_bytes, rx_bytes;
-	struct nk_credit_tx to_nsm;	/* the guest's SENDs, the NSM's credit */
-	struct nk_credit_tx to_guest;	/* the NSM's EV_DATA, the guest's credit */
-};
 
 /* A request outstanding at an NSM, keyed by the engine's request id. */
 struct he_req {
@@ -484,13 +460,6 @@ static bool over_limit(struct he_ep *ep, uint64_t add)
 	return true;
 }
 
-/*
- * Report a protocol error to @ep.  @queue_only: called while an eventq
- * chain is being taken, so the event goes to the pending queue.
- */
-static void proto_error(struct he_ep *ep, int perr, int err, uint16_t head, uint16_t op,
-			uint64_t req_id, bool queue_only);
-
 static void ring_broken(struct he_ep *ep, struct he_vq *vq, uint16_t bad)
 {
 	he_ep_log(ep, ERR, "virtqueue %u: avail ring corrupt (%u), queue stopped", vq->qid, bad);
@@ -549,7 +518,7 @@ static void write_msg(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h
  * max_payload: its buffers cannot hold it; counted in its "oversize"),
  * -ENOBUFS (over the limit), -ENOTCONN (@dst has no device) or -ENOMEM.
  */
-static int deliver(struct he_ep *dst, const struct nk_hdr *h, const struct he_iov *src,
+int deliver(struct he_ep *dst, const struct nk_hdr *h, const struct he_iov *src,
 		   uint32_t soff, bool must)
 {
 	struct he_ep *from = msg_owner(dst);
@@ -584,7 +553,7 @@ static int deliver(struct he_ep *dst, const struct nk_hdr *h, const struct he_io
  * max_payload is split (SEND parts but the last get NK_F_MORE); any other
  * too large message gives -EMSGSIZE.  All parts or none are accepted.
  */
-static int deliver_data(struct he_ep *dst, const struct nk_hdr *h, const struct he_iov *src,
+int deliver_data(struct he_ep *dst, const struct nk_hdr *h, const struct he_iov *src,
 			uint32_t soff, bool stream)
 {
 	uint32_t max = dst->max_payload, off, n, parts;
@@ -638,7 +607,7 @@ static unsigned int flush_pending(struct he_ep *ep)
 	return n;
 }
 
-static void proto_error(struct he_ep *ep, int perr, int err, uint16_t head, uint16_t op,
+void proto_error(struct he_ep *ep, int perr, int err, uint16_t head, uint16_t op,
 			uint64_t req_id, bool queue_only)
 {
 	struct nk_hdr e = {
@@ -664,7 +633,7 @@ static void proto_error(struct he_ep *ep, int perr, int err, uint16_t head, uint
  * socket in a0, as the NSM's do: a guest that gave the call up finds by
  * it the socket it keeps for the late reply.
  */
-static void reply(struct he_ep *ep, const struct nk_hdr *h, int status)
+void reply(struct he_ep *ep, const struct nk_hdr *h, int status)
 {
 	struct nk_hdr r = {
 		.op = h->op,
@@ -716,33 +685,35 @@ static struct he_map *map_by_nsm(struct he_ep *nsm, uint64_t sock)
 	return n ? container_of(n, struct he_map, nnode) : NULL;
 }
 
-static struct he_map *map_new(struct he_ep *g, uint32_t gsock, struct he_ep *nsm, bool stream)
+struct he_map *map_new(struct he_ep *g, uint32_t gsock, struct he_ep *nsm, bool stream)
 {
 	struct he_map *m = calloc(1, sizeof(*m));
 
 	if (!m)
 		return NULL;
 	/* NSM ids: never 0, never one still in the NSM's table. */
-	do {
+	while (nsm && (!m->nsm_sock || ht_find(&nsm->socks, m->nsm_sock)))
 		m->nsm_sock = nsm->next_sock++;
-	} while (!m->nsm_sock || ht_find(&nsm->socks, m->nsm_sock));
 	m->guest = g;
 	m->nsm = nsm;
 	m->guest_sock = gsock;
 	m->stream = stream;
 	m->opening = true;
 	ht_add(&g->socks, &m->gnode, gsock);
-	ht_add(&nsm->socks, &m->nnode, m->nsm_sock);
 	socks_gauge(g);
-	socks_gauge(nsm);
+	if (nsm) {
+		ht_add(&nsm->socks, &m->nnode, m->nsm_sock);
+		socks_gauge(nsm);
+	}
 	stat_add(&dp_stats.sockets, 1);
 	return m;
 }
 
 /* Take @m out of the guest's and/or the NSM's table; free it when in none. */
-static void map_drop(struct he_map *m, bool gside, bool nside)
+void map_drop(struct he_map *m, bool gside, bool nside)
 {
 	if (gside && m->guest) {
+		lsw_gone(m, -ECONNRESET);
 		ht_del(&m->guest->socks, &m->gnode);
 		socks_gauge(m->guest);
 		m->guest = NULL;
@@ -806,7 +777,7 @@ static void nsm_close(struct he_map *m)
  * still exists, the engine's CLOSE.  The guest id stays allocated until the
  * guest's CLOSE, which the engine then answers itself.  @m may be freed.
  */
-static void map_reset(struct he_map *m, int err)
+void map_reset(struct he_map *m, int err)
 {
 	struct nk_hdr ev = {
 		.op = NK_EV_RESET,
@@ -818,6 +789,7 @@ static void map_reset(struct he_map *m, int err)
 		return;
 	m->reset = true;
 	m->reset_err = err;
+	lsw_gone(m, err);
 	he_cnt_add(m->guest, HE_C_CONN_RESETS, 1);
 	if (deliver(m->guest, &ev, NULL, 0, true))
 		he_cnt_add(m->guest, HE_C_DROPS, 1);
@@ -826,7 +798,7 @@ static void map_reset(struct he_map *m, int err)
 }
 
 /* @dst's pending queue is over its limit: drop the message, reset @m. */
-static void overflow(struct he_ep *dst, struct he_map *m)
+void overflow(struct he_ep *dst, struct he_map *m)
 {
 	he_cnt_add(dst, HE_C_DROPS, 1);
 	he_ep_log(dst, WARNING, "pending queue over limit, socket reset");
@@ -842,7 +814,7 @@ static void overflow(struct he_ep *dst, struct he_map *m)
  * bytes forwarded is refused and counted), and clamped in @h, which goes
  * on to the sender.
  */
-static void credit_take(struct he_ep *from, struct nk_hdr *h, struct nk_credit_tx *c)
+void credit_take(struct he_ep *from, struct nk_hdr *h, struct nk_credit_tx *c)
 {
 	if (!(h->flags & NK_F_CREDIT))
 		return;
@@ -921,7 +893,7 @@ static bool socket_limit(struct he_ep *g)
  * A new connection of @g, CONNECT or accepted: does max_conn_rate allow
  * it (a token from its bucket)?  A refusal is counted.
  */
-static bool conn_rate_ok(struct he_ep *g)
+bool conn_rate_ok(struct he_ep *g)
 {
 	if (likely(he_bucket_take(&g->conn_bucket, g->max_conn_rate, g->conn_burst,
 				  rte_get_timer_cycles(), rte_get_timer_hz())))
@@ -1009,6 +981,7 @@ static void guest_socket(struct he_ep *g, struct nk_hdr *h)
 	m = map_new(g, h->sock, nsm, h->arg[1] == SOCK_STREAM);
 	if (!m)
 		return reply(g, h, -ENOMEM);
+	m->v6only = h->arg[3] & NK_SOCK_V6ONLY;
 	credit_take(g, h, &m->to_guest);
 	f = *h;
 	f.sock = m->nsm_sock;
@@ -1042,6 +1015,8 @@ static void guest_accept(struct he_ep *g, struct nk_hdr *h, const struct he_iov 
 		return reply(g, h, -EEXIST);
 	if (socket_limit(g))
 		return reply(g, h, -EMFILE);
+	if (m->stream && lsw_accept(g, h, m))
+		return;
 	nm = map_new(g, h->arg[0], m->nsm, m->stream);
 	if (!nm)
 		return reply(g, h, -ENOMEM);
@@ -1136,6 +1111,8 @@ static void guest_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov
 	}
 	if (m->closing)
 		return reply(g, h, -EBADF);
+	if (m->stream && lsw_request(g, h, iov, m))
+		return;
 
 	switch (h->op) {
 	case NK_OP_ACCEPT:
@@ -1241,6 +1218,9 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 		}
 	}
 	m = map_by_nsm(nsm, r->op == NK_OP_ACCEPT ? r->new_nsm_sock : r->nsm_sock);
+	/* A switched socket's credit is its peer's, not its NSM socket's. */
+	if (m && m->local)
+		h->flags &= ~NK_F_CREDIT;
 	if (m) {
 		switch (r->op) {
 		case NK_OP_SOCKET:
@@ -1261,6 +1241,16 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 			break;
 		case NK_OP_CLOSE:
 			map_drop(m, g != NULL, true);
+			break;
+		case NK_OP_BIND:
+		case NK_OP_LISTEN:
+			lsw_replied(m, r->op, (int32_t)h->status);
+			credit_take(nsm, h, &m->to_nsm);
+			break;
+		case NK_OP_GETSOCKNAME:
+			if (!h->status && h->len == ADDR_LEN && iov)
+				lsw_sockname(m, iov);
+			credit_take(nsm, h, &m->to_nsm);
 			break;
 		default:
 			credit_take(nsm, h, &m->to_nsm);
@@ -1319,7 +1309,7 @@ static void nsm_data_reply(struct he_ep *nsm, struct nk_hdr *h, const struct he_
 		return proto_error(nsm, NK_PERR_STRAY_REPLY, -ENOENT, cur_head, h->op,
 				   h->req_id, false);
 	credit_take(nsm, h, &m->to_nsm);
-	if (!m->guest || m->reset || m->closing)
+	if (!m->guest || m->reset || m->closing || m->local)
 		return;
 	f = *h;
 	f.sock = m->guest_sock;
@@ -1372,8 +1362,15 @@ static void nsm_event(struct he_ep *nsm, struct nk_hdr *h, const struct he_iov *
 	g = m->guest;
 	if (!g || m->reset || m->closing)
 		return;
+	if (m->local) {
+		/* A switched client's NSM socket is never connected. */
+		he_cnt_add(nsm, HE_C_DROPS, 1);
+		return;
+	}
 	f = *h;
 	f.sock = m->guest_sock;
+	if (h->op == NK_EV_ACCEPT)
+		f.arg[0] = lsw_ev_accept(m, h->arg[0]);
 	if (h->op == NK_EV_URG)
 		return nsm_urg(nsm, g, m, &f, iov);
 	if (h->op != NK_EV_DATA)
@@ -1420,6 +1417,7 @@ static void guest_down(struct he_ep *g)
 		struct he_map *m = container_of(n, struct he_map, gnode);
 
 		next = n->next;
+		lsw_gone(m, -ECONNRESET);
 		m->guest = NULL;
 		if (!m->nsm)
 			map_drop(m, false, false);
@@ -1892,6 +1890,7 @@ static void sock_info_fill(struct he_sock_info *s, const struct he_map *m)
 	s->nsm_fwd_cnt = m->to_nsm.peer_fwd_cnt;
 	s->guest_tx_cnt = m->to_nsm.tx_cnt;
 	s->nsm_tx_cnt = m->to_guest.tx_cnt;
+	lsw_info(m, s);
 }
 
 static int cmd_sockets(struct he_ep *ep, struct he_sock_info **out)
@@ -2029,7 +2028,9 @@ static void ss_start(struct he_cmd *c)
 				sock_info_fill(&e->s, m);
 				e->stream = m->stream;
 				nsm = m->nsm;
-				if (!nsm || m->reset || m->closing)
+				if (m->local)
+					ss_err(e, "switched locally by the engine: not asked");
+				else if (!nsm || m->reset || m->closing)
 					ss_err(e, "%s by the engine: not asked", e->s.state);
 				else if (!dp_running || !nsm->running || nsm->state != HE_EP_READY)
 					ss_err(e, "the NSM is not connected");
@@ -2589,6 +2590,7 @@ int he_dp_init(struct he_config *c)
 	unsigned int i;
 
 	cfg = c;
+	lsw_init(c);
 	if (getrandom(&ht_mul, sizeof(ht_mul), 0) != sizeof(ht_mul) ||
 	    getrandom(&ht_addend, sizeof(ht_addend), 0) != sizeof(ht_addend))
 		return -EIO;

@@ -32,8 +32,9 @@ void he_fuzz_engine(struct he_config *conf, const char *engine_keys)
 	assert(f);
 	fprintf(f, "[engine]\nname = fuzz\nrun_dir = /nonexistent\nhugepages = no\n%s\n"
 		"[guest:vm1]\nsocket = vm1.sock\nnsm = nsm0\naddress = 10.0.0.11\n"
-		"address6 = fd00::11\n\n"
-		"[guest:vm2]\nsocket = vm2.sock\nnsm = nsm1\naddress = 10.0.0.12\n\n"
+		"address6 = fd00::11\nlocal_switch = on\n\n"
+		"[guest:vm2]\nsocket = vm2.sock\nnsm = nsm1\naddress = 10.0.0.12\n"
+		"local_switch = on\n\n"
 		"[nsm:nsm0]\nsocket = nsm0.sock\n\n[nsm:nsm1]\nsocket = nsm1.sock\n",
 		engine_keys);
 	fclose(f);

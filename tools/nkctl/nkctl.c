@@ -13,6 +13,7 @@
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -136,6 +137,29 @@ static void fmt_nsm(struct json_object *row, const struct column *col,
 		snprintf(buf, size, "(detached)");
 	else
 		fmt_member(row, col, buf, size);
+}
+
+/*
+ * sockets: LOCAL, the peer of a connection the engine switches itself
+ * (GUEST:SOCK; "yes" while not accepted yet), "-" for one through an NSM.
+ */
+static void fmt_local(struct json_object *row, const struct column *col,
+		      char *buf, size_t size)
+{
+	struct json_object *local, *peer, *psock;
+
+	(void)col;
+	if (!json_object_object_get_ex(row, "local", &local) ||
+	    !json_object_get_boolean(local))
+		snprintf(buf, size, "-");
+	else if (json_object_object_get_ex(row, "peer", &peer) &&
+		 json_object_is_type(peer, json_type_string) &&
+		 json_object_object_get_ex(row, "peer_sock", &psock))
+		snprintf(buf, size, "%s:%" PRId64, json_object_get_string(peer),
+			 json_object_get_int64(psock));
+	else
+		snprintf(buf, size, "yes");
+	sanitize(buf);
 }
 
 /* list: the IPv4 and IPv6 source addresses, comma separated. */
@@ -369,6 +393,7 @@ static const struct column socket_columns[] = {
 	{ "NSM",	"nsm",			false,	fmt_member },
 	{ "NSOCK",	"nsm_sock",		true,	fmt_member },
 	{ "STATE",	"state",		false,	fmt_member },
+	{ "LOCAL",	"local",		false,	fmt_local },
 	{ "TX_BYTES",	"tx_bytes",		true,	fmt_member },
 	{ "RX_BYTES",	"rx_bytes",		true,	fmt_member },
 	{ "G_BUF",	"guest_buf_alloc",	true,	fmt_member },
@@ -592,7 +617,8 @@ static int named_args(const struct command *cmd)
 static int show_set(struct json_object *reply, char **argv)
 {
 	static const char *const order[] = {
-		"weight", "max_sockets", "max_pending", "max_conn_rate", "conn_burst", NULL,
+		"weight", "max_sockets", "max_pending", "max_conn_rate", "conn_burst",
+		"local_switch", "tenant", NULL,
 	};
 
 	json_object_object_del(reply, "ok");

@@ -21,13 +21,14 @@ declare -A suite_cmd=(
 	[qemu-smoke]="$top/tools/testing/lab/qemu-smoke.sh"
 	[kselftest]="$top/selftests/netkernel/run-vm.sh"
 	[resilience]="$top/selftests/netkernel/resilience.sh"
+	[local-switch]="$top/selftests/netkernel/local-switch.sh"
 	[tenancy]="$top/selftests/netkernel/tenancy.sh"
 	[scale]="$top/selftests/netkernel/scale.sh --conns 2000 --cycles 3000"
 	[bench-smoke]="$top/tools/testing/bench/bench.sh --smoke"
 	[fuzz]="$top/selftests/fuzz/run.sh -t 15"
 	[deploy]="$top/selftests/deploy/run.sh"
 )
-order=(build kernel-build kunit fuzz hostengine qemu-smoke kselftest tenancy resilience scale deploy bench-smoke)
+order=(build kernel-build kunit fuzz hostengine qemu-smoke kselftest local-switch tenancy resilience scale deploy bench-smoke)
 [ $# -gt 0 ] && order=("$@")
 
 passed=0

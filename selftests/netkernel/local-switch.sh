@@ -1,0 +1,176 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make check's local-switch suite: the socket-semantics suite (nk_sockets)
+# between two NetKernel guests of one engine (issue 13 item 2), in one
+# boot of a lab of three VMs (tools/testing/lab/topology.sh: the NSM, vm1
+# 10.0.0.11 and vm2 10.0.0.12, both attached to nsm0; no baseline guest):
+#
+#   switched   nk_sockets server in vm2, client in vm1 reaching it at
+#              10.0.0.12 and fd00::12: the engine switches the connections
+#              itself (local_switch = auto, the default), the NSM carries
+#              none of the suite's data, and every TCP case gives what it
+#              gives natively (the suite asserts Linux's behaviour).  Not
+#              run: the UDP cases (UDP between colocated guests goes
+#              through the NSM, which refuses another guest's address:
+#              nsm_main.c "Destinations"), tcp_so_reuseaddr (a switched
+#              connection leaves no TIME_WAIT), ipv6_dual_options
+#              (TCP_DEFER_ACCEPT is not applied to local connections):
+#              hostengine.rst, "Local switching"; and
+#              tcp_fionread_siocoutq, which passes only when the
+#              receiver's first window is large: the sender may send the
+#              receiver's window plus 64 KiB, and an af_netkernel socket
+#              starts with a small window (nk_window_take()) that grows,
+#              so filling the sender at once can stop at 64 KiB, all of it
+#              then delivered (SIOCOUTQ 0; natively the sender's own
+#              buffer keeps it above 0).  1 run in 3 failed so.
+#   off        vm1's local_switch off (nkctl set): its connect to vm2 goes
+#              to the NSM as before local switching, which refuses it
+#              (EADDRNOTAVAIL, another guest's address).
+#
+# then topo_down_ktap's points (consoles clean, engine stopped cleanly).
+# Exits non-zero on any failure.
+#
+# usage: selftests/netkernel/local-switch.sh [TEST...]   (TEST: names of the
+# table below; default all)
+# Environment: NK_SUITE_TIMEOUT (seconds per suite run, default 300),
+# NK_SOCKETS (a prebuilt static nk_sockets: no make), NK_SUITE_ARGS (more
+# client options), TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL.
+# Logs: build/lab/local-switch/.
+# shellcheck disable=SC2016,SC2034,SC2119,SC2153
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/lib.sh
+. "$top/tools/testing/lab/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/topology.sh
+. "$top/tools/testing/lab/topology.sh"
+
+logdir=$top/build/lab/local-switch
+suite_timeout=${NK_SUITE_TIMEOUT:-300}
+suite_bin=${NK_SOCKETS:-$here/nk_sockets}
+guest_bin=/usr/bin/nk_sockets
+suite_port=7000
+# The NSM's bytes from the guests (its eventq payload) a switched run may
+# cost: the client's options and nothing of the data (one bulk case alone
+# moves 16 MiB).
+switched_nsm_max=$((1 << 20))
+
+rm -rf "$logdir"
+lab_init "$logdir"
+t_start=$SECONDS
+
+TEST_NAMES=(switched off)
+TEST_DESCS=(
+	"nk_sockets vm1 -> vm2, switched by the engine: every TCP case as native"
+	"local_switch off: vm1's connect to vm2 goes to the NSM, which refuses it"
+)
+# Cases not run switched (see above).
+skips=(tcp_so_reuseaddr ipv6_dual_options tcp_fionread_siocoutq udp_sendto_recvfrom udp_connected udp_boundaries_msg_trunc
+	udp_econnrefused udp_cmsg_pktinfo_tos_ttl_timestamp udp_errqueue_icmp
+	udp_sendmsg_pktinfo udp_connect_unspec udp_max_datagram udp_max_datagram_pktinfo
+	ipv6_udp ipv6_udp_cmsg ipv6_udp_max_datagram ipv6_udp_max_datagram_pktinfo)
+down_points=4	# topo_down_ktap's: nsm, vm1, vm2, the engine
+
+ktap_begin $(($(ktap_table_count "$@") + down_points))
+
+finish() {
+	ktap_diag "logs: $logdir" "total $((SECONDS - t_start)) s"
+	ktap_end
+}
+
+if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.log" 2>&1; then
+	ktap_diag "make -C selftests/netkernel failed:"
+	tail -n 20 "$logdir/build-nk_sockets.log" | sed 's/^/#   /'
+	ktap_fail_rest "prerequisite failed: nk_sockets does not build"
+	finish
+fi
+if [[ ! -x $suite_bin ]] || ldd "$suite_bin" >/dev/null 2>&1; then
+	ktap_fail_rest "prerequisite failed: no static nk_sockets ($suite_bin)"
+	finish
+fi
+TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin")
+topo_up_ktap --guests 2 --no-base || finish
+
+vm2_ip=$(topo_guest_ip vm2)
+vm2_ip6=$(topo_vm_ip6 vm2)
+
+# server_start: the suite's server in vm2 on the wildcard, listening.
+server_start() {
+	lab_vm_exec vm2 60 "$guest_bin server --bind 0.0.0.0 >/tmp/nk_sockets-server.log 2>&1 &
+echo \$! >/tmp/nk_sockets-server.pid
+. /lib/nk-lab.sh
+nk_wait_listen tcp $suite_port 'the server' /tmp/nk_sockets-server.log"
+}
+
+server_stop() {	# LOG
+	lab_vm_exec vm2 30 'kill $(cat /tmp/nk_sockets-server.pid) 2>/dev/null; sleep 0.5; cat /tmp/nk_sockets-server.log' \
+		>"$1" 2>&1 || true
+}
+
+# client KEY: the suite's client in vm1 against vm2's server (its output
+# in out, its exit status in status, the NSM's bytes meanwhile in
+# nsm_bytes: its bytes_out, what the guests sent it).
+client() {
+	local key=$1 before after skip skip_args=""
+	for skip in "${skips[@]}"; do
+		skip_args+=" --skip $skip"
+	done
+	status=0
+	before=$(topo_ep_counter nsm0 bytes_out)
+	out=$(lab_vm_exec vm1 "$suite_timeout" \
+		"$guest_bin client --server $vm2_ip --server6 $vm2_ip6 --timeout $((suite_timeout - 30))$skip_args${NK_SUITE_ARGS:+ $NK_SUITE_ARGS}") ||
+		status=$?
+	after=$(topo_ep_counter nsm0 bytes_out)
+	nsm_bytes=$((after - before))
+	printf '%s\n' "$out" >"$logdir/client-$key.ktap"
+	ktap_diag "$key: exit $status; the NSM was sent $nsm_bytes payload bytes meanwhile"
+}
+
+test_switched() {
+	local rc=0
+	server_start >"$logdir/server-switched.start.log" 2>&1 || {
+		ktap_diag "$TEST_DESC: the server in vm2 did not start:"
+		sed 's/^/#   /' "$logdir/server-switched.start.log"
+		return 1
+	}
+	client switched
+	server_stop "$logdir/server-switched.log"
+	((status == 0)) || rc=1
+	ktap_subtest "$TEST_DESC" "$out" || rc=1
+	if ((nsm_bytes > switched_nsm_max)); then
+		ktap_diag "switched: the NSM carried $nsm_bytes bytes (at most $switched_nsm_max expected)"
+		rc=1
+	fi
+	return "$rc"
+}
+
+test_off() {
+	local rc=0
+	topo_nkctl set vm1 local_switch=off >/dev/null 2>&1 || { ktap_diag "nkctl set failed"; return 1; }
+	server_start >"$logdir/server-off.start.log" 2>&1 || {
+		ktap_diag "$TEST_DESC: the server in vm2 did not start:"
+		sed 's/^/#   /' "$logdir/server-off.start.log"
+		rc=1
+	}
+	if ((rc == 0)); then
+		client off
+		server_stop "$logdir/server-off.log"
+		if ((status == 0)) || ! grep -q 'Cannot assign requested address' <<<"$out"; then
+			ktap_diag "off: the client's connect was not refused by the NSM:"
+			head -n 5 <<<"$out" | sed 's/^/#   /'
+			rc=1
+		fi
+	fi
+	topo_nkctl set vm1 local_switch=auto >/dev/null 2>&1 || rc=1
+	return "$rc"
+}
+
+ktap_run_table "$@"
+
+ktap_diag "engine counters after the runs:"
+topo_nkctl stats 2>&1 | sed 's/^/#   /' || true
+
+topo_down_ktap
+finish
