@@ -354,7 +354,8 @@ static void evq_pop(struct he_evq_track *t)
 }
 
 /* A message of @from (or none: NULL) went into @ep's eventq @vq. */
-static void evq_written(struct he_ep *ep, const struct he_vq *vq, struct he_ep *from)
+static __rte_always_inline void evq_written(struct he_ep *ep, const struct he_vq *vq,
+					    struct he_ep *from)
 {
 	struct he_evq_track *t = ep->evt[vq->qid / 2];
 
@@ -510,7 +511,8 @@ static void ring_broken(struct he_ep *ep, struct he_vq *vq, uint16_t bad)
  * never less than the whole message.  Bad chains are returned with length 0
  * and reported.  1: ev_chain holds it.
  */
-static int event_chain(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h)
+static __rte_always_inline int event_chain(struct he_ep *ep, struct he_vq *vq,
+					   const struct nk_hdr *h)
 {
 	uint32_t need = HDR_LEN + RTE_MAX(h->len, ep->state == HE_EP_READY ?
 					  ep->max_payload : 0);
@@ -536,8 +538,9 @@ static int event_chain(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *
 	}
 }
 
-static void write_msg(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h,
-		      const struct he_iov *src, uint32_t soff, struct he_ep *from)
+static __rte_always_inline void write_msg(struct he_ep *ep, struct he_vq *vq,
+					  const struct nk_hdr *h, const struct he_iov *src,
+					  uint32_t soff, struct he_ep *from)
 {
 	he_iov_put_hdr(&ev_chain.iov, h);
 	if (h->len)
