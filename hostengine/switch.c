@@ -1087,7 +1087,6 @@ static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *i
 {
 	int n = nk_hdr_data_len(h);
 	struct he_ep *nsm = m->nsm;
-	struct nk_hdr f;
 	int err;
 
 	if (n < 0 || (h->arg[0] & ~(uint64_t)NK_MSG_KNOWN))
@@ -1098,9 +1097,10 @@ static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *i
 			  m->guest_sock, n);
 		return reply(g, h, -ENOBUFS);
 	}
-	f = *h;
-	f.sock = m->nsm_sock;
-	err = deliver_data(nsm, &f, iov, HDR_LEN, m->stream);
+	/* The NSM's socket id in the validated copy, for the time it is sent. */
+	h->sock = m->nsm_sock;
+	err = deliver_data(nsm, h, iov, HDR_LEN, m->stream);
+	h->sock = m->guest_sock;
 	if (err == -EMSGSIZE) {
 		he_cnt_add(nsm, HE_C_DROPS, 1);
 		return reply(g, h, -EMSGSIZE);
