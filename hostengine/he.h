@@ -41,6 +41,7 @@
 #include <netinet/in.h>
 
 #include <rte_branch_prediction.h>
+#include <rte_common.h>
 #include <rte_log.h>
 #include <rte_vhost.h>
 
@@ -233,14 +234,133 @@ struct he_chain {
 /* he_vq_pop() results besides 1 (a chain) and 0 (ring empty). */
 #define HE_VQ_BROKEN	(-1000)
 
-int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
-	      struct he_chain *c, int *err);
-void he_vq_push(struct he_vq *vq, uint16_t head, uint32_t len);
-void he_vq_publish(struct he_vq *vq);
-bool he_vq_pending(const struct he_vq *vq);
-uint16_t he_vq_avail_count(const struct he_vq *vq);
+int he_vq_pop_slow(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
+		   struct he_chain *c, int *err);
 void he_vq_notify(struct he_vq *vq, bool enable);
-void he_vq_call(int vid, struct he_vq *vq);
+void he_vq_call_used(int vid, struct he_vq *vq);
+
+/*
+ * The ring helpers that run on every pass or for every message are inline
+ * (vring.c has the rest): an idle pass looks at each queue's index and
+ * flag and nothing else.
+ */
+static __rte_always_inline uint16_t he_ring_load16(const uint16_t *p, int order)
+{
+	return __atomic_load_n(p, order);
+}
+
+/* One read of descriptor @idx; only the copy is used. */
+static __rte_always_inline void he_desc_read(const struct he_vq *vq, uint16_t idx,
+					     struct vring_desc *d)
+{
+	d->addr = __atomic_load_n(&vq->vr.desc[idx].addr, __ATOMIC_RELAXED);
+	d->len = __atomic_load_n(&vq->vr.desc[idx].len, __ATOMIC_RELAXED);
+	d->flags = __atomic_load_n(&vq->vr.desc[idx].flags, __ATOMIC_RELAXED);
+	d->next = __atomic_load_n(&vq->vr.desc[idx].next, __ATOMIC_RELAXED);
+}
+
+/*
+ * The usual chain at @head: one direct descriptor of the direction
+ * @writable asks for, not empty, in one memory region.  1 with *c filled;
+ * 0 for any other chain, which he_vq_pop_slow() walks with every check.
+ */
+static __rte_always_inline int he_chain_direct(struct rte_vhost_memory *mem,
+					       const struct he_vq *vq, bool writable,
+					       uint16_t head, struct he_chain *c)
+{
+	struct vring_desc d;
+	uint64_t len, va;
+
+	he_desc_read(vq, head, &d);
+	len = d.len;
+	if (unlikely(d.flags != (writable ? VRING_DESC_F_WRITE : 0) || !len ||
+		     d.addr + len <= d.addr))
+		return 0;
+	va = rte_vhost_va_from_guest_pa(mem, d.addr, &len);
+	if (unlikely(!va || len != d.len))
+		return 0;
+	c->head = head;
+	c->seg[0].va = (uint8_t *)(uintptr_t)va;
+	c->seg[0].len = len;
+	c->iov.seg = c->seg;
+	c->iov.nseg = 1;
+	c->iov.len = len;
+	return 1;
+}
+
+/*
+ * Take the next chain.  Returns 1 with *c filled, 0 when the ring is empty,
+ * HE_VQ_BROKEN when the avail ring itself is corrupt (index too far ahead,
+ * head out of range: the queue is then no longer served; c->head holds the
+ * bad value) or -enum nk_proto_err with *err set to -errno when the chain
+ * is malformed: the caller must then return c->head with length 0.
+ *
+ * @writable selects the direction every descriptor must have: device
+ * writable (eventq) or device readable (requestq).
+ *
+ * Inline, per message: the usual chain among those the last read of the
+ * avail index announced (checked then: not too far ahead).  The avail
+ * index to read again, and every other chain, are he_vq_pop_slow()'s,
+ * which reads the avail ring entry again and uses only its own copy.
+ */
+static __rte_always_inline int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq,
+					 bool writable, struct he_chain *c, int *err)
+{
+	if (likely(vq->avail_seen != vq->last_avail && !vq->broken)) {
+		uint16_t head = he_ring_load16(&vq->vr.avail->ring[vq->last_avail &
+								   (vq->vr.size - 1)],
+					       __ATOMIC_RELAXED);
+
+		if (likely(head < vq->vr.size) && he_chain_direct(mem, vq, writable, head, c)) {
+			vq->last_avail++;
+			return 1;
+		}
+	}
+	return he_vq_pop_slow(mem, vq, writable, c, err);
+}
+
+/* Return chain @head with @len bytes written; he_vq_call publishes it. */
+static __rte_always_inline void he_vq_push(struct he_vq *vq, uint16_t head, uint32_t len)
+{
+	struct vring_used_elem *e = &vq->vr.used->ring[vq->last_used & (vq->vr.size - 1)];
+
+	e->id = head;
+	e->len = len;
+	vq->last_used++;
+	vq->need_call = true;
+}
+
+/* Make the chains he_vq_push() returned visible to the driver. */
+static __rte_always_inline void he_vq_publish(struct he_vq *vq)
+{
+	__atomic_store_n(&vq->vr.used->idx, vq->last_used, __ATOMIC_RELEASE);
+}
+
+/* Would he_vq_pop() find a chain (or a corrupt avail ring)? */
+static __rte_always_inline bool he_vq_pending(const struct he_vq *vq)
+{
+	return !vq->broken &&
+	       (vq->avail_seen != vq->last_avail ||
+		he_ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail);
+}
+
+/* Buffers the driver made available that the device has not taken yet. */
+static __rte_always_inline uint16_t he_vq_avail_count(const struct he_vq *vq)
+{
+	uint16_t n = he_ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE) - vq->last_avail;
+
+	return RTE_MIN(n, vq->vr.size);
+}
+
+/*
+ * Once a pass: publish the used entries added since the last call and
+ * interrupt the driver if it wants to know (he_vq_call_used).
+ */
+static __rte_always_inline void he_vq_call(int vid, struct he_vq *vq)
+{
+	if (vq->need_call)
+		he_vq_call_used(vid, vq);
+}
 
 static inline void he_iov_flat(struct he_iov *iov, struct he_seg *seg, const void *buf,
 			       uint32_t len)

@@ -41,18 +41,21 @@
  * Scheduling (also in Documentation/netkernel/hostengine.rst, "Data
  * plane"): the data plane makes passes over all running endpoints, starting
  * one endpoint later on each pass.  On its visit an endpoint first gets its
- * pending queue written into its eventq as far as buffers allow, then,
- * unless it is held back (its own pending bytes at or over its max_pending;
- * for a guest, also its NSM's at or over half of the NSM's), up to
- * batch * weight messages are taken from its requestqs (pairs served in
- * turn, starting one pair later on each visit).  A guest's weight is its
+ * pending queue written into its eventq as far as buffers allow.  If its
+ * requestqs announce nothing new, that is all: an idle endpoint costs a
+ * load of each avail index (and, for a guest with messages queued toward
+ * its NSM, nsm_sync(): following what the NSM took).  Otherwise, unless it
+ * is held back (its own pending bytes at or over its max_pending; for a
+ * guest, also its NSM's at or over half of the NSM's), up to batch * weight
+ * messages are taken from its requestqs (pairs served in turn, starting
+ * one pair later on each visit).  A guest's weight is its
  * configured weight; an NSM's is the sum of the weights of the guests
  * attached to it (at least 1), because it answers for all of them.
  *
  * The NSM, not the engine, is where guests contend: it serves its eventq
  * first come, first served.  So a guest is also held back while it has
  * its weight's share of HE_NSM_QUEUE messages queued toward its NSM
- * (nsm_share(): among the guests that have some), counted from what the
+ * (over_share(): among the guests that have some), counted from what the
  * engine wrote and what the NSM took since (struct he_evq_track), and the
  * NSM is told each guest's weight in SOCKET (NK_FEAT_WEIGHT) for its own
  * work (hostengine.rst, "Sharing an NSM").
@@ -293,7 +296,7 @@ static void pend_account(struct he_ep *ep, int64_t delta)
  * taken.  An NSM that posts fewer only holds its own guests back.
  */
 struct he_evq_track {
-	uint32_t size, head, len;
+	uint32_t size, head, len;	/* size: a power of 2, as the ring's */
 	uint16_t most;
 	struct he_ep *own[];
 };
@@ -320,14 +323,15 @@ static void evq_pop(struct he_evq_track *t)
 {
 	struct he_ep *g = t->own[t->head];
 
-	t->head = (t->head + 1) % t->size;
+	t->head = (t->head + 1) & (t->size - 1);
 	t->len--;
 	if (g)
 		queued_add(g, -1);
 }
 
 /* A message of @from (or none: NULL) went into @ep's eventq @vq. */
-static void evq_written(struct he_ep *ep, const struct he_vq *vq, struct he_ep *from)
+static __rte_always_inline void evq_written(struct he_ep *ep, const struct he_vq *vq,
+					    struct he_ep *from)
 {
 	struct he_evq_track *t = ep->evt[vq->qid / 2];
 
@@ -335,7 +339,7 @@ static void evq_written(struct he_ep *ep, const struct he_vq *vq, struct he_ep *
 		return;
 	if (t->len == t->size)		/* the NSM posts more than it said */
 		evq_pop(t);
-	t->own[(t->head + t->len++) % t->size] = from;
+	t->own[(t->head + t->len++) & (t->size - 1)] = from;
 }
 
 /* What @nsm took from its eventqs since it was last looked at. */
@@ -407,19 +411,23 @@ static void queued_forget(struct he_ep *g)
 }
 
 /*
- * How many messages @g may have queued toward its NSM: its weight's share
- * of HE_NSM_QUEUE among the guests that have some queued, at least one.
+ * Has @g queued as many messages toward its NSM as it may: its weight's
+ * share of HE_NSM_QUEUE among the guests that have some queued, at least
+ * one?
  */
-static uint32_t nsm_share(const struct he_ep *g)
-{
-	uint64_t w = g->nsm->queued_weight + (g->cnt[HE_C_NSM_QUEUED] ? 0 : g->weight);
-
-	return RTE_MAX((uint64_t)HE_NSM_QUEUE * g->weight / w, 1U);
-}
-
 static bool over_share(const struct he_ep *g)
 {
-	return g->nsm && g->nsm->evt[0] && g->cnt[HE_C_NSM_QUEUED] >= nsm_share(g);
+	uint64_t q = g->cnt[HE_C_NSM_QUEUED];
+
+	/*
+	 * q >= max(HE_NSM_QUEUE * weight / w, 1) without the division (this
+	 * runs for every request): with w the weights of the guests that
+	 * have some queued, g's included, that is q >= 1 and
+	 * HE_NSM_QUEUE * weight < (q + 1) * w.  No overflow: q is bounded
+	 * by pending_limit, w by NK_WEIGHT_MAX times the guests.
+	 */
+	return q && g->nsm && g->nsm->evt[0] &&
+	       (uint64_t)HE_NSM_QUEUE * g->weight < (q + 1) * g->nsm->queued_weight;
 }
 
 static int pend_add(struct he_ep *ep, const struct nk_hdr *h, const struct he_iov *src,
@@ -472,7 +480,8 @@ static void ring_broken(struct he_ep *ep, struct he_vq *vq, uint16_t bad)
  * never less than the whole message.  Bad chains are returned with length 0
  * and reported.  1: ev_chain holds it.
  */
-static int event_chain(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h)
+static __rte_always_inline int event_chain(struct he_ep *ep, struct he_vq *vq,
+					   const struct nk_hdr *h)
 {
 	uint32_t need = HDR_LEN + RTE_MAX(h->len, ep->state == HE_EP_READY ?
 					  ep->max_payload : 0);
@@ -498,8 +507,9 @@ static int event_chain(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *
 	}
 }
 
-static void write_msg(struct he_ep *ep, struct he_vq *vq, const struct nk_hdr *h,
-		      const struct he_iov *src, uint32_t soff, struct he_ep *from)
+static __rte_always_inline void write_msg(struct he_ep *ep, struct he_vq *vq,
+					  const struct nk_hdr *h, const struct he_iov *src,
+					  uint32_t soff, struct he_ep *from)
 {
 	he_iov_put_hdr(&ev_chain.iov, h);
 	if (h->len)
@@ -1052,7 +1062,6 @@ static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *i
 {
 	int n = nk_hdr_data_len(h);
 	struct he_ep *nsm = m->nsm;
-	struct nk_hdr f;
 	int err;
 
 	if (n < 0 || (h->arg[0] & ~(uint64_t)NK_MSG_KNOWN))
@@ -1063,9 +1072,10 @@ static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *i
 			  m->guest_sock, n);
 		return reply(g, h, -ENOBUFS);
 	}
-	f = *h;
-	f.sock = m->nsm_sock;
-	err = deliver_data(nsm, &f, iov, HDR_LEN, m->stream);
+	/* The NSM's socket id in the validated copy, for the time it is sent. */
+	h->sock = m->nsm_sock;
+	err = deliver_data(nsm, h, iov, HDR_LEN, m->stream);
+	h->sock = m->guest_sock;
 	if (err == -EMSGSIZE) {
 		he_cnt_add(nsm, HE_C_DROPS, 1);
 		return reply(g, h, -EMSGSIZE);
@@ -1601,7 +1611,7 @@ done:
  * holds half of pending_limit that the NSM has not taken yet: the guest's
  * SENDs would only add to it, up to resets of sockets that did nothing
  * wrong, where waiting costs nothing but time; or while the guest has
- * its share of HE_NSM_QUEUE queued toward its NSM (nsm_share()).
+ * its share of HE_NSM_QUEUE queued toward its NSM (over_share()).
  */
 static bool held_back(const struct he_ep *ep)
 {
@@ -1611,17 +1621,37 @@ static bool held_back(const struct he_ep *ep)
 		 over_share(ep)));
 }
 
+/* Does a requestq of @ep announce a chain it has not given yet? */
+static __rte_always_inline bool requests_waiting(const struct he_ep *ep)
+{
+	unsigned int p;
+
+	if (likely(ep->nr_pairs == 1))
+		return he_vq_pending(&ep->vq[NK_VQ_REQUEST(0)]);
+	for (p = 0; p < ep->nr_pairs; p++)
+		if (he_vq_pending(&ep->vq[NK_VQ_REQUEST(p)]))
+			return true;
+	return false;
+}
+
 static unsigned int visit(struct he_ep *ep)
 {
 	unsigned int work, quota, i;
+	bool waiting;
 	int r, err;
 
 	if (ep->paused)
 		return 0;
 	work = flush_pending(ep);
-	if (ep->role == NK_ROLE_GUEST && ep->nsm)
+	/*
+	 * An idle endpoint costs a look at its requestqs' indices; a guest
+	 * with messages queued toward its NSM still follows what the NSM
+	 * took (its nsm_queued stays current).
+	 */
+	waiting = requests_waiting(ep);
+	if (ep->role == NK_ROLE_GUEST && ep->nsm && (waiting || ep->cnt[HE_C_NSM_QUEUED]))
 		nsm_sync(ep->nsm);
-	if (held_back(ep))
+	if (!waiting || held_back(ep))
 		return work;
 	quota = cfg->batch * (ep->role == NK_ROLE_GUEST ? ep->weight :
 			      RTE_MAX(ep->guest_weight, 1U));
@@ -2456,7 +2486,9 @@ static void calls_flush(void)
 	for (i = 0; i < cfg->nr_eps; i++) {
 		struct he_ep *ep = cfg->eps[i];
 
-		for (q = 0; ep->running && !ep->paused && q < 2U * ep->nr_pairs; q++)
+		if (!ep->running || ep->paused)
+			continue;
+		for (q = 0; q < 2U * ep->nr_pairs; q++)
 			he_vq_call(ep->vid, &ep->vq[q]);
 	}
 }
@@ -2502,11 +2534,8 @@ static bool work_available(void)
 				return true;
 		if (ep->role == NK_ROLE_GUEST && ep->nsm)
 			nsm_sync(ep->nsm);
-		if (held_back(ep))
-			continue;
-		for (p = 0; p < ep->nr_pairs; p++)
-			if (he_vq_pending(&ep->vq[NK_VQ_REQUEST(p)]))
-				return true;
+		if (!held_back(ep) && requests_waiting(ep))
+			return true;
 	}
 	return false;
 }
@@ -2535,7 +2564,7 @@ static void dp_sleep(void)
 static int dp_main(void *arg)
 {
 	uint32_t idle = 0, start = 0;
-	unsigned int i, work;
+	unsigned int i, k, work;
 	struct he_cmd *c;
 
 	RTE_SET_USED(arg);
@@ -2543,14 +2572,18 @@ static int dp_main(void *arg)
 	       cfg->poll == HE_POLL_BUSY ? "busy" : "adaptive");
 	while (!__atomic_load_n(&dp_quit, __ATOMIC_ACQUIRE)) {
 		work = cmd_drain();
-		for (i = 0; i < cfg->nr_eps; i++) {
-			struct he_ep *ep = cfg->eps[(start + i) % cfg->nr_eps];
+		/* No division per endpoint: the table may have shrunk, though. */
+		if (start >= cfg->nr_eps)
+			start = 0;
+		for (i = 0, k = start; i < cfg->nr_eps; i++) {
+			struct he_ep *ep = cfg->eps[k];
 
+			if (++k == cfg->nr_eps)
+				k = 0;
 			if (ep->running)
 				work += visit(ep);
 		}
-		if (cfg->nr_eps)
-			start = (start + 1) % cfg->nr_eps;
+		start++;
 		calls_flush();
 		stat_add(&dp_stats.loops, 1);
 		if (ss_job.cmd && rte_get_timer_cycles() >= ss_job.deadline)

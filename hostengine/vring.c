@@ -9,7 +9,14 @@
  * The rings live in guest memory that the guest changes concurrently:
  * every field is read exactly once into local memory before it is
  * validated and used, and indices are read with acquire / written with
- * release ordering.
+ * release ordering.  (When he_vq_pop()'s inline part in he.h gives a chain
+ * up, he_vq_pop_slow() reads the avail entry and descriptors again and
+ * uses only its own copies.)
+ *
+ * What runs per message or per pass is inline in he.h: taking the usual
+ * chain (one direct descriptor in one memory region) from the avail
+ * entries already announced, returning chains, and looking at a queue's
+ * index or flag; an idle queue costs a pass one load of its avail index.
  *
  * Index traffic: each index is a cache line the driver writes or polls
  * from another core.  The avail index is read again only once the chains
@@ -25,32 +32,13 @@
 
 #include "he.h"
 
-static inline uint16_t ring_load16(const uint16_t *p, int order)
-{
-	return __atomic_load_n(p, order);
-}
-
-/* One read of descriptor @idx; only the copy is used. */
-static inline void desc_read(const struct he_vq *vq, uint16_t idx, struct vring_desc *d)
-{
-	d->addr = __atomic_load_n(&vq->vr.desc[idx].addr, __ATOMIC_RELAXED);
-	d->len = __atomic_load_n(&vq->vr.desc[idx].len, __ATOMIC_RELAXED);
-	d->flags = __atomic_load_n(&vq->vr.desc[idx].flags, __ATOMIC_RELAXED);
-	d->next = __atomic_load_n(&vq->vr.desc[idx].next, __ATOMIC_RELAXED);
-}
-
 /*
- * Take the next chain.  Returns 1 with *c filled, 0 when the ring is empty,
- * HE_VQ_BROKEN when the avail ring itself is corrupt (index too far ahead,
- * head out of range: the queue is then no longer served; c->head holds the
- * bad value) or -enum nk_proto_err with *err set to -errno when the chain
- * is malformed: the caller must then return c->head with length 0.
- *
- * @writable selects the direction every descriptor must have: device
- * writable (eventq) or device readable (requestq).
+ * he_vq_pop() once its inline part did not take the chain: the avail index
+ * to read again, a ring found corrupt, or a chain other than the usual one
+ * (which may be malformed).  It starts over from the avail ring entry.
  */
-int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
-	      struct he_chain *c, int *err)
+int he_vq_pop_slow(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
+		   struct he_chain *c, int *err)
 {
 	const uint16_t size = vq->vr.size;
 	uint16_t avail_idx, idx, ndesc = 0;
@@ -59,7 +47,7 @@ int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
 	if (vq->broken)
 		return 0;
 	if (vq->avail_seen == vq->last_avail) {
-		avail_idx = ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE);
+		avail_idx = he_ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE);
 		if (avail_idx == vq->last_avail)
 			return 0;
 		if ((uint16_t)(avail_idx - vq->last_avail) > size) {
@@ -69,43 +57,21 @@ int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
 		}
 		vq->avail_seen = avail_idx;
 	}
-	c->head = ring_load16(&vq->vr.avail->ring[vq->last_avail & (size - 1)],
-			      __ATOMIC_RELAXED);
+	c->head = he_ring_load16(&vq->vr.avail->ring[vq->last_avail & (size - 1)],
+				 __ATOMIC_RELAXED);
 	if (c->head >= size) {
 		vq->broken = true;
 		return HE_VQ_BROKEN;
 	}
 	vq->last_avail++;
+	idx = c->head;
 
+	/* The loop below takes the usual chain again when a check fails. */
+	if (he_chain_direct(mem, vq, writable, idx, c))
+		return 1;
 	c->iov.seg = c->seg;
 	c->iov.nseg = 0;
 	c->iov.len = 0;
-	idx = c->head;
-
-	/*
-	 * The usual chain: one direct descriptor in one memory region.  The
-	 * checks are those of the loop below, which takes every other chain
-	 * (and this one again, from the start, when a check fails).
-	 */
-	{
-		struct vring_desc d;
-		uint64_t len;
-		uint64_t va;
-
-		desc_read(vq, idx, &d);
-		len = d.len;
-		if (likely(d.flags == (writable ? VRING_DESC_F_WRITE : 0) && len &&
-			   d.addr + len > d.addr)) {
-			va = rte_vhost_va_from_guest_pa(mem, d.addr, &len);
-			if (likely(va && len == d.len)) {
-				c->seg[0].va = (uint8_t *)(uintptr_t)va;
-				c->seg[0].len = len;
-				c->iov.nseg = 1;
-				c->iov.len = len;
-				return 1;
-			}
-		}
-	}
 	for (;;) {
 		struct vring_desc d;
 		uint64_t gpa, rem;
@@ -118,7 +84,7 @@ int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
 			*err = -ELOOP;
 			return -NK_PERR_DESC_LOOP;
 		}
-		desc_read(vq, idx, &d);
+		he_desc_read(vq, idx, &d);
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			/* VIRTIO_F_INDIRECT_DESC is never negotiated. */
@@ -169,37 +135,6 @@ int he_vq_pop(struct rte_vhost_memory *mem, struct he_vq *vq, bool writable,
 	return 1;
 }
 
-void he_vq_push(struct he_vq *vq, uint16_t head, uint32_t len)
-{
-	struct vring_used_elem *e;
-
-	e = &vq->vr.used->ring[vq->last_used & (vq->vr.size - 1)];
-	e->id = head;
-	e->len = len;
-	vq->last_used++;
-	vq->need_call = true;
-}
-
-/* Make the chains he_vq_push() returned visible to the driver. */
-void he_vq_publish(struct he_vq *vq)
-{
-	__atomic_store_n(&vq->vr.used->idx, vq->last_used, __ATOMIC_RELEASE);
-}
-
-bool he_vq_pending(const struct he_vq *vq)
-{
-	return !vq->broken && (vq->avail_seen != vq->last_avail ||
-			       ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE) != vq->last_avail);
-}
-
-/* Buffers the driver made available that the device has not taken yet. */
-uint16_t he_vq_avail_count(const struct he_vq *vq)
-{
-	uint16_t n = ring_load16(&vq->vr.avail->idx, __ATOMIC_ACQUIRE) - vq->last_avail;
-
-	return RTE_MIN(n, vq->vr.size);
-}
-
 /*
  * Ask for kicks (enable) or suppress them.  The caller issues a full
  * barrier before looking at the avail ring again.
@@ -211,20 +146,18 @@ void he_vq_notify(struct he_vq *vq, bool enable)
 }
 
 /*
- * Publish the used entries added since the last call and interrupt the
- * driver if it wants to know.  Never waits for rte_vhost's queue lock: its
- * message thread holds it while it waits for the data plane (a memory
- * table change pauses the device from under that lock).  A busy lock
- * leaves the call for the next pass.
+ * he_vq_call()'s work once used entries were added: publish them and
+ * interrupt the driver if it wants to know.  Never waits for rte_vhost's
+ * queue lock: its message thread holds it while it waits for the data
+ * plane (a memory table change pauses the device from under that lock).
+ * A busy lock leaves the call for the next pass.
  */
-void he_vq_call(int vid, struct he_vq *vq)
+void he_vq_call_used(int vid, struct he_vq *vq)
 {
-	if (!vq->need_call)
-		return;
 	vq->need_call = false;
 	he_vq_publish(vq);
 	rte_smp_mb();
-	if (ring_load16(&vq->vr.avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT)
+	if (he_ring_load16(&vq->vr.avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT)
 		return;
 	if (rte_vhost_vring_call_nonblock(vid, vq->qid) == -EAGAIN)
 		vq->need_call = true;
