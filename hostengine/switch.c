@@ -1505,9 +1505,13 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 		return reply(ep, h, -EALREADY);
 	ep->max_payload = mp;
 	ep->features = h->arg[1] & NK_FEAT_ALL;
-	/* Only a guest has addresses to learn. */
+	/*
+	 * Only a guest has addresses to learn, and sends requests: guest_request()
+	 * forwards those on a socket whose SOCKET is not answered yet (the map
+	 * exists from the SOCKET on), in order, so NK_FEAT_PIPE costs nothing.
+	 */
 	if (ep->role != NK_ROLE_GUEST)
-		ep->features &= ~NK_FEAT_ADDR;
+		ep->features &= ~(NK_FEAT_ADDR | NK_FEAT_PIPE);
 	__atomic_store_n(&ep->state, HE_EP_READY, __ATOMIC_RELAXED);
 	r.arg[0] = NK_PROTO_VERSION;
 	r.arg[1] = ep->features;
