@@ -139,7 +139,11 @@
  *   shutdown(), a datagram to a remote address), so a socket that only
  *   talks over loopback costs the NSM nothing; until then the SOL_SOCKET
  *   options wait here (nk_sock_sync_opts() sends them after SOCKET),
- *   getsockname() is the native half's, SIOCOUTQ is 0.  Costs on the
+ *   getsockname() is the native half's, SIOCOUTQ is 0.  A connect()
+ *   that makes it sends SOCKET and CONNECT in one kick and waits once
+ *   (nk_sock_nsm_with(), nk_call_pair()) when the engine agreed
+ *   NK_FEAT_PIPE and no SOL_SOCKET option waits to go in between: one
+ *   round trip to the NSM instead of two.  Costs on the
  *   remote path: that sock_create_kern() (and its release) per socket,
  *   and on an unbound UDP socket's first sendto() the BIND (and
  *   GETSOCKNAME) that puts both halves on one port.  The native halves
@@ -458,6 +462,23 @@ static bool nk_sock_apply_credit(struct nk_sock *nks, const struct nk_hdr *hdr)
 }
 
 /*
+ * The call of a request that announced @fwd consumed ended with @err and
+ * @reply: apply the reply's credit, and say what the caller returns.
+ */
+static int nk_sock_call_done(struct nk_sock *nks, struct nk_reply *reply,
+			     u32 fwd, int err)
+{
+	if (reply->req_id)
+		nk_sock_credit_sent(nks, fwd);
+	if (!(le16_to_cpu(reply->hdr.flags) & NK_F_REPLY))
+		return nk_err(err);
+	if (nk_sock_apply_credit(nks, &reply->hdr))
+		nks->sk.sk_write_space(&nks->sk);
+	/* The NSM's answer is its kernel's (-ENODEV: no such interface). */
+	return err == nk_hdr_status(&reply->hdr) ? err : nk_err(err);
+}
+
+/*
  * Send a request and wait for its reply, at most @timeout_ms (0: the
  * reply timeout); the reply's credit is applied.  The transport's -ENODEV
  * (the device went away) becomes -ENETDOWN; a reply's status is the NSM's
@@ -471,14 +492,7 @@ static int nk_sock_call_timeout(struct nk_sock *nks, struct nk_txbuf *tb,
 	int err;
 
 	err = nk_call_timeout(nks->nd, tb, reply, flags, timeout_ms);
-	if (reply->req_id)
-		nk_sock_credit_sent(nks, fwd);
-	if (!(le16_to_cpu(reply->hdr.flags) & NK_F_REPLY))
-		return nk_err(err);
-	if (nk_sock_apply_credit(nks, &reply->hdr))
-		nks->sk.sk_write_space(&nks->sk);
-	/* The NSM's answer is its kernel's (-ENODEV: no such interface). */
-	return err == nk_hdr_status(&reply->hdr) ? err : nk_err(err);
+	return nk_sock_call_done(nks, reply, fwd, err);
 }
 
 static int nk_sock_call(struct nk_sock *nks, struct nk_txbuf *tb,
@@ -654,15 +668,20 @@ static int nk_sock_addr(struct nk_sock *nks, struct sockaddr *addr, int len,
 	return 0;
 }
 
-/* Forward one int SOL_SOCKET option if it changed since last time. */
-static void nk_sync_opt(struct nk_sock *nks, int optname, int val,
-			int *sent)
+/*
+ * Forward one int SOL_SOCKET option if it changed since last time (only
+ * say so when @dry).  Return: whether it changed.
+ */
+static bool nk_sync_opt(struct nk_sock *nks, int optname, int val,
+			int *sent, bool dry)
 {
 	struct nk_txbuf *tb;
 	int err;
 
 	if (val == *sent)
-		return;
+		return false;
+	if (dry)
+		return true;
 	tb = nk_req_alloc(nks, NK_OP_SETSOCKOPT, sizeof(val));
 	if (tb) {
 		memcpy(tb->payload, &val, sizeof(val));
@@ -676,42 +695,49 @@ static void nk_sync_opt(struct nk_sock *nks, int optname, int val,
 				    nks->id, optname, err);
 	else
 		*sent = val;
+	return true;
 }
 
 /*
  * Forward the SOL_SOCKET options that matter to the NSM's socket and
- * changed locally, and grow the receive credit with SO_RCVBUF.  Caller
- * holds lock_sock.
+ * changed locally, and grow the receive credit with SO_RCVBUF; with @dry,
+ * only tell whether there is any to forward (a socket with SO_RCVBUF set
+ * always has), made or not.  Caller holds lock_sock.  Return: whether
+ * there was.
  */
-static void nk_sock_sync_opts(struct nk_sock *nks)
+static bool nk_sock_opts(struct nk_sock *nks, bool dry)
 {
 	struct nk_sol_opts *sent = &nks->sol_sent;
 	struct sock *sk = &nks->sk;
 	struct linger ling = {};
 	struct nk_txbuf *tb;
+	bool any = false;
 	u32 want;
 
 	/* Not made yet: nk_sock_nsm() makes it, then this sends them all. */
-	if (!READ_ONCE(nks->created))
-		return;
-	nk_sync_opt(nks, SO_REUSEADDR, sk->sk_reuse != SK_NO_REUSE,
-		    &sent->reuseaddr);
-	nk_sync_opt(nks, SO_REUSEPORT, sk->sk_reuseport, &sent->reuseport);
-	nk_sync_opt(nks, SO_KEEPALIVE, sock_flag(sk, SOCK_KEEPOPEN),
-		    &sent->keepalive);
-	nk_sync_opt(nks, SO_OOBINLINE, sock_flag(sk, SOCK_URGINLINE),
-		    &sent->oobinline);
-	nk_sync_opt(nks, SO_BROADCAST, sock_flag(sk, SOCK_BROADCAST),
-		    &sent->broadcast);
-	nk_sync_opt(nks, SO_DONTROUTE, sock_flag(sk, SOCK_LOCALROUTE),
-		    &sent->dontroute);
+	if (!dry && !READ_ONCE(nks->created))
+		return false;
+	any |= nk_sync_opt(nks, SO_REUSEADDR, sk->sk_reuse != SK_NO_REUSE,
+			   &sent->reuseaddr, dry);
+	any |= nk_sync_opt(nks, SO_REUSEPORT, sk->sk_reuseport,
+			   &sent->reuseport, dry);
+	any |= nk_sync_opt(nks, SO_KEEPALIVE, sock_flag(sk, SOCK_KEEPOPEN),
+			   &sent->keepalive, dry);
+	any |= nk_sync_opt(nks, SO_OOBINLINE, sock_flag(sk, SOCK_URGINLINE),
+			   &sent->oobinline, dry);
+	any |= nk_sync_opt(nks, SO_BROADCAST, sock_flag(sk, SOCK_BROADCAST),
+			   &sent->broadcast, dry);
+	any |= nk_sync_opt(nks, SO_DONTROUTE, sock_flag(sk, SOCK_LOCALROUTE),
+			   &sent->dontroute, dry);
 	/* setsockopt() doubled the value; the NSM's kernel doubles it again */
 	if (sk->sk_userlocks & SOCK_SNDBUF_LOCK)
-		nk_sync_opt(nks, SO_SNDBUF, READ_ONCE(sk->sk_sndbuf) / 2,
-			    &sent->sndbuf);
+		any |= nk_sync_opt(nks, SO_SNDBUF, READ_ONCE(sk->sk_sndbuf) / 2,
+				   &sent->sndbuf, dry);
 	if (sk->sk_userlocks & SOCK_RCVBUF_LOCK) {
-		nk_sync_opt(nks, SO_RCVBUF, READ_ONCE(sk->sk_rcvbuf) / 2,
-			    &sent->rcvbuf);
+		any |= nk_sync_opt(nks, SO_RCVBUF, READ_ONCE(sk->sk_rcvbuf) / 2,
+				   &sent->rcvbuf, dry);
+		if (dry)
+			return true;
 		spin_lock(&nks->lock);
 		want = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf), nks->rx.buf_alloc,
 			       NK_CREDIT_MAX) - nks->rx.buf_alloc;
@@ -726,7 +752,9 @@ static void nk_sock_sync_opts(struct nk_sock *nks)
 	}
 	if (ling.l_onoff == sent->linger.l_onoff &&
 	    ling.l_linger == sent->linger.l_linger)
-		return;
+		return any;
+	if (dry)
+		return true;
 	tb = nk_req_alloc(nks, NK_OP_SETSOCKOPT, sizeof(ling));
 	if (tb) {
 		memcpy(tb->payload, &ling, sizeof(ling));
@@ -735,6 +763,12 @@ static void nk_sock_sync_opts(struct nk_sock *nks)
 	}
 	if (!nk_sock_opt_call(nks, tb, &(struct nk_reply){}))
 		sent->linger = ling;
+	return true;
+}
+
+static void nk_sock_sync_opts(struct nk_sock *nks)
+{
+	nk_sock_opts(nks, false);
 }
 
 /* The native half, while it may carry traffic; lockless readers too. */
@@ -1131,6 +1165,25 @@ int nk_sock_create(struct net *net, struct socket *sock, int protocol,
 }
 
 /*
+ * The SOCKET of @nks ended with @err and @reply (its source addresses in
+ * @src): the socket is made, or not, or may be by a late reply.
+ */
+static int nk_sock_made(struct nk_sock *nks, const struct nk_reply *reply,
+			const struct nk_addr *src, int err)
+{
+	if (err) {
+		if (reply->req_id && !reply->hdr.op && nk_dev_alive(nks->nd)) {
+			nks->nsm_req = reply->req_id;
+			nk_set_path(nks, NK_PATH_NSM);
+		}
+		return err;
+	}
+	nk_sock_set_src(nks, reply, src);
+	WRITE_ONCE(nks->created, true);
+	return 0;
+}
+
+/*
  * The NSM's socket of @nks (locked), made on the first call that needs
  * it: SOCKET under the id @nks has.  A SOCKET given up after it left (a
  * fatal signal, the reply timeout) may yet create it: @nks keeps to the
@@ -1163,17 +1216,53 @@ static int nk_sock_nsm(struct nk_sock *nks)
 	if (!tb)
 		return -ENOMEM;
 	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
-	if (err) {
-		if (reply.req_id && !reply.hdr.op && nk_dev_alive(nks->nd)) {
-			nks->nsm_req = reply.req_id;
-			nk_set_path(nks, NK_PATH_NSM);
-		}
-		return err;
-	}
-	nk_sock_set_src(nks, &reply, src);
+	return nk_sock_made(nks, &reply, src, err);
 made:
 	WRITE_ONCE(nks->created, true);
 	return 0;
+}
+
+/*
+ * Whether @nks's SOCKET may go with the request that needs it
+ * (nk_sock_nsm_with()): the socket is not made yet, no SOCKET of it was
+ * given up, no option waits to be forwarded in between, and the engine
+ * takes requests on a socket whose SOCKET is not answered yet
+ * (NK_FEAT_PIPE).  Caller holds lock_sock.
+ */
+static bool nk_sock_nsm_pipe(struct nk_sock *nks)
+{
+	return !READ_ONCE(nks->created) && !nk_is_local(nks) &&
+	       !nks->nsm_req &&
+	       (nk_dev_features(nks->nd) & NK_FEAT_PIPE) &&
+	       !nk_sock_opts(nks, true);
+}
+
+/*
+ * nk_sock_nsm() and the request @tb that needs the socket, in one kick
+ * and one wait (nk_sock_nsm_pipe() said yes): a connect() pays one round
+ * trip to the NSM instead of two.  Return: the SOCKET's error, else
+ * what nk_sock_call() of @tb returns.
+ */
+static int nk_sock_nsm_with(struct nk_sock *nks, struct nk_txbuf *tb,
+			    struct nk_reply *reply)
+{
+	u32 fwd = le32_to_cpu(tb->hdr.fwd_cnt);
+	struct nk_addr src[2];
+	struct nk_reply sreply = { .buf = src, .buf_len = sizeof(src) };
+	struct nk_txbuf *stb;
+	int err, serr;
+
+	stb = nk_socket_req(nks, nks->id);
+	if (!stb) {
+		nk_txbuf_free(tb);
+		return -ENOMEM;
+	}
+	err = nk_call_pair(nks->nd, stb, &sreply, &serr, tb, reply,
+			   NK_XMIT_INTR);
+	serr = nk_sock_made(nks, &sreply, src,
+			    nk_sock_call_done(nks, &sreply, 0, serr));
+	err = nk_sock_call_done(nks, reply, fwd, err);
+	return serr ?: err;
 }
 
 /*
@@ -2340,6 +2429,7 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 	struct nk_txbuf *tb;
 	struct nk_addr na;
 	long timeo;
+	bool pipe;
 	u16 known;
 	int err;
 
@@ -2393,12 +2483,17 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 		}
 		nk_set_path(nks, NK_PATH_NSM);
 	}
-	err = nk_sock_addr(nks, addr, addr_len, &na, false) ?:
-	      nk_sock_nsm(nks);
+	err = nk_sock_addr(nks, addr, addr_len, &na, false);
 	if (err)
 		goto out;
-
-	nk_sock_sync_opts(nks);
+	/* SOCKET and CONNECT in one go when nothing goes in between. */
+	pipe = nk_sock_nsm_pipe(nks);
+	if (!pipe) {
+		err = nk_sock_nsm(nks);
+		if (err)
+			goto out;
+		nk_sock_sync_opts(nks);
+	}
 	tb = nk_req_alloc(nks, NK_OP_CONNECT, sizeof(na));
 	if (!tb) {
 		err = -ENOMEM;
@@ -2416,7 +2511,8 @@ static int nk_stream_connect(struct socket *sock, struct sockaddr *addr,
 	spin_unlock(&nks->lock);
 	nks->peer = na;
 
-	err = nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
+	err = pipe ? nk_sock_nsm_with(nks, tb, &reply) :
+		     nk_sock_call(nks, tb, &reply, NK_XMIT_INTR);
 	if (err && err != -EINPROGRESS) {
 		spin_lock(&nks->lock);
 		if (sk->sk_state == TCP_SYN_SENT)
@@ -4083,7 +4179,7 @@ static const struct nk_transport_ops nk_guest_ops = {
 	.name = "af_netkernel",
 	.role = NK_ROLE_GUEST,
 	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_ANC | NK_FEAT_ADDR |
-		    NK_FEAT_URG,
+		    NK_FEAT_URG | NK_FEAT_PIPE,
 	.attach = nk_attach,
 	.detach = nk_detach,
 	.rx = nk_rx,

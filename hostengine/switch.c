@@ -1513,9 +1513,13 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 		return reply(ep, h, -EALREADY);
 	ep->max_payload = mp;
 	ep->features = h->arg[1] & NK_FEAT_ALL;
-	/* Only a guest has addresses to learn. */
+	/*
+	 * Only a guest has addresses to learn, and sends requests: guest_request()
+	 * forwards those on a socket whose SOCKET is not answered yet (the map
+	 * exists from the SOCKET on), in order, so NK_FEAT_PIPE costs nothing.
+	 */
 	if (ep->role != NK_ROLE_GUEST)
-		ep->features &= ~NK_FEAT_ADDR;
+		ep->features &= ~(NK_FEAT_ADDR | NK_FEAT_PIPE);
 	__atomic_store_n(&ep->state, HE_EP_READY, __ATOMIC_RELAXED);
 	r.arg[0] = NK_PROTO_VERSION;
 	r.arg[1] = ep->features;
@@ -2495,8 +2499,12 @@ static void calls_flush(void)
 
 /*
  * Kicks on or off for the sleep.  An eventq's kick (new buffers) matters
- * only while messages wait for its buffers: otherwise every refill would
- * cost the VM an exit and the engine a wakeup.
+ * only while messages wait for its buffers, or, for an NSM's, while one of
+ * its guests is held back until the NSM takes what that guest queued
+ * (over_share()): otherwise every refill would cost the VM an exit and
+ * the engine a wakeup, one per request an NSM serves.  The count of what a
+ * guest queued changes only when the engine looks, and what the NSM takes
+ * meanwhile only lowers it: a guest not held now stays so while it sleeps.
  */
 static void notify_all(bool enable)
 {
@@ -2504,12 +2512,21 @@ static void notify_all(bool enable)
 
 	for (i = 0; i < cfg->nr_eps; i++) {
 		struct he_ep *ep = cfg->eps[i];
-		/* An NSM's guest may wait for it to take its eventq. */
-		bool waiting = !TAILQ_EMPTY(&ep->pending) || ep->queued_weight;
+		bool waiting = !TAILQ_EMPTY(&ep->pending);
 
 		for (q = 0; ep->running && !ep->paused && q < 2U * ep->nr_pairs; q++)
 			he_vq_notify(&ep->vq[q], enable &&
 				     (q % 2 == 0 || waiting));	/* requestq */
+	}
+	for (i = 0; enable && i < cfg->nr_eps; i++) {
+		struct he_ep *g = cfg->eps[i];
+		struct he_ep *nsm = g->nsm;
+
+		if (g->role != NK_ROLE_GUEST || !nsm || !over_share(g) ||
+		    !nsm->running || nsm->paused)
+			continue;
+		for (q = 0; q < nsm->nr_pairs; q++)
+			he_vq_notify(&nsm->vq[NK_VQ_EVENT(q)], true);
 	}
 	rte_smp_mb();
 }

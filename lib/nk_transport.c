@@ -39,6 +39,8 @@
  *
  * Kicks.  nk_send() with NK_XMIT_MORE adds to the requestq without telling
  * the device; the caller's next nk_send() without it, or nk_kick(), does.
+ * nk_call_pair() sends two requests so, and waits for both replies, which
+ * the peer sends together: one kick, one interrupt and one sleep.
  *
  * A full requestq.  What must go out but may not wait (the CREDIT a
  * non-blocking recv() owes, the CLOSE of close()) is sent with
@@ -158,6 +160,7 @@ struct nk_stats {
 	atomic64_t rx_buf_alloc_fail;
 	atomic64_t rx_lent;
 	atomic64_t call_timeouts;
+	atomic64_t call_waits;
 };
 
 /* An eventq buffer held until the device is ready. */
@@ -691,22 +694,19 @@ int nk_post(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 	return nk_send(nd, tb, flags, timeo);
 }
 
-int nk_call_timeout(struct nk_dev *nd, struct nk_txbuf *tb,
-		    struct nk_reply *reply, unsigned int flags,
-		    unsigned int timeout_ms)
+/*
+ * Register @p, the call of @tb whose reply goes to @reply, and give @tb
+ * its req_id.  -ENODEV (and @tb freed) when the device is gone.
+ */
+static int nk_call_add(struct nk_dev *nd, struct nk_pending *p,
+		       struct nk_txbuf *tb, struct nk_reply *reply)
 {
-	unsigned int limit_ms = READ_ONCE(reply_timeout_ms);
-	struct nk_pending p = { .reply = reply, .err = -ETIMEDOUT };
-	long timeo, left;
-	int err;
-
-	if (!timeout_ms || timeout_ms > limit_ms)
-		timeout_ms = limit_ms;
-	timeo = msecs_to_jiffies(timeout_ms);
 	memset(&reply->hdr, 0, sizeof(reply->hdr));
 	reply->len = 0;
 	reply->req_id = 0;
-	init_completion(&p.done);
+	p->reply = reply;
+	p->err = -ETIMEDOUT;
+	init_completion(&p->done);
 
 	spin_lock(&nd->call_lock);
 	if (nd->dead) {
@@ -714,46 +714,146 @@ int nk_call_timeout(struct nk_dev *nd, struct nk_txbuf *tb,
 		nk_txbuf_free(tb);
 		return -ENODEV;
 	}
-	p.req_id = ++nd->next_req_id;
-	list_add_tail(&p.node, &nd->calls);
+	p->req_id = ++nd->next_req_id;
+	list_add_tail(&p->node, &nd->calls);
 	spin_unlock(&nd->call_lock);
+	tb->hdr.req_id = cpu_to_le64(p->req_id);
+	return 0;
+}
 
-	tb->hdr.req_id = cpu_to_le64(p.req_id);
-	err = nk_send(nd, tb, flags, flags & NK_CALL_NOWAIT ? NULL : &timeo);
-	if (!err) {
-		reply->req_id = p.req_id;
-		if (flags & NK_CALL_INTR)
-			left = wait_for_completion_interruptible_timeout(&p.done,
-									 max(timeo, 1L));
-		else
-			left = wait_for_completion_killable_timeout(&p.done,
-								    max(timeo, 1L));
-		if (left < 0)
-			err = -EINTR;
-	}
+/*
+ * Wait for @p's reply at most @timeo jiffies: what is left, or -EINTR.
+ * call_waits counts the waits that found no reply yet, each a round trip
+ * the caller slept through.
+ */
+static long nk_call_wait(struct nk_dev *nd, struct nk_pending *p,
+			 unsigned int flags, long timeo)
+{
+	long left;
 
+	if (!completion_done(&p->done))
+		atomic64_inc(&nd->stats.call_waits);
+
+	if (flags & NK_CALL_INTR)
+		left = wait_for_completion_interruptible_timeout(&p->done,
+								 max(timeo, 1L));
+	else
+		left = wait_for_completion_killable_timeout(&p->done,
+							    max(timeo, 1L));
+	return left < 0 ? -EINTR : left;
+}
+
+/*
+ * End the call @p, whose wait ended with @err: the reply's status if it
+ * came, else @err, or -ETIMEDOUT.
+ */
+static int nk_call_end(struct nk_dev *nd, struct nk_pending *p, int err,
+		       unsigned int timeout_ms)
+{
 	/*
 	 * The completer works under call_lock: after this, it is done or
 	 * never runs.  A reply that came wins over a signal, so that what it
 	 * created is not forgotten.
 	 */
 	spin_lock(&nd->call_lock);
-	if (!list_empty(&p.node)) {
-		list_del(&p.node);
+	if (!list_empty(&p->node)) {
+		list_del(&p->node);
 		if (!err) {
 			err = -ETIMEDOUT;
 			atomic64_inc(&nd->stats.call_timeouts);
 		}
-	} else if (reply->req_id) {
-		err = p.err ?: nk_hdr_status(&reply->hdr);
+	} else if (p->reply->req_id) {
+		err = p->err ?: nk_hdr_status(&p->reply->hdr);
 	}
 	spin_unlock(&nd->call_lock);
 
-	if (err == -ETIMEDOUT && !reply->hdr.op)
+	if (err == -ETIMEDOUT && !p->reply->hdr.op)
 		dev_warn_ratelimited(&nd->vdev->dev,
 				     "no reply to request %llu within %u ms\n",
-				     p.req_id, timeout_ms);
+				     p->req_id, timeout_ms);
 	return err;
+}
+
+static unsigned int nk_call_limit(unsigned int timeout_ms)
+{
+	unsigned int limit_ms = READ_ONCE(reply_timeout_ms);
+
+	return !timeout_ms || timeout_ms > limit_ms ? limit_ms : timeout_ms;
+}
+
+int nk_call_timeout(struct nk_dev *nd, struct nk_txbuf *tb,
+		    struct nk_reply *reply, unsigned int flags,
+		    unsigned int timeout_ms)
+{
+	struct nk_pending p;
+	long timeo, left;
+	int err;
+
+	timeout_ms = nk_call_limit(timeout_ms);
+	timeo = msecs_to_jiffies(timeout_ms);
+	err = nk_call_add(nd, &p, tb, reply);
+	if (err)
+		return err;
+	err = nk_send(nd, tb, flags, flags & NK_CALL_NOWAIT ? NULL : &timeo);
+	if (!err) {
+		reply->req_id = p.req_id;
+		left = nk_call_wait(nd, &p, flags, timeo);
+		if (left < 0)
+			err = left;
+	}
+	return nk_call_end(nd, &p, err, timeout_ms);
+}
+
+int nk_call_pair(struct nk_dev *nd, struct nk_txbuf *first,
+		 struct nk_reply *first_reply, int *first_err,
+		 struct nk_txbuf *tb, struct nk_reply *reply,
+		 unsigned int flags)
+{
+	unsigned int timeout_ms = nk_call_limit(0);
+	long timeo = msecs_to_jiffies(timeout_ms);
+	long *wait = flags & NK_CALL_NOWAIT ? NULL : &timeo;
+	struct nk_pending p1, p2;
+	long left = 0;
+	int err1, err2;
+
+	err1 = nk_call_add(nd, &p1, first, first_reply);
+	if (err1) {
+		nk_txbuf_free(tb);
+		*first_err = err1;
+		return err1;
+	}
+	err2 = nk_call_add(nd, &p2, tb, reply);
+	if (err2) {
+		nk_txbuf_free(first);
+		*first_err = nk_call_end(nd, &p1, err2, timeout_ms);
+		return err2;
+	}
+	/* One kick for both: the device sees them together, in order. */
+	err1 = nk_send(nd, first, flags | NK_XMIT_MORE, wait);
+	if (err1) {
+		nk_txbuf_free(tb);
+		err2 = err1;
+	} else {
+		first_reply->req_id = p1.req_id;
+		err2 = nk_send(nd, tb, flags, wait);
+		if (err2)
+			nk_kick(nd);	/* @first is on the ring unkicked */
+		else
+			reply->req_id = p2.req_id;
+		left = nk_call_wait(nd, &p1, flags, timeo);
+		if (left < 0)
+			err1 = left;
+	}
+	*first_err = nk_call_end(nd, &p1, err1, timeout_ms);
+	if (err2)
+		return nk_call_end(nd, &p2, err2, timeout_ms);
+	/* @first's reply came, whatever it said: @tb's comes right behind. */
+	if (first_reply->hdr.op) {
+		left = nk_call_wait(nd, &p2, flags, left);
+		return nk_call_end(nd, &p2, left < 0 ? left : 0, timeout_ms);
+	}
+	/* Given up with @first (a signal, its timeout): @tb too. */
+	return nk_call_end(nd, &p2, err1 ?: *first_err, timeout_ms);
 }
 
 int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
@@ -1398,6 +1498,7 @@ NK_STAT_ATTR(rx_proto_errors);
 NK_STAT_ATTR(rx_buf_alloc_fail);
 NK_STAT_ATTR(rx_lent);
 NK_STAT_ATTR(call_timeouts);
+NK_STAT_ATTR(call_waits);
 
 static ssize_t endpoint_id_show(struct device *dev,
 				struct device_attribute *attr, char *buf)
@@ -1446,6 +1547,7 @@ static struct attribute *nk_dev_attrs[] = {
 	&dev_attr_rx_buf_alloc_fail.attr,
 	&dev_attr_rx_lent.attr,
 	&dev_attr_call_timeouts.attr,
+	&dev_attr_call_waits.attr,
 	NULL
 };
 

@@ -40,7 +40,9 @@
  * waited in the transport's queue for ring space, NK_XMIT_QUEUE), rx_msgs, rx_bytes, rx_replies,
  * rx_invalid, rx_held_early (messages held until attach returned),
  * rx_proto_errors, rx_buf_alloc_fail, rx_lent (eventq buffers lent to
- * skbs by nk_rx_skb()), call_timeouts).
+ * skbs by nk_rx_skb()), call_timeouts, call_waits (nk_call() and
+ * nk_call_pair() waits that found no reply yet: round trips a caller
+ * slept through; a pair whose replies come together counts one)).
  *
  * Removal: the device is unpublished (nk_dev_get() returns NULL), then
  * marked dead: every nk_send()/nk_call() waiting or started afterwards
@@ -299,6 +301,30 @@ int nk_post(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
  */
 int nk_call(struct nk_dev *nd, struct nk_txbuf *tb, struct nk_reply *reply,
 	    unsigned int flags);
+
+/**
+ * nk_call_pair() - two requests in one kick, each waited for as nk_call()
+ * @nd: the device
+ * @first: the first request, consumed
+ * @first_reply: filled with its reply
+ * @first_err: set to what nk_call() of @first would return
+ * @tb: the second request, consumed; it goes right behind @first
+ * @reply: filled with its reply
+ * @flags: as for nk_call()
+ *
+ * For a request that needs the first's outcome at the peer, which serves
+ * a link's requests in order (a CONNECT on the socket a SOCKET makes):
+ * one kick, one interrupt and one wait instead of two of each.  The
+ * reply timeout bounds both together.  When the wait for @first's reply
+ * ends without it (a signal, the timeout), @tb's is not awaited either;
+ * reply->req_id then tells whether it may come later, as for nk_call().
+ *
+ * Return: the status of @tb's reply, or a local error as nk_call()'s.
+ */
+int nk_call_pair(struct nk_dev *nd, struct nk_txbuf *first,
+		 struct nk_reply *first_reply, int *first_err,
+		 struct nk_txbuf *tb, struct nk_reply *reply,
+		 unsigned int flags);
 
 /**
  * nk_call_timeout() - nk_call() with a shorter bound

@@ -5,8 +5,10 @@
  * come back to the right guest with its own ids; guests are isolated.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "harness.h"
@@ -341,6 +343,105 @@ static void t_op(void **state)
 }
 
 /* ---- SEND and CREDIT: not answered unless they fail ---- */
+
+/*
+ * An NSM's eventq kick (its buffers posted again) wakes the engine only
+ * when someone waits for them: a request the NSM serves while the engine
+ * sleeps costs the NSM no exit and the engine no wakeup (the NSM's VM paid
+ * a kick per request, its most expensive instruction under TCG).
+ */
+static void t_nsm_evq_quiet(void **state)
+{
+	const unsigned int n = 20;
+	struct tnsm_rec r;
+	struct nk_hdr h;
+	uint8_t data[64];
+	uint32_t id, nsm;
+	uint64_t kicks;
+	unsigned int i;
+	size_t pos;
+
+	(void)state;
+	id = open_sock(W.vm1, H_VM1, &nsm);
+	h_pattern(data, sizeof(data), 17, 0);
+	kicks = tnsm_evq_kicks(W.nsm);
+	for (i = 0; i < n; i++) {
+		/* The NSM takes it only once the engine sleeps. */
+		tnsm_hold(W.nsm, true);
+		pos = tnsm_log_count(W.nsm);
+		h_hdr(&h, NK_OP_SEND, id);
+		h_send(W.vm1, &h, data, sizeof(data));
+		usleep(30000);
+		tnsm_hold(W.nsm, false);
+		h_nsm_expect(&pos, NK_OP_SEND, nsm, &r);
+		assert_int_equal(r.len, sizeof(data));
+	}
+	kicks = tnsm_evq_kicks(W.nsm) - kicks;
+	if (kicks > n / 4)
+		fail_msg("the NSM kicked its eventq %" PRIu64 " times for %u requests", kicks, n);
+	h_close(W.vm1, id);
+}
+
+/*
+ * NK_FEAT_PIPE: a guest sends SOCKET and the CONNECT on its socket back
+ * to back, without waiting for SOCKET's reply.  Both reach the NSM in
+ * order under one NSM id, and both replies come back, SOCKET's first.
+ * When the NSM refuses the SOCKET, the CONNECT is answered too and the
+ * socket is gone.
+ */
+static void pipe_once(int32_t socket_status)
+{
+	uint32_t id = h_new_sock_id();
+	struct tnsm_rec rs, rc;
+	struct nk_hdr s, c, rep;
+	struct nk_addr a;
+	size_t pos;
+
+	pos = tnsm_log_count(W.nsm);
+	tnsm_set_reply(W.nsm, NK_OP_SOCKET, TNSM_AUTO, socket_status);
+	tnsm_set_reply(W.nsm, NK_OP_CONNECT, TNSM_AUTO, -EINPROGRESS);
+	h_hdr(&s, NK_OP_SOCKET, id);
+	s.flags = NK_F_CREDIT;
+	s.buf_alloc = 65536;
+	s.arg[0] = AF_INET;
+	s.arg[1] = 1;		/* stream */
+	s.arg[2] = 6;
+	s.req_id = h_new_req_id();
+	h_send(W.vm1, &s, NULL, 0);
+	memset(&a, 0, sizeof(a));
+	a.family = AF_INET;
+	a.port = htons(80);
+	inet_pton(AF_INET, "192.0.2.1", a.addr);
+	h_hdr(&c, NK_OP_CONNECT, id);
+	c.req_id = h_new_req_id();
+	h_send(W.vm1, &c, &a, sizeof(a));
+
+	h_nsm_expect(&pos, NK_OP_SOCKET, H_ANY_SOCK, &rs);
+	h_nsm_expect(&pos, NK_OP_CONNECT, rs.h.sock, &rc);
+	assert_int_equal(rc.len, sizeof(a));
+	h_recv(W.vm1, &rep, NULL, 0, H_TIMEOUT_MS);
+	assert_int_equal(rep.op, NK_OP_SOCKET);
+	assert_int_equal(rep.req_id, s.req_id);
+	assert_int_equal((int32_t)rep.status, socket_status);
+	h_recv(W.vm1, &rep, NULL, 0, H_TIMEOUT_MS);
+	assert_int_equal(rep.op, NK_OP_CONNECT);
+	assert_int_equal(rep.req_id, c.req_id);
+	assert_int_equal(rep.sock, id);
+	tnsm_defaults(W.nsm);
+	if (socket_status) {
+		assert_null(h_sock_entry(H_VM1, id));
+		return;
+	}
+	assert_int_equal((int32_t)rep.status, -EINPROGRESS);
+	h_close(W.vm1, id);
+}
+
+static void t_pipe(void **state)
+{
+	(void)state;
+	pipe_once(0);
+	pipe_once(-ENFILE);
+}
 
 static void t_send(void **state)
 {
@@ -774,7 +875,9 @@ static const struct CMUnitTest tests[] = {
 	H_TEST_PRE("op_getsockname", t_op, &c_getsockname),
 	H_TEST_PRE("op_getpeername", t_op, &c_getpeername),
 	H_TEST_PRE("op_ioctl", t_op, &c_ioctl),
+	H_TEST(t_pipe),
 	H_TEST(t_send),
+	H_TEST(t_nsm_evq_quiet),
 	H_TEST(t_send_largest_datagram),
 	H_TEST(t_credit),
 	H_TEST(t_accept),

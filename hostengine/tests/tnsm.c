@@ -703,6 +703,11 @@ int tnsm_wait_tx(struct tnsm *t, uint32_t sock, int timeout_ms)
 	return wait_sock_cond(t, sock, 0, true, timeout_ms);
 }
 
+uint64_t tnsm_evq_kicks(struct tnsm *t)
+{
+	return vuf_vq_kicks(nk_ep_dev(t->ep), NK_VQ_EVENT(0));
+}
+
 uint64_t tnsm_data_msgs(struct tnsm *t)
 {
 	uint64_t n;

@@ -102,5 +102,7 @@ int tnsm_wait_rx(struct tnsm *t, uint32_t sock, uint64_t bytes, int timeout_ms);
 int tnsm_wait_tx(struct tnsm *t, uint32_t sock, int timeout_ms);
 /* EV_DATA messages sent so far (all sockets). */
 uint64_t tnsm_data_msgs(struct tnsm *t);
+/* Times the NSM kicked its eventq (buffers posted again): the engine asked. */
+uint64_t tnsm_evq_kicks(struct tnsm *t);
 
 #endif /* _NK_TEST_TNSM_H */

@@ -247,8 +247,9 @@ enum nk_op {
 #define NK_FEAT_WEIGHT		(1ULL << 4)	/* NSM: SOCKET a3 carries the guest's weight */
 #define NK_FEAT_ADDR		(1ULL << 5)	/* guest: HELLO's reply lists its addresses */
 #define NK_FEAT_URG		(1ULL << 6)	/* TCP urgent data (NK_EV_URG) */
+#define NK_FEAT_PIPE		(1ULL << 7)	/* guest: requests before SOCKET's reply */
 #define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC | \
-				 NK_FEAT_WEIGHT | NK_FEAT_ADDR | NK_FEAT_URG)
+				 NK_FEAT_WEIGHT | NK_FEAT_ADDR | NK_FEAT_URG | NK_FEAT_PIPE)
 
 /*
  * Largest payload any endpoint may send or be sent; HELLO agrees on less.

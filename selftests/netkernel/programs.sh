@@ -642,6 +642,38 @@ exit $rc' 2>&1) || rc=1
 	return "$rc"
 }
 
+# prog_connect_waits: one test point (vm1).  connect() on a new socket
+# sleeps through one round trip to the NSM, not two: its SOCKET goes in
+# one kick with the CONNECT (NK_FEAT_PIPE, nk_sock_nsm_with()).  Five
+# connections with nk_hold (socket, connect, read to the end, close) to a
+# world server that greets and closes: the nk device's call_waits grow by
+# at most 7, where SOCKET and CONNECT waited for apart make 10.
+prog_connect_waits() {
+	local port=9004 out rc=0
+	topo_world_spawn "$LAB_LOG_DIR/connect-waits-$port.log" python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(16)
+while True:
+	c = s.accept()[0]
+	c.sendall(b"hi\n")
+	c.close()' "$TOPO_WORLD_IP" "$port"
+	topo_world_wait_port "$port" || { ktap_diag "connect_waits: no server in the world"; return 1; }
+	out=$(topo_exec vm1 60 'd=$(ls -d /sys/bus/virtio/devices/*/nk | head -n 1)
+a=$(cat $d/call_waits) || exit 1
+m=$(cat $d/tx_msgs)
+for i in 1 2 3 4 5; do
+	nk_hold '"$TOPO_WORLD_IP $port"' | grep -q "ended EOF" || { echo "nk_hold failed"; exit 1; }
+done
+b=$(cat $d/call_waits); n=$(cat $d/tx_msgs)
+echo "5 connections: call_waits +$((b - a)), tx_msgs +$((n - m)), features $(cat $d/features)"
+[ $((b - a)) -le 7 ]' 2>&1) || rc=1
+	ktap_diag "connect_waits: $out"
+	return "$rc"
+}
+
 # prog_lo_nsm_free: one test point (vm1).
 prog_lo_nsm_free() {
 	local opened0 opened1 req0 req1 out rc=0

@@ -26,6 +26,8 @@
 #                                  not loopback (programs.sh)
 #   sshd, dnsmasq: ...             OpenSSH's server and dnsmasq in each
 #                                  guest serve the world (programs.sh)
+#   connect: ...                   vm1's connect() sleeps through one round
+#                                  trip to the NSM (programs.sh)
 #   adversarial: ...               floods from the world (adversarial.sh),
 #                                  against the NetKernel and the baseline guest
 #   guest's view: ...              Debian's ss, netstat and lsof list the
@@ -88,6 +90,7 @@ guest_flood=/usr/bin/nk_flood
 diagreq_bin=$(dirname "$suite_bin")/nk_diagreq	# programs.sh's view points
 dgram_bin=$(dirname "$suite_bin")/nk_dgram
 ifaddrs_bin=$(dirname "$suite_bin")/nk_ifaddrs
+hold_bin=$(dirname "$suite_bin")/nk_hold	# programs.sh's connect_waits
 
 # ----------------------------------------------- the suite's command line
 # (selftests/netkernel/README): a server that serves client runs until it
@@ -120,8 +123,9 @@ TEST_NAMES=(
 	nginx_nk nginx_base
 	httpd_local_nk httpd_local_base redis_local_nk redis_local_base lo_nsm_free
 	ifaddrs_nk ifaddrs_base ifaddrs_reload sshd_nk sshd_base dnsmasq_nk dnsmasq_base
-	view_ss view_ssinfo view_netstat view_lsof view_diag view_proc
+	connect_waits view_ss view_ssinfo view_netstat view_lsof view_diag view_proc
 	view_fallback view_unload nk_no_urg
+
 )
 TEST_DESCS=(
 	"netkernel guest: client side"
@@ -150,6 +154,7 @@ TEST_DESCS=(
 	"sshd: base accepts the world's ssh by key and runs a command"
 	"dnsmasq: vm1 answers the world's queries over IPv4 and IPv6"
 	"dnsmasq: base answers the world's queries over IPv4 and IPv6"
+	"connect: vm1's connect() waits for one NSM round trip, SOCKET with CONNECT"
 	"guest's view: ss lists in vm1 what it lists in base"
 	"guest's view: ss -tin shows the NSM's TCP info in vm1 as base shows its own"
 	"guest's view: netstat lists in vm1 what it lists in base"
@@ -177,7 +182,7 @@ if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.
 	ktap_fail_rest "prerequisite failed: nk_sockets does not build"
 	finish
 fi
-for bin in "$suite_bin" "$flood_bin" "$diagreq_bin" "$dgram_bin" "$ifaddrs_bin"; do
+for bin in "$suite_bin" "$flood_bin" "$diagreq_bin" "$dgram_bin" "$ifaddrs_bin" "$hold_bin"; do
 	if [[ ! -x $bin ]] || ldd "$bin" >/dev/null 2>&1; then
 		ktap_diag "$bin: missing or not a static binary"
 		ktap_fail_rest "prerequisite failed: no static $(basename "$bin")"
@@ -185,7 +190,7 @@ for bin in "$suite_bin" "$flood_bin" "$diagreq_bin" "$dgram_bin" "$ifaddrs_bin";
 	fi
 done
 TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$flood_bin:$guest_flood"
-	--add "$ifaddrs_bin:/usr/bin/nk_ifaddrs")
+	--add "$ifaddrs_bin:/usr/bin/nk_ifaddrs" --add "$hold_bin:/usr/bin/nk_hold")
 prog_initrd_args
 prog_view_initrd_args "$diagreq_bin" "$dgram_bin"
 topo_up_ktap --guests 1 || finish
@@ -303,6 +308,7 @@ test_sshd_nk() { prog_sshd vm1; }
 test_sshd_base() { prog_sshd "$TOPO_BASE"; }
 test_dnsmasq_nk() { prog_dnsmasq vm1; }
 test_dnsmasq_base() { prog_dnsmasq "$TOPO_BASE"; }
+test_connect_waits() { prog_connect_waits; }
 test_view_ss() { prog_view_ss; }
 test_view_ssinfo() { prog_view_ssinfo; }
 test_view_netstat() { prog_view_netstat; }

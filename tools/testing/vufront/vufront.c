@@ -159,6 +159,7 @@ struct vuf_vq {
 	unsigned int num_free;
 	bool no_interrupt;
 	bool taken;		/* handed over by vuf_vq_take */
+	uint64_t kicks;		/* eventfd writes by vuf_vq_kick() */
 	struct vuf_slot *slot;
 };
 
@@ -626,27 +627,34 @@ void vuf_vq_set_avail_idx(struct vuf_dev *d, unsigned int vq, uint16_t idx)
 	__atomic_store_n(&q->avail->idx, idx, __ATOMIC_RELEASE);
 }
 
-static void kick(int fd, const struct vring_used *used)
+/* Returns whether the device was notified. */
+static bool kick(int fd, const struct vring_used *used)
 {
 	uint64_t one = 1;
 
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (fd < 0 || (__atomic_load_n(&used->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY))
-		return;
+		return false;
 	/*
 	 * A non-blocking eventfd write fails only when the counter would
 	 * overflow, and then a kick is pending anyway.
 	 */
 	if (write(fd, &one, sizeof(one)) < 0)
 		assert(errno == EAGAIN);
+	return true;
 }
 
 void vuf_vq_kick(struct vuf_dev *d, unsigned int vq)
 {
 	struct vuf_vq *q = vq_of(d, vq);
 
-	if (q)
-		kick(q->kick_fd, q->used);
+	if (q && kick(q->kick_fd, q->used))
+		__atomic_add_fetch(&q->kicks, 1, __ATOMIC_RELAXED);
+}
+
+uint64_t vuf_vq_kicks(struct vuf_dev *d, unsigned int vq)
+{
+	return vq < d->nr_vqs ? __atomic_load_n(&d->vq[vq].kicks, __ATOMIC_RELAXED) : 0;
 }
 
 void vuf_ring_kick(const struct vuf_ring *r)

@@ -104,6 +104,8 @@ void vuf_vq_set_avail_idx(struct vuf_dev *d, unsigned int vq, uint16_t idx);
 
 /* Notify the device (write the kick eventfd) unless it set VRING_USED_F_NO_NOTIFY. */
 void vuf_vq_kick(struct vuf_dev *d, unsigned int vq);
+/* How many times vuf_vq_kick() notified the device on @vq (any thread). */
+uint64_t vuf_vq_kicks(struct vuf_dev *d, unsigned int vq);
 
 /*
  * Raw rings, for a caller that drives a virtqueue itself with no per-call
