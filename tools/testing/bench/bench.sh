@@ -26,6 +26,14 @@
 #     its sockets' native half, see architecture.rst "Guest loopback") and
 #     on the baseline guest (path "baseline"): the tests stream_lo_1,
 #     rr_lo_64, crr_lo_64.
+#  3b. Guest to guest (issue 13): stream, rr_64 and crr_64 from vm1 to an
+#     nkperf server on vm2's address, which the engine switches locally
+#     (path "netkernel", hostengine.rst "Local switching"), from the
+#     baseline guest to a server on the second baseline guest over the
+#     bridge (path "baseline"), and from vm1 to the world's server through
+#     the NSM (path "nsm"; the NSM refuses a guest another guest's
+#     address): the tests g2g_stream_1, g2g_rr_64, g2g_crr_64.  Host CPU
+#     counts the server's VM too on the first two paths.
 #  4. Multiplexing: 1, 2, 4 NetKernel guests streaming at once through
 #     one NSM against as many baseline guests: aggregate throughput and
 #     total host CPU of each path.
@@ -142,6 +150,13 @@ lo_tests=(
 	"crr_lo_64:-m crr -s 64"
 )
 lo_port=5202
+# Guest to guest: vm1 -> vm2 (switched), base -> base2, vm1 -> world (NSM).
+g2g_tests=(
+	"g2g_stream_1:-m stream -P 1"
+	"g2g_rr_64:-m rr -s 64"
+	"g2g_crr_64:-m crr -s 64"
+)
+g2g_port=5203
 
 # ------------------------------------------------------------ KTAP output
 
@@ -153,7 +168,7 @@ if [[ -n $sharing ]]; then
 	ktap_begin $((reps * (${#shares[@]} * ${#share_weights[@]} + 3) + 1 + nvms + 1))
 else
 	ktap_begin $((1 + reps * ((${#tests[@]} + ${#lo_tests[@]} + ${#mux[@]} +
-		${#limit_tests[@]}) * 2 + ${#shares[@]} * ${#share_weights[@]} + 3) +
+		${#limit_tests[@]}) * 2 + ${#g2g_tests[@]} * 3 + ${#shares[@]} * ${#share_weights[@]} + 3) +
 		1 + 2 * nvms + 1))
 fi
 
@@ -198,11 +213,12 @@ if ! topo_world_wait_port "$port"; then
 	finish
 fi
 
-# path_pids PATH VM...: the host processes that carry PATH's traffic.
+# path_pids PATH VM...: the host processes that carry PATH's traffic
+# (with srv_vm set, that VM's too: the server's).
 path_pids() {
 	local path=$1 vm
 	shift
-	for vm in "$@"; do
+	for vm in "$@" ${srv_vm:-}; do
 		echo "${LAB_VM_PID[$vm]}"
 	done
 	if [[ $path != baseline ]]; then
@@ -211,9 +227,9 @@ path_pids() {
 }
 
 # measure TEST PATH REP "NKPERF-ARGS" VM...: nkperf client in every VM at
-# once against the world's server (or, with srv=127.0.0.1 and
-# srv_port=N set, against a server in the VM itself); one JSON record in
-# records.jsonl and one test point.
+# once against the world's server (or, with srv=ADDRESS and srv_port=N
+# set, against a server in the VM itself or in VM srv_vm); one JSON record
+# in records.jsonl and one test point.
 measure() {
 	local test=$1 path=$2 rep=$3 nkargs=$4 vm c0 c1 t0 t1 status=0 name
 	local target=${srv:-$TOPO_WORLD_IP} tport=${srv_port:-$port} pid
@@ -257,20 +273,27 @@ measure() {
 	ktap_ok "$status" "$name"
 }
 
-# vm2_at_limit start|stop: vm2 opens sockets until its max_sockets refuses
-# one and keeps trying (1 when it was not EMFILE at vm2_max_socks); or it
-# stops, its sockets closed.
+# vm2_closed: wait (10 s at most) until vm2 has no socket at the engine.
+vm2_closed() {
+	local i
+	for ((i = 0; i < 20; i++)); do
+		(($(topo_ep_sockets vm2) == 0)) && return
+		sleep 0.5
+	done
+	ktap_diag "vm2 still has $(topo_ep_sockets vm2) sockets"
+}
+
+# vm2_at_limit start|stop: vm2, once its sockets are closed, opens sockets
+# until its max_sockets refuses one and keeps trying (1 when it was not
+# EMFILE at vm2_max_socks); or it stops, its sockets closed.
 vm2_at_limit() {
-	local got i
+	local got
 	if [[ $1 == stop ]]; then
 		lab_vm_exec vm2 30 'kill $(pidof nk_tenancy) 2>/dev/null; true' >/dev/null 2>&1 || true
-		for ((i = 0; i < 20; i++)); do
-			(($(topo_ep_sockets vm2) == 0)) && return
-			sleep 0.5
-		done
-		ktap_diag "vm2 still has $(topo_ep_sockets vm2) sockets"
+		vm2_closed
 		return
 	fi
+	vm2_closed
 	got=$(lab_vm_exec vm2 30 "rm -f /tmp/socks.log
 $guest_tenancy socks $((2 * vm2_max_socks)) hold 3600 >/tmp/socks.log 2>&1 &
 i=0; until [ -s /tmp/socks.log ]; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
@@ -278,28 +301,49 @@ cat /tmp/socks.log" 2>&1) || true
 	[[ $got == "opened $vm2_max_socks EMFILE" ]] || { ktap_diag "vm2 not at its limit: $got"; return 1; }
 }
 
-# lo_server VM start|stop: an nkperf server on VM's 127.0.0.1.
-lo_server() {
-	if [[ $2 == stop ]]; then
-		lab_vm_exec "$1" 30 'kill $(cat /tmp/nkperf-lo.pid) 2>/dev/null; true'
+# vm_server VM ADDRESS PORT start|stop: an nkperf server in VM on
+# ADDRESS:PORT.
+vm_server() {
+	local vm=$1 addr=$2 p=$3
+	if [[ $4 == stop ]]; then
+		lab_vm_exec "$vm" 30 "kill \$(cat /tmp/nkperf-$p.pid) 2>/dev/null; true"
 		return
 	fi
-	lab_vm_exec "$1" 60 "$guest_nkperf server -B 127.0.0.1 -p $lo_port >/tmp/nkperf-lo.log 2>&1 &
-echo \$! >/tmp/nkperf-lo.pid
+	lab_vm_exec "$vm" 60 "$guest_nkperf server -B $addr -p $p >/tmp/nkperf-$p.log 2>&1 &
+echo \$! >/tmp/nkperf-$p.pid
 i=0
-until grep -Eqs ':$(printf '%04X' "$lo_port") [0-9A-F]+:0000 0A|:$lo_port ' /proc/net/netkernel /proc/net/tcp; do
-	[ \$i -lt 100 ] || { echo 'nkperf does not listen'; cat /tmp/nkperf-lo.log; exit 1; }
+until grep -Eqs ':$(printf '%04X' "$p") [0-9A-F]+:0000 0A|:$p ' /proc/net/netkernel /proc/net/tcp; do
+	[ \$i -lt 100 ] || { echo 'nkperf does not listen'; cat /tmp/nkperf-$p.log; exit 1; }
 	sleep 0.2; i=\$((i + 1))
 done"
 }
 
-for vm in "${TOPO_GUESTS[0]}" "$TOPO_BASE"; do
-	[[ -z $sharing ]] || break
-	if ! lo_server "$vm" start >"$out/logs/nkperf-lo-$vm.log" 2>&1; then
-		ktap_diag "nkperf server on 127.0.0.1 did not listen in $vm:"
-		sed 's/^/#   /' "$out/logs/nkperf-lo-$vm.log"
-	fi
-done
+# servers start|stop "VM ADDRESS PORT"...: vm_server for each.
+servers() {
+	local how=$1 s vm addr p
+	shift
+	for s in "$@"; do
+		read -r vm addr p <<<"$s"
+		if [[ $how == stop ]]; then
+			vm_server "$vm" "$addr" "$p" stop >/dev/null 2>&1 || true
+		elif ! vm_server "$vm" "$addr" "$p" start >"$out/logs/nkperf-$p-$vm.log" 2>&1; then
+			ktap_diag "nkperf server on $addr:$p did not listen in $vm:"
+			sed 's/^/#   /' "$out/logs/nkperf-$p-$vm.log"
+		fi
+	done
+}
+
+# 127.0.0.1 in vm1 and the baseline guest, for the whole run; vm2's and
+# base2's own addresses for guest to guest, only meanwhile (vm2 must have
+# no socket when it is taken to its limit).
+lo_servers=()
+g2g_servers=()
+if [[ -z $sharing ]]; then
+	lo_servers=("${TOPO_GUESTS[0]} 127.0.0.1 $lo_port" "$TOPO_BASE 127.0.0.1 $lo_port")
+	g2g_servers=("${TOPO_GUESTS[1]} $(topo_vm_ip "${TOPO_GUESTS[1]}") $g2g_port"
+		"${TOPO_BASES[1]} $(topo_vm_ip "${TOPO_BASES[1]}") $g2g_port")
+fi
+servers start "${lo_servers[@]}"
 
 for ((rep = 1; rep <= reps; rep++)); do
 	[[ -z $sharing ]] || break
@@ -311,6 +355,15 @@ for ((rep = 1; rep <= reps; rep++)); do
 		srv=127.0.0.1 srv_port=$lo_port measure "${t%%:*}" netkernel "$rep" "${t#*:}" "${TOPO_GUESTS[0]}"
 		srv=127.0.0.1 srv_port=$lo_port measure "${t%%:*}" baseline "$rep" "${t#*:}" "$TOPO_BASE"
 	done
+	servers start "${g2g_servers[@]}"
+	for t in "${g2g_tests[@]}"; do
+		srv=$(topo_vm_ip "${TOPO_GUESTS[1]}") srv_port=$g2g_port srv_vm=${TOPO_GUESTS[1]} \
+			measure "${t%%:*}" netkernel "$rep" "${t#*:}" "${TOPO_GUESTS[0]}"
+		measure "${t%%:*}" nsm "$rep" "${t#*:}" "${TOPO_GUESTS[0]}"
+		srv=$(topo_vm_ip "${TOPO_BASES[1]}") srv_port=$g2g_port srv_vm=${TOPO_BASES[1]} \
+			measure "${t%%:*}" baseline "$rep" "${t#*:}" "$TOPO_BASE"
+	done
+	servers stop "${g2g_servers[@]}"
 	for n in "${mux[@]}"; do
 		measure "mux_$n" netkernel "$rep" "$mux_args" "${TOPO_GUESTS[@]:0:n}"
 		measure "mux_$n" baseline "$rep" "$mux_args" "${TOPO_BASES[@]:0:n}"
@@ -369,10 +422,7 @@ for ((rep = 1; rep <= reps; rep++)); do
 	flood "$rep"
 done
 
-for vm in "${TOPO_GUESTS[0]}" "$TOPO_BASE"; do
-	[[ -z $sharing ]] || break
-	lo_server "$vm" stop >/dev/null 2>&1 || true
-done
+servers stop "${lo_servers[@]}"
 
 # ------------------------------------------------------------- the report
 

@@ -21,7 +21,13 @@ name) compare vm1 while vm2 sits at its engine limits (path
 apart, is vm2_at_limit / alone.  Guests sharing one NSM (share_*,
 flood_*) have a table of their own: the throughput ratio of two guests
 against the ratio of their weights, and a request-response guest flooded
-against alone.  Absolute figures are reported, never judged:
+against alone.  Guest to guest (g2g_*): vm1 against a server in vm2,
+locally switched by the engine (path "netkernel"), the baseline guest
+against a server in the second baseline guest over the bridge (path
+"baseline"), and vm1 against the world's server through the NSM (path
+"nsm": the engine refuses a guest another guest's address through the
+NSM, so this stands for the NSM's path), the last with a table of its
+own: switched / through the NSM.  Absolute figures are reported, never judged:
 validation asks only that every measurement ran, verified its data and
 gave positive, finite numbers.
 """
@@ -35,6 +41,7 @@ import sys
 
 PATHS = ("netkernel", "baseline")
 LIMIT_PATHS = ("vm2_at_limit", "alone")
+G2G_PATHS = ("netkernel", "nsm")
 
 # Lab metrics: (name, unit, better, how to compute it from a record).
 # better: +1 higher is better, -1 lower is better.
@@ -81,7 +88,7 @@ METRICS = {
 
 def kind(test):
     parts = test.split("_")
-    return parts[1] if parts[0] == "limit" else parts[0]
+    return parts[1] if parts[0] in ("limit", "g2g") else parts[0]
 
 
 def isolation(test):
@@ -213,7 +220,7 @@ def fmt(s):
     return "%s [%s..%s]" % (num(s["median"]), num(s["min"]), num(s["max"]))
 
 
-def table(engine, lab, iso=(), sharing=()):
+def table(engine, lab, iso=(), sharing=(), g2g=()):
     lines = []
     w = "%-12s %-22s %-9s %-32s %-40s %s"
     if engine:
@@ -241,6 +248,8 @@ def table(engine, lab, iso=(), sharing=()):
     section("isolation: vm1 with vm2 at its limit / alone (median [min..max])",
             ("vm2 at limit", "alone", "at limit / alone"), iso, "vm2_at_limit", "alone",
             w="%-18s" + w[len("%-12s"):])
+    section("guest to guest: locally switched vm1 -> vm2 / vm1 -> world through the NSM",
+            ("switched", "through the NSM", "switched / NSM"), g2g, "netkernel", "nsm")
     section("guests sharing one NSM, vm1 weight 1, vm2 weight W (share_*_wW)",
             ("vm1", "vm2", "vm2 / vm1 / W (1 = shared by weight)"),
             [r for r in sharing if kind(r["test"]) == "share"], "first", "second")
@@ -250,7 +259,7 @@ def table(engine, lab, iso=(), sharing=()):
     return "\n".join(lines)
 
 
-def write_csv(path, engine, lab, iso, sharing):
+def write_csv(path, engine, lab, iso, sharing, g2g):
     with open(path, "w", newline="") as f:
         cw = csv.writer(f)
         cw.writerow(["section", "test", "metric", "unit", "side", "median", "min", "max",
@@ -258,6 +267,7 @@ def write_csv(path, engine, lab, iso, sharing):
         for sec, rows, sides in (("engine", engine, ("engine", "baseline", "ratio")),
                                  ("lab", lab, PATHS + ("ratio",)),
                                  ("isolation", iso, LIMIT_PATHS + ("ratio",)),
+                                 ("g2g", g2g, G2G_PATHS + ("ratio",)),
                                  ("sharing", sharing, ("first", "second", "ratio"))):
             for r in rows:
                 for s in sides:
@@ -382,14 +392,15 @@ def main(argv):
     lab = lab_results(records)
     iso = lab_results(records, LIMIT_PATHS)
     sharing = sharing_results(records)
-    print(table(engine, lab, iso, sharing))
+    g2g = lab_results(records, G2G_PATHS)
+    print(table(engine, lab, iso, sharing, g2g))
     title = os.path.basename(os.path.normpath(out))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"run": title, "engine": engine, "lab": lab, "isolation": iso,
-                   "sharing": sharing,
+                   "sharing": sharing, "g2g": g2g,
                    "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}},
                   f, indent=1)
-    write_csv(os.path.join(out, "results.csv"), engine, lab, iso, sharing)
+    write_csv(os.path.join(out, "results.csv"), engine, lab, iso, sharing, g2g)
     if sharing_only:
         return 1 if problems or not sharing else 0
     plot(out, engine, lab, title)
