@@ -188,6 +188,10 @@ struct nsm_sk_cbs {
  * @urg: the guest takes urgent data on this stream socket (SOCKET's
  *	NK_SOCK_URG, an accepted one its listener's): the kernel socket keeps
  *	SO_OOBINLINE and EV_URG says where the byte is (nsm_sock.c)
+ * @urg_held: an urgent byte taken whose EV_URG waits until the bytes
+ *	before its mark are sent (ev_work only)
+ * @urg_byte: that byte
+ * @urg_mark: its mark (stream sequence number, as @tx counts)
  * @set_opts: carried options the guest set, a bit each (by the same
  *	index): a dual-stack socket's IPv6 half takes them (nsm_opts_copy())
  * @rx: credit of the guest-to-world direction (this side receives)
@@ -240,6 +244,9 @@ struct nsm_sock {
 	bool anc;
 	bool anc_rx;
 	bool urg;
+	bool urg_held;
+	u8 urg_byte;
+	u32 urg_mark;
 	struct nk_credit_rx rx;
 	struct nk_credit_tx tx;
 	struct list_head txq;

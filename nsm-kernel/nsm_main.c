@@ -123,7 +123,9 @@
  *   in the stream and tcp_inq() counts the bytes after it.  ev_work takes
  *   the byte when tcp_urg() has it (urg_data TCP_URG_VALID, set to
  *   TCP_URG_READ as recv(MSG_OOB) does) and sends EV_URG with the byte's
- *   stream sequence number before the EV_DATA that carries it; the guest
+ *   stream sequence number once the bytes before it are sent and before
+ *   the EV_DATA that carries it (a native reader woken by urgent data has
+ *   the bytes before the mark to read); the guest
  *   skips it or not (nsm_sock.c, nk_af.c).  Other sockets keep the
  *   guest's SO_OOBINLINE; without it, at a mark whose byte has arrived,
  *   ev_work reads on and tcp_recvmsg() skips the byte, as for a native

@@ -513,36 +513,52 @@ static u32 nsm_sock_budget(const struct nsm_sock *ns)
  * SO_OOBINLINE, so the byte stays in the stream; tcp_urg() set urg_data
  * and called sk_data_ready): take the byte as recv(MSG_OOB) would, so that
  * it is handed over once, and return the mark, the stream sequence number
- * (ns->tx.tx_cnt counts) of the byte.  Called with the socket owned, in
- * the section that reads tcp_inq(): ev_work never reads past the bytes
- * tcp_inq() counted then, which all come before a mark not yet seen, so
- * EV_URG goes before the EV_DATA that carries the byte.
- *
- * Return: the byte (0..255), or -1: none to hand over.
+ * (ns->tx.tx_cnt counts) of the byte, into ns->urg_held/_byte/_mark (a
+ * later urgent byte replaces one still held, as a new urgent pointer does
+ * in TCP).  Called with the socket owned, in the section that reads
+ * tcp_inq(): ev_work never reads past the bytes tcp_inq() counted then,
+ * which all come before a mark not yet seen.  nsm_urg_send() sends EV_URG
+ * when the bytes before the mark are sent, and ev_work sends none past the
+ * mark before it: EV_URG comes after the bytes before the byte and before
+ * the EV_DATA that carries it, so a guest woken by it has them to read, as
+ * a native reader woken by urgent data has.
  */
-static int nsm_urg_take(struct nsm_sock *ns, struct sock *sk, u32 *mark)
+static void nsm_urg_take(struct nsm_sock *ns, struct sock *sk)
 {
 	struct tcp_sock *tp = tcp_sk(sk);
 	u16 urg = READ_ONCE(tp->urg_data);
 
 	if (!(urg & TCP_URG_VALID) || !ns->urg)
-		return -1;
+		return;
 	WRITE_ONCE(tp->urg_data, TCP_URG_READ);
-	*mark = ns->tx.tx_cnt + (tp->urg_seq - tp->copied_seq);
-	return urg & 0xff;
+	ns->urg_held = true;
+	ns->urg_byte = urg & 0xff;
+	ns->urg_mark = ns->tx.tx_cnt + (tp->urg_seq - tp->copied_seq);
 }
 
-static void nsm_urg_event(struct nsm_sock *ns, u8 byte, u32 mark)
+/*
+ * Send the held EV_URG once every byte before its mark is sent.  Return:
+ * the bytes ev_work may send before the mark (U32_MAX: no mark held).
+ */
+static u32 nsm_urg_send(struct nsm_sock *ns)
 {
-	struct nsm_out *out = nsm_msg_new(ns->id, NK_EV_URG, 0, 0, 0);
+	u32 before = ns->urg_mark - ns->tx.tx_cnt;
+	struct nsm_out *out;
 
+	if (!ns->urg_held)
+		return U32_MAX;
+	if (before)
+		return before;
+	ns->urg_held = false;
+	out = nsm_msg_new(ns->id, NK_EV_URG, 0, 0, 0);
 	if (!out) {
 		pr_warn_ratelimited("socket %u: no memory for EV_URG\n", ns->id);
-		return;
+		return U32_MAX;
 	}
-	out->tb->hdr.arg[0] = cpu_to_le64(byte);
-	out->tb->hdr.arg[1] = cpu_to_le64(mark);
+	out->tb->hdr.arg[0] = cpu_to_le64(ns->urg_byte);
+	out->tb->hdr.arg[1] = cpu_to_le64(ns->urg_mark);
 	nsm_xmit(ns->nsm, ns, out);
+	return U32_MAX;
 }
 
 /*
@@ -580,20 +596,20 @@ static bool nsm_read_stream(struct nsm_sock *ns)
 	struct sock *sk = ns->sock->sk;
 	struct msghdr msg = {};
 	struct nsm_out *out;
-	u32 space, avail, n, mark;
+	u32 space, avail, n;
 	u8 shutdown;
 	bool slow;
-	int r, urg;
+	int r;
 
 	for (;;) {
 		/* Owning the socket keeps them consistent. */
 		slow = lock_sock_fast(sk);
 		shutdown = READ_ONCE(sk->sk_shutdown);
 		avail = nsm_stream_inq(ns, sk);
-		urg = nsm_urg_take(ns, sk, &mark);
+		nsm_urg_take(ns, sk);
 		unlock_sock_fast(sk, slow);
-		if (urg >= 0)
-			nsm_urg_event(ns, urg, mark);
+		/* Not past a held mark before its EV_URG. */
+		avail = min(avail, nsm_urg_send(ns));
 		if (!avail)
 			break;
 		space = nk_credit_tx_space(&ns->tx);
