@@ -352,32 +352,14 @@ static int credit_tell(struct he_lsw *l)
 	return deliver(p->m->guest, &ev, NULL, 0, false);
 }
 
-/* A reply to @h with status, an address payload (or none) and a credit. */
+/* reply_addr() with @credit's announcement as the sender sees it. */
 static void lsw_reply(struct he_ep *g, const struct nk_hdr *h, int status,
 		      const struct nk_addr *a, const struct nk_credit_tx *credit)
 {
-	struct nk_hdr r = {
-		.op = h->op,
-		.flags = NK_F_REPLY,
-		.sock = h->sock,
-		.status = (uint32_t)status,
-		.req_id = h->req_id,
-		.arg[0] = h->op == NK_OP_ACCEPT ? h->arg[0] : 0,
-		.len = a ? ADDR_LEN : 0,
-	};
-	struct he_seg seg;
-	struct he_iov iov;
+	struct nk_credit_tx c = *credit;
 
-	if (credit) {
-		r.flags |= NK_F_CREDIT;
-		r.buf_alloc = send_buf(credit->peer_buf_alloc);
-		r.fwd_cnt = credit->peer_fwd_cnt;
-	}
-	if (status)
-		he_cnt_add(g, HE_C_ERRORS, 1);
-	he_iov_flat(&iov, &seg, a, r.len);
-	if (deliver(g, &r, &iov, 0, true))
-		he_cnt_add(g, HE_C_DROPS, 1);
+	c.peer_buf_alloc = send_buf(c.peer_buf_alloc);
+	reply_addr(g, h, status, a, &c);
 }
 
 static int flush(struct he_lsw *q);
@@ -481,7 +463,7 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 	if (!conn_rate_ok(g)) {
 		/* As switch.c's req_complete: aborted, the client reset. */
 		queued_end(c);
-		lsw_reply(g, h, -ECONNABORTED, NULL, NULL);
+		reply_addr(g, h, -ECONNABORTED, NULL, NULL);
 		return true;
 	}
 	nm = map_new(g, h->arg[0], NULL, true);
@@ -492,7 +474,7 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 		TAILQ_INSERT_HEAD(&L->queue, c, qlink);
 		L->queued++;
 		c->listener = L;
-		lsw_reply(g, h, -ENOMEM, NULL, NULL);
+		reply_addr(g, h, -ENOMEM, NULL, NULL);
 		return true;
 	}
 	nm->opening = false;
@@ -854,7 +836,7 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 			addr_make(&a, l->family, &l->lip, l->lport);
 		else
 			addr_make(&a, l->family, &l->rip, l->rport);
-		lsw_reply(g, h, 0, &a, NULL);
+		reply_addr(g, h, 0, &a, NULL);
 		return true;
 	case NK_OP_IOCTL:
 		lsw_ioctl(g, h, l);

@@ -639,11 +639,13 @@ void proto_error(struct he_ep *ep, int perr, int err, uint16_t head, uint16_t op
 }
 
 /*
- * Reply to @h on behalf of the engine.  An ACCEPT's reply names the new
- * socket in a0, as the NSM's do: a guest that gave the call up finds by
- * it the socket it keeps for the late reply.
+ * Reply to @h on behalf of the engine, with an address payload @a (or
+ * none) and @credit's announcement (or none).  An ACCEPT's reply names the
+ * new socket in a0, as the NSM's do: a guest that gave the call up finds
+ * by it the socket it keeps for the late reply.
  */
-void reply(struct he_ep *ep, const struct nk_hdr *h, int status)
+void reply_addr(struct he_ep *ep, const struct nk_hdr *h, int status,
+		const struct nk_addr *a, const struct nk_credit_tx *credit)
 {
 	struct nk_hdr r = {
 		.op = h->op,
@@ -652,12 +654,26 @@ void reply(struct he_ep *ep, const struct nk_hdr *h, int status)
 		.status = (uint32_t)status,
 		.req_id = h->req_id,
 		.arg[0] = h->op == NK_OP_ACCEPT ? h->arg[0] : 0,
+		.len = a ? ADDR_LEN : 0,
 	};
+	struct he_seg seg;
+	struct he_iov iov;
 
+	if (credit) {
+		r.flags |= NK_F_CREDIT;
+		r.buf_alloc = credit->peer_buf_alloc;
+		r.fwd_cnt = credit->peer_fwd_cnt;
+	}
 	if (status)
 		he_cnt_add(ep, HE_C_ERRORS, 1);
-	if (deliver(ep, &r, NULL, 0, true))
+	he_iov_flat(&iov, &seg, a, r.len);
+	if (deliver(ep, &r, &iov, 0, true))
 		he_cnt_add(ep, HE_C_DROPS, 1);
+}
+
+void reply(struct he_ep *ep, const struct nk_hdr *h, int status)
+{
+	reply_addr(ep, h, status, NULL, NULL);
 }
 
 /* Refuse a message: an error reply, or EV_PROTO_ERROR if it was a reply. */
