@@ -80,13 +80,9 @@ finish() {
 	ktap_end
 }
 
-if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.log" 2>&1; then
-	ktap_diag "make -C selftests/netkernel failed:"
-	tail -n 20 "$logdir/build-nk_sockets.log" | sed 's/^/#   /'
-	ktap_fail_rest "prerequisite failed: nk_sockets does not build"
-	finish
-fi
-if [[ ! -x $suite_bin ]] || ldd "$suite_bin" >/dev/null 2>&1; then
+make_args=()
+[[ -n ${NK_SOCKETS:-} ]] || make_args=(-C "$here" -j2)
+if ! lab_make_static "$logdir/build-nk_sockets.log" "${make_args[@]}" -- "$suite_bin"; then
 	ktap_fail_rest "prerequisite failed: no static nk_sockets ($suite_bin)"
 	finish
 fi

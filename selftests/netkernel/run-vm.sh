@@ -176,19 +176,13 @@ finish() {
 
 # ------------------------------------------------------------------ build
 
-if [[ -z ${NK_SOCKETS:-} ]] && ! make -C "$here" -j2 >"$logdir/build-nk_sockets.log" 2>&1; then
-	ktap_diag "make -C selftests/netkernel failed:"
-	tail -n 20 "$logdir/build-nk_sockets.log" | sed 's/^/#   /'
-	ktap_fail_rest "prerequisite failed: nk_sockets does not build"
+make_args=()
+[[ -n ${NK_SOCKETS:-} ]] || make_args=(-C "$here" -j2)
+if ! lab_make_static "$logdir/build-nk_sockets.log" "${make_args[@]}" -- \
+	"$suite_bin" "$flood_bin" "$diagreq_bin" "$dgram_bin" "$ifaddrs_bin" "$hold_bin"; then
+	ktap_fail_rest "prerequisite failed: the suite's static programs"
 	finish
 fi
-for bin in "$suite_bin" "$flood_bin" "$diagreq_bin" "$dgram_bin" "$ifaddrs_bin" "$hold_bin"; do
-	if [[ ! -x $bin ]] || ldd "$bin" >/dev/null 2>&1; then
-		ktap_diag "$bin: missing or not a static binary"
-		ktap_fail_rest "prerequisite failed: no static $(basename "$bin")"
-		finish
-	fi
-done
 TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$flood_bin:$guest_flood"
 	--add "$ifaddrs_bin:/usr/bin/nk_ifaddrs" --add "$hold_bin:/usr/bin/nk_hold")
 prog_initrd_args

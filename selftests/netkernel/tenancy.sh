@@ -138,9 +138,7 @@ nsm_mem_avail() {	# kB
 
 # ------------------------------------------------------------------ build
 
-if ! make -C "$here" -j2 nk_tenancy >"$logdir/build-nk_tenancy.log" 2>&1 ||
-	ldd "$bin" >/dev/null 2>&1; then
-	tail -n 20 "$logdir/build-nk_tenancy.log" | sed 's/^/#   /'
+if ! lab_make_static "$logdir/build-nk_tenancy.log" -C "$here" -j2 nk_tenancy -- "$bin"; then
 	ktap_fail_rest "prerequisite failed: no static nk_tenancy"
 	finish
 fi

@@ -704,3 +704,29 @@ lab_scan_console() {
 # (ktap_begin, ktap_ok, ktap_diag, ktap_run_table, ktap_end).
 # shellcheck source=../../../selftests/kselftest/ktap_helpers.sh
 . "$LAB_TOP/selftests/kselftest/ktap_helpers.sh"
+
+# lab_make_static LOG [MAKE-ARGS...] -- PROGRAM...: run make with
+# MAKE-ARGS (none: no make) into LOG, then check that every PROGRAM is an
+# executable static program (the lab's initramfs has no libc).  Return 1
+# with the reason as KTAP diagnostics (LOG's tail) when not.
+lab_make_static() {
+	local log=$1 bin
+	local -a args=()
+	shift
+	while (($#)) && [[ $1 != -- ]]; do
+		args+=("$1")
+		shift
+	done
+	shift
+	if ((${#args[@]})) && ! make "${args[@]}" >"$log" 2>&1; then
+		ktap_diag "make ${args[*]} failed:"
+		tail -n 20 "$log" | sed 's/^/#   /'
+		return 1
+	fi
+	for bin; do
+		if [[ ! -x $bin ]] || ldd "$bin" >/dev/null 2>&1; then
+			ktap_diag "$bin: missing or not a static program"
+			return 1
+		fi
+	done
+}
