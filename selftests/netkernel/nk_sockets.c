@@ -1263,7 +1263,7 @@ static void tcp_oob_send(void)
  * A reader that never asks for urgent data: the stream goes on past the
  * mark, without the byte ("abde"), or with it where SO_OOBINLINE keeps it
  * ("abcde").  It holds for a NetKernel guest that does not take urgent
- * data too (one loaded with features= without NK_FEAT_URG, run-vm.sh's
+ * data too (one loaded with feature_mask= without NK_FEAT_URG, run-vm.sh's
  * nk_no_urg): its NSM skips the byte or keeps it as the guest's
  * SO_OOBINLINE says.
  */
