@@ -13,8 +13,8 @@
 # plane (nkctl engine: dataplane_loops); I = a * M + b * P + c, fitted over
 # the three, separates the cost of a message (a) from that of a pass (b),
 # which depends on how quickly the frontend answers.  The callgrind output
-# of each run is kept (callgrind.out.engine.N in the current directory)
-# for callgrind_annotate.  Runs nkbench and the engine at nice -10.
+# of each run is kept (build/engine-callgrind/callgrind.out.engine.N) for
+# callgrind_annotate.  Runs nkbench and the engine at nice -10.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,10 +31,12 @@ for f in "$bin" "$nkbench" "$nkctl"; do
 	[[ -x $f ]] || { echo "engine-callgrind.sh: $f: not built" >&2; exit 2; }
 done
 command -v valgrind >/dev/null || { echo "engine-callgrind.sh: no valgrind" >&2; exit 2; }
+outdir=$top/build/engine-callgrind
+mkdir -p "$outdir"
 
 rows=()
 run() {	# run N CONTEND: one run; appends "M P I" to rows
-	local n=$1 contend=$2 dir ep cp='' out=callgrind.out.engine.$1 msgs loops ir
+	local n=$1 contend=$2 dir ep cp='' out=$outdir/callgrind.out.engine.$1 msgs loops ir
 
 	dir=$(mktemp -d /tmp/nkcg.XXXXXX)
 	# nkbench's own configuration (nkbench.c, write_config).
