@@ -54,8 +54,8 @@ int deliver_data(struct he_ep *dst, const struct nk_hdr *h, const struct he_iov 
 		 uint32_t soff, bool stream);
 /* The engine's own reply to request @h, without payload. */
 void reply(struct he_ep *ep, const struct nk_hdr *h, int status);
-void reply_addr(struct he_ep *ep, const struct nk_hdr *h, int status,
-		const struct nk_addr *a, const struct nk_credit_tx *credit);
+void reply_data(struct he_ep *ep, const struct nk_hdr *h, int status,
+		const void *buf, uint32_t len, const struct nk_credit_tx *credit);
 /*
  * Report a protocol error to @ep.  @queue_only: called while an eventq
  * chain is being taken, so the event goes to the pending queue.

@@ -352,14 +352,14 @@ static int credit_tell(struct he_lsw *l)
 	return deliver(p->m->guest, &ev, NULL, 0, false);
 }
 
-/* reply_addr() with @credit's announcement as the sender sees it. */
+/* A reply with address @a (or none), @credit as the sender sees it. */
 static void lsw_reply(struct he_ep *g, const struct nk_hdr *h, int status,
 		      const struct nk_addr *a, const struct nk_credit_tx *credit)
 {
 	struct nk_credit_tx c = *credit;
 
 	c.peer_buf_alloc = send_buf(c.peer_buf_alloc);
-	reply_addr(g, h, status, a, &c);
+	reply_data(g, h, status, a, a ? ADDR_LEN : 0, &c);
 }
 
 static int flush(struct he_lsw *q);
@@ -463,7 +463,7 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 	if (!conn_rate_ok(g)) {
 		/* As switch.c's req_complete: aborted, the client reset. */
 		queued_end(c);
-		reply_addr(g, h, -ECONNABORTED, NULL, NULL);
+		reply(g, h, -ECONNABORTED);
 		return true;
 	}
 	nm = map_new(g, h->arg[0], NULL, true);
@@ -474,7 +474,7 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 		TAILQ_INSERT_HEAD(&L->queue, c, qlink);
 		L->queued++;
 		c->listener = L;
-		reply_addr(g, h, -ENOMEM, NULL, NULL);
+		reply(g, h, -ENOMEM);
 		return true;
 	}
 	nm->opening = false;
@@ -658,17 +658,8 @@ static void lsw_shutdown(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
  */
 static void lsw_tcp_info(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 {
-	static uint8_t info[LSW_TCP_INFO_LEN];
+	uint8_t info[LSW_TCP_INFO_LEN] = { 0 };
 	uint8_t state = TCP_ESTABLISHED;
-	struct nk_hdr r = {
-		.op = h->op,
-		.flags = NK_F_REPLY,
-		.sock = h->sock,
-		.req_id = h->req_id,
-		.len = RTE_MIN(h->arg[2], (uint64_t)sizeof(info)),
-	};
-	struct he_seg seg;
-	struct he_iov iov;
 
 	if (l->shut_wr && l->eof_recv)
 		state = l->shut_first ? TCP_TIME_WAIT : TCP_LAST_ACK;
@@ -676,14 +667,11 @@ static void lsw_tcp_info(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 		state = TCP_FIN_WAIT2;
 	else if (l->eof_recv)
 		state = TCP_CLOSE_WAIT;
-	memset(info, 0, sizeof(info));
 	info[0] = state;
 	/* tcpi_snd_mss and tcpi_rcv_mss: loopback's, what a local peer has. */
 	memcpy(info + 16, &(uint32_t){ LSW_MSS }, 4);
 	memcpy(info + 20, &(uint32_t){ LSW_MSS }, 4);
-	he_iov_flat(&iov, &seg, info, r.len);
-	if (deliver(g, &r, &iov, 0, true))
-		he_cnt_add(g, HE_C_DROPS, 1);
+	reply_data(g, h, 0, info, RTE_MIN(h->arg[2], (uint64_t)sizeof(info)), NULL);
 }
 
 static void lsw_ioctl(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
@@ -755,15 +743,6 @@ static void opt_set(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 /* An int option of the accepted side: as set, else Linux's default (0 but a few). */
 static void opt_get(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 {
-	struct nk_hdr r = {
-		.op = h->op,
-		.flags = NK_F_REPLY,
-		.sock = h->sock,
-		.req_id = h->req_id,
-		.len = RTE_MIN(h->arg[2], (uint64_t)sizeof(int32_t)),
-	};
-	struct he_seg seg;
-	struct he_iov iov;
 	unsigned int i;
 	int32_t v = 0;
 
@@ -776,9 +755,7 @@ static void opt_get(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 	for (i = 0; i < LSW_OPTS && l->opt[i].set; i++)
 		if (l->opt[i].level == h->arg[0] && l->opt[i].name == h->arg[1])
 			v = l->opt[i].val;
-	he_iov_flat(&iov, &seg, &v, r.len);
-	if (deliver(g, &r, &iov, 0, true))
-		he_cnt_add(g, HE_C_DROPS, 1);
+	reply_data(g, h, 0, &v, RTE_MIN(h->arg[2], (uint64_t)sizeof(v)), NULL);
 }
 
 bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
@@ -836,7 +813,7 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 			addr_make(&a, l->family, &l->lip, l->lport);
 		else
 			addr_make(&a, l->family, &l->rip, l->rport);
-		reply_addr(g, h, 0, &a, NULL);
+		reply_data(g, h, 0, &a, ADDR_LEN, NULL);
 		return true;
 	case NK_OP_IOCTL:
 		lsw_ioctl(g, h, l);

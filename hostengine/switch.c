@@ -639,13 +639,13 @@ void proto_error(struct he_ep *ep, int perr, int err, uint16_t head, uint16_t op
 }
 
 /*
- * Reply to @h on behalf of the engine, with an address payload @a (or
- * none) and @credit's announcement (or none).  An ACCEPT's reply names the
- * new socket in a0, as the NSM's do: a guest that gave the call up finds
- * by it the socket it keeps for the late reply.
+ * Reply to @h on behalf of the engine, with @len bytes of payload @buf
+ * and @credit's announcement (or none).  An ACCEPT's reply names the new
+ * socket in a0, as the NSM's do: a guest that gave the call up finds by
+ * it the socket it keeps for the late reply.
  */
-void reply_addr(struct he_ep *ep, const struct nk_hdr *h, int status,
-		const struct nk_addr *a, const struct nk_credit_tx *credit)
+void reply_data(struct he_ep *ep, const struct nk_hdr *h, int status,
+		const void *buf, uint32_t len, const struct nk_credit_tx *credit)
 {
 	struct nk_hdr r = {
 		.op = h->op,
@@ -654,7 +654,7 @@ void reply_addr(struct he_ep *ep, const struct nk_hdr *h, int status,
 		.status = (uint32_t)status,
 		.req_id = h->req_id,
 		.arg[0] = h->op == NK_OP_ACCEPT ? h->arg[0] : 0,
-		.len = a ? ADDR_LEN : 0,
+		.len = len,
 	};
 	struct he_seg seg;
 	struct he_iov iov;
@@ -666,14 +666,14 @@ void reply_addr(struct he_ep *ep, const struct nk_hdr *h, int status,
 	}
 	if (status)
 		he_cnt_add(ep, HE_C_ERRORS, 1);
-	he_iov_flat(&iov, &seg, a, r.len);
+	he_iov_flat(&iov, &seg, buf, len);
 	if (deliver(ep, &r, &iov, 0, true))
 		he_cnt_add(ep, HE_C_DROPS, 1);
 }
 
 void reply(struct he_ep *ep, const struct nk_hdr *h, int status)
 {
-	reply_addr(ep, h, status, NULL, NULL);
+	reply_data(ep, h, status, NULL, 0, NULL);
 }
 
 /* Refuse a message: an error reply, or EV_PROTO_ERROR if it was a reply. */
