@@ -442,6 +442,10 @@ lab_vm_start() {
 	accel=$LAB_ACCEL_USED
 
 	lab_tmpdir
+	# Several vCPUs under TCG run on as many host threads (MTTCG).
+	if [[ $accel == tcg ]] && ((smp > 1)); then
+		accel=tcg,thread=multi
+	fi
 	args=(-name "$name" -machine q35 -accel "$accel")
 	if [[ $accel == kvm ]]; then
 		mapfile -t -O "${#args[@]}" args < <(_lab_kvm_cpu_args)

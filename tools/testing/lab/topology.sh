@@ -29,7 +29,8 @@
 # all (no address6 in the engine, none on the NSM).
 #
 # Every VM boots Debian's kernel (TOPO_KVER, default the newest 6.1) with
-# the same vCPUs and memory (TOPO_SMP, TOPO_MEM) and one initramfs
+# the same vCPUs and memory (TOPO_SMP, TOPO_MEM; the NSM TOPO_NSM_SMP
+# vCPUs, default TOPO_SMP) and one initramfs
 # (tools/testing/lab/lab-init.sh as /init; its role comes from the kernel command
 # line), and runs nk_agent on its second serial port: topo_exec VM TIMEOUT
 # SCRIPT runs commands in it, so one boot serves any number of tests.
@@ -50,6 +51,7 @@
 TOPO_KVER=${TOPO_KVER:-}
 TOPO_MEM=${TOPO_MEM:-512}
 TOPO_SMP=${TOPO_SMP:-1}
+TOPO_NSM_SMP=${TOPO_NSM_SMP:-$TOPO_SMP}	# the NSM's vCPUs (multi-threaded TCG when > 1)
 TOPO_BOOT_TIMEOUT=${TOPO_BOOT_TIMEOUT:-240}
 TOPO_NK_RECONNECT=${TOPO_NK_RECONNECT:-}	# 1: VMs reconnect to a restarted engine
 TOPO_NET=10.0.0
@@ -304,7 +306,7 @@ _topo_nsm_start() {
 		! _topo_has_addr6 "$vm" || addrs+=,$(topo_vm_ip6 "$vm")/128
 	done
 	lab_vm_start "$TOPO_NSM" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
-		--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent ${TOPO_NK_RECONNECT:+--nk-reconnect} \
+		--mem "$TOPO_MEM" --smp "$TOPO_NSM_SMP" --agent ${TOPO_NK_RECONNECT:+--nk-reconnect} \
 		--netns "$TOPO_NS" --tap tap-nsm --mac 52:54:00:0a:00:02 \
 		--nk "$TOPO_RUN/run/nsm0.sock" \
 		--append "nk.role=nsm nk.addrs=$addrs${TOPO_NSM_MODARGS:+ nk.modargs=$TOPO_NSM_MODARGS}"
@@ -418,7 +420,7 @@ topo_up_ktap() {
 		return 1
 	fi
 	ktap_diag "lab up: $((SECONDS - t0)) s ($LAB_ACCEL_USED; kernel $TOPO_KVER;" \
-		"$TOPO_SMP vCPU and $TOPO_MEM MB each; VMs ${TOPO_VMS[*]})"
+		"$TOPO_SMP vCPU and $TOPO_MEM MB each, NSM $TOPO_NSM_SMP vCPU; VMs ${TOPO_VMS[*]})"
 }
 
 # topo_up [--guests N] [--bases M | --no-base]: bring the topology up and
