@@ -95,6 +95,13 @@ uint64_t lsw_ev_accept(struct he_map *m, uint64_t n);
  * peer gets EOF (@err 0) or a reset, its queued clients a reset.
  */
 void lsw_gone(struct he_map *m, int err);
+/*
+ * @g's CONNECT or datagram SEND @f (the copy that goes to the NSM, its
+ * destination at the start of @iov's payload): mark it NK_F_PEER, a3 the
+ * destination guest's id, when that is another guest's address @g may
+ * reach through their NSM (hostengine.rst "Guests through their NSM").
+ */
+void lsw_peer_mark(const struct he_ep *g, struct nk_hdr *f, const struct he_iov *iov);
 /* The "sockets" listing's local switching columns. */
 void lsw_info(const struct he_map *m, struct he_sock_info *s);
 

@@ -76,6 +76,14 @@
  *    announced with EV_URG before the EV_DATA that carries it, as an NSM
  *    does for a guest that agreed NK_FEAT_URG; for one that did not, it
  *    is ordinary data.
+ *  - Through the NSM (lsw_peer_mark()): a CONNECT this file does not
+ *    take, and a datagram SEND with an address, whose destination is
+ *    another guest's that the sender may reach (peer_allowed(): one NSM,
+ *    one tenant or both "on"), goes to the NSM marked NK_F_PEER with that
+ *    guest's id, so that the NSM passes it through its own stack
+ *    (hostengine.rst "Guests through their NSM").  guest_by_ip() is the
+ *    lookup, as for a switched CONNECT; dispatch() refuses a guest's own
+ *    NK_F_PEER.
  *  - Untrusted guests: every message is about a socket of the guest that
  *    sent it (its own table); what it can do to a peer is what it could
  *    do through TCP: fill the peer's credit, EOF, reset one connection.
@@ -303,6 +311,40 @@ static bool lsw_allows(const struct he_ep *a, const struct he_ep *b)
 static bool lsw_allowed(const struct he_ep *a, const struct he_ep *b)
 {
 	return lsw_allows(a, b) && lsw_allows(b, a);
+}
+
+/* ---- guests through their NSM ---- */
+
+/*
+ * May @g reach guest @d through their NSM's stack (NK_F_PEER)?  Both
+ * attached to one NSM that agreed NK_FEAT_PEER, and of one tenant, or
+ * local switching allowed between them (both "on": the operator let two
+ * tenants meet).  A guest reaches its own address as the NSM's, refused.
+ */
+static bool peer_allowed(const struct he_ep *g, const struct he_ep *d)
+{
+	return d != g && g->nsm && g->nsm == d->nsm && (g->nsm->features & NK_FEAT_PEER) &&
+	       (!strcmp(g->tenant, d->tenant) || lsw_allowed(g, d));
+}
+
+void lsw_peer_mark(const struct he_ep *g, struct nk_hdr *f, const struct he_iov *iov)
+{
+	struct nk_addr dst;
+	struct lsw_ip ip;
+	struct he_ep *d;
+
+	/* Nothing to look up on an NSM that would not take the mark. */
+	if (!g->nsm || !(g->nsm->features & NK_FEAT_PEER) || f->len < ADDR_LEN)
+		return;
+	he_iov_read(iov, HDR_LEN, &dst, sizeof(dst));
+	if (nk_addr_check(&dst))
+		return;		/* AF_UNSPEC (a datagram's disconnect) too */
+	ip_of(&dst, &ip);
+	d = guest_by_ip(cfg, &ip);
+	if (!d || !peer_allowed(g, d))
+		return;
+	f->flags |= NK_F_PEER;
+	f->arg[3] = d->id;
 }
 
 /* ---- messages ---- */

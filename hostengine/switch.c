@@ -1090,8 +1090,11 @@ static void guest_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *i
 	}
 	/* The NSM's socket id in the validated copy, for the time it is sent. */
 	h->sock = m->nsm_sock;
+	if (!m->stream && (h->flags & NK_F_ADDR))
+		lsw_peer_mark(g, h, iov);
 	err = deliver_data(nsm, h, iov, HDR_LEN, m->stream);
 	h->sock = m->guest_sock;
+	h->flags &= ~NK_F_PEER;
 	if (err == -EMSGSIZE) {
 		he_cnt_add(nsm, HE_C_DROPS, 1);
 		return reply(g, h, -EMSGSIZE);
@@ -1155,6 +1158,8 @@ static void guest_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov
 			return reply(g, h, -EAGAIN);
 		f = *h;
 		f.sock = m->nsm_sock;
+		if (h->op == NK_OP_CONNECT)
+			lsw_peer_mark(g, &f, iov);
 		err = fwd_tracked(g, h, m->nsm, &f, iov, HDR_LEN, NULL);
 		if (h->op == NK_OP_CLOSE) {
 			if (!err)
@@ -1536,6 +1541,8 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 	 */
 	if (ep->role != NK_ROLE_GUEST)
 		ep->features &= ~(NK_FEAT_ADDR | NK_FEAT_PIPE);
+	else
+		ep->features &= ~NK_FEAT_PEER;	/* the NSM's: it takes NK_F_PEER */
 	__atomic_store_n(&ep->state, HE_EP_READY, __ATOMIC_RELAXED);
 	r.arg[0] = NK_PROTO_VERSION;
 	r.arg[1] = ep->features;
@@ -1581,6 +1588,9 @@ static void dispatch(struct he_ep *ep, struct nk_hdr *h, const struct he_iov *io
 		return refuse(ep, h, -EPROTO);
 	if (ep->role == NK_ROLE_GUEST && is_reply)
 		return refuse(ep, h, -ENOENT);
+	/* Only the engine says a destination is a guest's (lsw_peer_mark()). */
+	if (ep->role == NK_ROLE_GUEST && (h->flags & NK_F_PEER))
+		return refuse(ep, h, -EINVAL);
 	if (!nk_op_sendable(ep->role, h->op, is_reply))
 		return refuse(ep, h, -EOPNOTSUPP);
 	if (ep->role == NK_ROLE_GUEST)

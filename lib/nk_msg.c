@@ -103,6 +103,9 @@ int nk_hdr_check_fields(const struct nk_hdr *hdr)
 		return -EINVAL;
 	if ((flags & NK_F_ANC) && (op != NK_EV_DATA || !(flags & NK_F_ADDR)))
 		return -EINVAL;
+	if ((flags & NK_F_PEER) &&
+	    ((op != NK_OP_CONNECT && op != NK_OP_SEND) || (flags & NK_F_REPLY)))
+		return -EINVAL;
 	if (status > 0 || status < -MAX_ERRNO)
 		return -EINVAL;
 	return 0;

@@ -283,6 +283,7 @@ static inline void nsm_count(struct nsm_dev *nsm, enum nsm_stat s, u64 n)
 
 /* nsm_tenant.c */
 struct net *nsm_tenant_net(u32 id, struct net *dflt);
+bool nsm_tenant_is(u32 id, struct net *net, struct net *dflt);
 /* nsm_ops.c: the credentials guest options are applied with */
 int nsm_opts_init(void);
 void nsm_opts_exit(void);

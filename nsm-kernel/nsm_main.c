@@ -87,7 +87,13 @@
  * - Destinations.  CONNECT and datagram SEND to a loopback or unspecified
  *   address answer -ENETUNREACH, to an address of the NSM itself (which
  *   includes other guests' addresses configured here) -EADDRNOTAVAIL, so a
- *   guest reaches neither the NSM's services nor another tenant's.  So do
+ *   guest reaches neither the NSM's services nor another tenant's.  But
+ *   the engine may mark a CONNECT or SEND NK_F_PEER (NK_FEAT_PEER): its
+ *   destination is the address of guest a3, one the sender may reach
+ *   (the engine's policy, hostengine.rst "Guests through their NSM"); it
+ *   goes through the NSM's own stack (its loopback) when that guest's
+ *   sockets live in the sender's namespace (nsm_tenant_is()), else it is
+ *   refused as above.  So do
  *   link-local destinations, -ENETUNREACH: 169.254.0.0/16 and IPv6
  *   addresses that need a scope id (fe80::/10, link- and interface-local
  *   multicast), whatever scope id the guest gave: those links are the
@@ -477,7 +483,7 @@ static const struct nk_transport_ops nsm_ops = {
 	.name = "nsm_kernel",
 	.role = NK_ROLE_NSM,
 	.features = NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC |
-		    NK_FEAT_WEIGHT | NK_FEAT_URG,
+		    NK_FEAT_WEIGHT | NK_FEAT_URG | NK_FEAT_PEER,
 	.attach = nsm_attach,
 	.detach = nsm_detach,
 	.rx = nsm_rx,

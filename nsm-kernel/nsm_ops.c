@@ -444,8 +444,22 @@ static bool nsm_addr_is_bcast(struct net *net, const struct nk_addr *na)
 	       inet_addr_type(net, a4) == RTN_BROADCAST;
 }
 
+/*
+ * Whether @rq's destination is the engine's NK_F_PEER: the address of
+ * guest a3, one the sender may reach, whose sockets live in @ns's
+ * namespace too (else it is refused as any address of the NSM's).
+ */
+static bool nsm_dest_peer(const struct nsm_req *rq, const struct nsm_sock *ns)
+{
+	u32 peer = lower_32_bits(nsm_arg(rq, 3));
+
+	return (rq->flags & NK_F_PEER) && peer && peer != ns->guest &&
+	       nsm_tenant_is(peer, ns->net, rq->nsm->net);
+}
+
 /* Destinations a guest may not reach through the NSM (see nsm_main.c). */
-static int nsm_dest_check(struct nsm_sock *ns, const struct nk_addr *na)
+static int nsm_dest_check(const struct nsm_req *rq, struct nsm_sock *ns,
+			  const struct nk_addr *na)
 {
 	struct net *net = ns->net;
 	int err = 0;
@@ -455,7 +469,7 @@ static int nsm_dest_check(struct nsm_sock *ns, const struct nk_addr *na)
 		err = -ENETUNREACH;
 	else if (nsm_addr_is_bcast(net, na))
 		err = -EACCES;
-	else if (nsm_addr_is_local(net, na))
+	else if (nsm_addr_is_local(net, na) && !nsm_dest_peer(rq, ns))
 		err = -EADDRNOTAVAIL;
 	if (err)
 		nsm_count(ns->nsm, NSM_S_DEST_REFUSED, 1);
@@ -867,7 +881,7 @@ static int nsm_op_connect(struct nsm_req *rq, struct nsm_sock *ns,
 		return nsm_disconnect(ns);
 	err = nsm_req_addr(rq, ns, &na);
 	if (!err)
-		err = nsm_dest_check(ns, &na);
+		err = nsm_dest_check(rq, ns, &na);
 	if (err)
 		return err;
 	len = nk_addr_to_sockaddr(&na, &ss, ns->family);
@@ -933,7 +947,7 @@ static int nsm_op_send(struct nsm_req *rq, struct nsm_sock *ns,
 		goto drop;
 	}
 	if ((rq->flags & NK_F_ADDR) && ns->type == SOCK_DGRAM) {
-		err = nsm_dest_check(ns, &na);
+		err = nsm_dest_check(rq, ns, &na);
 		if (err)
 			goto drop;
 		tolen = nk_addr_to_sockaddr(&na, &ss, ns->family);

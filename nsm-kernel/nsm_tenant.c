@@ -27,7 +27,8 @@
  *
  * Locking: nsm_tenant_lock (mutex) protects the table's changes and the
  * lookups that take a reference; it nests inside nsm_dev.rx_lock (SOCKET)
- * and takes nothing else.
+ * and takes nothing else.  nsm_tenant_is() reads without it (xa_load()
+ * under RCU) and compares pointers only, taking no reference.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -67,6 +68,23 @@ struct net *nsm_tenant_net(u32 id, struct net *dflt)
 		net = ERR_PTR(-ENETDOWN);
 	mutex_unlock(&nsm_tenant_lock);
 	return net;
+}
+
+/**
+ * nsm_tenant_is() - whether guest @id's new sockets go to namespace @net
+ * @id: the guest's endpoint id
+ * @net: a namespace the caller holds a reference to
+ * @dflt: the NSM's namespace, for a guest that was given none
+ *
+ * For a destination that is another guest's (NK_F_PEER): only one in the
+ * sender's own namespace is let through.  Without a lock: the answer may
+ * be stale by the time it is used, as a SOCKET's namespace may be.
+ */
+bool nsm_tenant_is(u32 id, struct net *net, struct net *dflt)
+{
+	struct net *t = xa_load(&nsm_tenants, id);
+
+	return (t ?: dflt) == net;
 }
 
 static int nsm_tenants_show(struct seq_file *m, void *v)

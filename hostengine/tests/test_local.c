@@ -618,6 +618,123 @@ static void t_policy(void **state)
 	h_pass();
 }
 
+/* vm1's datagram to @ip:5000 on @id: the NSM's SEND, as it received it. */
+static void dgram_to(uint32_t id, const char *ip, uint16_t flags, struct tnsm_rec *rec)
+{
+	uint8_t buf[sizeof(struct nk_addr) + 4];
+	size_t pos = tnsm_log_count(W.nsm);
+	struct nk_hdr h;
+
+	assert_int_equal(nk_addr_parse((struct nk_addr *)buf, ip, 5000), 0);
+	memcpy(buf + sizeof(struct nk_addr), "ping", 4);
+	h_hdr(&h, NK_OP_SEND, id);
+	h.flags = NK_F_ADDR | flags;
+	h.req_id = h_new_req_id();
+	h_send(W.vm1, &h, buf, sizeof(buf));
+	h_nsm_expect(&pos, NK_OP_SEND, H_ANY_SOCK, rec);
+	assert_int_equal(rec->len, sizeof(buf));
+}
+
+/* Whether vm1's datagram to @ip is marked as for guest @peer (0: unmarked). */
+static void assert_dgram_peer(uint32_t id, const char *ip, uint32_t peer)
+{
+	struct tnsm_rec rec;
+
+	dgram_to(id, ip, 0, &rec);
+	if (peer) {
+		assert_true(rec.h.flags & NK_F_PEER);
+		assert_int_equal(rec.h.arg[3], peer);
+	} else {
+		assert_false(rec.h.flags & NK_F_PEER);
+	}
+}
+
+/*
+ * Guests through their NSM (issue 13): what is not switched and names
+ * another guest's address goes to the NSM marked NK_F_PEER (a3 the
+ * guest's id), so that the NSM passes it through its own stack: datagrams
+ * (SEND with an address, CONNECT) and a stream CONNECT with
+ * local_switch off, between guests of one tenant or both "on".  Not
+ * marked: another tenant's guest, a guest of no NSM, an address that is
+ * no guest's, the sender's own.  A guest that sets NK_F_PEER itself is
+ * refused, and the NSM never sees it.
+ */
+static void t_peer(void **state)
+{
+	struct tnsm_rec rec;
+	struct nk_addr a;
+	struct nk_hdr h;
+	size_t pos;
+	uint32_t d, c;
+
+	(void)state;
+	d = h_new_sock_id();
+	assert_int_equal(h_socket(W.vm1, d, AF_INET, SOCK_DGRAM, BUF, NULL), 0);
+	assert_dgram_peer(d, VM2_IP, H_ID_VM2);
+	assert_dgram_peer(d, "10.0.0.13", 0);	/* vm3: attached to no NSM */
+	assert_dgram_peer(d, VM1_IP, 0);	/* its own */
+	assert_dgram_peer(d, TNSM_PEER_IP, 0);	/* no guest's */
+
+	/* A datagram socket's CONNECT to vm2 (a dual-stack one, mapped). */
+	c = h_new_sock_id();
+	assert_int_equal(h_socket(W.vm1, c, AF_INET6, SOCK_DGRAM, BUF, NULL), 0);
+	pos = tnsm_log_count(W.nsm);
+	sockaddr_req(W.vm1, NK_OP_CONNECT, c, "::ffff:10.0.0.12", 5000, 0);
+	h_nsm_expect(&pos, NK_OP_CONNECT, H_ANY_SOCK, &rec);
+	assert_true(rec.h.flags & NK_F_PEER);
+	assert_int_equal(rec.h.arg[3], H_ID_VM2);
+	h_close(W.vm1, c);
+
+	/* The guest's own NK_F_PEER: refused, on SEND and CONNECT. */
+	pos = tnsm_log_count(W.nsm);
+	assert_int_equal(nk_addr_parse(&a, VM2_IP, 5000), 0);
+	h_hdr(&h, NK_OP_CONNECT, d);
+	h.flags = NK_F_PEER;
+	h.arg[3] = H_ID_VM2;
+	assert_int_equal(h_call(W.vm1, &h, &a, sizeof(a), NULL, NULL, 0), -EINVAL);
+	{
+		uint8_t buf[sizeof(struct nk_addr) + 4] = { 0 };
+		struct nk_hdr ev;
+
+		memcpy(buf, &a, sizeof(a));
+		h_hdr(&h, NK_OP_SEND, d);
+		h.flags = NK_F_ADDR | NK_F_PEER;
+		h.arg[3] = H_ID_VM2;
+		h.req_id = h_new_req_id();
+		h_send(W.vm1, &h, buf, sizeof(buf));
+		h_recv(W.vm1, &ev, NULL, 0, H_TIMEOUT_MS);
+		assert_true(ev.flags & NK_F_REPLY);
+		assert_int_equal((int32_t)ev.status, -EINVAL);
+	}
+	h_nsm_none(pos, 0, H_QUIET_MS);
+
+	/* Another tenant: not marked, unless both guests' local_switch is "on". */
+	json_object_put(h_ctl_ok("{\"cmd\":\"set\",\"name\":\"vm1\",\"tenant\":\"blue\"}"));
+	assert_dgram_peer(d, VM2_IP, 0);
+	json_object_put(h_ctl_ok("{\"cmd\":\"set\",\"name\":\"vm1\",\"local_switch\":\"on\"}"));
+	assert_dgram_peer(d, VM2_IP, 0);
+	json_object_put(h_ctl_ok("{\"cmd\":\"set\",\"name\":\"vm2\",\"local_switch\":\"on\"}"));
+	assert_dgram_peer(d, VM2_IP, H_ID_VM2);
+	json_object_put(h_ctl_ok("{\"cmd\":\"set\",\"name\":\"vm2\",\"local_switch\":\"auto\"}"));
+
+	/* One tenant, local_switch off: a stream CONNECT goes to the NSM, marked. */
+	json_object_put(h_ctl_ok("{\"cmd\":\"set\",\"name\":\"vm1\",\"local_switch\":\"off\","
+				 "\"tenant\":\"\"}"));
+	assert_dgram_peer(d, VM2_IP, H_ID_VM2);
+	c = h_new_sock_id();
+	assert_int_equal(h_socket(W.vm1, c, AF_INET, SOCK_STREAM, BUF, NULL), 0);
+	pos = tnsm_log_count(W.nsm);
+	sockaddr_req(W.vm1, NK_OP_CONNECT, c, VM2_IP, 6960, 0);
+	h_nsm_expect(&pos, NK_OP_CONNECT, H_ANY_SOCK, &rec);
+	assert_true(rec.h.flags & NK_F_PEER);
+	assert_int_equal(rec.h.arg[3], H_ID_VM2);
+	h_close(W.vm1, c);
+	json_object_put(h_ctl_ok("{\"cmd\":\"set\",\"name\":\"vm1\",\"local_switch\":\"auto\"}"));
+	h_close(W.vm1, d);
+	drain_quiet();
+	h_pass();
+}
+
 /* vm2 goes away: vm1's switched socket is reset; vm1 goes on. */
 static void t_guest_gone(void **state)
 {
@@ -960,6 +1077,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_reset),
 	H_TEST(t_refused),
 	H_TEST(t_policy),
+	H_TEST(t_peer),
 	H_TEST(t_guest_gone),
 	H_TEST(t_bad_input),
 	H_TEST(t_port_chosen),

@@ -104,7 +104,17 @@ struct nk_hdr {
 #define NK_F_CREDIT	0x0004	/* buf_alloc and fwd_cnt are valid */
 #define NK_F_MORE	0x0008	/* SEND: more data follows (MSG_MORE) */
 #define NK_F_ANC	0x0010	/* datagram EV_DATA: payload starts with struct nk_anc */
-#define NK_F_KNOWN	(NK_F_REPLY | NK_F_ADDR | NK_F_CREDIT | NK_F_MORE | NK_F_ANC)
+/*
+ * CONNECT and SEND requests E -> N only, with NK_FEAT_PEER agreed (a
+ * guest's gets -EINVAL): the destination is the address of the guest
+ * whose endpoint id is a3 bits 0..31, one the requesting guest may reach
+ * through this NSM (hostengine.rst "Guests through their NSM").  The NSM
+ * lets it through its own stack when both guests' sockets live in one
+ * network namespace, instead of refusing it as one of its own addresses.
+ */
+#define NK_F_PEER	0x0020
+#define NK_F_KNOWN	(NK_F_REPLY | NK_F_ADDR | NK_F_CREDIT | NK_F_MORE | NK_F_ANC | \
+			 NK_F_PEER)
 
 /*
  * Operations.  "G" is the guest, "E" the host engine, "N" the NSM.  A
@@ -248,8 +258,10 @@ enum nk_op {
 #define NK_FEAT_ADDR		(1ULL << 5)	/* guest: HELLO's reply lists its addresses */
 #define NK_FEAT_URG		(1ULL << 6)	/* TCP urgent data (NK_EV_URG) */
 #define NK_FEAT_PIPE		(1ULL << 7)	/* guest: requests before SOCKET's reply */
+#define NK_FEAT_PEER		(1ULL << 8)	/* NSM: passes NK_F_PEER destinations */
 #define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC | \
-				 NK_FEAT_WEIGHT | NK_FEAT_ADDR | NK_FEAT_URG | NK_FEAT_PIPE)
+				 NK_FEAT_WEIGHT | NK_FEAT_ADDR | NK_FEAT_URG | NK_FEAT_PIPE | \
+				 NK_FEAT_PEER)
 
 /*
  * Largest payload any endpoint may send or be sent; HELLO agrees on less.

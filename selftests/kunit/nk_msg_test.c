@@ -160,7 +160,7 @@ static const struct hdr_case hdr_cases[] = {
 	  U32_MAX, 0, 0 },
 
 	/* flags */
-	{ "unknown_flag_0x20", GUEST, NK_EV_DATA, 0x20, 0, 64, 4096, 0, -EINVAL },
+	{ "unknown_flag_0x40", GUEST, NK_EV_DATA, 0x40, 0, 64, 4096, 0, -EINVAL },
 	{ "unknown_flag_0x8000", NSM, NK_OP_SEND, 0x8000, 0, 64, 4096, 0,
 	  -EINVAL },
 	{ "all_flags_set", GUEST, NK_OP_SEND, 0xffff, 0, 64, 4096, 0, -EINVAL },
@@ -193,6 +193,15 @@ static const struct hdr_case hdr_cases[] = {
 	{ "anc_on_send", NSM, NK_OP_SEND, NK_F_ANC | NK_F_ADDR, 108, 172, 4096, 0,
 	  -EINVAL },
 	{ "anc_on_ev_error", GUEST, NK_EV_ERROR, NK_F_ANC, 0, 64, 4096, 0,
+	  -EINVAL },
+	/* nk_proto.h: NK_F_PEER on a CONNECT or SEND request only */
+	{ "peer_on_connect", NSM, NK_OP_CONNECT, NK_F_PEER, 28, 92, 4096, 0, 0 },
+	{ "peer_addr_on_send", NSM, NK_OP_SEND, NK_F_PEER | NK_F_ADDR, 29, 93,
+	  4096, 0, 0 },
+	{ "peer_on_bind", NSM, NK_OP_BIND, NK_F_PEER, 28, 92, 4096, 0, -EINVAL },
+	{ "peer_on_connect_reply", GUEST, NK_OP_CONNECT, R | NK_F_PEER, 0, 64,
+	  4096, 0, -EINVAL },
+	{ "peer_on_ev_data", GUEST, NK_EV_DATA, NK_F_PEER, 1, 65, 4096, 0,
 	  -EINVAL },
 
 	/* who may be sent what */
@@ -286,7 +295,7 @@ static void hdr_check_unknown_flag_bits(struct kunit *test)
 		KUNIT_EXPECT_EQ_MSG(test, nk_hdr_check(&h, HDR_SIZE, NSM, 4096),
 				    -EINVAL, "nsm SEND flag 0x%x", f);
 	}
-	KUNIT_EXPECT_EQ(test, NK_F_KNOWN, 0x1f);
+	KUNIT_EXPECT_EQ(test, NK_F_KNOWN, 0x3f);
 }
 
 /*
