@@ -11,10 +11,8 @@
 #              itself (local_switch = auto, the default), the NSM carries
 #              none of the suite's data, and every TCP case gives what it
 #              gives natively (the suite asserts Linux's behaviour).  Not
-#              run: the UDP cases (UDP between colocated guests goes
-#              through the NSM, which refuses another guest's address:
-#              nsm_main.c "Destinations"), tcp_so_reuseaddr (a switched
-#              connection leaves no TIME_WAIT), ipv6_dual_options
+#              run: the UDP cases (the next test's), tcp_so_reuseaddr (a
+#              switched connection leaves no TIME_WAIT), ipv6_dual_options
 #              (TCP_DEFER_ACCEPT is not applied to local connections):
 #              hostengine.rst, "Local switching"; and
 #              tcp_fionread_siocoutq, which passes only when the
@@ -24,9 +22,16 @@
 #              so filling the sender at once can stop at 64 KiB, all of it
 #              then delivered (SIOCOUTQ 0; natively the sender's own
 #              buffer keeps it above 0).  1 run in 3 failed so.
-#   off        vm1's local_switch off (nkctl set): its connect to vm2 goes
-#              to the NSM as before local switching, which refuses it
-#              (EADDRNOTAVAIL, another guest's address).
+#   udp        the same pair, switching on: the UDP cases, which are never
+#              switched, go through the NSM (the engine marks another
+#              guest's destination NK_F_PEER, the NSM passes it through its
+#              own stack: hostengine.rst "Guests through their NSM"), each
+#              as native.
+#   off        vm1's local_switch off (nkctl set): the whole suite, TCP
+#              and UDP, through the NSM as between two hosts, each case as
+#              native; the NSM carries the data (at least one bulk case's
+#              16 MiB), and while the client runs, "nkctl sockets" shows
+#              vm1's sockets as NSM sockets, none switched.
 #
 # then topo_down_ktap's points (consoles clean, engine stopped cleanly).
 # Exits non-zero on any failure.
@@ -61,14 +66,18 @@ rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-TEST_NAMES=(switched off)
+TEST_NAMES=(switched udp off)
 TEST_DESCS=(
 	"nk_sockets vm1 -> vm2, switched by the engine: every TCP case as native"
-	"local_switch off: vm1's connect to vm2 goes to the NSM, which refuses it"
+	"nk_sockets vm1 -> vm2, the UDP cases through the NSM: each as native"
+	"local_switch off: nk_sockets vm1 -> vm2 through the NSM, every case as native"
 )
-# Cases not run switched (see above); nk_sockets --skip matches a part of
-# a case's name: "udp" is every UDP case, and no TCP one.
-skips=(tcp_so_reuseaddr ipv6_dual_options tcp_fionread_siocoutq udp)
+# Cases not run switched (see above); nk_sockets --skip and --run match a
+# part of a case's name: "udp" is every UDP case, and no TCP one.
+switched_skips=(tcp_so_reuseaddr ipv6_dual_options tcp_fionread_siocoutq udp)
+# The NSM's bytes from the guests the run through it must at least cost:
+# one bulk case's 16 MiB (switched, none of it reaches the NSM).
+off_nsm_min=$((16 << 20))
 down_points=4	# topo_down_ktap's: nsm, vm1, vm2, the engine
 
 ktap_begin $(($(ktap_table_count "$@") + down_points))
@@ -103,18 +112,17 @@ server_stop() {	# LOG
 		>"$1" 2>&1 || true
 }
 
-# client KEY: the suite's client in vm1 against vm2's server (its output
-# in out, its exit status in status, the NSM's bytes meanwhile in
-# nsm_bytes: its bytes_out, what the guests sent it).
+# client KEY ARGS...: the suite's client in vm1 against vm2's server, with
+# nk_sockets options ARGS (its output in out, its exit status in status,
+# the NSM's bytes meanwhile in nsm_bytes: its bytes_out, what the guests
+# sent it).
 client() {
-	local key=$1 before after skip skip_args=""
-	for skip in "${skips[@]}"; do
-		skip_args+=" --skip $skip"
-	done
+	local key=$1 before after
+	shift
 	status=0
 	before=$(topo_ep_counter nsm0 bytes_out)
 	out=$(lab_vm_exec vm1 "$suite_timeout" \
-		"$guest_bin client --server $vm2_ip --server6 $vm2_ip6 --timeout $((suite_timeout - 30))$skip_args${NK_SUITE_ARGS:+ $NK_SUITE_ARGS}") ||
+		"$guest_bin client --server $vm2_ip --server6 $vm2_ip6 --timeout $((suite_timeout - 30)) $*${NK_SUITE_ARGS:+ $NK_SUITE_ARGS}") ||
 		status=$?
 	after=$(topo_ep_counter nsm0 bytes_out)
 	nsm_bytes=$((after - before))
@@ -122,17 +130,29 @@ client() {
 	ktap_diag "$key: exit $status; the NSM was sent $nsm_bytes payload bytes meanwhile"
 }
 
-test_switched() {
-	local rc=0
-	server_start >"$logdir/server-switched.start.log" 2>&1 || {
+# suite KEY ARGS...: server, client with ARGS, server stopped; the client's
+# KTAP as a subtest.  rc 1 if anything failed.
+suite() {
+	local key=$1 rc=0
+	shift
+	server_start >"$logdir/server-$key.start.log" 2>&1 || {
 		ktap_diag "$TEST_DESC: the server in vm2 did not start:"
-		sed 's/^/#   /' "$logdir/server-switched.start.log"
+		sed 's/^/#   /' "$logdir/server-$key.start.log"
 		return 1
 	}
-	client switched
-	server_stop "$logdir/server-switched.log"
+	client "$key" "$@"
+	server_stop "$logdir/server-$key.log"
 	((status == 0)) || rc=1
 	ktap_subtest "$TEST_DESC" "$out" || rc=1
+	return "$rc"
+}
+
+test_switched() {
+	local rc=0 skip args=()
+	for skip in "${switched_skips[@]}"; do
+		args+=(--skip "$skip")
+	done
+	suite switched "${args[@]}" || rc=1
 	if ((nsm_bytes > switched_nsm_max)); then
 		ktap_diag "switched: the NSM carried $nsm_bytes bytes (at most $switched_nsm_max expected)"
 		rc=1
@@ -140,24 +160,40 @@ test_switched() {
 	return "$rc"
 }
 
+test_udp() {
+	suite udp --run udp
+}
+
+# vm1's sockets as "nkctl --json sockets" lists them, every 2 s into $1
+# until killed: an NSM socket has "nsm": "nsm0", a switched one
+# "local": true.
+sockets_watch() {
+	while :; do
+		topo_nkctl --json sockets vm1 2>&1 || true
+		sleep 2
+	done >"$1"
+}
+
 test_off() {
-	local rc=0
+	local rc=0 watch nsm_socks local_socks
 	topo_nkctl set vm1 local_switch=off >/dev/null 2>&1 || { ktap_diag "nkctl set failed"; return 1; }
-	server_start >"$logdir/server-off.start.log" 2>&1 || {
-		ktap_diag "$TEST_DESC: the server in vm2 did not start:"
-		sed 's/^/#   /' "$logdir/server-off.start.log"
-		rc=1
-	}
-	if ((rc == 0)); then
-		client off
-		server_stop "$logdir/server-off.log"
-		if ((status == 0)) || ! grep -q 'Cannot assign requested address' <<<"$out"; then
-			ktap_diag "off: the client's connect was not refused by the NSM:"
-			head -n 5 <<<"$out" | sed 's/^/#   /'
-			rc=1
-		fi
-	fi
+	sockets_watch "$logdir/sockets-off.log" &
+	watch=$!
+	suite off || rc=1
+	kill "$watch" 2>/dev/null
+	wait "$watch" 2>/dev/null || true
 	topo_nkctl set vm1 local_switch=auto >/dev/null 2>&1 || rc=1
+	if ((nsm_bytes < off_nsm_min)); then
+		ktap_diag "off: the NSM carried $nsm_bytes bytes (at least $off_nsm_min expected)"
+		rc=1
+	fi
+	nsm_socks=$(grep -c '"nsm": *"nsm0"' "$logdir/sockets-off.log" || true)
+	local_socks=$(grep -c '"local": *true' "$logdir/sockets-off.log" || true)
+	ktap_diag "off: nkctl sockets listed $nsm_socks NSM sockets of vm1, $local_socks switched"
+	if ((nsm_socks == 0 || local_socks != 0)); then
+		ktap_diag "off: expected vm1's sockets through nsm0 only (sockets-off.log)"
+		rc=1
+	fi
 	return "$rc"
 }
 
