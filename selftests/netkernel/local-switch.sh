@@ -32,6 +32,12 @@
 #              native; the NSM carries the data (at least one bulk case's
 #              16 MiB), and while the client runs, "nkctl sockets" shows
 #              vm1's sockets as NSM sockets, none switched.
+#   netns      a datagram vm1 -> vm2 goes through (nk_tenancy sendto:
+#              "ok"); then the NSM's operator gives vm2 a network
+#              namespace of its own (/proc/net/nsm_tenants, issue 14 item
+#              3), and the same datagram is refused (EADDRNOTAVAIL, as
+#              before NK_F_PEER): vm2's address in vm1's namespace is no
+#              longer vm2's sockets'.
 #
 # then topo_down_ktap's points (consoles clean, engine stopped cleanly).
 # Exits non-zero on any failure.
@@ -57,6 +63,8 @@ suite_timeout=${NK_SUITE_TIMEOUT:-300}
 suite_bin=${NK_SOCKETS:-$here/nk_sockets}
 guest_bin=/usr/bin/nk_sockets
 suite_port=7000
+tenancy_bin=$here/nk_tenancy
+tenancy_gbin=/usr/bin/nk_tenancy
 # The NSM's bytes from the guests (its eventq payload) a switched run may
 # cost: the client's options and nothing of the data (one bulk case alone
 # moves 16 MiB).
@@ -66,11 +74,12 @@ rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-TEST_NAMES=(switched udp off)
+TEST_NAMES=(switched udp off netns)
 TEST_DESCS=(
 	"nk_sockets vm1 -> vm2, switched by the engine: every TCP case as native"
 	"nk_sockets vm1 -> vm2, the UDP cases through the NSM: each as native"
 	"local_switch off: nk_sockets vm1 -> vm2 through the NSM, every case as native"
+	"vm2 in a namespace of its own on the NSM: vm1's datagram to it refused"
 )
 # Cases not run switched (see above); nk_sockets --skip and --run match a
 # part of a case's name: "udp" is every UDP case, and no TCP one.
@@ -93,7 +102,11 @@ if ! lab_make_static "$logdir/build-nk_sockets.log" "${make_args[@]}" -- "$suite
 	ktap_fail_rest "prerequisite failed: no static nk_sockets ($suite_bin)"
 	finish
 fi
-TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin")
+if ! lab_make_static "$logdir/build-nk_tenancy.log" -C "$here" -j2 nk_tenancy -- "$tenancy_bin"; then
+	ktap_fail_rest "prerequisite failed: no static nk_tenancy"
+	finish
+fi
+TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$tenancy_bin:$tenancy_gbin")
 topo_up_ktap --guests 2 --no-base || finish
 
 vm2_ip=$(topo_guest_ip vm2)
@@ -194,6 +207,35 @@ test_off() {
 		ktap_diag "off: expected vm1's sockets through nsm0 only (sockets-off.log)"
 		rc=1
 	fi
+	return "$rc"
+}
+
+# netns: vm1's datagram to vm2 with vm2's sockets in the NSM's namespace,
+# then in one of their own.
+test_netns() {
+	local rc=0 id got
+	id=$(topo_nkctl --json list | python3 -c '
+import json, sys
+print({e["name"]: e["id"] for e in json.load(sys.stdin)["endpoints"]}["vm2"])') || return 1
+	got=$(lab_vm_exec vm1 30 "$tenancy_gbin sendto $vm2_ip 7999" 2>&1) || true
+	if [[ $got != ok ]]; then
+		ktap_diag "netns: vm1 -> vm2 with one namespace: got '$got', want 'ok'"
+		rc=1
+	fi
+	got=$(lab_vm_exec "$TOPO_NSM" 30 "unshare -n sleep 100000 & echo \$! >/tmp/g2g-ns.pid
+sleep 0.5
+nsenter -t \$(cat /tmp/g2g-ns.pid) -n sh -c 'echo $id >/proc/net/nsm_tenants' && echo given" 2>&1) || true
+	if [[ $got != given ]]; then
+		ktap_diag "netns: vm2 (id $id) not given a namespace: $got"
+		return 1
+	fi
+	got=$(lab_vm_exec vm1 30 "$tenancy_gbin sendto $vm2_ip 7999" 2>&1) || true
+	if [[ $got != EADDRNOTAVAIL ]]; then
+		ktap_diag "netns: vm1 -> vm2 in another namespace: got '$got', want 'EADDRNOTAVAIL'"
+		rc=1
+	fi
+	lab_vm_exec "$TOPO_NSM" 30 "nsenter -t \$(cat /tmp/g2g-ns.pid) -n sh -c 'echo -$id >/proc/net/nsm_tenants'
+kill \$(cat /tmp/g2g-ns.pid)" >/dev/null 2>&1 || rc=1
 	return "$rc"
 }
 
