@@ -30,10 +30,11 @@
 #     nkperf server on vm2's address, which the engine switches locally
 #     (path "netkernel", hostengine.rst "Local switching"), from the
 #     baseline guest to a server on the second baseline guest over the
-#     bridge (path "baseline"), and from vm1 to the world's server through
-#     the NSM (path "nsm"; the NSM refuses a guest another guest's
-#     address): the tests g2g_stream_1, g2g_rr_64, g2g_crr_64.  Host CPU
-#     counts the server's VM too on the first two paths.
+#     bridge (path "baseline"), and from vm1 to the same server in vm2
+#     with vm1's local_switch off (nkctl set, meanwhile), through the NSM
+#     (path "nsm", hostengine.rst "Guests through their NSM"): the tests
+#     g2g_stream_1, g2g_rr_64, g2g_crr_64.  Host CPU counts the server's
+#     VM too.
 #  4. Multiplexing: 1, 2, 4 NetKernel guests streaming at once through
 #     one NSM against as many baseline guests: aggregate throughput and
 #     total host CPU of each path.
@@ -229,13 +230,15 @@ path_pids() {
 # measure TEST PATH REP "NKPERF-ARGS" VM...: nkperf client in every VM at
 # once against the world's server (or, with srv=ADDRESS and srv_port=N
 # set, against a server in the VM itself or in VM srv_vm); one JSON record
-# in records.jsonl and one test point.
+# in records.jsonl and one test point (with nsm_check=1 set, failed when
+# the NSM was sent no payload meanwhile).
 measure() {
 	local test=$1 path=$2 rep=$3 nkargs=$4 vm c0 c1 t0 t1 status=0 name
-	local target=${srv:-$TOPO_WORLD_IP} tport=${srv_port:-$port} pid
+	local target=${srv:-$TOPO_WORLD_IP} tport=${srv_port:-$port} pid nsm0=0
 	local -a pids clients=()
 	shift 4
 	name="$test $path rep $rep"
+	[[ -z ${nsm_check:-} ]] || nsm0=$(topo_ep_counter nsm0 bytes_out)
 	mapfile -t pids < <(path_pids "$path" "$@")
 	c0=$(lab_cpu_ticks "${pids[@]}")
 	t0=$(date +%s.%N)
@@ -267,6 +270,9 @@ measure() {
 			sed "s/^/#   $vm: /" "$out/logs/$test.$path.$rep.$vm.json"
 		done
 	elif ! python3 "$here/report.py" --validate "$out/logs/record.tmp" | sed 's/^/# /'; then
+		status=1
+	elif [[ -n ${nsm_check:-} ]] && (($(topo_ep_counter nsm0 bytes_out) == nsm0)); then
+		ktap_diag "$name: the NSM was sent none of it (switched locally?)"
 		status=1
 	fi
 	cat "$out/logs/record.tmp" >>"$records"
@@ -333,6 +339,23 @@ servers() {
 	done
 }
 
+# g2g_nsm TEST REP "NKPERF-ARGS": vm1 -> vm2's server as measure's path
+# "nsm", through the NSM: vm1's local_switch off meanwhile.  The point
+# fails when the switch cannot be turned off (the figures would be the
+# switched path's) or the NSM carried none of the run's bytes (nsm_check).
+g2g_nsm() {
+	local test=$1 rep=$2 nkargs=$3 vm1=${TOPO_GUESTS[0]}
+	if ! topo_nkctl set "$vm1" local_switch=off >/dev/null 2>&1; then
+		ktap_diag "nkctl set $vm1 local_switch=off failed"
+		ktap_ok 1 "$test nsm rep $rep"
+		return
+	fi
+	srv=$(topo_vm_ip "${TOPO_GUESTS[1]}") srv_port=$g2g_port srv_vm=${TOPO_GUESTS[1]} \
+		nsm_check=1 measure "$test" nsm "$rep" "$nkargs" "$vm1"
+	topo_nkctl set "$vm1" local_switch=auto >/dev/null 2>&1 ||
+		ktap_diag "nkctl set $vm1 local_switch=auto failed"
+}
+
 # 127.0.0.1 in vm1 and the baseline guest, for the whole run; vm2's and
 # base2's own addresses for guest to guest, only meanwhile (vm2 must have
 # no socket when it is taken to its limit).
@@ -359,7 +382,7 @@ for ((rep = 1; rep <= reps; rep++)); do
 	for t in "${g2g_tests[@]}"; do
 		srv=$(topo_vm_ip "${TOPO_GUESTS[1]}") srv_port=$g2g_port srv_vm=${TOPO_GUESTS[1]} \
 			measure "${t%%:*}" netkernel "$rep" "${t#*:}" "${TOPO_GUESTS[0]}"
-		measure "${t%%:*}" nsm "$rep" "${t#*:}" "${TOPO_GUESTS[0]}"
+		g2g_nsm "${t%%:*}" "$rep" "${t#*:}"
 		srv=$(topo_vm_ip "${TOPO_BASES[1]}") srv_port=$g2g_port srv_vm=${TOPO_BASES[1]} \
 			measure "${t%%:*}" baseline "$rep" "${t#*:}" "$TOPO_BASE"
 	done

@@ -24,10 +24,10 @@ against the ratio of their weights, and a request-response guest flooded
 against alone.  Guest to guest (g2g_*): vm1 against a server in vm2,
 locally switched by the engine (path "netkernel"), the baseline guest
 against a server in the second baseline guest over the bridge (path
-"baseline"), and vm1 against the world's server through the NSM (path
-"nsm": the engine refuses a guest another guest's address through the
-NSM, so this stands for the NSM's path), the last with a table of its
-own: switched / through the NSM.  Absolute figures are reported, never judged:
+"baseline"), and vm1 against the same server in vm2 with local switching
+off for vm1, through the NSM (path "nsm": hostengine.rst "Guests through
+their NSM"), the last with a table of its own: switched / through the
+NSM, for the same pair.  Absolute figures are reported, never judged:
 validation asks only that every measurement ran, verified its data and
 gave positive, finite numbers.
 """
@@ -248,7 +248,7 @@ def table(engine, lab, iso=(), sharing=(), g2g=()):
     section("isolation: vm1 with vm2 at its limit / alone (median [min..max])",
             ("vm2 at limit", "alone", "at limit / alone"), iso, "vm2_at_limit", "alone",
             w="%-18s" + w[len("%-12s"):])
-    section("guest to guest: locally switched vm1 -> vm2 / vm1 -> world through the NSM",
+    section("guest to guest: vm1 -> vm2 locally switched / through the NSM",
             ("switched", "through the NSM", "switched / NSM"), g2g, "netkernel", "nsm")
     section("guests sharing one NSM, vm1 weight 1, vm2 weight W (share_*_wW)",
             ("vm1", "vm2", "vm2 / vm1 / W (1 = shared by weight)"),
