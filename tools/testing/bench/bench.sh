@@ -181,9 +181,11 @@ finish() {
 
 opts=(--engine "$top/hostengine/hostengine" --reps "$reps" --json "$out/engine.json")
 [[ -z $smoke ]] || opts+=(--smoke)
+# The engine too: nkbench starts it before topo_up_ktap builds the lab.
 if ! make -C "$here" -j2 >"$out/logs/build-bench.log" 2>&1 ||
+	! make -C "$top/hostengine" -j2 >>"$out/logs/build-bench.log" 2>&1 ||
 	! make -C "$top/selftests/netkernel" nk_tenancy >>"$out/logs/build-bench.log" 2>&1; then
-	ktap_diag "make -C tools/testing/bench failed:"
+	ktap_diag "make -C tools/testing/bench (or hostengine) failed:"
 	tail -n 20 "$out/logs/build-bench.log" | sed 's/^/#   /'
 	ktap_fail_rest "prerequisite failed: the benchmarks do not build"
 	finish
