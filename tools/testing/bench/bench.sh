@@ -37,7 +37,10 @@
 #     VM too.
 #  4. Multiplexing: 1, 2, 4 NetKernel guests streaming at once through
 #     one NSM against as many baseline guests: aggregate throughput and
-#     total host CPU of each path.
+#     total host CPU of each path (mux_N).  Last of the run, the same
+#     through an NSM of 2 vCPUs (mux_smp2_N): the NSM is rebooted with
+#     them (topo_nsm_reboot: the guests stay up, attached to it) and the
+#     NetKernel path measured again against the same baseline guests.
 #  5. Isolation (issue 14 item 4): vm1's bulk TCP (stream_tx_1) and its
 #     connect/exchange/close rate (crr_64), alone (path "alone") and while
 #     vm2 sits at its engine max_sockets (16, set by a reload
@@ -60,7 +63,7 @@
 #   --smoke      short: one repetition, 1 s per measurement, 1 and 2 guests
 #                (make bench-smoke, part of make check; sanity only)
 #   --sharing    only 6. (sharing one NSM): two guests, no baseline guest,
-#                no nkbench (BENCH_ARGS="--sharing" make bench)
+#                no nkbench, no NSM of 2 vCPUs (BENCH_ARGS="--sharing" make bench)
 #   --reps N     repetitions (default 3)
 #   --seconds S  length of each lab measurement (default 5)
 #   --out DIR    results directory (default results/bench-DATE, smoke:
@@ -128,6 +131,7 @@ tests=(
 	"prr_64:-m rr -s 64 -P 50 -D 16"
 )
 mux_args="-m stream -P 1"
+mux_nsm_smp=2		# the NSM's vCPUs for mux_smp2_N (the test's name says 2)
 # Isolation: name, then nkperf's arguments (vm1 alone / vm2 at its limit).
 limit_tests=(
 	"limit_stream_tx_1:-m stream -P 1"
@@ -161,8 +165,9 @@ g2g_port=5203
 
 # ------------------------------------------------------------ KTAP output
 
-# nkbench; every measurement; the report; the console of every VM but the
-# NSM; the NSM's console and the engine's exit together.
+# nkbench; every measurement; the NSM's reboot with 2 vCPUs and its
+# console so far; the mux_smp2_N measurements; the report; the console of
+# every VM but the NSM; the NSM's console and the engine's exit together.
 # --sharing: the sharing rows; the report; vm1's and vm2's consoles; the
 # NSM's and the engine's.
 if [[ -n $sharing ]]; then
@@ -170,7 +175,7 @@ if [[ -n $sharing ]]; then
 else
 	ktap_begin $((1 + reps * ((${#tests[@]} + ${#lo_tests[@]} + ${#mux[@]} +
 		${#limit_tests[@]}) * 2 + ${#g2g_tests[@]} * 3 + ${#shares[@]} * ${#share_weights[@]} + 3) +
-		1 + 2 * nvms + 1))
+		1 + reps * ${#mux[@]} * 2 + 1 + 2 * nvms + 1))
 fi
 
 finish() {
@@ -182,9 +187,11 @@ finish() {
 
 opts=(--engine "$top/hostengine/hostengine" --reps "$reps" --json "$out/engine.json")
 [[ -z $smoke ]] || opts+=(--smoke)
+# The engine too: nkbench starts it before topo_up_ktap builds the lab.
 if ! make -C "$here" -j2 >"$out/logs/build-bench.log" 2>&1 ||
+	! make -C "$top/hostengine" -j2 >>"$out/logs/build-bench.log" 2>&1 ||
 	! make -C "$top/selftests/netkernel" nk_tenancy >>"$out/logs/build-bench.log" 2>&1; then
-	ktap_diag "make -C tools/testing/bench failed:"
+	ktap_diag "make -C tools/testing/bench (or hostengine) failed:"
 	tail -n 20 "$out/logs/build-bench.log" | sed 's/^/#   /'
 	ktap_fail_rest "prerequisite failed: the benchmarks do not build"
 	finish
@@ -230,8 +237,8 @@ path_pids() {
 # measure TEST PATH REP "NKPERF-ARGS" VM...: nkperf client in every VM at
 # once against the world's server (or, with srv=ADDRESS and srv_port=N
 # set, against a server in the VM itself or in VM srv_vm); one JSON record
-# in records.jsonl and one test point (with nsm_check=1 set, failed when
-# the NSM was sent no payload meanwhile).
+# in records.jsonl (with the NSM's vCPUs at the time) and one test point
+# (with nsm_check=1 set, failed when the NSM was sent no payload meanwhile).
 measure() {
 	local test=$1 path=$2 rep=$3 nkargs=$4 vm c0 c1 t0 t1 status=0 name
 	local target=${srv:-$TOPO_WORLD_IP} tport=${srv_port:-$port} pid nsm0=0
@@ -255,8 +262,8 @@ measure() {
 	t1=$(date +%s.%N)
 	c1=$(lab_cpu_ticks "${pids[@]}")
 	{
-		printf '{"test":"%s","path":"%s","rep":%d,"vms":%d,"wall_s":%s,"cpu_s":%s,"results":[' \
-			"$test" "$path" "$rep" $# "$(awk "BEGIN { printf \"%.3f\", $t1 - $t0 }")" \
+		printf '{"test":"%s","path":"%s","rep":%d,"vms":%d,"nsm_vcpus":%d,"wall_s":%s,"cpu_s":%s,"results":[' \
+			"$test" "$path" "$rep" $# "$TOPO_NSM_SMP" "$(awk "BEGIN { printf \"%.3f\", $t1 - $t0 }")" \
 			"$(awk "BEGIN { printf \"%.3f\", ($c1 - $c0) / $hz }")"
 		for vm in "$@"; do
 			[[ $vm == "$1" ]] || printf ','
@@ -446,6 +453,30 @@ for ((rep = 1; rep <= reps; rep++)); do
 done
 
 servers stop "${lo_servers[@]}"
+
+# mux_smp2_N, last: the NSM rebooted with 2 vCPUs, then as mux_N.  On a
+# 2-core host its vCPUs compete with the guests' and the engine's threads.
+if [[ -z $sharing ]]; then
+	t0=$SECONDS
+	status=0
+	if ((TOPO_NSM_SMP != mux_nsm_smp)); then
+		topo_nsm_reboot "$mux_nsm_smp" "$TOPO_BOOT_TIMEOUT" >"$out/logs/nsm-reboot.log" 2>&1 ||
+			status=1
+		grep '^# ' "$out/logs/nsm-reboot.log" || true
+	fi
+	ktap_diag "the NSM with $TOPO_NSM_SMP vCPUs after $((SECONDS - t0)) s"
+	ktap_ok "$status" "NSM rebooted with $mux_nsm_smp vCPUs, its console so far clean"
+	for ((rep = 1; rep <= reps; rep++)); do
+		for n in "${mux[@]}"; do
+			if ((status)); then
+				ktap_ok 1 "mux_smp${mux_nsm_smp}_$n netkernel rep $rep (no NSM of $mux_nsm_smp vCPUs)"
+			else
+				measure "mux_smp${mux_nsm_smp}_$n" netkernel "$rep" "$mux_args" "${TOPO_GUESTS[@]:0:n}"
+			fi
+			measure "mux_smp${mux_nsm_smp}_$n" baseline "$rep" "$mux_args" "${TOPO_BASES[@]:0:n}"
+		done
+	done
+fi
 
 # ------------------------------------------------------------- the report
 

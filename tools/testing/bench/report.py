@@ -11,8 +11,9 @@
   report.py --validate-client F  one nkperf client's JSON
 
 DIR holds engine.json (nkbench --json) and records.jsonl (one line per lab
-measurement: test, path, rep, vms, wall_s, cpu_s and the JSON of every
-nkperf client, in the order of the VMs).  Every figure is summarised by its median and its range
+measurement: test, path, rep, vms, nsm_vcpus (the NSM's vCPUs then; 1 when
+absent, as in runs before it), wall_s, cpu_s and the JSON of every nkperf
+client, in the order of the VMs).  Every figure is summarised by its median and its range
 (min..max) over the repetitions; a ratio netkernel / baseline is computed
 for each repetition from its two neighbouring measurements, then
 summarised the same way.  The isolation tests ("limit_" and a lab test's
@@ -27,7 +28,12 @@ against a server in the second baseline guest over the bridge (path
 "baseline"), and vm1 against the same server in vm2 with local switching
 off for vm1, through the NSM (path "nsm": hostengine.rst "Guests through
 their NSM"), the last with a table of its own: switched / through the
-NSM, for the same pair.  Absolute figures are reported, never judged:
+NSM, for the same pair.  Bulk TCP (stream_*, mux_*, g2g_stream_*)
+has a table of its own too: throughput beside host CPU per GB, both paths
+and their ratios, medians.  Multiplexing through an NSM of 2 vCPUs
+(mux_smp2_N) is compared with mux_N's NetKernel path in a last table
+(paired by repetition; the two were not measured next to each other).
+Absolute figures are reported, never judged:
 validation asks only that every measurement ran, verified its data and
 gave positive, finite numbers.
 """
@@ -35,6 +41,7 @@ import csv
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -42,6 +49,8 @@ import sys
 PATHS = ("netkernel", "baseline")
 LIMIT_PATHS = ("vm2_at_limit", "alone")
 G2G_PATHS = ("netkernel", "nsm")
+SMP_SIDES = ("mux", "mux_smp")
+MUX_SMP = re.compile(r"mux_smp(\d+)_(\d+)")
 
 # Lab metrics: (name, unit, better, how to compute it from a record).
 # better: +1 higher is better, -1 lower is better.
@@ -173,6 +182,45 @@ def lab_results(records, sides=PATHS):
     return out
 
 
+def nsm_smp_results(records):
+    """Rows comparing mux_smpK_N's NetKernel path (side "mux_smp", an NSM of
+    K vCPUs) with mux_N's (side "mux"), rep k with rep k: the ratio
+    mux_smp / mux, and the NSM's vCPUs on each side ("nsm_vcpus")."""
+    by = {}
+    for rec in records:
+        if rec["path"] == "netkernel" and kind(rec["test"]) == "mux":
+            by.setdefault(rec["test"], {})[rec["rep"]] = rec
+    out = []
+    for test, more in by.items():
+        m = MUX_SMP.fullmatch(test)
+        one = by.get("mux_" + m.group(2), {}) if m else {}
+        reps = sorted(set(more) & set(one))
+        if not reps:
+            continue
+        sides = dict(zip(SMP_SIDES, (one, more)))
+        for name, unit, better, fn in STREAM_METRICS:
+            row = {"test": test, "metric": name, "unit": unit, "better": better,
+                   "vms": more[reps[0]]["vms"],
+                   "nsm_vcpus": {s: sorted({r.get("nsm_vcpus", 1) for r in recs.values()})
+                                 for s, recs in sides.items()}}
+            for s, recs in sides.items():
+                row[s] = summary([fn(recs[k]) for k in sorted(recs)])
+            row["ratio"] = summary([fn(more[k]) / fn(one[k]) for k in reps])
+            out.append(row)
+    return out
+
+
+def bulk_rows(lab):
+    """The bulk TCP rows of lab_results(), throughput and host CPU per GB
+    of one test side by side: [(test, vms, throughput row, CPU row)]."""
+    by = {}
+    for r in lab:
+        if kind(r["test"]) in ("stream", "mux"):
+            by.setdefault(r["test"], {})[r["metric"]] = r
+    return [(t, m["throughput"]["vms"], m["throughput"], m["host_cpu_per_gb"])
+            for t, m in by.items() if len(m) == 2]
+
+
 def sharing_results(records):
     """Rows of the sharing table: share_NAME_wW (vm1 weight 1, vm2 weight
     W) and flood_TEST (paths alone and flooded)."""
@@ -220,7 +268,7 @@ def fmt(s):
     return "%s [%s..%s]" % (num(s["median"]), num(s["min"]), num(s["max"]))
 
 
-def table(engine, lab, iso=(), sharing=(), g2g=()):
+def table(engine, lab, iso=(), sharing=(), g2g=(), smp=()):
     lines = []
     w = "%-12s %-22s %-9s %-32s %-40s %s"
     if engine:
@@ -245,6 +293,18 @@ def table(engine, lab, iso=(), sharing=(), g2g=()):
 
     section("end to end (median [min..max]; ratio from neighbouring runs)",
             ("netkernel", "baseline", "netkernel / baseline"), lab, "netkernel", "baseline")
+    bulk = bulk_rows(lab)
+    if bulk:
+        wb = "%-14s %6s   %9s %9s %7s   %9s %9s %7s"
+        lines.append("")
+        lines.append("bulk TCP: throughput beside host CPU per GB (medians; ratios netkernel "
+                     "/ baseline)")
+        lines.append((wb % ("", "", "Gbit/s", "", "", "CPU s/GB", "", "")).rstrip())
+        lines.append(wb % ("test", "guests", "netkernel", "baseline", "ratio",
+                           "netkernel", "baseline", "ratio"))
+        for test, vms, t, c in bulk:
+            lines.append(wb % ((test, vms) + tuple(
+                "%.4g" % r[s]["median"] for r in (t, c) for s in PATHS + ("ratio",))))
     section("isolation: vm1 with vm2 at its limit / alone (median [min..max])",
             ("vm2 at limit", "alone", "at limit / alone"), iso, "vm2_at_limit", "alone",
             w="%-18s" + w[len("%-12s"):])
@@ -256,10 +316,16 @@ def table(engine, lab, iso=(), sharing=(), g2g=()):
     section("vm1's request-response alone and while vm2 floods the NSM",
             ("alone", "flooded", "flooded / alone"),
             [r for r in sharing if kind(r["test"]) == "flood"], "first", "second")
+    if smp:
+        vcpus = smp[0]["nsm_vcpus"]
+        section("multiplexing, NetKernel path: NSM of %s vCPUs (mux_smp*_N) / of %s (mux_N), "
+                "paired by repetition" % ("/".join(map(str, vcpus["mux_smp"])),
+                                          "/".join(map(str, vcpus["mux"]))),
+                ("mux_N", "mux_smp*_N", "mux_smp / mux"), smp, "mux", "mux_smp")
     return "\n".join(lines)
 
 
-def write_csv(path, engine, lab, iso, sharing, g2g):
+def write_csv(path, engine, lab, iso, sharing, g2g, smp):
     with open(path, "w", newline="") as f:
         cw = csv.writer(f)
         cw.writerow(["section", "test", "metric", "unit", "side", "median", "min", "max",
@@ -268,6 +334,7 @@ def write_csv(path, engine, lab, iso, sharing, g2g):
                                  ("lab", lab, PATHS + ("ratio",)),
                                  ("isolation", iso, LIMIT_PATHS + ("ratio",)),
                                  ("g2g", g2g, G2G_PATHS + ("ratio",)),
+                                 ("nsm_smp", smp, SMP_SIDES + ("ratio",)),
                                  ("sharing", sharing, ("first", "second", "ratio"))):
             for r in rows:
                 for s in sides:
@@ -307,10 +374,13 @@ set ylabel "aggregate Gbit/s"
 set y2label "host CPU s per GB"
 set y2tics
 set y2range [0:*]
+set datafile missing "-"
 plot '{out}/plot-mux.dat' using 1:2 with linespoints lw 2 title "netkernel Gbit/s", \
      '' using 1:3 with linespoints lw 2 title "baseline Gbit/s", \
+     '' using 1:6 with linespoints lw 2 title "netkernel, NSM of 2 vCPUs, Gbit/s", \
      '' using 1:4 axes x1y2 with linespoints dt 2 title "netkernel CPU s/GB", \
-     '' using 1:5 axes x1y2 with linespoints dt 2 title "baseline CPU s/GB"
+     '' using 1:5 axes x1y2 with linespoints dt 2 title "baseline CPU s/GB", \
+     '' using 1:7 axes x1y2 with linespoints dt 2 title "netkernel, NSM of 2 vCPUs, CPU s/GB"
 unset y2tics
 unset y2label
 unset xlabel
@@ -338,11 +408,18 @@ def plot(out, engine, lab, title):
         mux = {}
         for r in lab:
             if kind(r["test"]) == "mux":
-                mux.setdefault(r["vms"], {})[r["metric"]] = r
+                side = "mux_smp" if MUX_SMP.fullmatch(r["test"]) else "mux"
+                mux.setdefault(r["vms"], {})[side, r["metric"]] = r
         for n in sorted(mux):
-            t, c = mux[n]["throughput"], mux[n]["host_cpu_per_gb"]
-            f.write("%d %g %g %g %g\n" % (n, t["netkernel"]["median"], t["baseline"]["median"],
-                                          c["netkernel"]["median"], c["baseline"]["median"]))
+            def cell(side, metric, path):
+                return str(mux[n].get((side, metric), {}).get(path, {}).get("median", "-"))
+            # guests; mux_N's Gbit/s, netkernel and baseline, and CPU s/GB;
+            # mux_smp*_N's netkernel Gbit/s and CPU s/GB ("-": none)
+            f.write(" ".join([str(n)] + [cell(side, metric, p) for side, metric, p in (
+                ("mux", "throughput", "netkernel"), ("mux", "throughput", "baseline"),
+                ("mux", "host_cpu_per_gb", "netkernel"), ("mux", "host_cpu_per_gb", "baseline"),
+                ("mux_smp", "throughput", "netkernel"),
+                ("mux_smp", "host_cpu_per_gb", "netkernel"))]) + "\n")
     with open(os.path.join(out, "plot-engine.dat"), "w") as f:
         for r in engine:
             f.write("%s %s\n" % (r["test"], med(r["ratio"])))
@@ -393,14 +470,15 @@ def main(argv):
     iso = lab_results(records, LIMIT_PATHS)
     sharing = sharing_results(records)
     g2g = lab_results(records, G2G_PATHS)
-    print(table(engine, lab, iso, sharing, g2g))
+    smp = nsm_smp_results(records)
+    print(table(engine, lab, iso, sharing, g2g, smp))
     title = os.path.basename(os.path.normpath(out))
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"run": title, "engine": engine, "lab": lab, "isolation": iso,
-                   "sharing": sharing, "g2g": g2g,
+                   "sharing": sharing, "g2g": g2g, "nsm_smp": smp,
                    "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())}},
                   f, indent=1)
-    write_csv(os.path.join(out, "results.csv"), engine, lab, iso, sharing, g2g)
+    write_csv(os.path.join(out, "results.csv"), engine, lab, iso, sharing, g2g, smp)
     if sharing_only:
         return 1 if problems or not sharing else 0
     plot(out, engine, lab, title)

@@ -333,6 +333,37 @@ topo_nsm_start_again() {
 	lab_vm_agent_wait "$TOPO_NSM" "$1"
 }
 
+# topo_nsm_reboot SMP SECONDS: power the NSM VM off (its kernel log saved
+# first) and boot it again with SMP vCPUs (TOPO_NSM_SMP from then on); the
+# guests stay up and attached to nsm0.  Its console and kernel log so far
+# are kept as NAME.N.console and NAME.N.dmesg (N counts with
+# topo_nsm_kill's) and scanned for kernel trouble ("# " lines on stdout).
+# 1 on trouble, or when the NSM is not up within SECONDS with SMP vCPUs,
+# ready at the engine and reached from the world.
+topo_nsm_reboot() {
+	local rc=0 old n
+	lab_vm_dmesg "$TOPO_NSM" || echo "# $TOPO_NSM: its kernel log could not be saved"
+	lab_vm_poweroff "$TOPO_NSM" 30
+	TOPO_NSM_DEATHS=$((TOPO_NSM_DEATHS + 1))
+	old=$LAB_LOG_DIR/$TOPO_NSM.$TOPO_NSM_DEATHS
+	cp "$(lab_vm_console "$TOPO_NSM")" "$old.console"
+	lab_console_trouble "$old.console" || rc=1
+	if [[ -e $LAB_LOG_DIR/$TOPO_NSM.dmesg ]]; then
+		mv "$LAB_LOG_DIR/$TOPO_NSM.dmesg" "$old.dmesg"
+		lab_console_trouble "$old.dmesg" || rc=1
+	fi
+	TOPO_NSM_SMP=$1
+	topo_nsm_start_again "$2" || { echo "# $TOPO_NSM did not boot again"; return 1; }
+	n=$(lab_vm_exec "$TOPO_NSM" 30 "grep -c ^processor /proc/cpuinfo") || n=unknown
+	[[ $n == "$1" ]] || { echo "# $TOPO_NSM has $n vCPUs, not $1"; return 1; }
+	topo_ep_wait_ready 60 nsm0 || { echo "# nsm0 not ready after its boot"; return 1; }
+	if ! topo_world busybox ping -c 1 -W 5 "$TOPO_NSM_IP" >/dev/null 2>&1; then
+		echo "# the world does not reach $TOPO_NSM at $TOPO_NSM_IP"
+		return 1
+	fi
+	return "$rc"
+}
+
 # _topo_engine_start LOG: start hostengine on the lab's configuration and
 # wait for its sockets.
 _topo_engine_start() {
