@@ -96,7 +96,8 @@ struct nsm_shard {
  * @guests: guest id -> struct nsm_guest, created at the guest's first
  *          SOCKET (xa_insert(): the first of two racing shards wins),
  *          freed at detach
- * @nshards: how many @shards: one per CPU online at attach
+ * @nshards: how many @shards: one per CPU online at attach, at most the
+ *           module parameter shards when set
  * @shards: the workers; a socket id's requests and events go to
  *          nsm_shard_of()
  * @rx_queued: bytes of requests waiting in the shards (struct

@@ -22,8 +22,10 @@
  *   connection waits, CONNECT -EINPROGRESS; the guest waits for the events.
  *
  * - Shards: every CPU serves.  The device has one struct nsm_shard per CPU
- *   online at attach, whose two works are queued on that CPU (nsm_wq is a
- *   per-CPU workqueue): rq_work serves requests, ev_work events.  A socket
+ *   online at attach (at most module parameter shards, when set: on a host
+ *   whose vCPUs share few cores, handing a message to another vCPU can cost
+ *   more than it gains), whose two works are queued on that CPU (nsm_wq is
+ *   a per-CPU workqueue): rq_work serves requests, ev_work events.  A socket
  *   id belongs to shard id % nshards (nsm_shard_of()), for its whole life.
  *   ops->rx (nsm_rx(), in the transport's eventq work) only queues each
  *   message on the shard of the socket id in its header, so one socket's
@@ -279,6 +281,11 @@ module_param(rx_queue_max, uint, 0644);
 MODULE_PARM_DESC(rx_queue_max,
 		 "Bytes of requests waiting for the shards at which the eventq is not read (default 4 MiB)");
 
+static unsigned int shards;
+module_param(shards, uint, 0444);
+MODULE_PARM_DESC(shards,
+		 "CPUs that serve requests and events, each a shard of the sockets (default 0: every CPU online at attach)");
+
 static struct dentry *nsm_debugfs_root;
 
 /* Requests a shard serves before it requeues its work. */
@@ -476,7 +483,10 @@ static void nsm_rq_work(struct work_struct *work)
 	queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
 }
 
-/* One shard per online CPU, each with its works bound to that CPU. */
+/*
+ * One shard per online CPU (at most module parameter shards), each with
+ * its works bound to that CPU.
+ */
 static int nsm_shards_init(struct nsm_dev *nsm)
 {
 	struct nsm_shard *sh;
@@ -484,6 +494,8 @@ static int nsm_shards_init(struct nsm_dev *nsm)
 	int cpu;
 
 	nsm->nshards = max(num_online_cpus(), 1U);
+	if (shards)
+		nsm->nshards = min(nsm->nshards, shards);
 	nsm->shards = kcalloc(nsm->nshards, sizeof(*sh), GFP_KERNEL);
 	if (!nsm->shards)
 		return -ENOMEM;
