@@ -15,6 +15,7 @@
 #include <linux/socket.h>
 #include <linux/spinlock.h>
 #include <linux/uidgid.h>
+#include <linux/wait.h>
 #include <linux/workqueue.h>
 #include <linux/xarray.h>
 
@@ -46,29 +47,68 @@ enum nsm_stat {
 };
 
 /**
+ * struct nsm_shard - one worker's share of the sockets (see "Shards" in
+ * nsm_main.c): the requests and the events of the sockets whose id maps to
+ * it, served on its CPU
+ * @nsm: the device
+ * @cpu: the CPU its works are queued on
+ * @rq_lock: protects @reqs and @rq_stop
+ * @reqs: struct nsm_rxmsg waiting for @rq_work, in eventq order
+ * @rq_stop: nothing is queued on @reqs any more (detach)
+ * @rq_work: serves @reqs
+ * @ready_lock: protects @ready, nsm_sock.queued, @ev_stop, @ev_throttled;
+ *              taken from socket callbacks (softirq), so always _bh
+ * @ready: its sockets waiting for @ev_work, each holding a reference
+ * @ev_stop: no socket is queued any more (detach)
+ * @ev_throttled: @ev_work paused because nsm_dev.out_bytes was over the
+ *                limit
+ * @ev_work: reads sockets and turns their state into events
+ * @requests: requests it served (debugfs "shards")
+ * @processed: sockets its @ev_work looked at (debugfs "shards")
+ */
+struct nsm_shard {
+	struct nsm_dev *nsm;
+	int cpu;
+
+	spinlock_t rq_lock;
+	struct list_head reqs;
+	bool rq_stop;
+	struct work_struct rq_work;
+
+	spinlock_t ready_lock;
+	struct list_head ready;
+	bool ev_stop;
+	bool ev_throttled;
+	struct work_struct ev_work;
+
+	atomic64_t requests;
+	atomic64_t processed;
+} ____cacheline_aligned_in_smp;
+
+/**
  * struct nsm_dev - the NSM side of one ready nk device
  * @nd: the transport device (referenced)
  * @net: network namespace the kernel sockets live in (referenced)
  * @max_payload: payload limit agreed in HELLO
- * @rx_lock: serialises request handling with the debugfs socket list;
- *           held while the socket table is changed (detach runs after the
- *           transport stopped ops->rx, so it needs no lock for the table)
  * @socks: socket id (1..U32_MAX, chosen by the engine) -> struct nsm_sock,
- *         each published entry holding a reference
+ *         each published entry holding a reference; its own spinlock
+ *         serialises its changes (lib/nk_sockid.c)
  * @guests: guest id -> struct nsm_guest, created at the guest's first
- *          SOCKET (under @rx_lock), freed at detach
+ *          SOCKET (xa_insert(): the first of two racing shards wins),
+ *          freed at detach
+ * @nshards: how many @shards: one per CPU online at attach, at most the
+ *           module parameter shards when set
+ * @shards: the workers; a socket id's requests and events go to
+ *          nsm_shard_of()
+ * @rx_queued: bytes of requests waiting in the shards (struct
+ *             nsm_rxmsg.size)
+ * @rx_wait: ops->rx waits there while @rx_queued is at rx_queue_max
  * @drain_lock: protects @draining, @drain_next and @drain_armed
  * @draining: closed sockets still pushing queued guest data, each holding
  *            the reference the table had, oldest first
  * @drain_next: when @drain_work is due
  * @drain_armed: @drain_work is queued for @drain_next
  * @drain_work: resets the draining sockets whose drain_timeout expired
- * @ready_lock: protects @ready, nsm_sock.queued, @ev_stop, @ev_throttled;
- *              taken from socket callbacks (softirq), so always _bh
- * @ready: sockets waiting for @ev_work, each holding a reference
- * @ev_stop: no socket is queued any more (detach)
- * @ev_throttled: @ev_work paused because @out_bytes was over the limit
- * @ev_work: reads sockets and turns their state into events
  * @out_lock: protects @outq, @out_bytes and @out_dead
  * @outq: struct nsm_out waiting for @tx_work to put them on the requestq
  * @out_bytes: bytes (headers included) in @outq
@@ -83,21 +123,19 @@ struct nsm_dev {
 	struct net *net;
 	u32 max_payload;
 
-	struct mutex rx_lock;
 	struct nk_sockid_table socks;
 	struct xarray guests;
+
+	unsigned int nshards;
+	struct nsm_shard *shards;
+	atomic_t rx_queued;
+	wait_queue_head_t rx_wait;
 
 	spinlock_t drain_lock;
 	struct list_head draining;
 	unsigned long drain_next;
 	bool drain_armed;
 	struct delayed_work drain_work;
-
-	spinlock_t ready_lock;
-	struct list_head ready;
-	bool ev_stop;
-	bool ev_throttled;
-	struct work_struct ev_work;
 
 	spinlock_t out_lock;
 	struct list_head outq;
@@ -125,8 +163,10 @@ struct nsm_dev {
  *          (NK_SOCK_WEIGHT_MASK; 1 until one says): its sockets' read
  *          budget and credit are scaled by it (see "Weights" in nsm_main.c)
  *
- * The counters change under nsm_dev.rx_lock when they grow (SOCKET,
- * ACCEPT, CLOSE) and under the socket's lock anywhere when they shrink.
+ * Shards change them at once: @socks and @draining grow only through
+ * nsm_atomic_inc_below() and @credit through a compare-and-exchange of
+ * the whole charge (nsm_ops.c), so no limit is overshot; they shrink
+ * under the socket's lock anywhere.
  */
 struct nsm_guest {
 	u32 id;
@@ -152,6 +192,7 @@ struct nsm_sk_cbs {
 /**
  * struct nsm_sock - one guest socket served by a kernel socket
  * @nsm: the device
+ * @shard: where its requests and events are served (nsm_shard_of(@id))
  * @id: socket id on the NSM link (chosen by the engine)
  * @guest: endpoint id of the guest that owns it
  * @g: that guest's accounting
@@ -210,13 +251,14 @@ struct nsm_sk_cbs {
  * @dgram_peer: the kernel socket (@sock or @sock6) a connected datagram
  *              socket is connected through, or NULL; datagrams the other
  *              one hears are dropped, as Linux's connected UDP filters them
- * @ready_node: on nsm_dev.ready (under ready_lock)
- * @queued: on nsm_dev.ready (under ready_lock)
+ * @ready_node: on its shard's ready list (under its ready_lock)
+ * @queued: on its shard's ready list (under its ready_lock)
  * @drain_node: on nsm_dev.draining (under drain_lock)
  * @drain_deadline: when a draining socket is reset (jiffies)
  */
 struct nsm_sock {
 	struct nsm_dev *nsm;
+	struct nsm_shard *shard;
 	u32 id;
 	u32 guest;
 	struct nsm_guest *g;
@@ -272,6 +314,27 @@ struct nsm_out {
 	struct list_head node;
 	struct nk_txbuf *tb;
 };
+
+/* The shard that serves socket id @id; id 0 (INFO, nothing else) shard 0. */
+static inline struct nsm_shard *nsm_shard_of(struct nsm_dev *nsm, u32 id)
+{
+	return &nsm->shards[id % nsm->nshards];
+}
+
+/*
+ * Add one to @v unless it is at @max already, as one step (shards charge a
+ * guest at once).  Return: whether it was added.
+ */
+static inline bool nsm_atomic_inc_below(atomic_t *v, int max)
+{
+	int old = atomic_read(v);
+
+	do {
+		if (old >= max)
+			return false;
+	} while (!atomic_try_cmpxchg(v, &old, old + 1));
+	return true;
+}
 
 static inline void nsm_count(struct nsm_dev *nsm, enum nsm_stat s, u64 n)
 {
@@ -333,7 +396,7 @@ void nsm_msg(struct nsm_dev *nsm, struct nsm_sock *ns, u32 id, u16 op,
 	     u32 len);
 void nsm_event(struct nsm_sock *ns, u16 op, int status, u64 a0);
 void nsm_tx_work(struct work_struct *work);
-bool nsm_ev_throttle(struct nsm_dev *nsm);
+bool nsm_ev_throttle(struct nsm_shard *sh);
 void nsm_ev_unthrottle(struct nsm_dev *nsm);
 
 #endif /* _NSM_H */

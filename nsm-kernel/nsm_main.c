@@ -8,7 +8,7 @@
  *
  * The files, each calling only into the ones after it:
  *   nsm_main.c  the module and the device: attach, detach, ops->rx and
- *               ops->tx_space, debugfs
+ *               ops->tx_space, the shards' request work, debugfs
  *   nsm_ops.c   the requests, validated and served; the guests' accounting
  *   nsm_sock.c  the kernel sockets: callbacks, ev_work, guest data waiting
  *               for send space, references, release and draining
@@ -17,28 +17,59 @@
  *
  * Implementation notes:
  *
- * - Requests arrive in the transport's eventq work (ops->rx) and are served
- *   there, one at a time, without blocking: every kernel socket call is
+ * - Requests are served without blocking: every kernel socket call is
  *   non-blocking (O_NONBLOCK, MSG_DONTWAIT).  ACCEPT answers -EAGAIN when no
  *   connection waits, CONNECT -EINPROGRESS; the guest waits for the events.
  *
- * - INFO, the engine's own request (nkctl ss), is answered from the same
- *   work: for each NSM socket id asked, a struct nk_sock_info with the
+ * - Shards: every CPU serves.  The device has one struct nsm_shard per CPU
+ *   online at attach (at most module parameter shards, when set: on a host
+ *   whose vCPUs share few cores, handing a message to another vCPU can cost
+ *   more than it gains), whose two works are queued on that CPU (nsm_wq is
+ *   a per-CPU workqueue): rq_work serves requests, ev_work events.  A socket
+ *   id belongs to shard id % nshards (nsm_shard_of()), for its whole life.
+ *   ops->rx (nsm_rx(), in the transport's eventq work) only queues each
+ *   message on the shard of the socket id in its header, so one socket's
+ *   requests are served in eventq order, one at a time, while other
+ *   sockets' are served on the other CPUs.  The rules for what is not one
+ *   socket's: SOCKET goes to the shard of the id it creates; ACCEPT to its
+ *   listener's, and the new socket (another shard's, maybe) is locked
+ *   before it is published and until its reply is queued and its
+ *   callbacks set, so a request for it that another shard takes (none
+ *   should come before the reply) waits; INFO (socket 0) goes to shard 0
+ *   and takes each socket's lock in turn; the engine's events and late
+ *   replies go with their socket id and change nothing.  Nothing global
+ *   is serialised: the socket table has its own spinlock (lib/nk_sockid.c,
+ *   a reservation is one step), a guest's accounting is created once
+ *   (xa_insert()) and its counters checked and charged in one atomic step,
+ *   tenant lookups are RCU (nsm_tenant.c), counters are atomic.
+ *   The queued messages are bounded: a bulk message the transport lends
+ *   (nk_rx_skb(), one filling at least half its eventq buffer) is kept in
+ *   its buffer, any other copied, and nsm_rx() waits while the shards hold
+ *   rx_queue_max bytes (module parameter; a lent buffer counts its
+ *   truesize), which stops the eventq, as serving in place did.  The
+ *   shards never wait for the eventq, so the wait ends.
+ *
+ * - INFO, the engine's own request (nkctl ss), is answered by shard 0:
+ *   for each NSM socket id asked, a struct nk_sock_info with the
  *   kernel socket's state, addresses, queues and tcp_info (nsm_op_info()),
  *   each socket's lock held while it is read; -EBADF in the record for an
  *   id that is not open.  NK_FEAT_INFO in HELLO says the module answers it.
  *
  * - Nothing is sent to the transport directly: replies and events wait on
- *   nsm_dev.outq for tx_work, which never sleeps for requestq space (see
- *   nsm_out.c).  A reply or event about a socket is queued with
- *   nsm_sock.lock held, so the guest sees them in the order they happened.
+ *   nsm_dev.outq, the one queue of every shard (the requestq is one ring;
+ *   a spinlock held for a list operation), for tx_work, which never sleeps
+ *   for requestq space (see nsm_out.c).  A reply or event about a socket
+ *   is queued with nsm_sock.lock held, so the guest sees them in the order
+ *   they happened.
  *
  * - Socket callbacks (data_ready, write_space, state_change, error_report)
- *   only queue the socket on nsm_dev.ready and kick ev_work, then call the
- *   callback they replaced.  ev_work takes sockets in turn, gives each a
- *   byte budget (module parameter sock_budget) and puts it back at the tail
- *   when the budget ran out, so one busy or stalled socket never delays the
- *   others.  There is no thread per socket and no polling.
+ *   only queue the socket on its shard's ready list and kick the shard's
+ *   ev_work, on the shard's CPU, then call the callback they replaced.
+ *   ev_work takes its shard's sockets in turn, gives each a byte budget
+ *   (module parameter sock_budget) and puts it back at the tail when the
+ *   budget ran out, so one busy or stalled socket never delays the others
+ *   of its shard, and the other shards run on their own CPUs.  There is no
+ *   thread per socket and no polling.
  *
  * - Memory is bounded by credits in both directions.  World to guest: data
  *   is read from a kernel socket only as far as the guest's credit allows
@@ -189,43 +220,49 @@
  *   so guests whose sockets all have data get the reading in the ratio of
  *   their weights; and a new socket announces buf_alloc * weight of
  *   credit (at most NK_CREDIT_MAX, then cut to guest_txq_max as above),
- *   since requests are served in the order of the eventq and a stream's
+ *   since requests are served in the order of the eventq (each shard's in
+ *   the order of its part of it) and a stream's
  *   share of that order is what its credit lets it have in flight.  The
  *   engine, for its part, lets each guest have only its weight's share of
  *   the messages waiting in this module's eventq.  Weight 1 keeps the
  *   module parameters' values.
  *
- * - The device going away (ops->detach) stops events, restores every
- *   socket's callbacks, releases every kernel socket, frees what waits for
- *   the requestq, flushes tx_work and frees the struct nsm_dev.  The
- *   transport has already marked the device dead (tx_work's nk_send()
+ * - The device going away (ops->detach: remove, a lost session's restart,
+ *   module unload) stops every shard (the requests still queued are
+ *   dropped, rq_work and ev_work cancelled and never queued again), restores
+ *   every socket's callbacks, releases every kernel socket, frees what
+ *   waits for the requestq, flushes tx_work and frees the struct nsm_dev.
+ *   The transport has already marked the device dead (tx_work's nk_send()
  *   returns -ENODEV at once, ops->tx_space() is not called any more) and
  *   stopped ops->rx, so nothing else uses the nsm_dev.
  *
  * Locking (each lock's rules at the top of the file that owns it):
- *   nsm_dev.rx_lock (mutex)     request handling vs the debugfs socket list;
- *                               the socket table's changes (detach runs
- *                               after ops->rx has stopped for good and needs
- *                               no lock).  The table's own spinlock is held
- *                               only inside the lib/nk_sockid.c calls.
+ *   nsm_shard.rq_lock (spin)    a shard's request list and rq_stop (here);
+ *                               held for a list operation, never with
+ *                               another lock
+ *   socket table (spin)         lib/nk_sockid.c's xa_lock, held only inside
+ *                               its calls, and by the debugfs socket list
+ *                               to take a reference (nsm_sock_hold())
  *   nsm_sock.lock (mutex)       one socket's state, its txq and credits, and
  *                               every call on its kernel socket
  *   sk->sk_callback_lock (rw)   sk_user_data and the callbacks
- *   nsm_dev.ready_lock (spin, _bh)  the ready list (nsm_sock.c)
+ *   nsm_shard.ready_lock (spin, _bh)  a shard's ready list (nsm_sock.c)
  *   nsm_dev.drain_lock (spin)   the draining list and drain_work's timer
  *                               (nsm_sock.c)
- *   nsm_guest counters (atomic) grow only under rx_lock (checked, then
- *                               added), shrink under the socket's lock
+ *   nsm_guest counters (atomic) grow by a check-and-add in one step
+ *                               (cmpxchg), shrink under the socket's lock
  *   nsm_dev.out_lock (spin)     the outgoing queue (nsm_out.c)
- *   nsm_tenant_lock (mutex)     the tenant table (nsm_tenant.c), taken
- *                               inside rx_lock and taking nothing
- * Order: rx_lock -> nsm_sock.lock (a listener's before its new socket's)
- * -> lock_sock -> sk_callback_lock -> ready_lock; drain_lock and out_lock
- * nest inside nsm_sock.lock and take nothing.  drain_work takes a
- * reference under drain_lock, drops it, then takes the socket's lock and
- * checks the socket is still draining.  Socket callbacks run in
- * softirq context and take only sk_callback_lock (read) and ready_lock.
- * No lock is held across nk_send().
+ *   nsm_tenant_lock (mutex)     the tenant table's changes (nsm_tenant.c);
+ *                               SOCKET's lookup is RCU and takes nothing
+ * Order: nsm_sock.lock (a listener's before its new socket's) -> lock_sock
+ * -> sk_callback_lock -> ready_lock; drain_lock and out_lock nest inside
+ * nsm_sock.lock and take nothing.  No lock of the device is held while a
+ * request is served: shards run at once, each holding one socket's lock
+ * (two for ACCEPT).  drain_work takes a reference under drain_lock, drops
+ * it, then takes the socket's lock and checks the socket is still
+ * draining.  Socket callbacks run in softirq context and take only
+ * sk_callback_lock (read) and ready_lock.  No lock is held across
+ * nk_send(); nsm_rx() sleeps (rx_queue_max) with none held.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -245,7 +282,32 @@ module_param(netns_pid, int, 0444);
 MODULE_PARM_DESC(netns_pid,
 		 "Serve sockets in the network namespace of this process (default 0: the initial namespace)");
 
+static unsigned int rx_queue_max = 4 << 20;
+module_param(rx_queue_max, uint, 0644);
+MODULE_PARM_DESC(rx_queue_max,
+		 "Bytes of requests waiting for the shards at which the eventq is not read (default 4 MiB)");
+
+static unsigned int shards;
+module_param(shards, uint, 0444);
+MODULE_PARM_DESC(shards,
+		 "CPUs that serve requests and events, each a shard of the sockets (default 0: every CPU online at attach)");
+
 static struct dentry *nsm_debugfs_root;
+
+/* Requests a shard serves before it requeues its work. */
+#define NSM_RQ_BATCH	64
+
+/*
+ * One request waiting for its shard: the eventq buffer itself (@skb, lent
+ * by nk_rx_skb()) or a copy of the message in @copy.
+ */
+struct nsm_rxmsg {
+	struct list_head node;
+	struct sk_buff *skb;
+	const struct nk_hdr *hdr;	/* the header; the payload follows it */
+	u32 size;			/* charged to nsm_dev.rx_queued */
+	struct nk_hdr copy[];
+};
 
 /* ------------------------------------------------------------------ */
 /* debugfs                                                             */
@@ -284,9 +346,27 @@ static int nsm_stats_show(struct seq_file *m, void *v)
 			   atomic64_read(&nsm->stats[i]));
 	seq_printf(m, "sockets %d\n", atomic_read(&nsm->nsocks));
 	seq_printf(m, "out_bytes %zu\n", READ_ONCE(nsm->out_bytes));
+	seq_printf(m, "rx_queued %d\n", atomic_read(&nsm->rx_queued));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(nsm_stats);
+
+static int nsm_shards_show(struct seq_file *m, void *v)
+{
+	struct nsm_dev *nsm = m->private;
+	struct nsm_shard *sh;
+	unsigned int i;
+
+	seq_puts(m, "shard cpu requests processed\n");
+	for (i = 0; i < nsm->nshards; i++) {
+		sh = &nsm->shards[i];
+		seq_printf(m, "%u %d %lld %lld\n", i, sh->cpu,
+			   (long long)atomic64_read(&sh->requests),
+			   (long long)atomic64_read(&sh->processed));
+	}
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(nsm_shards);
 
 static int nsm_guests_show(struct seq_file *m, void *v)
 {
@@ -310,11 +390,18 @@ static int nsm_sockets_show(struct seq_file *m, void *v)
 {
 	struct nsm_dev *nsm = m->private;
 	struct nsm_sock *ns;
-	unsigned long id;
+	unsigned long id = 0;
 
 	seq_puts(m, "id guest family type state bytes_in bytes_out txq rx_buf_alloc rx_fwd_cnt tx_cnt peer_buf_alloc peer_fwd_cnt\n");
-	mutex_lock(&nsm->rx_lock);
-	nk_sockid_for_each(&nsm->socks, id, ns) {
+	/* Each socket referenced under the table lock, then read locked. */
+	for (;;) {
+		nk_sockid_lock(&nsm->socks);
+		ns = nk_sockid_find(&nsm->socks, &id);
+		if (ns)
+			nsm_sock_hold(ns);
+		nk_sockid_unlock(&nsm->socks);
+		if (!ns)
+			break;
 		mutex_lock(&ns->lock);
 		seq_printf(m, "%u %u %d %d %u %llu %llu %u %u %u %u %u %u\n",
 			   ns->id, ns->guest, ns->family, ns->type,
@@ -323,11 +410,167 @@ static int nsm_sockets_show(struct seq_file *m, void *v)
 			   ns->rx.buf_alloc, ns->rx.fwd_cnt, ns->tx.tx_cnt,
 			   ns->tx.peer_buf_alloc, ns->tx.peer_fwd_cnt);
 		mutex_unlock(&ns->lock);
+		nsm_sock_put(ns);
+		if (id >= U32_MAX)
+			break;
+		id++;
 	}
-	mutex_unlock(&nsm->rx_lock);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(nsm_sockets);
+
+/* ------------------------------------------------------------------ */
+/* Shards                                                              */
+/* ------------------------------------------------------------------ */
+
+static void nsm_rxmsg_free(struct nsm_dev *nsm, struct nsm_rxmsg *m)
+{
+	atomic_sub(m->size, &nsm->rx_queued);
+	/* Pairs with wait_event_idle() in nsm_rx(). */
+	if (wq_has_sleeper(&nsm->rx_wait))
+		wake_up(&nsm->rx_wait);
+	consume_skb(m->skb);
+	kvfree(m);
+}
+
+/*
+ * The message being dispatched, kept for a shard: a bulk one (SEND) in
+ * its own eventq buffer when the transport lends it, else copied.
+ */
+static struct nsm_rxmsg *nsm_rxmsg_new(struct nk_dev *nd,
+				       const struct nk_hdr *hdr)
+{
+	u32 len = sizeof(*hdr) + le32_to_cpu(hdr->len);
+	struct sk_buff *skb = nk_rx_skb(nd, hdr, len);
+	struct nsm_rxmsg *m;
+
+	if (skb) {
+		m = kmalloc(sizeof(*m), GFP_KERNEL);
+		if (!m) {
+			kfree_skb(skb);
+			return NULL;
+		}
+		m->skb = skb;
+		m->hdr = hdr;
+		m->size = sizeof(*m) + skb->truesize;
+		return m;
+	}
+	m = kvmalloc(sizeof(*m) + len, GFP_KERNEL);
+	if (!m)
+		return NULL;
+	memcpy(m->copy, hdr, len);
+	m->skb = NULL;
+	m->hdr = m->copy;
+	m->size = sizeof(*m) + len;
+	return m;
+}
+
+static void nsm_rq_work(struct work_struct *work)
+{
+	struct nsm_shard *sh = container_of(work, struct nsm_shard, rq_work);
+	struct nsm_rxmsg *m;
+	unsigned int n;
+
+	for (n = 0; n < NSM_RQ_BATCH; n++) {
+		spin_lock(&sh->rq_lock);
+		m = sh->rq_stop ? NULL :
+		    list_first_entry_or_null(&sh->reqs, struct nsm_rxmsg,
+					     node);
+		if (m)
+			list_del(&m->node);
+		spin_unlock(&sh->rq_lock);
+		if (!m)
+			return;
+		nsm_request(sh->nsm, m->hdr, m->hdr + 1);
+		atomic64_inc(&sh->requests);
+		nsm_rxmsg_free(sh->nsm, m);
+		cond_resched();
+	}
+	queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
+}
+
+/*
+ * One shard per online CPU (at most module parameter shards), each with
+ * its works bound to that CPU.
+ */
+static int nsm_shards_init(struct nsm_dev *nsm)
+{
+	struct nsm_shard *sh;
+	unsigned int i = 0;
+	int cpu;
+
+	nsm->nshards = max(num_online_cpus(), 1U);
+	if (shards)
+		nsm->nshards = min(nsm->nshards, shards);
+	nsm->shards = kcalloc(nsm->nshards, sizeof(*sh), GFP_KERNEL);
+	if (!nsm->shards)
+		return -ENOMEM;
+	for_each_online_cpu(cpu) {
+		if (i == nsm->nshards)
+			break;
+		nsm->shards[i++].cpu = cpu;
+	}
+	/* A CPU that went offline meanwhile: its works run elsewhere. */
+	for (; i < nsm->nshards; i++)
+		nsm->shards[i].cpu = raw_smp_processor_id();
+	for (i = 0; i < nsm->nshards; i++) {
+		sh = &nsm->shards[i];
+		sh->nsm = nsm;
+		spin_lock_init(&sh->rq_lock);
+		INIT_LIST_HEAD(&sh->reqs);
+		INIT_WORK(&sh->rq_work, nsm_rq_work);
+		spin_lock_init(&sh->ready_lock);
+		INIT_LIST_HEAD(&sh->ready);
+		INIT_WORK(&sh->ev_work, nsm_ev_work);
+		atomic64_set(&sh->requests, 0);
+		atomic64_set(&sh->processed, 0);
+	}
+	return 0;
+}
+
+/*
+ * Stop every shard: the requests still waiting are dropped (the device is
+ * gone), and no socket is queued for events any more.  ops->rx has
+ * stopped, so nothing is added to the request lists.
+ */
+static void nsm_shards_stop(struct nsm_dev *nsm)
+{
+	struct nsm_rxmsg *m, *mtmp;
+	struct nsm_sock *ns, *tmp;
+	struct nsm_shard *sh;
+	LIST_HEAD(reqs);
+	LIST_HEAD(list);
+	unsigned int i;
+
+	for (i = 0; i < nsm->nshards; i++) {
+		sh = &nsm->shards[i];
+		spin_lock(&sh->rq_lock);
+		sh->rq_stop = true;
+		list_splice_tail_init(&sh->reqs, &reqs);
+		spin_unlock(&sh->rq_lock);
+		cancel_work_sync(&sh->rq_work);
+	}
+	list_for_each_entry_safe(m, mtmp, &reqs, node) {
+		list_del(&m->node);
+		nsm_rxmsg_free(nsm, m);
+	}
+
+	for (i = 0; i < nsm->nshards; i++) {
+		sh = &nsm->shards[i];
+		spin_lock_bh(&sh->ready_lock);
+		sh->ev_stop = true;
+		spin_unlock_bh(&sh->ready_lock);
+		cancel_work_sync(&sh->ev_work);
+		spin_lock_bh(&sh->ready_lock);
+		list_splice_init(&sh->ready, &list);
+		spin_unlock_bh(&sh->ready_lock);
+	}
+	list_for_each_entry_safe(ns, tmp, &list, ready_node) {
+		list_del_init(&ns->ready_node);
+		ns->queued = false;
+		nsm_sock_put(ns);
+	}
+}
 
 /* ------------------------------------------------------------------ */
 /* The device                                                          */
@@ -353,15 +596,18 @@ static int nsm_attach(struct nk_dev *nd)
 
 	nsm->net = net;
 	nsm->max_payload = nk_dev_max_payload(nd);
-	mutex_init(&nsm->rx_lock);
+	if (nsm_shards_init(nsm)) {
+		kfree(nsm);
+		put_net(net);
+		return -ENOMEM;
+	}
 	nk_sockid_init(&nsm->socks, U32_MAX, nsm_sock_hold);
 	xa_init(&nsm->guests);
+	atomic_set(&nsm->rx_queued, 0);
+	init_waitqueue_head(&nsm->rx_wait);
 	spin_lock_init(&nsm->drain_lock);
 	INIT_LIST_HEAD(&nsm->draining);
 	INIT_DELAYED_WORK(&nsm->drain_work, nsm_drain_work);
-	spin_lock_init(&nsm->ready_lock);
-	INIT_LIST_HEAD(&nsm->ready);
-	INIT_WORK(&nsm->ev_work, nsm_ev_work);
 	spin_lock_init(&nsm->out_lock);
 	INIT_LIST_HEAD(&nsm->outq);
 	INIT_WORK(&nsm->tx_work, nsm_tx_work);
@@ -376,12 +622,14 @@ static int nsm_attach(struct nk_dev *nd)
 			    &nsm_sockets_fops);
 	debugfs_create_file("guests", 0444, nsm->debugfs, nsm,
 			    &nsm_guests_fops);
+	debugfs_create_file("shards", 0444, nsm->debugfs, nsm,
+			    &nsm_shards_fops);
 
 	nk_dev_set_priv(nd, nsm);
 
 	dev_info(nk_dev_device(nd),
-		 "serving guest sockets in network namespace %u\n",
-		 net->ns.inum);
+		 "serving guest sockets in network namespace %u on %u CPUs\n",
+		 net->ns.inum, nsm->nshards);
 	return 0;
 }
 
@@ -400,20 +648,8 @@ static void nsm_detach(struct nk_dev *nd)
 
 	debugfs_remove_recursive(nsm->debugfs);
 
-	/* No socket is queued after this, and ev_work is idle. */
-	spin_lock_bh(&nsm->ready_lock);
-	nsm->ev_stop = true;
-	spin_unlock_bh(&nsm->ready_lock);
-	cancel_work_sync(&nsm->ev_work);
-	spin_lock_bh(&nsm->ready_lock);
-	list_splice_init(&nsm->ready, &list);
-	list_for_each_entry(ns, &list, ready_node)
-		ns->queued = false;
-	spin_unlock_bh(&nsm->ready_lock);
-	list_for_each_entry_safe(ns, tmp, &list, ready_node) {
-		list_del_init(&ns->ready_node);
-		nsm_sock_put(ns);
-	}
+	/* No request is served and no socket is queued after this. */
+	nsm_shards_stop(nsm);
 
 	/* Requests are stopped: nothing else changes the table now. */
 	nk_sockid_for_each(&nsm->socks, id, ns) {
@@ -456,18 +692,45 @@ static void nsm_detach(struct nk_dev *nd)
 	put_net(nsm->net);
 	nk_dev_set_priv(nd, NULL);
 	nk_dev_put(nsm->nd);
-	mutex_destroy(&nsm->rx_lock);
+	kfree(nsm->shards);
 	kfree(nsm);
 }
 
+/*
+ * A message from the engine, already checked by the transport: queued for
+ * the shard of its socket id.  Waits while the shards hold rx_queue_max
+ * bytes (they never wait for the eventq), so the engine's sends stop at a
+ * full eventq.
+ */
 static void nsm_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 		   const void *payload)
 {
 	struct nsm_dev *nsm = nk_dev_priv(nd);
+	u16 op = le16_to_cpu(hdr->op);
+	struct nsm_shard *sh;
+	struct nsm_rxmsg *m;
 
-	mutex_lock(&nsm->rx_lock);
-	nsm_request(nsm, hdr, payload);
-	mutex_unlock(&nsm->rx_lock);
+	wait_event_idle(nsm->rx_wait, atomic_read(&nsm->rx_queued) <
+				      (int)min_t(unsigned int,
+						 READ_ONCE(rx_queue_max),
+						 INT_MAX));
+	m = nsm_rxmsg_new(nd, hdr);
+	if (!m) {
+		pr_warn_ratelimited("socket %u: no memory to queue %s\n",
+				    le32_to_cpu(hdr->sock), nk_op_name(op));
+		if (!(le16_to_cpu(hdr->flags) & NK_F_REPLY) &&
+		    op <= NK_OP_MAX_REQUEST)
+			nsm_msg(nsm, NULL, le32_to_cpu(hdr->sock), op,
+				NK_F_REPLY, le64_to_cpu(hdr->req_id), -ENOMEM,
+				0, NULL, 0);
+		return;
+	}
+	atomic_add(m->size, &nsm->rx_queued);
+	sh = nsm_shard_of(nsm, le32_to_cpu(hdr->sock));
+	spin_lock(&sh->rq_lock);
+	list_add_tail(&m->node, &sh->reqs);
+	spin_unlock(&sh->rq_lock);
+	queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
 }
 
 /* The requestq has room again: tx_work goes on (tx_lock held: no sleep). */

@@ -9,15 +9,22 @@
  * rules, are at the top of nsm_main.c.  It calls into nsm_sock.c and
  * nsm_out.c only.
  *
- * Locking (order in nsm_main.c): nsm_request() runs with nsm_dev.rx_lock
- * held, which keeps the socket table stable.  It takes a reference to the
- * socket (nk_sockid_get()), so a handler may drop the table's, and the
- * socket's nsm_sock.lock for the handler and the reply.  New ids are
- * reserved before anything is created for them and published once nothing
- * can fail any more.  A socket created by SOCKET or ACCEPT gets its
- * callbacks only after its reply is queued, with its own lock held (nested
- * inside a listener's).  The guests' accounting (struct nsm_guest) is
- * created here under rx_lock and freed by detach.
+ * Locking (order in nsm_main.c): nsm_request() runs in a shard's work,
+ * on every CPU at once, with no lock of the device held: the requests of
+ * one socket id come from one shard, in order, and everything else is the
+ * socket table's own spinlock (lib/nk_sockid.c), the socket's lock and
+ * atomics.  It takes a reference to the socket (nk_sockid_get()), so a
+ * handler may drop the table's, and the socket's nsm_sock.lock for the
+ * handler and the reply.  New ids are reserved before anything is created
+ * for them (a reservation is one xarray step: of two shards reserving one
+ * id, one gets -EEXIST) and published once nothing can fail any more,
+ * with the new socket's lock already held: a request another shard takes
+ * for it (ACCEPT's new id is not its listener's shard) waits until the
+ * reply is queued and the callbacks are set (nested inside a listener's
+ * lock).  The guests' accounting (struct nsm_guest) is created here, the
+ * first of two racing shards' xa_insert() winning, and freed by detach; a
+ * guest's counters grow only through steps that check the limit and add
+ * at once (nsm_guest_sock_take(), nsm_guest_charge()).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -65,7 +72,7 @@ MODULE_PARM_DESC(guest_txq_max,
 
 /**
  * nsm_guest_get() - the accounting of guest @id, created on first use
- * @nsm: the device; rx_lock is held
+ * @nsm: the device
  * @id: the guest's endpoint id
  *
  * Return: the guest (freed at detach), or an ERR_PTR(): -EINVAL for an id
@@ -92,9 +99,12 @@ static struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
 	atomic_long_set(&g->credit, 0);
 	atomic64_set(&g->sock_limit, 0);
 	g->weight = 1;
-	err = xa_err(xa_store(&nsm->guests, id, g, GFP_KERNEL));
+	err = xa_insert(&nsm->guests, id, g, GFP_KERNEL);
 	if (err) {
 		kfree(g);
+		/* Another shard made it first: guests live until detach. */
+		if (err == -EBUSY)
+			return xa_load(&nsm->guests, id);
 		return ERR_PTR(err);
 	}
 	return g;
@@ -507,6 +517,7 @@ static struct nsm_sock *nsm_sock_alloc(struct nsm_dev *nsm, u32 id,
 		return NULL;
 	}
 	ns->nsm = nsm;
+	ns->shard = nsm_shard_of(nsm, id);
 	ns->net = net;
 	ns->id = id;
 	ns->guest = g->id;
@@ -525,10 +536,16 @@ static struct nsm_sock *nsm_sock_alloc(struct nsm_dev *nsm, u32 id,
 	return ns;
 }
 
-/* Whether @g may have one more kernel socket; a refusal is counted. */
-static int nsm_guest_sock_check(struct nsm_dev *nsm, struct nsm_guest *g)
+/*
+ * Take one of @g's guest_max_socks kernel sockets, or count the refusal.
+ * Given back by nsm_sock_release(), or by the caller when the socket is
+ * not made after all (nsm_guest_sock_untake()).
+ */
+static int nsm_guest_sock_take(struct nsm_dev *nsm, struct nsm_guest *g)
 {
-	if (atomic_read(&g->socks) < READ_ONCE(guest_max_socks))
+	if (nsm_atomic_inc_below(&g->socks, min_t(unsigned int,
+						  READ_ONCE(guest_max_socks),
+						  INT_MAX)))
 		return 0;
 	nsm_count(nsm, NSM_S_SOCK_LIMIT, 1);
 	atomic64_inc(&g->sock_limit);
@@ -537,28 +554,36 @@ static int nsm_guest_sock_check(struct nsm_dev *nsm, struct nsm_guest *g)
 	return -ENFILE;
 }
 
+static void nsm_guest_sock_untake(struct nsm_guest *g)
+{
+	atomic_dec(&g->socks);
+}
+
 /*
- * Count a new socket, about to be published, to its guest, and choose its
- * credit within the guest's guest_txq_max: at least one message
- * (max_payload: a datagram must fit, and a stream keeps a usable window),
- * so the guest's txqs hold at most guest_txq_max plus max_payload per
- * socket.  Undone in nsm_sock_release().  Called under rx_lock, which
- * serialises the growth.
+ * Count a new socket, about to be published, to its guest (its slot was
+ * taken by nsm_guest_sock_take()), and choose its credit within the
+ * guest's guest_txq_max: at least one message (max_payload: a datagram
+ * must fit, and a stream keeps a usable window), so the guest's txqs hold
+ * at most guest_txq_max plus max_payload per socket.  Undone in
+ * nsm_sock_release().  Shards charge one guest at once: the credit is
+ * chosen from the total it is added to, in one compare-and-exchange.
  */
 static void nsm_guest_charge(struct nsm_sock *ns)
 {
-	long room = (long)READ_ONCE(guest_txq_max) -
-		    atomic_long_read(&ns->g->credit);
+	long old = atomic_long_read(&ns->g->credit);
+	u32 want = ns->rx.buf_alloc;
+	long room;
 
-	if (room < (long)ns->rx.buf_alloc) {
-		ns->rx.buf_alloc = clamp_t(long, room,
-					   min(ns->nsm->max_payload,
-					       ns->rx.buf_alloc),
-					   ns->rx.buf_alloc);
+	do {
+		room = (long)READ_ONCE(guest_txq_max) - old;
+		ns->rx.buf_alloc = room < (long)want ?
+				   clamp_t(long, room,
+					   min(ns->nsm->max_payload, want),
+					   want) : want;
+	} while (!atomic_long_try_cmpxchg(&ns->g->credit, &old,
+					  old + ns->rx.buf_alloc));
+	if (ns->rx.buf_alloc < want)
 		nsm_count(ns->nsm, NSM_S_CREDIT_CUT, 1);
-	}
-	atomic_long_add(ns->rx.buf_alloc, &ns->g->credit);
-	atomic_inc(&ns->g->socks);
 	atomic_inc(&ns->nsm->nsocks);
 	nsm_count(ns->nsm, NSM_S_SOCKETS_OPENED, 1);
 }
@@ -620,13 +645,13 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 	/* The latest SOCKET's weight is the guest's, refused or not. */
 	if (weight)
 		WRITE_ONCE(g->weight, weight);
-	err = nsm_guest_sock_check(nsm, g);
+	err = nsm_guest_sock_take(nsm, g);
 	if (err)
 		return err;
 	/* Taken now, so that nothing can fail once the socket exists. */
 	err = nk_sockid_reserve(&nsm->socks, rq->id, GFP_KERNEL);
 	if (err)
-		return err;
+		goto err_untake;
 
 	net = nsm_tenant_net(g->id, nsm->net);
 	if (IS_ERR(net)) {
@@ -669,6 +694,8 @@ static int nsm_op_socket(struct nsm_req *rq, struct nsm_reply *rp)
 		goto err_release;
 
 	nsm_guest_charge(ns);
+	/* Locked before it is visible; nsm_answer() unlocks it. */
+	mutex_lock(&ns->lock);
 	nk_sockid_publish(&nsm->socks, rq->id, ns);
 	nsm_take_credit(ns, rq->hdr);
 	rp->attach = ns;
@@ -681,6 +708,8 @@ err_free:
 	nsm_sock_put(ns);
 err_unreserve:
 	nk_sockid_release(&nsm->socks, rq->id);
+err_untake:
+	nsm_guest_sock_untake(g);
 	return err;
 }
 
@@ -780,7 +809,7 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 		return nsm_invalid(rq, "bad flags or payload");
 	if (!ns->listening)
 		return -EINVAL;
-	err = nsm_guest_sock_check(nsm, ns->g);
+	err = nsm_guest_sock_take(nsm, ns->g);
 	if (err)
 		return err;
 	/*
@@ -789,7 +818,7 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 	 */
 	err = nk_sockid_reserve(&nsm->socks, nid, GFP_KERNEL);
 	if (err)
-		return err;
+		goto err_untake;
 	nns = nsm_sock_alloc(nsm, nid, ns->g, get_net(ns->net), ns->family,
 			     ns->type);
 	if (!nns) {
@@ -808,6 +837,11 @@ static int nsm_op_accept(struct nsm_req *rq, struct nsm_sock *ns,
 	nns->sock = newsock;
 	nsm_sock_own(nns, newsock);
 	nsm_guest_charge(nns);
+	/*
+	 * Locked before it is visible to its own shard; nsm_answer() unlocks
+	 * it once its callbacks are set.
+	 */
+	mutex_lock_nested(&nns->lock, SINGLE_DEPTH_NESTING);
 	nk_sockid_publish(&nsm->socks, nid, nns);
 	nns->src4 = ns->src4;
 	nns->src6 = ns->src6;
@@ -834,6 +868,8 @@ err_free:
 	nsm_sock_put(nns);
 err_unreserve:
 	nk_sockid_release(&nsm->socks, nid);
+err_untake:
+	nsm_guest_sock_untake(ns->g);
 	return err;
 }
 
@@ -2247,10 +2283,9 @@ static void nsm_answer(struct nsm_req *rq, struct nsm_sock *ns, int err,
 
 	if (!err && (rq->op == NK_OP_SEND || rq->op == NK_OP_CREDIT))
 		return;
-	if (nns) {
-		mutex_lock_nested(&nns->lock, SINGLE_DEPTH_NESTING);
+	/* A new socket's lock is held since before it was published. */
+	if (nns)
 		ns = nns;
-	}
 	nsm_msg(rq->nsm, ns && !ns->closed ? ns : NULL, rq->id, rq->op,
 		NK_F_REPLY, le64_to_cpu(rq->hdr->req_id), err, rp->a0,
 		&rp->u, err ? 0 : rp->len);
@@ -2373,7 +2408,8 @@ static void nsm_engine_event(struct nsm_req *rq)
  * @hdr: the header, checked by the transport
  * @payload: hdr.len bytes
  *
- * Called with nsm->rx_lock held.
+ * Called from the work of the shard of the socket id in @hdr (shard 0 for
+ * INFO), with no lock held.
  */
 void nsm_request(struct nsm_dev *nsm, const struct nk_hdr *hdr,
 		 const void *payload)

@@ -20,10 +20,14 @@
  *
  * Locking (order in nsm_main.c): this file owns nsm_dev.out_lock (spin),
  * which protects outq, out_bytes and out_dead and nests inside everything,
- * taking nothing.  nsm_xmit() is called with the socket's nsm_sock.lock
- * held when it carries that socket's credit.  The throttle takes
- * nsm_dev.ready_lock (_bh) on its own, never with out_lock.  No lock is
- * held across nk_send().
+ * taking nothing.  Every shard queues on the one outq (the requestq is
+ * one ring), and only tx_work takes from it: the spinlock is held for a
+ * list operation, never across anything that sleeps.  nsm_xmit() is
+ * called with the socket's nsm_sock.lock held when it carries that
+ * socket's credit.  The throttle takes a shard's ready_lock (_bh) on its
+ * own, never with out_lock; out_bytes is the whole device's, so every
+ * shard pauses and resumes at the same marks.  No lock is held across
+ * nk_send().
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -210,8 +214,7 @@ void nsm_tx_work(struct work_struct *work)
 				pr_warn_ratelimited("cannot queue a message on the requestq: %d\n",
 						    err);
 		}
-		if (READ_ONCE(nsm->ev_throttled) &&
-		    !nsm_out_over(nsm, READ_ONCE(out_limit) / 2))
+		if (!nsm_out_over(nsm, READ_ONCE(out_limit) / 2))
 			nsm_ev_unthrottle(nsm);
 		cond_resched();
 	}
@@ -219,21 +222,23 @@ void nsm_tx_work(struct work_struct *work)
 }
 
 /**
- * nsm_ev_throttle() - pause ev_work while the requestq lags
- * @nsm: the device
+ * nsm_ev_throttle() - pause a shard's ev_work while the requestq lags
+ * @sh: the shard
  *
  * Called by ev_work before it reads a socket; tx_work resumes it once the
  * outgoing queue is below half the limit.
  *
  * Return: true when ev_work must stop.
  */
-bool nsm_ev_throttle(struct nsm_dev *nsm)
+bool nsm_ev_throttle(struct nsm_shard *sh)
 {
+	struct nsm_dev *nsm = sh->nsm;
+
 	if (!nsm_out_over(nsm, READ_ONCE(out_limit)))
 		return false;
-	spin_lock_bh(&nsm->ready_lock);
-	nsm->ev_throttled = true;
-	spin_unlock_bh(&nsm->ready_lock);
+	spin_lock_bh(&sh->ready_lock);
+	sh->ev_throttled = true;
+	spin_unlock_bh(&sh->ready_lock);
 	nsm_count(nsm, NSM_S_THROTTLED, 1);
 	/* tx_work may have emptied the queue before it could see the flag. */
 	if (!nsm_out_over(nsm, READ_ONCE(out_limit) / 2))
@@ -241,12 +246,21 @@ bool nsm_ev_throttle(struct nsm_dev *nsm)
 	return true;
 }
 
+/* Resume every shard's ev_work that the throttle paused. */
 void nsm_ev_unthrottle(struct nsm_dev *nsm)
 {
-	spin_lock_bh(&nsm->ready_lock);
-	if (nsm->ev_throttled && !nsm->ev_stop) {
-		nsm->ev_throttled = false;
-		queue_work(nsm_wq, &nsm->ev_work);
+	struct nsm_shard *sh;
+	unsigned int i;
+
+	for (i = 0; i < nsm->nshards; i++) {
+		sh = &nsm->shards[i];
+		if (!READ_ONCE(sh->ev_throttled))
+			continue;
+		spin_lock_bh(&sh->ready_lock);
+		if (sh->ev_throttled && !sh->ev_stop) {
+			sh->ev_throttled = false;
+			queue_work_on(sh->cpu, nsm_wq, &sh->ev_work);
+		}
+		spin_unlock_bh(&sh->ready_lock);
 	}
-	spin_unlock_bh(&nsm->ready_lock);
 }

@@ -6,11 +6,13 @@
  * closed one.  It calls into nsm_out.c only.  The implementation notes are
  * at the top of nsm_main.c.
  *
- * Locking (order in nsm_main.c): this file owns nsm_dev.ready_lock (_bh)
- * and nsm_dev.drain_lock.  The callbacks run in softirq context with
- * sk_callback_lock read-held and take only ready_lock; they never sleep
- * and never touch the socket's state.  ev_work holds one nsm_sock.lock at a
- * time, and ready_lock only to take a socket off the ready list.
+ * Locking (order in nsm_main.c): this file owns the shards' ready_lock
+ * (_bh) and nsm_dev.drain_lock.  The callbacks run in softirq context, on
+ * any CPU, with sk_callback_lock read-held and take only the socket's
+ * shard's ready_lock; they never sleep and never touch the socket's
+ * state.  Each shard's ev_work runs on its CPU, at once with the others'
+ * and with the shards' requests, and holds one nsm_sock.lock at a time,
+ * and its ready_lock only to take a socket off its ready list.
  * drain_work takes a reference under drain_lock, drops it, then takes the
  * socket's lock and checks the socket is still draining.  Every other
  * function here but nsm_sock_hold() and nsm_sock_put() is called with
@@ -69,17 +71,17 @@ struct nsm_chunk {
  */
 void nsm_sock_kick(struct nsm_sock *ns)
 {
-	struct nsm_dev *nsm = ns->nsm;
+	struct nsm_shard *sh = ns->shard;
 
-	spin_lock_bh(&nsm->ready_lock);
-	if (!ns->queued && !nsm->ev_stop) {
+	spin_lock_bh(&sh->ready_lock);
+	if (!ns->queued && !sh->ev_stop) {
 		ns->queued = true;
 		refcount_inc(&ns->ref);
-		list_add_tail(&ns->ready_node, &nsm->ready);
-		if (!nsm->ev_throttled)
-			queue_work(nsm_wq, &nsm->ev_work);
+		list_add_tail(&ns->ready_node, &sh->ready);
+		if (!sh->ev_throttled)
+			queue_work_on(sh->cpu, nsm_wq, &sh->ev_work);
 	}
-	spin_unlock_bh(&nsm->ready_lock);
+	spin_unlock_bh(&sh->ready_lock);
 }
 
 /*
@@ -979,14 +981,16 @@ bool nsm_drain_start(struct nsm_sock *ns)
 	unsigned long timeo = clamp(READ_ONCE(drain_timeout), 1U, 86400U) * HZ;
 	struct nsm_dev *nsm = ns->nsm;
 
-	if (atomic_read(&ns->g->draining) >= READ_ONCE(guest_max_draining)) {
+	if (!nsm_atomic_inc_below(&ns->g->draining,
+				  min_t(unsigned int,
+					READ_ONCE(guest_max_draining),
+					INT_MAX))) {
 		nsm_count(nsm, NSM_S_DRAIN_ABORTS, 1);
 		pr_info_ratelimited("guest %u: %d closed sockets draining already, socket %u reset\n",
 				    ns->guest, atomic_read(&ns->g->draining),
 				    ns->id);
 		return false;
 	}
-	atomic_inc(&ns->g->draining);
 	ns->drain_deadline = jiffies + timeo;
 	spin_lock(&nsm->drain_lock);
 	list_add_tail(&ns->drain_node, &nsm->draining);
@@ -1085,29 +1089,30 @@ out:
 
 void nsm_ev_work(struct work_struct *work)
 {
-	struct nsm_dev *nsm = container_of(work, struct nsm_dev, ev_work);
+	struct nsm_shard *sh = container_of(work, struct nsm_shard, ev_work);
 	struct nsm_sock *ns;
 	unsigned int n;
 
 	for (n = 0; n < NSM_EV_BATCH; n++) {
-		if (nsm_ev_throttle(nsm))
+		if (nsm_ev_throttle(sh))
 			return;
-		spin_lock_bh(&nsm->ready_lock);
-		ns = list_first_entry_or_null(&nsm->ready, struct nsm_sock,
+		spin_lock_bh(&sh->ready_lock);
+		ns = list_first_entry_or_null(&sh->ready, struct nsm_sock,
 					      ready_node);
-		if (!ns || nsm->ev_stop) {
-			spin_unlock_bh(&nsm->ready_lock);
+		if (!ns || sh->ev_stop) {
+			spin_unlock_bh(&sh->ready_lock);
 			return;
 		}
 		list_del_init(&ns->ready_node);
 		ns->queued = false;
-		spin_unlock_bh(&nsm->ready_lock);
+		spin_unlock_bh(&sh->ready_lock);
 
 		/* Round robin: a socket with more to do goes to the tail. */
+		atomic64_inc(&sh->processed);
 		if (nsm_sock_process(ns))
 			nsm_sock_kick(ns);
 		nsm_sock_put(ns);
 		cond_resched();
 	}
-	queue_work(nsm_wq, &nsm->ev_work);
+	queue_work_on(sh->cpu, nsm_wq, &sh->ev_work);
 }

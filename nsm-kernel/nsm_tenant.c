@@ -25,10 +25,16 @@
  * guest given to a namespace that is going away gets -ENETDOWN, never the
  * NSM's own namespace instead.
  *
- * Locking: nsm_tenant_lock (mutex) protects the table's changes and the
- * lookups that take a reference; it nests inside nsm_dev.rx_lock (SOCKET)
- * and takes nothing else.  nsm_tenant_is() reads without it (xa_load()
- * under RCU) and compares pointers only, taking no reference.
+ * Locking: nsm_tenant_lock (mutex) serialises the table's changes and its
+ * listing; it takes nothing else.  SOCKET's lookup, from every shard at
+ * once, takes no lock: it reads the table under rcu_read_lock() and takes
+ * a reference with maybe_get_net().  That is safe because a namespace
+ * leaves the table in pre_exit and the kernel frees it only after an RCU
+ * grace period that follows every pre_exit (cleanup_net()), so a lookup
+ * that found it reads live memory, and maybe_get_net() fails once its
+ * count reached zero.
+ * nsm_tenant_is() reads without the mutex too (xa_load() under RCU) and
+ * compares pointers only, taking no reference.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -36,6 +42,7 @@
 #include <linux/kernel.h>
 #include <linux/mutex.h>
 #include <linux/proc_fs.h>
+#include <linux/rcupdate.h>
 #include <linux/seq_file.h>
 #include <linux/seq_file_net.h>
 #include <linux/xarray.h>
@@ -60,13 +67,13 @@ struct net *nsm_tenant_net(u32 id, struct net *dflt)
 {
 	struct net *net;
 
-	mutex_lock(&nsm_tenant_lock);
+	rcu_read_lock();
 	net = xa_load(&nsm_tenants, id);
 	if (!net)
 		net = get_net(dflt);
 	else if (!maybe_get_net(net))
 		net = ERR_PTR(-ENETDOWN);
-	mutex_unlock(&nsm_tenant_lock);
+	rcu_read_unlock();
 	return net;
 }
 

@@ -8,6 +8,18 @@
 # NSM VM, NetKernel guest vm1 without a NIC, baseline guest with an
 # ordinary NIC) serves every run:
 #
+#   nsm on every CPU: ...          SMP_PROCS processes in vm1 at once, each
+#                                  holding SMP_CONNS connections to the world
+#                                  and then running SMP_CYCLES connect/close
+#                                  cycles (nk_scale), against an NSM of
+#                                  TOPO_NSM_SMP vCPUs (2 here unless set):
+#                                  every connection made, then every NSM
+#                                  socket freed and vm1's guest holding no
+#                                  socket, draining socket or credit there,
+#                                  and one shard per NSM CPU, each of which
+#                                  served requests and events (debugfs
+#                                  "shards"; nsm_main.c).  First, on a fresh
+#                                  lab, so that nothing else holds sockets
 #   netkernel guest: client side   nk_sockets client in vm1, server in the world
 #   netkernel guest: server side   nk_sockets server in vm1, client in the world
 #   baseline guest: client side    the same, unchanged, in the baseline guest
@@ -59,7 +71,9 @@
 # NK_FLOOD_COUNT, NK_FLOOD_SEGS, NK_FLOOD_SECS (the adversarial floods'
 # bounds: datagrams, TCP segments, seconds),
 # TOPO_GUEST_APPEND (default slub_debug=FZP,skbuff_head_cache),
-# TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/testing/lab).
+# SMP_PROCS, SMP_CONNS, SMP_CYCLES (the nsm_smp load, default 4, 128, 200),
+# TOPO_KVER, TOPO_MEM, TOPO_SMP, TOPO_NSM_SMP (default 2: the NSM serves
+# on both, multi-threaded TCG), LAB_ACCEL (see tools/testing/lab).
 # Logs: build/lab/kselftest/ (consoles, dmesg, agent logs, engine, servers).
 # Scripts for the guests in single quotes are expanded by the guest.
 # TEST_NAMES and TEST_DESCS are read by ktap_run_table, which runs the
@@ -74,6 +88,9 @@ top=$(cd "$here/../.." && pwd)
 # SLUB debugging of skbs in the NetKernel guest: a freed skb is poisoned
 # (set before topology.sh, which keeps it; empty: none).
 TOPO_GUEST_APPEND=${TOPO_GUEST_APPEND-slub_debug=FZP,skbuff_head_cache}
+# The semantics run against an NSM serving requests on two vCPUs at once
+# (qemu-smoke keeps the one-vCPU NSM).
+TOPO_NSM_SMP=${TOPO_NSM_SMP:-2}
 # shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/topology.sh
 . "$top/tools/testing/lab/topology.sh"
 # shellcheck source-path=SCRIPTDIR source=adversarial.sh
@@ -91,6 +108,10 @@ diagreq_bin=$(dirname "$suite_bin")/nk_diagreq	# programs.sh's view points
 dgram_bin=$(dirname "$suite_bin")/nk_dgram
 ifaddrs_bin=$(dirname "$suite_bin")/nk_ifaddrs
 hold_bin=$(dirname "$suite_bin")/nk_hold	# programs.sh's connect_waits
+scale_bin=$(dirname "$suite_bin")/nk_scale	# nsm_smp's load
+smp_procs=${SMP_PROCS:-4}
+smp_conns=${SMP_CONNS:-128}
+smp_cycles=${SMP_CYCLES:-200}
 
 # ----------------------------------------------- the suite's command line
 # (selftests/netkernel/README): a server that serves client runs until it
@@ -117,7 +138,7 @@ t_start=$SECONDS
 # server leave port 80 in TIME_WAIT for a minute (bind_privileged_port
 # binds it).
 TEST_NAMES=(
-	nk_client nk_server base_client base_server
+	nsm_smp nk_client nk_server base_client base_server
 	nk_local_lo nk_local_own base_local_lo base_local_own
 	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
 	nginx_nk nginx_base
@@ -128,6 +149,7 @@ TEST_NAMES=(
 
 )
 TEST_DESCS=(
+	"nsm on every CPU: $smp_procs processes' connections at once, every NSM socket and charge freed, every CPU serving"
 	"netkernel guest: client side"
 	"netkernel guest: server side"
 	"baseline guest: client side"
@@ -179,12 +201,14 @@ finish() {
 make_args=()
 [[ -n ${NK_SOCKETS:-} ]] || make_args=(-C "$here" -j2)
 if ! lab_make_static "$logdir/build-nk_sockets.log" "${make_args[@]}" -- \
-	"$suite_bin" "$flood_bin" "$diagreq_bin" "$dgram_bin" "$ifaddrs_bin" "$hold_bin"; then
+	"$suite_bin" "$flood_bin" "$diagreq_bin" "$dgram_bin" "$ifaddrs_bin" "$hold_bin" \
+	"$scale_bin"; then
 	ktap_fail_rest "prerequisite failed: the suite's static programs"
 	finish
 fi
 TOPO_INITRD_ARGS+=(--add "$suite_bin:$guest_bin" --add "$flood_bin:$guest_flood"
-	--add "$ifaddrs_bin:/usr/bin/nk_ifaddrs" --add "$hold_bin:/usr/bin/nk_hold")
+	--add "$ifaddrs_bin:/usr/bin/nk_ifaddrs" --add "$hold_bin:/usr/bin/nk_hold"
+	--add "$scale_bin:/usr/bin/nk_scale")
 prog_initrd_args
 prog_view_initrd_args "$diagreq_bin" "$dgram_bin"
 topo_up_ktap --guests 1 || finish
@@ -276,6 +300,67 @@ server_side() {
 	suite_report "$name" "$status" "$t" "$out" "$vm" "$logdir/server-$vm.log"
 }
 
+# nsm_smp: see the header.  The shards' counters and the NSM's per-CPU
+# time (/proc/stat, for the log) before and after the load.
+nsm_debugfs() {	# FILE: the NSM's debugfs FILE of its nk device
+	topo_exec "$TOPO_NSM" 30 "cat /sys/kernel/debug/nsm_kernel/*/$1"
+}
+nsm_cpu_ticks() {	# "cpuN user+system ticks" per CPU of the NSM
+	topo_exec "$TOPO_NSM" 30 'cat /proc/stat' |
+		awk '$1 ~ /^cpu[0-9]+$/ { print $1, $2 + $3 + $4 + $7 + $8 }'
+}
+test_nsm_smp() {
+	local out rc=0 t=$SECONDS sh0 sh1 cpus nsocks guests i tk0 tk1
+	local hold=$((smp_procs * smp_conns)) cyc=$((smp_procs * smp_cycles))
+	topo_world_spawn "$logdir/smp-serve-hold.log" "$scale_bin" serve "$TOPO_WORLD_IP" 9300
+	topo_world_spawn "$logdir/smp-serve-cycles.log" "$scale_bin" serve "$TOPO_WORLD_IP" 9301 --close-first
+	if ! { topo_world_wait_port 9300 && topo_world_wait_port 9301; }; then
+		ktap_diag "$TEST_DESC: the servers in the world do not listen"
+		return 1
+	fi
+	cpus=$(topo_exec "$TOPO_NSM" 10 'grep -c ^processor /proc/cpuinfo')
+	sh0=$(nsm_debugfs shards)
+	tk0=$(nsm_cpu_ticks)
+	out=$(topo_exec vm1 900 "rm -f /tmp/smp-*; i=0
+while [ \$i -lt $smp_procs ]; do
+	(nk_scale hold $TOPO_WORLD_IP 9300 $smp_conns 2 >/tmp/smp-hold-\$i 2>&1
+	 nk_scale cycles $TOPO_WORLD_IP 9301 $smp_cycles >/tmp/smp-cycles-\$i 2>&1) &
+	i=\$((i + 1))
+done
+wait
+cat /tmp/smp-*") || rc=1
+	tk1=$(nsm_cpu_ticks)
+	ktap_diag "$TEST_DESC: $smp_procs x (hold $smp_conns, cycles $smp_cycles), $((SECONDS - t)) s:" \
+		"$(sort <<<"$out" | uniq -c | tr -s ' \n' ' ')"
+	[[ $(grep -c "^established $smp_conns failed 0 " <<<"$out") == "$smp_procs" ]] || rc=1
+	[[ $(grep -c "^established $smp_cycles failed 0 " <<<"$out") == "$smp_procs" ]] || rc=1
+	# Closed sockets drain and go within a minute.
+	for ((i = 0; i < 60; i++)); do
+		nsocks=$(topo_nsm_stat sockets)
+		[[ $nsocks != 0 ]] || break
+		sleep 1
+	done
+	sh1=$(nsm_debugfs shards)
+	guests=$(nsm_debugfs guests)
+	ktap_diag "NSM: $cpus CPUs, sockets left $nsocks; guests (guest uid sockets draining credit ...): $(sed 1d <<<"$guests" | tr '\n' ';')"
+	ktap_diag "NSM CPU ticks (user+system+irq+softirq) during the load: $(join <(echo "$tk0") <(echo "$tk1") | awk '{ printf "%s %d; ", $1, $3 - $2 }')"
+	ktap_diag "NSM shards (shard cpu requests processed), before: $(sed 1d <<<"$sh0" | tr '\n' ';') after: $(sed 1d <<<"$sh1" | tr '\n' ';')"
+	[[ $nsocks == 0 ]] || rc=1
+	# Every guest's row: no socket, draining socket or credit left.
+	awk 'NR > 1 && ($3 != 0 || $4 != 0 || $5 != 0) { bad = 1 }
+	     NR == 1 { hdr = 1 } END { exit !(hdr && !bad) }' <<<"$guests" || rc=1
+	[[ $cpus == "$TOPO_NSM_SMP" ]] || {
+		ktap_diag "the NSM has $cpus CPUs, TOPO_NSM_SMP is $TOPO_NSM_SMP"
+		rc=1
+	}
+	# One shard per CPU, each of which served requests and looked at
+	# sockets during the load (joined: shard cpu req proc cpu req proc).
+	[[ $(sed 1d <<<"$sh1" | wc -l) == "$cpus" ]] || rc=1
+	join <(sed 1d <<<"$sh0" | sort) <(sed 1d <<<"$sh1" | sort) |
+		awk -v n="$cpus" '{ k++ } $6 <= $3 || $7 <= $4 { bad = 1 }
+			END { exit !(k == n && !bad) }' || rc=1
+	return $rc
+}
 test_nk_client() { client_side vm1; }
 test_nk_server() { server_side vm1; }
 test_base_client() { client_side "$TOPO_BASE"; }
