@@ -33,6 +33,7 @@ struct he_map {
 	bool v6only;			/* SOCKET a3 NK_SOCK_V6ONLY */
 	bool local;			/* a connection local.c switches: no NSM data */
 	bool linger0;			/* SO_LINGER on, 0 s: CLOSE resets (local.c) */
+	bool reuseaddr;			/* SO_REUSEADDR on (local.c's TIME_WAIT) */
 	int reset_err;
 	uint64_t tx_bytes, rx_bytes;
 	struct nk_credit_tx to_nsm;	/* the guest's SENDs, the NSM's credit */

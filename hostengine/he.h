@@ -486,6 +486,19 @@ TAILQ_HEAD(he_pmsg_list, he_pmsg);
 TAILQ_HEAD(he_req_list, he_req);
 LIST_HEAD(he_lsw_list, he_lsw);
 
+/*
+ * A switched connection's local address in TIME_WAIT (local.c, tw_add()):
+ * a guest's BIND to it is refused as Linux refuses it.
+ */
+#define HE_LSW_TW	64		/* at most per guest, as tcp_max_tw_buckets */
+struct he_lsw_tw {
+	uint64_t until;			/* timer cycles; 0: a free slot */
+	uint8_t ip[16];			/* IPv4 (mapped included) in ip[0..3] */
+	uint16_t port;			/* network order */
+	bool v4;
+	bool reuse;			/* its socket had SO_REUSEADDR */
+};
+
 /* A guest's local_switch key (local.c, hostengine.rst "Local switching"). */
 enum he_lsw_mode {
 	HE_LSW_AUTO,		/* with guests of the same NSM and tenant */
@@ -559,6 +572,7 @@ struct he_ep {
 	struct he_ratelimit rl;
 	struct he_bucket conn_bucket;	/* guest: max_conn_rate */
 	struct he_lsw_list listeners;	/* guest: its listeners (local.c) */
+	struct he_lsw_tw lsw_tw[HE_LSW_TW];	/* guest: TIME_WAIT (local.c) */
 };
 
 static inline uint64_t he_cnt_get(const struct he_ep *ep, enum he_counter c)

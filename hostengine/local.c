@@ -55,7 +55,16 @@
  *    is not accepted yet.  CLOSE with data the guest had not consumed
  *    (EV_DATA sent beyond its last fwd_cnt) resets the peer (EV_RESET
  *    -ECONNRESET), else the peer gets EOF; a SEND after the peer closed
- *    resets the sender, as TCP's RST would.  A guest going away, a socket
+ *    resets the sender, as TCP's RST would.  The side whose FIN went first
+ *    (a CLOSE, or its SHUTDOWN WR, before the peer's EOF) and that closes
+ *    without a reset leaves its local address in TIME_WAIT for 60 s
+ *    (tw_add(), he_ep.lsw_tw, at most HE_LSW_TW per guest, as Linux's
+ *    tcp_max_tw_buckets: beyond it, none): that guest's BIND of a stream
+ *    socket to it (the address or a wildcard covering it, the port) is
+ *    answered -EADDRINUSE by the engine unless both sockets had
+ *    SO_REUSEADDR (an accepted socket has its listener's), as Linux's
+ *    bind conflict check says (tw_conflict()); a new session of the
+ *    guest forgets them.  A guest going away, a socket
  *    reset for any reason (its NSM lost, detach, operator, overflow) and
  *    a listener closed with connections in its queue reset the peers.
  *  - The client's NSM socket: its replies (options) reach the guest
@@ -70,7 +79,8 @@
  *    none, so the engine keeps the int options it sets (opt_set(),
  *    LSW_OPTS of them) and answers GETSOCKOPT from them or Linux's
  *    defaults (opt_get()).  SO_LINGER 0 and IPV6_V6ONLY are watched on
- *    every stream socket (opt_seen()); TCP_DEFER_ACCEPT is not applied.  "ss" does not
+ *    every stream socket (opt_seen()), and SO_REUSEADDR (TIME_WAIT);
+ *    TCP_DEFER_ACCEPT is not applied.  "ss" does not
  *    ask an NSM about a switched socket; "sockets" shows it as local with
  *    its peer.  Urgent data (a SEND with NK_MSG_OOB): its last byte is
  *    announced with EV_URG before the EV_DATA that carries it, as an NSM
@@ -103,6 +113,7 @@
 #include <netinet/tcp.h>
 
 #include <rte_common.h>
+#include <rte_cycles.h>
 
 #include "he.h"
 #include "dp.h"
@@ -120,6 +131,7 @@
 #define LSW_TCP_INFO_LEN	232	/* Linux 6.1's struct tcp_info */
 #define LSW_MSS		65483	/* loopback's MSS */
 #define LSW_OPTS	16	/* int options kept for an accepted socket */
+#define LSW_TW_SECS	60	/* Linux's TCP_TIMEWAIT_LEN */
 
 /*
  * The credit a sender is given: the receiver's buf_alloc and LSW_PRE_CREDIT
@@ -237,6 +249,62 @@ static bool ip_any(const struct lsw_ip *ip)
 	static const uint8_t zero[16];
 
 	return !memcmp(ip->a, zero, ip->v4 ? 4 : 16);
+}
+
+/* ---- TIME_WAIT ---- */
+
+/*
+ * @m closed its switched connection first, in order: its local address
+ * stays in TIME_WAIT for LSW_TW_SECS, as Linux's socket would.  A full
+ * table keeps none, as Linux beyond tcp_max_tw_buckets.
+ */
+static void tw_add(struct he_map *m, const struct he_lsw *l)
+{
+	uint64_t now = rte_get_timer_cycles();
+	struct he_lsw_tw *t = m->guest->lsw_tw;
+	unsigned int i;
+
+	for (i = 0; i < HE_LSW_TW && t[i].until > now; i++)
+		;
+	if (i == HE_LSW_TW)
+		return;
+	t[i] = (struct he_lsw_tw){
+		.until = now + rte_get_timer_hz() * LSW_TW_SECS,
+		.port = l->lport,
+		.v4 = l->lip.v4,
+		.reuse = m->reuseaddr,
+	};
+	memcpy(t[i].ip, l->lip.a, sizeof(t[i].ip));
+}
+
+/*
+ * Would Linux refuse @m's BIND to @a because of a TIME_WAIT of its guest?
+ * Same port, the same address or a wildcard that covers it (an AF_INET6
+ * "::" covers IPv4 unless V6ONLY), and not both with SO_REUSEADDR.
+ */
+static bool tw_conflict(const struct he_map *m, const struct nk_addr *a)
+{
+	uint64_t now = rte_get_timer_cycles();
+	const struct he_lsw_tw *t;
+	struct lsw_ip b;
+	unsigned int i;
+
+	if (a->family != AF_INET && a->family != AF_INET6)
+		return false;
+	ip_of(a, &b);
+	for (i = 0; i < HE_LSW_TW; i++) {
+		t = &m->guest->lsw_tw[i];
+		if (t->until <= now || t->port != a->port || (m->reuseaddr && t->reuse))
+			continue;
+		if (ip_any(&b) && a->family == AF_INET6 && !b.v4) {
+			if (!t->v4 || !m->v6only)
+				return true;
+			continue;
+		}
+		if (t->v4 == b.v4 && (ip_any(&b) || !memcmp(t->ip, b.a, b.v4 ? 4 : 16)))
+			return true;
+	}
+	return false;
 }
 
 /* The guest whose address is @ip, if it is one this engine serves. */
@@ -521,6 +589,7 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 	}
 	nm->opening = false;
 	nm->local = true;
+	nm->reuseaddr = lm->reuseaddr;	/* inherited, as Linux's */
 	credit_take(g, h, &nm->to_guest);
 	/* The listener's family names both ends (IPv4 mapped in AF_INET6). */
 	nl->family = L->bound.family;
@@ -754,6 +823,8 @@ static void opt_seen(struct he_map *m, const struct nk_hdr *h, const struct he_i
 		m->v6only = v[0] != 0;
 	if (h->arg[0] == SOL_SOCKET && h->arg[1] == SO_LINGER && h->len >= sizeof(v))
 		m->linger0 = v[0] && !v[1];
+	if (h->arg[0] == SOL_SOCKET && h->arg[1] == SO_REUSEADDR)
+		m->reuseaddr = v[0] != 0;
 }
 
 static void opt_set(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
@@ -806,14 +877,22 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 	struct he_lsw *l = m->lsw;
 	struct nk_addr a;
 	uint32_t unread;
+	bool reset;
 
 	if (h->op == NK_OP_SETSOCKOPT)
 		opt_seen(m, h, iov);
 	if (!m->local) {
 		switch (h->op) {
 		case NK_OP_BIND:
-			if (h->len == ADDR_LEN && (l = lsw_get(m)))
-				he_iov_read(iov, HDR_LEN, &l->bind_try, sizeof(l->bind_try));
+			if (h->len != ADDR_LEN)
+				return false;
+			he_iov_read(iov, HDR_LEN, &a, sizeof(a));
+			if (tw_conflict(m, &a)) {
+				reply(g, h, -EADDRINUSE);
+				return true;
+			}
+			if (l || (l = lsw_get(m)))
+				l->bind_try = a;
 			return false;
 		case NK_OP_LISTEN:
 			if (l || (l = lsw_get(m)))
@@ -896,7 +975,11 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 	case NK_OP_CLOSE:
 		/* Data it never read: the peer is reset, as by TCP. */
 		unread = m->to_guest.tx_cnt - m->to_guest.peer_fwd_cnt;
-		lsw_gone(m, unread || (l->linked && l->inq_bytes) || m->linger0 ? -ECONNRESET : 0);
+		reset = unread || (l->linked && l->inq_bytes) || m->linger0;
+		/* Its FIN went first (now or at its SHUTDOWN): TIME_WAIT is its. */
+		if (!reset && (l->shut_wr ? l->shut_first : !l->eof_recv))
+			tw_add(m, l);
+		lsw_gone(m, reset ? -ECONNRESET : 0);
 		if (m->nsm)
 			return false;	/* its NSM socket closes as usual */
 		map_drop(m, true, true);

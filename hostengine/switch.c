@@ -1455,6 +1455,8 @@ static void guest_down(struct he_ep *g)
 		else if (!m->closing)
 			nsm_close(m);
 	}
+	/* A new session (a rebooted guest) has no TIME_WAIT of the old one. */
+	memset(g->lsw_tw, 0, sizeof(g->lsw_tw));
 	socks_gauge(g);
 }
 

@@ -108,20 +108,28 @@ static void accept_one(struct conn *k)
 }
 
 /* A switched connection vm1 -> vm2, accepted, credit @c_buf and @a_buf. */
+static void conn_connect(struct conn *k);
+
 static void conn_open(struct conn *k, uint32_t c_buf, uint32_t a_buf)
 {
-	uint8_t addr[sizeof(struct nk_addr)];
-	struct nk_addr la;
-	struct nk_hdr ev;
-	size_t pos = tnsm_log_count(W.nsm);
-
 	memset(k, 0, sizeof(*k));
 	k->port = next_port++;
 	k->c_buf = c_buf;
 	k->a_buf = a_buf;
 	k->l = listener("0.0.0.0", k->port, 16);
+	conn_connect(k);
+}
+
+/* vm1's connection to vm2's listener k->l on k->port, accepted. */
+static void conn_connect(struct conn *k)
+{
+	uint8_t addr[sizeof(struct nk_addr)];
+	struct nk_addr la;
+	struct nk_hdr ev;
+	size_t pos;
+
 	k->c = h_new_sock_id();
-	assert_int_equal(h_socket(W.vm1, k->c, AF_INET, SOCK_STREAM, c_buf, NULL), 0);
+	assert_int_equal(h_socket(W.vm1, k->c, AF_INET, SOCK_STREAM, k->c_buf, NULL), 0);
 	pos = tnsm_log_count(W.nsm);
 	connect_start(k->c, VM2_IP, k->port, &ev, addr);
 	assert_int_equal(ev.op, NK_EV_CONNECTED);
@@ -1070,6 +1078,84 @@ static void t_options(void **state)
 	h_pass();
 }
 
+/* A new stream socket of @ep, SO_REUSEADDR @reuse, AF_INET6 ones V6ONLY: its BIND's answer. */
+static int bind_new(struct nk_ep *ep, int family, int reuse, const char *ip, uint16_t port)
+{
+	static const int32_t one = 1;
+	uint32_t id = h_new_sock_id();
+	struct nk_addr a;
+	struct nk_hdr h;
+	int ret;
+
+	assert_int_equal(h_socket(ep, id, family, SOCK_STREAM, BUF, NULL), 0);
+	if (reuse)
+		setopt(ep, id, 1 /* SOL_SOCKET */, 2 /* SO_REUSEADDR */, &one, sizeof(one));
+	if (family == AF_INET6)
+		setopt(ep, id, IPPROTO_IPV6, 26 /* IPV6_V6ONLY */, &one, sizeof(one));
+	assert_int_equal(nk_addr_parse(&a, ip, port), 0);
+	h_hdr(&h, NK_OP_BIND, id);
+	ret = h_call(ep, &h, &a, sizeof(a), NULL, NULL, 0);
+	h_close(ep, id);
+	return ret;
+}
+
+/*
+ * TIME_WAIT: the side that closes a switched connection first keeps its
+ * local address in TIME_WAIT, as Linux does: a BIND to it fails with
+ * EADDRINUSE unless both that socket (here the listener it inherits
+ * from) and the binding one have SO_REUSEADDR; another port, an IPv6-only
+ * wildcard and the side that closed second are free.  Refused BINDs never
+ * reach the NSM.
+ */
+static void t_time_wait(void **state)
+{
+	static const int32_t one = 1;
+	struct conn k;
+	struct nk_hdr h;
+	size_t pos;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		/* i 0: the listener has SO_REUSEADDR; 1: it has not. */
+		memset(&k, 0, sizeof(k));
+		k.port = next_port++;
+		k.c_buf = k.a_buf = BUF;
+		k.l = h_new_sock_id();
+		assert_int_equal(h_socket(W.vm2, k.l, AF_INET, SOCK_STREAM, BUF, NULL), 0);
+		if (!i)
+			setopt(W.vm2, k.l, 1 /* SOL_SOCKET */, 2 /* SO_REUSEADDR */, &one,
+			       sizeof(one));
+		sockaddr_req(W.vm2, NK_OP_BIND, k.l, "0.0.0.0", k.port, 0);
+		h_hdr(&h, NK_OP_LISTEN, k.l);
+		h.arg[0] = 4;
+		assert_int_equal(h_call(W.vm2, &h, NULL, 0, NULL, NULL, 0), 0);
+		conn_connect(&k);
+		send_data(W.vm1, k.c, "tw", 2);
+		expect_data(W.vm2, k.a, "tw", 2);
+		consumed(W.vm2, k.a, BUF, 2);
+		expect_event(W.vm1, k.c, NK_OP_CREDIT, 0, 0);
+		/* vm2 closes first, in order (nothing unread): vm1 reads EOF, then closes. */
+		h_close(W.vm2, k.l);
+		assert_int_equal(close_sock(W.vm2, k.a), 0);
+		expect_event(W.vm1, k.c, NK_EV_HUP, 0, NK_SHUT_RD);
+		assert_int_equal(close_sock(W.vm1, k.c), 0);
+
+		pos = tnsm_log_count(W.nsm);
+		assert_int_equal(bind_new(W.vm2, AF_INET, 0, "0.0.0.0", k.port), -EADDRINUSE);
+		assert_int_equal(bind_new(W.vm2, AF_INET, 0, VM2_IP, k.port), -EADDRINUSE);
+		h_nsm_none(pos, NK_OP_BIND, 0);
+		assert_int_equal(bind_new(W.vm2, AF_INET, 1, "0.0.0.0", k.port),
+				 i ? -EADDRINUSE : 0);
+		assert_int_equal(bind_new(W.vm2, AF_INET6, 0, "::", k.port), 0);
+		assert_int_equal(bind_new(W.vm2, AF_INET, 0, "0.0.0.0", next_port++), 0);
+		/* vm1 closed second: its port is free. */
+		assert_int_equal(bind_new(W.vm1, AF_INET, 0, "0.0.0.0", k.cport), 0);
+	}
+	drain_quiet();
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	H_TEST(t_data),
 	H_TEST(t_credit),
@@ -1084,6 +1170,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_urgent),
 	H_TEST(t_before_accept),
 	H_TEST(t_options),
+	H_TEST(t_time_wait),
 };
 
 H_MAIN("local", tests)
