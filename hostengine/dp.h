@@ -34,6 +34,7 @@ struct he_map {
 	bool local;			/* a connection local.c switches: no NSM data */
 	bool linger0;			/* SO_LINGER on, 0 s: CLOSE resets (local.c) */
 	bool reuseaddr;			/* SO_REUSEADDR on (local.c's TIME_WAIT) */
+	uint32_t defer_accept;		/* TCP_DEFER_ACCEPT, s as Linux reads it (local.c) */
 	int reset_err;
 	uint64_t tx_bytes, rx_bytes;
 	struct nk_credit_tx to_nsm;	/* the guest's SENDs, the NSM's credit */
@@ -103,6 +104,8 @@ void lsw_gone(struct he_map *m, int err);
  * reach through their NSM (hostengine.rst "Guests through their NSM").
  */
 void lsw_peer_mark(const struct he_ep *g, struct nk_hdr *f, const struct he_iov *iov);
+/* Data plane loop: switched connections whose TCP_DEFER_ACCEPT time passed. */
+void lsw_tick(void);
 /* The "sockets" listing's local switching columns. */
 void lsw_info(const struct he_map *m, struct he_sock_info *s);
 

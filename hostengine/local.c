@@ -32,6 +32,12 @@
  *    accept queue the guest sees holds both.  An ACCEPT takes a local
  *    connection first: the engine makes the new socket (no NSM socket)
  *    and answers with the client's address and the client's credit.
+ *    A listener with TCP_DEFER_ACCEPT (its SETSOCKOPT, before or after
+ *    LISTEN) keeps a connection out of that count and of its ACCEPTs
+ *    (deferred; ready counts the others) until its first byte, its EOF,
+ *    or the option's time as Linux keeps it (defer_secs(): the SYN-ACK
+ *    retransmission whose ACK Linux would take), which lsw_tick() sees
+ *    from the data plane's loop (defer_next: nothing to do without one).
  *  - Data and credit.  One side's SEND becomes EV_DATA to the other within
  *    the receiver's credit (its last announcement, carried on every
  *    request); each new announcement goes to the sender as a CREDIT event.
@@ -79,8 +85,8 @@
  *    none, so the engine keeps the int options it sets (opt_set(),
  *    LSW_OPTS of them) and answers GETSOCKOPT from them or Linux's
  *    defaults (opt_get()).  SO_LINGER 0 and IPV6_V6ONLY are watched on
- *    every stream socket (opt_seen()), and SO_REUSEADDR (TIME_WAIT);
- *    TCP_DEFER_ACCEPT is not applied.  "ss" does not
+ *    every stream socket (opt_seen()), and SO_REUSEADDR (TIME_WAIT) and
+ *    TCP_DEFER_ACCEPT (below).  "ss" does not
  *    ask an NSM about a switched socket; "sockets" shows it as local with
  *    its peer.  Urgent data (a SEND with NK_MSG_OOB): its last byte is
  *    announced with EV_URG before the EV_DATA that carries it, as an NSM
@@ -132,6 +138,7 @@
 #define LSW_MSS		65483	/* loopback's MSS */
 #define LSW_OPTS	16	/* int options kept for an accepted socket */
 #define LSW_TW_SECS	60	/* Linux's TCP_TIMEWAIT_LEN */
+#define LSW_RTO_MAX	120	/* Linux's TCP_RTO_MAX, s */
 
 /*
  * The credit a sender is given: the receiver's buf_alloc and LSW_PRE_CREDIT
@@ -168,9 +175,12 @@ struct he_lsw {
 	LIST_ENTRY(he_lsw) llink;
 	TAILQ_HEAD(lsw_queue, he_lsw) queue;	/* connections not accepted */
 	uint32_t queued;
+	uint32_t ready;			/* of them, acceptable (not deferred) */
 	uint64_t nsm_waiting;		/* the NSM's last EV_ACCEPT count */
 	/* A switched connection */
 	struct he_lsw *listener;	/* waiting in its queue */
+	bool deferred;			/* ... not acceptable yet (TCP_DEFER_ACCEPT) */
+	uint64_t defer_until;		/* ... until then at the latest (timer cycles) */
 	TAILQ_ENTRY(he_lsw) qlink;
 	struct he_lsw *peer;		/* accepted: the other side */
 	struct lsw_ip lip, rip;		/* local and remote addresses */
@@ -196,6 +206,7 @@ struct he_lsw {
 };
 
 static uint16_t next_port = LSW_PORT_FIRST;
+static uint64_t defer_next;	/* the first defer_until of a queued connection; 0: none */
 
 static struct he_lsw *lsw_get(struct he_map *m)
 {
@@ -477,6 +488,81 @@ static void inq_free(struct he_lsw *q);
 
 /* ---- connect and accept ---- */
 
+/* EV_ACCEPT: how many connections @L's guest may accept (local and NSM). */
+static void accept_tell(struct he_lsw *L)
+{
+	if (lsw_event(L, NK_EV_ACCEPT, 0, L->ready + L->nsm_waiting, NULL))
+		lsw_overflow(L->m);	/* its queue reset */
+}
+
+/*
+ * Queued @c becomes acceptable (its first byte, its EOF, or its
+ * TCP_DEFER_ACCEPT time), as Linux's listener then makes the socket; @c
+ * may be gone after it (its listener's guest overflowed).
+ */
+static void defer_end(struct he_lsw *c)
+{
+	if (!c->listener || !c->deferred)
+		return;
+	c->deferred = false;
+	c->listener->ready++;
+	accept_tell(c->listener);
+}
+
+/*
+ * TCP_DEFER_ACCEPT's seconds as Linux keeps them (tcp.c's secs_to_retrans()
+ * then retrans_to_secs(), 1 s initial timeout): the time of the SYN-ACK
+ * retransmission whose ACK makes a connection that sent nothing acceptable.
+ */
+static uint32_t defer_secs(int32_t val)
+{
+	uint32_t timeout = 1, period = 1, retrans = 1, secs;
+
+	if (val <= 0)
+		return 0;
+	while ((uint32_t)val > period && retrans < 255) {
+		retrans++;
+		timeout = RTE_MIN(timeout << 1, (uint32_t)LSW_RTO_MAX);
+		period += timeout;
+	}
+	for (secs = timeout = 1; --retrans; secs += timeout)
+		timeout = RTE_MIN(timeout << 1, (uint32_t)LSW_RTO_MAX);
+	return secs;
+}
+
+void lsw_tick(void)
+{
+	struct he_lsw *L, *nextL, *c;
+	uint64_t now, next = 0;
+	unsigned int i, n;
+
+	if (!defer_next || (now = rte_get_timer_cycles()) < defer_next)
+		return;
+	for (i = 0; i < cfg->nr_eps; i++) {
+		if (cfg->eps[i]->role != NK_ROLE_GUEST)
+			continue;
+		for (L = LIST_FIRST(&cfg->eps[i]->listeners); L; L = nextL) {
+			nextL = LIST_NEXT(L, llink);
+			n = 0;
+			TAILQ_FOREACH(c, &L->queue, qlink) {
+				if (!c->deferred)
+					continue;
+				if (c->defer_until <= now) {
+					c->deferred = false;
+					n++;
+				} else if (!next || c->defer_until < next) {
+					next = c->defer_until;
+				}
+			}
+			if (n) {
+				L->ready += n;
+				accept_tell(L);
+			}
+		}
+	}
+	defer_next = next;
+}
+
 static bool lsw_connect(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 			struct he_map *m)
 {
@@ -534,10 +620,18 @@ static bool lsw_connect(struct he_ep *g, struct nk_hdr *h, const struct he_iov *
 	l->listener = L;
 	TAILQ_INSERT_TAIL(&L->queue, l, qlink);
 	L->queued++;
+	l->deferred = L->m->defer_accept != 0;
+	if (l->deferred) {
+		l->defer_until = rte_get_timer_cycles() + rte_get_timer_hz() * L->m->defer_accept;
+		if (!defer_next || l->defer_until < defer_next)
+			defer_next = l->defer_until;
+	} else {
+		L->ready++;
+	}
 	addr_make(&la, l->family, &l->lip, l->lport);
 	err = lsw_event(l, NK_EV_CONNECTED, 0, 0, &la);
-	if (lsw_event(L, NK_EV_ACCEPT, 0, L->queued + L->nsm_waiting, NULL))
-		lsw_overflow(L->m);	/* its queue, this one included, reset */
+	if (!l->deferred)
+		accept_tell(L);		/* on overflow, its queue (this one too) is reset */
 	if (err)
 		lsw_overflow(m);
 	return true;
@@ -565,10 +659,16 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 	struct nk_addr peer;
 	int e1, e2 = 0;
 
-	if (!L || !L->listening || !(c = TAILQ_FIRST(&L->queue)))
+	if (!L || !L->listening || !L->ready)
 		return false;
+	TAILQ_FOREACH(c, &L->queue, qlink)
+		if (!c->deferred)
+			break;
+	if (!c)
+		return false;	/* cannot be: ready counts them */
 	TAILQ_REMOVE(&L->queue, c, qlink);
 	L->queued--;
+	L->ready--;
 	c->listener = NULL;
 	if (!conn_rate_ok(g)) {
 		/* As switch.c's req_complete: aborted, the client reset. */
@@ -583,6 +683,7 @@ bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *lm)
 			map_drop(nm, true, true);
 		TAILQ_INSERT_HEAD(&L->queue, c, qlink);
 		L->queued++;
+		L->ready++;
 		c->listener = L;
 		reply(g, h, -ENOMEM);
 		return true;
@@ -748,6 +849,8 @@ static void lsw_send(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov
 	m->tx_bytes += n;
 	if (p && flush(p))
 		overflow(p->m->guest, p->m);
+	else if (!p)
+		defer_end(l);	/* its first byte */
 }
 
 static void lsw_shutdown(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
@@ -761,6 +864,8 @@ static void lsw_shutdown(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 	l->shut_first = !l->eof_recv;
 	if (l->peer && send_eof(l->peer))
 		lsw_overflow(l->peer->m);
+	else if (!l->peer)
+		defer_end(l);	/* its FIN */
 }
 
 /*
@@ -825,6 +930,8 @@ static void opt_seen(struct he_map *m, const struct nk_hdr *h, const struct he_i
 		m->linger0 = v[0] && !v[1];
 	if (h->arg[0] == SOL_SOCKET && h->arg[1] == SO_REUSEADDR)
 		m->reuseaddr = v[0] != 0;
+	if (h->arg[0] == IPPROTO_TCP && h->arg[1] == TCP_DEFER_ACCEPT)
+		m->defer_accept = defer_secs(v[0]);
 }
 
 static void opt_set(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
@@ -1051,7 +1158,7 @@ uint64_t lsw_ev_accept(struct he_map *m, uint64_t n)
 	if (!m->lsw || !m->lsw->listening)
 		return n;
 	m->lsw->nsm_waiting = n;
-	return n + m->lsw->queued;
+	return n + m->lsw->ready;
 }
 
 /* ---- endings ---- */
@@ -1078,11 +1185,14 @@ void lsw_gone(struct he_map *m, int err)
 		 */
 		l->m = NULL;
 		l->shut_wr = true;
+		defer_end(l);	/* its FIN */
 		return;
 	}
 	if (l->listener) {
 		TAILQ_REMOVE(&l->listener->queue, l, qlink);
 		l->listener->queued--;
+		if (!l->deferred)
+			l->listener->ready--;
 	}
 	inq_free(l);
 	p = l->peer;

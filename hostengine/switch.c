@@ -2630,6 +2630,7 @@ static int dp_main(void *arg)
 		}
 		start++;
 		calls_flush();
+		lsw_tick();
 		stat_add(&dp_stats.loops, 1);
 		if (ss_job.cmd && rte_get_timer_cycles() >= ss_job.deadline)
 			ss_finish();

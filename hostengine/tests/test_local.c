@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -1156,6 +1157,114 @@ static void t_time_wait(void **state)
 	h_pass();
 }
 
+static long long ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* vm2 has no message for H_QUIET_MS. */
+static void vm2_quiet(const char *what)
+{
+	struct nk_hdr ev;
+
+	if (nk_ep_recv(W.vm2, &ev, NULL, 0, H_QUIET_MS) >= 0)
+		fail_msg("%s: op %#x for socket %u", what, ev.op, ev.sock);
+}
+
+/*
+ * A listener of vm2 with TCP_DEFER_ACCEPT @secs, set before its LISTEN or
+ * after it, and a connection of vm1's queued on it (k->c, not accepted).
+ */
+static void defer_open(struct conn *k, int32_t secs, bool after)
+{
+	uint8_t addr[sizeof(struct nk_addr)];
+	struct nk_addr la;
+	struct nk_hdr h, ev;
+
+	memset(k, 0, sizeof(*k));
+	k->port = next_port++;
+	k->c_buf = k->a_buf = BUF;
+	k->l = h_new_sock_id();
+	assert_int_equal(h_socket(W.vm2, k->l, AF_INET, SOCK_STREAM, BUF, NULL), 0);
+	if (!after)
+		setopt(W.vm2, k->l, IPPROTO_TCP, 9 /* TCP_DEFER_ACCEPT */, &secs, sizeof(secs));
+	sockaddr_req(W.vm2, NK_OP_BIND, k->l, "0.0.0.0", k->port, 0);
+	h_hdr(&h, NK_OP_LISTEN, k->l);
+	h.arg[0] = 4;
+	assert_int_equal(h_call(W.vm2, &h, NULL, 0, NULL, NULL, 0), 0);
+	if (after)
+		setopt(W.vm2, k->l, IPPROTO_TCP, 9 /* TCP_DEFER_ACCEPT */, &secs, sizeof(secs));
+	k->c = h_new_sock_id();
+	assert_int_equal(h_socket(W.vm1, k->c, AF_INET, SOCK_STREAM, BUF, NULL), 0);
+	connect_start(k->c, VM2_IP, k->port, &ev, addr);
+	assert_int_equal(ev.op, NK_EV_CONNECTED);
+	memcpy(&la, addr, sizeof(la));
+	k->cport = ntohs(la.port);
+}
+
+/* vm2's listener k->l hears of one connection now acceptable. */
+static void defer_ready(struct conn *k)
+{
+	expect_event(W.vm2, k->l, NK_EV_ACCEPT, 0, 1);
+	accept_one(k);
+}
+
+/*
+ * TCP_DEFER_ACCEPT on a listener (set before or after its LISTEN): a
+ * connection that sent nothing is not acceptable (no EV_ACCEPT) until its
+ * first byte, its EOF, or the option's time as Linux reads it back (10 s:
+ * 15 s, 1 s: 1 s); 0 is no deferral.
+ */
+static void t_defer_accept(void **state)
+{
+	struct conn k;
+	struct nk_hdr h;
+	long long t0;
+	int after;
+
+	(void)state;
+	for (after = 0; after < 2; after++) {
+		defer_open(&k, 10, after);
+		vm2_quiet("a connection that sent nothing");
+		send_data(W.vm1, k.c, "d", 1);
+		defer_ready(&k);
+		expect_data(W.vm2, k.a, "d", 1);
+		close_all(&k);
+		drain_quiet();
+	}
+	/* Its EOF makes it acceptable too. */
+	defer_open(&k, 10, false);
+	vm2_quiet("a connection that sent nothing");
+	h_close(W.vm1, k.c);
+	expect_event(W.vm2, k.l, NK_EV_ACCEPT, 0, 1);
+	k.a = h_new_sock_id();
+	h_hdr(&h, NK_OP_ACCEPT, k.l);
+	h.arg[0] = k.a;
+	h.flags = NK_F_CREDIT;
+	h.buf_alloc = BUF;
+	assert_int_equal(h_call(W.vm2, &h, NULL, 0, NULL, NULL, 0), 0);
+	expect_event(W.vm2, k.a, NK_EV_HUP, 0, NK_SHUT_RD);
+	close_sock(W.vm2, k.a);
+	close_sock(W.vm2, k.l);
+	drain_quiet();
+	/* The time: 1 s (Linux's one SYN-ACK retransmission), 0 none. */
+	defer_open(&k, 1, false);
+	t0 = ms_now();
+	vm2_quiet("before the deferral's time");
+	defer_ready(&k);
+	assert_true(ms_now() - t0 >= 900);
+	close_all(&k);
+	drain_quiet();
+	defer_open(&k, 0, true);
+	defer_ready(&k);
+	close_all(&k);
+	drain_quiet();
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	H_TEST(t_data),
 	H_TEST(t_credit),
@@ -1171,6 +1280,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_before_accept),
 	H_TEST(t_options),
 	H_TEST(t_time_wait),
+	H_TEST(t_defer_accept),
 };
 
 H_MAIN("local", tests)

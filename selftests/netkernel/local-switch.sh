@@ -11,9 +11,7 @@
 #              itself (local_switch = auto, the default), the NSM carries
 #              none of the suite's data, and every TCP case gives what it
 #              gives natively (the suite asserts Linux's behaviour).  Not
-#              run: the UDP cases (the next test's), ipv6_dual_options
-#              (TCP_DEFER_ACCEPT is not applied to local connections):
-#              hostengine.rst, "Local switching"; and
+#              run: the UDP cases (the next test's) and
 #              tcp_fionread_siocoutq, which passes only when the
 #              receiver's first window is large: the sender may send the
 #              receiver's window plus 64 KiB, and an af_netkernel socket
@@ -82,7 +80,7 @@ TEST_DESCS=(
 )
 # Cases not run switched (see above); nk_sockets --skip and --run match a
 # part of a case's name: "udp" is every UDP case, and no TCP one.
-switched_skips=(ipv6_dual_options tcp_fionread_siocoutq udp)
+switched_skips=(tcp_fionread_siocoutq udp)
 # The NSM's bytes from the guests the run through it must at least cost:
 # one bulk case's 16 MiB (switched, none of it reaches the NSM).
 off_nsm_min=$((16 << 20))
