@@ -16,7 +16,8 @@
  *  - Connect.  A CONNECT on a stream socket to an address that is another
  *    guest's (its address or address6, IPv4-mapped included) is switched
  *    when both guests' policies allow it (lsw_allowed()).  The engine
- *    answers it itself: -EINPROGRESS with credit LSW_PRE_CREDIT, then EV_CONNECTED with
+ *    answers it itself: -EINPROGRESS (no credit: lsw_connect() says why),
+ *    then EV_CONNECTED with credit LSW_PRE_CREDIT and
  *    the socket's local address when a listener matches the destination
  *    (the exact address first, then a wildcard) and its accept queue has
  *    room (at most the LISTEN backlog), else EV_ERROR -ECONNREFUSED, as
@@ -433,8 +434,8 @@ void lsw_peer_mark(const struct he_ep *g, struct nk_hdr *f, const struct he_iov 
  * it: the caller resets the socket (overflow()) as its last step, since
  * the reset ends the connection's state both ways (lsw_gone()).
  */
-static int lsw_event(struct he_lsw *l, uint16_t op, int status, uint64_t a0,
-		     const struct nk_addr *payload)
+static int lsw_event_credit(struct he_lsw *l, uint16_t op, int status, uint64_t a0,
+			    const struct nk_addr *payload, uint32_t buf_alloc)
 {
 	struct he_map *m = l->m;
 	struct nk_hdr ev = {
@@ -443,12 +444,26 @@ static int lsw_event(struct he_lsw *l, uint16_t op, int status, uint64_t a0,
 		.status = (uint32_t)status,
 		.arg[0] = a0,
 		.len = payload ? ADDR_LEN : 0,
+		.flags = buf_alloc ? NK_F_CREDIT : 0,
+		.buf_alloc = buf_alloc,
 	};
 	struct he_seg seg;
 	struct he_iov iov;
 
 	he_iov_flat(&iov, &seg, payload, ev.len);
 	return deliver(m->guest, &ev, &iov, 0, false);
+}
+
+static int lsw_event(struct he_lsw *l, uint16_t op, int status, uint64_t a0,
+		     const struct nk_addr *payload)
+{
+	return lsw_event_credit(l, op, status, a0, payload, 0);
+}
+
+/* EV_CONNECTED with @la, and the window the engine holds until the ACCEPT. */
+static int lsw_connected(struct he_lsw *l, const struct nk_addr *la)
+{
+	return lsw_event_credit(l, NK_EV_CONNECTED, 0, 0, la, send_buf(0));
 }
 
 static void lsw_overflow(struct he_map *m)
@@ -566,7 +581,6 @@ void lsw_tick(void)
 static bool lsw_connect(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 			struct he_map *m)
 {
-	static const struct nk_credit_tx pre;
 	struct he_lsw *l, *L;
 	struct nk_addr dst, la;
 	struct lsw_ip ip;
@@ -595,8 +609,13 @@ static bool lsw_connect(struct he_ep *g, struct nk_hdr *h, const struct he_iov *
 		reply(g, h, -EAGAIN);
 		return true;
 	}
-	/* Until the listener's guest accepts, the window the engine holds. */
-	lsw_reply(g, h, -EINPROGRESS, NULL, &pre);
+	/*
+	 * No credit here: a guest applies a reply's credit when its calling
+	 * thread runs again, maybe after the events that followed (the
+	 * accepted socket's CREDIT), which it would then undo.  The window
+	 * comes with EV_CONNECTED, an event, in order with the others.
+	 */
+	reply(g, h, -EINPROGRESS);
 	L = d->state == HE_EP_READY && d->running ? listener_find(d, &ip, dst.port) : NULL;
 	if (!L || L->queued > L->backlog) {
 		if (lsw_event(l, NK_EV_ERROR, -ECONNREFUSED, 0, NULL))
@@ -629,7 +648,7 @@ static bool lsw_connect(struct he_ep *g, struct nk_hdr *h, const struct he_iov *
 		L->ready++;
 	}
 	addr_make(&la, l->family, &l->lip, l->lport);
-	err = lsw_event(l, NK_EV_CONNECTED, 0, 0, &la);
+	err = lsw_connected(l, &la);
 	if (!l->deferred)
 		accept_tell(L);		/* on overflow, its queue (this one too) is reset */
 	if (err)

@@ -74,14 +74,17 @@ static void connect_start(uint32_t id, const char *ip, uint16_t port, struct nk_
 	assert_int_equal(nk_addr_parse(&a, ip, port), 0);
 	h_hdr(&h, NK_OP_CONNECT, id);
 	assert_int_equal(h_call(W.vm1, &h, &a, sizeof(a), &rep, NULL, 0), -EINPROGRESS);
-	/* The window the engine holds until vm2 accepts. */
-	assert_true(rep.flags & NK_F_CREDIT);
-	assert_int_equal(rep.buf_alloc, PRE_CREDIT);
-	assert_int_equal(rep.fwd_cnt, 0);
+	/* No credit in the reply (t_connect_credit). */
+	assert_false(rep.flags & NK_F_CREDIT);
 	len = h_recv(W.vm1, ev, addr, sizeof(struct nk_addr), H_TIMEOUT_MS);
 	assert_int_equal(ev->sock, id);
-	if (ev->op == NK_EV_CONNECTED)
+	if (ev->op == NK_EV_CONNECTED) {
 		assert_int_equal(len, sizeof(struct nk_addr));
+		/* The window the engine holds until vm2 accepts. */
+		assert_true(ev->flags & NK_F_CREDIT);
+		assert_int_equal(ev->buf_alloc, PRE_CREDIT);
+		assert_int_equal(ev->fwd_cnt, 0);
+	}
 }
 
 static void accept_one(struct conn *k)
@@ -1265,6 +1268,46 @@ static void t_defer_accept(void **state)
 	h_pass();
 }
 
+/*
+ * A guest applies a reply's credit when its calling thread runs again,
+ * which may be after the events that followed it (af_netkernel's
+ * nk_sock_call_done()): vm1's window, with the CONNECT reply's credit
+ * applied last, is still vm2's window once vm2 accepted, never the
+ * pre-ACCEPT one (with which a sender filling itself stops at 64 KiB,
+ * all of it then delivered: SIOCOUTQ 0, nk_sockets tcp_fionread_siocoutq).
+ */
+static void t_connect_credit(void **state)
+{
+	struct nk_hdr h, rep, ev;
+	struct nk_addr a;
+	struct conn k;
+	uint32_t win;
+
+	(void)state;
+	memset(&k, 0, sizeof(k));
+	k.port = next_port++;
+	k.c_buf = BUF;
+	k.a_buf = 4 * BUF;
+	k.l = listener("0.0.0.0", k.port, 4);
+	k.c = h_new_sock_id();
+	assert_int_equal(h_socket(W.vm1, k.c, AF_INET, SOCK_STREAM, k.c_buf, NULL), 0);
+	assert_int_equal(nk_addr_parse(&a, VM2_IP, k.port), 0);
+	h_hdr(&h, NK_OP_CONNECT, k.c);
+	assert_int_equal(h_call(W.vm1, &h, &a, sizeof(a), &rep, NULL, 0), -EINPROGRESS);
+	h_recv(W.vm1, &ev, &a, sizeof(a), H_TIMEOUT_MS);
+	assert_int_equal(ev.op, NK_EV_CONNECTED);
+	k.cport = ntohs(a.port);
+	expect_event(W.vm2, k.l, NK_EV_ACCEPT, 0, 1);
+	accept_one(&k);		/* vm1's CREDIT: vm2's window and 64 KiB */
+	win = k.a_buf + PRE_CREDIT;
+	if (rep.flags & NK_F_CREDIT)
+		win = rep.buf_alloc;	/* the thread ran late */
+	assert_int_equal(win, k.a_buf + PRE_CREDIT);
+	close_all(&k);
+	drain_quiet();
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	H_TEST(t_data),
 	H_TEST(t_credit),
@@ -1281,6 +1324,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_options),
 	H_TEST(t_time_wait),
 	H_TEST(t_defer_accept),
+	H_TEST(t_connect_credit),
 };
 
 H_MAIN("local", tests)

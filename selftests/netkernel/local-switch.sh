@@ -11,14 +11,7 @@
 #              itself (local_switch = auto, the default), the NSM carries
 #              none of the suite's data, and every TCP case gives what it
 #              gives natively (the suite asserts Linux's behaviour).  Not
-#              run: the UDP cases (the next test's) and
-#              tcp_fionread_siocoutq, which passes only when the
-#              receiver's first window is large: the sender may send the
-#              receiver's window plus 64 KiB, and an af_netkernel socket
-#              starts with a small window (nk_window_take()) that grows,
-#              so filling the sender at once can stop at 64 KiB, all of it
-#              then delivered (SIOCOUTQ 0; natively the sender's own
-#              buffer keeps it above 0).  1 run in 3 failed so.
+#              run: the UDP cases (the next test's).
 #   udp        the same pair, switching on: the UDP cases, which are never
 #              switched, go through the NSM (the engine marks another
 #              guest's destination NK_F_PEER, the NSM passes it through its
@@ -80,7 +73,7 @@ TEST_DESCS=(
 )
 # Cases not run switched (see above); nk_sockets --skip and --run match a
 # part of a case's name: "udp" is every UDP case, and no TCP one.
-switched_skips=(tcp_fionread_siocoutq udp)
+switched_skips=(udp)
 # The NSM's bytes from the guests the run through it must at least cost:
 # one bulk case's 16 MiB (switched, none of it reaches the NSM).
 off_nsm_min=$((16 << 20))
