@@ -16,7 +16,10 @@
 #include <linux/spinlock.h>
 #include <linux/uidgid.h>
 #include <linux/wait.h>
+#include <linux/version.h>
 #include <linux/workqueue.h>
+#include <net/inet_sock.h>
+#include <net/ipv6.h>
 #include <linux/xarray.h>
 
 #include "../lib/nk_sockid.h"
@@ -385,6 +388,18 @@ void nsm_sock_credit(struct nsm_sock *ns);
 bool nsm_drain_start(struct nsm_sock *ns);
 void nsm_drain_work(struct work_struct *work);
 void nsm_ev_work(struct work_struct *work);
+
+/*
+ * An inet_sock or ipv6_pinfo flag of @sk: a bit field before 6.6, a bit
+ * of inet_flags since.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
+#define nsm_inet_flag(sk, field, bit)	inet_test_bit(bit, sk)
+#define nsm_inet6_flag(sk, field, bit)	inet6_test_bit(bit, sk)
+#else
+#define nsm_inet_flag(sk, field, bit)	(inet_sk(sk)->field)
+#define nsm_inet6_flag(sk, field, bit)	(inet6_sk(sk)->field)
+#endif
 
 /* nsm_out.c */
 extern struct workqueue_struct *nsm_wq;

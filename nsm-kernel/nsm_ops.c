@@ -365,13 +365,6 @@ static int nsm_bind6(struct nsm_sock *ns)
 	return 0;
 }
 
-/* An inet_sock flag of @sk: a bit field before 6.6, a bit of inet_flags since. */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
-#define nsm_inet_flag(sk, field, bit)	inet_test_bit(bit, sk)
-#else
-#define nsm_inet_flag(sk, field, bit)	(inet_sk(sk)->field)
-#endif
-
 /* IP_BIND_ADDRESS_NO_PORT of @sk. */
 static int nsm_bind_no_port(struct sock *sk)
 {
@@ -1742,12 +1735,10 @@ static int nsm_addr_preferences(u8 prefs)
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 6, 0)
 #define nsm_cmsg_flags(sk)		READ_ONCE(inet_sk(sk)->inet_flags)
-#define nsm_inet6_flag(sk, field, bit)	inet6_test_bit(bit, sk)
 #define nsm_local_port_range(sk)	READ_ONCE(inet_sk(sk)->local_port_range)
 #define nsm_tcp_timestamp(tp)		tcp_clock_ts((tp)->tcp_usec_ts)
 #else
 #define nsm_cmsg_flags(sk)		(inet_sk(sk)->cmsg_flags)
-#define nsm_inet6_flag(sk, field, bit)	(inet6_sk(sk)->field)
 #define nsm_local_port_range(sk)				\
 	(inet_sk(sk)->local_port_range.hi << 16 |		\
 	 inet_sk(sk)->local_port_range.lo)

@@ -730,6 +730,14 @@ static void nsm_anc_fill(struct nk_anc *anc, void *buf, size_t used)
 	anc->present = cpu_to_le16(present);
 }
 
+/* Whether the guest has @sk's error queue (IP_RECVERR, IPV6_RECVERR). */
+static bool nsm_errq_guest(const struct nsm_sock *ns, struct sock *sk)
+{
+	return ns->anc && (nsm_inet_flag(sk, recverr, RECVERR) ||
+			   (sk->sk_family == AF_INET6 &&
+			    nsm_inet6_flag(sk, recverr, RECVERR6)));
+}
+
 /*
  * Forward the entries of @sock's error queue (IP_RECVERR, IPV6_RECVERR)
  * within the guest's credit: EV_DATA with NK_F_ANC, the entry's error and
@@ -820,8 +828,17 @@ static bool nsm_read_dgram(struct nsm_sock *ns, struct socket *sock)
 			return false;
 		budget -= min(budget, (u32)max(size, 0) + 1);
 		if (size < 0) {
-			/* A queued ICMP error, as recvmsg() reports it. */
-			nsm_event(ns, NK_EV_ERROR, size, 0);
+			/*
+			 * A queued ICMP error, as recvmsg() reports it; not
+			 * where the guest has the error queue: each error
+			 * came with an entry of it, which the guest's
+			 * MSG_ERRQUEUE clears the error with.  The entry may
+			 * have been forwarded (and sk_err cleared with it) on
+			 * this CPU before the ICMP's softirq on another one
+			 * set sk_err.
+			 */
+			if (!nsm_errq_guest(ns, sock->sk))
+				nsm_event(ns, NK_EV_ERROR, size, 0);
 			continue;
 		}
 		/*
