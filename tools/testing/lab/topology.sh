@@ -317,9 +317,16 @@ _topo_nsm_start() {
 # for kernel trouble: 1 if it shows any.
 TOPO_NSM_DEATHS=0
 topo_nsm_kill() {
-	local con
 	kill -KILL "${LAB_VM_PID[$TOPO_NSM]}" 2>/dev/null || true
 	lab_wait_pid "${LAB_VM_PID[$TOPO_NSM]}" 30 >/dev/null 2>&1 || true
+	_topo_nsm_console_keep
+}
+
+# _topo_nsm_console_keep: the NSM VM is gone: its console so far becomes
+# NAME.N.console (N: TOPO_NSM_DEATHS, counted here), scanned for kernel
+# trouble: 1 if it shows any.
+_topo_nsm_console_keep() {
+	local con
 	TOPO_NSM_DEATHS=$((TOPO_NSM_DEATHS + 1))
 	con=$LAB_LOG_DIR/$TOPO_NSM.$TOPO_NSM_DEATHS.console
 	cp "$(lab_vm_console "$TOPO_NSM")" "$con"
@@ -344,10 +351,8 @@ topo_nsm_reboot() {
 	local rc=0 old n
 	lab_vm_dmesg "$TOPO_NSM" || echo "# $TOPO_NSM: its kernel log could not be saved"
 	lab_vm_poweroff "$TOPO_NSM" 30
-	TOPO_NSM_DEATHS=$((TOPO_NSM_DEATHS + 1))
+	_topo_nsm_console_keep || rc=1
 	old=$LAB_LOG_DIR/$TOPO_NSM.$TOPO_NSM_DEATHS
-	cp "$(lab_vm_console "$TOPO_NSM")" "$old.console"
-	lab_console_trouble "$old.console" || rc=1
 	if [[ -e $LAB_LOG_DIR/$TOPO_NSM.dmesg ]]; then
 		mv "$LAB_LOG_DIR/$TOPO_NSM.dmesg" "$old.dmesg"
 		lab_console_trouble "$old.dmesg" || rc=1
