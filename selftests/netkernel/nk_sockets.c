@@ -3144,7 +3144,11 @@ static void ipv6_mapped_connect(void)
 	xclose(fd);
 }
 
-/* IPV6_V6ONLY: IPv4 is refused, and the IPv4 port stays free. */
+/*
+ * IPV6_V6ONLY: IPv4 is refused, and the IPv4 port stays free.  The port is
+ * one IPv4 leaves free first: a V6ONLY listener may be given a port that an
+ * earlier case's IPv4 connection still holds (TIME_WAIT), natively too.
+ */
 static void ipv6_v6only(void)
 {
 	struct sockaddr_in sin;
@@ -3152,6 +3156,7 @@ static void ipv6_v6only(void)
 	int lfd, fd;
 
 	if (listen_here()) {
+		xclose(bound_socket(SOCK_STREAM, &port));
 		lfd = v6_listener(1, &port);
 		sin = sin4((struct in_addr){ INADDR_ANY }, port);
 		fd = xsocket(AF_INET, SOCK_STREAM);
