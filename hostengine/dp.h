@@ -86,7 +86,7 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 		 struct he_map *m);
 /* @g's ACCEPT @h on listener @m, checked: true when served from local clients. */
 bool lsw_accept(struct he_ep *g, struct nk_hdr *h, struct he_map *m);
-/* The NSM answered @m's BIND or LISTEN with @status. */
+/* The NSM answered @m's BIND, LISTEN or SETSOCKOPT with @status. */
 void lsw_replied(struct he_map *m, uint16_t op, int32_t status);
 /* The NSM's answer (payload in @iov) to @m's GETSOCKNAME. */
 void lsw_sockname(struct he_map *m, const struct he_iov *iov);
@@ -104,6 +104,11 @@ void lsw_gone(struct he_map *m, int err);
  * reach through their NSM (hostengine.rst "Guests through their NSM").
  */
 void lsw_peer_mark(const struct he_ep *g, struct nk_hdr *f, const struct he_iov *iov);
+/*
+ * @m's NSM is gone (its NSM socket forgotten): true when @m is a switched
+ * connection, which goes on without it, false when it is to be reset.
+ */
+bool lsw_nsm_gone(struct he_map *m);
 /* Data plane loop: switched connections whose TCP_DEFER_ACCEPT time passed. */
 void lsw_tick(void);
 /* The "sockets" listing's local switching columns. */

@@ -77,6 +77,11 @@
  *  - The client's NSM socket: its replies (options) reach the guest
  *    without their credit, which would be the NSM socket's; its events
  *    are dropped (counted in the NSM's drops): it is never connected.
+ *    The int options it accepted are kept here too (opt_try until the
+ *    NSM's answer, then opt_keep()).  When the NSM goes away, a switched
+ *    connection, which carries nothing through it, goes on
+ *    (lsw_nsm_gone()): the client loses its NSM socket and is answered
+ *    as the accepted side is, from the options kept.
  *  - Answers the engine gives itself on a switched socket: GETSOCKNAME,
  *    GETPEERNAME (the guests' real addresses and ports), IOCTL OUTQ and
  *    OUTQNSD (bytes the peer has not consumed), SHUTDOWN, GETSOCKOPT
@@ -165,6 +170,13 @@ struct lsw_ip {
 	uint8_t a[16];
 };
 
+/* An int option of a switched socket, as the engine keeps it. */
+struct lsw_opt {
+	bool set;
+	uint64_t level, name;
+	int32_t val;
+};
+
 struct he_lsw {
 	struct he_map *m;
 	/* Listening */
@@ -193,11 +205,8 @@ struct he_lsw {
 	bool eof_due;			/* EOF to send once inq is delivered */
 	bool peer_closed;		/* EOF from a peer that is gone */
 	uint32_t sent;			/* bytes this side sent, mod 2^32 */
-	struct {
-		bool set;
-		uint64_t level, name;
-		int32_t val;
-	} opt[LSW_OPTS];		/* accepted side: options set (opt_set()) */
+	struct lsw_opt opt[LSW_OPTS];	/* int options set (opt_keep()) */
+	struct lsw_opt opt_try;		/* client: a SETSOCKOPT at its NSM, not answered */
 	bool linked;			/* accepted (inq: data for this side) */
 	/* Data for this side not delivered yet (before the ACCEPT: for the peer). */
 	TAILQ_HEAD(lsw_inq, lsw_chunk) inq;
@@ -953,33 +962,52 @@ static void opt_seen(struct he_map *m, const struct nk_hdr *h, const struct he_i
 		m->defer_accept = defer_secs(v[0]);
 }
 
+/* Keep @o among @l's options (the first LSW_OPTS distinct ones). */
+static void opt_keep(struct he_lsw *l, const struct lsw_opt *o)
+{
+	unsigned int i;
+
+	for (i = 0; i < LSW_OPTS && l->opt[i].set &&
+		    (l->opt[i].level != o->level || l->opt[i].name != o->name); i++)
+		;
+	if (i < LSW_OPTS)
+		l->opt[i] = *o;
+}
+
+/* @h, a SETSOCKOPT, as an int option (false: not an int's length). */
+static bool opt_of(const struct nk_hdr *h, const struct he_iov *iov, struct lsw_opt *o)
+{
+	if (h->len != sizeof(o->val))
+		return false;
+	he_iov_read(iov, HDR_LEN, &o->val, sizeof(o->val));
+	o->level = h->arg[0];
+	o->name = h->arg[1];
+	o->set = true;
+	return true;
+}
+
 static void opt_set(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 		    struct he_lsw *l)
 {
-	unsigned int i;
-	int32_t v;
+	struct lsw_opt o;
 
-	if (h->len == sizeof(v)) {
-		he_iov_read(iov, HDR_LEN, &v, sizeof(v));
+	if (opt_of(h, iov, &o)) {
 		/* Linux's ranges of the keepalive options. */
-		if (h->arg[0] == IPPROTO_TCP &&
-		    (((h->arg[1] == TCP_KEEPIDLE || h->arg[1] == TCP_KEEPINTVL) &&
-		      (v < 1 || v > 32767)) || (h->arg[1] == TCP_KEEPCNT && (v < 1 || v > 127))))
+		if (o.level == IPPROTO_TCP &&
+		    (((o.name == TCP_KEEPIDLE || o.name == TCP_KEEPINTVL) &&
+		      (o.val < 1 || o.val > 32767)) ||
+		     (o.name == TCP_KEEPCNT && (o.val < 1 || o.val > 127))))
 			return reply(g, h, -EINVAL);
-		for (i = 0; i < LSW_OPTS && l->opt[i].set &&
-			    (l->opt[i].level != h->arg[0] || l->opt[i].name != h->arg[1]); i++)
-			;
-		if (i < LSW_OPTS) {
-			l->opt[i].set = true;
-			l->opt[i].level = h->arg[0];
-			l->opt[i].name = h->arg[1];
-			l->opt[i].val = v;
-		}
+		opt_keep(l, &o);
 	}
 	reply(g, h, 0);
 }
 
-/* An int option of the accepted side: as set, else Linux's default (0 but a few). */
+/*
+ * An int option of a switched socket without an NSM socket (the accepted
+ * side, a client whose NSM is gone): as set, else Linux's default (0 but
+ * a few).
+ */
 static void opt_get(struct he_ep *g, struct nk_hdr *h, struct he_lsw *l)
 {
 	unsigned int i;
@@ -1075,10 +1103,14 @@ bool lsw_request(struct he_ep *g, struct nk_hdr *h, const struct he_iov *iov,
 		opt_get(g, h, l);
 		return true;
 	case NK_OP_SETSOCKOPT:
-		if (m->nsm)
-			return false;
-		opt_set(g, h, iov, l);
-		return true;
+		if (!m->nsm) {
+			opt_set(g, h, iov, l);
+			return true;
+		}
+		/* Its NSM's answer decides; kept for when the NSM is gone. */
+		if (!opt_of(h, iov, &l->opt_try))
+			l->opt_try.set = false;
+		return false;
 	case NK_OP_CONNECT:
 		if (h->len >= sizeof(uint16_t)) {
 			uint16_t family;
@@ -1139,6 +1171,12 @@ void lsw_replied(struct he_map *m, uint16_t op, int32_t status)
 {
 	struct he_lsw *l = m->lsw;
 
+	if (l && op == NK_OP_SETSOCKOPT) {
+		if (!status && l->opt_try.set)
+			opt_keep(l, &l->opt_try);
+		l->opt_try.set = false;
+		return;
+	}
 	if (!l || m->local || status)
 		goto out;
 	if (op == NK_OP_BIND && l->bind_try.family)
@@ -1227,6 +1265,14 @@ void lsw_gone(struct he_map *m, int err)
 		}
 	}
 	free(l);
+}
+
+bool lsw_nsm_gone(struct he_map *m)
+{
+	if (!m->local || !m->lsw)
+		return false;
+	m->lsw->opt_try.set = false;
+	return true;
 }
 
 void lsw_info(const struct he_map *m, struct he_sock_info *s)

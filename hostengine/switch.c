@@ -1275,6 +1275,7 @@ static void req_complete(struct he_ep *nsm, struct he_req *r, struct nk_hdr *h,
 			break;
 		case NK_OP_BIND:
 		case NK_OP_LISTEN:
+		case NK_OP_SETSOCKOPT:
 			lsw_replied(m, r->op, (int32_t)h->status);
 			credit_take(nsm, h, &m->to_nsm);
 			break;
@@ -1462,11 +1463,14 @@ static void guest_down(struct he_ep *g)
 
 /*
  * The NSM is gone: its outstanding requests fail with @err (a CLOSE
- * succeeds), every socket it served is reset for its guest.
+ * succeeds), every socket it served is reset for its guest, except a
+ * switched connection's client, which needs none of the NSM
+ * (lsw_nsm_gone()).
  */
 static void nsm_down(struct he_ep *nsm, int err)
 {
 	struct he_hnode *n, *next;
+	unsigned int kept = 0;
 
 	for (n = ht_take_all(&nsm->reqs); n; n = next) {
 		struct he_req *r = container_of(n, struct he_req, node);
@@ -1487,12 +1491,19 @@ static void nsm_down(struct he_ep *nsm, int err)
 		next = n->next;
 		m->nsm = NULL;
 		if (m->guest && !m->reset && !m->closing) {
+			if (lsw_nsm_gone(m)) {
+				kept++;
+				continue;
+			}
 			he_cnt_add(nsm, HE_C_RESETS, 1);
 			map_reset(m, err);
 		}
 		map_drop(m, false, false);
 	}
 	socks_gauge(nsm);
+	if (kept)
+		he_ep_log(nsm, INFO, "%u switched connection(s) of its guests go on without it",
+			  kept);
 }
 
 static void session_end(struct he_ep *ep)

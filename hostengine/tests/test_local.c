@@ -1308,6 +1308,63 @@ static void t_connect_credit(void **state)
 	h_pass();
 }
 
+/*
+ * The NSM goes away: a switched connection carries nothing through it and
+ * goes on.  Data both ways, the client's option that its NSM socket took
+ * before still reads back (the engine kept it), a new one is the
+ * engine's, EOF and close as usual.  The sockets that were the NSM's
+ * (vm1's unconnected one, vm2's listener) are reset.  Before: the client
+ * was reset with them, and its peer.
+ */
+static void t_nsm_gone(void **state)
+{
+	static const int32_t one = 1, idle = 60;
+	char path[256];
+	struct conn k;
+	uint32_t other;
+
+	(void)state;
+	conn_open(&k, BUF, BUF);
+	setopt(W.vm1, k.c, IPPROTO_TCP, 1 /* TCP_NODELAY */, &one, sizeof(one));
+	other = h_new_sock_id();
+	assert_int_equal(h_socket(W.vm1, other, AF_INET, SOCK_STREAM, BUF, NULL), 0);
+
+	tnsm_stop(W.nsm);
+	W.nsm = NULL;
+	expect_event(W.vm1, other, NK_EV_RESET, -ECONNRESET, 0);
+	expect_event(W.vm2, k.l, NK_EV_RESET, -ECONNRESET, 0);
+	h_wait_state(H_NSM, "waiting");
+
+	send_data(W.vm1, k.c, "after", 5);
+	expect_data(W.vm2, k.a, "after", 5);
+	send_data(W.vm2, k.a, "back", 4);
+	expect_data(W.vm1, k.c, "back", 4);
+	assert_int_equal(getopt_int(W.vm1, k.c, IPPROTO_TCP, 1), 1);
+	setopt(W.vm1, k.c, IPPROTO_TCP, 4 /* TCP_KEEPIDLE */, &idle, sizeof(idle));
+	assert_int_equal(getopt_int(W.vm1, k.c, IPPROTO_TCP, 4), idle);
+	h_recv_none(W.vm1, H_QUIET_MS);
+
+	/* Orderly close, all read: vm2 gets its EOF, no reset. */
+	consumed(W.vm1, k.c, BUF, 4);
+	expect_event(W.vm2, k.a, NK_OP_CREDIT, 0, 0);
+	consumed(W.vm2, k.a, BUF, 5);
+	expect_event(W.vm1, k.c, NK_OP_CREDIT, 0, 0);
+	assert_int_equal(close_sock(W.vm1, k.c), 0);
+	expect_event(W.vm2, k.a, NK_EV_HUP, 0, NK_SHUT_RD);
+	h_close(W.vm2, k.a);
+	h_close(W.vm1, other);
+	h_close(W.vm2, k.l);
+	drain_quiet();
+
+	h_sock_path(path, sizeof(path), H_NSM);
+	W.nsm = tnsm_start(path);
+	assert_non_null(W.nsm);
+	h_wait_state(H_NSM, "ready");
+	h_roundtrip(W.vm1);
+	h_roundtrip(W.vm2);
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	H_TEST(t_data),
 	H_TEST(t_credit),
@@ -1325,6 +1382,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST(t_time_wait),
 	H_TEST(t_defer_accept),
 	H_TEST(t_connect_credit),
+	H_TEST(t_nsm_gone),
 };
 
 H_MAIN("local", tests)

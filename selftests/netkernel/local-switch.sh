@@ -28,6 +28,11 @@
 #              3), and the same datagram is refused (EADDRNOTAVAIL, as
 #              before NK_F_PEER): vm2's address in vm1's namespace is no
 #              longer vm2's sockets'.
+#   nsm_dies   a switched connection vm1 -> vm2 (busybox nc at both
+#              ends) carries a line each way; the NSM VM is killed; the
+#              same connection carries a line each way again, neither nc
+#              saw an error or an end (a switched connection needs nothing
+#              of its NSM); the NSM then boots again.
 #
 # then topo_down_ktap's points (consoles clean, engine stopped cleanly).
 # Exits non-zero on any failure.
@@ -64,12 +69,13 @@ rm -rf "$logdir"
 lab_init "$logdir"
 t_start=$SECONDS
 
-TEST_NAMES=(switched udp off netns)
+TEST_NAMES=(switched udp off netns nsm_dies)
 TEST_DESCS=(
 	"nk_sockets vm1 -> vm2, switched by the engine: every TCP case as native"
 	"nk_sockets vm1 -> vm2, the UDP cases through the NSM: each as native"
 	"local_switch off: nk_sockets vm1 -> vm2 through the NSM, every case as native"
 	"vm2 in a namespace of its own on the NSM: vm1's datagram to it refused"
+	"the NSM dies: a switched connection vm1 -> vm2 goes on"
 )
 # Cases not run switched (see above); nk_sockets --skip and --run match a
 # part of a case's name: "udp" is every UDP case, and no TCP one.
@@ -226,6 +232,71 @@ nsenter -t \$(cat /tmp/g2g-ns.pid) -n sh -c 'echo $id >/proc/net/nsm_tenants' &&
 	fi
 	lab_vm_exec "$TOPO_NSM" 30 "nsenter -t \$(cat /tmp/g2g-ns.pid) -n sh -c 'echo -$id >/proc/net/nsm_tenants'
 kill \$(cat /tmp/g2g-ns.pid)" >/dev/null 2>&1 || rc=1
+	return "$rc"
+}
+
+# nsm_dies' connection: busybox nc in vm1 and vm2, each reading the
+# lines written into /tmp/ls.in (a FIFO a sleep keeps open) and writing
+# what it receives into /tmp/ls.out.
+ls_port=7100
+
+# ls_line FROM TO TEXT: FROM's nc sends TEXT; 1 unless TO's nc gets it.
+ls_line() {
+	lab_vm_exec "$1" 10 "echo $3 >/tmp/ls.in" >/dev/null 2>&1 || {
+		ktap_diag "nsm_dies: $1 could not send \"$3\" (its nc is gone)"
+		return 1
+	}
+	lab_vm_exec "$2" 20 "i=0
+until grep -qx $3 /tmp/ls.out; do
+	[ \$i -lt 100 ] || { echo 'not received:'; cat /tmp/ls.out; exit 1; }
+	sleep 0.1; i=\$((i + 1))
+done" >"$logdir/ls-$3.log" 2>&1 || {
+		ktap_diag "nsm_dies: $2 did not receive $1's \"$3\":" "$(cat "$logdir/ls-$3.log")"
+		return 1
+	}
+}
+
+# ls_nc VM ARGS...: VM's nc with ARGS, fed from its FIFO.
+ls_nc() {
+	local vm=$1
+	shift
+	lab_vm_exec "$vm" 30 "mkfifo /tmp/ls.in
+sleep 900 >/tmp/ls.in 2>/dev/null &
+echo \$! >/tmp/ls.hold
+nc $* </tmp/ls.in >/tmp/ls.out 2>&1 &
+echo \$! >/tmp/ls.pid"
+}
+
+test_nsm_dies() {
+	local rc=0 vm i
+	if ! { ls_nc vm2 -l -p "$ls_port" &&
+		lab_vm_exec vm2 30 ". /lib/nk-lab.sh
+nk_wait_listen tcp $ls_port 'nc' /tmp/ls.out" &&
+		ls_nc vm1 "$vm2_ip" "$ls_port"; } >"$logdir/ls-start.log" 2>&1; then
+		ktap_diag "nsm_dies: nc did not start:" "$(cat "$logdir/ls-start.log")"
+		return 1
+	fi
+	ls_line vm1 vm2 before-1 && ls_line vm2 vm1 before-2 || return 1
+	for ((i = 0; i < 50; i++)); do
+		topo_nkctl --json sockets vm1 2>/dev/null | grep -q '"local": *true' && break
+		sleep 0.1
+	done
+	((i < 50)) || { ktap_diag "nsm_dies: vm1's connection is not switched"; return 1; }
+	topo_nsm_kill || { ktap_diag "nsm_dies: the NSM's console shows trouble"; rc=1; }
+	ktap_diag "nsm_dies: the NSM killed"
+	ls_line vm1 vm2 after-1 && ls_line vm2 vm1 after-2 || rc=1
+	# Both still running (the end of one ends the other: look first).
+	for vm in vm1 vm2; do
+		lab_vm_exec "$vm" 10 'kill -0 $(cat /tmp/ls.pid)' >/dev/null 2>&1 || {
+			ktap_diag "nsm_dies: $vm's nc ended: $(lab_vm_exec "$vm" 10 'cat /tmp/ls.out' 2>&1)"
+			rc=1
+		}
+	done
+	for vm in vm1 vm2; do
+		lab_vm_exec "$vm" 10 'kill $(cat /tmp/ls.pid) $(cat /tmp/ls.hold); true' >/dev/null 2>&1 || true
+	done
+	topo_nsm_start_again 240 || { ktap_diag "nsm_dies: the NSM did not boot again"; return 1; }
+	topo_ep_wait_ready 60 nsm0 || { ktap_diag "nsm_dies: nsm0 not ready after its boot"; return 1; }
 	return "$rc"
 }
 
