@@ -69,6 +69,18 @@ void h_sock_path(char *buf, size_t size, const char *ep)
 	snprintf(buf, size, "%s/%s.sock", W.dir, ep);
 }
 
+struct tnsm *h_nsm_open(const char *name)
+{
+	char path[256];
+	struct tnsm *t;
+
+	h_sock_path(path, sizeof(path), name);
+	t = tnsm_start(path);
+	assert_non_null(t);
+	h_wait_state(name, "ready");
+	return t;
+}
+
 static int write_config(const char *path, const char *tag, const struct h_engine_opts *o)
 {
 	FILE *f = fopen(path, "w");

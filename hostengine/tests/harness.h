@@ -113,6 +113,8 @@ int h_engine_stop(void);
 bool h_engine_alive(void);
 void h_log_tail(unsigned int lines);
 void h_sock_path(char *buf, size_t size, const char *ep);
+/* The test NSM started on endpoint @name's socket, once the engine has it ready. */
+struct tnsm *h_nsm_open(const char *name);
 /* $@env if set, else @rel relative to the test binary's directory. */
 void h_tool_path(char *buf, size_t size, const char *env, const char *rel);
 /*

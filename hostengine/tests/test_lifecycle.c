@@ -151,7 +151,6 @@ static void t_nsm_disconnect_mid_transfer(void **state)
 	bool reset[3] = { false }, replied = false;
 	struct h_counters g0, n0;
 	struct h_stream s[3];
-	char path[256];
 	struct nk_hdr h, rep, ev;
 	uint64_t rid;
 	unsigned int i, left;
@@ -228,11 +227,8 @@ static void t_nsm_disconnect_mid_transfer(void **state)
 	h_recv_none(W.vm1, H_QUIET_MS);
 
 	/* The NSM comes back, HELLO again, and serves vm1, ids reused. */
-	h_sock_path(path, sizeof(path), H_NSM);
-	W.nsm = tnsm_start(path);
-	assert_non_null(W.nsm);
+	W.nsm = h_nsm_open(H_NSM);
 	assert_int_equal(tnsm_ep_id(W.nsm), H_ID_NSM);
-	h_wait_state(H_NSM, "ready");
 	assert_int_equal(h_socket(W.vm1, s[0].id, 2, 1, 65536, NULL), 0);
 	h_close(W.vm1, s[0].id);
 	h_roundtrip(W.vm1);

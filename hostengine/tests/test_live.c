@@ -314,18 +314,6 @@ static void remove_ok(const char *ep)
 	assert_false(listed(ep));
 }
 
-static struct tnsm *nsm_open(const char *name)
-{
-	char path[256];
-	struct tnsm *t;
-
-	h_sock_path(path, sizeof(path), name);
-	t = tnsm_start(path);
-	assert_non_null(t);
-	h_wait_state(name, "ready");
-	return t;
-}
-
 /* The next message on @ep is EV_RESET of @sock with @status; then CLOSE it. */
 static void expect_reset(struct nk_ep *ep, uint32_t sock, int status)
 {
@@ -494,7 +482,7 @@ static void t_add_attach_detach_remove(void **state)
 	STEP();
 	nsm1_id = add_ok("{\"cmd\": \"add\", \"role\": \"nsm\", \"name\": \"nsm1\"}");
 	STEP();
-	nsm1 = nsm_open("nsm1");
+	nsm1 = h_nsm_open("nsm1");
 	assert_int_equal(tnsm_ep_id(nsm1), nsm1_id);
 	STEP();
 	vm4_id = add_ok("{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm4\", "
@@ -772,7 +760,7 @@ static void t_reload_add_remove(void **state)
 	json_object_put(e);
 
 	STEP();
-	nsm2 = nsm_open("nsm2");
+	nsm2 = h_nsm_open("nsm2");
 	STEP();
 	vm5 = h_guest_open("vm5", NULL);
 	assert_non_null(vm5);

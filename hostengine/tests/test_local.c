@@ -1319,7 +1319,6 @@ static void t_connect_credit(void **state)
 static void t_nsm_gone(void **state)
 {
 	static const int32_t one = 1, idle = 60;
-	char path[256];
 	struct conn k;
 	uint32_t other;
 
@@ -1356,10 +1355,7 @@ static void t_nsm_gone(void **state)
 	h_close(W.vm2, k.l);
 	drain_quiet();
 
-	h_sock_path(path, sizeof(path), H_NSM);
-	W.nsm = tnsm_start(path);
-	assert_non_null(W.nsm);
-	h_wait_state(H_NSM, "ready");
+	W.nsm = h_nsm_open(H_NSM);
 	h_roundtrip(W.vm1);
 	h_roundtrip(W.vm2);
 	h_pass();

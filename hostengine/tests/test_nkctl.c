@@ -824,9 +824,7 @@ static void t_ss_nsm_lost_and_v1(void **state)
 	W.nsm = NULL;
 	h_wait_state(H_NSM, "waiting");
 
-	W.nsm = tnsm_start(path);
-	assert_non_null(W.nsm);
-	h_wait_state(H_NSM, "ready");
+	W.nsm = h_nsm_open(H_NSM);
 	h_roundtrip(W.vm1);
 	h_roundtrip(W.vm2);
 	h_pass();
