@@ -1269,10 +1269,8 @@ void lsw_gone(struct he_map *m, int err)
 
 bool lsw_nsm_gone(struct he_map *m)
 {
-	if (!m->local || !m->lsw)
-		return false;
-	m->lsw->opt_try.set = false;
-	return true;
+	/* An opt_try left is never answered now, so never kept. */
+	return m->local && m->lsw;
 }
 
 void lsw_info(const struct he_map *m, struct he_sock_info *s)
