@@ -17,8 +17,8 @@
  * - Received data is pushed by the NSM (EV_DATA) within the credit this
  *   socket announced, and queued as skbs on sk_receive_queue: recv(),
  *   MSG_PEEK, FIONREAD and poll() are served locally.  The credit announced
- *   (buf_alloc) is sk_rcvbuf at the time, clamped to NK_CREDIT_MAX, as
- *   far as the window budget allows, and never shrinks.  Consumption is
+ *   (buf_alloc) is sk_rcvbuf at the time, clamped to NK_SOCK_WINDOW_MAX,
+ *   as far as the window budget allows, and never shrinks.  Consumption is
  *   announced (CREDIT, or any request carrying NK_F_CREDIT) once the free
  *   space the NSM believes in falls below half the buffer, and always
  *   before recv() sleeps.  A message announces only once it is on the
@@ -27,8 +27,8 @@
  *   stream socket without SO_RCVBUF autotunes it as native TCP does: when
  *   its reader has taken everything and waits while the NSM had used all
  *   its credit, the window was the limit, and buf_alloc (and sk_rcvbuf)
- *   doubles, up to tcp_rmem[2] (nk_credit_rx_autotune()), as far as the
- *   window budget allows.  SO_RCVLOWAT is clamped as TCP clamps it, and
+ *   doubles, up to tcp_rmem[2] and NK_SOCK_WINDOW_MAX
+ *   (nk_credit_rx_autotune()), as far as the window budget allows.  SO_RCVLOWAT is clamped as TCP clamps it, and
  *   poll() reports what arrived once the credit window is closed
  *   (nk_credit_rx_closed()), as TCP's does: a low-water mark beyond the
  *   window never waits for bytes that cannot come.
@@ -340,6 +340,12 @@ MODULE_PARM_DESC(window_total,
 /* A socket's window when the budget is spent: it still makes progress. */
 #define NK_WINDOW_MIN	(16U << 10)
 
+/*
+ * A socket's largest window, below NK_CREDIT_MAX: two thirds of the
+ * default budget, so that one stream leaves room for the next.
+ */
+#define NK_SOCK_WINDOW_MAX	(4U << 20)
+
 static DEFINE_SPINLOCK(nk_window_lock);
 static unsigned long nk_window_used;	/* under nk_window_lock */
 
@@ -556,9 +562,9 @@ static void nk_sock_send_credit(struct nk_sock *nks)
  * Account @n bytes handed to the application, and announce them when
  * needed.  A drained stream socket whose NSM ran out of credit meanwhile
  * was held back by the window, not by its reader: the window grows
- * (receive buffer autotuning, as native TCP does up to tcp_rmem[2], unless
- * SO_RCVBUF fixed the size), as far as the window budget allows, and is
- * announced.
+ * (receive buffer autotuning, as native TCP does up to tcp_rmem[2], here
+ * also up to NK_SOCK_WINDOW_MAX, unless SO_RCVBUF fixed the size), as far
+ * as the window budget allows, and is announced.
  */
 static void nk_sock_credit_consumed(struct nk_sock *nks, u32 n,
 				    unsigned int how)
@@ -567,7 +573,8 @@ static void nk_sock_credit_consumed(struct nk_sock *nks, u32 n,
 	bool update, grew = false;
 	u32 limit, old, got;
 
-	limit = READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_rmem[2]);
+	limit = min_t(u32, READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_rmem[2]),
+		      NK_SOCK_WINDOW_MAX);
 	spin_lock(&nks->lock);
 	nks->rx.fwd_cnt += n;
 	old = nks->rx.buf_alloc;
@@ -740,7 +747,7 @@ static bool nk_sock_opts(struct nk_sock *nks, bool dry)
 			return true;
 		spin_lock(&nks->lock);
 		want = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf), nks->rx.buf_alloc,
-			       NK_CREDIT_MAX) - nks->rx.buf_alloc;
+			       NK_SOCK_WINDOW_MAX) - nks->rx.buf_alloc;
 		nks->rx.buf_alloc += nk_window_take(nks->nd, want, 0);
 		spin_unlock(&nks->lock);
 	}
@@ -911,7 +918,7 @@ static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
 	spin_lock_init(&nks->lock);
 	/* A local socket promises the NSM nothing. */
 	want = clamp_t(u32, READ_ONCE(sk->sk_rcvbuf), nk_dev_max_payload(nd),
-		       NK_CREDIT_MAX);
+		       NK_SOCK_WINDOW_MAX);
 	if (path != NK_PATH_LOCAL)
 		nks->rx.buf_alloc = nk_window_take(nd, want, NK_WINDOW_MIN);
 

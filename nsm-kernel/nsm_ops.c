@@ -49,7 +49,7 @@
 static unsigned int buf_alloc = 2 << 20;
 module_param(buf_alloc, uint, 0644);
 MODULE_PARM_DESC(buf_alloc,
-		 "Credit each socket announces for guest data, in bytes, 4096..4194304, times its guest's weight up to 4194304 (default 2097152)");
+		 "Credit each socket announces for guest data, in bytes, 4096..16777216, times its guest's weight up to 16777216 (default 2097152)");
 
 static unsigned int guest_max_socks = 1024;
 module_param(guest_max_socks, uint, 0644);

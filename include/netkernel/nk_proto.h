@@ -470,9 +470,11 @@ enum nk_sock_state {
  * refuses what exceeds it, so no party, the engine included, ever holds more
  * than buf_alloc bytes for a socket that stops reading.  EV_DATA beyond the
  * guest's credit resets the socket (EV_RESET -ENOBUFS to the guest, CLOSE to
- * the NSM, EV_PROTO_ERROR NK_PERR_CREDIT to the NSM).
+ * the NSM, EV_PROTO_ERROR NK_PERR_CREDIT to the NSM).  NK_CREDIT_MAX is what
+ * the protocol allows; a receiver may keep its own buf_alloc lower (a guest
+ * keeps 4 MiB, an NSM gives a guest of weight w its buf_alloc times w).
  */
-#define NK_CREDIT_MAX		(4U << 20)	/* buf_alloc above this is clamped */
+#define NK_CREDIT_MAX		(16U << 20)	/* buf_alloc above this is clamped */
 
 static inline int nk_credit_ok(__u32 tx_cnt, __u32 n, __u32 peer_fwd_cnt,
 			       __u32 peer_buf_alloc)

@@ -84,13 +84,13 @@ static void hdr_init_wire_layout(struct kunit *test)
 static void hdr_set_credit_clamps_and_keeps_flags(struct kunit *test)
 {
 	static const u8 want_credit[8] = {
-		0x00, 0x00, 0x40, 0x00,		/* buf_alloc 4 MiB (clamped) */
+		0x00, 0x00, 0x00, 0x01,		/* buf_alloc 16 MiB (clamped) */
 		0xef, 0xbe, 0xad, 0xde,		/* fwd_cnt */
 	};
 	struct nk_hdr h;
 
 	nk_hdr_init(&h, NK_OP_SOCKET, NK_F_REPLY, 9, 3);
-	nk_hdr_set_credit(&h, 8U << 20, 0xdeadbeef);
+	nk_hdr_set_credit(&h, 32U << 20, 0xdeadbeef);
 	KUNIT_EXPECT_EQ(test, le16_to_cpu(h.flags), NK_F_REPLY | NK_F_CREDIT);
 	KUNIT_EXPECT_TRUE_MSG(test, !memcmp(&h.buf_alloc, want_credit, 8),
 			      "credit bytes %8ph", &h.buf_alloc);
@@ -1260,7 +1260,7 @@ static const struct tx_case tx_cases[] = {
 	  { 1000, 8192, 900 }, 8092 },
 	{ "clamped_to_credit_max", { 0, 0, 0 }, U32_MAX, 0, 0,
 	  { 0, NK_CREDIT_MAX, 0 }, NK_CREDIT_MAX },
-	{ "clamped_8m", { 0, 0, 0 }, 8U << 20, 0, 0, { 0, NK_CREDIT_MAX, 0 },
+	{ "clamped_32m", { 0, 0, 0 }, 32U << 20, 0, 0, { 0, NK_CREDIT_MAX, 0 },
 	  NK_CREDIT_MAX },
 	{ "shrink_below_in_flight", { 3000, 4096, 0 }, 1024, 0, 0,
 	  { 3000, 1024, 0 }, 0 },
@@ -1509,7 +1509,7 @@ static void hdr_data_len(struct kunit *test)
 static void credit_rx_fill_header(struct kunit *test)
 {
 	struct nk_credit_rx rx = {
-		.buf_alloc = 8U << 20, .rx_cnt = 900, .fwd_cnt = 700, .fwd_sent = 100,
+		.buf_alloc = 32U << 20, .rx_cnt = 900, .fwd_cnt = 700, .fwd_sent = 100,
 	};
 	struct nk_hdr h;
 

@@ -29,26 +29,30 @@
 #      connects $vm1_conns times without one error or count against it;
 #      then vm2's connect loop meets max_conn_rate (EAGAIN, conn_rate_limit
 #      counting).  The file as it was is reloaded.
-#   7. connect/fill/close against a world server that never reads: the
+#   7. Weights in the NSM's credit (issue 14 item 5): with vm2's weight 3
+#      (a reload), vm2's new connection gets buf_alloc * 3 of credit from
+#      the NSM (6 MiB, above the 4 MiB that capped it before), vm1's
+#      buf_alloc (2 MiB), as each guest's /proc/net/netkernel shows.
+#   8. connect/fill/close against a world server that never reads: the
 #      NSM keeps at most guest_max_draining closed sockets of vm1, resets
 #      the ones beyond (drain_aborts), and its memory stays bounded.
-#   8. ... and resets the draining ones after drain_timeout
+#   9. ... and resets the draining ones after drain_timeout
 #      (drain_timeouts), leaving vm1 with no socket on the NSM.
-#   9. vm2 whose IPv4 address is not configured on the NSM: its wildcard
+#  10. vm2 whose IPv4 address is not configured on the NSM: its wildcard
 #      bind answers EADDRNOTAVAIL and its connect EADDRNOTAVAIL (the NSM's
 #      own address before).
-#  10. nkctl ss (issue 15): a connection of vm1 to the world, as the
+#  11. nkctl ss (issue 15): a connection of vm1 to the world, as the
 #      world sees it (10.0.0.11:port -> 10.0.0.1:port, ESTAB) with the
 #      NSM kernel socket's nonzero rtt and cwnd; nkctl kill resets it and
 #      vm1's blocked recv() fails with ECONNRESET.
-#  11. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
+#  12. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
 #      and vm2 a network namespace each (/proc/net/nsm_tenants), each
 #      with the same address 192.168.77.2 on a link to a world of its own
 #      (192.168.77.1, an httpd saying which world it is); the engine gives
 #      both guests that address.  Each guest's wget reaches its own world,
 #      both bind the same address and port, and neither reaches the NSM's
 #      own address (no route in its namespace).
-#  12. console clean: every VM; hostengine stopped cleanly.
+#  13. console clean: every VM; hostengine stopped cleanly.
 #
 # usage: selftests/netkernel/tenancy.sh
 # Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/testing/lab).
@@ -94,7 +98,8 @@ t_start=$SECONDS
 # One point per entry, in this order (test_NAME, below), then topo_down_ktap's
 # points: "console clean" for nsm, vm1 and vm2, and the engine's stop.
 TEST_NAMES=(no_ipv6_wildcard reuseport_owners broadcast link_local max_socks
-	guest_limits fill_close drain_timeout addr_not_on_nsm ss_kill tenant_netns)
+	guest_limits weight_credit fill_close drain_timeout addr_not_on_nsm ss_kill
+	tenant_netns)
 TEST_DESCS=(
 	"vm2 without IPv6: V6ONLY wildcard bind refused"
 	"SO_REUSEPORT: each guest's sockets have their own owner, not root"
@@ -102,6 +107,7 @@ TEST_DESCS=(
 	"link-local destinations refused"
 	"guest_max_socks: ENFILE for vm1 at $max_socks, not for vm2"
 	"engine limits: vm2 EMFILE at $vm2_max_socks, EAGAIN over $vm2_conn_rate/s; vm1 unaffected"
+	"weight 3: vm2's socket gets 3 times vm1's credit from the NSM"
 	"connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
 	"draining sockets reset after drain_timeout"
 	"vm2's address not on the NSM: bind and connect refused"
@@ -258,7 +264,33 @@ cat /tmp/socks.log" >"$logdir/socks-vm2.log" 2>&1 || true
 	return "$rc"
 }
 
-# 7. and 8. connect/fill/close against a server that never reads (the
+# 7. The NSM's credit follows the guest's weight: a connection of each
+# guest to a world server that sends nothing, its credit read from the
+# guest's /proc/net/netkernel (peer_buf, field 9; field 5 the remote).
+weight_port=7250
+test_weight_credit() {
+	local vm got sink rc=0
+	local -A want=([vm1]=$((2 << 20)) [vm2]=$((6 << 20)))
+	wait_nsm_idle
+	topo_guest_set vm2 weight=3 || rc=1
+	topo_world_spawn "$logdir/weight-sink.log" "$bin" sink "$weight_port"
+	sink=$LAB_LAST_PID
+	topo_world_wait_port "$weight_port" || ktap_diag "the sink does not listen"
+	for vm in vm1 vm2; do
+		lab_vm_exec "$vm" 30 "$gbin connect $TOPO_WORLD_IP $weight_port recv 30 >/tmp/wc.log 2>&1 &
+i=0; until grep -q ok /tmp/wc.log; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
+awk '\$5 == \"$TOPO_WORLD_IP:$weight_port\" { print \$9 }' /proc/net/netkernel
+kill \$(pidof nk_tenancy) 2>/dev/null; true" >"$logdir/weight-$vm.log" 2>&1 || true
+		got=$(head -n 1 "$logdir/weight-$vm.log")
+		ktap_diag "$vm: the NSM's credit '$got', want ${want[$vm]}"
+		[[ $got == "${want[$vm]}" ]] || rc=1
+	done
+	lab_stop_pid "$sink" 5 >/dev/null 2>&1 || true
+	topo_guest_set vm2 weight=1 || rc=1
+	return "$rc"
+}
+
+# 8. and 9. connect/fill/close against a server that never reads (the
 # sink, left to test_drain_timeout to stop).
 sink_port=7200
 sink_pid=
@@ -297,7 +329,7 @@ test_drain_timeout() {
 	return "$rc"
 }
 
-# 9. A guest address the NSM does not have: no wildcard instead.
+# 10. A guest address the NSM does not have: no wildcard instead.
 test_addr_not_on_nsm() {
 	local got
 	lab_vm_exec "$TOPO_NSM" 30 "ip addr del $(topo_guest_ip vm2)/32 dev eth0" >/dev/null 2>&1 || true
@@ -306,7 +338,7 @@ test_addr_not_on_nsm() {
 	expect "EADDRNOTAVAIL EADDRNOTAVAIL" "$got"
 }
 
-# 10. nkctl ss and nkctl kill on a connection of vm1 to a world server that
+# 11. nkctl ss and nkctl kill on a connection of vm1 to a world server that
 # never reads (its TCP state and addresses from the NSM's kernel socket).
 ss_port=7300
 test_ss_kill() {
@@ -348,7 +380,7 @@ print(("ok" if ok else "bad"), e["guest_sock"], e.get("state"), e.get("local"),
 	return "$rc"
 }
 
-# 11. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
+# 12. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
 # namespace tT (held by a sleeping process) with tT 192.168.77.2/24, the
 # veth peer wT 192.168.77.1/24 in a world namespace running an httpd that
 # serves "world-T"; then the guest's endpoint id is written into tT's
