@@ -93,7 +93,7 @@ run() {	# run N CONTEND: one run; appends "M P I" to rows
 	fi
 	rm -rf "$dir"
 	awk -v n="$n" -v c="$contend" -v i="$ir" -v m="$msgs" -v l="$loops" 'BEGIN {
-		printf "run %d%s: %d instructions, %d messages, %d passes: " \
+		printf "run %d%s: %.0f instructions, %.0f messages, %.0f passes: " \
 		       "%.0f per message all in, %.2f passes per message\n",
 		       n, c ? " (CPU 0 shared)" : "", i, m, l, i / m, l / m }'
 	rows+=("$msgs $loops $ir")
