@@ -277,8 +277,9 @@ test_weight_credit() {
 	sink=$LAB_LAST_PID
 	topo_world_wait_port "$weight_port" || ktap_diag "the sink does not listen"
 	for vm in vm1 vm2; do
-		lab_vm_exec "$vm" 30 "$gbin connect $TOPO_WORLD_IP $weight_port recv 30 >/tmp/wc.log 2>&1 &
-i=0; until grep -q ok /tmp/wc.log; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
+		lab_vm_exec "$vm" 30 ": >/tmp/wc.log
+$gbin connect $TOPO_WORLD_IP $weight_port recv 30 >/tmp/wc.log 2>&1 &
+i=0; until grep -qs ok /tmp/wc.log; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
 awk '\$5 == \"$TOPO_WORLD_IP:$weight_port\" { print \$9 }' /proc/net/netkernel
 kill \$(pidof nk_tenancy) 2>/dev/null; true" >"$logdir/weight-$vm.log" 2>&1 || true
 		got=$(head -n 1 "$logdir/weight-$vm.log")
