@@ -28,7 +28,8 @@
  *   its reader has taken everything and waits while the NSM had used all
  *   its credit, the window was the limit, and buf_alloc (and sk_rcvbuf)
  *   doubles, up to tcp_rmem[2] and NK_SOCK_WINDOW_MAX
- *   (nk_credit_rx_autotune()), as far as the window budget allows.  SO_RCVLOWAT is clamped as TCP clamps it, and
+ *   (nk_credit_rx_autotune()), as far as the window budget allows.
+ *   SO_RCVLOWAT is clamped as TCP clamps it, and
  *   poll() reports what arrived once the credit window is closed
  *   (nk_credit_rx_closed()), as TCP's does: a low-water mark beyond the
  *   window never waits for bytes that cannot come.
