@@ -171,7 +171,7 @@ test_reuseport_owners() {
 	local vm tcp uid1 uid2 rc=0
 	for vm in vm1 vm2; do
 		lab_vm_exec "$vm" 30 "$gbin bind $(topo_guest_ip "$vm") 7103 hold 30 >/tmp/hold.log 2>&1 &
-i=0; until [ -s /tmp/hold.log ]; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
+. /lib/nk-lab.sh; nk_wait_for /tmp/hold.log .
 cat /tmp/hold.log" >"$logdir/hold-$vm.log" 2>&1 || true
 	done
 	# /proc/net/tcp: 10.0.0.1N:7103 is 0N00000A:1BBF; field 8 is the uid.
@@ -234,7 +234,7 @@ test_guest_limits() {
 		v2[$c]=$(topo_ep_counter vm2 "$c")
 	done
 	lab_vm_exec vm2 30 "$gbin socks $((2 * vm2_max_socks)) hold 300 >/tmp/socks.log 2>&1 &
-i=0; until [ -s /tmp/socks.log ]; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
+. /lib/nk-lab.sh; nk_wait_for /tmp/socks.log .
 cat /tmp/socks.log" >"$logdir/socks-vm2.log" 2>&1 || true
 	got=$(head -n 1 "$logdir/socks-vm2.log")
 	sum=$(lab_vm_exec vm1 120 "wget -q -O- $TOPO_FILE_URL | sha256sum" 2>&1) || true
@@ -277,9 +277,8 @@ test_weight_credit() {
 	sink=$LAB_LAST_PID
 	topo_world_wait_port "$weight_port" || ktap_diag "the sink does not listen"
 	for vm in vm1 vm2; do
-		lab_vm_exec "$vm" 30 ": >/tmp/wc.log
-$gbin connect $TOPO_WORLD_IP $weight_port recv 30 >/tmp/wc.log 2>&1 &
-i=0; until grep -qs ok /tmp/wc.log; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
+		lab_vm_exec "$vm" 30 "$gbin connect $TOPO_WORLD_IP $weight_port recv 30 >/tmp/wc.log 2>&1 &
+. /lib/nk-lab.sh; nk_wait_for /tmp/wc.log ok
 awk '\$5 == \"$TOPO_WORLD_IP:$weight_port\" { print \$9 }' /proc/net/netkernel
 kill \$(pidof nk_tenancy) 2>/dev/null; true" >"$logdir/weight-$vm.log" 2>&1 || true
 		got=$(head -n 1 "$logdir/weight-$vm.log")
@@ -348,7 +347,7 @@ test_ss_kill() {
 	sink=$LAB_LAST_PID
 	topo_world_wait_port "$ss_port" || ktap_diag "the sink does not listen"
 	lab_vm_exec vm1 30 "$gbin connect $TOPO_WORLD_IP $ss_port recv 60 >/tmp/ss.log 2>&1 &
-i=0; until grep -q ok /tmp/ss.log; do [ \$i -lt 50 ] || break; sleep 0.2; i=\$((i + 1)); done
+. /lib/nk-lab.sh; nk_wait_for /tmp/ss.log ok
 cat /tmp/ss.log" >"$logdir/ss-connect.log" 2>&1 || true
 	topo_nkctl ss guest vm1 port "$ss_port" 2>&1 | sed 's/^/#   /'
 	got=$(topo_nkctl --json ss guest vm1 port "$ss_port" 2>&1) || rc=1
