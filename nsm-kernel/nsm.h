@@ -50,15 +50,32 @@ enum nsm_stat {
 };
 
 /**
+ * struct nsm_gq - one guest's requests waiting for one shard
+ * @reqs: struct nsm_rxmsg, in eventq order
+ * @node: in nsm_shard.active while @reqs is not empty
+ * @g: the guest; NULL for nsm_shard.other
+ * @served: requests served in a row in this turn (at most the weight)
+ */
+struct nsm_gq {
+	struct list_head reqs;
+	struct list_head node;
+	struct nsm_guest *g;
+	u32 served;
+};
+
+/**
  * struct nsm_shard - one worker's share of the sockets (see "Shards" in
  * nsm_main.c): the requests and the events of the sockets whose id maps to
  * it, served on its CPU
  * @nsm: the device
  * @cpu: the CPU its works are queued on
- * @rq_lock: protects @reqs and @rq_stop
- * @reqs: struct nsm_rxmsg waiting for @rq_work, in eventq order
- * @rq_stop: nothing is queued on @reqs any more (detach)
- * @rq_work: serves @reqs
+ * @rq_lock: protects @active, every struct nsm_gq of this shard (@other
+ *           and each guest's nsm_guest.q[] entry for it) and @rq_stop
+ * @active: the struct nsm_gq with requests waiting, in turn order
+ * @other: the requests of no guest: socket 0 (INFO), and ids that are
+ *         neither open nor opening (late messages, errors)
+ * @rq_stop: nothing is queued any more (detach)
+ * @rq_work: serves the requests, by weighted round robin of @active
  * @ready_lock: protects @ready, nsm_sock.queued, @ev_stop, @ev_throttled;
  *              taken from socket callbacks (softirq), so always _bh
  * @ready: its sockets waiting for @ev_work, each holding a reference
@@ -74,7 +91,8 @@ struct nsm_shard {
 	int cpu;
 
 	spinlock_t rq_lock;
-	struct list_head reqs;
+	struct list_head active;
+	struct nsm_gq other;
 	bool rq_stop;
 	struct work_struct rq_work;
 
@@ -96,9 +114,13 @@ struct nsm_shard {
  * @socks: socket id (1..U32_MAX, chosen by the engine) -> struct nsm_sock,
  *         each published entry holding a reference; its own spinlock
  *         serialises its changes (lib/nk_sockid.c)
- * @guests: guest id -> struct nsm_guest, created at the guest's first
- *          SOCKET (xa_insert(): the first of two racing shards wins),
- *          freed at detach
+ * @guests: guest id -> struct nsm_guest, created when the guest's first
+ *          SOCKET arrives (nsm_guest_get(); xa_insert(): the first of two
+ *          racing callers wins), freed at detach
+ * @opening: socket id -> struct nsm_guest, for each SOCKET that nsm_rx()
+ *           queued and no shard served yet: the requests pipelined behind
+ *           it (NK_FEAT_PIPE) go to the same guest's queue.  nsm_rx()
+ *           stores, the shard erases once the SOCKET is served.
  * @nshards: how many @shards: one per CPU online at attach, at most the
  *           module parameter shards when set
  * @shards: the workers; a socket id's requests and events go to
@@ -128,6 +150,7 @@ struct nsm_dev {
 
 	struct nk_sockid_table socks;
 	struct xarray guests;
+	struct xarray opening;
 
 	unsigned int nshards;
 	struct nsm_shard *shards;
@@ -164,7 +187,9 @@ struct nsm_dev {
  *              stats' guest_sock_limit, per guest)
  * @weight: its scheduling weight, 1..NK_WEIGHT_MAX, the latest SOCKET's
  *          (NK_SOCK_WEIGHT_MASK; 1 until one says): its sockets' read
- *          budget and credit are scaled by it (see "Weights" in nsm_main.c)
+ *          budget, credit and turn of requests are scaled by it (see
+ *          "Weights" in nsm_main.c)
+ * @q: its requests waiting for each shard, one per nsm_dev.shards entry
  *
  * Shards change them at once: @socks and @draining grow only through
  * nsm_atomic_inc_below() and @credit through a compare-and-exchange of
@@ -179,6 +204,7 @@ struct nsm_guest {
 	atomic_long_t credit;
 	atomic64_t sock_limit;
 	u32 weight;
+	struct nsm_gq q[];
 };
 
 /* The socket callbacks a kernel socket had before ours. */
@@ -368,6 +394,7 @@ static inline void nsm_sock_consumed(struct nsm_sock *ns, u32 n)
  */
 
 /* nsm_ops.c */
+struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id);
 void nsm_request(struct nsm_dev *nsm, const struct nk_hdr *hdr,
 		 const void *payload);
 

@@ -30,7 +30,19 @@
  *   ops->rx (nsm_rx(), in the transport's eventq work) only queues each
  *   message on the shard of the socket id in its header, so one socket's
  *   requests are served in eventq order, one at a time, while other
- *   sockets' are served on the other CPUs.  The rules for what is not one
+ *   sockets' are served on the other CPUs.  Within a shard each guest has
+ *   its own queue (struct nsm_gq), and the guests with requests waiting
+ *   take turns (nsm_rq_next(), see "Weights"), so a guest's request never
+ *   waits behind another guest's backlog, only behind its turn.  A
+ *   message's guest is its socket's, looked up when it is queued; a
+ *   SOCKET's is the guest named in it, and until a shard has served it
+ *   its id is in nsm_dev.opening, so the requests the guest pipelines
+ *   behind it (NK_FEAT_PIPE) join the same queue.  What has no guest
+ *   (socket 0, an id neither open nor opening) waits in the shard's other
+ *   queue, which takes turns too.  A socket's messages therefore all wait
+ *   in one queue (a CLOSE's socket leaves the table only when the CLOSE is
+ *   served, so what follows it finds the socket, or finds it gone once
+ *   nothing of it waits any more).  The rules for what is not one
  *   socket's: SOCKET goes to the shard of the id it creates; ACCEPT to its
  *   listener's, and the new socket (another shard's, maybe) is locked
  *   before it is published and until its reply is queued and its
@@ -215,16 +227,22 @@
  *   "Sharing an NSM"), which the engine gives in SOCKET a3 bits 16..25
  *   (NK_FEAT_WEIGHT; 1..NK_WEIGHT_MAX, else -EINVAL; nk_sock_weight()).
  *   struct nsm_guest keeps the latest SOCKET's (1 until one says), so a
- *   changed weight counts from the guest's next socket.  ev_work reads
- *   sock_budget * weight bytes from a socket before it turns to the next,
- *   so guests whose sockets all have data get the reading in the ratio of
- *   their weights; and a new socket announces buf_alloc * weight of
- *   credit (at most NK_CREDIT_MAX, then cut to guest_txq_max as above),
- *   since requests are served in the order of the eventq (each shard's in
- *   the order of its part of it) and a stream's
- *   share of that order is what its credit lets it have in flight.  The
- *   engine, for its part, lets each guest have only its weight's share of
- *   the messages waiting in this module's eventq.  Weight 1 keeps the
+ *   changed weight counts from the guest's next socket.  Three places
+ *   use it:
+ *   - a guest's request queue serves up to weight requests in a row
+ *     before the next queue's turn, so guests with requests waiting get
+ *     them served in the ratio of their weights, and a guest with few (a
+ *     request-response client) finds the others' turns ahead of its
+ *     request, not their backlogs;
+ *   - ev_work reads sock_budget * weight bytes from a socket before it
+ *     turns to the next, so guests whose sockets all have data get the
+ *     reading in that ratio;
+ *   - a new socket announces buf_alloc * weight of credit (at most
+ *     NK_CREDIT_MAX, then cut to guest_txq_max as above), since a
+ *     stream's share of its guest's turns is what its credit lets it
+ *     have in flight.
+ *   The engine, for its part, lets each guest have only its weight's share
+ *   of the messages waiting in this module's eventq.  Weight 1 keeps the
  *   module parameters' values.
  *
  * - The device going away (ops->detach: remove, a lost session's restart,
@@ -237,9 +255,10 @@
  *   stopped ops->rx, so nothing else uses the nsm_dev.
  *
  * Locking (each lock's rules at the top of the file that owns it):
- *   nsm_shard.rq_lock (spin)    a shard's request list and rq_stop (here);
- *                               held for a list operation, never with
- *                               another lock
+ *   nsm_shard.rq_lock (spin)    a shard's request queues (struct nsm_gq),
+ *                               their turns and rq_stop (here); held for a
+ *                               list operation, never with another lock
+ *   nsm_dev.opening (spin)      its xa_lock, inside the xarray calls only
  *   socket table (spin)         lib/nk_sockid.c's xa_lock, held only inside
  *                               its calls, and by the debugfs socket list
  *                               to take a reference (nsm_sock_hold())
@@ -302,7 +321,9 @@ static struct dentry *nsm_debugfs_root;
  * by nk_rx_skb()) or a copy of the message in @copy.
  */
 struct nsm_rxmsg {
-	struct list_head node;
+	struct list_head node;		/* in @q->reqs */
+	struct nsm_gq *q;		/* its guest's queue, or the shard's other */
+	bool opening;			/* a SOCKET whose id is in nsm_dev.opening */
 	struct sk_buff *skb;
 	const struct nk_hdr *hdr;	/* the header; the payload follows it */
 	u32 size;			/* charged to nsm_dev.rx_queued */
@@ -465,25 +486,67 @@ static struct nsm_rxmsg *nsm_rxmsg_new(struct nk_dev *nd,
 	return m;
 }
 
+/* Queue @m on @sh, its guest's queue taking a turn if it had none (rq_lock held). */
+static void nsm_rq_add(struct nsm_shard *sh, struct nsm_rxmsg *m)
+{
+	struct nsm_gq *q = m->q;
+
+	lockdep_assert_held(&sh->rq_lock);
+	if (list_empty(&q->reqs)) {
+		q->served = 0;
+		list_add_tail(&q->node, &sh->active);
+	}
+	list_add_tail(&m->node, &q->reqs);
+}
+
+/*
+ * The next request @sh serves (rq_lock held): the queues with requests
+ * take turns, each serving up to its guest's weight in a row (the other
+ * queue one), so a guest's request waits for at most the weights of the
+ * others' queues, however many requests they hold.
+ */
+static struct nsm_rxmsg *nsm_rq_next(struct nsm_shard *sh)
+{
+	struct nsm_rxmsg *m;
+	struct nsm_gq *q;
+
+	lockdep_assert_held(&sh->rq_lock);
+	q = list_first_entry_or_null(&sh->active, struct nsm_gq, node);
+	if (!q || sh->rq_stop)
+		return NULL;
+	m = list_first_entry(&q->reqs, struct nsm_rxmsg, node);
+	list_del(&m->node);
+	if (list_empty(&q->reqs)) {
+		list_del_init(&q->node);
+	} else if (++q->served >= (q->g ? READ_ONCE(q->g->weight) : 1)) {
+		q->served = 0;
+		list_move_tail(&q->node, &sh->active);
+	}
+	return m;
+}
+
 static void nsm_rq_work(struct work_struct *work)
 {
 	struct nsm_shard *sh = container_of(work, struct nsm_shard, rq_work);
+	struct nsm_dev *nsm = sh->nsm;
 	struct nsm_rxmsg *m;
 	unsigned int n;
 
 	for (n = 0; n < NSM_RQ_BATCH; n++) {
 		spin_lock(&sh->rq_lock);
-		m = sh->rq_stop ? NULL :
-		    list_first_entry_or_null(&sh->reqs, struct nsm_rxmsg,
-					     node);
-		if (m)
-			list_del(&m->node);
+		m = nsm_rq_next(sh);
 		spin_unlock(&sh->rq_lock);
 		if (!m)
 			return;
-		nsm_request(sh->nsm, m->hdr, m->hdr + 1);
+		nsm_request(nsm, m->hdr, m->hdr + 1);
+		if (m->opening) {
+			/* Pairs with smp_rmb() in nsm_rx_guest(). */
+			smp_wmb();
+			xa_cmpxchg(&nsm->opening, le32_to_cpu(m->hdr->sock),
+				   m->q->g, NULL, 0);
+		}
 		atomic64_inc(&sh->requests);
-		nsm_rxmsg_free(sh->nsm, m);
+		nsm_rxmsg_free(nsm, m);
 		cond_resched();
 	}
 	queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
@@ -517,7 +580,9 @@ static int nsm_shards_init(struct nsm_dev *nsm)
 		sh = &nsm->shards[i];
 		sh->nsm = nsm;
 		spin_lock_init(&sh->rq_lock);
-		INIT_LIST_HEAD(&sh->reqs);
+		INIT_LIST_HEAD(&sh->active);
+		INIT_LIST_HEAD(&sh->other.reqs);
+		INIT_LIST_HEAD(&sh->other.node);
 		INIT_WORK(&sh->rq_work, nsm_rq_work);
 		spin_lock_init(&sh->ready_lock);
 		INIT_LIST_HEAD(&sh->ready);
@@ -538,6 +603,7 @@ static void nsm_shards_stop(struct nsm_dev *nsm)
 	struct nsm_rxmsg *m, *mtmp;
 	struct nsm_sock *ns, *tmp;
 	struct nsm_shard *sh;
+	struct nsm_gq *q;
 	LIST_HEAD(reqs);
 	LIST_HEAD(list);
 	unsigned int i;
@@ -546,7 +612,11 @@ static void nsm_shards_stop(struct nsm_dev *nsm)
 		sh = &nsm->shards[i];
 		spin_lock(&sh->rq_lock);
 		sh->rq_stop = true;
-		list_splice_tail_init(&sh->reqs, &reqs);
+		while ((q = list_first_entry_or_null(&sh->active,
+						     struct nsm_gq, node))) {
+			list_splice_tail_init(&q->reqs, &reqs);
+			list_del_init(&q->node);
+		}
 		spin_unlock(&sh->rq_lock);
 		cancel_work_sync(&sh->rq_work);
 	}
@@ -603,6 +673,7 @@ static int nsm_attach(struct nk_dev *nd)
 	}
 	nk_sockid_init(&nsm->socks, U32_MAX, nsm_sock_hold);
 	xa_init(&nsm->guests);
+	xa_init(&nsm->opening);
 	atomic_set(&nsm->rx_queued, 0);
 	init_waitqueue_head(&nsm->rx_wait);
 	spin_lock_init(&nsm->drain_lock);
@@ -673,6 +744,8 @@ static void nsm_detach(struct nk_dev *nd)
 		mutex_unlock(&ns->lock);
 		nsm_sock_put(ns);
 	}
+	/* The SOCKETs still opening were dropped with the shards' requests. */
+	xa_destroy(&nsm->opening);
 	xa_for_each(&nsm->guests, id, g)
 		kfree(g);
 	xa_destroy(&nsm->guests);
@@ -697,10 +770,55 @@ static void nsm_detach(struct nk_dev *nd)
 }
 
 /*
+ * The guest whose queue @hdr waits in (see "Shards" above), or NULL for
+ * the shard's other queue.  A SOCKET's is the guest its a3 names, and its
+ * id is marked opening (@opening set) until a shard has served it, so
+ * that the requests pipelined behind it (NK_FEAT_PIPE) follow it; any
+ * other request's is its socket's, opening or open.  A SOCKET whose mark
+ * cannot be stored goes to the other queue, and so do the requests
+ * behind it, which find neither mark nor socket: they stay in order.
+ */
+static struct nsm_guest *nsm_rx_guest(struct nsm_dev *nsm,
+				      const struct nk_hdr *hdr, bool *opening)
+{
+	u32 id = le32_to_cpu(hdr->sock);
+	struct nsm_guest *g;
+	struct nsm_sock *ns;
+
+	*opening = false;
+	if (!id)
+		return NULL;
+	if (le16_to_cpu(hdr->op) == NK_OP_SOCKET &&
+	    !(le16_to_cpu(hdr->flags) & NK_F_REPLY)) {
+		g = nsm_guest_get(nsm,
+				  upper_32_bits(le64_to_cpu(hdr->arg[3])));
+		if (IS_ERR(g) ||
+		    xa_is_err(xa_store(&nsm->opening, id, g, GFP_KERNEL)))
+			return NULL;
+		*opening = true;
+		return g;
+	}
+	g = xa_load(&nsm->opening, id);
+	if (g)
+		return g;
+	/*
+	 * Pairs with smp_wmb() in nsm_rq_work(): a SOCKET's socket is
+	 * published before its mark is erased.
+	 */
+	smp_rmb();
+	ns = nk_sockid_get(&nsm->socks, id);
+	if (!ns)
+		return NULL;
+	g = ns->g;
+	nsm_sock_put(ns);
+	return g;
+}
+
+/*
  * A message from the engine, already checked by the transport: queued for
- * the shard of its socket id.  Waits while the shards hold rx_queue_max
- * bytes (they never wait for the eventq), so the engine's sends stop at a
- * full eventq.
+ * the shard of its socket id, in its guest's queue.  Waits while the
+ * shards hold rx_queue_max bytes (they never wait for the eventq), so the
+ * engine's sends stop at a full eventq.
  */
 static void nsm_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 		   const void *payload)
@@ -709,6 +827,7 @@ static void nsm_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 	u16 op = le16_to_cpu(hdr->op);
 	struct nsm_shard *sh;
 	struct nsm_rxmsg *m;
+	struct nsm_guest *g;
 
 	wait_event_idle(nsm->rx_wait, atomic_read(&nsm->rx_queued) <
 				      (int)min_t(unsigned int,
@@ -727,8 +846,10 @@ static void nsm_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 	}
 	atomic_add(m->size, &nsm->rx_queued);
 	sh = nsm_shard_of(nsm, le32_to_cpu(hdr->sock));
+	g = nsm_rx_guest(nsm, hdr, &m->opening);
+	m->q = g ? &g->q[sh - nsm->shards] : &sh->other;
 	spin_lock(&sh->rq_lock);
-	list_add_tail(&m->node, &sh->reqs);
+	nsm_rq_add(sh, m);
 	spin_unlock(&sh->rq_lock);
 	queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
 }

@@ -21,8 +21,9 @@
  * with the new socket's lock already held: a request another shard takes
  * for it (ACCEPT's new id is not its listener's shard) waits until the
  * reply is queued and the callbacks are set (nested inside a listener's
- * lock).  The guests' accounting (struct nsm_guest) is created here, the
- * first of two racing shards' xa_insert() winning, and freed by detach; a
+ * lock).  The guests' accounting (struct nsm_guest) is created here, by
+ * nsm_rx() and the shards, the first racing xa_insert() winning, and
+ * freed by detach; a
  * guest's counters grow only through steps that check the limit and add
  * at once (nsm_guest_sock_take(), nsm_guest_charge()).
  */
@@ -75,12 +76,15 @@ MODULE_PARM_DESC(guest_txq_max,
  * @nsm: the device
  * @id: the guest's endpoint id
  *
+ * Called by nsm_rx() for each SOCKET it queues and by the shards; may sleep.
+ *
  * Return: the guest (freed at detach), or an ERR_PTR(): -EINVAL for an id
  * that has no uid of its own, -ENOMEM.
  */
-static struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
+struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
 {
 	struct nsm_guest *g = xa_load(&nsm->guests, id);
+	unsigned int i;
 	kuid_t uid;
 	int err;
 
@@ -89,9 +93,14 @@ static struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
 	uid = make_kuid(nsm->net->user_ns, NSM_GUEST_UID_BASE + id);
 	if (id >= NSM_GUEST_ID_MAX || !uid_valid(uid))
 		return ERR_PTR(-EINVAL);
-	g = kzalloc(sizeof(*g), GFP_KERNEL);
+	g = kzalloc(struct_size(g, q, nsm->nshards), GFP_KERNEL);
 	if (!g)
 		return ERR_PTR(-ENOMEM);
+	for (i = 0; i < nsm->nshards; i++) {
+		INIT_LIST_HEAD(&g->q[i].reqs);
+		INIT_LIST_HEAD(&g->q[i].node);
+		g->q[i].g = g;
+	}
 	g->id = id;
 	g->uid = uid;
 	atomic_set(&g->socks, 0);
@@ -102,7 +111,7 @@ static struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
 	err = xa_insert(&nsm->guests, id, g, GFP_KERNEL);
 	if (err) {
 		kfree(g);
-		/* Another shard made it first: guests live until detach. */
+		/* nsm_rx() or a shard made it first: guests live until detach. */
 		if (err == -EBUSY)
 			return xa_load(&nsm->guests, id);
 		return ERR_PTR(err);
