@@ -64,11 +64,8 @@ adv_udp_flood() {
 	ip=$(topo_vm_ip "$vm")
 	if ! out=$(lab_vm_exec "$vm" 30 "$guest_flood udp-sink $adv_port >/tmp/udp-sink.log 2>&1 &
 echo \$! >/tmp/udp-sink.pid
-i=0
-until grep -q ready /tmp/udp-sink.log; do
-	[ \$i -lt 100 ] || { cat /tmp/udp-sink.log; exit 1; }
-	sleep 0.1; i=\$((i + 1))
-done
+. /lib/nk-lab.sh
+nk_wait_for /tmp/udp-sink.log ready || { cat /tmp/udp-sink.log; exit 1; }
 cat /proc/sys/net/core/rmem_default"); then
 		ktap_diag "$name: the sink did not start: $out"
 		return 1

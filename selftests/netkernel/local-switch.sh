@@ -246,11 +246,8 @@ ls_line() {
 		ktap_diag "nsm_dies: $1 could not send \"$3\" (its nc is gone)"
 		return 1
 	}
-	lab_vm_exec "$2" 20 "i=0
-until grep -qx $3 /tmp/ls.out; do
-	[ \$i -lt 100 ] || { echo 'not received:'; cat /tmp/ls.out; exit 1; }
-	sleep 0.1; i=\$((i + 1))
-done" >"$logdir/ls-$3.log" 2>&1 || {
+	lab_vm_exec "$2" 20 ". /lib/nk-lab.sh
+nk_wait_for /tmp/ls.out '^$3\$' || { echo 'not received:'; cat /tmp/ls.out; exit 1; }" >"$logdir/ls-$3.log" 2>&1 || {
 		ktap_diag "nsm_dies: $2 did not receive $1's \"$3\":" "$(cat "$logdir/ls-$3.log")"
 		return 1
 	}

@@ -144,11 +144,8 @@ while c.recv(4096):
 	WORLD_PID=$LAB_LAST_PID
 	topo_world_wait_port "$port" || { ktap_diag "the world does not listen on $port"; return 1; }
 	topo_exec vm1 30 "nk_hold $TOPO_WORLD_IP $port >/tmp/hold-$1 2>&1 &
-i=0
-until grep -q connected /tmp/hold-$1; do
-	[ \$i -lt 100 ] || { cat /tmp/hold-$1; exit 1; }
-	sleep 0.1; i=\$((i + 1))
-done" >"$logdir/hold-$1.start" 2>&1 || {
+. /lib/nk-lab.sh
+nk_wait_for /tmp/hold-$1 connected || { cat /tmp/hold-$1; exit 1; }" >"$logdir/hold-$1.start" 2>&1 || {
 		ktap_diag "nk_hold did not connect:" "$(cat "$logdir/hold-$1.start")"
 		return 1
 	}
@@ -256,11 +253,8 @@ test_accept_abandoned() {
 	g0=$(topo_ep_sockets vm1) || return 1
 	topo_exec vm1 20 "nk_hold accept $port >/tmp/acc 2>&1 &
 echo \$! >/tmp/acc.pid
-i=0
-until grep -q listening /tmp/acc; do
-	[ \$i -lt 100 ] || { cat /tmp/acc; exit 1; }
-	sleep 0.1; i=\$((i + 1))
-done" >"$logdir/accept.start" 2>&1 || {
+. /lib/nk-lab.sh
+nk_wait_for /tmp/acc listening || { cat /tmp/acc; exit 1; }" >"$logdir/accept.start" 2>&1 || {
 		ktap_diag "nk_hold accept did not listen:" "$(cat "$logdir/accept.start")"
 		return 1
 	}
@@ -275,22 +269,16 @@ try:
 except OSError as e:
     print('ended', type(e).__name__, flush=True)"
 	WORLD_PID=$LAB_LAST_PID
-	topo_exec vm1 20 "i=0
-until grep -q pending /tmp/acc; do
-	[ \$i -lt 150 ] || { cat /tmp/acc; exit 1; }
-	sleep 0.1; i=\$((i + 1))
-done" >"$logdir/accept.pending" 2>&1 || {
+	topo_exec vm1 20 ". /lib/nk-lab.sh
+nk_wait_for /tmp/acc pending 15 || { cat /tmp/acc; exit 1; }" >"$logdir/accept.pending" 2>&1 || {
 		ktap_diag "no connection pending in vm1:" "$(cat "$logdir/accept.pending" "$logdir/world-accept.log")"
 		return 1
 	}
 	guest_reply_timeout "$REPLY_MS" || return 1
 	nsm_freeze
 	out=$(topo_exec vm1 20 "kill -USR1 \$(cat /tmp/acc.pid)
-i=0
-until grep -q '^accept' /tmp/acc; do
-	[ \$i -lt 100 ] || break
-	sleep 0.1; i=\$((i + 1))
-done
+. /lib/nk-lab.sh
+nk_wait_for /tmp/acc '^accept'
 cat /tmp/acc") || true
 	nsm_thaw
 	guest_reply_timeout 10000 || return 1
@@ -405,11 +393,8 @@ time.sleep(600)"
 	topo_world_wait_port "$port" || { ktap_diag "the world does not listen on $port"; return 1; }
 	topo_exec vm1 30 "rm -f /tmp/stall-go
 nk_stall $TOPO_WORLD_IP $port $bytes /tmp/stall-go $lport >/tmp/stall 2>&1 &
-i=0
-until grep -q listening /tmp/stall; do
-	[ \$i -lt 100 ] || { cat /tmp/stall; exit 1; }
-	sleep 0.1; i=\$((i + 1))
-done" >"$logdir/stall.start" 2>&1 || {
+. /lib/nk-lab.sh
+nk_wait_for /tmp/stall listening || { cat /tmp/stall; exit 1; }" >"$logdir/stall.start" 2>&1 || {
 		ktap_diag "nk_stall does not listen:" "$(cat "$logdir/stall.start")"
 		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
 		return 1
@@ -420,11 +405,8 @@ import socket, time
 c = socket.create_connection(('$(topo_guest_ip vm1)', $lport), timeout=20)
 time.sleep(600)"
 	STALL_CONN_PID=$LAB_LAST_PID
-	topo_exec vm1 30 "i=0
-until grep -q ready /tmp/stall; do
-	[ \$i -lt 200 ] || { cat /tmp/stall; exit 1; }
-	sleep 0.1; i=\$((i + 1))
-done" >"$logdir/stall.ready" 2>&1 || {
+	topo_exec vm1 30 ". /lib/nk-lab.sh
+nk_wait_for /tmp/stall ready 20 || { cat /tmp/stall; exit 1; }" >"$logdir/stall.ready" 2>&1 || {
 		ktap_diag "nk_stall not ready:" "$(cat "$logdir/stall.ready")"
 		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
 		lab_stop_pid "$STALL_CONN_PID" 1 >/dev/null 2>&1 || true
@@ -433,11 +415,8 @@ done" >"$logdir/stall.ready" 2>&1 || {
 	# Nothing takes vm1's requestq now; 5 s for the calls to end.
 	kill -STOP "$TOPO_ENGINE_PID"
 	out=$(topo_exec vm1 30 "touch /tmp/stall-go
-i=0
-until grep -q done /tmp/stall; do
-	[ \$i -lt 50 ] || break
-	sleep 0.1; i=\$((i + 1))
-done
+. /lib/nk-lab.sh
+nk_wait_for /tmp/stall done 5
 cat /tmp/stall") || true
 	kill -CONT "$TOPO_ENGINE_PID"
 	lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
@@ -493,11 +472,8 @@ while True:
 	DGRAM_WORLD_PID=$LAB_LAST_PID
 	topo_exec vm1 30 "rm -f /tmp/dgram.in; mkfifo /tmp/dgram.in
 nk_dgram $TOPO_WORLD_IP $1 $DGRAM_LPORT /tmp/dgram.in >/tmp/dgram.out 2>&1 &
-i=0
-until grep -q ready /tmp/dgram.out; do
-	[ \$i -lt 100 ] || { cat /tmp/dgram.out; exit 1; }
-	sleep 0.1; i=\$((i + 1))
-done" >"$logdir/dgram.start" 2>&1 || { ktap_diag "nk_dgram: $(cat "$logdir/dgram.start")"; return 1; }
+. /lib/nk-lab.sh
+nk_wait_for /tmp/dgram.out ready || { cat /tmp/dgram.out; exit 1; }" >"$logdir/dgram.start" 2>&1 || { ktap_diag "nk_dgram: $(cat "$logdir/dgram.start")"; return 1; }
 	out=$(dgram_cmd "echo 10" 10) || true
 	echo "$out" >"$logdir/dgram-before.out"
 	grep -q '^echo ok' <<<"$out" || { ktap_diag "nk_dgram before the failure: $out"; return 1; }

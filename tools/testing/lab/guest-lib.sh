@@ -42,13 +42,13 @@ nk_wait_listen() {
 	done
 }
 
-# nk_wait_for FILE PATTERN: wait, 10 s at most, until a line of FILE
-# matches PATTERN (grep's; FILE may not exist yet: a program started in
-# the background makes it).  1 if none did.
+# nk_wait_for FILE PATTERN [SECONDS]: wait, SECONDS (10) at most, until a
+# line of FILE matches PATTERN (grep's; FILE may not exist yet: a program
+# started in the background makes it).  1 if none did.
 nk_wait_for() {
 	_wf_i=0
 	until grep -qs -- "$2" "$1"; do
-		[ $_wf_i -lt 50 ] || return 1
+		[ $_wf_i -lt $((${3:-10} * 5)) ] || return 1
 		sleep 0.2
 		_wf_i=$((_wf_i + 1))
 	done
