@@ -208,16 +208,6 @@ guest_reply_timeout() {
 	topo_exec vm1 10 "echo $1 >/sys/module/af_netkernel/parameters/reply_timeout_ms" >/dev/null
 }
 
-# nsm_freeze, nsm_thaw: the NSM's QEMU stopped with SIGSTOP and resumed.
-# Its vhost-user device stays started, so the engine keeps its session and
-# forwards requests into its rings; nothing answers them meanwhile.
-nsm_freeze() {
-	kill -STOP "${LAB_VM_PID[$TOPO_NSM]}"
-}
-nsm_thaw() {
-	kill -CONT "${LAB_VM_PID[$TOPO_NSM]}"
-}
-
 # counts_back N0 G0: within a few seconds the NSM holds N0 sockets and the
 # engine G0 sockets of vm1 again.
 counts_back() {
@@ -237,9 +227,9 @@ test_socket_abandoned() {
 	n0=$(topo_nsm_stat sockets)
 	g0=$(topo_ep_sockets vm1) || return 1
 	guest_reply_timeout "$REPLY_MS" || return 1
-	nsm_freeze
+	topo_nsm_freeze
 	out=$(topo_exec vm1 20 "nk_hold socket") || true
-	nsm_thaw
+	topo_nsm_thaw
 	guest_reply_timeout 10000 || return 1
 	ktap_diag "socket() and bind() while the NSM is stopped: $out"
 	[[ $out == "socket ETIMEDOUT" ]] || return 1
@@ -275,12 +265,12 @@ nk_wait_for /tmp/acc pending 15 || { cat /tmp/acc; exit 1; }" >"$logdir/accept.p
 		return 1
 	}
 	guest_reply_timeout "$REPLY_MS" || return 1
-	nsm_freeze
+	topo_nsm_freeze
 	out=$(topo_exec vm1 20 "kill -USR1 \$(cat /tmp/acc.pid)
 . /lib/nk-lab.sh
 nk_wait_for /tmp/acc '^accept'
 cat /tmp/acc") || true
-	nsm_thaw
+	topo_nsm_thaw
 	guest_reply_timeout 10000 || return 1
 	ktap_diag "accept() while the NSM is stopped: $(tail -n 1 <<<"$out")"
 	grep -q '^accept ETIMEDOUT' <<<"$out" || return 1
@@ -319,9 +309,9 @@ done" >"$logdir/ss-info.start" 2>&1 || {
 		lab_stop_pid "$WORLD_PID" 1 >/dev/null 2>&1 || true
 		return 1
 	}
-	nsm_freeze
+	topo_nsm_freeze
 	out=$(ss_info_lines) || rc=1
-	nsm_thaw
+	topo_nsm_thaw
 	ktap_diag "ss -tin while the NSM is stopped:" "$out"
 	ms=$(sed -n 's/^ms //p' <<<"$out")
 	[[ $(grep -c ESTAB <<<"$out") -eq 3 ]] || rc=1

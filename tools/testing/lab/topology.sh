@@ -244,6 +244,17 @@ topo_nsm_stat() {
 		awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print -1 }'
 }
 
+# topo_nsm_freeze, topo_nsm_thaw: the NSM's QEMU stopped with SIGSTOP and
+# resumed.  Its vhost-user device stays started, so the engine keeps its
+# session and forwards requests into its rings; nothing answers them
+# meanwhile.
+topo_nsm_freeze() {
+	kill -STOP "${LAB_VM_PID[$TOPO_NSM]}"
+}
+topo_nsm_thaw() {
+	kill -CONT "${LAB_VM_PID[$TOPO_NSM]}"
+}
+
 # topo_ep_sockets NAME: how many sockets the engine holds for endpoint NAME.
 topo_ep_sockets() {
 	topo_nkctl --json sockets "$1" |
