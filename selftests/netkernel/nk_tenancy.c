@@ -33,6 +33,10 @@
  *       N times: connect, write without blocking until the socket takes
  *       nothing for 500 ms, close.  Prints "fill N connected K bytes B
  *       errors E" (E: connects and writes that failed otherwise).
+ *   nk_tenancy burst ADDR PORT N TAG GOFILE
+ *       A UDP socket sends "TAG warm" (which makes its NSM socket) and
+ *       prints "ready"; once GOFILE exists (60 s at most), N datagrams
+ *       "TAG I", one sendto() each, I from 1: "sent N" or the errno name.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -329,6 +333,38 @@ static int cmd_fill(char **argv)
 	return 0;
 }
 
+static int cmd_burst(char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = parse_addr(argv[0], argv[1], &ss);
+	int n = atoi(argv[2]), i, fd, err = 0;
+	char msg[64];
+
+	fd = socket(ss.ss_family, SOCK_DGRAM, 0);
+	if (fd < 0)
+		err = errno;
+	snprintf(msg, sizeof(msg), "%s warm", argv[3]);
+	if (!err && sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&ss, len) < 0)
+		err = errno;
+	if (err) {
+		printf("%s\n", ename(err));
+		return 0;
+	}
+	printf("ready\n");
+	for (i = 0; i < 6000 && access(argv[4], F_OK); i++)
+		usleep(10000);
+	for (i = 1; i <= n && !err; i++) {
+		snprintf(msg, sizeof(msg), "%s %d", argv[3], i);
+		if (sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&ss, len) < 0)
+			err = errno;
+	}
+	if (err)
+		printf("%s\n", ename(err));
+	else
+		printf("sent %d\n", n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "";
@@ -348,6 +384,8 @@ int main(int argc, char **argv)
 		return cmd_sink(argv + 2);
 	if (!strcmp(cmd, "fill") && argc == 5)
 		return cmd_fill(argv + 2);
+	if (!strcmp(cmd, "burst") && argc == 7)
+		return cmd_burst(argv + 2);
 	fprintf(stderr, "usage: see the comment at the top of nk_tenancy.c\n");
 	return 2;
 }

@@ -33,26 +33,32 @@
 #      (a reload), vm2's new connection gets buf_alloc * 3 of credit from
 #      the NSM (6 MiB, above the 4 MiB that capped it before), vm1's
 #      buf_alloc (2 MiB), as each guest's /proc/net/netkernel shows.
-#   8. connect/fill/close against a world server that never reads: the
+#   8. The NSM's request turns (issue 14 item 5): with the NSM's VM
+#      stopped, vm2 sends $turns_n datagrams, each a SEND the engine puts
+#      in the NSM's eventq, then vm1 one.  Once the NSM runs again, the
+#      world gets vm1's among the first three (one turn of vm2's, weight
+#      1, ahead of it), not after vm2's $turns_n as first come, first
+#      served gave.
+#   9. connect/fill/close against a world server that never reads: the
 #      NSM keeps at most guest_max_draining closed sockets of vm1, resets
 #      the ones beyond (drain_aborts), and its memory stays bounded.
-#   9. ... and resets the draining ones after drain_timeout
+#  10. ... and resets the draining ones after drain_timeout
 #      (drain_timeouts), leaving vm1 with no socket on the NSM.
-#  10. vm2 whose IPv4 address is not configured on the NSM: its wildcard
+#  11. vm2 whose IPv4 address is not configured on the NSM: its wildcard
 #      bind answers EADDRNOTAVAIL and its connect EADDRNOTAVAIL (the NSM's
 #      own address before).
-#  11. nkctl ss (issue 15): a connection of vm1 to the world, as the
+#  12. nkctl ss (issue 15): a connection of vm1 to the world, as the
 #      world sees it (10.0.0.11:port -> 10.0.0.1:port, ESTAB) with the
 #      NSM kernel socket's nonzero rtt and cwnd; nkctl kill resets it and
 #      vm1's blocked recv() fails with ECONNRESET.
-#  12. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
+#  13. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
 #      and vm2 a network namespace each (/proc/net/nsm_tenants), each
 #      with the same address 192.168.77.2 on a link to a world of its own
 #      (192.168.77.1, an httpd saying which world it is); the engine gives
 #      both guests that address.  Each guest's wget reaches its own world,
 #      both bind the same address and port, and neither reaches the NSM's
 #      own address (no route in its namespace).
-#  13. console clean: every VM; hostengine stopped cleanly.
+#  14. console clean: every VM; hostengine stopped cleanly.
 #
 # usage: selftests/netkernel/tenancy.sh
 # Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/testing/lab).
@@ -98,8 +104,8 @@ t_start=$SECONDS
 # One point per entry, in this order (test_NAME, below), then topo_down_ktap's
 # points: "console clean" for nsm, vm1 and vm2, and the engine's stop.
 TEST_NAMES=(no_ipv6_wildcard reuseport_owners broadcast link_local max_socks
-	guest_limits weight_credit fill_close drain_timeout addr_not_on_nsm ss_kill
-	tenant_netns)
+	guest_limits weight_credit request_turns fill_close drain_timeout
+	addr_not_on_nsm ss_kill tenant_netns)
 TEST_DESCS=(
 	"vm2 without IPv6: V6ONLY wildcard bind refused"
 	"SO_REUSEPORT: each guest's sockets have their own owner, not root"
@@ -108,6 +114,7 @@ TEST_DESCS=(
 	"guest_max_socks: ENFILE for vm1 at $max_socks, not for vm2"
 	"engine limits: vm2 EMFILE at $vm2_max_socks, EAGAIN over $vm2_conn_rate/s; vm1 unaffected"
 	"weight 3: vm2's socket gets 3 times vm1's credit from the NSM"
+	"request turns: vm1's request served ahead of vm2's backlog"
 	"connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
 	"draining sockets reset after drain_timeout"
 	"vm2's address not on the NSM: bind and connect refused"
@@ -290,7 +297,74 @@ kill \$(pidof nk_tenancy) 2>/dev/null; true" >"$logdir/weight-$vm.log" 2>&1 || t
 	return "$rc"
 }
 
-# 8. and 9. connect/fill/close against a server that never reads (the
+# 8. The NSM serves guests' requests in turns.  vm2 queues turns_n
+# datagrams toward the stopped NSM, then vm1 one; the world records the
+# order they arrive in.  The NSM serves them one at a time, each sendto()
+# sending its packet, so the world's order is the NSM's.
+turns_port=7260
+turns_n=30
+test_request_turns() {
+	local world vm n got pos i rc=0
+	wait_nsm_idle
+	topo_world_spawn "$logdir/turns-world.log" python3 -c "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('$TOPO_WORLD_IP', $turns_port))
+s.settimeout(60)
+print('bound', flush=True)
+order = []
+while len(order) < $((turns_n + 1)):
+    tag, what = s.recv(64).decode().split()
+    if what == 'warm':
+        print('warm', tag, flush=True)
+    else:
+        order.append(tag)
+print('order', ' '.join(order), flush=True)"
+	world=$LAB_LAST_PID
+	for ((i = 0; i < 50; i++)); do
+		grep -q bound "$logdir/turns-world.log" && break
+		sleep 0.2
+	done
+	# Each guest's socket exists on the NSM (its warm datagram arrived)
+	# before the NSM stops.
+	for vm in vm2 vm1; do
+		n=$([[ $vm == vm2 ]] && echo "$turns_n" || echo 1)
+		lab_vm_exec "$vm" 30 "rm -f /tmp/turns-go
+$gbin burst $TOPO_WORLD_IP $turns_port $n $vm /tmp/turns-go >/tmp/turns.log 2>&1 &
+. /lib/nk-lab.sh; nk_wait_for /tmp/turns.log ready || { cat /tmp/turns.log; exit 1; }" \
+			>"$logdir/turns-$vm.start" 2>&1 ||
+			{ ktap_diag "$vm: $(cat "$logdir/turns-$vm.start")"; rc=1; }
+	done
+	for ((i = 0; i < 50; i++)); do
+		(($(grep -c '^warm' "$logdir/turns-world.log") == 2)) && break
+		sleep 0.2
+	done
+	topo_nsm_freeze
+	for vm in vm2 vm1; do
+		got=$(lab_vm_exec "$vm" 30 "touch /tmp/turns-go
+. /lib/nk-lab.sh; nk_wait_for /tmp/turns.log '^sent'; tail -n 1 /tmp/turns.log" 2>&1) || true
+		n=$([[ $vm == vm2 ]] && echo "$turns_n" || echo 1)
+		[[ $got == "sent $n" ]] || { ktap_diag "$vm: '$got', want 'sent $n'"; rc=1; }
+	done
+	# The engine has put them in the NSM's eventq (it polls): 1 s is ample.
+	sleep 1
+	topo_nsm_thaw
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^order' "$logdir/turns-world.log" && break
+		sleep 0.2
+	done
+	got=$(sed -n 's/^order //p' "$logdir/turns-world.log")
+	pos=$(tr ' ' '\n' <<<"$got" | grep -nx vm1 | cut -d: -f1)
+	ktap_diag "the world got, in order: ${got:-nothing}"
+	# vm2's turn (weight 1) first, as its queue was first; one more place
+	# for any turn of the NSM's other queue.
+	[[ -n $pos ]] && ((pos <= 3)) ||
+		{ ktap_diag "vm1's datagram came at place '${pos:-none}', want at most 3"; rc=1; }
+	lab_stop_pid "$world" 5 >/dev/null 2>&1 || true
+	return "$rc"
+}
+
+# 9. and 10. connect/fill/close against a server that never reads (the
 # sink, left to test_drain_timeout to stop).
 sink_port=7200
 sink_pid=
@@ -329,7 +403,7 @@ test_drain_timeout() {
 	return "$rc"
 }
 
-# 10. A guest address the NSM does not have: no wildcard instead.
+# 11. A guest address the NSM does not have: no wildcard instead.
 test_addr_not_on_nsm() {
 	local got
 	lab_vm_exec "$TOPO_NSM" 30 "ip addr del $(topo_guest_ip vm2)/32 dev eth0" >/dev/null 2>&1 || true
@@ -338,7 +412,7 @@ test_addr_not_on_nsm() {
 	expect "EADDRNOTAVAIL EADDRNOTAVAIL" "$got"
 }
 
-# 11. nkctl ss and nkctl kill on a connection of vm1 to a world server that
+# 12. nkctl ss and nkctl kill on a connection of vm1 to a world server that
 # never reads (its TCP state and addresses from the NSM's kernel socket).
 ss_port=7300
 test_ss_kill() {
@@ -380,7 +454,7 @@ print(("ok" if ok else "bad"), e["guest_sock"], e.get("state"), e.get("local"),
 	return "$rc"
 }
 
-# 12. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
+# 13. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
 # namespace tT (held by a sleeping process) with tT 192.168.77.2/24, the
 # veth peer wT 192.168.77.1/24 in a world namespace running an httpd that
 # serves "world-T"; then the guest's endpoint id is written into tT's
