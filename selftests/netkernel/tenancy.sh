@@ -304,7 +304,7 @@ kill \$(pidof nk_tenancy) 2>/dev/null; true" >"$logdir/weight-$vm.log" 2>&1 || t
 turns_port=7260
 turns_n=30
 test_request_turns() {
-	local world vm n got pos i rc=0
+	local world vm n got pos rc=0
 	wait_nsm_idle
 	topo_world_spawn "$logdir/turns-world.log" python3 -c "
 import socket
@@ -321,10 +321,8 @@ while len(order) < $((turns_n + 1)):
         order.append(tag)
 print('order', ' '.join(order), flush=True)"
 	world=$LAB_LAST_PID
-	for ((i = 0; i < 50; i++)); do
-		grep -q bound "$logdir/turns-world.log" && break
-		sleep 0.2
-	done
+	lab_wait_for "$logdir/turns-world.log" '^bound' 10 "$world" ||
+		ktap_diag "the world's receiver is not bound"
 	# Each guest's socket exists on the NSM (its warm datagram arrived)
 	# before the NSM stops.
 	for vm in vm2 vm1; do
@@ -335,9 +333,9 @@ $gbin burst $TOPO_WORLD_IP $turns_port $n $vm /tmp/turns-go >/tmp/turns.log 2>&1
 			>"$logdir/turns-$vm.start" 2>&1 ||
 			{ ktap_diag "$vm: $(cat "$logdir/turns-$vm.start")"; rc=1; }
 	done
-	for ((i = 0; i < 50; i++)); do
-		(($(grep -c '^warm' "$logdir/turns-world.log") == 2)) && break
-		sleep 0.2
+	for vm in vm2 vm1; do
+		lab_wait_for "$logdir/turns-world.log" "^warm $vm\$" 10 "$world" ||
+			ktap_diag "the world did not get $vm's first datagram"
 	done
 	topo_nsm_freeze
 	for vm in vm2 vm1; do
@@ -349,10 +347,7 @@ $gbin burst $TOPO_WORLD_IP $turns_port $n $vm /tmp/turns-go >/tmp/turns.log 2>&1
 	# The engine has put them in the NSM's eventq (it polls): 1 s is ample.
 	sleep 1
 	topo_nsm_thaw
-	for ((i = 0; i < 100; i++)); do
-		grep -q '^order' "$logdir/turns-world.log" && break
-		sleep 0.2
-	done
+	lab_wait_for "$logdir/turns-world.log" '^order' 20 "$world" || true
 	got=$(sed -n 's/^order //p' "$logdir/turns-world.log")
 	pos=$(tr ' ' '\n' <<<"$got" | grep -nx vm1 | cut -d: -f1)
 	ktap_diag "the world got, in order: ${got:-nothing}"
