@@ -46,6 +46,7 @@ enum nsm_stat {
 	NSM_S_DRAIN_ABORTS,	/* CLOSEs that reset: guest_max_draining */
 	NSM_S_DRAIN_TIMEOUTS,	/* draining sockets reset after drain_timeout */
 	NSM_S_TX_RING_FULL,	/* times tx_work found the requestq full */
+	NSM_S_RQ_SLICES,	/* runs of rq_work ended by rq_slice_us */
 	NSM_S_NR
 };
 
@@ -70,11 +71,15 @@ struct nsm_gq {
  * @nsm: the device
  * @cpu: the CPU its works are queued on
  * @rq_lock: protects @active, every struct nsm_gq of this shard (@other
- *           and each guest's nsm_guest.q[] entry for it) and @rq_stop
+ *           and each guest's nsm_guest.q[] entry for it), @rq_stop,
+ *           @last_guest and @shared_until
  * @active: the struct nsm_gq with requests waiting, in turn order
  * @other: the requests of no guest: socket 0 (INFO), and ids that are
  *         neither open nor opening (late messages, errors)
  * @rq_stop: nothing is queued any more (detach)
+ * @last_guest: id of the guest whose request was served last
+ * @shared_until: jiffies until which the shard counts as shared by two
+ *                guests (NSM_SHARED_TIME after it last changed guests)
  * @rq_work: serves the requests, by weighted round robin of @active
  * @ready_lock: protects @ready, nsm_sock.queued, @ev_stop, @ev_throttled;
  *              taken from socket callbacks (softirq), so always _bh
@@ -94,6 +99,8 @@ struct nsm_shard {
 	struct list_head active;
 	struct nsm_gq other;
 	bool rq_stop;
+	u32 last_guest;
+	unsigned long shared_until;
 	struct work_struct rq_work;
 
 	spinlock_t ready_lock;

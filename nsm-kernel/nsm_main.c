@@ -245,6 +245,24 @@
  *   of the messages waiting in this module's eventq.  Weight 1 keeps the
  *   module parameters' values.
  *
+ * - Slices.  The turns above order what waits in one work; but the works
+ *   of a CPU (rq_work, ev_work, tx_work, the transport's eventq work) wait
+ *   for each other first come first served, each running its batch, and
+ *   a request crosses all four.  Behind another guest's flood of small
+ *   requests, the request of a guest with one in flight waits longest for
+ *   the eventq work, which cannot run while rq_work serves a batch of the
+ *   flood's (64 requests, over a millisecond).  With rq_slice_us set
+ *   (module parameter, default 0: off), a shard that served two guests'
+ *   requests within NSM_SHARED_TIME (20 ms) ends rq_work's run after that
+ *   long while only one guest's requests wait, so the eventq work can
+ *   bring the other guest's in (nsm_rq_slice_over(); debugfs stats
+ *   rq_slices counts such runs).  It is off by default because it trades
+ *   the weights of streams for it: the lighter stream's requests are then
+ *   served sooner too, and guest to world at 1:3 shares 0.86 of the
+ *   weights instead of 0.93 (performance.rst, "Sharing one NSM").  A CPU that serves one guest never slices: there
+ *   is nobody to let in, and slices of every work cost a single guest's
+ *   bulk transfers 12 to 16% when they were tried.
+ *
  * - The device going away (ops->detach: remove, a lost session's restart,
  *   module unload) stops every shard (the requests still queued are
  *   dropped, rq_work and ev_work cancelled and never queued again), restores
@@ -256,8 +274,9 @@
  *
  * Locking (each lock's rules at the top of the file that owns it):
  *   nsm_shard.rq_lock (spin)    a shard's request queues (struct nsm_gq),
- *                               their turns and rq_stop (here); held for a
- *                               list operation, never with another lock
+ *                               their turns, rq_stop and whether the shard
+ *                               is shared (here); held for a list
+ *                               operation, never with another lock
  *   nsm_dev.opening (spin)      its xa_lock, inside the xarray calls only
  *   socket table (spin)         lib/nk_sockid.c's xa_lock, held only inside
  *                               its calls, and by the debugfs socket list
@@ -286,8 +305,10 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/debugfs.h>
+#include <linux/jiffies.h>
 #include <linux/module.h>
 #include <linux/nsproxy.h>
+#include <linux/sched/clock.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <net/net_namespace.h>
@@ -311,10 +332,18 @@ module_param(shards, uint, 0444);
 MODULE_PARM_DESC(shards,
 		 "CPUs that serve requests and events, each a shard of the sockets (default 0: every CPU online at attach)");
 
+static unsigned int rq_slice_us;
+module_param(rq_slice_us, uint, 0644);
+MODULE_PARM_DESC(rq_slice_us,
+		 "Microseconds rq_work serves while one guest's requests wait on a CPU that two guests share, before the CPU's other work has a turn (default 0: no limit)");
+
 static struct dentry *nsm_debugfs_root;
 
 /* Requests a shard serves before it requeues its work. */
 #define NSM_RQ_BATCH	64
+
+/* How long a shard counts as shared after it last changed guests. */
+#define NSM_SHARED_TIME	(HZ / 50)
 
 /*
  * One request waiting for its shard: the eventq buffer itself (@skb, lent
@@ -355,6 +384,7 @@ static const char * const nsm_stat_names[NSM_S_NR] = {
 	[NSM_S_DRAIN_ABORTS]	= "drain_aborts",
 	[NSM_S_DRAIN_TIMEOUTS]	= "drain_timeouts",
 	[NSM_S_TX_RING_FULL]	= "tx_ring_full",
+	[NSM_S_RQ_SLICES]	= "rq_slices",
 };
 
 static int nsm_stats_show(struct seq_file *m, void *v)
@@ -516,6 +546,10 @@ static struct nsm_rxmsg *nsm_rq_next(struct nsm_shard *sh)
 		return NULL;
 	m = list_first_entry(&q->reqs, struct nsm_rxmsg, node);
 	list_del(&m->node);
+	if (q->g && q->g->id != sh->last_guest) {
+		sh->last_guest = q->g->id;
+		sh->shared_until = jiffies + NSM_SHARED_TIME;
+	}
 	if (list_empty(&q->reqs)) {
 		list_del_init(&q->node);
 	} else if (++q->served >= (q->g ? READ_ONCE(q->g->weight) : 1)) {
@@ -525,15 +559,35 @@ static struct nsm_rxmsg *nsm_rq_next(struct nsm_shard *sh)
 	return m;
 }
 
+/*
+ * Whether rq_work, running since @start (local_clock()), ends its run
+ * here to let its CPU's other work in (rq_lock held): see "Slices".
+ */
+static bool nsm_rq_slice_over(const struct nsm_shard *sh, u64 start)
+{
+	u64 us = READ_ONCE(rq_slice_us);
+
+	lockdep_assert_held(&sh->rq_lock);
+	return us && list_is_singular(&sh->active) &&
+	       time_before(jiffies, sh->shared_until) &&
+	       local_clock() - start > us * NSEC_PER_USEC;
+}
+
 static void nsm_rq_work(struct work_struct *work)
 {
 	struct nsm_shard *sh = container_of(work, struct nsm_shard, rq_work);
 	struct nsm_dev *nsm = sh->nsm;
+	u64 start = local_clock();
 	struct nsm_rxmsg *m;
 	unsigned int n;
 
 	for (n = 0; n < NSM_RQ_BATCH; n++) {
 		spin_lock(&sh->rq_lock);
+		if (n && nsm_rq_slice_over(sh, start)) {
+			spin_unlock(&sh->rq_lock);
+			nsm_count(nsm, NSM_S_RQ_SLICES, 1);
+			break;
+		}
 		m = nsm_rq_next(sh);
 		spin_unlock(&sh->rq_lock);
 		if (!m)
@@ -583,6 +637,7 @@ static int nsm_shards_init(struct nsm_dev *nsm)
 		INIT_LIST_HEAD(&sh->active);
 		INIT_LIST_HEAD(&sh->other.reqs);
 		INIT_LIST_HEAD(&sh->other.node);
+		sh->shared_until = jiffies;
 		INIT_WORK(&sh->rq_work, nsm_rq_work);
 		spin_lock_init(&sh->ready_lock);
 		INIT_LIST_HEAD(&sh->ready);

@@ -39,26 +39,30 @@
 #      world gets vm1's among the first three (one turn of vm2's, weight
 #      1, ahead of it), not after vm2's $turns_n as first come, first
 #      served gave.
-#   9. connect/fill/close against a world server that never reads: the
+#   9. The same with nsm_kernel's rq_slice_us at 100: rq_work's run of
+#      vm2's backlog after vm1's request is sliced (debugfs stats
+#      rq_slices grows), and vm1's datagram is still among the first
+#      three.
+#  10. connect/fill/close against a world server that never reads: the
 #      NSM keeps at most guest_max_draining closed sockets of vm1, resets
 #      the ones beyond (drain_aborts), and its memory stays bounded.
-#  10. ... and resets the draining ones after drain_timeout
+#  11. ... and resets the draining ones after drain_timeout
 #      (drain_timeouts), leaving vm1 with no socket on the NSM.
-#  11. vm2 whose IPv4 address is not configured on the NSM: its wildcard
+#  12. vm2 whose IPv4 address is not configured on the NSM: its wildcard
 #      bind answers EADDRNOTAVAIL and its connect EADDRNOTAVAIL (the NSM's
 #      own address before).
-#  12. nkctl ss (issue 15): a connection of vm1 to the world, as the
+#  13. nkctl ss (issue 15): a connection of vm1 to the world, as the
 #      world sees it (10.0.0.11:port -> 10.0.0.1:port, ESTAB) with the
 #      NSM kernel socket's nonzero rtt and cwnd; nkctl kill resets it and
 #      vm1's blocked recv() fails with ECONNRESET.
-#  13. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
+#  14. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
 #      and vm2 a network namespace each (/proc/net/nsm_tenants), each
 #      with the same address 192.168.77.2 on a link to a world of its own
 #      (192.168.77.1, an httpd saying which world it is); the engine gives
 #      both guests that address.  Each guest's wget reaches its own world,
 #      both bind the same address and port, and neither reaches the NSM's
 #      own address (no route in its namespace).
-#  14. console clean: every VM; hostengine stopped cleanly.
+#  15. console clean: every VM; hostengine stopped cleanly.
 #
 # usage: selftests/netkernel/tenancy.sh
 # Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/testing/lab).
@@ -104,7 +108,7 @@ t_start=$SECONDS
 # One point per entry, in this order (test_NAME, below), then topo_down_ktap's
 # points: "console clean" for nsm, vm1 and vm2, and the engine's stop.
 TEST_NAMES=(no_ipv6_wildcard reuseport_owners broadcast link_local max_socks
-	guest_limits weight_credit request_turns fill_close drain_timeout
+	guest_limits weight_credit request_turns rq_slice fill_close drain_timeout
 	addr_not_on_nsm ss_kill tenant_netns)
 TEST_DESCS=(
 	"vm2 without IPv6: V6ONLY wildcard bind refused"
@@ -115,6 +119,7 @@ TEST_DESCS=(
 	"engine limits: vm2 EMFILE at $vm2_max_socks, EAGAIN over $vm2_conn_rate/s; vm1 unaffected"
 	"weight 3: vm2's socket gets 3 times vm1's credit from the NSM"
 	"request turns: vm1's request served ahead of vm2's backlog"
+	"rq_slice_us 100: rq_work's run of vm2's backlog sliced, vm1 still ahead"
 	"connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
 	"draining sockets reset after drain_timeout"
 	"vm2's address not on the NSM: bind and connect refused"
@@ -303,8 +308,12 @@ kill \$(pidof nk_tenancy) 2>/dev/null; true" >"$logdir/weight-$vm.log" 2>&1 || t
 # sending its packet, so the world's order is the NSM's.
 turns_port=7260
 turns_n=30
-test_request_turns() {
-	local world vm n got pos rc=0
+# turns_order PORT: the run above on PORT; the world's order in turns_got,
+# vm1's place in it in turns_pos.
+turns_got=
+turns_pos=
+turns_order() {
+	local world vm n got rc=0 turns_port=$1
 	wait_nsm_idle
 	topo_world_spawn "$logdir/turns-world.log" python3 -c "
 import socket
@@ -348,18 +357,46 @@ $gbin burst $TOPO_WORLD_IP $turns_port $n $vm /tmp/turns-go >/tmp/turns.log 2>&1
 	sleep 1
 	topo_nsm_thaw
 	lab_wait_for "$logdir/turns-world.log" '^order' 20 "$world" || true
-	got=$(sed -n 's/^order //p' "$logdir/turns-world.log")
-	pos=$(tr ' ' '\n' <<<"$got" | grep -nx vm1 | cut -d: -f1)
-	ktap_diag "the world got, in order: ${got:-nothing}"
-	# vm2's turn (weight 1) first, as its queue was first; one more place
-	# for any turn of the NSM's other queue.
-	[[ -n $pos ]] && ((pos <= 3)) ||
-		{ ktap_diag "vm1's datagram came at place '${pos:-none}', want at most 3"; rc=1; }
+	turns_got=$(sed -n 's/^order //p' "$logdir/turns-world.log")
+	turns_pos=$(tr ' ' '\n' <<<"$turns_got" | grep -nx vm1 | cut -d: -f1)
+	ktap_diag "the world got, in order: ${turns_got:-nothing}"
 	lab_stop_pid "$world" 5 >/dev/null 2>&1 || true
 	return "$rc"
 }
 
-# 9. and 10. connect/fill/close against a server that never reads (the
+# vm2's turn (weight 1) first, as its queue was first; one more place for
+# any turn of the NSM's other queue.
+turns_vm1_early() {
+	[[ -n $turns_pos ]] && ((turns_pos <= 3)) ||
+		{ ktap_diag "vm1's datagram came at place '${turns_pos:-none}', want at most 3"; return 1; }
+}
+
+test_request_turns() {
+	local rc=0
+	turns_order "$turns_port" || rc=1
+	turns_vm1_early || rc=1
+	return "$rc"
+}
+
+# 9. The same with rq_slice_us at 100: after vm2's turn and vm1's, rq_work
+# serves only vm2's requests, over 100 us of them, on a shard that served
+# two guests: it ends that run (rq_slices counts it) and the order stays.
+test_rq_slice() {
+	local set=/sys/module/nsm_kernel/parameters/rq_slice_us s0 s1 rc=0
+	lab_vm_exec "$TOPO_NSM" 30 "echo 100 > $set" >/dev/null 2>&1 ||
+		{ ktap_diag "rq_slice_us not set"; return 1; }
+	s0=$(topo_nsm_stat rq_slices)
+	turns_order $((turns_port + 1)) || rc=1
+	s1=$(topo_nsm_stat rq_slices)
+	lab_vm_exec "$TOPO_NSM" 30 "echo 0 > $set" >/dev/null 2>&1 ||
+		{ ktap_diag "rq_slice_us not set back to 0"; rc=1; }
+	turns_vm1_early || rc=1
+	ktap_diag "rq_slices $s0 -> $s1"
+	((s0 >= 0 && s1 > s0)) || { ktap_diag "no run of rq_work was sliced"; rc=1; }
+	return "$rc"
+}
+
+# 10. and 11. connect/fill/close against a server that never reads (the
 # sink, left to test_drain_timeout to stop).
 sink_port=7200
 sink_pid=
@@ -398,7 +435,7 @@ test_drain_timeout() {
 	return "$rc"
 }
 
-# 11. A guest address the NSM does not have: no wildcard instead.
+# 12. A guest address the NSM does not have: no wildcard instead.
 test_addr_not_on_nsm() {
 	local got
 	lab_vm_exec "$TOPO_NSM" 30 "ip addr del $(topo_guest_ip vm2)/32 dev eth0" >/dev/null 2>&1 || true
@@ -407,7 +444,7 @@ test_addr_not_on_nsm() {
 	expect "EADDRNOTAVAIL EADDRNOTAVAIL" "$got"
 }
 
-# 12. nkctl ss and nkctl kill on a connection of vm1 to a world server that
+# 13. nkctl ss and nkctl kill on a connection of vm1 to a world server that
 # never reads (its TCP state and addresses from the NSM's kernel socket).
 ss_port=7300
 test_ss_kill() {
@@ -449,7 +486,7 @@ print(("ok" if ok else "bad"), e["guest_sock"], e.get("state"), e.get("local"),
 	return "$rc"
 }
 
-# 13. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
+# 14. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
 # namespace tT (held by a sleeping process) with tT 192.168.77.2/24, the
 # veth peer wT 192.168.77.1/24 in a world namespace running an httpd that
 # serves "world-T"; then the guest's endpoint id is written into tT's
