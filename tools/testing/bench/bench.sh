@@ -50,7 +50,10 @@
 #  6. Sharing one NSM: vm1 and vm2 streaming at once (each way) with
 #     weights 1:1 and 1:3, set live by a reload of the engine's file, and
 #     the share each got; vm1's rr_64 alone and beside vm2 flooding small
-#     pipelined requests (p50, p99).
+#     pipelined requests (p50, p99).  Then guest to world at 1:3 and the
+#     flood again with nsm_kernel's rq_slice_us at 100 (off by default:
+#     hostengine.rst "Sharing an NSM"), share_tx_rqslice_w3 and
+#     flood_rr_64_rqslice, so that the trade it makes is in every run.
 #
 # Every lab measurement runs A (netkernel) then B (baseline), repeated
 # --reps times, so that ratios come from neighbouring runs.  Each
@@ -148,6 +151,7 @@ shares=(
 )
 share_weights=(1 3)
 flood_args="-m rr -s 64 -P 8 -D 32"	# within vm2_max_socks
+rq_slice_us=100		# nsm_kernel's rq_slice_us for the *_rqslice rows
 # Client and server in one guest, over 127.0.0.1.
 lo_tests=(
 	"stream_lo_1:-m stream -P 1"
@@ -171,10 +175,10 @@ g2g_port=5203
 # --sharing: the sharing rows; the report; vm1's and vm2's consoles; the
 # NSM's and the engine's.
 if [[ -n $sharing ]]; then
-	ktap_begin $((reps * (${#shares[@]} * ${#share_weights[@]} + 3) + 1 + nvms + 1))
+	ktap_begin $((reps * (${#shares[@]} * ${#share_weights[@]} + 3 + 4) + 1 + nvms + 1))
 else
 	ktap_begin $((1 + reps * ((${#tests[@]} + ${#lo_tests[@]} + ${#mux[@]} +
-		${#limit_tests[@]}) * 2 + ${#g2g_tests[@]} * 3 + ${#shares[@]} * ${#share_weights[@]} + 3) +
+		${#limit_tests[@]}) * 2 + ${#g2g_tests[@]} * 3 + ${#shares[@]} * ${#share_weights[@]} + 3 + 4) +
 		1 + reps * ${#mux[@]} * 2 + 1 + 2 * nvms + 1))
 fi
 
@@ -425,17 +429,17 @@ share() {
 	topo_guest_set vm2 weight=1 || true
 }
 
-# flood REP: vm1's rr_64 alone, then while vm2 floods the same NSM with
-# small pipelined requests (vm2's run must end well too).
+# flood REP [TEST]: vm1's rr_64 alone, then while vm2 floods the same NSM
+# with small pipelined requests (vm2's run must end well too).
 flood() {
-	local rep=$1 fpid status=0
-	measure flood_rr_64 alone "$rep" "-m rr -s 64" vm1
+	local rep=$1 test=${2:-flood_rr_64} fpid status=0
+	measure "$test" alone "$rep" "-m rr -s 64" vm1
 	lab_vm_exec vm2 $((secs + 64)) \
 		"$guest_nkperf client -c $TOPO_WORLD_IP -p $port -t $((secs + 4)) $flood_args --json" \
 		>"$out/logs/flood.$rep.vm2.json" 2>&1 &
 	fpid=$!
 	sleep 2
-	measure flood_rr_64 flooded "$rep" "-m rr -s 64" vm1
+	measure "$test" flooded "$rep" "-m rr -s 64" vm1
 	wait "$fpid" || status=$?
 	if ((status)); then
 		ktap_diag "vm2's flood exited $status:"
@@ -444,12 +448,32 @@ flood() {
 		! python3 "$here/report.py" --validate-client "$out/logs/record.tmp" | sed 's/^/# /'; then
 		status=1
 	fi
-	ktap_ok "$status" "flood_rr_64 vm2's flood rep $rep"
+	ktap_ok "$status" "$test vm2's flood rep $rep"
+}
+
+# rq_slice REP: guest to world at 1:3 and the flood with the NSM's
+# rq_slice_us at $rq_slice_us, then back to 0.
+rq_slice() {
+	local rep=$1 set=/sys/module/nsm_kernel/parameters/rq_slice_us
+	if ! lab_vm_exec "$TOPO_NSM" 30 "echo $rq_slice_us > $set" >/dev/null 2>&1 ||
+		! topo_guest_set vm2 weight=3; then
+		ktap_ok 1 "share_tx_rqslice_w3 netkernel rep $rep (not set up)"
+		ktap_ok 1 "flood_rr_64_rqslice alone rep $rep (not set up)"
+		ktap_ok 1 "flood_rr_64_rqslice flooded rep $rep (not set up)"
+		ktap_ok 1 "flood_rr_64_rqslice vm2's flood rep $rep (not set up)"
+	else
+		measure share_tx_rqslice_w3 netkernel "$rep" "-m stream -P 1" vm1 vm2
+		topo_guest_set vm2 weight=1 || true
+		flood "$rep" flood_rr_64_rqslice
+	fi
+	lab_vm_exec "$TOPO_NSM" 30 "echo 0 > $set" >/dev/null 2>&1 ||
+		ktap_diag "the NSM's rq_slice_us was not set back to 0"
 }
 
 for ((rep = 1; rep <= reps; rep++)); do
 	share "$rep"
 	flood "$rep"
+	rq_slice "$rep"
 done
 
 servers stop "${lo_servers[@]}"

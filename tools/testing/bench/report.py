@@ -270,7 +270,8 @@ def fmt(s):
 
 def table(engine, lab, iso=(), sharing=(), g2g=(), smp=()):
     lines = []
-    w = "%-12s %-22s %-9s %-32s %-40s %s"
+    tw = max([12] + [len(r["test"]) for r in list(lab) + list(iso) + list(sharing)])
+    w = "%%-%ds %%-22s %%-9s %%-32s %%-40s %%s" % tw
     if engine:
         lines.append("host engine alone (median [min..max])")
         lines.append(w % ("phase", "metric", "unit", "engine", "machine limit", "engine / limit"))
