@@ -314,8 +314,9 @@ turns_got=
 turns_pos=
 turns_order() {
 	local world vm n got rc=0 turns_port=$1
+	local wlog=$logdir/turns-world.$1.log
 	wait_nsm_idle
-	topo_world_spawn "$logdir/turns-world.log" python3 -c "
+	topo_world_spawn "$wlog" python3 -c "
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(('$TOPO_WORLD_IP', $turns_port))
@@ -330,7 +331,7 @@ while len(order) < $((turns_n + 1)):
         order.append(tag)
 print('order', ' '.join(order), flush=True)"
 	world=$LAB_LAST_PID
-	lab_wait_for "$logdir/turns-world.log" '^bound' 10 "$world" ||
+	lab_wait_for "$wlog" '^bound' 10 "$world" ||
 		ktap_diag "the world's receiver is not bound"
 	# Each guest's socket exists on the NSM (its warm datagram arrived)
 	# before the NSM stops.
@@ -343,7 +344,7 @@ $gbin burst $TOPO_WORLD_IP $turns_port $n $vm /tmp/turns-go >/tmp/turns.log 2>&1
 			{ ktap_diag "$vm: $(cat "$logdir/turns-$vm.start")"; rc=1; }
 	done
 	for vm in vm2 vm1; do
-		lab_wait_for "$logdir/turns-world.log" "^warm $vm\$" 10 "$world" ||
+		lab_wait_for "$wlog" "^warm $vm\$" 10 "$world" ||
 			ktap_diag "the world did not get $vm's first datagram"
 	done
 	topo_nsm_freeze
@@ -356,8 +357,8 @@ $gbin burst $TOPO_WORLD_IP $turns_port $n $vm /tmp/turns-go >/tmp/turns.log 2>&1
 	# The engine has put them in the NSM's eventq (it polls): 1 s is ample.
 	sleep 1
 	topo_nsm_thaw
-	lab_wait_for "$logdir/turns-world.log" '^order' 20 "$world" || true
-	turns_got=$(sed -n 's/^order //p' "$logdir/turns-world.log")
+	lab_wait_for "$wlog" '^order' 20 "$world" || true
+	turns_got=$(sed -n 's/^order //p' "$wlog")
 	turns_pos=$(tr ' ' '\n' <<<"$turns_got" | grep -nx vm1 | cut -d: -f1)
 	ktap_diag "the world got, in order: ${turns_got:-nothing}"
 	lab_stop_pid "$world" 5 >/dev/null 2>&1 || true
