@@ -259,9 +259,10 @@
  *   rq_slices counts such runs).  It is off by default because it trades
  *   the weights of streams for it: the lighter stream's requests are then
  *   served sooner too, and guest to world at 1:3 shares 0.86 of the
- *   weights instead of 0.93 (performance.rst, "Sharing one NSM").  A CPU that serves one guest never slices: there
- *   is nobody to let in, and slices of every work cost a single guest's
- *   bulk transfers 12 to 16% when they were tried.
+ *   weights instead of 0.93 (performance.rst, "Sharing one NSM").  A CPU
+ *   that serves one guest never slices: there is nobody to let in, and
+ *   slices of every work cost a single guest's bulk transfers 12 to 16%
+ *   when they were tried.
  *
  * - The device going away (ops->detach: remove, a lost session's restart,
  *   module unload) stops every shard (the requests still queued are
