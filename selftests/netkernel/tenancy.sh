@@ -383,14 +383,12 @@ test_request_turns() {
 # serves only vm2's requests, over 100 us of them, on a shard that served
 # two guests: it ends that run (rq_slices counts it) and the order stays.
 test_rq_slice() {
-	local set=/sys/module/nsm_kernel/parameters/rq_slice_us s0 s1 rc=0
-	lab_vm_exec "$TOPO_NSM" 30 "echo 100 > $set" >/dev/null 2>&1 ||
-		{ ktap_diag "rq_slice_us not set"; return 1; }
+	local s0 s1 rc=0
+	topo_nsm_param rq_slice_us 100 || { ktap_diag "rq_slice_us not set"; return 1; }
 	s0=$(topo_nsm_stat rq_slices)
 	turns_order $((turns_port + 1)) || rc=1
 	s1=$(topo_nsm_stat rq_slices)
-	lab_vm_exec "$TOPO_NSM" 30 "echo 0 > $set" >/dev/null 2>&1 ||
-		{ ktap_diag "rq_slice_us not set back to 0"; rc=1; }
+	topo_nsm_param rq_slice_us 0 || { ktap_diag "rq_slice_us not set back to 0"; rc=1; }
 	turns_vm1_early || rc=1
 	ktap_diag "rq_slices $s0 -> $s1"
 	((s0 >= 0 && s1 > s0)) || { ktap_diag "no run of rq_work was sliced"; rc=1; }

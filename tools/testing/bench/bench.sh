@@ -454,9 +454,8 @@ flood() {
 # rq_slice REP: guest to world at 1:3 and the flood with the NSM's
 # rq_slice_us at $rq_slice_us, then back to 0.
 rq_slice() {
-	local rep=$1 set=/sys/module/nsm_kernel/parameters/rq_slice_us
-	if ! lab_vm_exec "$TOPO_NSM" 30 "echo $rq_slice_us > $set" >/dev/null 2>&1 ||
-		! topo_guest_set vm2 weight=3; then
+	local rep=$1
+	if ! topo_nsm_param rq_slice_us "$rq_slice_us" || ! topo_guest_set vm2 weight=3; then
 		ktap_ok 1 "share_tx_rqslice_w3 netkernel rep $rep (not set up)"
 		ktap_ok 1 "flood_rr_64_rqslice alone rep $rep (not set up)"
 		ktap_ok 1 "flood_rr_64_rqslice flooded rep $rep (not set up)"
@@ -466,8 +465,7 @@ rq_slice() {
 		topo_guest_set vm2 weight=1 || true
 		flood "$rep" flood_rr_64_rqslice
 	fi
-	lab_vm_exec "$TOPO_NSM" 30 "echo 0 > $set" >/dev/null 2>&1 ||
-		ktap_diag "the NSM's rq_slice_us was not set back to 0"
+	topo_nsm_param rq_slice_us 0 || ktap_diag "the NSM's rq_slice_us was not set back to 0"
 }
 
 for ((rep = 1; rep <= reps; rep++)); do

@@ -244,6 +244,12 @@ topo_nsm_stat() {
 		awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print -1 }'
 }
 
+# topo_nsm_param NAME VALUE: set nsm_kernel.ko's parameter NAME (one of
+# mode 0644) in the running NSM.
+topo_nsm_param() {
+	lab_vm_exec "$TOPO_NSM" 30 "echo $2 > /sys/module/nsm_kernel/parameters/$1" >/dev/null 2>&1
+}
+
 # topo_nsm_freeze, topo_nsm_thaw: the NSM's QEMU stopped with SIGSTOP and
 # resumed.  Its vhost-user device stays started, so the engine keeps its
 # session and forwards requests into its rings; nothing answers them
