@@ -47,6 +47,7 @@ enum nsm_stat {
 	NSM_S_DRAIN_TIMEOUTS,	/* draining sockets reset after drain_timeout */
 	NSM_S_TX_RING_FULL,	/* times tx_work found the requestq full */
 	NSM_S_RQ_SLICES,	/* runs of rq_work ended by rq_slice_us */
+	NSM_S_RCVBUF_CUTS,	/* a lighter stream's receive buffer made smaller */
 	NSM_S_NR
 };
 
@@ -62,6 +63,24 @@ struct nsm_gq {
 	struct list_head node;
 	struct nsm_guest *g;
 	u32 served;
+};
+
+/* How long a shard counts as shared after it last changed guests. */
+#define NSM_SHARED_TIME	(HZ / 50)
+
+/**
+ * struct nsm_ev_period - what a shard's ev_work read in one period
+ * @start: when it began (jiffies)
+ * @bytes: stream bytes read
+ * @wsum: the weights of the streams read, each counted once
+ * @wmax: the heaviest weight of the streams it cut short (more to read
+ *        than their turn)
+ */
+struct nsm_ev_period {
+	unsigned long start;
+	u64 bytes;
+	u32 wsum;
+	u32 wmax;
 };
 
 /**
@@ -87,6 +106,9 @@ struct nsm_gq {
  * @ev_stop: no socket is queued any more (detach)
  * @ev_throttled: @ev_work paused because nsm_dev.out_bytes was over the
  *                limit
+ * @ev_cur: @ev_work's current period (nsm_sock.c), its own
+ * @ev_last: the period before, if it ended less than a period ago
+ * @ev_seq: counts @ev_cur's periods
  * @ev_work: reads sockets and turns their state into events
  * @requests: requests it served (debugfs "shards")
  * @processed: sockets its @ev_work looked at (debugfs "shards")
@@ -107,6 +129,9 @@ struct nsm_shard {
 	struct list_head ready;
 	bool ev_stop;
 	bool ev_throttled;
+	struct nsm_ev_period ev_cur;
+	struct nsm_ev_period ev_last;
+	u32 ev_seq;
 	struct work_struct ev_work;
 
 	atomic64_t requests;
@@ -277,6 +302,11 @@ struct nsm_sk_cbs {
  * @txq_bytes: payload bytes in @txq
  * @bytes_in: SEND payload taken from the guest
  * @bytes_out: EV_DATA payload sent to the guest
+ * @rb_seq: the ev_work period (nsm_shard.ev_seq) in which ev_work last
+ *          read this stream
+ * @rb_bytes: what it read from it in that period
+ * @rb_own: the stream's sk_rcvbuf before nsm_rcvbuf_share() first set
+ *          it, 0 while it does not
  * @sk: the sock our callbacks are installed on, NULL before
  * @orig: callbacks to restore (under sk_callback_lock)
  * @sock6: a dual-stack wildcard socket's second kernel socket (see
@@ -331,6 +361,9 @@ struct nsm_sock {
 	u32 txq_bytes;
 	u64 bytes_in;
 	u64 bytes_out;
+	u32 rb_seq;
+	u64 rb_bytes;
+	int rb_own;
 
 	struct sock *sk;
 	struct nsm_sk_cbs orig;

@@ -240,10 +240,39 @@
  *   - a new socket announces buf_alloc * weight of credit (at most
  *     NK_CREDIT_MAX, then cut to guest_txq_max as above), since a
  *     stream's share of its guest's turns is what its credit lets it
- *     have in flight.
+ *     have in flight;
+ *   - a lighter guest's streams get receive buffers for their share
+ *     while a heavier guest's streams compete (see "Receive buffers").
  *   The engine, for its part, lets each guest have only its weight's share
  *   of the messages waiting in this module's eventq.  Weight 1 keeps the
  *   module parameters' values.
+ *
+ * - Receive buffers.  World to guest, ev_work's reading by weight is not
+ *   where the streams contend: softirq takes every stream's segments
+ *   before any work runs, and a world peer sends as much as its stream's
+ *   receive buffer (autotuned up to tcp_rmem[2]) lets it have queued and
+ *   in flight.  Whenever a heavier stream's queue runs dry for a moment,
+ *   ev_work reads the lighter stream's deep queue, its window opens, and
+ *   its peer's segments take the CPU the heavier stream's would have
+ *   had: at 1:3 the heavier guest got 1.8 times the lighter one's
+ *   throughput, whatever the turns.  So while ev_work cuts short (more to read than its turn)
+ *   the streams of a guest heavier than a stream's, that stream's
+ *   receive buffer follows its share: once per period (NSM_SHARED_TIME)
+ *   it shrinks by an eighth when ev_work read more than 1.05 times its
+ *   weight's share of the last period's reading (among the streams read
+ *   then), and grows by a seventh, up to the buffer it had, below 0.95
+ *   times (nsm_rcvbuf_share(); debugfs stats rcvbuf_cuts counts the
+ *   shrinking, debugfs sockets shows each buffer).  The heaviest guest's
+ *   streams keep their buffers, and a stream gets its buffer back as
+ *   soon as no heavier stream competes; a shard that serves equal
+ *   weights changes nothing.  TCP does not drop what it already let in
+ *   for a smaller buffer (short of its memory pressure): tcp_clamp_window()
+ *   raises the buffer to what is queued as segments come, and the window
+ *   stays closed until the queue is below it.  A buffer the guest set (SO_RCVBUF) is left
+ *   alone, and the guest's application does not see the change (the
+ *   guest answers SO_RCVBUF itself).  Module parameter rcvbuf_share
+ *   (default on) turns it off.  Shares are per shard: guests whose
+ *   streams are served on different CPUs do not compete here.
  *
  * - Slices.  The turns above order what waits in one work; but the works
  *   of a CPU (rq_work, ev_work, tx_work, the transport's eventq work) wait
@@ -343,9 +372,6 @@ static struct dentry *nsm_debugfs_root;
 /* Requests a shard serves before it requeues its work. */
 #define NSM_RQ_BATCH	64
 
-/* How long a shard counts as shared after it last changed guests. */
-#define NSM_SHARED_TIME	(HZ / 50)
-
 /*
  * One request waiting for its shard: the eventq buffer itself (@skb, lent
  * by nk_rx_skb()) or a copy of the message in @copy.
@@ -386,6 +412,7 @@ static const char * const nsm_stat_names[NSM_S_NR] = {
 	[NSM_S_DRAIN_TIMEOUTS]	= "drain_timeouts",
 	[NSM_S_TX_RING_FULL]	= "tx_ring_full",
 	[NSM_S_RQ_SLICES]	= "rq_slices",
+	[NSM_S_RCVBUF_CUTS]	= "rcvbuf_cuts",
 };
 
 static int nsm_stats_show(struct seq_file *m, void *v)
@@ -444,7 +471,7 @@ static int nsm_sockets_show(struct seq_file *m, void *v)
 	struct nsm_sock *ns;
 	unsigned long id = 0;
 
-	seq_puts(m, "id guest family type state bytes_in bytes_out txq rx_buf_alloc rx_fwd_cnt tx_cnt peer_buf_alloc peer_fwd_cnt\n");
+	seq_puts(m, "id guest family type state bytes_in bytes_out txq rx_buf_alloc rx_fwd_cnt tx_cnt peer_buf_alloc peer_fwd_cnt rcvbuf\n");
 	/* Each socket referenced under the table lock, then read locked. */
 	for (;;) {
 		nk_sockid_lock(&nsm->socks);
@@ -455,12 +482,13 @@ static int nsm_sockets_show(struct seq_file *m, void *v)
 		if (!ns)
 			break;
 		mutex_lock(&ns->lock);
-		seq_printf(m, "%u %u %d %d %u %llu %llu %u %u %u %u %u %u\n",
+		seq_printf(m, "%u %u %d %d %u %llu %llu %u %u %u %u %u %u %d\n",
 			   ns->id, ns->guest, ns->family, ns->type,
 			   ns->sock ? ns->sock->sk->sk_state : 0,
 			   ns->bytes_in, ns->bytes_out, ns->txq_bytes,
 			   ns->rx.buf_alloc, ns->rx.fwd_cnt, ns->tx.tx_cnt,
-			   ns->tx.peer_buf_alloc, ns->tx.peer_fwd_cnt);
+			   ns->tx.peer_buf_alloc, ns->tx.peer_fwd_cnt,
+			   ns->sock ? READ_ONCE(ns->sock->sk->sk_rcvbuf) : 0);
 		mutex_unlock(&ns->lock);
 		nsm_sock_put(ns);
 		if (id >= U32_MAX)

@@ -12,7 +12,9 @@
  * shard's ready_lock; they never sleep and never touch the socket's
  * state.  Each shard's ev_work runs on its CPU, at once with the others'
  * and with the shards' requests, and holds one nsm_sock.lock at a time,
- * and its ready_lock only to take a socket off its ready list.
+ * and its ready_lock only to take a socket off its ready list; its
+ * periods (nsm_shard.ev_cur, ev_last, ev_seq) are its own, and a socket's
+ * share of them (nsm_sock.rb_*) is under the socket's lock.
  * drain_work takes a reference under drain_lock, drops it, then takes the
  * socket's lock and checks the socket is still draining.  Every other
  * function here but nsm_sock_hold() and nsm_sock_put() is called with
@@ -52,6 +54,11 @@ static unsigned int ev_turn_shared = 4;
 module_param(ev_turn_shared, uint, 0644);
 MODULE_PARM_DESC(ev_turn_shared,
 		 "Sockets ev_work serves before the CPU's other work has a turn, once it met two guests' sockets, 1..64 (default 4; 64: as for one guest)");
+
+static bool rcvbuf_share = true;
+module_param(rcvbuf_share, bool, 0644);
+MODULE_PARM_DESC(rcvbuf_share,
+		 "While a heavier guest's streams compete, size a lighter guest's stream receive buffers for its weight's share of the NSM's reading (default on)");
 
 /* Guest data the kernel socket has not taken yet. */
 struct nsm_chunk {
@@ -596,12 +603,104 @@ static u32 nsm_stream_inq(struct nsm_sock *ns, struct sock *sk)
 	return avail;
 }
 
+/*
+ * ev_work's periods (NSM_SHARED_TIME each, struct nsm_ev_period): the
+ * bytes it read from streams, the weights of the streams it read, each
+ * counted once, and the heaviest weight among those it had to cut short
+ * (more to read than their turn).  The current period becomes the last
+ * one when it is over; one over for longer than a period is forgotten.
+ */
+static struct nsm_ev_period *nsm_ev_period(struct nsm_shard *sh)
+{
+	unsigned long now = jiffies;
+
+	if (time_before(now, sh->ev_cur.start + NSM_SHARED_TIME))
+		return &sh->ev_cur;
+	if (time_before(now, sh->ev_cur.start + 2 * NSM_SHARED_TIME))
+		sh->ev_last = sh->ev_cur;
+	else
+		memset(&sh->ev_last, 0, sizeof(sh->ev_last));
+	memset(&sh->ev_cur, 0, sizeof(sh->ev_cur));
+	sh->ev_cur.start = now;
+	sh->ev_seq++;
+	return &sh->ev_cur;
+}
+
+/*
+ * A lighter guest's stream beside a heavier guest's ("Receive buffers" in
+ * nsm_main.c), once per period in which ev_work reads @ns, which @got
+ * bytes of the last period's reading went to: while ev_work cuts short
+ * the streams of a guest heavier than @ns's, @ns's receive buffer shrinks
+ * by an eighth when @got was over 1.05 times its weight's share of that
+ * reading, and grows by a seventh, up to the buffer it had, when @got was
+ * under 0.95 times.  When no heavier stream competes any more, @ns gets
+ * back the buffer it had.  A buffer the guest set (SO_RCVBUF, which locks
+ * it) is left alone.  Called with nsm_sock.lock held.
+ */
+static void nsm_rcvbuf_share(struct nsm_sock *ns, struct sock *sk, u64 got)
+{
+	struct nsm_ev_period *last = &ns->shard->ev_last;
+	u32 w = READ_ONCE(ns->g->weight);
+	u64 fair, buf, own;
+	bool lighter;
+	bool slow;
+
+	lighter = READ_ONCE(rcvbuf_share) && last->wsum &&
+		  w < max(last->wmax, ns->shard->ev_cur.wmax);
+	if (!lighter && !ns->rb_own)
+		return;
+	slow = lock_sock_fast(sk);
+	if (sk->sk_userlocks & SOCK_RCVBUF_LOCK) {
+		ns->rb_own = 0;
+	} else if (!lighter) {
+		WRITE_ONCE(sk->sk_rcvbuf, max(sk->sk_rcvbuf, ns->rb_own));
+		ns->rb_own = 0;
+	} else {
+		if (!ns->rb_own)
+			ns->rb_own = sk->sk_rcvbuf;
+		own = max_t(u64, ns->rb_own, SOCK_MIN_RCVBUF);
+		fair = div_u64(last->bytes * w, last->wsum);
+		buf = sk->sk_rcvbuf;
+		if (got * 20 > fair * 21) {
+			buf -= buf / 8;
+			nsm_count(ns->nsm, NSM_S_RCVBUF_CUTS, 1);
+		} else if (got * 20 < fair * 19) {
+			buf += buf / 7;
+		}
+		WRITE_ONCE(sk->sk_rcvbuf, clamp_t(u64, buf, SOCK_MIN_RCVBUF, own));
+	}
+	unlock_sock_fast(sk, slow);
+}
+
+/*
+ * Count @n bytes ev_work read from stream @ns in its period; the first
+ * reading of a period counts the stream's weight, and looks at its share
+ * of the last period (nsm_rcvbuf_share()).
+ */
+static void nsm_ev_read(struct nsm_sock *ns, struct sock *sk, u32 n)
+{
+	struct nsm_shard *sh = ns->shard;
+	struct nsm_ev_period *p = nsm_ev_period(sh);
+	u64 got;
+
+	if (ns->rb_seq != sh->ev_seq) {
+		got = ns->rb_seq == sh->ev_seq - 1 ? ns->rb_bytes : 0;
+		ns->rb_seq = sh->ev_seq;
+		ns->rb_bytes = 0;
+		p->wsum += READ_ONCE(ns->g->weight);
+		nsm_rcvbuf_share(ns, sk, got);
+	}
+	ns->rb_bytes += n;
+	p->bytes += n;
+}
+
 /* Read stream data within the guest's credit.  Return: budget exhausted. */
 static bool nsm_read_stream(struct nsm_sock *ns)
 {
 	u32 budget = nsm_sock_budget(ns);
 	struct sock *sk = ns->sock->sk;
 	struct msghdr msg = {};
+	struct nsm_ev_period *p;
 	struct nsm_out *out;
 	u32 space, avail, n;
 	u8 shutdown;
@@ -622,8 +721,11 @@ static bool nsm_read_stream(struct nsm_sock *ns)
 		space = nk_credit_tx_space(&ns->tx);
 		if (!space)
 			return false;	/* the guest's CREDIT queues us again */
-		if (!budget)
+		if (!budget) {
+			p = nsm_ev_period(ns->shard);
+			p->wmax = max(p->wmax, READ_ONCE(ns->g->weight));
 			return true;
+		}
 
 		n = min3(avail, space, budget);
 		n = min(n, ns->nsm->max_payload);
@@ -641,6 +743,7 @@ static bool nsm_read_stream(struct nsm_sock *ns)
 		ns->tx.tx_cnt += r;
 		ns->bytes_out += r;
 		budget -= r;
+		nsm_ev_read(ns, sk, r);
 		nsm_xmit(ns->nsm, ns, out);
 	}
 	nsm_check_stream_state(ns, shutdown);

@@ -29,6 +29,13 @@
  *   nk_tenancy sink PORT
  *       Accepts TCP connections on PORT (IPv4) and never reads them (a
  *       tiny receive buffer: the peers see a zero window).  Until killed.
+ *   nk_tenancy source PORT
+ *       Accepts TCP connections on PORT (IPv4) and writes to each, from a
+ *       process of its own, as fast as it takes, until the peer goes.
+ *       Until killed.
+ *   nk_tenancy drain ADDR PORT SECS
+ *       A TCP connect, then reads everything for SECS seconds: "drain
+ *       BYTES", or the errno name of the connect or of a read.
  *   nk_tenancy fill ADDR PORT N
  *       N times: connect, write without blocking until the socket takes
  *       nothing for 500 ms, close.  Prints "fill N connected K bytes B
@@ -43,6 +50,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,6 +295,79 @@ static int cmd_sink(char **argv)
 	}
 }
 
+static int cmd_source(char **argv)
+{
+	struct sockaddr_in sin = {
+		.sin_family = AF_INET,
+		.sin_port = htons(atoi(argv[0])),
+	};
+	static char buf[65536];
+	int fd, c;
+
+	signal(SIGCHLD, SIG_IGN);	/* no zombies */
+	memset(buf, 'x', sizeof(buf));
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	setopt(fd, SOL_SOCKET, SO_REUSEADDR);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) ||
+	    listen(fd, 16)) {
+		perror("nk_tenancy source");
+		return 1;
+	}
+	for (;;) {
+		c = accept(fd, NULL, NULL);
+		if (c < 0) {
+			if (errno != EINTR && errno != ECONNABORTED)
+				sleep(1);
+			continue;
+		}
+		if (fork() == 0) {
+			close(fd);
+			while (write(c, buf, sizeof(buf)) > 0)
+				;
+			_exit(0);
+		}
+		close(c);
+	}
+}
+
+static int cmd_drain(char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = parse_addr(argv[0], argv[1], &ss);
+	struct timeval tv = { .tv_sec = 1 };
+	static char buf[131072];
+	long long bytes = 0;
+	time_t end;
+	int fd, err = 0;
+	ssize_t n;
+
+	fd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, len)) {
+		printf("%s\n", ename(errno));
+		return 0;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	end = time(NULL) + atoi(argv[2]);
+	while (time(NULL) < end) {
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			err = errno;
+			break;
+		}
+		if (n == 0) {
+			err = ECONNRESET;
+			break;
+		}
+		if (n > 0)
+			bytes += n;
+	}
+	if (err)
+		printf("%s\n", ename(err));
+	else
+		printf("drain %lld\n", bytes);
+	return 0;
+}
+
 static int cmd_fill(char **argv)
 {
 	static char buf[65536];
@@ -382,6 +463,10 @@ int main(int argc, char **argv)
 		return cmd_socks(argc - 2, argv + 2);
 	if (!strcmp(cmd, "sink") && argc == 3)
 		return cmd_sink(argv + 2);
+	if (!strcmp(cmd, "source") && argc == 3)
+		return cmd_source(argv + 2);
+	if (!strcmp(cmd, "drain") && argc == 5)
+		return cmd_drain(argv + 2);
 	if (!strcmp(cmd, "fill") && argc == 5)
 		return cmd_fill(argv + 2);
 	if (!strcmp(cmd, "burst") && argc == 7)

@@ -43,26 +43,30 @@
 #      vm2's backlog after vm1's request is sliced (debugfs stats
 #      rq_slices grows), and vm1's datagram is still among the first
 #      three.
-#  10. connect/fill/close against a world server that never reads: the
+#  10. A lighter guest's receive buffers (issue 14 item 5): vm1 and
+#      vm2 (weight 3) download from the world at once; while vm2's stream
+#      competes, the NSM makes vm1's stream's receive buffer smaller
+#      (rcvbuf_cuts grows), and gives it back once vm2's download ends.
+#  11. connect/fill/close against a world server that never reads: the
 #      NSM keeps at most guest_max_draining closed sockets of vm1, resets
 #      the ones beyond (drain_aborts), and its memory stays bounded.
-#  11. ... and resets the draining ones after drain_timeout
+#  12. ... and resets the draining ones after drain_timeout
 #      (drain_timeouts), leaving vm1 with no socket on the NSM.
-#  12. vm2 whose IPv4 address is not configured on the NSM: its wildcard
+#  13. vm2 whose IPv4 address is not configured on the NSM: its wildcard
 #      bind answers EADDRNOTAVAIL and its connect EADDRNOTAVAIL (the NSM's
 #      own address before).
-#  13. nkctl ss (issue 15): a connection of vm1 to the world, as the
+#  14. nkctl ss (issue 15): a connection of vm1 to the world, as the
 #      world sees it (10.0.0.11:port -> 10.0.0.1:port, ESTAB) with the
 #      NSM kernel socket's nonzero rtt and cwnd; nkctl kill resets it and
 #      vm1's blocked recv() fails with ECONNRESET.
-#  14. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
+#  15. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
 #      and vm2 a network namespace each (/proc/net/nsm_tenants), each
 #      with the same address 192.168.77.2 on a link to a world of its own
 #      (192.168.77.1, an httpd saying which world it is); the engine gives
 #      both guests that address.  Each guest's wget reaches its own world,
 #      both bind the same address and port, and neither reaches the NSM's
 #      own address (no route in its namespace).
-#  15. console clean: every VM; hostengine stopped cleanly.
+#  16. console clean: every VM; hostengine stopped cleanly.
 #
 # usage: selftests/netkernel/tenancy.sh
 # Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/testing/lab).
@@ -108,8 +112,8 @@ t_start=$SECONDS
 # One point per entry, in this order (test_NAME, below), then topo_down_ktap's
 # points: "console clean" for nsm, vm1 and vm2, and the engine's stop.
 TEST_NAMES=(no_ipv6_wildcard reuseport_owners broadcast link_local max_socks
-	guest_limits weight_credit request_turns rq_slice fill_close drain_timeout
-	addr_not_on_nsm ss_kill tenant_netns)
+	guest_limits weight_credit request_turns rq_slice rcvbuf_share fill_close
+	drain_timeout addr_not_on_nsm ss_kill tenant_netns)
 TEST_DESCS=(
 	"vm2 without IPv6: V6ONLY wildcard bind refused"
 	"SO_REUSEPORT: each guest's sockets have their own owner, not root"
@@ -120,6 +124,7 @@ TEST_DESCS=(
 	"weight 3: vm2's socket gets 3 times vm1's credit from the NSM"
 	"request turns: vm1's request served ahead of vm2's backlog"
 	"rq_slice_us 100: rq_work's run of vm2's backlog sliced, vm1 still ahead"
+	"beside vm2's (weight 3) download, vm1's receive buffer made smaller, then given back"
 	"connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
 	"draining sockets reset after drain_timeout"
 	"vm2's address not on the NSM: bind and connect refused"
@@ -395,7 +400,55 @@ test_rq_slice() {
 	return "$rc"
 }
 
-# 10. and 11. connect/fill/close against a server that never reads (the
+# 10. vm1 and vm2 download from the world's source at once, vm2 with
+# weight 3 and for rcvbuf_vm2_s seconds only.  The NSM's debugfs sockets
+# list gives each stream's receive buffer: vm1's is sampled while vm2's
+# stream competes, and again once it is gone.
+rcvbuf_port=7270
+rcvbuf_vm2_s=6
+# nsm_rcvbufs SAMPLES GUEST-ID: the receive buffer of that guest's stream
+# on the NSM (the one socket that sent it data), SAMPLES times, 0.3 s apart.
+nsm_rcvbufs() {
+	lab_vm_exec "$TOPO_NSM" 30 "for i in \$(seq $1); do
+cat /sys/kernel/debug/nsm_kernel/*/sockets; sleep 0.3; done" |
+		awk -v g="$2" '$1 ~ /^[0-9]+$/ && $2 == g && $7 > 0 { print $14 }'
+}
+test_rcvbuf_share() {
+	local id1 id2 src c0 c1 during after vm got rc=0
+	wait_nsm_idle
+	read -r id1 id2 < <(tenant_ids)
+	topo_guest_set vm2 weight=3 || rc=1
+	topo_world_spawn "$logdir/rcvbuf-source.log" "$bin" source "$rcvbuf_port"
+	src=$LAB_LAST_PID
+	topo_world_wait_port "$rcvbuf_port" || ktap_diag "the source does not listen"
+	c0=$(topo_nsm_stat rcvbuf_cuts)
+	lab_vm_exec vm1 10 "$gbin drain $TOPO_WORLD_IP $rcvbuf_port $((rcvbuf_vm2_s + 8)) \
+>/tmp/rcvbuf.log 2>&1 &" || rc=1
+	lab_vm_exec vm2 10 "$gbin drain $TOPO_WORLD_IP $rcvbuf_port $rcvbuf_vm2_s \
+>/tmp/rcvbuf.log 2>&1 &" || rc=1
+	sleep 1
+	during=$(nsm_rcvbufs 8 "$id1" | sort -n | head -n 1)
+	c1=$(topo_nsm_stat rcvbuf_cuts)
+	sleep "$rcvbuf_vm2_s"
+	after=$(nsm_rcvbufs 3 "$id1" | sort -n | tail -n 1)
+	ktap_diag "rcvbuf_cuts $c0 -> $c1; vm1's receive buffer ${during:-none} beside vm2, ${after:-none} after"
+	((c0 >= 0 && c1 > c0)) || { ktap_diag "vm1's buffer was never made smaller"; rc=1; }
+	if [[ -z $during || -z $after ]] || ((during >= after)); then
+		ktap_diag "vm1's buffer was not given back"
+		rc=1
+	fi
+	sleep 2
+	for vm in vm1 vm2; do
+		got=$(lab_vm_exec "$vm" 10 "cat /tmp/rcvbuf.log")
+		ktap_diag "$vm: $got"
+		[[ $got =~ ^drain\ [1-9][0-9]*$ ]] || rc=1
+	done
+	lab_stop_pid "$src" 5 >/dev/null 2>&1 || true
+	topo_guest_set vm2 weight=1 || rc=1
+	return "$rc"
+}
+
+# 11. and 12. connect/fill/close against a server that never reads (the
 # sink, left to test_drain_timeout to stop).
 sink_port=7200
 sink_pid=
@@ -434,7 +487,7 @@ test_drain_timeout() {
 	return "$rc"
 }
 
-# 12. A guest address the NSM does not have: no wildcard instead.
+# 13. A guest address the NSM does not have: no wildcard instead.
 test_addr_not_on_nsm() {
 	local got
 	lab_vm_exec "$TOPO_NSM" 30 "ip addr del $(topo_guest_ip vm2)/32 dev eth0" >/dev/null 2>&1 || true
@@ -443,7 +496,7 @@ test_addr_not_on_nsm() {
 	expect "EADDRNOTAVAIL EADDRNOTAVAIL" "$got"
 }
 
-# 13. nkctl ss and nkctl kill on a connection of vm1 to a world server that
+# 14. nkctl ss and nkctl kill on a connection of vm1 to a world server that
 # never reads (its TCP state and addresses from the NSM's kernel socket).
 ss_port=7300
 test_ss_kill() {
@@ -485,7 +538,7 @@ print(("ok" if ok else "bad"), e["guest_sock"], e.get("state"), e.get("local"),
 	return "$rc"
 }
 
-# 14. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
+# 15. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
 # namespace tT (held by a sleeping process) with tT 192.168.77.2/24, the
 # veth peer wT 192.168.77.1/24 in a world namespace running an httpd that
 # serves "world-T"; then the guest's endpoint id is written into tT's
