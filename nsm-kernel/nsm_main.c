@@ -203,21 +203,21 @@
  *   one, since nobody in the NSM may wait for it: the guest's close() is
  *   where lingering can block.
  *
- * - Limits, per guest (struct nsm_guest; debugfs "guests" shows them).
- *   A guest has at most guest_max_socks kernel sockets, draining ones
+ * - Limits, per guest (struct nsm_guest; debugfs "guests" shows them).  A
+ *   guest has at most guest_max_socks kernel sockets, draining ones
  *   included: SOCKET and ACCEPT beyond answer -ENFILE, the "too many open
  *   files in the system" of the guest's share of the NSM (the connection
- *   stays queued, as when accept() fails so); guest_sock_limit counts
- *   them, and each guest's sock_limit in "guests".  The host engine has
- *   its own per-guest max_sockets (-EMFILE, the guest's own limit): this
- *   one holds even if the host does not.  The txqs are charged through the credit that bounds them: a
- *   socket's buf_alloc is the most guest data its txq can hold, and a
- *   guest's sockets announce at most guest_txq_max in all; a socket
- *   created beyond gets what is left, at least one message (max_payload,
- *   which a datagram needs), counted in credit_cut.  So one guest's txqs
- *   hold at most guest_txq_max plus max_payload per socket (by default
- *   64 MiB + 1024 * 64 KiB).  At most guest_max_draining of a guest's
- *   closed sockets drain; a CLOSE beyond resets the connection
+ *   stays queued, as when accept() fails so); guest_sock_limit counts them,
+ *   and each guest's sock_limit in "guests".  The host engine has its own
+ *   per-guest max_sockets (-EMFILE, the guest's own limit): this one holds
+ *   even if the host does not.  The txqs are charged through the credit
+ *   that bounds them: a socket's buf_alloc is the most guest data its txq
+ *   can hold, and a guest's sockets announce at most guest_txq_max in all;
+ *   a socket created beyond gets what is left, at least one message
+ *   (max_payload, which a datagram needs), counted in credit_cut.  So one
+ *   guest's txqs hold at most guest_txq_max plus max_payload per socket (by
+ *   default 64 MiB + 1024 * 64 KiB).  At most guest_max_draining of a
+ *   guest's closed sockets drain; a CLOSE beyond resets the connection
  *   (drain_aborts), as Linux resets orphans beyond tcp_max_orphans.  A
  *   connect, fill, close loop therefore holds a bounded number of sockets
  *   and bytes on the NSM.
@@ -248,31 +248,31 @@
  *   module parameters' values.
  *
  * - Receive buffers.  World to guest, ev_work's reading by weight is not
- *   where the streams contend: softirq takes every stream's segments
- *   before any work runs, and a world peer sends as much as its stream's
- *   receive buffer (autotuned up to tcp_rmem[2]) lets it have queued and
- *   in flight.  Whenever a heavier stream's queue runs dry for a moment,
- *   ev_work reads the lighter stream's deep queue, its window opens, and
- *   its peer's segments take the CPU the heavier stream's would have
- *   had: at 1:3 the heavier guest got 1.8 times the lighter one's
- *   throughput, whatever the turns.  So while ev_work cuts short (more to read than its turn)
- *   the streams of a guest heavier than a stream's, that stream's
- *   receive buffer follows its share: once per period (NSM_SHARED_TIME)
- *   it shrinks by an eighth when ev_work read more than 1.05 times its
- *   weight's share of the last period's reading (among the streams read
- *   then), and grows by a seventh, up to the buffer it had, below 0.95
- *   times (nsm_rcvbuf_share(); debugfs stats rcvbuf_cuts counts the
- *   shrinking, debugfs sockets shows each buffer).  The heaviest guest's
- *   streams keep their buffers, and a stream gets its buffer back as
- *   soon as no heavier stream competes; a shard that serves equal
- *   weights changes nothing.  TCP does not drop what it already let in
- *   for a smaller buffer (short of its memory pressure): tcp_clamp_window()
- *   raises the buffer to what is queued as segments come, and the window
- *   stays closed until the queue is below it.  A buffer the guest set (SO_RCVBUF) is left
- *   alone, and the guest's application does not see the change (the
- *   guest answers SO_RCVBUF itself).  Module parameter rcvbuf_share
- *   (default on) turns it off.  Shares are per shard: guests whose
- *   streams are served on different CPUs do not compete here.
+ *   where the streams contend: softirq takes every stream's segments before
+ *   any work runs, and a world peer sends as much as its stream's receive
+ *   buffer (autotuned up to tcp_rmem[2]) lets it have queued and in flight.
+ *   Whenever a heavier stream's queue runs dry for a moment, ev_work reads
+ *   the lighter stream's deep queue, its window opens, and its peer's
+ *   segments take the CPU the heavier stream's would have had: at 1:3 the
+ *   heavier guest got 1.8 times the lighter one's throughput, whatever the
+ *   turns.  So while ev_work cuts short (more to read than its turn) the
+ *   streams of a guest heavier than a stream's, that stream's receive
+ *   buffer follows its share: once per period (NSM_SHARED_TIME) it shrinks
+ *   by an eighth when ev_work read more than 1.05 times its weight's share
+ *   of the last period's reading (among the streams read then), and grows
+ *   by a seventh, up to the buffer it had, below 0.95 times
+ *   (nsm_rcvbuf_share(); debugfs stats rcvbuf_cuts counts the shrinking,
+ *   debugfs sockets shows each buffer).  The heaviest guest's streams keep
+ *   their buffers, and a stream gets its buffer back as soon as no heavier
+ *   stream competes; a shard that serves equal weights changes nothing.
+ *   TCP does not drop what it already let in for a smaller buffer (short of
+ *   its memory pressure): tcp_clamp_window() raises the buffer to what is
+ *   queued as segments come, and the window stays closed until the queue is
+ *   below it.  A buffer the guest set (SO_RCVBUF) is left alone, and the
+ *   guest's application does not see the change (the guest answers
+ *   SO_RCVBUF itself).  Module parameter rcvbuf_share (default on) turns it
+ *   off.  Shares are per shard: guests whose streams are served on
+ *   different CPUs do not compete here.
  *
  * - Slices.  The turns above order what waits in one work; but the works
  *   of a CPU (rq_work, ev_work, tx_work, the transport's eventq work) wait
