@@ -48,6 +48,7 @@ enum nsm_stat {
 	NSM_S_TX_RING_FULL,	/* times tx_work found the requestq full */
 	NSM_S_RQ_SLICES,	/* runs of rq_work ended by rq_slice_us */
 	NSM_S_RCVBUF_CUTS,	/* a lighter stream's receive buffer made smaller */
+	NSM_S_SPARSE,		/* requests served in the sparse guests' lane */
 	NSM_S_NR
 };
 
@@ -57,12 +58,20 @@ enum nsm_stat {
  * @node: in nsm_shard.active while @reqs is not empty
  * @g: the guest; NULL for nsm_shard.other
  * @served: requests served in a row in this turn (at most the weight)
+ * @busy: one of @reqs is being served
+ * @hi: this is the guest's queue in the shard's sparse lane
+ *
+ * Each guest has two on each shard, one per lane (see "Sparse guests" in
+ * nsm_main.c); while its sparse lane's has requests waiting or being
+ * served, the other waits.
  */
 struct nsm_gq {
 	struct list_head reqs;
 	struct list_head node;
 	struct nsm_guest *g;
 	u32 served;
+	bool busy;
+	bool hi;
 };
 
 /* How long a shard counts as shared after it last changed guests. */
@@ -100,16 +109,24 @@ struct nsm_ev_period {
  * @shared_until: jiffies until which the shard counts as shared by two
  *                guests (NSM_SHARED_TIME after it last changed guests)
  * @rq_work: serves the requests, by weighted round robin of @active
+ * @active_hi: the same for the sparse guests' lane (see "Sparse guests"
+ *             in nsm_main.c)
+ * @rq_hi_work: serves @active_hi, on nsm_hiwq
  * @ready_lock: protects @ready, nsm_sock.queued, @ev_stop, @ev_throttled;
  *              taken from socket callbacks (softirq), so always _bh
  * @ready: its sockets waiting for @ev_work, each holding a reference
  * @ev_stop: no socket is queued any more (detach)
  * @ev_throttled: @ev_work paused because nsm_dev.out_bytes was over the
  *                limit
- * @ev_cur: @ev_work's current period (nsm_sock.c), its own
+ * @ev_cur: the event works' current period (nsm_sock.c)
  * @ev_last: the period before, if it ended less than a period ago
  * @ev_seq: counts @ev_cur's periods
  * @ev_work: reads sockets and turns their state into events
+ * @ready_hi: sparse guests' sockets waiting for @ev_hi_work (under
+ *            @ready_lock, as @ready)
+ * @ev_hi_work: @ev_work for @ready_hi, on nsm_hiwq
+ * @ev_period_lock: protects @ev_cur, @ev_last and @ev_seq, which both
+ *                  event works of the shard update
  * @requests: requests it served (debugfs "shards")
  * @processed: sockets its @ev_work looked at (debugfs "shards")
  */
@@ -124,15 +141,20 @@ struct nsm_shard {
 	u32 last_guest;
 	unsigned long shared_until;
 	struct work_struct rq_work;
+	struct list_head active_hi;
+	struct work_struct rq_hi_work;
 
 	spinlock_t ready_lock;
 	struct list_head ready;
 	bool ev_stop;
 	bool ev_throttled;
+	spinlock_t ev_period_lock;
 	struct nsm_ev_period ev_cur;
 	struct nsm_ev_period ev_last;
 	u32 ev_seq;
 	struct work_struct ev_work;
+	struct list_head ready_hi;
+	struct work_struct ev_hi_work;
 
 	atomic64_t requests;
 	atomic64_t processed;
@@ -166,11 +188,17 @@ struct nsm_shard {
  * @drain_next: when @drain_work is due
  * @drain_armed: @drain_work is queued for @drain_next
  * @drain_work: resets the draining sockets whose drain_timeout expired
- * @out_lock: protects @outq, @out_bytes and @out_dead
+ * @out_lock: protects @outq, @outq_hi, @out_bytes, @out_dead and each
+ *            guest's nsm_guest.out_hi and out_lo
  * @outq: struct nsm_out waiting for @tx_work to put them on the requestq
- * @out_bytes: bytes (headers included) in @outq
+ * @outq_hi: the same for the sparse guests' messages, for @tx_hi_work
+ * @out_bytes: bytes (headers included) in @outq and @outq_hi
  * @out_dead: messages are freed instead of queued (detach)
  * @tx_work: moves @outq to the transport
+ * @tx_hi_work: moves @outq_hi to the transport, on nsm_hiwq
+ * @use_lock: one CPU at a time ends a period of the guests' use
+ *            (nsm_use_period())
+ * @use_start: when the current period began (jiffies)
  * @nsocks: kernel sockets currently open
  * @stats: counters, see enum nsm_stat
  * @debugfs: this device's debugfs directory
@@ -197,9 +225,14 @@ struct nsm_dev {
 
 	spinlock_t out_lock;
 	struct list_head outq;
+	struct list_head outq_hi;
 	size_t out_bytes;
 	bool out_dead;
 	struct work_struct tx_work;
+	struct work_struct tx_hi_work;
+
+	spinlock_t use_lock;
+	unsigned long use_start;
 
 	atomic_t nsocks;
 	atomic64_t stats[NSM_S_NR];
@@ -221,7 +254,17 @@ struct nsm_dev {
  *          (NK_SOCK_WEIGHT_MASK; 1 until one says): its sockets' read
  *          budget, credit and turn of requests are scaled by it (see
  *          "Weights" in nsm_main.c)
- * @q: its requests waiting for each shard, one per nsm_dev.shards entry
+ * @use_ns: CPU time of its requests and sockets in the current period
+ * @use_last: the same in the last period (under nsm_dev.use_lock)
+ * @under: periods in a row, up to 2, in which it used less than a
+ *         quarter of its weight's share (under nsm_dev.use_lock)
+ * @sparse: @under is 2: its work takes the sparse lanes (see "Sparse
+ *          guests" in nsm_main.c)
+ * @sparse_reqs: its requests served in the sparse lane (debugfs guests)
+ * @out_hi: its messages in nsm_dev.outq_hi or being sent from it
+ * @out_lo: its messages in nsm_dev.outq or being sent from it
+ * @q: its requests waiting for each shard, one per nsm_dev.shards entry,
+ *     then the same for the sparse lane (nsm_gq_of())
  *
  * Shards change them at once: @socks and @draining grow only through
  * nsm_atomic_inc_below() and @credit through a compare-and-exchange of
@@ -236,6 +279,13 @@ struct nsm_guest {
 	atomic_long_t credit;
 	atomic64_t sock_limit;
 	u32 weight;
+	atomic64_t use_ns;
+	u64 use_last;
+	u8 under;
+	bool sparse;
+	atomic64_t sparse_reqs;
+	u32 out_hi;
+	u32 out_lo;
 	struct nsm_gq q[];
 };
 
@@ -382,7 +432,16 @@ struct nsm_sock {
 struct nsm_out {
 	struct list_head node;
 	struct nk_txbuf *tb;
+	struct nsm_guest *g;	/* counted in its out_hi or out_lo, or NULL */
 };
+
+/* @g's request queue on @sh, in the sparse lane or the other. */
+static inline struct nsm_gq *nsm_gq_of(struct nsm_dev *nsm,
+				       struct nsm_guest *g,
+				       struct nsm_shard *sh, bool hi)
+{
+	return &g->q[(hi ? nsm->nshards : 0) + (sh - nsm->shards)];
+}
 
 /* The shard that serves socket id @id; id 0 (INFO, nothing else) shard 0. */
 static inline struct nsm_shard *nsm_shard_of(struct nsm_dev *nsm, u32 id)
@@ -455,6 +514,8 @@ void nsm_sock_credit(struct nsm_sock *ns);
 bool nsm_drain_start(struct nsm_sock *ns);
 void nsm_drain_work(struct work_struct *work);
 void nsm_ev_work(struct work_struct *work);
+void nsm_ev_hi_work(struct work_struct *work);
+void nsm_guest_used(struct nsm_dev *nsm, struct nsm_guest *g, u64 ns);
 
 /*
  * An inet_sock or ipv6_pinfo flag of @sk: a bit field before 6.6, a bit
@@ -470,6 +531,7 @@ void nsm_ev_work(struct work_struct *work);
 
 /* nsm_out.c */
 extern struct workqueue_struct *nsm_wq;
+extern struct workqueue_struct *nsm_hiwq;
 struct nsm_out *nsm_msg_new(u32 id, u16 op, u16 flags, u64 req_id, u32 len);
 void nsm_out_free(struct nsm_out *out);
 void nsm_xmit(struct nsm_dev *nsm, struct nsm_sock *ns, struct nsm_out *out);
@@ -478,6 +540,7 @@ void nsm_msg(struct nsm_dev *nsm, struct nsm_sock *ns, u32 id, u16 op,
 	     u32 len);
 void nsm_event(struct nsm_sock *ns, u16 op, int status, u64 a0);
 void nsm_tx_work(struct work_struct *work);
+void nsm_tx_hi_work(struct work_struct *work);
 bool nsm_ev_throttle(struct nsm_shard *sh);
 void nsm_ev_unthrottle(struct nsm_dev *nsm);
 

@@ -293,6 +293,36 @@
  *   slices of every work cost a single guest's bulk transfers 12 to 16%
  *   when they were tried.
  *
+ * - Sparse guests.  Turns and slices order what waits in one work, but a
+ *   guest with one request in flight beside another's flood still waits
+ *   for each of the saturated CPU's works in turn.  So a guest that uses
+ *   little of the NSM gets its work done on high-priority works (nsm_hiwq,
+ *   WQ_HIGHPRI: nice -20 kworkers, which the CPU's normal ones yield to),
+ *   a lane of its own in each place its work waits: its requests
+ *   (rq_hi_work, with per-guest turns as in rq_work), its sockets
+ *   (ev_hi_work) and its replies and events (tx_hi_work).  Every work
+ *   counts the CPU time it spends for each guest (nsm_guest_used()); a
+ *   guest that used less than a quarter of its weight's share of their
+ *   time in two periods of NSM_SHARED_TIME in a row, each with the works
+ *   keeping the CPUs busy a quarter of it or more, is sparse for the next
+ *   period and the others are not; while the works are not that busy, no
+ *   guest is (nsm_use_period();
+ *   debugfs guests shows the flag and the requests each guest had served
+ *   in the lane, stats sparse_requests the total).  A flood, a bulk
+ *   stream at its share, or a guest alone is never sparse on a busy NSM,
+ *   so the lane cannot be taken to get more than a share.  One guest's
+ *   work stays in order across the lanes: its requests take the lane
+ *   only while its other queue on the shard is idle, and that queue waits
+ *   while the lane holds requests of the guest; its messages take
+ *   tx_hi_work's queue only while none of its messages is in tx_work's,
+ *   and the other way round; a socket is on one ready list at a time, and
+ *   its lock orders the works that look at it.  Replies without a socket
+ *   (an unknown id, a closed socket's CLOSE) go through tx_work.  The
+ *   transport's eventq work stays at normal priority: on the high-priority
+ *   pool it halved a sparse guest's wait again, but cost guest to world
+ *   bulk a quarter of its throughput (performance.rst).  Module parameter
+ *   sparse_lanes (default on) turns the lanes off.
+ *
  * - The device going away (ops->detach: remove, a lost session's restart,
  *   module unload) stops every shard (the requests still queued are
  *   dropped, rq_work and ev_work cancelled and never queued again), restores
@@ -303,10 +333,14 @@
  *   stopped ops->rx, so nothing else uses the nsm_dev.
  *
  * Locking (each lock's rules at the top of the file that owns it):
- *   nsm_shard.rq_lock (spin)    a shard's request queues (struct nsm_gq),
- *                               their turns, rq_stop and whether the shard
- *                               is shared (here); held for a list
- *                               operation, never with another lock
+ *   nsm_shard.rq_lock (spin)    a shard's request queues (struct nsm_gq)
+ *                               in both lanes, their turns, rq_stop and
+ *                               whether the shard is shared (here); held
+ *                               for a list operation, never with another
+ *                               lock
+ *   nsm_dev.use_lock (spin)     ends a period of the guests' use; only
+ *                               tried (nsm_use_period()), never waited on
+ *   nsm_shard.ev_period_lock (spin)  the event works' periods (nsm_sock.c)
  *   nsm_dev.opening (spin)      its xa_lock, inside the xarray calls only
  *   socket table (spin)         lib/nk_sockid.c's xa_lock, held only inside
  *                               its calls, and by the debugfs socket list
@@ -367,6 +401,11 @@ module_param(rq_slice_us, uint, 0644);
 MODULE_PARM_DESC(rq_slice_us,
 		 "Microseconds rq_work serves while one guest's requests wait on a CPU that two guests share, before the CPU's other work has a turn (default 0: no limit)");
 
+static bool sparse_lanes = true;
+module_param(sparse_lanes, bool, 0644);
+MODULE_PARM_DESC(sparse_lanes,
+		 "Serve the work of guests that use less than a quarter of their weight's share of a busy NSM on high-priority works (default on)");
+
 static struct dentry *nsm_debugfs_root;
 
 /* Requests a shard serves before it requeues its work. */
@@ -413,6 +452,7 @@ static const char * const nsm_stat_names[NSM_S_NR] = {
 	[NSM_S_TX_RING_FULL]	= "tx_ring_full",
 	[NSM_S_RQ_SLICES]	= "rq_slices",
 	[NSM_S_RCVBUF_CUTS]	= "rcvbuf_cuts",
+	[NSM_S_SPARSE]		= "sparse_requests",
 };
 
 static int nsm_stats_show(struct seq_file *m, void *v)
@@ -453,14 +493,15 @@ static int nsm_guests_show(struct seq_file *m, void *v)
 	struct nsm_guest *g;
 	unsigned long id;
 
-	seq_puts(m, "guest uid sockets draining credit sock_limit weight\n");
+	seq_puts(m, "guest uid sockets draining credit sock_limit weight sparse sparse_requests\n");
 	xa_for_each(&nsm->guests, id, g)
-		seq_printf(m, "%u %u %d %d %ld %lld %u\n", g->id,
+		seq_printf(m, "%u %u %d %d %ld %lld %u %d %lld\n", g->id,
 			   from_kuid_munged(&init_user_ns, g->uid),
 			   atomic_read(&g->socks), atomic_read(&g->draining),
 			   atomic_long_read(&g->credit),
 			   (long long)atomic64_read(&g->sock_limit),
-			   READ_ONCE(g->weight));
+			   READ_ONCE(g->weight), READ_ONCE(g->sparse),
+			   (long long)atomic64_read(&g->sparse_reqs));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(nsm_guests);
@@ -553,9 +594,20 @@ static void nsm_rq_add(struct nsm_shard *sh, struct nsm_rxmsg *m)
 	lockdep_assert_held(&sh->rq_lock);
 	if (list_empty(&q->reqs)) {
 		q->served = 0;
-		list_add_tail(&q->node, &sh->active);
+		list_add_tail(&q->node, q->hi ? &sh->active_hi : &sh->active);
 	}
 	list_add_tail(&m->node, &q->reqs);
+}
+
+/* Whether @q's guest has requests in @sh's sparse lane (rq_lock held). */
+static bool nsm_gq_hi_busy(struct nsm_shard *sh, struct nsm_gq *q)
+{
+	struct nsm_gq *hq;
+
+	if (!q->g)
+		return false;
+	hq = nsm_gq_of(sh->nsm, q->g, sh, true);
+	return !list_empty(&hq->reqs) || hq->busy;
 }
 
 /*
@@ -564,17 +616,24 @@ static void nsm_rq_add(struct nsm_shard *sh, struct nsm_rxmsg *m)
  * queue one), so a guest's request waits for at most the weights of the
  * others' queues, however many requests they hold.
  */
-static struct nsm_rxmsg *nsm_rq_next(struct nsm_shard *sh)
+static struct nsm_rxmsg *nsm_rq_next(struct nsm_shard *sh, bool hi)
 {
+	struct list_head *active = hi ? &sh->active_hi : &sh->active;
 	struct nsm_rxmsg *m;
 	struct nsm_gq *q;
 
 	lockdep_assert_held(&sh->rq_lock);
-	q = list_first_entry_or_null(&sh->active, struct nsm_gq, node);
-	if (!q || sh->rq_stop)
+	if (sh->rq_stop)
 		return NULL;
+	/* A queue waits while its guest's sparse lane has requests. */
+	list_for_each_entry(q, active, node)
+		if (hi || !nsm_gq_hi_busy(sh, q))
+			goto found;
+	return NULL;
+found:
 	m = list_first_entry(&q->reqs, struct nsm_rxmsg, node);
 	list_del(&m->node);
+	q->busy = true;
 	if (q->g && q->g->id != sh->last_guest) {
 		sh->last_guest = q->g->id;
 		sh->shared_until = jiffies + NSM_SHARED_TIME;
@@ -583,7 +642,7 @@ static struct nsm_rxmsg *nsm_rq_next(struct nsm_shard *sh)
 		list_del_init(&q->node);
 	} else if (++q->served >= (q->g ? READ_ONCE(q->g->weight) : 1)) {
 		q->served = 0;
-		list_move_tail(&q->node, &sh->active);
+		list_move_tail(&q->node, active);
 	}
 	return m;
 }
@@ -592,47 +651,167 @@ static struct nsm_rxmsg *nsm_rq_next(struct nsm_shard *sh)
  * Whether rq_work, running since @start (local_clock()), ends its run
  * here to let its CPU's other work in (rq_lock held): see "Slices".
  */
-static bool nsm_rq_slice_over(const struct nsm_shard *sh, u64 start)
+static bool nsm_rq_slice_over(const struct nsm_shard *sh, bool hi,
+			       u64 start)
 {
 	u64 us = READ_ONCE(rq_slice_us);
 
 	lockdep_assert_held(&sh->rq_lock);
-	return us && list_is_singular(&sh->active) &&
+	return us && list_is_singular(hi ? &sh->active_hi : &sh->active) &&
 	       time_before(jiffies, sh->shared_until) &&
 	       local_clock() - start > us * NSEC_PER_USEC;
 }
 
-static void nsm_rq_work(struct work_struct *work)
+/*
+ * End the guests' period of use once it is NSM_SHARED_TIME old (one CPU
+ * at a time; the others go on).  A guest that used less than a quarter
+ * of its weight's share of the works' time, in this period and the one
+ * before, while the works kept the NSM's CPUs busy a quarter of each or
+ * more, is sparse for the next period; the others are not (a guest alone
+ * has its whole share).  While the works are not busy, nobody waits for
+ * long and no guest is.
+ */
+static void nsm_use_period(struct nsm_dev *nsm)
 {
-	struct nsm_shard *sh = container_of(work, struct nsm_shard, rq_work);
+	unsigned long now = jiffies;
+	struct nsm_guest *g;
+	unsigned long id;
+	u64 total = 0, len;
+	u32 wsum = 0;
+	bool busy;
+
+	if (time_before(now, READ_ONCE(nsm->use_start) + NSM_SHARED_TIME) ||
+	    !spin_trylock(&nsm->use_lock))
+		return;
+	if (time_before(now, nsm->use_start + NSM_SHARED_TIME))
+		goto out;
+	len = jiffies_to_nsecs(now - nsm->use_start);
+	WRITE_ONCE(nsm->use_start, now);
+	xa_for_each(&nsm->guests, id, g) {
+		g->use_last = atomic64_xchg(&g->use_ns, 0);
+		total += g->use_last;
+		if (g->use_last)
+			wsum += READ_ONCE(g->weight);
+	}
+	busy = READ_ONCE(sparse_lanes) && total * 4 >= len * nsm->nshards;
+	xa_for_each(&nsm->guests, id, g) {
+		if (busy && g->use_last * wsum * 4 < total * READ_ONCE(g->weight))
+			g->under = min(g->under + 1, 2);
+		else
+			g->under = 0;
+		WRITE_ONCE(g->sparse, g->under == 2);
+	}
+out:
+	spin_unlock(&nsm->use_lock);
+}
+
+/**
+ * nsm_guest_used() - count CPU time spent for a guest
+ * @nsm: the device
+ * @g: the guest, or NULL (nobody's)
+ * @ns: nanoseconds
+ *
+ * Called by the works after each request and socket they served.
+ */
+void nsm_guest_used(struct nsm_dev *nsm, struct nsm_guest *g, u64 ns)
+{
+	if (g)
+		atomic64_add(ns, &g->use_ns);
+	nsm_use_period(nsm);
+}
+
+/* Serve @m, charging its guest for the time (see "Sparse guests"). */
+static void nsm_rq_serve(struct nsm_shard *sh, struct nsm_rxmsg *m)
+{
+	struct nsm_dev *nsm = sh->nsm;
+	u64 t0 = local_clock();
+
+	nsm_request(nsm, m->hdr, m->hdr + 1);
+	if (m->opening) {
+		/* Pairs with smp_rmb() in nsm_rx_guest(). */
+		smp_wmb();
+		xa_cmpxchg(&nsm->opening, le32_to_cpu(m->hdr->sock),
+			   m->q->g, NULL, 0);
+	}
+	nsm_guest_used(nsm, m->q->g, local_clock() - t0);
+	atomic64_inc(&sh->requests);
+}
+
+/*
+ * Serve @sh's requests in one lane, by turns, NSM_RQ_BATCH at most; a
+ * sparse lane's queue that runs empty lets its guest's other queue go on.
+ */
+static void nsm_rq_run(struct nsm_shard *sh, bool hi)
+{
 	struct nsm_dev *nsm = sh->nsm;
 	u64 start = local_clock();
 	struct nsm_rxmsg *m;
+	struct nsm_gq *q;
 	unsigned int n;
+	bool resume;
 
 	for (n = 0; n < NSM_RQ_BATCH; n++) {
 		spin_lock(&sh->rq_lock);
-		if (n && nsm_rq_slice_over(sh, start)) {
+		if (n && nsm_rq_slice_over(sh, hi, start)) {
 			spin_unlock(&sh->rq_lock);
 			nsm_count(nsm, NSM_S_RQ_SLICES, 1);
 			break;
 		}
-		m = nsm_rq_next(sh);
+		m = nsm_rq_next(sh, hi);
 		spin_unlock(&sh->rq_lock);
 		if (!m)
 			return;
-		nsm_request(nsm, m->hdr, m->hdr + 1);
-		if (m->opening) {
-			/* Pairs with smp_rmb() in nsm_rx_guest(). */
-			smp_wmb();
-			xa_cmpxchg(&nsm->opening, le32_to_cpu(m->hdr->sock),
-				   m->q->g, NULL, 0);
+		q = m->q;
+		nsm_rq_serve(sh, m);
+		if (hi) {
+			nsm_count(nsm, NSM_S_SPARSE, 1);
+			atomic64_inc(&q->g->sparse_reqs);
 		}
-		atomic64_inc(&sh->requests);
+		spin_lock(&sh->rq_lock);
+		q->busy = false;
+		resume = hi && list_empty(&q->reqs) &&
+			 !list_empty(&nsm_gq_of(nsm, q->g, sh, false)->reqs);
+		spin_unlock(&sh->rq_lock);
+		if (resume)
+			queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
 		nsm_rxmsg_free(nsm, m);
 		cond_resched();
 	}
-	queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
+	if (hi)
+		queue_work_on(sh->cpu, nsm_hiwq, &sh->rq_hi_work);
+	else
+		queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
+}
+
+static void nsm_rq_work(struct work_struct *work)
+{
+	nsm_rq_run(container_of(work, struct nsm_shard, rq_work), false);
+}
+
+static void nsm_rq_hi_work(struct work_struct *work)
+{
+	nsm_rq_run(container_of(work, struct nsm_shard, rq_hi_work), true);
+}
+
+/*
+ * The queue of @g on @sh for its next request (rq_lock held): the sparse
+ * lane's while @g is sparse and its other queue is idle, or while its
+ * requests are in the sparse lane already and it is still sparse; else
+ * the other, which waits for the sparse lane's.  Either way @g's requests
+ * are served in order.
+ */
+static struct nsm_gq *nsm_rq_lane(struct nsm_shard *sh, struct nsm_guest *g)
+{
+	struct nsm_gq *lo = nsm_gq_of(sh->nsm, g, sh, false);
+	struct nsm_gq *hi = nsm_gq_of(sh->nsm, g, sh, true);
+
+	lockdep_assert_held(&sh->rq_lock);
+	if (!READ_ONCE(g->sparse))
+		return lo;
+	if (!list_empty(&hi->reqs) || hi->busy ||
+	    (list_empty(&lo->reqs) && !lo->busy))
+		return hi;
+	return lo;
 }
 
 /*
@@ -668,9 +847,14 @@ static int nsm_shards_init(struct nsm_dev *nsm)
 		INIT_LIST_HEAD(&sh->other.node);
 		sh->shared_until = jiffies;
 		INIT_WORK(&sh->rq_work, nsm_rq_work);
+		INIT_LIST_HEAD(&sh->active_hi);
+		INIT_WORK(&sh->rq_hi_work, nsm_rq_hi_work);
 		spin_lock_init(&sh->ready_lock);
 		INIT_LIST_HEAD(&sh->ready);
 		INIT_WORK(&sh->ev_work, nsm_ev_work);
+		INIT_LIST_HEAD(&sh->ready_hi);
+		INIT_WORK(&sh->ev_hi_work, nsm_ev_hi_work);
+		spin_lock_init(&sh->ev_period_lock);
 		atomic64_set(&sh->requests, 0);
 		atomic64_set(&sh->processed, 0);
 	}
@@ -696,6 +880,7 @@ static void nsm_shards_stop(struct nsm_dev *nsm)
 		sh = &nsm->shards[i];
 		spin_lock(&sh->rq_lock);
 		sh->rq_stop = true;
+		list_splice_init(&sh->active_hi, &sh->active);
 		while ((q = list_first_entry_or_null(&sh->active,
 						     struct nsm_gq, node))) {
 			list_splice_tail_init(&q->reqs, &reqs);
@@ -703,6 +888,7 @@ static void nsm_shards_stop(struct nsm_dev *nsm)
 		}
 		spin_unlock(&sh->rq_lock);
 		cancel_work_sync(&sh->rq_work);
+		cancel_work_sync(&sh->rq_hi_work);
 	}
 	list_for_each_entry_safe(m, mtmp, &reqs, node) {
 		list_del(&m->node);
@@ -715,8 +901,10 @@ static void nsm_shards_stop(struct nsm_dev *nsm)
 		sh->ev_stop = true;
 		spin_unlock_bh(&sh->ready_lock);
 		cancel_work_sync(&sh->ev_work);
+		cancel_work_sync(&sh->ev_hi_work);
 		spin_lock_bh(&sh->ready_lock);
 		list_splice_init(&sh->ready, &list);
+		list_splice_init(&sh->ready_hi, &list);
 		spin_unlock_bh(&sh->ready_lock);
 	}
 	list_for_each_entry_safe(ns, tmp, &list, ready_node) {
@@ -765,7 +953,11 @@ static int nsm_attach(struct nk_dev *nd)
 	INIT_DELAYED_WORK(&nsm->drain_work, nsm_drain_work);
 	spin_lock_init(&nsm->out_lock);
 	INIT_LIST_HEAD(&nsm->outq);
+	INIT_LIST_HEAD(&nsm->outq_hi);
 	INIT_WORK(&nsm->tx_work, nsm_tx_work);
+	INIT_WORK(&nsm->tx_hi_work, nsm_tx_hi_work);
+	spin_lock_init(&nsm->use_lock);
+	nsm->use_start = jiffies;
 	for (i = 0; i < NSM_S_NR; i++)
 		atomic64_set(&nsm->stats[i], 0);
 	nk_dev_hold(nd);
@@ -830,12 +1022,10 @@ static void nsm_detach(struct nk_dev *nd)
 	}
 	/* The SOCKETs still opening were dropped with the shards' requests. */
 	xa_destroy(&nsm->opening);
-	xa_for_each(&nsm->guests, id, g)
-		kfree(g);
-	xa_destroy(&nsm->guests);
 
 	spin_lock(&nsm->out_lock);
 	nsm->out_dead = true;
+	list_splice_tail_init(&nsm->outq_hi, &nsm->outq);
 	list_for_each_entry_safe(out, otmp, &nsm->outq, node) {
 		list_del(&out->node);
 		nsm_out_free(out);
@@ -845,6 +1035,11 @@ static void nsm_detach(struct nk_dev *nd)
 
 	/* Nothing queues tx_work now, and nk_send() returns -ENODEV at once. */
 	flush_work(&nsm->tx_work);
+	flush_work(&nsm->tx_hi_work);
+	/* The messages in flight there counted in their guests. */
+	xa_for_each(&nsm->guests, id, g)
+		kfree(g);
+	xa_destroy(&nsm->guests);
 
 	put_net(nsm->net);
 	nk_dev_set_priv(nd, NULL);
@@ -912,6 +1107,7 @@ static void nsm_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 	struct nsm_shard *sh;
 	struct nsm_rxmsg *m;
 	struct nsm_guest *g;
+	bool hi;
 
 	wait_event_idle(nsm->rx_wait, atomic_read(&nsm->rx_queued) <
 				      (int)min_t(unsigned int,
@@ -931,11 +1127,15 @@ static void nsm_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 	atomic_add(m->size, &nsm->rx_queued);
 	sh = nsm_shard_of(nsm, le32_to_cpu(hdr->sock));
 	g = nsm_rx_guest(nsm, hdr, &m->opening);
-	m->q = g ? &g->q[sh - nsm->shards] : &sh->other;
 	spin_lock(&sh->rq_lock);
+	m->q = g ? nsm_rq_lane(sh, g) : &sh->other;
+	hi = m->q->hi;
 	nsm_rq_add(sh, m);
 	spin_unlock(&sh->rq_lock);
-	queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
+	if (hi)
+		queue_work_on(sh->cpu, nsm_hiwq, &sh->rq_hi_work);
+	else
+		queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
 }
 
 /* The requestq has room again: tx_work goes on (tx_lock held: no sleep). */
@@ -943,8 +1143,10 @@ static void nsm_tx_space(struct nk_dev *nd)
 {
 	struct nsm_dev *nsm = nk_dev_priv(nd);
 
-	if (nsm)
+	if (nsm) {
 		queue_work(nsm_wq, &nsm->tx_work);
+		queue_work(nsm_hiwq, &nsm->tx_hi_work);
+	}
 }
 
 static const struct nk_transport_ops nsm_ops = {
@@ -969,6 +1171,11 @@ static int __init nsm_init(void)
 	nsm_wq = alloc_workqueue("nsm_kernel", 0, 0);
 	if (!nsm_wq)
 		return -ENOMEM;
+	nsm_hiwq = alloc_workqueue("nsm_kernel_hi", WQ_HIGHPRI, 0);
+	if (!nsm_hiwq) {
+		destroy_workqueue(nsm_wq);
+		return -ENOMEM;
+	}
 	nsm_debugfs_root = debugfs_create_dir("nsm_kernel", NULL);
 	err = nsm_opts_init();
 	if (err)
@@ -987,6 +1194,7 @@ err_tenant:
 	nsm_opts_exit();
 err_opts:
 	debugfs_remove_recursive(nsm_debugfs_root);
+	destroy_workqueue(nsm_hiwq);
 	destroy_workqueue(nsm_wq);
 	return err;
 }
@@ -997,6 +1205,7 @@ static void __exit nsm_exit(void)
 	nsm_tenant_exit();
 	nsm_opts_exit();
 	debugfs_remove_recursive(nsm_debugfs_root);
+	destroy_workqueue(nsm_hiwq);
 	destroy_workqueue(nsm_wq);
 }
 

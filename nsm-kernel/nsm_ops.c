@@ -93,13 +93,14 @@ struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
 	uid = make_kuid(nsm->net->user_ns, NSM_GUEST_UID_BASE + id);
 	if (id >= NSM_GUEST_ID_MAX || !uid_valid(uid))
 		return ERR_PTR(-EINVAL);
-	g = kzalloc(struct_size(g, q, nsm->nshards), GFP_KERNEL);
+	g = kzalloc(struct_size(g, q, 2 * nsm->nshards), GFP_KERNEL);
 	if (!g)
 		return ERR_PTR(-ENOMEM);
-	for (i = 0; i < nsm->nshards; i++) {
+	for (i = 0; i < 2 * nsm->nshards; i++) {
 		INIT_LIST_HEAD(&g->q[i].reqs);
 		INIT_LIST_HEAD(&g->q[i].node);
 		g->q[i].g = g;
+		g->q[i].hi = i >= nsm->nshards;
 	}
 	g->id = id;
 	g->uid = uid;
@@ -107,6 +108,8 @@ struct nsm_guest *nsm_guest_get(struct nsm_dev *nsm, u32 id)
 	atomic_set(&g->draining, 0);
 	atomic_long_set(&g->credit, 0);
 	atomic64_set(&g->sock_limit, 0);
+	atomic64_set(&g->use_ns, 0);
+	atomic64_set(&g->sparse_reqs, 0);
 	g->weight = 1;
 	err = xa_insert(&nsm->guests, id, g, GFP_KERNEL);
 	if (err) {

@@ -19,9 +19,11 @@
  * reply before the new socket's EV_DATA).
  *
  * Locking (order in nsm_main.c): this file owns nsm_dev.out_lock (spin),
- * which protects outq, out_bytes and out_dead and nests inside everything,
- * taking nothing.  Every shard queues on the one outq (the requestq is
- * one ring), and only tx_work takes from it: the spinlock is held for a
+ * which protects outq, outq_hi, out_bytes, out_dead and each guest's
+ * out_hi and out_lo, and nests inside everything, taking nothing.  Every
+ * shard queues on the one outq, or outq_hi for a sparse guest (the
+ * requestq is one ring), and only tx_work takes from outq, tx_hi_work
+ * from outq_hi: the spinlock is held for a
  * list operation, never across anything that sleeps.  nsm_xmit() is
  * called with the socket's nsm_sock.lock held when it carries that
  * socket's credit.  The throttle takes a shard's ready_lock (_bh) on its
@@ -43,6 +45,7 @@ MODULE_PARM_DESC(out_limit,
 		 "Bytes waiting for the requestq above which sockets are not read (default 4 MiB)");
 
 struct workqueue_struct *nsm_wq;
+struct workqueue_struct *nsm_hiwq;
 
 /* ------------------------------------------------------------------ */
 /* Outgoing messages                                                   */
@@ -98,6 +101,7 @@ void nsm_xmit(struct nsm_dev *nsm, struct nsm_sock *ns, struct nsm_out *out)
 	struct nk_hdr *hdr = &out->tb->hdr;
 	u16 flags = le16_to_cpu(hdr->flags);
 	u16 op = le16_to_cpu(hdr->op);
+	bool hi;
 
 	/* outq is sent in order, all of it unless the device dies */
 	if (ns) {
@@ -121,10 +125,27 @@ void nsm_xmit(struct nsm_dev *nsm, struct nsm_sock *ns, struct nsm_out *out)
 		nsm_out_free(out);
 		return;
 	}
-	list_add_tail(&out->node, &nsm->outq);
+	/*
+	 * A sparse guest's messages take the lane of tx_hi_work, unless some
+	 * of its messages are still in tx_work's (and the other way round):
+	 * one guest's messages stay in order.
+	 */
+	out->g = ns ? ns->g : NULL;
+	hi = out->g && !out->g->out_lo &&
+	     (out->g->out_hi || READ_ONCE(out->g->sparse));
+	if (out->g) {
+		if (hi)
+			out->g->out_hi++;
+		else
+			out->g->out_lo++;
+	}
+	list_add_tail(&out->node, hi ? &nsm->outq_hi : &nsm->outq);
 	nsm->out_bytes += nsm_out_size(out);
 	spin_unlock(&nsm->out_lock);
-	queue_work(nsm_wq, &nsm->tx_work);
+	if (hi)
+		queue_work(nsm_hiwq, &nsm->tx_hi_work);
+	else
+		queue_work(nsm_wq, &nsm->tx_work);
 }
 
 /**
@@ -172,21 +193,20 @@ static bool nsm_out_over(struct nsm_dev *nsm, size_t limit)
 	return READ_ONCE(nsm->out_bytes) > limit;
 }
 
-void nsm_tx_work(struct work_struct *work)
+static void nsm_tx_run(struct nsm_dev *nsm, bool hi)
 {
-	struct nsm_dev *nsm = container_of(work, struct nsm_dev, tx_work);
+	struct list_head *q = hi ? &nsm->outq_hi : &nsm->outq;
 	struct nsm_out *out;
 	bool more = false;
 	int err;
 
 	for (;;) {
 		spin_lock(&nsm->out_lock);
-		out = list_first_entry_or_null(&nsm->outq, struct nsm_out,
-					       node);
+		out = list_first_entry_or_null(q, struct nsm_out, node);
 		if (out) {
 			list_del(&out->node);
 			nsm->out_bytes -= nsm_out_size(out);
-			more = !list_empty(&nsm->outq);
+			more = !list_empty(q);
 		}
 		spin_unlock(&nsm->out_lock);
 		if (!out)
@@ -194,18 +214,29 @@ void nsm_tx_work(struct work_struct *work)
 
 		/*
 		 * One kick for what is queued now: only this work takes from
-		 * outq.  A full ring: back to the head, in order; tx_space
-		 * brings us back (nk_send() kicked what it added before).
+		 * its queue.  A full ring: back to the head, in order;
+		 * tx_space brings us back (nk_send() kicked what it added
+		 * before).  The guest's count drops once the message is on
+		 * the ring, so its next one cannot overtake it in the other
+		 * lane.
 		 */
 		err = nk_send(nsm->nd, out->tb,
 			      NK_XMIT_KEEP | (more ? NK_XMIT_MORE : 0), NULL);
 		if (err == -EAGAIN) {
 			spin_lock(&nsm->out_lock);
-			list_add(&out->node, &nsm->outq);
+			list_add(&out->node, q);
 			nsm->out_bytes += nsm_out_size(out);
 			spin_unlock(&nsm->out_lock);
 			nsm_count(nsm, NSM_S_TX_RING_FULL, 1);
 			return;
+		}
+		if (out->g) {
+			spin_lock(&nsm->out_lock);
+			if (hi)
+				out->g->out_hi--;
+			else
+				out->g->out_lo--;
+			spin_unlock(&nsm->out_lock);
 		}
 		kfree(out);
 		if (err) {
@@ -219,6 +250,17 @@ void nsm_tx_work(struct work_struct *work)
 		cond_resched();
 	}
 	nk_kick(nsm->nd);
+}
+
+void nsm_tx_work(struct work_struct *work)
+{
+	nsm_tx_run(container_of(work, struct nsm_dev, tx_work), false);
+}
+
+/* The same for the sparse guests' messages (nsm_dev.outq_hi). */
+void nsm_tx_hi_work(struct work_struct *work)
+{
+	nsm_tx_run(container_of(work, struct nsm_dev, tx_hi_work), true);
 }
 
 /**
@@ -260,6 +302,7 @@ void nsm_ev_unthrottle(struct nsm_dev *nsm)
 		if (sh->ev_throttled && !sh->ev_stop) {
 			sh->ev_throttled = false;
 			queue_work_on(sh->cpu, nsm_wq, &sh->ev_work);
+			queue_work_on(sh->cpu, nsm_hiwq, &sh->ev_hi_work);
 		}
 		spin_unlock_bh(&sh->ready_lock);
 	}

@@ -12,9 +12,12 @@
  * shard's ready_lock; they never sleep and never touch the socket's
  * state.  Each shard's ev_work runs on its CPU, at once with the others'
  * and with the shards' requests, and holds one nsm_sock.lock at a time,
- * and its ready_lock only to take a socket off its ready list; its
- * periods (nsm_shard.ev_cur, ev_last, ev_seq) are its own, and a socket's
- * share of them (nsm_sock.rb_*) is under the socket's lock.
+ * and its ready_lock only to take a socket off its ready list; a shard's
+ * ev_hi_work (sparse guests' sockets, on the high-priority workqueue) may
+ * run at once with its ev_work, so their periods (nsm_shard.ev_cur,
+ * ev_last, ev_seq) are under the shard's ev_period_lock (spin, taken with
+ * nothing else held but nsm_sock.lock), and a socket's share of them
+ * (nsm_sock.rb_*) under the socket's lock.
  * drain_work takes a reference under drain_lock, drops it, then takes the
  * socket's lock and checks the socket is still draining.  Every other
  * function here but nsm_sock_hold() and nsm_sock_put() is called with
@@ -26,6 +29,7 @@
 #include <linux/in.h>
 #include <linux/ipv6.h>
 #include <linux/module.h>
+#include <linux/sched/clock.h>
 #include <linux/slab.h>
 #include <net/sock.h>
 #include <net/tcp.h>
@@ -84,14 +88,16 @@ struct nsm_chunk {
 void nsm_sock_kick(struct nsm_sock *ns)
 {
 	struct nsm_shard *sh = ns->shard;
+	bool hi = READ_ONCE(ns->g->sparse);
 
 	spin_lock_bh(&sh->ready_lock);
 	if (!ns->queued && !sh->ev_stop) {
 		ns->queued = true;
 		refcount_inc(&ns->ref);
-		list_add_tail(&ns->ready_node, &sh->ready);
+		list_add_tail(&ns->ready_node, hi ? &sh->ready_hi : &sh->ready);
 		if (!sh->ev_throttled)
-			queue_work_on(sh->cpu, nsm_wq, &sh->ev_work);
+			queue_work_on(sh->cpu, hi ? nsm_hiwq : nsm_wq,
+				      hi ? &sh->ev_hi_work : &sh->ev_work);
 	}
 	spin_unlock_bh(&sh->ready_lock);
 }
@@ -604,15 +610,18 @@ static u32 nsm_stream_inq(struct nsm_sock *ns, struct sock *sk)
 }
 
 /*
- * ev_work's periods (NSM_SHARED_TIME each, struct nsm_ev_period): the
- * bytes it read from streams, the weights of the streams it read, each
- * counted once, and the heaviest weight among those it had to cut short
- * (more to read than their turn).  The current period becomes the last
- * one when it is over; one over for longer than a period is forgotten.
+ * The event works' periods (NSM_SHARED_TIME each, struct nsm_ev_period):
+ * the bytes they read from streams, the weights of the streams they read,
+ * each counted once, and the heaviest weight among those they had to cut
+ * short (more to read than their turn).  The current period becomes the
+ * last one when it is over; one over for longer than a period is
+ * forgotten.  Called with the shard's ev_period_lock held.
  */
 static struct nsm_ev_period *nsm_ev_period(struct nsm_shard *sh)
 {
 	unsigned long now = jiffies;
+
+	lockdep_assert_held(&sh->ev_period_lock);
 
 	if (time_before(now, sh->ev_cur.start + NSM_SHARED_TIME))
 		return &sh->ev_cur;
@@ -637,16 +646,15 @@ static struct nsm_ev_period *nsm_ev_period(struct nsm_shard *sh)
  * back the buffer it had.  A buffer the guest set (SO_RCVBUF, which locks
  * it) is left alone.  Called with nsm_sock.lock held.
  */
-static void nsm_rcvbuf_share(struct nsm_sock *ns, struct sock *sk, u64 got)
+static void nsm_rcvbuf_share(struct nsm_sock *ns, struct sock *sk, u64 got,
+			     const struct nsm_ev_period *last, u32 wmax)
 {
-	struct nsm_ev_period *last = &ns->shard->ev_last;
 	u32 w = READ_ONCE(ns->g->weight);
 	u64 fair, buf, own;
 	bool lighter;
 	bool slow;
 
-	lighter = READ_ONCE(rcvbuf_share) && last->wsum &&
-		  w < max(last->wmax, ns->shard->ev_cur.wmax);
+	lighter = READ_ONCE(rcvbuf_share) && last->wsum && w < wmax;
 	if (!lighter && !ns->rb_own)
 		return;
 	slow = lock_sock_fast(sk);
@@ -680,18 +688,27 @@ static void nsm_rcvbuf_share(struct nsm_sock *ns, struct sock *sk, u64 got)
 static void nsm_ev_read(struct nsm_sock *ns, struct sock *sk, u32 n)
 {
 	struct nsm_shard *sh = ns->shard;
-	struct nsm_ev_period *p = nsm_ev_period(sh);
-	u64 got;
+	struct nsm_ev_period *p, last = {};
+	bool first = false;
+	u64 got = 0;
+	u32 wmax = 0;
 
+	spin_lock(&sh->ev_period_lock);
+	p = nsm_ev_period(sh);
 	if (ns->rb_seq != sh->ev_seq) {
+		first = true;
 		got = ns->rb_seq == sh->ev_seq - 1 ? ns->rb_bytes : 0;
 		ns->rb_seq = sh->ev_seq;
 		ns->rb_bytes = 0;
 		p->wsum += READ_ONCE(ns->g->weight);
-		nsm_rcvbuf_share(ns, sk, got);
+		last = sh->ev_last;
+		wmax = max(last.wmax, p->wmax);
 	}
 	ns->rb_bytes += n;
 	p->bytes += n;
+	spin_unlock(&sh->ev_period_lock);
+	if (first)
+		nsm_rcvbuf_share(ns, sk, got, &last, wmax);
 }
 
 /* Read stream data within the guest's credit.  Return: budget exhausted. */
@@ -722,8 +739,10 @@ static bool nsm_read_stream(struct nsm_sock *ns)
 		if (!space)
 			return false;	/* the guest's CREDIT queues us again */
 		if (!budget) {
+			spin_lock(&ns->shard->ev_period_lock);
 			p = nsm_ev_period(ns->shard);
 			p->wmax = max(p->wmax, READ_ONCE(ns->g->weight));
+			spin_unlock(&ns->shard->ev_period_lock);
 			return true;
 		}
 
@@ -1222,18 +1241,19 @@ out:
  * guest's sockets has nobody to share with and goes on to NSM_EV_BATCH,
  * which costs fewer switches.
  */
-void nsm_ev_work(struct work_struct *work)
+static void nsm_ev_run(struct nsm_shard *sh, bool hi)
 {
-	struct nsm_shard *sh = container_of(work, struct nsm_shard, ev_work);
+	struct list_head *ready = hi ? &sh->ready_hi : &sh->ready;
 	unsigned int n, batch = NSM_EV_BATCH;
 	struct nsm_guest *first = NULL;
 	struct nsm_sock *ns;
+	u64 t0;
 
 	for (n = 0; n < batch; n++) {
 		if (nsm_ev_throttle(sh))
 			return;
 		spin_lock_bh(&sh->ready_lock);
-		ns = list_first_entry_or_null(&sh->ready, struct nsm_sock,
+		ns = list_first_entry_or_null(ready, struct nsm_sock,
 					      ready_node);
 		if (!ns || sh->ev_stop) {
 			spin_unlock_bh(&sh->ready_lock);
@@ -1249,10 +1269,26 @@ void nsm_ev_work(struct work_struct *work)
 			batch = clamp(READ_ONCE(ev_turn_shared), 1U, NSM_EV_BATCH);
 		/* Round robin: a socket with more to do goes to the tail. */
 		atomic64_inc(&sh->processed);
+		t0 = local_clock();
 		if (nsm_sock_process(ns))
 			nsm_sock_kick(ns);
+		nsm_guest_used(sh->nsm, ns->g, local_clock() - t0);
 		nsm_sock_put(ns);
 		cond_resched();
 	}
-	queue_work_on(sh->cpu, nsm_wq, &sh->ev_work);
+	if (hi)
+		queue_work_on(sh->cpu, nsm_hiwq, &sh->ev_hi_work);
+	else
+		queue_work_on(sh->cpu, nsm_wq, &sh->ev_work);
+}
+
+void nsm_ev_work(struct work_struct *work)
+{
+	nsm_ev_run(container_of(work, struct nsm_shard, ev_work), false);
+}
+
+/* The same for the sparse guests' sockets (see "Sparse guests"). */
+void nsm_ev_hi_work(struct work_struct *work)
+{
+	nsm_ev_run(container_of(work, struct nsm_shard, ev_hi_work), true);
 }

@@ -47,26 +47,30 @@
 #      vm2 (weight 3) download from the world at once; while vm2's stream
 #      competes, the NSM makes vm1's stream's receive buffer smaller
 #      (rcvbuf_cuts grows), and gives it back once vm2's download ends.
-#  11. connect/fill/close against a world server that never reads: the
+#  11. Sparse guests (issue 14 item 5): while vm2 floods the NSM with
+#      small requests, vm1's requests (one at a time) are served in the
+#      NSM's high-priority lane ($sparse_min or more in debugfs guests)
+#      and vm2's are not (fewer than $sparse_min).
+#  12. connect/fill/close against a world server that never reads: the
 #      NSM keeps at most guest_max_draining closed sockets of vm1, resets
 #      the ones beyond (drain_aborts), and its memory stays bounded.
-#  12. ... and resets the draining ones after drain_timeout
+#  13. ... and resets the draining ones after drain_timeout
 #      (drain_timeouts), leaving vm1 with no socket on the NSM.
-#  13. vm2 whose IPv4 address is not configured on the NSM: its wildcard
+#  14. vm2 whose IPv4 address is not configured on the NSM: its wildcard
 #      bind answers EADDRNOTAVAIL and its connect EADDRNOTAVAIL (the NSM's
 #      own address before).
-#  14. nkctl ss (issue 15): a connection of vm1 to the world, as the
+#  15. nkctl ss (issue 15): a connection of vm1 to the world, as the
 #      world sees it (10.0.0.11:port -> 10.0.0.1:port, ESTAB) with the
 #      NSM kernel socket's nonzero rtt and cwnd; nkctl kill resets it and
 #      vm1's blocked recv() fails with ECONNRESET.
-#  15. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
+#  16. Tenant namespaces (issue 14 item 3): the NSM's operator gives vm1
 #      and vm2 a network namespace each (/proc/net/nsm_tenants), each
 #      with the same address 192.168.77.2 on a link to a world of its own
 #      (192.168.77.1, an httpd saying which world it is); the engine gives
 #      both guests that address.  Each guest's wget reaches its own world,
 #      both bind the same address and port, and neither reaches the NSM's
 #      own address (no route in its namespace).
-#  16. console clean: every VM; hostengine stopped cleanly.
+#  17. console clean: every VM; hostengine stopped cleanly.
 #
 # usage: selftests/netkernel/tenancy.sh
 # Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (see tools/testing/lab).
@@ -112,8 +116,8 @@ t_start=$SECONDS
 # One point per entry, in this order (test_NAME, below), then topo_down_ktap's
 # points: "console clean" for nsm, vm1 and vm2, and the engine's stop.
 TEST_NAMES=(no_ipv6_wildcard reuseport_owners broadcast link_local max_socks
-	guest_limits weight_credit request_turns rq_slice rcvbuf_share fill_close
-	drain_timeout addr_not_on_nsm ss_kill tenant_netns)
+	guest_limits weight_credit request_turns rq_slice rcvbuf_share sparse_lane
+	fill_close drain_timeout addr_not_on_nsm ss_kill tenant_netns)
 TEST_DESCS=(
 	"vm2 without IPv6: V6ONLY wildcard bind refused"
 	"SO_REUSEPORT: each guest's sockets have their own owner, not root"
@@ -125,6 +129,7 @@ TEST_DESCS=(
 	"request turns: vm1's request served ahead of vm2's backlog"
 	"rq_slice_us 100: rq_work's run of vm2's backlog sliced, vm1 still ahead"
 	"beside vm2's (weight 3) download, vm1's receive buffer made smaller, then given back"
+	"beside vm2's flood, vm1's requests served in the sparse lane, the flood's not"
 	"connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
 	"draining sockets reset after drain_timeout"
 	"vm2's address not on the NSM: bind and connect refused"
@@ -163,6 +168,12 @@ nsm_mem_avail() {	# kB
 
 if ! lab_make_static "$logdir/build-nk_tenancy.log" -C "$here" -j2 nk_tenancy -- "$bin"; then
 	ktap_fail_rest "prerequisite failed: no static nk_tenancy"
+	finish
+fi
+# nkperf (test_sparse_lane): the guests get it with the lab (topo_build).
+perf=$top/tools/testing/bench/nkperf
+if ! lab_make_static "$logdir/build-nkperf.log" -C "$top/tools/testing/bench" -j2 nkperf -- "$perf"; then
+	ktap_fail_rest "prerequisite failed: no static nkperf"
 	finish
 fi
 TOPO_INITRD_ARGS+=(--add "$bin:$gbin" --module veth)	# veth: tenant_netns
@@ -448,7 +459,44 @@ test_rcvbuf_share() {
 	return "$rc"
 }
 
-# 11. and 12. connect/fill/close against a server that never reads (the
+# 11. vm2 floods the NSM with 64-byte requests (nkperf's request-response
+# with 8 connections of 32 requests in flight, against nkperf's server in
+# the world) while vm1 makes 64-byte requests one at a time.  debugfs
+# guests counts, per guest, the requests served in the sparse lane.
+sparse_port=7280
+sparse_min=100
+guest_sparse_reqs() {	# GUEST-ID
+	lab_vm_exec "$TOPO_NSM" 30 "cat /sys/kernel/debug/nsm_kernel/*/guests" |
+		awk -v g="$1" '$1 == g { print $9; f = 1 } END { if (!f) print -1 }'
+}
+test_sparse_lane() {
+	local id1 id2 a1 a2 b1 b2 srv rr flood rc=0
+	local client="nkperf client -c $TOPO_WORLD_IP -p $sparse_port -m rr -s 64"
+	wait_nsm_idle
+	read -r id1 id2 < <(tenant_ids)
+	a1=$(guest_sparse_reqs "$id1")
+	a2=$(guest_sparse_reqs "$id2")
+	topo_world_spawn "$logdir/sparse-server.log" "$perf" server -B "$TOPO_WORLD_IP" -p "$sparse_port"
+	srv=$LAB_LAST_PID
+	topo_world_wait_port "$sparse_port" || ktap_diag "nkperf's server does not listen"
+	lab_vm_exec vm2 10 "$client -t 8 -P 8 -D 32 >/tmp/sparse.log 2>&1 &" || rc=1
+	sleep 2
+	rr=$(lab_vm_exec vm1 30 "$client -t 3 | tail -n 1" 2>&1) || rc=1
+	b1=$(guest_sparse_reqs "$id1")
+	b2=$(guest_sparse_reqs "$id2")
+	flood=$(lab_vm_exec vm2 30 ". /lib/nk-lab.sh; nk_wait_for /tmp/sparse.log transactions 20
+tail -n 1 /tmp/sparse.log" 2>&1) || true
+	ktap_diag "vm1: $rr" "vm2: $flood" \
+		"in the sparse lane: vm1 $((b1 - a1)) requests, vm2 $((b2 - a2))"
+	((a1 >= 0 && b1 - a1 >= sparse_min)) ||
+		{ ktap_diag "vm1's requests were not served in the sparse lane"; rc=1; }
+	((a2 >= 0 && b2 - a2 < sparse_min)) ||
+		{ ktap_diag "vm2's flood took the sparse lane"; rc=1; }
+	lab_stop_pid "$srv" 5 >/dev/null 2>&1 || true
+	return "$rc"
+}
+
+# 12. and 13. connect/fill/close against a server that never reads (the
 # sink, left to test_drain_timeout to stop).
 sink_port=7200
 sink_pid=
@@ -487,7 +535,7 @@ test_drain_timeout() {
 	return "$rc"
 }
 
-# 13. A guest address the NSM does not have: no wildcard instead.
+# 14. A guest address the NSM does not have: no wildcard instead.
 test_addr_not_on_nsm() {
 	local got
 	lab_vm_exec "$TOPO_NSM" 30 "ip addr del $(topo_guest_ip vm2)/32 dev eth0" >/dev/null 2>&1 || true
@@ -496,7 +544,7 @@ test_addr_not_on_nsm() {
 	expect "EADDRNOTAVAIL EADDRNOTAVAIL" "$got"
 }
 
-# 14. nkctl ss and nkctl kill on a connection of vm1 to a world server that
+# 15. nkctl ss and nkctl kill on a connection of vm1 to a world server that
 # never reads (its TCP state and addresses from the NSM's kernel socket).
 ss_port=7300
 test_ss_kill() {
@@ -538,7 +586,7 @@ print(("ok" if ok else "bad"), e["guest_sock"], e.get("state"), e.get("local"),
 	return "$rc"
 }
 
-# 15. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
+# 16. Tenant namespaces.  In the NSM, for each tenant T (a: vm1, b: vm2) a
 # namespace tT (held by a sleeping process) with tT 192.168.77.2/24, the
 # veth peer wT 192.168.77.1/24 in a world namespace running an httpd that
 # serves "world-T"; then the guest's endpoint id is written into tT's
