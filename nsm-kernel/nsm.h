@@ -532,6 +532,15 @@ void nsm_guest_used(struct nsm_dev *nsm, struct nsm_guest *g, u64 ns);
 /* nsm_out.c */
 extern struct workqueue_struct *nsm_wq;
 extern struct workqueue_struct *nsm_hiwq;
+
+/* Have @sh's event work of one lane (the sparse guests' or the other) run. */
+static inline void nsm_ev_queue(struct nsm_shard *sh, bool hi)
+{
+	if (hi)
+		queue_work_on(sh->cpu, nsm_hiwq, &sh->ev_hi_work);
+	else
+		queue_work_on(sh->cpu, nsm_wq, &sh->ev_work);
+}
 struct nsm_out *nsm_msg_new(u32 id, u16 op, u16 flags, u64 req_id, u32 len);
 void nsm_out_free(struct nsm_out *out);
 void nsm_xmit(struct nsm_dev *nsm, struct nsm_sock *ns, struct nsm_out *out);

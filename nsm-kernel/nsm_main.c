@@ -737,6 +737,15 @@ static void nsm_rq_serve(struct nsm_shard *sh, struct nsm_rxmsg *m)
 	atomic64_inc(&sh->requests);
 }
 
+/* Have @sh's request work of one lane run. */
+static void nsm_rq_queue(struct nsm_shard *sh, bool hi)
+{
+	if (hi)
+		queue_work_on(sh->cpu, nsm_hiwq, &sh->rq_hi_work);
+	else
+		queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
+}
+
 /*
  * Serve @sh's requests in one lane, by turns, NSM_RQ_BATCH at most; a
  * sparse lane's queue that runs empty lets its guest's other queue go on.
@@ -773,14 +782,11 @@ static void nsm_rq_run(struct nsm_shard *sh, bool hi)
 			 !list_empty(&nsm_gq_of(nsm, q->g, sh, false)->reqs);
 		spin_unlock(&sh->rq_lock);
 		if (resume)
-			queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
+			nsm_rq_queue(sh, false);
 		nsm_rxmsg_free(nsm, m);
 		cond_resched();
 	}
-	if (hi)
-		queue_work_on(sh->cpu, nsm_hiwq, &sh->rq_hi_work);
-	else
-		queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
+	nsm_rq_queue(sh, hi);
 }
 
 static void nsm_rq_work(struct work_struct *work)
@@ -1132,10 +1138,7 @@ static void nsm_rx(struct nk_dev *nd, const struct nk_hdr *hdr,
 	hi = m->q->hi;
 	nsm_rq_add(sh, m);
 	spin_unlock(&sh->rq_lock);
-	if (hi)
-		queue_work_on(sh->cpu, nsm_hiwq, &sh->rq_hi_work);
-	else
-		queue_work_on(sh->cpu, nsm_wq, &sh->rq_work);
+	nsm_rq_queue(sh, hi);
 }
 
 /* The requestq has room again: tx_work goes on (tx_lock held: no sleep). */

@@ -301,8 +301,8 @@ void nsm_ev_unthrottle(struct nsm_dev *nsm)
 		spin_lock_bh(&sh->ready_lock);
 		if (sh->ev_throttled && !sh->ev_stop) {
 			sh->ev_throttled = false;
-			queue_work_on(sh->cpu, nsm_wq, &sh->ev_work);
-			queue_work_on(sh->cpu, nsm_hiwq, &sh->ev_hi_work);
+			nsm_ev_queue(sh, false);
+			nsm_ev_queue(sh, true);
 		}
 		spin_unlock_bh(&sh->ready_lock);
 	}

@@ -96,8 +96,7 @@ void nsm_sock_kick(struct nsm_sock *ns)
 		refcount_inc(&ns->ref);
 		list_add_tail(&ns->ready_node, hi ? &sh->ready_hi : &sh->ready);
 		if (!sh->ev_throttled)
-			queue_work_on(sh->cpu, hi ? nsm_hiwq : nsm_wq,
-				      hi ? &sh->ev_hi_work : &sh->ev_work);
+			nsm_ev_queue(sh, hi);
 	}
 	spin_unlock_bh(&sh->ready_lock);
 }
@@ -1276,10 +1275,7 @@ static void nsm_ev_run(struct nsm_shard *sh, bool hi)
 		nsm_sock_put(ns);
 		cond_resched();
 	}
-	if (hi)
-		queue_work_on(sh->cpu, nsm_hiwq, &sh->ev_hi_work);
-	else
-		queue_work_on(sh->cpu, nsm_wq, &sh->ev_work);
+	nsm_ev_queue(sh, hi);
 }
 
 void nsm_ev_work(struct work_struct *work)
