@@ -102,6 +102,7 @@ struct he_ep *he_ep_alloc(enum nk_role role, const char *name)
 	ep->role = role;
 	ep->weight = 1;
 	ep->queue_pairs = 1;
+	ep->carriers = 1;
 	snprintf(ep->sock_path, sizeof(ep->sock_path), "%s.sock", name);
 	return ep;
 }
@@ -442,6 +443,9 @@ const char *he_ep_set(struct he_ep *ep, const char *k, const char *v, char *buf,
 	} else if (!strcmp(k, "queue_pairs")) {
 		ok = parse_u32(v, 1, NK_MAX_QPAIRS, &ep->queue_pairs);
 		range = ": 1 to " RTE_STR(NK_MAX_QPAIRS);
+	} else if (!strcmp(k, "carriers")) {
+		ok = parse_u32(v, 1, NK_MAX_QPAIRS, &ep->carriers);
+		range = ": 1 to " RTE_STR(NK_MAX_QPAIRS);
 	} else if (guest && !strcmp(k, "address")) {
 		ok = inet_pton(AF_INET, v, &ep->addr4) == 1;
 		ep->has_addr4 = ok;
@@ -518,12 +522,35 @@ const char *he_ep_resolve(const struct he_config *cfg, struct he_ep *ep, char *b
 		}
 		memcpy(ep->sock_path, path, sizeof(path));
 	}
-	if (strlen(ep->sock_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+	he_carrier_path(ep, ep->carriers - 1, path, sizeof(path));
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
 		snprintf(buf, size, "%s: socket path %s too long for a Unix socket", ep->name,
-			 ep->sock_path);
+			 path);
 		return buf;
 	}
 	return NULL;
+}
+
+const char *he_ep_pairs_check(struct he_ep *ep, char *buf, size_t size)
+{
+	if (ep->carriers == 1)
+		return NULL;
+	/* Each carrier has one pair. */
+	if (ep->queue_pairs != 1 && ep->queue_pairs != ep->carriers) {
+		snprintf(buf, size, "%s: queue_pairs %u with %u carriers: one pair each",
+			 ep->name, ep->queue_pairs, ep->carriers);
+		return buf;
+	}
+	ep->queue_pairs = ep->carriers;
+	return NULL;
+}
+
+void he_carrier_path(const struct he_ep *ep, unsigned int k, char *buf, size_t size)
+{
+	if (k)
+		snprintf(buf, size, "%s.%u", ep->sock_path, k);
+	else
+		snprintf(buf, size, "%s", ep->sock_path);
 }
 
 /* Checks that need the whole file. */
@@ -540,8 +567,10 @@ static void finish(struct parse *p)
 		struct he_ep *ep = cfg->eps[i];
 		struct he_ep *nsm;
 
-		const char *err = he_ep_resolve(cfg, ep, p->err, sizeof(p->err));
+		const char *err = he_ep_pairs_check(ep, p->err, sizeof(p->err));
 
+		if (!err)
+			err = he_ep_resolve(cfg, ep, p->err, sizeof(p->err));
 		he_ep_limits(cfg, ep);
 		if (err) {
 			p->err_line = 0;
@@ -612,7 +641,11 @@ int he_config_parse(struct he_config *cfg, const char *file, char *err, size_t s
 		finish(&p);
 	free(p.nsm_line);
 	if (p.err[0]) {
-		snprintf(err, size, "%s:%u: %s", file, p.err_line, p.err);
+		/* Line 0: the whole file's check, no line of its own. */
+		if (p.err_line)
+			snprintf(err, size, "%s:%u: %s", file, p.err_line, p.err);
+		else
+			snprintf(err, size, "%s: %s", file, p.err);
 		he_config_free(cfg);
 		return -1;
 	}

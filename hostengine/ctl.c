@@ -192,6 +192,13 @@ static json_object *cmd_list(void)
 		json_object_object_add(e, "role", json_object_new_string(guest ? "guest" : "nsm"));
 		json_object_object_add(e, "state", json_object_new_string(state_names[st]));
 		json_object_object_add(e, "socket", json_object_new_string(ep->sock_path));
+		json_object_object_add(e, "carriers", json_object_new_int(ep->carriers));
+		json_object_object_add(e, "pairs_up",
+				       json_object_new_int(__atomic_load_n(&ep->pairs_up,
+									   __ATOMIC_RELAXED)));
+		json_object_object_add(e, "pairs",
+				       json_object_new_int(__atomic_load_n(&ep->nr_pairs,
+									   __ATOMIC_RELAXED)));
 		add_u64(e, "sockets", he_cnt_get(ep, HE_C_SOCKETS));
 		if (guest) {
 			uint32_t id = __atomic_load_n(&ep->attached_id, __ATOMIC_RELAXED);
@@ -596,6 +603,10 @@ static json_object *cmd_add(json_object *req)
 			return error_at(EINVAL, name, key, msg);
 		}
 	}
+	if (he_ep_pairs_check(ep, msg, sizeof(msg))) {
+		free(ep);
+		return error_at(EINVAL, name, "carriers", msg);
+	}
 	ret = he_live_add(cfg, ep, msg, sizeof(msg));	/* @ep is the table's or freed */
 	if (ret)
 		return error_at(-ret, name, -ret == ENOENT ? "nsm" :
@@ -670,7 +681,8 @@ static json_object *cmd_set(json_object *req)
 			snprintf(msg, sizeof(msg), "%s: nsm: attach or detach the guest instead",
 				 run->name);
 			e = msg;
-		} else if (!strcmp(key, "socket") || !strcmp(key, "queue_pairs")) {
+		} else if (!strcmp(key, "socket") || !strcmp(key, "queue_pairs") ||
+			   !strcmp(key, "carriers")) {
 			snprintf(msg, sizeof(msg), "%s: %s cannot change while the endpoint runs "
 				 "(remove it and add it again)", run->name, key);
 			e = msg;

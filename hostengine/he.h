@@ -163,9 +163,13 @@ const char *he_ep_set(struct he_ep *ep, const char *key, const char *value, char
 		      size_t size);
 /* A guest's limits its section did not set become @cfg's [engine] ones. */
 void he_ep_limits(const struct he_config *cfg, struct he_ep *ep);
+/* With several carriers, queue_pairs checked and set: NULL or the error. */
+const char *he_ep_pairs_check(struct he_ep *ep, char *buf, size_t size);
 /* The socket path made absolute (run_dir) and checked: NULL or the error. */
 const char *he_ep_resolve(const struct he_config *cfg, struct he_ep *ep, char *buf,
 			  size_t size);
+/* The vhost-user socket of @ep's carrier @k: its socket, then socket.k. */
+void he_carrier_path(const struct he_ep *ep, unsigned int k, char *buf, size_t size);
 
 /* ------------------------------------------------------------------ */
 /* Counters                                                            */
@@ -216,6 +220,8 @@ struct he_iov {
 
 struct he_vq {
 	struct rte_vhost_vring vr;
+	struct rte_vhost_memory *mem;	/* its carrier's: translates its chains */
+	int vid;			/* its carrier's */
 	uint16_t qid;
 	uint16_t last_avail;
 	uint16_t avail_seen;	/* avail->idx as last read */
@@ -506,6 +512,13 @@ enum he_lsw_mode {
 	HE_LSW_OFF,		/* never: every connection through the NSM */
 };
 
+/* One vhost-user device of an endpoint (data-plane state). */
+struct he_carrier {
+	int vid;			/* -1: not started */
+	struct rte_vhost_memory *mem;
+	uint16_t nr_vqs;		/* its virtqueues: ep->vq[2k...] (k > 0: 2) */
+};
+
 struct he_ep {
 	/* Configuration: immutable once loaded but weight, addresses, limits. */
 	char name[NK_NAME_MAX];
@@ -520,6 +533,7 @@ struct he_ep {
 	uint32_t local_switch;		/* guests: enum he_lsw_mode */
 	char tenant[NK_NAME_MAX];	/* guests: "" the default tenant */
 	uint32_t queue_pairs;		/* offered in the config space */
+	uint32_t carriers;		/* vhost-user devices: pair k on device k if > 1 */
 	/*
 	 * Limits: a guest's, or for an NSM only max_pending (pending_limit).
 	 * Changed live by the data plane (CMD_EP_UPDATE, reload).
@@ -536,18 +550,23 @@ struct he_ep {
 	uint32_t attached_id;		/* guests: id of the NSM, 0 detached */
 
 	/*
-	 * vhost.c state, written by the rte_vhost thread handling the
-	 * device's messages: a SET_MEM_TABLE paused the device.
+	 * vhost.c state, written by the rte_vhost thread handling a carrier's
+	 * messages: a SET_MEM_TABLE paused carrier k (bit k).
 	 */
-	bool mem_paused;
-	bool registered;		/* main lcore: vhost-user driver registered */
+	uint32_t mem_paused;
+	uint32_t registered;		/* main lcore: carriers' drivers registered */
 
-	/* Data-plane state. */
-	int vid;
+	/*
+	 * Data-plane state.  The endpoint runs while carrier 0 runs; carrier
+	 * k > 0 brings pair k.  While a carrier's memory table changes, none
+	 * of the endpoint's memory is touched.
+	 */
 	bool running;
-	bool paused;			/* memory table changing: memory not touched */
-	struct rte_vhost_memory *mem;
-	uint16_t nr_pairs;
+	uint32_t paused;		/* carriers whose memory table changes */
+	struct he_carrier car[NK_MAX_QPAIRS];
+	/* Both read by "list" too (relaxed atomics). */
+	uint16_t pairs_up;		/* pairs set up, from pair 0 on */
+	uint16_t nr_pairs;		/* in use: 1, or as HELLO agreed (NK_FEAT_MQ) */
 	struct he_vq vq[2 * NK_MAX_QPAIRS];
 	uint16_t rr_pair;		/* next requestq to serve first */
 	uint32_t max_payload;		/* agreed in HELLO */
@@ -598,6 +617,7 @@ static inline void he_cnt_set(struct he_ep *ep, enum he_counter c, uint64_t v)
 /* A device handed to the data plane by new_device. */
 struct he_dev_start {
 	int vid;
+	unsigned int carrier;		/* which of the endpoint's */
 	struct rte_vhost_memory *mem;
 	uint16_t nr_vqs;
 	struct rte_vhost_vring vr[2 * NK_MAX_QPAIRS];

@@ -83,9 +83,9 @@ int he_live_check(const struct he_config *cfg, struct he_ep *ep, const struct he
 		  char *err, size_t size)
 {
 	const struct he_config *names = file ? file : cfg;
-	char buf[256], dir[PATH_MAX];
+	char buf[256], dir[PATH_MAX], path[PATH_MAX], other[PATH_MAX];
+	unsigned int i, j, k;
 	struct he_ep *nsm;
-	unsigned int i;
 	struct stat st;
 
 	if (!file && he_ep_by_name(cfg, ep->name)) {
@@ -104,16 +104,22 @@ int he_live_check(const struct he_config *cfg, struct he_ep *ep, const struct he
 		snprintf(err, size, "%s", buf);
 		return -ENAMETOOLONG;
 	}
-	for (i = 0; i < cfg->nr_eps; i++) {
-		if (!strcmp(cfg->eps[i]->sock_path, ep->sock_path)) {
-			snprintf(err, size, "%s: socket %s is %s's", ep->name, ep->sock_path,
-				 cfg->eps[i]->name);
+	for (k = 0; k < ep->carriers; k++) {
+		he_carrier_path(ep, k, path, sizeof(path));
+		for (i = 0; i < cfg->nr_eps; i++) {
+			for (j = 0; j < cfg->eps[i]->carriers; j++) {
+				he_carrier_path(cfg->eps[i], j, other, sizeof(other));
+				if (!strcmp(other, path)) {
+					snprintf(err, size, "%s: socket %s is %s's", ep->name,
+						 path, cfg->eps[i]->name);
+					return -EEXIST;
+				}
+			}
+		}
+		if (!lstat(path, &st)) {
+			snprintf(err, size, "%s: socket %s exists", ep->name, path);
 			return -EEXIST;
 		}
-	}
-	if (!lstat(ep->sock_path, &st)) {
-		snprintf(err, size, "%s: socket %s exists", ep->name, ep->sock_path);
-		return -EEXIST;
 	}
 	snprintf(dir, sizeof(dir), "%s", ep->sock_path);
 	if (access(dirname(dir), W_OK | X_OK) < 0) {
@@ -227,6 +233,8 @@ static const char *ep_fixed_diff(const struct he_ep *run, const struct he_ep *f)
 		return "role";
 	if (strcmp(run->sock_path, f->sock_path))
 		return "socket";
+	if (run->carriers != f->carriers)
+		return "carriers";
 	if (run->queue_pairs != f->queue_pairs)
 		return "queue_pairs";
 	return NULL;

@@ -487,7 +487,7 @@ static __rte_always_inline int event_chain(struct he_ep *ep, struct he_vq *vq,
 					  ep->max_payload : 0);
 
 	for (;;) {
-		int err = 0, r = he_vq_pop(ep->mem, vq, true, &ev_chain, &err);
+		int err = 0, r = he_vq_pop(vq->mem, vq, true, &ev_chain, &err);
 
 		if (!r)
 			return 0;
@@ -1506,6 +1506,8 @@ static void nsm_down(struct he_ep *nsm, int err)
 			  kept);
 }
 
+static void pairs_use(struct he_ep *ep, uint16_t n);
+
 static void session_end(struct he_ep *ep)
 {
 	if (ep->role == NK_ROLE_GUEST)
@@ -1530,6 +1532,7 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 	} pl;
 	struct he_seg seg;
 	struct he_iov iov;
+	uint16_t pairs;
 
 	if (h->arg[0] != NK_PROTO_VERSION) {
 		/* The reply says which version the engine speaks. */
@@ -1541,12 +1544,16 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 			he_cnt_add(ep, HE_C_DROPS, 1);
 		return;
 	}
-	if (h->arg[3] != ep->role || mp < NK_MIN_PAYLOAD)
+	/* With NK_FEAT_MQ, buf_alloc: the pairs the driver has set up. */
+	if (h->arg[3] != ep->role || mp < NK_MIN_PAYLOAD ||
+	    ((h->arg[1] & NK_FEAT_MQ) && (!h->buf_alloc || h->buf_alloc > NK_MAX_QPAIRS)))
 		return reply(ep, h, -EINVAL);
 	if (ep->state == HE_EP_READY)
 		return reply(ep, h, -EALREADY);
 	ep->max_payload = mp;
 	ep->features = h->arg[1] & NK_FEAT_ALL;
+	pairs = ep->features & NK_FEAT_MQ ? RTE_MIN(h->buf_alloc, (uint32_t)ep->pairs_up) : 1;
+	pairs_use(ep, pairs);
 	/*
 	 * Only a guest has addresses to learn, and sends requests: guest_request()
 	 * forwards those on a socket whose SOCKET is not answered yet (the map
@@ -1561,6 +1568,8 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 	r.arg[1] = ep->features;
 	r.arg[2] = mp;
 	r.arg[3] = ep->id;
+	if (ep->features & NK_FEAT_MQ)
+		r.arg[3] |= (uint64_t)pairs << 32;
 	/* What a guest's windows together may promise beyond its eventq. */
 	r.buf_alloc = RTE_MIN(ep->max_pending, (uint64_t)UINT32_MAX);
 	if (ep->features & NK_FEAT_ADDR) {
@@ -1573,8 +1582,8 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 	}
 	if (deliver(ep, &r, &iov, 0, true))
 		he_cnt_add(ep, HE_C_DROPS, 1);
-	he_log(INFO, "%s: HELLO: max_payload %u features %#" PRIx64, ep->name,
-	       ep->max_payload, ep->features);
+	he_log(INFO, "%s: HELLO: max_payload %u features %#" PRIx64 " pairs %u", ep->name,
+	       ep->max_payload, ep->features, ep->nr_pairs);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1702,7 +1711,7 @@ static unsigned int visit(struct he_ep *ep)
 		struct he_vq *vq = &ep->vq[NK_VQ_REQUEST((ep->rr_pair + i) % ep->nr_pairs)];
 
 		while (quota) {
-			r = he_vq_pop(ep->mem, vq, false, &rq_chain, &err);
+			r = he_vq_pop(vq->mem, vq, false, &rq_chain, &err);
 			if (!r)
 				break;
 			if (r == HE_VQ_BROKEN) {
@@ -1724,12 +1733,13 @@ static unsigned int visit(struct he_ep *ep)
 /* Commands                                                            */
 /* ------------------------------------------------------------------ */
 
-static void epoll_kick(struct he_ep *ep, int op)
+/* Kicks of carrier @k's virtqueues into (or out of) the sleep's epoll set. */
+static void epoll_kick(struct he_ep *ep, unsigned int k, int op)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	unsigned int q;
 
-	for (q = 0; q < 2U * ep->nr_pairs; q++) {
+	for (q = 2 * k; q < 2 * k + ep->car[k].nr_vqs; q++) {
 		ev.data.fd = ep->vq[q].vr.kickfd;
 		if (ev.data.fd >= 0 && epoll_ctl(epfd, op, ev.data.fd, &ev) < 0)
 			he_log(WARNING, "%s: epoll_ctl(kick fd %d): %s", ep->name, ev.data.fd,
@@ -1743,34 +1753,106 @@ static const struct nk_hdr no_session = {
 	.arg = { NK_PERR_NO_SESSION },
 };
 
-static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
+/* Interrupts owed on the pairs in use: before their number changes. */
+static void calls_flush_ep(struct he_ep *ep)
 {
 	unsigned int q;
 
-	if (ep->running)
+	if (!ep->running || ep->paused)
+		return;
+	for (q = 0; q < 2U * ep->nr_pairs; q++)
+		he_vq_call(ep->vq[q].vid, &ep->vq[q]);
+}
+
+/* The pairs in use become @n (an NSM's eventqs tracked anew). */
+static void pairs_use(struct he_ep *ep, uint16_t n)
+{
+	calls_flush_ep(ep);
+	if (ep->role == NK_ROLE_NSM)
+		evq_track_free(ep);
+	__atomic_store_n(&ep->nr_pairs, n, __ATOMIC_RELAXED);
+	if (ep->role == NK_ROLE_NSM && n)
+		evq_track_alloc(ep);
+}
+
+/*
+ * Pairs set up from pair 0 on: carrier 0's own, or with several carriers
+ * as many in a row as have started.
+ */
+static void pairs_count(struct he_ep *ep)
+{
+	unsigned int k = 1;
+
+	if (!ep->running) {
+		__atomic_store_n(&ep->pairs_up, 0, __ATOMIC_RELAXED);
+		return;
+	}
+	if (ep->carriers > 1)
+		while (k < ep->carriers && ep->car[k].vid >= 0)
+			k++;
+	else
+		k = ep->car[0].nr_vqs / 2;
+	__atomic_store_n(&ep->pairs_up, k, __ATOMIC_RELAXED);	/* "list" reads it */
+}
+
+/*
+ * The session ends while carrier 0 goes on (another carrier stopped): the
+ * driver is told as on a device start, and says HELLO again.
+ */
+static void session_restart(struct he_ep *ep)
+{
+	if (ep->state != HE_EP_READY)
+		return;
+	session_end(ep);
+	pend_free_all(ep);
+	pairs_use(ep, 1);
+	__atomic_store_n(&ep->state, HE_EP_CONNECTED, __ATOMIC_RELAXED);
+	if (pend_add(ep, &no_session, NULL, 0, NULL))
+		he_cnt_add(ep, HE_C_DROPS, 1);
+	he_log(INFO, "%s: a carrier stopped, session ended", ep->name);
+}
+
+static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
+{
+	unsigned int k = ds->carrier, q;
+	struct he_carrier *car;
+
+	if (k >= ep->carriers)
+		return -EINVAL;
+	car = &ep->car[k];
+	if (car->vid >= 0)
 		return -EBUSY;
-	ep->vid = ds->vid;
-	ep->mem = ds->mem;
-	ep->nr_pairs = ds->nr_vqs / 2;
-	ep->rr_pair = 0;
+	/* A carrier other than 0 has one pair: the endpoint's pair k. */
+	if (ep->carriers > 1 && ds->nr_vqs != 2)
+		return -EINVAL;
+	car->vid = ds->vid;
+	car->mem = ds->mem;
+	car->nr_vqs = ds->nr_vqs;
 	for (q = 0; q < ds->nr_vqs; q++) {
-		struct he_vq *vq = &ep->vq[q];
+		struct he_vq *vq = &ep->vq[2 * k + q];
 
 		memset(vq, 0, sizeof(*vq));
 		vq->vr = ds->vr[q];
-		vq->qid = q;
+		vq->mem = ds->mem;
+		vq->vid = ds->vid;
+		vq->qid = 2 * k + q;
 		vq->last_avail = ds->last_avail[q];
 		vq->avail_seen = vq->last_avail;
 		vq->last_used = ds->last_used[q];
 		he_vq_notify(vq, false);
 	}
+	epoll_kick(ep, k, EPOLL_CTL_ADD);
+	if (k) {
+		/* Used from the endpoint's next HELLO on. */
+		pairs_count(ep);
+		he_log(INFO, "%s: carrier %u started", ep->name, k);
+		return 0;
+	}
 	ep->max_payload = 0;
 	ep->features = 0;
-	ep->paused = false;
-	if (ep->role == NK_ROLE_NSM)
-		evq_track_alloc(ep);
-	epoll_kick(ep, EPOLL_CTL_ADD);
 	ep->running = true;
+	pairs_count(ep);
+	pairs_use(ep, 1);
 	__atomic_store_n(&ep->state, HE_EP_CONNECTED, __ATOMIC_RELAXED);
 	/*
 	 * First on the eventq: no session.  A driver that was in one (the
@@ -1779,90 +1861,121 @@ static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
 	 */
 	if (pend_add(ep, &no_session, NULL, 0, NULL))
 		he_cnt_add(ep, HE_C_DROPS, 1);
-	he_log(INFO, "%s: device started, %u queue pair(s)", ep->name, ep->nr_pairs);
+	he_log(INFO, "%s: device started, %u queue pair(s)", ep->name, ep->pairs_up);
 	return 0;
+}
+
+/* The carrier of @ep that @vid is, or NULL. */
+static struct he_carrier *carrier_of(struct he_ep *ep, int vid, unsigned int *k)
+{
+	for (*k = 0; *k < ep->carriers; (*k)++)
+		if (ep->car[*k].vid == vid && vid >= 0)
+			return &ep->car[*k];
+	return NULL;
 }
 
 static void cmd_stop(struct he_cmd *c)
 {
 	struct he_ep *ep = c->ep;
-	unsigned int q;
+	struct he_carrier *car;
+	unsigned int k, q;
 
 	c->mem = NULL;
 	c->nr_vqs = 0;
-	if (!ep->running || ep->vid != c->vid)
+	car = carrier_of(ep, c->vid, &k);
+	if (!car)
 		return;
-	/* From here on nothing is written to this device. */
-	ep->running = false;
-	if (ep->state == HE_EP_READY)
-		session_end(ep);
-	epoll_kick(ep, EPOLL_CTL_DEL);
-	pend_free_all(ep);
-	evq_track_free(ep);
-	c->nr_vqs = 2 * ep->nr_pairs;
-	for (q = 0; q < c->nr_vqs; q++) {
-		if (!ep->paused)	/* else published by cmd_pause */
-			he_vq_publish(&ep->vq[q]);
-		c->last_avail[q] = ep->vq[q].last_avail;
-		c->last_used[q] = ep->vq[q].last_used;
+	/* From here on nothing is written to this carrier. */
+	if (!k) {
+		ep->running = false;
+		if (ep->state == HE_EP_READY)
+			session_end(ep);
+		pend_free_all(ep);
+		pairs_use(ep, 0);
+	} else if (ep->running && k < ep->nr_pairs) {
+		session_restart(ep);
 	}
-	c->mem = ep->mem;
-	ep->mem = NULL;
-	ep->nr_pairs = 0;
-	__atomic_store_n(&ep->state, HE_EP_WAITING, __ATOMIC_RELAXED);
-	he_log(INFO, "%s: device stopped", ep->name);
+	epoll_kick(ep, k, EPOLL_CTL_DEL);
+	c->nr_vqs = car->nr_vqs;
+	for (q = 0; q < c->nr_vqs; q++) {
+		struct he_vq *vq = &ep->vq[2 * k + q];
+
+		if (!(ep->paused & (1U << k)))	/* else published by cmd_pause */
+			he_vq_publish(vq);
+		c->last_avail[q] = vq->last_avail;
+		c->last_used[q] = vq->last_used;
+	}
+	c->mem = car->mem;
+	car->mem = NULL;
+	car->vid = -1;
+	car->nr_vqs = 0;
+	ep->paused &= ~(1U << k);
+	pairs_count(ep);
+	if (!k) {
+		__atomic_store_n(&ep->state, HE_EP_WAITING, __ATOMIC_RELAXED);
+		he_log(INFO, "%s: device stopped", ep->name);
+	} else {
+		he_log(INFO, "%s: carrier %u stopped", ep->name, k);
+	}
 }
 
 /*
- * The device's memory table is about to change (its mapping goes away):
- * publish what was used, and touch none of its memory until cmd_resume.
- * Messages for it wait in its pending queue meanwhile.
+ * A carrier's memory table is about to change (its mapping goes away):
+ * publish what was used, and touch none of the endpoint's memory until
+ * cmd_resume.  Messages for it wait in its pending queue meanwhile.
  */
 static void cmd_pause(struct he_cmd *c)
 {
 	struct he_ep *ep = c->ep;
-	unsigned int q;
+	struct he_carrier *car;
+	unsigned int k, q;
 
 	c->ret = 0;
-	if (!ep->running || ep->vid != c->vid || ep->paused)
+	car = carrier_of(ep, c->vid, &k);
+	if (!car || (ep->paused & (1U << k)))
 		return;
 	/* Interrupts owed stay owed (need_call) until cmd_resume. */
-	for (q = 0; q < 2U * ep->nr_pairs; q++)
+	for (q = 2 * k; q < 2 * k + car->nr_vqs; q++)
 		he_vq_publish(&ep->vq[q]);
-	ep->paused = true;
+	ep->paused |= 1U << k;
 	c->ret = 1;
 	he_log(INFO, "%s: memory table changing, device paused", ep->name);
 }
 
 /*
- * The new memory table and ring addresses of a paused device: serve it
+ * The new memory table and ring addresses of a paused carrier: serve it
  * again where it stopped.  c->mem: the table to free (the old one, or the
- * new one if the device was not paused).
+ * new one if the carrier was not paused).
  */
 static void cmd_resume(struct he_cmd *c)
 {
 	struct he_ep *ep = c->ep;
 	struct he_dev_start *ds = c->ds;
-	unsigned int q;
+	struct he_carrier *car;
+	unsigned int k, q;
 
 	c->mem = ds->mem;
 	c->ret = -ENODEV;
-	if (!ep->running || ep->vid != c->vid || !ep->paused)
+	car = carrier_of(ep, c->vid, &k);
+	if (!car || !(ep->paused & (1U << k)))
 		return;
 	c->ret = -EINVAL;
-	if (ds->nr_vqs != 2 * ep->nr_pairs)
+	if (ds->nr_vqs != car->nr_vqs)
 		return;
 	for (q = 0; q < ds->nr_vqs; q++)
-		if (ds->vr[q].size != ep->vq[q].vr.size ||
-		    ds->vr[q].kickfd != ep->vq[q].vr.kickfd)
+		if (ds->vr[q].size != ep->vq[2 * k + q].vr.size ||
+		    ds->vr[q].kickfd != ep->vq[2 * k + q].vr.kickfd)
 			return;
-	c->mem = ep->mem;
-	ep->mem = ds->mem;
+	c->mem = car->mem;
+	car->mem = ds->mem;
 	for (q = 0; q < ds->nr_vqs; q++) {
-		ep->vq[q].vr = ds->vr[q];
-		he_vq_notify(&ep->vq[q], false);
+		struct he_vq *vq = &ep->vq[2 * k + q];
+
+		vq->vr = ds->vr[q];
+		vq->mem = ds->mem;
+		he_vq_notify(vq, false);
 	}
-	ep->paused = false;
+	ep->paused &= ~(1U << k);
 	c->ret = 0;
 	he_log(INFO, "%s: new memory table, device resumed", ep->name);
 }
@@ -1917,10 +2030,14 @@ static void ep_retire(struct he_ep *ep)
 			if (cfg->eps[i]->nsm == ep)
 				detach(cfg->eps[i]);
 	}
-	if (ep->running) {	/* not expected: the caller unregistered it */
+	for (i = 0; i < ep->carriers; i++) {
+		if (ep->car[i].vid < 0)
+			continue;
+		/* Not expected: the caller unregistered it. */
 		he_log(WARNING, "%s: removed while its device runs", ep->name);
 		ep->running = false;
-		epoll_kick(ep, EPOLL_CTL_DEL);
+		epoll_kick(ep, i, EPOLL_CTL_DEL);
+		ep->car[i].vid = -1;
 	}
 	session_end(ep);
 	pend_free_all(ep);
@@ -2423,7 +2540,10 @@ int he_dp_detach(struct he_ep *guest)
 /* The data-plane state of an endpoint nobody has seen yet. */
 static void ep_init(struct he_ep *ep)
 {
-	ep->vid = -1;
+	unsigned int k;
+
+	for (k = 0; k < RTE_DIM(ep->car); k++)
+		ep->car[k].vid = -1;
 	ep->next_sock = 1;
 	TAILQ_INIT(&ep->pending);
 	TAILQ_INIT(&ep->my_reqs);
@@ -2524,16 +2644,10 @@ void he_dp_stats(struct he_engine_stats *st)
 
 static void calls_flush(void)
 {
-	unsigned int i, q;
+	unsigned int i;
 
-	for (i = 0; i < cfg->nr_eps; i++) {
-		struct he_ep *ep = cfg->eps[i];
-
-		if (!ep->running || ep->paused)
-			continue;
-		for (q = 0; q < 2U * ep->nr_pairs; q++)
-			he_vq_call(ep->vid, &ep->vq[q]);
-	}
+	for (i = 0; i < cfg->nr_eps; i++)
+		calls_flush_ep(cfg->eps[i]);
 }
 
 /*

@@ -49,18 +49,26 @@
 
 static struct he_config *cfg;
 
-static struct he_ep *ep_by_vid(int vid)
+/* The endpoint whose carrier @vid is (its index in *@k), or NULL. */
+static struct he_ep *ep_by_vid(int vid, unsigned int *k)
 {
+	char path[PATH_MAX], cpath[PATH_MAX];
 	struct he_ep *ep = NULL;
-	char path[PATH_MAX];
-	unsigned int i;
+	unsigned int i, j;
 
 	if (rte_vhost_get_ifname(vid, path, sizeof(path)) < 0)
 		return NULL;
 	pthread_rwlock_rdlock(&he_eps_lock);
-	for (i = 0; i < cfg->nr_eps && !ep; i++)
-		if (!strcmp(cfg->eps[i]->sock_path, path))
-			ep = cfg->eps[i];
+	for (i = 0; i < cfg->nr_eps && !ep; i++) {
+		for (j = 0; j < cfg->eps[i]->carriers; j++) {
+			he_carrier_path(cfg->eps[i], j, cpath, sizeof(cpath));
+			if (!strcmp(cpath, path)) {
+				ep = cfg->eps[i];
+				*k = j;
+				break;
+			}
+		}
+	}
 	pthread_rwlock_unlock(&he_eps_lock);
 	return ep;
 }
@@ -80,11 +88,12 @@ static enum rte_vhost_msg_result get_config(int vid, struct he_vu_msg *m)
 	};
 	const uint8_t *src = (const uint8_t *)&nc;
 	uint32_t size = 0, i;
-	struct he_ep *ep = ep_by_vid(vid);
+	unsigned int k;
+	struct he_ep *ep = ep_by_vid(vid, &k);
 
 	if (!ep)
 		return RTE_VHOST_MSG_RESULT_ERR;
-	nc.role = ep->role;
+	nc.role = ep->role | k << 4;
 	nc.max_qpairs = ep->queue_pairs;
 	if (m->size >= HE_VU_CONFIG_HDR_SIZE &&
 	    m->payload.cfg.size <= HE_VHOST_USER_MAX_CONFIG_SIZE)
@@ -119,18 +128,19 @@ static enum rte_vhost_msg_result pre_msg_handle(int vid, void *msg)
 {
 	struct he_vu_msg *m = msg;
 	struct he_ep *ep;
+	unsigned int k;
 
 	if (m->request == HE_VHOST_USER_GET_CONFIG)
 		return get_config(vid, m);
 	if (m->request == HE_VHOST_USER_SET_MEM_TABLE) {
-		ep = ep_by_vid(vid);
-		if (ep)
-			ep->mem_paused = he_dp_dev_pause(ep, vid) == 1;
+		ep = ep_by_vid(vid, &k);
+		if (ep && he_dp_dev_pause(ep, vid) == 1)
+			__atomic_or_fetch(&ep->mem_paused, 1U << k, __ATOMIC_RELAXED);
 	}
 	return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
 }
 
-static int dev_collect(int vid, struct he_ep *ep, struct he_dev_start *ds);
+static int dev_collect(int vid, unsigned int k, struct he_ep *ep, struct he_dev_start *ds);
 
 static enum rte_vhost_msg_result post_msg_handle(int vid, void *msg)
 {
@@ -139,15 +149,16 @@ static enum rte_vhost_msg_result post_msg_handle(int vid, void *msg)
 	struct he_dev_start *ds;
 	struct he_ep *ep;
 	int ret = -ENOMEM;
+	unsigned int k;
 
 	if (m->request != HE_VHOST_USER_SET_MEM_TABLE)
 		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-	ep = ep_by_vid(vid);
-	if (!ep || !ep->mem_paused)
+	ep = ep_by_vid(vid, &k);
+	if (!ep || !(__atomic_fetch_and(&ep->mem_paused, ~(1U << k), __ATOMIC_RELAXED) &
+		     (1U << k)))
 		return RTE_VHOST_MSG_RESULT_NOT_HANDLED;
-	ep->mem_paused = false;
 	ds = calloc(1, sizeof(*ds));
-	if (ds && !(ret = dev_collect(vid, ep, ds))) {
+	if (ds && !(ret = dev_collect(vid, k, ep, ds))) {
 		ret = he_dp_dev_resume(ep, ds, &old);
 		free(old);
 	}
@@ -165,37 +176,41 @@ static const struct rte_vhost_user_extern_ops extern_ops = {
 
 static int new_connection(int vid)
 {
-	struct he_ep *ep = ep_by_vid(vid);
+	unsigned int k;
+	struct he_ep *ep = ep_by_vid(vid, &k);
 
 	if (!ep || rte_vhost_extern_callback_register(vid, &extern_ops, ep))
 		return -1;
-	he_log(INFO, "%s: frontend connected (vid %d)", ep->name, vid);
+	he_log(INFO, "%s: frontend connected (vid %d, carrier %u)", ep->name, vid, k);
 	return 0;
 }
 
 static void destroy_connection(int vid)
 {
-	struct he_ep *ep = ep_by_vid(vid);
+	unsigned int k;
+	struct he_ep *ep = ep_by_vid(vid, &k);
 
 	if (ep)
-		he_log(INFO, "%s: frontend disconnected (vid %d)", ep->name, vid);
+		he_log(INFO, "%s: frontend disconnected (vid %d, carrier %u)", ep->name, vid, k);
 }
 
 /*
  * The device's memory table (a copy in ds->mem, NULL on error) and rings:
  * 0 or -errno (logged).
  */
-static int dev_collect(int vid, struct he_ep *ep, struct he_dev_start *ds)
+static int dev_collect(int vid, unsigned int k, struct he_ep *ep, struct he_dev_start *ds)
 {
 	uint16_t nr, q;
 
 	ds->vid = vid;
+	ds->carrier = k;
 	nr = rte_vhost_get_vring_num(vid);
 	if (nr < 2) {
 		he_log(ERR, "%s: %u virtqueues, need a pair", ep->name, nr);
 		return -EINVAL;
 	}
-	ds->nr_vqs = RTE_MIN(nr, 2 * NK_MAX_QPAIRS) & ~1;
+	/* Pairs beyond queue_pairs, or carrier k's beyond its own, are not served. */
+	ds->nr_vqs = RTE_MIN(nr, 2 * (ep->carriers > 1 ? 1 : ep->queue_pairs)) & ~1;
 	if (rte_vhost_get_mem_table(vid, &ds->mem)) {
 		he_log(ERR, "%s: no memory table", ep->name);
 		ds->mem = NULL;
@@ -225,8 +240,9 @@ fail:
 
 static int new_device(int vid)
 {
-	struct he_ep *ep = ep_by_vid(vid);
 	struct he_dev_start *ds;
+	unsigned int k;
+	struct he_ep *ep = ep_by_vid(vid, &k);
 	int ret;
 
 	if (!ep)
@@ -234,7 +250,7 @@ static int new_device(int vid)
 	ds = calloc(1, sizeof(*ds));
 	if (!ds)
 		return -1;
-	ret = dev_collect(vid, ep, ds);
+	ret = dev_collect(vid, k, ep, ds);
 	if (!ret) {
 		ret = he_dp_dev_start(ep, ds);
 		if (ret) {
@@ -249,8 +265,9 @@ static int new_device(int vid)
 static void destroy_device(int vid)
 {
 	uint16_t last_avail[2 * NK_MAX_QPAIRS], last_used[2 * NK_MAX_QPAIRS], nr, q;
-	struct he_ep *ep = ep_by_vid(vid);
 	struct rte_vhost_memory *mem;
+	unsigned int k;
+	struct he_ep *ep = ep_by_vid(vid, &k);
 
 	if (!ep)
 		return;
@@ -267,9 +284,8 @@ static const struct rte_vhost_device_ops dev_ops = {
 	.destroy_connection = destroy_connection,
 };
 
-static int register_ep(struct he_ep *ep, bool *registered_ep)
+static int register_path(struct he_ep *ep, const char *path, unsigned int k)
 {
-	const char *path = ep->sock_path;
 	uint64_t pf;
 	struct stat st;
 	int err;
@@ -278,7 +294,7 @@ static int register_ep(struct he_ep *ep, bool *registered_ep)
 		unlink(path);
 	if (rte_vhost_driver_register(path, 0))
 		return -1;
-	*registered_ep = true;
+	ep->registered |= 1U << k;
 	if (rte_vhost_driver_set_features(path, HE_VIRTIO_FEATURES) ||
 	    rte_vhost_driver_get_protocol_features(path, &pf))
 		return -1;
@@ -298,22 +314,34 @@ static int register_ep(struct he_ep *ep, bool *registered_ep)
 
 int he_vhost_add(struct he_ep *ep)
 {
-	if (register_ep(ep, &ep->registered)) {
-		he_log(ERR, "%s: cannot serve vhost-user socket %s", ep->name, ep->sock_path);
-		return -EIO;
+	char path[PATH_MAX];
+	unsigned int k;
+
+	for (k = 0; k < ep->carriers; k++) {
+		he_carrier_path(ep, k, path, sizeof(path));
+		if (register_path(ep, path, k)) {
+			he_log(ERR, "%s: cannot serve vhost-user socket %s", ep->name, path);
+			return -EIO;
+		}
 	}
-	he_log(INFO, "%s: %s on %s", ep->name, ep->role == NK_ROLE_GUEST ? "guest" : "nsm",
-	       ep->sock_path);
+	he_log(INFO, "%s: %s on %s%s", ep->name, ep->role == NK_ROLE_GUEST ? "guest" : "nsm",
+	       ep->sock_path, ep->carriers > 1 ? " and its carriers" : "");
 	return 0;
 }
 
 void he_vhost_remove(struct he_ep *ep)
 {
-	if (!ep->registered)
-		return;
-	rte_vhost_driver_unregister(ep->sock_path);
-	unlink(ep->sock_path);
-	ep->registered = false;
+	char path[PATH_MAX];
+	unsigned int k;
+
+	for (k = 0; k < ep->carriers; k++) {
+		if (!(ep->registered & (1U << k)))
+			continue;
+		he_carrier_path(ep, k, path, sizeof(path));
+		rte_vhost_driver_unregister(path);
+		unlink(path);
+	}
+	ep->registered = 0;
 }
 
 int he_vhost_start(struct he_config *c)

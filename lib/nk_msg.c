@@ -286,6 +286,14 @@ int nk_hello_reply_parse(const struct nk_hdr *hdr, const void *payload,
 		return -EPROTO;
 	if (agreed_payload < NK_MIN_PAYLOAD || agreed_payload > max_payload)
 		return -EPROTO;
+	/* With NK_FEAT_MQ, a3 bits 32..39 are the pairs agreed. */
+	out->pairs = 1;
+	if (out->features & NK_FEAT_MQ) {
+		out->pairs = id >> 32;
+		id &= U32_MAX;
+		if (!out->pairs || out->pairs > NK_MAX_QPAIRS)
+			return -EPROTO;
+	}
 	if (!id || id > U32_MAX)
 		return -EPROTO;
 	out->max_payload = agreed_payload;

@@ -168,12 +168,15 @@ const char *nk_op_name(u16 op);
  * @addrs: with NK_FEAT_ADDR agreed, the guest's addresses (port 0, at most
  *         one per family, IPv4 first)
  * @naddrs: how many of @addrs there are
+ * @pairs: queue pairs agreed (1 unless NK_FEAT_MQ was agreed; then at most
+ *         NK_MAX_QPAIRS, and the caller checks it against its proposal)
  */
 struct nk_hello {
 	u32 version;
 	u64 features;
 	u32 max_payload;
 	u32 endpoint_id;
+	u32 pairs;
 	char name[NK_NAME_MAX];
 	u32 engine_hold;
 	struct nk_addr addrs[2];
@@ -195,8 +198,8 @@ struct nk_hello {
  *
  * Return: 0, the reply's own error status, -EPROTONOSUPPORT for another
  * version, or -EPROTO for a reply that breaks the HELLO rules (features
- * not proposed, payload size out of range, endpoint id 0, bad name, bad
- * address list).
+ * not proposed, payload size out of range, endpoint id 0, pairs agreed 0
+ * or over NK_MAX_QPAIRS, bad name, bad address list).
  */
 int nk_hello_reply_parse(const struct nk_hdr *hdr, const void *payload,
 			 u32 plen, u64 features, u32 max_payload,

@@ -6,6 +6,9 @@
  * Virtqueues.  Queue pair 0 only: virtqueue 0 is the requestq (driver to
  * device), virtqueue 1 the eventq (device to driver).  Pairs are an
  * optimisation the protocol does not require; QEMU 7.2's carrier has one.
+ * HELLO does not offer NK_FEAT_MQ, so the engine uses pair 0 alone, and a
+ * device that is another carrier of the endpoint (carrier k > 0 in its
+ * configuration space) is not bound.
  *
  * Interrupt callbacks only queue work.  Used requestq buffers are
  * reclaimed by senders before they add, and by the rx work after each
@@ -1192,13 +1195,21 @@ static int nk_config_check(struct virtio_device *vdev)
 			cfg.version, NK_PROTO_VERSION);
 		return -ENODEV;
 	}
-	if (cfg.role != role) {
+	if (NK_CONFIG_ROLE(cfg.role) != role) {
 		dev_err(&vdev->dev,
 			"nk device has role %u (%s); %s binds only %s devices\n",
-			cfg.role,
-			cfg.role == NK_ROLE_GUEST || cfg.role == NK_ROLE_NSM ?
-			roles[cfg.role] : "unknown",
+			NK_CONFIG_ROLE(cfg.role),
+			NK_CONFIG_ROLE(cfg.role) == NK_ROLE_GUEST ||
+			NK_CONFIG_ROLE(cfg.role) == NK_ROLE_NSM ?
+			roles[NK_CONFIG_ROLE(cfg.role)] : "unknown",
 			nk_ops->name, roles[role]);
+		return -ENODEV;
+	}
+	/* Pair 0 carries the endpoint; this driver uses that pair only. */
+	if (NK_CONFIG_CARRIER(cfg.role)) {
+		dev_info(&vdev->dev,
+			 "nk device is carrier %u of an endpoint; %s uses carrier 0 only, not binding\n",
+			 NK_CONFIG_CARRIER(cfg.role), nk_ops->name);
 		return -ENODEV;
 	}
 	if (!cfg.max_qpairs || cfg.max_qpairs > NK_MAX_QPAIRS) {

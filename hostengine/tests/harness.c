@@ -875,13 +875,19 @@ void h_roundtrip(struct nk_ep *ep)
 
 struct h_raw *h_raw_open(const char *ep, unsigned int nev, bool hello)
 {
+	char path[256];
+
+	h_sock_path(path, sizeof(path), ep);
+	return h_raw_open_path(path, nev, hello);
+}
+
+struct h_raw *h_raw_open_path(const char *path, unsigned int nev, bool hello)
+{
 	struct h_raw *r = calloc(1, sizeof(*r));
 	double deadline = h_now() + H_TIMEOUT_MS / 1000.0;
-	char path[256];
 	unsigned int i;
 
 	assert_non_null(r);
-	h_sock_path(path, sizeof(path), ep);
 	while (!(r->d = vuf_connect(path, NULL)) && h_now() < deadline &&
 	       (errno == ECONNRESET || errno == EPIPE || errno == ECONNREFUSED))
 		usleep(20000);
@@ -904,6 +910,7 @@ struct h_raw *h_raw_open(const char *ep, unsigned int nev, bool hello)
 		h.arg[1] = NK_FEAT_ALL;
 		h.arg[2] = NK_MAX_PAYLOAD;
 		h.arg[3] = vuf_config(r->d)->role;
+		h.buf_alloc = 1;	/* NK_FEAT_MQ: pairs set up */
 		h.req_id = h_new_req_id();
 		assert_int_equal(h_raw_send(r, &h, NULL, 0), 0);
 		h_raw_recv(r, &rep, NULL, 0, H_TIMEOUT_MS);

@@ -257,6 +257,8 @@ struct h_raw {
 #define H_RAW_TOKEN	((void *)(uintptr_t)0x7fff0000)	/* raw request chains */
 
 struct h_raw *h_raw_open(const char *ep, unsigned int nev, bool hello);
+/* The same on the vhost-user socket @path (a carrier's). */
+struct h_raw *h_raw_open_path(const char *path, unsigned int nev, bool hello);
 void h_raw_close(struct h_raw *r);
 /* Post eventq buffer @idx (< nev) and kick. */
 void h_raw_post(struct h_raw *r, unsigned int idx);

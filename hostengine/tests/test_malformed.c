@@ -467,8 +467,9 @@ static void t_request_before_hello(void **state)
 	h_pass();
 }
 
-static int hello(struct nk_ep *ep, uint64_t version, uint64_t max, uint64_t role,
-		 struct nk_hdr *rep)
+/* HELLO with every feature (NK_FEAT_MQ: @pairs set up). */
+static int hello_pairs(struct nk_ep *ep, uint64_t version, uint64_t max, uint64_t role,
+		       uint32_t pairs, struct nk_hdr *rep)
 {
 	struct nk_hdr h;
 
@@ -477,7 +478,14 @@ static int hello(struct nk_ep *ep, uint64_t version, uint64_t max, uint64_t role
 	h.arg[1] = NK_FEAT_ALL;
 	h.arg[2] = max;
 	h.arg[3] = role;
+	h.buf_alloc = pairs;
 	return h_call(ep, &h, NULL, 0, rep, NULL, 0);
+}
+
+static int hello(struct nk_ep *ep, uint64_t version, uint64_t max, uint64_t role,
+		 struct nk_hdr *rep)
+{
+	return hello_pairs(ep, version, max, role, 1, rep);
 }
 
 static void t_hello_wrong_version(void **state)
@@ -520,15 +528,21 @@ static void t_hello_bad_args_and_twice(void **state)
 			 -EINVAL);
 	assert_int_equal(hello(ep3, NK_PROTO_VERSION, NK_MAX_PAYLOAD, NK_ROLE_NSM, &rep),
 			 -EINVAL);
+	/* NK_FEAT_MQ with no pairs, or more than a device can have. */
+	assert_int_equal(hello_pairs(ep3, NK_PROTO_VERSION, NK_MAX_PAYLOAD, NK_ROLE_GUEST, 0,
+				     &rep), -EINVAL);
+	assert_int_equal(hello_pairs(ep3, NK_PROTO_VERSION, NK_MAX_PAYLOAD, NK_ROLE_GUEST,
+				     NK_MAX_QPAIRS + 1, &rep), -EINVAL);
 	h_wait_state(H_VM3, "connected");
 	assert_int_equal(hello(ep3, NK_PROTO_VERSION, NK_MAX_PAYLOAD, NK_ROLE_GUEST, &rep), 0);
-	assert_int_equal(rep.arg[3], H_ID_VM3);
+	/* NK_FEAT_MQ agreed: the one pair set up, in bits 32..39. */
+	assert_int_equal(rep.arg[3], H_ID_VM3 | 1ULL << 32);
 	h_wait_state(H_VM3, "ready");
 	assert_int_equal(hello(ep3, NK_PROTO_VERSION, NK_MAX_PAYLOAD, NK_ROLE_GUEST, &rep),
 			 -EALREADY);
 	h_wait_state(H_VM3, "ready");
-	h_assert_delta(H_VM3, &c0, HC_ERRORS, 3);
-	h_assert_delta(H_VM3, &c0, HC_REQUESTS, 4);
+	h_assert_delta(H_VM3, &c0, HC_ERRORS, 5);
+	h_assert_delta(H_VM3, &c0, HC_REQUESTS, 6);
 	h_roundtrip(W.vm1);
 	h_pass();
 }

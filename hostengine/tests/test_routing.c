@@ -77,6 +77,7 @@ static void t_hello(void **state)
 	h.arg[1] = (NK_FEAT_ALL & ~NK_FEAT_ADDR) | (1ULL << 40);
 	h.arg[2] = 4096;
 	h.arg[3] = NK_ROLE_GUEST;
+	h.buf_alloc = 1;	/* NK_FEAT_MQ: one pair set up */
 	h.req_id = h_new_req_id();
 	h_send(vm3, &h, NULL, 0);
 	memset(name, 0xff, sizeof(name));
@@ -89,7 +90,8 @@ static void t_hello(void **state)
 	/* NK_FEAT_PEER is an NSM's: a guest's offer of it is not agreed. */
 	assert_int_equal(rep.arg[1], NK_FEAT_ALL & ~(NK_FEAT_ADDR | NK_FEAT_PEER));
 	assert_int_equal(rep.arg[2], 4096);
-	assert_int_equal(rep.arg[3], H_ID_VM3);
+	/* NK_FEAT_MQ agreed: the pairs agreed in bits 32..39. */
+	assert_int_equal(rep.arg[3], H_ID_VM3 | 1ULL << 32);
 	assert_int_equal(len, 4);
 	assert_int_equal(rep.len, 4);
 	assert_memory_equal(name, "vm3", 4);
@@ -863,6 +865,152 @@ static void t_same_id_two_guests(void **state)
 	h_pass();
 }
 
+/* HELLO on raw device @r (NK_FEAT_MQ with @pairs set up, unless 0). */
+static int raw_hello(struct h_raw *r, uint32_t pairs, struct nk_hdr *rep)
+{
+	struct nk_hdr h;
+
+	h_hdr(&h, NK_OP_HELLO, 0);
+	h.arg[0] = NK_PROTO_VERSION;
+	h.arg[1] = pairs ? NK_FEAT_MQ : 0;
+	h.arg[2] = NK_MAX_PAYLOAD;
+	h.arg[3] = NK_ROLE_GUEST;
+	h.buf_alloc = pairs;
+	h.req_id = h_new_req_id();
+	assert_int_equal(h_raw_send(r, &h, NULL, 0), 0);
+	h_raw_recv(r, rep, NULL, 0, H_TIMEOUT_MS);
+	assert_int_equal(rep->op, NK_OP_HELLO);
+	assert_int_equal(rep->req_id, h.req_id);
+	return (int32_t)rep->status;
+}
+
+/* SOCKET (or CLOSE) of @id on carrier @r, its reply on the same carrier. */
+static void raw_sock_op(struct h_raw *r, uint16_t op, uint32_t id)
+{
+	struct nk_hdr h, rep;
+
+	h_hdr(&h, op, id);
+	if (op == NK_OP_SOCKET) {
+		h.flags = NK_F_CREDIT;
+		h.buf_alloc = 65536;
+		h.arg[0] = 2;
+		h.arg[1] = 1;
+		h.arg[2] = 6;
+	}
+	h.req_id = h_new_req_id();
+	assert_int_equal(h_raw_send(r, &h, NULL, 0), 0);
+	h_raw_recv(r, &rep, NULL, 0, H_TIMEOUT_MS);
+	assert_int_equal(rep.op, op);
+	assert_int_equal(rep.flags & NK_F_REPLY, NK_F_REPLY);
+	assert_int_equal(rep.req_id, h.req_id);
+	assert_int_equal(rep.sock, id);
+	assert_int_equal((int32_t)rep.status, 0);
+}
+
+static void wait_pairs_up(const char *ep, uint64_t n)
+{
+	double deadline = h_now() + H_TIMEOUT_MS / 1000.0;
+	json_object *e;
+	uint64_t up;
+
+	do {
+		e = h_list_ep(ep);
+		up = h_json_u64(e, "pairs_up");
+		json_object_put(e);
+		if (up == n)
+			return;
+		usleep(20000);
+	} while (h_now() < deadline);
+	fail_msg("%s: pairs_up %" PRIu64 ", not %" PRIu64, ep, up, n);
+}
+
+/*
+ * Carriers: vm5 (carriers = 2) is two vhost-user devices of one pair each,
+ * each with its own memory.  The second says carrier 1 in its
+ * configuration space.  HELLO with NK_FEAT_MQ agrees the pairs set up;
+ * socket s's messages then travel on carrier s % 2.  The second carrier's
+ * stop ends the session (NO_SESSION on carrier 0), and the next HELLO
+ * agrees one pair.
+ */
+static void t_carriers(void **state)
+{
+	uint32_t odd = h_new_sock_id() | 1, even = h_new_sock_id() & ~1U;
+	struct h_raw *c0, *c1;
+	char path[256], p1[300];
+	struct nk_hdr rep;
+	json_object *r, *e;
+	uint32_t id;
+
+	(void)state;
+	r = h_ctl_ok("{\"cmd\": \"add\", \"role\": \"guest\", \"name\": \"vm5\", "
+		     "\"nsm\": \"nsm0\", \"address\": \"10.0.0.15\", \"carriers\": \"2\"}");
+	id = h_json_u64(r, "id");
+	json_object_put(r);
+	e = h_list_ep("vm5");
+	assert_int_equal(h_json_u64(e, "carriers"), 2);
+	assert_int_equal(h_json_u64(e, "pairs_up"), 0);
+	json_object_put(e);
+
+	h_sock_path(path, sizeof(path), "vm5");
+	snprintf(p1, sizeof(p1), "%s.1", path);
+	c0 = h_raw_open_path(path, 8, false);
+	c1 = h_raw_open_path(p1, 8, false);
+	assert_int_equal(vuf_config(c0->d)->role, NK_ROLE_GUEST);
+	assert_int_equal(vuf_config(c0->d)->max_qpairs, 2);
+	assert_int_equal(vuf_config(c1->d)->role, NK_ROLE_GUEST | 1 << 4);
+	assert_int_equal(vuf_config(c1->d)->max_qpairs, 2);
+	wait_pairs_up("vm5", 2);
+
+	/* Pairs proposed: 1 to NK_MAX_QPAIRS. */
+	assert_int_equal(raw_hello(c0, NK_MAX_QPAIRS + 1, &rep), -EINVAL);
+	assert_int_equal(raw_hello(c0, 4, &rep), 0);
+	c0->session = true;
+	assert_int_equal(rep.arg[1], NK_FEAT_MQ);
+	assert_int_equal(rep.arg[3], id | 2ULL << 32);	/* 2 set up of the 4 */
+	e = h_list_ep("vm5");
+	assert_int_equal(h_json_u64(e, "pairs"), 2);
+	json_object_put(e);
+
+	raw_sock_op(c1, NK_OP_SOCKET, odd);
+	raw_sock_op(c0, NK_OP_SOCKET, even);
+	raw_sock_op(c1, NK_OP_CLOSE, odd);
+
+	/* Carrier 1 stops: the session ends, vm5's socket with it. */
+	h_raw_close(c1);
+	h_raw_recv(c0, &rep, NULL, 0, H_TIMEOUT_MS);
+	assert_true(nk_no_session(&rep));
+	assert_int_equal(h_nr_sockets("vm5"), 0);
+	wait_pairs_up("vm5", 1);
+	c0->session = false;
+	assert_int_equal(raw_hello(c0, 2, &rep), 0);
+	assert_int_equal(rep.arg[3], id | 1ULL << 32);
+	c0->session = true;
+	raw_sock_op(c0, NK_OP_SOCKET, odd);
+	raw_sock_op(c0, NK_OP_CLOSE, odd);
+
+	/* Without NK_FEAT_MQ: one pair, whatever is set up. */
+	c1 = h_raw_open_path(p1, 8, false);
+	wait_pairs_up("vm5", 2);
+	h_raw_close(c0);
+	h_wait_state("vm5", "waiting");
+	c0 = h_raw_open_path(path, 8, false);
+	wait_pairs_up("vm5", 2);
+	assert_int_equal(raw_hello(c0, 0, &rep), 0);
+	assert_int_equal(rep.arg[1], 0);
+	assert_int_equal(rep.arg[3], id);
+	c0->session = true;
+	raw_sock_op(c0, NK_OP_SOCKET, odd);
+	raw_sock_op(c0, NK_OP_CLOSE, odd);
+	e = h_list_ep("vm5");
+	assert_int_equal(h_json_u64(e, "pairs"), 1);
+	json_object_put(e);
+
+	h_raw_close(c1);
+	h_raw_close(c0);
+	json_object_put(h_ctl_ok("{\"cmd\": \"remove\", \"name\": \"vm5\"}"));
+	h_pass();
+}
+
 static const struct CMUnitTest tests[] = {
 	H_TEST(t_hello),
 	H_TEST(t_socket_inet),
@@ -890,6 +1038,7 @@ static const struct CMUnitTest tests[] = {
 	H_TEST_PRE("event_hup", t_event, &e_hup),
 	H_TEST_PRE("event_error", t_event, &e_error),
 	H_TEST(t_same_id_two_guests),
+	H_TEST(t_carriers),
 };
 
 H_MAIN("routing", tests)

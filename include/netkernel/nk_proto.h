@@ -41,7 +41,14 @@
  * Virtqueue layout: pair q uses virtqueue 2q (requestq) and 2q+1 (eventq).
  * Every message about socket s travels on pair (s % pairs) of its link, so
  * a socket's messages stay in order; messages without a socket (HELLO,
- * EV_PROTO_ERROR) use pair 0.  One pair is always enough.
+ * EV_PROTO_ERROR) use pair 0.  pairs is 1 unless HELLO agreed NK_FEAT_MQ.
+ * One pair is always enough.
+ *
+ * Carriers: a device of one pair (QEMU 7.2's has no more) may be one of
+ * several that together carry an endpoint's pairs, pair k on the device
+ * whose configuration says carrier k (NK_CONFIG_CARRIER()); its pair is
+ * the endpoint's pair k, at virtqueues 0 and 1 of that device.  A device
+ * that has every pair itself is carrier 0.
  */
 #define NK_VQ_REQUEST(q)	(2 * (q))
 #define NK_VQ_EVENT(q)		(2 * (q) + 1)
@@ -63,11 +70,15 @@ enum nk_role {
  */
 struct nk_config {
 	__le16	zero;		/* always 0 */
-	__u8	role;		/* enum nk_role */
+	__u8	role;		/* enum nk_role; bits 4..7: carrier index */
 	__u8	max_qpairs;	/* queue pairs the device offers, >= 1 */
 	__u8	magic[3];	/* 'N', 'K', 'D' */
 	__u8	version;	/* NK_PROTO_VERSION */
 };
+
+/* struct nk_config.role: the role, and which carrier of the endpoint. */
+#define NK_CONFIG_ROLE(r)	((r) & 0x0f)
+#define NK_CONFIG_CARRIER(r)	((r) >> 4)
 
 /* ------------------------------------------------------------------ */
 /* Messages                                                            */
@@ -130,11 +141,15 @@ struct nk_hdr {
  *
  *  op            arguments (request)              reply
  *  HELLO         a0 version, a1 features,         a0 version, a1 features,
- *                a2 max_payload, a3 role           a2 max_payload, a3 endpoint
- *                (endpoint <-> engine only)        id; buf_alloc: bytes E holds
- *                                                  for the endpoint beyond its
- *                                                  eventq before it resets
- *                                                  sockets (0: not said);
+ *                a2 max_payload, a3 role;          a2 max_payload, a3 endpoint
+ *                with NK_FEAT_MQ, buf_alloc: the   id (NK_FEAT_MQ agreed: bits
+ *                pairs it has set up, 1 to         32..39 the pairs agreed, 1
+ *                NK_MAX_QPAIRS                     to those proposed and set
+ *                                                  up at E); buf_alloc: bytes
+ *                                                  E holds for the endpoint
+ *                                                  beyond its eventq before
+ *                                                  it resets sockets (0: not
+ *                                                  said);
  *                                                  payload: endpoint name
  *                                                  with its NUL (NK_FEAT_ADDR:
  *                                                  in NK_NAME_MAX bytes, then
@@ -259,9 +274,10 @@ enum nk_op {
 #define NK_FEAT_URG		(1ULL << 6)	/* TCP urgent data (NK_EV_URG) */
 #define NK_FEAT_PIPE		(1ULL << 7)	/* guest: requests before SOCKET's reply */
 #define NK_FEAT_PEER		(1ULL << 8)	/* NSM: passes NK_F_PEER destinations */
+#define NK_FEAT_MQ		(1ULL << 9)	/* several queue pairs (HELLO) */
 #define NK_FEAT_ALL		(NK_FEAT_INET6 | NK_FEAT_DGRAM | NK_FEAT_INFO | NK_FEAT_ANC | \
 				 NK_FEAT_WEIGHT | NK_FEAT_ADDR | NK_FEAT_URG | NK_FEAT_PIPE | \
-				 NK_FEAT_PEER)
+				 NK_FEAT_PEER | NK_FEAT_MQ)
 
 /*
  * Largest payload any endpoint may send or be sent; HELLO agrees on less.

@@ -215,6 +215,7 @@ static void drv_hello(struct drv *d)
 		.op = NK_OP_HELLO,
 		.req_id = 1,
 		.arg = { NK_PROTO_VERSION, NK_FEAT_ALL, d->mp, d->ep->role },
+		.buf_alloc = 1,		/* NK_FEAT_MQ: pairs set up */
 	};
 
 	d->agreed = 0;
@@ -255,7 +256,7 @@ static void drv_stop(struct drv *d)
 {
 	uint16_t la[2 * NK_MAX_QPAIRS], lu[2 * NK_MAX_QPAIRS];
 	struct he_cmd c = {
-		.type = CMD_STOP, .ep = d->ep, .vid = d->ep->vid,
+		.type = CMD_STOP, .ep = d->ep, .vid = d->ep->car[0].vid,
 		.last_avail = la, .last_used = lu,
 	};
 

@@ -194,7 +194,7 @@ def ctl_seeds():
                       b'"socket": "/tmp/he_fuzz_vm5.sock", "nsm": "nsm0", "weight": "3", '
                       b'"address": "10.0.0.15", "address6": "fd00::15", "queue_pairs": "2"}\n'
                       b'{"cmd": "add", "role": "nsm", "name": "nsm5", '
-                      b'"socket": "/tmp/he_fuzz_nsm5.sock"}\n'
+                      b'"socket": "/tmp/he_fuzz_nsm5.sock", "carriers": "2"}\n'
                       b'{"cmd": "attach", "guest": "vm5", "nsm": "nsm5"}\n'
                       b'{"cmd": "list"}\n{"cmd": "remove", "name": "nsm5"}\n'
                       b'{"cmd": "remove", "name": "vm5"}\n{"cmd": "remove", "name": "vm5"}\n',

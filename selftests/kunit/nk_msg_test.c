@@ -562,9 +562,10 @@ struct hello_case {
 };
 
 static const struct hello_case hello_cases[] = {
-	{ "name_with_nul", 0, 1, NK_FEAT_ALL & ~NK_FEAT_ADDR, 65536, 7, "guest1",
+	/* NK_FEAT_MQ's pairs in a3: hello_reply_pairs. */
+	{ "name_with_nul", 0, 1, NK_FEAT_ALL & ~(NK_FEAT_ADDR | NK_FEAT_MQ), 65536, 7, "guest1",
 	  7, 7, NK_FEAT_ALL, 65536, 0, 1, "guest1" },
-	{ "name_without_nul", 0, 1, NK_FEAT_ALL & ~NK_FEAT_ADDR, 65536, 7,
+	{ "name_without_nul", 0, 1, NK_FEAT_ALL & ~(NK_FEAT_ADDR | NK_FEAT_MQ), 65536, 7,
 	  "guest1", 6, 6, NK_FEAT_ALL, 65536, 0, 1, "guest1" },
 	{ "name_all_allowed_chars", 0, 1, 0, 2048, 1, "aZ09_.-", 8, 8,
 	  NK_FEAT_ALL, 65536, 0, 1, "aZ09_.-" },
@@ -688,6 +689,44 @@ static void hello_reply_wrong_op(struct kunit *test)
 }
 
 /*
+ * NK_FEAT_MQ agreed: a3 bits 32..39 are the pairs agreed, 1 to
+ * NK_MAX_QPAIRS; without it the pairs are 1 and a3 is the id alone.
+ */
+static void hello_reply_pairs(struct kunit *test)
+{
+	static const struct {
+		u64 features, a3;
+		int want;
+		u32 pairs;
+	} c[] = {
+		{ NK_FEAT_MQ, 7 | 3ULL << 32, 0, 3 },
+		{ NK_FEAT_MQ, 7 | (u64)NK_MAX_QPAIRS << 32, 0, NK_MAX_QPAIRS },
+		{ NK_FEAT_MQ, 7, -EPROTO, 0 },
+		{ NK_FEAT_MQ, 7 | (u64)(NK_MAX_QPAIRS + 1) << 32, -EPROTO, 0 },
+		{ NK_FEAT_MQ, 1ULL << 32, -EPROTO, 0 },
+		{ 0, 7, 0, 1 },
+		{ 0, 7 | 1ULL << 32, -EPROTO, 0 },
+	};
+	struct nk_hello out;
+	struct nk_hdr h;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(c); i++) {
+		hdr_make(&h, NK_OP_HELLO, NK_F_REPLY, 2, 0);
+		h.arg[0] = cpu_to_le64(NK_PROTO_VERSION);
+		h.arg[1] = cpu_to_le64(c[i].features);
+		h.arg[2] = cpu_to_le64(4096);
+		h.arg[3] = cpu_to_le64(c[i].a3);
+		KUNIT_EXPECT_EQ_MSG(test, nk_hello_reply_parse(&h, "g", 2, NK_FEAT_ALL, 65536,
+							       &out), c[i].want, "case %u", i);
+		if (c[i].want)
+			continue;
+		KUNIT_EXPECT_EQ_MSG(test, out.pairs, c[i].pairs, "case %u", i);
+		KUNIT_EXPECT_EQ_MSG(test, out.endpoint_id, 7U, "case %u", i);
+	}
+}
+
+/*
  * NK_FEAT_ADDR: the name in NK_NAME_MAX bytes, then 0 to 2 addresses of
  * port 0, IPv4 before IPv6; anything else is -EPROTO.
  */
@@ -762,6 +801,7 @@ static void hello_reply_addrs(struct kunit *test)
 static struct kunit_case netkernel_hello_cases[] = {
 	KUNIT_CASE_PARAM(hello_reply_parse_table, hello_gen_params),
 	KUNIT_CASE(hello_reply_wrong_op),
+	KUNIT_CASE(hello_reply_pairs),
 	KUNIT_CASE(hello_reply_addrs),
 	{}
 };

@@ -370,12 +370,18 @@ static int hello(struct nk_ep *ep, enum nk_role role, uint64_t features)
 	h.arg[1] = features;
 	h.arg[2] = ep->offered;
 	h.arg[3] = role;
+	if (features & NK_FEAT_MQ)
+		h.buf_alloc = ep->pairs;
 	r = nk_ep_call(ep, &h, NULL, 0, &rep, name, sizeof(name), ep->timeout_ms);
 	if (!r)
 		r = nk_hello_reply_parse(&rep, name, rep.len < sizeof(name) ? rep.len : sizeof(name),
 					 features, ep->offered, &hi);
 	if (r)
 		return r;
+	if (hi.pairs > ep->pairs)
+		return -EPROTO;
+	/* Messages go on the pairs agreed (the others' buffers stay posted). */
+	ep->pairs = hi.pairs;
 	ep->max_payload = hi.max_payload;
 	ep->id = hi.endpoint_id;
 	memcpy(ep->name, hi.name, sizeof(ep->name));
