@@ -222,7 +222,8 @@ struct he_vq {
 	struct rte_vhost_vring vr;
 	struct rte_vhost_memory *mem;	/* its carrier's: translates its chains */
 	int vid;			/* its carrier's */
-	uint16_t qid;
+	uint16_t qid;			/* the endpoint's: pair qid / 2 */
+	uint16_t vring;			/* its index on its carrier's device */
 	uint16_t last_avail;
 	uint16_t avail_seen;	/* avail->idx as last read */
 	uint16_t last_used;	/* published by he_vq_call / he_vq_publish */
@@ -517,6 +518,7 @@ struct he_carrier {
 	int vid;			/* -1: not started */
 	struct rte_vhost_memory *mem;
 	uint16_t nr_vqs;		/* its virtqueues: ep->vq[2k...] (k > 0: 2) */
+	uint32_t gen;			/* ep->session_gen when it started */
 };
 
 struct he_ep {
@@ -564,6 +566,11 @@ struct he_ep {
 	bool running;
 	uint32_t paused;		/* carriers whose memory table changes */
 	struct he_carrier car[NK_MAX_QPAIRS];
+	/*
+	 * Sessions ended so far: a carrier started before the last end may
+	 * hold that session's messages, and is not used until it starts again.
+	 */
+	uint32_t session_gen;
 	/* Both read by "list" too (relaxed atomics). */
 	uint16_t pairs_up;		/* pairs set up, from pair 0 on */
 	uint16_t nr_pairs;		/* in use: 1, or as HELLO agreed (NK_FEAT_MQ) */

@@ -717,8 +717,15 @@ struct he_map *map_new(struct he_ep *g, uint32_t gsock, struct he_ep *nsm, bool 
 
 	if (!m)
 		return NULL;
-	/* NSM ids: never 0, never one still in the NSM's table. */
-	while (nsm && (!m->nsm_sock || ht_find(&nsm->socks, m->nsm_sock)))
+	/*
+	 * NSM ids: never 0, never one still in the NSM's table.  A guest
+	 * with several pairs has the socket on the NSM's pair of the same
+	 * number, which its NSM serves on the same vCPU number (as RFS keeps
+	 * a flow on one CPU end to end).
+	 */
+	while (nsm && (!m->nsm_sock || ht_find(&nsm->socks, m->nsm_sock) ||
+		       (g->nr_pairs > 1 && nsm->nr_pairs > 1 &&
+			m->nsm_sock % nsm->nr_pairs != gsock % g->nr_pairs % nsm->nr_pairs)))
 		m->nsm_sock = nsm->next_sock++;
 	m->guest = g;
 	m->nsm = nsm;
@@ -1777,7 +1784,7 @@ static void pairs_use(struct he_ep *ep, uint16_t n)
 
 /*
  * Pairs set up from pair 0 on: carrier 0's own, or with several carriers
- * as many in a row as have started.
+ * as many in a row as have started since the last session ended.
  */
 static void pairs_count(struct he_ep *ep)
 {
@@ -1788,7 +1795,8 @@ static void pairs_count(struct he_ep *ep)
 		return;
 	}
 	if (ep->carriers > 1)
-		while (k < ep->carriers && ep->car[k].vid >= 0)
+		while (k < ep->carriers && ep->car[k].vid >= 0 &&
+		       ep->car[k].gen == ep->session_gen)
 			k++;
 	else
 		k = ep->car[0].nr_vqs / 2;
@@ -1804,8 +1812,10 @@ static void session_restart(struct he_ep *ep)
 	if (ep->state != HE_EP_READY)
 		return;
 	session_end(ep);
+	ep->session_gen++;
 	pend_free_all(ep);
 	pairs_use(ep, 1);
+	pairs_count(ep);
 	__atomic_store_n(&ep->state, HE_EP_CONNECTED, __ATOMIC_RELAXED);
 	if (pend_add(ep, &no_session, NULL, 0, NULL))
 		he_cnt_add(ep, HE_C_DROPS, 1);
@@ -1828,6 +1838,7 @@ static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
 	car->vid = ds->vid;
 	car->mem = ds->mem;
 	car->nr_vqs = ds->nr_vqs;
+	car->gen = ep->session_gen;
 	for (q = 0; q < ds->nr_vqs; q++) {
 		struct he_vq *vq = &ep->vq[2 * k + q];
 
@@ -1836,6 +1847,7 @@ static int cmd_start(struct he_ep *ep, const struct he_dev_start *ds)
 		vq->mem = ds->mem;
 		vq->vid = ds->vid;
 		vq->qid = 2 * k + q;
+		vq->vring = q;
 		vq->last_avail = ds->last_avail[q];
 		vq->avail_seen = vq->last_avail;
 		vq->last_used = ds->last_used[q];
@@ -1890,6 +1902,7 @@ static void cmd_stop(struct he_cmd *c)
 		ep->running = false;
 		if (ep->state == HE_EP_READY)
 			session_end(ep);
+		ep->session_gen++;
 		pend_free_all(ep);
 		pairs_use(ep, 0);
 	} else if (ep->running && k < ep->nr_pairs) {

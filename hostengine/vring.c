@@ -159,7 +159,7 @@ void he_vq_call_used(int vid, struct he_vq *vq)
 	rte_smp_mb();
 	if (he_ring_load16(&vq->vr.avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT)
 		return;
-	if (rte_vhost_vring_call_nonblock(vid, vq->qid) == -EAGAIN)
+	if (rte_vhost_vring_call_nonblock(vid, vq->vring) == -EAGAIN)
 		vq->need_call = true;
 }
 

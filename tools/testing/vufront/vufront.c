@@ -153,6 +153,7 @@ struct vuf_vq {
 	struct vring_used *used;
 	int kick_fd;
 	int call_fd;
+	uint64_t calls;			/* interrupts read from call_fd */
 	uint16_t avail_idx;	/* next index to publish */
 	uint16_t last_used;	/* next used element to take */
 	uint16_t free_head;
@@ -775,8 +776,11 @@ int vuf_vq_wait_any(struct vuf_dev *d, const unsigned int *vqs, unsigned int n,
 		for (i = 0; i < n; i++) {
 			uint64_t cnt;
 
-			if ((pfd[i].revents & POLLIN) &&
-			    read(pfd[i].fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+			if (!(pfd[i].revents & POLLIN))
+				continue;
+			if (read(pfd[i].fd, &cnt, sizeof(cnt)) == sizeof(cnt))
+				d->vq[vqs[i]].calls += cnt;
+			else if (errno != EAGAIN)
 				return -errno;
 		}
 	}
@@ -799,6 +803,18 @@ unsigned int vuf_vq_size(const struct vuf_dev *d, unsigned int vq)
 	const struct vuf_vq *q = vq_of(d, vq);
 
 	return q ? q->size : 0;
+}
+
+uint64_t vuf_vq_calls(struct vuf_dev *d, unsigned int vq)
+{
+	struct vuf_vq *q = vq_of(d, vq);
+	uint64_t cnt;
+
+	if (!q)
+		return 0;
+	if (read(q->call_fd, &cnt, sizeof(cnt)) == sizeof(cnt))
+		q->calls += cnt;
+	return q->calls;
 }
 
 int vuf_vq_call_fd(const struct vuf_dev *d, unsigned int vq)

@@ -175,6 +175,8 @@ unsigned int vuf_vq_size(const struct vuf_dev *d, unsigned int vq);
 unsigned int vuf_nr_vqs(const struct vuf_dev *d);
 /* The call eventfd of @vq, for poll(); vuf_vq_wait() drains it. */
 int vuf_vq_call_fd(const struct vuf_dev *d, unsigned int vq);
+/* Interrupts the backend sent on @vq so far (its call eventfd, read). */
+uint64_t vuf_vq_calls(struct vuf_dev *d, unsigned int vq);
 
 /* ---------------------------------------------------------------- */
 /* nk endpoint                                                       */
