@@ -44,6 +44,36 @@ int nk_sockid_alloc(struct nk_sockid_table *t, void *entry, u32 *id,
 	return err < 0 ? err : 0;
 }
 
+int nk_sockid_alloc_on(struct nk_sockid_table *t, void *entry, u32 *id,
+		       u32 n, u32 r, gfp_t gfp)
+{
+	u64 cand, tries;
+	int err = -EBUSY;
+
+	if (n <= 1)
+		return nk_sockid_alloc(t, entry, id, gfp);
+	xa_lock(&t->xa);
+	cand = t->next;
+	for (tries = 0; tries <= t->max / n + 1; tries++) {
+		/* The first id from @cand on that is @r modulo @n. */
+		cand += (r + n - cand % n) % n;
+		if (cand > t->max) {
+			cand = r ?: n;
+			if (cand > t->max)
+				break;
+		}
+		*id = cand;
+		err = __xa_insert(&t->xa, cand, entry, gfp);
+		if (err != -EBUSY)
+			break;
+		cand += n;
+	}
+	if (!err)
+		t->next = cand < t->max ? cand + 1 : 1;
+	xa_unlock(&t->xa);
+	return err;
+}
+
 int nk_sockid_reserve(struct nk_sockid_table *t, u64 id, gfp_t gfp)
 {
 	int err;

@@ -14,7 +14,9 @@
  * and moves between them only through these functions:
  *
  *   nk_sockid_alloc()    free -> published, the id chosen here, cyclically
- *                        (the guest names its own sockets)
+ *                        (the guest names its own sockets);
+ *                        nk_sockid_alloc_on() one of a given residue (the
+ *                        queue pair of the CPU that makes the socket)
  *   nk_sockid_reserve()  free -> reserved, the id chosen by the peer (the
  *                        NSM gets its ids from the host engine); 0, an id
  *                        beyond max and an id taken are refused
@@ -103,6 +105,22 @@ bool nk_sockid_valid(const struct nk_sockid_table *t, u64 id);
  */
 int nk_sockid_alloc(struct nk_sockid_table *t, void *entry, u32 *id,
 		    gfp_t gfp);
+
+/**
+ * nk_sockid_alloc_on() - nk_sockid_alloc(), of an id that is @r modulo @n
+ * @t: the table
+ * @entry: the entry, not NULL
+ * @id: the id, written before the entry is visible
+ * @n: the modulus (a queue pair count); 0 or 1: any id
+ * @r: the residue, below @n (a queue pair)
+ * @gfp: allocation flags
+ *
+ * The lowest free such id after the one allocated last, wrapping around.
+ *
+ * Return: 0, -EBUSY when every such id is taken, or -ENOMEM.
+ */
+int nk_sockid_alloc_on(struct nk_sockid_table *t, void *entry, u32 *id,
+		       u32 n, u32 r, gfp_t gfp);
 
 /**
  * nk_sockid_reserve() - take an id chosen by the peer, without an entry

@@ -283,6 +283,50 @@ static void sockid_alloc_wraps_at_u32_max(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, ids[2], U32_MAX);
 }
 
+/*
+ * nk_sockid_alloc_on(): ids of one residue (a queue pair), cyclically
+ * among them; a modulus of 1 is nk_sockid_alloc().
+ */
+static void sockid_alloc_on_residue(struct kunit *test)
+{
+	struct nk_sockid_table *t = table_with_max(test, 10);
+	struct obj *o = objs(test, 8);
+	static const u32 want[] = { 1, 4, 7, 10 };
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		KUNIT_ASSERT_EQ(test, nk_sockid_alloc_on(t, &o[i], &o[i].id, 3, 1,
+							  GFP_KERNEL), 0);
+		KUNIT_EXPECT_EQ(test, o[i].id, want[i]);
+	}
+	KUNIT_EXPECT_EQ(test, nk_sockid_alloc_on(t, &o[4], &o[4].id, 3, 1, GFP_KERNEL),
+			-EBUSY);
+	/* Residue 0: 3, 6, 9, whatever the other residue took. */
+	KUNIT_ASSERT_EQ(test, nk_sockid_alloc_on(t, &o[4], &o[4].id, 3, 0, GFP_KERNEL), 0);
+	KUNIT_EXPECT_EQ(test, o[4].id, 3U);
+	/* A freed one comes back once the others had their turn: wrapped. */
+	nk_sockid_remove(t, 4);
+	KUNIT_ASSERT_EQ(test, nk_sockid_alloc_on(t, &o[5], &o[5].id, 3, 1, GFP_KERNEL), 0);
+	KUNIT_EXPECT_EQ(test, o[5].id, 4U);
+	KUNIT_EXPECT_PTR_EQ(test, nk_sockid_get(t, 4), (void *)&o[5]);
+	/* Modulus 1: any id, the lowest free after the last. */
+	KUNIT_ASSERT_EQ(test, nk_sockid_alloc_on(t, &o[6], &o[6].id, 1, 0, GFP_KERNEL), 0);
+	KUNIT_EXPECT_EQ(test, o[6].id, 5U);
+}
+
+/* Near U32_MAX the next id of a residue wraps to the first, not past 0. */
+static void sockid_alloc_on_wraps_at_u32_max(struct kunit *test)
+{
+	struct nk_sockid_table *t = table_with_max(test, U32_MAX);
+	struct obj *o = objs(test, 2);
+
+	t->next = U32_MAX - 1;
+	KUNIT_ASSERT_EQ(test, nk_sockid_alloc_on(t, &o[0], &o[0].id, 2, 1, GFP_KERNEL), 0);
+	KUNIT_EXPECT_EQ(test, o[0].id, U32_MAX);
+	KUNIT_ASSERT_EQ(test, nk_sockid_alloc_on(t, &o[1], &o[1].id, 2, 1, GFP_KERNEL), 0);
+	KUNIT_EXPECT_EQ(test, o[1].id, 1U);
+}
+
 /* ====================================================================== */
 /* Ids chosen by the peer: reserve, publish                               */
 /* ====================================================================== */
@@ -674,6 +718,8 @@ static struct kunit_case netkernel_sockid_cases[] = {
 	KUNIT_CASE(sockid_alloc_skips_reserved),
 	KUNIT_CASE(sockid_alloc_wraps_at_int_max),
 	KUNIT_CASE(sockid_alloc_wraps_at_u32_max),
+	KUNIT_CASE(sockid_alloc_on_residue),
+	KUNIT_CASE(sockid_alloc_on_wraps_at_u32_max),
 	KUNIT_CASE(sockid_reserve_refuses_out_of_range),
 	KUNIT_CASE(sockid_reserve_refuses_duplicates),
 	KUNIT_CASE(sockid_reserved_invisible),
