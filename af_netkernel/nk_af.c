@@ -891,6 +891,18 @@ static void nk_sk_destruct(struct sock *sk)
 		nk_dev_put(nks->nd);
 }
 
+/*
+ * A fresh id for @nks, on the queue pair of the CPU making it (as
+ * virtio-net's XPS and RFS keep a flow on its CPU): its requests go out on
+ * this CPU's requestq, its events come back on this CPU's eventq.
+ */
+static int nk_sock_id_alloc(struct nk_sock *nks, u32 *id)
+{
+	u32 n, pair = nk_dev_local_pair(nks->nd, &n);
+
+	return nk_sockid_alloc_on(&nk_socks, nks, id, n, pair, GFP_KERNEL);
+}
+
 /* Allocate an nk_sock with an id; @nd's reference passes to it. */
 static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
 				     int family, struct nk_dev *nd, u8 path)
@@ -923,7 +935,7 @@ static struct nk_sock *nk_sock_alloc(struct net *net, int type, int protocol,
 	if (path != NK_PATH_LOCAL)
 		nks->rx.buf_alloc = nk_window_take(nd, want, NK_WINDOW_MIN);
 
-	err = nk_sockid_alloc(&nk_socks, nks, &nks->id, GFP_KERNEL);
+	err = nk_sock_id_alloc(nks, &nks->id);
 	if (err) {
 		sk_free(sk);
 		return NULL;
@@ -1420,7 +1432,7 @@ static void nk_go_local(struct nk_sock *nks)
 			nk_sock_close(nks);
 		else
 			nk_sockid_remove(&nk_socks, old);
-		if (nk_sockid_alloc(&nk_socks, nks, &id, GFP_KERNEL))
+		if (nk_sock_id_alloc(nks, &id))
 			id = 0;
 	}
 	spin_lock(&nks->lock);
@@ -2163,7 +2175,7 @@ static int nk_sock_wait_ring(struct sock *sk, long *timeo)
 	if (!*timeo)
 		return -EAGAIN;
 	release_sock(sk);
-	err = nk_tx_wait(nk_sk(sk)->nd, NK_XMIT_INTR, timeo);
+	err = nk_tx_wait(nk_sk(sk)->nd, nk_sk(sk)->id, NK_XMIT_INTR, timeo);
 	lock_sock(sk);
 	if (err == -ERESTARTSYS)
 		return sock_intr_errno(*timeo);
@@ -3675,7 +3687,7 @@ static int nk_sock_revive(struct nk_sock *nks)
 
 	if (!nk_dev_alive(nks->nd))
 		return -EAGAIN;	/* nk_detach() resets it for good */
-	if (nk_sockid_alloc(&nk_socks, nks, &id, GFP_KERNEL))
+	if (nk_sock_id_alloc(nks, &id))
 		return -EAGAIN;
 	tb = nk_socket_req(nks, id);
 	if (!tb) {
@@ -3870,7 +3882,7 @@ static void nk_ev_data(struct nk_sock *nks, const struct nk_hdr *hdr,
 	 * stream data into the last skb queued when it has room (only small:
 	 * the copy is made under the queue lock).
 	 */
-	skb = addr ? NULL : nk_rx_skb(nks->nd, payload, len);
+	skb = addr ? NULL : nk_rx_skb(nks->nd, hdr, payload, len);
 	if (!skb && !addr && len < NK_RX_SMALL &&
 	    nk_rxq_append(nks, payload, len)) {
 		sk->sk_data_ready(sk);

@@ -5,10 +5,14 @@
  *
  * A module describes itself with a struct nk_transport_ops and calls
  * nk_transport_register() at init.  For every nk device whose config space
- * matches (magic, version, role), the transport sets up queue pair 0
- * (requestq and eventq), keeps the eventq filled, exchanges HELLO with the
- * host engine, then publishes the device and calls ops->attach().  Only one
- * device per module is served; a second one is refused.
+ * matches (magic, version, role), the transport sets up its queue pairs
+ * (a requestq and an eventq each, one pair per CPU; on QEMU 7.2 the pairs
+ * beyond 0 come from the endpoint's other carrier devices), keeps the
+ * eventqs filled, exchanges HELLO with the host engine, then publishes the
+ * device and calls ops->attach().  Only one device per module is served; a
+ * second one is refused.  A message about socket s travels on pair
+ * s % pairs, each pair's eventq work on its own CPU: ops->rx() runs for
+ * different pairs at once, one message at a time per pair (so per socket).
  *
  * Using a device:
  *   nd = nk_dev_get();          reference to the ready device, or NULL
@@ -29,13 +33,15 @@
  * the engine sends event_bufs messages first.
  *
  * Contexts: ops->rx(), ops->attach() and ops->detach() run in process
- * context.  ops->rx() runs from the eventq work item with the eventq lock
- * held: it must not sleep waiting for the device (no nk_call(), and
- * nk_send() only with a zero timeout).  The other functions may sleep
- * unless said otherwise.
+ * context.  ops->rx() runs from a pair's eventq work item with that pair's
+ * eventq lock held: it must not sleep waiting for the device (no
+ * nk_call(), and nk_send() only with a zero timeout).  The other functions
+ * may sleep unless said otherwise.
  *
  * sysfs: /sys/bus/virtio/devices/virtio<N>/nk/ holds the HELLO results
- * (endpoint_id, endpoint_name, max_payload, features) and the device
+ * (endpoint_id, endpoint_name, max_payload, features, pairs: in use;
+ * pairs_set_up; pair_rx_msgs and pair_tx_msgs: messages each pair carried,
+ * space-separated in pair order) and the device
  * counters (tx_msgs, tx_bytes, tx_ring_full, tx_queued (messages that
  * waited in the transport's queue for ring space, NK_XMIT_QUEUE), rx_msgs, rx_bytes, rx_replies,
  * rx_invalid, rx_held_early (messages held until attach returned),
@@ -53,8 +59,8 @@
  * lives until its last reference is put.
  *
  * Lock order: eventq lock (mutex, ops->rx() runs under it) -> call_lock
- * -> tx_lock.  tx_lock and call_lock are spinlocks and nest inside nothing
- * else of the transport.
+ * -> tx_lock, each pair's own but call_lock.  tx_lock and call_lock are
+ * spinlocks and nest inside nothing else of the transport.
  */
 #ifndef _NK_TRANSPORT_H
 #define _NK_TRANSPORT_H
@@ -166,6 +172,13 @@ u32 nk_dev_max_payload(const struct nk_dev *nd);
 u32 nk_dev_engine_hold(const struct nk_dev *nd);
 u64 nk_dev_features(const struct nk_dev *nd);
 u32 nk_dev_endpoint_id(const struct nk_dev *nd);
+/*
+ * A queue pair whose works run on this CPU (in turns when several do;
+ * else one by the CPU's number), and in *@npairs the pairs in use: a
+ * socket whose id is that pair modulo *@npairs has its messages on it.
+ * Any context; a hint.
+ */
+u32 nk_dev_local_pair(struct nk_dev *nd, u32 *npairs);
 /* The guest's addresses HELLO's reply listed (NK_FEAT_ADDR): how many. */
 u32 nk_dev_addrs(const struct nk_dev *nd, const struct nk_addr **addrs);
 const char *nk_dev_name(const struct nk_dev *nd);
@@ -214,6 +227,7 @@ void nk_kick(struct nk_dev *nd);
 /**
  * nk_rx_skb() - the message being dispatched as an skb, without a copy
  * @nd: the device; only from inside ops->rx()
+ * @hdr: the message's header, as ops->rx() got it
  * @data: the bytes the skb is to hold, within the message's payload
  * @len: how many
  *
@@ -224,7 +238,8 @@ void nk_kick(struct nk_dev *nd);
  *
  * Return: the skb (len, data_len and truesize set), or NULL: copy instead.
  */
-struct sk_buff *nk_rx_skb(struct nk_dev *nd, const void *data, u32 len);
+struct sk_buff *nk_rx_skb(struct nk_dev *nd, const struct nk_hdr *hdr,
+			  const void *data, u32 len);
 
 /**
  * nk_send() - put one message on the requestq
@@ -249,6 +264,7 @@ int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
 /**
  * nk_tx_wait() - wait until the requestq has room for a message
  * @nd: the device
+ * @sock: the socket the message is about (its pair's requestq)
  * @flags: NK_XMIT_INTR: any signal interrupts (else only fatal ones)
  * @timeo: jiffies to wait, updated with what is left; 0: do not wait
  *
@@ -259,7 +275,7 @@ int nk_send(struct nk_dev *nd, struct nk_txbuf *tb, unsigned int flags,
  * Return: 0 when there is room; -EAGAIN when there was none within
  * @timeo; -ERESTARTSYS on a signal; -ENODEV when the device is gone.
  */
-int nk_tx_wait(struct nk_dev *nd, unsigned int flags, long *timeo);
+int nk_tx_wait(struct nk_dev *nd, u32 sock, unsigned int flags, long *timeo);
 
 /**
  * nk_post() - send a request without waiting for its reply

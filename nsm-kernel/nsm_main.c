@@ -68,11 +68,16 @@
  *   id that is not open.  NK_FEAT_INFO in HELLO says the module answers it.
  *
  * - Nothing is sent to the transport directly: replies and events wait on
- *   nsm_dev.outq, the one queue of every shard (the requestq is one ring;
- *   a spinlock held for a list operation), for tx_work, which never sleeps
- *   for requestq space (see nsm_out.c).  A reply or event about a socket
- *   is queued with nsm_sock.lock held, so the guest sees them in the order
- *   they happened.
+ *   nsm_dev.outq, the one queue of every shard (a spinlock held for a list
+ *   operation), for tx_work, which never sleeps for requestq space (see
+ *   nsm_out.c); the transport puts each on its socket's queue pair.  A
+ *   reply or event about a socket is queued with nsm_sock.lock held, so
+ *   the guest sees them in the order they happened.
+ *
+ * - Queue pairs: the transport has one per CPU, and the engine gives a
+ *   socket an id on the pair of the guest's pair number, so with as many
+ *   shards as pairs a socket's requests arrive on the pair whose eventq
+ *   work runs on its shard's CPU (id % nshards, id % pairs).
  *
  * - Socket callbacks (data_ready, write_space, state_change, error_report)
  *   only queue the socket on its shard's ready list and kick the shard's
@@ -562,7 +567,7 @@ static struct nsm_rxmsg *nsm_rxmsg_new(struct nk_dev *nd,
 				       const struct nk_hdr *hdr)
 {
 	u32 len = sizeof(*hdr) + le32_to_cpu(hdr->len);
-	struct sk_buff *skb = nk_rx_skb(nd, hdr, len);
+	struct sk_buff *skb = nk_rx_skb(nd, hdr, hdr, len);
 	struct nsm_rxmsg *m;
 
 	if (skb) {

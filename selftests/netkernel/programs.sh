@@ -661,7 +661,7 @@ while True:
 	c.sendall(b"hi\n")
 	c.close()' "$TOPO_WORLD_IP" "$port"
 	topo_world_wait_port "$port" || { ktap_diag "connect_waits: no server in the world"; return 1; }
-	out=$(topo_exec vm1 60 'd=$(ls -d /sys/bus/virtio/devices/*/nk | head -n 1)
+	out=$(topo_exec vm1 60 'd=$(dirname "$(ls /sys/bus/virtio/devices/*/nk/features | head -n 1)")
 a=$(cat $d/call_waits) || exit 1
 m=$(cat $d/tx_msgs)
 for i in 1 2 3 4 5; do

@@ -20,6 +20,10 @@
 #                                  served requests and events (debugfs
 #                                  "shards"; nsm_main.c).  First, on a fresh
 #                                  lab, so that nothing else holds sockets
+#   queue pairs: ...               the NSM and vm1 each use TOPO_CARRIERS
+#                                  queue pairs (2 unless set: two carriers
+#                                  per VM), and every pair carried messages
+#                                  each way during that load
 #   netkernel guest: client side   nk_sockets client in vm1, server in the world
 #   netkernel guest: server side   nk_sockets server in vm1, client in the world
 #   baseline guest: client side    the same, unchanged, in the baseline guest
@@ -73,7 +77,9 @@
 # TOPO_GUEST_APPEND (default slub_debug=FZP,skbuff_head_cache),
 # SMP_PROCS, SMP_CONNS, SMP_CYCLES (the nsm_smp load, default 4, 128, 200),
 # TOPO_KVER, TOPO_MEM, TOPO_SMP, TOPO_NSM_SMP (default 2: the NSM serves
-# on both, multi-threaded TCG), LAB_ACCEL (see tools/testing/lab).
+# on both, multi-threaded TCG), TOPO_CARRIERS (default 2),
+# TOPO_GUEST_MODARGS (default queue_pairs=2), LAB_ACCEL (see
+# tools/testing/lab).
 # Logs: build/lab/kselftest/ (consoles, dmesg, agent logs, engine, servers).
 # Scripts for the guests in single quotes are expanded by the guest.
 # TEST_NAMES and TEST_DESCS are read by ktap_run_table, which runs the
@@ -89,8 +95,12 @@ top=$(cd "$here/../.." && pwd)
 # (set before topology.sh, which keeps it; empty: none).
 TOPO_GUEST_APPEND=${TOPO_GUEST_APPEND-slub_debug=FZP,skbuff_head_cache}
 # The semantics run against an NSM serving requests on two vCPUs at once
-# (qemu-smoke keeps the one-vCPU NSM).
+# (qemu-smoke keeps the one-vCPU NSM), through nk devices of two queue
+# pairs on two carriers each: the NSM uses one pair per vCPU, vm1 (one
+# vCPU) two all the same (queue_pairs=2).
 TOPO_NSM_SMP=${TOPO_NSM_SMP:-2}
+TOPO_CARRIERS=${TOPO_CARRIERS:-2}
+TOPO_GUEST_MODARGS=${TOPO_GUEST_MODARGS-queue_pairs=2}
 # shellcheck source-path=SCRIPTDIR source=../../tools/testing/lab/topology.sh
 . "$top/tools/testing/lab/topology.sh"
 # shellcheck source-path=SCRIPTDIR source=adversarial.sh
@@ -138,7 +148,7 @@ t_start=$SECONDS
 # server leave port 80 in TIME_WAIT for a minute (bind_privileged_port
 # binds it).
 TEST_NAMES=(
-	nsm_smp nk_client nk_server base_client base_server
+	nsm_smp queue_pairs nk_client nk_server base_client base_server
 	nk_local_lo nk_local_own base_local_lo base_local_own
 	adv_udp_flood_nk adv_udp_flood_base adv_tcp_flood_nk adv_tcp_flood_base
 	nginx_nk nginx_base
@@ -150,6 +160,7 @@ TEST_NAMES=(
 )
 TEST_DESCS=(
 	"nsm on every CPU: $smp_procs processes' connections at once, every NSM socket and charge freed, every CPU serving"
+	"queue pairs: the NSM and vm1 use $TOPO_CARRIERS each, every one carried messages both ways"
 	"netkernel guest: client side"
 	"netkernel guest: server side"
 	"baseline guest: client side"
@@ -359,6 +370,25 @@ cat /tmp/smp-*") || rc=1
 	join <(sed 1d <<<"$sh0" | sort) <(sed 1d <<<"$sh1" | sort) |
 		awk -v n="$cpus" '{ k++ } $6 <= $3 || $7 <= $4 { bad = 1 }
 			END { exit !(k == n && !bad) }' || rc=1
+	return $rc
+}
+# queue_pairs: see the header.  Each line of nk_pairs: the pairs in use,
+# the messages received on each pair, those sent on each.
+nk_pairs() {	# VM
+	topo_exec "$1" 30 'for d in /sys/bus/virtio/devices/virtio*/nk; do
+	p=$(cat $d/pairs 2>/dev/null) || continue
+	echo "$p $(cat $d/pair_rx_msgs) $(cat $d/pair_tx_msgs)"
+done'
+}
+test_queue_pairs() {
+	local vm out rc=0
+	for vm in "$TOPO_NSM" vm1; do
+		out=$(nk_pairs "$vm") || { rc=1; continue; }
+		ktap_diag "$vm: pairs, messages in on each, out on each: $out"
+		awk -v n="$TOPO_CARRIERS" 'NR == 1 && $1 == n && NF == 1 + 2 * n {
+			ok = 1; for (i = 2; i <= NF; i++) if ($i == 0) ok = 0 }
+			END { exit !(ok && NR == 1) }' <<<"$out" || rc=1
+	done
 	return $rc
 }
 test_nk_client() { client_side vm1; }

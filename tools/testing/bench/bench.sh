@@ -39,7 +39,8 @@
 #     one NSM against as many baseline guests: aggregate throughput and
 #     total host CPU of each path (mux_N).  Last of the run, the same
 #     through an NSM of 2 vCPUs (mux_smp2_N): the NSM is rebooted with
-#     them (topo_nsm_reboot: the guests stay up, attached to it) and the
+#     them (topo_nsm_reboot: the guests stay up, attached to it), which
+#     then uses two queue pairs (two carriers, one per vCPU), and the
 #     NetKernel path measured again against the same baseline guests.
 #  5. Isolation (issue 14 item 4): vm1's bulk TCP (stream_tx_1) and its
 #     connect/exchange/close rate (crr_64), alone (path "alone") and while
@@ -71,7 +72,8 @@
 #   --seconds S  length of each lab measurement (default 5)
 #   --out DIR    results directory (default results/bench-DATE, smoke:
 #                build/bench-smoke)
-# Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, LAB_ACCEL (tools/testing/lab).
+# Environment: TOPO_KVER, TOPO_MEM, TOPO_SMP, TOPO_CARRIERS (default 2),
+# LAB_ACCEL (tools/testing/lab).
 # shellcheck disable=SC2016 # scripts for the guests in single quotes
 set -euo pipefail
 
@@ -79,6 +81,9 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=../lab/lib.sh
 . "$top/tools/testing/lab/lib.sh"
+# Two carriers per nk device: the VMs of one vCPU use one queue pair, the
+# NSM of mux_smp2_N one per vCPU.
+TOPO_CARRIERS=${TOPO_CARRIERS:-2}
 # shellcheck source-path=SCRIPTDIR source=../lab/topology.sh
 . "$top/tools/testing/lab/topology.sh"
 
@@ -486,7 +491,8 @@ if [[ -z $sharing ]]; then
 			status=1
 		grep '^# ' "$out/logs/nsm-reboot.log" || true
 	fi
-	ktap_diag "the NSM with $TOPO_NSM_SMP vCPUs after $((SECONDS - t0)) s"
+	ktap_diag "the NSM with $TOPO_NSM_SMP vCPUs after $((SECONDS - t0)) s, queue pairs" \
+		"$(topo_exec "$TOPO_NSM" 30 'cat /sys/bus/virtio/devices/*/nk/pairs' 2>&1 || true)"
 	ktap_ok "$status" "NSM rebooted with $mux_nsm_smp vCPUs, its console so far clean"
 	for ((rep = 1; rep <= reps; rep++)); do
 		for n in "${mux[@]}"; do

@@ -29,8 +29,8 @@
 # teardown), NAME.agent.log (every command's output), NAME.qemu.log,
 # engine.log, httpd.log, lab.log.
 # Environment: TOPO_KVER, TOPO_MEM (MB, 512), TOPO_SMP (1), TOPO_NSM_SMP
-# (the NSM's vCPUs, default TOPO_SMP),
-# TOPO_NSM_MODARGS (nsm_kernel.ko parameters, a=1,b=2), TOPO_GUEST_MODARGS
+# (the NSM's vCPUs, default TOPO_SMP), TOPO_CARRIERS (nk devices per VM,
+# one queue pair each; default 1), TOPO_NSM_MODARGS (nsm_kernel.ko parameters, a=1,b=2), TOPO_GUEST_MODARGS
 # (af_netkernel.ko parameters), TOPO_GUEST_APPEND (more kernel parameters for
 # the NetKernel guests, e.g. slub_debug=FZP), TOPO_ENGINE_OPTS (more [engine] settings,
 # key=value ...), TOPO_BINS (more host programs in the

@@ -52,6 +52,7 @@ TOPO_KVER=${TOPO_KVER:-}
 TOPO_MEM=${TOPO_MEM:-512}
 TOPO_SMP=${TOPO_SMP:-1}
 TOPO_NSM_SMP=${TOPO_NSM_SMP:-$TOPO_SMP}	# the NSM's vCPUs (multi-threaded TCG when > 1)
+TOPO_CARRIERS=${TOPO_CARRIERS:-1}	# nk devices per VM: one queue pair each (carriers)
 TOPO_BOOT_TIMEOUT=${TOPO_BOOT_TIMEOUT:-240}
 TOPO_NK_RECONNECT=${TOPO_NK_RECONNECT:-}	# 1: VMs reconnect to a restarted engine
 TOPO_NET=10.0.0
@@ -313,6 +314,17 @@ _topo_ep_ready() {
 	topo_nkctl list 2>/dev/null | awk -v ep="$1" '$1 == ep && $4 == "ready" { f = 1 } END { exit !f }'
 }
 
+# _topo_nk_args EP: lab_vm_start's --nk options for endpoint EP's
+# TOPO_CARRIERS devices.  Carriers 1, 2, ... come first on the PCI bus, so
+# that the driver has them when it probes carrier 0 and says HELLO.
+_topo_nk_args() {
+	local k
+	for ((k = 1; k < TOPO_CARRIERS; k++)); do
+		printf -- '--nk %s ' "$TOPO_RUN/run/$1.sock.$k"
+	done
+	printf -- '--nk %s' "$TOPO_RUN/run/$1.sock"
+}
+
 # _topo_nsm_start: start the NSM VM: its NIC on the world's bridge, its
 # address and one per guest, the nk device.
 _topo_nsm_start() {
@@ -325,7 +337,7 @@ _topo_nsm_start() {
 	lab_vm_start "$TOPO_NSM" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
 		--mem "$TOPO_MEM" --smp "$TOPO_NSM_SMP" --agent ${TOPO_NK_RECONNECT:+--nk-reconnect} \
 		--netns "$TOPO_NS" --tap tap-nsm --mac 52:54:00:0a:00:02 \
-		--nk "$TOPO_RUN/run/nsm0.sock" \
+		$(_topo_nk_args nsm0) \
 		--append "nk.role=nsm nk.addrs=$addrs${TOPO_NSM_MODARGS:+ nk.modargs=$TOPO_NSM_MODARGS}"
 }
 
@@ -551,10 +563,11 @@ topo_up() {
 
 		[nsm:nsm0]
 		socket = nsm0.sock
+		carriers = $TOPO_CARRIERS
 		EOF
 		for vm in "${TOPO_GUESTS[@]}"; do
-			printf '\n[guest:%s]\nsocket = %s.sock\nnsm = nsm0\naddress = %s\n' \
-				"$vm" "$vm" "$(topo_guest_ip "$vm")"
+			printf '\n[guest:%s]\nsocket = %s.sock\ncarriers = %s\nnsm = nsm0\naddress = %s\n' \
+				"$vm" "$vm" "$TOPO_CARRIERS" "$(topo_guest_ip "$vm")"
 			if _topo_has_addr6 "$vm"; then
 				printf 'address6 = %s\n' "$(topo_vm_ip6 "$vm")"
 			fi
@@ -571,7 +584,7 @@ topo_up() {
 	for vm in "${TOPO_GUESTS[@]}"; do
 		lab_vm_start "$vm" --kernel "$TOPO_KVER" --initrd "$TOPO_INITRD" \
 			--mem "$TOPO_MEM" --smp "$TOPO_SMP" --agent ${TOPO_NK_RECONNECT:+--nk-reconnect} \
-			--nk "$TOPO_RUN/run/$vm.sock" \
+			$(_topo_nk_args "$vm") \
 			--append "nk.role=guest nk.addrs=$(_topo_guest_addrs "$vm")${TOPO_GUEST_MODARGS:+ nk.modargs=$TOPO_GUEST_MODARGS}${TOPO_GUEST_APPEND:+ $TOPO_GUEST_APPEND}"
 		TOPO_VMS+=("$vm")
 	done
