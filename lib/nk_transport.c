@@ -103,8 +103,10 @@
  *   a pair's nd       set and cleared with its rx_lock and tx_lock held
  * Order: nk_dev_lock -> rx_lock -> call_lock -> tx_lock; no two pairs'
  * locks are held at once.  nk_dev_lock (mutex) serialises probe and
- * remove and protects nk_bound and nk_carriers; the published device
- * pointer nk_cur is RCU protected and holds a reference.
+ * remove and protects nk_bound and nk_carriers, and the sysfs attributes
+ * read the device under it; the published device pointer nk_cur is RCU
+ * protected and holds a reference.  A struct nk_carrier lives while its
+ * device is bound or a struct nk_dev that took its pair lives (its kref).
  *
  * A lost session.  The engine ends an endpoint's session whenever the
  * vhost-user device stops (QEMU stop/cont, savevm, a reconnect after an
@@ -248,9 +250,15 @@ struct nk_vpriv {
 	bool carrier;
 };
 
-/* A device that carries one pair of an endpoint whose pair 0 is elsewhere. */
+/*
+ * A device that carries one pair of an endpoint whose pair 0 is elsewhere.
+ * Its bound device holds a reference, and so does every struct nk_dev
+ * that took its pair (a sender may still look at the pair through a dead
+ * device).
+ */
 struct nk_carrier {
 	struct nk_vpriv vpriv;		/* carrier: true */
+	struct kref ref;
 	struct nk_pair pair;
 };
 
@@ -263,6 +271,8 @@ struct nk_dev {
 	unsigned int nown;		/* how many */
 	struct nk_pair *pair[NK_MAX_QPAIRS];	/* every pair set up */
 	unsigned int nset;		/* pair[0..nset) */
+	struct nk_carrier *held[NK_MAX_QPAIRS];	/* carriers taken, referenced */
+	unsigned int nheld;
 	unsigned int npairs;		/* in use: 1 until HELLO agrees more */
 	atomic_t pair_turn;		/* nk_dev_local_pair() */
 
@@ -305,6 +315,14 @@ static bool nk_restart_off;			/* under nk_restart_lock */
 /* References and accessors                                           */
 /* ------------------------------------------------------------------ */
 
+static void nk_carrier_release(struct kref *ref)
+{
+	struct nk_carrier *c = container_of(ref, struct nk_carrier, ref);
+
+	kfree(c->pair.rx_held);
+	kfree(c);
+}
+
 static void nk_dev_release(struct kref *ref)
 {
 	struct nk_dev *nd = container_of(ref, struct nk_dev, ref);
@@ -312,6 +330,8 @@ static void nk_dev_release(struct kref *ref)
 
 	for (i = 0; i < nd->nown; i++)
 		kfree(nd->pairs[i].rx_held);
+	for (i = 0; i < nd->nheld; i++)
+		kref_put(&nd->held[i]->ref, nk_carrier_release);
 	kfree(nd->pairs);
 	kfree(nd);
 }
@@ -1738,6 +1758,7 @@ static int nk_carrier_probe(struct virtio_device *vdev, unsigned int k)
 	if (!c)
 		return -ENOMEM;
 	c->vpriv.carrier = true;
+	kref_init(&c->ref);
 	nk_pair_init(&c->pair, vdev, k);
 	vdev->priv = &c->vpriv;
 	err = nk_find_vqs(vdev, &c->pair, 1);
@@ -1767,8 +1788,7 @@ out_shutdown:
 	nk_pairs_free(vdev, &c->pair, 1);
 out_free:
 	vdev->priv = NULL;
-	kfree(c->pair.rx_held);
-	kfree(c);
+	kref_put(&c->ref, nk_carrier_release);
 	return err;
 }
 
@@ -1782,6 +1802,8 @@ static void nk_adopt_carriers(struct nk_dev *nd, unsigned int want)
 	struct nk_pair *pp;
 
 	while (nd->nset < want && nk_carriers[nd->nset]) {
+		kref_get(&nk_carriers[nd->nset]->ref);
+		nd->held[nd->nheld++] = nk_carriers[nd->nset];
 		pp = &nk_carriers[nd->nset]->pair;
 		mutex_lock(&pp->rx_lock);
 		spin_lock(&pp->tx_lock);
@@ -1929,11 +1951,13 @@ out_unlock:
 
 static void nk_remove(struct virtio_device *vdev)
 {
-	struct nk_vpriv *v = vdev->priv;
 	struct nk_carrier *c;
+	struct nk_vpriv *v;
 	struct nk_dev *nd;
 
 	mutex_lock(&nk_dev_lock);
+	/* Read under the lock: a carrier's removal may have ended it. */
+	v = vdev->priv;
 	if (!v) {
 		/* Carrier 0 of a device a carrier's removal ended. */
 		mutex_unlock(&nk_dev_lock);
@@ -1966,8 +1990,7 @@ static void nk_remove(struct virtio_device *vdev)
 	nk_pairs_free(vdev, &c->pair, 1);
 	vdev->priv = NULL;
 	mutex_unlock(&nk_dev_lock);
-	kfree(c->pair.rx_held);
-	kfree(c);
+	kref_put(&c->ref, nk_carrier_release);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1982,15 +2005,26 @@ static struct nk_dev *nk_attr_dev(struct device *dev)
 	return v && !v->carrier ? container_of(v, struct nk_dev, vpriv) : NULL;
 }
 
+/*
+ * The attributes read the device under nk_dev_lock: a carrier's removal
+ * may end the device of carrier 0 while carrier 0's attributes stay (the
+ * driver core removes them, before ->remove(), only when carrier 0 is
+ * unbound).
+ */
 #define NK_STAT_ATTR(field)						\
 static ssize_t field##_show(struct device *dev,				\
 			    struct device_attribute *attr, char *buf)	\
 {									\
-	struct nk_dev *nd = nk_attr_dev(dev);				\
+	struct nk_dev *nd;						\
+	ssize_t ret = -ENODEV;						\
 									\
-	if (!nd)							\
-		return -ENODEV;						\
-	return sysfs_emit(buf, "%lld\n", atomic64_read(&nd->stats.field)); \
+	mutex_lock(&nk_dev_lock);					\
+	nd = nk_attr_dev(dev);						\
+	if (nd)								\
+		ret = sysfs_emit(buf, "%lld\n",			\
+				 atomic64_read(&nd->stats.field));	\
+	mutex_unlock(&nk_dev_lock);					\
+	return ret;							\
 }									\
 static DEVICE_ATTR_RO(field)
 
@@ -2013,11 +2047,15 @@ NK_STAT_ATTR(call_waits);
 static ssize_t name##_show(struct device *dev,				\
 			   struct device_attribute *attr, char *buf)	\
 {									\
-	struct nk_dev *nd = nk_attr_dev(dev);				\
+	struct nk_dev *nd;						\
+	ssize_t ret = -ENODEV;						\
 									\
-	if (!nd)							\
-		return -ENODEV;						\
-	return sysfs_emit(buf, fmt "\n", expr);				\
+	mutex_lock(&nk_dev_lock);					\
+	nd = nk_attr_dev(dev);						\
+	if (nd)								\
+		ret = sysfs_emit(buf, fmt "\n", expr);			\
+	mutex_unlock(&nk_dev_lock);					\
+	return ret;							\
 }									\
 static DEVICE_ATTR_RO(name)
 
@@ -2034,16 +2072,20 @@ NK_HELLO_ATTR(pairs_set_up, "%u", nd->nset);
 static ssize_t name##_show(struct device *dev,				\
 			   struct device_attribute *attr, char *buf)	\
 {									\
-	struct nk_dev *nd = nk_attr_dev(dev);				\
+	struct nk_dev *nd;						\
 	unsigned int i;							\
-	int n = 0;							\
+	int n = -ENODEV;						\
 									\
-	if (!nd)							\
-		return -ENODEV;						\
-	for (i = 0; i < READ_ONCE(nd->nset); i++)			\
-		n += sysfs_emit_at(buf, n, "%s%llu", i ? " " : "",	\
-				   READ_ONCE(nd->pair[i]->field));	\
-	return n + sysfs_emit_at(buf, n, "\n");			\
+	mutex_lock(&nk_dev_lock);					\
+	nd = nk_attr_dev(dev);						\
+	if (nd) {							\
+		for (i = 0, n = 0; i < nd->nset; i++)			\
+			n += sysfs_emit_at(buf, n, "%s%llu", i ? " " : "", \
+					   READ_ONCE(nd->pair[i]->field)); \
+		n += sysfs_emit_at(buf, n, "\n");			\
+	}								\
+	mutex_unlock(&nk_dev_lock);					\
+	return n;							\
 }									\
 static DEVICE_ATTR_RO(name)
 

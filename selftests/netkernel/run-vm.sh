@@ -24,6 +24,14 @@
 #                                  queue pairs (2 unless set: two carriers
 #                                  per VM), and every pair carried messages
 #                                  each way during that load
+#   carriers: ...                  (before the unload) vm1's carrier 1
+#                                  unbound under a held connection: the
+#                                  device comes back with 1 pair and serves
+#                                  a download; bound again: still 1 pair
+#                                  (used from the next session); every
+#                                  carrier unbound and bound, carrier 0
+#                                  last: 2 pairs again, a download works;
+#                                  the consoles stay clean (below)
 #   netkernel guest: client side   nk_sockets client in vm1, server in the world
 #   netkernel guest: server side   nk_sockets server in vm1, client in the world
 #   baseline guest: client side    the same, unchanged, in the baseline guest
@@ -155,7 +163,7 @@ TEST_NAMES=(
 	httpd_local_nk httpd_local_base redis_local_nk redis_local_base lo_nsm_free
 	ifaddrs_nk ifaddrs_base ifaddrs_reload sshd_nk sshd_base dnsmasq_nk dnsmasq_base
 	connect_waits view_ss view_ssinfo view_netstat view_lsof view_diag view_proc
-	view_fallback view_unload nk_no_urg
+	view_fallback carrier_unbind view_unload nk_no_urg
 
 )
 TEST_DESCS=(
@@ -195,6 +203,7 @@ TEST_DESCS=(
 	"guest's view: sock_diag requests answered in vm1 as in base"
 	"guest's view: /proc/net/netkernel's uid and inode are ss's"
 	"guest's view: fallback counters of vm1 count per reason"
+	"carriers: vm1's carrier 1 unbound and bound again under a connection, then every carrier probed again"
 	"guest's view: rmmod af_netkernel gives ss and /proc/net back to the kernel"
 	"old guest: vm1 without NK_FEAT_URG reads through an urgent mark"
 )
@@ -390,6 +399,40 @@ test_queue_pairs() {
 			END { exit !(ok && NR == 1) }' <<<"$out" || rc=1
 	done
 	return $rc
+}
+# carrier_unbind: see the header.  vm1's carriers by their nk/ directory:
+# carrier 0's has the attributes, another carrier's is empty.
+test_carrier_unbind() {
+	local out
+	out=$(topo_exec vm1 120 '. /lib/nk-lab.sh
+D=/sys/bus/virtio/drivers/af_netkernel
+c0=; c1=
+for d in /sys/bus/virtio/devices/virtio*; do
+	[ -d $d/nk ] || continue
+	if [ -e $d/nk/features ]; then c0=${d##*/}; else c1=${d##*/}; fi
+done
+[ -n "$c0" ] && [ -n "$c1" ] || { echo "carriers: 0 $c0, 1 $c1"; exit 1; }
+pairs() { cat /sys/bus/virtio/devices/$c0/nk/pairs 2>/dev/null; }
+wait_pairs() {	# N: the device ready again with N pairs, within 20 s
+	i=0
+	until [ "$(pairs)" = "$1" ]; do
+		[ $i -lt 100 ] || { echo "pairs $(pairs), not $1"; return 1; }
+		sleep 0.2; i=$((i + 1))
+	done
+}
+get() { wget -q -O /dev/null '"$TOPO_FILE_URL"' && echo "$1: download ok"; }
+nk_hold '"$TOPO_WORLD_IP $TOPO_HTTP_PORT"' >/dev/null 2>&1 &
+echo "pairs $(pairs)"
+echo $c1 >$D/unbind
+wait_pairs 1 && get "carrier 1 unbound, pairs 1" || exit 1
+echo $c1 >$D/bind
+sleep 1
+[ "$(pairs)" = 1 ] && get "carrier 1 bound again, pairs still 1" || exit 1
+echo $c0 >$D/unbind; echo $c1 >$D/unbind; echo $c1 >$D/bind; echo $c0 >$D/bind
+wait_pairs 2 && get "every carrier probed again, pairs 2" || exit 1
+dmesg | grep -c "uses it from its next session"') || { ktap_diag "carrier_unbind:" "$out"; return 1; }
+	ktap_diag "carrier_unbind: $(tr '\n' ';' <<<"$out")"
+	grep -q "^pairs 2$" <<<"$out" && grep -q "pairs 2: download ok" <<<"$out"
 }
 test_nk_client() { client_side vm1; }
 test_nk_server() { server_side vm1; }
