@@ -1632,7 +1632,7 @@ static void nk_dev_shutdown(struct nk_dev *nd)
 
 static int nk_hello(struct nk_dev *nd)
 {
-	u64 features = nd->ops->features & feature_mask;
+	u64 features = nd->ops->features;
 	char name[NK_HELLO_REPLY_MAX];
 	struct nk_reply reply = { .buf = name, .buf_len = sizeof(name) };
 	struct nk_txbuf *tb;
@@ -2011,9 +2011,9 @@ static struct nk_dev *nk_attr_dev(struct device *dev)
  * driver core removes them, before ->remove(), only when carrier 0 is
  * unbound).
  */
-#define NK_STAT_ATTR(field)						\
-static ssize_t field##_show(struct device *dev,				\
-			    struct device_attribute *attr, char *buf)	\
+#define NK_DEV_ATTR(name, fmt, expr)					\
+static ssize_t name##_show(struct device *dev,				\
+			   struct device_attribute *attr, char *buf)	\
 {									\
 	struct nk_dev *nd;						\
 	ssize_t ret = -ENODEV;						\
@@ -2021,12 +2021,14 @@ static ssize_t field##_show(struct device *dev,				\
 	mutex_lock(&nk_dev_lock);					\
 	nd = nk_attr_dev(dev);						\
 	if (nd)								\
-		ret = sysfs_emit(buf, "%lld\n",			\
-				 atomic64_read(&nd->stats.field));	\
+		ret = sysfs_emit(buf, fmt "\n", expr);			\
 	mutex_unlock(&nk_dev_lock);					\
 	return ret;							\
 }									\
-static DEVICE_ATTR_RO(field)
+static DEVICE_ATTR_RO(name)
+
+#define NK_STAT_ATTR(field)						\
+	NK_DEV_ATTR(field, "%lld", atomic64_read(&nd->stats.field))
 
 NK_STAT_ATTR(tx_msgs);
 NK_STAT_ATTR(tx_bytes);
@@ -2043,29 +2045,13 @@ NK_STAT_ATTR(rx_lent);
 NK_STAT_ATTR(call_timeouts);
 NK_STAT_ATTR(call_waits);
 
-#define NK_HELLO_ATTR(name, fmt, expr)					\
-static ssize_t name##_show(struct device *dev,				\
-			   struct device_attribute *attr, char *buf)	\
-{									\
-	struct nk_dev *nd;						\
-	ssize_t ret = -ENODEV;						\
-									\
-	mutex_lock(&nk_dev_lock);					\
-	nd = nk_attr_dev(dev);						\
-	if (nd)								\
-		ret = sysfs_emit(buf, fmt "\n", expr);			\
-	mutex_unlock(&nk_dev_lock);					\
-	return ret;							\
-}									\
-static DEVICE_ATTR_RO(name)
-
-NK_HELLO_ATTR(endpoint_id, "%u", nd->hello.endpoint_id);
-NK_HELLO_ATTR(endpoint_name, "%s", nd->hello.name);
-NK_HELLO_ATTR(max_payload, "%u", nd->hello.max_payload);
-NK_HELLO_ATTR(features, "%#llx", nd->hello.features);
+NK_DEV_ATTR(endpoint_id, "%u", nd->hello.endpoint_id);
+NK_DEV_ATTR(endpoint_name, "%s", nd->hello.name);
+NK_DEV_ATTR(max_payload, "%u", nd->hello.max_payload);
+NK_DEV_ATTR(features, "%#llx", nd->hello.features);
 /* Queue pairs in use (HELLO), and set up (its own and carriers'). */
-NK_HELLO_ATTR(pairs, "%u", READ_ONCE(nd->npairs));
-NK_HELLO_ATTR(pairs_set_up, "%u", nd->nset);
+NK_DEV_ATTR(pairs, "%u", READ_ONCE(nd->npairs));
+NK_DEV_ATTR(pairs_set_up, "%u", nd->nset);
 
 /* Per pair set up, in pair order, space-separated: messages each way. */
 #define NK_PAIR_ATTR(name, field)					\
