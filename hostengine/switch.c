@@ -1600,11 +1600,14 @@ static void hello(struct he_ep *ep, const struct nk_hdr *h)
 /*
  * The protocol's rules are lib/nk_msg.c's, as the modules apply them:
  * nk_hdr_check_fields() (flags and status, -EINVAL) and nk_op_sendable()
- * (-EOPNOTSUPP).  What is the engine's own: HELLO, the session state, and
+ * (-EOPNOTSUPP).  What is the engine's own: HELLO, the session state,
  * -ENOENT for a guest's reply (no request of the engine's is outstanding
- * at a guest).
+ * at a guest), and the pair a message came on (@pair), which must be its
+ * socket's: one that is not is not forwarded (NK_PERR_PAIR), since it
+ * could overtake the socket's messages on their own pair.
  */
-static void dispatch(struct he_ep *ep, struct nk_hdr *h, const struct he_iov *iov)
+static void dispatch(struct he_ep *ep, unsigned int pair, struct nk_hdr *h,
+		     const struct he_iov *iov)
 {
 	bool is_reply = h->flags & NK_F_REPLY;
 	int err = nk_hdr_check_fields(h);
@@ -1615,6 +1618,9 @@ static void dispatch(struct he_ep *ep, struct nk_hdr *h, const struct he_iov *io
 		return hello(ep, h);
 	if (ep->state != HE_EP_READY)
 		return refuse(ep, h, -EPROTO);
+	/* Socket s's messages come on pair s % pairs, in order (Queue pairs). */
+	if (unlikely(ep->nr_pairs > 1) && h->sock % ep->nr_pairs != pair)
+		return proto_error(ep, NK_PERR_PAIR, -EXDEV, cur_head, h->op, h->req_id, false);
 	if (ep->role == NK_ROLE_GUEST && is_reply)
 		return refuse(ep, h, -ENOENT);
 	/* Only the engine says a destination is a guest's (lsw_peer_mark()). */
@@ -1658,7 +1664,7 @@ static void take(struct he_ep *ep, struct he_vq *vq, int r, int err)
 	}
 	he_cnt_add(ep, HE_C_BYTES_IN, h.len);
 	cur_guest = ep->role == NK_ROLE_GUEST ? ep : NULL;
-	dispatch(ep, &h, &c->iov);
+	dispatch(ep, vq->qid / 2, &h, &c->iov);
 	cur_guest = NULL;
 done:
 	he_vq_push(vq, c->head, 0);

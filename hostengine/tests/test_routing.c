@@ -915,6 +915,31 @@ static void raw_sock_op(struct h_raw *r, uint16_t op, uint32_t id)
 	assert_true(vuf_vq_calls(r->d, NK_VQ_EVENT(0)) > calls);
 }
 
+/*
+ * CLOSE of @id, whose pair is @c0's (pair 0), sent on @other's pair:
+ * EV_PROTO_ERROR NK_PERR_PAIR (-EXDEV) for it on pair 0, counted in
+ * proto_errors, and not forwarded: @ep keeps its one socket.
+ */
+static void raw_wrong_pair(struct h_raw *c0, struct h_raw *other, const char *ep,
+			   uint32_t id)
+{
+	struct h_counters before;
+	struct nk_hdr h, rep;
+
+	h_counters(ep, &before);
+	h_hdr(&h, NK_OP_CLOSE, id);
+	h.req_id = h_new_req_id();
+	assert_int_equal(h_raw_send(other, &h, NULL, 0), 0);
+	h_raw_recv(c0, &rep, NULL, 0, H_TIMEOUT_MS);
+	assert_int_equal(rep.op, NK_EV_PROTO_ERROR);
+	assert_int_equal(rep.arg[0], NK_PERR_PAIR);
+	assert_int_equal((int32_t)rep.status, -EXDEV);
+	assert_int_equal(rep.arg[2], NK_OP_CLOSE);
+	assert_int_equal(rep.req_id, h.req_id);
+	h_assert_delta(ep, &before, HC_PROTO_ERRORS, 1);
+	assert_int_equal(h_nr_sockets(ep), 1);
+}
+
 static void wait_pairs_up(const char *ep, uint64_t n)
 {
 	double deadline = h_now() + H_TIMEOUT_MS / 1000.0;
@@ -936,7 +961,8 @@ static void wait_pairs_up(const char *ep, uint64_t n)
  * Carriers: vm5 (carriers = 2) is two vhost-user devices of one pair each,
  * each with its own memory.  The second says carrier 1 in its
  * configuration space.  HELLO with NK_FEAT_MQ agrees the pairs set up;
- * socket s's messages then travel on carrier s % 2.  The second carrier's
+ * socket s's messages then travel on carrier s % 2, and one that comes on
+ * the other is refused (NK_PERR_PAIR).  The second carrier's
  * stop ends the session (NO_SESSION on carrier 0), and the next HELLO
  * agrees one pair; a carrier from before a session's end is not counted
  * until it starts again.
@@ -983,6 +1009,7 @@ static void t_carriers(void **state)
 	raw_sock_op(c1, NK_OP_SOCKET, odd);
 	raw_sock_op(c0, NK_OP_SOCKET, even);
 	raw_sock_op(c1, NK_OP_CLOSE, odd);
+	raw_wrong_pair(c0, c1, "vm5", even);
 
 	/* Carrier 1 stops: the session ends, vm5's socket with it. */
 	h_raw_close(c1);

@@ -348,6 +348,7 @@ enum nk_proto_err {
 	NK_PERR_DESC_INDIRECT	= 9,	/* indirect descriptor, not negotiated (-EINVAL) */
 	NK_PERR_REFUSED		= 10,	/* an NSM's message refused; status says why */
 	NK_PERR_NO_SESSION	= 11,	/* no session: the device (re)started (-ENOTCONN) */
+	NK_PERR_PAIR		= 12,	/* message on another pair than its socket's (-EXDEV) */
 };
 
 /*

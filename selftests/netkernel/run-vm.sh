@@ -22,8 +22,10 @@
 #                                  lab, so that nothing else holds sockets
 #   queue pairs: ...               the NSM and vm1 each use TOPO_CARRIERS
 #                                  queue pairs (2 unless set: two carriers
-#                                  per VM), and every pair carried messages
-#                                  each way during that load
+#                                  per VM), every pair carried messages
+#                                  each way during that load, and the
+#                                  engine refused none of theirs (no
+#                                  protocol error: each on its pair)
 #   carriers: ...                  (before the unload) vm1's carrier 1
 #                                  unbound under a held connection: the
 #                                  device comes back with 1 pair and serves
@@ -390,13 +392,19 @@ nk_pairs() {	# VM
 done'
 }
 test_queue_pairs() {
-	local vm out rc=0
+	local vm ep out perr rc=0
 	for vm in "$TOPO_NSM" vm1; do
 		out=$(nk_pairs "$vm") || { rc=1; continue; }
 		ktap_diag "$vm: pairs, messages in on each, out on each: $out"
 		awk -v n="$TOPO_CARRIERS" 'NR == 1 && $1 == n && NF == 1 + 2 * n {
 			ok = 1; for (i = 2; i <= NF; i++) if ($i == 0) ok = 0 }
 			END { exit !(ok && NR == 1) }' <<<"$out" || rc=1
+	done
+	# Every message of the drivers came on its socket's pair: the
+	# engine refused none (NK_PERR_PAIR, as every protocol error).
+	for ep in nsm0 vm1; do
+		perr=$(topo_ep_counter "$ep" proto_errors)
+		[[ $perr == 0 ]] || { ktap_diag "$ep: the engine counted $perr protocol errors"; rc=1; }
 	done
 	return $rc
 }
