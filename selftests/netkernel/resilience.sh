@@ -390,7 +390,7 @@ test_ring_full() {
 	local port=9150 lport=9151 bytes=150000 out ms pairs
 	# One connection per queue pair of vm1 (nk_stall), the first sent to.
 	topo_world_spawn "$logdir/world-stall.log" python3 -c "
-import socket, time
+import socket
 s = socket.create_server(('$TOPO_WORLD_IP', $port))
 c, _ = s.accept()
 c.sendall(b'x' * $bytes)
