@@ -448,9 +448,12 @@ test_rcvbuf_share() {
 		ktap_diag "vm1's buffer was not given back"
 		rc=1
 	fi
-	sleep 2
+	# vm1's drain ends 8 s after vm2's: wait for each to print its total
+	# (it was read about when vm1's ended, and sometimes before).
 	for vm in vm1 vm2; do
-		got=$(lab_vm_exec "$vm" 10 "cat /tmp/rcvbuf.log")
+		got=$(lab_vm_exec "$vm" 30 ". /lib/nk-lab.sh
+nk_wait_for /tmp/rcvbuf.log drain 15
+cat /tmp/rcvbuf.log")
 		ktap_diag "$vm: $got"
 		[[ $got =~ ^drain\ [1-9][0-9]*$ ]] || rc=1
 	done
