@@ -259,10 +259,19 @@ static struct he_hnode *ht_take_all(struct he_htab *t)
 /* Delivery into eventqs and pending queues                            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The queue pair of @ep's socket @sock, the one its messages travel on
+ * both ways (protocol.rst, "Queue pairs").  No division on the usual
+ * single pair: this runs per message.
+ */
+static inline unsigned int sock_pair(const struct he_ep *ep, uint32_t sock)
+{
+	return ep->nr_pairs == 1 ? 0 : sock % ep->nr_pairs;
+}
+
 static struct he_vq *event_vq(struct he_ep *ep, uint32_t sock)
 {
-	/* No division on the usual single pair: this runs per message. */
-	return &ep->vq[NK_VQ_EVENT(ep->nr_pairs == 1 ? 0 : sock % ep->nr_pairs)];
+	return &ep->vq[NK_VQ_EVENT(sock_pair(ep, sock))];
 }
 
 /*
@@ -725,7 +734,7 @@ struct he_map *map_new(struct he_ep *g, uint32_t gsock, struct he_ep *nsm, bool 
 	 */
 	while (nsm && (!m->nsm_sock || ht_find(&nsm->socks, m->nsm_sock) ||
 		       (g->nr_pairs > 1 && nsm->nr_pairs > 1 &&
-			m->nsm_sock % nsm->nr_pairs != gsock % g->nr_pairs % nsm->nr_pairs)))
+			sock_pair(nsm, m->nsm_sock) != sock_pair(g, gsock) % nsm->nr_pairs)))
 		m->nsm_sock = nsm->next_sock++;
 	m->guest = g;
 	m->nsm = nsm;
@@ -1619,7 +1628,7 @@ static void dispatch(struct he_ep *ep, unsigned int pair, struct nk_hdr *h,
 	if (ep->state != HE_EP_READY)
 		return refuse(ep, h, -EPROTO);
 	/* Socket s's messages come on pair s % pairs, in order (Queue pairs). */
-	if (unlikely(ep->nr_pairs > 1) && h->sock % ep->nr_pairs != pair)
+	if (unlikely(sock_pair(ep, h->sock) != pair))
 		return proto_error(ep, NK_PERR_PAIR, -EXDEV, cur_head, h->op, h->req_id, false);
 	if (ep->role == NK_ROLE_GUEST && is_reply)
 		return refuse(ep, h, -ENOENT);
