@@ -49,6 +49,7 @@ enum nsm_stat {
 	NSM_S_RQ_SLICES,	/* runs of rq_work ended by rq_slice_us */
 	NSM_S_RCVBUF_CUTS,	/* a lighter stream's receive buffer made smaller */
 	NSM_S_SPARSE,		/* requests served in the sparse guests' lane */
+	NSM_S_LIGHT_ENDS,	/* a light guest's period of light use ended */
 	NSM_S_NR
 };
 
@@ -257,7 +258,9 @@ struct nsm_dev {
  * @use_ns: CPU time of its requests and sockets in the current period
  * @use_last: the same in the last period (under nsm_dev.use_lock)
  * @under: periods in a row, up to 2, in which it used less than a
- *         quarter of its weight's share (under nsm_dev.use_lock)
+ *         quarter of its weight's share; once 2 (the guest is light), it
+ *         stays 2 while the guest uses less than its share of a busy NSM
+ *         (under nsm_dev.use_lock)
  * @sparse: @under is 2: its work takes the sparse lanes (see "Sparse
  *          guests" in nsm_main.c)
  * @sparse_reqs: its requests served in the sparse lane (debugfs guests)

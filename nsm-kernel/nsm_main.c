@@ -309,9 +309,14 @@
  *   counts the CPU time it spends for each guest (nsm_guest_used()); a
  *   guest that used less than a quarter of its weight's share of their
  *   time in two periods of NSM_SHARED_TIME in a row, each with the works
- *   keeping the CPUs busy a quarter of it or more, is sparse for the next
- *   period and the others are not; while the works are not that busy, no
- *   guest is (nsm_use_period();
+ *   keeping the CPUs busy a quarter of it or more, is light, its work
+ *   sparse, for the next period, and the others are not; it stays so
+ *   while it uses less than its whole share in each such period (debugfs
+ *   stats light_ends counts the ends), because the time a work
+ *   measures includes the softirqs that run in it, mostly the flood's
+ *   (a sparse guest's work runs at once, and was charged 0.4 to 0.8 of
+ *   its share so, which put it out of the lane every third period).
+ *   While the works are not that busy, no guest is (nsm_use_period();
  *   debugfs guests shows the flag and the requests each guest had served
  *   in the lane, stats sparse_requests the total).  A flood, a bulk
  *   stream at its share, or a guest alone is never sparse on a busy NSM,
@@ -324,9 +329,10 @@
  *   its lock orders the works that look at it.  Replies without a socket
  *   (an unknown id, a closed socket's CLOSE) go through tx_work.  The
  *   transport's eventq work stays at normal priority: on the high-priority
- *   pool it halved a sparse guest's wait again, but cost guest to world
- *   bulk a quarter of its throughput (performance.rst).  Module parameter
- *   sparse_lanes (default on) turns the lanes off.
+ *   pool, even only while some guest is sparse, it took a flooded guest's
+ *   p50 from about 4.7 to 1.7 times its alone figure, but cost a bulk
+ *   guest beside a light one about 30% of its throughput (performance.rst).
+ *   Module parameter sparse_lanes (default on) turns the lanes off.
  *
  * - The device going away (ops->detach: remove, a lost session's restart,
  *   module unload) stops every shard (the requests still queued are
@@ -458,6 +464,7 @@ static const char * const nsm_stat_names[NSM_S_NR] = {
 	[NSM_S_RQ_SLICES]	= "rq_slices",
 	[NSM_S_RCVBUF_CUTS]	= "rcvbuf_cuts",
 	[NSM_S_SPARSE]		= "sparse_requests",
+	[NSM_S_LIGHT_ENDS]	= "light_ends",
 };
 
 static int nsm_stats_show(struct seq_file *m, void *v)
@@ -672,9 +679,9 @@ static bool nsm_rq_slice_over(const struct nsm_shard *sh, bool hi,
  * at a time; the others go on).  A guest that used less than a quarter
  * of its weight's share of the works' time, in this period and the one
  * before, while the works kept the NSM's CPUs busy a quarter of each or
- * more, is sparse for the next period; the others are not (a guest alone
- * has its whole share).  While the works are not busy, nobody waits for
- * long and no guest is.
+ * more, is sparse for the next period, and stays so while it uses less
+ * than its share; the others are not (a guest alone has its whole share).
+ * While the works are not busy, nobody waits for long and no guest is.
  */
 static void nsm_use_period(struct nsm_dev *nsm)
 {
@@ -700,10 +707,16 @@ static void nsm_use_period(struct nsm_dev *nsm)
 	}
 	busy = READ_ONCE(sparse_lanes) && total * 4 >= len * nsm->nshards;
 	xa_for_each(&nsm->guests, id, g) {
-		if (busy && g->use_last * wsum * 4 < total * READ_ONCE(g->weight))
+		u64 share = total * READ_ONCE(g->weight);
+
+		if (busy && g->use_last * wsum * 4 < share) {
 			g->under = min(g->under + 1, 2);
-		else
+		} else if (g->under < 2 || !busy ||
+			   g->use_last * wsum >= share) {
+			if (g->under == 2)
+				nsm_count(nsm, NSM_S_LIGHT_ENDS, 1);
 			g->under = 0;
+		}
 		WRITE_ONCE(g->sparse, g->under == 2);
 	}
 out:
