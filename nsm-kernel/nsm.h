@@ -200,6 +200,8 @@ struct nsm_shard {
  * @use_lock: one CPU at a time ends a period of the guests' use
  *            (nsm_use_period())
  * @use_start: when the current period began (jiffies)
+ * @light: some guest's nsm_guest.under is 2 (nsm_use_period(); read
+ *         with READ_ONCE)
  * @nsocks: kernel sockets currently open
  * @stats: counters, see enum nsm_stat
  * @debugfs: this device's debugfs directory
@@ -234,6 +236,7 @@ struct nsm_dev {
 
 	spinlock_t use_lock;
 	unsigned long use_start;
+	bool light;
 
 	atomic_t nsocks;
 	atomic64_t stats[NSM_S_NR];
@@ -261,8 +264,8 @@ struct nsm_dev {
  *         quarter of its weight's share; once 2 (the guest is light), it
  *         stays 2 while the guest uses less than its share of a busy NSM
  *         (under nsm_dev.use_lock)
- * @sparse: @under is 2: its work takes the sparse lanes (see "Sparse
- *          guests" in nsm_main.c)
+ * @sparse: @under is 2 and sparse_lanes is on: its work takes the sparse
+ *          lanes (see "Sparse guests" in nsm_main.c)
  * @sparse_reqs: its requests served in the sparse lane (debugfs guests)
  * @out_hi: its messages in nsm_dev.outq_hi or being sent from it
  * @out_lo: its messages in nsm_dev.outq or being sent from it

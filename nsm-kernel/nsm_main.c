@@ -288,12 +288,15 @@
  *   flood's (64 requests, over a millisecond).  With rq_slice_us set
  *   (module parameter, default 0: off), a shard that served two guests'
  *   requests within NSM_SHARED_TIME (20 ms) ends rq_work's run after that
- *   long while only one guest's requests wait, so the eventq work can
- *   bring the other guest's in (nsm_rq_slice_over(); debugfs stats
- *   rq_slices counts such runs).  It is off by default because it trades
- *   the weights of streams for it: the lighter stream's requests are then
- *   served sooner too, and guest to world at 1:3 shares 0.86 of the
- *   weights instead of 0.93 (performance.rst, "Sharing one NSM").  A CPU
+ *   long while only one guest's requests wait and some guest is light
+ *   (nsm_dev.light: it used under a quarter of its share, see "Sparse
+ *   guests"), so the eventq work can bring the light guest's in
+ *   (nsm_rq_slice_over(); debugfs stats rq_slices counts such runs).
+ *   Only then: sliced whenever two guests shared a CPU, the lighter of
+ *   two streams had its requests served sooner too, and guest to world at
+ *   1:3 shared 0.86 of the weights instead of 0.93 (performance.rst,
+ *   "Sharing one NSM").  It is off by default because a bulk guest beside
+ *   a light one pays for it (15% of its throughput in the lab).  A CPU
  *   that serves one guest never slices: there is nobody to let in, and
  *   slices of every work cost a single guest's bulk transfers 12 to 16%
  *   when they were tried.
@@ -410,7 +413,7 @@ MODULE_PARM_DESC(shards,
 static unsigned int rq_slice_us;
 module_param(rq_slice_us, uint, 0644);
 MODULE_PARM_DESC(rq_slice_us,
-		 "Microseconds rq_work serves while one guest's requests wait on a CPU that two guests share, before the CPU's other work has a turn (default 0: no limit)");
+		 "Microseconds rq_work serves while one guest's requests wait on a CPU that two guests share and a guest is light, before the CPU's other work has a turn (default 0: no limit)");
 
 static bool sparse_lanes = true;
 module_param(sparse_lanes, bool, 0644);
@@ -671,6 +674,7 @@ static bool nsm_rq_slice_over(const struct nsm_shard *sh, bool hi,
 	lockdep_assert_held(&sh->rq_lock);
 	return us && list_is_singular(hi ? &sh->active_hi : &sh->active) &&
 	       time_before(jiffies, sh->shared_until) &&
+	       READ_ONCE(sh->nsm->light) &&
 	       local_clock() - start > us * NSEC_PER_USEC;
 }
 
@@ -690,7 +694,7 @@ static void nsm_use_period(struct nsm_dev *nsm)
 	unsigned long id;
 	u64 total = 0, len;
 	u32 wsum = 0;
-	bool busy;
+	bool busy, light = false;
 
 	if (time_before(now, READ_ONCE(nsm->use_start) + NSM_SHARED_TIME) ||
 	    !spin_trylock(&nsm->use_lock))
@@ -705,7 +709,7 @@ static void nsm_use_period(struct nsm_dev *nsm)
 		if (g->use_last)
 			wsum += READ_ONCE(g->weight);
 	}
-	busy = READ_ONCE(sparse_lanes) && total * 4 >= len * nsm->nshards;
+	busy = total * 4 >= len * nsm->nshards;
 	xa_for_each(&nsm->guests, id, g) {
 		u64 share = total * READ_ONCE(g->weight);
 
@@ -717,8 +721,10 @@ static void nsm_use_period(struct nsm_dev *nsm)
 				nsm_count(nsm, NSM_S_LIGHT_ENDS, 1);
 			g->under = 0;
 		}
-		WRITE_ONCE(g->sparse, g->under == 2);
+		light |= g->under == 2;
+		WRITE_ONCE(g->sparse, g->under == 2 && READ_ONCE(sparse_lanes));
 	}
+	WRITE_ONCE(nsm->light, light);
 out:
 	spin_unlock(&nsm->use_lock);
 }

@@ -39,10 +39,11 @@
 #      world gets vm1's among the first three (one turn of vm2's, weight
 #      1, ahead of it), not after vm2's $turns_n as first come, first
 #      served gave.
-#   9. The same with nsm_kernel's rq_slice_us at 100: rq_work's run of
-#      vm2's backlog after vm1's request is sliced (debugfs stats
-#      rq_slices grows), and vm1's datagram is still among the first
-#      three.
+#   9. The same with nsm_kernel's rq_slice_us at 100: vm1's datagram is
+#      still among the first three, and rq_work's run of vm2's backlog is
+#      not sliced (debugfs stats rq_slices stays), as no guest was light
+#      before; beside vm2's flood (11.), where vm1 is light, rq_work's runs
+#      are sliced (rq_slices grows).
 #  10. A lighter guest's receive buffers (issue 14 item 5): vm1 and
 #      vm2 (weight 3) download from the world at once; while vm2's stream
 #      competes, the NSM makes vm1's stream's receive buffer smaller
@@ -128,7 +129,7 @@ TEST_DESCS=(
 	"engine limits: vm2 EMFILE at $vm2_max_socks, EAGAIN over $vm2_conn_rate/s; vm1 unaffected"
 	"weight 3: vm2's socket gets 3 times vm1's credit from the NSM"
 	"request turns: vm1's request served ahead of vm2's backlog"
-	"rq_slice_us 100: rq_work's run of vm2's backlog sliced, vm1 still ahead"
+	"rq_slice_us 100: vm1 still ahead; runs sliced beside a light guest only"
 	"beside vm2's (weight 3) download, vm1's receive buffer made smaller, then given back"
 	"beside vm2's flood, vm1's requests served in the sparse lane, the flood's not"
 	"connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
@@ -398,17 +399,24 @@ test_request_turns() {
 
 # 9. The same with rq_slice_us at 100: after vm2's turn and vm1's, rq_work
 # serves only vm2's requests, over 100 us of them, on a shard that served
-# two guests: it ends that run (rq_slices counts it) and the order stays.
+# two guests, but no guest used under a quarter of its share before (the
+# NSM was stopped), so the run goes on; the order stays.  Then beside
+# vm2's flood vm1 is light, and runs of the flood's requests end after
+# 100 us (rq_slices counts them).
 test_rq_slice() {
-	local s0 s1 rc=0
+	local s0 s1 s2 rc=0
 	topo_nsm_param rq_slice_us 100 || { ktap_diag "rq_slice_us not set"; return 1; }
 	s0=$(topo_nsm_stat rq_slices)
 	turns_order $((turns_port + 1)) || rc=1
 	s1=$(topo_nsm_stat rq_slices)
-	topo_nsm_param rq_slice_us 0 || { ktap_diag "rq_slice_us not set back to 0"; rc=1; }
 	turns_vm1_early || rc=1
-	ktap_diag "rq_slices $s0 -> $s1"
-	((s0 >= 0 && s1 > s0)) || { ktap_diag "no run of rq_work was sliced"; rc=1; }
+	flood_rr $((sparse_port + 1)) || rc=1
+	s2=$(topo_nsm_stat rq_slices)
+	topo_nsm_param rq_slice_us 0 || { ktap_diag "rq_slice_us not set back to 0"; rc=1; }
+	ktap_diag "rq_slices $s0 -> $s1 (burst) -> $s2 (flood)" "vm1: $flood_vm1"
+	((s0 >= 0 && s1 == s0)) ||
+		{ ktap_diag "rq_work's run was sliced with no light guest"; rc=1; }
+	((s2 > s1)) || { ktap_diag "no run of the flood's requests was sliced"; rc=1; }
 	return "$rc"
 }
 
