@@ -316,9 +316,10 @@
  *   sparse, for the next period, and the others are not; it stays so
  *   while it uses less than its whole share in each such period (debugfs
  *   stats light_ends counts the ends), because the time a work
- *   measures includes the softirqs that run in it, mostly the flood's
- *   (a sparse guest's work runs at once, and was charged 0.4 to 0.8 of
- *   its share so, which put it out of the lane every third period).
+ *   measures includes whatever ran meanwhile: softirqs (the flood's
+ *   packets), interrupts, the host's own preemption of the vCPU (a
+ *   sparse guest's work runs at once, and was charged 0.4 to 0.8 of its
+ *   share so, which put it out of the lane every third period).
  *   While the works are not that busy, no guest is (nsm_use_period();
  *   debugfs guests shows the flag and the requests each guest had served
  *   in the lane, stats sparse_requests the total).  A flood, a bulk
