@@ -101,6 +101,11 @@
  *   dead              set with call_lock held, then each tx_lock taken
  *                     once (nk_dev_mark_dead()); read under either
  *   a pair's nd       set and cleared with its rx_lock and tx_lock held
+ *   a pair's rx_hi    WRITE_ONCE by nk_dev_set_rx_hipri() (and cleared with
+ *                     nd), READ_ONCE where its rx work is queued: which of
+ *                     its two rx works (rx_work on nk_wq, rx_hi_work on
+ *                     the WQ_HIGHPRI nk_hiwq) serves next; both take
+ *                     rx_lock, so one serves at a time
  * Order: nk_dev_lock -> rx_lock -> call_lock -> tx_lock; no two pairs'
  * locks are held at once.  nk_dev_lock (mutex) serialises probe and
  * remove and protects nk_bound and nk_carriers, and the sysfs attributes
@@ -237,6 +242,8 @@ struct nk_pair {
 	struct page_pool *rx_pool;	/* the eventq buffers */
 	void *rx_cur;			/* the buffer in ops->rx(); NULL once lent */
 	struct work_struct rx_work;
+	struct work_struct rx_hi_work;	/* the same, on nk_hiwq */
+	bool rx_hi;			/* serve on nk_hiwq (nk_dev_set_rx_hipri()) */
 
 	u64 rx_msgs;			/* under rx_lock */
 	u64 tx_msgs;			/* under tx_lock */
@@ -302,6 +309,7 @@ struct nk_pending {
 
 static const struct nk_transport_ops *nk_ops;
 static struct workqueue_struct *nk_wq;
+static struct workqueue_struct *nk_hiwq;	/* WQ_HIGHPRI: rx works of rx_hi pairs */
 static DEFINE_MUTEX(nk_dev_lock);
 static struct nk_dev *nk_bound;		/* under nk_dev_lock */
 static struct nk_carrier *nk_carriers[NK_MAX_QPAIRS];	/* under nk_dev_lock */
@@ -1349,9 +1357,21 @@ invalid:
 	return false;
 }
 
-static void nk_rx_work(struct work_struct *work)
+/*
+ * Have @pp's eventq served by its rx work, on the high-priority pool while
+ * its device asks for that (nk_dev_set_rx_hipri()).  Both works take
+ * rx_lock, so one serves at a time, whichever was queued.
+ */
+static void nk_rx_queue(struct nk_pair *pp)
 {
-	struct nk_pair *pp = container_of(work, struct nk_pair, rx_work);
+	if (READ_ONCE(pp->rx_hi))
+		queue_work_on(pp->cpu, nk_hiwq, &pp->rx_hi_work);
+	else
+		queue_work_on(pp->cpu, nk_wq, &pp->rx_work);
+}
+
+static void nk_rx_serve(struct nk_pair *pp)
+{
 	unsigned int budget = NK_RX_BUDGET;
 	struct nk_dev *nd;
 	unsigned int len;
@@ -1393,7 +1413,7 @@ static void nk_rx_work(struct work_struct *work)
 			if (!pp->rx_run)	/* nk_session_lost() */
 				goto out;
 			if (!--budget) {
-				queue_work_on(pp->cpu, nk_wq, &pp->rx_work);
+				nk_rx_queue(pp);
 				goto kick;
 			}
 		}
@@ -1407,11 +1427,27 @@ out:
 	mutex_unlock(&pp->rx_lock);
 }
 
+static void nk_rx_work(struct work_struct *work)
+{
+	nk_rx_serve(container_of(work, struct nk_pair, rx_work));
+}
+
+static void nk_rx_hi_work(struct work_struct *work)
+{
+	nk_rx_serve(container_of(work, struct nk_pair, rx_hi_work));
+}
+
 static void nk_evq_done(struct virtqueue *vq)
 {
-	struct nk_pair *pp = nk_pair_of_vq(vq);
+	nk_rx_queue(nk_pair_of_vq(vq));
+}
 
-	queue_work_on(pp->cpu, nk_wq, &pp->rx_work);
+void nk_dev_set_rx_hipri(struct nk_dev *nd, bool on)
+{
+	unsigned int i;
+
+	for (i = 0; i < nd->nset; i++)
+		WRITE_ONCE(nd->pair[i]->rx_hi, on);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1474,6 +1510,7 @@ static void nk_pair_init(struct nk_pair *pp, struct virtio_device *vdev,
 	INIT_LIST_HEAD(&pp->tx_queue);
 	mutex_init(&pp->rx_lock);
 	INIT_WORK(&pp->rx_work, nk_rx_work);
+	INIT_WORK(&pp->rx_hi_work, nk_rx_hi_work);
 }
 
 /* Virtqueues 0..2n-1 of @vdev become pairs @pp[0..n). */
@@ -1577,6 +1614,7 @@ static void nk_pair_drain(struct nk_pair *pp)
 	void *buf;
 
 	cancel_work_sync(&pp->rx_work);
+	cancel_work_sync(&pp->rx_hi_work);
 	cancel_work_sync(&pp->tx_work);
 	for (; pp->rx_nheld; pp->rx_nheld--) {
 		nk_rx_buf_free(pp, pp->rx_held[pp->rx_held_first].buf);
@@ -1704,6 +1742,7 @@ static void nk_dev_release_carriers(struct nk_dev *nd, bool resched,
 		mutex_lock(&pp->rx_lock);
 		spin_lock(&pp->tx_lock);
 		pp->nd = NULL;
+		WRITE_ONCE(pp->rx_hi, false);
 		spin_unlock(&pp->tx_lock);
 		mutex_unlock(&pp->rx_lock);
 		if (nk_carriers[pp->index] &&
@@ -1919,8 +1958,7 @@ static int nk_probe(struct virtio_device *vdev)
 	for (i = 0; i < nd->nset; i++) {
 		mutex_lock(&nd->pair[i]->rx_lock);
 		if (nd->pair[i]->rx_nheld)
-			queue_work_on(nd->pair[i]->cpu, nk_wq,
-				      &nd->pair[i]->rx_work);
+			nk_rx_queue(nd->pair[i]);
 		mutex_unlock(&nd->pair[i]->rx_lock);
 	}
 
@@ -2150,11 +2188,18 @@ int nk_transport_register(const struct nk_transport_ops *ops)
 	nk_wq = alloc_workqueue("%s", 0, 0, ops->name);
 	if (!nk_wq)
 		return -ENOMEM;
+	nk_hiwq = alloc_workqueue("%s_hi", WQ_HIGHPRI, 0, ops->name);
+	if (!nk_hiwq) {
+		destroy_workqueue(nk_wq);
+		return -ENOMEM;
+	}
 	nk_ops = ops;
 	nk_driver.driver.name = ops->name;
 	err = register_virtio_driver(&nk_driver);
-	if (err)
+	if (err) {
+		destroy_workqueue(nk_hiwq);
 		destroy_workqueue(nk_wq);
+	}
 	return err;
 }
 
@@ -2176,6 +2221,7 @@ void nk_transport_unregister(void)
 			put_device(&vdev->dev);
 	}
 	unregister_virtio_driver(&nk_driver);
+	destroy_workqueue(nk_hiwq);
 	destroy_workqueue(nk_wq);
 	nk_txcache_drain();
 }

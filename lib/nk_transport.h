@@ -192,6 +192,18 @@ void nk_dev_set_priv(struct nk_dev *nd, void *priv);
 void *nk_dev_priv(const struct nk_dev *nd);
 
 /**
+ * nk_dev_set_rx_hipri() - serve the eventqs on the high-priority pool
+ * @nd: the device, between ops->attach() and ops->detach() returning
+ * @on: true: the rx work of each pair runs on WQ_HIGHPRI kworkers from
+ *	the next time it is queued, which the CPU's normal kworkers yield
+ *	to; false: on the normal pool again (the default)
+ *
+ * For a module whose own works can keep a CPU's normal pool busy: while
+ * they do, a message waits in the eventq for them.  Any context.
+ */
+void nk_dev_set_rx_hipri(struct nk_dev *nd, bool on);
+
+/**
  * nk_txbuf_alloc() - allocate a message with @len bytes of payload
  * @len: payload bytes, at most nk_dev_max_payload()
  * @gfp: allocation flags
