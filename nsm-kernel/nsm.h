@@ -50,6 +50,7 @@ enum nsm_stat {
 	NSM_S_RCVBUF_CUTS,	/* a lighter stream's receive buffer made smaller */
 	NSM_S_SPARSE,		/* requests served in the sparse guests' lane */
 	NSM_S_LIGHT_ENDS,	/* a light guest's period of light use ended */
+	NSM_S_EVQ_HI_PERIODS,	/* periods with the eventq on nk_hiwq: eventq_hipri */
 	NSM_S_NR
 };
 
@@ -237,6 +238,7 @@ struct nsm_dev {
 	spinlock_t use_lock;
 	unsigned long use_start;
 	bool light;
+	bool evq_hi;		/* nk_dev_set_rx_hipri() on; under use_lock */
 
 	atomic_t nsocks;
 	atomic64_t stats[NSM_S_NR];

@@ -332,10 +332,14 @@
  *   and the other way round; a socket is on one ready list at a time, and
  *   its lock orders the works that look at it.  Replies without a socket
  *   (an unknown id, a closed socket's CLOSE) go through tx_work.  The
- *   transport's eventq work stays at normal priority: on the high-priority
- *   pool, even only while some guest is sparse, it took a flooded guest's
- *   p50 from about 4.7 to 1.7 times its alone figure, but cost a bulk
- *   guest beside a light one about 30% of its throughput (performance.rst).
+ *   transport's eventq work, which every guest's messages share in
+ *   order, runs at normal priority unless module parameter eventq_hipri
+ *   (default off) is set: then on the high-priority pool for each period
+ *   in which some guest is light (nk_dev_set_rx_hipri(); debugfs stats
+ *   eventq_hi_periods).  It takes a flooded light guest's p50 from about
+ *   5 to 1.5 times its alone figure, but costs a bulk guest beside a
+ *   light one about 40% of its throughput: every kick of the bulk guest's
+ *   SENDs preempts its own rq_work (performance.rst).
  *   Module parameter sparse_lanes (default on) turns the lanes off.
  *
  * - The device going away (ops->detach: remove, a lost session's restart,
@@ -353,8 +357,9 @@
  *                               whether the shard is shared (here); held
  *                               for a list operation, never with another
  *                               lock
- *   nsm_dev.use_lock (spin)     ends a period of the guests' use; only
- *                               tried (nsm_use_period()), never waited on
+ *   nsm_dev.use_lock (spin)     ends a period of the guests' use, and
+ *                               evq_hi; only tried (nsm_use_period()),
+ *                               never waited on
  *   nsm_shard.ev_period_lock (spin)  the event works' periods (nsm_sock.c)
  *   nsm_dev.opening (spin)      its xa_lock, inside the xarray calls only
  *   socket table (spin)         lib/nk_sockid.c's xa_lock, held only inside
@@ -421,6 +426,11 @@ module_param(sparse_lanes, bool, 0644);
 MODULE_PARM_DESC(sparse_lanes,
 		 "Serve the work of guests that use less than a quarter of their weight's share of a busy NSM on high-priority works (default on)");
 
+static bool eventq_hipri;
+module_param(eventq_hipri, bool, 0644);
+MODULE_PARM_DESC(eventq_hipri,
+		 "Serve the eventq on high-priority works while a guest is light, from the next period (default off)");
+
 static struct dentry *nsm_debugfs_root;
 
 /* Requests a shard serves before it requeues its work. */
@@ -469,6 +479,7 @@ static const char * const nsm_stat_names[NSM_S_NR] = {
 	[NSM_S_RCVBUF_CUTS]	= "rcvbuf_cuts",
 	[NSM_S_SPARSE]		= "sparse_requests",
 	[NSM_S_LIGHT_ENDS]	= "light_ends",
+	[NSM_S_EVQ_HI_PERIODS]	= "eventq_hi_periods",
 };
 
 static int nsm_stats_show(struct seq_file *m, void *v)
@@ -726,6 +737,13 @@ static void nsm_use_period(struct nsm_dev *nsm)
 		WRITE_ONCE(g->sparse, g->under == 2 && READ_ONCE(sparse_lanes));
 	}
 	WRITE_ONCE(nsm->light, light);
+	light &= READ_ONCE(eventq_hipri);
+	if (light != nsm->evq_hi) {
+		nsm->evq_hi = light;
+		nk_dev_set_rx_hipri(nsm->nd, light);
+	}
+	if (light)
+		nsm_count(nsm, NSM_S_EVQ_HI_PERIODS, 1);
 out:
 	spin_unlock(&nsm->use_lock);
 }

@@ -52,7 +52,10 @@
 #      small requests, vm1's requests (one at a time) are served in the
 #      NSM's high-priority lane ($sparse_min or more in debugfs guests,
 #      and $sparse_pct% of them or more) and vm2's are not (fewer than
-#      $sparse_min).
+#      $sparse_min); the eventq stays on the normal pool (debugfs stats
+#      eventq_hi_periods stays).  Then with nsm_kernel's eventq_hipri set:
+#      not moved by a burst with no light guest (9.'s), moved to the
+#      high-priority pool beside vm2's flood (eventq_hi_periods grows).
 #  12. connect/fill/close against a world server that never reads: the
 #      NSM keeps at most guest_max_draining closed sockets of vm1, resets
 #      the ones beyond (drain_aborts), and its memory stays bounded.
@@ -119,7 +122,7 @@ t_start=$SECONDS
 # points: "console clean" for nsm, vm1 and vm2, and the engine's stop.
 TEST_NAMES=(no_ipv6_wildcard reuseport_owners broadcast link_local max_socks
 	guest_limits weight_credit request_turns rq_slice rcvbuf_share sparse_lane
-	fill_close drain_timeout addr_not_on_nsm ss_kill tenant_netns)
+	eventq_hipri fill_close drain_timeout addr_not_on_nsm ss_kill tenant_netns)
 TEST_DESCS=(
 	"vm2 without IPv6: V6ONLY wildcard bind refused"
 	"SO_REUSEPORT: each guest's sockets have their own owner, not root"
@@ -132,6 +135,7 @@ TEST_DESCS=(
 	"rq_slice_us 100: vm1 still ahead; runs sliced beside a light guest only"
 	"beside vm2's (weight 3) download, vm1's receive buffer made smaller, then given back"
 	"beside vm2's flood, vm1's requests served in the sparse lane, the flood's not"
+	"eventq_hipri: the eventq on high-priority works beside a light guest only"
 	"connect/fill/close: at most $max_draining draining, the rest reset, memory bounded"
 	"draining sockets reset after drain_timeout"
 	"vm2's address not on the NSM: bind and connect refused"
@@ -403,20 +407,32 @@ test_request_turns() {
 # NSM was stopped), so the run goes on; the order stays.  Then beside
 # vm2's flood vm1 is light, and runs of the flood's requests end after
 # 100 us (rq_slices counts them).
+# burst_flood PARAM VALUE STAT N: with nsm_kernel's PARAM at VALUE (0
+# after), the burst of 8. on turns_port + N, then vm2's flood on
+# sparse_port + N; debugfs stats STAT before, after the burst and after
+# the flood in burst_s0, burst_s1, burst_s2.
+burst_s0=
+burst_s1=
+burst_s2=
+burst_flood() {
+	local rc=0
+	topo_nsm_param "$1" "$2" || { ktap_diag "$1 not set"; return 1; }
+	burst_s0=$(topo_nsm_stat "$3")
+	turns_order $((turns_port + $4)) || rc=1
+	burst_s1=$(topo_nsm_stat "$3")
+	flood_rr $((sparse_port + $4)) || rc=1
+	burst_s2=$(topo_nsm_stat "$3")
+	topo_nsm_param "$1" 0 || { ktap_diag "$1 not set back to 0"; rc=1; }
+	ktap_diag "$3 $burst_s0 -> $burst_s1 (burst) -> $burst_s2 (flood)" "vm1: $flood_vm1"
+	return "$rc"
+}
 test_rq_slice() {
-	local s0 s1 s2 rc=0
-	topo_nsm_param rq_slice_us 100 || { ktap_diag "rq_slice_us not set"; return 1; }
-	s0=$(topo_nsm_stat rq_slices)
-	turns_order $((turns_port + 1)) || rc=1
-	s1=$(topo_nsm_stat rq_slices)
+	local rc=0
+	burst_flood rq_slice_us 100 rq_slices 1 || rc=1
 	turns_vm1_early || rc=1
-	flood_rr $((sparse_port + 1)) || rc=1
-	s2=$(topo_nsm_stat rq_slices)
-	topo_nsm_param rq_slice_us 0 || { ktap_diag "rq_slice_us not set back to 0"; rc=1; }
-	ktap_diag "rq_slices $s0 -> $s1 (burst) -> $s2 (flood)" "vm1: $flood_vm1"
-	((s0 >= 0 && s1 == s0)) ||
+	((burst_s0 >= 0 && burst_s1 == burst_s0)) ||
 		{ ktap_diag "rq_work's run was sliced with no light guest"; rc=1; }
-	((s2 > s1)) || { ktap_diag "no run of the flood's requests was sliced"; rc=1; }
+	((burst_s2 > burst_s1)) || { ktap_diag "no run of the flood's requests was sliced"; rc=1; }
 	return "$rc"
 }
 
@@ -502,9 +518,10 @@ tail -n 1 /tmp/flood.log" 2>&1) || true
 	return "$rc"
 }
 test_sparse_lane() {
-	local id1 id2 a1 a2 b1 b2 n1 e0 e1 rc=0
+	local id1 id2 a1 a2 b1 b2 n1 e0 e1 h0 h1 rc=0
 	read -r id1 id2 < <(tenant_ids)
 	e0=$(topo_nsm_stat light_ends)
+	h0=$(topo_nsm_stat eventq_hi_periods)
 	a1=$(guest_sparse_reqs "$id1")
 	a2=$(guest_sparse_reqs "$id2")
 	flood_rr "$sparse_port" || rc=1
@@ -512,9 +529,10 @@ test_sparse_lane() {
 	b2=$(guest_sparse_reqs "$id2")
 	n1=$(sed -n 's/.* \([0-9][0-9]*\) transactions,.*/\1/p' <<<"$flood_vm1")
 	e1=$(topo_nsm_stat light_ends)
+	h1=$(topo_nsm_stat eventq_hi_periods)
 	ktap_diag "vm1: $flood_vm1" "vm2: $flood_vm2" \
 		"in the sparse lane: vm1 $((b1 - a1)) of ${n1:-?} requests, vm2 $((b2 - a2))" \
-		"light_ends $e0 -> $e1"
+		"light_ends $e0 -> $e1, eventq_hi_periods $h0 -> $h1"
 	((a1 >= 0 && b1 - a1 >= sparse_min)) ||
 		{ ktap_diag "vm1's requests were not served in the sparse lane"; rc=1; }
 	# Once in the lane, vm1 stays: its work's time includes the flood's
@@ -523,6 +541,21 @@ test_sparse_lane() {
 		{ ktap_diag "vm1's requests left the sparse lane (under $sparse_pct%)"; rc=1; }
 	((a2 >= 0 && b2 - a2 < sparse_min)) ||
 		{ ktap_diag "vm2's flood took the sparse lane"; rc=1; }
+	((h0 >= 0 && h1 == h0)) ||
+		{ ktap_diag "the eventq left the normal pool with eventq_hipri off"; rc=1; }
+	return "$rc"
+}
+
+# eventq_hipri set: the burst of 9. (no guest light before it) leaves the
+# transport's eventq work on the normal pool; beside vm2's flood, where
+# vm1 is light, it goes to the high-priority pool for each period.
+test_eventq_hipri() {
+	local rc=0
+	burst_flood eventq_hipri 1 eventq_hi_periods 2 || rc=1
+	((burst_s0 >= 0 && burst_s1 == burst_s0)) ||
+		{ ktap_diag "the eventq went to the high-priority pool with no light guest"; rc=1; }
+	((burst_s2 > burst_s1)) ||
+		{ ktap_diag "beside the flood, the eventq stayed on the normal pool"; rc=1; }
 	return "$rc"
 }
 

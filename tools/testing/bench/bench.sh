@@ -54,7 +54,9 @@
 #     pipelined requests (p50, p99).  Then guest to world at 1:3 and the
 #     flood again with nsm_kernel's rq_slice_us at 100 (off by default:
 #     hostengine.rst "Sharing an NSM"), share_tx_rqslice_w3 and
-#     flood_rr_64_rqslice, so that the trade it makes is in every run.
+#     flood_rr_64_rqslice, so that the trade it makes is in every run;
+#     and the flood with nsm_kernel's eventq_hipri set (off by default,
+#     the same section), flood_rr_64_evqhi.
 #
 # Every lab measurement runs A (netkernel) then B (baseline), repeated
 # --reps times, so that ratios come from neighbouring runs.  Each
@@ -473,10 +475,24 @@ rq_slice() {
 	topo_nsm_param rq_slice_us 0 || ktap_diag "the NSM's rq_slice_us was not set back to 0"
 }
 
+# eventq_hipri REP: the flood with the NSM's eventq_hipri set, then off.
+eventq_hipri() {
+	local rep=$1
+	if ! topo_nsm_param eventq_hipri 1; then
+		ktap_ok 1 "flood_rr_64_evqhi alone rep $rep (not set up)"
+		ktap_ok 1 "flood_rr_64_evqhi flooded rep $rep (not set up)"
+		ktap_ok 1 "flood_rr_64_evqhi vm2's flood rep $rep (not set up)"
+	else
+		flood "$rep" flood_rr_64_evqhi
+	fi
+	topo_nsm_param eventq_hipri 0 || ktap_diag "the NSM's eventq_hipri was not set back to 0"
+}
+
 for ((rep = 1; rep <= reps; rep++)); do
 	share "$rep"
 	flood "$rep"
 	rq_slice "$rep"
+	eventq_hipri "$rep"
 done
 
 servers stop "${lo_servers[@]}"
