@@ -238,7 +238,6 @@ struct nsm_dev {
 	spinlock_t use_lock;
 	unsigned long use_start;
 	bool light;
-	bool evq_hi;		/* nk_dev_set_rx_hipri() on; under use_lock */
 
 	atomic_t nsocks;
 	atomic64_t stats[NSM_S_NR];

@@ -357,9 +357,8 @@
  *                               whether the shard is shared (here); held
  *                               for a list operation, never with another
  *                               lock
- *   nsm_dev.use_lock (spin)     ends a period of the guests' use, and
- *                               evq_hi; only tried (nsm_use_period()),
- *                               never waited on
+ *   nsm_dev.use_lock (spin)     ends a period of the guests' use; only
+ *                               tried (nsm_use_period()), never waited on
  *   nsm_shard.ev_period_lock (spin)  the event works' periods (nsm_sock.c)
  *   nsm_dev.opening (spin)      its xa_lock, inside the xarray calls only
  *   socket table (spin)         lib/nk_sockid.c's xa_lock, held only inside
@@ -706,7 +705,7 @@ static void nsm_use_period(struct nsm_dev *nsm)
 	unsigned long id;
 	u64 total = 0, len;
 	u32 wsum = 0;
-	bool busy, light = false;
+	bool busy, evq_hi, light = false;
 
 	if (time_before(now, READ_ONCE(nsm->use_start) + NSM_SHARED_TIME) ||
 	    !spin_trylock(&nsm->use_lock))
@@ -737,12 +736,9 @@ static void nsm_use_period(struct nsm_dev *nsm)
 		WRITE_ONCE(g->sparse, g->under == 2 && READ_ONCE(sparse_lanes));
 	}
 	WRITE_ONCE(nsm->light, light);
-	light &= READ_ONCE(eventq_hipri);
-	if (light != nsm->evq_hi) {
-		nsm->evq_hi = light;
-		nk_dev_set_rx_hipri(nsm->nd, light);
-	}
-	if (light)
+	evq_hi = light && READ_ONCE(eventq_hipri);
+	nk_dev_set_rx_hipri(nsm->nd, evq_hi);
+	if (evq_hi)
 		nsm_count(nsm, NSM_S_EVQ_HI_PERIODS, 1);
 out:
 	spin_unlock(&nsm->use_lock);

@@ -407,25 +407,6 @@ test_request_turns() {
 # NSM was stopped), so the run goes on; the order stays.  Then beside
 # vm2's flood vm1 is light, and runs of the flood's requests end after
 # 100 us (rq_slices counts them).
-# burst_flood PARAM VALUE STAT N: with nsm_kernel's PARAM at VALUE (0
-# after), the burst of 8. on turns_port + N, then vm2's flood on
-# sparse_port + N; debugfs stats STAT before, after the burst and after
-# the flood in burst_s0, burst_s1, burst_s2.
-burst_s0=
-burst_s1=
-burst_s2=
-burst_flood() {
-	local rc=0
-	topo_nsm_param "$1" "$2" || { ktap_diag "$1 not set"; return 1; }
-	burst_s0=$(topo_nsm_stat "$3")
-	turns_order $((turns_port + $4)) || rc=1
-	burst_s1=$(topo_nsm_stat "$3")
-	flood_rr $((sparse_port + $4)) || rc=1
-	burst_s2=$(topo_nsm_stat "$3")
-	topo_nsm_param "$1" 0 || { ktap_diag "$1 not set back to 0"; rc=1; }
-	ktap_diag "$3 $burst_s0 -> $burst_s1 (burst) -> $burst_s2 (flood)" "vm1: $flood_vm1"
-	return "$rc"
-}
 test_rq_slice() {
 	local rc=0
 	burst_flood rq_slice_us 100 rq_slices 1 || rc=1
@@ -515,6 +496,25 @@ flood_rr() {
 	flood_vm2=$(lab_vm_exec vm2 30 ". /lib/nk-lab.sh; nk_wait_for /tmp/flood.log transactions 20
 tail -n 1 /tmp/flood.log" 2>&1) || true
 	lab_stop_pid "$srv" 5 >/dev/null 2>&1 || true
+	return "$rc"
+}
+# burst_flood PARAM VALUE STAT N: with nsm_kernel's PARAM at VALUE (0
+# after), the burst of 8. on turns_port + N, then vm2's flood on
+# sparse_port + N; debugfs stats STAT before, after the burst and after
+# the flood in burst_s0, burst_s1, burst_s2.
+burst_s0=
+burst_s1=
+burst_s2=
+burst_flood() {
+	local rc=0
+	topo_nsm_param "$1" "$2" || { ktap_diag "$1 not set"; return 1; }
+	burst_s0=$(topo_nsm_stat "$3")
+	turns_order $((turns_port + $4)) || rc=1
+	burst_s1=$(topo_nsm_stat "$3")
+	flood_rr $((sparse_port + $4)) || rc=1
+	burst_s2=$(topo_nsm_stat "$3")
+	topo_nsm_param "$1" 0 || { ktap_diag "$1 not set back to 0"; rc=1; }
+	ktap_diag "$3 $burst_s0 -> $burst_s1 (burst) -> $burst_s2 (flood)" "vm1: $flood_vm1"
 	return "$rc"
 }
 test_sparse_lane() {
