@@ -28,7 +28,8 @@
 # ktap_subtest NAME OUT  OUT (a child's KTAP) indented as NAME's subtest;
 #                        returns 1 when it has a failed point or no passing one
 # ktap_fail_rest REASON  every point left fails
-# ktap_end               the totals, then exit (1 when a point failed)
+# ktap_end               the totals, then exit (1 when a point failed or
+#                        the points run were not the plan's)
 
 ktap_begin() {	# N
 	KTAP_PLAN=$1
@@ -59,6 +60,10 @@ ktap_fail_rest() {	# REASON
 }
 
 ktap_end() {
+	if ((KTAP_NUM != KTAP_PLAN)); then
+		ktap_diag "$KTAP_NUM points ran, the plan said $KTAP_PLAN"
+		exit 1
+	fi
 	if ((KTAP_FAILED)); then
 		ktap_diag "$KTAP_FAILED of $KTAP_PLAN failed"
 		exit 1

@@ -181,11 +181,14 @@ g2g_port=5203
 # every VM but the NSM; the NSM's console and the engine's exit together.
 # --sharing: the sharing rows; the report; vm1's and vm2's consoles; the
 # NSM's and the engine's.
+# Sharing, per repetition: the share rows, then flood(), rq_slice() and
+# eventq_hipri() with 3, 4 and 3 points.
+sharing_points=$((${#shares[@]} * ${#share_weights[@]} + 3 + 4 + 3))
 if [[ -n $sharing ]]; then
-	ktap_begin $((reps * (${#shares[@]} * ${#share_weights[@]} + 3 + 4) + 1 + nvms + 1))
+	ktap_begin $((reps * sharing_points + 1 + nvms + 1))
 else
 	ktap_begin $((1 + reps * ((${#tests[@]} + ${#lo_tests[@]} + ${#mux[@]} +
-		${#limit_tests[@]}) * 2 + ${#g2g_tests[@]} * 3 + ${#shares[@]} * ${#share_weights[@]} + 3 + 4) +
+		${#limit_tests[@]}) * 2 + ${#g2g_tests[@]} * 3 + sharing_points) +
 		1 + reps * ${#mux[@]} * 2 + 1 + 2 * nvms + 1))
 fi
 
