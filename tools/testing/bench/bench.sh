@@ -56,7 +56,12 @@
 #     hostengine.rst "Sharing an NSM"), share_tx_rqslice_w3 and
 #     flood_rr_64_rqslice, so that the trade it makes is in every run;
 #     and the flood with nsm_kernel's eventq_hipri set (off by default,
-#     the same section), flood_rr_64_evqhi.
+#     the same section), flood_rr_64_evqhi.  Last, vm1's rr_64 alone and
+#     while vm2 and the NSM each run a CPU-bound loop (yes) and send
+#     nothing, flood_rr_64_busy (path "busy"): the flood's load on the
+#     VMs' vCPUs without its traffic, so what the host's cores alone do
+#     to vm1's latency is in every run (performance.rst, "A flood's
+#     load without its traffic").
 #
 # Every lab measurement runs A (netkernel) then B (baseline), repeated
 # --reps times, so that ratios come from neighbouring runs.  Each
@@ -181,9 +186,9 @@ g2g_port=5203
 # every VM but the NSM; the NSM's console and the engine's exit together.
 # --sharing: the sharing rows; the report; vm1's and vm2's consoles; the
 # NSM's and the engine's.
-# Sharing, per repetition: the share rows, then flood(), rq_slice() and
-# eventq_hipri() with 3, 4 and 3 points.
-sharing_points=$((${#shares[@]} * ${#share_weights[@]} + 3 + 4 + 3))
+# Sharing, per repetition: the share rows, then flood(), rq_slice(),
+# eventq_hipri() and busy() with 3, 4, 3 and 3 points.
+sharing_points=$((${#shares[@]} * ${#share_weights[@]} + 3 + 4 + 3 + 3))
 if [[ -n $sharing ]]; then
 	ktap_begin $((reps * sharing_points + 1 + nvms + 1))
 else
@@ -491,11 +496,40 @@ eventq_hipri() {
 	topo_nsm_param eventq_hipri 0 || ktap_diag "the NSM's eventq_hipri was not set back to 0"
 }
 
+# busy REP: vm1's rr_64 alone, then while vm2 and the NSM each keep their
+# vCPU busy with a loop of their own, no socket at all (each loop must
+# run until its timeout ends it: busybox timeout's 143).
+busy() {
+	local rep=$1 vm pid status=0
+	local -a loops=()
+	measure flood_rr_64_busy alone "$rep" "-m rr -s 64" vm1
+	for vm in vm2 "$TOPO_NSM"; do
+		lab_vm_exec "$vm" $((secs + 64)) \
+			"timeout $((secs + 4)) yes >/dev/null; echo \"loop \$?\"" \
+			>"$out/logs/busy.$rep.$vm.log" 2>&1 &
+		loops+=($!)
+	done
+	sleep 2
+	measure flood_rr_64_busy busy "$rep" "-m rr -s 64" vm1
+	for pid in "${loops[@]}"; do
+		wait "$pid" || status=$?
+	done
+	for vm in vm2 "$TOPO_NSM"; do
+		if [[ $(tail -n 1 "$out/logs/busy.$rep.$vm.log") != "loop 143" ]]; then
+			ktap_diag "$vm's loop did not run its $((secs + 4)) s:"
+			sed "s/^/#   $vm: /" "$out/logs/busy.$rep.$vm.log"
+			status=1
+		fi
+	done
+	ktap_ok "$status" "flood_rr_64_busy loops in vm2 and $TOPO_NSM rep $rep"
+}
+
 for ((rep = 1; rep <= reps; rep++)); do
 	share "$rep"
 	flood "$rep"
 	rq_slice "$rep"
 	eventq_hipri "$rep"
+	busy "$rep"
 done
 
 servers stop "${lo_servers[@]}"
