@@ -56,12 +56,16 @@
 #     hostengine.rst "Sharing an NSM"), share_tx_rqslice_w3 and
 #     flood_rr_64_rqslice, so that the trade it makes is in every run;
 #     and the flood with nsm_kernel's eventq_hipri set (off by default,
-#     the same section), flood_rr_64_evqhi.  Last, vm1's rr_64 alone and
+#     the same section), flood_rr_64_evqhi.  Then vm1's rr_64 alone and
 #     while vm2 and the NSM each run a CPU-bound loop (yes) and send
 #     nothing, flood_rr_64_busy (path "busy"): the flood's load on the
 #     VMs' vCPUs without its traffic, so what the host's cores alone do
 #     to vm1's latency is in every run (performance.rst, "A flood's
-#     load without its traffic").
+#     load without its traffic").  Last, vm1's rr_64 and vm2 streaming to
+#     the world on 4 connections at once, with eventq_hipri off, then on
+#     (beside_stream_rr_64, paths default and evqhi): the trade that
+#     parameter makes, the light guest's latency against the bulk one's
+#     throughput.
 #
 # Every lab measurement runs A (netkernel) then B (baseline), repeated
 # --reps times, so that ratios come from neighbouring runs.  Each
@@ -163,6 +167,7 @@ shares=(
 )
 share_weights=(1 3)
 flood_args="-m rr -s 64 -P 8 -D 32"	# within vm2_max_socks
+beside_args="-m stream -P 4"		# vm2's bulk beside vm1's rr_64
 rq_slice_us=100		# nsm_kernel's rq_slice_us for the *_rqslice rows
 # Client and server in one guest, over 127.0.0.1.
 lo_tests=(
@@ -187,8 +192,8 @@ g2g_port=5203
 # --sharing: the sharing rows; the report; vm1's and vm2's consoles; the
 # NSM's and the engine's.
 # Sharing, per repetition: the share rows, then flood(), rq_slice(),
-# eventq_hipri() and busy() with 3, 4, 3 and 3 points.
-sharing_points=$((${#shares[@]} * ${#share_weights[@]} + 3 + 4 + 3 + 3))
+# eventq_hipri(), busy() and beside_stream() with 3, 4, 3, 3 and 2 points.
+sharing_points=$((${#shares[@]} * ${#share_weights[@]} + 3 + 4 + 3 + 3 + 2))
 if [[ -n $sharing ]]; then
 	ktap_begin $((reps * sharing_points + 1 + nvms + 1))
 else
@@ -255,9 +260,11 @@ path_pids() {
 
 # measure TEST PATH REP "NKPERF-ARGS" VM...: nkperf client in every VM at
 # once against the world's server (or, with srv=ADDRESS and srv_port=N
-# set, against a server in the VM itself or in VM srv_vm); one JSON record
+# set, against a server in the VM itself or in VM srv_vm; a VM named in
+# vm_nkargs runs with its arguments there instead); one JSON record
 # in records.jsonl (with the NSM's vCPUs at the time) and one test point
 # (with nsm_check=1 set, failed when the NSM was sent no payload meanwhile).
+declare -A vm_nkargs=()
 measure() {
 	local test=$1 path=$2 rep=$3 nkargs=$4 vm c0 c1 t0 t1 status=0 name
 	local target=${srv:-$TOPO_WORLD_IP} tport=${srv_port:-$port} pid nsm0=0
@@ -270,7 +277,7 @@ measure() {
 	t0=$(date +%s.%N)
 	for vm in "$@"; do
 		lab_vm_exec "$vm" $((secs + 60)) \
-			"$guest_nkperf client -c $target -p $tport -t $secs $nkargs --json" \
+			"$guest_nkperf client -c $target -p $tport -t $secs ${vm_nkargs[$vm]:-$nkargs} --json" \
 			>"$out/logs/$test.$path.$rep.$vm.json" 2>&1 &
 		clients+=($!)
 	done
@@ -524,12 +531,28 @@ busy() {
 	ktap_ok "$status" "flood_rr_64_busy loops in vm2 and $TOPO_NSM rep $rep"
 }
 
+# beside_stream REP: vm1's rr_64 and vm2's streams at once, with the NSM's
+# eventq_hipri off (path default), then on (evqhi), then off again.
+beside_stream() {
+	local rep=$1
+	vm_nkargs[vm2]=$beside_args
+	measure beside_stream_rr_64 default "$rep" "-m rr -s 64" vm1 vm2
+	if ! topo_nsm_param eventq_hipri 1; then
+		ktap_ok 1 "beside_stream_rr_64 evqhi rep $rep (not set up)"
+	else
+		measure beside_stream_rr_64 evqhi "$rep" "-m rr -s 64" vm1 vm2
+	fi
+	unset 'vm_nkargs[vm2]'
+	topo_nsm_param eventq_hipri 0 || ktap_diag "the NSM's eventq_hipri was not set back to 0"
+}
+
 for ((rep = 1; rep <= reps; rep++)); do
 	share "$rep"
 	flood "$rep"
 	rq_slice "$rep"
 	eventq_hipri "$rep"
 	busy "$rep"
+	beside_stream "$rep"
 done
 
 servers stop "${lo_servers[@]}"

@@ -23,7 +23,9 @@ apart, is vm2_at_limit / alone.  Guests sharing one NSM (share_*,
 flood_*) have a table of their own: the throughput ratio of two guests
 against the ratio of their weights, and a request-response guest flooded
 (path "flooded", or "busy": beside loops that only keep vCPUs busy)
-against alone.  Guest to guest (g2g_*): vm1 against a server in vm2,
+against alone; beside_* has vm1's request-response and vm2's streams at
+once, with the NSM's eventq_hipri off (path "default") and on ("evqhi"),
+compared in a table of their own.  Guest to guest (g2g_*): vm1 against a server in vm2,
 locally switched by the engine (path "netkernel"), the baseline guest
 against a server in the second baseline guest over the bridge (path
 "baseline"), and vm1 against the same server in vm2 with local switching
@@ -77,6 +79,12 @@ STREAM_METRICS = (
     ("throughput", "Gbit/s", +1, _gbit_s),
     ("host_cpu_per_gb", "CPU s/GB", -1, _cpu_per_gb),
 )
+# vm1's request-response, then vm2's bulk, in one record.
+BESIDE_METRICS = (
+    ("vm1 p50", "us", -1, lambda r: r["results"][0]["p50_us"]),
+    ("vm1 p99", "us", -1, lambda r: r["results"][0]["p99_us"]),
+    ("vm2 throughput", "Gbit/s", +1, lambda r: r["results"][1]["gbps"]),
+)
 RR_METRICS = (
     ("p50", "us", -1, lambda r: statistics.median(x["p50_us"] for x in r["results"])),
     ("p99", "us", -1, lambda r: statistics.median(x["p99_us"] for x in r["results"])),
@@ -87,6 +95,7 @@ METRICS = {
     "mux": STREAM_METRICS,
     "share": STREAM_METRICS,
     "flood": RR_METRICS,
+    "beside": BESIDE_METRICS,
     "rr": RR_METRICS,
     "prr": RR_METRICS,
     "crr": (
@@ -223,11 +232,12 @@ def bulk_rows(lab):
 
 
 def sharing_results(records):
-    """Rows of the sharing table: share_NAME_wW (vm1 weight 1, vm2 weight
-    W) and flood_TEST (paths alone and flooded, or alone and busy)."""
+    """Rows of the sharing tables: share_NAME_wW (vm1 weight 1, vm2 weight
+    W), flood_TEST (paths alone and flooded, or alone and busy) and
+    beside_TEST (paths default and evqhi)."""
     by = {}
     for rec in records:
-        if kind(rec["test"]) in ("share", "flood"):
+        if kind(rec["test"]) in ("share", "flood", "beside"):
             by.setdefault(rec["test"], {}).setdefault(rec["path"], {})[rec["rep"]] = rec
     out = []
     for test, paths in by.items():
@@ -239,6 +249,15 @@ def sharing_results(records):
                         "first": summary([g[0] for g in gbps]),
                         "second": summary([g[1] for g in gbps]),
                         "ratio": summary([g[1] / g[0] / weight for g in gbps])})
+            continue
+        if kind(test) == "beside":
+            reps = sorted(set(paths.get("default", ())) & set(paths.get("evqhi", ())))
+            for name, unit, _, fn in BESIDE_METRICS if reps else ():
+                off = [fn(paths["default"][k]) for k in reps]
+                on = [fn(paths["evqhi"][k]) for k in reps]
+                out.append({"test": test, "metric": name, "unit": unit,
+                            "first": summary(off), "second": summary(on),
+                            "ratio": summary([b / a for a, b in zip(off, on)])})
             continue
         beside = paths.get("flooded", paths.get("busy", {}))
         reps = sorted(set(paths.get("alone", ())) & set(beside))
@@ -320,6 +339,10 @@ def table(engine, lab, iso=(), sharing=(), g2g=(), smp=()):
             "(flood_rr_64_busy: while vm2 and the NSM only keep their vCPUs busy)",
             ("alone", "flooded", "flooded / alone"),
             [r for r in sharing if kind(r["test"]) == "flood"], "first", "second")
+    section("vm1's request-response and vm2's streams at once, the NSM's eventq_hipri "
+            "off and on",
+            ("eventq_hipri=0", "eventq_hipri=1", "on / off"),
+            [r for r in sharing if kind(r["test"]) == "beside"], "first", "second")
     if smp:
         vcpus = smp[0]["nsm_vcpus"]
         section("multiplexing, NetKernel path: NSM of %s vCPUs (mux_smp*_N) / of %s (mux_N), "
