@@ -25,13 +25,13 @@ against the ratio of their weights, and a request-response guest flooded
 (path "flooded", or "busy": beside loops that only keep vCPUs busy)
 against alone; beside_* has vm1's request-response and vm2's streams at
 once, with the NSM's eventq_hipri off (path "default") and on ("evqhi"),
-compared in a table of their own.  Guest to guest (g2g_*): vm1 against a server in vm2,
-locally switched by the engine (path "netkernel"), the baseline guest
-against a server in the second baseline guest over the bridge (path
-"baseline"), and vm1 against the same server in vm2 with local switching
-off for vm1, through the NSM (path "nsm": hostengine.rst "Guests through
-their NSM"), the last with a table of its own: switched / through the
-NSM, for the same pair.  Bulk TCP (stream_*, mux_*, g2g_stream_*)
+compared in a table of their own.  Guest to guest (g2g_*): vm1 against a
+server in vm2, locally switched by the engine (path "netkernel"), the
+baseline guest against a server in the second baseline guest over the
+bridge (path "baseline"), and vm1 against the same server in vm2 with
+local switching off for vm1, through the NSM (path "nsm": hostengine.rst
+"Guests through their NSM"), the last with a table of its own: switched
+/ through the NSM, for the same pair.  Bulk TCP (stream_*, mux_*, g2g_stream_*)
 has a table of its own too: throughput beside host CPU per GB, both paths
 and their ratios, medians.  Multiplexing through an NSM of 2 vCPUs
 (mux_smp2_N) is compared with mux_N's NetKernel path in a last table
@@ -259,15 +259,15 @@ def sharing_results(records):
                             "first": summary(off), "second": summary(on),
                             "ratio": summary([b / a for a, b in zip(off, on)])})
             continue
-        beside = paths.get("flooded", paths.get("busy", {}))
-        reps = sorted(set(paths.get("alone", ())) & set(beside))
+        loaded = paths.get("flooded", paths.get("busy", {}))
+        reps = sorted(set(paths.get("alone", ())) & set(loaded))
         if not reps:
             continue
         for name, unit, _, fn in RR_METRICS[:2]:
             out.append({"test": test, "metric": name, "unit": unit,
                         "first": summary([fn(paths["alone"][k]) for k in reps]),
-                        "second": summary([fn(beside[k]) for k in reps]),
-                        "ratio": summary([fn(beside[k]) / fn(paths["alone"][k])
+                        "second": summary([fn(loaded[k]) for k in reps]),
+                        "ratio": summary([fn(loaded[k]) / fn(paths["alone"][k])
                                           for k in reps])})
     return out
 
